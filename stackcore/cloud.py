@@ -1,0 +1,157 @@
+"""``stackcore.Cloud``: the one object a caller needs.
+
+``Cloud()`` with no arguments is the embedded default: SQLite in a private temporary directory,
+in-process RPC, the scheduler and one compute service per configured host (fake hypervisor)
+running in this process. With a config file it can point at PostgreSQL and RabbitMQ and run
+only some services (or none: an API-only client of services running elsewhere).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from oslo_config import cfg
+
+from stackcore import conf as sc_conf
+from stackcore import exception, rpc
+from stackcore.compute import driver as compute_driver
+from stackcore.compute.api import ComputeAPI
+from stackcore.db import api as db_api
+from stackcore.plugins import loader
+from stackcore.service import Service
+
+LOG = logging.getLogger(__name__)
+
+ALL_SERVICES = ("scheduler", "compute")
+
+
+class Cloud:
+    """A stackcore cloud: configuration, database, RPC, services and the family APIs.
+
+    :param config_file: an oslo.config file (or several); absent means the embedded default.
+    :param fake_hosts: shortcut for the embedded default: run this many fake compute hosts
+        (``compute-1`` ... ``compute-N``).
+    :param overrides: ``{group: {option: value}}`` applied over the files.
+    :param services: which services this process runs (``scheduler``, ``compute``); ``()`` for
+        an API-only client.
+    """
+
+    def __init__(
+        self,
+        config_file: str | Sequence[str] | None = None,
+        *,
+        fake_hosts: int | None = None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        services: Sequence[str] = ALL_SERVICES,
+    ) -> None:
+        files = [config_file] if isinstance(config_file, str) else list(config_file or [])
+        for path in files:
+            if not os.path.isfile(path):
+                raise exception.ConfigError(f"config file {path!r} does not exist")
+        unknown = sorted(set(services) - set(ALL_SERVICES))
+        if unknown:
+            raise exception.ConfigError(
+                f"unknown service(s) {', '.join(unknown)} (known: {', '.join(ALL_SERVICES)})"
+            )
+        self.conf: cfg.ConfigOpts = sc_conf.load(files, overrides)
+        if fake_hosts is not None:
+            if isinstance(fake_hosts, bool) or not isinstance(fake_hosts, int) or fake_hosts < 0:
+                raise exception.Invalid("fake_hosts", "must be an integer >= 0", fake_hosts)
+            sc_conf.set_override(self.conf, "compute", "hosts",
+                                 [f"compute-{i + 1}" for i in range(fake_hosts)])
+        self._services: list[Service] = []
+        self._own_state_dir: str | None = None
+        self._closed = False
+        try:
+            self._start(services)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, services: Sequence[str]) -> None:
+        conf = self.conf
+        if not conf.state_path:
+            self._own_state_dir = tempfile.mkdtemp(prefix="stackcore-")
+            sc_conf.set_override(conf, "DEFAULT", "state_path", self._own_state_dir)
+        os.makedirs(conf.state_path, exist_ok=True)
+
+        # Load every plugin before anything starts, so a bad one fails start-up, and register
+        # its options so that validate_all checks them too.
+        self._compute_driver: loader.Plugin | None = None
+        if "compute" in services and conf.compute.hosts:
+            self._compute_driver = loader.load_one(
+                compute_driver.NAMESPACE, conf.compute.driver, compute_driver.CONTRACT
+            )
+            sc_conf.register(conf, self._compute_driver.cls.list_opts())
+        sc_conf.validate_all(conf)
+
+        url = conf.database.connection or f"sqlite:///{conf.state_path}/stackcore.sqlite"
+        self.db = db_api.Database(url)
+        if conf.database.auto_migrate:
+            self.db.upgrade()
+        self.transport = rpc.get_transport(conf)
+        self.compute = ComputeAPI(conf, self.db, self.transport)
+
+        if "scheduler" in services:
+            from stackcore.scheduler.manager import SchedulerManager
+
+            self._run(SchedulerManager(conf, self.db), "stackcore-scheduler", conf.host)
+        if self._compute_driver is not None:
+            from stackcore.compute.manager import BINARY, ComputeManager
+
+            for host in conf.compute.hosts:
+                driver = self._compute_driver.cls(conf, host)
+                manager = ComputeManager(conf, self.db, host, driver, conf.compute.driver)
+                self._run(manager, BINARY, host, conf.compute.availability_zone)
+
+    def _run(self, manager: Any, binary: str, host: str, zone: str = "nova") -> Service:
+        service = Service(self.conf, self.db, self.transport, manager, binary=binary, host=host,
+                          availability_zone=zone)
+        service.start()
+        self._services.append(service)
+        return service
+
+    @property
+    def services(self) -> list[Service]:
+        """The services running in this process."""
+        return list(self._services)
+
+    def tick(self) -> None:
+        """Run one round of every local service's periodic work now (stats, heartbeats)."""
+        for service in self._services:
+            service.tick()
+
+    def close(self) -> None:
+        """Stop the services, close RPC and the database, remove a private state directory."""
+        if self._closed:
+            return
+        self._closed = True
+        for service in reversed(self._services):
+            try:
+                service.stop()
+            except Exception:
+                LOG.exception("stopping %s failed", service.binary)
+        self._services.clear()
+        if getattr(self, "transport", None) is not None:
+            self.transport.close()
+        if getattr(self, "db", None) is not None:
+            self.db.dispose()
+        if self._own_state_dir:
+            shutil.rmtree(self._own_state_dir, ignore_errors=True)
+
+    def __enter__(self) -> Cloud:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

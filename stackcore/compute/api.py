@@ -1,0 +1,489 @@
+"""The compute API callers use: ``cloud.compute``.
+
+Validates every argument before anything is written, records intent in the database, asks the
+scheduler for a host (which claims it) and hands the work to that host's compute manager over
+RPC. Returns plain frozen dataclasses, never database rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from stackcore import exception, validate
+from stackcore.compute.rpcapi import ComputeRPCAPI, SchedulerRPCAPI
+from stackcore.compute.states import TaskState, VmState
+from stackcore.db import api as db_api
+from stackcore.db import models
+from stackcore.scheduler import claims
+
+DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "iso")
+ARCHITECTURES = ("x86_64", "i686", "aarch64", "armv7l", "ppc64le", "s390x", "riscv64")
+VM_MODES = ("hvm", "xen", "uml", "exe")
+_QCOW2_MAGIC = b"QFI\xfb"
+
+
+@dataclasses.dataclass(frozen=True)
+class Flavor:
+    id: str
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    extra_specs: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Image:
+    id: str
+    name: str
+    path: str
+    disk_format: str
+    size_bytes: int
+    properties: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    exc_class: str
+    message: str
+    step: str
+    host: str | None
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    id: str
+    name: str
+    status: str  # the vm_state, upper case: BUILDING, ACTIVE, STOPPED, ERROR, DELETED...
+    task_state: str | None
+    power_state: int
+    host: str | None
+    flavor: Flavor
+    image_id: str
+    availability_zone: str | None
+    metadata: Mapping[str, str]
+    created_at: datetime.datetime
+    launched_at: datetime.datetime | None
+    fault: Fault | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    host: str
+    availability_zone: str
+    up: bool
+    disabled: bool
+    reporting: bool
+    report_error: str | None
+    stats: Mapping[str, Any]
+    allocated: Mapping[str, int]
+    last_seen_at: datetime.datetime | None
+
+
+def _flavor_view(row: models.Flavor) -> Flavor:
+    return Flavor(row.id, row.name, row.vcpus, row.ram_mb, row.disk_gb, dict(row.extra_specs))
+
+
+class ComputeAPI:
+    """Flavors, images, servers and hosts."""
+
+    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any) -> None:
+        self.conf = conf
+        self.db = db
+        self.compute_rpc = ComputeRPCAPI(transport)
+        self.scheduler_rpc = SchedulerRPCAPI(transport)
+
+    # --- flavors ---------------------------------------------------------------------------
+
+    def create_flavor(
+        self,
+        name: str,
+        vcpus: int,
+        ram_mb: int,
+        disk_gb: int,
+        extra_specs: Mapping[str, str] | None = None,
+    ) -> Flavor:
+        row = models.Flavor(
+            id=str(uuid.uuid4()),
+            name=validate.name("name", name),
+            vcpus=validate.integer("vcpus", vcpus, 1, 4096),
+            ram_mb=validate.integer("ram_mb", ram_mb, 1, 64 * 1024 * 1024),
+            disk_gb=validate.integer("disk_gb", disk_gb, 0, 1024 * 1024),
+            extra_specs=validate.string_map("extra_specs", extra_specs),
+        )
+        try:
+            with self.db.transaction() as session:
+                session.add(row)
+        except sa.exc.IntegrityError:
+            raise exception.Conflict(f"a flavor named {name!r} already exists") from None
+        return _flavor_view(row)
+
+    def get_flavor(self, name_or_id: str) -> Flavor:
+        with self.db.transaction() as session:
+            row = session.execute(
+                sa.select(models.Flavor).where(
+                    sa.or_(models.Flavor.id == name_or_id, models.Flavor.name == name_or_id)
+                )
+            ).scalar_one_or_none()
+        if row is None:
+            raise exception.NotFound("flavor", name_or_id)
+        return _flavor_view(row)
+
+    def list_flavors(self) -> list[Flavor]:
+        with self.db.transaction() as session:
+            rows = session.execute(sa.select(models.Flavor).order_by(models.Flavor.name))
+            return [_flavor_view(r) for r in rows.scalars()]
+
+    def delete_flavor(self, name_or_id: str) -> None:
+        """Delete a flavor. Servers keep a copy of their flavor, so it may be in use."""
+        flavor = self.get_flavor(name_or_id)
+        with self.db.transaction() as session:
+            session.execute(sa.delete(models.Flavor).where(models.Flavor.id == flavor.id))
+
+    # --- images ----------------------------------------------------------------------------
+
+    def register_image(
+        self,
+        name: str,
+        path: str,
+        disk_format: str = "raw",
+        properties: Mapping[str, str] | None = None,
+    ) -> Image:
+        """Register a local image file. ``properties`` may set ``architecture``,
+        ``hypervisor_type`` and ``vm_mode`` (checked), and any other string keys."""
+        validate.name("name", name)
+        validate.choice("disk_format", disk_format, DISK_FORMATS)
+        props = validate.string_map("properties", properties)
+        if "architecture" in props:
+            validate.choice("properties['architecture']", props["architecture"], ARCHITECTURES)
+        if "vm_mode" in props:
+            validate.choice("properties['vm_mode']", props["vm_mode"], VM_MODES)
+        if not isinstance(path, str) or not os.path.isfile(path):
+            raise exception.Invalid("path", "is not an existing regular file", path)
+        with open(path, "rb") as handle:
+            is_qcow2 = handle.read(4) == _QCOW2_MAGIC
+        if is_qcow2 != (disk_format == "qcow2"):
+            actual = "qcow2" if is_qcow2 else "not qcow2"
+            raise exception.Invalid("disk_format", f"is {disk_format!r} but the file is {actual}")
+        row = models.Image(
+            id=str(uuid.uuid4()),
+            name=name,
+            path=os.path.abspath(path),
+            disk_format=disk_format,
+            size_bytes=os.path.getsize(path),
+            properties=props,
+        )
+        with self.db.transaction() as session:
+            session.add(row)
+        return self._image_view(row)
+
+    @staticmethod
+    def _image_view(row: models.Image) -> Image:
+        return Image(row.id, row.name, row.path, row.disk_format, row.size_bytes,
+                     dict(row.properties))
+
+    def get_image(self, name_or_id: str) -> Image:
+        with self.db.transaction() as session:
+            rows = session.execute(
+                sa.select(models.Image).where(
+                    sa.or_(models.Image.id == name_or_id, models.Image.name == name_or_id)
+                )
+            ).scalars().all()
+        if not rows:
+            raise exception.NotFound("image", name_or_id)
+        if len(rows) > 1:
+            raise exception.Conflict(f"{len(rows)} images are named {name_or_id!r}; use the id")
+        return self._image_view(rows[0])
+
+    def list_images(self) -> list[Image]:
+        with self.db.transaction() as session:
+            rows = session.execute(sa.select(models.Image).order_by(models.Image.name))
+            return [self._image_view(r) for r in rows.scalars()]
+
+    def delete_image(self, name_or_id: str) -> None:
+        image = self.get_image(name_or_id)
+        with self.db.transaction() as session:
+            users = session.execute(
+                sa.select(sa.func.count()).where(
+                    models.Instance.image_id == image.id,
+                    models.Instance.vm_state != VmState.DELETED,
+                )
+            ).scalar_one()
+            if users:
+                raise exception.Conflict(f"image {image.id} is used by {users} server(s)")
+            session.execute(sa.delete(models.Image).where(models.Image.id == image.id))
+
+    # --- servers ---------------------------------------------------------------------------
+
+    def create_server(
+        self,
+        name: str,
+        flavor: str,
+        image: str,
+        availability_zone: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Server:
+        """Boot a server. Returns once it is ACTIVE or ERROR (``wait``), else while BUILDING.
+
+        Scheduling failures (no host fits) leave the server in ERROR with a ``NoValidHost``
+        fault explaining each rejection; nothing is claimed.
+        """
+        validate.name("name", name)
+        meta = validate.string_map("metadata", metadata)
+        if availability_zone is not None:
+            validate.name("availability_zone", availability_zone)
+        flavor_view = self.get_flavor(flavor)
+        image_view = self.get_image(image)
+        server_id = str(uuid.uuid4())
+        with self.db.transaction() as session:
+            session.add(
+                models.Instance(
+                    uuid=server_id,
+                    name=name,
+                    flavor_id=flavor_view.id,
+                    flavor={
+                        "name": flavor_view.name,
+                        "vcpus": flavor_view.vcpus,
+                        "ram_mb": flavor_view.ram_mb,
+                        "disk_gb": flavor_view.disk_gb,
+                        "extra_specs": dict(flavor_view.extra_specs),
+                    },
+                    image_id=image_view.id,
+                    availability_zone=availability_zone,
+                    metadata_=meta,
+                    vm_state=VmState.BUILDING,
+                    task_state=TaskState.SCHEDULING,
+                )
+            )
+        request = {
+            "vcpus": flavor_view.vcpus,
+            "memory_mb": flavor_view.ram_mb,
+            "disk_gb": flavor_view.disk_gb,
+            "availability_zone": availability_zone,
+            "extra_specs": dict(flavor_view.extra_specs),
+            "image_properties": dict(image_view.properties),
+        }
+        try:
+            chosen = self.scheduler_rpc.select_destinations(server_id, request)
+        except exception.StackcoreError as err:
+            self._record_fault(server_id, "schedule", err)
+            return self.get_server(server_id)
+        self.compute_rpc.build_and_run_instance(chosen["host"], server_id)
+        if not wait:
+            return self.get_server(server_id)
+        return self.wait_for_server(server_id, timeout=timeout)
+
+    def _record_fault(self, server_id: str, step: str, err: BaseException) -> None:
+        with self.db.transaction() as session:
+            session.add(models.InstanceFault(instance_uuid=server_id,
+                                             exc_class=type(err).__name__,
+                                             message=str(err), step=step, host=None))
+            session.execute(
+                sa.update(models.Instance)
+                .where(models.Instance.uuid == server_id)
+                .values(vm_state=VmState.ERROR, task_state=None)
+            )
+            claims.release(session, server_id)
+
+    def wait_for_server(
+        self, server_id: str, statuses: tuple[str, ...] = ("ACTIVE", "ERROR"),
+        timeout: float | None = None,
+    ) -> Server:
+        """Poll until the server reaches one of ``statuses`` with no task in progress."""
+        deadline = time.monotonic() + (timeout or self.conf.compute.build_timeout)
+        delay = 0.005
+        while True:
+            server = self.get_server(server_id)
+            if server.status in statuses and server.task_state is None:
+                return server
+            if time.monotonic() > deadline:
+                raise exception.RPCError(
+                    f"server {server_id} still {server.status} ({server.task_state}) after "
+                    f"{timeout or self.conf.compute.build_timeout}s"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def get_server(self, server_id: str, include_deleted: bool = False) -> Server:
+        validate.uuid_like("server_id", server_id)
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, server_id)
+            if row is None or (row.vm_state == VmState.DELETED and not include_deleted):
+                raise exception.NotFound("server", server_id)
+            fault = session.execute(
+                sa.select(models.InstanceFault)
+                .where(models.InstanceFault.instance_uuid == server_id)
+                .order_by(models.InstanceFault.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            return self._server_view(row, fault)
+
+    @staticmethod
+    def _server_view(row: models.Instance, fault: models.InstanceFault | None) -> Server:
+        flavor = Flavor(row.flavor_id, row.flavor["name"], row.flavor["vcpus"],
+                        row.flavor["ram_mb"], row.flavor["disk_gb"],
+                        dict(row.flavor.get("extra_specs", {})))
+        return Server(
+            id=row.uuid,
+            name=row.name,
+            status=row.vm_state.upper(),
+            task_state=row.task_state,
+            power_state=row.power_state,
+            host=row.host,
+            flavor=flavor,
+            image_id=row.image_id,
+            availability_zone=row.availability_zone,
+            metadata=dict(row.metadata_),
+            created_at=row.created_at,
+            launched_at=row.launched_at,
+            fault=None if fault is None else Fault(
+                fault.exc_class, fault.message, fault.step, fault.host, fault.created_at
+            ),
+        )
+
+    def list_servers(
+        self,
+        *,
+        status: str | None = None,
+        host: str | None = None,
+        name: str | None = None,
+        availability_zone: str | None = None,
+        flavor: str | None = None,
+        image: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        include_deleted: bool = False,
+    ) -> list[Server]:
+        """Servers matching every given filter. ``name`` matches a substring; ``metadata``
+        matches servers having all of the given key/value pairs."""
+        query = sa.select(models.Instance).order_by(models.Instance.created_at)
+        if status is not None:
+            query = query.where(models.Instance.vm_state == status.lower())
+        elif not include_deleted:
+            query = query.where(models.Instance.vm_state != VmState.DELETED)
+        if host is not None:
+            query = query.where(models.Instance.host == host)
+        if availability_zone is not None:
+            query = query.where(models.Instance.availability_zone == availability_zone)
+        if flavor is not None:
+            query = query.where(models.Instance.flavor_id == self.get_flavor(flavor).id)
+        if image is not None:
+            query = query.where(models.Instance.image_id == self.get_image(image).id)
+        wanted = validate.string_map("metadata", metadata)
+        with self.db.transaction() as session:
+            rows = session.execute(query).scalars().all()
+            return [
+                self._server_view(r, None)
+                for r in rows
+                if (name is None or name in r.name)
+                and all(r.metadata_.get(k) == v for k, v in wanted.items())
+            ]
+
+    def _service_up(self, host: str) -> bool:
+        down_after = datetime.timedelta(seconds=self.conf.service_down_time)
+        with self.db.transaction() as session:
+            svc = session.execute(
+                sa.select(models.Service).where(
+                    models.Service.host == host, models.Service.binary == "stackcore-compute"
+                )
+            ).scalar_one_or_none()
+        return bool(svc and svc.last_seen_at and models.utcnow() - svc.last_seen_at <= down_after)
+
+    def delete_server(self, server_id: str) -> None:
+        """Delete from any state. Deleting a deleted server succeeds (idempotent); an unknown
+        id raises NotFound. If the server never reached a host, or its compute service is down,
+        the delete is done locally (claim released, row marked deleted); a host that comes back
+        destroys the leftover during its start-up reconciliation."""
+        validate.uuid_like("server_id", server_id)
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, server_id)
+            if row is None:
+                raise exception.NotFound("server", server_id)
+            if row.vm_state == VmState.DELETED:
+                return
+            host = row.host
+        if host is not None and self._service_up(host):
+            self.compute_rpc.terminate_instance(host, server_id)
+            return
+        with self.db.transaction() as session:
+            claims.release(session, server_id)
+            session.execute(
+                sa.update(models.Instance)
+                .where(models.Instance.uuid == server_id)
+                .values(vm_state=VmState.DELETED, task_state=None, deleted_at=models.utcnow())
+            )
+
+    def _host_of(self, server_id: str) -> str:
+        server = self.get_server(server_id)
+        if server.host is None:
+            raise exception.InvalidState(
+                f"server {server_id} has no host (it is {server.status})", state=server.status
+            )
+        return server.host
+
+    def reboot_server(self, server_id: str, reboot_type: str = "SOFT") -> Server:
+        validate.choice("reboot_type", reboot_type, ("SOFT", "HARD"))
+        self.compute_rpc.reboot_instance(self._host_of(server_id), server_id, reboot_type)
+        return self.get_server(server_id)
+
+    def stop_server(self, server_id: str) -> Server:
+        self.compute_rpc.stop_instance(self._host_of(server_id), server_id)
+        return self.get_server(server_id)
+
+    def start_server(self, server_id: str) -> Server:
+        self.compute_rpc.start_instance(self._host_of(server_id), server_id)
+        return self.get_server(server_id)
+
+    # --- hosts -----------------------------------------------------------------------------
+
+    def list_hosts(self) -> list[Host]:
+        """Compute hosts with their latest validated stats and what is claimed on them."""
+        down_after = datetime.timedelta(seconds=self.conf.service_down_time)
+        now = models.utcnow()
+        with self.db.transaction() as session:
+            rows = session.execute(
+                sa.select(models.Service, models.ComputeNode)
+                .outerjoin(models.ComputeNode, models.ComputeNode.host == models.Service.host)
+                .where(models.Service.binary == "stackcore-compute")
+                .order_by(models.Service.host)
+            ).all()
+        return [
+            Host(
+                host=svc.host,
+                availability_zone=svc.availability_zone,
+                up=bool(svc.last_seen_at and now - svc.last_seen_at <= down_after),
+                disabled=svc.disabled,
+                reporting=bool(node and node.reporting),
+                report_error=node.report_error if node else None,
+                stats=dict(node.stats) if node else {},
+                allocated={
+                    "vcpus": node.alloc_vcpus if node else 0,
+                    "memory_mb": node.alloc_memory_mb if node else 0,
+                    "disk_gb": node.alloc_disk_gb if node else 0,
+                    "instances": node.alloc_instances if node else 0,
+                },
+                last_seen_at=svc.last_seen_at,
+            )
+            for svc, node in rows
+        ]
+
+    def set_host_enabled(self, host: str, enabled: bool, reason: str | None = None) -> None:
+        with self.db.transaction() as session:
+            result = session.execute(
+                sa.update(models.Service)
+                .where(models.Service.host == host, models.Service.binary == "stackcore-compute")
+                .values(disabled=not enabled, disabled_reason=None if enabled else reason)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise exception.NotFound("host", host)

@@ -1,0 +1,218 @@
+"""The hypervisor driver contract.
+
+This module *is* the specification a hypervisor driver is written against: every method below
+states when the compute manager calls it, what it must do, what it may assume, and what raising
+means. :data:`CONTRACT` is what the loader checks each driver class against at load time.
+
+General rules, for every method:
+
+* The manager serialises calls per instance: a driver never sees two calls for the same
+  instance at once, but calls for different instances may run concurrently in threads.
+* Raising any exception means "this step failed". The manager records a fault on the instance,
+  moves it to ERROR, releases the host's claim and calls :meth:`destroy` to remove whatever was
+  half made. So a driver does not need to clean up after a failed :meth:`spawn` itself, but
+  :meth:`destroy` must cope with any partial state ``spawn`` can leave.
+* Drivers never touch the database.
+* Raise :class:`~stackcore.exception.BackendUnavailable` when the backend cannot be reached, and
+  :class:`~stackcore.exception.DriverError` (or a subclass) for other backend failures; any
+  other exception is wrapped as a ``DriverError`` by the manager.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from oslo_config import cfg
+
+from stackcore import exception
+from stackcore.compute.objects import Image, Instance, InstanceInfo, RebootType
+from stackcore.plugins.contract import Contract
+
+NAMESPACE = "stackcore.compute.drivers"
+
+#: Optional features and the methods that implement each. A driver declares the ones it offers
+#: in its ``capabilities`` mapping; the loader checks every declared one is implemented.
+CAPABILITIES: Mapping[str, tuple[str, ...]] = {
+    "attach_volume": ("attach_volume", "detach_volume"),
+    "plug_vifs": ("plug_vifs", "unplug_vifs"),
+    "snapshot": ("snapshot",),
+    "pause": ("pause", "unpause"),
+    "suspend": ("suspend", "resume"),
+    "console_output": ("get_console_output",),
+}
+
+
+class HypervisorDriver(abc.ABC):
+    """Base class of every hypervisor driver.
+
+    Class attributes a driver sets:
+
+    ``VERSION``
+        Its own version string, reported in stats listings and the support matrix.
+    ``capabilities``
+        ``{capability: bool}`` for the keys of :data:`CAPABILITIES`; missing keys mean False.
+
+    A driver is built once per compute host as ``Driver(conf, host)``; ``conf`` is the cloud's
+    :class:`oslo_config.cfg.ConfigOpts` on which the options from :meth:`list_opts` are already
+    registered.
+    """
+
+    VERSION: ClassVar[str] = ""
+    capabilities: ClassVar[Mapping[str, bool]] = {}
+
+    def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
+        self.conf = conf
+        self.host = host
+
+    @classmethod
+    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+        """The driver's own config options as ``[(group, [opts])]``; none by default."""
+        return []
+
+    # --- required ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def init_host(self, host: str) -> None:
+        """Prepare the backend for this host. Called once when the compute service starts,
+        before any other method and before the manager reconciles instances. Raising aborts the
+        service start-up."""
+
+    @abc.abstractmethod
+    def get_available_resource(self) -> dict[str, Any]:
+        """Report the host's resources. Called periodically and after every lifecycle change.
+
+        Returns a mapping meeting :data:`stackcore.compute.stats.SCHEMA` (vcpus, memory_mb,
+        local_gb, the ``*_used`` figures, hypervisor type/version/hostname, cpu_info,
+        supported_instances). A report that breaks the schema is rejected and the host is marked
+        as not reporting, so the scheduler stops placing on it."""
+
+    @abc.abstractmethod
+    def list_instances(self) -> list[str]:
+        """UUIDs of every instance this driver has on the backend for this host, in any state.
+        Used by start-up reconciliation to find unknown and missing instances."""
+
+    @abc.abstractmethod
+    def spawn(
+        self,
+        instance: Instance,
+        image: Image,
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Create and start the instance; return once it is running.
+
+        ``network_info`` lists VIFs (port dicts with ``vif_type``/``vif_details``);
+        ``block_device_info`` lists volumes to attach at boot (``connection_info`` dicts).
+        On failure, raise: the manager will call :meth:`destroy` for cleanup."""
+
+    @abc.abstractmethod
+    def destroy(
+        self,
+        instance: Instance,
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+        destroy_disks: bool = True,
+    ) -> None:
+        """Stop the instance and remove everything the driver made for it (definition, disks
+        when ``destroy_disks``, console logs, secrets). Must succeed for an instance the backend
+        does not know, and for any partial state :meth:`spawn` can leave: it is the cleanup path
+        after failures and is called again after restarts."""
+
+    @abc.abstractmethod
+    def get_info(self, instance: Instance) -> InstanceInfo:
+        """The instance's power state. Raise :class:`~stackcore.exception.NotFound` (kind
+        ``instance``) when the backend does not know it."""
+
+    @abc.abstractmethod
+    def reboot(self, instance: Instance, reboot_type: RebootType) -> None:
+        """Reboot. ``SOFT`` asks the guest and may fall back to ``HARD`` (power cycle);
+        the instance must be running when this returns."""
+
+    @abc.abstractmethod
+    def power_off(self, instance: Instance, timeout: int = 0) -> None:
+        """Stop the instance; with ``timeout`` > 0 try a clean guest shutdown for that many
+        seconds first. Powering off an instance already off succeeds."""
+
+    @abc.abstractmethod
+    def power_on(self, instance: Instance) -> None:
+        """Start a stopped instance. Powering on a running instance succeeds."""
+
+    # --- optional (declared in ``capabilities``) --------------------------------------------
+
+    def attach_volume(
+        self, instance: Instance, connection_info: Mapping[str, Any], mountpoint: str
+    ) -> None:
+        """Attach a volume described by a Cinder-style ``connection_info`` (``driver_volume_type``
+        iscsi / nfs / rbd + ``data``) at ``mountpoint`` (e.g. ``/dev/vdb``). Unknown volume
+        types raise :class:`~stackcore.exception.Invalid` and attach nothing.
+        Capability: ``attach_volume``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "attach_volume")
+
+    def detach_volume(
+        self, instance: Instance, connection_info: Mapping[str, Any], mountpoint: str
+    ) -> None:
+        """Detach a volume; detaching one that is not attached succeeds.
+        Capability: ``attach_volume``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "attach_volume")
+
+    def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
+        """Connect the instance's VIFs to their networks. Capability: ``plug_vifs``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "plug_vifs")
+
+    def unplug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
+        """Disconnect VIFs; unplugging one that is not plugged succeeds.
+        Capability: ``plug_vifs``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "plug_vifs")
+
+    def snapshot(self, instance: Instance, image_path: str) -> None:
+        """Write the instance's root disk to a new image file at ``image_path``.
+        Capability: ``snapshot``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "snapshot")
+
+    def pause(self, instance: Instance) -> None:
+        """Freeze the running instance in memory. Capability: ``pause``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "pause")
+
+    def unpause(self, instance: Instance) -> None:
+        """Resume a paused instance. Capability: ``pause``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "pause")
+
+    def suspend(self, instance: Instance) -> None:
+        """Save the instance's state to disk and stop it. Capability: ``suspend``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "suspend")
+
+    def resume(self, instance: Instance) -> None:
+        """Restore a suspended instance. Capability: ``suspend``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "suspend")
+
+    def get_console_output(self, instance: Instance) -> str:
+        """The instance's serial console log so far. Capability: ``console_output``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "console_output")
+
+
+def _init_accepts_conf_and_host(cls: type) -> list[str]:
+    from stackcore.plugins.contract import signature_problems
+
+    init = cls.__init__  # type: ignore[misc]
+    return [f"__init__(): {p}" for p in signature_problems(HypervisorDriver.__init__, init)]
+
+
+CONTRACT = Contract(
+    family="compute",
+    base=HypervisorDriver,
+    required=(
+        "init_host",
+        "get_available_resource",
+        "list_instances",
+        "spawn",
+        "destroy",
+        "get_info",
+        "reboot",
+        "power_off",
+        "power_on",
+    ),
+    capabilities=CAPABILITIES,
+    extra_checks=(_init_accepts_conf_and_host,),
+)

@@ -1,0 +1,247 @@
+"""The fake hypervisor: an in-memory backend for unit tests and the embedded default.
+
+It keeps per-host instance tables in process memory, keyed by the cloud's ``state_path`` and the
+host name, so a restarted compute manager in the same process sees the "hypervisor" it left (that
+is what start-up reconciliation tests need). It implements every optional capability, honestly:
+each call changes the fake backend's state and the conformance suite checks that state.
+
+Failures can be injected per method with ``[fake_hypervisor] fail_on``; a failing ``spawn``
+leaves a half-made (defined, not running) instance behind, as a real backend would, so the
+manager's cleanup path is exercised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from oslo_config import cfg
+
+from stackcore import exception
+from stackcore.compute.driver import HypervisorDriver
+from stackcore.compute.objects import Image, Instance, InstanceInfo, PowerState, RebootType
+
+OPTS = [
+    cfg.IntOpt("vcpus", default=16, min=1, help="vCPUs each fake host reports."),
+    cfg.IntOpt("memory_mb", default=32768, min=1, help="Memory (MiB) each fake host reports."),
+    cfg.IntOpt("local_gb", default=500, min=1, help="Local disk (GiB) each fake host reports."),
+    cfg.ListOpt(
+        "fail_on",
+        default=[],
+        help="Driver methods that raise DriverError (failure injection for tests), e.g. "
+        "'spawn' or 'spawn:host-2' to fail only on one host.",
+    ),
+]
+
+
+@dataclasses.dataclass
+class _FakeDomain:
+    power_state: PowerState
+    volumes: dict[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    vifs: list[Mapping[str, Any]] = dataclasses.field(default_factory=list)
+    console: list[str] = dataclasses.field(default_factory=list)
+
+
+class _FakeBackend:
+    """One fake hypervisor node: the instances it holds, guarded by a lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.domains: dict[str, _FakeDomain] = {}
+
+
+_BACKENDS: dict[tuple[str, str], _FakeBackend] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def backend_for(state_path: str, host: str) -> _FakeBackend:
+    """The fake node of ``host`` in the cloud whose state lives at ``state_path``."""
+    with _BACKENDS_LOCK:
+        return _BACKENDS.setdefault((state_path, host), _FakeBackend())
+
+
+class FakeHypervisorDriver(HypervisorDriver):
+    """In-memory hypervisor; every capability implemented against its own state."""
+
+    VERSION = "1.0"
+    capabilities: ClassVar[Mapping[str, bool]] = {
+        "attach_volume": True,
+        "plug_vifs": True,
+        "snapshot": True,
+        "pause": True,
+        "suspend": True,
+        "console_output": True,
+    }
+
+    def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
+        super().__init__(conf, host)
+        self.opts = conf.fake_hypervisor
+        self.backend = backend_for(conf.state_path, host)
+
+    @classmethod
+    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+        return [("fake_hypervisor", OPTS)]
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _maybe_fail(self, method: str) -> None:
+        for entry in self.opts.fail_on:
+            name, _, host = entry.partition(":")
+            if name == method and host in ("", self.host):
+                raise exception.DriverError(f"injected failure in fake {method} on {self.host}")
+
+    def _domain(self, instance: Instance) -> _FakeDomain:
+        domain = self.backend.domains.get(instance.uuid)
+        if domain is None:
+            raise exception.NotFound("instance", instance.uuid, f"no fake domain {instance.uuid}")
+        return domain
+
+    def _set_state(self, instance: Instance, method: str, state: PowerState) -> None:
+        with self.backend.lock:
+            self._maybe_fail(method)
+            self._domain(instance).power_state = state
+
+    # --- required ------------------------------------------------------------------------
+
+    def init_host(self, host: str) -> None:
+        self._maybe_fail("init_host")
+
+    def get_available_resource(self) -> dict[str, Any]:
+        self._maybe_fail("get_available_resource")
+        with self.backend.lock:
+            count = len(self.backend.domains)
+        return {
+            "vcpus": self.opts.vcpus,
+            "memory_mb": self.opts.memory_mb,
+            "local_gb": self.opts.local_gb,
+            "vcpus_used": count,
+            "memory_mb_used": 512 * count,
+            "local_gb_used": count,
+            "hypervisor_type": "fake",
+            "hypervisor_version": 1000,
+            "hypervisor_hostname": self.host,
+            "cpu_info": {
+                "arch": "x86_64",
+                "model": "fake-cpu",
+                "vendor": "stackcore",
+                "topology": {"sockets": 1, "cores": self.opts.vcpus, "threads": 1},
+                "features": ["fake"],
+            },
+            "supported_instances": [["x86_64", "fake", "hvm"], ["x86_64", "qemu", "hvm"]],
+        }
+
+    def list_instances(self) -> list[str]:
+        with self.backend.lock:
+            return sorted(self.backend.domains)
+
+    def spawn(
+        self,
+        instance: Instance,
+        image: Image,
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> None:
+        with self.backend.lock:
+            if instance.uuid in self.backend.domains:
+                raise exception.Conflict(f"fake domain {instance.uuid} already exists")
+            # Defined first, started second: a failure in between leaves a half-made domain,
+            # which is exactly what the manager's cleanup must remove.
+            domain = _FakeDomain(PowerState.SHUTDOWN)
+            self.backend.domains[instance.uuid] = domain
+            self._maybe_fail("spawn")
+            domain.vifs = list(network_info)
+            for bdm in block_device_info:
+                domain.volumes[str(bdm.get("mount_device", ""))] = bdm["connection_info"]
+            domain.power_state = PowerState.RUNNING
+            domain.console.append(f"fake console: {instance.name} booted")
+
+    def destroy(
+        self,
+        instance: Instance,
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+        destroy_disks: bool = True,
+    ) -> None:
+        with self.backend.lock:
+            self._maybe_fail("destroy")
+            self.backend.domains.pop(instance.uuid, None)
+
+    def get_info(self, instance: Instance) -> InstanceInfo:
+        with self.backend.lock:
+            return InstanceInfo(self._domain(instance).power_state)
+
+    def reboot(self, instance: Instance, reboot_type: RebootType) -> None:
+        self._set_state(instance, "reboot", PowerState.RUNNING)
+
+    def power_off(self, instance: Instance, timeout: int = 0) -> None:
+        self._set_state(instance, "power_off", PowerState.SHUTDOWN)
+
+    def power_on(self, instance: Instance) -> None:
+        self._set_state(instance, "power_on", PowerState.RUNNING)
+
+    # --- optional ------------------------------------------------------------------------
+
+    def attach_volume(
+        self, instance: Instance, connection_info: Mapping[str, Any], mountpoint: str
+    ) -> None:
+        kind = connection_info.get("driver_volume_type")
+        if kind not in ("iscsi", "nfs", "rbd", "fake"):
+            raise exception.Invalid("driver_volume_type", f"unsupported volume type {kind!r}")
+        with self.backend.lock:
+            self._maybe_fail("attach_volume")
+            domain = self._domain(instance)
+            if mountpoint in domain.volumes:
+                raise exception.Conflict(f"{mountpoint} is already in use on {instance.uuid}")
+            domain.volumes[mountpoint] = dict(connection_info)
+
+    def detach_volume(
+        self, instance: Instance, connection_info: Mapping[str, Any], mountpoint: str
+    ) -> None:
+        with self.backend.lock:
+            self._maybe_fail("detach_volume")
+            self._domain(instance).volumes.pop(mountpoint, None)
+
+    def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
+        with self.backend.lock:
+            self._maybe_fail("plug_vifs")
+            domain = self._domain(instance)
+            known = {vif.get("id") for vif in domain.vifs}
+            domain.vifs.extend(v for v in network_info if v.get("id") not in known)
+
+    def unplug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
+        with self.backend.lock:
+            self._maybe_fail("unplug_vifs")
+            domain = self._domain(instance)
+            gone = {vif.get("id") for vif in network_info}
+            domain.vifs = [v for v in domain.vifs if v.get("id") not in gone]
+
+    def snapshot(self, instance: Instance, image_path: str) -> None:
+        with self.backend.lock:
+            self._maybe_fail("snapshot")
+            self._domain(instance)
+        shutil.copyfile(instance.image.path, image_path)
+
+    def pause(self, instance: Instance) -> None:
+        self._set_state(instance, "pause", PowerState.PAUSED)
+
+    def unpause(self, instance: Instance) -> None:
+        self._set_state(instance, "unpause", PowerState.RUNNING)
+
+    def suspend(self, instance: Instance) -> None:
+        self._set_state(instance, "suspend", PowerState.SUSPENDED)
+
+    def resume(self, instance: Instance) -> None:
+        self._set_state(instance, "resume", PowerState.RUNNING)
+
+    def get_console_output(self, instance: Instance) -> str:
+        with self.backend.lock:
+            return "\n".join(self._domain(instance).console) + "\n"
+
+    # --- test helpers (not part of the contract) ------------------------------------------
+
+    def attached_volumes(self, instance: Instance) -> dict[str, Mapping[str, Any]]:
+        with self.backend.lock:
+            return dict(self._domain(instance).volumes)

@@ -1,0 +1,49 @@
+"""Client side of the compute and scheduler RPC APIs (versioned; see the managers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackcore.rpc import Target, Transport
+
+
+class ComputeRPCAPI:
+    """Calls into the compute service of one host. Speaks compute API 1.0."""
+
+    VERSION = "1.0"
+
+    def __init__(self, transport: Transport) -> None:
+        self._client = transport.client(Target("compute", version=self.VERSION))
+
+    def _on(self, host: str) -> Any:
+        return self._client.prepare(server=host)
+
+    def build_and_run_instance(self, host: str, instance_uuid: str) -> None:
+        self._on(host).cast("build_and_run_instance", instance_uuid=instance_uuid)
+
+    def terminate_instance(self, host: str, instance_uuid: str) -> None:
+        self._on(host).call("terminate_instance", instance_uuid=instance_uuid)
+
+    def reboot_instance(self, host: str, instance_uuid: str, reboot_type: str) -> None:
+        self._on(host).call("reboot_instance", instance_uuid=instance_uuid, reboot_type=reboot_type)
+
+    def stop_instance(self, host: str, instance_uuid: str) -> None:
+        self._on(host).call("stop_instance", instance_uuid=instance_uuid)
+
+    def start_instance(self, host: str, instance_uuid: str) -> None:
+        self._on(host).call("start_instance", instance_uuid=instance_uuid)
+
+
+class SchedulerRPCAPI:
+    """Calls into the scheduler service. Speaks scheduler API 1.0."""
+
+    VERSION = "1.0"
+
+    def __init__(self, transport: Transport) -> None:
+        self._client = transport.client(Target("scheduler", version=self.VERSION))
+
+    def select_destinations(self, instance_uuid: str, request: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._client.call(
+            "select_destinations", instance_uuid=instance_uuid, request=request
+        )
+        return result

@@ -1,0 +1,28 @@
+"""Server states: what a server is (``VmState``) and what is being done to it (``TaskState``).
+
+Invariant kept by the managers: a task state is set only while a manager is working on the
+server; every failure path and every restart clears it. ``BUILDING`` is the only transient
+vm_state and never survives a failure or a compute-service restart.
+"""
+
+import enum
+
+
+class VmState(enum.StrEnum):
+    BUILDING = "building"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    ERROR = "error"
+    DELETED = "deleted"
+
+
+class TaskState(enum.StrEnum):
+    SCHEDULING = "scheduling"
+    SPAWNING = "spawning"
+    REBOOTING = "rebooting"
+    REBOOTING_HARD = "rebooting_hard"
+    POWERING_OFF = "powering-off"
+    POWERING_ON = "powering-on"
+    DELETING = "deleting"

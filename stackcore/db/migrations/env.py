@@ -1,0 +1,20 @@
+"""Alembic environment: runs against the engine the Database handed over (never a URL in a file)."""
+
+from alembic import context
+
+from stackcore.db import models  # noqa: F401 - registers the core tables
+from stackcore.db.models import Base
+
+config = context.config
+engine = config.attributes["engine"]
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

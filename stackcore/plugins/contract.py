@@ -1,0 +1,161 @@
+"""Family contracts and their verification at load time.
+
+A :class:`Contract` states what a plugin class of one family must offer:
+
+* ``required`` methods - present, real functions (not left abstract), with a signature any
+  caller of the base class can call unchanged;
+* ``capabilities`` - the optional features a plugin may declare in its ``capabilities``
+  mapping, each naming the methods it needs; a capability declared ``True`` must have those
+  methods implemented (overridden from the base class, whose versions raise);
+* ``VERSION`` - a non-empty string.
+
+Cinder's equivalent check compares method *names* only, which every subclass of the base class
+passes trivially. Here the signature of each implementation is compared with the base
+class's, parameter by parameter, and every defect is listed at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+_EMPTY = inspect.Parameter.empty
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+@dataclasses.dataclass(frozen=True)
+class Contract:
+    """What a plugin class of one family must offer.
+
+    ``base`` is the family's abstract base class; its method signatures are the reference.
+    ``capabilities`` maps each optional capability name to the methods that implement it.
+    ``extra_checks`` are further callables ``(cls) -> list[str]`` for family-specific rules.
+    """
+
+    family: str
+    base: type
+    required: tuple[str, ...]
+    capabilities: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    needs_version: bool = True
+    extra_checks: tuple[Callable[[type], list[str]], ...] = ()
+
+    def problems(self, cls: Any) -> list[str]:
+        """Every way ``cls`` breaks this contract; an empty list means it complies."""
+        if not inspect.isclass(cls):
+            return [f"is a {type(cls).__name__}, not a class"]
+        found: list[str] = []
+        for name in self.required:
+            found.extend(_method_problems(cls, self.base, name))
+        if self.needs_version:
+            version = getattr(cls, "VERSION", None)
+            if not isinstance(version, str) or not version.strip():
+                found.append("VERSION is missing or not a non-empty string")
+        found.extend(self._capability_problems(cls))
+        for check in self.extra_checks:
+            found.extend(check(cls))
+        return found
+
+    def _capability_problems(self, cls: type) -> list[str]:
+        declared = getattr(cls, "capabilities", None)
+        if declared is None:
+            return [] if not self.capabilities else ["capabilities mapping is missing"]
+        if not isinstance(declared, Mapping):
+            return [f"capabilities must be a mapping, not {type(declared).__name__}"]
+        found = []
+        for key, value in declared.items():
+            if key not in self.capabilities:
+                known = ", ".join(sorted(self.capabilities)) or "none"
+                found.append(f"capability {key!r} is unknown to the {self.family} family "
+                             f"(known: {known})")
+            elif not isinstance(value, bool):
+                found.append(f"capability {key!r} must be True or False, not {value!r}")
+            elif value:
+                for method in self.capabilities[key]:
+                    if _is_base_default(cls, self.base, method):
+                        found.append(
+                            f"capability {key!r} is declared but {method}() is not implemented"
+                        )
+                    else:
+                        found.extend(_method_problems(cls, self.base, method))
+        return found
+
+    def declared(self, cls: type) -> dict[str, bool]:
+        """The capability table of ``cls`` with every known capability present."""
+        declared = getattr(cls, "capabilities", {}) or {}
+        return {key: bool(declared.get(key, False)) for key in sorted(self.capabilities)}
+
+
+def _is_base_default(cls: type, base: type, name: str) -> bool:
+    impl = inspect.getattr_static(cls, name, None)
+    return impl is not None and impl is inspect.getattr_static(base, name, None)
+
+
+def _method_problems(cls: type, base: type, name: str) -> list[str]:
+    impl = inspect.getattr_static(cls, name, None)
+    if impl is None:
+        return [f"{name}() is missing"]
+    if isinstance(impl, (staticmethod, classmethod)):
+        impl = impl.__func__
+    if not inspect.isfunction(impl):
+        return [f"{name} is a {type(impl).__name__}, not a method"]
+    if getattr(impl, "__isabstractmethod__", False):
+        return [f"{name}() is still abstract (not implemented)"]
+    if inspect.iscoroutinefunction(impl):
+        return [f"{name}() is a coroutine function; the contract calls it synchronously"]
+    ref = inspect.getattr_static(base, name, None)
+    if ref is None or not inspect.isfunction(ref):
+        return []
+    return [f"{name}(): {p}" for p in signature_problems(ref, impl)]
+
+
+def signature_problems(reference: Callable[..., Any], impl: Callable[..., Any]) -> list[str]:
+    """How ``impl`` cannot be called every way ``reference`` can.
+
+    The rule: every call that binds to ``reference`` must bind to ``impl`` with each argument
+    reaching the parameter of the same name. ``impl`` may add parameters only with defaults.
+    """
+    ref_sig, impl_sig = inspect.signature(reference), inspect.signature(impl)
+    ref_params = list(ref_sig.parameters.values())
+    impl_params = list(impl_sig.parameters.values())
+    impl_by_name = {p.name: p for p in impl_params}
+    has_var_pos = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in impl_params)
+    has_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in impl_params)
+    impl_positional = [p for p in impl_params if p.kind in _POSITIONAL]
+
+    found: list[str] = []
+    for index, ref in enumerate(ref_params):
+        if ref.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            wanted = has_var_pos if ref.kind is inspect.Parameter.VAR_POSITIONAL else has_var_kw
+            if not wanted:
+                found.append(f"must accept {ref}")
+            continue
+        if ref.kind in _POSITIONAL:
+            if index < len(impl_positional):
+                if impl_positional[index].name != ref.name and index > 0:
+                    found.append(
+                        f"positional parameter {index} is {impl_positional[index].name!r}, "
+                        f"the contract calls it {ref.name!r}"
+                    )
+                    continue
+            elif not has_var_pos:
+                found.append(f"missing parameter {ref.name!r}")
+                continue
+        match = impl_by_name.get(ref.name)
+        if match is None:
+            if not has_var_kw and ref.kind is not inspect.Parameter.POSITIONAL_ONLY:
+                found.append(f"missing parameter {ref.name!r}")
+            continue
+        if ref.default is not _EMPTY and match.default is _EMPTY:
+            found.append(f"parameter {ref.name!r} needs a default (callers may omit it)")
+    ref_names = {p.name for p in ref_params}
+    for extra in impl_params:
+        if extra.name in ref_names or extra.kind in (
+            inspect.Parameter.VAR_POSITIONAL,
+            inspect.Parameter.VAR_KEYWORD,
+        ):
+            continue
+        if extra.default is _EMPTY:
+            found.append(f"extra parameter {extra.name!r} has no default (callers never pass it)")
+    return found

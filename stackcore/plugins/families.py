@@ -1,0 +1,43 @@
+"""The registry of plugin families: entry-point namespace and contract of each.
+
+The contract is named by import path and imported lazily, so listing the families costs
+nothing. Each family package adds its line here when it is introduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+from stackcore.plugins.contract import Contract
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """One plugin family: a name, its entry-point namespace, and where its contract lives."""
+
+    name: str
+    namespace: str
+    contract_path: str  # "module:attribute"
+
+    def contract(self) -> Contract:
+        module, _, attr = self.contract_path.partition(":")
+        contract = getattr(importlib.import_module(module), attr)
+        assert isinstance(contract, Contract)
+        return contract
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("compute", "stackcore.compute.drivers", "stackcore.compute.driver:CONTRACT"),
+)
+
+
+def get(name: str) -> Family:
+    """The family called ``name``; raises ConfigError listing the known ones."""
+    for family in FAMILIES:
+        if family.name == name:
+            return family
+    from stackcore.exception import ConfigError
+
+    known = ", ".join(f.name for f in FAMILIES)
+    raise ConfigError(f"unknown plugin family {name!r} (known: {known})")

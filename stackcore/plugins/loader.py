@@ -1,0 +1,206 @@
+"""Loading plugins through stevedore, loudly.
+
+stevedore is silent by default: a broken import, a typo in a name or an exception inside
+``map_method`` is logged to a ``NullHandler`` and skipped. A driver framework cannot afford that,
+so every loader here passes callbacks that raise :class:`~stackcore.exception.PluginError`
+subclasses naming the namespace, the entry point and the distribution that registered it.
+
+One function per loading strategy:
+
+* :func:`load_one` - exactly one named plugin (a hypervisor driver, a volume driver).
+* :func:`load_ordered` - several named plugins in the configured order (mechanism drivers,
+  filters, weighers).
+* :func:`discover` - every installed plugin of a namespace, recording failures instead of
+  raising (for ``stackcore drivers`` and the support matrix).
+
+Every loaded class is verified against its family contract before it is returned (see
+:mod:`stackcore.plugins.contract`), so a bad plugin is refused at start-up, not at first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.metadata
+from collections.abc import Sequence
+from typing import Any
+
+from stevedore import driver, extension, named
+from stevedore import exception as sv_exc
+
+from stackcore import exception
+from stackcore.plugins.contract import Contract
+
+
+@dataclasses.dataclass(frozen=True)
+class Plugin:
+    """A loaded, verified plugin class and where it came from."""
+
+    namespace: str
+    name: str
+    target: str  # "module:attr" as written in the entry point
+    distribution: str
+    version: str
+    cls: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Discovered:
+    """One entry point found by :func:`discover`: either a plugin or the reason it is broken."""
+
+    namespace: str
+    name: str
+    target: str
+    distribution: str
+    version: str
+    plugin: Plugin | None
+    error: str | None
+
+
+@functools.cache
+def _entry_point_owners() -> dict[tuple[str, str, str], tuple[str, str]]:
+    """Map (group, name, value) -> (distribution, version).
+
+    stevedore's entry-point cache drops the distribution, so it is recovered here, lazily: only
+    error paths and the ``drivers`` listing need it, never the hot start-up path.
+    """
+    owners: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"] or "?"
+        for ep in dist.entry_points:
+            owners.setdefault((ep.group, ep.name, ep.value), (name, dist.version or "?"))
+    return owners
+
+
+def _owner(namespace: str, ep: Any) -> tuple[str, str]:
+    return _entry_point_owners().get((namespace, ep.name, ep.value), ("<unknown>", "?"))
+
+
+def _describe(namespace: str, ep: Any) -> str:
+    dist, version = _owner(namespace, ep)
+    return f"entry point {ep.name!r} ({ep.value}) of namespace {namespace!r} from {dist} {version}"
+
+
+def _raise_on_load_failure(manager: Any, ep: Any, err: BaseException) -> None:
+    raise exception.PluginLoadError(
+        f"cannot load {_describe(manager.namespace, ep)}: {type(err).__name__}: {err}",
+        namespace=manager.namespace,
+        entry_point=ep.name,
+    ) from err
+
+
+def _raise_on_conflict(namespace: str, name: str, extensions: list[Any]) -> Any:
+    owners = sorted({_owner(namespace, ext.entry_point)[0] for ext in extensions})
+    raise exception.PluginLoadError(
+        f"plugin name {name!r} of namespace {namespace!r} is registered more than once "
+        f"(by {', '.join(owners)}); uninstall one of them",
+        namespace=namespace,
+        entry_point=name,
+    )
+
+
+def _available(namespace: str) -> list[str]:
+    eps = importlib.metadata.entry_points(group=namespace)
+    return sorted({ep.name for ep in eps})
+
+
+def _not_found(namespace: str, names: Sequence[str]) -> exception.PluginNotFound:
+    available = ", ".join(_available(namespace)) or "none"
+    return exception.PluginNotFound(
+        f"no plugin named {', '.join(repr(n) for n in names)} in namespace {namespace!r} "
+        f"(installed: {available})",
+        namespace=namespace,
+        entry_point=list(names),
+    )
+
+
+def _to_plugin(namespace: str, ext: Any, contract: Contract | None) -> Plugin:
+    dist, version = ("", "")
+    if contract is not None:
+        problems = contract.problems(ext.plugin)
+        if problems:
+            dist, version = _owner(namespace, ext.entry_point)
+            raise exception.DriverContractError(
+                f"{_describe(namespace, ext.entry_point)} does not meet the "
+                f"{contract.family} contract",
+                problems=problems,
+            )
+    return Plugin(namespace, ext.name, ext.entry_point.value, dist, version, ext.plugin)
+
+
+def load_one(namespace: str, name: str, contract: Contract | None = None) -> Plugin:
+    """Load and verify exactly one plugin; raise a :class:`PluginError` naming the culprit."""
+    if not name:
+        raise exception.ConfigError(f"no plugin name given for namespace {namespace!r}")
+
+    def missing(names: Any) -> None:
+        raise _not_found(namespace, list(names))
+
+    try:
+        mgr = driver.DriverManager(
+            namespace,
+            name,
+            on_load_failure_callback=_raise_on_load_failure,
+            on_missing_entrypoints_callback=missing,
+            conflict_resolver=_raise_on_conflict,
+        )
+    except sv_exc.NoMatches as err:
+        raise _not_found(namespace, [name]) from err
+    return _to_plugin(namespace, mgr.extensions[0], contract)
+
+
+def load_ordered(
+    namespace: str, names: Sequence[str], contract: Contract | None = None
+) -> list[Plugin]:
+    """Load and verify several named plugins, returned in the order of ``names``."""
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if list(names).count(n) > 1})
+        raise exception.ConfigError(
+            f"plugin names listed twice for namespace {namespace!r}: {', '.join(dup)}"
+        )
+    if not names:
+        return []
+
+    def missing(absent: Any) -> None:
+        raise _not_found(namespace, sorted(absent))
+
+    mgr = named.NamedExtensionManager(
+        namespace,
+        list(names),
+        name_order=True,
+        propagate_map_exceptions=True,
+        on_load_failure_callback=_raise_on_load_failure,
+        on_missing_entrypoints_callback=missing,
+        conflict_resolver=_raise_on_conflict,
+    )
+    return [_to_plugin(namespace, ext, contract) for ext in mgr.extensions]
+
+
+def discover(namespace: str, contract: Contract | None = None) -> list[Discovered]:
+    """Every entry point of ``namespace``, loaded and verified, failures recorded not raised."""
+    failures: dict[str, str] = {}
+
+    def record(manager: Any, ep: Any, err: BaseException) -> None:
+        failures[ep.name] = f"{type(err).__name__}: {err}"
+
+    mgr = extension.ExtensionManager(namespace, on_load_failure_callback=record)
+    found: list[Discovered] = []
+    for ext in mgr.extensions:
+        dist, version = _owner(namespace, ext.entry_point)
+        try:
+            plugin = dataclasses.replace(
+                _to_plugin(namespace, ext, contract), distribution=dist, version=version
+            )
+            error = None
+        except exception.DriverContractError as err:
+            plugin, error = None, str(err)
+        found.append(
+            Discovered(namespace, ext.name, ext.entry_point.value, dist, version, plugin, error)
+        )
+    for ep in importlib.metadata.entry_points(group=namespace):
+        if ep.name in failures:
+            dist, version = _owner(namespace, ep)
+            found.append(
+                Discovered(namespace, ep.name, ep.value, dist, version, None, failures[ep.name])
+            )
+    return sorted(found, key=lambda d: d.name)

@@ -1,0 +1,45 @@
+"""Validating driver stats reports against a family's JSON schema.
+
+Each family publishes its stats schema as a JSON-Schema document (so it can be rendered in the
+docs and reused by other languages). :func:`validate` checks one report and raises a single
+:class:`~stackcore.exception.StatsSchemaError` naming the first offending field.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from stackcore import exception
+
+
+@functools.cache
+def _validator(schema_json: str) -> Any:
+    import jsonschema  # deferred: only reporting paths pay for it
+
+    schema = json.loads(schema_json)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate(schema: Mapping[str, Any], report: Any, source: str) -> dict[str, Any]:
+    """Return ``report`` as a dict if it meets ``schema``; raise StatsSchemaError otherwise.
+
+    ``source`` names who reported (e.g. ``"compute driver 'fake' on host-1"``) for the message.
+    """
+    import jsonschema
+
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(report))
+    if error is None:
+        return dict(report)
+    field = ".".join(str(p) for p in error.absolute_path)
+    if not field and error.validator == "required":
+        # "'vcpus' is a required property" -> the missing key is the field.
+        field = str(error.message).split("'")[1] if "'" in error.message else ""
+    raise exception.StatsSchemaError(
+        f"stats from {source} rejected: field {field or '<report>'!r}: {error.message}",
+        field=field or "<report>",
+    )

@@ -278,7 +278,9 @@ LOG { Default_Log_Level = EVENT; }
 EOF
   if ! timeout 5 rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
     mkdir -p /run/rpcbind
-    sb_spawn "${SB_LOGS}/rpcbind.log" rpcbind -f -w -h 127.0.0.1 >"${SB_NFS_DIR}/rpcbind.pid"
+    # (no "-h 127.0.0.1": Debian 12's rpcbind 1.2.6 aborts with a double
+    # free when given -h; it listens on all addresses for UDP then.)
+    sb_spawn "${SB_LOGS}/rpcbind.log" rpcbind -f -w >"${SB_NFS_DIR}/rpcbind.pid"
     sb_wait_pid 20 "${SB_NFS_DIR}/rpcbind.pid" rpcinfo -p 127.0.0.1 || sb_fail nfs "rpcbind not answering" "${SB_LOGS}/rpcbind.log"
   fi
   if ! sb_pid_alive "${SB_NFS_DIR}/ganesha.pid"; then

@@ -1,0 +1,1 @@
+"""Conformance suites, one module per family. Import one with ``from ... import *``."""

@@ -72,11 +72,10 @@ def validate_all(conf: cfg.ConfigOpts) -> None:
 
 
 def _registered(conf: cfg.ConfigOpts) -> list[tuple[str, list[str]]]:
-    top = [name for name in conf if not isinstance(conf[name], cfg.ConfigOpts.GroupAttr)]
-    result = [("DEFAULT", top)]
-    for name in conf:
-        if isinstance(conf[name], cfg.ConfigOpts.GroupAttr):
-            result.append((name, list(conf[name])))
+    # Walk the registrations, not the values: reading a value here would raise too early.
+    groups = conf._groups  # noqa: SLF001 - oslo.config offers no public registry walk
+    result = [("DEFAULT", sorted(conf._opts))]  # noqa: SLF001
+    result += [(name, sorted(group._opts)) for name, group in sorted(groups.items())]  # noqa: SLF001
     return result
 
 

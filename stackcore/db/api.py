@@ -67,7 +67,12 @@ class Database:
         """Migrate the schema to the newest revision of every branch."""
         from alembic import command
 
-        command.upgrade(self.alembic_config(), "heads")
+        try:
+            command.upgrade(self.alembic_config(), "heads")
+        except sa.exc.OperationalError as err:
+            raise exception.BackendUnavailable(
+                f"database {redact(self.url)} is unreachable: {type(err.orig).__name__}"
+            ) from None
 
     def alembic_config(self) -> Any:
         from alembic.config import Config

@@ -19,6 +19,7 @@ class Family:
     name: str
     namespace: str
     contract_path: str  # "module:attribute"
+    suite: str = ""  # the conformance suite module, e.g. "stackcore.testing.suites.compute"
 
     def contract(self) -> Contract:
         module, _, attr = self.contract_path.partition(":")
@@ -28,7 +29,8 @@ class Family:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("compute", "stackcore.compute.drivers", "stackcore.compute.driver:CONTRACT"),
+    Family("compute", "stackcore.compute.drivers", "stackcore.compute.driver:CONTRACT",
+           "stackcore.testing.suites.compute"),
 )
 
 

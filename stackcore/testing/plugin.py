@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from stackcore.exception import StackcoreError
 from stackcore.testing import harness
 
 _RESULTS_KEY = pytest.StashKey[dict[str, dict[str, str]]]()
@@ -66,9 +67,13 @@ def pytest_configure(config: pytest.Config) -> None:
     files = list(config.getoption("--stackcore-config")) or [
         str(p) for p in config.getini("stackcore_config")
     ]
-    config.stash[_TARGET_KEY] = harness.DriverUnderTest.from_spec(
-        spec, files, config.getoption("--stackcore-set")
-    )
+    try:
+        config.stash[_TARGET_KEY] = harness.DriverUnderTest.from_spec(
+            spec, files, config.getoption("--stackcore-set")
+        )
+    except StackcoreError as err:
+        # One clear line naming the culprit, not an INTERNALERROR traceback.
+        raise pytest.UsageError(f"stackcore conformance: {type(err).__name__}: {err}") from err
 
 
 def _target(config: pytest.Config) -> harness.DriverUnderTest | None:

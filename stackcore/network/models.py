@@ -1,0 +1,194 @@
+"""SQLAlchemy models of the network family (networks, subnets, ports, segments, agents).
+
+Segment IDs are tracked in two tables. ``ml2_segment_ranges`` holds the *free* IDs of the
+configured ranges as ``[first, last]`` rows, so start-up and storage cost depend on the number
+of ranges, not their size. ``ml2_segment_allocations`` holds one row per *allocated* ID, with a
+primary key that makes a double allocation impossible whatever the free-range rows say.
+``physical_network`` is ``""`` (not NULL) for types without one so the keys compare equal.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stackcore.db.models import Base, utcnow
+
+
+class Network(Base):
+    __tablename__ = "networks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    mtu: Mapped[int] = mapped_column(Integer, default=0)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class NetworkSegment(Base):
+    """One segment of a network; ``segment_index`` orders them (0 is the first)."""
+
+    __tablename__ = "network_segments"
+    __table_args__ = (
+        UniqueConstraint("network_id", "segment_index", name="uniq_segments0network0index"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    network_type: Mapped[str] = mapped_column(String(32))
+    physical_network: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    segmentation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mtu: Mapped[int] = mapped_column(Integer, default=0)
+    segment_index: Mapped[int] = mapped_column(Integer, default=0)
+    is_dynamic: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SegmentRange(Base):
+    """A run of free IDs ``first..last`` (inclusive) of one type and physical network."""
+
+    __tablename__ = "ml2_segment_ranges"
+    __table_args__ = (
+        Index("ix_ml2_segment_ranges0type0physnet0first", "network_type", "physical_network",
+              "first"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    network_type: Mapped[str] = mapped_column(String(32))
+    physical_network: Mapped[str] = mapped_column(String(64), default="")
+    first: Mapped[int] = mapped_column(BigInteger)
+    last: Mapped[int] = mapped_column(BigInteger)
+
+
+class SegmentAllocation(Base):
+    """An allocated segmentation ID (flat networks use ID 0 on their physical network)."""
+
+    __tablename__ = "ml2_segment_allocations"
+
+    network_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    physical_network: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    segmentation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Subnet(Base):
+    __tablename__ = "subnets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255), default="")
+    ip_version: Mapped[int] = mapped_column(Integer)
+    cidr: Mapped[str] = mapped_column(String(64))
+    gateway_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
+    allocation_pools: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Port(Base):
+    """A port and its current binding (``binding_*`` columns, ``vif_*``)."""
+
+    __tablename__ = "ports"
+    __table_args__ = (
+        UniqueConstraint("network_id", "mac_address", name="uniq_ports0network0mac"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    mac_address: Mapped[str] = mapped_column(String(32))
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    device_owner: Mapped[str] = mapped_column(String(255), default="")
+    delete_with_device: Mapped[bool] = mapped_column(Boolean, default=False)
+    host: Mapped[str] = mapped_column(String(255), default="", index=True)
+    vnic_type: Mapped[str] = mapped_column(String(32), default="normal")
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    vif_type: Mapped[str] = mapped_column(String(64), default="unbound")
+    vif_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    binding_failures: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class PortBindingLevel(Base):
+    """Level ``level`` of a port's binding: which driver bound which segment (0 = fabric)."""
+
+    __tablename__ = "port_binding_levels"
+
+    port_id: Mapped[str] = mapped_column(
+        ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True
+    )
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    driver: Mapped[str] = mapped_column(String(64))
+    segment_id: Mapped[str] = mapped_column(String(36))
+
+
+class IPAllocation(Base):
+    """One fixed IP of a port. The primary key makes a duplicate address impossible."""
+
+    __tablename__ = "ip_allocations"
+
+    subnet_id: Mapped[str] = mapped_column(
+        ForeignKey("subnets.id", ondelete="CASCADE"), primary_key=True
+    )
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"), index=True)
+    network_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
+class NetworkFault(Base):
+    """A mechanism-driver failure recorded against a network, subnet or port (which may be
+    gone: a failed delete postcommit is recorded here after the row is deleted)."""
+
+    __tablename__ = "network_faults"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resource_type: Mapped[str] = mapped_column(String(16))
+    resource_id: Mapped[str] = mapped_column(String(36), index=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    driver: Mapped[str] = mapped_column(String(64))
+    exc_class: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Agent(Base):
+    """An L2 agent (Open vSwitch, Linux bridge...) and its last reported state."""
+
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("agent_type", "host", name="uniq_agents0type0host"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(255))
+    binary: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    topic: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    configurations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

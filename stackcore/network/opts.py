@@ -1,0 +1,114 @@
+"""Configuration options of the network (ML2) family.
+
+Registered on every Cloud through :data:`stackcore.conf.opts.GROUPS`; ``list_opts`` there
+publishes them to ``oslo-config-generator`` and the configuration reference.
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+ML2_OPTS = [
+    cfg.ListOpt(
+        "type_drivers",
+        default=["flat", "vlan", "vxlan"],
+        help="Network type drivers to load: entry point names in "
+        "stackcore.network.type_drivers. Each registers the type its get_type() returns.",
+    ),
+    cfg.ListOpt(
+        "project_network_types",
+        default=["vxlan"],
+        deprecated_name="tenant_network_types",
+        help="Ordered network types tried for a project network (one created without provider "
+        "attributes); the first type with a free ID wins. Each must be in type_drivers.",
+    ),
+    cfg.ListOpt(
+        "mechanism_drivers",
+        default=["fake"],
+        help="Ordered mechanism drivers: entry point names in "
+        "stackcore.network.mechanism_drivers. Hooks run, and binding is tried, in this order.",
+    ),
+    cfg.IntOpt(
+        "path_mtu",
+        default=0,
+        min=0,
+        help="MTU of the underlay path carrying overlay (VXLAN) traffic; 0 means "
+        "global_physnet_mtu. The overlay MTU is this minus the encapsulation overhead.",
+    ),
+    cfg.DictOpt(
+        "physical_network_mtus",
+        default={},
+        help="Per physical network MTU, as physnet:mtu pairs (e.g. data:9000). Flat and VLAN "
+        "segments get min(global_physnet_mtu, this value).",
+    ),
+    cfg.IntOpt(
+        "max_binding_levels",
+        default=10,
+        min=1,
+        max=10,
+        help="Depth limit of hierarchical port binding.",
+    ),
+    cfg.IntOpt(
+        "max_bind_tries",
+        default=10,
+        min=1,
+        help="Times a port binding is recomputed when the port changed concurrently.",
+    ),
+]
+
+NETWORK_OPTS = [
+    cfg.IntOpt(
+        "global_physnet_mtu",
+        default=1500,
+        min=68,
+        help="MTU of the physical networks (the underlay); every segment MTU is capped by it.",
+    ),
+    cfg.StrOpt(
+        "base_mac",
+        default="fa:16:3e:00:00:00",
+        regex=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$",
+        help="MAC prefix of generated port MACs: the first three octets are kept, the others "
+        "random (a non-zero fourth octet is kept too). Must be a unicast address.",
+    ),
+    cfg.IntOpt(
+        "agent_down_time",
+        default=75,
+        min=1,
+        help="Seconds after an L2 agent's last state report at which it is considered dead; "
+        "mechanism drivers refuse to bind ports to dead agents.",
+    ),
+]
+
+FLAT_OPTS = [
+    cfg.ListOpt(
+        "flat_networks",
+        default=["*"],
+        help="Physical networks on which flat networks may be created; '*' allows any, an "
+        "empty list disables flat networks.",
+    ),
+]
+
+VLAN_OPTS = [
+    cfg.ListOpt(
+        "network_vlan_ranges",
+        default=[],
+        help="physnet:min:max ranges of VLAN IDs for project networks, or a bare physnet "
+        "name allowing only provider networks on it. Ranges of one physnet may be repeated.",
+    ),
+]
+
+VXLAN_OPTS = [
+    cfg.ListOpt(
+        "vni_ranges",
+        default=["1:1000"],
+        help="min:max ranges of VXLAN VNIs for project networks (1 .. 16777215).",
+    ),
+]
+
+GROUPS: list[tuple[str, list[cfg.Opt]]] = [
+    ("ml2", ML2_OPTS),
+    ("network", NETWORK_OPTS),
+    ("ml2_type_flat", FLAT_OPTS),
+    ("ml2_type_vlan", VLAN_OPTS),
+    ("ml2_type_vxlan", VXLAN_OPTS),
+]

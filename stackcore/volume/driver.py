@@ -1,0 +1,311 @@
+"""The volume driver contract.
+
+This module *is* the specification a volume driver is written against. The required methods
+are Cinder's minimum features, complete (Cinder's ``VolumeDriverCore`` leaves clone and the
+export calls out of its interface although clone is a minimum feature):
+
+============================  =====================================================
+minimum feature               methods
+============================  =====================================================
+volume create / delete        :meth:`create_volume`, :meth:`delete_volume`
+attach / detach               :meth:`create_export`, :meth:`ensure_export`,
+                              :meth:`remove_export`, :meth:`initialize_connection`,
+                              :meth:`terminate_connection` (``connector=None`` = force)
+snapshot create / delete      :meth:`create_snapshot`, :meth:`delete_snapshot`
+volume from snapshot          :meth:`create_volume_from_snapshot`
+get volume stats              :meth:`get_volume_stats` (schema: :mod:`stackcore.volume.stats`)
+image to volume               :meth:`copy_image_to_volume`
+volume to image               :meth:`copy_volume_to_image`
+clone volume                  :meth:`create_cloned_volume`
+extend volume                 :meth:`extend_volume`
+============================  =====================================================
+
+General rules, for every method:
+
+* One driver object serves one backend (one ``enabled_backends`` section) on one host. The
+  manager serialises calls per volume (and locks a clone's or snapshot's source too), but calls
+  for different volumes may run concurrently in threads.
+* Drivers never touch the database; they get :mod:`stackcore.volume.objects` values and may
+  return a *model update* (a dict with ``provider_location``, ``provider_auth`` and/or
+  ``driver_data``) which the manager stores and hands back on later calls.
+* Raising means "this step failed". For a create-type call (create, from snapshot, clone,
+  image to volume) the manager then records a fault, moves the volume to ``error`` and calls
+  :meth:`delete_volume` to remove whatever was half made: ``delete_volume`` must cope with any
+  partial state those calls can leave. Temporary backend objects a multi-step operation makes
+  for itself (a clone's temporary snapshot) are the driver's to remove before it re-raises.
+* Multi-step operations call :meth:`VolumeDriver.checkpoint` between their steps with the names
+  they declare in ``FAULT_POINTS``; the conformance suite makes each point raise in turn and
+  checks that nothing is left on the backend (:meth:`list_backend_objects`).
+* Raise :class:`~stackcore.exception.BackendUnavailable` when the backend cannot be reached,
+  :class:`~stackcore.exception.DriverError` for other backend failures; any other exception is
+  wrapped as a ``DriverError`` naming the step by the manager.
+* Never log or put in an exception message a secret (CHAP password, cephx key).
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from oslo_config import cfg
+
+from stackcore import exception
+from stackcore.plugins.contract import Contract
+from stackcore.volume.objects import ImageFile, Snapshot, Volume
+
+NAMESPACE = "stackcore.volume.drivers"
+
+#: Optional features a driver declares in its ``capabilities`` mapping, with the methods each
+#: needs (none: they are properties of the required methods). The support matrix is generated
+#: from these declarations and the conformance results.
+CAPABILITIES: Mapping[str, tuple[str, ...]] = {
+    "thin_provisioning": (),
+    "thick_provisioning": (),
+    "multiattach": (),
+    "online_extend": (),
+    "zero_on_delete": (),
+}
+
+ModelUpdate = dict[str, Any] | None
+"""What create/export calls may return: ``provider_location``, ``provider_auth``,
+``driver_data`` (any JSON mapping) - stored by the manager, handed back later."""
+
+MODEL_UPDATE_KEYS = frozenset({"provider_location", "provider_auth", "driver_data"})
+
+
+class InjectedFault(exception.DriverError):
+    """Raised at a checkpoint the conformance suite armed (failure injection)."""
+
+
+class VolumeDriver(abc.ABC):
+    """Base class of every volume driver.
+
+    Class attributes a driver sets:
+
+    ``VERSION``
+        Its own version string, reported as ``driver_version`` in its stats.
+    ``VENDOR_NAME``, ``STORAGE_PROTOCOL``
+        For the stats report (``STORAGE_PROTOCOL`` from
+        :data:`stackcore.volume.stats.STORAGE_PROTOCOLS`).
+    ``capabilities``
+        ``{capability: bool}`` for the keys of :data:`CAPABILITIES`; missing keys mean False.
+    ``FAULT_POINTS``
+        ``{operation: (checkpoint, ...)}`` - the checkpoints each multi-step operation passes.
+
+    A driver is built once per backend as ``Driver(conf, backend, host)``: ``conf`` is the
+    cloud's ConfigOpts, ``backend`` the name of the backend's config section (on which the
+    options from :meth:`get_driver_options` are registered; :attr:`configuration` is that
+    section), ``host`` the service host ``<host>@<backend>``.
+    """
+
+    VERSION: ClassVar[str] = ""
+    VENDOR_NAME: ClassVar[str] = ""
+    STORAGE_PROTOCOL: ClassVar[str] = ""
+    capabilities: ClassVar[Mapping[str, bool]] = {}
+    FAULT_POINTS: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def __init__(self, conf: cfg.ConfigOpts, backend: str, host: str) -> None:
+        self.conf = conf
+        self.backend = backend
+        self.host = host
+        self.configuration: Any = conf[backend]
+        self._armed: set[str] = set()
+        self._armed_lock = threading.Lock()
+
+    @classmethod
+    def get_driver_options(cls) -> list[cfg.Opt]:
+        """The driver's own options, registered in each backend section that uses it."""
+        return []
+
+    @property
+    def backend_name(self) -> str:
+        """``volume_backend_name`` of this backend (defaults to the section name)."""
+        return str(self.configuration.volume_backend_name or self.backend)
+
+    # --- failure injection (conformance kit) ------------------------------------------------
+
+    def arm_fault(self, point: str) -> None:
+        """Make the next :meth:`checkpoint` ``point`` raise :class:`InjectedFault` (tests)."""
+        with self._armed_lock:
+            self._armed.add(point)
+
+    def checkpoint(self, point: str) -> None:
+        """Called by drivers between the steps of a multi-step operation. Raises if armed."""
+        if not self._armed:
+            return
+        with self._armed_lock:
+            if point not in self._armed:
+                return
+            self._armed.discard(point)
+        raise InjectedFault(f"injected failure at {point} ({type(self).__name__})", point=point)
+
+    # --- set-up and stats -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def do_setup(self) -> None:
+        """Connect to / prepare the backend. Called once when the volume service starts, before
+        any other call and before reconciliation. Raise ConfigError for bad options,
+        BackendUnavailable when the backend cannot be reached: the service does not start."""
+
+    @abc.abstractmethod
+    def check_for_setup_error(self) -> None:
+        """Verify the backend is usable (VG exists, share writable, pool present). Called right
+        after :meth:`do_setup`; raising stops the service start-up."""
+
+    @abc.abstractmethod
+    def get_volume_stats(self, refresh: bool = False) -> dict[str, Any]:
+        """Report capacity and capabilities (:data:`stackcore.volume.stats.SCHEMA`).
+
+        With ``refresh`` re-read the backend, else a cached report may be returned. Called
+        periodically by the manager, outside any transaction; the report is validated and a bad
+        one marks the backend as not reporting (nothing is scheduled on it). Always include a
+        ``pools`` list (one pool named after the backend if the backend has no pools)."""
+
+    @abc.abstractmethod
+    def list_backend_objects(self) -> list[str]:
+        """Names of every object this driver made on its backend (volumes, snapshots,
+        temporary objects, exports), sorted. Used by reconciliation and by the conformance
+        suite to prove nothing is left behind after failures and deletes."""
+
+    # --- volumes --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_volume(self, volume: Volume) -> ModelUpdate:
+        """Allocate ``volume.size`` GiB on the backend (no export). A new volume never shows
+        data of a deleted one. Called with the volume in ``creating``."""
+
+    @abc.abstractmethod
+    def delete_volume(self, volume: Volume) -> None:
+        """Remove the volume and its data. Succeeds when the backend does not know it (deletes
+        are idempotent, and this is the cleanup path after any failed create). The manager
+        refuses to delete volumes with snapshots or attachments before calling this."""
+
+    @abc.abstractmethod
+    def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> ModelUpdate:
+        """Make ``volume`` with the snapshot's data. ``volume.size`` may be larger than the
+        snapshot's: the new volume must have the larger size."""
+
+    @abc.abstractmethod
+    def create_cloned_volume(self, volume: Volume, src_volume: Volume) -> ModelUpdate:
+        """Make ``volume`` as a copy of ``src_volume`` (available, not in use by another
+        operation). ``volume.size`` may be larger: honour it."""
+
+    @abc.abstractmethod
+    def extend_volume(self, volume: Volume, new_size: int) -> None:
+        """Grow the volume to ``new_size`` GiB keeping its data. Called only on attached
+        volumes when the driver declares ``online_extend``."""
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_snapshot(self, snapshot: Snapshot) -> ModelUpdate:
+        """Take a point-in-time snapshot of ``snapshot.volume``. On failure the manager calls
+        :meth:`delete_snapshot` for cleanup."""
+
+    @abc.abstractmethod
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        """Remove the snapshot; succeeds when it is already gone. Volumes made from it must keep
+        working (flatten them, or keep a hidden dependency the driver cleans up later)."""
+
+    # --- attach / detach ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_export(self, volume: Volume, connector: Mapping[str, Any]) -> ModelUpdate:
+        """Expose the volume for attachment (target, LUN, CHAP). Called before
+        :meth:`initialize_connection` on every attach; an already exported volume keeps its
+        export. If the attach fails afterwards the manager calls :meth:`remove_export`."""
+
+    @abc.abstractmethod
+    def ensure_export(self, volume: Volume) -> ModelUpdate:
+        """Re-create the export of an attached volume if the backend lost it (after a restart
+        of the target daemon or of the host). Called by start-up reconciliation."""
+
+    @abc.abstractmethod
+    def remove_export(self, volume: Volume) -> None:
+        """Remove the export; succeeds when there is none. Called on the last detach and after
+        a failed attach."""
+
+    @abc.abstractmethod
+    def initialize_connection(
+        self, volume: Volume, connector: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Return the ``connection_info`` for ``connector`` (os-brick connector properties:
+        ``host``, ``ip``, ``initiator``...): ``{"driver_volume_type": ..., "data": {...}}`` with
+        the keys :mod:`stackcore.volume.connection_info` defines for the protocol. May be
+        called repeatedly for the same connector."""
+
+    @abc.abstractmethod
+    def terminate_connection(
+        self, volume: Volume, connector: Mapping[str, Any] | None
+    ) -> None:
+        """Revoke ``connector``'s access. ``connector=None`` is a force detach: revoke every
+        connection. Succeeds when there is nothing to revoke."""
+
+    # --- images ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def copy_image_to_volume(self, volume: Volume, image: ImageFile) -> None:
+        """Write the image's data (converted to raw) onto an existing volume that is at least
+        as large as the image's virtual size. Called with the volume in ``downloading``."""
+
+    @abc.abstractmethod
+    def copy_volume_to_image(self, volume: Volume, image: ImageFile) -> None:
+        """Write the volume's data to ``image.path`` in ``image.disk_format``. The file does not
+        exist yet; on failure leave no file."""
+
+
+def _init_signature(cls: type) -> list[str]:
+    from stackcore.plugins.contract import signature_problems
+
+    init = cls.__init__  # type: ignore[misc]
+    return [f"__init__(): {p}" for p in signature_problems(VolumeDriver.__init__, init)]
+
+
+def _declared_data(cls: type) -> list[str]:
+    from stackcore.volume.stats import STORAGE_PROTOCOLS
+
+    found = []
+    protocol = getattr(cls, "STORAGE_PROTOCOL", "")
+    if protocol not in STORAGE_PROTOCOLS:
+        found.append(f"STORAGE_PROTOCOL {protocol!r} is not one of {', '.join(STORAGE_PROTOCOLS)}")
+    if not isinstance(getattr(cls, "VENDOR_NAME", None), str) or not cls.VENDOR_NAME:  # type: ignore[attr-defined]
+        found.append("VENDOR_NAME is missing or empty")
+    points = getattr(cls, "FAULT_POINTS", {})
+    if not isinstance(points, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, tuple) and all(isinstance(p, str) for p in v)
+        for k, v in points.items()
+    ):
+        found.append("FAULT_POINTS must map operation names to tuples of checkpoint names")
+    return found
+
+
+REQUIRED = (
+    "do_setup",
+    "check_for_setup_error",
+    "get_volume_stats",
+    "list_backend_objects",
+    "create_volume",
+    "delete_volume",
+    "create_volume_from_snapshot",
+    "create_cloned_volume",
+    "extend_volume",
+    "create_snapshot",
+    "delete_snapshot",
+    "create_export",
+    "ensure_export",
+    "remove_export",
+    "initialize_connection",
+    "terminate_connection",
+    "copy_image_to_volume",
+    "copy_volume_to_image",
+)
+
+CONTRACT = Contract(
+    family="volume",
+    base=VolumeDriver,
+    required=REQUIRED,
+    capabilities=CAPABILITIES,
+    extra_checks=(_init_signature, _declared_data),
+)

@@ -1,0 +1,91 @@
+"""What the volume manager hands a volume driver: plain, immutable, serialisable values.
+
+Drivers never see database rows. Backend objects are named from these values
+(:attr:`Volume.name` = ``volume-<id>``, :attr:`Snapshot.name` = ``snapshot-<id>``, Cinder's
+templates), so a driver can always find what it made from the id alone - which is what makes
+deletes idempotent and start-up reconciliation possible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+GiB = 1024**3
+
+VOLUME_NAME_TEMPLATE = "volume-%s"
+SNAPSHOT_NAME_TEMPLATE = "snapshot-%s"
+
+
+@dataclasses.dataclass(frozen=True)
+class Volume:
+    """One volume as its driver needs to know it.
+
+    ``size`` is in GiB. ``provider_location`` / ``provider_auth`` / ``driver_data`` are what the
+    driver itself returned earlier (model updates from create/export), stored by the manager and
+    handed back unchanged. ``extra_specs`` are the volume type's extra specs.
+    """
+
+    id: str
+    size: int
+    display_name: str = ""
+    extra_specs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    provider_location: str | None = None
+    provider_auth: str | None = None
+    driver_data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    multiattach: bool = False
+
+    @property
+    def name(self) -> str:
+        """The backend object name, ``volume-<id>``."""
+        return VOLUME_NAME_TEMPLATE % self.id
+
+    @property
+    def size_bytes(self) -> int:
+        return self.size * GiB
+
+    @property
+    def thin(self) -> bool:
+        """Whether the volume type asks for thin provisioning (the default, as in Cinder)."""
+        return self.extra_specs.get("provisioning:type", "thin") != "thick"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """One snapshot. ``volume`` is its source volume as it was when the snapshot was taken
+    (``volume_size`` is that size in GiB)."""
+
+    id: str
+    volume: Volume
+    volume_size: int
+    provider_location: str | None = None
+    driver_data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The backend object name, ``snapshot-<id>``."""
+        return SNAPSHOT_NAME_TEMPLATE % self.id
+
+    @property
+    def volume_id(self) -> str:
+        return self.volume.id
+
+    @property
+    def volume_name(self) -> str:
+        return self.volume.name
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFile:
+    """An image of the compute image store, as a local file: read by
+    ``copy_image_to_volume``, written by ``copy_volume_to_image``. ``disk_format`` is ``raw`` or
+    ``qcow2`` (what qemu-img can convert)."""
+
+    id: str
+    path: str
+    disk_format: str

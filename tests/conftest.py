@@ -1,0 +1,119 @@
+"""Shared fixtures: embedded clouds, installed test plugins, real-backend settings."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from stevedore import extension
+
+import stackcore
+from stackcore.plugins import loader
+
+
+def backend_env(name: str, service: str) -> str:
+    """A real-backend setting from tools/backends/env.sh; fail (never skip) when absent."""
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: start the backend with `tools/backends/up.sh {service}` "
+                    "and source /var/lib/stackcore-backends/env.sh", pytrace=False)
+    return value
+
+
+@pytest.fixture
+def image_file(tmp_path: Path) -> str:
+    path = tmp_path / "image.raw"
+    with open(path, "wb") as handle:
+        handle.truncate(1024 * 1024)
+    return str(path)
+
+
+@pytest.fixture
+def make_cloud(tmp_path: Path) -> Iterator[Callable[..., stackcore.Cloud]]:
+    """Build embedded clouds (closed at teardown). Heartbeats are driven by tests via tick()."""
+    clouds: list[stackcore.Cloud] = []
+
+    def make(**kwargs: Any) -> stackcore.Cloud:
+        overrides = kwargs.pop("overrides", {})
+        overrides.setdefault("DEFAULT", {}).setdefault("report_interval", 3600)
+        cloud = stackcore.Cloud(overrides=overrides, **kwargs)
+        clouds.append(cloud)
+        return cloud
+
+    yield make
+    for cloud in clouds:
+        cloud.close()
+
+
+@pytest.fixture
+def cloud(make_cloud: Callable[..., stackcore.Cloud], image_file: str) -> stackcore.Cloud:
+    """An embedded cloud with two fake hosts, a flavor 'small' and an image 'img'."""
+    c = make_cloud(fake_hosts=2)
+    c.compute.create_flavor("small", 1, 512, 1)
+    c.compute.register_image("img", image_file, "raw", {"architecture": "x86_64"})
+    return c
+
+
+@pytest.fixture
+def installed_plugins(tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """Install throwaway distributions with entry points, visible to importlib.metadata and
+    stevedore for the duration of a test: ``install(dist_name, {namespace: {name: target}},
+    modules={"mod_name": "source"})``."""
+    added: list[str] = []
+
+    def install(dist: str, entry_points: dict[str, dict[str, str]],
+                modules: dict[str, str] | None = None) -> None:
+        root = tmp_path / f"site-{dist}"
+        info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        lines = []
+        for group, items in entry_points.items():
+            lines.append(f"[{group}]")
+            lines += [f"{name} = {target}" for name, target in items.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        for module, source in (modules or {}).items():
+            (root / f"{module}.py").write_text(textwrap.dedent(source))
+        sys.path.insert(0, str(root))
+        added.append(str(root))
+        _forget_plugin_caches()
+
+    yield install
+    for path in added:
+        sys.path.remove(path)
+    _forget_plugin_caches()
+
+
+def _forget_plugin_caches() -> None:
+    extension.ExtensionManager.ENTRY_POINT_CACHE.clear()
+    loader._entry_point_owners.cache_clear()
+    importlib.invalidate_caches()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    base = backend_env("STACKCORE_TEST_PG_URL", "postgres")
+    name = f"stackcore_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.dispose()

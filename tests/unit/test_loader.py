@@ -1,0 +1,102 @@
+"""Plugin loading is loud: every failure names namespace, entry point and distribution."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackcore import exception
+from stackcore.compute.driver import CONTRACT, NAMESPACE
+from stackcore.plugins import loader
+
+GOOD = """
+from stackcore.compute.fake import FakeHypervisorDriver
+
+class Good(FakeHypervisorDriver):
+    VERSION = "2.0"
+"""
+
+BROKEN = """
+from stackcore.compute.fake import FakeHypervisorDriver
+
+class Broken(FakeHypervisorDriver):
+    VERSION = ""
+
+    def spawn(self, instance):
+        pass
+"""
+
+
+def test_load_reference_driver() -> None:
+    plugin = loader.load_one(NAMESPACE, "fake", CONTRACT)
+    assert plugin.cls.__name__ == "FakeHypervisorDriver"
+    assert plugin.target == "stackcore.compute.fake:FakeHypervisorDriver"
+
+
+def test_missing_name_lists_what_is_installed() -> None:
+    with pytest.raises(exception.PluginNotFound) as caught:
+        loader.load_one(NAMESPACE, "vmware", CONTRACT)
+    message = str(caught.value)
+    assert "'vmware'" in message and NAMESPACE in message and "fake" in message
+
+
+def test_import_error_names_entry_point_and_distribution(installed_plugins) -> None:
+    installed_plugins("acme-drivers", {NAMESPACE: {"acme": "acme_missing_module:Driver"}})
+    with pytest.raises(exception.PluginLoadError) as caught:
+        loader.load_one(NAMESPACE, "acme", CONTRACT)
+    message = str(caught.value)
+    assert "'acme'" in message
+    assert "acme_missing_module:Driver" in message
+    assert "acme-drivers 1.0" in message
+    assert "ModuleNotFoundError" in message
+
+
+def test_duplicate_name_across_distributions_is_refused(installed_plugins) -> None:
+    installed_plugins("one-drivers", {NAMESPACE: {"twin": "twin_a:Good"}}, {"twin_a": GOOD})
+    installed_plugins("two-drivers", {NAMESPACE: {"twin": "twin_b:Good"}}, {"twin_b": GOOD})
+    with pytest.raises(exception.PluginLoadError) as caught:
+        loader.load_one(NAMESPACE, "twin", CONTRACT)
+    assert "one-drivers" in str(caught.value) and "two-drivers" in str(caught.value)
+
+
+def test_contract_failure_lists_every_problem(installed_plugins) -> None:
+    installed_plugins("bad-drivers", {NAMESPACE: {"bad": "bad_driver:Broken"}},
+                      {"bad_driver": BROKEN})
+    with pytest.raises(exception.DriverContractError) as caught:
+        loader.load_one(NAMESPACE, "bad", CONTRACT)
+    err = caught.value
+    assert "bad-drivers" in str(err) and "'bad'" in str(err)
+    assert "spawn(): missing parameter 'image'" in err.problems
+    assert "VERSION is missing or not a non-empty string" in err.problems
+
+
+def test_third_party_plugin_loads(installed_plugins) -> None:
+    installed_plugins("good-drivers", {NAMESPACE: {"good": "good_driver:Good"}},
+                      {"good_driver": GOOD})
+    assert loader.load_one(NAMESPACE, "good", CONTRACT).cls.VERSION == "2.0"
+
+
+def test_load_ordered_keeps_configured_order(installed_plugins) -> None:
+    installed_plugins("good-drivers", {NAMESPACE: {"good": "good_driver2:Good"}},
+                      {"good_driver2": GOOD})
+    names = [p.name for p in loader.load_ordered(NAMESPACE, ["good", "fake"], CONTRACT)]
+    assert names == ["good", "fake"]
+    names = [p.name for p in loader.load_ordered(NAMESPACE, ["fake", "good"], CONTRACT)]
+    assert names == ["fake", "good"]
+
+
+def test_load_ordered_refuses_missing_and_duplicates() -> None:
+    with pytest.raises(exception.PluginNotFound, match="'ghost'"):
+        loader.load_ordered(NAMESPACE, ["fake", "ghost"], CONTRACT)
+    with pytest.raises(exception.ConfigError, match="listed twice"):
+        loader.load_ordered(NAMESPACE, ["fake", "fake"], CONTRACT)
+
+
+def test_discover_records_failures_instead_of_raising(installed_plugins) -> None:
+    installed_plugins("bad-drivers", {NAMESPACE: {"bad": "bad_driver3:Broken",
+                                                  "gone": "nowhere:X"}},
+                      {"bad_driver3": BROKEN})
+    found = {d.name: d for d in loader.discover(NAMESPACE, CONTRACT)}
+    assert found["fake"].plugin is not None and found["fake"].error is None
+    assert found["bad"].plugin is None and "spawn()" in (found["bad"].error or "")
+    assert found["gone"].plugin is None and "ModuleNotFoundError" in (found["gone"].error or "")
+    assert found["bad"].distribution == "bad-drivers"

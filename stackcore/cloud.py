@@ -59,7 +59,11 @@ class Cloud:
             raise exception.ConfigError(
                 f"unknown service(s) {', '.join(unknown)} (known: {', '.join(ALL_SERVICES)})"
             )
-        self.conf: cfg.ConfigOpts = sc_conf.load(files, overrides)
+        # Overrides for plugin option groups can only be set once the plugin has registered
+        # them: core groups are applied now, the rest after plugins load (see _start).
+        self._overrides = {g: dict(v) for g, v in (overrides or {}).items()}
+        self.conf: cfg.ConfigOpts = sc_conf.load(files)
+        self._apply_overrides(only_registered=True)
         if fake_hosts is not None:
             if isinstance(fake_hosts, bool) or not isinstance(fake_hosts, int) or fake_hosts < 0:
                 raise exception.Invalid("fake_hosts", "must be an integer >= 0", fake_hosts)
@@ -73,6 +77,15 @@ class Cloud:
         except BaseException:
             self.close()
             raise
+
+    def _apply_overrides(self, only_registered: bool) -> None:
+        for group, values in list(self._overrides.items()):
+            registered = group == "DEFAULT" or group in self.conf
+            if only_registered and not registered:
+                continue
+            for name, value in values.items():
+                sc_conf.set_override(self.conf, group, name, value)
+            del self._overrides[group]
 
     def _start(self, services: Sequence[str]) -> None:
         conf = self.conf
@@ -89,6 +102,7 @@ class Cloud:
                 compute_driver.NAMESPACE, conf.compute.driver, compute_driver.CONTRACT
             )
             sc_conf.register(conf, self._compute_driver.cls.list_opts())
+        self._apply_overrides(only_registered=False)
         sc_conf.validate_all(conf)
 
         url = conf.database.connection or f"sqlite:///{conf.state_path}/stackcore.sqlite"

@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "family", None):
+            from stackcore.plugins import families
+
+            families.get(args.family)  # an unknown family is an error, not an empty list
         return int(args.func(args))
     except exception.StackcoreError as err:
         print(f"stackcore: {type(err).__name__}: {err}", file=sys.stderr)

@@ -1,0 +1,79 @@
+"""The ``[libvirt]`` options of the libvirt hypervisor driver."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+GROUP = "libvirt"
+
+OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "connection_uri",
+        default="qemu:///system",
+        help="libvirt connection URI. 'test:///default' is libvirt's in-process test driver "
+        "(no daemon, no real disks or devices: used by the fast conformance run).",
+    ),
+    cfg.StrOpt(
+        "virt_type",
+        default="kvm",
+        choices=[("kvm", "hardware virtualisation (/dev/kvm)"), ("qemu", "TCG emulation")],
+        help="Domain type for QEMU connections. Ignored for the test driver.",
+    ),
+    cfg.StrOpt(
+        "instances_path",
+        help="Directory holding one sub-directory per instance (its qcow2 overlay and console "
+        "log). Unset: <state_path>/instances.",
+    ),
+    cfg.StrOpt(
+        "machine_type",
+        default="q35",
+        help="QEMU machine type. q35 plus pcie-root-port controllers is what makes live PCI "
+        "(virtio) attach work; on i440fx a guest without an OS cannot take hotplugged PCI devices.",
+    ),
+    cfg.IntOpt(
+        "pcie_root_ports",
+        default=8,
+        min=0,
+        max=30,
+        help="Extra pcie-root-port controllers added to q35 domains: one per PCI device "
+        "(virtio disk or NIC) that may be hot-added while the domain runs.",
+    ),
+    cfg.IntOpt(
+        "connection_retries",
+        default=5,
+        min=0,
+        help="Extra attempts to open the libvirt connection before giving up with "
+        "BackendUnavailable (the daemon may be restarting).",
+    ),
+    cfg.FloatOpt(
+        "connection_retry_interval",
+        default=1.0,
+        min=0.0,
+        help="Seconds before the first reconnect attempt; doubled after each failed attempt.",
+    ),
+    cfg.FloatOpt(
+        "connection_retry_max_interval",
+        default=30.0,
+        min=0.0,
+        help="Upper bound of the reconnect back-off, in seconds.",
+    ),
+    cfg.IntOpt(
+        "soft_reboot_timeout",
+        default=60,
+        min=0,
+        help="Seconds a SOFT reboot waits for the guest to shut down before falling back to a "
+        "HARD reboot (power cycle).",
+    ),
+    cfg.IntOpt(
+        "device_detach_timeout",
+        default=20,
+        min=1,
+        help="Seconds to wait for a running guest to release a detached disk or NIC.",
+    ),
+    cfg.IntOpt(
+        "console_log_max_bytes",
+        default=100 * 1024,
+        min=1,
+        help="get_console_output returns at most the last this many bytes of the log.",
+    ),
+]

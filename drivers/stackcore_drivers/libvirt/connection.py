@@ -1,0 +1,164 @@
+"""One libvirt connection per driver: opened lazily, probed before use, reopened with
+exponential back-off when the daemon went away; libvirt errors mapped to stackcore's.
+
+Why probe before every use instead of retrying failed calls: a call that fails because the
+daemon died half-way may or may not have taken effect, so it is never replayed; it raises
+:class:`~stackcore.exception.BackendUnavailable` and the manager records the fault. A connection
+found dead *before* a call is simply replaced, so the first call after libvirtd comes back works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import libvirt
+
+from stackcore import exception
+
+LOG = logging.getLogger(__name__)
+
+# libvirt prints every error to stderr unless an error handler is registered; errors reach us as
+# exceptions anyway, so the default printing is only noise (and could echo XML we passed in).
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+#: libvirt error codes meaning "the connection to the daemon is gone / unusable".
+_CONNECTION_CODES = frozenset(
+    {
+        libvirt.VIR_ERR_NO_CONNECT,
+        libvirt.VIR_ERR_INVALID_CONN,
+        libvirt.VIR_ERR_RPC,
+        libvirt.VIR_ERR_SYSTEM_ERROR,
+        libvirt.VIR_ERR_INTERNAL_ERROR,
+        libvirt.VIR_ERR_AUTH_FAILED,
+    }
+)
+_CONNECTION_DOMAINS = frozenset({libvirt.VIR_FROM_REMOTE, libvirt.VIR_FROM_RPC})
+_NOT_SUPPORTED = frozenset({libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED})
+
+
+def is_connection_error(err: libvirt.libvirtError) -> bool:
+    """Whether ``err`` says the daemon connection is broken (rather than the request failed)."""
+    return (
+        err.get_error_code() in _CONNECTION_CODES
+        and err.get_error_domain() in _CONNECTION_DOMAINS
+    ) or err.get_error_code() in (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN)
+
+
+class Connection:
+    """A libvirt connection to ``uri`` that heals itself between calls.
+
+    Thread-safe: libvirt connections may be shared between threads; only (re)opening is
+    serialised.
+    """
+
+    def __init__(
+        self, uri: str, retries: int, interval: float, max_interval: float
+    ) -> None:
+        self.uri = uri
+        self.retries = retries
+        self.interval = interval
+        self.max_interval = max_interval
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_test_driver(self) -> bool:
+        """libvirt's in-process test driver: domains without real disks, devices or secrets."""
+        return self.uri.split(":", 1)[0] == "test"
+
+    def get(self) -> Any:
+        """An open, answering connection; reopened (with back-off) if the old one died."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    # An RPC round trip for remote drivers: proves the daemon still answers.
+                    self._conn.getLibVersion()
+                    return self._conn
+                except libvirt.libvirtError as err:
+                    LOG.warning("libvirt connection to %s is dead (%s); reconnecting",
+                                self.uri, err.get_error_message())
+                    self._close_locked()
+            self._conn = self._open_with_backoff()
+            return self._conn
+
+    def reset(self) -> None:
+        """Drop the connection; the next :meth:`get` opens a new one."""
+        with self._lock:
+            self._close_locked()
+
+    def close(self) -> None:
+        self.reset()
+
+    def _close_locked(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()
+
+    def _open_with_backoff(self) -> Any:
+        delay = self.interval
+        last: libvirt.libvirtError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(delay)
+                delay = min(delay * 2, self.max_interval)
+            try:
+                conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as err:
+                last = err
+                LOG.warning("cannot connect to libvirt at %s (attempt %d of %d): %s",
+                            self.uri, attempt + 1, self.retries + 1, err.get_error_message())
+                continue
+            if conn is None:  # old bindings return None instead of raising
+                continue
+            if attempt:
+                LOG.info("reconnected to libvirt at %s", self.uri)
+            return conn
+        reason = last.get_error_message() if last is not None else "no connection object"
+        raise exception.BackendUnavailable(
+            f"cannot connect to libvirt at {self.uri} after {self.retries + 1} attempt(s): "
+            f"{reason}",
+            uri=self.uri,
+        )
+
+    @contextlib.contextmanager
+    def translated(self, action: str, instance_uuid: str | None = None) -> Iterator[None]:
+        """Run a block of libvirt calls, raising stackcore exceptions instead of libvirtError.
+
+        * domain unknown -> NotFound(kind ``instance``);
+        * connection lost -> BackendUnavailable (and the connection is dropped, so the next call
+          reconnects);
+        * unsupported by this libvirt driver -> CapabilityNotSupported;
+        * operation invalid in the domain's state -> InvalidState;
+        * anything else -> DriverError naming the action.
+        """
+        try:
+            yield
+        except libvirt.libvirtError as err:
+            raise self.translate(err, action, instance_uuid) from err
+
+    def translate(
+        self, err: libvirt.libvirtError, action: str, instance_uuid: str | None = None
+    ) -> exception.StackcoreError:
+        code = err.get_error_code()
+        message = err.get_error_message() or str(err)
+        what = f"{action} of instance {instance_uuid}" if instance_uuid else action
+        if code == libvirt.VIR_ERR_NO_DOMAIN:
+            return exception.NotFound("instance", instance_uuid or "?",
+                                      f"instance {instance_uuid} is not defined in libvirt")
+        if is_connection_error(err):
+            self.reset()
+            return exception.BackendUnavailable(
+                f"libvirt at {self.uri} went away during {what}: {message}", uri=self.uri
+            )
+        if code in _NOT_SUPPORTED:
+            return exception.CapabilityNotSupported(f"libvirt ({self.uri})", action)
+        if code == libvirt.VIR_ERR_OPERATION_INVALID:
+            return exception.InvalidState(f"{what} refused by libvirt: {message}")
+        return exception.DriverError(f"libvirt {what} failed: {message}",
+                                     libvirt_code=code)

@@ -11,6 +11,9 @@
 #   * sb_check_<svc> returns 0 only if the service answers its own client,
 #     sb_stop_<svc> stops what we started and is harmless when nothing runs.
 
+# lvm warns about every inherited fd (our lock, bash's pipes): noise only
+export LVM_SUPPRESS_FD_WARNINGS=1
+
 SB_STATE="${STACKCORE_BACKENDS_STATE:-/var/lib/stackcore-backends}"
 SB_LOGS="${SB_STATE}/logs"
 SB_ENV_D="${SB_STATE}/env.d"
@@ -104,12 +107,22 @@ sb_spawn() {
   echo "$!"
 }
 
+# sb_pid_running PID: PID is a live process.  A zombie counts as dead: pid 1
+# here is not an init and does not reap orphans, so daemons that exit stay
+# zombies and "kill -0" alone would call them alive.
+sb_pid_running() {
+  local st
+  [[ -n "$1" && -r "/proc/$1/stat" ]] || return 1
+  st="$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$st" && "$st" != Z && "$st" != X ]]
+}
+
 # sb_pid_alive PIDFILE: the pid in PIDFILE is a live process.
 sb_pid_alive() {
   local pid
   [[ -s "$1" ]] || return 1
   pid="$(tr -dc '0-9' <"$1")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+  sb_pid_running "$pid"
 }
 
 # sb_kill_pidfile PIDFILE [NAME]: TERM, wait up to 10 s, then KILL.
@@ -117,13 +130,16 @@ sb_kill_pidfile() {
   local pidf="$1" pid i
   [[ -s "$pidf" ]] || return 0
   pid="$(tr -dc '0-9' <"$pidf")"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+  if sb_pid_running "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
+      sb_pid_running "$pid" || break
       sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
+    if sb_pid_running "$pid"; then
+      sb_log "${pidf##*/}: pid ${pid} ignored SIGTERM for 10 s, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
   fi
   rm -f "$pidf"
 }
@@ -310,6 +326,8 @@ sb_check_lvm() {
   local dev
   command -v vgs >/dev/null || return 1
   [[ -f "$SB_LVM_IMG" ]] || return 1
+  # metadata-only mode configured (see sb_lvm_config in up.sh)
+  [[ "$(lvmconfig global/activation 2>/dev/null)" == "activation=0" ]] || return 1
   dev="$(sb_lvm_loopdev)"
   [[ -n "$dev" ]] || return 1
   vgs --noheadings -o vg_name "$SB_LVM_VG" 2>/dev/null | grep -q "$SB_LVM_VG"
@@ -349,6 +367,7 @@ sb_stop_rabbitmq() {
     timeout 60 rabbitmqctl -q shutdown </dev/null >/dev/null 2>&1 9>&- || true
   fi
   sb_kill_pidfile "${SB_STATE}/rabbitmq/rabbitmq.pid"
+  sb_kill_pidfile "${SB_STATE}/rabbitmq/launcher.pid"   # the su wrapper
   # epmd (the Erlang port mapper) is left by the node; stop it too
   if command -v epmd >/dev/null && pgrep -x epmd >/dev/null; then
     epmd -kill >/dev/null 2>&1 || true
@@ -384,11 +403,18 @@ sb_stop_ovs() {
 }
 
 sb_stop_tgt() {
-  if sb_pid_alive "${SB_STATE}/tgt/tgtd.pid"; then
-    # "--op delete --mode system" refuses while targets exist: just signal.
-    sb_kill_pidfile "${SB_STATE}/tgt/tgtd.pid"
+  local pidf="${SB_STATE}/tgt/tgtd.pid"
+  if sb_pid_alive "$pidf"; then
+    # tgtd ignores SIGTERM.  Its own shutdown ("--op delete --mode system")
+    # refuses while targets exist (tests may leave some), and its targets
+    # are all in memory anyway: ask once, then SIGKILL.
+    timeout 5 tgtadm --op delete --mode system >/dev/null 2>&1 || true
+    sleep 0.2
+    if sb_pid_alive "$pidf"; then
+      kill -KILL "$(tr -dc '0-9' <"$pidf")" 2>/dev/null || true
+    fi
   fi
-  rm -f "${SB_STATE}/tgt/tgtd.pid"
+  rm -f "$pidf"
 }
 
 sb_stop_lvm() {

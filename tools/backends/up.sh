@@ -234,6 +234,32 @@ up_lvm() {
   fi
   sb_check_lvm || sb_fail lvm "VG ${SB_LVM_VG} not visible" "${SB_LOGS}/lvm.log"
 }
+# This kernel has no device-mapper, so LVs cannot be activated (no /dev
+# nodes, no snapshots/thin pools).  "activation = 0" makes every lvm command
+# metadata-only, like "--driverloaded n" on each command, so plain lvcreate/
+# lvextend/lvremove (as a Cinder-style driver runs them) work.  No udev runs
+# here either.  lvmlocal.conf is read after lvm.conf and overrides it.
+sb_lvm_config() {
+  local f=/etc/lvm/lvmlocal.conf
+  touch "$f"
+  sed -i '/^# BEGIN stackcore-backends/,/^# END stackcore-backends/d' "$f"
+  cat >>"$f" <<'EOF'
+# BEGIN stackcore-backends (tools/backends/up.sh): no device-mapper here
+global {
+	activation = 0
+}
+activation {
+	udev_sync = 0
+	udev_rules = 0
+	monitoring = 0
+}
+devices {
+	obtain_device_list_from_udev = 0
+}
+# END stackcore-backends
+EOF
+}
+
 env_lvm() {
   sb_env_set lvm "STACKCORE_TEST_LVM_VG=${SB_LVM_VG}" "STACKCORE_TEST_LVM_PV=$(sb_lvm_loopdev)"
 }
@@ -261,6 +287,9 @@ NFSV4 {
     Graceless = true;
     RecoveryBackend = fs;
     RecoveryRoot = "${SB_NFS_DIR}/recovery";
+    # no idmapd here: show NFSv4 owners as numeric uids, like NFSv3 does
+    Allow_Numeric_Owners = true;
+    Only_Numeric_Owners = true;
 }
 EXPORT {
     Export_Id = 1;
@@ -422,10 +451,6 @@ main() {
   done
   sb_log "all requested backends up (${services[*]}) in $(sb_elapsed "$total_start")s"
   sb_log "env: . ${SB_ENV}"
-}
-
-sb_lvm_config() {
-  : # replaced below
 }
 
 main "$@"

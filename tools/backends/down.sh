@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Stop the backends started by up.sh (and every extra ovs-instance.sh one),
+# so that a test run can be redone from a clean start.
+#
+#   tools/backends/down.sh [--wipe] [SERVICE ...]     # default: all services
+#
+# --wipe also deletes the service's state under /var/lib/stackcore-backends
+# (OVS databases incl. extra instances, the LVM image, NFS export contents,
+# Ceph, tgt), so the next up.sh starts from nothing.  Postgres and RabbitMQ
+# data (Debian's own dirs) are kept: tests create throwaway databases/vhosts.
+#
+# Stops daemons (running test domains are destroyed first), detaches the
+# LVM loop device and drops the service's variables from env.sh.  Keeps
+# installed packages and on-disk state (Postgres data, the LVM image, the
+# NFS export, OVS databases); Ceph is memstore, so its data goes with it.
+# Harmless when nothing runs.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+. "${HERE}/lib.sh"
+
+[[ "$(id -u)" == 0 ]] || { echo "$0: must run as root" >&2; exit 1; }
+wipe=0
+if [[ "${1:-}" == --wipe ]]; then
+  wipe=1
+  shift
+fi
+services=()
+for svc in "$@"; do
+  sb_pkgs_for "$svc" >/dev/null || { echo "usage: $0 [--wipe] [${SB_ALL_SERVICES[*]}]" >&2; exit 2; }
+  services+=("$svc")
+done
+((${#services[@]})) || services=("${SB_ALL_SERVICES[@]}")
+
+sb_lock
+# reverse order of up.sh: consumers (libvirt domains) before what they use
+for ((i = ${#services[@]} - 1; i >= 0; i--)); do
+  svc="${services[i]}"
+  start="$(sb_now)"
+  "sb_stop_${svc}"
+  if [[ "$svc" == ovs ]]; then
+    shopt -s nullglob
+    for d in "${SB_STATE}"/ovs-*/; do
+      d="${d%/}"
+      sb_stop_ovs_dir "$d" "stackcore-ovs-${d##*/ovs-}"
+    done
+    shopt -u nullglob
+  fi
+  sb_env_clear "$svc"
+  if ((wipe)); then
+    case "$svc" in
+      ovs) rm -rf "$SB_OVS_DIR" "${SB_STATE}"/ovs-* ;;
+      lvm) rm -rf "$SB_LVM_DIR" ;;
+      nfs) rm -rf "$SB_NFS_DIR" ;;
+      ceph) rm -rf "$SB_CEPH_DIR" ;;
+      tgt) rm -rf "${SB_STATE}/tgt" ;;
+    esac
+  fi
+  sb_log "${svc}: down ($(sb_elapsed "$start")s)"
+done

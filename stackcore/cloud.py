@@ -28,7 +28,7 @@ from stackcore.service import Service
 
 LOG = logging.getLogger(__name__)
 
-ALL_SERVICES = ("scheduler", "compute")
+ALL_SERVICES = ("scheduler", "compute", "volume")
 
 
 class Cloud:
@@ -102,6 +102,13 @@ class Cloud:
                 compute_driver.NAMESPACE, conf.compute.driver, compute_driver.CONTRACT
             )
             sc_conf.register(conf, self._compute_driver.cls.list_opts())
+        self._volume_backends: list[Any] = []
+        if "volume" in services and conf.volume.enabled_backends:
+            from stackcore.volume import backends as volume_backends
+
+            volume_backends.register_backend_opts(conf)
+            self._apply_overrides(only_registered=True)  # a backend's volume_driver
+            self._volume_backends = volume_backends.load_drivers(conf)
         self._apply_overrides(only_registered=False)
         sc_conf.validate_all(conf)
 
@@ -111,6 +118,9 @@ class Cloud:
             self.db.upgrade()
         self.transport = rpc.get_transport(conf)
         self.compute = ComputeAPI(conf, self.db, self.transport)
+        from stackcore.volume.api import VolumeAPI
+
+        self.volume = VolumeAPI(conf, self.db, self.transport)
 
         if "scheduler" in services:
             from stackcore.scheduler.manager import SchedulerManager
@@ -123,6 +133,14 @@ class Cloud:
                 driver = self._compute_driver.cls(conf, host)
                 manager = ComputeManager(conf, self.db, host, driver, conf.compute.driver)
                 self._run(manager, BINARY, host, conf.compute.availability_zone)
+        if self._volume_backends:
+            from stackcore.volume import backends as volume_backends
+            from stackcore.volume.manager import BINARY as VOLUME_BINARY
+
+            for vol_manager, vol_host, zone in volume_backends.build_managers(
+                conf, self.db, self._volume_backends
+            ):
+                self._run(vol_manager, VOLUME_BINARY, vol_host, zone)
 
     def _run(self, manager: Any, binary: str, host: str, zone: str = "nova") -> Service:
         service = Service(self.conf, self.db, self.transport, manager, binary=binary, host=host,

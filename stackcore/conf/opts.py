@@ -10,6 +10,8 @@ import socket
 
 from oslo_config import cfg
 
+from stackcore.volume.opts import GROUPS as VOLUME_GROUPS
+
 DEFAULT_OPTS = [
     cfg.StrOpt(
         "host",
@@ -89,6 +91,7 @@ GROUPS: list[tuple[str, list[cfg.Opt]]] = [
     ("database", DATABASE_OPTS),
     ("compute", COMPUTE_OPTS),
     ("scheduler", SCHEDULER_OPTS),
+    *VOLUME_GROUPS,
 ]
 
 
@@ -96,4 +99,7 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """The ``oslo.config.opts`` hook: core options plus those of the core's own fake plugins."""
     from stackcore.compute.fake import OPTS as FAKE_HYPERVISOR_OPTS
 
-    return [*GROUPS, ("fake_hypervisor", FAKE_HYPERVISOR_OPTS)]
+    from stackcore.volume.opts import list_opts as volume_list_opts
+
+    return [*GROUPS, ("fake_hypervisor", FAKE_HYPERVISOR_OPTS),
+            *[(g, o) for g, o in volume_list_opts() if g != "volume"]]

@@ -31,6 +31,8 @@ class Family:
 FAMILIES: tuple[Family, ...] = (
     Family("compute", "stackcore.compute.drivers", "stackcore.compute.driver:CONTRACT",
            "stackcore.testing.suites.compute"),
+    Family("volume", "stackcore.volume.drivers", "stackcore.volume.driver:CONTRACT",
+           "stackcore.testing.suites.volume"),
 )
 
 

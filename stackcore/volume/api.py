@@ -1,0 +1,655 @@
+"""The volume API callers use: ``cloud.volume``.
+
+Validates every argument before anything is written, records intent in the database, places
+new volumes on a backend pool (volume type -> ``volume_backend_name``, availability zone,
+capacity by the one formula of :mod:`stackcore.volume.capacity`, claimed atomically) and hands
+the work to that backend's volume manager over RPC. Returns plain frozen dataclasses.
+
+Seam for the compute side: :meth:`VolumeAPI.attach` takes an os-brick host connector and
+returns Cinder-style ``connection_info`` (plus ``attachment_id``); :meth:`VolumeAPI.detach`
+ends it. Server attach calls these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import struct
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from stackcore import exception, validate
+from stackcore.db import api as db_api
+from stackcore.db import models as core_models
+from stackcore.volume import capacity, claims, models
+from stackcore.volume.manager import BINARY
+from stackcore.volume.objects import GiB
+from stackcore.volume.rpcapi import VolumeRPCAPI
+from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
+
+MAX_SIZE_GB = 64 * 1024
+IMAGE_FORMATS = ("raw", "qcow2")
+_QCOW2_MAGIC = b"QFI\xfb"
+_FINAL = ("available", "in-use", "error", "error_deleting", "error_extending", "deleted")
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeType:
+    id: str
+    name: str
+    description: str | None
+    extra_specs: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    exc_class: str
+    message: str
+    step: str
+    host: str | None
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Attachment:
+    id: str
+    volume_id: str
+    instance_uuid: str | None
+    mountpoint: str | None
+    attach_status: str
+    host: str | None  # the connector's host
+
+
+@dataclasses.dataclass(frozen=True)
+class Volume:
+    id: str
+    name: str | None
+    size: int
+    status: str
+    volume_type: str | None
+    availability_zone: str | None
+    host: str | None  # "<host>@<backend>#<pool>"
+    multiattach: bool
+    metadata: Mapping[str, str]
+    snapshot_id: str | None
+    source_volid: str | None
+    image_id: str | None
+    attachments: tuple[Attachment, ...]
+    created_at: datetime.datetime
+    fault: Fault | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    id: str
+    volume_id: str
+    name: str | None
+    size: int
+    status: str
+    metadata: Mapping[str, str]
+    created_at: datetime.datetime
+    fault: Fault | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """One backend pool as placement sees it."""
+
+    name: str  # "<host>@<backend>#<pool>"
+    backend: str
+    volume_backend_name: str | None
+    availability_zone: str
+    up: bool
+    reporting: bool
+    stats: Mapping[str, Any]
+    allocated_capacity_gb: int
+
+
+def qcow2_virtual_size(path: str) -> int | None:
+    """The virtual size in bytes of a qcow2 file (header offset 24), None if not qcow2."""
+    with open(path, "rb") as handle:
+        header = handle.read(32)
+    if len(header) < 32 or header[:4] != _QCOW2_MAGIC:
+        return None
+    return int(struct.unpack(">Q", header[24:32])[0])
+
+
+class VolumeAPI:
+    """Volume types, volumes, snapshots, attachments, image copies and backend pools."""
+
+    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any) -> None:
+        self.conf = conf
+        self.db = db
+        self.rpc = VolumeRPCAPI(transport)
+
+    # --- volume types ----------------------------------------------------------------------
+
+    def create_type(self, name: str, extra_specs: Mapping[str, str] | None = None,
+                    description: str | None = None) -> VolumeType:
+        """A volume type. ``volume_backend_name`` in ``extra_specs`` pins volumes of the type
+        to backends reporting that name; ``provisioning:type`` = ``thin``/``thick``;
+        ``multiattach`` = ``<is> True``."""
+        validate.name("name", name)
+        specs = validate.string_map("extra_specs", extra_specs)
+        if "provisioning:type" in specs:
+            validate.choice("extra_specs['provisioning:type']", specs["provisioning:type"],
+                            ("thin", "thick"))
+        if description is not None:
+            validate.name("description", description, 1024)
+        row = models.VolumeType(id=str(uuid.uuid4()), name=name, description=description,
+                                extra_specs=specs)
+        try:
+            with self.db.transaction() as session:
+                session.add(row)
+        except sa.exc.IntegrityError:
+            raise exception.Conflict(f"a volume type named {name!r} already exists") from None
+        return self._type_view(row)
+
+    @staticmethod
+    def _type_view(row: models.VolumeType) -> VolumeType:
+        return VolumeType(row.id, row.name, row.description, dict(row.extra_specs))
+
+    def _type_row(self, session: Any, name_or_id: str) -> models.VolumeType:
+        row = session.execute(sa.select(models.VolumeType).where(sa.or_(
+            models.VolumeType.id == name_or_id, models.VolumeType.name == name_or_id))
+        ).scalar_one_or_none()
+        if row is None:
+            raise exception.NotFound("volume type", name_or_id)
+        return row  # type: ignore[no-any-return]
+
+    def get_type(self, name_or_id: str) -> VolumeType:
+        with self.db.transaction() as session:
+            return self._type_view(self._type_row(session, name_or_id))
+
+    def list_types(self) -> list[VolumeType]:
+        with self.db.transaction() as session:
+            rows = session.execute(sa.select(models.VolumeType).order_by(models.VolumeType.name))
+            return [self._type_view(r) for r in rows.scalars()]
+
+    def delete_type(self, name_or_id: str) -> None:
+        with self.db.transaction() as session:
+            row = self._type_row(session, name_or_id)
+            used = session.execute(sa.select(sa.func.count()).where(
+                models.Volume.volume_type_id == row.id,
+                models.Volume.status != VolumeStatus.DELETED)).scalar_one()
+            if used:
+                raise exception.Conflict(f"volume type {row.name!r} is used by {used} volume(s)")
+            session.delete(row)
+
+    # --- placement -------------------------------------------------------------------------
+
+    def list_pools(self) -> list[Pool]:
+        """Every pool of every volume backend, with its latest stats and allocation."""
+        down_after = datetime.timedelta(seconds=self.conf.service_down_time)
+        now = core_models.utcnow()
+        with self.db.transaction() as session:
+            rows = session.execute(
+                sa.select(models.VolumePool, models.VolumeBackend, core_models.Service)
+                .join(models.VolumeBackend, models.VolumeBackend.host == models.VolumePool.host)
+                .join(core_models.Service, sa.and_(core_models.Service.host ==
+                                                   models.VolumePool.host,
+                                                   core_models.Service.binary == BINARY))
+                .where(models.VolumePool.present.is_(True))
+                .order_by(models.VolumePool.host, models.VolumePool.pool_name)
+            ).all()
+        return [
+            Pool(
+                name=f"{pool.host}#{pool.pool_name}",
+                backend=pool.host,
+                volume_backend_name=backend.volume_backend_name,
+                availability_zone=svc.availability_zone,
+                up=bool(svc.last_seen_at and now - svc.last_seen_at <= down_after
+                        and not svc.disabled),
+                reporting=backend.reporting,
+                stats={**pool.stats, "allocated_capacity_gb": pool.allocated_capacity_gb},
+                allocated_capacity_gb=pool.allocated_capacity_gb,
+            )
+            for pool, backend, svc in rows
+        ]
+
+    def _remaining(self, session: Any, host: str, pool_name: str, thin: bool) -> float | None:
+        row = session.execute(sa.select(models.VolumePool).where(
+            models.VolumePool.host == host, models.VolumePool.pool_name == pool_name)
+        ).scalar_one()
+        room = row.headroom_thin_gb if thin else row.headroom_thick_gb
+        if room is None:
+            return None
+        return float(room - (row.allocated_capacity_gb - row.allocated_at_report))
+
+    def _place(self, volume_id: str, size: int, specs: Mapping[str, str],
+               zone: str | None, thin: bool) -> str:
+        """Choose a pool and claim ``size`` on it; returns the backend host."""
+        reasons: list[str] = []
+        pools = self.list_pools()
+        if not pools:
+            raise exception.NoValidHost("no volume backend has reported",
+                                        reasons=["no volume service is reporting stats"])
+        checks: list[tuple[str, Any, Any]] = [
+            ("BackendFilter", lambda p: p.up and p.reporting,
+             lambda p: f"{p.backend} is down, disabled or not reporting"),
+            ("AvailabilityZoneFilter", lambda p: not zone or p.availability_zone == zone,
+             lambda p: f"wants zone {zone!r}, {p.name} is in {p.availability_zone!r}"),
+            ("CapabilitiesFilter",
+             lambda p: "volume_backend_name" not in specs
+             or p.volume_backend_name == specs["volume_backend_name"],
+             lambda p: f"wants volume_backend_name {specs.get('volume_backend_name')!r}, "
+                       f"{p.name} is {p.volume_backend_name!r}"),
+        ]
+        for name, passes, describe in checks:
+            rejected = [p for p in pools if not passes(p)]
+            if rejected:
+                reasons.append(f"{name} rejected {len(rejected)} pool(s): "
+                               f"{describe(rejected[0])}")
+            pools = [p for p in pools if passes(p)]
+            if not pools:
+                raise exception.NoValidHost("no valid backend was found", reasons=reasons)
+        default = self.conf.volume.max_over_subscription_ratio
+        mosr: float | str = "auto" if default == "auto" else float(default)
+        pools.sort(key=lambda p: (-capacity.weight(capacity.Pool.from_stats(p.stats), thin,
+                                                   mosr), p.name))
+        for pool in pools:
+            host, _, pool_name = pool.name.partition("#")
+            with self.db.transaction() as session:
+                if claims.claim(session, host, pool_name, volume_id, size, thin):
+                    zone_of = pool.availability_zone
+                    session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                                    .values(availability_zone=zone_of))
+                    return host
+                remaining = self._remaining(session, host, pool_name, thin)
+            reasons.append(f"CapacityFilter rejected {pool.name}: needs {size} GiB "
+                           f"({'thin' if thin else 'thick'}), virtual free is "
+                           f"{max(remaining or 0.0, 0.0):.2f} GiB")
+        raise exception.NoValidHost("no valid backend was found", reasons=reasons)
+
+    # --- volumes ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        size: int,
+        name: str | None = None,
+        volume_type: str | None = None,
+        availability_zone: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        snapshot_id: str | None = None,
+        source_volume_id: str | None = None,
+        image_id: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Volume:
+        """Create a volume of ``size`` GiB: empty, or from a snapshot / a source volume / an
+        image of the compute image store (at most one source). A larger size than the source
+        is honoured. Returns once ``available`` or ``error`` (``wait``), else while
+        ``creating``. Placement failures raise NoValidHost and leave nothing behind."""
+        validate.integer("size", size, 1, MAX_SIZE_GB)
+        if name is not None:
+            validate.name("name", name)
+        meta = validate.string_map("metadata", metadata)
+        if availability_zone is not None:
+            validate.name("availability_zone", availability_zone)
+        sources = [s for s in (snapshot_id, source_volume_id, image_id) if s is not None]
+        if len(sources) > 1:
+            raise exception.Invalid("snapshot_id", "give at most one of snapshot_id, "
+                                    "source_volume_id and image_id")
+        type_name = volume_type or self.conf.volume.default_volume_type
+        volume_id = str(uuid.uuid4())
+        with self.db.transaction() as session:
+            vtype = self._type_row(session, type_name) if type_name else None
+            specs = dict(vtype.extra_specs) if vtype else {}
+            placed_with: str | None = None  # the volume whose pool a copy must share
+            if snapshot_id is not None:
+                validate.uuid_like("snapshot_id", snapshot_id)
+                snap = session.get(models.Snapshot, snapshot_id)
+                if snap is None or snap.status == SnapshotStatus.DELETED:
+                    raise exception.NotFound("snapshot", snapshot_id)
+                if snap.status != SnapshotStatus.AVAILABLE:
+                    raise exception.InvalidState(
+                        f"snapshot {snapshot_id} is {snap.status}, not available",
+                        state=snap.status)
+                if size < snap.volume_size:
+                    raise exception.Invalid("size", f"{size} GiB is smaller than the snapshot "
+                                            f"({snap.volume_size} GiB)", size)
+                placed_with = snap.volume_id
+            if source_volume_id is not None:
+                validate.uuid_like("source_volume_id", source_volume_id)
+                src = session.get(models.Volume, source_volume_id)
+                if src is None or src.status == VolumeStatus.DELETED:
+                    raise exception.NotFound("volume", source_volume_id)
+                if src.status not in (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE):
+                    raise exception.InvalidState(
+                        f"source volume {source_volume_id} is {src.status}", state=src.status)
+                if size < src.size:
+                    raise exception.Invalid("size", f"{size} GiB is smaller than the source "
+                                            f"volume ({src.size} GiB)", size)
+                placed_with = src.id
+            if image_id is not None:
+                image = session.get(core_models.Image, image_id)
+                if image is None:
+                    raise exception.NotFound("image", image_id)
+                if image.disk_format not in IMAGE_FORMATS:
+                    raise exception.Invalid("image_id", f"image format {image.disk_format!r} "
+                                            f"cannot be copied to a volume (raw, qcow2)")
+                virtual = qcow2_virtual_size(image.path) or image.size_bytes
+                if virtual > size * GiB:
+                    raise exception.Invalid("size", f"{size} GiB is smaller than the image's "
+                                            f"virtual size ({virtual} bytes)", size)
+            session.add(models.Volume(
+                id=volume_id, display_name=name, size=size, status=VolumeStatus.CREATING,
+                volume_type_id=vtype.id if vtype else None,
+                availability_zone=availability_zone, metadata_=meta,
+                multiattach=specs.get("multiattach", "").lower() == "<is> true",
+                snapshot_id=snapshot_id, source_volid=source_volume_id, image_id=image_id,
+            ))
+        thin = specs.get("provisioning:type", "thin") != "thick"
+        try:
+            if placed_with is not None:
+                with self.db.transaction() as session:
+                    row = session.get(models.Volume, placed_with)
+                    if row is None or row.host is None or row.pool is None:
+                        raise exception.InvalidState(f"the source {placed_with} is on no backend")
+                    host, pool = row.host, row.pool
+                    if not claims.claim(session, host, pool, volume_id, size, thin):
+                        raise exception.NoValidHost(
+                            f"the backend of the source ({host}#{pool}) has no room",
+                            reasons=[f"CapacityFilter rejected {host}#{pool}: needs {size} GiB"])
+                    session.execute(sa.update(models.Volume)
+                                    .where(models.Volume.id == volume_id)
+                                    .values(availability_zone=row.availability_zone))
+            else:
+                host = self._place(volume_id, size, specs, availability_zone, thin)
+        except exception.StackcoreError:
+            with self.db.transaction() as session:
+                session.execute(sa.delete(models.Volume).where(models.Volume.id == volume_id))
+            raise
+        self.rpc.create_volume(host, volume_id)
+        if not wait:
+            return self.get(volume_id)
+        return self.wait(volume_id, ("available", "error"), timeout)
+
+    def wait(self, volume_id: str, statuses: tuple[str, ...] = _FINAL,
+             timeout: float | None = None) -> Volume:
+        """Poll until the volume reaches one of ``statuses``."""
+        limit = timeout or self.conf.volume.operation_timeout
+        deadline = time.monotonic() + limit
+        delay = 0.005
+        while True:
+            volume = self.get(volume_id, include_deleted=True)
+            if volume.status in statuses:
+                return volume
+            if time.monotonic() > deadline:
+                raise exception.RPCError(f"volume {volume_id} still {volume.status} after "
+                                         f"{limit}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def _fault(self, session: Any, resource_id: str) -> Fault | None:
+        row = session.execute(
+            sa.select(models.VolumeFault).where(models.VolumeFault.resource_id == resource_id)
+            .order_by(models.VolumeFault.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        return Fault(row.exc_class, row.message, row.step, row.host, row.created_at)
+
+    def faults(self, resource_id: str) -> list[Fault]:
+        """Every fault recorded for a volume or snapshot, oldest first."""
+        with self.db.transaction() as session:
+            rows = session.execute(
+                sa.select(models.VolumeFault).where(models.VolumeFault.resource_id ==
+                                                    resource_id)
+                .order_by(models.VolumeFault.id)).scalars().all()
+            return [Fault(r.exc_class, r.message, r.step, r.host, r.created_at) for r in rows]
+
+    def _view(self, session: Any, row: models.Volume) -> Volume:
+        vtype = session.get(models.VolumeType, row.volume_type_id) if row.volume_type_id else None
+        atts = session.execute(sa.select(models.Attachment).where(
+            models.Attachment.volume_id == row.id,
+            models.Attachment.attach_status == AttachStatus.ATTACHED)
+            .order_by(models.Attachment.created_at)).scalars().all()
+        return Volume(
+            id=row.id, name=row.display_name, size=row.size, status=row.status,
+            volume_type=vtype.name if vtype else None,
+            availability_zone=row.availability_zone,
+            host=f"{row.host}#{row.pool}" if row.host else None,
+            multiattach=row.multiattach, metadata=dict(row.metadata_),
+            snapshot_id=row.snapshot_id, source_volid=row.source_volid, image_id=row.image_id,
+            attachments=tuple(
+                Attachment(a.id, a.volume_id, a.instance_uuid, a.mountpoint, a.attach_status,
+                           a.connector.get("host")) for a in atts),
+            created_at=row.created_at,
+            fault=self._fault(session, row.id) if row.status.startswith("error") else None,
+        )
+
+    def get(self, volume_id: str, include_deleted: bool = False) -> Volume:
+        validate.uuid_like("volume_id", volume_id)
+        with self.db.transaction() as session:
+            row = session.get(models.Volume, volume_id)
+            if row is None or (row.status == VolumeStatus.DELETED and not include_deleted):
+                raise exception.NotFound("volume", volume_id)
+            return self._view(session, row)
+
+    def list_volumes(self, *, status: str | None = None, host: str | None = None,
+             include_deleted: bool = False) -> list[Volume]:
+        query = sa.select(models.Volume).order_by(models.Volume.created_at)
+        if status is not None:
+            query = query.where(models.Volume.status == status)
+        elif not include_deleted:
+            query = query.where(models.Volume.status != VolumeStatus.DELETED)
+        if host is not None:
+            query = query.where(models.Volume.host == host)
+        with self.db.transaction() as session:
+            return [self._view(session, r) for r in session.execute(query).scalars().all()]
+
+    def _backend_of(self, volume_id: str, session: Any) -> models.Volume:
+        validate.uuid_like("volume_id", volume_id)
+        row = session.get(models.Volume, volume_id)
+        if row is None or row.status == VolumeStatus.DELETED:
+            raise exception.NotFound("volume", volume_id)
+        return row  # type: ignore[no-any-return]
+
+    def delete(self, volume_id: str) -> None:
+        """Delete a volume. Deleting a deleted volume succeeds; a volume with snapshots or
+        attachments, or one being worked on, is refused with InvalidState. A volume that never
+        reached a backend is removed at once."""
+        validate.uuid_like("volume_id", volume_id)
+        with self.db.transaction() as session:
+            row = session.get(models.Volume, volume_id)
+            if row is None:
+                raise exception.NotFound("volume", volume_id)
+            if row.status == VolumeStatus.DELETED:
+                return
+            allowed = (VolumeStatus.AVAILABLE, VolumeStatus.ERROR, VolumeStatus.ERROR_DELETING,
+                       VolumeStatus.ERROR_EXTENDING)
+            if row.status not in allowed:
+                raise exception.InvalidState(
+                    f"cannot delete volume {volume_id} while it is {row.status}",
+                    state=row.status)
+            from stackcore.volume.manager import VolumeManager
+
+            VolumeManager._refuse_if_busy(session, row)
+            host = row.host
+            if host is None:
+                row.status, row.deleted_at = VolumeStatus.DELETED, core_models.utcnow()
+                return
+        self.rpc.delete_volume(host, volume_id)
+
+    def extend(self, volume_id: str, new_size: int) -> Volume:
+        """Grow a volume to ``new_size`` GiB (claimed on its pool first). An attached volume
+        can be extended only on a backend reporting ``online_extend_support``."""
+        validate.integer("new_size", new_size, 1, MAX_SIZE_GB)
+        with self.db.transaction() as session:
+            row = self._backend_of(volume_id, session)
+            if new_size <= row.size:
+                raise exception.Invalid("new_size", f"must be larger than the current size "
+                                        f"({row.size} GiB)", new_size)
+            if row.status == VolumeStatus.IN_USE:
+                pool = session.execute(sa.select(models.VolumePool).where(
+                    models.VolumePool.host == row.host,
+                    models.VolumePool.pool_name == row.pool)).scalar_one_or_none()
+                if pool is None or not pool.stats.get("online_extend_support", False):
+                    raise exception.InvalidState(
+                        f"volume {volume_id} is attached and backend {row.host} does not "
+                        f"support online extend", state=row.status)
+            elif row.status != VolumeStatus.AVAILABLE:
+                raise exception.InvalidState(
+                    f"cannot extend volume {volume_id} while it is {row.status}",
+                    state=row.status)
+            vtype = session.get(models.VolumeType, row.volume_type_id) \
+                if row.volume_type_id else None
+            thin = (vtype.extra_specs if vtype else {}).get("provisioning:type") != "thick"
+            if not claims.claim_more(session, volume_id, new_size - row.size, thin):
+                raise exception.NoValidHost(
+                    f"pool {row.host}#{row.pool} has no room for {new_size - row.size} more GiB")
+            row.previous_status, row.status = row.status, VolumeStatus.EXTENDING
+            host = row.host
+        assert host is not None
+        try:
+            self.rpc.extend_volume(host, volume_id, new_size)
+        except exception.StackcoreError:
+            pass  # recorded as error_extending + fault by the manager
+        return self.get(volume_id)
+
+    def set_metadata(self, volume_id: str, metadata: Mapping[str, str]) -> Volume:
+        meta = validate.string_map("metadata", metadata)
+        with self.db.transaction() as session:
+            row = self._backend_of(volume_id, session)
+            row.metadata_ = {**row.metadata_, **meta}
+        return self.get(volume_id)
+
+    # --- attachments -----------------------------------------------------------------------
+
+    def attach(self, volume_id: str, connector: Mapping[str, Any],
+               instance_uuid: str | None = None, mountpoint: str | None = None) -> dict[str, Any]:
+        """Attach to the host described by ``connector`` (os-brick connector properties; at
+        least ``host``) and return its ``connection_info`` with ``attachment_id``."""
+        if not isinstance(connector, Mapping):
+            raise exception.Invalid("connector", "must be a mapping of os-brick connector "
+                                    "properties", connector)
+        validate.name("connector['host']", connector.get("host"))
+        for key, value in connector.items():
+            if not isinstance(key, str) or not isinstance(value, (str, bool, int, float,
+                                                                   type(None), list)):
+                raise exception.Invalid(f"connector[{key!r}]", "must be a JSON scalar or list")
+        if instance_uuid is not None:
+            validate.uuid_like("instance_uuid", instance_uuid)
+        if mountpoint is not None:
+            validate.name("mountpoint", mountpoint)
+        with self.db.transaction() as session:
+            host = self._backend_of(volume_id, session).host
+        if host is None:
+            raise exception.InvalidState(f"volume {volume_id} is on no backend")
+        return self.rpc.attach_volume(host, volume_id, dict(connector), instance_uuid,
+                                      mountpoint)
+
+    def detach(self, volume_id: str, attachment_id: str | None = None,
+               force: bool = False) -> Volume:
+        """End one attachment; with ``force`` and no ``attachment_id``, end all of them (the
+        driver's ``terminate_connection`` gets ``connector=None``)."""
+        if attachment_id is None and not force:
+            raise exception.Invalid("attachment_id", "is required unless force=True")
+        if attachment_id is not None:
+            validate.uuid_like("attachment_id", attachment_id)
+        with self.db.transaction() as session:
+            host = self._backend_of(volume_id, session).host
+        assert host is not None
+        self.rpc.detach_volume(host, volume_id, attachment_id)
+        return self.get(volume_id)
+
+    # --- snapshots -------------------------------------------------------------------------
+
+    def create_snapshot(self, volume_id: str, name: str | None = None, force: bool = False,
+                        metadata: Mapping[str, str] | None = None, wait: bool = True,
+                        timeout: float | None = None) -> Snapshot:
+        """Snapshot an available volume (an attached one only with ``force``)."""
+        if name is not None:
+            validate.name("name", name)
+        meta = validate.string_map("metadata", metadata)
+        snapshot_id = str(uuid.uuid4())
+        with self.db.transaction() as session:
+            row = self._backend_of(volume_id, session)
+            allowed = [VolumeStatus.AVAILABLE] + ([VolumeStatus.IN_USE] if force else [])
+            if row.status not in allowed:
+                raise exception.InvalidState(
+                    f"cannot snapshot volume {volume_id} while it is {row.status}"
+                    + (" (use force=True for an attached volume)"
+                       if row.status == VolumeStatus.IN_USE else ""), state=row.status)
+            session.add(models.Snapshot(id=snapshot_id, volume_id=volume_id, display_name=name,
+                                        volume_size=row.size, status=SnapshotStatus.CREATING,
+                                        metadata_=meta))
+            host = row.host
+        assert host is not None
+        self.rpc.create_snapshot(host, snapshot_id)
+        if not wait:
+            return self.get_snapshot(snapshot_id)
+        return self.wait_snapshot(snapshot_id, ("available", "error"), timeout)
+
+    def wait_snapshot(self, snapshot_id: str, statuses: tuple[str, ...],
+                      timeout: float | None = None) -> Snapshot:
+        limit = timeout or self.conf.volume.operation_timeout
+        deadline = time.monotonic() + limit
+        delay = 0.005
+        while True:
+            snap = self.get_snapshot(snapshot_id, include_deleted=True)
+            if snap.status in statuses:
+                return snap
+            if time.monotonic() > deadline:
+                raise exception.RPCError(f"snapshot {snapshot_id} still {snap.status}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def get_snapshot(self, snapshot_id: str, include_deleted: bool = False) -> Snapshot:
+        validate.uuid_like("snapshot_id", snapshot_id)
+        with self.db.transaction() as session:
+            row = session.get(models.Snapshot, snapshot_id)
+            if row is None or (row.status == SnapshotStatus.DELETED and not include_deleted):
+                raise exception.NotFound("snapshot", snapshot_id)
+            return Snapshot(row.id, row.volume_id, row.display_name, row.volume_size,
+                            row.status, dict(row.metadata_), row.created_at,
+                            self._fault(session, row.id) if row.status.startswith("error")
+                            else None)
+
+    def list_snapshots(self, volume_id: str | None = None) -> list[Snapshot]:
+        query = sa.select(models.Snapshot.id).where(
+            models.Snapshot.status != SnapshotStatus.DELETED).order_by(models.Snapshot.created_at)
+        if volume_id is not None:
+            query = query.where(models.Snapshot.volume_id == volume_id)
+        with self.db.transaction() as session:
+            ids = session.execute(query).scalars().all()
+        return [self.get_snapshot(i) for i in ids]
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Delete a snapshot; deleting a deleted one succeeds."""
+        validate.uuid_like("snapshot_id", snapshot_id)
+        with self.db.transaction() as session:
+            row = session.get(models.Snapshot, snapshot_id)
+            if row is None:
+                raise exception.NotFound("snapshot", snapshot_id)
+            if row.status == SnapshotStatus.DELETED:
+                return
+            if row.status not in (SnapshotStatus.AVAILABLE, SnapshotStatus.ERROR,
+                                  SnapshotStatus.ERROR_DELETING):
+                raise exception.InvalidState(
+                    f"cannot delete snapshot {snapshot_id} while it is {row.status}",
+                    state=row.status)
+            source = session.get(models.Volume, row.volume_id)
+            host = source.host if source is not None else None
+        if host is None:
+            raise exception.InvalidState(f"snapshot {snapshot_id} is on no backend")
+        self.rpc.delete_snapshot(host, snapshot_id)
+
+    # --- images ----------------------------------------------------------------------------
+
+    def upload_to_image(self, volume_id: str, image_name: str,
+                        disk_format: str = "raw") -> dict[str, Any]:
+        """Copy the volume into a new image of the compute image store; returns
+        ``{id, name, path, disk_format, size_bytes}`` (``cloud.compute.get_image`` sees it)."""
+        validate.name("image_name", image_name)
+        validate.choice("disk_format", disk_format, IMAGE_FORMATS)
+        with self.db.transaction() as session:
+            host = self._backend_of(volume_id, session).host
+        assert host is not None
+        return self.rpc.copy_volume_to_image(host, volume_id, image_name, disk_format)

@@ -1,0 +1,716 @@
+"""The volume manager: one per backend (``<host>@<backend>``), the only caller of its driver.
+
+It owns every state transition of the volumes, snapshots and attachments on its backend. Each
+operation follows one pattern: the API has already moved the resource into a transient state
+(and claimed capacity); the manager calls the driver, then sets the final state - or, if the
+driver raised, records a fault, moves the resource to an error state, gives back the capacity
+claim when nothing usable was made, and asks the driver to remove what it half made
+(``delete_volume`` after a failed create, ``delete_snapshot`` after a failed snapshot,
+``remove_export`` after a failed attach). Nothing stays transient after a failure, and
+:meth:`VolumeManager.init_host` repairs what a crash or kill left behind.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from stackcore import exception
+from stackcore.db import api as db_api
+from stackcore.db import models as core_models
+from stackcore.rpc import Target
+from stackcore.volume import capacity, claims, connection_info, models, objects, stats
+from stackcore.volume import opts as volume_opts
+from stackcore.volume.driver import MODEL_UPDATE_KEYS, VolumeDriver
+from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
+
+LOG = logging.getLogger(__name__)
+TOPIC = "volume"
+BINARY = "stackcore-volume"
+T = TypeVar("T")
+
+
+def backend_host(host: str, backend: str) -> str:
+    """The service host of one backend: ``<host>@<backend>`` (Cinder's convention)."""
+    return f"{host}@{backend}"
+
+
+class VolumeManager:
+    """RPC endpoint of the volume service of one backend (topic ``volume``, server =
+    ``<host>@<backend>``).
+
+    API versions: 1.0 create/delete volume and snapshot, extend, attach/detach, upload.
+    """
+
+    target = Target(TOPIC, version="1.0")
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        db: db_api.Database,
+        host: str,
+        backend: str,
+        driver: VolumeDriver,
+        driver_name: str,
+    ) -> None:
+        self.conf = conf
+        self.db = db
+        self.host = host
+        self.backend = backend
+        self.driver = driver
+        self.driver_name = driver_name
+        self.unknown_objects: list[str] = []
+        self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._locks_guard = threading.Lock()
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, *ids: str | None) -> Iterator[None]:
+        """Serialise work on these volumes (taken in sorted order: no deadlock)."""
+        with contextlib.ExitStack() as stack:
+            for key in sorted({i for i in ids if i}):
+                with self._locks_guard:
+                    lock = self._locks[key]
+                stack.enter_context(lock)
+            yield
+
+    def _driver_call(self, step: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call the driver; anything but a stackcore error becomes a DriverError naming it."""
+        try:
+            return fn(*args, **kwargs)
+        except exception.StackcoreError:
+            raise
+        except Exception as err:
+            raise exception.DriverError(
+                f"volume driver {self.driver_name!r} failed in {step} on {self.host}: "
+                f"{type(err).__name__}: {err}",
+                step=step,
+            ) from err
+
+    def _row(self, session: Any, volume_id: str) -> models.Volume:
+        row = session.get(models.Volume, volume_id)
+        if row is None or row.status == VolumeStatus.DELETED:
+            raise exception.NotFound("volume", volume_id)
+        return row  # type: ignore[no-any-return]
+
+    def _volume(self, row: models.Volume, session: Any) -> objects.Volume:
+        specs: dict[str, str] = {}
+        if row.volume_type_id:
+            vtype = session.get(models.VolumeType, row.volume_type_id)
+            specs = dict(vtype.extra_specs) if vtype else {}
+        return objects.Volume(
+            id=row.id,
+            size=row.size,
+            display_name=row.display_name or "",
+            extra_specs=specs,
+            metadata=dict(row.metadata_),
+            provider_location=row.provider_location,
+            provider_auth=row.provider_auth,
+            driver_data=dict(row.driver_data or {}),
+            multiattach=row.multiattach,
+        )
+
+    def _load(self, volume_id: str) -> tuple[models.Volume, objects.Volume]:
+        with self.db.transaction() as session:
+            row = self._row(session, volume_id)
+            return row, self._volume(row, session)
+
+    def _load_snapshot(self, snapshot_id: str) -> tuple[models.Snapshot, objects.Snapshot]:
+        with self.db.transaction() as session:
+            snap = session.get(models.Snapshot, snapshot_id)
+            if snap is None or snap.status == SnapshotStatus.DELETED:
+                raise exception.NotFound("snapshot", snapshot_id)
+            volume = self._volume(self._row(session, snap.volume_id), session)
+            return snap, objects.Snapshot(
+                id=snap.id,
+                volume=volume,
+                volume_size=snap.volume_size,
+                provider_location=snap.provider_location,
+                driver_data=dict(snap.driver_data or {}),
+            )
+
+    def _update(self, volume_id: str, **values: Any) -> None:
+        with self.db.transaction() as session:
+            session.execute(
+                sa.update(models.Volume).where(models.Volume.id == volume_id).values(**values)
+            )
+
+    def _update_snapshot(self, snapshot_id: str, **values: Any) -> None:
+        with self.db.transaction() as session:
+            session.execute(
+                sa.update(models.Snapshot).where(models.Snapshot.id == snapshot_id)
+                .values(**values)
+            )
+
+    @staticmethod
+    def _model_update(update: Any, step: str) -> dict[str, Any]:
+        if update is None:
+            return {}
+        if not isinstance(update, Mapping) or set(update) - MODEL_UPDATE_KEYS:
+            raise exception.DriverContractError(
+                f"{step} returned {type(update).__name__} with keys "
+                f"{sorted(update) if isinstance(update, Mapping) else '-'}; a model update may "
+                f"only hold {', '.join(sorted(MODEL_UPDATE_KEYS))}"
+            )
+        return dict(update)
+
+    def _fault(self, resource: str, resource_id: str, step: str, err: BaseException,
+               session: Any | None = None) -> None:
+        fault = models.VolumeFault(
+            resource=resource, resource_id=resource_id, exc_class=type(err).__name__,
+            message=str(err), step=step, host=self.host,
+        )
+        if session is not None:
+            session.add(fault)
+            return
+        with self.db.transaction() as own:
+            own.add(fault)
+
+    # --- service hooks ---------------------------------------------------------------------
+
+    def init_host(self) -> None:
+        """Set the driver up, then reconcile, before the backend is offered for placement.
+
+        * volumes left ``creating``/``downloading`` -> ``error`` (fault: interrupted), claim
+          given back, half-made backend volume deleted;
+        * ``deleting`` -> the delete is finished; ``extending`` -> ``error_extending``;
+          ``uploading`` -> back to what it was (the image was never registered);
+        * attachments left ``attaching`` -> removed (export removed when unused), ``detaching``
+          -> the detach is finished;
+        * volumes with attachments -> ``ensure_export`` (a restarted target lost them);
+        * snapshots ``creating`` -> ``error`` and removed; ``deleting`` -> deleted;
+        * backend objects nobody knows -> :attr:`unknown_objects` (logged, never destroyed).
+        """
+        self._driver_call("do_setup", self.driver.do_setup)
+        self._driver_call("check_for_setup_error", self.driver.check_for_setup_error)
+        volume_opts.mosr(self.conf, self.backend)  # refuses a ratio < 1 at start-up
+        with self.db.transaction() as session:
+            rows = session.execute(
+                sa.select(models.Volume.id, models.Volume.status).where(
+                    models.Volume.host == self.host,
+                    models.Volume.status != VolumeStatus.DELETED,
+                )
+            ).all()
+            snaps = session.execute(
+                sa.select(models.Snapshot.id, models.Snapshot.status)
+                .join(models.Volume, models.Volume.id == models.Snapshot.volume_id)
+                .where(models.Volume.host == self.host,
+                       models.Snapshot.status.in_([SnapshotStatus.CREATING,
+                                                   SnapshotStatus.DELETING]))
+            ).all()
+        for snap_id, status in snaps:
+            if status == SnapshotStatus.CREATING:
+                self._fail_snapshot(snap_id, "create_snapshot", exception.DriverError(
+                    f"snapshot creation interrupted by a restart of {BINARY} on {self.host}"))
+            else:
+                with contextlib.suppress(exception.StackcoreError):
+                    self._delete_snapshot(snap_id)
+        for volume_id, status in rows:
+            try:
+                self._reconcile_volume(volume_id, status)
+            except exception.StackcoreError as err:
+                LOG.warning("reconciling volume %s on %s failed: %s", volume_id, self.host, err)
+        self._find_unknown_objects()
+        self.publish_stats()
+
+    def _reconcile_volume(self, volume_id: str, status: str) -> None:
+        interrupted = exception.DriverError(
+            f"{status} interrupted by a restart of {BINARY} on {self.host}")
+        if status in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
+            self._fail_create(volume_id, "create_volume", interrupted)
+            return
+        if status == VolumeStatus.DELETING:
+            with contextlib.suppress(exception.StackcoreError):
+                self._delete(volume_id)
+            return
+        if status == VolumeStatus.EXTENDING:
+            with self.db.transaction() as session:
+                row = self._row(session, volume_id)
+                claims.release_part(session, volume_id, row.allocated_gb - row.size)
+                row.status = VolumeStatus.ERROR_EXTENDING
+                self._fault("volume", volume_id, "extend_volume", interrupted, session)
+            return
+        with self.db.transaction() as session:
+            atts = session.execute(
+                sa.select(models.Attachment).where(
+                    models.Attachment.volume_id == volume_id,
+                    models.Attachment.attach_status.in_(
+                        [AttachStatus.ATTACHING, AttachStatus.ATTACHED, AttachStatus.DETACHING])
+                )
+            ).scalars().all()
+        for att in atts:
+            if att.attach_status == AttachStatus.ATTACHING:
+                self._mark_attachment(att.id, AttachStatus.ERROR)
+                self._fault("volume", volume_id, "attach", interrupted)
+            elif att.attach_status == AttachStatus.DETACHING:
+                _, volume = self._load(volume_id)
+                with contextlib.suppress(exception.StackcoreError):
+                    self._driver_call("terminate_connection", self.driver.terminate_connection,
+                                      volume, att.connector)
+                self._mark_attachment(att.id, AttachStatus.DETACHED)
+        _, volume = self._load(volume_id)
+        if self._active_attachments(volume_id):
+            update = self._driver_call("ensure_export", self.driver.ensure_export, volume)
+            self._update(volume_id, status=VolumeStatus.IN_USE,
+                         **self._model_update(update, "ensure_export"))
+        else:
+            if status in (VolumeStatus.ATTACHING, VolumeStatus.DETACHING, VolumeStatus.IN_USE):
+                with contextlib.suppress(exception.StackcoreError):
+                    self._driver_call("remove_export", self.driver.remove_export, volume)
+            if status in (VolumeStatus.ATTACHING, VolumeStatus.DETACHING, VolumeStatus.IN_USE,
+                          VolumeStatus.UPLOADING):
+                self._update(volume_id, status=VolumeStatus.AVAILABLE, previous_status=None)
+
+    def _find_unknown_objects(self) -> None:
+        try:
+            on_backend = self._driver_call("list_backend_objects",
+                                           self.driver.list_backend_objects)
+        except exception.StackcoreError as err:
+            LOG.warning("cannot list objects of %s: %s", self.host, err)
+            return
+        with self.db.transaction() as session:
+            vols = session.execute(sa.select(models.Volume.id).where(
+                models.Volume.host == self.host, models.Volume.status != VolumeStatus.DELETED
+            )).scalars().all()
+            snaps = session.execute(
+                sa.select(models.Snapshot.id)
+                .join(models.Volume, models.Volume.id == models.Snapshot.volume_id)
+                .where(models.Volume.host == self.host,
+                       models.Snapshot.status != SnapshotStatus.DELETED)
+            ).scalars().all()
+        known = {objects.VOLUME_NAME_TEMPLATE % v for v in vols}
+        known |= {objects.SNAPSHOT_NAME_TEMPLATE % s for s in snaps}
+        self.unknown_objects = sorted(
+            name for name in on_backend
+            if not any(name == k or name.startswith(k + ".") or name.endswith(k) for k in known)
+            and (name.startswith("volume-") or name.startswith("snapshot-"))
+        )
+        if self.unknown_objects:
+            LOG.warning("backend %s holds objects the database does not know: %s",
+                        self.host, ", ".join(self.unknown_objects))
+
+    def periodic_tasks(self) -> None:
+        self.publish_stats()
+
+    def publish_stats(self) -> dict[str, Any]:
+        """Read, validate and store the driver's stats with ``allocated_capacity_gb`` per pool,
+        and recompute each pool's claimable headroom. A bad report marks the backend as not
+        reporting (nothing is placed on it) and stores the error; it never raises."""
+        source = f"volume driver {self.driver_name!r} on {self.host}"
+        try:
+            report = stats.validate(
+                self._driver_call("get_volume_stats", self.driver.get_volume_stats, True),
+                source,
+            )
+        except exception.StackcoreError as err:
+            LOG.error("%s", err)
+            with self.db.transaction() as session:
+                backend = self._backend_row(session)
+                backend.reporting, backend.report_error = False, str(err)
+                session.execute(sa.update(models.VolumePool)
+                                .where(models.VolumePool.host == self.host)
+                                .values(present=False))
+            return {"reporting": False, "report_error": str(err)}
+        default_mosr = volume_opts.mosr(self.conf, self.backend)
+        now = core_models.utcnow()
+        with self.db.transaction() as session:
+            allocated = dict(session.execute(
+                sa.select(models.Volume.pool, sa.func.coalesce(
+                    sa.func.sum(models.Volume.allocated_gb), 0))
+                .where(models.Volume.host == self.host,
+                       models.Volume.status != VolumeStatus.DELETED)
+                .group_by(models.Volume.pool)
+            ).all())
+            pools = session.execute(sa.select(models.VolumePool).where(
+                models.VolumePool.host == self.host)).scalars().all()
+            by_name = {p.pool_name: p for p in pools}
+            published = []
+            for pool_stats in report["pools"]:
+                name = pool_stats["pool_name"]
+                alloc = int(allocated.get(name, 0))
+                pool_stats = {**pool_stats, "allocated_capacity_gb": alloc}
+                published.append(pool_stats)
+                cap = capacity.Pool.from_stats(pool_stats)
+                row = by_name.get(name)
+                if row is None:
+                    row = models.VolumePool(host=self.host, pool_name=name)
+                    session.add(row)
+                row.stats = pool_stats
+                row.present = True
+                row.allocated_capacity_gb = alloc
+                row.allocated_at_report = alloc
+                row.headroom_thin_gb = capacity.headroom(cap, True, default_mosr)
+                row.headroom_thick_gb = capacity.headroom(cap, False, default_mosr)
+                row.reported_at = now
+            reported = {p["pool_name"] for p in report["pools"]}
+            for row in pools:
+                if row.pool_name not in reported:
+                    row.present = False
+            backend = self._backend_row(session)
+            backend.volume_backend_name = report["volume_backend_name"]
+            backend.stats = {**report, "pools": published,
+                             "unknown_objects": self.unknown_objects}
+            backend.reporting, backend.report_error, backend.reported_at = True, None, now
+        return {"reporting": True, **report, "pools": published}
+
+    def _backend_row(self, session: Any) -> models.VolumeBackend:
+        row = session.execute(sa.select(models.VolumeBackend).where(
+            models.VolumeBackend.host == self.host)).scalar_one_or_none()
+        if row is None:
+            row = models.VolumeBackend(host=self.host)
+            session.add(row)
+        return row  # type: ignore[no-any-return]
+
+    # --- volumes ---------------------------------------------------------------------------
+
+    def create_volume(self, volume_id: str) -> None:
+        """Make a volume the API placed here (status ``creating``): empty, from a snapshot,
+        as a clone, or from an image."""
+        with self.db.transaction() as session:
+            row = session.get(models.Volume, volume_id)
+            if row is None or row.status != VolumeStatus.CREATING:
+                return  # deleted while queued, or already handled
+            source = row.source_volid
+        with self._locked(volume_id, source):
+            row, volume = self._load(volume_id)
+            if row.status != VolumeStatus.CREATING:
+                return
+            step = "create_volume"
+            try:
+                if row.snapshot_id:
+                    step = "create_volume_from_snapshot"
+                    _, snap = self._load_snapshot(row.snapshot_id)
+                    update = self._driver_call(step, self.driver.create_volume_from_snapshot,
+                                               volume, snap)
+                elif row.source_volid:
+                    step = "create_cloned_volume"
+                    _, src = self._load(row.source_volid)
+                    update = self._driver_call(step, self.driver.create_cloned_volume,
+                                               volume, src)
+                else:
+                    update = self._driver_call(step, self.driver.create_volume, volume)
+                values = self._model_update(update, step)
+                self._update(volume_id, **values)
+                if row.image_id:
+                    step = "copy_image_to_volume"
+                    self._update(volume_id, status=VolumeStatus.DOWNLOADING)
+                    image = self._image_file(row.image_id)
+                    _, volume = self._load(volume_id)
+                    self._driver_call(step, self.driver.copy_image_to_volume, volume, image)
+            except Exception as err:
+                self._fail_create(volume_id, step, err)
+                return
+            self._update(volume_id, status=VolumeStatus.AVAILABLE)
+        self.publish_stats()
+
+    def _image_file(self, image_id: str) -> objects.ImageFile:
+        with self.db.transaction() as session:
+            image = session.get(core_models.Image, image_id)
+            if image is None:
+                raise exception.NotFound("image", image_id)
+            return objects.ImageFile(image.id, image.path, image.disk_format)
+
+    def _fail_create(self, volume_id: str, step: str, err: BaseException) -> None:
+        """Fault + ``error`` + claim given back, then remove what the driver half made."""
+        LOG.warning("volume %s: %s failed on %s: %s", volume_id, step, self.host, err)
+        with self.db.transaction() as session:
+            self._fault("volume", volume_id, step, err, session)
+            claims.release(session, volume_id)
+            session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                            .values(status=VolumeStatus.ERROR))
+        try:
+            _, volume = self._load(volume_id)
+            self._driver_call("delete_volume", self.driver.delete_volume, volume)
+        except Exception as cleanup_err:
+            self._fault("volume", volume_id, "cleanup",
+                        exception.DriverError(f"cleanup after failure also failed: "
+                                              f"{cleanup_err}"))
+
+    def delete_volume(self, volume_id: str) -> None:
+        """Delete the volume on the backend, give back its claim, mark it deleted."""
+        with self._locked(volume_id):
+            self._delete(volume_id)
+        self.publish_stats()
+
+    def _delete(self, volume_id: str) -> None:
+        with self.db.transaction() as session:
+            row = session.get(models.Volume, volume_id)
+            if row is None or row.status == VolumeStatus.DELETED:
+                return
+            self._refuse_if_busy(session, row)
+            row.status = VolumeStatus.DELETING
+            volume = self._volume(row, session)
+        try:
+            self._driver_call("delete_volume", self.driver.delete_volume, volume)
+        except Exception as err:
+            LOG.warning("volume %s: delete failed on %s: %s", volume_id, self.host, err)
+            with self.db.transaction() as session:
+                self._fault("volume", volume_id, "delete_volume", err, session)
+                session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                                .values(status=VolumeStatus.ERROR_DELETING))
+            raise
+        with self.db.transaction() as session:
+            claims.release(session, volume_id)
+            session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                            .values(status=VolumeStatus.DELETED, deleted_at=core_models.utcnow()))
+
+    @staticmethod
+    def _refuse_if_busy(session: Any, row: models.Volume) -> None:
+        snaps = session.execute(sa.select(sa.func.count()).where(
+            models.Snapshot.volume_id == row.id,
+            models.Snapshot.status != SnapshotStatus.DELETED)).scalar_one()
+        if snaps:
+            raise exception.InvalidState(
+                f"volume {row.id} has {snaps} snapshot(s); delete them first", state=row.status)
+        atts = session.execute(sa.select(sa.func.count()).where(
+            models.Attachment.volume_id == row.id,
+            models.Attachment.attach_status.in_(
+                [AttachStatus.ATTACHING, AttachStatus.ATTACHED, AttachStatus.DETACHING]))
+        ).scalar_one()
+        if atts:
+            raise exception.InvalidState(
+                f"volume {row.id} has {atts} attachment(s); detach it first", state=row.status)
+
+    def extend_volume(self, volume_id: str, new_size: int) -> None:
+        """Grow the volume (status ``extending``; the API claimed the extra GiB)."""
+        with self._locked(volume_id):
+            row, volume = self._load(volume_id)
+            if row.status != VolumeStatus.EXTENDING:
+                return
+            try:
+                self._driver_call("extend_volume", self.driver.extend_volume, volume, new_size)
+            except Exception as err:
+                with self.db.transaction() as session:
+                    self._fault("volume", volume_id, "extend_volume", err, session)
+                    claims.release_part(session, volume_id, new_size - row.size)
+                    session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                                    .values(status=VolumeStatus.ERROR_EXTENDING))
+                raise
+            self._update(volume_id, size=new_size,
+                         status=row.previous_status or VolumeStatus.AVAILABLE,
+                         previous_status=None)
+        self.publish_stats()
+
+    # --- snapshots -------------------------------------------------------------------------
+
+    def create_snapshot(self, snapshot_id: str) -> None:
+        with self.db.transaction() as session:
+            snap_row = session.get(models.Snapshot, snapshot_id)
+            if snap_row is None or snap_row.status != SnapshotStatus.CREATING:
+                return
+            volume_id = snap_row.volume_id
+        with self._locked(volume_id):
+            _, snap = self._load_snapshot(snapshot_id)
+            try:
+                update = self._driver_call("create_snapshot", self.driver.create_snapshot, snap)
+                values = self._model_update(update, "create_snapshot")
+                values.pop("provider_auth", None)
+            except Exception as err:
+                self._fail_snapshot(snapshot_id, "create_snapshot", err)
+                return
+            self._update_snapshot(snapshot_id, status=SnapshotStatus.AVAILABLE, **values)
+
+    def _fail_snapshot(self, snapshot_id: str, step: str, err: BaseException) -> None:
+        LOG.warning("snapshot %s: %s failed on %s: %s", snapshot_id, step, self.host, err)
+        with self.db.transaction() as session:
+            self._fault("snapshot", snapshot_id, step, err, session)
+            session.execute(sa.update(models.Snapshot).where(models.Snapshot.id == snapshot_id)
+                            .values(status=SnapshotStatus.ERROR))
+        try:
+            _, snap = self._load_snapshot(snapshot_id)
+            self._driver_call("delete_snapshot", self.driver.delete_snapshot, snap)
+        except Exception as cleanup_err:
+            self._fault("snapshot", snapshot_id, "cleanup", exception.DriverError(
+                f"cleanup after failure also failed: {cleanup_err}"))
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        with self.db.transaction() as session:
+            snap_row = session.get(models.Snapshot, snapshot_id)
+            if snap_row is None or snap_row.status == SnapshotStatus.DELETED:
+                return
+            volume_id = snap_row.volume_id
+        with self._locked(volume_id):
+            self._delete_snapshot(snapshot_id)
+
+    def _delete_snapshot(self, snapshot_id: str) -> None:
+        _, snap = self._load_snapshot(snapshot_id)
+        self._update_snapshot(snapshot_id, status=SnapshotStatus.DELETING)
+        try:
+            self._driver_call("delete_snapshot", self.driver.delete_snapshot, snap)
+        except Exception as err:
+            with self.db.transaction() as session:
+                self._fault("snapshot", snapshot_id, "delete_snapshot", err, session)
+                session.execute(sa.update(models.Snapshot)
+                                .where(models.Snapshot.id == snapshot_id)
+                                .values(status=SnapshotStatus.ERROR_DELETING))
+            raise
+        self._update_snapshot(snapshot_id, status=SnapshotStatus.DELETED,
+                              deleted_at=core_models.utcnow())
+
+    # --- attach / detach -------------------------------------------------------------------
+
+    def _active_attachments(self, volume_id: str, exclude: str | None = None) -> list[str]:
+        with self.db.transaction() as session:
+            ids = session.execute(sa.select(models.Attachment.id).where(
+                models.Attachment.volume_id == volume_id,
+                models.Attachment.attach_status == AttachStatus.ATTACHED,
+            )).scalars().all()
+        return [i for i in ids if i != exclude]
+
+    def _mark_attachment(self, attachment_id: str, status: AttachStatus) -> None:
+        with self.db.transaction() as session:
+            values: dict[str, Any] = {"attach_status": status}
+            if status in (AttachStatus.DETACHED, AttachStatus.ERROR):
+                values["detached_at"] = core_models.utcnow()
+            session.execute(sa.update(models.Attachment)
+                            .where(models.Attachment.id == attachment_id).values(**values))
+
+    def attach_volume(
+        self,
+        volume_id: str,
+        connector: dict[str, Any],
+        instance_uuid: str | None = None,
+        mountpoint: str | None = None,
+    ) -> dict[str, Any]:
+        """Export the volume and return its connection_info for ``connector`` (with
+        ``attachment_id``). A failure removes the export (if no other attachment uses it),
+        restores the volume's status, records a fault and raises."""
+        with self._locked(volume_id):
+            attachment_id = str(uuid.uuid4())
+            with self.db.transaction() as session:
+                row = self._row(session, volume_id)
+                allowed = [VolumeStatus.AVAILABLE]
+                if row.multiattach:
+                    allowed.append(VolumeStatus.IN_USE)
+                if row.status not in allowed:
+                    raise exception.InvalidState(
+                        f"cannot attach volume {volume_id} while it is {row.status}"
+                        + ("" if row.multiattach else " (not a multiattach volume)"),
+                        state=row.status)
+                previous = row.status
+                row.status = VolumeStatus.ATTACHING
+                session.add(models.Attachment(
+                    id=attachment_id, volume_id=volume_id, instance_uuid=instance_uuid,
+                    mountpoint=mountpoint, connector=dict(connector),
+                    attach_status=AttachStatus.ATTACHING))
+                volume = self._volume(row, session)
+            step = "create_export"
+            try:
+                update = self._model_update(
+                    self._driver_call(step, self.driver.create_export, volume, connector), step)
+                if update:
+                    self._update(volume_id, **update)
+                    _, volume = self._load(volume_id)
+                step = "initialize_connection"
+                info = connection_info.validate(
+                    self._driver_call(step, self.driver.initialize_connection, volume,
+                                      connector),
+                    f"volume driver {self.driver_name!r} on {self.host}",
+                )
+            except Exception as err:
+                self._mark_attachment(attachment_id, AttachStatus.ERROR)
+                self._fault("volume", volume_id, step, err)
+                if not self._active_attachments(volume_id):
+                    try:
+                        self._driver_call("remove_export", self.driver.remove_export, volume)
+                    except Exception as cleanup_err:
+                        self._fault("volume", volume_id, "cleanup", exception.DriverError(
+                            f"removing the export after a failed attach failed: "
+                            f"{cleanup_err}"))
+                self._update(volume_id, status=previous)
+                raise
+            self._mark_attachment(attachment_id, AttachStatus.ATTACHED)
+            self._update(volume_id, status=VolumeStatus.IN_USE)
+        data = {**info["data"], "access_mode": "rw"}
+        return {**info, "data": data, "attachment_id": attachment_id}
+
+    def detach_volume(self, volume_id: str, attachment_id: str | None = None) -> None:
+        """End one attachment, or every one (``attachment_id=None``: force detach, the driver
+        gets ``connector=None``). The export is removed once nothing uses it."""
+        with self._locked(volume_id):
+            with self.db.transaction() as session:
+                row = self._row(session, volume_id)
+                query = sa.select(models.Attachment).where(
+                    models.Attachment.volume_id == volume_id,
+                    models.Attachment.attach_status == AttachStatus.ATTACHED)
+                if attachment_id is not None:
+                    query = query.where(models.Attachment.id == attachment_id)
+                atts = session.execute(query).scalars().all()
+                if attachment_id is not None and not atts:
+                    raise exception.NotFound("attachment", attachment_id)
+                previous = row.status
+                row.status = VolumeStatus.DETACHING
+                for att in atts:
+                    att.attach_status = AttachStatus.DETACHING
+                volume = self._volume(row, session)
+            connector = atts[0].connector if attachment_id is not None else None
+            try:
+                self._driver_call("terminate_connection", self.driver.terminate_connection,
+                                  volume, connector)
+            except Exception as err:
+                self._fault("volume", volume_id, "terminate_connection", err)
+                for att in atts:
+                    self._mark_attachment(att.id, AttachStatus.ATTACHED)
+                self._update(volume_id, status=previous)
+                raise
+            for att in atts:
+                self._mark_attachment(att.id, AttachStatus.DETACHED)
+            if self._active_attachments(volume_id):
+                self._update(volume_id, status=VolumeStatus.IN_USE)
+                return
+            try:
+                self._driver_call("remove_export", self.driver.remove_export, volume)
+            except Exception as err:
+                self._fault("volume", volume_id, "remove_export", err)
+            self._update(volume_id, status=VolumeStatus.AVAILABLE)
+
+    # --- images ----------------------------------------------------------------------------
+
+    def copy_volume_to_image(self, volume_id: str, image_name: str,
+                             disk_format: str) -> dict[str, Any]:
+        """Write the volume into a new image of the compute image store; return the image
+        row's fields. On failure no file and no image row are left."""
+        with self._locked(volume_id):
+            with self.db.transaction() as session:
+                row = self._row(session, volume_id)
+                if row.status not in (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE):
+                    raise exception.InvalidState(
+                        f"cannot upload volume {volume_id} while it is {row.status}",
+                        state=row.status)
+                previous = row.status
+                row.status = VolumeStatus.UPLOADING
+                volume = self._volume(row, session)
+            image_id = str(uuid.uuid4())
+            image_dir = self.conf.volume.image_dir or os.path.join(self.conf.state_path,
+                                                                   "images")
+            os.makedirs(image_dir, exist_ok=True)
+            path = os.path.join(image_dir, f"{image_id}.{disk_format}")
+            image = objects.ImageFile(image_id, path, disk_format)
+            try:
+                self._driver_call("copy_volume_to_image", self.driver.copy_volume_to_image,
+                                  volume, image)
+                size = os.path.getsize(path)
+            except Exception as err:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                self._fault("volume", volume_id, "copy_volume_to_image", err)
+                self._update(volume_id, status=previous)
+                raise
+            with self.db.transaction() as session:
+                session.add(core_models.Image(
+                    id=image_id, name=image_name, path=path, disk_format=disk_format,
+                    size_bytes=size, properties={"source_volume_id": volume_id}))
+                session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                                .values(status=previous))
+        return {"id": image_id, "name": image_name, "path": path, "disk_format": disk_format,
+                "size_bytes": size}

@@ -1,0 +1,55 @@
+"""Client side of the volume RPC API (versioned; see :class:`VolumeManager`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackcore.rpc import Target, Transport
+
+
+class VolumeRPCAPI:
+    """Calls into the volume service of one backend (``<host>@<backend>``). Speaks 1.0.
+
+    Long operations that end in a state the caller polls (create volume, create snapshot) are
+    casts; everything whose result or error the caller needs at once is a call.
+    """
+
+    VERSION = "1.0"
+
+    def __init__(self, transport: Transport) -> None:
+        self._client = transport.client(Target("volume", version=self.VERSION))
+
+    def _on(self, host: str) -> Any:
+        return self._client.prepare(server=host)
+
+    def create_volume(self, host: str, volume_id: str) -> None:
+        self._on(host).cast("create_volume", volume_id=volume_id)
+
+    def delete_volume(self, host: str, volume_id: str) -> None:
+        self._on(host).call("delete_volume", volume_id=volume_id)
+
+    def extend_volume(self, host: str, volume_id: str, new_size: int) -> None:
+        self._on(host).call("extend_volume", volume_id=volume_id, new_size=new_size)
+
+    def create_snapshot(self, host: str, snapshot_id: str) -> None:
+        self._on(host).cast("create_snapshot", snapshot_id=snapshot_id)
+
+    def delete_snapshot(self, host: str, snapshot_id: str) -> None:
+        self._on(host).call("delete_snapshot", snapshot_id=snapshot_id)
+
+    def attach_volume(self, host: str, volume_id: str, connector: dict[str, Any],
+                      instance_uuid: str | None, mountpoint: str | None) -> dict[str, Any]:
+        result: dict[str, Any] = self._on(host).call(
+            "attach_volume", volume_id=volume_id, connector=connector,
+            instance_uuid=instance_uuid, mountpoint=mountpoint)
+        return result
+
+    def detach_volume(self, host: str, volume_id: str, attachment_id: str | None) -> None:
+        self._on(host).call("detach_volume", volume_id=volume_id, attachment_id=attachment_id)
+
+    def copy_volume_to_image(self, host: str, volume_id: str, image_name: str,
+                             disk_format: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._on(host).call(
+            "copy_volume_to_image", volume_id=volume_id, image_name=image_name,
+            disk_format=disk_format)
+        return result

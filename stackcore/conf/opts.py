@@ -98,7 +98,6 @@ GROUPS: list[tuple[str, list[cfg.Opt]]] = [
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """The ``oslo.config.opts`` hook: core options plus those of the core's own fake plugins."""
     from stackcore.compute.fake import OPTS as FAKE_HYPERVISOR_OPTS
-
     from stackcore.volume.opts import list_opts as volume_list_opts
 
     return [*GROUPS, ("fake_hypervisor", FAKE_HYPERVISOR_OPTS),

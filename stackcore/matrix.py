@@ -40,13 +40,24 @@ def _cell(declared: bool, result: str | None) -> str:
     }.get(result, result)
 
 
+#: Severity of a conformance outcome; the worst one is a feature's result.
+RANK = {"fail": 4, "unexpected-success": 3, "unsupported": 2, "skip": 1, "pass": 0}
+
+
 def load_results(results_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Results per (family, driver); several runs of one driver (config variants, e.g. libvirt
+    on test:///default and on qemu:///system) merge feature by feature, the worst result wins."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
         with open(path, encoding="utf-8") as handle:
             doc = json.load(handle)
-        if isinstance(doc, dict) and "family" in doc and "driver" in doc:
-            found[(doc["family"], doc["driver"])] = doc
+        if not (isinstance(doc, dict) and "family" in doc and "driver" in doc):
+            continue
+        merged = found.setdefault((doc["family"], doc["driver"]), {"features": {}})
+        for feature, outcome in doc.get("features", {}).items():
+            old = merged["features"].get(feature)
+            if old is None or RANK[outcome["result"]] > RANK[old["result"]]:
+                merged["features"][feature] = outcome
     return found
 
 

@@ -69,11 +69,50 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_variants(config_dir: str, family: str, name: str) -> list[tuple[str, str | None]]:
+    """``[(variant, config path)]`` for a driver: ``FAMILY-NAME.conf`` and
+    ``FAMILY-NAME@VARIANT.conf`` in ``config_dir``; ``[("", None)]`` when there is none."""
+    import glob
+
+    if not config_dir:
+        return [("", None)]
+    found = []
+    plain = os.path.join(config_dir, f"{family}-{name}.conf")
+    if os.path.isfile(plain):
+        found.append(("", plain))
+    for path in sorted(glob.glob(os.path.join(config_dir, f"{family}-{name}@*.conf"))):
+        variant = os.path.basename(path)[len(f"{family}-{name}@"):-len(".conf")]
+        found.append((variant, path))
+    return found or [("", None)]
+
+
+def _expand_config(path: str, workdir: str) -> str:
+    """Copy a config template with ``${VAR}`` taken from the environment; a variable that is
+    not set is an error naming it (real-backend settings come from tools/backends/env.sh)."""
+    import re
+
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    missing = sorted({v for v in re.findall(r"\$\{(\w+)\}", text) if v not in os.environ})
+    if missing:
+        raise exception.ConfigError(
+            f"{path} needs environment variable(s) {', '.join(missing)} "
+            "(start the backends with tools/backends/up.sh and source its env.sh)"
+        )
+    out = os.path.join(workdir, os.path.basename(path))
+    with open(out, "w", encoding="utf-8") as handle:
+        handle.write(re.sub(r"\$\{(\w+)\}", lambda m: os.environ[m.group(1)], text))
+    return out
+
+
 def _conformance(args: argparse.Namespace) -> int:
-    """Run each selected family's suite once per installed driver, in its own pytest."""
+    """Run each selected family's suite once per installed driver and config variant."""
+    import tempfile
+
     from stackcore.plugins import families, loader
 
     failed = []
+    workdir = tempfile.mkdtemp(prefix="stackcore-conformance-")
     for family in families.FAMILIES:
         if args.family and family.name != args.family:
             continue
@@ -82,23 +121,20 @@ def _conformance(args: argparse.Namespace) -> int:
         for found in loader.discover(family.namespace):
             if args.driver and found.name not in args.driver:
                 continue
-            spec = f"{family.name}:{found.name}"
-            command = [
-                sys.executable, "-m", "pytest", "--pyargs", family.suite,
-                "-o", "python_files=*.py", "-p", "no:cacheprovider", "-q",
-                "--stackcore-driver", spec,
-                "--stackcore-results",
-                os.path.join(args.results, f"{family.name}-{found.name}.json"),
-            ]
-            config = os.path.join(args.config_dir, f"{family.name}-{found.name}.conf")
-            if os.path.isfile(config):
-                command += ["--stackcore-config", config]
-            elif args.config_dir and args.require_config:
-                print(f"== {spec}: no {config}; not run", flush=True)
-                continue
-            print(f"== conformance {spec}", flush=True)
-            if subprocess.call(command) != 0:
-                failed.append(spec)
+            for variant, config in _config_variants(args.config_dir, family.name, found.name):
+                label = f"{family.name}:{found.name}" + (f"@{variant}" if variant else "")
+                result = f"{family.name}-{found.name}" + (f"@{variant}" if variant else "")
+                command = [
+                    sys.executable, "-m", "pytest", "--pyargs", family.suite,
+                    "-o", "python_files=*.py", "-p", "no:cacheprovider", "-q", "-rs",
+                    "--stackcore-driver", f"{family.name}:{found.name}",
+                    "--stackcore-results", os.path.join(args.results, f"{result}.json"),
+                ]
+                if config is not None:
+                    command += ["--stackcore-config", _expand_config(config, workdir)]
+                print(f"== conformance {label}", flush=True)
+                if subprocess.call(command) != 0:
+                    failed.append(label)
     if failed:
         print(f"conformance failed for: {', '.join(failed)}")
         return 1

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.compute.objects import Image, Instance, InstanceInfo, RebootType
 from stackcore.plugins.contract import Contract
+
+if TYPE_CHECKING:  # oslo.config is imported by whoever builds the driver, not by the contract
+    from oslo_config import cfg
 
 NAMESPACE = "stackcore.compute.drivers"
 

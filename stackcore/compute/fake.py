@@ -16,25 +16,31 @@ import dataclasses
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.compute.driver import HypervisorDriver
 from stackcore.compute.objects import Image, Instance, InstanceInfo, PowerState, RebootType
 
-OPTS = [
-    cfg.IntOpt("vcpus", default=16, min=1, help="vCPUs each fake host reports."),
-    cfg.IntOpt("memory_mb", default=32768, min=1, help="Memory (MiB) each fake host reports."),
-    cfg.IntOpt("local_gb", default=500, min=1, help="Local disk (GiB) each fake host reports."),
-    cfg.ListOpt(
-        "fail_on",
-        default=[],
-        help="Driver methods that raise DriverError (failure injection for tests), e.g. "
-        "'spawn' or 'spawn:host-2' to fail only on one host.",
-    ),
-]
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Options of ``[fake_hypervisor]`` (built on demand: loading the plugin stays cheap)."""
+    from oslo_config import cfg
+
+    return [("fake_hypervisor", [
+        cfg.IntOpt("vcpus", default=16, min=1, help="vCPUs each fake host reports."),
+        cfg.IntOpt("memory_mb", default=32768, min=1, help="Memory (MiB) each fake host reports."),
+        cfg.IntOpt("local_gb", default=500, min=1, help="Local disk (GiB) each fake host reports."),
+        cfg.ListOpt(
+            "fail_on",
+            default=[],
+            help="Driver methods that raise DriverError (failure injection for tests), e.g. "
+            "'spawn' or 'spawn:host-2' to fail only on one host.",
+        ),
+    ])]
 
 
 @dataclasses.dataclass
@@ -83,7 +89,7 @@ class FakeHypervisorDriver(HypervisorDriver):
 
     @classmethod
     def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
-        return [("fake_hypervisor", OPTS)]
+        return list_opts()
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import socket
 from oslo_config import cfg
 
 from stackcore.volume.opts import GROUPS as VOLUME_GROUPS
+from stackcore.network.opts import GROUPS as NETWORK_GROUPS
 
 DEFAULT_OPTS = [
     cfg.StrOpt(
@@ -92,13 +93,16 @@ GROUPS: list[tuple[str, list[cfg.Opt]]] = [
     ("compute", COMPUTE_OPTS),
     ("scheduler", SCHEDULER_OPTS),
     *VOLUME_GROUPS,
+    *NETWORK_GROUPS,
 ]
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """The ``oslo.config.opts`` hook: core options plus those of the core's own fake plugins."""
-    from stackcore.compute.fake import OPTS as FAKE_HYPERVISOR_OPTS
+    from stackcore.compute import fake
+    from stackcore.network.mech_fake import list_opts as network_fake_opts
     from stackcore.volume.opts import list_opts as volume_list_opts
 
-    return [*GROUPS, ("fake_hypervisor", FAKE_HYPERVISOR_OPTS),
-            *[(g, o) for g, o in volume_list_opts() if g != "volume"]]
+    return [*GROUPS, *fake.list_opts(),
+            *[(g, o) for g, o in volume_list_opts() if g != "volume"],
+            *network_fake_opts()]

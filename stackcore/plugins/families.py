@@ -33,6 +33,11 @@ FAMILIES: tuple[Family, ...] = (
            "stackcore.testing.suites.compute"),
     Family("volume", "stackcore.volume.drivers", "stackcore.volume.driver:CONTRACT",
            "stackcore.testing.suites.volume"),
+    Family("network.type", "stackcore.network.type_drivers",
+           "stackcore.network.type_driver:CONTRACT", "stackcore.testing.suites.network_type"),
+    Family("network.mechanism", "stackcore.network.mechanism_drivers",
+           "stackcore.network.mechanism_driver:CONTRACT",
+           "stackcore.testing.suites.network_mechanism"),
 )
 
 

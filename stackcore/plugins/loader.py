@@ -58,22 +58,27 @@ class Discovered:
 
 
 @functools.cache
-def _entry_point_owners() -> dict[tuple[str, str, str], tuple[str, str]]:
-    """Map (group, name, value) -> (distribution, version).
+def _entry_point_owners(namespace: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """Map (name, value) of ``namespace``'s entry points -> (distribution, version).
 
-    stevedore's entry-point cache drops the distribution, so it is recovered here, lazily: only
-    error paths and the ``drivers`` listing need it, never the hot start-up path.
+    stevedore's entry-point cache drops the distribution, so it is recovered here, lazily and
+    cheaply: a distribution's metadata is parsed only if its entry_points.txt mentions the
+    namespace (parsing every METADATA file would dominate start-up).
     """
-    owners: dict[tuple[str, str, str], tuple[str, str]] = {}
+    owners: dict[tuple[str, str], tuple[str, str]] = {}
+    marker = f"[{namespace}]"
     for dist in importlib.metadata.distributions():
+        text = dist.read_text("entry_points.txt")
+        if not text or marker not in text:
+            continue
         name = dist.metadata["Name"] or "?"
-        for ep in dist.entry_points:
-            owners.setdefault((ep.group, ep.name, ep.value), (name, dist.version or "?"))
+        for ep in dist.entry_points.select(group=namespace):
+            owners.setdefault((ep.name, ep.value), (name, dist.version or "?"))
     return owners
 
 
 def _owner(namespace: str, ep: Any) -> tuple[str, str]:
-    return _entry_point_owners().get((namespace, ep.name, ep.value), ("<unknown>", "?"))
+    return _entry_point_owners(namespace).get((ep.name, ep.value), ("<unknown>", "?"))
 
 
 def _describe(namespace: str, ep: Any) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from stackcore.exception import StackcoreError
+from stackcore.matrix import RANK
 from stackcore.testing import harness
 
 _RESULTS_KEY = pytest.StashKey[dict[str, dict[str, str]]]()
@@ -137,9 +138,6 @@ def _outcome(item: pytest.Item, report: pytest.TestReport) -> str:
     return "pass" if report.passed else "fail"
 
 
-_RANK = {"fail": 4, "unexpected-success": 3, "unsupported": 2, "skip": 1, "pass": 0}
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     target = _target(session.config)
     results = session.config.stash.get(_RESULTS_KEY, {})
@@ -147,7 +145,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     features = {
         feature: {
-            "result": max(tests.values(), key=lambda r: _RANK[r]),
+            "result": max(tests.values(), key=lambda r: RANK[r]),
             "tests": dict(sorted(tests.items())),
         }
         for feature, tests in sorted(results.items())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-ML2_OPTS = [
+ML2_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "type_drivers",
         default=["flat", "vlan", "vxlan"],
@@ -56,7 +56,7 @@ ML2_OPTS = [
     ),
 ]
 
-NETWORK_OPTS = [
+NETWORK_OPTS: list[cfg.Opt] = [
     cfg.IntOpt(
         "global_physnet_mtu",
         default=1500,
@@ -79,7 +79,7 @@ NETWORK_OPTS = [
     ),
 ]
 
-FLAT_OPTS = [
+FLAT_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "flat_networks",
         default=["*"],
@@ -88,7 +88,7 @@ FLAT_OPTS = [
     ),
 ]
 
-VLAN_OPTS = [
+VLAN_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "network_vlan_ranges",
         default=[],
@@ -97,7 +97,7 @@ VLAN_OPTS = [
     ),
 ]
 
-VXLAN_OPTS = [
+VXLAN_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "vni_ranges",
         default=["1:1000"],

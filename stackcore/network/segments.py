@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from stackcore import exception
 from stackcore.network import exceptions
 from stackcore.network.models import SegmentAllocation, SegmentRange
 
@@ -144,7 +145,9 @@ class RangeAllocator:
 
     # --- allocation -----------------------------------------------------------------------
 
-    def allocate(self, session: Session, physical_networks: Sequence[str]) -> tuple[str, int] | None:
+    def allocate(
+        self, session: Session, physical_networks: Sequence[str]
+    ) -> tuple[str, int] | None:
         """Take the lowest free ID, trying ``physical_networks`` in order; None when all are
         exhausted. The ID is allocated when this returns (its allocation row is in the
         session's transaction)."""
@@ -162,6 +165,7 @@ class RangeAllocator:
                 if row is None:
                     break
                 range_id, first, last = row
+                stmt: sa.Executable
                 if first == last:
                     stmt = sa.delete(SegmentRange).where(
                         SegmentRange.id == range_id,
@@ -180,7 +184,7 @@ class RangeAllocator:
                     # The ID was allocated already (stale free range): it is now out of the
                     # free range, which is the repair; take the next one.
             else:
-                raise exceptions.exception.Conflict(
+                raise exception.Conflict(
                     f"{self.network_type} allocation on {physnet or 'the pool'} kept losing "
                     f"races ({MAX_CAS_ATTEMPTS} attempts); try again"
                 )
@@ -212,13 +216,15 @@ class RangeAllocator:
                 SegmentRange.first == first,
                 SegmentRange.last == last,
             )
+            reserve_stmt: sa.Executable
             if first == last:
-                stmt: sa.Executable = sa.delete(SegmentRange).where(cas)
+                reserve_stmt = sa.delete(SegmentRange).where(cas)
             elif segmentation_id == first:
-                stmt = sa.update(SegmentRange).where(cas).values(first=first + 1)
+                reserve_stmt = sa.update(SegmentRange).where(cas).values(first=first + 1)
             else:
-                stmt = sa.update(SegmentRange).where(cas).values(last=segmentation_id - 1)
-            if _rowcount(session.execute(stmt.execution_options(synchronize_session=False))):
+                reserve_stmt = sa.update(SegmentRange).where(cas).values(last=segmentation_id - 1)
+            reserve_stmt = reserve_stmt.execution_options(synchronize_session=False)
+            if _rowcount(session.execute(reserve_stmt)):
                 if first < segmentation_id < last:
                     session.execute(
                         sa.insert(SegmentRange).values(
@@ -229,7 +235,7 @@ class RangeAllocator:
                         )
                     )
                 return
-        raise exceptions.exception.Conflict(
+        raise exception.Conflict(
             f"{self.network_type} ID {segmentation_id} reservation kept losing races; try again"
         )
 

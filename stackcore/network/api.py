@@ -1,0 +1,615 @@
+"""The network API callers use: ``cloud.network``.
+
+Networks (provider attributes, several segments, or a project segment from
+``[ml2] project_network_types``), subnets (IPv4 and IPv6), ports (MAC, fixed IPs, binding
+``host``/``vif_type``/``vif_details`` and, when binding fails, one reason per driver and
+segment), L2 agents, type-driver usage and mechanism-driver faults. Every argument is checked
+before anything is written (one :class:`~stackcore.exception.Invalid` naming it); results are
+frozen dataclasses, never database rows.
+
+The compute API reaches networks through :meth:`NetworkAPI.allocate_ports_for_instance` and
+:meth:`NetworkAPI.deallocate_ports_for_instance`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from stackcore import conf as sc_conf
+from stackcore import exception, validate
+from stackcore.db import api as db_api
+from stackcore.network import agents, exceptions, ipam, managers, type_driver
+from stackcore.network import mechanism_driver as mech_api
+from stackcore.network.plugin import COMPUTE_OWNER, ML2Plugin
+from stackcore.plugins import loader
+from stackcore.plugins.loader import Plugin
+
+VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical",
+              "virtio-forwarder", "smart-nic", "vdpa", "remote-managed")
+_MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+_UNSET: Any = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    id: str
+    network_type: str
+    physical_network: str | None
+    segmentation_id: int | None
+    mtu: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    id: str
+    name: str
+    status: str  # ACTIVE, or ERROR after a failed update postcommit
+    admin_state_up: bool
+    mtu: int  # the smallest segment MTU
+    segments: tuple[Segment, ...]
+    created_at: datetime.datetime
+
+    @property
+    def network_type(self) -> str | None:
+        """Provider attribute of a single-segment network (None with several segments)."""
+        return self.segments[0].network_type if len(self.segments) == 1 else None
+
+    @property
+    def physical_network(self) -> str | None:
+        return self.segments[0].physical_network if len(self.segments) == 1 else None
+
+    @property
+    def segmentation_id(self) -> int | None:
+        return self.segments[0].segmentation_id if len(self.segments) == 1 else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Subnet:
+    id: str
+    network_id: str
+    name: str
+    ip_version: int
+    cidr: str
+    gateway_ip: str | None
+    allocation_pools: tuple[Mapping[str, str], ...]
+    enable_dhcp: bool
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedIP:
+    subnet_id: str
+    ip_address: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BindingLevel:
+    level: int
+    driver: str
+    segment: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class BindingFailure:
+    """Why one driver did not bind (at one level, for one segment or all of them)."""
+
+    driver: str
+    level: int
+    segment: Mapping[str, Any] | None
+    reason: str
+
+    def __str__(self) -> str:
+        return managers.failure_text(dataclasses.asdict(self))
+
+
+@dataclasses.dataclass(frozen=True)
+class Port:
+    id: str
+    network_id: str
+    name: str
+    mac_address: str
+    fixed_ips: tuple[FixedIP, ...]
+    device_id: str
+    device_owner: str
+    status: str  # DOWN, ACTIVE, or ERROR after a failed update postcommit
+    admin_state_up: bool
+    host: str  # binding:host_id
+    vnic_type: str
+    profile: Mapping[str, Any]
+    vif_type: str  # unbound, binding_failed, or the bound driver's VIF type
+    vif_details: Mapping[str, Any]
+    binding_levels: tuple[BindingLevel, ...]
+    binding_failures: tuple[BindingFailure, ...]
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    id: str
+    agent_type: str
+    binary: str
+    host: str
+    configurations: Mapping[str, Any]
+    alive: bool
+    heartbeat_at: str
+    started_at: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    resource_type: str
+    resource_id: str
+    operation: str
+    driver: str
+    exc_class: str
+    message: str
+    created_at: datetime.datetime
+
+
+def _network_view(d: Mapping[str, Any]) -> Network:
+    return Network(
+        d["id"], d["name"], d["status"], d["admin_state_up"], d["mtu"],
+        tuple(Segment(s["id"], s["network_type"], s["physical_network"], s["segmentation_id"],
+                      s["mtu"]) for s in d["segments"]),
+        d["created_at"],
+    )
+
+
+def _subnet_view(d: Mapping[str, Any]) -> Subnet:
+    return Subnet(d["id"], d["network_id"], d["name"], d["ip_version"], d["cidr"],
+                  d["gateway_ip"], tuple(d["allocation_pools"]), d["enable_dhcp"],
+                  d["created_at"])
+
+
+def _port_view(d: Mapping[str, Any]) -> Port:
+    return Port(
+        id=d["id"], network_id=d["network_id"], name=d["name"], mac_address=d["mac_address"],
+        fixed_ips=tuple(FixedIP(ip["subnet_id"], ip["ip_address"]) for ip in d["fixed_ips"]),
+        device_id=d["device_id"], device_owner=d["device_owner"], status=d["status"],
+        admin_state_up=d["admin_state_up"], host=d["binding:host_id"],
+        vnic_type=d["binding:vnic_type"], profile=d["binding:profile"],
+        vif_type=d["binding:vif_type"], vif_details=d["binding:vif_details"],
+        binding_levels=tuple(BindingLevel(i, lv["bound_driver"], lv["bound_segment"])
+                             for i, lv in enumerate(d.get("binding_levels", []))),
+        binding_failures=tuple(BindingFailure(f["driver"], f["level"], f["segment"],
+                                              f["reason"]) for f in d["binding_failures"]),
+        created_at=d["created_at"],
+    )
+
+
+def load_plugins(conf: cfg.ConfigOpts) -> tuple[list[Plugin], list[Plugin]]:
+    """Load and verify the configured type and mechanism drivers; register their options."""
+    types = loader.load_ordered(type_driver.NAMESPACE, conf.ml2.type_drivers,
+                                type_driver.CONTRACT)
+    mechanisms = loader.load_ordered(mech_api.NAMESPACE, conf.ml2.mechanism_drivers,
+                                     mech_api.CONTRACT)
+    for plugin in (*types, *mechanisms):
+        sc_conf.register(conf, plugin.cls.list_opts())
+    return types, mechanisms
+
+
+def _optional_name(field: str, value: Any) -> str:
+    if value == "":
+        return ""
+    return validate.name(field, value)
+
+
+def _text(field: str, value: Any, max_len: int = 255) -> str:
+    return "" if value == "" else validate.name(field, value, max_len)
+
+
+def _bool(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise exception.Invalid(field, f"must be True or False, not {type(value).__name__}",
+                                value)
+    return value
+
+
+def _profile(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise exception.Invalid("profile", "must be a mapping", value)
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        raise exception.Invalid("profile", "must contain only JSON types", value) from None
+    if len(text) > 4095:
+        raise exception.Invalid("profile", "is longer than 4095 characters as JSON")
+    return dict(value)
+
+
+def _mac(value: Any) -> str:
+    if not isinstance(value, str) or not _MAC.match(value.lower()):
+        raise exception.Invalid("mac_address", "must look like fa:16:3e:12:34:56", value)
+    mac = value.lower()
+    if int(mac[:2], 16) & 1:
+        raise exception.Invalid("mac_address", "is a multicast address", value)
+    if mac == "00:00:00:00:00:00":
+        raise exception.Invalid("mac_address", "is all zeros", value)
+    return mac
+
+
+def _fixed_ips(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise exception.Invalid("fixed_ips", "must be a list of {subnet_id, ip_address}", value)
+    result = []
+    for index, item in enumerate(value):
+        field = f"fixed_ips[{index}]"
+        if not isinstance(item, Mapping) or not item or set(item) - {"subnet_id", "ip_address"}:
+            raise exception.Invalid(field, "must be a mapping with subnet_id and/or ip_address",
+                                    item)
+        entry: dict[str, Any] = {}
+        if "subnet_id" in item:
+            entry["subnet_id"] = validate.uuid_like(f"{field}.subnet_id", item["subnet_id"])
+        if "ip_address" in item:
+            if not ipam.contains("::/0", item["ip_address"]) and not ipam.contains(
+                    "0.0.0.0/0", item["ip_address"]):
+                raise exception.Invalid(f"{field}.ip_address", "is not an IP address",
+                                        item["ip_address"])
+            entry["ip_address"] = str(item["ip_address"])
+        result.append(entry)
+    addresses = [e["ip_address"] for e in result if "ip_address" in e]
+    if len(addresses) != len(set(addresses)):
+        raise exception.Invalid("fixed_ips", "lists an address twice", value)
+    return result
+
+
+def _provider_segment(
+    field: str, network_type: Any, physical_network: Any, segmentation_id: Any
+) -> dict[str, Any]:
+    if not isinstance(network_type, str) or not network_type:
+        raise exception.Invalid(f"{field}network_type", "is required with provider attributes",
+                                network_type)
+    if physical_network is not None:
+        validate.identifier(f"{field}physical_network", physical_network)
+    if segmentation_id is not None and (isinstance(segmentation_id, bool)
+                                        or not isinstance(segmentation_id, int)):
+        raise exception.Invalid(f"{field}segmentation_id", "must be an integer",
+                                segmentation_id)
+    return {"network_type": network_type, "physical_network": physical_network,
+            "segmentation_id": segmentation_id}
+
+
+class NetworkAPI:
+    """Networks, subnets, ports, agents. ``plugins`` are the loaded (type, mechanism)
+    drivers; when omitted they are loaded from ``[ml2]``."""
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        db: db_api.Database,
+        transport: Any,
+        plugins: tuple[Sequence[Plugin], Sequence[Plugin]] | None = None,
+    ) -> None:
+        self.conf = conf
+        self.db = db
+        self.transport = transport
+        type_plugins, mechanism_plugins = plugins if plugins is not None else load_plugins(conf)
+        self.plugin = ML2Plugin(conf, db, type_plugins, mechanism_plugins)
+        self.plugin.initialize()
+
+    # --- networks -------------------------------------------------------------------------
+
+    def create_network(
+        self,
+        name: str = "",
+        *,
+        network_type: str | None = None,
+        physical_network: str | None = None,
+        segmentation_id: int | None = None,
+        segments: Sequence[Mapping[str, Any]] | None = None,
+        admin_state_up: bool = True,
+    ) -> Network:
+        """A network. Provider attributes (``network_type`` ...) give one segment,
+        ``segments`` several (``[{"network_type", "physical_network", "segmentation_id"}]``);
+        with neither, a project network gets a segment of the first
+        ``[ml2] project_network_types`` type with a free ID (QuotaExceeded when none)."""
+        name = _optional_name("name", name)
+        _bool("admin_state_up", admin_state_up)
+        provider: list[dict[str, Any]] | None = None
+        has_attrs = any(v is not None for v in (network_type, physical_network,
+                                                 segmentation_id))
+        if segments is not None:
+            if has_attrs:
+                raise exception.Invalid("segments", "cannot be combined with network_type, "
+                                        "physical_network or segmentation_id")
+            if isinstance(segments, (str, Mapping)) or not isinstance(segments, Sequence) \
+                    or not segments:
+                raise exception.Invalid("segments", "must be a non-empty list of segments",
+                                        segments)
+            provider = []
+            for index, seg in enumerate(segments):
+                if not isinstance(seg, Mapping) or set(seg) - {
+                        "network_type", "physical_network", "segmentation_id"}:
+                    raise exception.Invalid(f"segments[{index}]", "must be a mapping of "
+                                            "network_type, physical_network, segmentation_id",
+                                            seg)
+                provider.append(_provider_segment(
+                    f"segments[{index}].", seg.get("network_type"), seg.get("physical_network"),
+                    seg.get("segmentation_id")))
+            keys = [(s["network_type"], s["physical_network"], s["segmentation_id"])
+                    for s in provider if s["segmentation_id"] is not None
+                    or s["network_type"] == "flat"]
+            if len(keys) != len(set(keys)):
+                raise exception.Invalid("segments", "lists the same segment twice", segments)
+        elif has_attrs:
+            provider = [_provider_segment("", network_type, physical_network, segmentation_id)]
+        return _network_view(self.plugin.create_network(name, admin_state_up, provider))
+
+    def get_network(self, network_id: str) -> Network:
+        return _network_view(self.plugin.get_network(validate.uuid_like("network_id",
+                                                                        network_id)))
+
+    def list_networks(self) -> list[Network]:
+        return [_network_view(d) for d in self.plugin.list_networks()]
+
+    def update_network(
+        self, network_id: str, *, name: Any = _UNSET, admin_state_up: Any = _UNSET
+    ) -> Network:
+        changes: dict[str, Any] = {}
+        if name is not _UNSET:
+            changes["name"] = _optional_name("name", name)
+        if admin_state_up is not _UNSET:
+            changes["admin_state_up"] = _bool("admin_state_up", admin_state_up)
+        network_id = validate.uuid_like("network_id", network_id)
+        return _network_view(self.plugin.update_network(network_id, changes))
+
+    def delete_network(self, network_id: str) -> None:
+        """Delete a network and its subnets; Conflict while it has ports. Deleting a network
+        that does not exist succeeds."""
+        self.plugin.delete_network(validate.uuid_like("network_id", network_id))
+
+    def list_segments(self, network_id: str) -> list[Segment]:
+        return list(self.get_network(network_id).segments)
+
+    def type_usage(self) -> list[dict[str, Any]]:
+        """Per type: total / allocated / free IDs per physical network and range (validated
+        against :data:`stackcore.network.stats.TYPE_USAGE_SCHEMA`)."""
+        return self.plugin.type_usage()
+
+    # --- subnets --------------------------------------------------------------------------
+
+    def create_subnet(
+        self,
+        network_id: str,
+        cidr: str,
+        *,
+        name: str = "",
+        ip_version: int | None = None,
+        gateway_ip: str | None = "auto",
+        allocation_pools: Sequence[Mapping[str, str]] | None = None,
+        enable_dhcp: bool = True,
+    ) -> Subnet:
+        """A subnet. ``gateway_ip``: ``"auto"`` (first usable address), None (no gateway) or
+        an address; ``allocation_pools``: ``[{"start", "end"}]``, default the whole CIDR but
+        the gateway. Overlapping another subnet of the network is a Conflict."""
+        network_id = validate.uuid_like("network_id", network_id)
+        name = _optional_name("name", name)
+        _bool("enable_dhcp", enable_dhcp)
+        spec = ipam.validate_subnet(cidr, ip_version, gateway_ip, allocation_pools)
+        return _subnet_view(self.plugin.create_subnet(network_id, name, spec, enable_dhcp))
+
+    def get_subnet(self, subnet_id: str) -> Subnet:
+        return _subnet_view(self.plugin.get_subnet(validate.uuid_like("subnet_id", subnet_id)))
+
+    def list_subnets(self, network_id: str | None = None) -> list[Subnet]:
+        if network_id is not None:
+            network_id = validate.uuid_like("network_id", network_id)
+        return [_subnet_view(d) for d in self.plugin.list_subnets(network_id)]
+
+    def update_subnet(
+        self, subnet_id: str, *, name: Any = _UNSET, enable_dhcp: Any = _UNSET
+    ) -> Subnet:
+        changes: dict[str, Any] = {}
+        if name is not _UNSET:
+            changes["name"] = _optional_name("name", name)
+        if enable_dhcp is not _UNSET:
+            changes["enable_dhcp"] = _bool("enable_dhcp", enable_dhcp)
+        subnet_id = validate.uuid_like("subnet_id", subnet_id)
+        return _subnet_view(self.plugin.update_subnet(subnet_id, changes))
+
+    def delete_subnet(self, subnet_id: str) -> None:
+        """Delete a subnet; Conflict while ports hold addresses in it; a missing one is fine."""
+        self.plugin.delete_subnet(validate.uuid_like("subnet_id", subnet_id))
+
+    # --- ports ----------------------------------------------------------------------------
+
+    def create_port(
+        self,
+        network_id: str,
+        *,
+        name: str = "",
+        mac_address: str | None = None,
+        fixed_ips: Sequence[Mapping[str, str]] | None = None,
+        host: str = "",
+        vnic_type: str = "normal",
+        profile: Mapping[str, Any] | None = None,
+        device_id: str = "",
+        device_owner: str = "",
+        admin_state_up: bool = True,
+    ) -> Port:
+        """A port. MAC: generated from ``[network] base_mac`` unless given (unique per
+        network). ``fixed_ips``: ``[{"subnet_id"?, "ip_address"?}]``; default one address from
+        the first subnet of each IP version. With a ``host`` the port is bound before this
+        returns: check ``vif_type`` (``binding_failed`` + ``binding_failures`` when no driver
+        could bind it)."""
+        attrs = {
+            "name": _optional_name("name", name),
+            "mac_address": None if mac_address is None else _mac(mac_address),
+            "fixed_ips": _fixed_ips(fixed_ips),
+            "host": _text("host", host),
+            "vnic_type": validate.choice("vnic_type", vnic_type, VNIC_TYPES),
+            "profile": _profile(profile),
+            "device_id": _text("device_id", device_id),
+            "device_owner": _text("device_owner", device_owner),
+            "admin_state_up": _bool("admin_state_up", admin_state_up),
+        }
+        network_id = validate.uuid_like("network_id", network_id)
+        return _port_view(self.plugin.create_port(network_id, attrs))
+
+    def get_port(self, port_id: str) -> Port:
+        return _port_view(self.plugin.get_port(validate.uuid_like("port_id", port_id)))
+
+    def list_ports(
+        self, *, network_id: str | None = None, device_id: str | None = None,
+        host: str | None = None,
+    ) -> list[Port]:
+        filters = {k: v for k, v in (("network_id", network_id), ("device_id", device_id),
+                                     ("host", host)) if v is not None}
+        return [_port_view(d) for d in self.plugin.list_ports(filters)]
+
+    def update_port(
+        self,
+        port_id: str,
+        *,
+        name: Any = _UNSET,
+        fixed_ips: Any = _UNSET,
+        host: Any = _UNSET,
+        vnic_type: Any = _UNSET,
+        profile: Any = _UNSET,
+        device_id: Any = _UNSET,
+        device_owner: Any = _UNSET,
+        admin_state_up: Any = _UNSET,
+    ) -> Port:
+        """Change a port. Changing ``host``, ``vnic_type`` or ``profile`` unbinds it and
+        binds it again (on the new host, if any) before returning."""
+        changes: dict[str, Any] = {}
+        checks: dict[str, Callable[[Any], Any]] = {
+            "name": lambda v: _optional_name("name", v),
+            "fixed_ips": lambda v: _fixed_ips(v) if v is not None else [],
+            "host": lambda v: _text("host", v),
+            "vnic_type": lambda v: validate.choice("vnic_type", v, VNIC_TYPES),
+            "profile": _profile,
+            "device_id": lambda v: _text("device_id", v),
+            "device_owner": lambda v: _text("device_owner", v),
+            "admin_state_up": lambda v: _bool("admin_state_up", v),
+        }
+        values = {"name": name, "fixed_ips": fixed_ips, "host": host, "vnic_type": vnic_type,
+                  "profile": profile, "device_id": device_id, "device_owner": device_owner,
+                  "admin_state_up": admin_state_up}
+        for key, value in values.items():
+            if value is not _UNSET:
+                changes[key] = checks[key](value)
+        port_id = validate.uuid_like("port_id", port_id)
+        return _port_view(self.plugin.update_port(port_id, changes))
+
+    def delete_port(self, port_id: str) -> None:
+        """Delete a port and free its addresses; deleting a missing port succeeds."""
+        self.plugin.delete_port(validate.uuid_like("port_id", port_id))
+
+    # --- agents and faults ----------------------------------------------------------------
+
+    def list_agents(self, *, host: str | None = None, agent_type: str | None = None
+                    ) -> list[Agent]:
+        import sqlalchemy as sa
+
+        from stackcore.network.models import Agent as AgentRow
+
+        with self.db.transaction() as session:
+            query = sa.select(AgentRow).order_by(AgentRow.host, AgentRow.agent_type)
+            if host is not None:
+                query = query.where(AgentRow.host == host)
+            if agent_type is not None:
+                query = query.where(AgentRow.agent_type == agent_type)
+            rows = [agents.agent_dict(r, self.conf.network.agent_down_time)
+                    for r in session.execute(query).scalars()]
+        return [Agent(r["id"], r["agent_type"], r["binary"], r["host"], r["configurations"],
+                      r["alive"], r["heartbeat_at"], r["started_at"]) for r in rows]
+
+    def list_faults(self, resource_id: str | None = None) -> list[Fault]:
+        """Mechanism-driver failures recorded on update and delete postcommits."""
+        return [Fault(**f) for f in self.plugin.list_faults(resource_id)]
+
+    # --- the compute seam -----------------------------------------------------------------
+
+    def allocate_ports_for_instance(
+        self, instance_uuid: str, host: str, requests: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Give an instance its ports on ``host``: each request is ``{"network_id"[,
+        "fixed_ips"]}`` (a port is created, and deleted with the instance) or
+        ``{"port_id"}`` (an existing, unused port is taken). Every port is bound to ``host``;
+        if any cannot be bound, everything done here is undone and
+        :class:`~stackcore.network.exceptions.PortBindingFailed` lists the reasons.
+        Returns the ``network_info`` list the hypervisor driver receives."""
+        instance_uuid = validate.uuid_like("instance_uuid", instance_uuid)
+        host = validate.name("host", host)
+        created: list[str] = []
+        taken: list[str] = []
+        ports: list[Port] = []
+        try:
+            for index, request in enumerate(requests):
+                field = f"networks[{index}]"
+                if not isinstance(request, Mapping) or len(
+                        {"network_id", "port_id"} & set(request)) != 1:
+                    raise exception.Invalid(field, "must give exactly one of network_id or "
+                                            "port_id", request)
+                if "port_id" in request:
+                    port = self.get_port(request["port_id"])
+                    if port.device_id and port.device_id != instance_uuid:
+                        raise exception.Conflict(
+                            f"port {port.id} is in use by device {port.device_id}")
+                    taken.append(port.id)
+                    port = self.update_port(port.id, device_id=instance_uuid,
+                                            device_owner=COMPUTE_OWNER, host=host)
+                else:
+                    attrs: dict[str, Any] = {
+                        "name": "", "mac_address": None,
+                        "fixed_ips": _fixed_ips(request.get("fixed_ips")), "host": host,
+                        "vnic_type": "normal", "profile": {}, "device_id": instance_uuid,
+                        "device_owner": COMPUTE_OWNER, "delete_with_device": True,
+                        "admin_state_up": True,
+                    }
+                    network_id = validate.uuid_like(f"{field}.network_id",
+                                                    request["network_id"])
+                    port = _port_view(self.plugin.create_port(network_id, attrs))
+                    created.append(port.id)
+                if port.vif_type == mech_api.VIF_TYPE_BINDING_FAILED:
+                    raise exceptions.PortBindingFailed(
+                        port.id, host, [str(f) for f in port.binding_failures])
+                ports.append(port)
+        except BaseException:
+            for port_id in created:
+                self.plugin.delete_port(port_id)
+            for port_id in taken:
+                self.plugin.update_port(port_id, {"device_id": "", "device_owner": "",
+                                                  "host": ""})
+            raise
+        return [self._network_info(port) for port in ports]
+
+    def deallocate_ports_for_instance(self, instance_uuid: str) -> None:
+        """Release an instance's ports: those created for it are deleted, those it was given
+        are unbound and freed. Idempotent."""
+        instance_uuid = validate.uuid_like("instance_uuid", instance_uuid)
+        for port in self.plugin.list_ports({"device_id": instance_uuid}):
+            if port["delete_with_device"]:
+                self.plugin.delete_port(port["id"])
+            else:
+                self.plugin.update_port(port["id"], {"device_id": "", "device_owner": "",
+                                                     "host": ""})
+
+    def _network_info(self, port: Port) -> dict[str, Any]:
+        network = self.get_network(port.network_id)
+        bottom = dict(port.binding_levels[-1].segment) if port.binding_levels else {}
+        return {
+            "id": port.id,
+            "network_id": port.network_id,
+            "mac_address": port.mac_address,
+            "fixed_ips": [dataclasses.asdict(ip) for ip in port.fixed_ips],
+            "vif_type": port.vif_type,
+            "vif_details": dict(port.vif_details),
+            "vnic_type": port.vnic_type,
+            "devname": ("tap" + port.id)[:14],
+            "mtu": network.mtu,
+            "segment": {k: bottom.get(k) for k in ("network_type", "physical_network",
+                                                    "segmentation_id")},
+        }

@@ -103,7 +103,7 @@ def render_text(matrix: dict[str, tuple[list[str], list[Row]]]) -> str:
 def render_rst(matrix: dict[str, tuple[list[str], list[Row]]]) -> str:
     out = []
     for family, (columns, rows) in matrix.items():
-        out += [family, "-" * len(family), "", ".. list-table::", "   :header-rows: 1", ""]
+        out += [f".. rubric:: {family}", "", ".. list-table::", "   :header-rows: 1", ""]
         out.append("   * - driver")
         out += [f"     - {c}" for c in columns]
         for row in rows:

@@ -1,0 +1,83 @@
+"""Sphinx directives that generate docs from the code, so the docs cannot drift from it.
+
+* ``.. stackcore-contract:: FAMILY`` - required methods and optional capabilities of a family,
+  each with the first line of its behavioural docstring.
+* ``.. stackcore-stats-table:: module:ATTRIBUTE`` - a stats table from a ``FIELDS`` tuple of
+  (field, type, meaning).
+* ``.. stackcore-support-matrix::`` - declared capabilities joined with conformance results.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.util.docutils import SphinxDirective
+
+
+def _first_line(obj: object) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+class _RstDirective(SphinxDirective):
+    def emit(self, lines: list[str]) -> list[nodes.Node]:
+        container = nodes.section()
+        container.document = self.state.document
+        self.state.nested_parse(StringList(lines, source="<generated>"), self.content_offset,
+                                container)
+        return list(container.children)
+
+
+class ContractDirective(_RstDirective):
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        from stackcore.plugins import families
+
+        family = families.get(self.arguments[0])
+        contract = family.contract()
+        lines = [f"Entry-point namespace: ``{family.namespace}``.", "",
+                 ".. list-table:: Required methods (minimum features)", "   :header-rows: 1",
+                 "   :widths: 25 75", "", "   * - method", "     - contract"]
+        for name in contract.required:
+            lines += [f"   * - ``{name}``", f"     - {_first_line(getattr(contract.base, name))}"]
+        lines += ["", ".. list-table:: Optional capabilities (declared in ``capabilities``)",
+                  "   :header-rows: 1", "   :widths: 25 25 50", "",
+                  "   * - capability", "     - methods", "     - contract"]
+        for cap, methods in sorted(contract.capabilities.items()):
+            lines += [f"   * - ``{cap}``", "     - " + ", ".join(f"``{m}``" for m in methods),
+                      f"     - {_first_line(getattr(contract.base, methods[0]))}"]
+        return self.emit(lines + [""])
+
+
+class StatsTableDirective(_RstDirective):
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        module, _, attr = self.arguments[0].partition(":")
+        fields = getattr(importlib.import_module(module), attr)
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 20 55", "",
+                 "   * - statistic", "     - type", "     - meaning"]
+        for name, kind, meaning in fields:
+            lines += [f"   * - ``{name}``", f"     - {kind}", f"     - {meaning}"]
+        return self.emit(lines + [""])
+
+
+class SupportMatrixDirective(_RstDirective):
+    def run(self) -> list[nodes.Node]:
+        from stackcore import matrix
+
+        results = os.environ.get("STACKCORE_CONFORMANCE_RESULTS", ".stackcore-conformance")
+        text = matrix.render_rst(matrix.build(results))
+        return self.emit(text.splitlines() + [""])
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    app.add_directive("stackcore-contract", ContractDirective)
+    app.add_directive("stackcore-stats-table", StatsTableDirective)
+    app.add_directive("stackcore-support-matrix", SupportMatrixDirective)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -28,7 +28,7 @@ from stackcore.service import Service
 
 LOG = logging.getLogger(__name__)
 
-ALL_SERVICES = ("scheduler", "compute", "volume")
+ALL_SERVICES = ("scheduler", "compute", "volume", "network")
 
 
 class Cloud:
@@ -109,6 +109,9 @@ class Cloud:
             volume_backends.register_backend_opts(conf)
             self._apply_overrides(only_registered=True)  # a backend's volume_driver
             self._volume_backends = volume_backends.load_drivers(conf)
+        from stackcore.network.api import load_plugins as load_network_plugins
+
+        self._network_plugins = load_network_plugins(conf)
         self._apply_overrides(only_registered=False)
         sc_conf.validate_all(conf)
 
@@ -121,6 +124,9 @@ class Cloud:
         from stackcore.volume.api import VolumeAPI
 
         self.volume = VolumeAPI(conf, self.db, self.transport)
+        from stackcore.network.api import NetworkAPI
+
+        self.network = NetworkAPI(conf, self.db, self.transport, self._network_plugins)
 
         if "scheduler" in services:
             from stackcore.scheduler.manager import SchedulerManager
@@ -141,6 +147,11 @@ class Cloud:
                 conf, self.db, self._volume_backends
             ):
                 self._run(vol_manager, VOLUME_BINARY, vol_host, zone)
+        if "network" in services:
+            from stackcore.network.agents import AgentStateEndpoint
+
+            endpoint = AgentStateEndpoint(conf, self.db, self.network.plugin.rebind_failed_ports)
+            self._run(endpoint, "stackcore-network", conf.host)
 
     def _run(self, manager: Any, binary: str, host: str, zone: str = "nova") -> Service:
         service = Service(self.conf, self.db, self.transport, manager, binary=binary, host=host,

@@ -106,8 +106,10 @@ class Cloud:
         if "volume" in services and conf.volume.enabled_backends:
             from stackcore.volume import backends as volume_backends
 
-            volume_backends.register_backend_opts(conf)
-            self._apply_overrides(only_registered=True)  # a backend's volume_driver
+            for backend in volume_backends.register_backend_opts(conf):
+                pending = self._overrides.get(backend, {})  # needed before the driver loads
+                if "volume_driver" in pending:
+                    sc_conf.set_override(conf, backend, "volume_driver", pending["volume_driver"])
             self._volume_backends = volume_backends.load_drivers(conf)
         from stackcore.network.api import load_plugins as load_network_plugins
 

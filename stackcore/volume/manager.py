@@ -39,6 +39,44 @@ BINARY = "stackcore-volume"
 T = TypeVar("T")
 
 
+class _StatsGate:
+    """Shared/exclusive gate: driver calls that change provisioned space hold it shared until
+    the database shows their result; a stats report holds it exclusive. So every report sees
+    the backend and the database agree on which claims are already on the backend (the rest,
+    still ``creating``/``extending``, keep consuming headroom) - without it a report read
+    mid-create would forget an in-flight claim and let placement overcommit."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive)
+            self._exclusive = True
+            self._cond.wait_for(lambda: self._shared == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
 def backend_host(host: str, backend: str) -> str:
     """The service host of one backend: ``<host>@<backend>`` (Cinder's convention)."""
     return f"{host}@{backend}"
@@ -71,6 +109,7 @@ class VolumeManager:
         self.unknown_objects: list[str] = []
         self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
+        self._stats_gate = _StatsGate()
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -306,6 +345,10 @@ class VolumeManager:
         """Read, validate and store the driver's stats with ``allocated_capacity_gb`` per pool,
         and recompute each pool's claimable headroom. A bad report marks the backend as not
         reporting (nothing is placed on it) and stores the error; it never raises."""
+        with self._stats_gate.exclusive():
+            return self._publish_stats()
+
+    def _publish_stats(self) -> dict[str, Any]:
         source = f"volume driver {self.driver_name!r} on {self.host}"
         try:
             report = stats.validate(
@@ -331,6 +374,16 @@ class VolumeManager:
                        models.Volume.status != VolumeStatus.DELETED)
                 .group_by(models.Volume.pool)
             ).all())
+            # Claims not on the backend yet: creates not started, extends not done.
+            inflight = dict(session.execute(
+                sa.select(models.Volume.pool, sa.func.coalesce(sa.func.sum(sa.case(
+                    (models.Volume.status == VolumeStatus.CREATING, models.Volume.allocated_gb),
+                    (models.Volume.status == VolumeStatus.EXTENDING,
+                     models.Volume.allocated_gb - models.Volume.size),
+                    else_=0)), 0))
+                .where(models.Volume.host == self.host)
+                .group_by(models.Volume.pool)
+            ).all())
             pools = session.execute(sa.select(models.VolumePool).where(
                 models.VolumePool.host == self.host)).scalars().all()
             by_name = {p.pool_name: p for p in pools}
@@ -348,7 +401,7 @@ class VolumeManager:
                 row.stats = pool_stats
                 row.present = True
                 row.allocated_capacity_gb = alloc
-                row.allocated_at_report = alloc
+                row.allocated_at_report = alloc - int(inflight.get(name, 0))
                 row.headroom_thin_gb = capacity.headroom(cap, True, default_mosr)
                 row.headroom_thick_gb = capacity.headroom(cap, False, default_mosr)
                 row.reported_at = now
@@ -381,7 +434,7 @@ class VolumeManager:
             if row is None or row.status != VolumeStatus.CREATING:
                 return  # deleted while queued, or already handled
             source = row.source_volid
-        with self._locked(volume_id, source):
+        with self._locked(volume_id, source), self._stats_gate.shared():
             row, volume = self._load(volume_id)
             if row.status != VolumeStatus.CREATING:
                 return
@@ -483,7 +536,7 @@ class VolumeManager:
 
     def extend_volume(self, volume_id: str, new_size: int) -> None:
         """Grow the volume (status ``extending``; the API claimed the extra GiB)."""
-        with self._locked(volume_id):
+        with self._locked(volume_id), self._stats_gate.shared():
             row, volume = self._load(volume_id)
             if row.status != VolumeStatus.EXTENDING:
                 return

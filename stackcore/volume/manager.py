@@ -375,7 +375,7 @@ class VolumeManager:
                 .group_by(models.Volume.pool)
             ).all())
             # Claims not on the backend yet: creates not started, extends not done.
-            inflight = dict(session.execute(
+            inflight: dict[str | None, int] = dict(session.execute(
                 sa.select(models.Volume.pool, sa.func.coalesce(sa.func.sum(sa.case(
                     (models.Volume.status == VolumeStatus.CREATING, models.Volume.allocated_gb),
                     (models.Volume.status == VolumeStatus.EXTENDING,

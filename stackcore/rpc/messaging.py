@@ -82,7 +82,6 @@ class MessagingTransport(base.Transport):
             self._transport,
             oslo_messaging.Target(topic=target.topic, server=target.server or "default"),
             [_GenericEndpoint(endpoint)],
-            executor="threading",
         )
         server.start()
         return _Server(server)

@@ -31,6 +31,7 @@ def _place_many(url: str, state: str, worker: int, count: int, queue) -> None:
     from stackcore.scheduler.manager import SchedulerManager
 
     cloud = stackcore.Cloud(overrides={"database": {"connection": url},
+                                       "scheduler": {"cpu_allocation_ratio": 1.0},
                                        "DEFAULT": {"state_path": state}}, services=())
     sched = SchedulerManager(cloud.conf, cloud.db)
     placed = 0

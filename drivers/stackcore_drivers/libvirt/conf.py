@@ -30,6 +30,17 @@ OPTS: list[cfg.Opt] = [
         help="QEMU machine type. q35 plus pcie-root-port controllers is what makes live PCI "
         "(virtio) attach work; on i440fx a guest without an OS cannot take hotplugged PCI devices.",
     ),
+    cfg.StrOpt(
+        "cpu_mode",
+        default="none",
+        choices=[
+            ("none", "QEMU's default CPU model"),
+            ("host-model", "a named model close to the host CPU"),
+            ("host-passthrough", "the host CPU as is (kvm only)"),
+        ],
+        help="Guest CPU. 'none' is the default because nested KVM (a VM running KVM) often "
+        "refuses host-passthrough guests (QEMU aborts setting MSRs the outer hypervisor hides).",
+    ),
     cfg.IntOpt(
         "pcie_root_ports",
         default=8,

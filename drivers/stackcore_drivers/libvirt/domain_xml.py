@@ -64,7 +64,7 @@ class DomainSettings:
     arch: str | None = None
     machine_type: str | None = None
     pcie_root_ports: int = 0
-    cpu_passthrough: bool = False
+    cpu_mode: str | None = None  # host-model | host-passthrough | None (QEMU default)
     virtio_scsi: bool = False
 
 
@@ -119,8 +119,8 @@ def build_domain(
         features = sub(domain, "features")
         sub(features, "acpi")
         sub(features, "apic")
-        if settings.cpu_passthrough:
-            sub(domain, "cpu", mode="host-passthrough")
+        if settings.cpu_mode:
+            sub(domain, "cpu", mode=settings.cpu_mode)
         sub(domain, "clock", offset="utc")
     sub(domain, "on_poweroff", "destroy")
     sub(domain, "on_reboot", "restart")
@@ -130,7 +130,9 @@ def build_domain(
     if root_disk is not None:
         dev.append(root_disk)
     if settings.machine_type and settings.machine_type.startswith("q35"):
-        # Free root ports are what live-attached virtio disks and NICs plug into.
+        # Free root ports are what live-attached virtio disks and NICs plug into; libvirt wants
+        # the root complex (index 0) stated once root ports are.
+        sub(dev, "controller", type="pci", index="0", model="pcie-root")
         for _ in range(settings.pcie_root_ports):
             sub(dev, "controller", type="pci", model="pcie-root-port")
     if settings.virtio_scsi:

@@ -124,7 +124,7 @@ class LibvirtDriver(HypervisorDriver):
                         arch=arch,
                         machine_type=self.opts.machine_type,
                         pcie_root_ports=self.opts.pcie_root_ports,
-                        cpu_passthrough=self.opts.virt_type == "kvm",
+                        cpu_mode=None if self.opts.cpu_mode == "none" else self.opts.cpu_mode,
                         virtio_scsi=True,
                     )
             return self._settings

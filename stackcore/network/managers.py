@@ -229,10 +229,12 @@ class MechanismManager:
                              "reason": f"binding needs more than {max_levels} levels "
                                        "([ml2] max_binding_levels)"})
             return None
+        tried = 0
         for name, driver in self._binders:
             if any(lv["bound_driver"] == name and lv["bound_segment"]["id"] in
                    {s["id"] for s in segments_to_bind} for lv in levels):
                 continue  # this driver already bound one of these segments above: a loop
+            tried += 1
             attempt = contexts.BindingAttempt(name, level, [dict(s) for s in segments_to_bind])
             context.begin_attempt(attempt)
             try:
@@ -258,6 +260,10 @@ class MechanismManager:
             if final is not None:
                 return final
             levels.pop()
+        if not tried:
+            failures.append({"driver": "ml2", "level": level, "segment": None,
+                             "reason": f"no mechanism driver left for level {level}: each one "
+                                       "already bound one of its segments at a higher level"})
         return None
 
 

@@ -74,6 +74,12 @@ ModelUpdate = dict[str, Any] | None
 
 MODEL_UPDATE_KEYS = frozenset({"provider_location", "provider_auth", "driver_data"})
 
+#: Feature groups :meth:`VolumeDriver.unavailable_features` may name.
+FEATURES = ("snapshot", "clone", "attach", "data", "image")
+
+#: The backend section the conformance kit builds a driver with.
+CONFORMANCE_SECTION = "backend"
+
 
 class InjectedFault(exception.DriverError):
     """Raised at a checkpoint the conformance suite armed (failure injection)."""
@@ -118,6 +124,21 @@ class VolumeDriver(abc.ABC):
     def get_driver_options(cls) -> list[cfg.Opt]:
         """The driver's own options, registered in each backend section that uses it."""
         return []
+
+    @classmethod
+    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+        """Every option of a backend section using this driver, placed in the section the
+        conformance kit configures (:data:`CONFORMANCE_SECTION`)."""
+        from stackcore.volume.opts import BACKEND_OPTS
+
+        return [(CONFORMANCE_SECTION, [*BACKEND_OPTS, *cls.get_driver_options()])]
+
+    def unavailable_features(self) -> dict[str, str]:
+        """Features of the contract this host cannot offer, with the reason - only for a
+        missing kernel feature (e.g. ``{"snapshot": "needs device-mapper, which this kernel
+        lacks"}``). Keys from :data:`FEATURES`. The manager logs them at start-up; the
+        conformance suite skips exactly these with the reason. Default: none."""
+        return {}
 
     @property
     def backend_name(self) -> str:
@@ -278,6 +299,9 @@ def _declared_data(cls: type) -> list[str]:
         for k, v in points.items()
     ):
         found.append("FAULT_POINTS must map operation names to tuples of checkpoint names")
+    elif set(points) - set(REQUIRED):
+        found.append(f"FAULT_POINTS names unknown operations {sorted(set(points) - set(REQUIRED))}"
+                     " (keys are contract methods)")
     return found
 
 

@@ -233,6 +233,8 @@ class VolumeManager:
         self._driver_call("do_setup", self.driver.do_setup)
         self._driver_call("check_for_setup_error", self.driver.check_for_setup_error)
         volume_opts.mosr(self.conf, self.backend)  # refuses a ratio < 1 at start-up
+        for feature, reason in self.driver.unavailable_features().items():
+            LOG.warning("backend %s cannot offer %s here: %s", self.host, feature, reason)
         with self.db.transaction() as session:
             rows = session.execute(
                 sa.select(models.Volume.id, models.Volume.status).where(

@@ -2,4 +2,4 @@
 volume:<name> and its config with --stackcore-config tests/conformance/configs/volume-*.conf;
 ``stackcore conformance --family volume`` does both for every installed driver)."""
 
-from stackcore.testing.suites.volume import *  # noqa: F401,F403
+from stackcore.testing.suites.volume import *  # noqa: F403

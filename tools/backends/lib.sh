@@ -11,6 +11,14 @@
 #   * sb_check_<svc> returns 0 only if the service answers its own client,
 #     sb_stop_<svc> stops what we started and is harmless when nothing runs.
 
+# Daemons and admin tools live in sbin: make sure it is searched even when
+# the caller's PATH (a CI job, a venv) lacks it.
+case ":${PATH}:" in
+  *:/usr/sbin:*) ;;
+  *) PATH="/usr/local/sbin:/usr/sbin:/sbin:${PATH}" ;;
+esac
+export PATH
+
 # lvm warns about every inherited fd (our lock, bash's pipes): noise only
 export LVM_SUPPRESS_FD_WARNINGS=1
 
@@ -146,6 +154,18 @@ sb_kill_pidfile() {
 
 # sb_port_open PORT: something listens on 127.0.0.1:PORT.
 sb_port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# sb_port_users PORT: the listening sockets on TCP PORT and their processes.
+sb_port_users() { ss -Hltnp "sport = :$1" 2>/dev/null; }
+
+# sb_port_free SERVICE PORT: fail at once, naming the squatter, if another
+# process already listens on PORT (else the daemon would die or, worse, our
+# readiness probe would talk to the wrong server).
+sb_port_free() {
+  local users
+  users="$(sb_port_users "$2")"
+  [[ -z "$users" ]] || sb_fail "$1" "TCP port $2 is already in use: ${users}"
+}
 
 sb_init_state() {
   mkdir -p "$SB_STATE" "$SB_LOGS" "$SB_ENV_D"
@@ -316,7 +336,8 @@ sb_check_ovs() { sb_check_ovs_dir "$SB_OVS_DIR"; }
 sb_check_tgt() {
   command -v tgtadm >/dev/null || return 1
   sb_pid_alive "${SB_STATE}/tgt/tgtd.pid" || return 1
-  sb_port_open 3260 || return 1
+  # the listener must be tgtd itself (iscsi-ls exits 10 even when it works)
+  sb_port_users 3260 | grep -q '"tgtd"' || return 1
   timeout 10 tgtadm --lld iscsi --mode system --op show >/dev/null 2>&1
 }
 

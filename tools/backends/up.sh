@@ -94,8 +94,9 @@ PID_FILE=${dir}/rabbitmq.pid
 SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 export ERL_EPMD_ADDRESS=127.0.0.1
 EOF
-  if ! sb_port_open 5672; then
+  if ! sb_port_users 5672 | grep -q '"beam.smp"'; then
     sb_stop_rabbitmq
+    sb_port_free rabbitmq 5672
     sb_spawn "$logf" rabbitmq-server >"${dir}/launcher.pid"
     sb_wait_pid 120 "${dir}/launcher.pid" sb_port_open 5672 ||
       sb_fail rabbitmq "port 5672 not open after 120 s" "$logf" /var/log/rabbitmq/rabbit@localhost.log
@@ -203,11 +204,11 @@ env_ovs() {
 up_tgt() {
   local dir="${SB_STATE}/tgt" logf="${SB_LOGS}/tgtd.log"
   mkdir -p "$dir"
-  if ! sb_pid_alive "${dir}/tgtd.pid"; then
-    # -f: stay in the foreground (we background it) and log to stderr
-    # rather than to syslog, which does not run here.
-    sb_spawn "$logf" tgtd -f --iscsi "portal=${SB_ISCSI_PORTAL}" >"${dir}/tgtd.pid"
-  fi
+  sb_stop_tgt   # a tgtd that is alive but failed the check is restarted
+  sb_port_free tgt 3260
+  # -f: stay in the foreground (we background it) and log to stderr rather
+  # than to syslog, which does not run here.
+  sb_spawn "$logf" tgtd -f --iscsi "portal=${SB_ISCSI_PORTAL}" >"${dir}/tgtd.pid"
   sb_wait_pid 30 "${dir}/tgtd.pid" sb_check_tgt || sb_fail tgt "tgtd not answering on ${SB_ISCSI_PORTAL}" "$logf"
 }
 env_tgt() { sb_env_set tgt "STACKCORE_TEST_ISCSI_PORTAL=${SB_ISCSI_PORTAL}"; }
@@ -303,7 +304,10 @@ EXPORT {
     SecType = sys;
     FSAL { Name = VFS; }
 }
+# no Kerberos here (sec=sys only): do not look for /etc/krb5.keytab
+NFS_KRB5 { Active_krb5 = false; }
 LOG { Default_Log_Level = EVENT; }
+# (ganesha still logs "DBUS :CRIT" lines: no system bus here; harmless)
 EOF
   if ! timeout 5 rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
     mkdir -p /run/rpcbind
@@ -312,11 +316,12 @@ EOF
     sb_spawn "${SB_LOGS}/rpcbind.log" rpcbind -f -w >"${SB_NFS_DIR}/rpcbind.pid"
     sb_wait_pid 20 "${SB_NFS_DIR}/rpcbind.pid" rpcinfo -p 127.0.0.1 || sb_fail nfs "rpcbind not answering" "${SB_LOGS}/rpcbind.log"
   fi
-  if ! sb_pid_alive "${SB_NFS_DIR}/ganesha.pid"; then
-    # -F: foreground (we background it), so its pid is ours to record.
-    sb_spawn "${SB_LOGS}/ganesha.out" ganesha.nfsd -F -f "$conf" -L "$logf" \
-      -p "${SB_NFS_DIR}/ganesha.pid.daemon" -N NIV_EVENT >"${SB_NFS_DIR}/ganesha.pid"
-  fi
+  # (re)start ganesha: it is not answering, or up.sh would not be here
+  sb_kill_pidfile "${SB_NFS_DIR}/ganesha.pid"
+  sb_port_free nfs 2049
+  # -F: foreground (we background it), so its pid is ours to record.
+  sb_spawn "${SB_LOGS}/ganesha.out" ganesha.nfsd -F -f "$conf" -L "$logf" \
+    -p "${SB_NFS_DIR}/ganesha.pid.daemon" -N NIV_EVENT >"${SB_NFS_DIR}/ganesha.pid"
   sb_wait_pid 60 "${SB_NFS_DIR}/ganesha.pid" sb_check_nfs ||
     sb_fail nfs "nfs://127.0.0.1${SB_NFS_EXPORT} not readable" "$logf" "${SB_LOGS}/ganesha.out"
 }
@@ -374,6 +379,8 @@ memstore device bytes = 2147483648
 osd max object name len = 256
 osd max object namespace len = 64
 EOF
+  sb_port_free ceph "$SB_CEPH_MON_PORT"
+  sb_port_free ceph 3300
   monmaptool --create --fsid "$fsid" \
     --addv a "[v2:127.0.0.1:3300,v1:127.0.0.1:${SB_CEPH_MON_PORT}]" \
     "${SB_CEPH_DIR}/monmap" >>"${logd}/setup.log" 2>&1 ||

@@ -1,0 +1,224 @@
+"""Fixtures for the libvirt driver's functional tests against real backends.
+
+Every backend comes from ``tools/backends/up.sh`` through the ``STACKCORE_TEST_*`` variables
+(``. /var/lib/stackcore-backends/env.sh``). A missing variable is a failure naming the service to
+start, never a skip. Whatever a test sets up on a backend (iSCSI target, NFS file, RBD image) it
+removes again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from stackcore import conf as sc_conf
+from stackcore.compute.objects import Flavor, Image, Instance
+
+libvirt = pytest.importorskip("libvirt", reason="pip install -e 'drivers[libvirt]'")
+libvirt_qemu = pytest.importorskip("libvirt_qemu")
+
+from stackcore_drivers.libvirt import domain_xml  # noqa: E402
+from stackcore_drivers.libvirt.driver import LibvirtDriver  # noqa: E402
+
+HOST = "functional-host"
+
+
+def backend_env(name: str, service: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(
+            f"{name} is not set: run tools/backends/up.sh {service} and "
+            f". /var/lib/stackcore-backends/env.sh",
+            pytrace=False,
+        )
+    return value
+
+
+def run(*args: str) -> str:
+    return subprocess.run(list(args), check=True, capture_output=True, text=True).stdout
+
+
+def make_driver(tmp_path: Any, uri: str | None = None, **options: Any) -> LibvirtDriver:
+    settings = {
+        "connection_uri": uri or backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),
+        "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
+        "instances_path": str(tmp_path / "instances"),
+        "soft_reboot_timeout": 2,
+        "device_detach_timeout": 10,
+        **options,
+    }
+    conf = sc_conf.load(overrides={"DEFAULT": {"state_path": str(tmp_path)}})
+    sc_conf.register(conf, LibvirtDriver.list_opts())
+    for key, value in settings.items():
+        sc_conf.set_override(conf, "libvirt", key, value)
+    driver = LibvirtDriver(conf, HOST)
+    driver.init_host(HOST)
+    return driver
+
+
+@pytest.fixture
+def kvm_driver(tmp_path: Any) -> Iterator[LibvirtDriver]:
+    driver = make_driver(tmp_path)
+    yield driver
+    driver.connection.close()
+
+
+@pytest.fixture
+def base_image(tmp_path: Any) -> Image:
+    path = tmp_path / "base.qcow2"
+    run("qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M")
+    return Image(id=str(uuid.uuid4()), name="functional-base", path=str(path),
+                 disk_format="qcow2", properties={"architecture": "x86_64"})
+
+
+def qemu_block_devices(dom: Any) -> dict[str, dict[str, Any]]:
+    """QEMU's own view (QMP query-block): device/qdev id -> its entry."""
+    reply = json.loads(libvirt_qemu.qemuMonitorCommand(dom, json.dumps(
+        {"execute": "query-block"}), 0))
+    found = {}
+    for entry in reply["return"]:
+        found[entry.get("qdev") or entry.get("device")] = entry
+    return found
+
+
+def qemu_protocol_nodes(dom: Any) -> list[dict[str, Any]]:
+    """The protocol layer (iscsi / nfs / rbd / file) of each block device QEMU has open, as
+    QEMU itself reports it: ``{"qdev": ..., "driver": ..., <the protocol's options>}``.
+
+    QEMU names a network disk ``json:{"driver": <format>, "file": {"driver": <protocol>,
+    ...}}``; a local file by its path.
+    """
+    found = []
+    for qdev, entry in qemu_block_devices(dom).items():
+        filename = (entry.get("inserted") or {}).get("file", "")
+        if filename.startswith("json:"):
+            spec = json.loads(filename[len("json:"):])
+            while isinstance(spec.get("file"), dict):
+                spec = spec["file"]
+            found.append({"qdev": qdev, **spec})
+        elif "://" in filename:  # e.g. a qcow2 over nfs is reported as nfs://host/path
+            url = urllib.parse.urlsplit(filename)
+            found.append({"qdev": qdev, "driver": url.scheme, "server": url.hostname,
+                          "path": url.path})
+        elif filename:
+            found.append({"qdev": qdev, "driver": "file", "filename": filename})
+    return found
+
+
+def hmp_info_block(dom: Any) -> str:
+    return libvirt_qemu.qemuMonitorCommand(
+        dom, "info block", libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+
+
+@pytest.fixture
+def booted(kvm_driver: LibvirtDriver, base_image: Image) -> Iterator[Callable[..., Instance]]:
+    """Spawn KVM instances; at teardown each is destroyed and proven gone: no domain, no
+    instance directory (overlay, console log), no libvirt secret."""
+    made: list[Instance] = []
+
+    def boot(name: str = "functional <vm> & 'quotes'", **metadata: str) -> Instance:
+        instance = Instance(
+            uuid=str(uuid.uuid4()), name=name, host=HOST,
+            flavor=Flavor("functional", vcpus=1, ram_mb=128, disk_gb=1),
+            image=base_image, metadata=metadata,
+        )
+        made.append(instance)
+        kvm_driver.spawn(instance, base_image, [], [])
+        return instance
+
+    yield boot
+    conn = kvm_driver.connection.get()
+    for instance in made:
+        kvm_driver.destroy(instance, [], [], True)
+        with pytest.raises(libvirt.libvirtError):
+            conn.lookupByName(domain_xml.domain_name(instance.uuid))
+        assert not os.path.exists(os.path.join(kvm_driver.instances_path, instance.uuid))
+        assert kvm_driver.secrets_of(instance) == []
+
+
+def domain_of(driver: LibvirtDriver, instance: Instance) -> Any:
+    return driver.connection.get().lookupByName(domain_xml.domain_name(instance.uuid))
+
+
+# --- backends set up by the tests ----------------------------------------------------------
+
+
+@pytest.fixture
+def iscsi_lun(tmp_path: Any) -> Iterator[dict[str, Any]]:
+    """A tgtd target with one 64 MiB LUN and a CHAP account; connection_info for it."""
+    portal = backend_env("STACKCORE_TEST_ISCSI_PORTAL", "tgt")
+    tid = str(random.randint(2000, 9000))
+    iqn = f"iqn.2010-10.dev.stackcore:functional-{uuid.uuid4().hex[:12]}"
+    user, password = f"u{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    backing = tmp_path / "lun.img"
+    backing.write_bytes(b"")
+    os.truncate(backing, 64 * 1024 * 1024)
+    tgt = ("tgtadm", "--lld", "iscsi")
+    run(*tgt, "--op", "new", "--mode", "target", "--tid", tid, "-T", iqn)
+    try:
+        run(*tgt, "--op", "new", "--mode", "logicalunit", "--tid", tid, "--lun", "1",
+            "-b", str(backing))
+        run(*tgt, "--op", "bind", "--mode", "target", "--tid", tid, "-I", "ALL")
+        run(*tgt, "--op", "new", "--mode", "account", "--user", user, "--password", password)
+        run(*tgt, "--op", "bind", "--mode", "account", "--tid", tid, "--user", user)
+        yield {
+            "driver_volume_type": "iscsi",
+            "data": {
+                "target_portal": portal, "target_iqn": iqn, "target_lun": 1,
+                "auth_method": "CHAP", "auth_username": user, "auth_password": password,
+                "volume_id": str(uuid.uuid4()),
+            },
+        }
+    finally:
+        subprocess.run([*tgt, "--op", "delete", "--mode", "target", "--tid", tid, "--force"],
+                       check=False, capture_output=True)
+        subprocess.run([*tgt, "--op", "delete", "--mode", "account", "--user", user],
+                       check=False, capture_output=True)
+
+
+@pytest.fixture
+def nfs_file() -> Iterator[dict[str, Any]]:
+    """A 64 MiB qcow2 file in the nfs-ganesha export; connection_info for it."""
+    server = backend_env("STACKCORE_TEST_NFS_SERVER", "nfs")
+    export = backend_env("STACKCORE_TEST_NFS_EXPORT", "nfs")
+    local_dir = backend_env("STACKCORE_TEST_NFS_DIR", "nfs")
+    name = f"volume-{uuid.uuid4()}"
+    path = os.path.join(local_dir, name)
+    run("qemu-img", "create", "-q", "-f", "qcow2", path, "64M")
+    try:
+        yield {
+            "driver_volume_type": "nfs",
+            "data": {"export": f"{server}:{export}", "name": name, "format": "qcow2",
+                     "volume_id": name[len("volume-"):]},
+        }
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+@pytest.fixture
+def rbd_image() -> Iterator[dict[str, Any]]:
+    """A 64 MiB RBD image in the test pool; connection_info for it."""
+    ceph_conf = backend_env("STACKCORE_TEST_CEPH_CONF", "ceph")
+    pool = backend_env("STACKCORE_TEST_CEPH_POOL", "ceph")
+    mon = backend_env("STACKCORE_TEST_CEPH_MON", "ceph")
+    host, _, port = mon.rpartition(":")
+    name = f"volume-{uuid.uuid4()}"
+    run("rbd", "-c", ceph_conf, "create", f"{pool}/{name}", "--size", "64")
+    try:
+        yield {
+            "driver_volume_type": "rbd",
+            "data": {"name": f"{pool}/{name}", "hosts": [host], "ports": [port],
+                     "auth_enabled": False, "volume_id": name[len("volume-"):]},
+        }
+    finally:
+        subprocess.run(["rbd", "-c", ceph_conf, "rm", f"{pool}/{name}"], check=False,
+                       capture_output=True)

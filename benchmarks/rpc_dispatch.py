@@ -21,7 +21,8 @@ class Echo:
 
 
 def _rate(transport_url: str, calls: int) -> float:
-    transport = rpc.get_transport(conf.load(overrides={"DEFAULT": {"transport_url": transport_url}}))
+    options = {"DEFAULT": {"transport_url": transport_url}}
+    transport = rpc.get_transport(conf.load(overrides=options))
     server = transport.serve(Target("bench", "h"), Echo())
     client = transport.client(Target("bench", "h"))
     payload = {"instance_uuid": "0b0f3c1e-8d1c-4c3e-9a61-1b4f0f3c1e8d", "flavor": {"vcpus": 1}}

@@ -6,6 +6,7 @@ hosts report and the support matrix, then tears everything down. Each step print
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -37,9 +38,9 @@ def run(hosts: int = 2) -> int:
         _step("registering image", lambda: compute.register_image(
             "demo-image", image_path, "raw", {"architecture": "x86_64", "vm_mode": "hvm"}))
         servers = [
-            _step(f"booting server demo-{i}", lambda i=i: compute.create_server(
-                f"demo-{i}", "m1.tiny", "demo-image"))
-            for i in (1, 2)
+            _step(f"booting server {name}",
+                  functools.partial(compute.create_server, name, "m1.tiny", "demo-image"))
+            for name in ("demo-1", "demo-2")
         ]
         for server in servers:
             print(f"    {server.name}: {server.status} on {server.host}")
@@ -55,7 +56,7 @@ def run(hosts: int = 2) -> int:
         for line in matrix.render_text(matrix.build()).splitlines():
             print(f"    {line}")
         for server in servers:
-            _step(f"deleting {server.name}", lambda s=server: compute.delete_server(s.id))
+            _step(f"deleting {server.name}", functools.partial(compute.delete_server, server.id))
         print("  tearing down")
     print("stackcore demo: done")
     return 0

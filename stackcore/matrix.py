@@ -77,7 +77,8 @@ def build(results_dir: str = ".stackcore-conformance") -> dict[str, tuple[list[s
             lifecycle = [f for f in features if f not in contract.capabilities]
             if lifecycle:
                 worst = [features[f]["result"] for f in lifecycle]
-                cells["contract"] += "" if all(r == "pass" for r in worst) else " (conformance FAIL)"
+                if not all(r == "pass" for r in worst):
+                    cells["contract"] += " (conformance FAIL)"
             for cap in sorted(contract.capabilities):
                 result = features.get(cap, {}).get("result")
                 cells[cap] = _cell(declared.get(cap, False), result)

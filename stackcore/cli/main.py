@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from stackcore import exception
 
@@ -24,7 +25,7 @@ from stackcore import exception
 def _drivers(args: argparse.Namespace) -> int:
     from stackcore.plugins import families, loader
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for family in families.FAMILIES:
         if args.family and family.name != args.family:
             continue
@@ -76,7 +77,7 @@ def _config_variants(config_dir: str, family: str, name: str) -> list[tuple[str,
 
     if not config_dir:
         return [("", None)]
-    found = []
+    found: list[tuple[str, str | None]] = []
     plain = os.path.join(config_dir, f"{family}-{name}.conf")
     if os.path.isfile(plain):
         found.append(("", plain))

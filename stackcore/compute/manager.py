@@ -360,7 +360,9 @@ class ComputeManager:
     def reboot_instance(self, instance_uuid: str, reboot_type: str) -> None:
         kind = objects.RebootType(reboot_type)
         task = TaskState.REBOOTING if kind is objects.RebootType.SOFT else TaskState.REBOOTING_HARD
-        allowed = (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED)
+        allowed: tuple[VmState, ...] = (
+            VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED
+        )
         if kind is objects.RebootType.HARD:
             allowed = (*allowed, VmState.ERROR)  # a hard reboot is the way out of ERROR
         self._power_action(

@@ -61,14 +61,14 @@ def validate_all(conf: cfg.ConfigOpts) -> None:
             try:
                 getattr(group, opt_name)
             except (ValueError, cfg.ConfigFileValueError) as err:
-                raw = _raw_value(conf, group_name, opt_name)
+                raw, reason = _raw_value(conf, group_name, opt_name), str(err)
                 if _is_secret(conf, group_name, opt_name):
-                    raw, err = "****", ValueError("(value hidden: secret option)")
+                    raw, reason = "****", "(value hidden: secret option)"
                 raise exception.ConfigError(
-                    f"[{group_name}] {opt_name} = {raw!r} is invalid: {err}",
+                    f"[{group_name}] {opt_name} = {raw!r} is invalid: {reason}",
                     section=group_name,
                     option=opt_name,
-                ) from err
+                ) from None
 
 
 def _registered(conf: cfg.ConfigOpts) -> list[tuple[str, list[str]]]:
@@ -86,7 +86,9 @@ def _is_secret(conf: cfg.ConfigOpts, group: str, name: str) -> bool:
 
 def _raw_value(conf: cfg.ConfigOpts, group: str, name: str) -> str:
     try:
-        value, _ = conf._namespace._get_file_value([(group, name)])  # noqa: SLF001
+        # oslo.config has no public "raw value" reader; only used to decorate the message.
+        namespace: Any = conf._namespace  # noqa: SLF001
+        value, _ = namespace._get_file_value([(group, name)])  # noqa: SLF001
         return str(value[-1] if isinstance(value, list) else value)
     except Exception:  # noqa: BLE001 - only used to decorate the message
         return "<unreadable>"

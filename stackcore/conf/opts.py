@@ -10,8 +10,8 @@ import socket
 
 from oslo_config import cfg
 
-from stackcore.volume.opts import GROUPS as VOLUME_GROUPS
 from stackcore.network.opts import GROUPS as NETWORK_GROUPS
+from stackcore.volume.opts import GROUPS as VOLUME_GROUPS
 
 DEFAULT_OPTS = [
     cfg.StrOpt(

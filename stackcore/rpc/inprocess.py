@@ -33,7 +33,8 @@ class InProcessTransport(base.Transport):
         key = (target.topic, target.server)
         with self._lock:
             if key in self._endpoints:
-                raise exception.RPCError(f"a server already consumes {target.topic}.{target.server}")
+                where = f"{target.topic}.{target.server}"
+                raise exception.RPCError(f"a server already consumes {where}")
             self._endpoints[key] = endpoint
         return _Server(self, key)
 

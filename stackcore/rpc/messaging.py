@@ -131,7 +131,8 @@ class _Client(base.Client):
     def cast(self, method: str, **kwargs: Any) -> None:
         payload = serializer.dumps(kwargs)
         self._rpc.cast(
-            {}, "stackcore_dispatch", rpc_method=method, version=self.target.version, payload=payload
+            {}, "stackcore_dispatch", rpc_method=method, version=self.target.version,
+            payload=payload,
         )
 
 

@@ -59,7 +59,9 @@ class HostState:
 
 
 # (name, predicate, describe-the-shortfall) - the checks of the minimal placement, in order.
-Check = tuple[str, Callable[[HostState, dict[str, Any]], bool], Callable[[HostState, dict[str, Any]], str]]
+Predicate = Callable[[HostState, dict[str, Any]], bool]
+Describe = Callable[[HostState, dict[str, Any]], str]
+Check = tuple[str, Predicate, Describe]
 
 CHECKS: tuple[Check, ...] = (
     ("ComputeFilter", lambda h, r: h.up and not h.disabled and h.reporting,
@@ -168,6 +170,7 @@ class SchedulerManager:
                     .where(models.Instance.uuid == instance_uuid)
                     .values(host=candidate.host)
                 )
-            alternates = [h.host for h in hosts[index + 1 : index + self.conf.scheduler.max_attempts]]
+            last = index + self.conf.scheduler.max_attempts
+            alternates = [h.host for h in hosts[index + 1 : last]]
             return {"host": candidate.host, "alternates": alternates}
         raise exception.NoValidHost("no valid host was found", reasons=reasons)

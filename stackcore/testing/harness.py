@@ -44,7 +44,7 @@ class DriverUnderTest:
             sc_conf.register(conf, list_opts())
         for setting in settings:
             key, eq, value = setting.partition("=")
-            group, dot, option = key.rpartition(".")
+            group, _dot, option = key.rpartition(".")
             if not eq or not option:
                 raise exception.ConfigError(
                     f"--stackcore-set {setting!r} must be GROUP.OPTION=VALUE"

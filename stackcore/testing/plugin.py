@@ -28,8 +28,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator, Iterable
 
 import pytest
 
@@ -116,7 +115,9 @@ def _feature(item: pytest.Item) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if item.get_closest_marker("family") is None:
         return report
@@ -138,6 +139,10 @@ def _outcome(item: pytest.Item, report: pytest.TestReport) -> str:
     return "pass" if report.passed else "fail"
 
 
+def _worst(outcomes: Iterable[str]) -> str:
+    return max(outcomes, key=lambda outcome: RANK[outcome])
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     target = _target(session.config)
     results = session.config.stash.get(_RESULTS_KEY, {})
@@ -145,7 +150,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     features = {
         feature: {
-            "result": max(tests.values(), key=lambda r: RANK[r]),
+            "result": _worst(tests.values()),
             "tests": dict(sorted(tests.items())),
         }
         for feature, tests in sorted(results.items())

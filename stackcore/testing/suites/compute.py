@@ -100,7 +100,9 @@ def _spawned(driver: HypervisorDriver, make: Callable[..., Instance]) -> Instanc
 class TestComputeLifecycle:
     """Required methods: spawn, get_info, list_instances, reboot, power off/on, destroy."""
 
-    def test_spawn_runs_and_lists(self, compute_driver: HypervisorDriver, make_instance: Any) -> None:
+    def test_spawn_runs_and_lists(
+        self, compute_driver: HypervisorDriver, make_instance: Any
+    ) -> None:
         instance = _spawned(compute_driver, make_instance)
         assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
         assert instance.uuid in compute_driver.list_instances()

@@ -36,14 +36,26 @@ def image_file(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Run a test on both databases: None (the embedded SQLite) and a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture
-def make_cloud(tmp_path: Path) -> Iterator[Callable[..., stackcore.Cloud]]:
-    """Build embedded clouds (closed at teardown). Heartbeats are driven by tests via tick()."""
+def make_cloud(database_url: str | None) -> Iterator[Callable[..., stackcore.Cloud]]:
+    """Build embedded clouds (closed at teardown) on the test's database. Heartbeats are
+    driven by tests via tick()."""
     clouds: list[stackcore.Cloud] = []
 
     def make(**kwargs: Any) -> stackcore.Cloud:
         overrides = kwargs.pop("overrides", {})
         overrides.setdefault("DEFAULT", {}).setdefault("report_interval", 3600)
+        if database_url:
+            overrides.setdefault("database", {}).setdefault("connection", database_url)
         cloud = stackcore.Cloud(overrides=overrides, **kwargs)
         clouds.append(cloud)
         return cloud

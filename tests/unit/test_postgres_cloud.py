@@ -13,16 +13,19 @@ from stackcore.db import models
 pytestmark = [pytest.mark.postgres, pytest.mark.real]
 
 
-def test_lifecycle_on_postgresql(make_cloud, pg_url, image_file) -> None:
-    cloud = make_cloud(fake_hosts=2, overrides={"database": {"connection": pg_url}})
-    assert cloud.db.dialect == "postgresql"
-    cloud.compute.create_flavor("small", 1, 512, 1)
-    cloud.compute.register_image("img", image_file)
-    server = cloud.compute.create_server("pg <&>", "small", "img")
-    assert server.status == "ACTIVE"
-    cloud.compute.delete_server(server.id)
-    cloud.compute.delete_server(server.id)
-    assert cloud.compute.list_servers() == []
+def test_config_file_points_at_postgresql(tmp_path, pg_url, image_file) -> None:
+    path = tmp_path / "stackcore.conf"
+    path.write_text(f"[DEFAULT]\nreport_interval = 3600\n[database]\nconnection = {pg_url}\n"
+                    "[compute]\nhosts = h1\n")
+    with stackcore.Cloud(str(path)) as cloud:
+        assert cloud.db.dialect == "postgresql"
+        cloud.compute.create_flavor("small", 1, 512, 1)
+        cloud.compute.register_image("img", image_file)
+        server = cloud.compute.create_server("pg <&>", "small", "img")
+        assert server.status == "ACTIVE" and server.host == "h1"
+        cloud.compute.delete_server(server.id)
+        cloud.compute.delete_server(server.id)
+        assert cloud.compute.list_servers() == []
 
 
 def _place_many(url: str, state: str, worker: int, count: int, queue) -> None:
@@ -51,6 +54,7 @@ def _place_many(url: str, state: str, worker: int, count: int, queue) -> None:
     queue.put(placed)
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_claims_across_processes_never_overcommit(make_cloud, pg_url, tmp_path) -> None:
     # 3 hosts x 16 vCPUs at ratio 1.0 = 48 slots; 4 processes try 20 placements each.
     base = make_cloud(fake_hosts=3, overrides={"database": {"connection": pg_url},

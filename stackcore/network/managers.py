@@ -128,7 +128,7 @@ def failure_text(failure: dict[str, Any]) -> str:
     return f"{failure['driver']}: {failure['reason']}"
 
 
-def _is_retriable_db_error(err: BaseException) -> bool:
+def is_retriable_db_error(err: BaseException) -> bool:
     if not isinstance(err, sa.exc.DBAPIError):
         return False
     code = getattr(err.orig, "pgcode", None)
@@ -168,7 +168,7 @@ class MechanismManager:
             try:
                 getattr(driver, method)(context)
             except Exception as err:
-                if _is_retriable_db_error(err):
+                if is_retriable_db_error(err):
                     raise
                 LOG.warning("mechanism driver %s failed in %s: %s", name, method, err)
                 raise exceptions.MechanismDriverError(method, [_error(name, err)]) from err
@@ -182,7 +182,7 @@ class MechanismManager:
         for name, driver in self._ordered(reverse):
             try:
                 getattr(driver, method)(context)
-            except Exception as err:  # every driver failure is reported
+            except Exception as err:  # noqa: BLE001 - every driver failure is reported
                 LOG.error("mechanism driver %s failed in %s: %s", name, method, err)
                 errors.append(_error(name, err))
                 if stop_on_error:
@@ -239,7 +239,7 @@ class MechanismManager:
             context.begin_attempt(attempt)
             try:
                 driver.bind_port(context)
-            except Exception as err:  # a failing driver is a refusal
+            except Exception as err:  # noqa: BLE001 - a failing driver is a refusal
                 attempt.refusals.append((None, f"bind_port raised {type(err).__name__}: {err}"))
                 attempt.bound_segment = None
             finally:

@@ -47,7 +47,7 @@ def _retry_on_db_conflict(fn: Callable[..., T]) -> Callable[..., T]:
             try:
                 return fn(*args, **kwargs)
             except sa.exc.DBAPIError as err:
-                if attempt == MAX_DB_RETRIES - 1 or not managers._is_retriable_db_error(err):
+                if attempt == MAX_DB_RETRIES - 1 or not managers.is_retriable_db_error(err):
                     raise
                 LOG.info("%s lost a database conflict, retrying (%s)", fn.__name__, attempt + 1)
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter
@@ -185,6 +185,17 @@ class ML2Plugin:
             original_levels=original_levels,
             agent_lookup=self._agent_lookup,
         )
+
+    def binding_context(self, port_id: str, host: str | None = None) -> contexts.PortContext:
+        """A context to bind ``port_id`` as stored (on ``host`` instead of its own, if
+        given): what :meth:`bind_port_if_needed` hands the mechanism manager."""
+        with self.db.transaction() as session:
+            row = self._get_port_row(session, port_id)
+            context = self._port_context(session, row)
+        if host is None:
+            return context
+        return contexts.PortContext({**context.current, "binding:host_id": host},
+                                    context.network, agent_lookup=self._agent_lookup)
 
     def _agent_lookup(self, host: str, agent_type: str) -> list[dict[str, Any]]:
         with self.db.transaction() as session:

@@ -91,7 +91,7 @@ class TestTypeDriverAllocation:
     ) -> None:
         pool = _pool(type_driver, type_db)
         expected = sum(r["total"] for r in pool)
-        got = []
+        got: list[tuple[Any, ...]] = []
         while len(got) <= expected:
             segment = _allocate(type_driver, type_db)
             if segment is None:
@@ -133,7 +133,7 @@ class TestTypeDriverAllocation:
             while True:
                 try:
                     segment = _allocate(type_driver, type_db)
-                except Exception as err:  # the test reports it below
+                except Exception as err:  # noqa: BLE001 - reported by the test below
                     with lock:
                         errors.append(err)
                     return
@@ -255,4 +255,4 @@ class TestTypeDriverProviderSegments:
         segment.update(override)
         with pytest.raises(exception.Invalid) as err:
             type_driver.validate_provider_segment(segment)
-        assert err.value.field == field
+        assert err.value.kwargs["field"] == field

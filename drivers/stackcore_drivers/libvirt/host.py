@@ -44,16 +44,17 @@ def cpu_info(capabilities: Any, nodeinfo: list[Any]) -> dict[str, Any]:
 
 
 def supported_instances(capabilities: Any) -> list[list[str]]:
-    found = set()
+    found: set[tuple[str, str, str]] = set()
     for guest in capabilities.findall("guest"):
         os_type = guest.findtext("os_type") or ""
         arch = guest.find("arch")
         if arch is None or not os_type:
             continue
         for domain in arch.findall("domain"):
-            if arch.get("name") and domain.get("type"):
-                found.add((arch.get("name"), domain.get("type"), os_type))
-    return [list(item) for item in sorted(found)]  # type: ignore[arg-type]
+            arch_name, domain_type = arch.get("name"), domain.get("type")
+            if arch_name and domain_type:
+                found.add((arch_name, domain_type, os_type))
+    return [list(item) for item in sorted(found)]
 
 
 def report(conn: Any, instances_path: str) -> dict[str, Any]:

@@ -44,7 +44,7 @@ _SERIAL = re.compile(r"^[A-Za-z0-9_.+-]{1,36}$")
 _IQN = re.compile(r"^(iqn\.|eui\.|naa\.)\S+$")
 
 #: Usage ids of secrets the driver owns: ``stackcore/<instance uuid>/<target dev>``.
-SECRET_USAGE_PREFIX = "stackcore/"
+SECRET_USAGE_PREFIX = "stackcore/"  # noqa: S105 - a name prefix, not a password
 
 
 def secret_usage_id(instance_uuid: str, target_dev: str) -> str:

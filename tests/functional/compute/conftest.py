@@ -8,10 +8,13 @@ removes again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import signal
 import subprocess
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -222,3 +225,90 @@ def rbd_image() -> Iterator[dict[str, Any]]:
     finally:
         subprocess.run(["rbd", "-c", ceph_conf, "rm", f"{pool}/{name}"], check=False,
                        capture_output=True)
+
+
+# --- a libvirtd of the test's own ----------------------------------------------------------
+
+# Runs in a private mount namespace so its sockets, state, secrets and config live under the
+# test's directory and never touch the shared daemon (other tests keep using that one). The
+# script is a constant; the directory is passed as an argument, never spliced into it.
+_PRIVATE_LIBVIRTD = """
+set -e
+mount --bind "$1/run" /run/libvirt
+mount --bind "$1/lib" /var/lib/libvirt
+mount --bind "$1/cache" /var/cache/libvirt
+mount --bind "$1/etc" /etc/libvirt
+exec libvirtd --pid-file "$1/libvirtd.pid"
+"""
+
+
+class PrivateLibvirtd:
+    """A libvirtd this test starts and stops (to prove the driver survives a daemon restart)."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        for sub in ("run", "lib", "cache", "etc", "etc/qemu"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        qemu_conf = "/etc/libvirt/qemu.conf"
+        settings = open(qemu_conf).read() if os.path.exists(qemu_conf) else ""
+        # No virtlogd in this namespace: QEMU writes its own logs.
+        (root / "etc" / "qemu.conf").write_text(settings + '\nstdio_handler = "file"\n')
+        (root / "etc" / "libvirtd.conf").write_text("")
+        self.uri = f"qemu+unix:///system?socket={root}/run/libvirt-sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.root / "libvirtd.log", "ab")
+        self.process = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", _PRIVATE_LIBVIRTD,
+             "private-libvirtd", str(self.root)],
+            stdout=log, stderr=log,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"private libvirtd exited: {(self.root / 'libvirtd.log').read_text()}")
+            try:
+                libvirt.open(self.uri).close()
+                return
+            except libvirt.libvirtError:
+                time.sleep(0.2)
+        pytest.fail("private libvirtd did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def qemu_pids(self) -> list[int]:
+        pids = []
+        for pidfile in (self.root / "run" / "qemu").glob("*.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                pids.append(int(pidfile.read_text().strip()))
+        return pids
+
+
+@pytest.fixture
+def private_libvirtd(tmp_path: Any) -> Iterator[PrivateLibvirtd]:
+    backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt")  # the packages come with that service
+    daemon = PrivateLibvirtd(tmp_path / "libvirtd")
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        # Leave nothing running: domains of this daemon first, then the daemon itself.
+        if daemon.process is None:
+            daemon.start()
+        conn = libvirt.open(daemon.uri)
+        for dom in conn.listAllDomains(0):
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+        conn.close()
+        leftover = daemon.qemu_pids()
+        daemon.stop()
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -102,7 +102,7 @@ def _summary(result: dict[str, Any]) -> dict[str, float]:
     calls = sorted(result["calls_s"])
 
     def p99(values: list[float]) -> float:
-        return values[min(len(values) - 1, int(round(0.99 * (len(values) - 1))))]
+        return values[min(len(values) - 1, round(0.99 * (len(values) - 1)))]
 
     return {
         "first_start_s": result["first_start_s"],

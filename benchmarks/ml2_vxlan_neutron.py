@@ -19,14 +19,12 @@ def rss_mb():
 
 def main():
     url, vni_range, allocations = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    from neutron_lib import context as n_context
-    from neutron_lib.db import api as db_api
-    from oslo_config import cfg
-
     from neutron.conf.plugins.ml2.drivers import driver_type
     from neutron.db.models.plugins.ml2 import vxlanallocation
     from neutron.plugins.ml2.drivers import type_vxlan
-
+    from neutron_lib import context as n_context
+    from neutron_lib.db import api as db_api
+    from oslo_config import cfg
     from oslo_db import options as db_options
 
     db_options.set_defaults(cfg.CONF)

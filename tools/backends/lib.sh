@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # constants below are used by the scripts that source this
 # Shared helpers for tools/backends/*.sh.  Sourced, never executed directly.
 #
 # Conventions
@@ -291,7 +292,7 @@ sb_apt_ensure() {
 # --------------------------------------------------------------------------
 sb_pg_version() {
   local v
-  v="$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1)"
+  v="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)"
   [[ -n "$v" ]] || return 1
   echo "$v"
 }
@@ -400,7 +401,9 @@ sb_stop_libvirt() {
   if sb_pid_alive /run/libvirtd.pid; then
     # destroy leftover test domains so their qemu processes do not outlive us
     while read -r dom; do
-      [[ -n "$dom" ]] && timeout 30 virsh -c qemu:///system destroy "$dom" >/dev/null 2>&1 || true
+      if [[ -n "$dom" ]]; then
+        timeout 30 virsh -c qemu:///system destroy "$dom" >/dev/null 2>&1 || true
+      fi
     done < <(timeout 15 virsh -c qemu:///system list --name 2>/dev/null || true)
   fi
   sb_kill_pidfile /run/libvirtd.pid
@@ -442,7 +445,7 @@ sb_stop_lvm() {
   local dev
   [[ -f "$SB_LVM_IMG" ]] || return 0
   while read -r dev; do
-    [[ -n "$dev" ]] && losetup -d "$dev" 2>/dev/null || true
+    if [[ -n "$dev" ]]; then losetup -d "$dev" 2>/dev/null || true; fi
   done < <(losetup -j "$SB_LVM_IMG" 2>/dev/null | cut -d: -f1)
 }
 

@@ -71,7 +71,10 @@ case "$1" in
     sb_lock
     start="$(sb_now)"
     if ! sb_check_ovs_dir "$dir"; then
-      command -v ovs-vswitchd >/dev/null || sb_apt_ensure $(sb_pkgs_for ovs)
+      if ! command -v ovs-vswitchd >/dev/null; then
+        read -r -a pkgs <<<"$(sb_pkgs_for ovs)"
+        sb_apt_ensure "${pkgs[@]}"
+      fi
       sb_stop_ovs_dir "$dir" "$(netns_for "$1")"
       sb_start_ovs_dir "$1" "$dir" "$(netns_for "$1")"
       sb_log "ovs instance $1 up in $(sb_elapsed "$start")s (netns: $(netns_for "$1"))"

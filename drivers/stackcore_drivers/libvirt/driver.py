@@ -559,8 +559,9 @@ class LibvirtDriver(HypervisorDriver):
                               self.opts.device_detach_timeout)
         if not gone:
             raise exception.DriverError(
-                f"the guest did not release {what} within {self.opts.device_detach_timeout}s "
-                f"(a guest without an OS cannot acknowledge PCI unplug; use SCSI disks)"
+                f"the guest did not release {what} within {self.opts.device_detach_timeout}s: a "
+                f"PCI unplug needs the guest OS to acknowledge it (SCSI disks do not); it is "
+                f"already gone from the persistent definition, so the next power cycle drops it"
             )
 
     def attached_disks(self, instance: Instance) -> dict[str, ET.Element]:

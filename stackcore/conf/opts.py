@@ -11,6 +11,7 @@ import socket
 from oslo_config import cfg
 
 from stackcore.network.opts import GROUPS as NETWORK_GROUPS
+from stackcore.scheduler.opts import OPTS as SCHEDULER_FILTER_OPTS
 from stackcore.volume.opts import GROUPS as VOLUME_GROUPS
 
 DEFAULT_OPTS = [
@@ -91,7 +92,7 @@ GROUPS: list[tuple[str, list[cfg.Opt]]] = [
     ("DEFAULT", DEFAULT_OPTS),
     ("database", DATABASE_OPTS),
     ("compute", COMPUTE_OPTS),
-    ("scheduler", SCHEDULER_OPTS),
+    ("scheduler", SCHEDULER_OPTS + SCHEDULER_FILTER_OPTS),
     *VOLUME_GROUPS,
     *NETWORK_GROUPS,
 ]

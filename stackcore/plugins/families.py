@@ -38,6 +38,16 @@ FAMILIES: tuple[Family, ...] = (
     Family("network.mechanism", "stackcore.network.mechanism_drivers",
            "stackcore.network.mechanism_driver:CONTRACT",
            "stackcore.testing.suites.network_mechanism"),
+    Family("scheduler.compute_filters", "stackcore.scheduler.filters.compute",
+           "stackcore.scheduler.filters.base:COMPUTE_CONTRACT", "stackcore.testing.suites.scheduler"),
+    Family("scheduler.compute_weighers", "stackcore.scheduler.weighers.compute",
+           "stackcore.scheduler.weighers.base:COMPUTE_CONTRACT",
+           "stackcore.testing.suites.scheduler"),
+    Family("scheduler.volume_filters", "stackcore.scheduler.filters.volume",
+           "stackcore.scheduler.filters.base:VOLUME_CONTRACT", "stackcore.testing.suites.scheduler"),
+    Family("scheduler.volume_weighers", "stackcore.scheduler.weighers.volume",
+           "stackcore.scheduler.weighers.base:VOLUME_CONTRACT",
+           "stackcore.testing.suites.scheduler"),
 )
 
 

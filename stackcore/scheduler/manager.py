@@ -1,98 +1,76 @@
 """The scheduler service: picks a compute host for a server and claims its resources.
 
-The placement here is deliberately minimal but correct: a host qualifies when its compute
-service is up and enabled, its driver is reporting valid stats, it is in the requested
-availability zone, and the request fits under the allocation ratios; qualifying hosts are
-ordered by free RAM (spread). The chosen host is claimed atomically (see
-:mod:`stackcore.scheduler.claims`); if a concurrent request took the room first, the next host
-is tried. ``select_destinations`` is the seam the pluggable filter scheduler replaces.
+``select_destinations`` builds the host states from the database (services, compute nodes,
+claims, aggregates, server groups), runs the configured filters and weighers
+(:mod:`stackcore.scheduler.handler`), then claims the best host atomically
+(:mod:`stackcore.scheduler.claims`: one conditional UPDATE, so concurrent schedulers - threads
+or processes on PostgreSQL - never overcommit). If a concurrent request took the room first,
+the next host in the ranking is tried. Hard server-group policies are re-checked inside the
+claim transaction under a row lock on the group, so two members of an anti-affinity group
+placed at the same time cannot land together either.
+
+``reschedule`` is called by a compute host whose spawn failed: it records the attempt, gives
+back the claim and places the server on an alternate host it has not tried, until
+``[scheduler] max_attempts`` hosts have been tried. ``explain`` returns the filter trace and
+the weighed ranking of a request without placing anything.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-from collections.abc import Callable
+import logging
 from typing import Any
 
 import sqlalchemy as sa
 from oslo_config import cfg
+from sqlalchemy.orm import Session
 
 from stackcore import exception
+from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
 from stackcore.db import models
 from stackcore.rpc import Target
-from stackcore.scheduler import claims
+from stackcore.scheduler import claims, handler
+from stackcore.scheduler import models as sched_models
+from stackcore.scheduler.hosts import (
+    HostSet,
+    HostState,
+    capabilities_from_stats,
+    merge_aggregate_metadata,
+)
+from stackcore.scheduler.request import ComputeRequest, ServerGroupInfo
 
+LOG = logging.getLogger(__name__)
 TOPIC = "scheduler"
 COMPUTE_BINARY = "stackcore-compute"
 
-
-@dataclasses.dataclass
-class HostState:
-    """What the scheduler knows of one compute host when a request arrives."""
-
-    host: str
-    availability_zone: str
-    up: bool
-    disabled: bool
-    reporting: bool
-    vcpus: int
-    memory_mb: int
-    local_gb: int
-    alloc_vcpus: int
-    alloc_memory_mb: int
-    alloc_disk_gb: int
-    ratios: claims.Ratios
-
-    @property
-    def free_ram_mb(self) -> float:
-        return self.memory_mb * self.ratios.ram - self.alloc_memory_mb
-
-    @property
-    def free_vcpus(self) -> float:
-        return self.vcpus * self.ratios.cpu - self.alloc_vcpus
-
-    @property
-    def free_disk_gb(self) -> float:
-        return self.local_gb * self.ratios.disk - self.alloc_disk_gb
+#: task states that keep a host's disk or hypervisor busy (Nova's num_io_ops)
+IO_TASKS = (TaskState.SCHEDULING, TaskState.SPAWNING, TaskState.DELETING, TaskState.REBOOTING,
+            TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON)
 
 
-# (name, predicate, describe-the-shortfall) - the checks of the minimal placement, in order.
-Predicate = Callable[[HostState, dict[str, Any]], bool]
-Describe = Callable[[HostState, dict[str, Any]], str]
-Check = tuple[str, Predicate, Describe]
-
-CHECKS: tuple[Check, ...] = (
-    ("ComputeFilter", lambda h, r: h.up and not h.disabled and h.reporting,
-     lambda h, r: f"{h.host} is {'disabled' if h.disabled else 'down or not reporting'}"),
-    ("AvailabilityZoneFilter",
-     lambda h, r: not r.get("availability_zone") or h.availability_zone == r["availability_zone"],
-     lambda h, r: f"wants zone {r.get('availability_zone')!r}, {h.host} is in "
-                  f"{h.availability_zone!r}"),
-    ("RamFilter", lambda h, r: h.free_ram_mb >= r["memory_mb"],
-     lambda h, r: f"needs {r['memory_mb']} MB, {h.host} had {h.free_ram_mb:.0f} MB free"),
-    ("CoreFilter", lambda h, r: h.free_vcpus >= r["vcpus"],
-     lambda h, r: f"needs {r['vcpus']} vCPUs, {h.host} had {h.free_vcpus:.0f} free"),
-    ("DiskFilter", lambda h, r: h.free_disk_gb >= r["disk_gb"],
-     lambda h, r: f"needs {r['disk_gb']} GB, {h.host} had {h.free_disk_gb:.0f} GB free"),
-)
+class _GroupConflict(Exception):
+    """A concurrent member of the server's hard-policy group took the candidate first."""
 
 
 class SchedulerManager:
-    """RPC endpoint of the scheduler service (topic ``scheduler``)."""
+    """RPC endpoint of the scheduler service (topic ``scheduler``).
 
-    target = Target(TOPIC, version="1.0")
+    API versions: 1.0 select_destinations; 1.1 explain, reschedule.
+    """
+
+    target = Target(TOPIC, version="1.1")
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database) -> None:
         self.conf = conf
         self.db = db
+        self.handler = handler.load(conf, "compute")
 
     def init_host(self) -> None:
         """Nothing to reconcile: the scheduler keeps no state outside the database."""
 
     def periodic_tasks(self) -> None:
-        """Nothing periodic yet."""
+        """Nothing periodic."""
 
     def _ratios(self) -> claims.Ratios:
         sched = self.conf.scheduler
@@ -100,8 +78,10 @@ class SchedulerManager:
             sched.cpu_allocation_ratio, sched.ram_allocation_ratio, sched.disk_allocation_ratio
         )
 
-    def host_states(self) -> list[HostState]:
-        """Every compute host with its service and node rows."""
+    # --- host states -----------------------------------------------------------------------
+
+    def host_states(self) -> HostSet:
+        """Every compute host with its service, node, claims, I/O load and aggregates."""
         now = models.utcnow()
         down_after = datetime.timedelta(seconds=self.conf.service_down_time)
         ratios = self._ratios()
@@ -111,12 +91,31 @@ class SchedulerManager:
                 .join(models.ComputeNode, models.ComputeNode.host == models.Service.host)
                 .where(models.Service.binary == COMPUTE_BINARY)
             ).all()
-        return [
-            HostState(
+            io_ops = dict(session.execute(
+                sa.select(models.Instance.host, sa.func.count())
+                .where(models.Instance.host.is_not(None),
+                       models.Instance.task_state.in_([str(t) for t in IO_TASKS]),
+                       models.Instance.vm_state != VmState.DELETED)
+                .group_by(models.Instance.host)
+            ).all())
+            agg_rows = session.execute(
+                sa.select(sched_models.AggregateHost.host, sched_models.Aggregate.metadata_)
+                .join(sched_models.Aggregate,
+                      sched_models.Aggregate.id == sched_models.AggregateHost.aggregate_id)
+            ).all()
+        per_host: dict[str, list[dict[str, Any]]] = {}
+        for host, meta in agg_rows:
+            per_host.setdefault(host, []).append(dict(meta or {}))
+        states = []
+        for svc, node in rows:
+            meta = merge_aggregate_metadata(per_host.get(svc.host, []))
+            zones = sorted(meta.get("availability_zone", ()))
+            states.append(HostState(
                 host=svc.host,
-                availability_zone=svc.availability_zone,
+                availability_zone=zones[0] if zones else svc.availability_zone,
                 up=svc.last_seen_at is not None and now - svc.last_seen_at <= down_after,
                 disabled=svc.disabled,
+                disabled_reason=svc.disabled_reason,
                 reporting=node.reporting,
                 vcpus=node.vcpus,
                 memory_mb=node.memory_mb,
@@ -124,53 +123,160 @@ class SchedulerManager:
                 alloc_vcpus=node.alloc_vcpus,
                 alloc_memory_mb=node.alloc_memory_mb,
                 alloc_disk_gb=node.alloc_disk_gb,
-                ratios=ratios,
-            )
-            for svc, node in rows
-        ]
+                num_instances=node.alloc_instances,
+                num_io_ops=int(io_ops.get(svc.host, 0)),
+                cpu_allocation_ratio=ratios.cpu,
+                ram_allocation_ratio=ratios.ram,
+                disk_allocation_ratio=ratios.disk,
+                capabilities=capabilities_from_stats(node.stats or {}) if node.reporting else {},
+                aggregate_metadata=meta,
+            ))
+        return HostSet.from_states(states)
 
-    def _filter(self, request: dict[str, Any]) -> tuple[list[HostState], list[str]]:
-        hosts = self.host_states()
-        reasons: list[str] = []
-        if not hosts:
-            return [], ["no compute host has registered"]
-        for name, passes, describe in CHECKS:
-            kept = [h for h in hosts if passes(h, request)]
-            rejected = [h for h in hosts if not passes(h, request)]
-            if rejected:
-                reasons.append(f"{name} rejected {len(rejected)} host(s): "
-                               f"{describe(rejected[0], request)}")
-            hosts = kept
-            if not hosts:
-                break
-        return hosts, reasons
+    # --- server groups ---------------------------------------------------------------------
+
+    @staticmethod
+    def _group_info(session: Session, group_id: str, instance_uuid: str | None,
+                    lock: bool = False) -> ServerGroupInfo:
+        query = sa.select(sched_models.ServerGroup).where(sched_models.ServerGroup.id == group_id)
+        if lock:
+            query = query.with_for_update()
+        group = session.execute(query).scalar_one_or_none()
+        if group is None:
+            raise exception.NotFound("server group", group_id)
+        member = sched_models.ServerGroupMember
+        hosts = dict(session.execute(
+            sa.select(models.Instance.host, sa.func.count())
+            .join(member, member.instance_uuid == models.Instance.uuid)
+            .where(member.group_id == group_id, models.Instance.host.is_not(None),
+                   models.Instance.vm_state != VmState.DELETED,
+                   models.Instance.uuid != (instance_uuid or ""))
+            .group_by(models.Instance.host)
+        ).all())
+        rules = dict(group.rules or {})
+        return ServerGroupInfo(group.id, group.policy, {str(h): int(n) for h, n in hosts.items()},
+                               int(rules.get("max_server_per_host", 1)))
+
+    def _request(self, instance_uuid: str | None, request: dict[str, Any]) -> ComputeRequest:
+        """The request with its server group resolved from the database (authoritative)."""
+        group = request.get("server_group")
+        if group:
+            group_id = group["id"] if isinstance(group, dict) else str(group)
+            with self.db.transaction() as session:
+                info = self._group_info(session, group_id, instance_uuid)
+            request = {**request, "server_group": info.to_dict()}
+        return ComputeRequest.from_dict(request)
+
+    # --- RPC methods -----------------------------------------------------------------------
+
+    def explain(self, request: dict[str, Any], limit: int | None = 20) -> dict[str, Any]:
+        """The filter trace and the weighed ranking (best ``limit`` hosts) for ``request``,
+        without claiming anything."""
+        req = self._request(None, request)
+        decision = self.handler.run(self.host_states(), req, exclude=sorted(req.exclude_hosts))
+        return decision.to_dict(limit)
 
     def select_destinations(self, instance_uuid: str, request: dict[str, Any]) -> dict[str, Any]:
         """Pick a host for ``instance_uuid``, claim ``request`` on it and record it as the
-        instance's host, all in one transaction. Returns ``{"host": ..., "alternates": [...]}``.
+        instance's host, all in one transaction. Returns ``{"host": ..., "alternates": [...]}``
+        (alternates: the next hosts of the ranking, up to ``max_attempts - 1``).
 
         ``request`` holds ``vcpus``, ``memory_mb``, ``disk_gb`` and optionally
-        ``availability_zone`` and ``exclude_hosts``. Raises NoValidHost with one reason per check
-        that rejected hosts.
-        """
-        hosts, reasons = self._filter(request)
-        excluded = set(request.get("exclude_hosts", []))
-        hosts = [h for h in hosts if h.host not in excluded]
-        hosts.sort(key=lambda h: (-h.free_ram_mb, h.host))
-        want = claims.Request(request["vcpus"], request["memory_mb"], request["disk_gb"])
+        ``availability_zone``, ``extra_specs``, ``image_properties``, ``server_group`` (id)
+        and ``exclude_hosts``. Raises NoValidHost with one reason per filter that rejected
+        hosts."""
+        req = self._request(instance_uuid, request)
+        hosts = self.host_states()
+        if not len(hosts):
+            raise exception.NoValidHost("no valid host was found",
+                                        reasons=["no compute host has registered"])
+        decision = self.handler.run(hosts, req, exclude=sorted(req.exclude_hosts))
+        reasons = decision.reasons()
+        ranking = decision.names
+        want = claims.Request(req.vcpus, req.memory_mb, req.disk_gb)
         ratios = self._ratios()
-        for index, candidate in enumerate(hosts):
-            with self.db.transaction() as session:
-                claims.release(session, instance_uuid)  # a retry gives back the old claim
-                if not claims.claim(session, candidate.host, instance_uuid, want, ratios):
-                    reasons.append(f"{candidate.host} was filled by a concurrent request")
-                    continue
-                session.execute(
-                    sa.update(models.Instance)
-                    .where(models.Instance.uuid == instance_uuid)
-                    .values(host=candidate.host)
-                )
+        group = req.server_group
+        hard = group if group and group.policy in ("affinity", "anti-affinity") else None
+        for index, candidate in enumerate(ranking):
+            try:
+                with self.db.transaction() as session:
+                    if hard is not None:
+                        # Lock the group first (same order everywhere), then re-check the
+                        # policy against members placed since the host states were read.
+                        now = self._group_info(session, hard.id, instance_uuid, lock=True)
+                        on_host = now.hosts.get(candidate, 0)
+                        if (hard.policy == "anti-affinity"
+                                and on_host >= now.max_server_per_host) or (
+                                hard.policy == "affinity" and now.hosts and not on_host):
+                            raise _GroupConflict(candidate)
+                    claims.release(session, instance_uuid)  # a retry gives back the old claim
+                    if not claims.claim(session, candidate, instance_uuid, want, ratios):
+                        reasons.append(f"{candidate} was filled by a concurrent request")
+                        continue
+                    session.execute(
+                        sa.update(models.Instance)
+                        .where(models.Instance.uuid == instance_uuid)
+                        .values(host=candidate)
+                    )
+                    session.add(sched_models.SchedulingAttempt(instance_uuid=instance_uuid,
+                                                               host=candidate))
+            except _GroupConflict:
+                reasons.append(f"{candidate} took another member of {hard.policy if hard else ''}"
+                               f" group {hard.id if hard else ''} concurrently")
+                continue
             last = index + self.conf.scheduler.max_attempts
-            alternates = [h.host for h in hosts[index + 1 : last]]
-            return {"host": candidate.host, "alternates": alternates}
+            return {"host": candidate, "alternates": ranking[index + 1 : last]}
         raise exception.NoValidHost("no valid host was found", reasons=reasons)
+
+    def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> dict[str, Any]:
+        """A build failed on ``failed_host``: record it, give back the claim and place the
+        server on a host not tried yet. Returns ``{"host": new}``, or ``{"host": None,
+        "reason": why}`` when ``max_attempts`` hosts were tried or no alternate fits (the
+        caller then puts the server in ERROR)."""
+        attempt = sched_models.SchedulingAttempt
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, instance_uuid)
+            if row is None or row.vm_state != VmState.BUILDING:
+                return {"host": None, "reason": "the server is no longer building"}
+            session.execute(
+                sa.update(attempt)
+                .where(attempt.instance_uuid == instance_uuid, attempt.host == failed_host,
+                       attempt.reason.is_(None))
+                .values(reason=reason[:2000])
+            )
+            tried = sorted(set(session.execute(
+                sa.select(attempt.host).where(attempt.instance_uuid == instance_uuid)
+            ).scalars()) | {failed_host})
+            flavor = dict(row.flavor)
+            image = session.get(models.Image, row.image_id)
+            group = session.execute(
+                sa.select(sched_models.ServerGroupMember.group_id)
+                .where(sched_models.ServerGroupMember.instance_uuid == instance_uuid)
+            ).scalar_one_or_none()
+            zone = row.availability_zone
+            if len(tried) >= self.conf.scheduler.max_attempts:
+                return {"host": None,
+                        "reason": f"tried {len(tried)} host(s) ({', '.join(tried)}); "
+                                  f"[scheduler] max_attempts is "
+                                  f"{self.conf.scheduler.max_attempts}"}
+            claims.release(session, instance_uuid)
+            session.execute(sa.update(models.Instance)
+                            .where(models.Instance.uuid == instance_uuid)
+                            .values(host=None, task_state=TaskState.SCHEDULING))
+        request = {
+            "vcpus": flavor["vcpus"],
+            "memory_mb": flavor["ram_mb"],
+            "disk_gb": flavor["disk_gb"],
+            "availability_zone": zone,
+            "extra_specs": dict(flavor.get("extra_specs", {})),
+            "image_properties": dict(image.properties) if image else {},
+            "server_group": {"id": group} if group else None,
+            "exclude_hosts": tried,
+        }
+        try:
+            chosen = self.select_destinations(instance_uuid, request)
+        except exception.NoValidHost as err:
+            return {"host": None, "reason": f"no alternate host: {err}"}
+        LOG.info("server %s rescheduled from %s to %s", instance_uuid, failed_host,
+                 chosen["host"])
+        return {"host": chosen["host"]}

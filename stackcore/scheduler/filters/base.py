@@ -1,0 +1,152 @@
+"""The filter contract: a plugin that says which candidates (hosts or pools) can take a request.
+
+Two variants share this contract and differ in what they filter:
+
+* :class:`HostFilter` - compute hosts (:class:`~stackcore.scheduler.hosts.HostState` /
+  :class:`~stackcore.scheduler.hosts.HostSet`, :class:`~stackcore.scheduler.request.
+  ComputeRequest`), entry-point namespace ``stackcore.scheduler.filters.compute``;
+* :class:`PoolFilter` - volume pools (:class:`~stackcore.scheduler.pools.PoolState` /
+  :class:`~stackcore.scheduler.pools.PoolSet`, :class:`~stackcore.scheduler.request.
+  VolumeRequest`), namespace ``stackcore.scheduler.filters.volume``.
+
+The namespaces are separate (rather than one namespace with a ``kind`` attribute) so that a
+volume filter can never be enabled in the compute list by mistake: the loader refuses it by
+namespace and the contract refuses a class of the wrong variant.
+
+Every filter is called by the scheduler's request handler only, outside any database
+transaction, on a snapshot of the candidates; it must be deterministic and side-effect free
+(the conformance suite checks both), and must tolerate missing or ``unknown`` fields (a host
+that never reported, a pool reporting ``unknown`` capacity) by rejecting or passing - never by
+raising.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from oslo_config import cfg
+
+from stackcore.plugins.contract import Contract
+
+BoolArray = npt.NDArray[np.bool_]
+
+COMPUTE_NAMESPACE = "stackcore.scheduler.filters.compute"
+VOLUME_NAMESPACE = "stackcore.scheduler.filters.volume"
+
+#: at most this many rejected candidates are asked for a reason when summarising
+REASON_SAMPLE = 200
+
+
+class BaseFilter(abc.ABC):
+    """One filter. Built once per scheduler with the cloud's configuration.
+
+    Class attributes:
+
+    * ``VERSION`` - a non-empty string;
+    * ``capabilities`` - ``{"whole_set": True}`` when :meth:`filter_all` is implemented;
+    * ``run_filter_once_per_request`` - True when the answer cannot change between the
+      instances of one multi-create request (zone, image, flavor capabilities): the handler
+      may then reuse the first answer;
+    * ``OPTS`` - nothing here; options live in ``[scheduler]`` (see
+      :mod:`stackcore.scheduler.opts`), a third-party filter adds ``list_opts()``.
+    """
+
+    VERSION: ClassVar[str] = "1.0"
+    capabilities: ClassVar[Mapping[str, bool]] = {}
+    run_filter_once_per_request: ClassVar[bool] = False
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self.conf = conf
+
+    @abc.abstractmethod
+    def host_passes(self, host_state: Any, request: Any) -> bool:
+        """Whether the one candidate ``host_state`` can take ``request``.
+
+        Called per candidate (the reference path, used when :meth:`filter_all` is not
+        implemented, and by the conformance suite). Must not raise for missing data: reject.
+        """
+
+    def filter_all(self, hosts: Any, request: Any) -> BoolArray | None:
+        """The whole-set fast path: a boolean array, one entry per candidate of ``hosts``, equal
+        to ``[host_passes(hosts.state(i), request) for i in range(len(hosts))]``.
+
+        Implementations work on the set's numpy columns and code tables; they must not build a
+        Python object per host. Return None (the default) when there is no fast path.
+        Declare ``capabilities = {"whole_set": True}`` when implementing it.
+        """
+        return None
+
+    def reason(self, host_state: Any, request: Any) -> str:
+        """Why ``host_state`` was rejected, in words, without its name (reasons are grouped
+        across candidates), e.g. ``"wants zone 'az2', it is in 'nova'"``."""
+        return "did not pass"
+
+    def summarize(self, rejected: Sequence[Any], request: Any) -> str:
+        """One phrase for all rejected candidates (a sample of at most :data:`REASON_SAMPLE`).
+
+        The default groups :meth:`reason` and gives the most common three with their counts;
+        capacity filters override it to name the best rejected candidate ("needs 4096 MB, the
+        best had 2048 MB free").
+        """
+        counts = collections.Counter(self.reason(h, request) for h in rejected)
+        if len(counts) == 1:
+            return next(iter(counts))
+        return "; ".join(f"{text} ({n})" for text, n in counts.most_common(3))
+
+    @classmethod
+    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+        """Options this filter reads beyond the core's ``[scheduler]`` ones."""
+        return []
+
+
+class HostFilter(BaseFilter):
+    """A compute host filter (namespace ``stackcore.scheduler.filters.compute``)."""
+
+
+class PoolFilter(BaseFilter):
+    """A volume pool filter (namespace ``stackcore.scheduler.filters.volume``)."""
+
+
+def _variant(base: type, what: str) -> Any:
+    def check(cls: type) -> list[str]:
+        if isinstance(cls, type) and issubclass(cls, base):
+            return []
+        return [f"is not a {what} (subclass {base.__module__}.{base.__qualname__})"]
+
+    return check
+
+
+def _once_flag(cls: type) -> list[str]:
+    value = getattr(cls, "run_filter_once_per_request", False)
+    return [] if isinstance(value, bool) else ["run_filter_once_per_request must be a bool"]
+
+
+_CAPABILITIES = {"whole_set": ("filter_all",)}
+
+COMPUTE_CONTRACT = Contract(
+    family="scheduler.compute_filters",
+    base=HostFilter,
+    required=("__init__", "host_passes", "reason", "summarize"),
+    capabilities=_CAPABILITIES,
+    extra_checks=(_variant(HostFilter, "compute host filter"), _once_flag),
+)
+VOLUME_CONTRACT = Contract(
+    family="scheduler.volume_filters",
+    base=PoolFilter,
+    required=("__init__", "host_passes", "reason", "summarize"),
+    capabilities=_CAPABILITIES,
+    extra_checks=(_variant(PoolFilter, "volume pool filter"), _once_flag),
+)
+
+
+def by_code(codes: npt.NDArray[np.int64], table: Sequence[Any], check: Any) -> BoolArray:
+    """Evaluate ``check`` once per distinct value of a code column and broadcast the answers to
+    every candidate: the core of every whole-set filter over structured data."""
+    answers = np.fromiter((bool(check(value)) for value in table), bool, len(table))
+    result: BoolArray = answers[codes] if len(table) else np.zeros(len(codes), bool)
+    return result

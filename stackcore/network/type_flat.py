@@ -16,7 +16,12 @@ from sqlalchemy.orm import Session
 from stackcore import exception
 from stackcore.network import exceptions
 from stackcore.network.models import SegmentAllocation
-from stackcore.network.type_driver import Segment, TypeDriver, mtu_for_physnet
+from stackcore.network.type_driver import (
+    Segment,
+    TypeDriver,
+    mtu_for_physnet,
+    physical_network_mtus,
+)
 
 FLAT_ID = 0
 
@@ -33,6 +38,7 @@ class FlatTypeDriver(TypeDriver):
         return "flat"
 
     def initialize(self, session: Session) -> None:
+        physical_network_mtus(self.conf)  # fail start-up on a bad value, not the first create
         self.allowed = [p.strip() for p in self.conf.ml2_type_flat.flat_networks if p.strip()]
         self.any_physnet = "*" in self.allowed
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from stackcore import exception
-from stackcore.network.type_driver import mtu_for_physnet
+from stackcore.network.type_driver import mtu_for_physnet, physical_network_mtus
 from stackcore.network.type_ranged import RangedTypeDriver
 
 OPTION = "[ml2_type_vlan] network_vlan_ranges"
@@ -31,6 +33,10 @@ class VlanTypeDriver(RangedTypeDriver):
             if sep:
                 runs.append(self._parse_range(OPTION, span))
         return ranges
+
+    def initialize(self, session: Session) -> None:
+        physical_network_mtus(self.conf)  # fail start-up on a bad value, not the first create
+        super().initialize(session)
 
     def get_mtu(self, physical_network: str | None) -> int:
         return mtu_for_physnet(self.conf, physical_network)

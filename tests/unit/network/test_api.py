@@ -239,3 +239,42 @@ def test_missing_resources_are_not_found(net_cloud) -> None:
     with pytest.raises(exception.Invalid) as err:
         cloud.network.get_port("not-a-uuid")
     assert err.value.field == "port_id"
+
+
+@pytest.mark.parametrize(("overrides", "needle"), [
+    ({"ml2_type_vxlan": {"vni_ranges": ["5:1"]}}, "[ml2_type_vxlan] vni_ranges"),
+    ({"ml2_type_vxlan": {"vni_ranges": ["1:16777216"]}}, "[ml2_type_vxlan] vni_ranges"),
+    ({"ml2_type_vlan": {"network_vlan_ranges": ["data:x:5"]}},
+     "[ml2_type_vlan] network_vlan_ranges"),
+    ({"ml2": {"project_network_types": ["gre"]}}, "[ml2] project_network_types"),
+    ({"ml2": {"physical_network_mtus": {"data": "big"}}}, "physical_network_mtus"),
+    ({"network": {"base_mac": "01:00:00:00:00:00"}}, "multicast"),
+    ({"mech_fake": {"fail_on": ["no_such_hook"]}}, "[mech_fake] fail_on"),
+])
+def test_bad_configuration_fails_start_up_naming_the_option(net_cloud, overrides,
+                                                            needle) -> None:
+    with pytest.raises(exception.ConfigError) as err:
+        net_cloud(**overrides)
+    assert needle in str(err.value)
+
+
+def test_unknown_mechanism_driver_fails_start_up(net_cloud) -> None:
+    with pytest.raises(exception.PluginNotFound, match="nope"):
+        net_cloud(ml2={"mechanism_drivers": ["fake", "nope"]})
+
+
+def test_restart_with_narrower_ranges_keeps_networks(make_cloud, tmp_path) -> None:
+    state = str(tmp_path / "state")
+    base = {"DEFAULT": {"state_path": state}, "ml2_type_vxlan": {"vni_ranges": ["1:10"]}}
+    cloud = make_cloud(overrides=base, services=("network",))
+    nets = [cloud.network.create_network(f"n{i}") for i in range(3)]
+    cloud.close()
+    narrower = {**base, "ml2_type_vxlan": {"vni_ranges": ["3:4"]}}
+    cloud = make_cloud(overrides=narrower, services=("network",))
+    assert [n.segmentation_id for n in cloud.network.list_networks()] == [1, 2, 3]
+    assert cloud.network.create_network("new").segmentation_id == 4
+    with pytest.raises(exceptions.NoNetworkAvailable):
+        cloud.network.create_network("none left")
+    cloud.network.delete_network(nets[0].id)  # VNI 1 is outside the ranges now: not pooled
+    with pytest.raises(exceptions.NoNetworkAvailable):
+        cloud.network.create_network("still none")

@@ -26,7 +26,9 @@ from oslo_config import cfg
 from stackcore import exception, validate
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
-from stackcore.volume import capacity, claims, models
+from stackcore.scheduler.request import VolumeRequest
+from stackcore.scheduler.volume import VolumeScheduler
+from stackcore.volume import claims, models
 from stackcore.volume.manager import BINARY
 from stackcore.volume.objects import GiB
 from stackcore.volume.rpcapi import VolumeRPCAPI
@@ -126,6 +128,7 @@ class VolumeAPI:
         self.conf = conf
         self.db = db
         self.rpc = VolumeRPCAPI(transport)
+        self.scheduler = VolumeScheduler(conf, db)
 
     # --- volume types ----------------------------------------------------------------------
 
@@ -223,48 +226,23 @@ class VolumeAPI:
 
     def _place(self, volume_id: str, size: int, specs: Mapping[str, str],
                zone: str | None, thin: bool) -> str:
-        """Choose a pool and claim ``size`` on it; returns the backend host."""
-        reasons: list[str] = []
-        pools = self.list_pools()
-        if not pools:
-            raise exception.NoValidHost("no volume backend has reported",
-                                        reasons=["no volume service is reporting stats"])
-        checks: list[tuple[str, Any, Any]] = [
-            ("BackendFilter", lambda p: p.up and p.reporting,
-             lambda p: f"{p.backend} is down, disabled or not reporting"),
-            ("AvailabilityZoneFilter", lambda p: not zone or p.availability_zone == zone,
-             lambda p: f"wants zone {zone!r}, {p.name} is in {p.availability_zone!r}"),
-            ("CapabilitiesFilter",
-             lambda p: "volume_backend_name" not in specs
-             or p.volume_backend_name == specs["volume_backend_name"],
-             lambda p: f"wants volume_backend_name {specs.get('volume_backend_name')!r}, "
-                       f"{p.name} is {p.volume_backend_name!r}"),
-        ]
-        for name, passes, describe in checks:
-            rejected = [p for p in pools if not passes(p)]
-            if rejected:
-                reasons.append(f"{name} rejected {len(rejected)} pool(s): "
-                               f"{describe(rejected[0])}")
-            pools = [p for p in pools if passes(p)]
-            if not pools:
-                raise exception.NoValidHost("no valid backend was found", reasons=reasons)
-        default = self.conf.volume.max_over_subscription_ratio
-        mosr: float | str = "auto" if default == "auto" else float(default)
-        pools.sort(key=lambda p: (-capacity.weight(capacity.Pool.from_stats(p.stats), thin,
-                                                   mosr), p.name))
-        for pool in pools:
-            host, _, pool_name = pool.name.partition("#")
+        """Choose a pool with the filter scheduler and claim ``size`` on it; returns the
+        backend host. ``thin`` is implied by ``specs`` (``provisioning:type``)."""
+        return self.scheduler.place(volume_id, VolumeRequest(size, dict(specs), zone))
+
+    def explain_placement(self, size: int, volume_type: str | None = None,
+                          availability_zone: str | None = None,
+                          limit: int | None = 20) -> dict[str, Any]:
+        """What the scheduler would do with a volume of ``size`` GiB: each filter's
+        rejections in words and the weighed ranking of the pools. Places nothing."""
+        validate.integer("size", size, 1, MAX_SIZE_GB)
+        type_name = volume_type or self.conf.volume.default_volume_type
+        specs: dict[str, str] = {}
+        if type_name:
             with self.db.transaction() as session:
-                if claims.claim(session, host, pool_name, volume_id, size, thin):
-                    zone_of = pool.availability_zone
-                    session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
-                                    .values(availability_zone=zone_of))
-                    return host
-                remaining = self._remaining(session, host, pool_name, thin)
-            reasons.append(f"CapacityFilter rejected {pool.name}: needs {size} GiB "
-                           f"({'thin' if thin else 'thick'}), virtual free is "
-                           f"{max(remaining or 0.0, 0.0):.2f} GiB")
-        raise exception.NoValidHost("no valid backend was found", reasons=reasons)
+                specs = dict(self._type_row(session, type_name).extra_specs)
+        return self.scheduler.explain({"size": size, "extra_specs": specs,
+                                       "availability_zone": availability_zone}, limit)
 
     # --- volumes ---------------------------------------------------------------------------
 

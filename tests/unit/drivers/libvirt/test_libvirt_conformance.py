@@ -1,0 +1,38 @@
+"""The shipped compute conformance suite passes for the libvirt driver on ``test:///default``
+(run as a driver package would run it: its own pytest process, the kit selected by entry point).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+pytest.importorskip("libvirt", reason="pip install -e 'drivers[libvirt]'")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", "..", "..", ".."))
+
+
+def test_compute_conformance_suite_passes_on_the_test_driver(tmp_path: Any) -> None:
+    results = tmp_path / "compute-libvirt.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "stackcore",
+         os.path.join(ROOT, "tests", "conformance", "test_compute.py"),
+         "--stackcore-driver", "compute:libvirt",
+         "--stackcore-config", os.path.join(HERE, "conformance-test-driver.conf"),
+         "--stackcore-results", str(results)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    report = json.loads(results.read_text())
+    assert report["driver"] == "libvirt"
+    outcomes = {name: feature["result"] for name, feature in report["features"].items()}
+    expected = {"lifecycle", "stats", "attach_volume", "console_output", "pause", "plug_vifs",
+                "snapshot", "suspend"}
+    assert expected <= set(outcomes)
+    assert set(outcomes.values()) == {"pass"}, outcomes

@@ -1,0 +1,137 @@
+"""What every L2 agent does, whatever its backend: report its state, and reconcile its host's
+backend with the ML2 database.
+
+An agent runs on one host (``[DEFAULT] host``, the name ports are bound to). It
+
+* reports ``report_state`` (agent type, host, ``configurations``) to the server's
+  ``network.reports`` endpoint every ``[agent] report_interval`` seconds; the first report after
+  a start carries ``start_flag`` so the server rebinds the host's failed ports;
+* reconciles every ``[agent] polling_interval`` seconds: it reads the ports bound to its host
+  (:mod:`.host_state`) and makes the backend match - missing things created, stale things
+  removed, things that are right left alone. Start-up is just the first pass, which is how a
+  restarted agent resyncs.
+
+A report or a pass that fails is logged and retried at the next interval; the agent never
+stops on a backend or server error.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+import time
+from typing import Any, ClassVar
+
+from oslo_config import cfg
+
+from stackcore import conf as sc_conf
+from stackcore.db import api as db_api
+from stackcore.network.agents import AgentStateRPCAPI
+from stackcore.rpc import Transport
+from stackcore_drivers.network.host_state import HostState, read_host_state
+
+LOG = logging.getLogger(__name__)
+
+AGENT_OPTS: list[cfg.Opt] = [
+    cfg.FloatOpt("report_interval", default=30.0, min=0.1,
+                 help="Seconds between two state reports (heartbeats). Keep it well under the "
+                      "server's [network] agent_down_time."),
+    cfg.FloatOpt("polling_interval", default=2.0, min=0.1,
+                 help="Seconds between two reconciliations of the host's backend with the "
+                      "database."),
+]
+
+
+class L2Agent(abc.ABC):
+    """Base of the OVS and Linux bridge agents: subclasses say what they report and how they
+    reconcile. ``db`` is the ML2 database (read only); ``transport`` reaches the server."""
+
+    AGENT_TYPE: ClassVar[str]
+    BINARY: ClassVar[str]
+    VIF_TYPE: ClassVar[str]
+
+    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Transport) -> None:
+        sc_conf.register(conf, [("agent", AGENT_OPTS)])
+        self.conf = conf
+        self.host: str = conf.host
+        self.db = db
+        self._rpc = AgentStateRPCAPI(transport)
+        self._start_flag = True
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Problems of the last pass per port id (e.g. an unmapped physical network).
+        self.port_errors: dict[str, str] = {}
+
+    # --- what subclasses provide ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def configurations(self) -> dict[str, Any]:
+        """What this agent can wire, as the mechanism driver reads it (JSON types)."""
+
+    @abc.abstractmethod
+    def tunnel_types(self) -> list[str]:
+        """Overlay network types this agent handles (``[]`` without a local IP)."""
+
+    @abc.abstractmethod
+    def reconcile(self, state: HostState) -> None:
+        """Make the backend match ``state``: idempotent, touches nothing that is right."""
+
+    def close(self) -> None:
+        """Release backend connections (the backend state itself stays)."""
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def report_state(self) -> dict[str, Any] | None:
+        """Send one heartbeat; returns the agent row the server stored, None on failure."""
+        state = {"agent_type": self.AGENT_TYPE, "binary": self.BINARY, "host": self.host,
+                 "topic": "", "configurations": self.configurations()}
+        try:
+            agent = self._rpc.report_state(state, start_flag=self._start_flag)
+        except Exception as err:  # noqa: BLE001 - the server may be down; try again later
+            LOG.warning("%s on %s: state report failed: %s", self.BINARY, self.host, err)
+            return None
+        self._start_flag = False
+        return agent
+
+    def sync_once(self) -> HostState:
+        """One reconciliation pass."""
+        state = read_host_state(self.db, self.host, self.VIF_TYPE, self.AGENT_TYPE,
+                                self.tunnel_types())
+        self.reconcile(state)
+        return state
+
+    def start(self) -> None:
+        """Reconcile and report once now (so start-up problems surface to the caller), then
+        keep doing both in a daemon thread until :meth:`stop`."""
+        self.sync_once()
+        self.report_state()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"{self.BINARY}-{self.host}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        report_every = self.conf.agent.report_interval
+        poll_every = self.conf.agent.polling_interval
+        next_report = time.monotonic() + report_every
+        next_poll = time.monotonic() + poll_every
+        while not self._stop.wait(max(0.0, min(next_report, next_poll) - time.monotonic())):
+            now = time.monotonic()
+            if now >= next_poll:
+                next_poll = now + poll_every
+                try:
+                    self.sync_once()
+                except Exception:  # noqa: BLE001 - keep the agent alive; next pass retries
+                    LOG.exception("%s on %s: reconciliation failed", self.BINARY, self.host)
+            if now >= next_report:
+                next_report = now + report_every
+                self.report_state()
+
+    def stop(self) -> None:
+        """Stop the loop (the wiring stays in place, as when the process dies) and close."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.close()

@@ -1,0 +1,176 @@
+"""The Open vSwitch L2 agent: one per host, reconciles that host's OVSDB with the database.
+
+What it owns: br-int, br-tun, the provider bridges and their patch ports, the VXLAN ports on
+br-tun, and the VLAN tag + ``other_config`` of the VM ports on br-int. VM ports themselves are
+plugged by the hypervisor (libvirt / os-vif: ``external_ids:iface-id`` = port id); the agent
+recognises them, tags them with their network's local VLAN and, when their port no longer
+exists in the database, removes them (the stale ports Neutron's ``ovs-cleanup`` removes).
+A VM port whose port exists but is not bound here (or cannot be wired) gets the dead tag 4095.
+
+After a restart the local VLAN of each network is read back from the VM ports'
+``other_config`` (``net_uuid`` / ``tag``), so ports that are right keep their tag.
+
+Not done here: OpenFlow rules (VNI <-> local VLAN on br-tun, provider VLAN <-> local VLAN on
+the provider bridges). Bridges run with ``fail_mode=secure``, so until flows are programmed
+they forward nothing - closed, never leaking between networks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from oslo_config import cfg
+
+from stackcore import conf as sc_conf
+from stackcore import exception
+from stackcore.db import api as db_api
+from stackcore.rpc import Transport
+from stackcore_drivers.network import names
+from stackcore_drivers.network.agent_base import L2Agent
+from stackcore_drivers.network.host_state import BoundPort, HostState, existing_ports
+from stackcore_drivers.network.ovs import AGENT_TYPE, VIF_TYPE
+from stackcore_drivers.network.ovs import conf as ovs_conf
+from stackcore_drivers.network.ovs.bridges import (
+    DEAD_VLAN_TAG,
+    MAX_LOCAL_VLAN,
+    MIN_LOCAL_VLAN,
+    OvsBridgeManager,
+)
+from stackcore_drivers.network.ovs.ovsdb import Ovsdb
+
+LOG = logging.getLogger(__name__)
+
+
+def check_config(conf: cfg.ConfigOpts) -> None:
+    """Raise ConfigError naming the option when the ``[ovs]`` settings cannot work."""
+    opts = conf.ovs
+    for option in ("integration_bridge", "tunnel_bridge"):
+        try:
+            names.device_name(option, getattr(opts, option))
+        except exception.Invalid as err:
+            raise exception.ConfigError(f"[ovs] {option}: {err}") from None
+    mappings = names.physnet_map("[ovs] bridge_mappings", opts.bridge_mappings)
+    for physnet, bridge in mappings.items():
+        if bridge in (opts.integration_bridge, opts.tunnel_bridge):
+            raise exception.ConfigError(f"[ovs] bridge_mappings: physical network {physnet!r} "
+                                        f"is mapped to the integration/tunnel bridge {bridge!r}")
+    if opts.tunnel_types and not opts.local_ip:
+        raise exception.ConfigError("[ovs] tunnel_types is set but [ovs] local_ip is empty")
+    if opts.local_ip:
+        names.ip_address("[ovs] local_ip", opts.local_ip)
+
+
+class OvsAgent(L2Agent):
+    AGENT_TYPE = AGENT_TYPE
+    BINARY = "stackcore-ovs-agent"
+    VIF_TYPE = VIF_TYPE
+
+    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Transport,
+                 ovsdb: Ovsdb | None = None) -> None:
+        super().__init__(conf, db, transport)
+        sc_conf.register(conf, [("ovs", ovs_conf.AGENT_OPTS)])
+        check_config(conf)
+        opts = conf.ovs
+        self.local_ip = names.ip_address("[ovs] local_ip", opts.local_ip) if opts.local_ip \
+            else None
+        self.ovsdb = ovsdb or Ovsdb(opts.ovsdb_connection, opts.ovsdb_timeout)
+        self.bridges = OvsBridgeManager(
+            self.ovsdb, opts.integration_bridge, opts.tunnel_bridge, opts.datapath_type,
+            dict(opts.bridge_mappings), self.local_ip if opts.tunnel_types else None)
+        #: network id -> local VLAN on br-int; None until read back from OVSDB.
+        self.local_vlans: dict[str, int] | None = None
+
+    def configurations(self) -> dict[str, Any]:
+        opts = self.conf.ovs
+        return {
+            "bridge_mappings": dict(opts.bridge_mappings),
+            "integration_bridge": opts.integration_bridge,
+            "tunnel_bridge": opts.tunnel_bridge,
+            "tunnel_types": list(opts.tunnel_types),
+            "tunneling_ip": self.local_ip or "",
+            "datapath_type": opts.datapath_type,
+            "network_types": sorted({"flat", "vlan", *opts.tunnel_types}),
+        }
+
+    def tunnel_types(self) -> list[str]:
+        return list(self.conf.ovs.tunnel_types)
+
+    def close(self) -> None:
+        self.ovsdb.close()
+
+    # --- reconciliation -------------------------------------------------------------------
+
+    def why_not(self, port: BoundPort) -> str | None:
+        """Why this host cannot wire ``port``'s segment, or None."""
+        if port.network_type in ("flat", "vlan"):
+            if port.physical_network not in self.conf.ovs.bridge_mappings:
+                return (f"physical network {port.physical_network!r} is not in [ovs] "
+                        "bridge_mappings")
+            return None
+        if port.network_type in self.conf.ovs.tunnel_types:
+            return None
+        return f"network type {port.network_type!r} is not handled by this agent"
+
+    def reconcile(self, state: HostState) -> None:
+        self.bridges.ensure_infrastructure()
+        vifs = self.bridges.vif_ports()
+        if self.local_vlans is None:
+            self.local_vlans = self._restore_local_vlans(vifs.values(), state)
+        errors = {pid: why for pid, port in state.ports.items()
+                  if (why := self.why_not(port)) is not None}
+        wired = {net: port for net, port in state.networks().items()
+                 if not any(p.network_id == net for pid, p in state.ports.items() if pid in errors)}
+        for network_id in list(self.local_vlans):
+            if network_id not in wired:
+                del self.local_vlans[network_id]
+        for network_id in sorted(wired):
+            if network_id not in self.local_vlans:
+                self.local_vlans[network_id] = self._free_local_vlan()
+        unknown = [i for i in vifs if i not in state.ports or i in errors]
+        still_exist = existing_ports(self.db, unknown)
+        for iface_id, vif in sorted(vifs.items()):
+            port = state.ports.get(iface_id)
+            if port is not None and iface_id not in errors:
+                tag = self.local_vlans[port.network_id]
+                other = {"net_uuid": port.network_id, "network_type": port.network_type,
+                         "physical_network": port.physical_network or "",
+                         "segmentation_id": str(port.segmentation_id or ""), "tag": str(tag)}
+            elif iface_id not in still_exist:
+                LOG.info("OVS agent %s: removing stale port %s (port %s is gone)",
+                         self.host, vif.name, iface_id)
+                self.bridges.delete_port(vif.name)
+                continue
+            else:
+                tag, other = DEAD_VLAN_TAG, {}
+            if (vif.tag, vif.other_config) != (tag, other):
+                self.bridges.set_vif_vlan(vif, tag, other)
+        for pid, why in errors.items():
+            if self.port_errors.get(pid) != why:
+                LOG.error("OVS agent %s: cannot wire port %s: %s", self.host, pid, why)
+        self.port_errors = errors
+        if self.bridges.local_ip:
+            peers: set[str] = set()
+            for network_id, port in wired.items():
+                if port.network_type in self.conf.ovs.tunnel_types:
+                    peers |= state.peers.get(network_id, frozenset())
+            peers.discard(self.bridges.local_ip)
+            self.bridges.sync_tunnels(peers)
+
+    def _restore_local_vlans(self, vifs: Any, state: HostState) -> dict[str, int]:
+        """Local VLANs recorded on the VM ports by the previous run, for networks still here."""
+        restored: dict[str, int] = {}
+        for vif in vifs:
+            net, tag = vif.other_config.get("net_uuid"), vif.other_config.get("tag", "")
+            if net and tag.isdigit() and net not in restored and any(
+                    p.network_id == net for p in state.ports.values()) \
+                    and int(tag) not in restored.values():
+                restored[net] = int(tag)
+        return restored
+
+    def _free_local_vlan(self) -> int:
+        used = set((self.local_vlans or {}).values())
+        for vlan in range(MIN_LOCAL_VLAN, MAX_LOCAL_VLAN + 1):
+            if vlan not in used:
+                return vlan
+        raise exception.DriverError(f"OVS agent {self.host}: all local VLANs are in use")

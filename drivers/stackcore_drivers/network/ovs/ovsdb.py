@@ -1,0 +1,67 @@
+"""One connection to one host's ovsdb-server through ovsdbapp.
+
+ovsdbapp keeps the IDL connection as a *class* attribute of its API class (the first instance
+wins, later ones silently reuse it), so two OVSDBs in one process - two simulated hosts, a
+test next to an agent - would talk to the same server. :class:`_OwnConnectionApi` keeps it per
+instance. Every write goes through :meth:`Ovsdb.transaction`, which raises on any error
+(ovsdbapp only logs them by default).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ovsdbapp.backend.ovs_idl import connection, idlutils
+from ovsdbapp.schema.open_vswitch import impl_idl
+
+from stackcore import exception
+
+LOG = logging.getLogger(__name__)
+
+#: The tables the agent reads and writes (registering only these keeps the IDL small).
+TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller")
+
+
+class _OwnConnectionApi(impl_idl.OvsdbIdl):  # type: ignore[misc]
+    """ovsdbapp's Open_vSwitch API with the connection held by the instance."""
+
+    @property
+    def ovsdb_connection(self) -> Any:
+        return self.__dict__.get("_own_connection")
+
+    @ovsdb_connection.setter
+    def ovsdb_connection(self, value: Any) -> None:
+        self.__dict__["_own_connection"] = value
+
+
+class Ovsdb:
+    """The Open_vSwitch database of one host.
+
+    ``target`` is an OVSDB connection string (``unix:/path/db.sock``, ``tcp:IP:PORT``);
+    ``timeout`` bounds each transaction, including waiting for ovs-vswitchd to apply it.
+    Raises BackendUnavailable when the server cannot be reached.
+    """
+
+    def __init__(self, target: str, timeout: float = 10.0) -> None:
+        self.target = target
+        try:
+            helper = idlutils.get_schema_helper(target, "Open_vSwitch")
+            for table in TABLES:
+                helper.register_table(table)
+            idl = connection.OvsdbIdl(target, helper)
+            self._connection = connection.Connection(idl=idl, timeout=timeout)
+            self.api = _OwnConnectionApi(self._connection)
+        except Exception as err:  # noqa: BLE001 - ovs raises many types for "not there"
+            raise exception.BackendUnavailable(
+                f"cannot connect to OVSDB at {target}: {err}") from err
+
+    def transaction(self) -> Any:
+        """A transaction that raises on failure (``with db.transaction() as txn``)."""
+        return self.api.transaction(check_error=True, log_errors=False)
+
+    def execute(self, command: Any) -> Any:
+        return command.execute(check_error=True, log_errors=False)
+
+    def close(self) -> None:
+        self._connection.stop(timeout=5)

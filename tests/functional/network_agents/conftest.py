@@ -1,0 +1,38 @@
+"""Fixtures of the L2 agent tests: an ML2 server (an embedded Cloud running the ``network``
+service) whose agents run in this process over the in-process RPC transport."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import stackcore
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., stackcore.Cloud]]:
+    """``make_server(mechanism_driver, **group_overrides)``: a Cloud with only the network
+    service, VLAN ranges on physnet1, VNIs 1000-1999 and a 3-second agent_down_time (agents
+    are declared dead quickly so liveness tests stay short)."""
+    clouds: list[stackcore.Cloud] = []
+
+    def make(mechanism_driver: str, **groups: dict[str, Any]) -> stackcore.Cloud:
+        overrides: dict[str, dict[str, Any]] = {
+            "DEFAULT": {"report_interval": 3600},
+            "ml2": {"mechanism_drivers": [mechanism_driver],
+                    "project_network_types": ["vxlan"]},
+            "ml2_type_vlan": {"network_vlan_ranges": ["physnet1:100:199"]},
+            "ml2_type_vxlan": {"vni_ranges": ["1000:1999"]},
+            "network": {"agent_down_time": 3},
+        }
+        for group, values in groups.items():
+            overrides.setdefault(group, {}).update(values)
+        cloud = stackcore.Cloud(overrides=overrides, services=["network"])
+        clouds.append(cloud)
+        return cloud
+
+    yield make
+    for cloud in clouds:
+        cloud.close()

@@ -1,0 +1,333 @@
+"""The openvswitch mechanism driver and OVS agents on real ovsdb-server/ovs-vswitchd.
+
+Two simulated hosts, each with its own OVSDB + ovs-vswitchd (userspace ``netdev`` datapath)
+started by ``tools/backends/ovs-instance.sh``; the ML2 server is an embedded Cloud and the
+agents report to it over the in-process transport. The hypervisor's part (plugging a VM port
+into br-int with ``external_ids:iface-id``) is done by the test, as libvirt would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stackcore
+from stackcore import exception
+from stackcore.network import exceptions as net_exc
+from stackcore_drivers.network.conf import load_agent_conf
+from stackcore_drivers.network.ovs import conf as ovs_conf
+from stackcore_drivers.network.ovs.agent import OvsAgent
+from stackcore_drivers.network.ovs.ovsdb import Ovsdb
+from tests.conftest import backend_env
+
+pytestmark = pytest.mark.real
+
+REPO = Path(__file__).resolve().parents[3]
+HOSTS = {"host-a": ("sc-l2-a", "10.50.0.1"), "host-b": ("sc-l2-b", "10.50.0.2")}
+OWNED_BRIDGES = ("br-int", "br-tun", "br-phys")
+
+
+def _start_instance(name: str) -> str:
+    result = subprocess.run(
+        ["bash", str(REPO / "tools/backends/ovs-instance.sh"), name],
+        capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"tools/backends/ovs-instance.sh {name} failed: {result.stderr[-2000:]}")
+    return "unix:" + result.stdout.strip().splitlines()[-1]
+
+
+def _wipe(db: Ovsdb) -> None:
+    with db.transaction() as txn:
+        for bridge in OWNED_BRIDGES:
+            txn.add(db.api.del_br(bridge, if_exists=True))
+
+
+@pytest.fixture
+def ovsdbs() -> Iterator[dict[str, Ovsdb]]:
+    """One OVSDB per simulated host, empty of the agent's bridges before and after."""
+    backend_env("STACKCORE_TEST_OVSDB", "ovs")  # the ovs service must be up (fails if not)
+    dbs = {host: Ovsdb(_start_instance(instance)) for host, (instance, _) in HOSTS.items()}
+    for db in dbs.values():
+        _wipe(db)
+    yield dbs
+    for db in dbs.values():
+        _wipe(db)
+        db.close()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., stackcore.Cloud]) -> stackcore.Cloud:
+    return make_server("openvswitch", ml2_type_flat={"flat_networks": ["*"]})
+
+
+@pytest.fixture
+def make_agent(server: stackcore.Cloud, ovsdbs: dict[str, Ovsdb]
+               ) -> Iterator[Callable[..., OvsAgent]]:
+    agents: list[OvsAgent] = []
+
+    def make(host: str, **ovs: Any) -> OvsAgent:
+        settings: dict[str, Any] = {
+            "ovsdb_connection": ovsdbs[host].target, "datapath_type": "netdev",
+            "bridge_mappings": {"physnet1": "br-phys"}, "tunnel_types": ["vxlan"],
+            "local_ip": HOSTS[host][1], "ovsdb_timeout": 10.0}
+        settings.update(ovs)
+        conf = load_agent_conf([("ovs", ovs_conf.AGENT_OPTS)], overrides={
+            "DEFAULT": {"host": host}, "ovs": settings})
+        agent = OvsAgent(conf, server.db, server.transport)
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop()
+
+
+def plug_vif(db: Ovsdb, port: Any) -> str:
+    """What libvirt/os-vif does: a port on br-int named after the port, with iface-id."""
+    name = ("tap" + port.id)[:14]
+    db.execute(db.api.add_port("br-int", name, type="internal", external_ids={
+        "iface-id": port.id, "attached-mac": port.mac_address, "iface-status": "active"}))
+    return name
+
+
+def port_row(db: Ovsdb, name: str) -> dict[str, Any]:
+    rows = db.execute(db.api.db_find("Port", ("name", "=", name),
+                                     columns=["_uuid", "tag", "other_config"]))
+    assert rows, f"port {name} not in OVSDB"
+    row = rows[0]
+    row["tag"] = row["tag"][0] if isinstance(row["tag"], list) and row["tag"] else row["tag"]
+    return row
+
+
+def interfaces(db: Ovsdb) -> dict[str, dict[str, Any]]:
+    return {i["name"]: i for i in db.execute(db.api.db_list(
+        "Interface", columns=["name", "type", "options", "ofport", "error"]))}
+
+
+def bridge_ports(db: Ovsdb, bridge: str) -> set[str]:
+    return set(db.execute(db.api.list_ports(bridge)))
+
+
+def snapshot(db: Ovsdb) -> tuple[list[str], dict[str, Any]]:
+    return sorted(db.execute(db.api.list_br())), {
+        n: (i["type"], i["options"]) for n, i in interfaces(db).items()}
+
+
+def test_vlan_and_vxlan_ports_on_two_hosts(
+    server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb]
+) -> None:
+    net = server.network
+    agent_a, agent_b = make_agent("host-a"), make_agent("host-b")
+    agent_a.start()
+    agent_b.start()
+    db_a, db_b = ovsdbs["host-a"], ovsdbs["host-b"]
+
+    # the fixed infrastructure: bridges (netdev, secure) and patch ports
+    for db in (db_a, db_b):
+        assert set(OWNED_BRIDGES) <= set(db.execute(db.api.list_br()))
+        for bridge in OWNED_BRIDGES:
+            assert db.execute(db.api.db_get("Bridge", bridge, "datapath_type")) == "netdev"
+            assert db.execute(db.api.db_get("Bridge", bridge, "fail_mode")) in ("secure", ["secure"])
+        ifaces = interfaces(db)
+        for name, peer in (("patch-tun", "patch-int"), ("patch-int", "patch-tun"),
+                           ("int-br-phys", "phy-br-phys"), ("phy-br-phys", "int-br-phys")):
+            assert ifaces[name]["type"] == "patch"
+            assert ifaces[name]["options"] == {"peer": peer}
+            assert ifaces[name]["ofport"] > 0
+        assert {"patch-tun", "int-br-phys"} <= bridge_ports(db, "br-int")
+        assert bridge_ports(db, "br-tun") == {"patch-int"}
+        assert bridge_ports(db, "br-phys") == {"phy-br-phys"}
+
+    vlan_net = net.create_network("v", network_type="vlan", physical_network="physnet1",
+                                  segmentation_id=120)
+    vx_net = net.create_network("x")
+    vx_vni = vx_net.segments[0].segmentation_id
+    a_vlan = net.create_port(vlan_net.id, host="host-a")
+    a_vx = net.create_port(vx_net.id, host="host-a")
+    b_vx = net.create_port(vx_net.id, host="host-b")
+    for port in (a_vlan, a_vx, b_vx):
+        assert port.vif_type == "ovs", port.binding_failures
+        assert port.vif_details["bridge_name"] == "br-int"
+        assert port.vif_details["datapath_type"] == "netdev"
+        assert port.vif_details["port_filter"] is False
+    tap_a_vlan, tap_a_vx = plug_vif(db_a, a_vlan), plug_vif(db_a, a_vx)
+    tap_b_vx = plug_vif(db_b, b_vx)
+    agent_a.sync_once()
+    agent_b.sync_once()
+
+    # local VLAN tags: one per network, recorded with the segment in other_config
+    row_vlan, row_vx = port_row(db_a, tap_a_vlan), port_row(db_a, tap_a_vx)
+    assert row_vlan["tag"] != row_vx["tag"]
+    assert 1 <= row_vlan["tag"] <= 4094 and 1 <= row_vx["tag"] <= 4094
+    assert row_vlan["other_config"] == {
+        "net_uuid": vlan_net.id, "network_type": "vlan", "physical_network": "physnet1",
+        "segmentation_id": "120", "tag": str(row_vlan["tag"])}
+    assert row_vx["other_config"]["segmentation_id"] == str(vx_vni)
+    assert port_row(db_b, tap_b_vx)["other_config"]["net_uuid"] == vx_net.id
+
+    # one VXLAN port each way, keyed by flow, between the two tunnel endpoints
+    tun_a = interfaces(db_a)["vxlan-0a320002"]
+    assert tun_a["type"] == "vxlan" and tun_a["ofport"] > 0 and not tun_a["error"]
+    assert tun_a["options"] == {"remote_ip": "10.50.0.2", "local_ip": "10.50.0.1",
+                                "in_key": "flow", "out_key": "flow", "df_default": "true"}
+    assert interfaces(db_b)["vxlan-0a320001"]["options"]["remote_ip"] == "10.50.0.1"
+    assert bridge_ports(db_a, "br-tun") == {"patch-int", "vxlan-0a320002"}
+
+    # the agents' reports are what the server sees
+    reported = {a.host: a for a in net.list_agents(agent_type="Open vSwitch agent")}
+    assert reported["host-a"].alive
+    assert reported["host-a"].configurations["tunneling_ip"] == "10.50.0.1"
+    assert reported["host-a"].configurations["bridge_mappings"] == {"physnet1": "br-phys"}
+
+    # deleting host-b's port: its VIF is stale there, and neither host needs the tunnel
+    net.delete_port(b_vx.id)
+    agent_b.sync_once()
+    agent_a.sync_once()
+    assert tap_b_vx not in bridge_ports(db_b, "br-int")
+    assert bridge_ports(db_a, "br-tun") == {"patch-int"}
+    assert bridge_ports(db_b, "br-tun") == {"patch-int"}
+    # deleting host-a's ports removes their (unplugged-by-nobody) VIFs too
+    net.delete_port(a_vlan.id)
+    net.delete_port(a_vx.id)
+    agent_a.sync_once()
+    assert bridge_ports(db_a, "br-int") == {"patch-tun", "int-br-phys"}
+
+
+def test_restart_resyncs_without_disturbing_ports_that_are_right(
+    server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb]
+) -> None:
+    net = server.network
+    agent_a, agent_b = make_agent("host-a"), make_agent("host-b")
+    agent_a.start()
+    agent_b.start()
+    db_a = ovsdbs["host-a"]
+    vx_net = net.create_network("x")
+    vlan_net = net.create_network("v", network_type="vlan", physical_network="physnet1",
+                                  segmentation_id=130)
+    a_vx = net.create_port(vx_net.id, host="host-a")
+    a_vlan = net.create_port(vlan_net.id, host="host-a")
+    net.create_port(vx_net.id, host="host-b")
+    tap_vx, tap_vlan = plug_vif(db_a, a_vx), plug_vif(db_a, a_vlan)
+    agent_a.sync_once()
+    before_vx, before_vlan = port_row(db_a, tap_vx), port_row(db_a, tap_vlan)
+    tunnel_uuid = db_a.execute(db_a.api.db_find("Port", ("name", "=", "vxlan-0a320002"),
+                                                columns=["_uuid"]))[0]["_uuid"]
+
+    agent_a.stop()  # the agent dies; meanwhile the host drifts
+    with db_a.transaction() as txn:
+        txn.add(db_a.api.del_port("int-br-phys", if_exists=True))        # missing patch port
+        txn.add(db_a.api.db_set("Port", tap_vlan, ("tag", 999)))        # wrong tag
+        txn.add(db_a.api.add_port("br-tun", "vxlan-0a636363", type="vxlan",  # stale tunnel
+                                  options={"remote_ip": "10.99.99.99", "local_ip": "10.50.0.1",
+                                           "in_key": "flow", "out_key": "flow"}))
+    stale_vif = db_a.execute(db_a.api.add_port(
+        "br-int", "tapdeadbeef-00", type="internal", external_ids={
+            "iface-id": "3a6b2cf3-5f2f-4c52-9d27-1c2a0f0b0e11",  # no such port
+            "attached-mac": "fa:16:3e:00:00:99"}))
+    assert stale_vif
+
+    restarted = make_agent("host-a")
+    restarted.start()
+    ifaces = interfaces(db_a)
+    assert ifaces["int-br-phys"]["options"] == {"peer": "phy-br-phys"}   # restored
+    assert "vxlan-0a636363" not in ifaces                                # stale tunnel gone
+    assert "tapdeadbeef-00" not in ifaces                                # stale VIF gone
+    after_vx, after_vlan = port_row(db_a, tap_vx), port_row(db_a, tap_vlan)
+    assert after_vx == before_vx          # untouched: same row, same tag (read back)
+    assert after_vlan["_uuid"] == before_vlan["_uuid"]
+    assert after_vlan["tag"] == before_vlan["tag"] != 999
+    assert db_a.execute(db_a.api.db_find("Port", ("name", "=", "vxlan-0a320002"),
+                                         columns=["_uuid"]))[0]["_uuid"] == tunnel_uuid
+    assert restarted.local_vlans == {vx_net.id: before_vx["tag"],
+                                     vlan_net.id: before_vlan["tag"]}
+
+
+def test_dead_agent_refuses_binding_and_revival_binds(
+    server: stackcore.Cloud, make_agent: Callable[..., OvsAgent]
+) -> None:
+    net = server.network
+    agent = make_agent("host-a")
+    agent.start()
+    vx_net = net.create_network("x")
+    agent.stop()
+    time.sleep(server.conf.network.agent_down_time + 0.5)
+    port = net.create_port(vx_net.id, host="host-a")
+    assert port.vif_type == "binding_failed"
+    reasons = [str(f) for f in port.binding_failures]
+    assert len(reasons) == 1
+    assert reasons[0].startswith(
+        "openvswitch: the Open vSwitch agent on host 'host-a' is not alive (last report ")
+    never = net.create_port(vx_net.id, host="host-z")
+    assert [str(f) for f in never.binding_failures] == [
+        "openvswitch: no Open vSwitch agent has reported from host 'host-z'"]
+
+    make_agent("host-a").start()   # first report carries start_flag: failed ports rebind
+    port = net.get_port(port.id)
+    assert port.vif_type == "ovs" and port.binding_failures == ()
+
+
+def test_unknown_physnet_is_refused_and_nothing_is_created(
+    server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb]
+) -> None:
+    net = server.network
+    agent = make_agent("host-a", tunnel_types=[], local_ip="")
+    agent.start()
+    db = ovsdbs["host-a"]
+    before = snapshot(db)
+    flat = net.create_network("f", network_type="flat", physical_network="physnet9")
+    vx = net.create_network("x")
+    for network, reason in (
+        (flat, "openvswitch: segment flat/physnet9: physical network 'physnet9' is not in the "
+               "bridge_mappings of the Open vSwitch agent on host 'host-a' (known: physnet1)"),
+        (vx, f"openvswitch: segment vxlan/{vx.segments[0].segmentation_id}: network type "
+             "'vxlan' is not handled by the Open vSwitch agent on host 'host-a' (handles: "
+             "flat, vlan)"),
+    ):
+        port = net.create_port(network.id, host="host-a")
+        assert port.vif_type == "binding_failed"
+        assert [str(f) for f in port.binding_failures] == [reason]
+    agent.sync_once()
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("option,value,culprit", [
+    ("integration_bridge", "br-integration-x", "[ovs] integration_bridge"),
+    ("bridge_mappings", {"physnet1": "br-provider-physnet1"}, "[ovs] bridge_mappings"),
+    ("tunnel_bridge", "br tun", "[ovs] tunnel_bridge"),
+], ids=["long-integration-bridge", "long-provider-bridge", "bad-characters"])
+def test_bad_bridge_names_fail_before_touching_ovsdb(
+    make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb], option: str, value: Any,
+    culprit: str,
+) -> None:
+    db = ovsdbs["host-a"]
+    before = snapshot(db)
+    with pytest.raises(exception.ConfigError) as err:
+        make_agent("host-a", **{option: value})
+    assert culprit in str(err.value)
+    if option != "tunnel_bridge":
+        assert "the kernel's limit for a device name is 15" in str(err.value)
+    assert snapshot(db) == before
+
+
+def test_duplicate_vni_is_refused_and_nothing_is_created(
+    server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb]
+) -> None:
+    net = server.network
+    agent = make_agent("host-a")
+    agent.start()
+    db = ovsdbs["host-a"]
+    first = net.create_network("one", network_type="vxlan", segmentation_id=5000)
+    net.create_port(first.id, host="host-a")
+    agent.sync_once()
+    before = snapshot(db)
+    with pytest.raises(net_exc.SegmentIdInUse) as err:
+        net.create_network("two", network_type="vxlan", segmentation_id=5000)
+    assert "5000" in str(err.value)
+    assert [n.name for n in net.list_networks()] == ["one"]
+    agent.sync_once()
+    assert snapshot(db) == before

@@ -33,6 +33,7 @@ from stackcore.network import type_driver as type_api
 from stackcore.network.api import NetworkAPI
 from stackcore.plugins import loader
 from stackcore.testing.harness import DriverUnderTest
+from stackcore.testing.suites.network_type import reset_network_tables
 
 __all__ = ["TestMechanismBinding", "TestMechanismHooks", "mechanism_cloud"]
 
@@ -83,6 +84,7 @@ def mechanism_cloud(
         url = conf.database.connection or f"sqlite:///{tmp_path}/mech{len(databases)}.sqlite"
         db = db_api.Database(url)
         db.upgrade()
+        reset_network_tables(db)
         databases.append(db)
         types = loader.load_ordered(type_api.NAMESPACE, ["flat", "vlan", "vxlan"],
                                     type_api.CONTRACT)

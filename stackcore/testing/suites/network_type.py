@@ -22,7 +22,8 @@ import pytest
 
 from stackcore import exception
 from stackcore.db import api as db_api
-from stackcore.network import exceptions
+from stackcore.db.models import Base
+from stackcore.network import exceptions, models
 from stackcore.network.stats import validate_usage
 from stackcore.network.type_driver import TypeDriver
 from stackcore.testing.harness import DriverUnderTest
@@ -39,8 +40,20 @@ def type_db(stackcore_target: DriverUnderTest, tmp_path: Path) -> Iterator[db_ap
     url = stackcore_target.conf.database.connection or f"sqlite:///{tmp_path}/type.sqlite"
     database = db_api.Database(url)
     database.upgrade()
+    reset_network_tables(database)
     yield database
     database.dispose()
+
+
+def reset_network_tables(db: db_api.Database) -> None:
+    """Empty the network family's tables: a configured database is shared by every test."""
+    network_tables = {model.__table__ for model in vars(models).values()
+                      if isinstance(model, type) and issubclass(model, Base)
+                      and model.__module__ == models.__name__}
+    with db.transaction() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            if table in network_tables:
+                session.execute(table.delete())
 
 
 def _initialized(target: DriverUnderTest, db: db_api.Database) -> TypeDriver:

@@ -247,3 +247,27 @@ def test_a_dead_connection_is_replaced_before_the_next_call(
 def test_bad_options_are_config_errors(tmp_path: Any) -> None:
     with pytest.raises(exception.ConfigError):
         make_driver(tmp_path, virt_type="xen")
+
+
+@pytest.mark.parametrize(
+    ("code", "domain", "expected"),
+    [
+        ("VIR_ERR_NO_DOMAIN", "VIR_FROM_QEMU", exception.NotFound),
+        ("VIR_ERR_OPERATION_INVALID", "VIR_FROM_QEMU", exception.InvalidState),
+        ("VIR_ERR_NO_SUPPORT", "VIR_FROM_TEST", exception.CapabilityNotSupported),
+        ("VIR_ERR_SYSTEM_ERROR", "VIR_FROM_RPC", exception.BackendUnavailable),
+        ("VIR_ERR_INTERNAL_ERROR", "VIR_FROM_RPC", exception.BackendUnavailable),
+        ("VIR_ERR_NO_CONNECT", "VIR_FROM_NONE", exception.BackendUnavailable),
+        ("VIR_ERR_INTERNAL_ERROR", "VIR_FROM_QEMU", exception.DriverError),
+    ],
+)
+def test_libvirt_errors_map_to_stackcore_exceptions(
+    driver: LibvirtDriver, code: str, domain: str, expected: type
+) -> None:
+    err = libvirt.libvirtError("boom")
+    err.err = (getattr(libvirt, code), getattr(libvirt, domain), "the message", 2,
+               None, None, None, 0, 0)
+    translated = driver.connection.translate(err, "spawn", "u-1")
+    assert type(translated) is expected
+    if expected is exception.BackendUnavailable:
+        assert driver.connection._conn is None  # dropped: the next call reconnects

@@ -97,7 +97,7 @@ def _pg_database(base_url: str) -> tuple[str, Any]:
     return url, drop
 
 
-def _summary(result: dict[str, Any]) -> dict[str, float]:
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
     lat = sorted(result["latencies_s"])
     calls = sorted(result["calls_s"])
 
@@ -114,10 +114,12 @@ def _summary(result: dict[str, Any]) -> dict[str, float]:
         "call_p50_ms": statistics.median(calls) * 1000,
         "call_p99_ms": p99(calls) * 1000,
         "samples": len(lat),
+        "errors": result.get("errors", {}),
+        "fill_without_fast_exit_s": result.get("fill_without_fast_exit_s"),
     }
 
 
-def measure(which: str, db: str, args: argparse.Namespace, python: str | None) -> dict[str, float]:
+def measure(which: str, db: str, args: argparse.Namespace, python: str | None) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="ml2-bench-")
     drop = None
     if db == "sqlite":
@@ -160,7 +162,7 @@ def main() -> None:
     if not args.skip_neutron:
         python = subprocess.run([os.path.join(HERE, "ml2_vxlan_neutron_venv.sh")],
                                 capture_output=True, text=True, check=True).stdout.split()[-1]
-    rows: list[tuple[str, str, dict[str, float]]] = []
+    rows: list[tuple[str, str, dict[str, Any]]] = []
     for db in databases:
         rows.append(("stackcore", db, measure("stackcore", db, args, None)))
         if python and (db == "sqlite" or args.neutron_postgres):
@@ -177,6 +179,14 @@ def main() -> None:
         print(f"{name:<16}{db:<12}" + "".join(f"{_fmt(summary[k]):>15}" for k in keys)
               + f"  {summary['samples']:>7}")
     print()
+    for name, db, summary in rows:
+        for phase, error in summary["errors"].items():
+            print(f"{name} on {db}: {phase} FAILED after {summary[phase + '_s']:.1f} s: "
+                  f"{error}")
+        if summary["fill_without_fast_exit_s"] is not None:
+            print(f"{name} on {db}: first fill without the failing fast-exit check took "
+                  f"{summary['fill_without_fast_exit_s']:.1f} s (its allocations were measured "
+                  "on that table)")
     for db in databases:
         ours = next((s for n, d, s in rows if n == "stackcore" and d == db), None)
         theirs = next((s for n, d, s in rows if n != "stackcore" and d == db), None)

@@ -17,6 +17,30 @@ def rss_mb():
     return 0.0
 
 
+def _sync_without_fast_exit(driver):
+    """neutron/plugins/ml2/drivers/type_tunnel.py ``_sync_allocations`` minus the fast exit."""
+    from neutron.plugins.ml2.drivers.type_tunnel import chunks
+    from neutron_lib import context as n_context
+    from neutron_lib.db import api as db_api
+
+    tunnel_ids = set()
+    for tun_min, tun_max in driver.get_network_segment_ranges():
+        tunnel_ids |= set(range(tun_min, tun_max + 1))
+    column = getattr(driver.model, driver.segmentation_key)
+    ctx = n_context.get_admin_context()
+    with db_api.CONTEXT_WRITER.using(ctx):
+        allocs = ctx.session.query(driver.model).all()
+        existing = {getattr(a, driver.segmentation_key) for a in allocs}
+        stale = [x for x in existing if x not in tunnel_ids]
+        for chunk in chunks(stale, driver.BULK_SIZE):
+            ctx.session.query(driver.model).filter(column.in_(chunk)).delete(
+                synchronize_session=False)
+        for chunk in chunks(list(tunnel_ids - existing), driver.BULK_SIZE):
+            ctx.session.execute(driver.model.__table__.insert(),
+                                [{driver.segmentation_key: x, "allocated": False}
+                                 for x in chunk])
+
+
 def main():
     url, vni_range, allocations = sys.argv[1], sys.argv[2], int(sys.argv[3])
     from neutron.conf.plugins.ml2.drivers import driver_type
@@ -43,11 +67,23 @@ def main():
     base_rss = rss_mb()
 
     timings = {}
+    errors = {}
+    driver = type_vxlan.VxlanTypeDriver()
     for label in ("first_start", "second_start"):
         start = time.perf_counter()
-        driver = type_vxlan.VxlanTypeDriver()
-        driver.initialize()
+        try:
+            driver = type_vxlan.VxlanTypeDriver()
+            driver.initialize()
+        except Exception as err:  # noqa: BLE001 - recorded: 29.0.0 fails here on SQLite
+            errors[label] = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
         timings[label] = time.perf_counter() - start
+    if "first_start" in errors:
+        # Neutron's own start-up failed (its fast-exit query binds one parameter per VNI,
+        # bug 2092399). Measure the fill it would do without that check (the code before
+        # Dec 2024), so that allocation can be measured on a filled table.
+        start = time.perf_counter()
+        _sync_without_fast_exit(driver)
+        timings["fill_without_fast_exit"] = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
     ctx = n_context.get_admin_context()
@@ -60,7 +96,9 @@ def main():
             calls.append(time.perf_counter() - call)
         latencies.append(time.perf_counter() - start)
         assert segment is not None
-    print(json.dumps({"first_start_s": timings["first_start"],
+    print(json.dumps({"errors": errors,
+                      "fill_without_fast_exit_s": timings.get("fill_without_fast_exit"),
+                      "first_start_s": timings["first_start"],
                       "second_start_s": timings["second_start"],
                       "base_rss_mb": base_rss, "peak_rss_mb": peak_mb,
                       "latencies_s": latencies, "calls_s": calls}))

@@ -88,3 +88,8 @@ OPTS: list[cfg.Opt] = [
         help="get_console_output returns at most the last this many bytes of the log.",
     ),
 ]
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """The ``oslo.config.opts`` hook (``stackcore_drivers.libvirt``): sample config and docs."""
+    return [(GROUP, OPTS)]

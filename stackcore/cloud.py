@@ -139,7 +139,8 @@ class Cloud:
 
             for host in conf.compute.hosts:
                 driver = self._compute_driver.cls(conf, host)
-                manager = ComputeManager(conf, self.db, host, driver, conf.compute.driver)
+                manager = ComputeManager(conf, self.db, host, driver, conf.compute.driver,
+                                         transport=self.transport)
                 self._run(manager, BINARY, host, conf.compute.availability_zone)
         if self._volume_backends:
             from stackcore.volume import backends as volume_backends

@@ -24,6 +24,8 @@ from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
 from stackcore.db import models
 from stackcore.scheduler import claims
+from stackcore.scheduler.api import PlacementAPI, add_member
+from stackcore.scheduler.rpcapi import SchedulerRPCAPI as PlacementRPCAPI
 
 DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "iso")
 ARCHITECTURES = ("x86_64", "i686", "aarch64", "armv7l", "ppc64le", "s390x", "riscv64")
@@ -94,14 +96,16 @@ def _flavor_view(row: models.Flavor) -> Flavor:
     return Flavor(row.id, row.name, row.vcpus, row.ram_mb, row.disk_gb, dict(row.extra_specs))
 
 
-class ComputeAPI:
-    """Flavors, images, servers and hosts."""
+class ComputeAPI(PlacementAPI):
+    """Flavors, images, servers and hosts (and, from PlacementAPI, aggregates and server
+    groups)."""
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any) -> None:
         self.conf = conf
         self.db = db
         self.compute_rpc = ComputeRPCAPI(transport)
         self.scheduler_rpc = SchedulerRPCAPI(transport)
+        self.placement_rpc = PlacementRPCAPI(transport)
 
     # --- flavors ---------------------------------------------------------------------------
 
@@ -234,11 +238,14 @@ class ComputeAPI:
         metadata: Mapping[str, str] | None = None,
         wait: bool = True,
         timeout: float | None = None,
+        server_group: str | None = None,
     ) -> Server:
         """Boot a server. Returns once it is ACTIVE or ERROR (``wait``), else while BUILDING.
 
         Scheduling failures (no host fits) leave the server in ERROR with a ``NoValidHost``
-        fault explaining each rejection; nothing is claimed.
+        fault explaining each rejection; nothing is claimed. ``server_group`` (an id from
+        :meth:`create_server_group`) makes the server a member of that group, whose policy the
+        scheduler enforces.
         """
         validate.name("name", name)
         meta = validate.string_map("metadata", metadata)
@@ -246,8 +253,12 @@ class ComputeAPI:
             validate.name("availability_zone", availability_zone)
         flavor_view = self.get_flavor(flavor)
         image_view = self.get_image(image)
+        if server_group is not None:
+            validate.uuid_like("server_group", server_group)
         server_id = str(uuid.uuid4())
         with self.db.transaction() as session:
+            if server_group is not None:
+                add_member(session, server_group, server_id)
             session.add(
                 models.Instance(
                     uuid=server_id,
@@ -274,6 +285,7 @@ class ComputeAPI:
             "availability_zone": availability_zone,
             "extra_specs": dict(flavor_view.extra_specs),
             "image_properties": dict(image_view.properties),
+            "server_group": {"id": server_group} if server_group else None,
         }
         try:
             chosen = self.scheduler_rpc.select_destinations(server_id, request)
@@ -284,6 +296,33 @@ class ComputeAPI:
         if not wait:
             return self.get_server(server_id)
         return self.wait_for_server(server_id, timeout=timeout)
+
+    def explain_placement(
+        self,
+        flavor: str,
+        image: str,
+        availability_zone: str | None = None,
+        server_group: str | None = None,
+        limit: int | None = 20,
+    ) -> dict[str, Any]:
+        """What the scheduler would do with such a server: each filter's rejections in words
+        (``reasons``, ``filters``) and the weighed ranking of the best ``limit`` hosts with
+        each weigher's share (``ranking``). Claims nothing."""
+        flavor_view = self.get_flavor(flavor)
+        image_view = self.get_image(image)
+        if availability_zone is not None:
+            validate.name("availability_zone", availability_zone)
+        if server_group is not None:
+            validate.uuid_like("server_group", server_group)
+        return self.placement_rpc.explain({
+            "vcpus": flavor_view.vcpus,
+            "memory_mb": flavor_view.ram_mb,
+            "disk_gb": flavor_view.disk_gb,
+            "availability_zone": availability_zone,
+            "extra_specs": dict(flavor_view.extra_specs),
+            "image_properties": dict(image_view.properties),
+            "server_group": {"id": server_group} if server_group else None,
+        }, limit)
 
     def _record_fault(self, server_id: str, step: str, err: BaseException) -> None:
         with self.db.transaction() as session:

@@ -26,7 +26,7 @@ from stackcore.compute.driver import HypervisorDriver
 from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
 from stackcore.db import models
-from stackcore.rpc import Target
+from stackcore.rpc import Target, Transport
 from stackcore.scheduler import claims
 
 LOG = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class ComputeManager:
         host: str,
         driver: HypervisorDriver,
         driver_name: str,
+        transport: Transport | None = None,
     ) -> None:
         self.conf = conf
         self.db = db
@@ -64,6 +65,9 @@ class ComputeManager:
         self.driver = driver
         self.driver_name = driver_name
         self.unknown_instances: list[str] = []
+        # With a transport, a failed spawn is rescheduled to an alternate host (bounded by
+        # [scheduler] max_attempts) before the server is put in ERROR.
+        self._transport = transport
         self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
 
@@ -282,8 +286,9 @@ class ComputeManager:
                 )
                 power = self._power_state(instance)
             except Exception as err:  # noqa: BLE001 - every failure is recorded as a fault
-                self._fail(instance_uuid, "spawn", err, release=True)
                 self._cleanup_half_made(instance)
+                if not self._reschedule(instance_uuid, err):
+                    self._fail(instance_uuid, "spawn", err, release=True)
                 self.update_available_resource()
                 return
             self._update(
@@ -294,6 +299,27 @@ class ComputeManager:
                 launched_at=models.utcnow(),
             )
         self.update_available_resource()
+
+    def _reschedule(self, instance_uuid: str, err: BaseException) -> bool:
+        """Ask the scheduler for an alternate host and hand the build over to it. False (the
+        caller fails the build) without a transport, when every attempt is used up or when no
+        alternate fits; the reason is then added to the fault."""
+        if self._transport is None:
+            return False
+        from stackcore.compute.rpcapi import ComputeRPCAPI
+        from stackcore.scheduler.rpcapi import SchedulerRPCAPI
+
+        try:
+            chosen = SchedulerRPCAPI(self._transport).reschedule(
+                instance_uuid, self.host, f"{type(err).__name__}: {err}")
+        except exception.StackcoreError as sched_err:
+            LOG.warning("server %s: reschedule failed: %s", instance_uuid, sched_err)
+            return False
+        if not chosen.get("host"):
+            LOG.info("server %s not rescheduled: %s", instance_uuid, chosen.get("reason"))
+            return False
+        ComputeRPCAPI(self._transport).build_and_run_instance(chosen["host"], instance_uuid)
+        return True
 
     def terminate_instance(self, instance_uuid: str) -> None:
         """Destroy the server on the backend, release its claim, mark it deleted."""

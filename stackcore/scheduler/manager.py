@@ -259,10 +259,8 @@ class SchedulerManager:
                         "reason": f"tried {len(tried)} host(s) ({', '.join(tried)}); "
                                   f"[scheduler] max_attempts is "
                                   f"{self.conf.scheduler.max_attempts}"}
-            claims.release(session, instance_uuid)
-            session.execute(sa.update(models.Instance)
-                            .where(models.Instance.uuid == instance_uuid)
-                            .values(host=None, task_state=TaskState.SCHEDULING))
+        # The failed host's claim is given back by select_destinations in the transaction
+        # that claims the alternate (or by the compute host failing the build).
         request = {
             "vcpus": flavor["vcpus"],
             "memory_mb": flavor["ram_mb"],

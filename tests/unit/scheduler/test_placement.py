@@ -1,0 +1,150 @@
+"""The filter scheduler through the compute API: aggregates, server groups, explain, retries,
+NoValidHost sentences. Runs on SQLite and PostgreSQL (the ``make_cloud`` fixture)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from stackcore import exception
+from stackcore.db import models
+from stackcore.scheduler import models as sched_models
+
+
+@pytest.fixture
+def cloud4(make_cloud, image_file):
+    cloud = make_cloud(fake_hosts=4)
+    cloud.compute.create_flavor("small", 1, 512, 1)
+    cloud.compute.register_image("img", image_file, "raw", {"architecture": "x86_64"})
+    return cloud
+
+
+def test_aggregate_extra_specs_steer_servers(cloud4) -> None:
+    c = cloud4.compute
+    agg = c.create_aggregate("ssd")
+    c.add_host(agg.name, "compute-3")
+    c.set_metadata("ssd", {"ssd": "true"})
+    assert c.get_aggregate("ssd").hosts == ("compute-3",)
+    c.create_flavor("fast", 1, 512, 1, {"aggregate_instance_extra_specs:ssd": "true"})
+    for i in range(3):
+        assert c.create_server(f"f{i}", "fast", "img").host == "compute-3"
+    c.set_metadata("ssd", {"ssd": None})
+    server = c.create_server("none", "fast", "img")
+    assert server.status == "ERROR"
+    assert "AggregateInstanceExtraSpecsFilter rejected 4 host(s)" in server.fault.message
+    with pytest.raises(exception.Conflict):
+        c.delete_aggregate("ssd")
+    c.remove_host("ssd", "compute-3")
+    c.delete_aggregate("ssd")
+    c.delete_aggregate("ssd")  # idempotent
+    with pytest.raises(exception.NotFound):
+        c.get_aggregate("ssd")
+
+
+def test_aggregate_zone_overrides_service_zone(cloud4) -> None:
+    c = cloud4.compute
+    c.create_aggregate("edge", availability_zone="edge")
+    c.add_host("edge", "compute-2")
+    assert c.create_server("e", "small", "img", availability_zone="edge").host == "compute-2"
+
+
+def test_anti_affinity_spreads_then_refuses(cloud4) -> None:
+    c = cloud4.compute
+    group = c.create_server_group("spread", "anti-affinity")
+    hosts = [c.create_server(f"a{i}", "small", "img", server_group=group.id).host
+             for i in range(4)]
+    assert sorted(hosts) == ["compute-1", "compute-2", "compute-3", "compute-4"]
+    fifth = c.create_server("a5", "small", "img", server_group=group.id)
+    assert fifth.status == "ERROR"
+    assert "ServerGroupAntiAffinityFilter rejected 4 host(s)" in fifth.fault.message
+    assert len(c.get_server_group(group.id).members) == 5
+
+
+def test_anti_affinity_rule_allows_two_per_host(cloud4) -> None:
+    c = cloud4.compute
+    group = c.create_server_group("two", "anti-affinity", max_server_per_host=2)
+    hosts = [c.create_server(f"t{i}", "small", "img", server_group=group.id).host
+             for i in range(8)]
+    assert sorted(set(hosts)) == ["compute-1", "compute-2", "compute-3", "compute-4"]
+    assert all(hosts.count(h) == 2 for h in set(hosts))
+    with pytest.raises(exception.Invalid):
+        c.create_server_group("bad", "affinity", max_server_per_host=2)
+
+
+def test_affinity_and_soft_affinity_pack(cloud4) -> None:
+    c = cloud4.compute
+    hard = c.create_server_group("pack", "affinity")
+    assert len({c.create_server(f"p{i}", "small", "img", server_group=hard.id).host
+                for i in range(3)}) == 1
+    soft = c.create_server_group("soft", "soft-affinity")
+    cloud4.conf.set_override("soft_affinity_weight_multiplier", 100.0, group="scheduler")
+    assert len({c.create_server(f"s{i}", "small", "img", server_group=soft.id).host
+                for i in range(3)}) == 1
+    with pytest.raises(exception.Invalid):
+        c.create_server_group("x", "sometimes")
+    with pytest.raises(exception.NotFound):
+        c.create_server("orphan", "small", "img",
+                        server_group="00000000-0000-0000-0000-000000000000")
+
+
+def test_explain_gives_trace_and_ranking_without_claiming(cloud4) -> None:
+    c = cloud4.compute
+    c.set_host_enabled("compute-4", False, "maintenance")
+    report = c.explain_placement("small", "img")
+    assert report["candidates"] == 4 and report["passed"] == 3
+    first = report["filters"][0]
+    assert first["name"] == "ComputeFilter" and first["rejected"] == 1
+    assert first["reason"] == "service disabled (maintenance)"
+    assert [r["host"] for r in report["ranking"]] == ["compute-1", "compute-2", "compute-3"]
+    assert set(report["ranking"][0]["weights"]) >= {"RAMWeigher", "CPUWeigher"}
+    assert all(h.allocated["instances"] == 0 for h in c.list_hosts())
+    c.create_flavor("huge", 1, 10**7, 1)
+    huge = c.explain_placement("huge", "img")
+    assert huge["passed"] == 0
+    assert any(r.startswith("RamFilter rejected 3 host(s): needs 10000000 MB, the best had")
+               for r in huge["reasons"])
+
+
+def test_failed_spawn_is_rescheduled_to_an_alternate(make_cloud, image_file) -> None:
+    cloud = make_cloud(fake_hosts=3,
+                       overrides={"fake_hypervisor": {"fail_on": ["spawn:compute-1"]}})
+    c = cloud.compute
+    c.create_flavor("small", 1, 512, 1)
+    c.register_image("img", image_file)
+    server = c.create_server("retry", "small", "img")
+    assert server.status == "ACTIVE" and server.host in ("compute-2", "compute-3")
+    with cloud.db.transaction() as session:
+        tried = session.execute(
+            sa.select(sched_models.SchedulingAttempt.host, sched_models.SchedulingAttempt.reason)
+            .where(sched_models.SchedulingAttempt.instance_uuid == server.id)
+            .order_by(sched_models.SchedulingAttempt.id)).all()
+        allocs = session.execute(sa.select(models.Allocation.host)).scalars().all()
+    assert tried[0].host == "compute-1" and "injected failure" in tried[0].reason
+    assert allocs == [server.host]  # the failed host's claim was given back
+
+
+def test_retries_are_bounded_and_end_in_error(make_cloud, image_file) -> None:
+    cloud = make_cloud(fake_hosts=4, overrides={
+        "fake_hypervisor": {"fail_on": ["spawn"]}, "scheduler": {"max_attempts": 2}})
+    c = cloud.compute
+    c.create_flavor("small", 1, 512, 1)
+    c.register_image("img", image_file)
+    server = c.create_server("doomed", "small", "img")
+    assert server.status == "ERROR" and server.task_state is None
+    assert "injected failure" in server.fault.message
+    with cloud.db.transaction() as session:
+        tried = session.execute(sa.select(sched_models.SchedulingAttempt.host).where(
+            sched_models.SchedulingAttempt.instance_uuid == server.id)).scalars().all()
+        assert session.execute(sa.select(sa.func.count()).select_from(models.Allocation)
+                               ).scalar_one() == 0
+    assert len(tried) == 2 and len(set(tried)) == 2
+
+
+def test_unknown_filter_name_fails_start_up(make_cloud) -> None:
+    with pytest.raises(exception.PluginNotFound, match="NoSuchFilter"):
+        make_cloud(fake_hosts=1, overrides={"scheduler": {"compute_filters": ["NoSuchFilter"]}})
+
+
+def test_volume_filter_in_compute_list_is_refused(make_cloud) -> None:
+    with pytest.raises(exception.PluginNotFound, match="CapacityFilter"):
+        make_cloud(fake_hosts=1, overrides={"scheduler": {"compute_filters": ["CapacityFilter"]}})

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 from sqlalchemy.orm import Session
 
-from stackcore import validate
+from stackcore import exception, validate
 from stackcore.db import api as db_api
 from stackcore.db.models import utcnow
 from stackcore.network.models import Agent
@@ -68,8 +68,6 @@ def record_report(
     binary = validate.name("agent_state.binary", state.get("binary", agent_type))
     configurations = state.get("configurations") or {}
     if not isinstance(configurations, Mapping):
-        from stackcore import exception
-
         raise exception.Invalid("agent_state.configurations", "must be a mapping",
                                 configurations)
     now = utcnow()

@@ -157,6 +157,7 @@ class VolumeManager:
             provider_auth=row.provider_auth,
             driver_data=dict(row.driver_data or {}),
             multiattach=row.multiattach,
+            pool=row.pool,
         )
 
     def _load(self, volume_id: str) -> tuple[models.Volume, objects.Volume]:

@@ -36,6 +36,7 @@ class Volume:
     provider_auth: str | None = None
     driver_data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     multiattach: bool = False
+    pool: str | None = None  # the pool placement chose (a pool_name from the driver's stats)
 
     @property
     def name(self) -> str:

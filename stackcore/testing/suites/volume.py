@@ -338,6 +338,7 @@ class TestVolumeSnapshots:
         source = volumes.create(1)
         source, info = volumes.attach(source)
         write_pattern(info, 0, 0x5A)
+        volumes.detach(source)
         snap = volumes.snapshot(source)
         child = volumes.from_snapshot(snap, 1)
         volume_driver.delete_snapshot(snap)
@@ -417,7 +418,9 @@ class TestVolumeData:
         needs(volume_driver, "attach", "data", "clone", "snapshot")
         source, info = volumes.attach(volumes.create(1))
         write_pattern(info, 0, 0x11)
+        volumes.detach(source)  # snapshots are taken offline (online ones need the hypervisor)
         snap = volumes.snapshot(source)
+        source, info = volumes.attach(source)  # a fresh connection_info after the snapshot
         write_pattern(info, 0, 0x22)  # after the snapshot: must not reach it
         clone = volumes.clone(source, 2)
         from_snap = volumes.from_snapshot(snap, 2)

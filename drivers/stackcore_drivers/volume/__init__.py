@@ -1,0 +1,1 @@
+"""Volume drivers: ``lvm`` (iSCSI through tgt), ``nfs`` (qemu-img files), ``rbd`` (Ceph)."""

@@ -1,0 +1,29 @@
+"""Running backend commands: argument lists only, through oslo.concurrency's processutils.
+
+Failures become :class:`~stackcore.exception.DriverError` naming the command and its stderr;
+arguments are never joined into a shell string. processutils masks passwords in what it logs,
+and callers never pass secrets as arguments (tgt CHAP goes through a 0600 config file).
+"""
+
+from __future__ import annotations
+
+from oslo_concurrency import processutils
+
+from stackcore import exception
+
+
+def execute(*cmd: str, check_exit_code: bool | list[int] = True,
+            env: dict[str, str] | None = None, timeout: int = 600) -> tuple[str, str]:
+    """Run ``cmd`` (no shell); return (stdout, stderr) or raise DriverError."""
+    try:
+        out, err = processutils.execute(*cmd, check_exit_code=check_exit_code,
+                                        env_variables=env, timeout=timeout)
+    except processutils.ProcessExecutionError as failed:
+        raise exception.DriverError(
+            f"{cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed (exit {failed.exit_code}): "
+            f"{(failed.stderr or failed.stdout or '').strip()[:500]}",
+            command=cmd[0], exit_code=failed.exit_code,
+        ) from failed
+    except OSError as missing:
+        raise exception.DriverError(f"cannot run {cmd[0]}: {missing}", command=cmd[0]) from missing
+    return str(out), str(err)

@@ -1,0 +1,465 @@
+"""The RBD volume driver: Ceph images through the rados/rbd Python bindings.
+
+* volumes are format-2 images ``volume-<id>`` in ``rbd_pool`` (layering feature);
+* snapshots are RBD snapshots ``snapshot-<id>``, protected so they can be cloned;
+* from-snapshot and clone are copy-on-write clones; a clone goes through a protected temporary
+  snapshot ``<new volume>.clone_snap`` on the source, and once the chain would exceed
+  ``rbd_max_clone_depth`` the new volume is flattened and the temporary snapshot removed
+  (depth 0 = always a full copy);
+* deleting a snapshot or a volume that still has clones flattens those clones first, so a
+  user never has to know about the hidden dependencies;
+* extend is ``Image.resize``; exports and connections are no-ops (librbd clients connect to
+  the monitors themselves); ``connection_info`` carries the monitors from ``mon dump``;
+* stats come from the cluster's ``df`` (pool ``stored`` / ``max_avail``, Cinder's dynamic
+  total = free + used); a cluster that reports no capacity (no ceph-mgr running) reports
+  ``unknown``, which is what the keyword means;
+* connecting uses ``rados_connect_timeout`` and retries ``rados_connection_retries`` times,
+  ``rados_connection_interval`` seconds apart, before raising BackendUnavailable.
+
+The bindings come from the distribution (python3-rados/python3-rbd), not PyPI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from oslo_config import cfg
+
+from stackcore import exception
+from stackcore.volume.driver import ModelUpdate, VolumeDriver
+from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
+from stackcore_drivers.volume.processes import execute
+
+OPTS = [
+    cfg.StrOpt("rbd_pool", default="rbd", help="RADOS pool holding the volumes."),
+    cfg.StrOpt("rbd_user", help="Ceph client id (cephx user); unset: the default client, and "
+               "connection_info says auth is disabled."),
+    cfg.StrOpt("rbd_ceph_conf", default="", help="ceph.conf path ('' = librados default)."),
+    cfg.StrOpt("rbd_cluster_name", default="ceph", help="Ceph cluster name."),
+    cfg.StrOpt("rbd_secret_uuid", help="libvirt secret UUID for the cephx key; unset: the "
+               "cluster FSID."),
+    cfg.IntOpt("rbd_max_clone_depth", default=5, min=0,
+               help="Longest copy-on-write clone chain before a clone is flattened "
+               "(0: clones are always full copies)."),
+    cfg.BoolOpt("rbd_flatten_volume_from_snapshot", default=False,
+                help="Flatten volumes made from snapshots (no dependency on the snapshot)."),
+    cfg.IntOpt("rbd_store_chunk_size", default=4, min=1,
+               help="Object size in MiB (a power of two) of new images."),
+    cfg.IntOpt("rados_connect_timeout", default=-1,
+               help="Seconds for monitor/OSD operations and connecting; < 0: librados "
+               "defaults."),
+    cfg.IntOpt("rados_connection_retries", default=3, min=1,
+               help="Attempts to connect to the cluster."),
+    cfg.IntOpt("rados_connection_interval", default=5, min=0,
+               help="Seconds between connection attempts."),
+]
+
+LAYERING = 1
+
+
+def _bindings() -> tuple[Any, Any]:
+    try:
+        import rados
+        import rbd
+    except ImportError as err:
+        raise exception.ConfigError(
+            "the rbd driver needs the Ceph Python bindings (Debian: python3-rados "
+            "python3-rbd; in a venv run tools/backends/python-bindings.sh PYTHON)") from err
+    return rados, rbd
+
+
+class RbdDriver(VolumeDriver):
+    """Ceph RBD images, copy-on-write clones, flatten past the maximum clone depth."""
+
+    VERSION = "1.0.0"
+    VENDOR_NAME = "Open Source"
+    STORAGE_PROTOCOL = "ceph"
+    capabilities: ClassVar[Mapping[str, bool]] = {
+        "thin_provisioning": True,
+        "thick_provisioning": False,
+        "multiattach": True,
+        "online_extend": True,
+        "zero_on_delete": False,  # RADOS objects of a new image read as zeros
+    }
+    FAULT_POINTS: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "create_cloned_volume": ("clone:after_snapshot", "clone:after_clone"),
+        "create_volume_from_snapshot": ("from_snapshot:after_clone",),
+        "create_snapshot": ("snapshot:after_create",),
+        "copy_volume_to_image": ("volume_to_image:after_export",),
+    }
+
+    def __init__(self, conf: cfg.ConfigOpts, backend: str, host: str) -> None:
+        super().__init__(conf, backend, host)
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def get_driver_options(cls) -> list[cfg.Opt]:
+        return list(OPTS)
+
+    # --- connection ----------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        rados, _ = _bindings()
+        conf = self.configuration
+        last: Exception | None = None
+        for attempt in range(conf.rados_connection_retries):
+            client = rados.Rados(rados_id=conf.rbd_user, clustername=conf.rbd_cluster_name,
+                                 conffile=conf.rbd_ceph_conf or "")
+            try:
+                if conf.rados_connect_timeout >= 0:
+                    timeout = str(conf.rados_connect_timeout)
+                    for key in ("rados_osd_op_timeout", "rados_mon_op_timeout",
+                                "client_mount_timeout"):
+                        client.conf_set(key, timeout)
+                    client.connect(timeout=conf.rados_connect_timeout)
+                else:
+                    client.connect()
+                client.open_ioctx(conf.rbd_pool).close()  # the pool must exist
+                return client
+            except rados.Error as err:
+                last = err
+                with contextlib.suppress(Exception):
+                    client.shutdown()
+                if attempt + 1 < conf.rados_connection_retries:
+                    time.sleep(conf.rados_connection_interval)
+        raise exception.BackendUnavailable(
+            f"cannot connect to Ceph cluster {conf.rbd_cluster_name!r} pool {conf.rbd_pool!r} "
+            f"after {conf.rados_connection_retries} attempt(s): {type(last).__name__}: {last}")
+
+    def _rados(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    @contextlib.contextmanager
+    def _ioctx(self) -> Iterator[Any]:
+        rados, _ = _bindings()
+        try:
+            ioctx = self._rados().open_ioctx(self.configuration.rbd_pool)
+        except rados.Error as err:
+            with self._lock:  # a broken client is rebuilt on the next call
+                with contextlib.suppress(Exception):
+                    self._client.shutdown()
+                self._client = None
+            raise exception.BackendUnavailable(f"Ceph pool unavailable: {err}") from err
+        try:
+            yield ioctx
+        finally:
+            ioctx.close()
+
+    @contextlib.contextmanager
+    def _image(self, ioctx: Any, name: str, snapshot: str | None = None) -> Iterator[Any]:
+        _, rbd = _bindings()
+        try:
+            image = rbd.Image(ioctx, name, snapshot=snapshot)
+        except rbd.ImageNotFound as err:
+            raise exception.NotFound("rbd image", name) from err
+        try:
+            yield image
+        finally:
+            image.close()
+
+    def _mon_command(self, command: dict[str, Any]) -> Any:
+        ret, out, err = self._rados().mon_command(json.dumps(command), b"")
+        if ret != 0:
+            raise exception.DriverError(f"ceph {command['prefix']} failed ({ret}): {err}")
+        return json.loads(out)
+
+    # --- set-up and stats ------------------------------------------------------------------
+
+    def do_setup(self) -> None:
+        _bindings()
+        self._rados()
+
+    def check_for_setup_error(self) -> None:
+        with self._ioctx():
+            pass
+
+    def get_volume_stats(self, refresh: bool = False) -> dict[str, Any]:
+        conf = self.configuration
+        total: float | str = "unknown"
+        free: float | str = "unknown"
+        state = "down"
+        try:
+            df = self._mon_command({"prefix": "df", "format": "json"})
+            pool = next((p for p in df.get("pools", []) if p["name"] == conf.rbd_pool), None)
+            if pool is not None:
+                used = pool["stats"].get("stored", pool["stats"].get("bytes_used", 0))
+                avail = pool["stats"].get("max_avail", 0)
+                state = "up"
+                if used + avail > 0:  # no ceph-mgr: df reports zeros, which means "unknown"
+                    free = round(avail / GiB, 2)
+                    total = round((avail + used) / GiB, 2)
+        except exception.StackcoreError:
+            pass
+        mosr = conf.max_over_subscription_ratio or self.conf.volume.max_over_subscription_ratio
+        provisioned = 0
+        with self._ioctx() as ioctx:
+            _, rbd = _bindings()
+            for name in rbd.RBD().list(ioctx):
+                if name.startswith("volume-"):
+                    with contextlib.suppress(exception.NotFound), self._image(ioctx, name) as im:
+                        provisioned += im.size()
+        common = {
+            "reserved_percentage": conf.reserved_percentage,
+            "thin_provisioning_support": True,
+            "thick_provisioning_support": False,
+            "max_over_subscription_ratio": mosr if mosr == "auto" else float(mosr),
+            "multiattach": True,
+            "online_extend_support": True,
+            "provisioned_capacity_gb": round(provisioned / GiB, 2),
+            "total_capacity_gb": total,
+            "free_capacity_gb": free,
+        }
+        return {
+            "volume_backend_name": self.backend_name,
+            "vendor_name": self.VENDOR_NAME,
+            "driver_version": self.VERSION,
+            "storage_protocol": self.STORAGE_PROTOCOL,
+            "backend_state": state,
+            "location_info": f"{conf.rbd_cluster_name}:{conf.rbd_pool}",
+            "pools": [{"pool_name": conf.rbd_pool, **common}],
+            **common,
+        }
+
+    def list_backend_objects(self) -> list[str]:
+        _, rbd = _bindings()
+        names = []
+        with self._ioctx() as ioctx:
+            for name in rbd.RBD().list(ioctx):
+                names.append(name)
+                with contextlib.suppress(exception.NotFound), self._image(ioctx, name) as im:
+                    names.extend(f"{name}@{s['name']}" for s in im.list_snaps())
+        return sorted(names)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _order(self) -> int:
+        return (self.configuration.rbd_store_chunk_size * 1024 * 1024).bit_length() - 1
+
+    def _flatten_children(self, ioctx: Any, image: Any) -> None:
+        """Flatten every clone of every snapshot of ``image`` (they stop depending on it)."""
+        for pool, child in image.list_children():
+            if pool != self.configuration.rbd_pool:
+                raise exception.DriverError(f"{child} in pool {pool} depends on an image here")
+            with self._image(ioctx, child) as clone:
+                clone.flatten()
+
+    def _remove_snapshot(self, ioctx: Any, image_name: str, snap: str) -> None:
+        """Unprotect (flattening clones first) and remove; absent = done."""
+        _, rbd = _bindings()
+        try:
+            with self._image(ioctx, image_name) as image:
+                if snap not in {s["name"] for s in image.list_snaps()}:
+                    return
+                if image.is_protected_snap(snap):
+                    with self._image(ioctx, image_name, snapshot=snap) as at_snap:
+                        self._flatten_children(ioctx, at_snap)
+                    image.unprotect_snap(snap)
+                image.remove_snap(snap)
+        except exception.NotFound:
+            return
+        except rbd.ImageBusy as err:
+            raise exception.DriverError(f"snapshot {image_name}@{snap} is busy: {err}") from err
+
+    def _clone_depth(self, ioctx: Any, name: str) -> int:
+        _, rbd = _bindings()
+        depth = 0
+        while True:
+            with self._image(ioctx, name) as image:
+                try:
+                    _, parent, _ = image.parent_info()
+                except rbd.ImageNotFound:
+                    return depth
+            depth += 1
+            name = parent
+
+    def _resize_to(self, ioctx: Any, volume: Volume, size_gb: int) -> None:
+        with self._image(ioctx, volume.name) as image:
+            if image.size() < size_gb * GiB:
+                image.resize(size_gb * GiB)
+
+    def _remove_image(self, ioctx: Any, name: str) -> None:
+        _, rbd = _bindings()
+        try:
+            with self._image(ioctx, name) as image:
+                for snap in image.list_snaps():
+                    self._remove_snapshot(ioctx, name, snap["name"])
+        except exception.NotFound:
+            return
+        for attempt in range(5):
+            try:
+                rbd.RBD().remove(ioctx, name)
+                return
+            except rbd.ImageNotFound:
+                return
+            except rbd.ImageBusy as err:  # a watcher still closing: Cinder retries too
+                if attempt == 4:
+                    raise exception.DriverError(f"{name} is busy: {err}") from err
+                time.sleep(0.5)
+
+    # --- volumes ---------------------------------------------------------------------------
+
+    def create_volume(self, volume: Volume) -> ModelUpdate:
+        _, rbd = _bindings()
+        with self._ioctx() as ioctx:
+            try:
+                rbd.RBD().create(ioctx, volume.name, volume.size_bytes, order=self._order(),
+                                 old_format=False, features=LAYERING)
+            except rbd.ImageExists as err:
+                raise exception.Conflict(f"{volume.name} already exists") from err
+        return None
+
+    def delete_volume(self, volume: Volume) -> None:
+        with self._ioctx() as ioctx:
+            self._remove_image(ioctx, volume.name)
+
+    def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> ModelUpdate:
+        _, rbd = _bindings()
+        with self._ioctx() as ioctx:
+            try:
+                rbd.RBD().clone(ioctx, snapshot.volume_name, snapshot.name, ioctx, volume.name,
+                                features=LAYERING, order=self._order())
+            except rbd.ImageNotFound as err:
+                raise exception.NotFound("snapshot", snapshot.id) from err
+            self.checkpoint("from_snapshot:after_clone")
+            depth = self._clone_depth(ioctx, volume.name)
+            if (self.configuration.rbd_flatten_volume_from_snapshot
+                    or depth > self.configuration.rbd_max_clone_depth):
+                with self._image(ioctx, volume.name) as image:
+                    image.flatten()
+            self._resize_to(ioctx, volume, volume.size)
+        return None
+
+    def create_cloned_volume(self, volume: Volume, src_volume: Volume) -> ModelUpdate:
+        _, rbd = _bindings()
+        max_depth = self.configuration.rbd_max_clone_depth
+        with self._ioctx() as ioctx:
+            if max_depth == 0:
+                with self._image(ioctx, src_volume.name) as source:
+                    source.copy(ioctx, volume.name)
+                self._resize_to(ioctx, volume, volume.size)
+                return None
+            snap = f"{volume.name}.clone_snap"
+            with self._image(ioctx, src_volume.name) as source:
+                source.create_snap(snap)
+                try:
+                    source.protect_snap(snap)
+                    self.checkpoint("clone:after_snapshot")
+                    rbd.RBD().clone(ioctx, src_volume.name, snap, ioctx, volume.name,
+                                    features=LAYERING, order=self._order())
+                    self.checkpoint("clone:after_clone")
+                    if self._clone_depth(ioctx, volume.name) > max_depth:
+                        with self._image(ioctx, volume.name) as clone:
+                            clone.flatten()
+                        self._remove_snapshot(ioctx, src_volume.name, snap)
+                except BaseException:
+                    # The new image is the manager's to delete; the temporary snapshot is ours.
+                    with contextlib.suppress(Exception):
+                        self._remove_image(ioctx, volume.name)
+                    self._remove_snapshot(ioctx, src_volume.name, snap)
+                    raise
+            self._resize_to(ioctx, volume, volume.size)
+        return None
+
+    def extend_volume(self, volume: Volume, new_size: int) -> None:
+        with self._ioctx() as ioctx, self._image(ioctx, volume.name) as image:
+            image.resize(new_size * GiB)
+
+    # --- snapshots -------------------------------------------------------------------------
+
+    def create_snapshot(self, snapshot: Snapshot) -> ModelUpdate:
+        with self._ioctx() as ioctx, self._image(ioctx, snapshot.volume_name) as image:
+            image.create_snap(snapshot.name)
+            self.checkpoint("snapshot:after_create")
+            image.protect_snap(snapshot.name)
+        return None
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        with self._ioctx() as ioctx:
+            self._remove_snapshot(ioctx, snapshot.volume_name, snapshot.name)
+
+    # --- attach / detach -------------------------------------------------------------------
+
+    def create_export(self, volume: Volume, connector: Mapping[str, Any]) -> ModelUpdate:
+        return None
+
+    def ensure_export(self, volume: Volume) -> ModelUpdate:
+        return None
+
+    def remove_export(self, volume: Volume) -> None:
+        return None
+
+    def _monitors(self) -> tuple[list[str], list[str]]:
+        dump = self._mon_command({"prefix": "mon dump", "format": "json"})
+        hosts, ports = [], []
+        for mon in dump.get("mons", []):
+            addrs = mon.get("public_addrs", {}).get("addrvec", [])
+            v1 = next((a["addr"] for a in addrs if a.get("type") == "v1"), None)
+            addr = v1 or mon.get("addr", "").split("/")[0]
+            host, _, port = addr.rpartition(":")
+            if host:
+                hosts.append(host.strip("[]"))
+                ports.append(port)
+        return hosts, ports
+
+    def initialize_connection(
+        self, volume: Volume, connector: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        conf = self.configuration
+        with self._ioctx() as ioctx, self._image(ioctx, volume.name):
+            pass  # the image must exist
+        hosts, ports = self._monitors()
+        return {
+            "driver_volume_type": "rbd",
+            "data": {
+                "name": f"{conf.rbd_pool}/{volume.name}",
+                "hosts": hosts,
+                "ports": ports,
+                "cluster_name": conf.rbd_cluster_name,
+                "auth_enabled": conf.rbd_user is not None,
+                "auth_username": conf.rbd_user,
+                "secret_type": "ceph",
+                "secret_uuid": conf.rbd_secret_uuid or self._rados().get_fsid(),
+                "volume_id": volume.id,
+                "discard": True,
+            },
+        }
+
+    def terminate_connection(
+        self, volume: Volume, connector: Mapping[str, Any] | None
+    ) -> None:
+        return None
+
+    # --- images ----------------------------------------------------------------------------
+
+    def _qemu_spec(self, volume: Volume) -> str:
+        conf = self.configuration
+        spec = f"rbd:{conf.rbd_pool}/{volume.name}"
+        if conf.rbd_ceph_conf:
+            spec += f":conf={conf.rbd_ceph_conf}"
+        if conf.rbd_user:
+            spec += f":id={conf.rbd_user}"
+        return spec
+
+    def copy_image_to_volume(self, volume: Volume, image: ImageFile) -> None:
+        execute("qemu-img", "convert", "-n", "-f", image.disk_format, "-O", "raw",
+                image.path, self._qemu_spec(volume), timeout=3600)
+
+    def copy_volume_to_image(self, volume: Volume, image: ImageFile) -> None:
+        try:
+            execute("qemu-img", "convert", "-f", "raw", "-O", image.disk_format,
+                    self._qemu_spec(volume), image.path, timeout=3600)
+            self.checkpoint("volume_to_image:after_export")
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(image.path)
+            raise

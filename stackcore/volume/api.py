@@ -448,7 +448,7 @@ class VolumeAPI:
                     state=row.status)
             from stackcore.volume.manager import VolumeManager
 
-            VolumeManager._refuse_if_busy(session, row)
+            VolumeManager._refuse_if_busy(session, row)  # noqa: SLF001
             host = row.host
             if host is None:
                 row.status, row.deleted_at = VolumeStatus.DELETED, core_models.utcnow()

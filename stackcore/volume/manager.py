@@ -463,7 +463,7 @@ class VolumeManager:
                     image = self._image_file(row.image_id)
                     _, volume = self._load(volume_id)
                     self._driver_call(step, self.driver.copy_image_to_volume, volume, image)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001
                 self._fail_create(volume_id, step, err)
                 return
             self._update(volume_id, status=VolumeStatus.AVAILABLE)
@@ -487,7 +487,7 @@ class VolumeManager:
         try:
             _, volume = self._load(volume_id)
             self._driver_call("delete_volume", self.driver.delete_volume, volume)
-        except Exception as cleanup_err:
+        except Exception as cleanup_err:  # noqa: BLE001
             self._fault("volume", volume_id, "cleanup",
                         exception.DriverError(f"cleanup after failure also failed: "
                                               f"{cleanup_err}"))
@@ -571,7 +571,7 @@ class VolumeManager:
                 update = self._driver_call("create_snapshot", self.driver.create_snapshot, snap)
                 values = self._model_update(update, "create_snapshot")
                 values.pop("provider_auth", None)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001
                 self._fail_snapshot(snapshot_id, "create_snapshot", err)
                 return
             self._update_snapshot(snapshot_id, status=SnapshotStatus.AVAILABLE, **values)
@@ -585,7 +585,7 @@ class VolumeManager:
         try:
             _, snap = self._load_snapshot(snapshot_id)
             self._driver_call("delete_snapshot", self.driver.delete_snapshot, snap)
-        except Exception as cleanup_err:
+        except Exception as cleanup_err:  # noqa: BLE001
             self._fault("snapshot", snapshot_id, "cleanup", exception.DriverError(
                 f"cleanup after failure also failed: {cleanup_err}"))
 
@@ -679,7 +679,7 @@ class VolumeManager:
                 if not self._active_attachments(volume_id):
                     try:
                         self._driver_call("remove_export", self.driver.remove_export, volume)
-                    except Exception as cleanup_err:
+                    except Exception as cleanup_err:  # noqa: BLE001
                         self._fault("volume", volume_id, "cleanup", exception.DriverError(
                             f"removing the export after a failed attach failed: "
                             f"{cleanup_err}"))
@@ -726,7 +726,7 @@ class VolumeManager:
                 return
             try:
                 self._driver_call("remove_export", self.driver.remove_export, volume)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001
                 self._fault("volume", volume_id, "remove_export", err)
             self._update(volume_id, status=VolumeStatus.AVAILABLE)
 

@@ -236,7 +236,7 @@ class Volumes:
         for volume in list(self.exported.values()):
             try:
                 self.detach(volume, None)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001
                 errors.append(f"detach {volume.name}: {err}")
         for item in reversed(self.made):
             try:
@@ -244,7 +244,7 @@ class Volumes:
                     self.driver.delete_snapshot(item)
                 else:
                     self.driver.delete_volume(item)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001
                 errors.append(f"delete {item.name}: {err}")
         assert not errors, errors
         left = sorted(set(self.driver.list_backend_objects()) - set(self.baseline))

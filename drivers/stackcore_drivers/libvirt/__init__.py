@@ -5,7 +5,7 @@ Modules, one job each:
 * :mod:`.conf` - the ``[libvirt]`` options;
 * :mod:`.connection` - one libvirt connection with reconnect-and-backoff, and the mapping of
   libvirt errors to stackcore exceptions;
-* :mod:`.xml` - domain XML built with :mod:`xml.etree.ElementTree` (never by string joining);
+* :mod:`.domain_xml` - domain XML built with :mod:`xml.etree.ElementTree` (never by string joining);
 * :mod:`.volume` - Cinder-style ``connection_info`` (iscsi / nfs / rbd) -> a disk element and
   the libvirt secret it needs;
 * :mod:`.vif` - port dicts (``ovs`` / ``bridge``) -> an interface element;

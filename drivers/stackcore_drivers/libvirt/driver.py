@@ -458,7 +458,7 @@ class LibvirtDriver(HypervisorDriver):
 
     def get_console_output(self, instance: Instance) -> str:
         with self._with_domain("get_console_output", instance):
-            pass
+            pass  # only to raise NotFound for an instance the driver does not have
         path = os.path.join(self._instance_dir(instance.uuid), CONSOLE_LOG)
         try:
             with open(path, "rb") as log:

@@ -291,10 +291,11 @@ class RbdDriver(VolumeDriver):
         _, rbd = _bindings()
         try:
             with self._image(ioctx, name) as image:
-                for snap in image.list_snaps():
-                    self._remove_snapshot(ioctx, name, snap["name"])
+                snaps = [snap["name"] for snap in image.list_snaps()]
+            for snap in snaps:
+                self._remove_snapshot(ioctx, name, snap)
         except exception.NotFound:
-            return
+            pass  # RBD().remove below is the judge of whether the image exists
         for attempt in range(5):
             try:
                 rbd.RBD().remove(ioctx, name)

@@ -122,7 +122,7 @@ class L2Agent(abc.ABC):
                 next_poll = now + poll_every
                 try:
                     self.sync_once()
-                except Exception:  # noqa: BLE001 - keep the agent alive; next pass retries
+                except Exception:
                     LOG.exception("%s on %s: reconciliation failed", self.BINARY, self.host)
             if now >= next_report:
                 next_report = now + report_every

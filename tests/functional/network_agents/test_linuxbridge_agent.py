@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import stackcore
-from stackcore import exception
-from stackcore.network import exceptions as net_exc
 from stackcore_drivers.network.conf import load_agent_conf
 from stackcore_drivers.network.linuxbridge import conf as lb_conf
 from stackcore_drivers.network.linuxbridge import ip_lib
 from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
+
+import stackcore
+from stackcore import exception
+from stackcore.network import exceptions as net_exc
 
 pytestmark = pytest.mark.real
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import stackcore
-from stackcore import exception
-from stackcore.network import exceptions as net_exc
 from stackcore_drivers.network.conf import load_agent_conf
 from stackcore_drivers.network.ovs import conf as ovs_conf
 from stackcore_drivers.network.ovs.agent import OvsAgent
 from stackcore_drivers.network.ovs.ovsdb import Ovsdb
+
+import stackcore
+from stackcore import exception
+from stackcore.network import exceptions as net_exc
 from tests.conftest import backend_env
 
 pytestmark = pytest.mark.real

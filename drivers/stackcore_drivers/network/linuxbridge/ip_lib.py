@@ -86,7 +86,7 @@ class LinuxBridgeManager:
         self.namespace = namespace
         try:
             self.ipr = IPRoute(netns=namespace) if namespace else IPRoute()
-        except Exception as err:  # noqa: BLE001 - missing namespace, no netlink...
+        except Exception as err:
             raise exception.BackendUnavailable(
                 f"cannot open netlink in namespace {namespace!r}: {err}") from err
 

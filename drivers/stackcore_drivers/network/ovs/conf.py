@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
 AGENT_OPTS: list[cfg.Opt] = [
     cfg.StrOpt("ovsdb_connection", default="unix:/run/openvswitch/db.sock",
@@ -20,7 +20,7 @@ AGENT_OPTS: list[cfg.Opt] = [
     cfg.DictOpt("bridge_mappings", default={},
                 help="physnet:bridge pairs: the provider bridge of each physical network "
                      "this host reaches (flat and VLAN networks)."),
-    cfg.ListOpt("tunnel_types", default=[], item_type=cfg.types.String(choices=["vxlan"]),
+    cfg.ListOpt("tunnel_types", default=[], item_type=types.String(choices=["vxlan"]),
                 help="Overlay types this host handles (vxlan); needs local_ip."),
     cfg.StrOpt("local_ip", default="",
                help="This host's tunnel endpoint address (VXLAN)."),

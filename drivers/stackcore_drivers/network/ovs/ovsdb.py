@@ -10,10 +10,15 @@ instance. Every write goes through :meth:`Ovsdb.transaction`, which raises on an
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
-from ovsdbapp.backend.ovs_idl import connection, idlutils
-from ovsdbapp.schema.open_vswitch import impl_idl
+with warnings.catch_warnings():
+    # python-ovs probes for eventlet when it is installed, which warns that eventlet is
+    # deprecated; stackcore does not use eventlet.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    from ovsdbapp.backend.ovs_idl import connection, idlutils
+    from ovsdbapp.schema.open_vswitch import impl_idl
 
 from stackcore import exception
 
@@ -52,7 +57,7 @@ class Ovsdb:
             idl = connection.OvsdbIdl(target, helper)
             self._connection = connection.Connection(idl=idl, timeout=timeout)
             self.api = _OwnConnectionApi(self._connection)
-        except Exception as err:  # noqa: BLE001 - ovs raises many types for "not there"
+        except Exception as err:
             raise exception.BackendUnavailable(
                 f"cannot connect to OVSDB at {target}: {err}") from err
 

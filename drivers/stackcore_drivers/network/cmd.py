@@ -1,0 +1,92 @@
+"""Console scripts: ``stackcore-ovs-agent`` and ``stackcore-linuxbridge-agent``.
+
+``stackcore-ovs-agent --config-file /etc/stackcore/stackcore.conf [--config-file ...]``
+
+The agent runs on the host named by ``[DEFAULT] host``; it needs the server's database
+(``[database] connection``, read only) and its RPC bus (``[DEFAULT] transport_url``, e.g.
+rabbit://): the in-process transport cannot cross processes. It runs until SIGTERM/SIGINT;
+stopping leaves the wiring in place (the next start resyncs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from stackcore import exception, rpc
+from stackcore.db import api as db_api
+from stackcore_drivers.network.agent_base import L2Agent
+from stackcore_drivers.network.conf import load_agent_conf
+
+LOG = logging.getLogger(__name__)
+
+
+def run_agent(prog: str, agent_cls: type[L2Agent],
+              groups: Sequence[tuple[str, list[cfg.Opt]]], argv: Sequence[str] | None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=(agent_cls.__doc__ or "").strip())
+    parser.add_argument("--config-file", action="append", default=[], metavar="PATH",
+                        help="configuration file (repeatable; later files win)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        conf = load_agent_conf(groups, args.config_file)
+        if not conf.database.connection:
+            raise exception.ConfigError("[database] connection must name the server's "
+                                        "database")
+        if not conf.transport_url or conf.transport_url.startswith("inprocess"):
+            raise exception.ConfigError("[DEFAULT] transport_url must name the server's RPC "
+                                        "bus (e.g. rabbit://...): in-process RPC cannot "
+                                        "reach another process")
+        db = db_api.Database(conf.database.connection)
+        agent = agent_cls(conf, db, rpc.get_transport(conf))
+        agent.start()
+    except exception.StackcoreError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    LOG.info("%s running on host %s", prog, conf.host)
+    stop.wait()
+    agent.stop()
+    db.dispose()
+    return 0
+
+
+def ovs_agent(argv: Sequence[str] | None = None) -> int:
+    from stackcore_drivers.network.ovs import conf as ovs_conf
+    from stackcore_drivers.network.ovs.agent import OvsAgent
+
+    return run_agent("stackcore-ovs-agent", OvsAgent, [("ovs", ovs_conf.AGENT_OPTS)], argv)
+
+
+def linuxbridge_agent(argv: Sequence[str] | None = None) -> int:
+    from stackcore_drivers.network.linuxbridge import conf as lb_conf
+    from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
+
+    return run_agent("stackcore-linuxbridge-agent", LinuxBridgeAgent,
+                     [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS),
+                      ("vxlan", lb_conf.VXLAN_OPTS)], argv)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """The agents' options (oslo.config.opts entry point ``stackcore.network.agents``)."""
+    from stackcore_drivers.network.agent_base import AGENT_OPTS
+    from stackcore_drivers.network.linuxbridge import conf as lb_conf
+    from stackcore_drivers.network.ovs import conf as ovs_conf
+
+    return [("agent", AGENT_OPTS), ("ovs", ovs_conf.AGENT_OPTS),
+            ("ml2_ovs", ovs_conf.MECH_OPTS), ("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS),
+            ("vxlan", lb_conf.VXLAN_OPTS)]

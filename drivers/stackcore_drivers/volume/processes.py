@@ -7,6 +7,8 @@ and callers never pass secrets as arguments (tgt CHAP goes through a 0600 config
 
 from __future__ import annotations
 
+import os
+
 from oslo_concurrency import processutils
 
 from stackcore import exception
@@ -15,9 +17,10 @@ from stackcore import exception
 def execute(*cmd: str, check_exit_code: bool | list[int] = True,
             env: dict[str, str] | None = None, timeout: int = 600) -> tuple[str, str]:
     """Run ``cmd`` (no shell); return (stdout, stderr) or raise DriverError."""
+    merged = None if env is None else {**os.environ, **env}  # processutils replaces env
     try:
         out, err = processutils.execute(*cmd, check_exit_code=check_exit_code,
-                                        env_variables=env, timeout=timeout)
+                                        env_variables=merged, timeout=timeout)
     except processutils.ProcessExecutionError as failed:
         raise exception.DriverError(
             f"{cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed (exit {failed.exit_code}): "

@@ -483,6 +483,18 @@ class TestVolumeImages:
         assert_pattern(info, 0, 0x66)
 
 
+#: Which feature group of ``unavailable_features`` each operation belongs to.
+OPERATION_FEATURE = {
+    "create_cloned_volume": "clone",
+    "create_volume_from_snapshot": "snapshot",
+    "create_snapshot": "snapshot",
+    "copy_image_to_volume": "image",
+    "copy_volume_to_image": "image",
+    "create_export": "attach",
+    "initialize_connection": "attach",
+}
+
+
 def _operations(volumes: Volumes, tmp: str) -> dict[str, Callable[[], Any]]:
     """One call per contract method that can carry checkpoints, each on fresh inputs."""
     driver = volumes.driver
@@ -553,10 +565,14 @@ class TestVolumeFailures:
         points = [(op, p) for op, ps in volume_driver.FAULT_POINTS.items() for p in ps]
         if not points:
             pytest.skip("the driver declares no multi-step operation (no FAULT_POINTS)")
-        ops = _operations(volumes, str(tmp_path))
         missing = volume_driver.unavailable_features()
+        runnable = [(op, p) for op, p in points if OPERATION_FEATURE.get(op) not in missing]
+        if not runnable:
+            pytest.skip("every fault point is in an unavailable feature: " + "; ".join(
+                f"{op}: {missing[OPERATION_FEATURE[op]]}" for op, _ in points))
+        ops = _operations(volumes, str(tmp_path))
         tried = 0
-        for op, point in points:
+        for op, point in runnable:
             if op not in ops:
                 continue
             before = sorted(volume_driver.list_backend_objects())
@@ -564,10 +580,6 @@ class TestVolumeFailures:
             try:
                 with pytest.raises(InjectedFault):
                     ops[op]()
-            except pytest.fail.Exception:
-                if any(f in missing for f in ("snapshot", "clone", "data", "image")):
-                    continue  # the operation itself is unavailable here
-                raise
             finally:
                 with contextlib.suppress(Exception):
                     volume_driver.checkpoint(point)  # disarm if it was never reached
@@ -577,7 +589,7 @@ class TestVolumeFailures:
             out_dir = os.path.join(tmp_path, "out")
             leftovers = os.listdir(out_dir) if os.path.isdir(out_dir) else []
             assert not leftovers, f"{op} failing at {point} left image files {leftovers}"
-        assert tried or missing, "no fault point could be exercised"
+        assert tried, "no fault point could be exercised"
 
     def test_delete_volume_copes_with_half_made_create(self, volume_driver: VolumeDriver,
                                                        volumes: Volumes) -> None:

@@ -65,6 +65,11 @@ class L2Agent(abc.ABC):
 
     # --- what subclasses provide ----------------------------------------------------------
 
+    @staticmethod
+    def check_config(conf: cfg.ConfigOpts) -> None:
+        """Raise ConfigError naming the option when the agent's settings cannot work (called
+        before anything connects)."""
+
     @abc.abstractmethod
     def configurations(self) -> dict[str, Any]:
         """What this agent can wire, as the mechanism driver reads it (JSON types)."""

@@ -45,6 +45,7 @@ def run_agent(prog: str, agent_cls: type[L2Agent],
             raise exception.ConfigError("[DEFAULT] transport_url must name the server's RPC "
                                         "bus (e.g. rabbit://...): in-process RPC cannot "
                                         "reach another process")
+        agent_cls.check_config(conf)
         db = db_api.Database(conf.database.connection)
         agent = agent_cls(conf, db, rpc.get_transport(conf))
         agent.start()

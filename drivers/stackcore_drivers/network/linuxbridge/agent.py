@@ -53,13 +53,14 @@ class LinuxBridgeAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
     BINARY = "stackcore-linuxbridge-agent"
     VIF_TYPE = VIF_TYPE
+    check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Transport,
                  manager: ip_lib.LinuxBridgeManager | None = None) -> None:
         super().__init__(conf, db, transport)
         sc_conf.register(conf, [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS),
                                 ("vxlan", lb_conf.VXLAN_OPTS)])
-        check_config(conf)
+        self.check_config(conf)
         vx = conf.vxlan
         self.local_ip = (names.ip_address("[vxlan] local_ip", vx.local_ip)
                          if vx.enable_vxlan and vx.local_ip else None)

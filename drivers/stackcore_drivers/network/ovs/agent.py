@@ -65,12 +65,13 @@ class OvsAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
     BINARY = "stackcore-ovs-agent"
     VIF_TYPE = VIF_TYPE
+    check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Transport,
                  ovsdb: Ovsdb | None = None) -> None:
         super().__init__(conf, db, transport)
         sc_conf.register(conf, [("ovs", ovs_conf.AGENT_OPTS)])
-        check_config(conf)
+        self.check_config(conf)
         opts = conf.ovs
         self.local_ip = names.ip_address("[ovs] local_ip", opts.local_ip) if opts.local_ip \
             else None

@@ -1,0 +1,38 @@
+"""The agents' console scripts refuse configurations that cannot work, naming the option."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from stackcore_drivers.network import cmd
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "[database] connection must name the server's database"),
+    ("[database]\nconnection = sqlite:////tmp/x.sqlite\n",
+     "[DEFAULT] transport_url must name the server's RPC bus"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[database]\n"
+     "connection = sqlite:////tmp/x.sqlite\n[ovs]\nintegration_bridge = br-integration-x\n",
+     "[ovs] integration_bridge: invalid integration_bridge: 'br-integration-x' is 16 "
+     "characters long; the kernel's limit for a device name is 15"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[database]\n"
+     "connection = sqlite:////tmp/x.sqlite\n[ovs]\ntunnel_types = vxlan\n",
+     "[ovs] tunnel_types is set but [ovs] local_ip is empty"),
+    ("[ovs]\ndatapath_type = dpdk\n", "[ovs] datapath_type = 'dpdk' is invalid"),
+], ids=["no-database", "in-process-rpc", "long-bridge", "vxlan-without-ip", "bad-choice"])
+def test_ovs_agent_refuses_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      content: str, message: str) -> None:
+    path = tmp_path / "agent.conf"
+    path.write_text(content)
+    assert cmd.ovs_agent(["--config-file", str(path)]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_linuxbridge_agent_refuses_a_bad_local_ip(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "agent.conf"
+    path.write_text("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[database]\n"
+                    "connection = sqlite:////tmp/x.sqlite\n[vxlan]\nlocal_ip = 10.0.0.300\n")
+    assert cmd.linuxbridge_agent(["--config-file", str(path)]) == 1
+    assert "[vxlan] local_ip: '10.0.0.300' is not an IP address" in capsys.readouterr().err

@@ -467,7 +467,6 @@ class VolumeManager:
                 self._fail_create(volume_id, step, err)
                 return
             self._update(volume_id, status=VolumeStatus.AVAILABLE)
-        self.publish_stats()
 
     def _image_file(self, image_id: str) -> objects.ImageFile:
         with self.db.transaction() as session:
@@ -496,7 +495,6 @@ class VolumeManager:
         """Delete the volume on the backend, give back its claim, mark it deleted."""
         with self._locked(volume_id):
             self._delete(volume_id)
-        self.publish_stats()
 
     def _delete(self, volume_id: str) -> None:
         with self.db.transaction() as session:
@@ -555,7 +553,6 @@ class VolumeManager:
             self._update(volume_id, size=new_size,
                          status=row.previous_status or VolumeStatus.AVAILABLE,
                          previous_status=None)
-        self.publish_stats()
 
     # --- snapshots -------------------------------------------------------------------------
 

@@ -11,7 +11,10 @@ vCPUs, instances, I/O ops), the same request (flavor with ``capabilities:hypervi
 image with architecture/hypervisor type/vm mode, an anti-affinity group of 5 members), Nova's
 five default filters and the same seven weighers. Host states are built before the clock
 starts on both sides; the time is filtering and weighing one request (min and median of the
-repeats). stackcore is also timed at ``--big`` hosts (goal: < 50 ms per request).
+repeats). Nova sorts every weighed host; stackcore ranks what a placement uses (the best host
+and its ``max_attempts - 1`` alternates; the rest is ranked only if the claim loop gets there)
+- that is part of the design, and the time includes it. stackcore is also timed at ``--big``
+hosts (goal: < 50 ms per request).
 """
 
 from __future__ import annotations
@@ -196,9 +199,9 @@ def run_stackcore(hosts: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
     ft, tt, passed = [], [], 0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        passed = len(filters_only.run(host_set, request).order)
+        passed = int(filters_only.run(host_set, request).passed.size)
         t1 = time.perf_counter()
-        full.run(host_set, request)
+        full.run(host_set, request).top(3)  # the host and its alternates, ranked
         t2 = time.perf_counter()
         ft.append(t1 - t0)
         tt.append(t2 - t1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -191,13 +192,13 @@ class SchedulerManager:
             raise exception.NoValidHost("no valid host was found",
                                         reasons=["no compute host has registered"])
         decision = self.handler.run(hosts, req, exclude=sorted(req.exclude_hosts))
-        reasons = decision.reasons()
-        ranking = decision.names
+        reasons: list[str] = []  # claims lost to concurrent requests
+        attempts = self.conf.scheduler.max_attempts
         want = claims.Request(req.vcpus, req.memory_mb, req.disk_gb)
         ratios = self._ratios()
         group = req.server_group
         hard = group if group and group.policy in ("affinity", "anti-affinity") else None
-        for index, candidate in enumerate(ranking):
+        for index, candidate in enumerate(self._ranking(decision, attempts)):
             try:
                 with self.db.transaction() as session:
                     if hard is not None:
@@ -224,9 +225,20 @@ class SchedulerManager:
                 reasons.append(f"{candidate} took another member of {hard.policy if hard else ''}"
                                f" group {hard.id if hard else ''} concurrently")
                 continue
-            last = index + self.conf.scheduler.max_attempts
-            return {"host": candidate, "alternates": ranking[index + 1 : last]}
-        raise exception.NoValidHost("no valid host was found", reasons=reasons)
+            alternates = decision.top(index + attempts)[index + 1 :]
+            return {"host": candidate, "alternates": alternates}
+        raise exception.NoValidHost("no valid host was found",
+                                    reasons=decision.reasons() + reasons)
+
+    @staticmethod
+    def _ranking(decision: handler.Decision, attempts: int) -> Iterator[str]:
+        """The ranking, best first, sorted lazily: the claim loop only walks past the first
+        few hosts while concurrent requests fill them."""
+        first = decision.top(max(16, attempts * 4))
+        yield from first
+        if len(first) < decision.passed.size:
+            seen = set(first)
+            yield from (name for name in decision.names if name not in seen)
 
     def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> dict[str, Any]:
         """A build failed on ``failed_host``: record it, give back the claim and place the

@@ -99,7 +99,9 @@ def normalize(raw: FloatArray, minval: float | None = None,
     hi = float(values.max()) if maxval is None else float(maxval)
     if hi <= lo:
         return np.zeros_like(values)
-    result: FloatArray = (np.clip(values, lo, hi) - lo) / (hi - lo)
+    if minval is not None or maxval is not None:
+        values = np.clip(values, lo, hi)
+    result: FloatArray = (values - lo) / (hi - lo)
     return result
 
 

@@ -1,4 +1,4 @@
 """Runs the shipped scheduler filter/weigher suite
 (``--stackcore-driver scheduler.compute_filters:RamFilter`` ...)."""
 
-from stackcore.testing.suites.scheduler import *  # noqa: F401,F403
+from stackcore.testing.suites.scheduler import *  # noqa: F403

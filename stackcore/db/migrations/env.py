@@ -3,10 +3,10 @@
 from alembic import context
 
 from stackcore.db import models  # noqa: F401 - registers the core tables
-from stackcore.volume import models as volume_models  # noqa: F401 - volume tables
+from stackcore.db.models import Base
 from stackcore.network import models as network_models  # noqa: F401 - network tables
 from stackcore.scheduler import models as scheduler_models  # noqa: F401 - scheduler tables
-from stackcore.db.models import Base
+from stackcore.volume import models as volume_models  # noqa: F401 - volume tables
 
 config = context.config
 engine = config.attributes["engine"]

@@ -280,7 +280,7 @@ def _aggregate_checks(extra_specs: Mapping[str, str]) -> list[tuple[str, str, st
 
 def _aggregates_ok(meta: Mapping[str, frozenset[str]], checks: list[tuple[str, str, str]],
                    ) -> str | None:
-    for key, meta_key, requirement in checks:
+    for _key, meta_key, requirement in checks:
         values = meta.get(meta_key)
         if not values:
             return f"no aggregate of the host sets {meta_key!r}"
@@ -373,7 +373,7 @@ class NumInstancesFilter(HostFilter):
     capabilities = _WHOLE_SET
 
     def host_passes(self, host_state: HostState, request: ComputeRequest) -> bool:
-        return host_state.num_instances < self.conf.scheduler.max_instances_per_host
+        return bool(host_state.num_instances < self.conf.scheduler.max_instances_per_host)
 
     def filter_all(self, hosts: HostSet, request: ComputeRequest) -> BoolArray:
         result: BoolArray = hosts.num_instances < self.conf.scheduler.max_instances_per_host
@@ -391,7 +391,7 @@ class IoOpsFilter(HostFilter):
     capabilities = _WHOLE_SET
 
     def host_passes(self, host_state: HostState, request: ComputeRequest) -> bool:
-        return host_state.num_io_ops < self.conf.scheduler.max_io_ops_per_host
+        return bool(host_state.num_io_ops < self.conf.scheduler.max_io_ops_per_host)
 
     def filter_all(self, hosts: HostSet, request: ComputeRequest) -> BoolArray:
         result: BoolArray = hosts.num_io_ops < self.conf.scheduler.max_io_ops_per_host

@@ -5,6 +5,8 @@ Cinder's semantics (``cinder/scheduler/filters``). Capacity uses the one shared 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 
 from stackcore.scheduler import extra_specs_ops

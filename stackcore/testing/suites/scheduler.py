@@ -38,8 +38,8 @@ __all__ = [
     "TestComputeWeigherConformance",
     "TestVolumeFilterConformance",
     "TestVolumeWeigherConformance",
-    "random_hosts",
     "random_compute_request",
+    "random_hosts",
     "random_pools",
     "random_volume_request",
 ]
@@ -101,7 +101,7 @@ def random_hosts(seed: int, n: int = 60) -> HostSet:
     return HostSet.from_states(states)
 
 
-_EXTRA_SPECS = (
+_EXTRA_SPECS: tuple[dict[str, str], ...] = (
     {}, {"capabilities:hypervisor_type": "QEMU"}, {"capabilities:cpu_info:arch": "x86_64"},
     {"capabilities:hypervisor_version": ">= 7000000"}, {"hypervisor_type": "s== KVM"},
     {"capabilities:cpu_info:features": "<in> avx2"}, {"capabilities:gpu": "= 2"},
@@ -109,7 +109,7 @@ _EXTRA_SPECS = (
     {"aggregate_instance_extra_specs:ssd": "true"}, {"ssd": "<is> True"},
     {"hw:cpu_policy": "dedicated"}, {"capabilities:missing": "1"},
 )
-_IMAGES = (
+_IMAGES: tuple[dict[str, str], ...] = (
     {}, {"architecture": "x86_64"}, {"hw_architecture": "aarch64", "img_hv_type": "qemu"},
     {"hw_vm_mode": "hvm", "img_hv_requested_version": ">= 7000000"}, {"vm_mode": "xen"},
 )
@@ -176,7 +176,7 @@ def random_pools(seed: int, n: int = 40) -> PoolSet:
     return PoolSet.from_states(states)
 
 
-_VOLUME_SPECS = (
+_VOLUME_SPECS: tuple[dict[str, str], ...] = (
     {}, {"volume_backend_name": "lvm"}, {"provisioning:type": "thick"},
     {"capabilities:storage_protocol": "<in> SCSI"}, {"multiattach": "<is> True"},
     {"volume_backend_name": "<or> nfs <or> ceph", "provisioning:type": "thin"},

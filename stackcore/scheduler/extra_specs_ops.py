@@ -3,17 +3,13 @@
 A requirement is a string, optionally starting with an operator (Cinder's
 ``filters/extra_specs_ops.py`` and Nova's, which adds ``<all-in>``):
 
-=========  =========================================================================
-``=``      numeric: the value is *at least* the number (not equality - Cinder/Nova rule)
-``==``     numeric equality            ``!=``  numeric inequality
-``>=``     numeric greater or equal    ``<=``  numeric less or equal
-``s==``    string equality             ``s!=`` string inequality
-``s<``     string less than            ``s<=``  ``s>``  ``s>=``  string order
-``<in>``   the requirement is a substring of the value (or an element, for a list)
-``<all-in>`` every listed word is in the value (a list or a string)
-``<is>``   boolean: ``<is> True`` / ``<is> False`` (value read as a boolean)
-``<or>``   ``<or> a <or> b``: the value equals one of the alternatives
-=========  =========================================================================
+* ``=`` numeric: the value is *at least* the number (not equality - the Cinder/Nova rule);
+* ``==`` / ``!=`` numeric (in)equality; ``>=`` / ``<=`` numeric order;
+* ``s==``, ``s!=``, ``s<``, ``s<=``, ``s>``, ``s>=``: string comparison;
+* ``<in>``: the requirement is a substring of the value (or an element, for a list);
+* ``<all-in>``: every listed word is in the value (a list or a string);
+* ``<is>``: boolean, ``<is> True`` / ``<is> False`` (the value read as a boolean);
+* ``<or>``: ``<or> a <or> b``, the value equals one of the alternatives.
 
 No operator: plain string equality. A value that cannot be read as a number for a numeric
 operator does not match (never an error). There is no numeric ``<`` or ``>``.

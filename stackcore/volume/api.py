@@ -353,7 +353,7 @@ class VolumeAPI:
         """Poll until the volume reaches one of ``statuses``."""
         limit = timeout or self.conf.volume.operation_timeout
         deadline = time.monotonic() + limit
-        delay = 0.002
+        delay = 0.001
         while True:
             volume = self.get(volume_id, include_deleted=True)
             if volume.status in statuses:
@@ -362,7 +362,7 @@ class VolumeAPI:
                 raise exception.RPCError(f"volume {volume_id} still {volume.status} after "
                                          f"{limit}s")
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.1)
+            delay = min(delay * 1.2, 0.05)
 
     def _fault(self, session: Any, resource_id: str) -> Fault | None:
         row = session.execute(
@@ -569,7 +569,7 @@ class VolumeAPI:
                       timeout: float | None = None) -> Snapshot:
         limit = timeout or self.conf.volume.operation_timeout
         deadline = time.monotonic() + limit
-        delay = 0.002
+        delay = 0.001
         while True:
             snap = self.get_snapshot(snapshot_id, include_deleted=True)
             if snap.status in statuses:
@@ -577,7 +577,7 @@ class VolumeAPI:
             if time.monotonic() > deadline:
                 raise exception.RPCError(f"snapshot {snapshot_id} still {snap.status}")
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.1)
+            delay = min(delay * 1.2, 0.05)
 
     def get_snapshot(self, snapshot_id: str, include_deleted: bool = False) -> Snapshot:
         validate.uuid_like("snapshot_id", snapshot_id)

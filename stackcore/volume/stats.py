@@ -125,3 +125,10 @@ def single_pool(report: dict[str, Any], pool_name: str) -> dict[str, Any]:
     return {"pool_name": pool_name, **{k: report[k] for k in POOL_REQUIRED[1:] if k in report},
             "multiattach": report.get("multiattach", False),
             "online_extend_support": report.get("online_extend_support", False)}
+
+
+#: :data:`FIELDS` as (field, type, meaning) rows for the docs' stats table directive.
+DOC_FIELDS: tuple[tuple[str, str, str], ...] = tuple(
+    (name, kind, f"{meaning} ({'required' if required else 'optional'})")
+    for name, kind, meaning, required in FIELDS
+)

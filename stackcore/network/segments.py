@@ -299,7 +299,21 @@ class RangeAllocator:
         ))
 
     def _insert_allocation(self, session: Session, physnet: str, seg_id: int) -> bool:
-        """Insert the allocation row; False if the ID is allocated already."""
+        """Insert the allocation row; False if the ID is allocated already.
+
+        ``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL (one statement; the
+        loser of a race sees ``rowcount == 0``), a savepoint around a plain INSERT elsewhere.
+        """
+        values = {"network_type": self.network_type, "physical_network": physnet,
+                  "segmentation_id": seg_id}
+        dialect = session.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            stmt = (sqlite.insert(SegmentAllocation) if dialect == "sqlite"
+                    else postgresql.insert(SegmentAllocation))
+            return bool(_rowcount(session.execute(
+                stmt.values(**values).on_conflict_do_nothing())))
         try:
             with session.begin_nested():
                 session.execute(sa.insert(SegmentAllocation).values(

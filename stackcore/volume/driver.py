@@ -57,15 +57,15 @@ from stackcore.volume.objects import ImageFile, Snapshot, Volume
 
 NAMESPACE = "stackcore.volume.drivers"
 
-#: Optional features a driver declares in its ``capabilities`` mapping, with the methods each
-#: needs (none: they are properties of the required methods). The support matrix is generated
-#: from these declarations and the conformance results.
+#: Optional features a driver declares in its ``capabilities`` mapping, with the (required)
+#: methods whose behaviour each one changes. The support matrix is generated from these
+#: declarations and the conformance results.
 CAPABILITIES: Mapping[str, tuple[str, ...]] = {
-    "thin_provisioning": (),
-    "thick_provisioning": (),
-    "multiattach": (),
-    "online_extend": (),
-    "zero_on_delete": (),
+    "thin_provisioning": ("create_volume",),
+    "thick_provisioning": ("create_volume",),
+    "multiattach": ("initialize_connection", "terminate_connection"),
+    "online_extend": ("extend_volume",),
+    "zero_on_delete": ("delete_volume",),
 }
 
 ModelUpdate = dict[str, Any] | None

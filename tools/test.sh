@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs and starts every real backend the tests
 # use (tools/backends/up.sh), builds the virtualenv, then runs, in order:
-#   1. lint + types (ruff, mypy --strict on stackcore/),
+#   1. lint + types (ruff, mypy --strict on stackcore/), the Sphinx docs with -W,
 #   2. conformance: every installed driver against its family suite (tests/conformance/configs),
 #   3. unit + functional tests (one pytest run; its summary is the last line printed).
 # Skips are reported with -rs: only "this kernel lacks X" skips are acceptable.
@@ -22,6 +22,9 @@ tools/setup-venv.sh --drivers
 stamp "lint and types"
 .venv/bin/ruff check stackcore tests
 .venv/bin/mypy stackcore
+
+stamp "docs (warnings are errors)"
+.venv/bin/sphinx-build -W --keep-going -q -b html doc/source doc/build/html
 
 stamp "conformance"
 .venv/bin/stackcore conformance --config-dir tests/conformance/configs \

@@ -45,13 +45,15 @@ class ContractDirective(_RstDirective):
                  "   :widths: 25 75", "", "   * - method", "     - contract"]
         for name in contract.required:
             lines += [f"   * - ``{name}``", f"     - {_first_line(getattr(contract.base, name))}"]
+        if not contract.capabilities:
+            return self.emit([*lines, "", "This family has no optional capabilities.", ""])
         lines += ["", ".. list-table:: Optional capabilities (declared in ``capabilities``)",
                   "   :header-rows: 1", "   :widths: 25 25 50", "",
                   "   * - capability", "     - methods", "     - contract"]
         for cap, methods in sorted(contract.capabilities.items()):
             lines += [f"   * - ``{cap}``", "     - " + ", ".join(f"``{m}``" for m in methods),
                       f"     - {_first_line(getattr(contract.base, methods[0]))}"]
-        return self.emit(lines + [""])
+        return self.emit([*lines, ""])
 
 
 class StatsTableDirective(_RstDirective):
@@ -64,7 +66,7 @@ class StatsTableDirective(_RstDirective):
                  "   * - statistic", "     - type", "     - meaning"]
         for name, kind, meaning in fields:
             lines += [f"   * - ``{name}``", f"     - {kind}", f"     - {meaning}"]
-        return self.emit(lines + [""])
+        return self.emit([*lines, ""])
 
 
 class SupportMatrixDirective(_RstDirective):
@@ -73,7 +75,7 @@ class SupportMatrixDirective(_RstDirective):
 
         results = os.environ.get("STACKCORE_CONFORMANCE_RESULTS", ".stackcore-conformance")
         text = matrix.render_rst(matrix.build(results))
-        return self.emit(text.splitlines() + [""])
+        return self.emit([*text.splitlines(), ""])
 
 
 def setup(app):  # type: ignore[no-untyped-def]

@@ -25,8 +25,9 @@ def _plural(n: int, word: str) -> str:
 
 
 class ComputeFilter(HostFilter):
-    """The host's compute service is enabled, has reported within ``[DEFAULT]
-    service_down_time`` seconds, and its driver's last stats report was valid."""
+    """The host's compute service is enabled, recently seen, and reporting valid stats.
+
+    "Recently" means within ``[DEFAULT] service_down_time`` seconds."""
 
     capabilities = _WHOLE_SET
     run_filter_once_per_request = True
@@ -81,8 +82,9 @@ class _ResourceFilter(HostFilter):
 
 
 class RamFilter(_ResourceFilter):
-    """Free RAM under the allocation ratio covers the flavor: ``memory_mb x
-    [scheduler] ram_allocation_ratio - claimed MB >= flavor RAM``."""
+    """Free RAM under the allocation ratio covers the flavor.
+
+    ``memory_mb x [scheduler] ram_allocation_ratio - claimed MB >= flavor RAM``."""
 
     unit = "MB"
 
@@ -97,8 +99,9 @@ class RamFilter(_ResourceFilter):
 
 
 class CoreFilter(_ResourceFilter):
-    """Free vCPUs under the allocation ratio cover the flavor: ``vcpus x
-    [scheduler] cpu_allocation_ratio - claimed vCPUs >= flavor vCPUs``."""
+    """Free vCPUs under the allocation ratio cover the flavor.
+
+    ``vcpus x [scheduler] cpu_allocation_ratio - claimed vCPUs >= flavor vCPUs``."""
 
     unit = "vCPUs"
 
@@ -113,8 +116,9 @@ class CoreFilter(_ResourceFilter):
 
 
 class DiskFilter(_ResourceFilter):
-    """Free local disk under the allocation ratio covers the flavor: ``local_gb x
-    [scheduler] disk_allocation_ratio - claimed GB >= flavor disk``."""
+    """Free local disk under the allocation ratio covers the flavor.
+
+    ``local_gb x [scheduler] disk_allocation_ratio - claimed GB >= flavor disk``."""
 
     unit = "GB"
 

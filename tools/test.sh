@@ -20,8 +20,9 @@ stamp "virtualenv"
 tools/setup-venv.sh --drivers
 
 stamp "lint and types"
-.venv/bin/ruff check stackcore tests
+.venv/bin/ruff check stackcore drivers tests benchmarks doc/source/_ext
 .venv/bin/mypy stackcore
+.venv/bin/mypy --strict drivers/stackcore_drivers
 
 stamp "docs (warnings are errors)"
 .venv/bin/sphinx-build -W --keep-going -q -b html doc/source doc/build/html

@@ -1,3 +1,3 @@
 """Runs the shipped compute conformance suite (select the driver with --stackcore-driver)."""
 
-from stackcore.testing.suites.compute import *  # noqa: F401,F403
+from stackcore.testing.suites.compute import *  # noqa: F403

@@ -77,7 +77,7 @@ def split_cloud(tmp_path, pg_url):
 
 
 def test_server_lifecycle_across_processes(split_cloud, image_file) -> None:
-    api, procs, _, _ = split_cloud
+    api, _, _, _ = split_cloud
     api.compute.create_flavor("small", 1, 256, 1)
     api.compute.register_image("img", image_file)
     servers = [api.compute.create_server(f"mp-{i}", "small", "img") for i in range(4)]

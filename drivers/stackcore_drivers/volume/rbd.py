@@ -243,7 +243,8 @@ class RbdDriver(VolumeDriver):
     # --- helpers ---------------------------------------------------------------------------
 
     def _order(self) -> int:
-        return (self.configuration.rbd_store_chunk_size * 1024 * 1024).bit_length() - 1
+        chunk_mb: int = self.configuration.rbd_store_chunk_size
+        return (chunk_mb * 1024 * 1024).bit_length() - 1
 
     def _flatten_children(self, ioctx: Any, image: Any) -> None:
         """Flatten every clone of every snapshot of ``image`` (they stop depending on it)."""

@@ -137,6 +137,10 @@ class RPCVersionError(RPCError):
     """The caller asked for an RPC API version the server does not speak."""
 
 
+class OperationTimeout(RPCError):
+    """A waited-for resource did not settle in time (its manager may still be working)."""
+
+
 class RemoteError(RPCError):
     """A remote method raised something that is not a stackcore error.
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import struct
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, validate
+from stackcore import exception, validate, wait
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
 from stackcore.scheduler.request import VolumeRequest
@@ -350,19 +349,12 @@ class VolumeAPI:
 
     def wait(self, volume_id: str, statuses: tuple[str, ...] = _FINAL,
              timeout: float | None = None) -> Volume:
-        """Poll until the volume reaches one of ``statuses``."""
-        limit = timeout or self.conf.volume.operation_timeout
-        deadline = time.monotonic() + limit
-        delay = 0.001
-        while True:
-            volume = self.get(volume_id, include_deleted=True)
-            if volume.status in statuses:
-                return volume
-            if time.monotonic() > deadline:
-                raise exception.RPCError(f"volume {volume_id} still {volume.status} after "
-                                         f"{limit}s")
-            time.sleep(delay)
-            delay = min(delay * 1.2, 0.05)
+        """Wait until the volume reaches one of ``statuses``."""
+        return wait.until(
+            self.db, lambda: self.get(volume_id, include_deleted=True),
+            lambda v: v.status in statuses, timeout or self.conf.volume.operation_timeout,
+            lambda v: f"volume {volume_id} still {v.status}",
+        )
 
     def _fault(self, session: Any, resource_id: str) -> Fault | None:
         row = session.execute(
@@ -567,17 +559,11 @@ class VolumeAPI:
 
     def wait_snapshot(self, snapshot_id: str, statuses: tuple[str, ...],
                       timeout: float | None = None) -> Snapshot:
-        limit = timeout or self.conf.volume.operation_timeout
-        deadline = time.monotonic() + limit
-        delay = 0.001
-        while True:
-            snap = self.get_snapshot(snapshot_id, include_deleted=True)
-            if snap.status in statuses:
-                return snap
-            if time.monotonic() > deadline:
-                raise exception.RPCError(f"snapshot {snapshot_id} still {snap.status}")
-            time.sleep(delay)
-            delay = min(delay * 1.2, 0.05)
+        return wait.until(
+            self.db, lambda: self.get_snapshot(snapshot_id, include_deleted=True),
+            lambda s: s.status in statuses, timeout or self.conf.volume.operation_timeout,
+            lambda s: f"snapshot {snapshot_id} still {s.status}",
+        )
 
     def get_snapshot(self, snapshot_id: str, include_deleted: bool = False) -> Snapshot:
         validate.uuid_like("snapshot_id", snapshot_id)

@@ -1,0 +1,44 @@
+"""Waiting for a resource to reach a state, without busy polling.
+
+The API layer casts work to a manager and, when the caller asked to wait, re-reads the resource
+until it settles. In one process (the embedded default) every committed write wakes the waiter
+at once (:meth:`stackcore.db.api.Database.wait_for_write`); across processes the waiter still
+re-reads at least every ``max_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from stackcore import exception
+from stackcore.db.api import Database
+
+T = TypeVar("T")
+
+
+def until(
+    db: Database,
+    read: Callable[[], T],
+    done: Callable[[T], bool],
+    timeout: float,
+    describe: Callable[[T], str],
+    max_interval: float = 0.05,
+) -> T:
+    """Return ``read()`` once ``done`` holds for it; raise OperationTimeout after ``timeout``.
+
+    ``describe(value)`` words the last seen state for the timeout message.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        generation = db.generation
+        value = read()
+        if done(value):
+            return value
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise exception.OperationTimeout(
+                f"{describe(value)} after {timeout:g}s", timeout=timeout
+            )
+        db.wait_for_write(generation, min(remaining, max_interval))

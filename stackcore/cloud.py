@@ -122,13 +122,14 @@ class Cloud:
         if conf.database.auto_migrate:
             self.db.upgrade()
         self.transport = rpc.get_transport(conf)
-        self.compute = ComputeAPI(conf, self.db, self.transport)
         from stackcore.volume.api import VolumeAPI
 
         self.volume = VolumeAPI(conf, self.db, self.transport)
         from stackcore.network.api import NetworkAPI
 
         self.network = NetworkAPI(conf, self.db, self.transport, self._network_plugins)
+        self.compute = ComputeAPI(conf, self.db, self.transport, network=self.network,
+                                  volume=self.volume)
 
         if "scheduler" in services:
             from stackcore.scheduler.manager import SchedulerManager
@@ -140,7 +141,8 @@ class Cloud:
             for host in conf.compute.hosts:
                 driver = self._compute_driver.cls(conf, host)
                 manager = ComputeManager(conf, self.db, host, driver, conf.compute.driver,
-                                         transport=self.transport)
+                                         transport=self.transport, network_api=self.network,
+                                         volume_api=self.volume)
                 self._run(manager, BINARY, host, conf.compute.availability_zone)
         if self._volume_backends:
             from stackcore.volume import backends as volume_backends

@@ -12,13 +12,15 @@ import datetime
 import os
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from oslo_config import cfg
 
 from stackcore import exception, validate
+from stackcore.compute import block_devices
+from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
 from stackcore.compute.rpcapi import ComputeRPCAPI, SchedulerRPCAPI
 from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
@@ -26,6 +28,10 @@ from stackcore.db import models
 from stackcore.scheduler import claims
 from stackcore.scheduler.api import PlacementAPI, add_member
 from stackcore.scheduler.rpcapi import SchedulerRPCAPI as PlacementRPCAPI
+
+if TYPE_CHECKING:
+    from stackcore.network.api import NetworkAPI
+    from stackcore.volume.api import VolumeAPI
 
 DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "iso")
 ARCHITECTURES = ("x86_64", "i686", "aarch64", "armv7l", "ppc64le", "s390x", "riscv64")
@@ -80,6 +86,19 @@ class Server:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServerVolume:
+    """A volume of a server: where it is (``device``) and how far its attach got
+    (``reserved`` until the build attaches it, ``attaching``, ``attached``, ``detaching``)."""
+
+    server_id: str
+    volume_id: str
+    device: str
+    status: str
+    boot: bool
+    attachment_id: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Host:
     host: str
     availability_zone: str
@@ -97,12 +116,16 @@ def _flavor_view(row: models.Flavor) -> Flavor:
 
 
 class ComputeAPI(PlacementAPI):
-    """Flavors, images, servers and hosts (and, from PlacementAPI, aggregates and server
-    groups)."""
+    """Flavors, images, servers, their volumes and hosts (and, from PlacementAPI, aggregates
+    and server groups). ``network`` and ``volume`` are the cloud's family APIs, used to check
+    what a server asks for and to clean up after a server deleted without its host."""
 
-    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any,
+                 network: NetworkAPI | None = None, volume: VolumeAPI | None = None) -> None:
         self.conf = conf
         self.db = db
+        self.network = network
+        self.volume = volume
         self.compute_rpc = ComputeRPCAPI(transport)
         self.scheduler_rpc = SchedulerRPCAPI(transport)
         self.placement_rpc = PlacementRPCAPI(transport)
@@ -239,6 +262,8 @@ class ComputeAPI(PlacementAPI):
         wait: bool = True,
         timeout: float | None = None,
         server_group: str | None = None,
+        networks: Sequence[Mapping[str, Any]] | None = None,
+        volumes: Sequence[str | Mapping[str, str]] | None = None,
     ) -> Server:
         """Boot a server. Returns once it is ACTIVE or ERROR (``wait``), else while BUILDING.
 
@@ -246,6 +271,14 @@ class ComputeAPI(PlacementAPI):
         fault explaining each rejection; nothing is claimed. ``server_group`` (an id from
         :meth:`create_server_group`) makes the server a member of that group, whose policy the
         scheduler enforces.
+
+        ``networks``: ``[{"network_id"[, "fixed_ips"]} | {"port_id"}]`` - one port each,
+        created (and deleted with the server) or taken over, bound on the chosen host before
+        the hypervisor starts the server (see ``cloud.network.list_ports(device_id=...)``).
+        A port that cannot be bound there fails the build with the mechanism drivers' reasons.
+        ``volumes``: volume ids, or ``{"volume_id"[, "mountpoint"]}``; each is attached at
+        boot (default devices ``/dev/vdb``, ``/dev/vdc``...) and detached when the server is
+        deleted (the volume itself stays; see :meth:`list_server_volumes`).
         """
         validate.name("name", name)
         meta = validate.string_map("metadata", metadata)
@@ -255,10 +288,18 @@ class ComputeAPI(PlacementAPI):
         image_view = self.get_image(image)
         if server_group is not None:
             validate.uuid_like("server_group", server_group)
+        network_requests = self._check_networks(networks)
+        boot_volumes = self._check_boot_volumes(volumes)
         server_id = str(uuid.uuid4())
         with self.db.transaction() as session:
             if server_group is not None:
                 add_member(session, server_group, server_id)
+            if network_requests:
+                session.add(NetworkRequest(instance_uuid=server_id, requests=network_requests))
+            for volume_id, device in boot_volumes:
+                session.add(BlockDeviceMapping(instance_uuid=server_id, volume_id=volume_id,
+                                               device_name=device, boot=True,
+                                               status=BdmStatus.RESERVED))
             session.add(
                 models.Instance(
                     uuid=server_id,
@@ -296,6 +337,115 @@ class ComputeAPI(PlacementAPI):
         if not wait:
             return self.get_server(server_id)
         return self.wait_for_server(server_id, timeout=timeout)
+
+    def _check_networks(self, networks: Any) -> list[dict[str, Any]]:
+        """Validate ``create_server(networks=...)``: shapes, and that each network exists and
+        each port exists and is free. Binding itself happens on the chosen host."""
+        if networks is None:
+            return []
+        if isinstance(networks, (str, Mapping)) or not isinstance(networks, Sequence):
+            raise exception.Invalid("networks", "must be a list of {network_id} or {port_id}",
+                                    networks)
+        if networks and self.network is None:
+            raise exception.ConfigError("networks were requested but this cloud has no "
+                                        "network API")
+        result: list[dict[str, Any]] = []
+        ports: set[str] = set()
+        for index, item in enumerate(networks):
+            field = f"networks[{index}]"
+            if not isinstance(item, Mapping) or len({"network_id", "port_id"} & set(item)) != 1 \
+                    or set(item) - {"network_id", "port_id", "fixed_ips"}:
+                raise exception.Invalid(field, "must give exactly one of network_id or port_id "
+                                        "(and fixed_ips only with network_id)", item)
+            assert self.network is not None
+            if "port_id" in item:
+                if "fixed_ips" in item:
+                    raise exception.Invalid(f"{field}.fixed_ips", "is only allowed with "
+                                            "network_id (a given port keeps its addresses)")
+                port_id = validate.uuid_like(f"{field}.port_id", item["port_id"])
+                if port_id in ports:
+                    raise exception.Invalid(f"{field}.port_id", "is listed twice", port_id)
+                ports.add(port_id)
+                port = self.network.get_port(port_id)
+                if port.device_id:
+                    raise exception.Conflict(f"port {port_id} is in use by device "
+                                             f"{port.device_id}")
+                result.append({"port_id": port_id})
+            else:
+                network_id = validate.uuid_like(f"{field}.network_id", item["network_id"])
+                self.network.get_network(network_id)
+                entry: dict[str, Any] = {"network_id": network_id}
+                if item.get("fixed_ips") is not None:
+                    fixed = item["fixed_ips"]
+                    if isinstance(fixed, (str, Mapping)) or not isinstance(fixed, Sequence):
+                        raise exception.Invalid(f"{field}.fixed_ips", "must be a list of "
+                                                "{subnet_id, ip_address}", fixed)
+                    entry["fixed_ips"] = [dict(ip) if isinstance(ip, Mapping) else ip
+                                          for ip in fixed]
+                result.append(entry)
+        return result
+
+    def _check_boot_volumes(self, volumes: Any) -> list[tuple[str, str]]:
+        """Validate ``create_server(volumes=...)``: each volume exists and can be attached;
+        device names valid, distinct, defaulted. Returns ``[(volume_id, device)]``."""
+        if volumes is None:
+            return []
+        if isinstance(volumes, (str, Mapping)) or not isinstance(volumes, Sequence):
+            raise exception.Invalid("volumes", "must be a list of volume ids or "
+                                    "{volume_id, mountpoint}", volumes)
+        if volumes and self.volume is None:
+            raise exception.ConfigError("volumes were requested but this cloud has no "
+                                        "volume API")
+        wanted: list[tuple[str, str | None]] = []
+        for index, item in enumerate(volumes):
+            field = f"volumes[{index}]"
+            if isinstance(item, Mapping):
+                if "volume_id" not in item or set(item) - {"volume_id", "mountpoint"}:
+                    raise exception.Invalid(field, "must be a volume id or {volume_id, "
+                                            "mountpoint}", item)
+                volume_id, device = item["volume_id"], item.get("mountpoint")
+            else:
+                volume_id, device = item, None
+            volume_id = validate.uuid_like(f"{field}.volume_id" if isinstance(item, Mapping)
+                                           else field, volume_id)
+            if device is not None:
+                device = block_devices.check_device_name(f"{field}.mountpoint", device)
+            wanted.append((volume_id, device))
+        ids = [v for v, _ in wanted]
+        for index, volume_id in enumerate(ids):
+            if ids.index(volume_id) != index:
+                raise exception.Invalid(f"volumes[{index}]", "lists a volume twice", volume_id)
+        given = [d for _, d in wanted if d is not None]
+        for device in given:
+            if given.count(device) > 1:
+                raise exception.Invalid("volumes", f"gives {device} twice", device)
+        result: list[tuple[str, str]] = []
+        used = list(given)
+        for index, (volume_id, device) in enumerate(wanted):
+            self._check_attachable(f"volumes[{index}]", volume_id)
+            if device is None:
+                device = block_devices.next_device_name(used)
+                used.append(device)
+            result.append((volume_id, device))
+        return result
+
+    def _check_attachable(self, field: str, volume_id: str) -> None:
+        assert self.volume is not None
+        volume = self.volume.get(volume_id)
+        if volume.status != "available" and not (volume.multiattach
+                                                  and volume.status == "in-use"):
+            raise exception.InvalidState(
+                f"{field}: volume {volume_id} is {volume.status}, not available",
+                state=volume.status)
+        with self.db.transaction() as session:
+            holders = session.execute(
+                sa.select(BlockDeviceMapping.instance_uuid)
+                .join(models.Instance, models.Instance.uuid == BlockDeviceMapping.instance_uuid)
+                .where(BlockDeviceMapping.volume_id == volume_id,
+                       models.Instance.vm_state != VmState.DELETED)).scalars().all()
+        if holders and not volume.multiattach:
+            raise exception.Conflict(f"{field}: volume {volume_id} is already reserved for "
+                                     f"server {holders[0]}")
 
     def explain_placement(
         self,
@@ -455,6 +605,7 @@ class ComputeAPI(PlacementAPI):
         if host is not None and self._service_up(host):
             self.compute_rpc.terminate_instance(host, server_id)
             return
+        self._local_cleanup(server_id)
         with self.db.transaction() as session:
             claims.release(session, server_id)
             session.execute(
@@ -462,6 +613,71 @@ class ComputeAPI(PlacementAPI):
                 .where(models.Instance.uuid == server_id)
                 .values(vm_state=VmState.DELETED, task_state=None, deleted_at=models.utcnow())
             )
+
+    def _local_cleanup(self, server_id: str) -> None:
+        """What the compute manager would do after destroy, for a server whose host is down or
+        that never got one: end its volumes' exports, release its ports. A failure raises and
+        leaves the server as it is, so the delete can be retried."""
+        with self.db.transaction() as session:
+            bdms = block_devices.rows(session, server_id)
+        for bdm in bdms:
+            if bdm.attachment_id is not None and self.volume is not None:
+                try:
+                    self.volume.detach(bdm.volume_id, bdm.attachment_id)
+                except exception.NotFound:
+                    pass  # the attachment already ended, or the volume is gone
+            with self.db.transaction() as session:
+                session.execute(sa.delete(BlockDeviceMapping)
+                                .where(BlockDeviceMapping.id == bdm.id))
+        if self.network is not None:
+            self.network.deallocate_ports_for_instance(server_id)
+        with self.db.transaction() as session:
+            session.execute(sa.delete(NetworkRequest)
+                            .where(NetworkRequest.instance_uuid == server_id))
+
+    # --- volumes of servers ----------------------------------------------------------------
+
+    def attach_volume(self, server_id: str, volume_id: str,
+                      mountpoint: str | None = None) -> ServerVolume:
+        """Attach a volume to a server (ACTIVE, STOPPED, PAUSED or SUSPENDED, no task running)
+        at ``mountpoint`` or the next free ``/dev/vdX``. On failure the volume is detached
+        again (export removed), a fault is added to the server (which keeps its state) and
+        the error is raised."""
+        validate.uuid_like("server_id", server_id)
+        volume_id = validate.uuid_like("volume_id", volume_id)
+        if mountpoint is not None:
+            mountpoint = block_devices.check_device_name("mountpoint", mountpoint)
+        if self.volume is None:
+            raise exception.ConfigError("this cloud has no volume API")
+        self._check_attachable("volume_id", volume_id)
+        host = self._host_of(server_id)
+        self.compute_rpc.attach_volume(host, server_id, volume_id, mountpoint)
+        return self._server_volume(server_id, volume_id)
+
+    def detach_volume(self, server_id: str, volume_id: str) -> None:
+        """Detach a volume from a server (hypervisor first, then the export); the volume is
+        ``available`` again afterwards. NotFound if it is not attached to the server."""
+        validate.uuid_like("server_id", server_id)
+        volume_id = validate.uuid_like("volume_id", volume_id)
+        self.compute_rpc.detach_volume(self._host_of(server_id), server_id, volume_id)
+
+    def list_server_volumes(self, server_id: str) -> list[ServerVolume]:
+        """The volumes of a server, in the order they were asked for."""
+        self.get_server(server_id)
+        with self.db.transaction() as session:
+            return [self._volume_view(b) for b in block_devices.rows(session, server_id)]
+
+    def _server_volume(self, server_id: str, volume_id: str) -> ServerVolume:
+        for item in self.list_server_volumes(server_id):
+            if item.volume_id == volume_id:
+                return item
+        raise exception.NotFound("volume attachment", volume_id,
+                                 f"volume {volume_id} is not attached to server {server_id}")
+
+    @staticmethod
+    def _volume_view(row: BlockDeviceMapping) -> ServerVolume:
+        return ServerVolume(row.instance_uuid, row.volume_id, row.device_name, row.status,
+                            row.boot, row.attachment_id)
 
     def _host_of(self, server_id: str) -> str:
         server = self.get_server(server_id)

@@ -104,9 +104,13 @@ class HypervisorDriver(abc.ABC):
     ) -> None:
         """Create and start the instance; return once it is running.
 
-        ``network_info`` lists VIFs (port dicts with ``vif_type``/``vif_details``);
-        ``block_device_info`` lists volumes to attach at boot (``connection_info`` dicts).
-        On failure, raise: the manager will call :meth:`destroy` for cleanup."""
+        ``network_info`` lists VIFs: the ports already bound to this host, as
+        :meth:`stackcore.network.api.NetworkAPI.allocate_ports_for_instance` returns them
+        (``id``, ``mac_address``, ``vif_type``, ``vif_details``, ``devname``, ``mtu``,
+        ``segment``...). ``block_device_info`` lists the volumes to attach at boot, each
+        ``{"mount_device": "/dev/vdb", "volume_id": ..., "connection_info": {...}}`` with the
+        volume already exported to this host. On failure, raise: the manager will call
+        :meth:`destroy` for cleanup, then end the exports and release the ports itself."""
 
     @abc.abstractmethod
     def destroy(
@@ -117,9 +121,12 @@ class HypervisorDriver(abc.ABC):
         destroy_disks: bool = True,
     ) -> None:
         """Stop the instance and remove everything the driver made for it (definition, disks
-        when ``destroy_disks``, console logs, secrets). Must succeed for an instance the backend
-        does not know, and for any partial state :meth:`spawn` can leave: it is the cleanup path
-        after failures and is called again after restarts."""
+        when ``destroy_disks``, console logs, secrets). ``network_info`` is what the instance
+        holds now; ``block_device_info`` entries carry ``mount_device`` and ``volume_id`` but
+        no ``connection_info`` (it can hold secrets, so it is never stored). The manager ends
+        the volume exports and releases the ports after this returns. Must succeed for an
+        instance the backend does not know, and for any partial state :meth:`spawn` can leave:
+        it is the cleanup path after failures and is called again after restarts."""
 
     @abc.abstractmethod
     def get_info(self, instance: Instance) -> InstanceInfo:
@@ -154,8 +161,10 @@ class HypervisorDriver(abc.ABC):
     def detach_volume(
         self, instance: Instance, connection_info: Mapping[str, Any], mountpoint: str
     ) -> None:
-        """Detach a volume; detaching one that is not attached succeeds.
-        Capability: ``attach_volume``."""
+        """Detach the volume at ``mountpoint``; detaching one that is not attached succeeds.
+        ``connection_info`` here holds only ``volume_id``: the full one is never stored (it
+        can hold secrets), so drivers find the disk by ``mountpoint``. The manager ends the
+        export after this returns. Capability: ``attach_volume``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "attach_volume")
 
     def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:

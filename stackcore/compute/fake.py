@@ -194,7 +194,7 @@ class FakeHypervisorDriver(HypervisorDriver):
         self, instance: Instance, connection_info: Mapping[str, Any], mountpoint: str
     ) -> None:
         kind = connection_info.get("driver_volume_type")
-        if kind not in ("iscsi", "nfs", "rbd", "fake"):
+        if kind not in ("iscsi", "nfs", "rbd", "local", "fake"):
             raise exception.Invalid("driver_volume_type", f"unsupported volume type {kind!r}")
         with self.backend.lock:
             self._maybe_fail("attach_volume")

@@ -6,6 +6,21 @@ task state - or, if the driver raised, run :meth:`ComputeManager._fail`, which r
 moves the server to ERROR, clears the task state, gives back the host claim when the server never
 became usable, and asks the driver to destroy what it half made. Nothing is left BUILDING or
 DELETING after a failure, and :meth:`init_host` repairs what a crash or kill left behind.
+
+Wiring to the other families, on the host the scheduler chose:
+
+* network - the manager calls the network API (``NetworkAPI``) as a library on the shared
+  database: ``allocate_ports_for_instance`` binds the server's ports on this host before
+  ``spawn`` (the ML2 plugin keeps all its state in the database and every process of a cloud
+  loads the same mechanism drivers, as every neutron-server worker does, so there is no
+  network service to call); a binding failure fails the build with the drivers' reasons in the
+  fault and frees the ports, so an alternate host binds them afresh. Terminate releases them
+  after ``destroy``.
+* volume - the manager calls the volume API, which reaches the volume manager of the
+  volume's backend over RPC: ``attach`` exports the volume to this host's connector and returns
+  the ``connection_info`` given to the driver; ``detach`` ends the export. Each volume of a
+  server has a :class:`~stackcore.compute.models.BlockDeviceMapping` whose status records how
+  far an attach or detach got, so a restart finishes or undoes it.
 """
 
 from __future__ import annotations
@@ -15,19 +30,24 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from oslo_config import cfg
 
 from stackcore import exception
-from stackcore.compute import objects, stats
+from stackcore.compute import block_devices, objects, stats
 from stackcore.compute.driver import HypervisorDriver
+from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
 from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
 from stackcore.db import models
 from stackcore.rpc import Target, Transport
 from stackcore.scheduler import claims
+
+if TYPE_CHECKING:
+    from stackcore.network.api import NetworkAPI
+    from stackcore.volume.api import VolumeAPI
 
 LOG = logging.getLogger(__name__)
 TOPIC = "compute"
@@ -45,10 +65,13 @@ _POWER_TO_VM = {
 class ComputeManager:
     """RPC endpoint of the compute service on one host (topic ``compute``, server = host).
 
-    API versions: 1.0 build/terminate/reboot/stop/start.
+    API versions: 1.0 build/terminate/reboot/stop/start; 1.1 attach_volume/detach_volume.
+
+    ``network_api`` and ``volume_api`` are the cloud's family APIs (``cloud.network``,
+    ``cloud.volume``); without them, servers asking for ports or volumes fail to build.
     """
 
-    target = Target(TOPIC, version="1.0")
+    target = Target(TOPIC, version="1.1")
 
     def __init__(
         self,
@@ -58,8 +81,12 @@ class ComputeManager:
         driver: HypervisorDriver,
         driver_name: str,
         transport: Transport | None = None,
+        network_api: NetworkAPI | None = None,
+        volume_api: VolumeAPI | None = None,
     ) -> None:
         self.conf = conf
+        self.network_api = network_api
+        self.volume_api = volume_api
         self.db = db
         self.host = host
         self.driver = driver
@@ -145,20 +172,30 @@ class ComputeManager:
             if release:
                 claims.release(session, uuid)
 
-    def _cleanup_half_made(self, instance: objects.Instance) -> None:
+    def _record_fault(self, uuid: str, step: str, err: BaseException | str,
+                      exc_class: str | None = None) -> None:
+        """Add a fault to the server without changing its state."""
+        with self.db.transaction() as session:
+            session.add(models.InstanceFault(
+                instance_uuid=uuid,
+                exc_class=exc_class or type(err).__name__,
+                message=str(err),
+                step=step,
+                host=self.host,
+            ))
+
+    def _cleanup_half_made(
+        self,
+        instance: objects.Instance,
+        network_info: list[dict[str, Any]] | None = None,
+        block_device_info: list[dict[str, Any]] | None = None,
+    ) -> None:
         try:
-            self._driver_call("destroy", self.driver.destroy, instance, [], [], True)
+            self._driver_call("destroy", self.driver.destroy, instance, network_info or [],
+                              block_device_info or [], True)
         except Exception as err:  # noqa: BLE001 - recorded, the original failure stays the story
-            with self.db.transaction() as session:
-                session.add(
-                    models.InstanceFault(
-                        instance_uuid=instance.uuid,
-                        exc_class=type(err).__name__,
-                        message=f"cleanup after failure also failed: {err}",
-                        step="cleanup",
-                        host=self.host,
-                    )
-                )
+            self._record_fault(instance.uuid, "cleanup",
+                               f"cleanup after failure also failed: {err}", type(err).__name__)
 
     def _power_state(self, instance: objects.Instance) -> objects.PowerState:
         return self._driver_call("get_info", self.driver.get_info, instance).power_state
@@ -169,9 +206,13 @@ class ComputeManager:
         """Start-up reconciliation, before the host is offered to the scheduler.
 
         * servers left BUILDING -> ERROR (fault: interrupted), claim released, half-made
-          backend instance destroyed;
+          backend instance destroyed, its ports released and its boot volumes' exports ended
+          (they stay reserved for the server, as after any failed build);
         * servers left DELETING -> the delete is finished;
         * other interrupted tasks -> cleared, state re-read from the driver;
+        * a volume attach interrupted (mapping ``attaching``) -> undone: detached from the
+          instance, export ended, mapping removed, fault recorded; a volume detach interrupted
+          (``detaching``) -> finished;
         * servers the database places here but the driver does not know -> ERROR;
         * instances the driver has but the database does not know -> recorded in
           :attr:`unknown_instances` and logged (never destroyed: they may not be ours).
@@ -198,7 +239,9 @@ class ComputeManager:
                                           f"{self.host}"),
                     release=True,
                 )
-                self._cleanup_half_made(instance)
+                self._cleanup_half_made(instance, self._network_info(row.uuid),
+                                        self._block_device_info(row.uuid))
+                self._release_build_resources(row.uuid)
             elif row.uuid not in on_backend:
                 if row.vm_state != VmState.ERROR:
                     self._fail(
@@ -219,6 +262,7 @@ class ComputeManager:
                 except exception.StackcoreError as err:
                     LOG.warning("cannot read state of %s: %s", row.uuid, err)
                 self._update(row.uuid, **values)
+                self._finish_interrupted_volume_steps(instance)
         self.unknown_instances = sorted(on_backend - known)
         if self.unknown_instances:
             LOG.warning(
@@ -271,7 +315,12 @@ class ComputeManager:
     # --- RPC methods ------------------------------------------------------------------------
 
     def build_and_run_instance(self, instance_uuid: str) -> None:
-        """Spawn a scheduled server (cast by the API after the scheduler claimed this host)."""
+        """Build a scheduled server (cast by the API after the scheduler claimed this host):
+        bind its ports here, export its boot volumes to this host, then spawn.
+
+        Any failure destroys what the driver half made, ends the volume exports (the volumes
+        stay reserved for the server), releases the ports, and hands the build to an
+        alternate host - or puts the server in ERROR with a fault naming the step."""
         with self._instance_lock(instance_uuid):
             try:
                 row, instance = self._load(instance_uuid)
@@ -280,25 +329,157 @@ class ComputeManager:
             if row.vm_state != VmState.BUILDING:
                 return
             self._update(instance_uuid, task_state=TaskState.SPAWNING)
+            network_info: list[dict[str, Any]] = []
+            device_info: list[dict[str, Any]] = []
+            step = "allocate_network"
             try:
+                network_info = self._allocate_network(instance_uuid)
+                step = "block_device_mapping"
+                device_info = self._connect_boot_volumes(instance_uuid)
+                step = "spawn"
                 self._driver_call(
-                    "spawn", self.driver.spawn, instance, instance.image, [], []
+                    "spawn", self.driver.spawn, instance, instance.image, network_info,
+                    device_info,
                 )
                 power = self._power_state(instance)
             except Exception as err:  # noqa: BLE001 - every failure is recorded as a fault
-                self._cleanup_half_made(instance)
+                self._cleanup_half_made(instance, network_info, device_info)
+                self._release_build_resources(instance_uuid)
                 if not self._reschedule(instance_uuid, err):
-                    self._fail(instance_uuid, "spawn", err, release=True)
+                    self._fail(instance_uuid, step, err, release=True)
                 self.update_available_resource()
                 return
-            self._update(
-                instance_uuid,
-                vm_state=VmState.ACTIVE,
-                task_state=None,
-                power_state=int(power),
-                launched_at=models.utcnow(),
-            )
+            with self.db.transaction() as session:
+                session.execute(
+                    sa.update(models.Instance).where(models.Instance.uuid == instance_uuid)
+                    .values(vm_state=VmState.ACTIVE, task_state=None, power_state=int(power),
+                            launched_at=models.utcnow()))
+                session.execute(
+                    sa.update(BlockDeviceMapping)
+                    .where(BlockDeviceMapping.instance_uuid == instance_uuid,
+                           BlockDeviceMapping.status == BdmStatus.ATTACHING)
+                    .values(status=BdmStatus.ATTACHED))
         self.update_available_resource()
+
+    # --- network and volume wiring ----------------------------------------------------------
+
+    def _require(self, api: T | None, what: str) -> T:
+        if api is None:
+            raise exception.ConfigError(
+                f"server needs {what} but the compute service on {self.host} was started "
+                f"without the {what} API")
+        return api
+
+    def _allocate_network(self, instance_uuid: str) -> list[dict[str, Any]]:
+        """Bind the server's requested ports on this host; its network_info."""
+        with self.db.transaction() as session:
+            request = session.get(NetworkRequest, instance_uuid)
+            requests = list(request.requests) if request is not None else []
+        if not requests:
+            return []
+        network = self._require(self.network_api, "networks")
+        return network.allocate_ports_for_instance(instance_uuid, self.host, requests)
+
+    def _network_info(self, instance_uuid: str) -> list[dict[str, Any]]:
+        if self.network_api is None:
+            return []
+        return self.network_api.network_info_for_instance(instance_uuid)
+
+    def _block_device_info(self, instance_uuid: str) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            return block_devices.block_device_info(block_devices.rows(session, instance_uuid))
+
+    def connector(self) -> dict[str, Any]:
+        """This host's connector, as volume backends get it."""
+        return block_devices.host_connector(self.host, self.conf.compute.my_ip,
+                                            self.conf.compute.iscsi_initiator_name)
+
+    def _set_bdm(self, bdm_id: int, **values: Any) -> None:
+        with self.db.transaction() as session:
+            session.execute(sa.update(BlockDeviceMapping)
+                            .where(BlockDeviceMapping.id == bdm_id).values(**values))
+
+    def _connect_volume(self, instance_uuid: str, bdm_id: int, volume_id: str,
+                        device_name: str) -> dict[str, Any]:
+        """Export a volume to this host for the server (mapping -> ``attaching``, attachment
+        recorded); its connection_info. The volume manager undoes its own part on failure."""
+        volume = self._require(self.volume_api, "volumes")
+        self._set_bdm(bdm_id, status=BdmStatus.ATTACHING)
+        info = dict(volume.attach(volume_id, self.connector(), instance_uuid, device_name))
+        self._set_bdm(bdm_id, attachment_id=info.pop("attachment_id", None))
+        return info
+
+    def _connect_boot_volumes(self, instance_uuid: str) -> list[dict[str, Any]]:
+        with self.db.transaction() as session:
+            bdms = [b for b in block_devices.rows(session, instance_uuid) if b.boot]
+        infos = {b.volume_id: self._connect_volume(instance_uuid, b.id, b.volume_id,
+                                                   b.device_name) for b in bdms}
+        return block_devices.block_device_info(bdms, infos)
+
+    def _disconnect_volume(self, instance_uuid: str, bdm: BlockDeviceMapping) -> None:
+        """End the volume service's attachment(s) of one mapping: the recorded one, or, for an
+        attach interrupted before its id was recorded, any attachment of the volume to this
+        server. A volume or attachment already gone counts as done."""
+        if bdm.attachment_id is None and bdm.status != BdmStatus.ATTACHING:
+            return
+        volume = self._require(self.volume_api, "volumes")
+        if bdm.attachment_id is not None:
+            ids = [bdm.attachment_id]
+        else:
+            try:
+                ids = [a.id for a in volume.get(bdm.volume_id).attachments
+                       if a.instance_uuid == instance_uuid]
+            except exception.NotFound:
+                return  # the volume itself is gone
+        for attachment_id in ids:
+            try:
+                volume.detach(bdm.volume_id, attachment_id)
+            except exception.NotFound:
+                continue  # the attachment already ended, or the volume is gone
+
+    def _release_build_resources(self, instance_uuid: str) -> None:
+        """After a failed build: end the boot volumes' exports (mappings back to
+        ``reserved``) and release the ports. A failure here is added to the faults."""
+        with self.db.transaction() as session:
+            bdms = block_devices.rows(session, instance_uuid)
+        for bdm in bdms:
+            try:
+                self._disconnect_volume(instance_uuid, bdm)
+                self._set_bdm(bdm.id, status=BdmStatus.RESERVED, attachment_id=None)
+            except Exception as err:  # noqa: BLE001 - recorded; the build failure is the story
+                self._record_fault(instance_uuid, "cleanup",
+                                   f"ending the export of volume {bdm.volume_id} failed: {err}",
+                                   type(err).__name__)
+        if self.network_api is not None:
+            try:
+                self.network_api.deallocate_ports_for_instance(instance_uuid)
+            except Exception as err:  # noqa: BLE001
+                self._record_fault(instance_uuid, "cleanup",
+                                   f"releasing the ports failed: {err}", type(err).__name__)
+
+    def _finish_interrupted_volume_steps(self, instance: objects.Instance) -> None:
+        """Start-up: undo attaches and finish detaches a restart interrupted."""
+        with self.db.transaction() as session:
+            pending = [b for b in block_devices.rows(session, instance.uuid)
+                       if b.status in (BdmStatus.ATTACHING, BdmStatus.DETACHING)]
+        for bdm in pending:
+            step = "attach_volume" if bdm.status == BdmStatus.ATTACHING else "detach_volume"
+            try:
+                self._driver_call("detach_volume", self.driver.detach_volume, instance,
+                                  {"volume_id": bdm.volume_id}, bdm.device_name)
+                self._disconnect_volume(instance.uuid, bdm)
+            except Exception as err:  # noqa: BLE001 - left as is for the next restart
+                self._record_fault(instance.uuid, step,
+                                   f"finishing the interrupted {step} of volume "
+                                   f"{bdm.volume_id} failed: {err}", type(err).__name__)
+                continue
+            with self.db.transaction() as session:
+                session.execute(sa.delete(BlockDeviceMapping)
+                                .where(BlockDeviceMapping.id == bdm.id))
+            if step == "attach_volume":
+                self._record_fault(instance.uuid, step, exception.DriverError(
+                    f"attaching volume {bdm.volume_id} at {bdm.device_name} was interrupted "
+                    f"by a restart of {BINARY} on {self.host}; it was detached again"))
 
     def _reschedule(self, instance_uuid: str, err: BaseException) -> bool:
         """Ask the scheduler for an alternate host and hand the build over to it. False (the
@@ -332,16 +513,35 @@ class ComputeManager:
         self.update_available_resource()
 
     def _terminate(self, instance: objects.Instance) -> None:
+        """Destroy on the hypervisor, then end the volumes' exports, then release the ports.
+        A failure in any step leaves the server in ERROR (task cleared, claim kept) so the
+        delete can be retried; every step is idempotent."""
         self._update(instance.uuid, task_state=TaskState.DELETING)
+        step = "destroy"
         try:
-            self._driver_call("destroy", self.driver.destroy, instance, [], [], True)
+            with self.db.transaction() as session:
+                bdms = block_devices.rows(session, instance.uuid)
+            self._driver_call("destroy", self.driver.destroy, instance,
+                              self._network_info(instance.uuid),
+                              block_devices.block_device_info(bdms), True)
+            step = "detach_volumes"
+            for bdm in bdms:
+                self._disconnect_volume(instance.uuid, bdm)
+                with self.db.transaction() as session:
+                    session.execute(sa.delete(BlockDeviceMapping)
+                                    .where(BlockDeviceMapping.id == bdm.id))
+            step = "deallocate_network"
+            if self.network_api is not None:
+                self.network_api.deallocate_ports_for_instance(instance.uuid)
         except Exception as err:
             # The server stays (in ERROR, task cleared) so the delete can be retried; its claim
             # is kept because the backend may still hold the resources.
-            self._fail(instance.uuid, "destroy", err, release=False)
+            self._fail(instance.uuid, step, err, release=False)
             raise
         with self.db.transaction() as session:
             claims.release(session, instance.uuid)
+            session.execute(sa.delete(NetworkRequest)
+                            .where(NetworkRequest.instance_uuid == instance.uuid))
             session.execute(
                 sa.update(models.Instance)
                 .where(models.Instance.uuid == instance.uuid)
@@ -352,6 +552,107 @@ class ComputeManager:
                     deleted_at=models.utcnow(),
                 )
             )
+
+    # --- volumes of a running server (API 1.1) ---------------------------------------------
+
+    _ATTACHABLE = (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED)
+
+    def attach_volume(self, instance_uuid: str, volume_id: str,
+                      mountpoint: str | None = None) -> str:
+        """Attach a volume to the server at ``mountpoint`` (or the next free ``/dev/vdX``);
+        returns the device name. On failure the volume is detached again (export removed),
+        the mapping removed, a fault recorded on the server (which keeps its state) and the
+        error raised to the caller."""
+        with self._instance_lock(instance_uuid):
+            row, instance = self._load(instance_uuid)
+            if row.vm_state not in self._ATTACHABLE or row.task_state is not None:
+                raise exception.InvalidState(
+                    f"cannot attach a volume to server {instance_uuid} while it is "
+                    f"{row.vm_state}" + (f" ({row.task_state})" if row.task_state else ""),
+                    state=row.vm_state)
+            try:
+                with self.db.transaction() as session:
+                    existing = block_devices.rows(session, instance_uuid)
+                    if any(b.volume_id == volume_id for b in existing):
+                        raise exception.Conflict(
+                            f"volume {volume_id} is already attached to server {instance_uuid}")
+                    used = [b.device_name for b in existing]
+                    device = mountpoint or block_devices.next_device_name(used)
+                    if device in used:
+                        raise exception.Conflict(
+                            f"{device} is already in use on server {instance_uuid}")
+                    bdm = BlockDeviceMapping(instance_uuid=instance_uuid, volume_id=volume_id,
+                                             device_name=device, boot=False,
+                                             status=BdmStatus.ATTACHING)
+                    session.add(bdm)
+            except sa.exc.IntegrityError:
+                raise exception.Conflict(
+                    f"{mountpoint or 'a device'} or volume {volume_id} is already in use on "
+                    f"server {instance_uuid}") from None
+            step = "attach_volume"
+            try:
+                info = self._connect_volume(instance_uuid, bdm.id, volume_id, device)
+                bdm.attachment_id = self._attachment_of(bdm.id)
+                self._driver_call("attach_volume", self.driver.attach_volume, instance, info,
+                                  device)
+            except Exception as err:
+                try:
+                    self._disconnect_volume(instance_uuid, bdm)
+                except Exception as cleanup_err:  # noqa: BLE001
+                    step_err = f"ending the export after a failed attach failed: {cleanup_err}"
+                    self._record_fault(instance_uuid, "cleanup", step_err,
+                                       type(cleanup_err).__name__)
+                    self._set_bdm(bdm.id, status=BdmStatus.ATTACHING)  # init_host retries
+                else:
+                    with self.db.transaction() as session:
+                        session.execute(sa.delete(BlockDeviceMapping)
+                                        .where(BlockDeviceMapping.id == bdm.id))
+                self._record_fault(instance_uuid, step, err)
+                raise
+            self._set_bdm(bdm.id, status=BdmStatus.ATTACHED)
+            return device
+
+    def _attachment_of(self, bdm_id: int) -> str | None:
+        with self.db.transaction() as session:
+            row = session.get(BlockDeviceMapping, bdm_id)
+            return row.attachment_id if row is not None else None
+
+    def detach_volume(self, instance_uuid: str, volume_id: str) -> None:
+        """Detach a volume from the server (hypervisor first, then the export). A failure
+        records a fault and raises; the mapping says how far it got (``attached`` if the
+        hypervisor still has the disk, ``detaching`` if only the export is left) and calling
+        again finishes it."""
+        with self._instance_lock(instance_uuid):
+            row, instance = self._load(instance_uuid)
+            if row.task_state is not None:
+                raise exception.InvalidState(
+                    f"cannot detach a volume from server {instance_uuid} while it is "
+                    f"{row.task_state}", state=row.vm_state)
+            with self.db.transaction() as session:
+                bdm = session.execute(sa.select(BlockDeviceMapping).where(
+                    BlockDeviceMapping.instance_uuid == instance_uuid,
+                    BlockDeviceMapping.volume_id == volume_id)).scalar_one_or_none()
+                if bdm is None or bdm.status not in (BdmStatus.ATTACHED, BdmStatus.DETACHING):
+                    raise exception.NotFound(
+                        "volume attachment", volume_id,
+                        f"volume {volume_id} is not attached to server {instance_uuid}")
+                previous = bdm.status
+                bdm.status = BdmStatus.DETACHING
+            try:
+                self._driver_call("detach_volume", self.driver.detach_volume, instance,
+                                  {"volume_id": volume_id}, bdm.device_name)
+            except Exception as err:
+                self._set_bdm(bdm.id, status=previous)
+                self._record_fault(instance_uuid, "detach_volume", err)
+                raise
+            try:
+                self._disconnect_volume(instance_uuid, bdm)
+            except Exception as err:
+                self._record_fault(instance_uuid, "detach_volume", err)
+                raise
+            with self.db.transaction() as session:
+                session.execute(sa.delete(BlockDeviceMapping)
+                                .where(BlockDeviceMapping.id == bdm.id))
 
     def _power_action(
         self,

@@ -8,7 +8,8 @@ from stackcore.rpc import Target, Transport
 
 
 class ComputeRPCAPI:
-    """Calls into the compute service of one host. Speaks compute API 1.0."""
+    """Calls into the compute service of one host. Speaks compute API 1.0; the volume calls
+    need 1.1."""
 
     VERSION = "1.0"
 
@@ -32,6 +33,17 @@ class ComputeRPCAPI:
 
     def start_instance(self, host: str, instance_uuid: str) -> None:
         self._on(host).call("start_instance", instance_uuid=instance_uuid)
+
+    def attach_volume(self, host: str, instance_uuid: str, volume_id: str,
+                      mountpoint: str | None) -> str:
+        device: str = self._client.prepare(server=host, version="1.1").call(
+            "attach_volume", instance_uuid=instance_uuid, volume_id=volume_id,
+            mountpoint=mountpoint)
+        return device
+
+    def detach_volume(self, host: str, instance_uuid: str, volume_id: str) -> None:
+        self._client.prepare(server=host, version="1.1").call(
+            "detach_volume", instance_uuid=instance_uuid, volume_id=volume_id)
 
 
 class SchedulerRPCAPI:

@@ -74,6 +74,18 @@ COMPUTE_OPTS = [
         min=1,
         help="Seconds Cloud.compute.create_server(wait=True) waits for ACTIVE or ERROR.",
     ),
+    cfg.StrOpt(
+        "my_ip",
+        default="",
+        help="Address of the compute hosts here, given to volume backends in the host "
+        "connector. Empty: resolved from the host name (127.0.0.1 if it does not resolve).",
+    ),
+    cfg.StrOpt(
+        "iscsi_initiator_name",
+        default="",
+        help="iSCSI initiator name given to volume backends in the host connector. Empty: "
+        "/etc/iscsi/initiatorname.iscsi, else iqn.2010-10.dev.stackcore:<host>.",
+    ),
 ]
 
 SCHEDULER_OPTS = [

@@ -597,6 +597,13 @@ class NetworkAPI:
                 self.plugin.update_port(port["id"], {"device_id": "", "device_owner": "",
                                                      "host": ""})
 
+    def network_info_for_instance(self, instance_uuid: str) -> list[dict[str, Any]]:
+        """The ``network_info`` of the ports an instance holds now (what
+        :meth:`allocate_ports_for_instance` returned), e.g. for the driver's destroy."""
+        instance_uuid = validate.uuid_like("instance_uuid", instance_uuid)
+        return [self._network_info(_port_view(p))
+                for p in self.plugin.list_ports({"device_id": instance_uuid})]
+
     def _network_info(self, port: Port) -> dict[str, Any]:
         network = self.get_network(port.network_id)
         bottom = dict(port.binding_levels[-1].segment) if port.binding_levels else {}

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from stackcore.compute import models as compute_models  # noqa: F401 - compute wiring tables
 from stackcore.db import models  # noqa: F401 - registers the core tables
 from stackcore.db.models import Base
 from stackcore.network import models as network_models  # noqa: F401 - network tables

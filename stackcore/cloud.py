@@ -157,6 +157,10 @@ class Cloud:
 
             endpoint = AgentStateEndpoint(conf, self.db, self.network.plugin.rebind_failed_ports)
             self._run(endpoint, "stackcore-network", conf.host)
+            from stackcore.network.agent_rpc import AgentRPCEndpoint
+
+            self._run(AgentRPCEndpoint(conf, self.db, self.network.plugin.mechanism_manager),
+                      "stackcore-network-agents", conf.host)
 
     def _run(self, manager: Any, binary: str, host: str, zone: str = "nova") -> Service:
         service = Service(self.conf, self.db, self.transport, manager, binary=binary, host=host,

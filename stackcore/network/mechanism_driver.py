@@ -217,6 +217,11 @@ class MechanismDriver(abc.ABC):
 
     VERSION: ClassVar[str] = ""
     capabilities: ClassVar[Mapping[str, bool]] = {}
+    #: The type of the L2 agent that wires the ports this driver binds (``"Open vSwitch
+    #: agent"``), or None when no agent does: the agent RPC
+    #: (:mod:`stackcore.network.agent_rpc`) hands an agent the ports bound by drivers of its
+    #: type.
+    AGENT_TYPE: ClassVar[str | None] = None
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self.conf = conf

@@ -6,10 +6,17 @@ An agent runs on one host (``[DEFAULT] host``, the name ports are bound to). It
 * reports ``report_state`` (agent type, host, ``configurations``) to the server's
   ``network.reports`` endpoint every ``[agent] report_interval`` seconds; the first report after
   a start carries ``start_flag`` so the server rebinds the host's failed ports;
-* reconciles every ``[agent] polling_interval`` seconds: it reads the ports bound to its host
-  (:mod:`.host_state`) and makes the backend match - missing things created, stale things
-  removed, things that are right left alone. Start-up is just the first pass, which is how a
-  restarted agent resyncs.
+* reconciles every ``[agent] polling_interval`` seconds: it asks the server over the agent
+  RPC (``network.agents``, :mod:`stackcore.network.agent_rpc`) for the ports bound to its host
+  and their tunnel peers (:mod:`.host_state`) and makes the backend match - missing things
+  created, stale things removed, things that are right left alone. Start-up is just the first
+  pass, which is how a restarted agent resyncs;
+* after each pass, tells the server which ports it wired (``update_device_up``: the port
+  becomes ACTIVE) and which it no longer passes traffic for (``update_device_down``: DOWN),
+  comparing with the status the server sent, so a pass that changed nothing sends nothing.
+
+The agent never touches the database; everything goes through ``stackcore.rpc`` (in-process
+in an embedded cloud, oslo.messaging between processes).
 
 A report or a pass that fails is logged and retried at the next interval; the agent never
 stops on a backend or server error.
@@ -26,7 +33,7 @@ from typing import Any, ClassVar
 from oslo_config import cfg
 
 from stackcore import conf as sc_conf
-from stackcore.db import api as db_api
+from stackcore.network.agent_rpc import AgentRPCAPI
 from stackcore.network.agents import AgentStateRPCAPI
 from stackcore.rpc import Transport
 from stackcore_drivers.network.host_state import HostState, read_host_state
@@ -45,18 +52,18 @@ AGENT_OPTS: list[cfg.Opt] = [
 
 class L2Agent(abc.ABC):
     """Base of the OVS and Linux bridge agents: subclasses say what they report and how they
-    reconcile. ``db`` is the ML2 database (read only); ``transport`` reaches the server."""
+    reconcile. ``transport`` reaches the server (state reports and the agent RPC)."""
 
     AGENT_TYPE: ClassVar[str]
     BINARY: ClassVar[str]
     VIF_TYPE: ClassVar[str]
 
-    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Transport) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, transport: Transport) -> None:
         sc_conf.register(conf, [("agent", AGENT_OPTS)])
         self.conf = conf
         self.host: str = conf.host
-        self.db = db
         self._rpc = AgentStateRPCAPI(transport)
+        self.plugin_rpc = AgentRPCAPI(transport)
         self._start_flag = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -79,8 +86,9 @@ class L2Agent(abc.ABC):
         """Overlay network types this agent handles (``[]`` without a local IP)."""
 
     @abc.abstractmethod
-    def reconcile(self, state: HostState) -> None:
-        """Make the backend match ``state``: idempotent, touches nothing that is right."""
+    def reconcile(self, state: HostState) -> set[str]:
+        """Make the backend match ``state``: idempotent, touches nothing that is right.
+        Returns the ids of the ports whose traffic now passes (plugged, wired, admin up)."""
 
     def close(self) -> None:
         """Release backend connections (the backend state itself stays)."""
@@ -100,11 +108,27 @@ class L2Agent(abc.ABC):
         return agent
 
     def sync_once(self) -> HostState:
-        """One reconciliation pass."""
-        state = read_host_state(self.db, self.host, self.VIF_TYPE, self.AGENT_TYPE,
+        """One reconciliation pass, then the status of the ports that changed."""
+        state = read_host_state(self.plugin_rpc, self.host, self.AGENT_TYPE,
                                 self.tunnel_types())
-        self.reconcile(state)
+        wired = self.reconcile(state)
+        self.report_devices(state, wired)
         return state
+
+    def report_devices(self, state: HostState, wired: set[str]) -> None:
+        """``update_device_up`` for wired ports the server does not see ACTIVE yet,
+        ``update_device_down`` for the others it sees ACTIVE. A failed call is logged and
+        retried by the next pass (the server's status is compared again)."""
+        for port_id, port in sorted(state.ports.items()):
+            up = port_id in wired and port.admin_state_up
+            try:
+                if up and port.status == "DOWN":
+                    self.plugin_rpc.update_device_up(port_id, self.host)
+                elif not up and port.status == "ACTIVE":
+                    self.plugin_rpc.update_device_down(port_id, self.host)
+            except Exception as err:  # noqa: BLE001 - the next pass compares again
+                LOG.warning("%s on %s: status report of port %s failed: %s", self.BINARY,
+                            self.host, port_id, err)
 
     def start(self) -> None:
         """Reconcile and report once now (so start-up problems surface to the caller), then

@@ -2,10 +2,10 @@
 
 ``stackcore-ovs-agent --config-file /etc/stackcore/stackcore.conf [--config-file ...]``
 
-The agent runs on the host named by ``[DEFAULT] host``; it needs the server's database
-(``[database] connection``, read only) and its RPC bus (``[DEFAULT] transport_url``, e.g.
-rabbit://): the in-process transport cannot cross processes. It runs until SIGTERM/SIGINT;
-stopping leaves the wiring in place (the next start resyncs).
+The agent runs on the host named by ``[DEFAULT] host``; it needs only the server's RPC bus
+(``[DEFAULT] transport_url``, e.g. rabbit://: the in-process transport cannot cross
+processes) - it learns its ports over the agent RPC and never opens the database. It runs
+until SIGTERM/SIGINT; stopping leaves the wiring in place (the next start resyncs).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 from oslo_config import cfg
 
 from stackcore import exception, rpc
-from stackcore.db import api as db_api
 from stackcore_drivers.network.agent_base import L2Agent
 from stackcore_drivers.network.conf import load_agent_conf
 
@@ -38,16 +37,13 @@ def run_agent(prog: str, agent_cls: type[L2Agent],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         conf = load_agent_conf(groups, args.config_file)
-        if not conf.database.connection:
-            raise exception.ConfigError("[database] connection must name the server's "
-                                        "database")
         if not conf.transport_url or conf.transport_url.startswith("inprocess"):
             raise exception.ConfigError("[DEFAULT] transport_url must name the server's RPC "
                                         "bus (e.g. rabbit://...): in-process RPC cannot "
                                         "reach another process")
         agent_cls.check_config(conf)
-        db = db_api.Database(conf.database.connection)
-        agent = agent_cls(conf, db, rpc.get_transport(conf))
+        transport = rpc.get_transport(conf)
+        agent = agent_cls(conf, transport)
         agent.start()
     except exception.StackcoreError as err:
         print(f"{prog}: {err}", file=sys.stderr)
@@ -62,7 +58,7 @@ def run_agent(prog: str, agent_cls: type[L2Agent],
     LOG.info("%s running on host %s", prog, conf.host)
     stop.wait()
     agent.stop()
-    db.dispose()
+    transport.close()
     return 0
 
 

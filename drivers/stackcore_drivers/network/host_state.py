@@ -1,19 +1,18 @@
-"""What an L2 agent should realise on its host, read from the ML2 database.
+"""What an L2 agent should realise on its host, as the server tells it over the agent RPC
+(:mod:`stackcore.network.agent_rpc`, topic ``network.agents``).
 
 The agents reconcile their backend against this state on start-up and every polling
 interval (level-triggered: no notification can be missed, a restart is just another pass).
-They only read, through the ML2 tables, and never write them: the server owns the database.
+They never touch the ML2 database: the server owns it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-import sqlalchemy as sa
-
-from stackcore.db import api as db_api
-from stackcore.network import models as m
+from stackcore.network.agent_rpc import AgentRPCAPI
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +27,20 @@ class BoundPort:
     segmentation_id: int | None
     mtu: int
     admin_state_up: bool
+    status: str = "DOWN"
+    fixed_ips: tuple[str, ...] = ()
+
+    @classmethod
+    def from_device(cls, device: Mapping[str, Any]) -> BoundPort:
+        """From one entry of ``get_devices_for_host``."""
+        segment = device["segment"]
+        return cls(
+            port_id=device["port_id"], mac_address=device["mac_address"],
+            network_id=device["network_id"], network_type=segment["network_type"],
+            physical_network=segment["physical_network"],
+            segmentation_id=segment["segmentation_id"], mtu=segment["mtu"] or 0,
+            admin_state_up=bool(device["admin_state_up"]), status=device["status"],
+            fixed_ips=tuple(ip["ip_address"] for ip in device.get("fixed_ips") or ()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,57 +59,17 @@ class HostState:
         return result
 
 
-def read_host_state(
-    db: db_api.Database, host: str, vif_type: str, agent_type: str,
-    tunnel_types: Iterable[str] = ("vxlan",),
-) -> HostState:
-    """The ports of ``host`` bound with ``vif_type``, and the peers of their overlay networks:
-    the ``tunneling_ip`` reported by the ``agent_type`` agents of the other hosts that have
-    ports bound with ``vif_type`` on the same network."""
-    tunnel_types = set(tunnel_types)
-    with db.transaction() as session:
-        bottom = (
-            sa.select(m.PortBindingLevel.port_id,
-                      sa.func.max(m.PortBindingLevel.level).label("level"))
-            .group_by(m.PortBindingLevel.port_id).subquery()
-        )
-        rows = session.execute(
-            sa.select(m.Port, m.NetworkSegment)
-            .join(bottom, bottom.c.port_id == m.Port.id)
-            .join(m.PortBindingLevel, sa.and_(m.PortBindingLevel.port_id == m.Port.id,
-                                              m.PortBindingLevel.level == bottom.c.level))
-            .join(m.NetworkSegment, m.NetworkSegment.id == m.PortBindingLevel.segment_id)
-            .where(m.Port.host == host, m.Port.vif_type == vif_type)
-        ).all()
-        ports = {
-            port.id: BoundPort(
-                port_id=port.id, mac_address=port.mac_address, network_id=port.network_id,
-                network_type=segment.network_type, physical_network=segment.physical_network,
-                segmentation_id=segment.segmentation_id, mtu=segment.mtu,
-                admin_state_up=port.admin_state_up)
-            for port, segment in rows
-        }
-        overlay = {p.network_id for p in ports.values() if p.network_type in tunnel_types}
-        peers: dict[str, set[str]] = {net: set() for net in overlay}
-        if overlay:
-            remote = session.execute(
-                sa.select(m.Port.network_id, m.Agent.configurations)
-                .join(m.Agent, sa.and_(m.Agent.host == m.Port.host,
-                                       m.Agent.agent_type == agent_type))
-                .where(m.Port.network_id.in_(overlay), m.Port.host != host,
-                       m.Port.vif_type == vif_type)
-            ).all()
-            for network_id, configurations in remote:
-                ip = (configurations or {}).get("tunneling_ip")
-                if ip:
-                    peers[network_id].add(str(ip))
-    return HostState(ports, {net: frozenset(ips) for net, ips in peers.items()})
-
-
-def existing_ports(db: db_api.Database, port_ids: Iterable[str]) -> set[str]:
-    """Which of ``port_ids`` still exist in the database (whatever their binding)."""
-    ids = sorted(set(port_ids))
-    if not ids:
-        return set()
-    with db.transaction() as session:
-        return set(session.execute(sa.select(m.Port.id).where(m.Port.id.in_(ids))).scalars())
+def read_host_state(rpc: AgentRPCAPI, host: str, agent_type: str,
+                    tunnel_types: Iterable[str] = ("vxlan",)) -> HostState:
+    """The ports the server bound on ``host`` for ``agent_type`` agents, and the peers of
+    their overlay networks for each of ``tunnel_types``."""
+    ports = {d["port_id"]: BoundPort.from_device(d)
+             for d in rpc.get_devices_for_host(host, agent_type)}
+    peers: dict[str, frozenset[str]] = {}
+    for tunnel_type in sorted(set(tunnel_types)):
+        networks = {p.network_id for p in ports.values() if p.network_type == tunnel_type}
+        if not networks:
+            continue
+        for network_id, ips in rpc.get_tunnel_peers(host, tunnel_type, networks).items():
+            peers[network_id] = frozenset(ips)
+    return HostState(ports, peers)

@@ -109,7 +109,7 @@ def make_agent(server: stackcore.Cloud, lab: Lab) -> Iterator[Callable[..., Linu
         conf = load_agent_conf(
             [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)],
             overrides={"DEFAULT": {"host": host}, **groups})
-        agent = LinuxBridgeAgent(conf, server.db, server.transport)
+        agent = LinuxBridgeAgent(conf, server.transport)
         agents.append(agent)
         return agent
 

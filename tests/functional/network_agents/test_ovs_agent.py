@@ -78,7 +78,7 @@ def make_agent(server: stackcore.Cloud, ovsdbs: dict[str, Ovsdb]
         settings.update(ovs)
         conf = load_agent_conf([("ovs", ovs_conf.AGENT_OPTS)], overrides={
             "DEFAULT": {"host": host}, "ovs": settings})
-        agent = OvsAgent(conf, server.db, server.transport)
+        agent = OvsAgent(conf, server.transport)
         agents.append(agent)
         return agent
 

@@ -24,7 +24,6 @@ from oslo_config import cfg
 
 from stackcore import conf as sc_conf
 from stackcore import exception
-from stackcore.db import api as db_api
 from stackcore.rpc import Transport
 from stackcore_drivers.network import names
 from stackcore_drivers.network.agent_base import L2Agent
@@ -55,9 +54,9 @@ class LinuxBridgeAgent(L2Agent):
     VIF_TYPE = VIF_TYPE
     check_config = staticmethod(check_config)
 
-    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Transport,
+    def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
                  manager: ip_lib.LinuxBridgeManager | None = None) -> None:
-        super().__init__(conf, db, transport)
+        super().__init__(conf, transport)
         sc_conf.register(conf, [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS),
                                 ("vxlan", lb_conf.VXLAN_OPTS)])
         self.check_config(conf)
@@ -108,8 +107,9 @@ class LinuxBridgeAgent(L2Agent):
             return str(mapped)
         return ip_lib.bridge_name(port.network_id)
 
-    def reconcile(self, state: HostState) -> None:
+    def reconcile(self, state: HostState) -> set[str]:
         errors: dict[str, str] = {}
+        wired: set[str] = set()
         wanted: dict[str, str] = {}          # bridge -> network id
         segment_devices: set[str] = set()    # agent-made devices that must stay
         for network_id, port in sorted(state.networks().items()):
@@ -134,11 +134,14 @@ class LinuxBridgeAgent(L2Agent):
                         self.ip.enslave(tap, bridge)
                     except exception.StackcoreError as err:
                         errors[p.port_id] = str(err)
+                    else:
+                        wired.add(p.port_id)
         self._remove_stale(wanted, segment_devices)
         for pid, why in errors.items():
             if self.port_errors.get(pid) != why:
                 LOG.error("Linux bridge agent %s: cannot wire port %s: %s", self.host, pid, why)
         self.port_errors = errors
+        return wired
 
     def _wire_network(self, port: BoundPort, state: HostState) -> tuple[str, str | None]:
         """Bridge + segment device of one network; on failure delete what this made.

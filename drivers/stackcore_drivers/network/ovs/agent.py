@@ -1,18 +1,26 @@
-"""The Open vSwitch L2 agent: one per host, reconciles that host's OVSDB with the database.
+"""The Open vSwitch L2 agent: one per host, makes that host's OVS carry the traffic of the
+ports the server bound there.
 
 What it owns: br-int, br-tun, the provider bridges and their patch ports, the VXLAN ports on
-br-tun, and the VLAN tag + ``other_config`` of the VM ports on br-int. VM ports themselves are
-plugged by the hypervisor (libvirt / os-vif: ``external_ids:iface-id`` = port id); the agent
-recognises them, tags them with their network's local VLAN and, when their port no longer
-exists in the database, removes them (the stale ports Neutron's ``ovs-cleanup`` removes).
-A VM port whose port exists but is not bound here (or cannot be wired) gets the dead tag 4095.
+br-tun, the VLAN tag + ``other_config`` of the VM ports on br-int, and every OpenFlow rule of
+those bridges (:mod:`.pipeline`: local VLAN per network on br-int, local VLAN <-> VNI on br-tun,
+local VLAN <-> provider VLAN on the provider bridges). VM ports themselves are plugged by the
+hypervisor (libvirt / os-vif: ``external_ids:iface-id`` = port id); the agent recognises them,
+tags them with their network's local VLAN and, when their port no longer exists on the
+server, removes them (the stale ports Neutron's ``ovs-cleanup`` removes). A VM port whose port
+exists but is not bound here, cannot be wired or is administratively down gets the dead tag
+4095 and a drop flow.
+
+Each pass, in an order that never opens a path early: bridges and patch ports, stale VIFs
+removed, tunnel ports, the flows of every bridge (``replace-flows``: only differences sent,
+stale flows deleted), then the VM ports' tags. Ports that now pass traffic are reported up
+(ACTIVE), the others that the server thinks ACTIVE down.
 
 After a restart the local VLAN of each network is read back from the VM ports'
-``other_config`` (``net_uuid`` / ``tag``), so ports that are right keep their tag.
-
-Not done here: OpenFlow rules (VNI <-> local VLAN on br-tun, provider VLAN <-> local VLAN on
-the provider bridges). Bridges run with ``fail_mode=secure``, so until flows are programmed
-they forward nothing - closed, never leaking between networks.
+``other_config`` (``net_uuid`` / ``tag``), so ports that are right keep their tag, and the
+flows computed from them are the ones already installed: a restart changes nothing that is
+right. Bridges run with ``fail_mode=secure``, so whatever the agent has not programmed is not
+forwarded.
 """
 
 from __future__ import annotations
@@ -24,11 +32,10 @@ from oslo_config import cfg
 
 from stackcore import conf as sc_conf
 from stackcore import exception
-from stackcore.db import api as db_api
 from stackcore.rpc import Transport
 from stackcore_drivers.network import names
 from stackcore_drivers.network.agent_base import L2Agent
-from stackcore_drivers.network.host_state import BoundPort, HostState, existing_ports
+from stackcore_drivers.network.host_state import BoundPort, HostState
 from stackcore_drivers.network.ovs import AGENT_TYPE, VIF_TYPE
 from stackcore_drivers.network.ovs import conf as ovs_conf
 from stackcore_drivers.network.ovs.bridges import (
@@ -36,8 +43,17 @@ from stackcore_drivers.network.ovs.bridges import (
     MAX_LOCAL_VLAN,
     MIN_LOCAL_VLAN,
     OvsBridgeManager,
+    VifPort,
+    patch_port_name,
 )
+from stackcore_drivers.network.ovs.openflow import OfctlBridge, rundir_for
 from stackcore_drivers.network.ovs.ovsdb import Ovsdb
+from stackcore_drivers.network.ovs.pipeline import (
+    LocalNetwork,
+    integration_flows,
+    physical_flows,
+    tunnel_flows,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -67,9 +83,9 @@ class OvsAgent(L2Agent):
     VIF_TYPE = VIF_TYPE
     check_config = staticmethod(check_config)
 
-    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Transport,
+    def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
                  ovsdb: Ovsdb | None = None) -> None:
-        super().__init__(conf, db, transport)
+        super().__init__(conf, transport)
         sc_conf.register(conf, [("ovs", ovs_conf.AGENT_OPTS)])
         self.check_config(conf)
         opts = conf.ovs
@@ -79,6 +95,10 @@ class OvsAgent(L2Agent):
         self.bridges = OvsBridgeManager(
             self.ovsdb, opts.integration_bridge, opts.tunnel_bridge, opts.datapath_type,
             dict(opts.bridge_mappings), self.local_ip if opts.tunnel_types else None)
+        rundir = rundir_for(opts.ovsdb_connection, opts.ovs_rundir)
+        #: OpenFlow access to each owned bridge.
+        self.openflow = {bridge: OfctlBridge(bridge, rundir, opts.ovsdb_timeout)
+                         for bridge in self.bridges.bridges()}
         #: network id -> local VLAN on br-int; None until read back from OVSDB.
         self.local_vlans: dict[str, int] | None = None
 
@@ -113,7 +133,7 @@ class OvsAgent(L2Agent):
             return None
         return f"network type {port.network_type!r} is not handled by this agent"
 
-    def reconcile(self, state: HostState) -> None:
+    def reconcile(self, state: HostState) -> set[str]:
         self.bridges.ensure_infrastructure()
         vifs = self.bridges.vif_ports()
         if self.local_vlans is None:
@@ -128,35 +148,83 @@ class OvsAgent(L2Agent):
         for network_id in sorted(wired):
             if network_id not in self.local_vlans:
                 self.local_vlans[network_id] = self._free_local_vlan()
+
+        # VM ports: wanted tag and other_config; stale ones (port deleted) removed first.
         unknown = [i for i in vifs if i not in state.ports or i in errors]
-        still_exist = existing_ports(self.db, unknown)
+        still_exist = set(self.plugin_rpc.get_existing_ports(unknown)) if unknown else set()
+        wanted_tags: dict[str, tuple[VifPort, int, dict[str, str]]] = {}
         for iface_id, vif in sorted(vifs.items()):
             port = state.ports.get(iface_id)
-            if port is not None and iface_id not in errors:
+            if port is not None and iface_id not in errors and port.admin_state_up:
                 tag = self.local_vlans[port.network_id]
                 other = {"net_uuid": port.network_id, "network_type": port.network_type,
                          "physical_network": port.physical_network or "",
                          "segmentation_id": str(port.segmentation_id or ""), "tag": str(tag)}
-            elif iface_id not in still_exist:
+            elif iface_id not in still_exist and port is None:
                 LOG.info("OVS agent %s: removing stale port %s (port %s is gone)",
                          self.host, vif.name, iface_id)
                 self.bridges.delete_port(vif.name)
                 continue
             else:
                 tag, other = DEAD_VLAN_TAG, {}
-            if (vif.tag, vif.other_config) != (tag, other):
-                self.bridges.set_vif_vlan(vif, tag, other)
+            wanted_tags[iface_id] = (vif, tag, other)
         for pid, why in errors.items():
             if self.port_errors.get(pid) != why:
                 LOG.error("OVS agent %s: cannot wire port %s: %s", self.host, pid, why)
         self.port_errors = errors
+
+        peers_of: dict[str, set[str]] = {}
         if self.bridges.local_ip:
-            peers: set[str] = set()
             for network_id, port in wired.items():
                 if port.network_type in self.conf.ovs.tunnel_types:
-                    peers |= state.peers.get(network_id, frozenset())
-            peers.discard(self.bridges.local_ip)
-            self.bridges.sync_tunnels(peers)
+                    peers_of[network_id] = set(state.peers.get(network_id, frozenset())) - {
+                        self.bridges.local_ip}
+            self.bridges.sync_tunnels(set().union(*peers_of.values()))
+
+        dead = [vif.ofport for vif, tag, _ in wanted_tags.values()
+                if tag == DEAD_VLAN_TAG and vif.ofport > 0]
+        self._program_flows(wired, peers_of, dead)
+
+        up: set[str] = set()
+        for iface_id, (vif, tag, other) in wanted_tags.items():
+            if (vif.tag, vif.other_config) != (tag, other):
+                self.bridges.set_vif_vlan(vif, tag, other)
+            if tag != DEAD_VLAN_TAG and vif.ofport > 0:
+                up.add(iface_id)
+        return up
+
+    def _program_flows(self, wired: dict[str, BoundPort], peers_of: dict[str, set[str]],
+                       dead_ofports: list[int]) -> None:
+        """Every owned bridge's flow table as :mod:`.pipeline` computes it from the wired
+        networks, their local VLANs and the current OpenFlow port numbers."""
+        assert self.local_vlans is not None
+        ofports = self.bridges.ofports()
+
+        def ofport(name: str) -> int:
+            number = ofports.get(name)
+            if number is None:
+                raise exception.DriverError(f"OVS agent {self.host}: port {name} has no "
+                                            "OpenFlow port number")
+            return number
+
+        networks = [LocalNetwork(net, self.local_vlans[net], port.network_type,
+                                 port.physical_network, port.segmentation_id)
+                    for net, port in sorted(wired.items())]
+        mappings = dict(self.conf.ovs.bridge_mappings)
+        int_ofports = {physnet: ofport(patch_port_name("int-", bridge))
+                       for physnet, bridge in mappings.items()}
+        if self.bridges.local_ip:
+            tunnels = {net: [ofport(names.tunnel_port_name("vxlan", ip)) for ip in sorted(ips)]
+                       for net, ips in peers_of.items()}
+            all_tunnels = [n for name, n in ofports.items()
+                           if name in self.bridges.tunnel_ports()]
+            self.openflow[self.bridges.tunnel_bridge].replace_flows(tunnel_flows(
+                networks, ofport("patch-int"), all_tunnels, tunnels))
+        for physnet, bridge in sorted(mappings.items()):
+            self.openflow[bridge].replace_flows(physical_flows(
+                networks, physnet, ofport(patch_port_name("phy-", bridge))))
+        self.openflow[self.bridges.integration_bridge].replace_flows(
+            integration_flows(networks, int_ofports, dead_ofports))
 
     def _restore_local_vlans(self, vifs: Any, state: HostState) -> dict[str, int]:
         """Local VLANs recorded on the VM ports by the previous run, for networks still here."""

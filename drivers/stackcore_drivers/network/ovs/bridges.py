@@ -235,6 +235,11 @@ class OvsBridgeManager:
         self._check_interfaces(added)
         return added, stale
 
+    def ofports(self) -> dict[str, int]:
+        """The OpenFlow port number of every interface with one, by name."""
+        return {name: int(iface["ofport"]) for name, iface in self._interfaces().items()
+                if isinstance(iface["ofport"], int) and iface["ofport"] > 0}
+
     # --- helpers --------------------------------------------------------------------------
 
     def _add_port_cmd(self, spec: PortSpec) -> Any:

@@ -11,6 +11,10 @@ AGENT_OPTS: list[cfg.Opt] = [
     cfg.FloatOpt("ovsdb_timeout", default=10.0, min=0.1,
                  help="Seconds an OVSDB transaction may take, including ovs-vswitchd "
                       "applying it."),
+    cfg.StrOpt("ovs_rundir", default="",
+               help="Directory of ovs-vswitchd's OpenFlow management sockets "
+                    "(<bridge>.mgmt), which the agent programs flows through with ovs-ofctl. "
+                    "Empty: the directory of a unix: ovsdb_connection, else /run/openvswitch."),
     cfg.StrOpt("integration_bridge", default="br-int",
                help="Bridge the VM ports are plugged into (at most 15 characters)."),
     cfg.StrOpt("tunnel_bridge", default="br-tun",

@@ -9,9 +9,7 @@ from stackcore_drivers.network import cmd
 
 
 @pytest.mark.parametrize("content,message", [
-    ("", "[database] connection must name the server's database"),
-    ("[database]\nconnection = sqlite:////tmp/x.sqlite\n",
-     "[DEFAULT] transport_url must name the server's RPC bus"),
+    ("", "[DEFAULT] transport_url must name the server's RPC bus"),
     ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[database]\n"
      "connection = sqlite:////tmp/x.sqlite\n[ovs]\nintegration_bridge = br-integration-x\n",
      "[ovs] integration_bridge: invalid integration_bridge: 'br-integration-x' is 16 "
@@ -20,7 +18,7 @@ from stackcore_drivers.network import cmd
      "connection = sqlite:////tmp/x.sqlite\n[ovs]\ntunnel_types = vxlan\n",
      "[ovs] tunnel_types is set but [ovs] local_ip is empty"),
     ("[ovs]\ndatapath_type = dpdk\n", "[ovs] datapath_type = 'dpdk' is invalid"),
-], ids=["no-database", "in-process-rpc", "long-bridge", "vxlan-without-ip", "bad-choice"])
+], ids=["in-process-rpc", "long-bridge", "vxlan-without-ip", "bad-choice"])
 def test_ovs_agent_refuses_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                       content: str, message: str) -> None:
     path = tmp_path / "agent.conf"

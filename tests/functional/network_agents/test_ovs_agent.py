@@ -1,15 +1,25 @@
 """The openvswitch mechanism driver and OVS agents on real ovsdb-server/ovs-vswitchd.
 
 Two simulated hosts, each with its own OVSDB + ovs-vswitchd (userspace ``netdev`` datapath)
-started by ``tools/backends/ovs-instance.sh``; the ML2 server is an embedded Cloud and the
-agents report to it over the in-process transport. The hypervisor's part (plugging a VM port
-into br-int with ``external_ids:iface-id``) is done by the test, as libvirt would.
+started by ``tools/backends/ovs-instance.sh`` in its own network namespace; the ML2 server is
+an embedded Cloud and the agents talk to it (state reports, agent RPC) over the in-process
+transport. The hypervisor's part (plugging a VM port into br-int with
+``external_ids:iface-id``) is done by the test, as libvirt would.
+
+The data-plane tests cable the two host namespaces with veth pairs: an underlay (``ul0`` on a
+test-owned bridge ``br-ul`` holding the tunnel endpoint address, which is how the userspace
+datapath routes VXLAN) and a provider cable (``ph0`` in each host's ``br-phys``). Each VM is a
+namespace whose ``eth0`` is a veth pair with its ``tap<port id>`` end on br-int. Pings are
+bounded in count and time, and every address lives only inside these namespaces.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +28,7 @@ import pytest
 from stackcore_drivers.network.conf import load_agent_conf
 from stackcore_drivers.network.ovs import conf as ovs_conf
 from stackcore_drivers.network.ovs.agent import OvsAgent
+from stackcore_drivers.network.ovs.openflow import OfctlBridge
 from stackcore_drivers.network.ovs.ovsdb import Ovsdb
 
 import stackcore
@@ -30,6 +41,8 @@ pytestmark = pytest.mark.real
 REPO = Path(__file__).resolve().parents[3]
 HOSTS = {"host-a": ("sc-l2-a", "10.50.0.1"), "host-b": ("sc-l2-b", "10.50.0.2")}
 OWNED_BRIDGES = ("br-int", "br-tun", "br-phys")
+LAB_BRIDGES = ("br-ul",)  # made by the data-plane tests, not by the agent
+PING = Path(__file__).with_name("icmp_ping.py")
 
 
 def _start_instance(name: str) -> str:
@@ -43,7 +56,7 @@ def _start_instance(name: str) -> str:
 
 def _wipe(db: Ovsdb) -> None:
     with db.transaction() as txn:
-        for bridge in OWNED_BRIDGES:
+        for bridge in OWNED_BRIDGES + LAB_BRIDGES:
             txn.add(db.api.del_br(bridge, if_exists=True))
 
 
@@ -331,3 +344,258 @@ def test_duplicate_vni_is_refused_and_nothing_is_created(
     assert [n.name for n in net.list_networks()] == ["one"]
     agent.sync_once()
     assert snapshot(db) == before
+
+
+# --- data plane ---------------------------------------------------------------------------
+
+
+def ip(*args: str, check: bool = True) -> str:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30,
+                            check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def host_netns(host: str) -> str:
+    """The namespace tools/backends/ovs-instance.sh runs the host's ovs-vswitchd in."""
+    return f"stackcore-ovs-{HOSTS[host][0]}"
+
+
+class OvsLab:
+    """The cables between the two OVS hosts and the VM namespaces; :meth:`destroy` removes
+    them all (the OVSDB side is wiped by the ``ovsdbs`` fixture)."""
+
+    def __init__(self, ovsdbs: dict[str, Ovsdb]) -> None:
+        self.ovsdbs = ovsdbs
+        self.tag = uuid.uuid4().hex[:6]
+        self.vms: dict[str, str] = {}
+        a, b = host_netns("host-a"), host_netns("host-b")
+        for ns in (a, b):
+            for cable in ("ul0", "ph0"):   # leftovers of an interrupted run
+                ip("-n", ns, "link", "del", cable, check=False)
+        ip("link", "add", "ul0", "netns", a, "type", "veth", "peer", "name", "ul0", "netns", b)
+        ip("link", "add", "ph0", "netns", a, "type", "veth", "peer", "name", "ph0", "netns", b)
+        for host, db in ovsdbs.items():
+            ns = host_netns(host)
+            ip("-n", ns, "link", "set", "ul0", "up")
+            ip("-n", ns, "link", "set", "ph0", "up")
+            with db.transaction() as txn:
+                txn.add(db.api.add_br("br-ul", datapath_type="netdev"))
+                txn.add(db.api.add_port("br-ul", "ul0"))
+            ip("-n", ns, "addr", "add", f"{HOSTS[host][1]}/24", "dev", "br-ul")
+            ip("-n", ns, "link", "set", "br-ul", "up")
+
+    def cable_provider(self, host: str) -> None:
+        """The provider NIC into the agent's br-phys, as an operator would add it."""
+        db = self.ovsdbs[host]
+        db.execute(db.api.add_port("br-phys", "ph0", may_exist=True))
+
+    def plug_vm(self, host: str, port: Any) -> str:
+        """A VM namespace whose eth0 (the port's MAC and first fixed IP) is cabled to
+        ``tap<port id>`` on br-int, plugged as libvirt/os-vif would."""
+        vm = f"sc-ovs-{self.tag}-vm{len(self.vms)}"
+        ip("netns", "add", vm)
+        self.vms[port.id] = vm
+        tap = ("tap" + port.id)[:14]
+        ip("link", "add", tap, "netns", host_netns(host), "type", "veth", "peer", "name",
+           "eth0", "netns", vm, "address", port.mac_address)
+        ip("-n", vm, "addr", "add", f"{port.fixed_ips[0].ip_address}/24", "dev", "eth0")
+        ip("-n", vm, "link", "set", "eth0", "up")
+        ip("-n", vm, "link", "set", "lo", "up")
+        ip("-n", host_netns(host), "link", "set", tap, "up")
+        db = self.ovsdbs[host]
+        db.execute(db.api.add_port("br-int", tap, external_ids={
+            "iface-id": port.id, "attached-mac": port.mac_address, "iface-status": "active"}))
+        return tap
+
+    def ping(self, port: Any, address: str, count: int = 3, timeout: float = 2.0
+             ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.vms[port.id], sys.executable, str(PING), address,
+             str(count), str(timeout)],
+            capture_output=True, text=True, timeout=30, check=False)
+
+    def destroy(self) -> None:
+        for vm in self.vms.values():
+            ip("netns", "delete", vm, check=False)
+        for host in HOSTS:
+            for cable in ("ul0", "ph0"):
+                ip("-n", host_netns(host), "link", "del", cable, check=False)
+
+
+@pytest.fixture
+def lab(ovsdbs: dict[str, Ovsdb]) -> Iterator[OvsLab]:
+    lab = OvsLab(ovsdbs)
+    yield lab
+    lab.destroy()
+
+
+def flows(agent: OvsAgent, bridge: str) -> set[str]:
+    return set(agent.openflow[bridge].dump_flows())
+
+
+def packets(agent: OvsAgent, bridge: str, pattern: str) -> int:
+    """Packets that hit the flows of ``bridge`` whose text contains ``pattern``."""
+    total, seen = 0, False
+    for line in agent.openflow[bridge].dump_flows_with_stats():
+        if pattern in line:
+            seen = True
+            match = re.search(r"n_packets=(\d+)", line)
+            total += int(match.group(1)) if match else 0
+    assert seen, f"no flow with {pattern!r} on {bridge}"
+    return total
+
+
+def ofport(db: Ovsdb, name: str) -> int:
+    value = interfaces(db)[name]["ofport"]
+    return int(value[0] if isinstance(value, list) else value)
+
+
+def test_ping_across_vxlan_between_vms_on_two_hosts(
+    server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb],
+    lab: OvsLab,
+) -> None:
+    net = server.network
+    agent_a, agent_b = make_agent("host-a"), make_agent("host-b")
+    agent_a.start()
+    agent_b.start()
+    x = net.create_network("x")
+    vni = x.segments[0].segmentation_id
+    x_sub = net.create_subnet(x.id, "192.168.150.0/24")
+    vm_a = net.create_port(x.id, host="host-a", fixed_ips=[
+        {"subnet_id": x_sub.id, "ip_address": "192.168.150.10"}])
+    vm_b = net.create_port(x.id, host="host-b", fixed_ips=[
+        {"subnet_id": x_sub.id, "ip_address": "192.168.150.11"}])
+    assert (vm_a.status, vm_b.status) == ("DOWN", "DOWN")   # bound, but nothing wired yet
+    lab.plug_vm("host-a", vm_a)
+    tap_b = lab.plug_vm("host-b", vm_b)
+    agent_a.sync_once()
+    agent_b.sync_once()
+    agent_a.sync_once()   # a's first pass ran before b's port was bound: peer learnt now
+
+    # the agents wired the ports and said so: the server shows them ACTIVE
+    assert net.get_port(vm_a.id).status == "ACTIVE"
+    assert net.get_port(vm_b.id).status == "ACTIVE"
+
+    # br-tun on host-a: VNI <-> local VLAN, flooding to host-b's VXLAN port only
+    lvid = port_row(ovsdbs["host-a"], ("tap" + vm_a.id)[:14])["tag"]
+    tunnel = ofport(ovsdbs["host-a"], "vxlan-0a320002")
+    patch_int = ofport(ovsdbs["host-a"], "patch-int")
+    tun = flows(agent_a, "br-tun")
+    assert f"table=4, priority=1,tun_id={vni:#x} actions=mod_vlan_vid:{lvid},output:{patch_int}" \
+        in tun
+    assert (f"table=22, priority=1,dl_vlan={lvid} actions=strip_vlan,"
+            f"load:{vni:#x}->NXM_NX_TUN_ID[],output:{tunnel}") in tun
+    assert f"priority=1,in_port={tunnel} actions=resubmit(,4)" in tun
+
+    result = lab.ping(vm_a, "192.168.150.11")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 sent, 3 received" in result.stdout
+    assert packets(agent_a, "br-tun", f"load:{vni:#x}->NXM_NX_TUN_ID[]") >= 3   # it went by VXLAN
+    assert packets(agent_b, "br-tun", f"tun_id={vni:#x}") >= 3
+
+    # another VXLAN network is isolated, even with addresses of the same range
+    y = net.create_network("y")
+    y_sub = net.create_subnet(y.id, "192.168.150.0/24")
+    vm_y = net.create_port(y.id, host="host-b", fixed_ips=[
+        {"subnet_id": y_sub.id, "ip_address": "192.168.150.12"}])
+    lab.plug_vm("host-b", vm_y)
+    agent_b.sync_once()
+    assert net.get_port(vm_y.id).status == "ACTIVE"
+    assert lab.ping(vm_a, "192.168.150.12", count=2, timeout=1).returncode == 1
+
+    # a pass that has nothing to change changes nothing: same flows, counters kept
+    before = {bridge: flows(agent_a, bridge) for bridge in OWNED_BRIDGES}
+    sent = packets(agent_a, "br-tun", f"load:{vni:#x}->NXM_NX_TUN_ID[]")
+    agent_a.sync_once()
+    assert {bridge: flows(agent_a, bridge) for bridge in OWNED_BRIDGES} == before
+    assert packets(agent_a, "br-tun", f"load:{vni:#x}->NXM_NX_TUN_ID[]") >= sent
+
+    # the VM goes away on host-b (its tap is unplugged): the port is DOWN again
+    db_b = ovsdbs["host-b"]
+    db_b.execute(db_b.api.del_port(tap_b, if_exists=True))
+    agent_b.sync_once()
+    assert net.get_port(vm_b.id).status == "DOWN"
+    assert net.get_port(vm_a.id).status == "ACTIVE"
+
+
+def test_ping_across_vlan_and_flat_provider_networks_through_the_physnet_bridges(
+    server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb],
+    lab: OvsLab,
+) -> None:
+    net = server.network
+    agents = {host: make_agent(host) for host in HOSTS}
+    for host, agent in agents.items():
+        agent.start()
+        lab.cable_provider(host)
+    vlan = net.create_network("v", network_type="vlan", physical_network="physnet1",
+                              segmentation_id=120)
+    flat = net.create_network("f", network_type="flat", physical_network="physnet1")
+    vms: dict[tuple[str, str], Any] = {}
+    for network, cidr in ((vlan, "192.168.151.0/24"), (flat, "192.168.152.0/24")):
+        subnet = net.create_subnet(network.id, cidr)
+        for index, host in enumerate(HOSTS):
+            address = cidr.replace(".0/24", f".{10 + index}")
+            port = net.create_port(network.id, host=host, fixed_ips=[
+                {"subnet_id": subnet.id, "ip_address": address}])
+            lab.plug_vm(host, port)
+            vms[(network.name, host)] = port
+    for agent in agents.values():
+        agent.sync_once()
+    for port in vms.values():
+        assert net.get_port(port.id).status == "ACTIVE"
+
+    result = lab.ping(vms[("v", "host-a")], "192.168.151.11")
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = lab.ping(vms[("f", "host-a")], "192.168.152.11")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # the frames crossed the cable with the provider VLAN (local VLAN -> 120 on host-a's
+    # br-phys, 120 -> local VLAN on host-b's br-int), and untagged for the flat network
+    assert packets(agents["host-a"], "br-phys", "actions=mod_vlan_vid:120,NORMAL") >= 3
+    assert packets(agents["host-b"], "br-int", "dl_vlan=120 actions=mod_vlan_vid:") >= 3
+    assert packets(agents["host-a"], "br-phys", "actions=strip_vlan,NORMAL") >= 3
+    assert packets(agents["host-b"], "br-int", "vlan_tci=0x0000/0x1fff") >= 3
+    # and the two provider networks do not leak into each other
+    assert lab.ping(vms[("v", "host-a")], "192.168.152.11", count=2,
+                    timeout=1).returncode == 1
+
+
+def test_restart_restores_flows_and_removes_stale_ones(
+    server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb],
+    lab: OvsLab,
+) -> None:
+    net = server.network
+    agent_a, agent_b = make_agent("host-a"), make_agent("host-b")
+    agent_a.start()
+    agent_b.start()
+    x = net.create_network("x")
+    subnet = net.create_subnet(x.id, "192.168.153.0/24")
+    vm_a = net.create_port(x.id, host="host-a", fixed_ips=[
+        {"subnet_id": subnet.id, "ip_address": "192.168.153.10"}])
+    vm_b = net.create_port(x.id, host="host-b", fixed_ips=[
+        {"subnet_id": subnet.id, "ip_address": "192.168.153.11"}])
+    lab.plug_vm("host-a", vm_a)
+    lab.plug_vm("host-b", vm_b)
+    for agent in (agent_a, agent_b, agent_a):
+        agent.sync_once()
+    assert lab.ping(vm_a, "192.168.153.11").returncode == 0
+    before = {bridge: flows(agent_a, bridge) for bridge in OWNED_BRIDGES}
+
+    agent_a.stop()   # the agent dies; meanwhile its flows drift
+    ofctl = OfctlBridge("br-tun", agent_a.openflow["br-tun"].target[len("unix:"):]
+                        .rsplit("/", 1)[0])
+    subprocess.run(["ovs-ofctl", "-O", "OpenFlow14", "del-flows", ofctl.target, "table=4"],
+                   check=True, capture_output=True, timeout=30)
+    subprocess.run(["ovs-ofctl", "-O", "OpenFlow14", "add-flow", ofctl.target,
+                    "table=0,priority=50,udp,tp_dst=53 actions=drop"],
+                   check=True, capture_output=True, timeout=30)
+    assert lab.ping(vm_a, "192.168.153.11", count=1, timeout=1).returncode == 1  # broken
+
+    restarted = make_agent("host-a")
+    restarted.start()
+    assert {bridge: flows(restarted, bridge) for bridge in OWNED_BRIDGES} == before
+    result = lab.ping(vm_a, "192.168.153.11")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert net.get_port(vm_a.id).status == "ACTIVE"

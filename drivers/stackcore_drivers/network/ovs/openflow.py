@@ -26,6 +26,9 @@ LOG = logging.getLogger(__name__)
 
 #: Bundles (atomic replace-flows) need OpenFlow 1.4; bridges enable OF 1.0-1.5 by default.
 OPENFLOW_VERSION = "OpenFlow14"
+#: Dumps are read in OpenFlow 1.0 + Nicira extensions, whose text is the syntax the flows are
+#: written in (``mod_vlan_vid``, ``set_tunnel``) rather than OF 1.3+'s push/set_field forms.
+DUMP_VERSION = "OpenFlow10"
 DEFAULT_RUNDIR = "/run/openvswitch"
 
 
@@ -49,11 +52,12 @@ class OfctlBridge:
         self.target = f"unix:{os.path.join(rundir, bridge)}.mgmt"
         self.timeout = timeout
 
-    def _run(self, args: Sequence[str], stdin: str | None = None) -> str:
+    def _run(self, args: Sequence[str], stdin: str | None = None,
+             version: str = OPENFLOW_VERSION) -> str:
         binary = shutil.which("ovs-ofctl")
         if binary is None:
             raise exception.DriverError("ovs-ofctl is not installed (package openvswitch-common)")
-        command = [binary, "-O", OPENFLOW_VERSION, *args]
+        command = [binary, "-O", version, *args]
         try:
             result = subprocess.run(command, input=stdin, capture_output=True, text=True,
                                     timeout=self.timeout, check=False)
@@ -73,12 +77,12 @@ class OfctlBridge:
 
     def dump_flows(self) -> list[str]:
         """The bridge's flows without statistics, one string each (for checks and tests)."""
-        out = self._run(["--no-stats", "dump-flows", self.target])
+        out = self._run(["--no-stats", "dump-flows", self.target], version=DUMP_VERSION)
         return [line.strip() for line in out.splitlines()
                 if line.strip() and not line.startswith(("OFPST_FLOW", "NXST_FLOW"))]
 
     def dump_flows_with_stats(self) -> list[str]:
         """The bridge's flows with packet counters (tests read ``n_packets``)."""
-        out = self._run(["dump-flows", self.target])
+        out = self._run(["dump-flows", self.target], version=DUMP_VERSION)
         return [line.strip() for line in out.splitlines()
                 if line.strip() and not line.startswith(("OFPST_FLOW", "NXST_FLOW"))]

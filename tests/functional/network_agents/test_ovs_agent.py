@@ -599,3 +599,51 @@ def test_restart_restores_flows_and_removes_stale_ones(
     result = lab.ping(vm_a, "192.168.153.11")
     assert result.returncode == 0, result.stdout + result.stderr
     assert net.get_port(vm_a.id).status == "ACTIVE"
+
+
+@pytest.mark.rabbit
+def test_agent_process_over_rabbitmq_uses_only_rpc(
+    make_server: Callable[..., stackcore.Cloud], ovsdbs: dict[str, Ovsdb], tmp_path: Path
+) -> None:
+    """The console-script agent in its own process, with no database configured at all,
+    learns its ports over RabbitMQ and reports them ACTIVE."""
+    rabbit = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
+    server = make_server("openvswitch", DEFAULT={"transport_url": rabbit,
+                                                 "rpc_call_timeout": 20})
+    config = tmp_path / "agent.conf"
+    config.write_text(
+        "[DEFAULT]\nhost = host-a\n"
+        f"transport_url = {rabbit}\n"
+        "[agent]\npolling_interval = 0.3\nreport_interval = 1\n"
+        f"[ovs]\novsdb_connection = {ovsdbs['host-a'].target}\ndatapath_type = netdev\n"
+        "tunnel_types = vxlan\nlocal_ip = 10.50.0.1\nbridge_mappings = physnet1:br-phys\n")
+    log = tmp_path / "agent.log"
+    with open(log, "w") as errors:
+        agent = subprocess.Popen(
+            [str(Path(sys.executable).with_name("stackcore-ovs-agent")), "--config-file",
+             str(config)], stdout=errors, stderr=subprocess.STDOUT, text=True)
+
+    def wait_for(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not check():
+            if agent.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{what}: agent exit {agent.poll()}\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    try:
+        net = server.network
+        wait_for("agent reported", lambda: any(
+            a.alive for a in net.list_agents(host="host-a", agent_type="Open vSwitch agent")))
+        x = net.create_network("x")
+        port = net.create_port(x.id, host="host-a")
+        assert port.vif_type == "ovs", port.binding_failures
+        db = ovsdbs["host-a"]
+        tap = plug_vif(db, port)
+        wait_for("port ACTIVE", lambda: net.get_port(port.id).status == "ACTIVE")
+        assert port_row(db, tap)["other_config"]["net_uuid"] == x.id
+        net.delete_port(port.id)
+        wait_for("stale VIF removed", lambda: tap not in bridge_ports(db, "br-int"))
+    finally:
+        agent.terminate()
+        agent.wait(30)
+    assert agent.returncode == 0, log.read_text()[-3000:]

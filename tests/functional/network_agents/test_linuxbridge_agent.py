@@ -145,10 +145,15 @@ def test_ping_between_taps_on_two_hosts_crosses_the_vxlan(
         assert port.vif_type == "bridge", port.binding_failures
         assert port.vif_details == {"port_filter": False, "connectivity": "l2",
                                     "bridge_name": bridge}
+    unplugged = net.create_port(network.id, host="host-a")   # no VM behind it (yet)
     tap_a = lab.plug_vm("host-a", port_a, "192.168.77.1/24")
     tap_b = lab.plug_vm("host-b", port_b, "192.168.77.2/24")
     agent_a.sync_once()
     agent_b.sync_once()
+    # the agents told the server over the agent RPC which ports they wired
+    assert [net.get_port(p.id).status for p in (port_a, port_b, unplugged)] == [
+        "ACTIVE", "ACTIVE", "DOWN"]
+    net.delete_port(unplugged.id)
 
     mgr_a, mgr_b = manager(lab, "host-a"), manager(lab, "host-b")
     try:

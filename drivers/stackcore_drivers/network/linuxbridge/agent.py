@@ -1,5 +1,5 @@
-"""The Linux bridge L2 agent: one per host, reconciles the host's kernel bridges with the
-database.
+"""The Linux bridge L2 agent: one per host, reconciles the host's kernel bridges with what the
+server bound there (learnt over the agent RPC) and reports the ports whose tap it enslaved up.
 
 Per network with ports bound here: a bridge ``brq<network id[:11]>`` (or, for a flat network,
 the bridge ``[linux_bridge] bridge_mappings`` names), plus the segment's device in it -

@@ -131,7 +131,7 @@ def test_killed_volume_service_is_reconciled_on_restart(split_cloud, tmp_path) -
     (the half-written ones were removed)."""
     from stackcore.volume import models as volume_models
 
-    api, procs, configs, log = split_cloud
+    api, procs, _, log = split_cloud
     rabbit = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
     pg_url = api.conf.database.connection
     state = tmp_path / "v"

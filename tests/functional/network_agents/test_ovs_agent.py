@@ -512,6 +512,21 @@ def test_ping_across_vxlan_between_vms_on_two_hosts(
     assert {bridge: flows(agent_a, bridge) for bridge in OWNED_BRIDGES} == before
     assert packets(agent_a, "br-tun", f"load:{vni:#x}->NXM_NX_TUN_ID[]") >= sent
 
+    # administratively down: dead tag and a drop flow, DOWN; up again: traffic again
+    db_a, tap_a = ovsdbs["host-a"], ("tap" + vm_a.id)[:14]
+    net.update_port(vm_a.id, admin_state_up=False)
+    agent_a.sync_once()
+    assert port_row(db_a, tap_a)["tag"] == 4095
+    assert f"priority=2,in_port={ofport(db_a, tap_a)} actions=drop" in flows(agent_a, "br-int")
+    assert net.get_port(vm_a.id).status == "DOWN"
+    assert lab.ping(vm_a, "192.168.150.11", count=1, timeout=1).returncode == 1
+    net.update_port(vm_a.id, admin_state_up=True)
+    agent_a.sync_once()
+    assert port_row(db_a, tap_a)["tag"] == lvid
+    assert net.get_port(vm_a.id).status == "ACTIVE"
+    result = lab.ping(vm_a, "192.168.150.11")
+    assert result.returncode == 0, result.stdout + result.stderr
+
     # the VM goes away on host-b (its tap is unplugged): the port is DOWN again
     db_b = ovsdbs["host-b"]
     db_b.execute(db_b.api.del_port(tap_b, if_exists=True))

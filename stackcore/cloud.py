@@ -70,6 +70,7 @@ class Cloud:
             sc_conf.set_override(self.conf, "compute", "hosts",
                                  [f"compute-{i + 1}" for i in range(fake_hosts)])
         self._services: list[Service] = []
+        self._agents: list[Any] = []
         self._own_state_dir: str | None = None
         self._closed = False
         try:
@@ -114,6 +115,15 @@ class Cloud:
         from stackcore.network.api import load_plugins as load_network_plugins
 
         self._network_plugins = load_network_plugins(conf)
+        self._agent_plugins: list[loader.Plugin] = []
+        if "network" in services and conf.network.local_agents:
+            from stackcore.network import agent_contract
+
+            self._agent_plugins = loader.load_ordered(
+                agent_contract.NAMESPACE, conf.network.local_agents, agent_contract.CONTRACT
+            )
+            for plugin in self._agent_plugins:
+                sc_conf.register(conf, plugin.cls.list_opts())
         self._apply_overrides(only_registered=False)
         sc_conf.validate_all(conf)
 
@@ -161,6 +171,11 @@ class Cloud:
 
             self._run(AgentRPCEndpoint(conf, self.db, self.network.plugin.mechanism_manager),
                       "stackcore-network-agents", conf.host)
+            # Local L2 agents last: they report to and query the endpoints started above.
+            for plugin in self._agent_plugins:
+                agent = plugin.cls(conf, self.transport)
+                agent.start()
+                self._agents.append(agent)
 
     def _run(self, manager: Any, binary: str, host: str, zone: str = "nova") -> Service:
         service = Service(self.conf, self.db, self.transport, manager, binary=binary, host=host,
@@ -184,6 +199,12 @@ class Cloud:
         if self._closed:
             return
         self._closed = True
+        for agent in reversed(self._agents):
+            try:
+                agent.stop()
+            except Exception:
+                LOG.exception("stopping agent %s failed", type(agent).__name__)
+        self._agents.clear()
         for service in reversed(self._services):
             try:
                 service.stop()

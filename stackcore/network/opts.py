@@ -70,6 +70,14 @@ NETWORK_OPTS: list[cfg.Opt] = [
         help="MAC prefix of generated port MACs: the first three octets are kept, the others "
         "random (a non-zero fourth octet is kept too). Must be a unicast address.",
     ),
+    cfg.ListOpt(
+        "local_agents",
+        default=[],
+        help="L2 agents this process runs for its own [DEFAULT] host, by entry-point name in "
+        "stackcore.network.agents (e.g. openvswitch). For the embedded default, where "
+        "agents cannot run as separate processes over in-process RPC; split deployments run "
+        "each host's agent console script instead.",
+    ),
     cfg.IntOpt(
         "agent_down_time",
         default=75,

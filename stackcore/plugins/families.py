@@ -38,6 +38,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("network.mechanism", "stackcore.network.mechanism_drivers",
            "stackcore.network.mechanism_driver:CONTRACT",
            "stackcore.testing.suites.network_mechanism"),
+    Family("network.agent", "stackcore.network.agents",
+           "stackcore.network.agent_contract:CONTRACT"),
     Family("scheduler.compute_filters", "stackcore.scheduler.filters.compute",
            "stackcore.scheduler.filters.base:COMPUTE_CONTRACT",
            "stackcore.testing.suites.scheduler"),

@@ -54,9 +54,17 @@ class L2Agent(abc.ABC):
     """Base of the OVS and Linux bridge agents: subclasses say what they report and how they
     reconcile. ``transport`` reaches the server (state reports and the agent RPC)."""
 
+    VERSION: ClassVar[str] = "1.0"
     AGENT_TYPE: ClassVar[str]
     BINARY: ClassVar[str]
     VIF_TYPE: ClassVar[str]
+    #: The backend's own option groups, besides ``[agent]``.
+    BACKEND_OPTS: ClassVar[list[tuple[str, list[cfg.Opt]]]] = []
+
+    @classmethod
+    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+        """``[agent]`` plus the backend's groups (stackcore.network.agents contract)."""
+        return [("agent", AGENT_OPTS), *cls.BACKEND_OPTS]
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport) -> None:
         sc_conf.register(conf, [("agent", AGENT_OPTS)])

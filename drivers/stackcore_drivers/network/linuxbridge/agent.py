@@ -18,7 +18,7 @@ pass created for it is deleted again.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from oslo_config import cfg
 
@@ -52,13 +52,14 @@ class LinuxBridgeAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
     BINARY = "stackcore-linuxbridge-agent"
     VIF_TYPE = VIF_TYPE
+    BACKEND_OPTS: ClassVar[list[tuple[str, list[cfg.Opt]]]] = [
+        ("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)]
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
                  manager: ip_lib.LinuxBridgeManager | None = None) -> None:
         super().__init__(conf, transport)
-        sc_conf.register(conf, [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS),
-                                ("vxlan", lb_conf.VXLAN_OPTS)])
+        sc_conf.register(conf, self.BACKEND_OPTS)
         self.check_config(conf)
         vx = conf.vxlan
         self.local_ip = (names.ip_address("[vxlan] local_ip", vx.local_ip)

@@ -26,7 +26,7 @@ forwarded.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from oslo_config import cfg
 
@@ -81,12 +81,13 @@ class OvsAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
     BINARY = "stackcore-ovs-agent"
     VIF_TYPE = VIF_TYPE
+    BACKEND_OPTS: ClassVar[list[tuple[str, list[cfg.Opt]]]] = [("ovs", ovs_conf.AGENT_OPTS)]
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
                  ovsdb: Ovsdb | None = None) -> None:
         super().__init__(conf, transport)
-        sc_conf.register(conf, [("ovs", ovs_conf.AGENT_OPTS)])
+        sc_conf.register(conf, self.BACKEND_OPTS)
         self.check_config(conf)
         opts = conf.ovs
         self.local_ip = names.ip_address("[ovs] local_ip", opts.local_ip) if opts.local_ip \

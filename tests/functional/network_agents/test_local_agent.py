@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import stackcore
-
 pytestmark = pytest.mark.real
 
 REPO = Path(__file__).resolve().parents[3]

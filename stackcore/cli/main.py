@@ -162,7 +162,7 @@ def _service(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from stackcore.demo import run
 
-    return run(hosts=args.hosts)
+    return run(hosts=args.hosts, real=not args.fake)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_service)
 
     p = sub.add_parser("demo", help="build a small embedded cloud, use it, tear it down")
-    p.add_argument("--hosts", type=int, default=2)
+    p.add_argument("--hosts", type=int, default=2, help="fake compute hosts (with --fake)")
+    p.add_argument("--fake", action="store_true",
+                   help="use the fakes only, even where a real backend is available")
     p.set_defaults(func=_demo)
     return parser
 

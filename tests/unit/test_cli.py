@@ -44,8 +44,11 @@ def test_errors_are_one_clear_line(capsys) -> None:
     assert "compute" in err[0]
 
 
-def test_demo_runs(capsys) -> None:
-    assert main(["demo", "--hosts", "2"]) == 0
+def test_demo_on_the_fakes(capsys) -> None:
+    assert main(["demo", "--fake", "--hosts", "2"]) == 0
     out = capsys.readouterr().out
-    assert "demo-1: ACTIVE" in out and "demo-2: ACTIVE" in out
+    assert "demo-1: ACTIVE on compute-" in out and "demo-2: ACTIVE on compute-" in out
+    assert "attaching the volume to demo-1 ... done" in out
+    assert "vxlan 1-1000: 1 allocated, 999 free" in out
+    assert "deleting the network ... done" in out
     assert "stackcore demo: done" in out

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import libvirt
+
 from stackcore_drivers.libvirt import domain_xml
 
 GiB = 1024**3
@@ -65,8 +67,14 @@ def report(conn: Any, instances_path: str) -> dict[str, Any]:
     free_mb = int(conn.getFreeMemory()) // MiB
     vcpus_used = 0
     for domain in conn.listAllDomains(0):
-        if domain.isActive():
-            vcpus_used += int(domain.info()[3])
+        try:
+            if domain.isActive():
+                vcpus_used += int(domain.info()[3])
+        except libvirt.libvirtError as err:
+            # A domain undefined between the listing and the query is not an error of the
+            # report: it simply uses nothing any more.
+            if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
     fs = os.statvfs(instances_path)
     total_gb = fs.f_blocks * fs.f_frsize // GiB
     free_gb = fs.f_bavail * fs.f_frsize // GiB

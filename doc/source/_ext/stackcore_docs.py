@@ -70,11 +70,18 @@ class StatsTableDirective(_RstDirective):
 
 
 class SupportMatrixDirective(_RstDirective):
+    """``.. stackcore-support-matrix::`` with an optional ``:family:`` to show one family."""
+
+    option_spec = {"family": str}
+
     def run(self) -> list[nodes.Node]:
         from stackcore import matrix
 
         results = os.environ.get("STACKCORE_CONFORMANCE_RESULTS", ".stackcore-conformance")
-        text = matrix.render_rst(matrix.build(results))
+        built = matrix.build(results)
+        if "family" in self.options:
+            built = {f: v for f, v in built.items() if f == self.options["family"]}
+        text = matrix.render_rst(built)
         return self.emit([*text.splitlines(), ""])
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, validate
+from stackcore import exception, validate, wait
 from stackcore.compute import block_devices
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
 from stackcore.compute.rpcapi import ComputeRPCAPI, SchedulerRPCAPI
 from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
 from stackcore.db import models
+from stackcore.managers import Fault
 from stackcore.scheduler import claims
 from stackcore.scheduler.api import PlacementAPI, add_member
 from stackcore.scheduler.rpcapi import SchedulerRPCAPI as PlacementRPCAPI
@@ -57,15 +57,6 @@ class Image:
     disk_format: str
     size_bytes: int
     properties: Mapping[str, str]
-
-
-@dataclasses.dataclass(frozen=True)
-class Fault:
-    exc_class: str
-    message: str
-    step: str
-    host: str | None
-    created_at: datetime.datetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -490,20 +481,13 @@ class ComputeAPI(PlacementAPI):
         self, server_id: str, statuses: tuple[str, ...] = ("ACTIVE", "ERROR"),
         timeout: float | None = None,
     ) -> Server:
-        """Poll until the server reaches one of ``statuses`` with no task in progress."""
-        deadline = time.monotonic() + (timeout or self.conf.compute.build_timeout)
-        delay = 0.005
-        while True:
-            server = self.get_server(server_id)
-            if server.status in statuses and server.task_state is None:
-                return server
-            if time.monotonic() > deadline:
-                raise exception.RPCError(
-                    f"server {server_id} still {server.status} ({server.task_state}) after "
-                    f"{timeout or self.conf.compute.build_timeout}s"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+        """Wait until the server reaches one of ``statuses`` with no task in progress."""
+        return wait.until(
+            self.db, lambda: self.get_server(server_id),
+            lambda s: s.status in statuses and s.task_state is None,
+            timeout or self.conf.compute.build_timeout,
+            lambda s: f"server {server_id} still {s.status} ({s.task_state})",
+        )
 
     def get_server(self, server_id: str, include_deleted: bool = False) -> Server:
         validate.uuid_like("server_id", server_id)

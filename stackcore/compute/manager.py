@@ -25,17 +25,15 @@ Wiring to the other families, on the host the scheduler chose:
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception
+from stackcore import exception, managers
 from stackcore.compute import block_devices, objects, stats
 from stackcore.compute.driver import HypervisorDriver
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
@@ -95,30 +93,17 @@ class ComputeManager:
         # With a transport, a failed spawn is rescheduled to an alternate host (bounded by
         # [scheduler] max_attempts) before the server is put in ERROR.
         self._transport = transport
-        self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
-        self._locks_guard = threading.Lock()
+        self._locks = managers.KeyedLocks()
 
     # --- plumbing --------------------------------------------------------------------------
 
-    @contextmanager
-    def _instance_lock(self, uuid: str) -> Iterator[None]:
-        with self._locks_guard:
-            lock = self._locks[uuid]
-        with lock:
-            yield
+    def _instance_lock(self, uuid: str) -> contextlib.AbstractContextManager[None]:
+        return self._locks.locked(uuid)
 
     def _driver_call(self, step: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call the driver; anything but a stackcore error becomes a DriverError naming it."""
-        try:
-            return fn(*args, **kwargs)
-        except exception.StackcoreError:
-            raise
-        except Exception as err:
-            raise exception.DriverError(
-                f"compute driver {self.driver_name!r} failed in {step} on {self.host}: "
-                f"{type(err).__name__}: {err}",
-                step=step,
-            ) from err
+        return managers.call_driver("compute", self.driver_name, self.host, step, fn, *args,
+                                    **kwargs)
 
     def _load(self, uuid: str) -> tuple[models.Instance, objects.Instance]:
         with self.db.transaction() as session:
@@ -232,6 +217,10 @@ class ComputeManager:
             if row.task_state == TaskState.DELETING:
                 self._terminate(instance)
             elif row.vm_state == VmState.BUILDING:
+                # Clean up first: whoever sees ERROR sees nothing left on the backends.
+                self._cleanup_half_made(instance, self._network_info(row.uuid),
+                                        self._block_device_info(row.uuid))
+                self._release_build_resources(row.uuid)
                 self._fail(
                     row.uuid,
                     "build",
@@ -239,9 +228,6 @@ class ComputeManager:
                                           f"{self.host}"),
                     release=True,
                 )
-                self._cleanup_half_made(instance, self._network_info(row.uuid),
-                                        self._block_device_info(row.uuid))
-                self._release_build_resources(row.uuid)
             elif row.uuid not in on_backend:
                 if row.vm_state != VmState.ERROR:
                     self._fail(

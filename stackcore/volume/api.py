@@ -25,6 +25,7 @@ from oslo_config import cfg
 from stackcore import exception, validate, wait
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
+from stackcore.managers import Fault
 from stackcore.scheduler.request import VolumeRequest
 from stackcore.scheduler.volume import VolumeScheduler
 from stackcore.volume import claims, models
@@ -45,15 +46,6 @@ class VolumeType:
     name: str
     description: str | None
     extra_specs: Mapping[str, str]
-
-
-@dataclasses.dataclass(frozen=True)
-class Fault:
-    exc_class: str
-    message: str
-    step: str
-    host: str | None
-    created_at: datetime.datetime
 
 
 @dataclasses.dataclass(frozen=True)

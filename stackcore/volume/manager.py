@@ -12,7 +12,6 @@ claim when nothing usable was made, and asks the driver to remove what it half m
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception
+from stackcore import exception, managers
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
 from stackcore.rpc import Target
@@ -107,34 +106,19 @@ class VolumeManager:
         self.driver = driver
         self.driver_name = driver_name
         self.unknown_objects: list[str] = []
-        self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
-        self._locks_guard = threading.Lock()
+        self._locks = managers.KeyedLocks()
         self._stats_gate = _StatsGate()
 
     # --- plumbing --------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _locked(self, *ids: str | None) -> Iterator[None]:
-        """Serialise work on these volumes (taken in sorted order: no deadlock)."""
-        with contextlib.ExitStack() as stack:
-            for key in sorted({i for i in ids if i}):
-                with self._locks_guard:
-                    lock = self._locks[key]
-                stack.enter_context(lock)
-            yield
+    def _locked(self, *ids: str | None) -> contextlib.AbstractContextManager[None]:
+        """Serialise work on these volumes."""
+        return self._locks.locked(*ids)
 
     def _driver_call(self, step: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call the driver; anything but a stackcore error becomes a DriverError naming it."""
-        try:
-            return fn(*args, **kwargs)
-        except exception.StackcoreError:
-            raise
-        except Exception as err:
-            raise exception.DriverError(
-                f"volume driver {self.driver_name!r} failed in {step} on {self.host}: "
-                f"{type(err).__name__}: {err}",
-                step=step,
-            ) from err
+        return managers.call_driver("volume", self.driver_name, self.host, step, fn, *args,
+                                    **kwargs)
 
     def _row(self, session: Any, volume_id: str) -> models.Volume:
         row = session.get(models.Volume, volume_id)
@@ -476,20 +460,24 @@ class VolumeManager:
             return objects.ImageFile(image.id, image.path, image.disk_format)
 
     def _fail_create(self, volume_id: str, step: str, err: BaseException) -> None:
-        """Fault + ``error`` + claim given back, then remove what the driver half made."""
+        """Remove what the driver half made, then record the fault, ``error`` and give back the
+        claim in one transaction - in that order, so that whoever sees ``error`` also sees a
+        backend with nothing left on it."""
         LOG.warning("volume %s: %s failed on %s: %s", volume_id, step, self.host, err)
-        with self.db.transaction() as session:
-            self._fault("volume", volume_id, step, err, session)
-            claims.release(session, volume_id)
-            session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
-                            .values(status=VolumeStatus.ERROR))
+        cleanup_error: BaseException | None = None
         try:
             _, volume = self._load(volume_id)
             self._driver_call("delete_volume", self.driver.delete_volume, volume)
-        except Exception as cleanup_err:  # noqa: BLE001
-            self._fault("volume", volume_id, "cleanup",
-                        exception.DriverError(f"cleanup after failure also failed: "
-                                              f"{cleanup_err}"))
+        except Exception as cleanup_err:  # noqa: BLE001 - recorded below with the failure
+            cleanup_error = exception.DriverError(
+                f"cleanup after failure also failed: {cleanup_err}")
+        with self.db.transaction() as session:
+            if cleanup_error is not None:
+                self._fault("volume", volume_id, "cleanup", cleanup_error, session)
+            self._fault("volume", volume_id, step, err, session)  # the latest: the story
+            claims.release(session, volume_id)
+            session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                            .values(status=VolumeStatus.ERROR))
 
     def delete_volume(self, volume_id: str) -> None:
         """Delete the volume on the backend, give back its claim, mark it deleted."""
@@ -574,17 +562,21 @@ class VolumeManager:
             self._update_snapshot(snapshot_id, status=SnapshotStatus.AVAILABLE, **values)
 
     def _fail_snapshot(self, snapshot_id: str, step: str, err: BaseException) -> None:
+        """Like :meth:`_fail_create`: clean the backend first, then publish ``error``."""
         LOG.warning("snapshot %s: %s failed on %s: %s", snapshot_id, step, self.host, err)
-        with self.db.transaction() as session:
-            self._fault("snapshot", snapshot_id, step, err, session)
-            session.execute(sa.update(models.Snapshot).where(models.Snapshot.id == snapshot_id)
-                            .values(status=SnapshotStatus.ERROR))
+        cleanup_error: BaseException | None = None
         try:
             _, snap = self._load_snapshot(snapshot_id)
             self._driver_call("delete_snapshot", self.driver.delete_snapshot, snap)
-        except Exception as cleanup_err:  # noqa: BLE001
-            self._fault("snapshot", snapshot_id, "cleanup", exception.DriverError(
-                f"cleanup after failure also failed: {cleanup_err}"))
+        except Exception as cleanup_err:  # noqa: BLE001 - recorded below with the failure
+            cleanup_error = exception.DriverError(
+                f"cleanup after failure also failed: {cleanup_err}")
+        with self.db.transaction() as session:
+            if cleanup_error is not None:
+                self._fault("snapshot", snapshot_id, "cleanup", cleanup_error, session)
+            self._fault("snapshot", snapshot_id, step, err, session)
+            session.execute(sa.update(models.Snapshot).where(models.Snapshot.id == snapshot_id)
+                            .values(status=SnapshotStatus.ERROR))
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         with self.db.transaction() as session:

@@ -1,0 +1,71 @@
+"""Plumbing every manager shares: serialising work per resource, and calling its driver.
+
+* :class:`KeyedLocks` - one lock per resource id, so two operations on the same server or
+  volume never interleave while different resources proceed in parallel.
+* :func:`call_driver` - the wrapper around every driver call: stackcore errors pass through
+  unchanged, anything else becomes a :class:`~stackcore.exception.DriverError` naming the
+  driver, the step and the host, which the manager records as the resource's fault.
+* :class:`Fault` - how a recorded fault is shown to callers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import datetime
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from stackcore import exception
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """Why a resource went to ERROR: the exception class, its message, the step that failed,
+    the host it failed on, and when."""
+
+    exc_class: str
+    message: str
+    step: str
+    host: str | None
+    created_at: datetime.datetime
+
+
+class KeyedLocks:
+    """Locks by resource id, created on first use."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+
+    @contextlib.contextmanager
+    def locked(self, *keys: str | None) -> Iterator[None]:
+        """Hold the locks of ``keys`` (None ignored), taken in sorted order so that two
+        callers locking the same set never deadlock."""
+        with contextlib.ExitStack() as stack:
+            for key in sorted({k for k in keys if k}):
+                with self._guard:
+                    lock = self._locks[key]
+                stack.enter_context(lock)
+            yield
+
+
+def call_driver(
+    family: str, driver_name: str, host: str, step: str,
+    fn: Callable[..., T], *args: Any, **kwargs: Any,
+) -> T:
+    """Call ``fn``; anything but a stackcore error becomes a DriverError naming the driver."""
+    try:
+        return fn(*args, **kwargs)
+    except exception.StackcoreError:
+        raise
+    except Exception as err:
+        raise exception.DriverError(
+            f"{family} driver {driver_name!r} failed in {step} on {host}: "
+            f"{type(err).__name__}: {err}",
+            step=step,
+        ) from err

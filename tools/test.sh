@@ -48,7 +48,7 @@ template_conformance() {
 }
 step "third-party driver template, out of tree, against the kit" template_conformance
 
-step "unit and functional tests" .venv/bin/pytest -rs -p no:cacheprovider tests "$@"
+step "unit and functional tests" .venv/bin/pytest -rfEs -p no:cacheprovider tests "$@"
 
 stamp "done"
 if [ ${#failed[@]} -gt 0 ]; then

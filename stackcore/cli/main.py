@@ -127,7 +127,7 @@ def _conformance(args: argparse.Namespace) -> int:
                 result = f"{family.name}-{found.name}" + (f"@{variant}" if variant else "")
                 command = [
                     sys.executable, "-m", "pytest", "--pyargs", family.suite,
-                    "-o", "python_files=*.py", "-p", "no:cacheprovider", "-q", "-rs",
+                    "-o", "python_files=*.py", "-p", "no:cacheprovider", "-q", "-rfEs",
                     "--stackcore-driver", f"{family.name}:{found.name}",
                     "--stackcore-results", os.path.join(args.results, f"{result}.json"),
                 ]

@@ -74,6 +74,7 @@ class L2Agent(abc.ABC):
         self.plugin_rpc = AgentRPCAPI(transport)
         self._start_flag = True
         self._stop = threading.Event()
+        self._pass_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         #: Problems of the last pass per port id (e.g. an unmapped physical network).
         self.port_errors: dict[str, str] = {}
@@ -116,12 +117,17 @@ class L2Agent(abc.ABC):
         return agent
 
     def sync_once(self) -> HostState:
-        """One reconciliation pass, then the status of the ports that changed."""
-        state = read_host_state(self.plugin_rpc, self.host, self.AGENT_TYPE,
-                                self.tunnel_types())
-        wired = self.reconcile(state)
-        self.report_devices(state, wired)
-        return state
+        """One reconciliation pass, then the status of the ports that changed.
+
+        Passes never overlap: a pass reads the server's state and then writes the backend, so
+        two concurrent passes (the loop's and an explicit call) could otherwise let the older
+        read land last and undo the newer one."""
+        with self._pass_lock:
+            state = read_host_state(self.plugin_rpc, self.host, self.AGENT_TYPE,
+                                    self.tunnel_types())
+            wired = self.reconcile(state)
+            self.report_devices(state, wired)
+            return state
 
     def report_devices(self, state: HostState, wired: set[str]) -> None:
         """``update_device_up`` for wired ports the server does not see ACTIVE yet,

@@ -17,14 +17,18 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+if TYPE_CHECKING:
+    FloatArray = npt.NDArray[np.float64]
+    IntArray = npt.NDArray[np.int64]
+    BoolArray = npt.NDArray[np.bool_]
+
+_ARRAY_ALIASES = {"FloatArray": "float64", "IntArray": "int64", "BoolArray": "bool_"}
 
 #: stats keys that change with load (or name the host): not capabilities
 VOLATILE_STATS = frozenset({
@@ -106,6 +110,7 @@ class HostSet:
     """
 
     def __init__(self, states: Sequence[HostState]) -> None:
+        import numpy as np
         n = len(states)
         self.names: list[str] = [s.host for s in states]
         self.index: dict[str, int] = {name: i for i, name in enumerate(self.names)}
@@ -198,6 +203,7 @@ class HostSet:
 
     def counts_by_host(self, per_host: Mapping[str, int]) -> FloatArray:
         """A column from a small ``{host: count}`` mapping (server-group members); 0 elsewhere."""
+        import numpy as np
         column = np.zeros(len(self), np.float64)
         for host, count in per_host.items():
             i = self.index.get(host)
@@ -220,3 +226,17 @@ def merge_aggregate_metadata(
         for key, value in meta.items():
             merged.setdefault(str(key), set()).add(str(value))
     return {k: frozenset(v) for k, v in merged.items()}
+
+
+def __getattr__(name: str) -> Any:
+    # The array aliases need numpy; they are built on first use so importing this module (every
+    # plugin does, at load time) does not import numpy.
+    if name in _ARRAY_ALIASES:
+        import numpy as np
+        import numpy.typing as npt
+
+        generic: Any = npt.NDArray
+        alias = generic[getattr(np, _ARRAY_ALIASES[name])]
+        globals()[name] = alias
+        return alias
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,15 +14,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 from stackcore.volume import capacity as formula
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
+if TYPE_CHECKING:
+    FloatArray = npt.NDArray[np.float64]
+    BoolArray = npt.NDArray[np.bool_]
+
+_ARRAY_ALIASES = {"FloatArray": "float64", "BoolArray": "bool_"}
 
 #: pool/backend stats keys that are load figures rather than capabilities
 VOLATILE = frozenset({
@@ -86,6 +90,7 @@ class PoolSet:
     ``weight_thin``/``weight_thick``, ``keyword`` (total or free is infinite/unknown)."""
 
     def __init__(self, states: Sequence[PoolState]) -> None:
+        import numpy as np
         n = len(states)
         self.pools = list(states)
         self.names = [p.name for p in states]
@@ -138,3 +143,17 @@ class PoolSet:
 
     def weight(self, thin: bool) -> FloatArray:
         return self.weight_thin if thin else self.weight_thick
+
+
+def __getattr__(name: str) -> Any:
+    # The array aliases need numpy; they are built on first use so importing this module (every
+    # plugin does, at load time) does not import numpy.
+    if name in _ARRAY_ALIASES:
+        import numpy as np
+        import numpy.typing as npt
+
+        generic: Any = npt.NDArray
+        alias = generic[getattr(np, _ARRAY_ALIASES[name])]
+        globals()[name] = alias
+        return alias
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

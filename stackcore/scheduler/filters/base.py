@@ -25,15 +25,18 @@ from __future__ import annotations
 import abc
 import collections
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
-
-import numpy as np
-import numpy.typing as npt
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore.plugins.contract import Contract
 
-BoolArray = npt.NDArray[np.bool_]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from oslo_config import cfg
+
+    BoolArray = npt.NDArray[np.bool_]
+
+_ARRAY_ALIASES = {"BoolArray": "bool_"}
 
 COMPUTE_NAMESPACE = "stackcore.scheduler.filters.compute"
 VOLUME_NAMESPACE = "stackcore.scheduler.filters.volume"
@@ -147,6 +150,21 @@ VOLUME_CONTRACT = Contract(
 def by_code(codes: npt.NDArray[np.int64], table: Sequence[Any], check: Any) -> BoolArray:
     """Evaluate ``check`` once per distinct value of a code column and broadcast the answers to
     every candidate: the core of every whole-set filter over structured data."""
+    import numpy as np
     answers = np.fromiter((bool(check(value)) for value in table), bool, len(table))
     result: BoolArray = answers[codes] if len(table) else np.zeros(len(codes), bool)
     return result
+
+
+def __getattr__(name: str) -> Any:
+    # The array aliases need numpy; they are built on first use so importing this module (every
+    # plugin does, at load time) does not import numpy.
+    if name in _ARRAY_ALIASES:
+        import numpy as np
+        import numpy.typing as npt
+
+        generic: Any = npt.NDArray
+        alias = generic[getattr(np, _ARRAY_ALIASES[name])]
+        globals()[name] = alias
+        return alias
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

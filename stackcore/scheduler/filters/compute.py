@@ -8,14 +8,15 @@ the whole-set path (``filter_all``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore.scheduler import extra_specs_ops
-from stackcore.scheduler.filters.base import BoolArray, HostFilter, by_code
+from stackcore.scheduler.filters.base import HostFilter, by_code
 from stackcore.scheduler.hosts import HostSet, HostState
 from stackcore.scheduler.request import ComputeRequest
+
+if TYPE_CHECKING:
+    from stackcore.scheduler.filters.base import BoolArray
 
 _WHOLE_SET: Mapping[str, bool] = {"whole_set": True}
 
@@ -144,6 +145,7 @@ class AvailabilityZoneFilter(HostFilter):
         return not zone or host_state.availability_zone == zone
 
     def filter_all(self, hosts: HostSet, request: ComputeRequest) -> BoolArray:
+        import numpy as np
         zone = request.availability_zone
         if not zone:
             return np.ones(len(hosts), bool)
@@ -257,6 +259,7 @@ class ComputeCapabilitiesFilter(HostFilter):
         return _capabilities_ok(host_state.capabilities, checks) is None
 
     def filter_all(self, hosts: HostSet, request: ComputeRequest) -> BoolArray:
+        import numpy as np
         checks = _capability_checks(request.extra_specs)
         if not checks:
             return np.ones(len(hosts), bool)
@@ -306,6 +309,7 @@ class AggregateInstanceExtraSpecsFilter(HostFilter):
                               _aggregate_checks(request.extra_specs)) is None
 
     def filter_all(self, hosts: HostSet, request: ComputeRequest) -> BoolArray:
+        import numpy as np
         checks = _aggregate_checks(request.extra_specs)
         if not checks:
             return np.ones(len(hosts), bool)
@@ -333,6 +337,7 @@ class ServerGroupAffinityFilter(HostFilter):
         return request.server_group.hosts.get(host_state.host, 0) > 0
 
     def filter_all(self, hosts: HostSet, request: ComputeRequest) -> BoolArray:
+        import numpy as np
         if not self._active(request):
             return np.ones(len(hosts), bool)
         assert request.server_group is not None
@@ -358,6 +363,7 @@ class ServerGroupAntiAffinityFilter(HostFilter):
         return group.hosts.get(host_state.host, 0) < group.max_server_per_host
 
     def filter_all(self, hosts: HostSet, request: ComputeRequest) -> BoolArray:
+        import numpy as np
         group = request.server_group
         if group is None or group.policy != "anti-affinity":
             return np.ones(len(hosts), bool)

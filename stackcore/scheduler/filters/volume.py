@@ -5,14 +5,15 @@ Cinder's semantics (``cinder/scheduler/filters``). Capacity uses the one shared 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from stackcore.scheduler import extra_specs_ops
-from stackcore.scheduler.filters.base import BoolArray, PoolFilter, by_code
+from stackcore.scheduler.filters.base import PoolFilter, by_code
 from stackcore.scheduler.pools import PoolSet, PoolState
 from stackcore.scheduler.request import VolumeRequest
+
+if TYPE_CHECKING:
+    from stackcore.scheduler.filters.base import BoolArray
 
 _WHOLE_SET: Mapping[str, bool] = {"whole_set": True}
 
@@ -50,6 +51,7 @@ class AvailabilityZoneFilter(PoolFilter):
         return not zone or host_state.availability_zone == zone
 
     def filter_all(self, hosts: PoolSet, request: VolumeRequest) -> BoolArray:
+        import numpy as np
         zone = request.availability_zone
         if not zone:
             return np.ones(len(hosts), bool)
@@ -77,6 +79,7 @@ class CapacityFilter(PoolFilter):
         return room is None or room >= request.size
 
     def filter_all(self, hosts: PoolSet, request: VolumeRequest) -> BoolArray:
+        import numpy as np
         if request.size <= 0:
             return np.ones(len(hosts), bool)
         room = hosts.headroom(request.thin)
@@ -148,6 +151,7 @@ class CapabilitiesFilter(PoolFilter):
                                _volume_checks(request.extra_specs)) is None
 
     def filter_all(self, hosts: PoolSet, request: VolumeRequest) -> BoolArray:
+        import numpy as np
         checks = _volume_checks(request.extra_specs)
         if not checks:
             return np.ones(len(hosts), bool)

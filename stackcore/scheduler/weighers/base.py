@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-import numpy as np
-import numpy.typing as npt
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore.plugins.contract import Contract
 
-FloatArray = npt.NDArray[np.float64]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from oslo_config import cfg
+
+    FloatArray = npt.NDArray[np.float64]
+
+_ARRAY_ALIASES = {"FloatArray": "float64"}
 
 COMPUTE_NAMESPACE = "stackcore.scheduler.weighers.compute"
 VOLUME_NAMESPACE = "stackcore.scheduler.weighers.volume"
@@ -81,6 +84,7 @@ def normalize(raw: FloatArray, minval: float | None = None,
     """Min-max scale ``raw`` to 0..1 (all equal -> zeros). ``inf`` entries become the largest
     finite value plus 100 times the finite range (or + 10000 when the range is 0), Cinder's
     replacement, before scaling; ``-inf`` the mirror image."""
+    import numpy as np
     values = np.asarray(raw, np.float64)
     if values.size == 0:
         return values.copy()
@@ -134,3 +138,17 @@ VOLUME_CONTRACT = Contract(
     capabilities=_CAPABILITIES,
     extra_checks=(_variant(PoolWeigher, "volume pool weigher"),),
 )
+
+
+def __getattr__(name: str) -> Any:
+    # The array aliases need numpy; they are built on first use so importing this module (every
+    # plugin does, at load time) does not import numpy.
+    if name in _ARRAY_ALIASES:
+        import numpy as np
+        import numpy.typing as npt
+
+        generic: Any = npt.NDArray
+        alias = generic[getattr(np, _ARRAY_ALIASES[name])]
+        globals()[name] = alias
+        return alias
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

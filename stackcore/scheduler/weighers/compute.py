@@ -7,12 +7,14 @@ option each weigher names (overridable per aggregate through metadata of the sam
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from stackcore.scheduler.hosts import HostSet, HostState
 from stackcore.scheduler.request import ComputeRequest
-from stackcore.scheduler.weighers.base import FloatArray, HostWeigher
+from stackcore.scheduler.weighers.base import HostWeigher
+
+if TYPE_CHECKING:
+    from stackcore.scheduler.weighers.base import FloatArray
 
 _WHOLE_SET: Mapping[str, bool] = {"whole_set": True}
 
@@ -101,6 +103,7 @@ class _GroupWeigher(HostWeigher):
         return self.sign * group.hosts.get(host_state.host, 0)
 
     def weigh_all(self, hosts: HostSet, request: ComputeRequest) -> FloatArray:
+        import numpy as np
         group = request.server_group
         if group is None or group.policy != self.policy:
             return np.zeros(len(hosts), np.float64)

@@ -4,12 +4,14 @@ with Cinder's semantics (``cinder/scheduler/weights``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from stackcore.scheduler.pools import PoolSet, PoolState
 from stackcore.scheduler.request import VolumeRequest
-from stackcore.scheduler.weighers.base import FloatArray, PoolWeigher
+from stackcore.scheduler.weighers.base import PoolWeigher
+
+if TYPE_CHECKING:
+    from stackcore.scheduler.weighers.base import FloatArray
 
 _WHOLE_SET: Mapping[str, bool] = {"whole_set": True}
 
@@ -30,6 +32,7 @@ class CapacityWeigher(PoolWeigher):
         return host_state.weight(request.thin)
 
     def weigh_all(self, hosts: PoolSet, request: VolumeRequest) -> FloatArray:
+        import numpy as np
         raw = hosts.weight(request.thin).copy()
         if self.weight_multiplier() < 0:
             raw[hosts.keyword] = np.inf

@@ -48,12 +48,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.plugins.contract import Contract
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
 
 NAMESPACE = "stackcore.network.mechanism_drivers"
 

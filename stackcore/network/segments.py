@@ -26,13 +26,15 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from stackcore import exception
 from stackcore.network import exceptions
-from stackcore.network.models import SegmentAllocation, SegmentRange
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
 
 #: Compare-and-swap attempts before giving up on a hot range (each attempt re-reads).
 MAX_CAS_ATTEMPTS = 100
@@ -107,6 +109,9 @@ class RangeAllocator:
         lock, and the range rows are locked before the allocations are read, so allocations in
         flight are waited for. Returns True when rows were changed.
         """
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentAllocation, SegmentRange
         if session.get_bind().dialect.name == "postgresql":
             key = zlib.crc32(f"stackcore.ml2.{self.network_type}".encode()) - 2**31
             session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
@@ -151,6 +156,9 @@ class RangeAllocator:
         """Take the lowest free ID, trying ``physical_networks`` in order; None when all are
         exhausted. The ID is allocated when this returns (its allocation row is in the
         session's transaction)."""
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentRange
         for physnet in physical_networks:
             for _ in range(MAX_CAS_ATTEMPTS):
                 row = session.execute(
@@ -193,6 +201,9 @@ class RangeAllocator:
     def reserve(self, session: Session, physical_network: str, segmentation_id: int) -> None:
         """Allocate exactly ``segmentation_id``, inside or outside the configured ranges.
         Raises :class:`~stackcore.network.exceptions.SegmentIdInUse` if it is taken."""
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentRange
         if not self._insert_allocation(session, physical_network, segmentation_id):
             raise exceptions.SegmentIdInUse(
                 self.network_type, physical_network or None, segmentation_id
@@ -245,6 +256,9 @@ class RangeAllocator:
         """Free ``segmentation_id``: back to the pool when it lies in the configured
         ``ranges``, simply forgotten otherwise. Releasing a free ID does nothing. Returns True
         when the ID went back to the pool."""
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentAllocation
         deleted = session.execute(
             sa.delete(SegmentAllocation)
             .where(
@@ -262,6 +276,9 @@ class RangeAllocator:
         return True
 
     def _add_free(self, session: Session, physnet: str, seg_id: int) -> None:
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentRange
         scope = (
             SegmentRange.network_type == self.network_type,
             SegmentRange.physical_network == physnet,
@@ -304,6 +321,9 @@ class RangeAllocator:
         ``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL (one statement; the
         loser of a race sees ``rowcount == 0``), a savepoint around a plain INSERT elsewhere.
         """
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentAllocation
         values = {"network_type": self.network_type, "physical_network": physnet,
                   "segmentation_id": seg_id}
         dialect = session.get_bind().dialect.name
@@ -326,6 +346,9 @@ class RangeAllocator:
         return True
 
     def is_allocated(self, session: Session, physnet: str, seg_id: int) -> bool:
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentAllocation
         return session.execute(
             sa.select(sa.literal(1)).where(
                 SegmentAllocation.network_type == self.network_type,
@@ -339,6 +362,9 @@ class RangeAllocator:
     def usage(self, session: Session, ranges: Ranges) -> list[RangeUsage]:
         """Total / allocated / free per configured range, plus one entry per physical network
         with IDs allocated outside every range."""
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentAllocation, SegmentRange
         free_rows: dict[str, list[tuple[int, int]]] = {}
         for physnet, first, last in session.execute(
             sa.select(SegmentRange.physical_network, SegmentRange.first, SegmentRange.last)

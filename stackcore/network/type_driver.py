@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-from oslo_config import cfg
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.plugins.contract import Contract
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+    from sqlalchemy.orm import Session
 
 NAMESPACE = "stackcore.network.type_drivers"
 

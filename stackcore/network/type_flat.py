@@ -7,21 +7,20 @@ physical network is refused. Flat is never used for project networks.
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
-from oslo_config import cfg
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from stackcore import exception
 from stackcore.network import exceptions
-from stackcore.network.models import SegmentAllocation
 from stackcore.network.type_driver import (
     Segment,
     TypeDriver,
     mtu_for_physnet,
     physical_network_mtus,
 )
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+    from sqlalchemy.orm import Session
 
 FLAT_ID = 0
 
@@ -68,6 +67,9 @@ class FlatTypeDriver(TypeDriver):
         return {"network_type": "flat", "physical_network": physnet, "segmentation_id": None}
 
     def reserve_provider_segment(self, session: Session, segment: Segment) -> Segment:
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentAllocation
         physnet = segment["physical_network"]
         try:
             with session.begin_nested():
@@ -87,6 +89,9 @@ class FlatTypeDriver(TypeDriver):
         return None
 
     def release_segment(self, session: Session, segment: Segment) -> None:
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentAllocation
         session.execute(
             sa.delete(SegmentAllocation)
             .where(
@@ -101,6 +106,9 @@ class FlatTypeDriver(TypeDriver):
         return mtu_for_physnet(self.conf, physical_network)
 
     def get_usage(self, session: Session) -> dict[str, Any]:
+        import sqlalchemy as sa
+
+        from stackcore.network.models import SegmentAllocation
         used = set(session.execute(
             sa.select(SegmentAllocation.physical_network)
             .where(SegmentAllocation.network_type == "flat")

@@ -7,14 +7,15 @@ network rules apply; allocation is :class:`~stackcore.network.segments.RangeAllo
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
-
-from oslo_config import cfg
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.network import exceptions, segments
 from stackcore.network.type_driver import Segment, TypeDriver
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+    from sqlalchemy.orm import Session
 
 
 class RangedTypeDriver(TypeDriver):

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from stackcore import exception
 from stackcore.network.type_driver import mtu_for_physnet, physical_network_mtus
 from stackcore.network.type_ranged import RangedTypeDriver
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 OPTION = "[ml2_type_vlan] network_vlan_ranges"
 

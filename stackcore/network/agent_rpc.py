@@ -29,18 +29,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-import sqlalchemy as sa
-from oslo_config import cfg
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from stackcore import exception, validate
-from stackcore.db import api as db_api
 from stackcore.network import mechanism_driver as mech_api
-from stackcore.network import models as m
-from stackcore.network.managers import MechanismManager
 from stackcore.rpc import Target, Transport
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+    from sqlalchemy.orm import Session
+
+    from stackcore.db import api as db_api
+    from stackcore.network import models as m
+    from stackcore.network.managers import MechanismManager
 
 LOG = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ ACTIVE, DOWN, ERROR = "ACTIVE", "DOWN", "ERROR"
 def _bottom_levels(session: Session, where: Sequence[Any]) -> list[tuple[m.Port, str,
                                                                           m.NetworkSegment]]:
     """Bound ports matching ``where`` with the driver and segment of their bottom level."""
+    import sqlalchemy as sa
+
+    from stackcore.network import models as m
     bottom = (
         sa.select(m.PortBindingLevel.port_id,
                   sa.func.max(m.PortBindingLevel.level).label("level"))
@@ -101,6 +105,9 @@ class AgentRPCEndpoint:
 
     def get_devices_for_host(self, host: str, agent_type: str) -> list[dict[str, Any]]:
         """Ports bound on ``host`` for ``agent_type`` agents, sorted by port id."""
+        import sqlalchemy as sa
+
+        from stackcore.network import models as m
         host = validate.name("host", host)
         agent_type = validate.name("agent_type", agent_type)
         drivers = {name for name, _ in self.mechanism_manager.drivers
@@ -141,6 +148,9 @@ class AgentRPCEndpoint:
                          network_ids: list[str] | None = None) -> dict[str, list[str]]:
         """``{network_id: sorted tunnel endpoint IPs of the other hosts}``, for every
         ``tunnel_type`` network with ports bound on ``host`` (or for ``network_ids``)."""
+        import sqlalchemy as sa
+
+        from stackcore.network import models as m
         host = validate.name("host", host)
         tunnel_type = validate.name("tunnel_type", tunnel_type)
         with self.db.transaction() as session:
@@ -177,6 +187,9 @@ class AgentRPCEndpoint:
 
     def get_existing_ports(self, port_ids: list[str]) -> list[str]:
         """The ids of ``port_ids`` that exist (bound or not), sorted."""
+        import sqlalchemy as sa
+
+        from stackcore.network import models as m
         if not isinstance(port_ids, list):
             raise exception.Invalid("port_ids", "must be a list of port ids", port_ids)
         ids = sorted({validate.name("port_ids[]", p) for p in port_ids})
@@ -197,6 +210,7 @@ class AgentRPCEndpoint:
         return self._set_status(port_id, host, DOWN)
 
     def _set_status(self, port_id: str, host: str, status: str) -> str | None:
+        from stackcore.network import models as m
         port_id = validate.name("port_id", port_id)
         host = validate.name("host", host)
         with self.db.transaction() as session:

@@ -15,17 +15,17 @@ import datetime
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import sqlalchemy as sa
-from oslo_config import cfg
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from stackcore import exception, validate
-from stackcore.db import api as db_api
-from stackcore.db.models import utcnow
-from stackcore.network.models import Agent
 from stackcore.rpc import Target, Transport
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+    from sqlalchemy.orm import Session
+
+    from stackcore.db import api as db_api
+    from stackcore.network.models import Agent
 
 LOG = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ TOPIC = "network.reports"
 
 
 def agent_dict(row: Agent, down_time: int, now: datetime.datetime | None = None) -> dict[str, Any]:
+    from stackcore.db.models import utcnow
     now = now or utcnow()
     return {
         "id": row.id,
@@ -51,6 +52,10 @@ def agent_dict(row: Agent, down_time: int, now: datetime.datetime | None = None)
 def host_agents(session: Session, host: str, agent_type: str, down_time: int) -> list[dict[str,
                                                                                            Any]]:
     """Every agent of ``agent_type`` on ``host`` with its ``alive`` flag."""
+    import sqlalchemy as sa
+
+    from stackcore.db.models import utcnow
+    from stackcore.network.models import Agent
     rows = session.execute(
         sa.select(Agent).where(Agent.host == host, Agent.agent_type == agent_type)
     ).scalars().all()
@@ -63,6 +68,10 @@ def record_report(
 ) -> tuple[dict[str, Any], bool]:
     """Insert or refresh an agent row from one report. Returns the agent and whether it just
     came up (first report, restart, or first report after being dead)."""
+    import sqlalchemy as sa
+
+    from stackcore.db.models import utcnow
+    from stackcore.network.models import Agent
     agent_type = validate.name("agent_state.agent_type", state.get("agent_type"))
     host = validate.name("agent_state.host", state.get("host"))
     binary = validate.name("agent_state.binary", state.get("binary", agent_type))

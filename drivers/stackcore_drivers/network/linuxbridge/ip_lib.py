@@ -19,13 +19,13 @@ import ipaddress
 import logging
 import uuid
 from collections.abc import Iterator
-from typing import Any
-
-from pyroute2 import IPRoute, netns
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING, Any
 
 from stackcore import exception
 from stackcore_drivers.network import names
+
+if TYPE_CHECKING:
+    from pyroute2.netlink.exceptions import NetlinkError
 
 LOG = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ def _kernel_error(what: str, err: NetlinkError) -> exception.DriverError:
 @functools.cache
 def kernel_supports_vlan() -> bool:
     """Whether this kernel can create 802.1q sub-interfaces, tried in a scratch namespace."""
+    from pyroute2 import IPRoute, netns
+    from pyroute2.netlink.exceptions import NetlinkError
     scratch = f"sc-vlanprobe-{uuid.uuid4().hex[:8]}"
     netns.create(scratch)
     try:
@@ -83,6 +85,7 @@ class LinuxBridgeManager:
     one)."""
 
     def __init__(self, namespace: str | None = None) -> None:
+        from pyroute2 import IPRoute
         self.namespace = namespace
         try:
             self.ipr = IPRoute(netns=namespace) if namespace else IPRoute()
@@ -145,6 +148,7 @@ class LinuxBridgeManager:
 
     def ensure_bridge(self, name: str) -> bool:
         """A bridge with STP off and no forwarding delay, up. True when created."""
+        from pyroute2.netlink.exceptions import NetlinkError
         names.device_name("bridge", name)
         links = self.links()
         if name in links:
@@ -168,6 +172,7 @@ class LinuxBridgeManager:
                      ttl: int | None = None) -> tuple[str, bool]:
         """``vxlan-<vni>`` on the device holding ``local_ip``. Conflict when a device of
         another name already uses this VNI. Returns (name, created)."""
+        from pyroute2.netlink.exceptions import NetlinkError
         name = vxlan_name(vni)
         links = self.links()
         for other, link in links.items():
@@ -199,6 +204,7 @@ class LinuxBridgeManager:
     def ensure_vlan(self, interface: str, vlan_id: int) -> tuple[str, bool]:
         """``<interface>.<vlan_id>``; DriverError with :data:`NO_VLAN_SUPPORT` when the
         kernel has no 802.1q."""
+        from pyroute2.netlink.exceptions import NetlinkError
         name = vlan_name(interface, vlan_id)
         if self.index(name) is not None:
             return name, False
@@ -215,6 +221,7 @@ class LinuxBridgeManager:
 
     def enslave(self, device: str, bridge: str) -> bool:
         """Put ``device`` into ``bridge`` and bring it up. True when something changed."""
+        from pyroute2.netlink.exceptions import NetlinkError
         links = self.links()
         if device not in links:
             raise exception.DriverError(f"device {device} does not exist")
@@ -239,6 +246,7 @@ class LinuxBridgeManager:
 
     def delete_device(self, name: str) -> None:
         """Delete a device; a missing one is fine."""
+        from pyroute2.netlink.exceptions import NetlinkError
         index = self.index(name)
         if index is None:
             return
@@ -262,6 +270,7 @@ class LinuxBridgeManager:
     def sync_flood_peers(self, device: str, peers: set[str]) -> tuple[set[str], set[str]]:
         """Make the all-zero FDB entries of ``device`` point at exactly ``peers`` (unicast
         head-end replication, as Neutron's l2population). Returns (added, removed)."""
+        from pyroute2.netlink.exceptions import NetlinkError
         index = self.index(device)
         if index is None:
             raise exception.DriverError(f"VXLAN device {device} does not exist")

@@ -9,16 +9,10 @@ instance. Every write goes through :meth:`Ovsdb.transaction`, which raises on an
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from typing import Any
-
-with warnings.catch_warnings():
-    # python-ovs probes for eventlet when it is installed, which warns that eventlet is
-    # deprecated; stackcore does not use eventlet.
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-    from ovsdbapp.backend.ovs_idl import connection, idlutils
-    from ovsdbapp.schema.open_vswitch import impl_idl
 
 from stackcore import exception
 
@@ -28,16 +22,38 @@ LOG = logging.getLogger(__name__)
 TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller")
 
 
-class _OwnConnectionApi(impl_idl.OvsdbIdl):  # type: ignore[misc]
-    """ovsdbapp's Open_vSwitch API with the connection held by the instance."""
+@functools.cache
+def _ovsdbapp() -> tuple[Any, Any, Any]:
+    """ovsdbapp's ``connection``, ``idlutils`` and ``impl_idl`` modules, imported on first use
+    (ovsdbapp pulls in python-ovs and eventlet: ~200 ms that loading this driver need not pay).
+    """
+    with warnings.catch_warnings():
+        # python-ovs probes for eventlet when it is installed, which warns that eventlet is
+        # deprecated; stackcore does not use eventlet.
+        warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+        from ovsdbapp.backend.ovs_idl import connection, idlutils
+        from ovsdbapp.schema.open_vswitch import impl_idl
+    return connection, idlutils, impl_idl
 
-    @property
-    def ovsdb_connection(self) -> Any:
-        return self.__dict__.get("_own_connection")
 
-    @ovsdb_connection.setter
-    def ovsdb_connection(self, value: Any) -> None:
-        self.__dict__["_own_connection"] = value
+@functools.cache
+def _own_connection_api() -> type:
+    """The :class:`_OwnConnectionApi` class (built once, on first use: its base is ovsdbapp's)."""
+    base: Any = _ovsdbapp()[2].OvsdbIdl
+
+    class _OwnConnectionApi(base):  # type: ignore[misc]
+        """ovsdbapp's Open_vSwitch API with the connection held by the instance."""
+
+        @property
+        def ovsdb_connection(self) -> Any:
+            return self.__dict__.get("_own_connection")
+
+        @ovsdb_connection.setter
+        def ovsdb_connection(self, value: Any) -> None:
+            self.__dict__["_own_connection"] = value
+
+    _OwnConnectionApi.__qualname__ = "_OwnConnectionApi"
+    return _OwnConnectionApi
 
 
 class Ovsdb:
@@ -50,13 +66,14 @@ class Ovsdb:
 
     def __init__(self, target: str, timeout: float = 10.0) -> None:
         self.target = target
+        connection, idlutils, _ = _ovsdbapp()
         try:
             helper = idlutils.get_schema_helper(target, "Open_vSwitch")
             for table in TABLES:
                 helper.register_table(table)
             idl = connection.OvsdbIdl(target, helper)
             self._connection = connection.Connection(idl=idl, timeout=timeout)
-            self.api = _OwnConnectionApi(self._connection)
+            self.api = _own_connection_api()(self._connection)
         except Exception as err:
             raise exception.BackendUnavailable(
                 f"cannot connect to OVSDB at {target}: {err}") from err

@@ -58,6 +58,21 @@ class Discovered:
 
 
 @functools.cache
+def _entry_point_texts() -> tuple[tuple[importlib.metadata.Distribution, str], ...]:
+    """Every installed distribution that has entry points, with its entry_points.txt.
+
+    Read once per process and shared by every namespace (reading them is the costly part of
+    :func:`_entry_point_owners`, which runs once per family).
+    """
+    found = []
+    for dist in importlib.metadata.distributions():
+        text = dist.read_text("entry_points.txt")
+        if text:
+            found.append((dist, text))
+    return tuple(found)
+
+
+@functools.cache
 def _entry_point_owners(namespace: str) -> dict[tuple[str, str], tuple[str, str]]:
     """Map (name, value) of ``namespace``'s entry points -> (distribution, version).
 
@@ -67,9 +82,8 @@ def _entry_point_owners(namespace: str) -> dict[tuple[str, str], tuple[str, str]
     """
     owners: dict[tuple[str, str], tuple[str, str]] = {}
     marker = f"[{namespace}]"
-    for dist in importlib.metadata.distributions():
-        text = dist.read_text("entry_points.txt")
-        if not text or marker not in text:
+    for dist, text in _entry_point_texts():
+        if marker not in text:
             continue
         name = dist.metadata["Name"] or "?"
         for ep in dist.entry_points.select(group=namespace):
@@ -202,7 +216,8 @@ def discover(namespace: str, contract: Contract | None = None) -> list[Discovere
         found.append(
             Discovered(namespace, ext.name, ext.entry_point.value, dist, version, plugin, error)
         )
-    for ep in importlib.metadata.entry_points(group=namespace):
+    # Scanning every distribution's entry points is costly: only when something failed to load.
+    for ep in importlib.metadata.entry_points(group=namespace) if failures else ():
         if ep.name in failures:
             dist, version = _owner(namespace, ep)
             found.append(

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 
-from oslo_concurrency import processutils
-
 from stackcore import exception
 
 
 def execute(*cmd: str, check_exit_code: bool | list[int] = True,
             env: dict[str, str] | None = None, timeout: int = 600) -> tuple[str, str]:
     """Run ``cmd`` (no shell); return (stdout, stderr) or raise DriverError."""
+    from oslo_concurrency import processutils  # ~80 ms (oslo.utils): imported on first run
+
     merged = None if env is None else {**os.environ, **env}  # processutils replaces env
     try:
         out, err = processutils.execute(*cmd, check_exit_code=check_exit_code,

@@ -102,6 +102,9 @@ class Lab:
         return host
 
     def destroy(self) -> None:
+        for proc in self.procs.values():   # all at once: each may take seconds to shut down
+            if proc.poll() is None:
+                proc.terminate()
         for proc in self.procs.values():
             stop(proc)
         for host in self.hosts.values():
@@ -234,9 +237,9 @@ def multihost(tmp_path: Path, pg_url: str) -> Iterator[MultiHost]:
                                        if a.alive], 30, f"the agent of {host.name} to report")
         yield multihost
     finally:
+        lab.destroy()
         if api is not None:
             api.close()
-        lab.destroy()
         assert not [h.name for h in lab.hosts.values()
                     if h.name in ip("netns", "list")], "namespaces left behind"
 

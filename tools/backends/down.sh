@@ -59,3 +59,7 @@ for ((i = ${#services[@]} - 1; i >= 0; i--)); do
   fi
   sb_log "${svc}: down ($(sb_elapsed "$start")s)"
 done
+# the lab bridge (made by up.sh postgres/rabbitmq) goes once neither of them listens
+if ! pg_isready -q -h 127.0.0.1 -p "$SB_PG_PORT" >/dev/null 2>&1 && ! sb_port_open 5672; then
+  sb_lab_remove
+fi

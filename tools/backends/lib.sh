@@ -47,6 +47,17 @@ SB_CEPH_MON_PORT=6789           # msgr v1 port: what qemu/libvirt "host:port" me
 SB_CEPH_MON="127.0.0.1:${SB_CEPH_MON_PORT}"
 SB_OVS_DIR="${SB_STATE}/ovs"    # default instance; extra ones: ${SB_STATE}/ovs-NAME
 
+# The "lab" address: PostgreSQL and RabbitMQ also listen on SB_LAB_ADDR, held by the bridge
+# SB_LAB_BRIDGE (no other member than what tests plug in: veths of their network namespaces),
+# so services inside test namespaces reach them.  The subnet exists only on that bridge and
+# the test veths; nothing routes it anywhere else (no forwarding, no default route).
+SB_LAB_BRIDGE="sc-lab0"
+SB_LAB_ADDR="10.218.0.1"
+SB_LAB_PREFIX=24
+SB_LAB_CIDR="10.218.0.0/24"
+SB_PG_LAB_URL="postgresql+psycopg2://stackcore:stackcore@${SB_LAB_ADDR}:${SB_PG_PORT}/stackcore"
+SB_RABBIT_LAB_URL="rabbit://stackcore:stackcore@${SB_LAB_ADDR}:5672/"
+
 # --------------------------------------------------------------------------
 # output / errors / timing
 # --------------------------------------------------------------------------
@@ -155,6 +166,40 @@ sb_kill_pidfile() {
 
 # sb_port_open PORT: something listens on 127.0.0.1:PORT.
 sb_port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# sb_port_open_on ADDR PORT: something listens on ADDR:PORT.
+sb_port_open_on() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
+# --------------------------------------------------------------------------
+# the lab bridge (see SB_LAB_*): created by up.sh postgres/rabbitmq, removed by
+# down.sh once neither of them runs
+# --------------------------------------------------------------------------
+sb_lab_present() {
+  ip -4 -o addr show dev "$SB_LAB_BRIDGE" 2>/dev/null | grep -q " ${SB_LAB_ADDR}/${SB_LAB_PREFIX} " &&
+    ip -o link show dev "$SB_LAB_BRIDGE" 2>/dev/null | grep -q '[<,]UP[,>]'
+}
+
+sb_lab_ensure() {
+  if ! ip link show dev "$SB_LAB_BRIDGE" >/dev/null 2>&1; then
+    ip link add "$SB_LAB_BRIDGE" type bridge ||
+      sb_fail lab "cannot create bridge ${SB_LAB_BRIDGE}"
+  fi
+  # IPv4 only: no link-local IPv6 chatter on the lab
+  if [[ -w "/proc/sys/net/ipv6/conf/${SB_LAB_BRIDGE}/disable_ipv6" ]]; then
+    echo 1 >"/proc/sys/net/ipv6/conf/${SB_LAB_BRIDGE}/disable_ipv6" || true
+  fi
+  if ! ip -4 -o addr show dev "$SB_LAB_BRIDGE" | grep -q " ${SB_LAB_ADDR}/${SB_LAB_PREFIX} "; then
+    ip addr add "${SB_LAB_ADDR}/${SB_LAB_PREFIX}" dev "$SB_LAB_BRIDGE" ||
+      sb_fail lab "cannot add ${SB_LAB_ADDR}/${SB_LAB_PREFIX} to ${SB_LAB_BRIDGE}"
+  fi
+  ip link set "$SB_LAB_BRIDGE" up || sb_fail lab "cannot set ${SB_LAB_BRIDGE} up"
+}
+
+sb_lab_remove() {
+  if ip link show dev "$SB_LAB_BRIDGE" >/dev/null 2>&1; then
+    ip link delete "$SB_LAB_BRIDGE" type bridge 2>/dev/null || true
+  fi
+}
 
 # sb_port_users PORT: the listening sockets on TCP PORT and their processes.
 sb_port_users() { ss -Hltnp "sport = :$1" 2>/dev/null; }
@@ -301,12 +346,21 @@ sb_check_postgres() {
   command -v pg_isready >/dev/null || return 1
   pg_isready -q -h 127.0.0.1 -p "$SB_PG_PORT" || return 1
   [[ "$(PGPASSWORD=stackcore PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p "$SB_PG_PORT" \
+    -U stackcore -d stackcore -XAtc 'select 1' 2>/dev/null)" == 1 ]] || return 1
+  sb_check_postgres_lab
+}
+
+# ... and on the lab address, as the stackcore role (pg_hba allows the lab subnet)
+sb_check_postgres_lab() {
+  sb_lab_present || return 1
+  [[ "$(PGPASSWORD=stackcore PGCONNECT_TIMEOUT=5 psql -h "$SB_LAB_ADDR" -p "$SB_PG_PORT" \
     -U stackcore -d stackcore -XAtc 'select 1' 2>/dev/null)" == 1 ]]
 }
 
 sb_check_rabbitmq() {
   command -v rabbitmqctl >/dev/null || return 1
   sb_port_open 5672 || return 1
+  sb_lab_present && sb_port_open_on "$SB_LAB_ADDR" 5672 || return 1
   timeout 30 rabbitmqctl -q list_users 2>/dev/null | grep -q '^stackcore[[:space:]]'
 }
 

@@ -24,7 +24,7 @@ usage() {
 # postgres: Debian's cluster (pg_ctlcluster), plus role/db stackcore
 # --------------------------------------------------------------------------
 up_postgres() {
-  local v conf_d
+  local v conf_d hba
   v="$(sb_pg_version)" || sb_fail postgres "no PostgreSQL server installed under /usr/lib/postgresql"
   if ! pg_lsclusters -h | awk -v v="$v" '$1 == v && $2 == "main"' | grep -q .; then
     pg_createcluster "$v" main --port "$SB_PG_PORT" </dev/null >>"${SB_LOGS}/postgres-setup.log" 2>&1 9>&- ||
@@ -32,25 +32,49 @@ up_postgres() {
   fi
   conf_d="/etc/postgresql/${v}/main/conf.d"
   mkdir -p "$conf_d"
-  # Loopback only, fixed port; durability off: a throwaway test database
-  # does not need fsync, and tests create/drop many databases.
+  # The lab bridge must hold its address before the server binds to it.
+  sb_lab_ensure
+  # Loopback + the lab address only, fixed port; durability off: a throwaway
+  # test database does not need fsync, and tests create/drop many databases.
   cat >"${conf_d}/stackcore.conf" <<EOF
 # written by tools/backends/up.sh
-listen_addresses = '127.0.0.1'
+listen_addresses = '127.0.0.1,${SB_LAB_ADDR}'
 port = ${SB_PG_PORT}
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 200
 EOF
+  # The stackcore role may also connect from the lab subnet (test namespaces).
+  hba="/etc/postgresql/${v}/main/pg_hba.conf"
+  sed -i '/^# BEGIN stackcore-backends/,/^# END stackcore-backends/d' "$hba"
+  cat >>"$hba" <<EOF
+# BEGIN stackcore-backends (tools/backends/up.sh): the lab subnet on ${SB_LAB_BRIDGE}
+host    all             stackcore       ${SB_LAB_CIDR}          scram-sha-256
+# END stackcore-backends
+EOF
   if ! pg_isready -q -h 127.0.0.1 -p "$SB_PG_PORT"; then
     # pg_ctlcluster falls back to pg_ctl when systemd is not running
     pg_ctlcluster "$v" main start </dev/null >>"${SB_LOGS}/postgres-setup.log" 2>&1 9>&- ||
       sb_fail postgres "pg_ctlcluster start failed" "${SB_LOGS}/postgres-setup.log" \
         "/var/log/postgresql/postgresql-${v}-main.log"
+  elif ! pg_isready -q -h "$SB_LAB_ADDR" -p "$SB_PG_PORT"; then
+    # up on loopback only (an older config, or the lab bridge was removed under
+    # it): listen_addresses needs a restart
+    sb_log "postgres: restarting to listen on ${SB_LAB_ADDR} too"
+    pg_ctlcluster "$v" main restart -m fast </dev/null >>"${SB_LOGS}/postgres-setup.log" 2>&1 9>&- ||
+      sb_fail postgres "pg_ctlcluster restart failed" "${SB_LOGS}/postgres-setup.log" \
+        "/var/log/postgresql/postgresql-${v}-main.log"
+  else
+    # pg_hba.conf changes need a reload only
+    pg_ctlcluster "$v" main reload </dev/null >>"${SB_LOGS}/postgres-setup.log" 2>&1 9>&- ||
+      sb_fail postgres "pg_ctlcluster reload failed" "${SB_LOGS}/postgres-setup.log"
   fi
   sb_wait 60 pg_isready -q -h 127.0.0.1 -p "$SB_PG_PORT" ||
     sb_fail postgres "not accepting connections on 127.0.0.1:${SB_PG_PORT}" \
+      "/var/log/postgresql/postgresql-${v}-main.log"
+  sb_wait 30 pg_isready -q -h "$SB_LAB_ADDR" -p "$SB_PG_PORT" ||
+    sb_fail postgres "not accepting connections on ${SB_LAB_ADDR}:${SB_PG_PORT}" \
       "/var/log/postgresql/postgresql-${v}-main.log"
   # CREATEDB: tests create throwaway databases.
   runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$SB_PG_PORT" -d postgres \
@@ -72,7 +96,11 @@ EOF
   sb_check_postgres || sb_fail postgres "psql as stackcore failed" \
     "/var/log/postgresql/postgresql-${v}-main.log"
 }
-env_postgres() { sb_env_set postgres "STACKCORE_TEST_PG_URL=${SB_PG_URL}"; }
+env_postgres() {
+  sb_env_set postgres "STACKCORE_TEST_PG_URL=${SB_PG_URL}" \
+    "STACKCORE_TEST_PG_LAB_URL=${SB_PG_LAB_URL}" "STACKCORE_TEST_LAB_ADDR=${SB_LAB_ADDR}" \
+    "STACKCORE_TEST_LAB_BRIDGE=${SB_LAB_BRIDGE}" "STACKCORE_TEST_LAB_CIDR=${SB_LAB_CIDR}"
+}
 
 # --------------------------------------------------------------------------
 # rabbitmq: Debian's rabbitmq-server (runs as user rabbitmq), loopback only
@@ -83,23 +111,30 @@ up_rabbitmq() {
   chown rabbitmq: "$dir"
   # rabbitmq-env.conf is sourced by both the server and rabbitmqctl, so they
   # agree on the node name.  rabbit@localhost does not depend on the
-  # machine's hostname resolving.  Everything binds to loopback (AMQP,
-  # Erlang distribution, epmd).
+  # machine's hostname resolving.  Erlang distribution and epmd bind to
+  # loopback; AMQP to loopback and the lab address (listeners in rabbitmq.conf:
+  # NODE_IP_ADDRESS allows a single address).
+  sb_lab_ensure
   cat >/etc/rabbitmq/rabbitmq-env.conf <<EOF
 # written by tools/backends/up.sh
 NODENAME=rabbit@localhost
-NODE_IP_ADDRESS=127.0.0.1
-NODE_PORT=5672
 PID_FILE=${dir}/rabbitmq.pid
 SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 export ERL_EPMD_ADDRESS=127.0.0.1
 EOF
-  if ! sb_port_users 5672 | grep -q '"beam.smp"'; then
+  cat >/etc/rabbitmq/rabbitmq.conf <<EOF
+# written by tools/backends/up.sh
+listeners.tcp.loopback = 127.0.0.1:5672
+listeners.tcp.lab = ${SB_LAB_ADDR}:5672
+EOF
+  if ! sb_port_users 5672 | grep -q '"beam.smp"' || ! sb_port_open_on "$SB_LAB_ADDR" 5672; then
     sb_stop_rabbitmq
     sb_port_free rabbitmq 5672
     sb_spawn "$logf" rabbitmq-server >"${dir}/launcher.pid"
     sb_wait_pid 120 "${dir}/launcher.pid" sb_port_open 5672 ||
       sb_fail rabbitmq "port 5672 not open after 120 s" "$logf" /var/log/rabbitmq/rabbit@localhost.log
+    sb_wait_pid 30 "${dir}/launcher.pid" sb_port_open_on "$SB_LAB_ADDR" 5672 ||
+      sb_fail rabbitmq "port ${SB_LAB_ADDR}:5672 not open" "$logf" /var/log/rabbitmq/rabbit@localhost.log
   fi
   timeout 120 rabbitmqctl -q await_startup </dev/null >>"$logf" 2>&1 9>&- ||
     sb_fail rabbitmq "rabbitmqctl await_startup failed" "$logf" /var/log/rabbitmq/rabbit@localhost.log
@@ -110,7 +145,11 @@ EOF
   rabbitmqctl -q set_permissions -p / stackcore '.*' '.*' '.*' </dev/null >>"$logf" 2>&1 9>&- ||
     sb_fail rabbitmq "set_permissions failed" "$logf"
 }
-env_rabbitmq() { sb_env_set rabbitmq "STACKCORE_TEST_RABBIT_URL=${SB_RABBIT_URL}"; }
+env_rabbitmq() {
+  sb_env_set rabbitmq "STACKCORE_TEST_RABBIT_URL=${SB_RABBIT_URL}" \
+    "STACKCORE_TEST_RABBIT_LAB_URL=${SB_RABBIT_LAB_URL}" "STACKCORE_TEST_LAB_ADDR=${SB_LAB_ADDR}" \
+    "STACKCORE_TEST_LAB_BRIDGE=${SB_LAB_BRIDGE}" "STACKCORE_TEST_LAB_CIDR=${SB_LAB_CIDR}"
+}
 
 # --------------------------------------------------------------------------
 # libvirt: libvirtd + virtlogd with the QEMU driver

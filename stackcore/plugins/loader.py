@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,14 +59,17 @@ class Discovered:
 
 
 @functools.cache
-def _entry_point_texts() -> tuple[tuple[importlib.metadata.Distribution, str], ...]:
-    """Every installed distribution that has entry points, with its entry_points.txt.
+def _entry_point_texts(
+    path: tuple[str, ...],
+) -> tuple[tuple[importlib.metadata.Distribution, str], ...]:
+    """Every distribution on ``path`` (``sys.path``) that has entry points, with its
+    entry_points.txt.
 
-    Read once per process and shared by every namespace (reading them is the costly part of
+    Read once per ``sys.path`` and shared by every namespace (reading them is the costly part of
     :func:`_entry_point_owners`, which runs once per family).
     """
     found = []
-    for dist in importlib.metadata.distributions():
+    for dist in importlib.metadata.distributions(path=list(path)):
         text = dist.read_text("entry_points.txt")
         if text:
             found.append((dist, text))
@@ -82,7 +86,7 @@ def _entry_point_owners(namespace: str) -> dict[tuple[str, str], tuple[str, str]
     """
     owners: dict[tuple[str, str], tuple[str, str]] = {}
     marker = f"[{namespace}]"
-    for dist, text in _entry_point_texts():
+    for dist, text in _entry_point_texts(tuple(sys.path)):
         if marker not in text:
             continue
         name = dist.metadata["Name"] or "?"

@@ -89,9 +89,10 @@ def _entry_point_owners(namespace: str) -> dict[tuple[str, str], tuple[str, str]
     for dist, text in _entry_point_texts(tuple(sys.path)):
         if marker not in text:
             continue
-        name = dist.metadata["Name"] or "?"
+        metadata = dist.metadata  # parsed on every access: once per distribution here
+        owner = (metadata["Name"] or "?", metadata["Version"] or "?")
         for ep in dist.entry_points.select(group=namespace):
-            owners.setdefault((ep.name, ep.value), (name, dist.version or "?"))
+            owners.setdefault((ep.name, ep.value), owner)
     return owners
 
 

@@ -10,42 +10,60 @@ found dead *before* a call is simply replaced, so the first call after libvirtd 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
-
-import libvirt
+from typing import TYPE_CHECKING, Any
 
 from stackcore import exception
 
+if TYPE_CHECKING:
+    import libvirt
+
 LOG = logging.getLogger(__name__)
 
-# libvirt prints every error to stderr unless an error handler is registered; errors reach us as
-# exceptions anyway, so the default printing is only noise (and could echo XML we passed in).
-libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+@functools.cache
+def _libvirt() -> Any:
+    """The libvirt module, imported on first use (its C extension is ~15 ms of start-up that
+    loading the driver need not pay), with stackcore's error handler registered."""
+    import libvirt
 
-#: libvirt error codes meaning "the connection to the daemon is gone / unusable".
-_CONNECTION_CODES = frozenset(
-    {
-        libvirt.VIR_ERR_NO_CONNECT,
-        libvirt.VIR_ERR_INVALID_CONN,
-        libvirt.VIR_ERR_RPC,
-        libvirt.VIR_ERR_SYSTEM_ERROR,
-        libvirt.VIR_ERR_INTERNAL_ERROR,
-        libvirt.VIR_ERR_AUTH_FAILED,
-    }
-)
-_CONNECTION_DOMAINS = frozenset({libvirt.VIR_FROM_REMOTE, libvirt.VIR_FROM_RPC})
-_NOT_SUPPORTED = frozenset({libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED})
+    # libvirt prints every error to stderr unless an error handler is registered; errors reach
+    # us as exceptions anyway, so the default printing is only noise (and could echo XML we
+    # passed in).
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    return libvirt
+
+
+@functools.cache
+def _error_sets() -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+    """(codes meaning "the connection to the daemon is gone / unusable", the error domains of
+    such errors, codes meaning "not supported"), built on first use."""
+    libvirt = _libvirt()
+    connection_codes = frozenset(
+        {
+            libvirt.VIR_ERR_NO_CONNECT,
+            libvirt.VIR_ERR_INVALID_CONN,
+            libvirt.VIR_ERR_RPC,
+            libvirt.VIR_ERR_SYSTEM_ERROR,
+            libvirt.VIR_ERR_INTERNAL_ERROR,
+            libvirt.VIR_ERR_AUTH_FAILED,
+        }
+    )
+    connection_domains = frozenset({libvirt.VIR_FROM_REMOTE, libvirt.VIR_FROM_RPC})
+    not_supported = frozenset({libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED})
+    return connection_codes, connection_domains, not_supported
 
 
 def is_connection_error(err: libvirt.libvirtError) -> bool:
     """Whether ``err`` says the daemon connection is broken (rather than the request failed)."""
+    import libvirt
+    connection_codes, connection_domains, _ = _error_sets()
     return (
-        err.get_error_code() in _CONNECTION_CODES
-        and err.get_error_domain() in _CONNECTION_DOMAINS
+        err.get_error_code() in connection_codes
+        and err.get_error_domain() in connection_domains
     ) or err.get_error_code() in (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN)
 
 
@@ -73,6 +91,7 @@ class Connection:
 
     def get(self) -> Any:
         """An open, answering connection; reopened (with back-off) if the old one died."""
+        import libvirt
         with self._lock:
             if self._conn is not None:
                 try:
@@ -95,12 +114,15 @@ class Connection:
         self.reset()
 
     def _close_locked(self) -> None:
+        import libvirt
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(libvirt.libvirtError):
                 conn.close()
 
     def _open_with_backoff(self) -> Any:
+        import libvirt
+        _libvirt()  # imported and quietened before the first connection is opened
         delay = self.interval
         last: libvirt.libvirtError | None = None
         for attempt in range(self.retries + 1):
@@ -137,6 +159,7 @@ class Connection:
         * operation invalid in the domain's state -> InvalidState;
         * anything else -> DriverError naming the action.
         """
+        import libvirt
         try:
             yield
         except libvirt.libvirtError as err:
@@ -145,6 +168,7 @@ class Connection:
     def translate(
         self, err: libvirt.libvirtError, action: str, instance_uuid: str | None = None
     ) -> exception.StackcoreError:
+        import libvirt
         code = err.get_error_code()
         message = err.get_error_message() or str(err)
         what = f"{action} of instance {instance_uuid}" if instance_uuid else action
@@ -156,7 +180,7 @@ class Connection:
             return exception.BackendUnavailable(
                 f"libvirt at {self.uri} went away during {what}: {message}", uri=self.uri
             )
-        if code in _NOT_SUPPORTED:
+        if code in _error_sets()[2]:
             return exception.CapabilityNotSupported(f"libvirt ({self.uri})", action)
         if code == libvirt.VIR_ERR_OPERATION_INVALID:
             return exception.InvalidState(f"{what} refused by libvirt: {message}")

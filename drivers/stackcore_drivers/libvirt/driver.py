@@ -15,6 +15,7 @@ lacks (device hot-plug, secrets) raise CapabilityNotSupported.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -25,7 +26,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-import libvirt
 from oslo_config import cfg
 
 from stackcore import exception
@@ -37,23 +37,38 @@ from stackcore_drivers.libvirt.connection import Connection
 
 LOG = logging.getLogger(__name__)
 
-_POWER_STATES = {
-    libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,
-    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
-    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
-    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.SHUTDOWN,
-    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTDOWN,
-    libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
-    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.SUSPENDED,
-}
-_UNDEFINE_FLAG_SETS = (
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE,
-)
+
+@functools.cache
+def _power_states() -> dict[int, PowerState]:
+    """libvirt domain state -> PowerState (built on first use: it needs libvirt)."""
+    import libvirt
+
+    return {
+        libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,
+        libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
+        libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
+        libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
+        libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.SHUTDOWN,
+        libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTDOWN,
+        libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
+        libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.SUSPENDED,
+    }
+
+
+@functools.cache
+def _undefine_flag_sets() -> tuple[int, ...]:
+    """The undefine flag sets to try, richest first (built on first use: it needs libvirt)."""
+    import libvirt
+
+    return (
+        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
+        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE,
+    )
+
+
 ROOT_DISK = "disk"
 CONSOLE_LOG = "console.log"
 _POLL = 0.2
@@ -149,6 +164,7 @@ class LibvirtDriver(HypervisorDriver):
 
     def _find(self, conn: Any, instance_uuid: str) -> Any | None:
         """The domain of ``instance_uuid`` if it exists *and* this driver made it."""
+        import libvirt
         try:
             dom = conn.lookupByName(domain_xml.domain_name(instance_uuid))
         except libvirt.libvirtError as err:
@@ -200,6 +216,7 @@ class LibvirtDriver(HypervisorDriver):
             return host.report(self._conn(), self.instances_path)
 
     def list_instances(self) -> list[str]:
+        import libvirt
         found = []
         with self._translated("list_instances"):
             for dom in self._conn().listAllDomains(0):
@@ -265,6 +282,7 @@ class LibvirtDriver(HypervisorDriver):
                 raise
 
     def _refuse_collision(self, conn: Any, instance: Instance) -> None:
+        import libvirt
         name = domain_xml.domain_name(instance.uuid)
         for lookup, key in ((conn.lookupByName, name), (conn.lookupByUUIDString, instance.uuid)):
             try:
@@ -302,6 +320,7 @@ class LibvirtDriver(HypervisorDriver):
     def _remove(self, conn: Any, instance_uuid: str, *, destroy_disks: bool) -> None:
         """Stop + undefine the domain (if ours), drop its secrets, optionally its files.
         Every step tolerates the thing already being gone."""
+        import libvirt
         dom = self._find(conn, instance_uuid)
         if dom is not None:
             try:
@@ -320,7 +339,8 @@ class LibvirtDriver(HypervisorDriver):
     def _undefine(dom: Any) -> None:
         """Undefine with its saved state, snapshot metadata and NVRAM; drivers that refuse a
         flag (the test driver knows no NVRAM) get the next smaller set."""
-        for flags in _UNDEFINE_FLAG_SETS:
+        import libvirt
+        for flags in _undefine_flag_sets():
             try:
                 dom.undefineFlags(flags)
                 return
@@ -338,6 +358,7 @@ class LibvirtDriver(HypervisorDriver):
 
     def _define_secret(self, conn: Any, spec: volume.VolumeDisk, made: list[Any]) -> str | None:
         """Define (or refresh) the libvirt secret of one attachment; its uuid, or None."""
+        import libvirt
         if spec.secret is None:
             return None
         usage_type = (libvirt.VIR_SECRET_USAGE_TYPE_ISCSI if spec.secret.usage_type == "iscsi"
@@ -353,6 +374,7 @@ class LibvirtDriver(HypervisorDriver):
         return str(secret.UUIDString())
 
     def _remove_secrets(self, conn: Any, usage_prefix: str) -> None:
+        import libvirt
         if self.is_test_driver:
             return  # the test driver has no secret driver; nothing can have been defined
         for secret in conn.listAllSecrets(0):
@@ -378,9 +400,10 @@ class LibvirtDriver(HypervisorDriver):
     # --- power -----------------------------------------------------------------------------
 
     def get_info(self, instance: Instance) -> InstanceInfo:
+        import libvirt
         with self._with_domain("get_info", instance) as dom:
             state, reason = dom.state()
-            power = _POWER_STATES.get(state, PowerState.NOSTATE)
+            power = _power_states().get(state, PowerState.NOSTATE)
             if state == libvirt.VIR_DOMAIN_SHUTOFF and dom.hasManagedSaveImage(0):
                 power = PowerState.SUSPENDED
             _, max_mem_kb, _, vcpus, cpu_time = dom.info()
@@ -400,6 +423,7 @@ class LibvirtDriver(HypervisorDriver):
 
     def _clean_shutdown(self, dom: Any, timeout: float) -> bool:
         """Ask the guest to shut down; True if it was off within ``timeout`` seconds."""
+        import libvirt
         try:
             dom.shutdown()
         except libvirt.libvirtError as err:
@@ -409,6 +433,7 @@ class LibvirtDriver(HypervisorDriver):
 
     @staticmethod
     def _force_off(dom: Any) -> None:
+        import libvirt
         try:
             dom.destroy()
         except libvirt.libvirtError as err:
@@ -421,6 +446,7 @@ class LibvirtDriver(HypervisorDriver):
                 dom.create()  # restores a managed-save image if there is one
 
     def reboot(self, instance: Instance, reboot_type: RebootType) -> None:
+        import libvirt
         with self._with_domain("reboot", instance) as dom:
             soft_possible = dom.isActive() and self._state(dom) == libvirt.VIR_DOMAIN_RUNNING
             if reboot_type is RebootType.SOFT and soft_possible:
@@ -435,11 +461,13 @@ class LibvirtDriver(HypervisorDriver):
             dom.create()
 
     def pause(self, instance: Instance) -> None:
+        import libvirt
         with self._with_domain("pause", instance) as dom:
             if self._state(dom) != libvirt.VIR_DOMAIN_PAUSED:
                 dom.suspend()
 
     def unpause(self, instance: Instance) -> None:
+        import libvirt
         with self._with_domain("unpause", instance) as dom:
             if self._state(dom) == libvirt.VIR_DOMAIN_PAUSED:
                 dom.resume()
@@ -472,6 +500,7 @@ class LibvirtDriver(HypervisorDriver):
         """Cold snapshot: a running guest is saved (managed save) so its disk is consistent and
         unlocked, the overlay is flattened into ``image_path`` (in the base image's format),
         and the guest is restored to the state it was in."""
+        import libvirt
         with self._with_domain("snapshot", instance) as dom:
             if self.is_test_driver:
                 images.copy(instance.image.path, image_path)
@@ -496,6 +525,7 @@ class LibvirtDriver(HypervisorDriver):
 
     @staticmethod
     def _live_flags(dom: Any) -> int:
+        import libvirt
         flags = int(libvirt.VIR_DOMAIN_AFFECT_CONFIG)
         if dom.isActive():
             flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
@@ -504,6 +534,7 @@ class LibvirtDriver(HypervisorDriver):
     def attach_volume(
         self, instance: Instance, connection_info: Mapping[str, Any], mountpoint: str
     ) -> None:
+        import libvirt
         spec = volume.parse(connection_info, instance.uuid, mountpoint)
         with self._with_domain("attach_volume", instance) as dom:
             conn = self._conn()
@@ -545,6 +576,7 @@ class LibvirtDriver(HypervisorDriver):
     ) -> None:
         """Detach a device from the persistent config and the running guest (whichever has it);
         wait until the guest released it. Absent everywhere: nothing to do."""
+        import libvirt
         persistent = find(domain_xml.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
         if persistent is not None:
             dom.detachDeviceFlags(domain_xml.to_string(persistent),

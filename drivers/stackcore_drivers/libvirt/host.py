@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import libvirt
-
 from stackcore_drivers.libvirt import domain_xml
 
 GiB = 1024**3
@@ -61,6 +59,7 @@ def supported_instances(capabilities: Any) -> list[list[str]]:
 
 def report(conn: Any, instances_path: str) -> dict[str, Any]:
     """The full stats report of the host behind ``conn``."""
+    import libvirt
     nodeinfo = conn.getInfo()  # [arch, memory MiB, cpus, MHz, nodes, sockets, cores, threads]
     capabilities = domain_xml.parse(conn.getCapabilities())
     memory_mb = int(nodeinfo[1])

@@ -47,13 +47,14 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.plugins.contract import Contract
 from stackcore.volume.objects import ImageFile, Snapshot, Volume
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
 
 NAMESPACE = "stackcore.volume.drivers"
 

@@ -24,16 +24,17 @@ import time
 import uuid as uuid_lib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.compute.driver import HypervisorDriver
 from stackcore.compute.objects import Image, Instance, InstanceInfo, PowerState, RebootType
-from stackcore_drivers.libvirt import conf as libvirt_conf
 from stackcore_drivers.libvirt import domain_xml, host, images, vif, volume
 from stackcore_drivers.libvirt.connection import Connection
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
 
 LOG = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class LibvirtDriver(HypervisorDriver):
 
     @classmethod
     def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+        from stackcore_drivers.libvirt import conf as libvirt_conf
         return [(libvirt_conf.GROUP, libvirt_conf.OPTS)]
 
     # --- plumbing --------------------------------------------------------------------------

@@ -25,35 +25,46 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from stackcore import exception
 from stackcore.volume.driver import ModelUpdate, VolumeDriver
 from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
 from stackcore_drivers.volume.processes import execute
 
-OPTS = [
-    cfg.ListOpt("nfs_shares", default=[],
-                help="NFS shares as host:/export entries; each is a pool."),
-    cfg.StrOpt("nfs_shares_config",
-               help="File of 'host:/export [mount options]' lines (Cinder's format), read in "
-               "addition to nfs_shares."),
-    cfg.StrOpt("nfs_access", default="auto", choices=["auto", "mount", "qemu"],
-               help="How shares are reached: 'mount' (kernel client via os-brick), 'qemu' "
-               "(qemu nfs:// + userspace libnfs; no kernel client needed), 'auto'."),
-    cfg.StrOpt("nfs_mount_point_base", default="$state_path/mnt",
-               help="Where shares are mounted (mount access)."),
-    cfg.StrOpt("nfs_mount_options", help="Mount options for every share (mount access)."),
-    cfg.BoolOpt("nfs_qcow2_volumes", default=False,
-                help="Create volumes as qcow2 files (else sparse raw files)."),
-]
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    OPTS: list[cfg.Opt]
+
+
+@functools.cache
+def _opts() -> list[cfg.Opt]:
+    """``OPTS``, built on first use: creating options imports oslo.config, which loading
+    this plugin need not pay for."""
+    from oslo_config import cfg
+
+    return [
+        cfg.ListOpt("nfs_shares", default=[],
+                    help="NFS shares as host:/export entries; each is a pool."),
+        cfg.StrOpt("nfs_shares_config",
+                   help="File of 'host:/export [mount options]' lines (Cinder's format), read in "
+                   "addition to nfs_shares."),
+        cfg.StrOpt("nfs_access", default="auto", choices=["auto", "mount", "qemu"],
+                   help="How shares are reached: 'mount' (kernel client via os-brick), 'qemu' "
+                   "(qemu nfs:// + userspace libnfs; no kernel client needed), 'auto'."),
+        cfg.StrOpt("nfs_mount_point_base", default="$state_path/mnt",
+                   help="Where shares are mounted (mount access)."),
+        cfg.StrOpt("nfs_mount_options", help="Mount options for every share (mount access)."),
+        cfg.BoolOpt("nfs_qcow2_volumes", default=False,
+                    help="Create volumes as qcow2 files (else sparse raw files)."),
+    ]
 
 _SHARE = re.compile(r"^(?P<host>[^:\s]+):(?P<path>/\S*)$")
 _QEMU_IMG_TIMEOUT = 3600
@@ -214,7 +225,7 @@ class NfsDriver(VolumeDriver):
 
     @classmethod
     def get_driver_options(cls) -> list[cfg.Opt]:
-        return list(OPTS)
+        return list(_opts())
 
     # --- shares --------------------------------------------------------------------------
 
@@ -583,3 +594,9 @@ class NfsDriver(VolumeDriver):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(image.path)
             raise
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OPTS":
+        return _opts()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,14 +10,15 @@ when it reports ``vxlan`` in ``tunnel_types`` and a ``tunneling_ip``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any
 
 from stackcore.network import mechanism_driver as api
 from stackcore_drivers.network.mech_agent import AgentMechanismDriver
 from stackcore_drivers.network.ovs import AGENT_TYPE, VIF_TYPE
-from stackcore_drivers.network.ovs import conf as ovs_conf
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
 
 
 class OpenvswitchMechanismDriver(AgentMechanismDriver):
@@ -27,6 +28,7 @@ class OpenvswitchMechanismDriver(AgentMechanismDriver):
 
     @classmethod
     def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+        from stackcore_drivers.network.ovs import conf as ovs_conf
         return [("ml2_ovs", ovs_conf.MECH_OPTS)]
 
     def vif_details(self, agent: Mapping[str, Any], segment: Mapping[str, Any],

@@ -89,11 +89,17 @@ def _entry_point_owners(namespace: str) -> dict[tuple[str, str], tuple[str, str]
     for dist, text in _entry_point_texts(tuple(sys.path)):
         if marker not in text:
             continue
-        metadata = dist.metadata  # parsed on every access: once per distribution here
-        owner = (metadata["Name"] or "?", metadata["Version"] or "?")
+        owner = _distribution_owner(dist)
         for ep in dist.entry_points.select(group=namespace):
             owners.setdefault((ep.name, ep.value), owner)
     return owners
+
+
+@functools.cache
+def _distribution_owner(dist: importlib.metadata.Distribution) -> tuple[str, str]:
+    """(name, version) of ``dist``; its METADATA is parsed on every access, so once here."""
+    metadata = dist.metadata
+    return (metadata["Name"] or "?", metadata["Version"] or "?")
 
 
 def _owner(namespace: str, ep: Any) -> tuple[str, str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from oslo_config import cfg
+from typing import TYPE_CHECKING
 
 from stackcore import exception
 from stackcore.rpc.base import Client, Server, Target, Transport
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
 
 __all__ = ["Client", "Server", "Target", "Transport", "get_transport"]
 

@@ -18,18 +18,18 @@ pass created for it is deleted again.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from oslo_config import cfg
-
-from stackcore import conf as sc_conf
 from stackcore import exception
-from stackcore.rpc import Transport
 from stackcore_drivers.network import names
-from stackcore_drivers.network.agent_base import L2Agent
+from stackcore_drivers.network.agent_base import BuiltOnFirstUse, L2Agent
 from stackcore_drivers.network.host_state import BoundPort, HostState
 from stackcore_drivers.network.linuxbridge import AGENT_TYPE, VIF_TYPE, ip_lib
-from stackcore_drivers.network.linuxbridge import conf as lb_conf
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from stackcore.rpc import Transport
 
 LOG = logging.getLogger(__name__)
 
@@ -48,16 +48,24 @@ def check_config(conf: cfg.ConfigOpts) -> None:
         names.ip_address("[vxlan] local_ip", conf.vxlan.local_ip)
 
 
+def _backend_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """``LinuxBridgeAgent.BACKEND_OPTS`` (its option modules need oslo.config: built on first
+    use)."""
+    from stackcore_drivers.network.linuxbridge import conf as lb_conf
+
+    return [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)]
+
+
 class LinuxBridgeAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
     BINARY = "stackcore-linuxbridge-agent"
     VIF_TYPE = VIF_TYPE
-    BACKEND_OPTS: ClassVar[list[tuple[str, list[cfg.Opt]]]] = [
-        ("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)]
+    BACKEND_OPTS = BuiltOnFirstUse(_backend_opts)
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
                  manager: ip_lib.LinuxBridgeManager | None = None) -> None:
+        from stackcore import conf as sc_conf
         super().__init__(conf, transport)
         sc_conf.register(conf, self.BACKEND_OPTS)
         self.check_config(conf)

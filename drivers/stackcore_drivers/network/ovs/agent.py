@@ -26,18 +26,13 @@ forwarded.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from oslo_config import cfg
-
-from stackcore import conf as sc_conf
 from stackcore import exception
-from stackcore.rpc import Transport
 from stackcore_drivers.network import names
-from stackcore_drivers.network.agent_base import L2Agent
+from stackcore_drivers.network.agent_base import BuiltOnFirstUse, L2Agent
 from stackcore_drivers.network.host_state import BoundPort, HostState
 from stackcore_drivers.network.ovs import AGENT_TYPE, VIF_TYPE
-from stackcore_drivers.network.ovs import conf as ovs_conf
 from stackcore_drivers.network.ovs.bridges import (
     DEAD_VLAN_TAG,
     MAX_LOCAL_VLAN,
@@ -54,6 +49,11 @@ from stackcore_drivers.network.ovs.pipeline import (
     physical_flows,
     tunnel_flows,
 )
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from stackcore.rpc import Transport
 
 LOG = logging.getLogger(__name__)
 
@@ -77,15 +77,23 @@ def check_config(conf: cfg.ConfigOpts) -> None:
         names.ip_address("[ovs] local_ip", opts.local_ip)
 
 
+def _backend_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """``OvsAgent.BACKEND_OPTS`` (its option module needs oslo.config: built on first use)."""
+    from stackcore_drivers.network.ovs import conf as ovs_conf
+
+    return [("ovs", ovs_conf.AGENT_OPTS)]
+
+
 class OvsAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
     BINARY = "stackcore-ovs-agent"
     VIF_TYPE = VIF_TYPE
-    BACKEND_OPTS: ClassVar[list[tuple[str, list[cfg.Opt]]]] = [("ovs", ovs_conf.AGENT_OPTS)]
+    BACKEND_OPTS = BuiltOnFirstUse(_backend_opts)
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
                  ovsdb: Ovsdb | None = None) -> None:
+        from stackcore import conf as sc_conf
         super().__init__(conf, transport)
         sc_conf.register(conf, self.BACKEND_OPTS)
         self.check_config(conf)

@@ -17,6 +17,7 @@ class's, parameter by parameter, and every defect is listed at once.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -53,6 +54,7 @@ class Contract:
             if not isinstance(version, str) or not version.strip():
                 found.append("VERSION is missing or not a non-empty string")
         found.extend(self._capability_problems(cls))
+        found.extend(_requirement_problems(cls))
         for check in self.extra_checks:
             found.extend(check(cls))
         return found
@@ -85,6 +87,26 @@ class Contract:
         """The capability table of ``cls`` with every known capability present."""
         declared = getattr(cls, "capabilities", {}) or {}
         return {key: bool(declared.get(key, False)) for key in sorted(self.capabilities)}
+
+
+def _requirement_problems(cls: type) -> list[str]:
+    """Backend libraries a plugin declares in ``REQUIRES`` (``{module: how to get it}``) must
+    be importable. Plugins import them on first use, to keep loading cheap, so without this
+    check a missing library would only surface at the first call; ``find_spec`` locates a
+    module without importing it."""
+    declared = getattr(cls, "REQUIRES", {})
+    if not isinstance(declared, Mapping):
+        return [f"REQUIRES must be a mapping of module name to install hint, not "
+                f"{type(declared).__name__}"]
+    found = []
+    for module, hint in declared.items():
+        try:
+            present = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            present = False
+        if not present:
+            found.append(f"needs the Python module {module!r}, which is not installed ({hint})")
+    return found
 
 
 def _is_base_default(cls: type, base: type, name: str) -> bool:

@@ -103,3 +103,14 @@ def test_signature_rules(impl: str, expected: list[str]) -> None:
     namespace: dict[str, Any] = {}
     exec(impl, namespace)
     assert signature_problems(ref, namespace["f"]) == expected
+
+
+def test_declared_backend_libraries_must_be_installed() -> None:
+    class NeedsMissing(FakeHypervisorDriver):
+        REQUIRES: ClassVar[dict[str, str]] = {
+            "json": "stdlib", "stackcore_no_such_module": "pip install nothing"}
+
+    assert CONTRACT.problems(NeedsMissing) == [
+        "needs the Python module 'stackcore_no_such_module', which is not installed "
+        "(pip install nothing)"
+    ]

@@ -79,6 +79,10 @@ class LibvirtDriver(HypervisorDriver):
     """KVM/QEMU (or libvirt's test driver) behind the hypervisor contract."""
 
     VERSION = "1.0"
+    # Backend libraries, imported on first use; the loader checks they are installed.
+    REQUIRES: ClassVar[Mapping[str, str]] = {
+        "libvirt": "pip install 'stackcore-drivers[libvirt]' (builds against libvirt-dev)",
+    }
     capabilities: ClassVar[Mapping[str, bool]] = {
         "attach_volume": True,
         "plug_vifs": True,

@@ -72,6 +72,10 @@ class LvmDriver(VolumeDriver):
     """Thick LVs on one VG; iSCSI exports through tgt with per-volume targets and CHAP."""
 
     VERSION = "1.0.0"
+    # Backend libraries, imported on first use; the loader checks they are installed.
+    REQUIRES: ClassVar[Mapping[str, str]] = {
+        "oslo_concurrency": "pip install 'stackcore-drivers[lvm]'",
+    }
     VENDOR_NAME = "Open Source"
     STORAGE_PROTOCOL = "iSCSI"
     capabilities: ClassVar[Mapping[str, bool]] = {

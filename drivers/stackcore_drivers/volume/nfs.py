@@ -199,6 +199,10 @@ class NfsDriver(VolumeDriver):
     """Volumes as files on NFS shares (qemu-img), Cinder's snapshot chain and info file."""
 
     VERSION = "1.0.0"
+    # Backend libraries, imported on first use; the loader checks they are installed.
+    REQUIRES: ClassVar[Mapping[str, str]] = {
+        "oslo_concurrency": "pip install 'stackcore-drivers[nfs]'",
+    }
     VENDOR_NAME = "Open Source"
     STORAGE_PROTOCOL = "NFS"
     capabilities: ClassVar[Mapping[str, bool]] = {

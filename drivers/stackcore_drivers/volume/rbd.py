@@ -89,6 +89,11 @@ class RbdDriver(VolumeDriver):
     """Ceph RBD images, copy-on-write clones, flatten past the maximum clone depth."""
 
     VERSION = "1.0.0"
+    # Backend libraries, imported on first use; the loader checks they are installed.
+    REQUIRES: ClassVar[Mapping[str, str]] = {
+        "rados": "Debian's python3-rados; see tools/backends/python-bindings.sh",
+        "rbd": "Debian's python3-rbd; see tools/backends/python-bindings.sh",
+    }
     VENDOR_NAME = "Open Source"
     STORAGE_PROTOCOL = "ceph"
     capabilities: ClassVar[Mapping[str, bool]] = {

@@ -18,7 +18,7 @@ pass created for it is deleted again.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore_drivers.network import names
@@ -58,6 +58,10 @@ def _backend_opts() -> list[tuple[str, list[cfg.Opt]]]:
 
 class LinuxBridgeAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
+    # Backend libraries, imported on first use; the loader checks they are installed.
+    REQUIRES: ClassVar[dict[str, str]] = {
+        "pyroute2": "pip install 'stackcore-drivers[linuxbridge]'",
+    }
     BINARY = "stackcore-linuxbridge-agent"
     VIF_TYPE = VIF_TYPE
     BACKEND_OPTS = BuiltOnFirstUse(_backend_opts)

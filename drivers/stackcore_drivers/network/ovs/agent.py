@@ -26,7 +26,7 @@ forwarded.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore_drivers.network import names
@@ -86,6 +86,10 @@ def _backend_opts() -> list[tuple[str, list[cfg.Opt]]]:
 
 class OvsAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
+    # Backend libraries, imported on first use; the loader checks they are installed.
+    REQUIRES: ClassVar[dict[str, str]] = {
+        "ovsdbapp": "pip install 'stackcore-drivers[ovs]'",
+    }
     BINARY = "stackcore-ovs-agent"
     VIF_TYPE = VIF_TYPE
     BACKEND_OPTS = BuiltOnFirstUse(_backend_opts)

@@ -76,7 +76,8 @@ EOF
   sb_wait 30 pg_isready -q -h "$SB_LAB_ADDR" -p "$SB_PG_PORT" ||
     sb_fail postgres "not accepting connections on ${SB_LAB_ADDR}:${SB_PG_PORT}" \
       "/var/log/postgresql/postgresql-${v}-main.log"
-  # CREATEDB: tests create throwaway databases.
+  # CREATEDB: tests create throwaway databases. pg_signal_backend: dropping one WITH (FORCE)
+  # must also end an autovacuum worker busy in it (such workers belong to no role).
   runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$SB_PG_PORT" -d postgres \
     </dev/null >>"${SB_LOGS}/postgres-setup.log" 2>&1 9>&- -c "
     DO \$\$ BEGIN
@@ -85,7 +86,8 @@ EOF
       ELSE
         ALTER ROLE stackcore LOGIN CREATEDB PASSWORD 'stackcore';
       END IF;
-    END \$\$;" ||
+    END \$\$;
+    GRANT pg_signal_backend TO stackcore;" ||
     sb_fail postgres "creating role stackcore failed" "${SB_LOGS}/postgres-setup.log"
   if [[ "$(runuser -u postgres -- psql -X -p "$SB_PG_PORT" -d postgres -Atc \
     "SELECT 1 FROM pg_database WHERE datname = 'stackcore'" </dev/null 9>&-)" != 1 ]]; then

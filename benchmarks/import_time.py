@@ -20,8 +20,9 @@ import time
 
 LOAD_ALL = (
     "import stackcore\n"
-    "from stackcore.plugins import families, loader\n"
-    "for f in families.FAMILIES:\n"
+    "from stackcore import families\n"
+    "from stackcore.plugins import loader\n"
+    "for f in families.kinds():\n"
     "    found = loader.discover(f.namespace, f.contract())\n"
 )
 

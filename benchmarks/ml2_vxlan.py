@@ -42,7 +42,7 @@ def stackcore_worker(url: str, vni_range: str, allocations: int) -> dict[str, An
     """Runs in a fresh process: the stackcore VXLAN type driver alone, as Neutron's is."""
     from stackcore import conf as sc_conf
     from stackcore.db import api as db_api
-    from stackcore.network.type_vxlan import VxlanTypeDriver
+    from stackcore.network.types.vxlan import VxlanTypeDriver
 
     conf = sc_conf.load([], {"ml2_type_vxlan": {"vni_ranges": [vni_range]}})
     db = db_api.Database(url)

@@ -48,12 +48,13 @@ def _drop_database(base_url: str, url: str) -> None:
 
 
 def register_hosts(url: str, count: int) -> None:
+    from stackcore.compute import models
     from stackcore.db import api as db_api
-    from stackcore.db import models
+    from stackcore.db import models as db_models
 
     db = db_api.Database(url)
     db.upgrade()
-    now = models.utcnow()
+    now = db_models.utcnow()
     stats = {"hypervisor_type": "fake", "hypervisor_version": 1000,
              "cpu_info": {"arch": "x86_64", "model": "m", "vendor": "v",
                           "topology": {"sockets": 1, "cores": 3, "threads": 1}, "features": []},
@@ -61,7 +62,7 @@ def register_hosts(url: str, count: int) -> None:
     with db.transaction() as session:
         for i in range(count):
             host = f"bench-{i:03d}"
-            session.add(models.Service(host=host, binary="stackcore-compute", topic="compute",
+            session.add(db_models.Service(host=host, binary="stackcore-compute", topic="compute",
                                        last_seen_at=now))
             session.add(models.ComputeNode(host=host, vcpus=VCPUS_PER_HOST, memory_mb=65536,
                                            local_gb=1000, reporting=True, stats=stats))
@@ -71,8 +72,8 @@ def register_hosts(url: str, count: int) -> None:
 def _worker(url: str, placements: int, threads: int, out: Any) -> None:
     from stackcore import conf as sc_conf
     from stackcore import exception
+    from stackcore.compute.placement.manager import SchedulerManager
     from stackcore.db import api as db_api
-    from stackcore.scheduler.manager import SchedulerManager
 
     conf = sc_conf.load([])
     for name, value in (("cpu_allocation_ratio", 1.0), ("ram_allocation_ratio", 1.0),
@@ -99,8 +100,8 @@ def run(url: str, hosts: int = 50, placements: int = 200, processes: int = 8,
         threads: int = 5) -> dict[str, Any]:
     """Place ``placements`` one-vCPU servers on ``hosts`` hosts of 3 vCPUs concurrently and
     audit the result. Returns counts, the audit and the throughput."""
+    from stackcore.compute import models
     from stackcore.db import api as db_api
-    from stackcore.db import models
 
     register_hosts(url, hosts)
     ctx = multiprocessing.get_context("fork")

@@ -167,7 +167,7 @@ def run_nova(python: str, hosts: list[dict[str, Any]], repeats: int) -> dict[str
 # --- stackcore side --------------------------------------------------------------------------
 
 def stackcore_hosts(hosts: list[dict[str, Any]]) -> Any:
-    from stackcore.scheduler.hosts import HostSet, HostState
+    from stackcore.compute.placement.hosts import HostSet, HostState
 
     caps = {"hypervisor_type": "QEMU", "hypervisor_version": 8002000,
             "cpu_info": {"arch": "x86_64", "model": "m", "vendor": "Intel"},
@@ -183,13 +183,14 @@ def stackcore_hosts(hosts: list[dict[str, Any]]) -> Any:
 
 def run_stackcore(hosts: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
     from stackcore import conf as sc_conf
+    from stackcore.compute import placement as compute_placement
+    from stackcore.compute.placement.request import ComputeRequest, ServerGroupInfo
     from stackcore.scheduler import handler
-    from stackcore.scheduler.request import ComputeRequest, ServerGroupInfo
 
     conf = sc_conf.load([])
     conf.set_override("compute_filters", FILTERS, group="scheduler")
     conf.set_override("compute_weighers", WEIGHERS, group="scheduler")
-    full = handler.load(conf, "compute")
+    full = compute_placement.load_handler(conf)
     filters_only = handler.Handler("host", full.filters, [])
     host_set = stackcore_hosts(hosts)
     request = ComputeRequest(

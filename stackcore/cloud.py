@@ -14,32 +14,36 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 from stackcore import conf as sc_conf
-from stackcore import exception, rpc
-from stackcore.compute import driver as compute_driver
-from stackcore.compute.api import ComputeAPI
+from stackcore import exception, families, rpc
 from stackcore.db import api as db_api
-from stackcore.plugins import loader
 from stackcore.service import Service
+
+if TYPE_CHECKING:
+    from stackcore.compute.api import ComputeAPI
+    from stackcore.network.api import NetworkAPI
+    from stackcore.volume.api import VolumeAPI
 
 LOG = logging.getLogger(__name__)
 
-ALL_SERVICES = ("scheduler", "compute", "volume", "network")
+#: every service a process can run (each family says which it provides)
+ALL_SERVICES = families.services()
 
 
 class Cloud:
-    """A stackcore cloud: configuration, database, RPC, services and the family APIs.
+    """A stackcore cloud: configuration, database, RPC, services and the family APIs
+    (``cloud.compute``, ``cloud.volume``, ``cloud.network``: one attribute per family).
 
     :param config_file: an oslo.config file (or several); absent means the embedded default.
     :param fake_hosts: shortcut for the embedded default: run this many fake compute hosts
         (``compute-1`` ... ``compute-N``).
     :param overrides: ``{group: {option: value}}`` applied over the files.
-    :param services: which services this process runs (``scheduler``, ``compute``); ``()`` for
-        an API-only client.
+    :param services: which services this process runs (``scheduler``, ``compute``, ``volume``,
+        ``network``); ``()`` for an API-only client.
     """
 
     def __init__(
@@ -70,7 +74,8 @@ class Cloud:
             sc_conf.set_override(self.conf, "compute", "hosts",
                                  [f"compute-{i + 1}" for i in range(fake_hosts)])
         self._services: list[Service] = []
-        self._agents: list[Any] = []
+        self._runtimes: list[tuple[families.Family, families.Runtime]] = []
+        self._started: list[families.Runtime] = []
         self._own_state_dir: str | None = None
         self._closed = False
         try:
@@ -95,35 +100,14 @@ class Cloud:
             sc_conf.set_override(conf, "DEFAULT", "state_path", self._own_state_dir)
         os.makedirs(conf.state_path, exist_ok=True)
 
-        # Load every plugin before anything starts, so a bad one fails start-up, and register
-        # its options so that validate_all checks them too.
-        self._compute_driver: loader.Plugin | None = None
-        if "compute" in services and conf.compute.hosts:
-            self._compute_driver = loader.load_one(
-                compute_driver.NAMESPACE, conf.compute.driver, compute_driver.CONTRACT
-            )
-            sc_conf.register(conf, self._compute_driver.cls.list_opts())
-        self._volume_backends: list[Any] = []
-        if "volume" in services and conf.volume.enabled_backends:
-            from stackcore.volume import backends as volume_backends
-
-            for backend in volume_backends.register_backend_opts(conf):
-                pending = self._overrides.get(backend, {})  # needed before the driver loads
-                if "volume_driver" in pending:
-                    sc_conf.set_override(conf, backend, "volume_driver", pending["volume_driver"])
-            self._volume_backends = volume_backends.load_drivers(conf)
-        from stackcore.network.api import load_plugins as load_network_plugins
-
-        self._network_plugins = load_network_plugins(conf)
-        self._agent_plugins: list[loader.Plugin] = []
-        if "network" in services and conf.network.local_agents:
-            from stackcore.network import agent_contract
-
-            self._agent_plugins = loader.load_ordered(
-                agent_contract.NAMESPACE, conf.network.local_agents, agent_contract.CONTRACT
-            )
-            for plugin in self._agent_plugins:
-                sc_conf.register(conf, plugin.cls.list_opts())
+        # Every family loads (and verifies) its plugins before anything starts, so a bad one
+        # fails start-up, and registers their options so that validate_all checks them too.
+        for fam in families.all_families():
+            runtime = fam.runtime(conf, services)
+            if runtime is not None:
+                self._runtimes.append((fam, runtime))
+        for _fam, runtime in self._runtimes:
+            runtime.load_plugins(self._overrides)
         self._apply_overrides(only_registered=False)
         sc_conf.validate_all(conf)
 
@@ -132,50 +116,20 @@ class Cloud:
         if conf.database.auto_migrate:
             self.db.upgrade()
         self.transport = rpc.get_transport(conf)
-        from stackcore.volume.api import VolumeAPI
+        apis: dict[str, Any] = {}
+        ctx = families.StartContext(conf, self.db, self.transport, apis, self._run)
+        for fam, runtime in self._runtimes:
+            apis[fam.name] = runtime.build_api(ctx)
+            setattr(self, fam.name, apis[fam.name])
+        # Families start in registration order: what a family's services call (compute
+        # calls the volume service, agents report to the network service) is up before them.
+        for _fam, runtime in self._runtimes:
+            self._started.append(runtime)
+            runtime.start(ctx)
 
-        self.volume = VolumeAPI(conf, self.db, self.transport)
-        from stackcore.network.api import NetworkAPI
-
-        self.network = NetworkAPI(conf, self.db, self.transport, self._network_plugins)
-        self.compute = ComputeAPI(conf, self.db, self.transport, network=self.network,
-                                  volume=self.volume)
-
-        if "scheduler" in services:
-            from stackcore.scheduler.manager import SchedulerManager
-
-            self._run(SchedulerManager(conf, self.db), "stackcore-scheduler", conf.host)
-        if self._compute_driver is not None:
-            from stackcore.compute.manager import BINARY, ComputeManager
-
-            for host in conf.compute.hosts:
-                driver = self._compute_driver.cls(conf, host)
-                manager = ComputeManager(conf, self.db, host, driver, conf.compute.driver,
-                                         transport=self.transport, network_api=self.network,
-                                         volume_api=self.volume)
-                self._run(manager, BINARY, host, conf.compute.availability_zone)
-        if self._volume_backends:
-            from stackcore.volume import backends as volume_backends
-            from stackcore.volume.manager import BINARY as VOLUME_BINARY
-
-            for vol_manager, vol_host, zone in volume_backends.build_managers(
-                conf, self.db, self._volume_backends
-            ):
-                self._run(vol_manager, VOLUME_BINARY, vol_host, zone)
-        if "network" in services:
-            from stackcore.network.agents import AgentStateEndpoint
-
-            endpoint = AgentStateEndpoint(conf, self.db, self.network.plugin.rebind_failed_ports)
-            self._run(endpoint, "stackcore-network", conf.host)
-            from stackcore.network.agent_rpc import AgentRPCEndpoint
-
-            self._run(AgentRPCEndpoint(conf, self.db, self.network.plugin.mechanism_manager),
-                      "stackcore-network-agents", conf.host)
-            # Local L2 agents last: they report to and query the endpoints started above.
-            for plugin in self._agent_plugins:
-                agent = plugin.cls(conf, self.transport)
-                agent.start()
-                self._agents.append(agent)
+    compute: ComputeAPI
+    network: NetworkAPI
+    volume: VolumeAPI
 
     def _run(self, manager: Any, binary: str, host: str, zone: str = "nova") -> Service:
         service = Service(self.conf, self.db, self.transport, manager, binary=binary, host=host,
@@ -199,12 +153,12 @@ class Cloud:
         if self._closed:
             return
         self._closed = True
-        for agent in reversed(self._agents):
+        for runtime in reversed(self._started):
             try:
-                agent.stop()
+                runtime.stop()
             except Exception:
-                LOG.exception("stopping agent %s failed", type(agent).__name__)
-        self._agents.clear()
+                LOG.exception("stopping %s failed", type(runtime).__module__)
+        self._started.clear()
         for service in reversed(self._services):
             try:
                 service.stop()

@@ -58,7 +58,8 @@ def backend_env(path: str = BACKENDS_ENV) -> dict[str, str]:
 
 def _plugin_problem(family_name: str, name: str) -> str | None:
     """None if the plugin loads and meets its contract, else why not (one line)."""
-    from stackcore.plugins import families, loader
+    from stackcore import families
+    from stackcore.plugins import loader
 
     family = families.get(family_name)
     try:

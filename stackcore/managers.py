@@ -5,15 +5,15 @@
 * :func:`call_driver` - the wrapper around every driver call: stackcore errors pass through
   unchanged, anything else becomes a :class:`~stackcore.exception.DriverError` naming the
   driver, the step and the host, which the manager records as the resource's fault.
-* :class:`Fault` - how a recorded fault is shown to callers.
+
+Faults themselves (the one :class:`~stackcore.faults.Fault` type, how they are written and read)
+are in :mod:`stackcore.faults`.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
-import datetime
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -21,18 +21,6 @@ from typing import Any, TypeVar
 from stackcore import exception
 
 T = TypeVar("T")
-
-
-@dataclasses.dataclass(frozen=True)
-class Fault:
-    """Why a resource went to ERROR: the exception class, its message, the step that failed,
-    the host it failed on, and when."""
-
-    exc_class: str
-    message: str
-    step: str
-    host: str | None
-    created_at: datetime.datetime
 
 
 class KeyedLocks:

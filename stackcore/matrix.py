@@ -15,7 +15,8 @@ import json
 import os
 from typing import Any
 
-from stackcore.plugins import families, loader
+from stackcore import families
+from stackcore.plugins import loader
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,7 @@ def build(results_dir: str = ".stackcore-conformance") -> dict[str, tuple[list[s
     """``{family: (columns, rows)}`` for every family with installed plugins."""
     results = load_results(results_dir)
     matrix: dict[str, tuple[list[str], list[Row]]] = {}
-    for family in families.FAMILIES:
+    for family in families.kinds():
         contract = family.contract()
         columns = ["contract", *sorted(contract.capabilities)]
         rows = []

@@ -8,6 +8,7 @@ host is never offered to the scheduler before its manager has cleaned up after a
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 from typing import Any, Protocol
@@ -20,6 +21,15 @@ from stackcore.db import models
 from stackcore.rpc import Server, Target, Transport
 
 LOG = logging.getLogger(__name__)
+
+
+def is_up(last_seen_at: datetime.datetime | None, down_time: float,
+          now: datetime.datetime | None = None) -> bool:
+    """The liveness rule of every service and agent: seen within ``down_time`` seconds
+    (``[DEFAULT] service_down_time`` for services, ``[network] agent_down_time`` for agents)."""
+    if last_seen_at is None:
+        return False
+    return ((now or models.utcnow()) - last_seen_at).total_seconds() <= down_time
 
 
 class Manager(Protocol):

@@ -19,16 +19,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from stackcore import exception
+from stackcore import exception, families
 
 
 def _drivers(args: argparse.Namespace) -> int:
-    from stackcore.plugins import families, loader
+    from stackcore.plugins import loader
 
     rows: list[dict[str, Any]] = []
-    for family in families.FAMILIES:
-        if args.family and family.name != args.family:
-            continue
+    for family in families.select(args.family):
         contract = family.contract()
         for found in loader.discover(family.namespace, contract):
             rows.append({
@@ -110,13 +108,11 @@ def _conformance(args: argparse.Namespace) -> int:
     """Run each selected family's suite once per installed driver and config variant."""
     import tempfile
 
-    from stackcore.plugins import families, loader
+    from stackcore.plugins import loader
 
     failed = []
     workdir = tempfile.mkdtemp(prefix="stackcore-conformance-")
-    for family in families.FAMILIES:
-        if args.family and family.name != args.family:
-            continue
+    for family in families.select(args.family):
         if not family.suite:
             continue
         for found in loader.discover(family.namespace):
@@ -191,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_conformance)
 
     p = sub.add_parser("service", help="run one service from a config file")
-    p.add_argument("name", choices=("scheduler", "compute", "volume", "network"))
+    p.add_argument("name", choices=families.services())
     p.add_argument("--config-file", required=True)
     p.set_defaults(func=_service)
 
@@ -207,9 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "family", None):
-            from stackcore.plugins import families
 
-            families.get(args.family)  # an unknown family is an error, not an empty list
+            families.select(args.family)  # an unknown family is an error, not an empty list
         return int(args.func(args))
     except exception.StackcoreError as err:
         print(f"stackcore: {type(err).__name__}: {err}", file=sys.stderr)

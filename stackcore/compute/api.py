@@ -17,17 +17,20 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, validate, wait
-from stackcore.compute import block_devices
+from stackcore import exception, faults, service, validate, wait
+from stackcore.compute import block_devices, models
+from stackcore.compute.family import COMPUTE_BINARY
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
-from stackcore.compute.rpcapi import ComputeRPCAPI, SchedulerRPCAPI
+from stackcore.compute.placement import claims
+from stackcore.compute.placement import request as placement_request
+from stackcore.compute.placement.api import PlacementAPI, add_member
+from stackcore.compute.placement.rpcapi import SchedulerRPCAPI
+from stackcore.compute.rpcapi import ComputeRPCAPI
 from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
-from stackcore.db import models
-from stackcore.managers import Fault
-from stackcore.scheduler import claims
-from stackcore.scheduler.api import PlacementAPI, add_member
-from stackcore.scheduler.rpcapi import SchedulerRPCAPI as PlacementRPCAPI
+from stackcore.db import models as db_models
+from stackcore.faults import Fault
+from stackcore.image import models as image_models
 
 if TYPE_CHECKING:
     from stackcore.network.api import NetworkAPI
@@ -102,6 +105,12 @@ class Host:
     last_seen_at: datetime.datetime | None
 
 
+def _flavor_record(flavor: Flavor) -> dict[str, Any]:
+    """The copy of its flavor a server keeps (the flavor may be deleted later)."""
+    return {"name": flavor.name, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb,
+            "disk_gb": flavor.disk_gb, "extra_specs": dict(flavor.extra_specs)}
+
+
 def _flavor_view(row: models.Flavor) -> Flavor:
     return Flavor(row.id, row.name, row.vcpus, row.ram_mb, row.disk_gb, dict(row.extra_specs))
 
@@ -119,7 +128,6 @@ class ComputeAPI(PlacementAPI):
         self.volume = volume
         self.compute_rpc = ComputeRPCAPI(transport)
         self.scheduler_rpc = SchedulerRPCAPI(transport)
-        self.placement_rpc = PlacementRPCAPI(transport)
 
     # --- flavors ---------------------------------------------------------------------------
 
@@ -193,7 +201,7 @@ class ComputeAPI(PlacementAPI):
         if is_qcow2 != (disk_format == "qcow2"):
             actual = "qcow2" if is_qcow2 else "not qcow2"
             raise exception.Invalid("disk_format", f"is {disk_format!r} but the file is {actual}")
-        row = models.Image(
+        row = image_models.Image(
             id=str(uuid.uuid4()),
             name=name,
             path=os.path.abspath(path),
@@ -206,16 +214,15 @@ class ComputeAPI(PlacementAPI):
         return self._image_view(row)
 
     @staticmethod
-    def _image_view(row: models.Image) -> Image:
+    def _image_view(row: image_models.Image) -> Image:
         return Image(row.id, row.name, row.path, row.disk_format, row.size_bytes,
                      dict(row.properties))
 
     def get_image(self, name_or_id: str) -> Image:
         with self.db.transaction() as session:
             rows = session.execute(
-                sa.select(models.Image).where(
-                    sa.or_(models.Image.id == name_or_id, models.Image.name == name_or_id)
-                )
+                sa.select(image_models.Image).where(sa.or_(
+                    image_models.Image.id == name_or_id, image_models.Image.name == name_or_id))
             ).scalars().all()
         if not rows:
             raise exception.NotFound("image", name_or_id)
@@ -225,7 +232,7 @@ class ComputeAPI(PlacementAPI):
 
     def list_images(self) -> list[Image]:
         with self.db.transaction() as session:
-            rows = session.execute(sa.select(models.Image).order_by(models.Image.name))
+            rows = session.execute(sa.select(image_models.Image).order_by(image_models.Image.name))
             return [self._image_view(r) for r in rows.scalars()]
 
     def delete_image(self, name_or_id: str) -> None:
@@ -239,7 +246,7 @@ class ComputeAPI(PlacementAPI):
             ).scalar_one()
             if users:
                 raise exception.Conflict(f"image {image.id} is used by {users} server(s)")
-            session.execute(sa.delete(models.Image).where(models.Image.id == image.id))
+            session.execute(sa.delete(image_models.Image).where(image_models.Image.id == image.id))
 
     # --- servers ---------------------------------------------------------------------------
 
@@ -282,6 +289,7 @@ class ComputeAPI(PlacementAPI):
         network_requests = self._check_networks(networks)
         boot_volumes = self._check_boot_volumes(volumes)
         server_id = str(uuid.uuid4())
+        flavor_record = _flavor_record(flavor_view)
         with self.db.transaction() as session:
             if server_group is not None:
                 add_member(session, server_group, server_id)
@@ -296,13 +304,7 @@ class ComputeAPI(PlacementAPI):
                     uuid=server_id,
                     name=name,
                     flavor_id=flavor_view.id,
-                    flavor={
-                        "name": flavor_view.name,
-                        "vcpus": flavor_view.vcpus,
-                        "ram_mb": flavor_view.ram_mb,
-                        "disk_gb": flavor_view.disk_gb,
-                        "extra_specs": dict(flavor_view.extra_specs),
-                    },
+                    flavor=flavor_record,
                     image_id=image_view.id,
                     availability_zone=availability_zone,
                     metadata_=meta,
@@ -310,15 +312,9 @@ class ComputeAPI(PlacementAPI):
                     task_state=TaskState.SCHEDULING,
                 )
             )
-        request = {
-            "vcpus": flavor_view.vcpus,
-            "memory_mb": flavor_view.ram_mb,
-            "disk_gb": flavor_view.disk_gb,
-            "availability_zone": availability_zone,
-            "extra_specs": dict(flavor_view.extra_specs),
-            "image_properties": dict(image_view.properties),
-            "server_group": {"id": server_group} if server_group else None,
-        }
+        request = placement_request.build(flavor_record, image_view.properties,
+                                          availability_zone=availability_zone,
+                                          server_group=server_group)
         try:
             chosen = self.scheduler_rpc.select_destinations(server_id, request)
         except exception.StackcoreError as err:
@@ -455,21 +451,15 @@ class ComputeAPI(PlacementAPI):
             validate.name("availability_zone", availability_zone)
         if server_group is not None:
             validate.uuid_like("server_group", server_group)
-        return self.placement_rpc.explain({
-            "vcpus": flavor_view.vcpus,
-            "memory_mb": flavor_view.ram_mb,
-            "disk_gb": flavor_view.disk_gb,
-            "availability_zone": availability_zone,
-            "extra_specs": dict(flavor_view.extra_specs),
-            "image_properties": dict(image_view.properties),
-            "server_group": {"id": server_group} if server_group else None,
-        }, limit)
+        request = placement_request.build(_flavor_record(flavor_view), image_view.properties,
+                                          availability_zone=availability_zone,
+                                          server_group=server_group)
+        return self.scheduler_rpc.explain(request, limit)
 
     def _record_fault(self, server_id: str, step: str, err: BaseException) -> None:
         with self.db.transaction() as session:
-            session.add(models.InstanceFault(instance_uuid=server_id,
-                                             exc_class=type(err).__name__,
-                                             message=str(err), step=step, host=None))
+            session.add(faults.new(models.InstanceFault, err, step=step, instance_uuid=server_id,
+                                   host=None))
             session.execute(
                 sa.update(models.Instance)
                 .where(models.Instance.uuid == server_id)
@@ -521,9 +511,7 @@ class ComputeAPI(PlacementAPI):
             metadata=dict(row.metadata_),
             created_at=row.created_at,
             launched_at=row.launched_at,
-            fault=None if fault is None else Fault(
-                fault.exc_class, fault.message, fault.step, fault.host, fault.created_at
-            ),
+            fault=None if fault is None else faults.view(fault),
         )
 
     def list_servers(
@@ -564,14 +552,13 @@ class ComputeAPI(PlacementAPI):
             ]
 
     def _service_up(self, host: str) -> bool:
-        down_after = datetime.timedelta(seconds=self.conf.service_down_time)
         with self.db.transaction() as session:
             svc = session.execute(
-                sa.select(models.Service).where(
-                    models.Service.host == host, models.Service.binary == "stackcore-compute"
+                sa.select(db_models.Service).where(
+                    db_models.Service.host == host, db_models.Service.binary == COMPUTE_BINARY
                 )
             ).scalar_one_or_none()
-        return bool(svc and svc.last_seen_at and models.utcnow() - svc.last_seen_at <= down_after)
+        return svc is not None and service.is_up(svc.last_seen_at, self.conf.service_down_time)
 
     def delete_server(self, server_id: str) -> None:
         """Delete from any state. Deleting a deleted server succeeds (idempotent); an unknown
@@ -595,7 +582,7 @@ class ComputeAPI(PlacementAPI):
             session.execute(
                 sa.update(models.Instance)
                 .where(models.Instance.uuid == server_id)
-                .values(vm_state=VmState.DELETED, task_state=None, deleted_at=models.utcnow())
+                .values(vm_state=VmState.DELETED, task_state=None, deleted_at=db_models.utcnow())
             )
 
     def _local_cleanup(self, server_id: str) -> None:
@@ -688,20 +675,20 @@ class ComputeAPI(PlacementAPI):
 
     def list_hosts(self) -> list[Host]:
         """Compute hosts with their latest validated stats and what is claimed on them."""
-        down_after = datetime.timedelta(seconds=self.conf.service_down_time)
-        now = models.utcnow()
+        down_time = self.conf.service_down_time
+        now = db_models.utcnow()
         with self.db.transaction() as session:
             rows = session.execute(
-                sa.select(models.Service, models.ComputeNode)
-                .outerjoin(models.ComputeNode, models.ComputeNode.host == models.Service.host)
-                .where(models.Service.binary == "stackcore-compute")
-                .order_by(models.Service.host)
+                sa.select(db_models.Service, models.ComputeNode)
+                .outerjoin(models.ComputeNode, models.ComputeNode.host == db_models.Service.host)
+                .where(db_models.Service.binary == COMPUTE_BINARY)
+                .order_by(db_models.Service.host)
             ).all()
         return [
             Host(
                 host=svc.host,
                 availability_zone=svc.availability_zone,
-                up=bool(svc.last_seen_at and now - svc.last_seen_at <= down_after),
+                up=service.is_up(svc.last_seen_at, down_time, now),
                 disabled=svc.disabled,
                 reporting=bool(node and node.reporting),
                 report_error=node.report_error if node else None,
@@ -720,8 +707,8 @@ class ComputeAPI(PlacementAPI):
     def set_host_enabled(self, host: str, enabled: bool, reason: str | None = None) -> None:
         with self.db.transaction() as session:
             result = session.execute(
-                sa.update(models.Service)
-                .where(models.Service.host == host, models.Service.binary == "stackcore-compute")
+                sa.update(db_models.Service)
+                .where(db_models.Service.host == host, db_models.Service.binary == COMPUTE_BINARY)
                 .values(disabled=not enabled, disabled_reason=None if enabled else reason)
             )
             if result.rowcount == 0:  # type: ignore[attr-defined]

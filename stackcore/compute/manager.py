@@ -33,15 +33,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, managers
-from stackcore.compute import block_devices, objects, stats
+from stackcore import exception, faults, managers
+from stackcore.compute import block_devices, models, objects, stats
 from stackcore.compute.driver import HypervisorDriver
+from stackcore.compute.family import COMPUTE_BINARY as BINARY
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
+from stackcore.compute.placement import claims
 from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
-from stackcore.db import models
+from stackcore.db import models as db_models
+from stackcore.image import models as image_models
 from stackcore.rpc import Target, Transport
-from stackcore.scheduler import claims
 
 if TYPE_CHECKING:
     from stackcore.network.api import NetworkAPI
@@ -49,7 +51,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 TOPIC = "compute"
-BINARY = "stackcore-compute"
 T = TypeVar("T")
 
 _POWER_TO_VM = {
@@ -110,10 +111,11 @@ class ComputeManager:
             row = session.get(models.Instance, uuid)
             if row is None or row.vm_state == VmState.DELETED:
                 raise exception.NotFound("server", uuid)
-            image = session.get(models.Image, row.image_id)
+            image = session.get(image_models.Image, row.image_id)
         return row, self._to_object(row, image)
 
-    def _to_object(self, row: models.Instance, image: models.Image | None) -> objects.Instance:
+    def _to_object(self, row: models.Instance,
+                   image: image_models.Image | None) -> objects.Instance:
         image_obj = objects.Image(
             id=row.image_id,
             name=image.name if image else "",
@@ -140,15 +142,8 @@ class ComputeManager:
         """Record a fault, move to ERROR, clear the task; optionally give back the claim."""
         LOG.warning("server %s: %s failed on %s: %s", uuid, step, self.host, err)
         with self.db.transaction() as session:
-            session.add(
-                models.InstanceFault(
-                    instance_uuid=uuid,
-                    exc_class=type(err).__name__,
-                    message=str(err),
-                    step=step,
-                    host=self.host,
-                )
-            )
+            session.add(faults.new(models.InstanceFault, err, step=step, instance_uuid=uuid,
+                                   host=self.host))
             session.execute(
                 sa.update(models.Instance)
                 .where(models.Instance.uuid == uuid)
@@ -161,13 +156,8 @@ class ComputeManager:
                       exc_class: str | None = None) -> None:
         """Add a fault to the server without changing its state."""
         with self.db.transaction() as session:
-            session.add(models.InstanceFault(
-                instance_uuid=uuid,
-                exc_class=exc_class or type(err).__name__,
-                message=str(err),
-                step=step,
-                host=self.host,
-            ))
+            session.add(faults.new(models.InstanceFault, err, step=step, exc_class=exc_class,
+                                   instance_uuid=uuid, host=self.host))
 
     def _cleanup_half_made(
         self,
@@ -282,7 +272,7 @@ class ComputeManager:
                 "stats": {**report, "unknown_instances": self.unknown_instances},
                 "reporting": True,
                 "report_error": None,
-                "reported_at": models.utcnow(),
+                "reported_at": db_models.utcnow(),
             }
         except exception.StackcoreError as err:
             LOG.error("%s", err)
@@ -339,7 +329,7 @@ class ComputeManager:
                 session.execute(
                     sa.update(models.Instance).where(models.Instance.uuid == instance_uuid)
                     .values(vm_state=VmState.ACTIVE, task_state=None, power_state=int(power),
-                            launched_at=models.utcnow()))
+                            launched_at=db_models.utcnow()))
                 session.execute(
                     sa.update(BlockDeviceMapping)
                     .where(BlockDeviceMapping.instance_uuid == instance_uuid,
@@ -473,8 +463,8 @@ class ComputeManager:
         alternate fits; the reason is then added to the fault."""
         if self._transport is None:
             return False
+        from stackcore.compute.placement.rpcapi import SchedulerRPCAPI
         from stackcore.compute.rpcapi import ComputeRPCAPI
-        from stackcore.scheduler.rpcapi import SchedulerRPCAPI
 
         try:
             chosen = SchedulerRPCAPI(self._transport).reschedule(
@@ -535,7 +525,7 @@ class ComputeManager:
                     vm_state=VmState.DELETED,
                     task_state=None,
                     power_state=int(objects.PowerState.NOSTATE),
-                    deleted_at=models.utcnow(),
+                    deleted_at=db_models.utcnow(),
                 )
             )
 

@@ -1,14 +1,20 @@
-"""SQLAlchemy models the compute family adds for its wiring to the network and volume families
-(Alembic branch ``e2e``).
+"""SQLAlchemy models of the compute family (Alembic branch ``compute``).
 
-* :class:`NetworkRequest` - what ``create_server(networks=...)`` asked for, kept so that the
-  compute manager of whichever host the server lands on (first choice or an alternate after a
-  reschedule) can allocate and bind the ports there.
-* :class:`BlockDeviceMapping` - one volume of one server at one device name (Nova's BDM). It is
-  the compute side's record of an attachment; the volume side keeps its own
-  (``volume_attachments``: connector, export). The ``status`` says how far the compute manager
-  got, so a restart can finish or undo exactly the step that was interrupted. The
-  ``connection_info`` is never stored: it can carry CHAP or cephx secrets.
+* hosts - :class:`ComputeNode` (latest validated stats and the claimed totals) and
+  :class:`Allocation` (what one server holds on its host);
+* flavors - :class:`Flavor` (images are the image family's: :mod:`stackcore.image.models`);
+* servers - :class:`Instance` (soft-deleted) and :class:`InstanceFault`;
+* wiring to the network and volume families - :class:`NetworkRequest` (what
+  ``create_server(networks=...)`` asked for, kept so that the compute manager of whichever host
+  the server lands on, first choice or an alternate after a reschedule, can allocate and bind
+  the ports there) and :class:`BlockDeviceMapping` (one volume of one server at one device
+  name, Nova's BDM: the compute side's record of an attachment; the volume side keeps its own,
+  ``volume_attachments``). A BDM's ``status`` says how far the compute manager got, so a restart
+  can finish or undo exactly the step that was interrupted. The ``connection_info`` is never
+  stored: it can carry CHAP or cephx secrets.
+
+The placement tables (aggregates, server groups, scheduling attempts) are in
+:mod:`stackcore.compute.placement.models`, on the same branch.
 """
 
 from __future__ import annotations
@@ -17,10 +23,106 @@ import datetime
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stackcore.db.models import Base, utcnow
+
+
+class ComputeNode(Base):
+    """One hypervisor host: its latest validated stats and its claimed (allocated) totals.
+
+    ``alloc_*`` are the scheduler's claims, changed only by conditional UPDATEs so that
+    concurrent placements can never push a host past its allocation ratios. The reported
+    ``*_used`` figures are what the driver observed and are informative only.
+    """
+
+    __tablename__ = "compute_nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255), unique=True)
+    hypervisor_hostname: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    hypervisor_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    vcpus: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    local_gb: Mapped[int] = mapped_column(Integer, default=0)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reporting: Mapped[bool] = mapped_column(Boolean, default=False)
+    report_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reported_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    alloc_vcpus: Mapped[int] = mapped_column(Integer, default=0)
+    alloc_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    alloc_disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    alloc_instances: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Flavor(Base):
+    __tablename__ = "flavors"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    ram_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    extra_specs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Instance(Base):
+    """A server. Soft-deleted (``vm_state='deleted'``) so repeated deletes stay idempotent."""
+
+    __tablename__ = "instances"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    flavor_id: Mapped[str] = mapped_column(String(36))
+    flavor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    image_id: Mapped[str] = mapped_column(String(36))
+    availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    vm_state: Mapped[str] = mapped_column(String(32), index=True)
+    task_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    power_state: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    launched_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    deleted_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class InstanceFault(Base):
+    __tablename__ = "instance_faults"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid"), index=True)
+    exc_class: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    step: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Allocation(Base):
+    """The resources an instance holds on a host; one row per instance."""
+
+    __tablename__ = "allocations"
+
+    instance_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
 
 
 class BdmStatus(enum.StrEnum):

@@ -1,4 +1,7 @@
-"""Client side of the compute and scheduler RPC APIs (versioned; see the managers)."""
+"""Client side of the compute RPC API (versioned; see
+:class:`stackcore.compute.manager.ComputeManager`).
+
+The scheduler's client is :mod:`stackcore.compute.placement.rpcapi`."""
 
 from __future__ import annotations
 
@@ -44,18 +47,3 @@ class ComputeRPCAPI:
     def detach_volume(self, host: str, instance_uuid: str, volume_id: str) -> None:
         self._client.prepare(server=host, version="1.1").call(
             "detach_volume", instance_uuid=instance_uuid, volume_id=volume_id)
-
-
-class SchedulerRPCAPI:
-    """Calls into the scheduler service. Speaks scheduler API 1.0."""
-
-    VERSION = "1.0"
-
-    def __init__(self, transport: Transport) -> None:
-        self._client = transport.client(Target("scheduler", version=self.VERSION))
-
-    def select_destinations(self, instance_uuid: str, request: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._client.call(
-            "select_destinations", instance_uuid=instance_uuid, request=request
-        )
-        return result

@@ -13,7 +13,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from stackcore import exception
+from stackcore import exception, families
 from stackcore.conf import opts
 
 
@@ -27,12 +27,15 @@ def load(
     config_files: Sequence[str] = (),
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> cfg.ConfigOpts:
-    """A new ConfigOpts with the core options, ``config_files`` parsed and ``overrides`` set.
+    """A new ConfigOpts with the core's and every family's options, ``config_files`` parsed and
+    ``overrides`` set.
 
     ``overrides`` is ``{group: {option: value}}`` (group ``"DEFAULT"`` for top-level options).
     """
     conf = cfg.ConfigOpts()
     register(conf, opts.GROUPS)
+    for family in families.all_families():
+        register(conf, family.option_groups())
     try:
         conf(args=[], project="stackcore", default_config_files=list(config_files))
     except cfg.Error as err:

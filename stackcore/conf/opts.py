@@ -1,5 +1,6 @@
-"""Every core configuration option, grouped per family.
+"""The core's own configuration options (``[DEFAULT]``, ``[database]``).
 
+Each family owns its options (``stackcore/<family>/opts.py``, named by its descriptor).
 ``list_opts`` is the ``oslo.config.opts`` entry point: ``tox -e genconfig`` and the docs'
 configuration reference are generated from it, so an option documented anywhere else is a bug.
 """
@@ -9,10 +10,6 @@ from __future__ import annotations
 import socket
 
 from oslo_config import cfg
-
-from stackcore.network.opts import GROUPS as NETWORK_GROUPS
-from stackcore.scheduler.opts import OPTS as SCHEDULER_FILTER_OPTS
-from stackcore.volume.opts import GROUPS as VOLUME_GROUPS
 
 DEFAULT_OPTS = [
     cfg.StrOpt(
@@ -53,69 +50,19 @@ DATABASE_OPTS = [
     cfg.BoolOpt("auto_migrate", default=True, help="Run Alembic migrations to head on start."),
 ]
 
-COMPUTE_OPTS = [
-    cfg.StrOpt(
-        "driver",
-        default="fake",
-        help="Hypervisor driver: an entry point name in stackcore.compute.drivers.",
-    ),
-    cfg.ListOpt(
-        "hosts",
-        default=["compute-1"],
-        help="Compute hosts this process runs a compute service for (the embedded default "
-        "runs them all in one process). Empty: no compute service here.",
-    ),
-    cfg.StrOpt(
-        "availability_zone", default="nova", help="Availability zone of the compute hosts here."
-    ),
-    cfg.IntOpt(
-        "build_timeout",
-        default=600,
-        min=1,
-        help="Seconds Cloud.compute.create_server(wait=True) waits for ACTIVE or ERROR.",
-    ),
-    cfg.StrOpt(
-        "my_ip",
-        default="",
-        help="Address of the compute hosts here, given to volume backends in the host "
-        "connector. Empty: resolved from the host name (127.0.0.1 if it does not resolve).",
-    ),
-    cfg.StrOpt(
-        "iscsi_initiator_name",
-        default="",
-        help="iSCSI initiator name given to volume backends in the host connector. Empty: "
-        "/etc/iscsi/initiatorname.iscsi, else iqn.2010-10.dev.stackcore:<host>.",
-    ),
-]
-
-SCHEDULER_OPTS = [
-    cfg.FloatOpt("cpu_allocation_ratio", default=16.0, min=0.0, help="vCPU overcommit ratio."),
-    cfg.FloatOpt("ram_allocation_ratio", default=1.5, min=0.0, help="RAM overcommit ratio."),
-    cfg.FloatOpt("disk_allocation_ratio", default=1.0, min=0.0, help="Disk overcommit ratio."),
-    cfg.IntOpt(
-        "max_attempts",
-        default=3,
-        min=1,
-        help="Hosts tried for one build before giving up (the first choice plus alternates).",
-    ),
-]
-
 GROUPS: list[tuple[str, list[cfg.Opt]]] = [
     ("DEFAULT", DEFAULT_OPTS),
     ("database", DATABASE_OPTS),
-    ("compute", COMPUTE_OPTS),
-    ("scheduler", SCHEDULER_OPTS + SCHEDULER_FILTER_OPTS),
-    *VOLUME_GROUPS,
-    *NETWORK_GROUPS,
 ]
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """The ``oslo.config.opts`` hook: core options plus those of the core's own fake plugins."""
-    from stackcore.compute import fake
-    from stackcore.network.mech_fake import list_opts as network_fake_opts
-    from stackcore.volume.opts import list_opts as volume_list_opts
+    """The ``oslo.config.opts`` hook: the core options, every family's, and those of the
+    families' core plugins (the fakes)."""
+    from stackcore import families
 
-    return [*GROUPS, *fake.list_opts(),
-            *[(g, o) for g, o in volume_list_opts() if g != "volume"],
-            *network_fake_opts()]
+    found: list[tuple[str, list[cfg.Opt]]] = list(GROUPS)
+    for family in families.all_families():
+        found += [(g, list(o)) for g, o in family.option_groups()]
+        found += [(g, list(o)) for g, o in family.plugin_option_groups()]
+    return found

@@ -22,6 +22,12 @@ from stackcore import exception
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
+#: The wave-1 revisions (one graph for every family, frozen in ``migrations/legacy``).
+LEGACY_REVISIONS = frozenset({"0001_core", "0100_network", "0200_volume", "0300_scheduler",
+                              "0400_e2e"})
+#: The family baselines whose schema equals the wave-1 head (a unit test proves it).
+LEGACY_TO_BASELINES = ("base_0001", "image_0001", "compute_0001", "volume_0001", "network_0001")
+
 
 def redact(url: str) -> str:
     """The URL with its password hidden, for messages and logs."""
@@ -89,21 +95,53 @@ class Database:
             self._changed.wait_for(lambda: self._generation != since, timeout)
 
     def upgrade(self) -> None:
-        """Migrate the schema to the newest revision of every branch."""
+        """Migrate the schema to the newest revision of every family's branch.
+
+        A database made by wave 1 (one revision graph, 0001_core ... 0400_e2e, before each
+        family had its own branch) is first brought to the wave-1 head by the frozen wave-1
+        revisions, then re-labelled with the family baselines that describe exactly that
+        schema (:data:`LEGACY_TO_BASELINES`) - no table is touched - and upgraded from there.
+        """
         from alembic import command
 
         try:
+            if self._legacy_revisions():
+                command.upgrade(self.alembic_config(legacy=True), "heads")
+                with self.engine.begin() as conn:
+                    conn.execute(sa.text("DELETE FROM alembic_version"))
+                    for revision in LEGACY_TO_BASELINES:
+                        conn.execute(sa.text("INSERT INTO alembic_version (version_num) "
+                                             "VALUES (:rev)"), {"rev": revision})
             command.upgrade(self.alembic_config(), "heads")
         except sa.exc.OperationalError as err:
             raise exception.BackendUnavailable(
                 f"database {redact(self.url)} is unreachable: {type(err.orig).__name__}"
             ) from None
 
-    def alembic_config(self) -> Any:
+    def _legacy_revisions(self) -> set[str]:
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return set()
+            found = set(conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+                        .scalars())
+        return found & LEGACY_REVISIONS
+
+    def alembic_config(self, legacy: bool = False) -> Any:
+        """Alembic's configuration: the shared environment, the base branch and every
+        family's branch (``legacy``: the frozen wave-1 revisions instead)."""
         from alembic.config import Config
+
+        from stackcore import families
 
         config = Config()
         config.set_main_option("script_location", MIGRATIONS)
+        if legacy:
+            locations = [os.path.join(MIGRATIONS, "legacy")]
+        else:
+            locations = [os.path.join(MIGRATIONS, "versions")]
+            locations += [family.migrations for family in families.all_families()]
+        config.set_main_option("path_separator", "os")
+        config.set_main_option("version_locations", os.pathsep.join(locations))
         config.attributes["engine"] = self.engine
         return config
 

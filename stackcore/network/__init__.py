@@ -1,5 +1,6 @@
 """The network family: ML2 (type and mechanism drivers), networks, subnets, ports, agents.
 
 ``cloud.network`` is :class:`stackcore.network.api.NetworkAPI`; the contracts are
-:mod:`stackcore.network.type_driver` and :mod:`stackcore.network.mechanism_driver`.
+:mod:`stackcore.network.contracts.type_driver` and
+:mod:`stackcore.network.contracts.mechanism_driver`.
 """

@@ -23,11 +23,14 @@ from typing import Any
 from oslo_config import cfg
 
 from stackcore import conf as sc_conf
-from stackcore import exception, validate
+from stackcore import exception, faults, validate
 from stackcore.db import api as db_api
-from stackcore.network import agents, exceptions, ipam, managers, type_driver
-from stackcore.network import mechanism_driver as mech_api
-from stackcore.network.plugin import COMPUTE_OWNER, ML2Plugin
+from stackcore.network import exceptions
+from stackcore.network.agents import state as agents
+from stackcore.network.contracts import mechanism_driver as mech_api
+from stackcore.network.contracts import type_driver
+from stackcore.network.ml2 import ipam, managers
+from stackcore.network.ml2.plugin import COMPUTE_OWNER, ML2Plugin
 from stackcore.plugins import loader
 from stackcore.plugins.loader import Plugin
 
@@ -140,17 +143,6 @@ class Agent:
     alive: bool
     heartbeat_at: str
     started_at: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Fault:
-    resource_type: str
-    resource_id: str
-    operation: str
-    driver: str
-    exc_class: str
-    message: str
-    created_at: datetime.datetime
 
 
 def _network_view(d: Mapping[str, Any]) -> Network:
@@ -526,9 +518,9 @@ class NetworkAPI:
         return [Agent(r["id"], r["agent_type"], r["binary"], r["host"], r["configurations"],
                       r["alive"], r["heartbeat_at"], r["started_at"]) for r in rows]
 
-    def list_faults(self, resource_id: str | None = None) -> list[Fault]:
+    def list_faults(self, resource_id: str | None = None) -> list[faults.Fault]:
         """Mechanism-driver failures recorded on update and delete postcommits."""
-        return [Fault(**f) for f in self.plugin.list_faults(resource_id)]
+        return self.plugin.list_faults(resource_id)
 
     # --- the compute seam -----------------------------------------------------------------
 

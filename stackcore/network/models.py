@@ -165,6 +165,8 @@ class NetworkFault(Base):
     gone: a failed delete postcommit is recorded here after the row is deleted)."""
 
     __tablename__ = "network_faults"
+    #: the failed mechanism-driver hook (see :mod:`stackcore.faults`)
+    FAULT_STEP_COLUMN = "operation"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     resource_type: Mapped[str] = mapped_column(String(16))

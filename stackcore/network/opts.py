@@ -1,7 +1,8 @@
 """Configuration options of the network (ML2) family.
 
-Registered on every Cloud through :data:`stackcore.conf.opts.GROUPS`; ``list_opts`` there
-publishes them to ``oslo-config-generator`` and the configuration reference.
+Registered on every Cloud through the network family's descriptor (``list_opts`` here); the
+core's ``list_opts`` publishes them to ``oslo-config-generator`` and the configuration
+reference.
 """
 
 from __future__ import annotations
@@ -120,3 +121,15 @@ GROUPS: list[tuple[str, list[cfg.Opt]]] = [
     ("ml2_type_vlan", VLAN_OPTS),
     ("ml2_type_vxlan", VXLAN_OPTS),
 ]
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Every option group the network family registers on a Cloud."""
+    return list(GROUPS)
+
+
+def plugin_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Options of the family's core mechanism drivers (the fakes), for the sample config."""
+    from stackcore.network.mechanisms.fake import list_opts as fake_opts
+
+    return fake_opts()

@@ -1,9 +1,9 @@
 """The filter scheduler's request handler: run the enabled filters in order, weigh what passed,
 rank it, and keep a trace that explains every rejection.
 
-One handler serves one kind of candidate (compute hosts or volume pools); :func:`load` builds it
-from ``[scheduler] <kind>_filters`` / ``<kind>_weighers`` through the plugin loader, so each
-plugin is found by entry point and verified against its contract at start-up.
+One handler serves one kind of candidate (compute hosts, volume pools: whatever a family
+places); :func:`load` builds it from the family's filter and weigher lists through the plugin
+loader, so each plugin is found by entry point and verified against its contract at start-up.
 
 Per filter the handler uses the whole-set path (:meth:`BaseFilter.filter_all`) when the filter
 has one, else calls ``host_passes`` for each candidate still in the running. Filtering stops at
@@ -19,24 +19,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from oslo_config import cfg
 
 from stackcore import conf as sc_conf
 from stackcore.plugins import loader
+from stackcore.plugins.contract import Contract
+from stackcore.scheduler.arrays import FloatArray, IntArray
 from stackcore.scheduler.filters import base as filter_base
 from stackcore.scheduler.weighers import base as weigher_base
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-
-KINDS: dict[str, tuple[str, Any, str, Any, str]] = {
-    # kind: (filter namespace, filter contract, weigher namespace, weigher contract, noun)
-    "compute": (filter_base.COMPUTE_NAMESPACE, filter_base.COMPUTE_CONTRACT,
-                weigher_base.COMPUTE_NAMESPACE, weigher_base.COMPUTE_CONTRACT, "host"),
-    "volume": (filter_base.VOLUME_NAMESPACE, filter_base.VOLUME_CONTRACT,
-               weigher_base.VOLUME_NAMESPACE, weigher_base.VOLUME_CONTRACT, "pool"),
-}
 
 
 @dataclasses.dataclass
@@ -233,15 +223,24 @@ class Handler:
         return per_code[hosts.agg_code[idx]]
 
 
-def load(conf: cfg.ConfigOpts, kind: str) -> Handler:
-    """Load, verify and instantiate the configured filters and weighers of ``kind``
-    (``compute`` or ``volume``), registering any options they declare."""
-    f_ns, f_contract, w_ns, w_contract, noun = KINDS[kind]
-    filters = loader.load_ordered(f_ns, list(conf.scheduler[f"{kind}_filters"]), f_contract)
-    weighers = loader.load_ordered(w_ns, list(conf.scheduler[f"{kind}_weighers"]), w_contract)
-    for plugin in (*filters, *weighers):
+@dataclasses.dataclass(frozen=True)
+class PluginList:
+    """Which plugins of one namespace to load, in order, and the contract they must meet."""
+
+    namespace: str
+    contract: Contract
+    names: Sequence[str]
+
+
+def load(conf: cfg.ConfigOpts, noun: str, filters: PluginList, weighers: PluginList) -> Handler:
+    """Load, verify and instantiate ``filters`` and ``weighers`` for candidates called ``noun``
+    (``host``, ``pool``) in reasons, registering any options they declare."""
+    loaded_filters = loader.load_ordered(filters.namespace, list(filters.names), filters.contract)
+    loaded_weighers = loader.load_ordered(weighers.namespace, list(weighers.names),
+                                          weighers.contract)
+    for plugin in (*loaded_filters, *loaded_weighers):
         opts = plugin.cls.list_opts()
         if opts:
             sc_conf.register(conf, opts)
-    return Handler(noun, [(p.name, p.cls(conf)) for p in filters],
-                   [(p.name, p.cls(conf)) for p in weighers])
+    return Handler(noun, [(p.name, p.cls(conf)) for p in loaded_filters],
+                   [(p.name, p.cls(conf)) for p in loaded_weighers])

@@ -13,8 +13,8 @@ from typing import Any
 from oslo_config import cfg
 
 from stackcore import conf as sc_conf
-from stackcore import exception
-from stackcore.plugins import families, loader
+from stackcore import exception, families
+from stackcore.plugins import loader
 
 
 @dataclasses.dataclass

@@ -2,7 +2,8 @@
 
 Validates every argument before anything is written, records intent in the database, places
 new volumes on a backend pool (volume type -> ``volume_backend_name``, availability zone,
-capacity by the one formula of :mod:`stackcore.volume.capacity`, claimed atomically) and hands
+capacity by the one formula of :mod:`stackcore.volume.placement.capacity`, claimed atomically) and
+hands
 the work to that backend's volume manager over RPC. Returns plain frozen dataclasses.
 
 Seam for the compute side: :meth:`VolumeAPI.attach` takes an os-brick host connector and
@@ -22,15 +23,17 @@ from typing import Any
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, validate, wait
+from stackcore import exception, faults, service, validate, wait
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
-from stackcore.managers import Fault
-from stackcore.scheduler.request import VolumeRequest
-from stackcore.scheduler.volume import VolumeScheduler
-from stackcore.volume import claims, models
-from stackcore.volume.manager import BINARY
+from stackcore.faults import Fault
+from stackcore.image import models as image_models
+from stackcore.volume import models
 from stackcore.volume.objects import GiB
+from stackcore.volume.placement import claims
+from stackcore.volume.placement.pools import pool_rows
+from stackcore.volume.placement.request import VolumeRequest
+from stackcore.volume.placement.scheduler import VolumeScheduler
 from stackcore.volume.rpcapi import VolumeRPCAPI
 from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
 
@@ -179,47 +182,23 @@ class VolumeAPI:
 
     def list_pools(self) -> list[Pool]:
         """Every pool of every volume backend, with its latest stats and allocation."""
-        down_after = datetime.timedelta(seconds=self.conf.service_down_time)
+        down_time = self.conf.service_down_time
         now = core_models.utcnow()
         with self.db.transaction() as session:
-            rows = session.execute(
-                sa.select(models.VolumePool, models.VolumeBackend, core_models.Service)
-                .join(models.VolumeBackend, models.VolumeBackend.host == models.VolumePool.host)
-                .join(core_models.Service, sa.and_(core_models.Service.host ==
-                                                   models.VolumePool.host,
-                                                   core_models.Service.binary == BINARY))
-                .where(models.VolumePool.present.is_(True))
-                .order_by(models.VolumePool.host, models.VolumePool.pool_name)
-            ).all()
+            rows = pool_rows(session)
         return [
             Pool(
                 name=f"{pool.host}#{pool.pool_name}",
                 backend=pool.host,
                 volume_backend_name=backend.volume_backend_name,
                 availability_zone=svc.availability_zone,
-                up=bool(svc.last_seen_at and now - svc.last_seen_at <= down_after
-                        and not svc.disabled),
+                up=service.is_up(svc.last_seen_at, down_time, now) and not svc.disabled,
                 reporting=backend.reporting,
                 stats={**pool.stats, "allocated_capacity_gb": pool.allocated_capacity_gb},
                 allocated_capacity_gb=pool.allocated_capacity_gb,
             )
             for pool, backend, svc in rows
         ]
-
-    def _remaining(self, session: Any, host: str, pool_name: str, thin: bool) -> float | None:
-        row = session.execute(sa.select(models.VolumePool).where(
-            models.VolumePool.host == host, models.VolumePool.pool_name == pool_name)
-        ).scalar_one()
-        room = row.headroom_thin_gb if thin else row.headroom_thick_gb
-        if room is None:
-            return None
-        return float(room - (row.allocated_capacity_gb - row.allocated_at_report))
-
-    def _place(self, volume_id: str, size: int, specs: Mapping[str, str],
-               zone: str | None, thin: bool) -> str:
-        """Choose a pool with the filter scheduler and claim ``size`` on it; returns the
-        backend host. ``thin`` is implied by ``specs`` (``provisioning:type``)."""
-        return self.scheduler.place(volume_id, VolumeRequest(size, dict(specs), zone))
 
     def explain_placement(self, size: int, volume_type: str | None = None,
                           availability_zone: str | None = None,
@@ -296,7 +275,7 @@ class VolumeAPI:
                                             f"volume ({src.size} GiB)", size)
                 placed_with = src.id
             if image_id is not None:
-                image = session.get(core_models.Image, image_id)
+                image = session.get(image_models.Image, image_id)
                 if image is None:
                     raise exception.NotFound("image", image_id)
                 if image.disk_format not in IMAGE_FORMATS:
@@ -313,7 +292,7 @@ class VolumeAPI:
                 multiattach=specs.get("multiattach", "").lower() == "<is> true",
                 snapshot_id=snapshot_id, source_volid=source_volume_id, image_id=image_id,
             ))
-        thin = specs.get("provisioning:type", "thin") != "thick"
+        request = VolumeRequest(size, dict(specs), availability_zone)
         try:
             if placed_with is not None:
                 with self.db.transaction() as session:
@@ -321,7 +300,7 @@ class VolumeAPI:
                     if row is None or row.host is None or row.pool is None:
                         raise exception.InvalidState(f"the source {placed_with} is on no backend")
                     host, pool = row.host, row.pool
-                    if not claims.claim(session, host, pool, volume_id, size, thin):
+                    if not claims.claim(session, host, pool, volume_id, size, request.thin):
                         raise exception.NoValidHost(
                             f"the backend of the source ({host}#{pool}) has no room",
                             reasons=[f"CapacityFilter rejected {host}#{pool}: needs {size} GiB"])
@@ -329,7 +308,7 @@ class VolumeAPI:
                                     .where(models.Volume.id == volume_id)
                                     .values(availability_zone=row.availability_zone))
             else:
-                host = self._place(volume_id, size, specs, availability_zone, thin)
+                host = self.scheduler.place(volume_id, request)
         except exception.StackcoreError:
             with self.db.transaction() as session:
                 session.execute(sa.delete(models.Volume).where(models.Volume.id == volume_id))
@@ -355,7 +334,7 @@ class VolumeAPI:
         ).scalar_one_or_none()
         if row is None:
             return None
-        return Fault(row.exc_class, row.message, row.step, row.host, row.created_at)
+        return faults.view(row)
 
     def faults(self, resource_id: str) -> list[Fault]:
         """Every fault recorded for a volume or snapshot, oldest first."""
@@ -364,7 +343,7 @@ class VolumeAPI:
                 sa.select(models.VolumeFault).where(models.VolumeFault.resource_id ==
                                                     resource_id)
                 .order_by(models.VolumeFault.id)).scalars().all()
-            return [Fault(r.exc_class, r.message, r.step, r.host, r.created_at) for r in rows]
+            return [faults.view(r) for r in rows]
 
     def _view(self, session: Any, row: models.Volume) -> Volume:
         vtype = session.get(models.VolumeType, row.volume_type_id) if row.volume_type_id else None

@@ -23,18 +23,20 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, managers
+from stackcore import exception, faults, managers
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
+from stackcore.image import models as image_models
 from stackcore.rpc import Target
-from stackcore.volume import capacity, claims, connection_info, models, objects, stats
+from stackcore.volume import connection_info, models, objects, stats
 from stackcore.volume import opts as volume_opts
 from stackcore.volume.driver import MODEL_UPDATE_KEYS, VolumeDriver
+from stackcore.volume.family import VOLUME_BINARY as BINARY
+from stackcore.volume.placement import capacity, claims
 from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
 
 LOG = logging.getLogger(__name__)
 TOPIC = "volume"
-BINARY = "stackcore-volume"
 T = TypeVar("T")
 
 
@@ -190,10 +192,8 @@ class VolumeManager:
 
     def _fault(self, resource: str, resource_id: str, step: str, err: BaseException,
                session: Any | None = None) -> None:
-        fault = models.VolumeFault(
-            resource=resource, resource_id=resource_id, exc_class=type(err).__name__,
-            message=str(err), step=step, host=self.host,
-        )
+        fault = faults.new(models.VolumeFault, err, step=step, resource=resource,
+                           resource_id=resource_id, host=self.host)
         if session is not None:
             session.add(fault)
             return
@@ -454,7 +454,7 @@ class VolumeManager:
 
     def _image_file(self, image_id: str) -> objects.ImageFile:
         with self.db.transaction() as session:
-            image = session.get(core_models.Image, image_id)
+            image = session.get(image_models.Image, image_id)
             if image is None:
                 raise exception.NotFound("image", image_id)
             return objects.ImageFile(image.id, image.path, image.disk_format)
@@ -752,7 +752,7 @@ class VolumeManager:
                 self._update(volume_id, status=previous)
                 raise
             with self.db.transaction() as session:
-                session.add(core_models.Image(
+                session.add(image_models.Image(
                     id=image_id, name=image_name, path=path, disk_format=disk_format,
                     size_bytes=size, properties={"source_volume_id": volume_id}))
                 session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)

@@ -2,7 +2,7 @@
 
 Volumes, snapshots and attachments are soft-deleted (status ``deleted``) so repeated deletes
 stay idempotent. Capacity claims live on :class:`VolumePool`: ``allocated_capacity_gb`` is
-changed only by conditional UPDATEs (see :mod:`stackcore.volume.claims`) and each volume
+changed only by conditional UPDATEs (see :mod:`stackcore.volume.placement.claims`) and each volume
 records in ``allocated_gb`` what it holds, so a release can never give back more than was
 taken.
 """
@@ -131,7 +131,8 @@ class VolumePool(Base):
     """One pool of a backend, with its claimed capacity.
 
     ``headroom_thin_gb`` / ``headroom_thick_gb`` are the GiB placeable at report time (from
-    :func:`stackcore.volume.capacity.headroom`; NULL = no limit) and ``allocated_at_report``
+    :func:`stackcore.volume.placement.capacity.headroom`; NULL = no limit) and
+    ``allocated_at_report``
     the allocation then; a claim succeeds while
     ``allocated + size - allocated_at_report <= headroom``.
     """

@@ -18,7 +18,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from oslo_config import cfg
+
+from stackcore.volume.placement import opts as placement_opts
 
 _MOSR_HELP = ("Thin over-subscription limit: a float >= 1.0, or 'auto' (derived from the "
               "provisioned/used ratio, Cinder's rule).")
@@ -57,7 +61,6 @@ BACKEND_OPTS = [
                "storage_availability_zone."),
 ]
 
-GROUPS: list[tuple[str, list[cfg.Opt]]] = [("volume", VOLUME_OPTS)]
 
 
 def mosr(conf: cfg.ConfigOpts, backend: str) -> float | str:
@@ -74,8 +77,14 @@ def mosr(conf: cfg.ConfigOpts, backend: str) -> float | str:
     return float(value)
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """Options for the generated reference: ``[volume]``, a backend section, the fake's."""
+def list_opts() -> list[tuple[str, Any]]:
+    """Every option group the volume family registers on a Cloud (backend sections are
+    registered per enabled backend, see :mod:`stackcore.volume.backends`)."""
+    return [("volume", VOLUME_OPTS), (placement_opts.GROUP, placement_opts.OPTS)]
+
+
+def plugin_opts() -> list[tuple[str, Any]]:
+    """A backend section's options with the fake driver's, for the sample config."""
     from stackcore.volume.fake import FakeVolumeDriver
 
-    return [*GROUPS, ("<backend>", [*BACKEND_OPTS, *FakeVolumeDriver.get_driver_options()])]
+    return [("<backend>", [*BACKEND_OPTS, *FakeVolumeDriver.get_driver_options()])]

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 import stackcore
-from stackcore.db import models
+from stackcore.compute import models
 from tests.conftest import backend_env
 
 pytestmark = [pytest.mark.real, pytest.mark.postgres, pytest.mark.rabbit]

@@ -6,7 +6,7 @@ import concurrent.futures
 
 import sqlalchemy as sa
 
-from stackcore.db import models
+from stackcore.compute import models
 
 
 def test_concurrent_builds_never_overcommit(make_cloud, image_file) -> None:

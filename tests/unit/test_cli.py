@@ -12,7 +12,7 @@ def test_drivers_json_lists_fake_as_contract_ok(capsys) -> None:
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     fake = rows["fake"]
     assert fake["contract"] == "ok" and fake["problems"] == []
-    assert fake["distribution"] == "stackcore"
+    assert fake["distribution"] == "stackcore-framework"
     assert fake["driver_version"] == "1.0"
     assert fake["capabilities"]["pause"] is True
 

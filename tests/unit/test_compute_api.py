@@ -8,8 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from stackcore import exception
-from stackcore.compute import fake
-from stackcore.db import models
+from stackcore.compute import fake, models
 
 
 def _count(cloud, model) -> int:

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 import stackcore
-from stackcore.db import models
+from stackcore.compute import models
 
 pytestmark = [pytest.mark.postgres, pytest.mark.real]
 
@@ -31,7 +31,7 @@ def test_config_file_points_at_postgresql(tmp_path, pg_url, image_file) -> None:
 def _place_many(url: str, state: str, worker: int, count: int, queue) -> None:
     # An API-only client in its own process: scheduler runs here, compute is elsewhere, so
     # this exercises the claim path (select_destinations) concurrently across processes.
-    from stackcore.scheduler.manager import SchedulerManager
+    from stackcore.compute.placement.manager import SchedulerManager
 
     cloud = stackcore.Cloud(overrides={"database": {"connection": url},
                                        "scheduler": {"cpu_allocation_ratio": 1.0},

@@ -6,9 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 import stackcore
-from stackcore.compute import fake
+from stackcore.compute import fake, models
 from stackcore.compute.objects import PowerState
-from stackcore.db import models
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ class ContractDirective(_RstDirective):
     required_arguments = 1
 
     def run(self) -> list[nodes.Node]:
-        from stackcore.plugins import families
+        from stackcore import families
 
         family = families.get(self.arguments[0])
         contract = family.contract()

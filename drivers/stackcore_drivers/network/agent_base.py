@@ -7,7 +7,7 @@ An agent runs on one host (``[DEFAULT] host``, the name ports are bound to). It
   ``network.reports`` endpoint every ``[agent] report_interval`` seconds; the first report after
   a start carries ``start_flag`` so the server rebinds the host's failed ports;
 * reconciles every ``[agent] polling_interval`` seconds: it asks the server over the agent
-  RPC (``network.agents``, :mod:`stackcore.network.agent_rpc`) for the ports bound to its host
+  RPC (``network.agents``, :mod:`stackcore.network.agents.rpc`) for the ports bound to its host
   and their tunnel peers (:mod:`.host_state`) and makes the backend match - missing things
   created, stale things removed, things that are right left alone. Start-up is just the first
   pass, which is how a restarted agent resyncs;
@@ -32,8 +32,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from stackcore.network.agent_rpc import AgentRPCAPI
-from stackcore.network.agents import AgentStateRPCAPI
+from stackcore.network.agents.rpc import AgentRPCAPI
+from stackcore.network.agents.state import AgentStateRPCAPI
 from stackcore_drivers.network.host_state import HostState, read_host_state
 
 if TYPE_CHECKING:

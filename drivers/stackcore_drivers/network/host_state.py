@@ -1,5 +1,5 @@
 """What an L2 agent should realise on its host, as the server tells it over the agent RPC
-(:mod:`stackcore.network.agent_rpc`, topic ``network.agents``).
+(:mod:`stackcore.network.agents.rpc`, topic ``network.agents``).
 
 The agents reconcile their backend against this state on start-up and every polling
 interval (level-triggered: no notification can be missed, a restart is just another pass).
@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from stackcore.network.agent_rpc import AgentRPCAPI
+from stackcore.network.agents.rpc import AgentRPCAPI
 
 
 @dataclasses.dataclass(frozen=True)

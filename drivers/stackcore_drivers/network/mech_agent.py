@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from stackcore.network import mechanism_driver as api
+from stackcore.network.contracts import mechanism_driver as api
 
 PHYSICAL_TYPES = ("flat", "vlan")
 

@@ -1,13 +1,20 @@
-"""Alembic environment: runs against the engine the Database handed over (never a URL in a file)."""
+"""Alembic environment: runs against the engine the Database handed over (never a URL in a file).
+
+Every registered family's models are imported so that ``Base.metadata`` holds all tables
+(autogenerate compares against it); each family's revisions live in its own folder
+(``stackcore/<family>/migrations``), listed by :meth:`stackcore.db.api.Database.alembic_config`.
+"""
+
+import importlib
 
 from alembic import context
 
-from stackcore.compute import models as compute_models  # noqa: F401 - compute wiring tables
-from stackcore.db import models  # noqa: F401 - registers the core tables
+from stackcore import families
 from stackcore.db.models import Base
-from stackcore.network import models as network_models  # noqa: F401 - network tables
-from stackcore.scheduler import models as scheduler_models  # noqa: F401 - scheduler tables
-from stackcore.volume import models as volume_models  # noqa: F401 - volume tables
+
+for family in families.all_families():
+    for module in family.models:
+        importlib.import_module(module)
 
 config = context.config
 engine = config.attributes["engine"]

@@ -1,17 +1,14 @@
 """The filter contract: a plugin that says which candidates (hosts or pools) can take a request.
 
-Two variants share this contract and differ in what they filter:
-
-* :class:`HostFilter` - compute hosts (:class:`~stackcore.scheduler.hosts.HostState` /
-  :class:`~stackcore.scheduler.hosts.HostSet`, :class:`~stackcore.scheduler.request.
-  ComputeRequest`), entry-point namespace ``stackcore.scheduler.filters.compute``;
-* :class:`PoolFilter` - volume pools (:class:`~stackcore.scheduler.pools.PoolState` /
-  :class:`~stackcore.scheduler.pools.PoolSet`, :class:`~stackcore.scheduler.request.
-  VolumeRequest`), namespace ``stackcore.scheduler.filters.volume``.
-
-The namespaces are separate (rather than one namespace with a ``kind`` attribute) so that a
-volume filter can never be enabled in the compute list by mistake: the loader refuses it by
-namespace and the contract refuses a class of the wrong variant.
+The scheduler framework knows no family: each family that places something subclasses
+:class:`BaseFilter` once for its candidates (compute:
+:class:`stackcore.compute.placement.filters.HostFilter`, namespace
+``stackcore.scheduler.filters.compute``; volume:
+:class:`stackcore.volume.placement.filters.PoolFilter`, namespace
+``stackcore.scheduler.filters.volume``) and builds its contract with :func:`contract`. The
+namespaces are separate (rather than one namespace with a ``kind`` attribute) so that a volume
+filter can never be enabled in the compute list by mistake: the loader refuses it by namespace
+and the contract refuses a class of the wrong variant.
 
 Every filter is called by the scheduler's request handler only, outside any database
 transaction, on a snapshot of the candidates; it must be deterministic and side-effect free
@@ -24,22 +21,15 @@ from __future__ import annotations
 
 import abc
 import collections
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore.plugins.contract import Contract
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
     from oslo_config import cfg
 
-    BoolArray = npt.NDArray[np.bool_]
-
-_ARRAY_ALIASES = {"BoolArray": "bool_"}
-
-COMPUTE_NAMESPACE = "stackcore.scheduler.filters.compute"
-VOLUME_NAMESPACE = "stackcore.scheduler.filters.volume"
+    from stackcore.scheduler.arrays import BoolArray, IntArray
 
 #: at most this many rejected candidates are asked for a reason when summarising
 REASON_SAMPLE = 200
@@ -56,7 +46,7 @@ class BaseFilter(abc.ABC):
       instances of one multi-create request (zone, image, flavor capabilities): the handler
       may then reuse the first answer;
     * ``OPTS`` - nothing here; options live in ``[scheduler]`` (see
-      :mod:`stackcore.scheduler.opts`), a third-party filter adds ``list_opts()``.
+      the family's placement options), a third-party filter adds ``list_opts()``.
     """
 
     VERSION: ClassVar[str] = "1.0"
@@ -107,15 +97,7 @@ class BaseFilter(abc.ABC):
         return []
 
 
-class HostFilter(BaseFilter):
-    """A compute host filter (namespace ``stackcore.scheduler.filters.compute``)."""
-
-
-class PoolFilter(BaseFilter):
-    """A volume pool filter (namespace ``stackcore.scheduler.filters.volume``)."""
-
-
-def _variant(base: type, what: str) -> Any:
+def _is_variant(base: type, what: str) -> Callable[[type], list[str]]:
     def check(cls: type) -> list[str]:
         if isinstance(cls, type) and issubclass(cls, base):
             return []
@@ -129,42 +111,24 @@ def _once_flag(cls: type) -> list[str]:
     return [] if isinstance(value, bool) else ["run_filter_once_per_request must be a bool"]
 
 
-_CAPABILITIES = {"whole_set": ("filter_all",)}
-
-COMPUTE_CONTRACT = Contract(
-    family="scheduler.compute_filters",
-    base=HostFilter,
-    required=("__init__", "host_passes", "reason", "summarize"),
-    capabilities=_CAPABILITIES,
-    extra_checks=(_variant(HostFilter, "compute host filter"), _once_flag),
-)
-VOLUME_CONTRACT = Contract(
-    family="scheduler.volume_filters",
-    base=PoolFilter,
-    required=("__init__", "host_passes", "reason", "summarize"),
-    capabilities=_CAPABILITIES,
-    extra_checks=(_variant(PoolFilter, "volume pool filter"), _once_flag),
-)
+def contract(kind: str, variant: type, what: str) -> Contract:
+    """The contract of a family's filters: subclasses of ``variant`` (the family's subclass of
+    :class:`BaseFilter`, e.g. a compute host filter) with the base's methods and the
+    ``whole_set`` capability. ``kind`` names the plugin kind (e.g.
+    ``scheduler.compute_filters``), ``what`` the variant in messages."""
+    return Contract(
+        family=kind,
+        base=variant,
+        required=("__init__", "host_passes", "reason", "summarize"),
+        capabilities={"whole_set": ("filter_all",)},
+        extra_checks=(_is_variant(variant, what), _once_flag),
+    )
 
 
-def by_code(codes: npt.NDArray[np.int64], table: Sequence[Any], check: Any) -> BoolArray:
+def by_code(codes: IntArray, table: Sequence[Any], check: Any) -> BoolArray:
     """Evaluate ``check`` once per distinct value of a code column and broadcast the answers to
     every candidate: the core of every whole-set filter over structured data."""
     import numpy as np
     answers = np.fromiter((bool(check(value)) for value in table), bool, len(table))
     result: BoolArray = answers[codes] if len(table) else np.zeros(len(codes), bool)
     return result
-
-
-def __getattr__(name: str) -> Any:
-    # The array aliases need numpy; they are built on first use so importing this module (every
-    # plugin does, at load time) does not import numpy.
-    if name in _ARRAY_ALIASES:
-        import numpy as np
-        import numpy.typing as npt
-
-        generic: Any = npt.NDArray
-        alias = generic[getattr(np, _ARRAY_ALIASES[name])]
-        globals()[name] = alias
-        return alias
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,9 +3,11 @@
 A weigher gives each candidate a *raw* weight; the handler normalises the raw weights of one
 request to 0..1 across the candidates (min-max; all equal -> all 0, Nova's
 ``weights.normalize``), multiplies them by the weigher's multiplier and sums all weighers. The
-highest total wins. Variants and namespaces as for filters: :class:`HostWeigher`
-(``stackcore.scheduler.weighers.compute``) and :class:`PoolWeigher`
-(``stackcore.scheduler.weighers.volume``).
+highest total wins. Variants and namespaces as for filters: each family subclasses
+:class:`BaseWeigher` for its
+candidates (:class:`stackcore.compute.placement.weighers.HostWeigher`, namespace
+``stackcore.scheduler.weighers.compute``; :class:`stackcore.volume.placement.weighers.PoolWeigher`,
+namespace ``stackcore.scheduler.weighers.volume``) and builds its contract with :func:`contract`.
 
 The multiplier is the ``[scheduler]`` option named by ``multiplier_option``; a host aggregate
 whose metadata has a key of the same name overrides it for its hosts (Nova's
@@ -16,22 +18,15 @@ deterministic, side-effect free and tolerant of missing fields, like filters.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore.plugins.contract import Contract
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
     from oslo_config import cfg
 
-    FloatArray = npt.NDArray[np.float64]
-
-_ARRAY_ALIASES = {"FloatArray": "float64"}
-
-COMPUTE_NAMESPACE = "stackcore.scheduler.weighers.compute"
-VOLUME_NAMESPACE = "stackcore.scheduler.weighers.volume"
+    from stackcore.scheduler.arrays import FloatArray
 
 
 class BaseWeigher(abc.ABC):
@@ -71,14 +66,6 @@ class BaseWeigher(abc.ABC):
         return []
 
 
-class HostWeigher(BaseWeigher):
-    """A compute host weigher (namespace ``stackcore.scheduler.weighers.compute``)."""
-
-
-class PoolWeigher(BaseWeigher):
-    """A volume pool weigher (namespace ``stackcore.scheduler.weighers.volume``)."""
-
-
 def normalize(raw: FloatArray, minval: float | None = None,
               maxval: float | None = None) -> FloatArray:
     """Min-max scale ``raw`` to 0..1 (all equal -> zeros). ``inf`` entries become the largest
@@ -109,7 +96,7 @@ def normalize(raw: FloatArray, minval: float | None = None,
     return result
 
 
-def _variant(base: type, what: str) -> Any:
+def _is_variant(base: type, what: str) -> Callable[[type], list[str]]:
     def check(cls: type) -> list[str]:
         if isinstance(cls, type) and issubclass(cls, base):
             found = []
@@ -122,33 +109,13 @@ def _variant(base: type, what: str) -> Any:
     return check
 
 
-_CAPABILITIES = {"whole_set": ("weigh_all",)}
-
-COMPUTE_CONTRACT = Contract(
-    family="scheduler.compute_weighers",
-    base=HostWeigher,
-    required=("__init__", "weigh_object", "weight_multiplier"),
-    capabilities=_CAPABILITIES,
-    extra_checks=(_variant(HostWeigher, "compute host weigher"),),
-)
-VOLUME_CONTRACT = Contract(
-    family="scheduler.volume_weighers",
-    base=PoolWeigher,
-    required=("__init__", "weigh_object", "weight_multiplier"),
-    capabilities=_CAPABILITIES,
-    extra_checks=(_variant(PoolWeigher, "volume pool weigher"),),
-)
-
-
-def __getattr__(name: str) -> Any:
-    # The array aliases need numpy; they are built on first use so importing this module (every
-    # plugin does, at load time) does not import numpy.
-    if name in _ARRAY_ALIASES:
-        import numpy as np
-        import numpy.typing as npt
-
-        generic: Any = npt.NDArray
-        alias = generic[getattr(np, _ARRAY_ALIASES[name])]
-        globals()[name] = alias
-        return alias
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def contract(kind: str, variant: type, what: str) -> Contract:
+    """The contract of a family's weighers (see :func:`stackcore.scheduler.filters.base.
+    contract`)."""
+    return Contract(
+        family=kind,
+        base=variant,
+        required=("__init__", "weigh_object", "weight_multiplier"),
+        capabilities={"whole_set": ("weigh_all",)},
+        extra_checks=(_is_variant(variant, what),),
+    )

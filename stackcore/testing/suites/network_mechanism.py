@@ -27,10 +27,12 @@ import sqlalchemy as sa
 from stackcore import conf as sc_conf
 from stackcore.db import api as db_api
 from stackcore.db.models import Base
-from stackcore.network import contexts, exceptions, mech_fake
-from stackcore.network import mechanism_driver as mech_api
-from stackcore.network import type_driver as type_api
+from stackcore.network import exceptions
 from stackcore.network.api import NetworkAPI
+from stackcore.network.contracts import mechanism_driver as mech_api
+from stackcore.network.contracts import type_driver as type_api
+from stackcore.network.mechanisms import fake as mech_fake
+from stackcore.network.ml2 import contexts
 from stackcore.plugins import loader
 from stackcore.testing.harness import DriverUnderTest
 from stackcore.testing.suites.network_type import reset_network_tables

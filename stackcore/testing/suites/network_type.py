@@ -24,8 +24,8 @@ from stackcore import exception
 from stackcore.db import api as db_api
 from stackcore.db.models import Base
 from stackcore.network import exceptions, models
+from stackcore.network.contracts.type_driver import TypeDriver
 from stackcore.network.stats import validate_usage
-from stackcore.network.type_driver import TypeDriver
 from stackcore.testing.harness import DriverUnderTest
 
 __all__ = ["TestTypeDriverAllocation", "TestTypeDriverProviderSegments", "type_db",

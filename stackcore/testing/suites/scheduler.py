@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stackcore.scheduler.hosts import HostSet, HostState
-from stackcore.scheduler.pools import PoolSet, PoolState
-from stackcore.scheduler.request import ComputeRequest, ServerGroupInfo, VolumeRequest
+from stackcore.compute.placement.hosts import HostSet, HostState
+from stackcore.compute.placement.request import ComputeRequest, ServerGroupInfo
 from stackcore.testing.harness import DriverUnderTest
-from stackcore.volume import capacity
+from stackcore.volume.placement import capacity
+from stackcore.volume.placement.pools import PoolSet, PoolState
+from stackcore.volume.placement.request import VolumeRequest
 
 __all__ = [
     "TestComputeFilterConformance",

@@ -18,9 +18,10 @@ import sqlalchemy as sa
 import stackcore
 from stackcore import exception
 from stackcore.compute import fake as fake_hypervisor
+from stackcore.compute import models
 from stackcore.compute.manager import BINARY as COMPUTE_BINARY
 from stackcore.compute.models import BlockDeviceMapping, NetworkRequest
-from stackcore.db import models
+from stackcore.db import models as db_models
 from stackcore.network import exceptions as net_exc
 from stackcore.volume.manager import BINARY as VOLUME_BINARY
 
@@ -344,8 +345,8 @@ def test_delete_while_the_host_is_down_cleans_ports_and_exports(
                                          volumes=[volume.id])
     assert server.status == "ACTIVE"
     with cloud.db.transaction() as session:
-        session.execute(sa.update(models.Service).where(models.Service.binary == COMPUTE_BINARY)
-                        .values(last_seen_at=models.utcnow() - datetime.timedelta(hours=1)))
+        session.execute(sa.update(db_models.Service).where(db_models.Service.binary == COMPUTE_BINARY)
+                        .values(last_seen_at=db_models.utcnow() - datetime.timedelta(hours=1)))
 
     cloud.compute.delete_server(server.id)
 

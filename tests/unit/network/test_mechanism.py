@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stackcore.network import exceptions
-from stackcore.network.agents import AgentStateRPCAPI
+from stackcore.network.agents.state import AgentStateRPCAPI
 
 
 def _fake(cloud):

@@ -7,8 +7,9 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from stackcore.network import exceptions, segments
+from stackcore.network import exceptions
 from stackcore.network.models import SegmentAllocation, SegmentRange
+from stackcore.network.types import segments
 
 
 def test_merge_joins_overlapping_and_adjacent_runs() -> None:

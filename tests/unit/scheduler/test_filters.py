@@ -8,16 +8,19 @@ import numpy as np
 import pytest
 
 from stackcore import conf as sc_conf
-from stackcore.scheduler import extra_specs_ops, handler
-from stackcore.scheduler.filters import compute as cf
-from stackcore.scheduler.filters import volume as vf
-from stackcore.scheduler.hosts import HostSet, HostState
-from stackcore.scheduler.pools import PoolSet, PoolState
-from stackcore.scheduler.request import ComputeRequest, VolumeRequest
+from stackcore.compute import placement as compute_placement
+from stackcore.compute.placement import filters as cf
+from stackcore.compute.placement.hosts import HostSet, HostState
+from stackcore.compute.placement.request import ComputeRequest
+from stackcore.scheduler import extra_specs_ops
 from stackcore.scheduler.weighers import base as wbase
-from stackcore.scheduler.weighers import volume as vw
 from stackcore.testing.suites import scheduler as suite
-from stackcore.volume import capacity
+from stackcore.volume import placement as volume_placement
+from stackcore.volume.placement import capacity
+from stackcore.volume.placement import filters as vf
+from stackcore.volume.placement import weighers as vw
+from stackcore.volume.placement.pools import PoolSet, PoolState
+from stackcore.volume.placement.request import VolumeRequest
 
 
 @pytest.fixture
@@ -96,7 +99,7 @@ def test_stacking_still_puts_keyword_pools_last(conf: Any) -> None:
         PoolState(name="b@b#small", up=True, reporting=True, capacity=capacity.Pool(10, 10)),
         PoolState(name="c@b#big", up=True, reporting=True, capacity=capacity.Pool(100, 100)),
     ])
-    decision = handler.load(conf, "volume").run(pools, VolumeRequest(1))
+    decision = volume_placement.load_handler(conf).run(pools, VolumeRequest(1))
     assert decision.names == ["b@b#small", "c@b#big", "a@b#kw"]
 
 
@@ -121,7 +124,7 @@ def _host(name: str, **kwargs: Any) -> HostState:
 def test_ram_filter_summary_names_the_best_rejected_host(conf: Any) -> None:
     hosts = HostSet.from_states([_host("a", alloc_memory_mb=7000), _host("b", memory_mb=2048),
                                  _host("c", memory_mb=65536)])
-    decision = handler.load(conf, "compute").run(hosts, ComputeRequest(1, 4096, 1))
+    decision = compute_placement.load_handler(conf).run(hosts, ComputeRequest(1, 4096, 1))
     assert decision.names == ["c"]
     assert decision.reasons() == ["RamFilter rejected 2 host(s): needs 4096 MB, the best had "
                                   "2048 MB free"]
@@ -152,7 +155,7 @@ def test_aggregate_multiplier_override(conf: Any) -> None:
         _host("a", memory_mb=8192), _host("b", memory_mb=4096,
                                           aggregate_metadata={"ram_weight_multiplier":
                                                               frozenset({"100"})})])
-    weighers = handler.load(conf, "compute")
+    weighers = compute_placement.load_handler(conf)
     assert weighers.run(hosts, ComputeRequest(1, 512, 1)).names == ["b", "a"]
 
 

@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from stackcore import exception
-from stackcore.db import models
-from stackcore.scheduler import models as sched_models
+from stackcore.compute import models
+from stackcore.compute.placement import models as sched_models
 
 
 @pytest.fixture

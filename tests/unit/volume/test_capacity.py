@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stackcore.volume import capacity
-from stackcore.volume.capacity import Pool
+from stackcore.volume.placement import capacity
+from stackcore.volume.placement.capacity import Pool
 
 
 def test_thin_example_from_cinder() -> None:

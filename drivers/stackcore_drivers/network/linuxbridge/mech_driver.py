@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stackcore.network import mechanism_driver as api
+from stackcore.network.contracts import mechanism_driver as api
 from stackcore_drivers.network.linuxbridge import AGENT_TYPE, VIF_TYPE
 from stackcore_drivers.network.linuxbridge.ip_lib import bridge_name
 from stackcore_drivers.network.mech_agent import AgentMechanismDriver

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from stackcore.network import mechanism_driver as api
+from stackcore.network.contracts import mechanism_driver as api
 from stackcore_drivers.network.mech_agent import AgentMechanismDriver
 from stackcore_drivers.network.ovs import AGENT_TYPE, VIF_TYPE
 

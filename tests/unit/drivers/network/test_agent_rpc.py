@@ -14,8 +14,8 @@ from stackcore_drivers.network.ovs import AGENT_TYPE as OVS_TYPE
 
 import stackcore
 from stackcore import exception
-from stackcore.network.agent_rpc import TOPIC, AgentRPCAPI
-from stackcore.network.agents import AgentStateRPCAPI
+from stackcore.network.agents.rpc import TOPIC, AgentRPCAPI
+from stackcore.network.agents.state import AgentStateRPCAPI
 from stackcore.rpc import Target
 
 

@@ -14,7 +14,7 @@ from stackcore_drivers.network.ovs.mech_driver import OpenvswitchMechanismDriver
 
 from stackcore import conf as sc_conf
 from stackcore import exception
-from stackcore.network import contexts
+from stackcore.network.ml2 import contexts
 
 NET = "5e0c0a52-1111-4222-8333-444455556666"
 SEGMENTS = {

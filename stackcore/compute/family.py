@@ -1,0 +1,87 @@
+"""The compute family's descriptor and its runtime in a Cloud (see :mod:`stackcore.families`).
+
+Services: ``scheduler`` (compute placement, :mod:`stackcore.compute.placement.manager`) and
+``compute`` (one :class:`~stackcore.compute.manager.ComputeManager` per configured host).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from stackcore.families import Family, PluginKind, StartContext
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from stackcore.plugins.loader import Plugin
+
+SCHEDULER_BINARY = "stackcore-scheduler"
+COMPUTE_BINARY = "stackcore-compute"
+
+FAMILY = Family(
+    name="compute",
+    title="Compute",
+    package="stackcore.compute",
+    kinds=(
+        PluginKind("compute", "stackcore.compute.drivers", "stackcore.compute.driver:CONTRACT",
+                   "stackcore.testing.suites.compute", "Hypervisor drivers"),
+        PluginKind("scheduler.compute_filters", "stackcore.scheduler.filters.compute",
+                   "stackcore.compute.placement.filters:CONTRACT",
+                   "stackcore.testing.suites.scheduler", "Compute host filters"),
+        PluginKind("scheduler.compute_weighers", "stackcore.scheduler.weighers.compute",
+                   "stackcore.compute.placement.weighers:CONTRACT",
+                   "stackcore.testing.suites.scheduler", "Compute host weighers"),
+    ),
+    services=("scheduler", "compute"),
+    requires=("volume", "network"),
+    models=("stackcore.compute.models", "stackcore.compute.placement.models"),
+    options="stackcore.compute.opts:list_opts",
+    plugin_options="stackcore.compute.opts:plugin_opts",
+    runtime_path="stackcore.compute.family:Runtime",
+)
+
+
+class Runtime:
+    """Compute in one Cloud: the hypervisor driver is loaded (and verified) only where this
+    process runs compute hosts; the API is always built."""
+
+    def __init__(self, conf: cfg.ConfigOpts, services: frozenset[str]) -> None:
+        self.conf = conf
+        self.services = services
+        self.driver: Plugin | None = None
+
+    def load_plugins(self, pending: Mapping[str, Mapping[str, Any]]) -> None:
+        from stackcore import conf as sc_conf
+        from stackcore.compute import driver
+        from stackcore.plugins import loader
+
+        if "compute" in self.services and self.conf.compute.hosts:
+            self.driver = loader.load_one(driver.NAMESPACE, self.conf.compute.driver,
+                                          driver.CONTRACT)
+            sc_conf.register(self.conf, self.driver.cls.list_opts())
+
+    def build_api(self, ctx: StartContext) -> Any:
+        from stackcore.compute.api import ComputeAPI
+
+        return ComputeAPI(ctx.conf, ctx.db, ctx.transport, network=ctx.apis.get("network"),
+                          volume=ctx.apis.get("volume"))
+
+    def start(self, ctx: StartContext) -> None:
+        conf = ctx.conf
+        if "scheduler" in self.services:
+            from stackcore.compute.placement.manager import SchedulerManager
+
+            ctx.run(SchedulerManager(conf, ctx.db), SCHEDULER_BINARY, conf.host, "nova")
+        if self.driver is not None:
+            from stackcore.compute.manager import ComputeManager
+
+            for host in conf.compute.hosts:
+                manager = ComputeManager(conf, ctx.db, host, self.driver.cls(conf, host),
+                                         conf.compute.driver, transport=ctx.transport,
+                                         network_api=ctx.apis.get("network"),
+                                         volume_api=ctx.apis.get("volume"))
+                ctx.run(manager, COMPUTE_BINARY, host, conf.compute.availability_zone)
+
+    def stop(self) -> None:
+        """Nothing beyond the services."""

@@ -1,0 +1,287 @@
+"""The scheduler service: picks a compute host for a server and claims its resources.
+
+``select_destinations`` builds the host states from the database (services, compute nodes,
+claims, aggregates, server groups), runs the configured filters and weighers
+(:mod:`stackcore.scheduler.handler`), then claims the best host atomically
+(:mod:`stackcore.compute.placement.claims`: one conditional UPDATE, so concurrent schedulers -
+threads
+or processes on PostgreSQL - never overcommit). If a concurrent request took the room first,
+the next host in the ranking is tried. Hard server-group policies are re-checked inside the
+claim transaction under a row lock on the group, so two members of an anti-affinity group
+placed at the same time cannot land together either.
+
+``reschedule`` is called by a compute host whose spawn failed: it records the attempt, gives
+back the claim and places the server on an alternate host it has not tried, until
+``[scheduler] max_attempts`` hosts have been tried. ``explain`` returns the filter trace and
+the weighed ranking of a request without placing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from oslo_config import cfg
+from sqlalchemy.orm import Session
+
+from stackcore import exception, service
+from stackcore.compute import models
+from stackcore.compute.family import COMPUTE_BINARY
+from stackcore.compute.placement import claims, load_handler
+from stackcore.compute.placement import models as sched_models
+from stackcore.compute.placement.hosts import (
+    HostSet,
+    HostState,
+    capabilities_from_stats,
+    merge_aggregate_metadata,
+)
+from stackcore.compute.placement.request import ComputeRequest, ServerGroupInfo, build
+from stackcore.compute.states import TaskState, VmState
+from stackcore.db import api as db_api
+from stackcore.db import models as db_models
+from stackcore.image import models as image_models
+from stackcore.rpc import Target
+from stackcore.scheduler import handler
+
+LOG = logging.getLogger(__name__)
+TOPIC = "scheduler"
+
+#: task states that keep a host's disk or hypervisor busy (Nova's num_io_ops)
+IO_TASKS = (TaskState.SCHEDULING, TaskState.SPAWNING, TaskState.DELETING, TaskState.REBOOTING,
+            TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON)
+
+
+class _GroupConflict(Exception):
+    """A concurrent member of the server's hard-policy group took the candidate first."""
+
+
+class SchedulerManager:
+    """RPC endpoint of the scheduler service (topic ``scheduler``).
+
+    API versions: 1.0 select_destinations; 1.1 explain, reschedule.
+    """
+
+    target = Target(TOPIC, version="1.1")
+
+    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database) -> None:
+        self.conf = conf
+        self.db = db
+        self.handler = load_handler(conf)
+
+    def init_host(self) -> None:
+        """Nothing to reconcile: the scheduler keeps no state outside the database."""
+
+    def periodic_tasks(self) -> None:
+        """Nothing periodic."""
+
+    def _ratios(self) -> claims.Ratios:
+        sched = self.conf.scheduler
+        return claims.Ratios(
+            sched.cpu_allocation_ratio, sched.ram_allocation_ratio, sched.disk_allocation_ratio
+        )
+
+    # --- host states -----------------------------------------------------------------------
+
+    def host_states(self) -> HostSet:
+        """Every compute host with its service, node, claims, I/O load and aggregates."""
+        now = db_models.utcnow()
+        down_time = self.conf.service_down_time
+        ratios = self._ratios()
+        with self.db.transaction() as session:
+            rows = session.execute(
+                sa.select(db_models.Service, models.ComputeNode)
+                .join(models.ComputeNode, models.ComputeNode.host == db_models.Service.host)
+                .where(db_models.Service.binary == COMPUTE_BINARY)
+            ).all()
+            io_ops = dict(session.execute(
+                sa.select(models.Instance.host, sa.func.count())
+                .where(models.Instance.host.is_not(None),
+                       models.Instance.task_state.in_([str(t) for t in IO_TASKS]),
+                       models.Instance.vm_state != VmState.DELETED)
+                .group_by(models.Instance.host)
+            ).all())
+            agg_rows = session.execute(
+                sa.select(sched_models.AggregateHost.host, sched_models.Aggregate.metadata_)
+                .join(sched_models.Aggregate,
+                      sched_models.Aggregate.id == sched_models.AggregateHost.aggregate_id)
+            ).all()
+        per_host: dict[str, list[dict[str, Any]]] = {}
+        for host, meta in agg_rows:
+            per_host.setdefault(host, []).append(dict(meta or {}))
+        states = []
+        for svc, node in rows:
+            meta = merge_aggregate_metadata(per_host.get(svc.host, []))
+            zones = sorted(meta.get("availability_zone", ()))
+            states.append(HostState(
+                host=svc.host,
+                availability_zone=zones[0] if zones else svc.availability_zone,
+                up=service.is_up(svc.last_seen_at, down_time, now),
+                disabled=svc.disabled,
+                disabled_reason=svc.disabled_reason,
+                reporting=node.reporting,
+                vcpus=node.vcpus,
+                memory_mb=node.memory_mb,
+                local_gb=node.local_gb,
+                alloc_vcpus=node.alloc_vcpus,
+                alloc_memory_mb=node.alloc_memory_mb,
+                alloc_disk_gb=node.alloc_disk_gb,
+                num_instances=node.alloc_instances,
+                num_io_ops=int(io_ops.get(svc.host, 0)),
+                cpu_allocation_ratio=ratios.cpu,
+                ram_allocation_ratio=ratios.ram,
+                disk_allocation_ratio=ratios.disk,
+                capabilities=capabilities_from_stats(node.stats or {}) if node.reporting else {},
+                aggregate_metadata=meta,
+            ))
+        return HostSet.from_states(states)
+
+    # --- server groups ---------------------------------------------------------------------
+
+    @staticmethod
+    def _group_info(session: Session, group_id: str, instance_uuid: str | None,
+                    lock: bool = False) -> ServerGroupInfo:
+        query = sa.select(sched_models.ServerGroup).where(sched_models.ServerGroup.id == group_id)
+        if lock:
+            query = query.with_for_update()
+        group = session.execute(query).scalar_one_or_none()
+        if group is None:
+            raise exception.NotFound("server group", group_id)
+        member = sched_models.ServerGroupMember
+        hosts = dict(session.execute(
+            sa.select(models.Instance.host, sa.func.count())
+            .join(member, member.instance_uuid == models.Instance.uuid)
+            .where(member.group_id == group_id, models.Instance.host.is_not(None),
+                   models.Instance.vm_state != VmState.DELETED,
+                   models.Instance.uuid != (instance_uuid or ""))
+            .group_by(models.Instance.host)
+        ).all())
+        rules = dict(group.rules or {})
+        return ServerGroupInfo(group.id, group.policy, {str(h): int(n) for h, n in hosts.items()},
+                               int(rules.get("max_server_per_host", 1)))
+
+    def _request(self, instance_uuid: str | None, request: dict[str, Any]) -> ComputeRequest:
+        """The request with its server group resolved from the database (authoritative)."""
+        group = request.get("server_group")
+        if group:
+            group_id = group["id"] if isinstance(group, dict) else str(group)
+            with self.db.transaction() as session:
+                info = self._group_info(session, group_id, instance_uuid)
+            request = {**request, "server_group": info.to_dict()}
+        return ComputeRequest.from_dict(request)
+
+    # --- RPC methods -----------------------------------------------------------------------
+
+    def explain(self, request: dict[str, Any], limit: int | None = 20) -> dict[str, Any]:
+        """The filter trace and the weighed ranking (best ``limit`` hosts) for ``request``,
+        without claiming anything."""
+        req = self._request(None, request)
+        decision = self.handler.run(self.host_states(), req, exclude=sorted(req.exclude_hosts))
+        return decision.to_dict(limit)
+
+    def select_destinations(self, instance_uuid: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Pick a host for ``instance_uuid``, claim ``request`` on it and record it as the
+        instance's host, all in one transaction. Returns ``{"host": ..., "alternates": [...]}``
+        (alternates: the next hosts of the ranking, up to ``max_attempts - 1``).
+
+        ``request`` holds ``vcpus``, ``memory_mb``, ``disk_gb`` and optionally
+        ``availability_zone``, ``extra_specs``, ``image_properties``, ``server_group`` (id)
+        and ``exclude_hosts``. Raises NoValidHost with one reason per filter that rejected
+        hosts."""
+        req = self._request(instance_uuid, request)
+        hosts = self.host_states()
+        if not len(hosts):
+            raise exception.NoValidHost("no valid host was found",
+                                        reasons=["no compute host has registered"])
+        decision = self.handler.run(hosts, req, exclude=sorted(req.exclude_hosts))
+        reasons: list[str] = []  # claims lost to concurrent requests
+        attempts = self.conf.scheduler.max_attempts
+        want = claims.Request(req.vcpus, req.memory_mb, req.disk_gb)
+        ratios = self._ratios()
+        group = req.server_group
+        hard = group if group and group.policy in ("affinity", "anti-affinity") else None
+        for index, candidate in enumerate(self._ranking(decision, attempts)):
+            try:
+                with self.db.transaction() as session:
+                    if hard is not None:
+                        # Lock the group first (same order everywhere), then re-check the
+                        # policy against members placed since the host states were read.
+                        now = self._group_info(session, hard.id, instance_uuid, lock=True)
+                        on_host = now.hosts.get(candidate, 0)
+                        if (hard.policy == "anti-affinity"
+                                and on_host >= now.max_server_per_host) or (
+                                hard.policy == "affinity" and now.hosts and not on_host):
+                            raise _GroupConflict(candidate)
+                    claims.release(session, instance_uuid)  # a retry gives back the old claim
+                    if not claims.claim(session, candidate, instance_uuid, want, ratios):
+                        reasons.append(f"{candidate} was filled by a concurrent request")
+                        continue
+                    session.execute(
+                        sa.update(models.Instance)
+                        .where(models.Instance.uuid == instance_uuid)
+                        .values(host=candidate)
+                    )
+                    session.add(sched_models.SchedulingAttempt(instance_uuid=instance_uuid,
+                                                               host=candidate))
+            except _GroupConflict:
+                reasons.append(f"{candidate} took another member of {hard.policy if hard else ''}"
+                               f" group {hard.id if hard else ''} concurrently")
+                continue
+            alternates = decision.top(index + attempts)[index + 1 :]
+            return {"host": candidate, "alternates": alternates}
+        raise exception.NoValidHost("no valid host was found",
+                                    reasons=decision.reasons() + reasons)
+
+    @staticmethod
+    def _ranking(decision: handler.Decision, attempts: int) -> Iterator[str]:
+        """The ranking, best first, sorted lazily: the claim loop only walks past the first
+        few hosts while concurrent requests fill them."""
+        first = decision.top(max(16, attempts * 4))
+        yield from first
+        if len(first) < decision.passed.size:
+            seen = set(first)
+            yield from (name for name in decision.names if name not in seen)
+
+    def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> dict[str, Any]:
+        """A build failed on ``failed_host``: record it, give back the claim and place the
+        server on a host not tried yet. Returns ``{"host": new}``, or ``{"host": None,
+        "reason": why}`` when ``max_attempts`` hosts were tried or no alternate fits (the
+        caller then puts the server in ERROR)."""
+        attempt = sched_models.SchedulingAttempt
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, instance_uuid)
+            if row is None or row.vm_state != VmState.BUILDING:
+                return {"host": None, "reason": "the server is no longer building"}
+            session.execute(
+                sa.update(attempt)
+                .where(attempt.instance_uuid == instance_uuid, attempt.host == failed_host,
+                       attempt.reason.is_(None))
+                .values(reason=reason[:2000])
+            )
+            tried = sorted(set(session.execute(
+                sa.select(attempt.host).where(attempt.instance_uuid == instance_uuid)
+            ).scalars()) | {failed_host})
+            flavor = dict(row.flavor)
+            image = session.get(image_models.Image, row.image_id)
+            group = session.execute(
+                sa.select(sched_models.ServerGroupMember.group_id)
+                .where(sched_models.ServerGroupMember.instance_uuid == instance_uuid)
+            ).scalar_one_or_none()
+            zone = row.availability_zone
+            if len(tried) >= self.conf.scheduler.max_attempts:
+                return {"host": None,
+                        "reason": f"tried {len(tried)} host(s) ({', '.join(tried)}); "
+                                  f"[scheduler] max_attempts is "
+                                  f"{self.conf.scheduler.max_attempts}"}
+        # The failed host's claim is given back by select_destinations in the transaction
+        # that claims the alternate (or by the compute host failing the build).
+        request = build(flavor, dict(image.properties) if image else {},
+                        availability_zone=zone, server_group=group, exclude_hosts=tried)
+        try:
+            chosen = self.select_destinations(instance_uuid, request)
+        except exception.NoValidHost as err:
+            return {"host": None, "reason": f"no alternate host: {err}"}
+        LOG.info("server %s rescheduled from %s to %s", instance_uuid, failed_host,
+                 chosen["host"])
+        return {"host": chosen["host"]}

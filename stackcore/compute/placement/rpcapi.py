@@ -1,0 +1,29 @@
+"""Client side of the scheduler RPC API (see :class:`stackcore.compute.placement.manager.
+SchedulerManager`). Speaks 1.1: ``explain`` and ``reschedule`` need a 1.1 scheduler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackcore.rpc import Target, Transport
+
+
+class SchedulerRPCAPI:
+    VERSION = "1.1"
+
+    def __init__(self, transport: Transport) -> None:
+        self._client = transport.client(Target("scheduler", version=self.VERSION))
+
+    def select_destinations(self, instance_uuid: str, request: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._client.call(
+            "select_destinations", instance_uuid=instance_uuid, request=request)
+        return result
+
+    def explain(self, request: dict[str, Any], limit: int | None = 20) -> dict[str, Any]:
+        result: dict[str, Any] = self._client.call("explain", request=request, limit=limit)
+        return result
+
+    def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._client.call(
+            "reschedule", instance_uuid=instance_uuid, failed_host=failed_host, reason=reason)
+        return result

@@ -1,0 +1,14 @@
+"""The agents' side of the network family: what L2 agents (and their drivers) talk to.
+
+* :mod:`~stackcore.network.agents.state` - the ``agents`` table, ``report_state`` and liveness
+  (client: :class:`AgentStateRPCAPI`);
+* :mod:`~stackcore.network.agents.rpc` - the agent RPC: which ports to wire, tunnel peers,
+  device up/down (client: :class:`AgentRPCAPI`).
+
+The two clients are public: an agent plugin uses them and nothing else of the server.
+"""
+
+from stackcore.network.agents.rpc import AgentRPCAPI
+from stackcore.network.agents.state import AgentStateRPCAPI
+
+__all__ = ["AgentRPCAPI", "AgentStateRPCAPI"]

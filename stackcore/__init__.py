@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stackcore import exception
+from stackcore import _compat, exception
 from stackcore.version import __version__
+
+_compat.install()  # old module paths keep working for one release (deprecated)
 
 if TYPE_CHECKING:
     from stackcore.cloud import Cloud

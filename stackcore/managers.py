@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from stackcore import exception
+from stackcore import _compat, exception
 
 T = TypeVar("T")
 
@@ -57,3 +57,6 @@ def call_driver(
             f"{type(err).__name__}: {err}",
             step=step,
         ) from err
+
+
+__getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

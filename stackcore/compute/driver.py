@@ -68,7 +68,7 @@ class HypervisorDriver(abc.ABC):
         self.host = host
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         """The driver's own config options as ``[(group, [opts])]``; none by default."""
         return []
 

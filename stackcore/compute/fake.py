@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from oslo_config import cfg
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     """Options of ``[fake_hypervisor]`` (built on demand: loading the plugin stays cheap)."""
     from oslo_config import cfg
 
@@ -88,7 +88,7 @@ class FakeHypervisorDriver(HypervisorDriver):
         self.backend = backend_for(conf.state_path, host)
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         return list_opts()
 
     # --- helpers -------------------------------------------------------------------------

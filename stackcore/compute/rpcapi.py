@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackcore import _compat
 from stackcore.rpc import Target, Transport
 
 
@@ -47,3 +48,6 @@ class ComputeRPCAPI:
     def detach_volume(self, host: str, instance_uuid: str, volume_id: str) -> None:
         self._client.prepare(server=host, version="1.1").call(
             "detach_volume", instance_uuid=instance_uuid, volume_id=volume_id)
+
+
+__getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

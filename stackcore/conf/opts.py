@@ -8,6 +8,7 @@ configuration reference are generated from it, so an option documented anywhere 
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 from oslo_config import cfg
 
@@ -50,18 +51,18 @@ DATABASE_OPTS = [
     cfg.BoolOpt("auto_migrate", default=True, help="Run Alembic migrations to head on start."),
 ]
 
-GROUPS: list[tuple[str, list[cfg.Opt]]] = [
+GROUPS: list[tuple[str, Sequence[cfg.Opt]]] = [
     ("DEFAULT", DEFAULT_OPTS),
     ("database", DATABASE_OPTS),
 ]
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     """The ``oslo.config.opts`` hook: the core options, every family's, and those of the
     families' core plugins (the fakes)."""
     from stackcore import families
 
-    found: list[tuple[str, list[cfg.Opt]]] = list(GROUPS)
+    found: list[tuple[str, Sequence[cfg.Opt]]] = list(GROUPS)
     for family in families.all_families():
         found += [(g, list(o)) for g, o in family.option_groups()]
         found += [(g, list(o)) for g, o in family.plugin_option_groups()]

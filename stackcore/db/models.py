@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from stackcore import _compat
+
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
@@ -41,3 +43,6 @@ class Service(Base):
     report_count: Mapped[int] = mapped_column(Integer, default=0)
     last_seen_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+__getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

@@ -7,6 +7,8 @@ reference.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from oslo_config import cfg
 
 ML2_OPTS: list[cfg.Opt] = [
@@ -114,7 +116,7 @@ VXLAN_OPTS: list[cfg.Opt] = [
     ),
 ]
 
-GROUPS: list[tuple[str, list[cfg.Opt]]] = [
+GROUPS: list[tuple[str, Sequence[cfg.Opt]]] = [
     ("ml2", ML2_OPTS),
     ("network", NETWORK_OPTS),
     ("ml2_type_flat", FLAT_OPTS),
@@ -123,12 +125,12 @@ GROUPS: list[tuple[str, list[cfg.Opt]]] = [
 ]
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     """Every option group the network family registers on a Cloud."""
     return list(GROUPS)
 
 
-def plugin_opts() -> list[tuple[str, list[cfg.Opt]]]:
+def plugin_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     """Options of the family's core mechanism drivers (the fakes), for the sample config."""
     from stackcore.network.mechanisms.fake import list_opts as fake_opts
 

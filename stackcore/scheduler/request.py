@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stackcore import exception
+from stackcore import _compat, exception
 
 
 def int_field(data: Mapping[str, Any], key: str) -> int:
@@ -28,3 +28,6 @@ def str_map_field(data: Mapping[str, Any], key: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise exception.Invalid(key, "must be a mapping", value)
     return {str(k): str(v) for k, v in value.items()}
+
+
+__getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

@@ -1,9 +1,40 @@
 """The volume family: Cinder's driver architecture for block storage.
 
-* :mod:`stackcore.volume.driver` - the contract every volume driver meets (minimum features);
-* :mod:`stackcore.volume.stats` - the stats schema checked on every report;
-* :mod:`stackcore.volume.connection_info` - connection_info schemas per protocol;
-* :mod:`stackcore.volume.placement.capacity` - the one capacity formula (Cinder semantics);
-* :mod:`stackcore.volume.manager` - ``VolumeManager``, one per backend;
-* :mod:`stackcore.volume.api` - ``cloud.volume``.
+The public surface for volume driver authors is what this package re-exports (a driver imports
+from ``stackcore.volume`` and :mod:`stackcore.exception`, nothing deeper):
+
+* the contract - :class:`VolumeDriver`, :data:`ModelUpdate`, ``CONTRACT``, ``NAMESPACE``;
+* the objects a driver is handed - :class:`Volume`, :class:`Snapshot`, :class:`ImageFile`,
+  :data:`GiB`;
+* the stats schema (:data:`STATS_SCHEMA`, :data:`STORAGE_PROTOCOLS`) and the connection_info
+  schemas per protocol (:data:`CONNECTION_INFO_SCHEMAS`, :func:`validate_connection_info`).
+
+Inside the family: :mod:`~stackcore.volume.api` (``cloud.volume``),
+:mod:`~stackcore.volume.manager` (one per backend), :mod:`~stackcore.volume.backends`,
+:mod:`~stackcore.volume.rpcapi`, :mod:`~stackcore.volume.models` and ``migrations/``,
+:mod:`~stackcore.volume.opts`, :mod:`~stackcore.volume.placement` (pools, the one capacity
+formula, claims, pool filters and weighers), :mod:`~stackcore.volume.fake`,
+:mod:`~stackcore.volume.family`.
 """
+
+from stackcore.volume.connection_info import DATA_SCHEMAS as CONNECTION_INFO_SCHEMAS
+from stackcore.volume.connection_info import validate as validate_connection_info
+from stackcore.volume.driver import CONTRACT, NAMESPACE, ModelUpdate, VolumeDriver
+from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
+from stackcore.volume.stats import SCHEMA as STATS_SCHEMA
+from stackcore.volume.stats import STORAGE_PROTOCOLS
+
+__all__ = [
+    "CONNECTION_INFO_SCHEMAS",
+    "CONTRACT",
+    "NAMESPACE",
+    "STATS_SCHEMA",
+    "STORAGE_PROTOCOLS",
+    "GiB",
+    "ImageFile",
+    "ModelUpdate",
+    "Snapshot",
+    "Volume",
+    "VolumeDriver",
+    "validate_connection_info",
+]

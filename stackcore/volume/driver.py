@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
@@ -127,7 +127,7 @@ class VolumeDriver(abc.ABC):
         return []
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         """Every option of a backend section using this driver, placed in the section the
         conformance kit configures (:data:`CONFORMANCE_SECTION`)."""
         from stackcore.volume.opts import BACKEND_OPTS

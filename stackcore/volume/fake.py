@@ -15,7 +15,6 @@ Failures can be injected with ``fake_fail_on`` (method names) and at the declare
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -24,34 +23,27 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from stackcore import exception
+from stackcore import exception, lazy
 from stackcore.volume.driver import ModelUpdate, VolumeDriver
 from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
 
 if TYPE_CHECKING:
     from oslo_config import cfg
 
-    OPTS: list[cfg.Opt]
 
 
-@functools.cache
-def _opts() -> list[cfg.Opt]:
-    """``OPTS``, built on first use: creating options imports oslo.config, which loading
-    this plugin need not pay for."""
-    from oslo_config import cfg
-
-    return [
-        cfg.StrOpt("fake_total_capacity_gb", default="1000",
-                   regex=r"^(infinite|unknown|[0-9]+(\.[0-9]+)?)$",
-                   help="Total capacity the fake backend reports: GiB, 'infinite' or 'unknown'."),
-        cfg.ListOpt("fake_pools", default=[],
-                    help="Pool names the fake backend reports (capacity split evenly). Empty: one "
-                    "pool named after the backend."),
-        cfg.ListOpt("fake_fail_on", default=[],
-                    help="Driver methods that raise DriverError (failure injection for tests)."),
-        cfg.BoolOpt("fake_online_extend", default=True,
-                    help="Whether the fake declares online extend in its stats."),
-    ]
+OPTS = lazy.options(lambda cfg: [
+    cfg.StrOpt("fake_total_capacity_gb", default="1000",
+               regex=r"^(infinite|unknown|[0-9]+(\.[0-9]+)?)$",
+               help="Total capacity the fake backend reports: GiB, 'infinite' or 'unknown'."),
+    cfg.ListOpt("fake_pools", default=[],
+                help="Pool names the fake backend reports (capacity split evenly). Empty: one "
+                "pool named after the backend."),
+    cfg.ListOpt("fake_fail_on", default=[],
+                help="Driver methods that raise DriverError (failure injection for tests)."),
+    cfg.BoolOpt("fake_online_extend", default=True,
+                help="Whether the fake declares online extend in its stats."),
+])
 
 _QCOW2_MAGIC = b"QFI\xfb"
 _CHUNK = 1024 * 1024
@@ -120,7 +112,7 @@ class FakeVolumeDriver(VolumeDriver):
 
     @classmethod
     def get_driver_options(cls) -> list[cfg.Opt]:
-        return list(_opts())
+        return list(OPTS)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -390,8 +382,3 @@ class FakeVolumeDriver(VolumeDriver):
             self._remove(image.path)
             raise
 
-
-def __getattr__(name: str) -> Any:
-    if name == "OPTS":
-        return _opts()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from oslo_config import cfg
 
 GROUP = "libvirt"
@@ -90,6 +92,6 @@ OPTS: list[cfg.Opt] = [
 ]
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     """The ``oslo.config.opts`` hook (``stackcore_drivers.libvirt``): sample config and docs."""
     return [(GROUP, OPTS)]

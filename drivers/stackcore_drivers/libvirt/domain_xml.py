@@ -17,7 +17,7 @@ import functools
 import re
 import xml.etree.ElementTree as ET
 
-from stackcore.compute.objects import Instance
+from stackcore.compute import Instance
 
 NS = "https://stackcore.dev/xmlns/libvirt/instance/1.0"
 NAME_PREFIX = "instance-"

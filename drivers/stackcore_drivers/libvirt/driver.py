@@ -27,8 +27,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
-from stackcore.compute.driver import HypervisorDriver
-from stackcore.compute.objects import Image, Instance, InstanceInfo, PowerState, RebootType
+from stackcore.compute import (
+    HypervisorDriver,
+    Image,
+    Instance,
+    InstanceInfo,
+    PowerState,
+    RebootType,
+)
 from stackcore_drivers.libvirt import domain_xml, host, images, vif, volume
 from stackcore_drivers.libvirt.connection import Connection
 
@@ -113,7 +119,7 @@ class LibvirtDriver(HypervisorDriver):
         self._settings_lock = threading.Lock()
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         from stackcore_drivers.libvirt import conf as libvirt_conf
         return [(libvirt_conf.GROUP, libvirt_conf.OPTS)]
 

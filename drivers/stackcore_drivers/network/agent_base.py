@@ -25,15 +25,14 @@ stops on a backend or server error.
 from __future__ import annotations
 
 import abc
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from stackcore.network.agents.rpc import AgentRPCAPI
-from stackcore.network.agents.state import AgentStateRPCAPI
+from stackcore import lazy
+from stackcore.network.agents import AgentRPCAPI, AgentStateRPCAPI
 from stackcore_drivers.network.host_state import HostState, read_host_state
 
 if TYPE_CHECKING:
@@ -41,40 +40,20 @@ if TYPE_CHECKING:
 
     from stackcore.rpc import Transport
 
-    AGENT_OPTS: list[cfg.Opt]
 
 LOG = logging.getLogger(__name__)
 
 
-@functools.cache
-def _agent_opts() -> list[cfg.Opt]:
-    """``AGENT_OPTS``, built on first use: creating options imports oslo.config, which loading
-    this plugin need not pay for."""
-    from oslo_config import cfg
-
-    return [
-        cfg.FloatOpt("report_interval", default=30.0, min=0.1,
-                     help="Seconds between two state reports (heartbeats). Keep it well under the "
-                          "server's [network] agent_down_time."),
-        cfg.FloatOpt("polling_interval", default=2.0, min=0.1,
-                     help="Seconds between two reconciliations of the host's backend with the "
-                          "database."),
-    ]
+AGENT_OPTS = lazy.options(lambda cfg: [
+    cfg.FloatOpt("report_interval", default=30.0, min=0.1,
+                 help="Seconds between two state reports (heartbeats). Keep it well under the "
+                      "server's [network] agent_down_time."),
+    cfg.FloatOpt("polling_interval", default=2.0, min=0.1,
+                 help="Seconds between two reconciliations of the host's backend with the "
+                      "database."),
+])
 
 
-_T = TypeVar("_T")
-
-
-class BuiltOnFirstUse(Generic[_T]):
-    """A class attribute built on first access, then the same object on every access (from the
-    class or an instance): lets an agent class declare option lists (``BACKEND_OPTS``) without
-    importing oslo.config when the class is loaded."""
-
-    def __init__(self, build: Callable[[], _T]) -> None:
-        self._build = functools.cache(build)
-
-    def __get__(self, instance: object, owner: type | None = None) -> _T:
-        return self._build()
 
 
 class L2Agent(abc.ABC):
@@ -86,17 +65,17 @@ class L2Agent(abc.ABC):
     BINARY: ClassVar[str]
     VIF_TYPE: ClassVar[str]
     #: The backend's own option groups, besides ``[agent]``.
-    BACKEND_OPTS: ClassVar[list[tuple[str, list[cfg.Opt]]]] = []
+    BACKEND_OPTS: ClassVar[list[tuple[str, Sequence[cfg.Opt]]]] = []
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         """``[agent]`` plus the backend's groups (stackcore.network.agents contract)."""
-        return [("agent", _agent_opts()), *cls.BACKEND_OPTS]
+        return [("agent", AGENT_OPTS), *cls.BACKEND_OPTS]
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport) -> None:
         from stackcore import conf as sc_conf
 
-        sc_conf.register(conf, [("agent", _agent_opts())])
+        sc_conf.register(conf, [("agent", AGENT_OPTS)])
         self.conf = conf
         self.host: str = conf.host
         self._rpc = AgentStateRPCAPI(transport)
@@ -208,8 +187,3 @@ class L2Agent(abc.ABC):
             self._thread = None
         self.close()
 
-
-def __getattr__(name: str) -> Any:
-    if name == "AGENT_OPTS":
-        return _agent_opts()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

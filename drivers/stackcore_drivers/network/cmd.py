@@ -28,7 +28,7 @@ LOG = logging.getLogger(__name__)
 
 
 def run_agent(prog: str, agent_cls: type[L2Agent],
-              groups: Sequence[tuple[str, list[cfg.Opt]]], argv: Sequence[str] | None) -> int:
+              groups: Sequence[tuple[str, Sequence[cfg.Opt]]], argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=(agent_cls.__doc__ or "").strip())
     parser.add_argument("--config-file", action="append", default=[], metavar="PATH",
                         help="configuration file (repeatable; later files win)")
@@ -78,7 +78,7 @@ def linuxbridge_agent(argv: Sequence[str] | None = None) -> int:
                       ("vxlan", lb_conf.VXLAN_OPTS)], argv)
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     """The agents' options (oslo.config.opts entry point ``stackcore.network.agents``)."""
     from stackcore_drivers.network.agent_base import AGENT_OPTS
     from stackcore_drivers.network.linuxbridge import conf as lb_conf

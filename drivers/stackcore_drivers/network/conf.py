@@ -12,7 +12,7 @@ from stackcore_drivers.network.agent_base import AGENT_OPTS
 
 
 def load_agent_conf(
-    groups: Sequence[tuple[str, list[cfg.Opt]]],
+    groups: Sequence[tuple[str, Sequence[cfg.Opt]]],
     config_files: Sequence[str] = (),
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> cfg.ConfigOpts:

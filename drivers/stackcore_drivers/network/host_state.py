@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from stackcore.network.agents.rpc import AgentRPCAPI
+from stackcore.network.agents import AgentRPCAPI
 
 
 @dataclasses.dataclass(frozen=True)

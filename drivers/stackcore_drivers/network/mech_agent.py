@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from stackcore.network.contracts import mechanism_driver as api
+from stackcore.network import MechanismDriver, PortContext
 
 PHYSICAL_TYPES = ("flat", "vlan")
 
 
-class AgentMechanismDriver(api.MechanismDriver):
+class AgentMechanismDriver(MechanismDriver):
     """Binds ports where a live agent of :attr:`AGENT_TYPE` can wire the segment."""
 
     VERSION = "1.0"
@@ -39,7 +39,7 @@ class AgentMechanismDriver(api.MechanismDriver):
     # --- what subclasses provide ----------------------------------------------------------
 
     def vif_details(self, agent: Mapping[str, Any], segment: Mapping[str, Any],
-                    context: api.PortContext) -> dict[str, Any]:
+                    context: PortContext) -> dict[str, Any]:
         """The ``vif_details`` of a port bound through ``agent`` (JSON types)."""
         return {"port_filter": False, "connectivity": "l2"}
 
@@ -74,7 +74,7 @@ class AgentMechanismDriver(api.MechanismDriver):
             return f"{where} has no tunnel endpoint (local_ip) for {network_type!r} networks"
         return None
 
-    def bind_port(self, context: api.PortContext) -> None:
+    def bind_port(self, context: PortContext) -> None:
         """Bind the first segment a live agent on the port's host can wire; otherwise refuse
         with the reason (per segment where the reason is about the segment)."""
         vnic_type = context.current.get("binding:vnic_type", "normal")

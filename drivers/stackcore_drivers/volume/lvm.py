@@ -15,46 +15,37 @@ instead of failing obscurely.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from stackcore import exception
-from stackcore.volume.driver import ModelUpdate, VolumeDriver
-from stackcore.volume.objects import ImageFile, Snapshot, Volume
+from stackcore import exception, lazy
+from stackcore.volume import ImageFile, ModelUpdate, Snapshot, Volume, VolumeDriver
 from stackcore_drivers.volume.processes import execute
 from stackcore_drivers.volume.tgt import TgtTarget
 
 if TYPE_CHECKING:
     from oslo_config import cfg
 
-    OPTS: list[cfg.Opt]
 
 
-@functools.cache
-def _opts() -> list[cfg.Opt]:
-    """``OPTS``, built on first use: creating options imports oslo.config, which loading
-    this plugin need not pay for."""
-    from oslo_config import cfg
-
-    return [
-        cfg.StrOpt("volume_group", default="stackcore-volumes",
-                   help="Volume group holding the volumes."),
-        cfg.StrOpt("volume_clear", default="zero", choices=["zero", "none"],
-                   help="Wipe a volume's data when it is deleted ('none' leaks data to the next "
-                   "volume on the same extents: only for backends that never reuse them)."),
-        cfg.IntOpt("volume_clear_size", default=0, min=0,
-                   help="MiB wiped at the start of a deleted volume; 0 = all of it."),
-        cfg.StrOpt("target_prefix", default="iqn.2010-10.org.openstack:",
-                   help="Prefix of the per-volume iSCSI target IQNs."),
-        cfg.StrOpt("target_ip_address", default="127.0.0.1",
-                   help="IP address initiators reach the tgt portal on."),
-        cfg.PortOpt("target_port", default=3260, help="Port of the tgt portal."),
-        cfg.StrOpt("volumes_dir", default="$state_path/volumes",
-                   help="Where target definitions (with their CHAP secrets, mode 0600) are kept."),
-        cfg.BoolOpt("iscsi_write_cache", default=True, help="tgt write cache on the LUNs."),
-    ]
+OPTS = lazy.options(lambda cfg: [
+    cfg.StrOpt("volume_group", default="stackcore-volumes",
+               help="Volume group holding the volumes."),
+    cfg.StrOpt("volume_clear", default="zero", choices=["zero", "none"],
+               help="Wipe a volume's data when it is deleted ('none' leaks data to the next "
+               "volume on the same extents: only for backends that never reuse them)."),
+    cfg.IntOpt("volume_clear_size", default=0, min=0,
+               help="MiB wiped at the start of a deleted volume; 0 = all of it."),
+    cfg.StrOpt("target_prefix", default="iqn.2010-10.org.openstack:",
+               help="Prefix of the per-volume iSCSI target IQNs."),
+    cfg.StrOpt("target_ip_address", default="127.0.0.1",
+               help="IP address initiators reach the tgt portal on."),
+    cfg.PortOpt("target_port", default=3260, help="Port of the tgt portal."),
+    cfg.StrOpt("volumes_dir", default="$state_path/volumes",
+               help="Where target definitions (with their CHAP secrets, mode 0600) are kept."),
+    cfg.BoolOpt("iscsi_write_cache", default=True, help="tgt write cache on the LUNs."),
+])
 
 _NO_DM = "needs device-mapper, which this kernel lacks (LVM runs metadata-only here)"
 
@@ -102,7 +93,7 @@ class LvmDriver(VolumeDriver):
 
     @classmethod
     def get_driver_options(cls) -> list[cfg.Opt]:
-        return list(_opts())
+        return list(OPTS)
 
     def unavailable_features(self) -> dict[str, str]:
         if self.dm:
@@ -315,8 +306,3 @@ class LvmDriver(VolumeDriver):
                 os.unlink(image.path)
             raise
 
-
-def __getattr__(name: str) -> Any:
-    if name == "OPTS":
-        return _opts()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import os
 import re
@@ -33,38 +32,30 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from stackcore import exception
-from stackcore.volume.driver import ModelUpdate, VolumeDriver
-from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
+from stackcore import exception, lazy
+from stackcore.volume import GiB, ImageFile, ModelUpdate, Snapshot, Volume, VolumeDriver
 from stackcore_drivers.volume.processes import execute
 
 if TYPE_CHECKING:
     from oslo_config import cfg
 
-    OPTS: list[cfg.Opt]
 
 
-@functools.cache
-def _opts() -> list[cfg.Opt]:
-    """``OPTS``, built on first use: creating options imports oslo.config, which loading
-    this plugin need not pay for."""
-    from oslo_config import cfg
-
-    return [
-        cfg.ListOpt("nfs_shares", default=[],
-                    help="NFS shares as host:/export entries; each is a pool."),
-        cfg.StrOpt("nfs_shares_config",
-                   help="File of 'host:/export [mount options]' lines (Cinder's format), read in "
-                   "addition to nfs_shares."),
-        cfg.StrOpt("nfs_access", default="auto", choices=["auto", "mount", "qemu"],
-                   help="How shares are reached: 'mount' (kernel client via os-brick), 'qemu' "
-                   "(qemu nfs:// + userspace libnfs; no kernel client needed), 'auto'."),
-        cfg.StrOpt("nfs_mount_point_base", default="$state_path/mnt",
-                   help="Where shares are mounted (mount access)."),
-        cfg.StrOpt("nfs_mount_options", help="Mount options for every share (mount access)."),
-        cfg.BoolOpt("nfs_qcow2_volumes", default=False,
-                    help="Create volumes as qcow2 files (else sparse raw files)."),
-    ]
+OPTS = lazy.options(lambda cfg: [
+    cfg.ListOpt("nfs_shares", default=[],
+                help="NFS shares as host:/export entries; each is a pool."),
+    cfg.StrOpt("nfs_shares_config",
+               help="File of 'host:/export [mount options]' lines (Cinder's format), read in "
+               "addition to nfs_shares."),
+    cfg.StrOpt("nfs_access", default="auto", choices=["auto", "mount", "qemu"],
+               help="How shares are reached: 'mount' (kernel client via os-brick), 'qemu' "
+               "(qemu nfs:// + userspace libnfs; no kernel client needed), 'auto'."),
+    cfg.StrOpt("nfs_mount_point_base", default="$state_path/mnt",
+               help="Where shares are mounted (mount access)."),
+    cfg.StrOpt("nfs_mount_options", help="Mount options for every share (mount access)."),
+    cfg.BoolOpt("nfs_qcow2_volumes", default=False,
+                help="Create volumes as qcow2 files (else sparse raw files)."),
+])
 
 _SHARE = re.compile(r"^(?P<host>[^:\s]+):(?P<path>/\S*)$")
 _QEMU_IMG_TIMEOUT = 3600
@@ -229,7 +220,7 @@ class NfsDriver(VolumeDriver):
 
     @classmethod
     def get_driver_options(cls) -> list[cfg.Opt]:
-        return list(_opts())
+        return list(OPTS)
 
     # --- shares --------------------------------------------------------------------------
 
@@ -599,8 +590,3 @@ class NfsDriver(VolumeDriver):
                 os.unlink(image.path)
             raise
 
-
-def __getattr__(name: str) -> Any:
-    if name == "OPTS":
-        return _opts()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,6 @@ The bindings come from the distribution (python3-rados/python3-rbd), not PyPI.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import threading
@@ -30,46 +29,38 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from stackcore import exception
-from stackcore.volume.driver import ModelUpdate, VolumeDriver
-from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
+from stackcore import exception, lazy
+from stackcore.volume import GiB, ImageFile, ModelUpdate, Snapshot, Volume, VolumeDriver
 from stackcore_drivers.volume.processes import execute
 
 if TYPE_CHECKING:
     from oslo_config import cfg
 
-    OPTS: list[cfg.Opt]
 
 
-@functools.cache
-def _opts() -> list[cfg.Opt]:
-    """``OPTS``, built on first use: creating options imports oslo.config, which loading
-    this plugin need not pay for."""
-    from oslo_config import cfg
-
-    return [
-        cfg.StrOpt("rbd_pool", default="rbd", help="RADOS pool holding the volumes."),
-        cfg.StrOpt("rbd_user", help="Ceph client id (cephx user); unset: the default client, and "
-                   "connection_info says auth is disabled."),
-        cfg.StrOpt("rbd_ceph_conf", default="", help="ceph.conf path ('' = librados default)."),
-        cfg.StrOpt("rbd_cluster_name", default="ceph", help="Ceph cluster name."),
-        cfg.StrOpt("rbd_secret_uuid", help="libvirt secret UUID for the cephx key; unset: the "
-                   "cluster FSID."),
-        cfg.IntOpt("rbd_max_clone_depth", default=5, min=0,
-                   help="Longest copy-on-write clone chain before a clone is flattened "
-                   "(0: clones are always full copies)."),
-        cfg.BoolOpt("rbd_flatten_volume_from_snapshot", default=False,
-                    help="Flatten volumes made from snapshots (no dependency on the snapshot)."),
-        cfg.IntOpt("rbd_store_chunk_size", default=4, min=1,
-                   help="Object size in MiB (a power of two) of new images."),
-        cfg.IntOpt("rados_connect_timeout", default=-1,
-                   help="Seconds for monitor/OSD operations and connecting; < 0: librados "
-                   "defaults."),
-        cfg.IntOpt("rados_connection_retries", default=3, min=1,
-                   help="Attempts to connect to the cluster."),
-        cfg.IntOpt("rados_connection_interval", default=5, min=0,
-                   help="Seconds between connection attempts."),
-    ]
+OPTS = lazy.options(lambda cfg: [
+    cfg.StrOpt("rbd_pool", default="rbd", help="RADOS pool holding the volumes."),
+    cfg.StrOpt("rbd_user", help="Ceph client id (cephx user); unset: the default client, and "
+               "connection_info says auth is disabled."),
+    cfg.StrOpt("rbd_ceph_conf", default="", help="ceph.conf path ('' = librados default)."),
+    cfg.StrOpt("rbd_cluster_name", default="ceph", help="Ceph cluster name."),
+    cfg.StrOpt("rbd_secret_uuid", help="libvirt secret UUID for the cephx key; unset: the "
+               "cluster FSID."),
+    cfg.IntOpt("rbd_max_clone_depth", default=5, min=0,
+               help="Longest copy-on-write clone chain before a clone is flattened "
+               "(0: clones are always full copies)."),
+    cfg.BoolOpt("rbd_flatten_volume_from_snapshot", default=False,
+                help="Flatten volumes made from snapshots (no dependency on the snapshot)."),
+    cfg.IntOpt("rbd_store_chunk_size", default=4, min=1,
+               help="Object size in MiB (a power of two) of new images."),
+    cfg.IntOpt("rados_connect_timeout", default=-1,
+               help="Seconds for monitor/OSD operations and connecting; < 0: librados "
+               "defaults."),
+    cfg.IntOpt("rados_connection_retries", default=3, min=1,
+               help="Attempts to connect to the cluster."),
+    cfg.IntOpt("rados_connection_interval", default=5, min=0,
+               help="Seconds between connection attempts."),
+])
 
 LAYERING = 1
 
@@ -117,7 +108,7 @@ class RbdDriver(VolumeDriver):
 
     @classmethod
     def get_driver_options(cls) -> list[cfg.Opt]:
-        return list(_opts())
+        return list(OPTS)
 
     # --- connection ----------------------------------------------------------------------
 
@@ -482,8 +473,3 @@ class RbdDriver(VolumeDriver):
                 os.unlink(image.path)
             raise
 
-
-def __getattr__(name: str) -> Any:
-    if name == "OPTS":
-        return _opts()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,8 +20,14 @@ from typing import Any, ClassVar
 from oslo_config import cfg
 
 from stackcore import exception
-from stackcore.compute.driver import HypervisorDriver
-from stackcore.compute.objects import Image, Instance, InstanceInfo, PowerState, RebootType
+from stackcore.compute import (
+    HypervisorDriver,
+    Image,
+    Instance,
+    InstanceInfo,
+    PowerState,
+    RebootType,
+)
 
 OPTS = [
     cfg.StrOpt("instances_dir", default="jsonfile-instances",
@@ -31,7 +37,7 @@ OPTS = [
 ]
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     return [("jsonfile", OPTS)]
 
 
@@ -54,7 +60,7 @@ class JsonFileDriver(HypervisorDriver):
         self.directory = os.path.join(directory, host)
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         return list_opts()
 
     # --- storage: one JSON file per instance, written atomically --------------------------

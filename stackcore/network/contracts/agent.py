@@ -13,6 +13,7 @@ The agent talks to the server only over RPC (state reports and the agent RPC of
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from stackcore.plugins.contract import Contract
@@ -38,7 +39,7 @@ class L2AgentPlugin(abc.ABC):
         the groups of :meth:`list_opts` registered."""
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         """The agent's options as ``[(group, [opts])]``."""
         return []
 

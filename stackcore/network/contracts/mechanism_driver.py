@@ -228,7 +228,7 @@ class MechanismDriver(abc.ABC):
         self.conf = conf
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         """The driver's own config options as ``[(group, [opts])]``."""
         return []
 

@@ -25,7 +25,7 @@ Rules for every method:
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
@@ -59,7 +59,7 @@ class TypeDriver(abc.ABC):
         self.conf = conf
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         """The driver's own options (the core drivers' options are core options)."""
         return []
 

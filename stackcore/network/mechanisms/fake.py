@@ -16,54 +16,40 @@ it binds only where a live agent of that type reports the segment's type in
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from stackcore import exception
+from stackcore import exception, lazy
 from stackcore.network.contracts import mechanism_driver as api
 
 if TYPE_CHECKING:
     from oslo_config import cfg
 
-    FAKE_OPTS: list[cfg.Opt]
-    FAKE_TOR_OPTS: list[cfg.Opt]
 
 LOG = logging.getLogger(__name__)
 
 
-@functools.cache
-def _fake_opts() -> list[cfg.Opt]:
-    """``FAKE_OPTS``, built on first use: creating options imports oslo.config, which loading
-    this plugin need not pay for."""
-    from oslo_config import cfg
-
-    return [
-        cfg.ListOpt("network_types", default=["flat", "vlan", "vxlan"],
-                    help="Segment types the fake mechanism driver binds."),
-        cfg.ListOpt("fail_on", default=[],
-                    help="Hooks that raise DriverError (failure injection for tests), e.g. "
-                         "create_port_postcommit or bind_port."),
-        cfg.StrOpt("agent_type", default="",
-                   help="If set, bind only where a live agent of this type runs on the port's "
-                        "host with the segment's type and physical network in its configuration."),
-        cfg.StrOpt("vif_type", default="fake", help="vif_type of the ports the fake driver binds."),
-    ]
+FAKE_OPTS = lazy.options(lambda cfg: [
+    cfg.ListOpt("network_types", default=["flat", "vlan", "vxlan"],
+                help="Segment types the fake mechanism driver binds."),
+    cfg.ListOpt("fail_on", default=[],
+                help="Hooks that raise DriverError (failure injection for tests), e.g. "
+                     "create_port_postcommit or bind_port."),
+    cfg.StrOpt("agent_type", default="",
+               help="If set, bind only where a live agent of this type runs on the port's "
+                    "host with the segment's type and physical network in its configuration."),
+    cfg.StrOpt("vif_type", default="fake", help="vif_type of the ports the fake driver binds."),
+])
 
 
-@functools.cache
-def _fake_tor_opts() -> list[cfg.Opt]:
-    """``FAKE_TOR_OPTS``, built on first use: creating options imports oslo.config, which loading
-    this plugin need not pay for."""
-    from oslo_config import cfg
-
-    return [
-        cfg.StrOpt("from_type", default="vxlan",
-                   help="Segment type fake_tor binds at its level."),
-        cfg.StrOpt("to_type", default="vlan",
-                   help="Segment type fake_tor hands to the next binding level."),
-    ]
+FAKE_TOR_OPTS = lazy.options(lambda cfg: [
+    cfg.StrOpt("from_type", default="vxlan",
+               help="Segment type fake_tor binds at its level."),
+    cfg.StrOpt("to_type", default="vlan",
+               help="Segment type fake_tor hands to the next binding level."),
+])
 
 
 HOOK_NAMES = api.HOOKS
@@ -79,8 +65,8 @@ class FakeMechanismDriver(api.MechanismDriver):
         self._lock = threading.Lock()
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
-        return [("mech_fake", _fake_opts())]
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
+        return [("mech_fake", FAKE_OPTS)]
 
     def initialize(self) -> None:
         unknown = sorted(set(self.conf.mech_fake.fail_on) - set(HOOK_NAMES) - {"bind_port"})
@@ -153,8 +139,8 @@ class FakeTorMechanismDriver(api.MechanismDriver):
     capabilities = {"bind_port": True}
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
-        return [("mech_fake_tor", _fake_tor_opts())]
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
+        return [("mech_fake_tor", FAKE_TOR_OPTS)]
 
     def initialize(self) -> None:
         pass
@@ -196,14 +182,7 @@ for _name in HOOK_NAMES:
     setattr(LoggerMechanismDriver, _name, _make_log_hook(_name))
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     """Options of the core's fake mechanism drivers (for the configuration reference)."""
-    return [("mech_fake", _fake_opts()), ("mech_fake_tor", _fake_tor_opts())]
+    return [("mech_fake", FAKE_OPTS), ("mech_fake_tor", FAKE_TOR_OPTS)]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "FAKE_OPTS":
-        return _fake_opts()
-    if name == "FAKE_TOR_OPTS":
-        return _fake_tor_opts()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

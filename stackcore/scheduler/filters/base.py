@@ -24,6 +24,7 @@ import collections
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from stackcore import _compat
 from stackcore.plugins.contract import Contract
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class BaseFilter(abc.ABC):
         return "; ".join(f"{text} ({n})" for text, n in counts.most_common(3))
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         """Options this filter reads beyond the core's ``[scheduler]`` ones."""
         return []
 
@@ -132,3 +133,6 @@ def by_code(codes: IntArray, table: Sequence[Any], check: Any) -> BoolArray:
     answers = np.fromiter((bool(check(value)) for value in table), bool, len(table))
     result: BoolArray = answers[codes] if len(table) else np.zeros(len(codes), bool)
     return result
+
+
+__getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

@@ -18,9 +18,10 @@ deterministic, side-effect free and tolerant of missing fields, like filters.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from stackcore import _compat
 from stackcore.plugins.contract import Contract
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class BaseWeigher(abc.ABC):
         return None
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         return []
 
 
@@ -119,3 +120,6 @@ def contract(kind: str, variant: type, what: str) -> Contract:
         capabilities={"whole_set": ("weigh_all",)},
         extra_checks=(_is_variant(variant, what),),
     )
+
+
+__getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore_drivers.network import names
-from stackcore_drivers.network.agent_base import BuiltOnFirstUse, L2Agent
+from stackcore_drivers.network.agent_base import L2Agent
 from stackcore_drivers.network.host_state import BoundPort, HostState
 from stackcore_drivers.network.linuxbridge import AGENT_TYPE, VIF_TYPE, ip_lib
+from stackcore_drivers.network.linuxbridge import conf as lb_conf
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -48,14 +49,6 @@ def check_config(conf: cfg.ConfigOpts) -> None:
         names.ip_address("[vxlan] local_ip", conf.vxlan.local_ip)
 
 
-def _backend_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """``LinuxBridgeAgent.BACKEND_OPTS`` (its option modules need oslo.config: built on first
-    use)."""
-    from stackcore_drivers.network.linuxbridge import conf as lb_conf
-
-    return [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)]
-
-
 class LinuxBridgeAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
     # Backend libraries, imported on first use; the loader checks they are installed.
@@ -64,7 +57,7 @@ class LinuxBridgeAgent(L2Agent):
     }
     BINARY = "stackcore-linuxbridge-agent"
     VIF_TYPE = VIF_TYPE
-    BACKEND_OPTS = BuiltOnFirstUse(_backend_opts)
+    BACKEND_OPTS = [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)]
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from oslo_config import cfg
+from stackcore import lazy
 
-LINUX_BRIDGE_OPTS: list[cfg.Opt] = [
+LINUX_BRIDGE_OPTS = lazy.options(lambda cfg: [
     cfg.DictOpt("physical_interface_mappings", default={},
                 help="physnet:interface pairs: the NIC each physical network is reached "
                      "through. Flat networks enslave it to their bridge, VLAN networks a "
@@ -15,9 +15,9 @@ LINUX_BRIDGE_OPTS: list[cfg.Opt] = [
     cfg.StrOpt("namespace", default="",
                help="Network namespace the agent manages (empty: its own). For containers "
                     "and tests simulating several hosts on one machine."),
-]
+])
 
-VXLAN_OPTS: list[cfg.Opt] = [
+VXLAN_OPTS = lazy.options(lambda cfg: [
     cfg.BoolOpt("enable_vxlan", default=True,
                 help="Handle VXLAN networks (needs local_ip)."),
     cfg.StrOpt("local_ip", default="",
@@ -27,4 +27,4 @@ VXLAN_OPTS: list[cfg.Opt] = [
                 help="VXLAN UDP port (IANA 4789; the kernel's own default is 8472)."),
     cfg.IntOpt("ttl", default=0, min=0, max=255,
                help="TTL of encapsulated packets; 0 lets the kernel choose."),
-]
+])

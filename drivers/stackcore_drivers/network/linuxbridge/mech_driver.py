@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stackcore.network.contracts import mechanism_driver as api
+from stackcore.network import PortContext
 from stackcore_drivers.network.linuxbridge import AGENT_TYPE, VIF_TYPE
 from stackcore_drivers.network.linuxbridge.ip_lib import bridge_name
 from stackcore_drivers.network.mech_agent import AgentMechanismDriver
@@ -35,7 +35,7 @@ class LinuxbridgeMechanismDriver(AgentMechanismDriver):
         return why
 
     def vif_details(self, agent: Mapping[str, Any], segment: Mapping[str, Any],
-                    context: api.PortContext) -> dict[str, Any]:
+                    context: PortContext) -> dict[str, Any]:
         config = agent.get("configurations") or {}
         mapped = (config.get("bridge_mappings") or {}).get(segment.get("physical_network"))
         if segment.get("network_type") == "flat" and mapped:

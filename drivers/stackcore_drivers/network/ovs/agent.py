@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore_drivers.network import names
-from stackcore_drivers.network.agent_base import BuiltOnFirstUse, L2Agent
+from stackcore_drivers.network.agent_base import L2Agent
 from stackcore_drivers.network.host_state import BoundPort, HostState
 from stackcore_drivers.network.ovs import AGENT_TYPE, VIF_TYPE
+from stackcore_drivers.network.ovs import conf as ovs_conf
 from stackcore_drivers.network.ovs.bridges import (
     DEAD_VLAN_TAG,
     MAX_LOCAL_VLAN,
@@ -77,13 +78,6 @@ def check_config(conf: cfg.ConfigOpts) -> None:
         names.ip_address("[ovs] local_ip", opts.local_ip)
 
 
-def _backend_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """``OvsAgent.BACKEND_OPTS`` (its option module needs oslo.config: built on first use)."""
-    from stackcore_drivers.network.ovs import conf as ovs_conf
-
-    return [("ovs", ovs_conf.AGENT_OPTS)]
-
-
 class OvsAgent(L2Agent):
     AGENT_TYPE = AGENT_TYPE
     # Backend libraries, imported on first use; the loader checks they are installed.
@@ -92,7 +86,7 @@ class OvsAgent(L2Agent):
     }
     BINARY = "stackcore-ovs-agent"
     VIF_TYPE = VIF_TYPE
-    BACKEND_OPTS = BuiltOnFirstUse(_backend_opts)
+    BACKEND_OPTS = [("ovs", ovs_conf.AGENT_OPTS)]
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from oslo_config import cfg, types
+from stackcore import lazy
 
-AGENT_OPTS: list[cfg.Opt] = [
+AGENT_OPTS = lazy.options(lambda cfg: [
     cfg.StrOpt("ovsdb_connection", default="unix:/run/openvswitch/db.sock",
                help="OVSDB server of this host: unix:PATH, tcp:IP:PORT or ssl:IP:PORT."),
     cfg.FloatOpt("ovsdb_timeout", default=10.0, min=0.1,
@@ -24,14 +24,14 @@ AGENT_OPTS: list[cfg.Opt] = [
     cfg.DictOpt("bridge_mappings", default={},
                 help="physnet:bridge pairs: the provider bridge of each physical network "
                      "this host reaches (flat and VLAN networks)."),
-    cfg.ListOpt("tunnel_types", default=[], item_type=types.String(choices=["vxlan"]),
+    cfg.ListOpt("tunnel_types", default=[], item_type=cfg.types.String(choices=["vxlan"]),
                 help="Overlay types this host handles (vxlan); needs local_ip."),
     cfg.StrOpt("local_ip", default="",
                help="This host's tunnel endpoint address (VXLAN)."),
-]
+])
 
-MECH_OPTS: list[cfg.Opt] = [
+MECH_OPTS = lazy.options(lambda cfg: [
     cfg.BoolOpt("port_filter", default=False,
                 help="Report vif_details port_filter: the agent enforces security groups "
                      "(this agent does not, so the default is False)."),
-]
+])

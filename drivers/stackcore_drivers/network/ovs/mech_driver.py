@@ -9,10 +9,10 @@ when it reports ``vxlan`` in ``tunnel_types`` and a ``tunneling_ip``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from stackcore.network.contracts import mechanism_driver as api
+from stackcore.network import PortContext
 from stackcore_drivers.network.mech_agent import AgentMechanismDriver
 from stackcore_drivers.network.ovs import AGENT_TYPE, VIF_TYPE
 
@@ -27,12 +27,12 @@ class OpenvswitchMechanismDriver(AgentMechanismDriver):
     MAPPING_KEYS = ("bridge_mappings",)
 
     @classmethod
-    def list_opts(cls) -> list[tuple[str, list[cfg.Opt]]]:
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
         from stackcore_drivers.network.ovs import conf as ovs_conf
         return [("ml2_ovs", ovs_conf.MECH_OPTS)]
 
     def vif_details(self, agent: Mapping[str, Any], segment: Mapping[str, Any],
-                    context: api.PortContext) -> dict[str, Any]:
+                    context: PortContext) -> dict[str, Any]:
         config = agent.get("configurations") or {}
         return {
             "port_filter": bool(self.conf.ml2_ovs.port_filter),

@@ -13,7 +13,8 @@
 # LVM loop device and drops the service's variables from env.sh.  Keeps
 # installed packages and on-disk state (Postgres data, the LVM image, the
 # NFS export, OVS databases); Ceph is memstore, so its data goes with it.
-# Harmless when nothing runs.
+# Harmless when nothing runs.  What each service does is in services/<svc>.sh
+# (sb_stop_<svc>, sb_wipe_<svc>).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,14 +49,9 @@ for ((i = ${#services[@]} - 1; i >= 0; i--)); do
     shopt -u nullglob
   fi
   sb_env_clear "$svc"
-  if ((wipe)); then
-    case "$svc" in
-      ovs) rm -rf "$SB_OVS_DIR" "${SB_STATE}"/ovs-* ;;
-      lvm) rm -rf "$SB_LVM_DIR" ;;
-      nfs) rm -rf "$SB_NFS_DIR" ;;
-      ceph) rm -rf "$SB_CEPH_DIR" ;;
-      tgt) rm -rf "${SB_STATE}/tgt" ;;
-    esac
+  # sb_wipe_<svc>: services/<svc>.sh, for those with state of their own
+  if ((wipe)) && declare -F "sb_wipe_${svc}" >/dev/null; then
+    "sb_wipe_${svc}"
   fi
   sb_log "${svc}: down ($(sb_elapsed "$start")s)"
 done

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # constants below are used by the scripts that source this
-# Shared helpers for tools/backends/*.sh.  Sourced, never executed directly.
+# Shared helpers for tools/backends/*.sh, and the loader of the services: one file per
+# backend, services/NAME.sh (see the end of this file).  Sourced, never executed directly.
 #
 # Conventions
 #   * every daemon we start keeps its state under $SB_STATE (default
@@ -27,25 +28,6 @@ SB_STATE="${STACKCORE_BACKENDS_STATE:-/var/lib/stackcore-backends}"
 SB_LOGS="${SB_STATE}/logs"
 SB_ENV_D="${SB_STATE}/env.d"
 SB_ENV="${SB_STATE}/env.sh"
-SB_ALL_SERVICES=(postgres rabbitmq libvirt ovs tgt lvm nfs ceph)
-
-# Fixed test credentials/addresses (not secrets: loopback-only test services).
-SB_PG_PORT=5432
-SB_PG_URL="postgresql+psycopg2://stackcore:stackcore@127.0.0.1:${SB_PG_PORT}/stackcore"
-SB_RABBIT_URL="rabbit://stackcore:stackcore@127.0.0.1:5672/"
-SB_ISCSI_PORTAL="127.0.0.1:3260"
-SB_LVM_VG="stackcore-vg"
-SB_LVM_DIR="${SB_STATE}/lvm"
-SB_LVM_IMG="${SB_LVM_DIR}/pv.img"
-SB_LVM_SIZE="8G"   # sparse file; LVs are metadata-only here, so it costs nothing
-SB_NFS_DIR="${SB_STATE}/nfs"
-SB_NFS_EXPORT="${SB_NFS_DIR}/export"
-SB_CEPH_DIR="${SB_STATE}/ceph"
-SB_CEPH_CONF="${SB_CEPH_DIR}/ceph.conf"
-SB_CEPH_POOL="stackcore"
-SB_CEPH_MON_PORT=6789           # msgr v1 port: what qemu/libvirt "host:port" means
-SB_CEPH_MON="127.0.0.1:${SB_CEPH_MON_PORT}"
-SB_OVS_DIR="${SB_STATE}/ovs"    # default instance; extra ones: ${SB_STATE}/ovs-NAME
 
 # The "lab" address: PostgreSQL and RabbitMQ also listen on SB_LAB_ADDR, held by the bridge
 # SB_LAB_BRIDGE (no other member than what tests plug in: veths of their network namespaces),
@@ -55,8 +37,6 @@ SB_LAB_BRIDGE="sc-lab0"
 SB_LAB_ADDR="10.218.0.1"
 SB_LAB_PREFIX=24
 SB_LAB_CIDR="10.218.0.0/24"
-SB_PG_LAB_URL="postgresql+psycopg2://stackcore:stackcore@${SB_LAB_ADDR}:${SB_PG_PORT}/stackcore"
-SB_RABBIT_LAB_URL="rabbit://stackcore:stackcore@${SB_LAB_ADDR}:5672/"
 
 # --------------------------------------------------------------------------
 # output / errors / timing
@@ -267,23 +247,6 @@ sb_env_render() {
 # --------------------------------------------------------------------------
 # apt: install only what is missing, in one apt-get call
 # --------------------------------------------------------------------------
-sb_pkgs_for() {
-  case "$1" in
-    postgres) echo postgresql ;;
-    rabbitmq) echo rabbitmq-server ;;
-    # libvirt-dev + pkg-config: the test env pip-installs libvirt-python,
-    # which compiles against them.  qemu-block-extra: iscsi/nfs/rbd drivers.
-    libvirt) echo libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
-      libvirt-dev pkg-config qemu-system-x86 qemu-utils qemu-block-extra ;;
-    ovs) echo openvswitch-switch openvswitch-common iproute2 ;;
-    tgt) echo tgt libiscsi-bin ;;
-    lvm) echo lvm2 ;;
-    nfs) echo nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils qemu-utils qemu-block-extra ;;
-    ceph) echo ceph-mon ceph-osd ceph-common python3-rados python3-rbd ;;
-    *) return 1 ;;
-  esac
-}
-
 sb_pkg_installed() {
   [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" == ii* ]]
 }
@@ -333,43 +296,8 @@ sb_apt_ensure() {
 }
 
 # --------------------------------------------------------------------------
-# health checks (used by up.sh to skip what runs, and by check.sh)
+# ovs instance (shared by up.sh's default instance and ovs-instance.sh)
 # --------------------------------------------------------------------------
-sb_pg_version() {
-  local v
-  v="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)"
-  [[ -n "$v" ]] || return 1
-  echo "$v"
-}
-
-sb_check_postgres() {
-  command -v pg_isready >/dev/null || return 1
-  pg_isready -q -h 127.0.0.1 -p "$SB_PG_PORT" || return 1
-  [[ "$(PGPASSWORD=stackcore PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p "$SB_PG_PORT" \
-    -U stackcore -d stackcore -XAtc 'select 1' 2>/dev/null)" == 1 ]] || return 1
-  sb_check_postgres_lab
-}
-
-# ... and on the lab address, as the stackcore role (pg_hba allows the lab subnet)
-sb_check_postgres_lab() {
-  sb_lab_present || return 1
-  [[ "$(PGPASSWORD=stackcore PGCONNECT_TIMEOUT=5 psql -h "$SB_LAB_ADDR" -p "$SB_PG_PORT" \
-    -U stackcore -d stackcore -XAtc 'select 1' 2>/dev/null)" == 1 ]]
-}
-
-sb_check_rabbitmq() {
-  command -v rabbitmqctl >/dev/null || return 1
-  sb_port_open 5672 || return 1
-  sb_lab_present && sb_port_open_on "$SB_LAB_ADDR" 5672 || return 1
-  timeout 30 rabbitmqctl -q list_users 2>/dev/null | grep -q '^stackcore[[:space:]]'
-}
-
-sb_check_libvirt() {
-  command -v virsh >/dev/null || return 1
-  sb_pid_alive /run/virtlogd.pid || return 1
-  timeout 15 virsh -c qemu:///system -q version >/dev/null 2>&1
-}
-
 sb_ovs_sock() { echo "$1/run/db.sock"; }
 
 # sb_check_ovs_dir DIR: the ovsdb-server/ovs-vswitchd pair rooted at DIR answers.
@@ -386,84 +314,6 @@ sb_ovs_connected() {
   ovs-vsctl --db="unix:$1" --timeout=5 get Open_vSwitch . datapath_types 2>/dev/null | grep -q netdev
 }
 
-sb_check_ovs() { sb_check_ovs_dir "$SB_OVS_DIR"; }
-
-sb_check_tgt() {
-  command -v tgtadm >/dev/null || return 1
-  sb_pid_alive "${SB_STATE}/tgt/tgtd.pid" || return 1
-  # the listener must be tgtd itself (iscsi-ls exits 10 even when it works)
-  sb_port_users 3260 | grep -q '"tgtd"' || return 1
-  timeout 10 tgtadm --lld iscsi --mode system --op show >/dev/null 2>&1
-}
-
-sb_lvm_loopdev() { losetup -j "$SB_LVM_IMG" 2>/dev/null | head -n 1 | cut -d: -f1; }
-
-sb_check_lvm() {
-  local dev
-  command -v vgs >/dev/null || return 1
-  [[ -f "$SB_LVM_IMG" ]] || return 1
-  # metadata-only mode configured (see sb_lvm_config in up.sh)
-  [[ "$(lvmconfig global/activation 2>/dev/null)" == "activation=0" ]] || return 1
-  dev="$(sb_lvm_loopdev)"
-  [[ -n "$dev" ]] || return 1
-  vgs --noheadings -o vg_name "$SB_LVM_VG" 2>/dev/null | grep -q "$SB_LVM_VG"
-}
-
-sb_check_nfs() {
-  command -v nfs-ls >/dev/null || return 1
-  sb_pid_alive "${SB_NFS_DIR}/ganesha.pid" || return 1
-  timeout 10 rpcinfo -p 127.0.0.1 2>/dev/null | grep -q ' nfs$' || return 1
-  timeout 10 nfs-ls "nfs://127.0.0.1${SB_NFS_EXPORT}" >/dev/null 2>&1
-}
-
-sb_check_ceph() {
-  command -v ceph >/dev/null || return 1
-  [[ -f "$SB_CEPH_CONF" ]] || return 1
-  sb_pid_alive "${SB_CEPH_DIR}/run/mon.a.pid" && sb_pid_alive "${SB_CEPH_DIR}/run/osd.0.pid" || return 1
-  timeout 15 ceph -c "$SB_CEPH_CONF" --connect-timeout 10 osd stat 2>/dev/null |
-    grep -q '1 osds: 1 up' || return 1
-  # a pool whose PGs are active answers a stat of a (missing) object at once
-  timeout 15 rados -c "$SB_CEPH_CONF" -p "$SB_CEPH_POOL" ls >/dev/null 2>&1
-}
-
-# --------------------------------------------------------------------------
-# stop functions (down.sh, and up.sh when a service is half up)
-# --------------------------------------------------------------------------
-sb_stop_postgres() {
-  local v
-  v="$(sb_pg_version)" || return 0
-  if pg_lsclusters -h 2>/dev/null | awk -v v="$v" '$1 == v && $2 == "main" && $4 == "online"' | grep -q .; then
-    pg_ctlcluster "$v" main stop -m fast </dev/null >/dev/null 2>&1 9>&- || true
-  fi
-}
-
-sb_stop_rabbitmq() {
-  command -v rabbitmqctl >/dev/null || return 0
-  if [[ -s "${SB_STATE}/rabbitmq/rabbitmq.pid" ]] && sb_pid_alive "${SB_STATE}/rabbitmq/rabbitmq.pid"; then
-    timeout 60 rabbitmqctl -q shutdown </dev/null >/dev/null 2>&1 9>&- || true
-  fi
-  sb_kill_pidfile "${SB_STATE}/rabbitmq/rabbitmq.pid"
-  sb_kill_pidfile "${SB_STATE}/rabbitmq/launcher.pid"   # the su wrapper
-  # epmd (the Erlang port mapper) is left by the node; stop it too
-  if command -v epmd >/dev/null && pgrep -x epmd >/dev/null; then
-    epmd -kill >/dev/null 2>&1 || true
-  fi
-}
-
-sb_stop_libvirt() {
-  local dom
-  if sb_pid_alive /run/libvirtd.pid; then
-    # destroy leftover test domains so their qemu processes do not outlive us
-    while read -r dom; do
-      if [[ -n "$dom" ]]; then
-        timeout 30 virsh -c qemu:///system destroy "$dom" >/dev/null 2>&1 || true
-      fi
-    done < <(timeout 15 virsh -c qemu:///system list --name 2>/dev/null || true)
-  fi
-  sb_kill_pidfile /run/libvirtd.pid
-  sb_kill_pidfile /run/virtlogd.pid
-}
-
 # sb_stop_ovs_dir DIR [NETNS]
 sb_stop_ovs_dir() {
   local dir="$1" netns="${2:-}" run="$1/run"
@@ -475,47 +325,6 @@ sb_stop_ovs_dir() {
   fi
 }
 
-sb_stop_ovs() {
-  sb_stop_ovs_dir "$SB_OVS_DIR"
-  if [[ -L /var/run/openvswitch/db.sock ]]; then rm -f /var/run/openvswitch/db.sock; fi
-}
-
-sb_stop_tgt() {
-  local pidf="${SB_STATE}/tgt/tgtd.pid"
-  if sb_pid_alive "$pidf"; then
-    # tgtd ignores SIGTERM.  Its own shutdown ("--op delete --mode system")
-    # refuses while targets exist (tests may leave some), and its targets
-    # are all in memory anyway: ask once, then SIGKILL.
-    timeout 5 tgtadm --op delete --mode system >/dev/null 2>&1 || true
-    sleep 0.2
-    if sb_pid_alive "$pidf"; then
-      kill -KILL "$(tr -dc '0-9' <"$pidf")" 2>/dev/null || true
-    fi
-  fi
-  rm -f "$pidf"
-}
-
-sb_stop_lvm() {
-  local dev
-  [[ -f "$SB_LVM_IMG" ]] || return 0
-  while read -r dev; do
-    if [[ -n "$dev" ]]; then losetup -d "$dev" 2>/dev/null || true; fi
-  done < <(losetup -j "$SB_LVM_IMG" 2>/dev/null | cut -d: -f1)
-}
-
-sb_stop_nfs() {
-  sb_kill_pidfile "${SB_NFS_DIR}/ganesha.pid"
-  sb_kill_pidfile "${SB_NFS_DIR}/rpcbind.pid"
-}
-
-sb_stop_ceph() {
-  sb_kill_pidfile "${SB_CEPH_DIR}/run/osd.0.pid"
-  sb_kill_pidfile "${SB_CEPH_DIR}/run/mon.a.pid"
-}
-
-# --------------------------------------------------------------------------
-# ovs instance (shared by up.sh's default instance and ovs-instance.sh)
-# --------------------------------------------------------------------------
 # sb_start_ovs_dir NAME DIR [NETNS]: start ovsdb-server + ovs-vswitchd (userspace
 # datapath only: this kernel has no openvswitch module) rooted at DIR.  With
 # NETNS, ovs-vswitchd runs inside that network namespace (created if needed).
@@ -566,3 +375,64 @@ sb_start_ovs_dir() {
   sb_wait 30 sb_ovs_connected "$sock" ||
     sb_fail "ovs:${name}" "ovs-vswitchd never connected to ${sock}" "${logd}/ovs-vswitchd.log"
 }
+
+# --------------------------------------------------------------------------
+# the services: one file each, services/NAME.sh, all sourced here
+# --------------------------------------------------------------------------
+# A service file defines, NAME being its file name without .sh:
+#   sb_pkgs_NAME   echo its Debian packages (up.sh installs all missing ones in one apt-get)
+#   sb_check_NAME  0 only if it answers its own client (up.sh then skips it; check.sh)
+#   sb_stop_NAME   stop what up_NAME started; harmless when nothing runs (down.sh)
+#   up_NAME        configure, start, wait until ready; sb_fail on any failure (up.sh)
+#   env_NAME       sb_env_set NAME VAR=VALUE ... (up.sh, also when it was already up)
+#   sb_wipe_NAME   optional: delete its state under $SB_STATE (down.sh --wipe)
+# plus the constants and helpers only it uses.  Adding a backend is adding such a file
+# (and, for smoke.sh, a smoke_NAME there).
+SB_SERVICES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/services"
+# Order of up.sh, check.sh, smoke.sh and env.sh (down.sh: the reverse): what the others use
+# first.  A services/*.sh not named here comes after these, in alphabetical order.
+SB_SERVICE_ORDER=(postgres rabbitmq libvirt ovs tgt lvm nfs ceph)
+SB_ALL_SERVICES=()
+
+# sb_is_service NAME: NAME is one of SB_ALL_SERVICES.
+sb_is_service() {
+  local s
+  for s in "${SB_ALL_SERVICES[@]}"; do
+    if [[ "$s" == "$1" ]]; then return 0; fi
+  done
+  return 1
+}
+
+# sb_pkgs_for SERVICE: its packages; 1 if there is no such service (the scripts' argument check).
+sb_pkgs_for() {
+  sb_is_service "$1" || return 1
+  "sb_pkgs_$1"
+}
+
+# sb_find_services: fill SB_ALL_SERVICES from the files in services/.
+sb_find_services() {
+  local f name
+  for name in "${SB_SERVICE_ORDER[@]}"; do
+    if [[ -f "${SB_SERVICES_DIR}/${name}.sh" ]]; then SB_ALL_SERVICES+=("$name"); fi
+  done
+  for f in "${SB_SERVICES_DIR}"/*.sh; do
+    name="${f##*/}"
+    name="${name%.sh}"
+    if [[ -f "$f" ]] && ! sb_is_service "$name"; then SB_ALL_SERVICES+=("$name"); fi
+  done
+}
+
+sb_find_services
+# sourced at the top level, not in a function: their assignments are plain globals
+for _sb_svc in "${SB_ALL_SERVICES[@]}"; do
+  # shellcheck source=/dev/null
+  . "${SB_SERVICES_DIR}/${_sb_svc}.sh"
+  for _sb_fn in "sb_pkgs_${_sb_svc}" "sb_check_${_sb_svc}" "sb_stop_${_sb_svc}" \
+    "up_${_sb_svc}" "env_${_sb_svc}"; do
+    if ! declare -F "$_sb_fn" >/dev/null; then
+      echo "${SB_SERVICES_DIR}/${_sb_svc}.sh does not define ${_sb_fn}" >&2
+      exit 1
+    fi
+  done
+done
+unset _sb_svc _sb_fn

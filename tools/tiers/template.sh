@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Tier "template": the third-party driver template (examples/stackcore-example-driver), copied
+# out of the tree, runs the conformance kit in its own tox env.
+# Alone: bash tools/tiers/template.sh   (needs .venv with tox: tools/setup-venv.sh)
+set -uo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+tier template
+
+template_conformance() {
+  local dir rc
+  dir=$(mktemp -d)
+  cp -r examples/stackcore-example-driver/. "$dir"
+  STACKCORE_SRC="$PWD" .venv/bin/tox -q -c "$dir/tox.ini" -e conformance
+  rc=$?
+  rm -rf "$dir"
+  return $rc
+}
+step "third-party driver template, out of tree, against the kit" template_conformance

@@ -7,7 +7,14 @@ A :class:`Contract` states what a plugin class of one family must offer:
 * ``capabilities`` - the optional features a plugin may declare in its ``capabilities``
   mapping, each naming the methods it needs; a capability declared ``True`` must have those
   methods implemented (overridden from the base class, whose versions raise);
-* ``VERSION`` - a non-empty string.
+* ``VERSION`` - a non-empty string (the plugin's own version);
+* ``CONTRACT_VERSION`` (optional) - the contract version the plugin was written against,
+  ``MAJOR.MINOR``: refused if its major differs from the contract's (a breaking change lies
+  between them) or it is newer than the contract (it may call what this stackcore lacks).
+
+Each contract carries its version (:attr:`Contract.version`): the minor grows with additive
+changes (a new optional capability or method whose base default raises ``NotSupported``), the
+major with breaking ones, which follow the deprecation policy (``doc/source/deprecation.rst``).
 
 Cinder's equivalent check compares method *names* only, which every subclass of the base class
 passes trivially. Here the signature of each implementation is compared with the base
@@ -41,6 +48,7 @@ class Contract:
     capabilities: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     needs_version: bool = True
     extra_checks: tuple[Callable[[type], list[str]], ...] = ()
+    version: str = "1.0"  # MAJOR.MINOR of this contract
 
     def problems(self, cls: Any) -> list[str]:
         """Every way ``cls`` breaks this contract; an empty list means it complies."""
@@ -53,11 +61,30 @@ class Contract:
             version = getattr(cls, "VERSION", None)
             if not isinstance(version, str) or not version.strip():
                 found.append("VERSION is missing or not a non-empty string")
+        found.extend(self._version_problems(cls))
         found.extend(self._capability_problems(cls))
         found.extend(_requirement_problems(cls))
         for check in self.extra_checks:
             found.extend(check(cls))
         return found
+
+    def _version_problems(self, cls: type) -> list[str]:
+        declared = getattr(cls, "CONTRACT_VERSION", None)
+        if declared is None:
+            return []
+        wanted = _major_minor(declared)
+        if wanted is None:
+            return [f"CONTRACT_VERSION must be 'MAJOR.MINOR', not {declared!r}"]
+        have = _major_minor(self.version)
+        assert have is not None, self.version
+        if wanted[0] != have[0]:
+            return [f"was written for {self.family} contract {declared}; this stackcore "
+                    f"implements {self.version} (a different major version: see the "
+                    "deprecation policy)"]
+        if wanted > have:
+            return [f"needs {self.family} contract {declared}, newer than this stackcore's "
+                    f"{self.version}"]
+        return []
 
     def _capability_problems(self, cls: type) -> list[str]:
         declared = getattr(cls, "capabilities", None)
@@ -87,6 +114,15 @@ class Contract:
         """The capability table of ``cls`` with every known capability present."""
         declared = getattr(cls, "capabilities", {}) or {}
         return {key: bool(declared.get(key, False)) for key in sorted(self.capabilities)}
+
+
+def _major_minor(value: Any) -> tuple[int, int] | None:
+    if not isinstance(value, str):
+        return None
+    major, dot, minor = value.partition(".")
+    if not (dot and major.isdigit() and minor.isdigit()):
+        return None
+    return int(major), int(minor)
 
 
 def _requirement_problems(cls: type) -> list[str]:

@@ -114,3 +114,22 @@ def test_declared_backend_libraries_must_be_installed() -> None:
         "needs the Python module 'stackcore_no_such_module', which is not installed "
         "(pip install nothing)"
     ]
+
+
+@pytest.mark.parametrize(("declared", "problem"), [
+    (None, None),
+    ("1.0", None),
+    ("0.9", "was written for compute contract 0.9; this stackcore implements 1.0"),
+    ("2.0", "was written for compute contract 2.0; this stackcore implements 1.0"),
+    ("1.7", "needs compute contract 1.7, newer than this stackcore's 1.0"),
+    ("one", "CONTRACT_VERSION must be 'MAJOR.MINOR', not 'one'"),
+])
+def test_contract_version_declared_by_a_plugin(declared: str | None, problem: str | None) -> None:
+    attrs = {} if declared is None else {"CONTRACT_VERSION": declared}
+    cls = type("Versioned", (FakeHypervisorDriver,), attrs)
+    assert CONTRACT.version == "1.0"
+    found = [p for p in CONTRACT.problems(cls) if "contract" in p.lower() or "MAJOR" in p]
+    if problem is None:
+        assert found == [], found
+    else:
+        assert any(problem in p for p in found), f"expected {problem!r} in {found}"

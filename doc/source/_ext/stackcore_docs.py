@@ -5,6 +5,7 @@
 * ``.. stackcore-stats-table:: module:ATTRIBUTE`` - a stats table from a ``FIELDS`` tuple of
   (field, type, meaning).
 * ``.. stackcore-support-matrix::`` - declared capabilities joined with conformance results.
+* ``.. stackcore-families::`` - the registered families, from their descriptors.
 """
 
 from __future__ import annotations
@@ -85,8 +86,30 @@ class SupportMatrixDirective(_RstDirective):
         return self.emit([*text.splitlines(), ""])
 
 
+class FamiliesDirective(_RstDirective):
+    """``.. stackcore-families::`` - every registered family from its descriptor: plugin kinds
+    (namespace, contract), services, tables' modules and option groups."""
+
+    def run(self) -> list[nodes.Node]:
+        from stackcore import families
+
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 12 44 14 30", "",
+                 "   * - family", "     - plugin kinds (entry-point namespace)",
+                 "     - services", "     - tables, options"]
+        for fam in families.all_families():
+            kinds = "; ".join(f"``{k.name}`` (``{k.namespace}``)" for k in fam.kinds) or "-"
+            groups = sorted({g for g, _ in fam.option_groups()})
+            tables = ", ".join(f"``{m}``" for m in fam.models)
+            lines += [f"   * - ``{fam.name}``", f"     - {kinds}",
+                      "     - " + (", ".join(f"``{s}``" for s in fam.services) or "-"),
+                      f"     - {tables}; " + (", ".join(f"``[{g}]``" for g in groups) or
+                                              "no options")]
+        return self.emit([*lines, ""])
+
+
 def setup(app):  # type: ignore[no-untyped-def]
     app.add_directive("stackcore-contract", ContractDirective)
     app.add_directive("stackcore-stats-table", StatsTableDirective)
     app.add_directive("stackcore-support-matrix", SupportMatrixDirective)
+    app.add_directive("stackcore-families", FamiliesDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -39,6 +39,7 @@ def _drivers(args: argparse.Namespace) -> int:
                 "driver_version": getattr(found.plugin.cls, "VERSION", None)
                 if found.plugin else None,
                 "contract": "ok" if found.plugin else "error",
+                "contract_version": contract.version,
                 "problems": [] if found.plugin else [found.error],
                 "capabilities": contract.declared(found.plugin.cls) if found.plugin else {},
             })

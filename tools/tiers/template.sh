@@ -13,6 +13,15 @@ template_conformance() {
   cp -r examples/stackcore-example-driver/. "$dir"
   STACKCORE_SRC="$PWD" .venv/bin/tox -q -c "$dir/tox.ini" -e conformance
   rc=$?
+  # The distribution is ours: "stackcore" on the public index is an unrelated project, so the
+  # template's env must hold stackcore-framework and no "stackcore" distribution at all.
+  if [ "$rc" -eq 0 ]; then
+    "$dir/.tox/conformance/bin/python" -m pip show -q stackcore-framework >/dev/null ||
+      { echo "!! stackcore-framework is not installed in the template's env"; rc=1; }
+    if "$dir/.tox/conformance/bin/python" -m pip show -q stackcore >/dev/null 2>&1; then
+      echo "!! a distribution named 'stackcore' is installed in the template's env"; rc=1
+    fi
+  fi
   rm -rf "$dir"
   return $rc
 }

@@ -36,7 +36,7 @@ def test_old_name_resolves_to_the_new_object_with_a_warning(module: str, name: s
 
 def test_unknown_name_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        importlib.import_module("stackcore.db.models").Nope  # noqa: B018
+        importlib.import_module("stackcore.db.models").Nope
 
 
 def test_old_entry_point_target_still_loads(installed_plugins) -> None:

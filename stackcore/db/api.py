@@ -4,21 +4,37 @@ Managers own every state transition, each in one short transaction from
 :meth:`Database.transaction`. SQLite (the embedded default) runs in WAL mode with
 ``BEGIN IMMEDIATE`` so concurrent threads queue on the write lock instead of failing with
 "database is locked" when a read transaction tries to upgrade. PostgreSQL is used as is.
+
+Conflicts. On PostgreSQL two transactions may deadlock, or one may lose a serialization
+conflict; the database aborts one of them, and the whole transaction must run again. That is
+done in one place, :func:`retry_on_conflict`, a decorator for the functions that open a
+transaction (never for code inside one: the aborted transaction cannot continue). It is
+oslo.db's ``wrap_db_retry`` (imported on first use, so ``import stackcore`` stays cheap) with
+:func:`is_retriable` deciding what is a conflict. :func:`named_lock` serialises the
+transactions that take the same named lock, for the read-modify-write updates that row locks
+cannot protect (a row that does not exist yet cannot be locked).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
+import logging
 import os
 import threading
-from collections.abc import Iterator
-from typing import Any
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from stackcore import exception
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -178,3 +194,88 @@ def _make_sqlite_transactional(engine: sa.Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# --- conflicts: retry the whole transaction -------------------------------------------------
+
+#: oslo.db ``wrap_db_retry`` settings of :func:`retry_on_conflict`: up to MAX_RETRIES re-runs,
+#: the first after RETRY_INTERVAL seconds, then doubling (with jitter) up to MAX_RETRY_INTERVAL.
+MAX_RETRIES = 20
+RETRY_INTERVAL = 0.02
+MAX_RETRY_INTERVAL = 1.0
+
+_PG_CONFLICTS = ("40P01", "40001")  # deadlock_detected, serialization_failure
+_retries: collections.Counter[str] = collections.Counter()
+_retries_lock = threading.Lock()
+
+
+def is_retriable(err: BaseException) -> bool:
+    """Whether ``err`` means "the database aborted this transaction for a conflict; running it
+    again may succeed": a PostgreSQL deadlock or serialization failure, or SQLite's "database
+    is locked" (a writer waited longer than the busy timeout)."""
+    if not isinstance(err, sa.exc.DBAPIError):
+        return False
+    if getattr(err.orig, "pgcode", None) in _PG_CONFLICTS:
+        return True
+    return "database is locked" in str(err.orig)
+
+
+def retry_on_conflict(fn: Callable[..., T]) -> Callable[..., T]:
+    """Run ``fn`` again when its transaction lost a conflict (:func:`is_retriable`).
+
+    ``fn`` must open its transaction(s) itself and do nothing before it that cannot be done
+    twice: each attempt starts from scratch. Each conflict is logged and counted
+    (:func:`retry_counts`); after :data:`MAX_RETRIES` re-runs the error propagates.
+    """
+    name = getattr(fn, "__qualname__", repr(fn))
+    retrying: Callable[..., T] | None = None
+
+    def conflict(err: Exception) -> bool:
+        if not is_retriable(err):
+            return False
+        with _retries_lock:
+            _retries[name] += 1
+        LOG.info("%s lost a database conflict (%s); running it again", name,
+                 getattr(err, "orig", err))
+        return True
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        nonlocal retrying
+        if retrying is None:
+            from oslo_db import api as oslo_db_api
+
+            retrying = oslo_db_api.wrap_db_retry(
+                max_retries=MAX_RETRIES, retry_interval=RETRY_INTERVAL,
+                inc_retry_interval=True, max_retry_interval=MAX_RETRY_INTERVAL, jitter=True,
+                exception_checker=conflict,
+            )(fn)
+        assert retrying is not None
+        return retrying(*args, **kwargs)
+
+    return wrapper
+
+
+def retry_counts() -> dict[str, int]:
+    """Conflicts seen (hence re-runs started, but for a last failed one) per operation in this
+    process since it started."""
+    with _retries_lock:
+        return dict(_retries)
+
+
+def named_lock(session: Session, name: str) -> None:
+    """Hold the lock ``name`` until ``session``'s transaction ends; transactions taking the
+    same name run one after the other.
+
+    PostgreSQL: a transaction-scoped advisory lock (``pg_advisory_xact_lock``) on a key derived
+    from ``name``. SQLite: nothing to do, the transaction already holds the database's write
+    lock from its first statement (``BEGIN IMMEDIATE``). Other databases are not supported.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return
+    if dialect != "postgresql":
+        raise exception.ConfigError(f"database dialect {dialect!r} is not supported "
+                                    "(SQLite or PostgreSQL)")
+    key = zlib.crc32(name.encode()) - 2**31
+    session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))

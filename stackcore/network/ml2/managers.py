@@ -13,11 +13,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from oslo_config import cfg
 from sqlalchemy.orm import Session
 
 from stackcore import exception
+from stackcore.db import api as db_api
 from stackcore.network import exceptions
 from stackcore.network.contracts import mechanism_driver as mech_api
 from stackcore.network.contracts.type_driver import Segment, TypeDriver
@@ -129,13 +129,6 @@ def failure_text(failure: dict[str, Any]) -> str:
     return f"{failure['driver']}: {failure['reason']}"
 
 
-def is_retriable_db_error(err: BaseException) -> bool:
-    if not isinstance(err, sa.exc.DBAPIError):
-        return False
-    code = getattr(err.orig, "pgcode", None)
-    return code in ("40P01", "40001") or "database is locked" in str(err.orig)
-
-
 class MechanismManager:
     """The loaded mechanism drivers in configured order."""
 
@@ -169,7 +162,7 @@ class MechanismManager:
             try:
                 getattr(driver, method)(context)
             except Exception as err:
-                if is_retriable_db_error(err):
+                if db_api.is_retriable(err):
                     raise
                 LOG.warning("mechanism driver %s failed in %s: %s", name, method, err)
                 raise exceptions.MechanismDriverError(method, [_error(name, err)]) from err

@@ -4,21 +4,19 @@ Every operation follows the same shape: validate outside any transaction; one tr
 writes the change, allocates (segments, addresses, MACs) and runs the ``*_precommit`` hooks;
 then the ``*_postcommit`` hooks with the failure semantics documented in
 :mod:`stackcore.network.contracts.mechanism_driver`; then, for ports with a host, binding.
-Operations
-that lose a database deadlock or serialization conflict (PostgreSQL, concurrent allocations)
-are retried from the start, as Neutron's retry decorator does.
+Each
+transaction is one function decorated with :func:`stackcore.db.api.retry_on_conflict`: a
+transaction that loses a database deadlock or serialization conflict (PostgreSQL, concurrent
+allocations) runs again from its start, as Neutron's retry decorator does.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import random
 import secrets
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from oslo_config import cfg
@@ -35,28 +33,7 @@ from stackcore.plugins.loader import Plugin
 
 LOG = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-MAX_DB_RETRIES = 10
 COMPUTE_OWNER = "compute:stackcore"
-
-
-def _retry_on_db_conflict(fn: Callable[..., T]) -> Callable[..., T]:
-    """Re-run ``fn`` when the database aborted it for a deadlock/serialization conflict."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        for attempt in range(MAX_DB_RETRIES):
-            try:
-                return fn(*args, **kwargs)
-            except sa.exc.DBAPIError as err:
-                if attempt == MAX_DB_RETRIES - 1 or not managers.is_retriable_db_error(err):
-                    raise
-                LOG.info("%s lost a database conflict, retrying (%s)", fn.__name__, attempt + 1)
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter
-        raise AssertionError("unreachable")
-
-    return wrapper
 
 
 def _segment_dict(row: m.NetworkSegment) -> dict[str, Any]:
@@ -94,7 +71,7 @@ class ML2Plugin:
     def initialize(self) -> None:
         """Reconcile the type drivers' pools with the configuration, then start the
         mechanism drivers. Called once at start-up."""
-        _retry_on_db_conflict(self._initialize_types)()
+        db_api.retry_on_conflict(self._initialize_types)()
         self.mechanism_manager.initialize()
 
     def _initialize_types(self) -> None:
@@ -265,7 +242,7 @@ class ML2Plugin:
             raise exceptions.MechanismDriverError("create_network_postcommit", errors)
         return dict(context.current)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _create_network_txn(
         self, name: str, admin_state_up: bool, validated: list[dict[str, Any]]
     ) -> contexts.NetworkContext:
@@ -304,7 +281,7 @@ class ML2Plugin:
             raise exceptions.MechanismDriverError("update_network_postcommit", errors)
         return dict(context.current)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _update_network_txn(
         self, network_id: str, changes: Mapping[str, Any]
     ) -> contexts.NetworkContext:
@@ -353,7 +330,7 @@ class ML2Plugin:
         if errors:
             self._record_faults("network", network_id, "delete_network_postcommit", errors)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _delete_network_txn(self, network_id: str) -> contexts.NetworkContext | None:
         with self.db.transaction() as session:
             row = session.get(m.Network, network_id, with_for_update=True)
@@ -407,7 +384,7 @@ class ML2Plugin:
             raise exceptions.MechanismDriverError("create_subnet_postcommit", errors)
         return dict(context.current)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _create_subnet_txn(
         self, network_id: str, name: str, spec: ipam.SubnetSpec, enable_dhcp: bool
     ) -> contexts.SubnetContext:
@@ -447,7 +424,7 @@ class ML2Plugin:
             raise exceptions.MechanismDriverError("update_subnet_postcommit", errors)
         return dict(context.current)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _update_subnet_txn(
         self, subnet_id: str, changes: Mapping[str, Any]
     ) -> contexts.SubnetContext:
@@ -477,7 +454,7 @@ class ML2Plugin:
         if errors:
             self._record_faults("subnet", subnet_id, "delete_subnet_postcommit", errors)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _delete_subnet_txn(self, subnet_id: str) -> contexts.SubnetContext | None:
         with self.db.transaction() as session:
             row = session.get(m.Subnet, subnet_id, with_for_update=True)
@@ -604,7 +581,7 @@ class ML2Plugin:
         self.bind_port_if_needed(port_id)
         return self.get_port(port_id)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _create_port_txn(self, network_id: str, attrs: Mapping[str, Any]) -> contexts.PortContext:
         with self.db.transaction() as session:
             self._get_network_row(session, network_id)
@@ -636,7 +613,7 @@ class ML2Plugin:
         self.bind_port_if_needed(port_id)
         return self.get_port(port_id)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _update_port_txn(self, port_id: str, changes: Mapping[str, Any]) -> contexts.PortContext:
         with self.db.transaction() as session:
             row = self._get_port_row(session, port_id, lock=True)
@@ -679,7 +656,7 @@ class ML2Plugin:
         if errors:
             self._record_faults("port", port_id, "delete_port_postcommit", errors)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _delete_port_txn(self, port_id: str) -> contexts.PortContext | None:
         with self.db.transaction() as session:
             row = session.get(m.Port, port_id, with_for_update=True)
@@ -722,7 +699,7 @@ class ML2Plugin:
         LOG.warning("port %s changed during each of %d binding attempts; left unbound",
                     port_id, self.conf.ml2.max_bind_tries)
 
-    @_retry_on_db_conflict
+    @db_api.retry_on_conflict
     def _commit_binding(
         self, port_id: str, revision: int, result: managers.BindingResult
     ) -> contexts.PortContext | None:

@@ -7,37 +7,36 @@ a gigabyte of memory and seconds per allocation. Here the free IDs are stored as
 (:class:`~stackcore.network.models.SegmentAllocation`), so every cost depends on the number of
 ranges and of allocated IDs, never on the size of a range.
 
-Concurrency. Every change of a free-range row is a compare-and-swap (an UPDATE or DELETE whose
-WHERE clause repeats the values read); a writer that lost the race sees ``rowcount == 0`` and
-reads again. On PostgreSQL the losing UPDATE waits for the winner's transaction, then finds
-its condition false; on SQLite writers are serialised by ``BEGIN IMMEDIATE``. The allocation
-row's primary key is the final guard: an ID is handed out only after its allocation row was
-inserted, so even a free range made stale by a crash or a concurrent reconfiguration can never
-produce a duplicate (the stale ID is skipped, which also repairs the free range).
+Concurrency. Every transaction that changes the free ranges or the allocations of a network
+type first takes that type's lock (:func:`stackcore.db.api.named_lock`: a transaction-scoped
+advisory lock on PostgreSQL; on SQLite the transaction holds the database's write lock from its
+first statement), and keeps it until it commits or rolls back. So allocation, reservation,
+release and start-up sync of one type run one after the other, each seeing everything the
+previous one committed: every change is a plain read-modify-write, and a release that merges a
+range with its neighbours can never interleave with the split of one of them. (Compare-and-swap
+on the range rows was not enough: a split inserts a row that a concurrent merge cannot see,
+and an update re-checked on one column may match a row whose other bound has moved.) The lock
+is held only for the few statements of the allocation and the rest of the enclosing
+transaction (creating or deleting one network), which is short.
 
-Lock order (to avoid deadlocks): project allocation takes the range row, then inserts the
-allocation row; a provider reservation inserts the allocation row first (so that it waits for a
-concurrent release of the same ID to commit), then carves the ID out of its range. The two can
-only deadlock on the very same ID, which PostgreSQL detects; the plugin retries the operation.
+The allocation row's primary key stays the final guard: an ID is handed out only after its
+allocation row was inserted, so even a free range made stale by a crash or a concurrent
+reconfiguration can never produce a duplicate (the stale ID is skipped, which also repairs the
+free range).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from stackcore import exception
+from stackcore.db import api as db_api
 from stackcore.network import exceptions
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.orm import Session
-
-
-#: Compare-and-swap attempts before giving up on a hot range (each attempt re-reads).
-MAX_CAS_ATTEMPTS = 100
 
 Ranges = Mapping[str, Sequence[tuple[int, int]]]
 """Configured ranges: ``{physical_network: [(first, last), ...]}``; ``""`` when the type has no
@@ -105,20 +104,15 @@ class RangeAllocator:
         Idempotent and cheap when nothing changed (one read of the range rows and of the
         allocated IDs). Allocated IDs outside the new ranges stay allocated; released later,
         they do not return to the pool. Free rows of physical networks no longer configured are
-        dropped. Several processes may sync at once: on PostgreSQL they queue on an advisory
-        lock, and the range rows are locked before the allocations are read, so allocations in
-        flight are waited for. Returns True when rows were changed.
+        dropped. Several processes may sync at once: they queue on the type's lock, like every
+        allocation. Returns True when rows were changed.
         """
         import sqlalchemy as sa
 
         from stackcore.network.models import SegmentAllocation, SegmentRange
-        if session.get_bind().dialect.name == "postgresql":
-            key = zlib.crc32(f"stackcore.ml2.{self.network_type}".encode()) - 2**31
-            session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        self._lock(session)
         rows = session.execute(
-            sa.select(SegmentRange)
-            .where(SegmentRange.network_type == self.network_type)
-            .with_for_update()
+            sa.select(SegmentRange).where(SegmentRange.network_type == self.network_type)
         ).scalars().all()
         allocated: dict[str, list[int]] = {}
         for physnet, seg_id in session.execute(
@@ -150,6 +144,10 @@ class RangeAllocator:
 
     # --- allocation -----------------------------------------------------------------------
 
+    def _lock(self, session: Session) -> None:
+        """Take this type's lock for the rest of the transaction (see the module doc)."""
+        db_api.named_lock(session, f"stackcore.ml2.{self.network_type}")
+
     def allocate(
         self, session: Session, physical_networks: Sequence[str]
     ) -> tuple[str, int] | None:
@@ -159,43 +157,30 @@ class RangeAllocator:
         import sqlalchemy as sa
 
         from stackcore.network.models import SegmentRange
+        self._lock(session)
         for physnet in physical_networks:
-            for _ in range(MAX_CAS_ATTEMPTS):
+            while True:
                 row = session.execute(
-                    sa.select(SegmentRange.id, SegmentRange.first, SegmentRange.last)
+                    sa.select(SegmentRange)
                     .where(
                         SegmentRange.network_type == self.network_type,
                         SegmentRange.physical_network == physnet,
                     )
                     .order_by(SegmentRange.first)
                     .limit(1)
-                ).first()
+                ).scalar_one_or_none()
                 if row is None:
                     break
-                range_id, first, last = row
-                stmt: sa.Executable
-                if first == last:
-                    stmt = sa.delete(SegmentRange).where(
-                        SegmentRange.id == range_id,
-                        SegmentRange.first == first,
-                        SegmentRange.last == last,
-                    )
+                seg_id = row.first
+                if row.first == row.last:
+                    session.delete(row)
                 else:
-                    stmt = (
-                        sa.update(SegmentRange)
-                        .where(SegmentRange.id == range_id, SegmentRange.first == first)
-                        .values(first=first + 1)
-                    )
-                if _rowcount(session.execute(stmt.execution_options(synchronize_session=False))):
-                    if self._insert_allocation(session, physnet, first):
-                        return physnet, first
-                    # The ID was allocated already (stale free range): it is now out of the
-                    # free range, which is the repair; take the next one.
-            else:
-                raise exception.Conflict(
-                    f"{self.network_type} allocation on {physnet or 'the pool'} kept losing "
-                    f"races ({MAX_CAS_ATTEMPTS} attempts); try again"
-                )
+                    row.first = seg_id + 1
+                session.flush()
+                if self._insert_allocation(session, physnet, seg_id):
+                    return physnet, seg_id
+                # The ID was allocated already (stale free range): it is now out of the free
+                # range, which is the repair; take the next one.
         return None
 
     def reserve(self, session: Session, physical_network: str, segmentation_id: int) -> None:
@@ -204,51 +189,35 @@ class RangeAllocator:
         import sqlalchemy as sa
 
         from stackcore.network.models import SegmentRange
+        self._lock(session)
         if not self._insert_allocation(session, physical_network, segmentation_id):
             raise exceptions.SegmentIdInUse(
                 self.network_type, physical_network or None, segmentation_id
             )
-        for _ in range(MAX_CAS_ATTEMPTS):
-            row = session.execute(
-                sa.select(SegmentRange.id, SegmentRange.first, SegmentRange.last)
-                .where(
-                    SegmentRange.network_type == self.network_type,
-                    SegmentRange.physical_network == physical_network,
-                    SegmentRange.first <= segmentation_id,
-                    SegmentRange.last >= segmentation_id,
-                )
-                .with_for_update()
-            ).first()
-            if row is None:
-                return
-            range_id, first, last = row
-            cas = sa.and_(
-                SegmentRange.id == range_id,
-                SegmentRange.first == first,
-                SegmentRange.last == last,
+        row = session.execute(
+            sa.select(SegmentRange)
+            .where(
+                SegmentRange.network_type == self.network_type,
+                SegmentRange.physical_network == physical_network,
+                SegmentRange.first <= segmentation_id,
+                SegmentRange.last >= segmentation_id,
             )
-            reserve_stmt: sa.Executable
-            if first == last:
-                reserve_stmt = sa.delete(SegmentRange).where(cas)
-            elif segmentation_id == first:
-                reserve_stmt = sa.update(SegmentRange).where(cas).values(first=first + 1)
-            else:
-                reserve_stmt = sa.update(SegmentRange).where(cas).values(last=segmentation_id - 1)
-            reserve_stmt = reserve_stmt.execution_options(synchronize_session=False)
-            if _rowcount(session.execute(reserve_stmt)):
-                if first < segmentation_id < last:
-                    session.execute(
-                        sa.insert(SegmentRange).values(
-                            network_type=self.network_type,
-                            physical_network=physical_network,
-                            first=segmentation_id + 1,
-                            last=last,
-                        )
-                    )
-                return
-        raise exception.Conflict(
-            f"{self.network_type} ID {segmentation_id} reservation kept losing races; try again"
-        )
+        ).scalar_one_or_none()
+        if row is None:
+            return  # outside the ranges (or a stale allocation repaired): nothing to carve
+        first, last = row.first, row.last
+        if first == last:
+            session.delete(row)
+        elif segmentation_id == first:
+            row.first = first + 1
+        elif segmentation_id == last:
+            row.last = last - 1
+        else:
+            row.last = segmentation_id - 1
+            session.add(SegmentRange(network_type=self.network_type,
+                                     physical_network=physical_network,
+                                     first=segmentation_id + 1, last=last))
+        session.flush()
 
     def release(
         self, session: Session, physical_network: str, segmentation_id: int, ranges: Ranges
@@ -259,6 +228,7 @@ class RangeAllocator:
         import sqlalchemy as sa
 
         from stackcore.network.models import SegmentAllocation
+        self._lock(session)
         deleted = session.execute(
             sa.delete(SegmentAllocation)
             .where(
@@ -272,48 +242,38 @@ class RangeAllocator:
             return False
         if not contains(ranges.get(physical_network, ()), segmentation_id):
             return False
-        self._add_free(session, physical_network, segmentation_id)
-        return True
+        return self._add_free(session, physical_network, segmentation_id)
 
-    def _add_free(self, session: Session, physnet: str, seg_id: int) -> None:
+    def _add_free(self, session: Session, physnet: str, seg_id: int) -> bool:
+        """Put ``seg_id`` back in the free ranges, merged with the neighbouring ranges (the
+        caller holds the type's lock). False if it was free already (nothing changed)."""
         import sqlalchemy as sa
 
         from stackcore.network.models import SegmentRange
-        scope = (
-            SegmentRange.network_type == self.network_type,
-            SegmentRange.physical_network == physnet,
-        )
-        opts = {"synchronize_session": False}
-        grew_left = _rowcount(session.execute(
-            sa.update(SegmentRange).where(*scope, SegmentRange.last == seg_id - 1)
-            .values(last=seg_id).execution_options(**opts)
-        ))
-        right = session.execute(
-            sa.select(SegmentRange.id, SegmentRange.last)
-            .where(*scope, SegmentRange.first == seg_id + 1)
-            .with_for_update()
-        ).first()
-        if grew_left:
-            if right is not None and _rowcount(session.execute(
-                sa.delete(SegmentRange)
-                .where(SegmentRange.id == right[0], SegmentRange.first == seg_id + 1,
-                       SegmentRange.last == right[1])
-                .execution_options(**opts)
-            )):
-                session.execute(
-                    sa.update(SegmentRange).where(*scope, SegmentRange.last == seg_id)
-                    .values(last=right[1]).execution_options(**opts)
-                )
-            return
-        if right is not None and _rowcount(session.execute(
-            sa.update(SegmentRange)
-            .where(SegmentRange.id == right[0], SegmentRange.first == seg_id + 1)
-            .values(first=seg_id).execution_options(**opts)
-        )):
-            return
-        session.execute(sa.insert(SegmentRange).values(
-            network_type=self.network_type, physical_network=physnet, first=seg_id, last=seg_id
-        ))
+        rows = session.execute(
+            sa.select(SegmentRange).where(
+                SegmentRange.network_type == self.network_type,
+                SegmentRange.physical_network == physnet,
+                SegmentRange.first <= seg_id + 1,
+                SegmentRange.last >= seg_id - 1,
+            )
+        ).scalars().all()
+        if any(r.first <= seg_id <= r.last for r in rows):
+            return False
+        left = next((r for r in rows if r.last == seg_id - 1), None)
+        right = next((r for r in rows if r.first == seg_id + 1), None)
+        if left is not None and right is not None:
+            left.last = right.last
+            session.delete(right)
+        elif left is not None:
+            left.last = seg_id
+        elif right is not None:
+            right.first = seg_id
+        else:
+            session.add(SegmentRange(network_type=self.network_type, physical_network=physnet,
+                                     first=seg_id, last=seg_id))
+        session.flush()
+        return True
 
     def _insert_allocation(self, session: Session, physnet: str, seg_id: int) -> bool:
         """Insert the allocation row; False if the ID is allocated already.

@@ -100,6 +100,17 @@ class DriverContractError(PluginError):
         super().__init__(full, problems=problems)
 
 
+class PluginUnavailable(PluginError):
+    """A plugin meets its contract but cannot run here: a backend library it needs is not
+    installed. ``missing`` maps each missing module to how to install it."""
+
+    missing: dict[str, str]
+
+    def __init__(self, message: str, missing: dict[str, str] | None = None) -> None:
+        missing = dict(missing or {})
+        super().__init__(message, missing=missing)
+
+
 # --- Drivers and backends ------------------------------------------------------------------
 
 

@@ -16,12 +16,25 @@ from stackcore import exception
 
 
 @functools.cache
-def _validator(schema_json: str) -> Any:
+def strict_validator_class() -> Any:
+    """Draft 2020-12 where ``integer`` means an int: JSON Schema counts ``8192.0`` as an
+    integer, but a report saying ``memory_mb = 8192.0`` is a driver bug (the value is summed,
+    compared and stored as an integer column), so it is refused, naming the field."""
     import jsonschema  # deferred: only reporting paths pay for it
 
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return jsonschema.validators.extend(base, type_checker=checker)
+
+
+@functools.cache
+def _validator(schema_json: str) -> Any:
     schema = json.loads(schema_json)
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    cls = strict_validator_class()
+    cls.check_schema(schema)
+    return cls(schema)
 
 
 def validate(schema: Mapping[str, Any], report: Any, source: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ A :class:`Contract` states what a plugin class of one family must offer:
 * ``capabilities`` - the optional features a plugin may declare in its ``capabilities``
   mapping, each naming the methods it needs; a capability declared ``True`` must have those
   methods implemented (overridden from the base class, whose versions raise);
+* the class subclasses the family's base class (its constructor, options and defaults come
+  from it: a look-alike class fails later in confusing ways, so it is refused here);
 * ``VERSION`` - a non-empty string (the plugin's own version);
 * ``CONTRACT_VERSION`` (optional) - the contract version the plugin was written against,
   ``MAJOR.MINOR``: refused if its major differs from the contract's (a breaking change lies
@@ -18,7 +20,16 @@ major with breaking ones, which follow the deprecation policy (``doc/source/depr
 
 Cinder's equivalent check compares method *names* only, which every subclass of the base class
 passes trivially. Here the signature of each implementation is compared with the base
-class's, parameter by parameter, and every defect is listed at once.
+class's, parameter by parameter, and every defect is listed at once (each defect once).
+
+Backend libraries a plugin declares in ``REQUIRES`` are *not* contract problems: a plugin whose
+library is missing meets its contract but is **unavailable** on this machine
+(:meth:`Contract.missing_requirements`; the loader raises
+:class:`~stackcore.exception.PluginUnavailable` with the install hint).
+
+What these checks cannot see is behaviour: a capability mapped to methods every plugin must
+implement anyway (all of the volume family's) passes here whatever it does. The conformance
+kit (:mod:`stackcore.testing`) tests each capability by behaviour, declared or not.
 """
 
 from __future__ import annotations
@@ -55,6 +66,11 @@ class Contract:
         if not inspect.isclass(cls):
             return [f"is a {type(cls).__name__}, not a class"]
         found: list[str] = []
+        subclass = issubclass(cls, self.base)
+        if not subclass:
+            found.append(f"does not subclass {self.base.__module__}.{self.base.__qualname__} "
+                         f"(every {self.family} plugin must: its constructor, options and "
+                         "defaults come from it)")
         for name in self.required:
             found.extend(_method_problems(cls, self.base, name))
         if self.needs_version:
@@ -63,10 +79,16 @@ class Contract:
                 found.append("VERSION is missing or not a non-empty string")
         found.extend(self._version_problems(cls))
         found.extend(self._capability_problems(cls))
-        found.extend(_requirement_problems(cls))
-        for check in self.extra_checks:
-            found.extend(check(cls))
-        return found
+        found.extend(_requires_shape_problems(cls))
+        if subclass:  # family rules assume the base class's attributes
+            for check in self.extra_checks:
+                found.extend(check(cls))
+        return list(dict.fromkeys(found))  # a method checked as required and as capability
+
+    def missing_requirements(self, cls: Any) -> dict[str, str]:
+        """``{module: install hint}`` of the backend libraries ``cls`` declares in ``REQUIRES``
+        that are not installed: the plugin meets its contract but cannot run here."""
+        return _missing_requirements(cls)
 
     def _version_problems(self, cls: type) -> list[str]:
         declared = getattr(cls, "CONTRACT_VERSION", None)
@@ -125,24 +147,33 @@ def _major_minor(value: Any) -> tuple[int, int] | None:
     return int(major), int(minor)
 
 
-def _requirement_problems(cls: type) -> list[str]:
-    """Backend libraries a plugin declares in ``REQUIRES`` (``{module: how to get it}``) must
-    be importable. Plugins import them on first use, to keep loading cheap, so without this
-    check a missing library would only surface at the first call; ``find_spec`` locates a
+def _requires_shape_problems(cls: type) -> list[str]:
+    declared = getattr(cls, "REQUIRES", {})
+    if not isinstance(declared, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in declared.items()
+    ):
+        return ["REQUIRES must be a mapping of module name to install hint (strings), not "
+                f"{declared!r}"]
+    return []
+
+
+def _missing_requirements(cls: type) -> dict[str, str]:
+    """Backend libraries a plugin declares in ``REQUIRES`` (``{module: how to get it}``) that
+    cannot be imported. Plugins import them on first use, to keep loading cheap, so without
+    this check a missing library would only surface at the first call; ``find_spec`` locates a
     module without importing it."""
     declared = getattr(cls, "REQUIRES", {})
-    if not isinstance(declared, Mapping):
-        return [f"REQUIRES must be a mapping of module name to install hint, not "
-                f"{type(declared).__name__}"]
-    found = []
+    if _requires_shape_problems(cls):
+        return {}
+    missing = {}
     for module, hint in declared.items():
         try:
             present = importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):
             present = False
         if not present:
-            found.append(f"needs the Python module {module!r}, which is not installed ({hint})")
-    return found
+            missing[module] = hint
+    return missing
 
 
 def _is_base_default(cls: type, base: type, name: str) -> bool:
@@ -183,6 +214,7 @@ def signature_problems(reference: Callable[..., Any], impl: Callable[..., Any]) 
     impl_positional = [p for p in impl_params if p.kind in _POSITIONAL]
 
     found: list[str] = []
+    renamed: set[str] = set()  # reported once, as renamed, not again as an extra parameter
     for index, ref in enumerate(ref_params):
         if ref.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             wanted = has_var_pos if ref.kind is inspect.Parameter.VAR_POSITIONAL else has_var_kw
@@ -192,6 +224,7 @@ def signature_problems(reference: Callable[..., Any], impl: Callable[..., Any]) 
         if ref.kind in _POSITIONAL:
             if index < len(impl_positional):
                 if impl_positional[index].name != ref.name and index > 0:
+                    renamed.add(impl_positional[index].name)
                     found.append(
                         f"positional parameter {index} is {impl_positional[index].name!r}, "
                         f"the contract calls it {ref.name!r}"
@@ -209,7 +242,7 @@ def signature_problems(reference: Callable[..., Any], impl: Callable[..., Any]) 
             found.append(f"parameter {ref.name!r} needs a default (callers may omit it)")
     ref_names = {p.name for p in ref_params}
     for extra in impl_params:
-        if extra.name in ref_names or extra.kind in (
+        if extra.name in ref_names or extra.name in renamed or extra.kind in (
             inspect.Parameter.VAR_POSITIONAL,
             inspect.Parameter.VAR_KEYWORD,
         ):

@@ -11,10 +11,19 @@ One function per loading strategy:
 * :func:`load_ordered` - several named plugins in the configured order (mechanism drivers,
   filters, weighers).
 * :func:`discover` - every installed plugin of a namespace, recording failures instead of
-  raising (for ``stackcore drivers`` and the support matrix).
+  raising (for ``stackcore drivers``, ``stackcore matrix`` and the demo).
 
 Every loaded class is verified against its family contract before it is returned (see
 :mod:`stackcore.plugins.contract`), so a bad plugin is refused at start-up, not at first use.
+
+Two kinds of refusal are kept apart, because they call for different fixes:
+
+* **broken** - the plugin breaks its contract (or its own module does not import):
+  :class:`~stackcore.exception.DriverContractError` / :class:`~stackcore.exception.PluginLoadError`,
+  for the plugin's author to fix;
+* **unavailable** - the plugin is fine but a backend library it needs is not installed here
+  (declared in its ``REQUIRES``, or a third-party module its import needs):
+  :class:`~stackcore.exception.PluginUnavailable` with the install hint, for the operator.
 """
 
 from __future__ import annotations
@@ -45,9 +54,17 @@ class Plugin:
     cls: Any
 
 
+#: :attr:`Discovered.status` values.
+OK, BROKEN, UNAVAILABLE = "ok", "broken", "unavailable"
+
+
 @dataclasses.dataclass(frozen=True)
 class Discovered:
-    """One entry point found by :func:`discover`: either a plugin or the reason it is broken."""
+    """One entry point found by :func:`discover`: either a plugin, or why it cannot be used.
+
+    ``status`` is ``ok`` (``plugin`` set), ``broken`` (``error`` says what breaks the contract
+    or the import) or ``unavailable`` (``error`` names the missing backend library, ``hint``
+    how to install it)."""
 
     namespace: str
     name: str
@@ -56,6 +73,8 @@ class Discovered:
     version: str
     plugin: Plugin | None
     error: str | None
+    status: str = OK
+    hint: str = ""
 
 
 @functools.cache
@@ -111,12 +130,34 @@ def _describe(namespace: str, ep: Any) -> str:
     return f"entry point {ep.name!r} ({ep.value}) of namespace {namespace!r} from {dist} {version}"
 
 
-def _raise_on_load_failure(manager: Any, ep: Any, err: BaseException) -> None:
-    raise exception.PluginLoadError(
-        f"cannot load {_describe(manager.namespace, ep)}: {type(err).__name__}: {err}",
-        namespace=manager.namespace,
+def _missing_library(ep: Any, err: BaseException) -> str | None:
+    """The backend library whose absence made ``ep`` fail to import, or None when the import
+    failed for another reason (a module of the plugin's own package missing is a bug)."""
+    if not isinstance(err, ModuleNotFoundError) or not err.name:
+        return None
+    own = str(ep.value).partition(":")[0].split(".")[0]
+    missing = err.name.split(".")[0]
+    return None if missing == own else err.name
+
+
+def _load_error(namespace: str, ep: Any, err: BaseException) -> exception.PluginError:
+    missing = _missing_library(ep, err)
+    if missing is not None:
+        hint = f"install the Python module {missing!r}"
+        return exception.PluginUnavailable(
+            f"{_describe(namespace, ep)} is unavailable: it needs the Python module "
+            f"{missing!r}, which is not installed ({hint})",
+            missing={missing: hint},
+        )
+    return exception.PluginLoadError(
+        f"cannot load {_describe(namespace, ep)}: {type(err).__name__}: {err}",
+        namespace=namespace,
         entry_point=ep.name,
-    ) from err
+    )
+
+
+def _raise_on_load_failure(manager: Any, ep: Any, err: BaseException) -> None:
+    raise _load_error(manager.namespace, ep, err) from err
 
 
 def _raise_on_conflict(namespace: str, name: str, extensions: list[Any]) -> Any:
@@ -149,11 +190,18 @@ def _to_plugin(namespace: str, ext: Any, contract: Contract | None) -> Plugin:
     if contract is not None:
         problems = contract.problems(ext.plugin)
         if problems:
-            dist, version = _owner(namespace, ext.entry_point)
             raise exception.DriverContractError(
                 f"{_describe(namespace, ext.entry_point)} does not meet the "
                 f"{contract.family} contract",
                 problems=problems,
+            )
+        missing = contract.missing_requirements(ext.plugin)
+        if missing:
+            needs = "; ".join(f"the Python module {m!r} ({hint})" for m, hint in missing.items())
+            raise exception.PluginUnavailable(
+                f"{_describe(namespace, ext.entry_point)} is unavailable: it needs {needs}, "
+                "not installed here",
+                missing=missing,
             )
     return Plugin(namespace, ext.name, ext.entry_point.value, dist, version, ext.plugin)
 
@@ -208,10 +256,10 @@ def load_ordered(
 
 def discover(namespace: str, contract: Contract | None = None) -> list[Discovered]:
     """Every entry point of ``namespace``, loaded and verified, failures recorded not raised."""
-    failures: dict[str, str] = {}
+    failures: dict[str, BaseException] = {}
 
     def record(manager: Any, ep: Any, err: BaseException) -> None:
-        failures[ep.name] = f"{type(err).__name__}: {err}"
+        failures[ep.name] = err
 
     mgr = extension.ExtensionManager(namespace, on_load_failure_callback=record)
     found: list[Discovered] = []
@@ -221,17 +269,24 @@ def discover(namespace: str, contract: Contract | None = None) -> list[Discovere
             plugin = dataclasses.replace(
                 _to_plugin(namespace, ext, contract), distribution=dist, version=version
             )
-            error = None
-        except exception.DriverContractError as err:
-            plugin, error = None, str(err)
-        found.append(
-            Discovered(namespace, ext.name, ext.entry_point.value, dist, version, plugin, error)
-        )
+            found.append(Discovered(namespace, ext.name, ext.entry_point.value, dist, version,
+                                    plugin, None))
+        except exception.PluginError as err:
+            found.append(_failed(namespace, ext.entry_point, dist, version, err))
     # Scanning every distribution's entry points is costly: only when something failed to load.
     for ep in importlib.metadata.entry_points(group=namespace) if failures else ():
         if ep.name in failures:
             dist, version = _owner(namespace, ep)
-            found.append(
-                Discovered(namespace, ep.name, ep.value, dist, version, None, failures[ep.name])
-            )
+            found.append(_failed(namespace, ep, dist, version,
+                                 _load_error(namespace, ep, failures[ep.name])))
     return sorted(found, key=lambda d: d.name)
+
+
+def _failed(namespace: str, ep: Any, dist: str, version: str,
+            err: exception.PluginError) -> Discovered:
+    if isinstance(err, exception.PluginUnavailable):
+        needs = ", ".join(sorted(err.missing))
+        hint = "; ".join(dict.fromkeys(err.missing.values()))
+        return Discovered(namespace, ep.name, ep.value, dist, version, None,
+                          f"needs {needs} (not installed)", UNAVAILABLE, hint)
+    return Discovered(namespace, ep.name, ep.value, dist, version, None, str(err), BROKEN)

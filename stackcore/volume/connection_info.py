@@ -106,16 +106,15 @@ def validate(info: Any, source: str) -> dict[str, Any]:
     :class:`~stackcore.exception.DriverError` naming the field (never its secret value)."""
     import jsonschema
 
+    from stackcore.stats import strict_validator_class
+
+    strict = strict_validator_class()  # target_lun = 1.0 is not an integer
     for schema, value, prefix in ((SCHEMA, info, ""),):
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(schema).iter_errors(value)
-        )
+        error = jsonschema.exceptions.best_match(strict(schema).iter_errors(value))
         if error is not None:
             _raise(source, prefix, error)
     kind = info["driver_volume_type"]
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(DATA_SCHEMAS[kind]).iter_errors(info["data"])
-    )
+    error = jsonschema.exceptions.best_match(strict(DATA_SCHEMAS[kind]).iter_errors(info["data"]))
     if error is not None:
         _raise(source, "data.", error)
     if kind == "nfs" and "mount_point_base" not in info:

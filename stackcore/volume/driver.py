@@ -94,8 +94,11 @@ class VolumeDriver(abc.ABC):
     ``VERSION``
         Its own version string, reported as ``driver_version`` in its stats.
     ``VENDOR_NAME``, ``STORAGE_PROTOCOL``
-        For the stats report (``STORAGE_PROTOCOL`` from
-        :data:`stackcore.volume.stats.STORAGE_PROTOCOLS`).
+        For the stats report. ``STORAGE_PROTOCOL`` is one of the protocols this stackcore has a
+        ``connection_info`` schema for (the keys of
+        :data:`stackcore.volume.connection_info.PROTOCOL_TO_VOLUME_TYPE`: ``iSCSI``, ``NFS``,
+        ``ceph``, ``file``); Cinder's other protocols are refused at load time, since nothing
+        here could attach their volumes.
     ``capabilities``
         ``{capability: bool}`` for the keys of :data:`CAPABILITIES`; missing keys mean False.
     ``FAULT_POINTS``
@@ -286,12 +289,18 @@ def _init_signature(cls: type) -> list[str]:
 
 
 def _declared_data(cls: type) -> list[str]:
+    from stackcore.volume.connection_info import PROTOCOL_TO_VOLUME_TYPE
     from stackcore.volume.stats import STORAGE_PROTOCOLS
 
     found = []
     protocol = getattr(cls, "STORAGE_PROTOCOL", "")
-    if protocol not in STORAGE_PROTOCOLS:
-        found.append(f"STORAGE_PROTOCOL {protocol!r} is not one of {', '.join(STORAGE_PROTOCOLS)}")
+    supported = ", ".join(PROTOCOL_TO_VOLUME_TYPE)
+    if protocol in STORAGE_PROTOCOLS and protocol not in PROTOCOL_TO_VOLUME_TYPE:
+        # A Cinder protocol with no connection_info schema here: nothing could attach it.
+        found.append(f"STORAGE_PROTOCOL {protocol!r} has no connection_info schema in this "
+                     f"stackcore (supported: {supported})")
+    elif protocol not in PROTOCOL_TO_VOLUME_TYPE:
+        found.append(f"STORAGE_PROTOCOL {protocol!r} is not one of {supported}")
     if not isinstance(getattr(cls, "VENDOR_NAME", None), str) or not cls.VENDOR_NAME:  # type: ignore[attr-defined]
         found.append("VENDOR_NAME is missing or empty")
     points = getattr(cls, "FAULT_POINTS", {})

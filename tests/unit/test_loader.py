@@ -100,3 +100,58 @@ def test_discover_records_failures_instead_of_raising(installed_plugins) -> None
     assert found["bad"].plugin is None and "spawn()" in (found["bad"].error or "")
     assert found["gone"].plugin is None and "ModuleNotFoundError" in (found["gone"].error or "")
     assert found["bad"].distribution == "bad-drivers"
+
+
+NEEDS_LIBRARY = """
+from typing import ClassVar
+from stackcore.compute.fake import FakeHypervisorDriver
+
+class NeedsLib(FakeHypervisorDriver):
+    REQUIRES: ClassVar[dict] = {"stackcore_no_such_lib": "pip install stackcore-no-such-lib"}
+"""
+
+LOOKALIKE = """
+class LookAlike:
+    VERSION = "1.0"
+    def __init__(self, conf, host):
+        pass
+"""
+
+
+def test_missing_backend_library_makes_a_plugin_unavailable_not_broken(
+        installed_plugins) -> None:
+    installed_plugins("lib-drivers", {NAMESPACE: {"needslib": "needs_lib:NeedsLib"}},
+                      {"needs_lib": NEEDS_LIBRARY})
+    with pytest.raises(exception.PluginUnavailable) as caught:
+        loader.load_one(NAMESPACE, "needslib", CONTRACT)
+    assert caught.value.missing == {"stackcore_no_such_lib": "pip install stackcore-no-such-lib"}
+    assert "is unavailable: it needs the Python module 'stackcore_no_such_lib' " \
+           "(pip install stackcore-no-such-lib)" in str(caught.value)
+    found = {d.name: d for d in loader.discover(NAMESPACE, CONTRACT)}["needslib"]
+    assert (found.status, found.error, found.hint) == (
+        "unavailable", "needs stackcore_no_such_lib (not installed)",
+        "pip install stackcore-no-such-lib")
+
+
+def test_import_of_a_missing_third_party_module_is_unavailable(installed_plugins) -> None:
+    installed_plugins("lib2-drivers", {NAMESPACE: {"importslib": "imports_lib:Driver"}},
+                      {"imports_lib": "import stackcore_absent_backend_lib\n"})
+    found = {d.name: d for d in loader.discover(NAMESPACE, CONTRACT)}["importslib"]
+    assert found.status == "unavailable", found
+    assert found.hint == "install the Python module 'stackcore_absent_backend_lib'"
+
+
+def test_a_missing_module_of_the_plugins_own_package_is_broken(installed_plugins) -> None:
+    installed_plugins("own-drivers", {NAMESPACE: {"own": "own_pkg_missing.sub:Driver"}})
+    found = {d.name: d for d in loader.discover(NAMESPACE, CONTRACT)}["own"]
+    assert found.status == "broken" and "ModuleNotFoundError" in (found.error or ""), found
+
+
+def test_a_class_not_subclassing_the_base_is_refused_by_name(installed_plugins) -> None:
+    """Defect 10: it used to fail later with ``NoSuchOptError: no such option backend``."""
+    installed_plugins("look-drivers", {NAMESPACE: {"look": "look_alike:LookAlike"}},
+                      {"look_alike": LOOKALIKE})
+    with pytest.raises(exception.DriverContractError) as caught:
+        loader.load_one(NAMESPACE, "look", CONTRACT)
+    assert caught.value.problems[0].startswith(
+        "does not subclass stackcore.compute.driver.HypervisorDriver")

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import lazy
+from stackcore.network import L2AgentPlugin
 from stackcore.network.agents import AgentRPCAPI, AgentStateRPCAPI
 from stackcore_drivers.network.host_state import HostState, read_host_state
 
@@ -56,7 +57,7 @@ AGENT_OPTS = lazy.options(lambda cfg: [
 
 
 
-class L2Agent(abc.ABC):
+class L2Agent(L2AgentPlugin):
     """Base of the OVS and Linux bridge agents: subclasses say what they report and how they
     reconcile. ``transport`` reaches the server (state reports and the agent RPC)."""
 

@@ -27,7 +27,7 @@ NAMESPACE = "stackcore.network.agents"
 
 
 class L2AgentPlugin(abc.ABC):
-    """Reference signatures of an L2 agent class (agents need not subclass it)."""
+    """Base class of every L2 agent (the loader refuses a class that does not subclass it)."""
 
     VERSION: ClassVar[str] = ""
     #: The ``agent_type`` it reports, matched by its mechanism driver when binding ports.

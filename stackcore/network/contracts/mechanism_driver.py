@@ -250,10 +250,13 @@ class MechanismDriver(abc.ABC):
         """After commit; raising keeps the change, sets status ERROR, records a fault."""
 
     def delete_network_precommit(self, context: NetworkContext) -> None:
-        """Inside the delete transaction; raising aborts the delete (the network stays)."""
+        """Inside the delete transaction, after the ``delete_subnet_precommit`` of each of its
+        subnets (deleted in the same transaction); raising aborts the whole delete (the
+        network and its subnets stay)."""
 
     def delete_network_postcommit(self, context: NetworkContext) -> None:
-        """After the network is gone; raising is recorded as a fault."""
+        """After the network is gone, after the ``delete_subnet_postcommit`` of each of its
+        subnets; raising is recorded as a fault."""
 
     def create_subnet_precommit(self, context: SubnetContext) -> None:
         """Inside the create transaction; raising rolls the create back."""
@@ -268,7 +271,8 @@ class MechanismDriver(abc.ABC):
         """After commit; raising keeps the change and records a fault."""
 
     def delete_subnet_precommit(self, context: SubnetContext) -> None:
-        """Inside the delete transaction; raising aborts the delete."""
+        """Inside the delete transaction (of the subnet, or of its network); raising aborts
+        the delete."""
 
     def delete_subnet_postcommit(self, context: SubnetContext) -> None:
         """After the subnet is gone; raising is recorded as a fault."""

@@ -299,31 +299,33 @@ class ML2Plugin:
             return context
 
     def delete_network(self, network_id: str) -> None:
+        """Delete a network and its subnets, in one transaction that first locks the network
+        row: a port being created on it (which holds a share lock on the row, see
+        :meth:`_create_port_txn`) either committed before - then the network has a port and
+        the delete is a Conflict that changed nothing - or waits and then finds the network
+        gone (NotFound). Either operation wins whole; never a network with some subnets
+        deleted, nor a port left on a deleted network."""
         self._delete_network(network_id, force=False)
 
     def _delete_network(self, network_id: str, force: bool) -> None:
-        with self.db.transaction() as session:
-            if session.get(m.Network, network_id) is None:
-                return
-            ports = session.execute(
-                sa.select(m.Port.id).where(m.Port.network_id == network_id)
-            ).scalars().all()
-            if ports and not force:
-                raise exception.Conflict(
-                    f"network {network_id} still has {len(ports)} port(s): "
-                    f"{', '.join(ports[:5])}; delete them first",
-                    network_id=network_id,
-                )
-            subnets = session.execute(
-                sa.select(m.Subnet.id).where(m.Subnet.network_id == network_id)
-            ).scalars().all()
-        for port_id in ports:
-            self.delete_port(port_id)
-        for subnet_id in subnets:
-            self.delete_subnet(subnet_id)
-        context = self._delete_network_txn(network_id)
-        if context is None:
+        if force:
+            with self.db.transaction() as session:
+                ports = session.execute(
+                    sa.select(m.Port.id).where(m.Port.network_id == network_id)
+                ).scalars().all()
+            for port_id in ports:
+                self.delete_port(port_id)
+        deleted = self._delete_network_txn(network_id)
+        if deleted is None:
             return
+        subnet_contexts, context = deleted
+        for subnet_context in subnet_contexts:
+            errors = self.mechanism_manager.postcommit(
+                "delete_subnet_postcommit", subnet_context, stop_on_error=False
+            )
+            if errors:
+                self._record_faults("subnet", subnet_context.current["id"],
+                                    "delete_subnet_postcommit", errors)
         errors = self.mechanism_manager.postcommit(
             "delete_network_postcommit", context, stop_on_error=False
         )
@@ -331,23 +333,43 @@ class ML2Plugin:
             self._record_faults("network", network_id, "delete_network_postcommit", errors)
 
     @db_api.retry_on_conflict
-    def _delete_network_txn(self, network_id: str) -> contexts.NetworkContext | None:
+    def _delete_network_txn(
+        self, network_id: str
+    ) -> tuple[list[contexts.SubnetContext], contexts.NetworkContext] | None:
+        """Lock the network, refuse if it has ports, delete its subnets (each with its
+        ``delete_subnet_precommit``), release its segments and delete it."""
         with self.db.transaction() as session:
             row = session.get(m.Network, network_id, with_for_update=True)
             if row is None:
                 return None
+            ports = session.execute(
+                sa.select(m.Port.id).where(m.Port.network_id == network_id)
+                .order_by(m.Port.id)
+            ).scalars().all()
+            if ports:
+                raise exception.Conflict(
+                    f"network {network_id} still has {len(ports)} port(s): "
+                    f"{', '.join(ports[:5])}; delete them first",
+                    network_id=network_id,
+                )
             context = contexts.NetworkContext(self._network_dict(session, row))
+            subnet_contexts = []
+            for subnet in session.execute(
+                sa.select(m.Subnet).where(m.Subnet.network_id == network_id)
+                .order_by(m.Subnet.created_at, m.Subnet.id)
+            ).scalars().all():
+                subnet_context = contexts.SubnetContext(self._subnet_dict(subnet), context)
+                self.mechanism_manager.precommit("delete_subnet_precommit", subnet_context)
+                session.delete(subnet)
+                subnet_contexts.append(subnet_context)
+            session.flush()
             self.mechanism_manager.precommit("delete_network_precommit", context)
-            if session.execute(sa.select(m.Subnet.id).where(m.Subnet.network_id == network_id)
-                               .limit(1)).first() is not None:
-                raise exception.Conflict(f"network {network_id} got a new subnet while being "
-                                         "deleted; try again")
             for segment in context.network_segments:
                 self.type_manager.release_segment(session, dict(segment))
             session.execute(sa.delete(m.NetworkSegment)
                             .where(m.NetworkSegment.network_id == network_id))
             session.delete(row)
-            return context
+            return subnet_contexts, context
 
     def type_usage(self) -> list[dict[str, Any]]:
         with self.db.transaction() as session:
@@ -584,7 +606,10 @@ class ML2Plugin:
     @db_api.retry_on_conflict
     def _create_port_txn(self, network_id: str, attrs: Mapping[str, Any]) -> contexts.PortContext:
         with self.db.transaction() as session:
-            self._get_network_row(session, network_id)
+            # A share lock on the network row until commit: a concurrent delete_network
+            # (which locks the row for update) runs entirely before or after this port.
+            if session.get(m.Network, network_id, with_for_update={"read": True}) is None:
+                raise exception.NotFound("network", network_id)
             row = m.Port(
                 id=str(uuid.uuid4()), network_id=network_id, name=attrs.get("name", ""),
                 device_id=attrs.get("device_id", ""), device_owner=attrs.get("device_owner", ""),

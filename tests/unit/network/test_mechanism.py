@@ -28,8 +28,10 @@ def test_hooks_run_precommit_then_postcommit_with_the_resource(net_cloud) -> Non
         ("create_port_precommit", port.id), ("create_port_postcommit", port.id),
         ("update_port_precommit", port.id), ("update_port_postcommit", port.id),
         ("delete_port_precommit", port.id), ("delete_port_postcommit", port.id),
-        ("delete_subnet_precommit", sub.id), ("delete_subnet_postcommit", sub.id),
-        ("delete_network_precommit", net.id), ("delete_network_postcommit", net.id),
+        # one transaction deletes the network with its subnets: every precommit, then
+        # every postcommit
+        ("delete_subnet_precommit", sub.id), ("delete_network_precommit", net.id),
+        ("delete_subnet_postcommit", sub.id), ("delete_network_postcommit", net.id),
     ]
     assert fake.calls[7][1]["name"] == "q"
 

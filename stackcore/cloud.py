@@ -115,6 +115,10 @@ class Cloud:
         self.db = db_api.Database(url)
         if conf.database.auto_migrate:
             self.db.upgrade()
+        else:
+            from stackcore.db import schema
+
+            schema.check_current(self.db)
         self.transport = rpc.get_transport(conf)
         apis: dict[str, Any] = {}
         ctx = families.StartContext(conf, self.db, self.transport, apis, self._run)

@@ -11,6 +11,7 @@ from typing import Any
 
 from stackcore import lazy
 from stackcore.compute.placement import opts as placement_opts
+from stackcore.conf.optiontypes import NAME, UniqueList
 
 GROUP = "compute"
 
@@ -20,8 +21,9 @@ OPTS = lazy.options(lambda cfg: [
         default="fake",
         help="Hypervisor driver: an entry point name in stackcore.compute.drivers.",
     ),
-    cfg.ListOpt(
+    cfg.Opt(
         "hosts",
+        type=UniqueList(NAME),
         default=["compute-1"],
         help="Compute hosts this process runs a compute service for (the embedded default "
         "runs them all in one process). Empty: no compute service here.",

@@ -8,13 +8,15 @@ its section, option and value named.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
 from stackcore import exception, families
 from stackcore.conf import opts
+from stackcore.conf.optiontypes import SafeValueError
 
 
 def register(conf: cfg.ConfigOpts, groups: Iterable[tuple[str, Sequence[cfg.Opt]]]) -> None:
@@ -43,6 +45,7 @@ def load(
     for group, values in (overrides or {}).items():
         for name, value in values.items():
             set_override(conf, group, name, value)
+    validate_all(conf)  # the core's and families' options; plugins' when they load
     return conf
 
 
@@ -56,22 +59,70 @@ def set_override(conf: cfg.ConfigOpts, group: str, name: str, value: Any) -> Non
         raise exception.ConfigError(f"[{group}] {name} = {value!r} is invalid: {err}") from err
 
 
+#: oslo.config reads an option set to nothing (``max_attempts =``) as None; for these types
+#: that is never meant, and would crash at first use far from the file.
+_NUMERIC = (types.Integer, types.Float)
+_INT64 = 2**63 - 1
+
+
 def validate_all(conf: cfg.ConfigOpts) -> None:
-    """Read every registered option so type/range errors surface now, with section/option."""
+    """Read every registered option now, so that a bad value fails start-up with its section,
+    option and value named (a secret's value hidden) - not at first use.
+
+    Beyond oslo.config's own type and range checks: an empty numeric option, a non-finite float
+    (``nan``, ``inf``) and an integer beyond 64 bits are refused; a ``$`` that oslo.config
+    takes for a reference to another option is refused with the hint to write ``$$``.
+    """
     for group_name, options in _registered(conf):
         group = conf if group_name == "DEFAULT" else conf[group_name]
         for opt_name in options:
+            opt = _opt(conf, group_name, opt_name)
             try:
-                getattr(group, opt_name)
+                value = getattr(group, opt_name)
             except (ValueError, cfg.ConfigFileValueError) as err:
-                raw, reason = _raw_value(conf, group_name, opt_name), str(err)
-                if _is_secret(conf, group_name, opt_name):
-                    raw, reason = "****", "(value hidden: secret option)"
-                raise exception.ConfigError(
-                    f"[{group_name}] {opt_name} = {raw!r} is invalid: {reason}",
-                    section=group_name,
-                    option=opt_name,
-                ) from None
+                # oslo.config words it "Value for option X from LocationInfo(...) is not valid:
+                # <why>": the why is what the reader needs.
+                reason = str(err).rpartition(" is not valid: ")[2]
+                safe = isinstance(err.__cause__ or err.__context__ or err, SafeValueError)
+                _refuse(conf, group_name, opt_name, reason,
+                        secret_reason=reason if safe else "(value hidden: secret option)")
+            except (cfg.TemplateSubstitutionError, cfg.NoSuchOptError) as err:
+                hint = "a '$' starts a reference to another option; write '$$' for a literal '$'"
+                _refuse(conf, group_name, opt_name, f"{err}: {hint}", secret_reason=hint)
+            problem = _value_problem(opt, value)
+            if problem:
+                _refuse(conf, group_name, opt_name, problem)
+
+
+def _value_problem(opt: cfg.Opt, value: Any) -> str | None:
+    kind = opt.type.item_type if isinstance(opt.type, types.List) else opt.type
+    values = value if isinstance(value, list) else [value]
+    if isinstance(kind, _NUMERIC):
+        if value is None and opt.default is not None:
+            return f"is empty: give a number (the default is {opt.default}) or remove the line"
+        for item in values:
+            if isinstance(item, float) and not math.isfinite(item):
+                return f"{item} is not a finite number"
+            if isinstance(item, int) and abs(item) > _INT64:
+                return f"{item} is out of range (beyond a 64-bit integer)"
+    return None
+
+
+def _refuse(conf: cfg.ConfigOpts, group: str, name: str, reason: str,
+            secret_reason: str = "(value hidden: secret option)") -> NoReturn:  # noqa: S107
+    """Raise the ConfigError; for a secret option neither the value nor a reason that may quote
+    it is shown, only ``secret_reason``."""
+    raw = _raw_value(conf, group, name)
+    if _is_secret(conf, group, name):
+        raw, reason = "****", secret_reason
+    raise exception.ConfigError(f"[{group}] {name} = {raw!r} is invalid: {reason}",
+                                section=group, option=name) from None
+
+
+def _opt(conf: cfg.ConfigOpts, group: str, name: str) -> cfg.Opt:
+    info = conf._get_opt_info(name, None if group == "DEFAULT" else group)  # noqa: SLF001
+    opt: cfg.Opt = info["opt"]
+    return opt
 
 
 def _registered(conf: cfg.ConfigOpts) -> list[tuple[str, list[str]]]:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
+from stackcore.conf.optiontypes import DatabaseURL
+
 DEFAULT_OPTS = [
     cfg.StrOpt(
         "host",
@@ -31,19 +33,23 @@ DEFAULT_OPTS = [
         help="RPC transport: 'inprocess://' (the embedded default: direct dispatch through the "
         "wire serializer) or an oslo.messaging URL such as rabbit://user:pass@host:5672/.",
     ),
-    cfg.IntOpt("report_interval", default=10, min=1, help="Seconds between service reports."),
+    cfg.IntOpt("report_interval", default=10, min=1, max=3600,
+               help="Seconds between service reports."),
     cfg.IntOpt(
         "service_down_time",
         default=60,
         min=1,
+        max=86400,
         help="Seconds without a report after which a service is considered down.",
     ),
-    cfg.IntOpt("rpc_call_timeout", default=60, min=1, help="Seconds to wait for an RPC reply."),
+    cfg.IntOpt("rpc_call_timeout", default=60, min=1, max=86400,
+               help="Seconds to wait for an RPC reply."),
 ]
 
 DATABASE_OPTS = [
-    cfg.StrOpt(
+    cfg.Opt(
         "connection",
+        type=DatabaseURL(),
         secret=True,
         help="SQLAlchemy URL. Unset: SQLite in state_path. PostgreSQL for multi-process, e.g. "
         "postgresql+psycopg2://user:pass@host/db.",

@@ -134,6 +134,10 @@ class Database:
             raise exception.BackendUnavailable(
                 f"database {redact(self.url)} is unreachable: {type(err.orig).__name__}"
             ) from None
+        except sa.exc.DatabaseError as err:  # e.g. SQLite: "file is not a database"
+            raise exception.ConfigError(
+                f"[database] connection {redact(self.url)} cannot be used as a database: "
+                f"{err.orig}", section="database", option="connection") from None
 
     def _legacy_revisions(self) -> set[str]:
         with self.engine.connect() as conn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
 ML2_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
@@ -94,6 +94,8 @@ FLAT_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "flat_networks",
         default=["*"],
+        item_type=types.String(regex=r"^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$",
+                               type_name="physical network name or *"),
         help="Physical networks on which flat networks may be created; '*' allows any, an "
         "empty list disables flat networks.",
     ),
@@ -103,6 +105,8 @@ VLAN_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "network_vlan_ranges",
         default=[],
+        item_type=types.String(regex=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[0-9]{1,4}:[0-9]{1,4})?$",
+                               type_name="physnet[:min:max]"),
         help="physnet:min:max ranges of VLAN IDs for project networks, or a bare physnet "
         "name allowing only provider networks on it. Ranges of one physnet may be repeated.",
     ),
@@ -112,6 +116,7 @@ VXLAN_OPTS: list[cfg.Opt] = [
     cfg.ListOpt(
         "vni_ranges",
         default=["1:1000"],
+        item_type=types.String(regex=r"^[0-9]{1,8}:[0-9]{1,8}$", type_name="min:max"),
         help="min:max ranges of VXLAN VNIs for project networks (1 .. 16777215).",
     ),
 ]

@@ -251,7 +251,7 @@ def _path(parts: Sequence[Any]) -> str:
 def _rule(error: Any) -> str:
     """The broken rule in words, without repeating the (possibly huge) value."""
     keyword, expected = error.validator, error.validator_value
-    words = {
+    words: dict[str, Callable[[], str]] = {
         "type": lambda: f"must be of type {expected if isinstance(expected, str) else ' or '.join(expected)}",  # noqa: E501
         "format": lambda: {
             "text": "must be printable text (valid UTF-8, no control characters, not blank)",
@@ -273,12 +273,13 @@ def _rule(error: Any) -> str:
         "maxProperties": lambda: f"must have at most {expected} items",
         "minProperties": lambda: f"must have at least {expected} item(s)",
         "enum": lambda: "must be one of " + ", ".join(repr(v) for v in expected),
-        "additionalProperties": lambda: error.message.replace(repr(error.instance), "").strip()
-        or "has unexpected keys",
+        "additionalProperties": lambda: str(error.message).replace(
+            repr(error.instance), "").strip() or "has unexpected keys",
         "required": lambda: error.message.split(" is a required")[0] + " is required",
         "uniqueItems": lambda: "must not list an item twice",
-    }.get(keyword)
-    return words() if words else error.message
+    }
+    found = words.get(keyword)
+    return found() if found else str(error.message)
 
 
 def check(schema_key: int, arguments: Mapping[str, Any]) -> None:

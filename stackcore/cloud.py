@@ -26,6 +26,7 @@ from stackcore.service import Service
 if TYPE_CHECKING:
     from stackcore.compute.api import ComputeAPI
     from stackcore.network.api import NetworkAPI
+    from stackcore.project.api import ProjectAPI
     from stackcore.volume.api import VolumeAPI
 
 LOG = logging.getLogger(__name__)
@@ -121,7 +122,14 @@ class Cloud:
             schema.check_current(self.db)
         self.transport = rpc.get_transport(conf)
         apis: dict[str, Any] = {}
-        ctx = families.StartContext(conf, self.db, self.transport, apis, self._run)
+        from stackcore.project import opts as project_opts
+        from stackcore.project.policy import Policy
+        from stackcore.project.quota import Quotas
+
+        self.policy = Policy(conf)
+        self.quotas = Quotas(conf, project_opts.resources())
+        ctx = families.StartContext(conf, self.db, self.transport, apis, self._run, self.policy,
+                                    self.quotas)
         for fam, runtime in self._runtimes:
             apis[fam.name] = runtime.build_api(ctx)
             setattr(self, fam.name, apis[fam.name])
@@ -133,6 +141,7 @@ class Cloud:
 
     compute: ComputeAPI
     network: NetworkAPI
+    project: ProjectAPI
     volume: VolumeAPI
 
     def _run(self, manager: Any, binary: str, host: str, zone: str = "nova") -> Service:

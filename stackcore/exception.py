@@ -72,6 +72,25 @@ class QuotaExceeded(Conflict):
     """A resource pool (VLAN IDs, IP addresses, capacity) has nothing left."""
 
 
+class OverQuota(QuotaExceeded):
+    """A project asked for more of a resource than its quota allows; nothing was created."""
+
+    def __init__(self, project_id: str, resource: str, requested: int, used: int,
+                 limit: int) -> None:
+        super().__init__(
+            f"quota exceeded for {resource} of project {project_id}: requested {requested}, "
+            f"{used} in use, limit {limit}",
+            project_id=project_id, resource=resource, requested=requested, used=used,
+            limit=limit)
+
+
+class Forbidden(StackcoreError):
+    """The request's context may not do this: names the policy rule that said no."""
+
+    def __init__(self, rule: str, message: str | None = None) -> None:
+        super().__init__(message or f"policy does not allow {rule}", rule=rule)
+
+
 # --- Configuration and plugins -------------------------------------------------------------
 
 
@@ -93,6 +112,8 @@ class PluginLoadError(PluginError):
 
 class DriverContractError(PluginError):
     """A plugin class does not meet its family contract. ``problems`` lists every defect."""
+
+    problems: list[str]
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         problems = list(problems or [])

@@ -32,12 +32,14 @@ if TYPE_CHECKING:
     from oslo_config import cfg
 
     from stackcore.db.api import Database
+    from stackcore.project.policy import Policy
+    from stackcore.project.quota import Quotas
     from stackcore.rpc import Transport
     from stackcore.service import Service
 
 #: The registered families, in start-up order: a family's API may use the APIs of the families
 #: before it (compute's API uses network's and volume's), and its services start after theirs.
-REGISTERED: tuple[str, ...] = ("image", "volume", "network", "compute")
+REGISTERED: tuple[str, ...] = ("project", "image", "volume", "network", "compute")
 
 
 def _resolve(path: str) -> Any:
@@ -76,6 +78,8 @@ class StartContext:
     transport: Transport
     apis: Mapping[str, Any]  # the APIs of the families started before, by family name
     run: RunService
+    policy: Policy  # the Cloud's policy enforcer
+    quotas: Quotas  # the Cloud's quota engine
 
 
 class Runtime(Protocol):
@@ -122,6 +126,11 @@ class Family:
     plugin_options: str = ""
     #: "module:Class" implementing :class:`Runtime`, built as ``Class(conf, services)``
     runtime_path: str = ""
+    #: "module:ATTRIBUTE" -> the family's countable resources (``stackcore.project.quota.
+    #: Resource``), each a ``[quota]`` option
+    quotas: str = ""
+    #: "module:callable" -> the family's policy rule defaults (oslo.policy ``RuleDefault``)
+    policies: str = ""
 
     @property
     def migrations(self) -> str:
@@ -135,6 +144,12 @@ class Family:
 
     def plugin_option_groups(self) -> list[tuple[str, Sequence[cfg.Opt]]]:
         return list(_resolve(self.plugin_options)()) if self.plugin_options else []
+
+    def quota_resources(self) -> list[Any]:
+        return list(_resolve(self.quotas)) if self.quotas else []
+
+    def policy_rules(self) -> list[Any]:
+        return list(_resolve(self.policies)()) if self.policies else []
 
     def runtime(self, conf: cfg.ConfigOpts, services: Sequence[str]) -> Runtime | None:
         """The family in one Cloud; None for a family with nothing to run (tables only)."""

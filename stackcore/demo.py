@@ -41,6 +41,8 @@ class Choice:
     real: bool
     reason: str
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: a backend found but not used (its driver is unavailable or broken): shown, not built
+    unused: bool = False
 
 
 def backend_env(path: str = BACKENDS_ENV) -> dict[str, str]:
@@ -57,15 +59,25 @@ def backend_env(path: str = BACKENDS_ENV) -> dict[str, str]:
 
 
 def _plugin_problem(family_name: str, name: str) -> str | None:
-    """None if the plugin loads and meets its contract, else why not (one line)."""
+    """None if the plugin loads and meets its contract, else why not (one line, complete):
+    *unavailable* (a backend library is missing: which one and how to install it) is told
+    apart from a *broken* plugin (its first contract problem, or its import error)."""
     from stackcore import families
     from stackcore.plugins import loader
 
     family = families.get(family_name)
     try:
         loader.load_one(family.namespace, name, family.contract())
+    except exception.PluginUnavailable as err:
+        needs = "; ".join(f"{module} ({hint})" for module, hint in err.missing.items())
+        return f"unavailable: needs {needs}"
+    except exception.DriverContractError as err:
+        more = len(err.problems) - 1
+        return (f"broken: does not meet the {family_name} contract: {err.problems[0]}"
+                + (f" (and {more} more problem(s): stackcore drivers lists them)" if more
+                   else ""))
     except exception.StackcoreError as err:
-        return str(err).splitlines()[0]
+        return f"broken: {' '.join(str(err).split())}"
     return None
 
 
@@ -82,7 +94,7 @@ def _unix_socket_answers(path: str) -> bool:
 def choose_hypervisor(env: Mapping[str, str]) -> Choice:
     problem = _plugin_problem("compute", "libvirt")
     if problem:
-        return Choice("compute", "fake", False, f"libvirt driver unavailable: {problem}")
+        return Choice("compute", "fake", False, f"libvirt driver {problem}")
     uri = env.get("STACKCORE_TEST_LIBVIRT_URI", "qemu:///system")
     if uri == "qemu:///system" and _unix_socket_answers("/var/run/libvirt/libvirt-sock"):
         virt_type = env.get("STACKCORE_TEST_VIRT_TYPE") or (
@@ -105,7 +117,7 @@ def choose_network(env: Mapping[str, str], hypervisor: Choice) -> Choice:
         "network.agent", "openvswitch")
     if problem:
         return Choice("network", "fake mechanism driver", False,
-                      f"openvswitch unavailable: {problem}", fake)
+                      f"openvswitch {problem}", fake)
     # libvirt plugs VM ports through ovs-vsctl's default socket, so the agent must use it too.
     ovsdb = "/var/run/openvswitch/db.sock"
     if not _unix_socket_answers(ovsdb):
@@ -125,9 +137,13 @@ def choose_network(env: Mapping[str, str], hypervisor: Choice) -> Choice:
 
 def choose_volumes(env: Mapping[str, str]) -> list[Choice]:
     chosen = []
+    not_used = []  # configured backends whose driver cannot be used, with why
     if env.get("STACKCORE_TEST_NFS_EXPORT"):
         problem = _plugin_problem("volume", "nfs")
-        if problem is None:
+        if problem is not None:
+            not_used.append(Choice("volume", "nfs", False, f"nfs driver {problem}",
+                                   unused=True))
+        else:
             share = f"{env.get('STACKCORE_TEST_NFS_SERVER', '127.0.0.1')}:" \
                     f"{env['STACKCORE_TEST_NFS_EXPORT']}"
             chosen.append(Choice("volume", f"nfs ({share})", True, "nfs-ganesha export", {
@@ -135,16 +151,20 @@ def choose_volumes(env: Mapping[str, str]) -> list[Choice]:
                         "nfs_shares": [share], "nfs_access": "qemu"}}))
     if env.get("STACKCORE_TEST_CEPH_CONF"):
         problem = _plugin_problem("volume", "rbd")
-        if problem is None:
+        if problem is not None:
+            not_used.append(Choice("volume", "rbd", False, f"rbd driver {problem}",
+                                   unused=True))
+        else:
             chosen.append(Choice("volume", "rbd (Ceph)", True, "Ceph cluster configured", {
                 "ceph": {"volume_driver": "rbd", "volume_backend_name": "ceph",
                          "rbd_ceph_conf": env["STACKCORE_TEST_CEPH_CONF"],
                          "rbd_pool": env.get("STACKCORE_TEST_CEPH_POOL", "stackcore"),
                          "rados_connect_timeout": 10}}))
     if not chosen:
-        chosen.append(Choice("volume", "fake", False,
-                             "no NFS export or Ceph cluster found (tools/backends/up.sh)", {}))
-    return chosen
+        why = ("no usable NFS export or Ceph cluster" if not_used else
+               "no NFS export or Ceph cluster found (tools/backends/up.sh)")
+        chosen.append(Choice("volume", "fake", False, why, {}))
+    return [*not_used, *chosen]
 
 
 def _step(title: str, action: Callable[[], T]) -> T:
@@ -204,7 +224,7 @@ def run(hosts: int = 2, real: bool = True) -> int:
             volumes = choose_volumes(env)
             print("stackcore demo: embedded cloud (SQLite, in-process RPC) on this machine:")
             for choice in (hypervisor, network, *volumes):
-                kind = "real" if choice.real else "FAKE"
+                kind = "real" if choice.real else ("-" if choice.unused else "FAKE")
                 print(f"    {choice.family:<8} {kind:<5} {choice.backend} - {choice.reason}")
             try:
                 cloud = _step("starting cloud", functools.partial(

@@ -38,21 +38,40 @@ def _drivers(args: argparse.Namespace) -> int:
                 "distribution_version": found.version,
                 "driver_version": getattr(found.plugin.cls, "VERSION", None)
                 if found.plugin else None,
-                "contract": "ok" if found.plugin else "error",
+                "status": found.status,
+                "contract": {"ok": "ok", "broken": "error"}.get(found.status, found.status),
                 "contract_version": contract.version,
-                "problems": [] if found.plugin else [found.error],
+                "problems": [found.error] if found.status == loader.BROKEN else [],
+                "missing": found.error if found.status == loader.UNAVAILABLE else "",
+                "hint": found.hint,
                 "capabilities": contract.declared(found.plugin.cls) if found.plugin else {},
             })
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
-        for row in rows:
-            caps = ", ".join(k for k, v in row["capabilities"].items() if v) or "-"
-            print(f"{row['family']:<22} {row['name']:<14} {row['contract']:<6} "
-                  f"{row['distribution']} {row['distribution_version']}  [{caps}]")
-            for problem in row["problems"]:
-                print(f"    {problem}")
-    return 0 if all(r["contract"] == "ok" for r in rows) else 1
+        print(_drivers_table(rows))
+    return 0 if all(r["status"] != loader.BROKEN for r in rows) else 1
+
+
+def _drivers_table(rows: list[dict[str, Any]]) -> str:
+    """Aligned columns; under a row, the contract problems (broken) or what is missing and how
+    to install it (unavailable)."""
+    header = ["FAMILY", "NAME", "STATUS", "DISTRIBUTION", "CAPABILITIES"]
+    table = [[r["family"], r["name"], r["status"],
+              f"{r['distribution']} {r['distribution_version']}",
+              ", ".join(k for k, v in r["capabilities"].items() if v) or "-"] for r in rows]
+    widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
+    out = []
+    for row, line in zip([None, *rows], [header, *table], strict=True):
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+                   .rstrip())
+        if row is None:
+            continue
+        for problem in row["problems"]:
+            out += [f"    {text}" for text in str(problem).splitlines()]
+        if row["status"] == "unavailable":
+            out.append(f"    unavailable: {row['missing']}; install: {row['hint']}")
+    return "\n".join(out)
 
 
 def _matrix(args: argparse.Namespace) -> int:
@@ -60,8 +79,7 @@ def _matrix(args: argparse.Namespace) -> int:
 
     built = matrix.build(args.results)
     if args.format == "json":
-        print(json.dumps({f: [r.__dict__ for r in rows] for f, (_, rows) in built.items()},
-                         indent=2))
+        print(json.dumps(matrix.as_json(built), indent=2))
     elif args.format == "rst":
         print(matrix.render_rst(built))
     else:
@@ -71,11 +89,11 @@ def _matrix(args: argparse.Namespace) -> int:
 
 def _config_variants(config_dir: str, family: str, name: str) -> list[tuple[str, str | None]]:
     """``[(variant, config path)]`` for a driver: ``FAMILY-NAME.conf`` and
-    ``FAMILY-NAME@VARIANT.conf`` in ``config_dir``; ``[("", None)]`` when there is none."""
+    ``FAMILY-NAME@VARIANT.conf`` in ``config_dir``; ``[]`` when there is none."""
     import glob
 
     if not config_dir:
-        return [("", None)]
+        return []
     found: list[tuple[str, str | None]] = []
     plain = os.path.join(config_dir, f"{family}-{name}.conf")
     if os.path.isfile(plain):
@@ -83,7 +101,7 @@ def _config_variants(config_dir: str, family: str, name: str) -> list[tuple[str,
     for path in sorted(glob.glob(os.path.join(config_dir, f"{family}-{name}@*.conf"))):
         variant = os.path.basename(path)[len(f"{family}-{name}@"):-len(".conf")]
         found.append((variant, path))
-    return found or [("", None)]
+    return found
 
 
 def _expand_config(path: str, workdir: str) -> str:
@@ -105,38 +123,102 @@ def _expand_config(path: str, workdir: str) -> str:
     return out
 
 
+def _commit() -> str:
+    """The git commit of the working directory, when it is a checkout ("" otherwise)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=False)
+    except OSError:
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
 def _conformance(args: argparse.Namespace) -> int:
     """Run each selected family's suite once per installed driver and config variant."""
+    import datetime
+    import platform
+    import shutil
     import tempfile
 
+    from stackcore import matrix
     from stackcore.plugins import loader
 
-    failed = []
+    def now() -> str:
+        return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+    run = args.run or os.environ.get("STACKCORE_CONFORMANCE_RUN") or (
+        f"{platform.node()}-{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}")
+    started = now()
+    os.makedirs(args.results, exist_ok=True)
+    jobs: list[tuple[str, list[str]]] = []
+    skipped: dict[str, str] = {}
     workdir = tempfile.mkdtemp(prefix="stackcore-conformance-")
-    for family in families.select(args.family):
-        if not family.suite:
-            continue
-        for found in loader.discover(family.namespace):
-            if args.driver and found.name not in args.driver:
+    try:
+        for family in families.select(args.family):
+            if not family.suite:
                 continue
-            for variant, config in _config_variants(args.config_dir, family.name, found.name):
-                label = f"{family.name}:{found.name}" + (f"@{variant}" if variant else "")
-                result = f"{family.name}-{found.name}" + (f"@{variant}" if variant else "")
-                command = [
-                    sys.executable, "-m", "pytest", "--pyargs", family.suite,
-                    "-o", "python_files=*.py", "-p", "no:cacheprovider", "-q", "-rfEs",
-                    "--stackcore-driver", f"{family.name}:{found.name}",
-                    "--stackcore-results", os.path.join(args.results, f"{result}.json"),
-                ]
-                if config is not None:
-                    command += ["--stackcore-config", _expand_config(config, workdir)]
-                print(f"== conformance {label}", flush=True)
-                if subprocess.call(command) != 0:
-                    failed.append(label)
+            for found in loader.discover(family.namespace):
+                if args.driver and found.name not in args.driver:
+                    continue
+                variants = _config_variants(args.config_dir, family.name, found.name)
+                if not variants:
+                    if args.require_config:
+                        skipped[f"{family.name}:{found.name}"] = (
+                            f"no {family.name}-{found.name}.conf in {args.config_dir}")
+                        continue
+                    variants = [("", None)]
+                for variant, config in variants:
+                    label = f"{family.name}:{found.name}" + (f"@{variant}" if variant else "")
+                    result = f"{family.name}-{found.name}" + (f"@{variant}" if variant else "")
+                    command = [
+                        sys.executable, "-m", "pytest", "--pyargs", family.suite,
+                        "-o", "python_files=*.py", "-p", "no:cacheprovider", "-q", "-rfEsX",
+                        "--stackcore-driver", f"{family.name}:{found.name}",
+                        "--stackcore-run", run,
+                        "--stackcore-results", os.path.join(args.results, f"{result}.json"),
+                    ]
+                    if config is not None:
+                        command += ["--stackcore-config", _expand_config(config, workdir)]
+                    jobs.append((label, command))
+        for label, why in skipped.items():
+            print(f"== conformance {label}: not run ({why}; --require-config)", flush=True)
+        outcomes = _run_jobs(jobs, max(1, args.jobs))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    failed = [label for label, ok in outcomes.items() if not ok]
+    with open(os.path.join(args.results, matrix.RUN_FILE), "w", encoding="utf-8") as handle:
+        json.dump({"run": run, "commit": os.environ.get("STACKCORE_CONFORMANCE_COMMIT")
+                   or _commit(), "host": platform.node(), "started_at": started,
+                   "finished_at": now(),
+                   "drivers": {label: "pass" if ok else "fail"
+                               for label, ok in sorted(outcomes.items())},
+                   "not_run": skipped}, handle, indent=2, sort_keys=True)
+        handle.write("\n")
     if failed:
         print(f"conformance failed for: {', '.join(failed)}")
         return 1
     return 0
+
+
+def _run_jobs(jobs: list[tuple[str, list[str]]], parallel: int) -> dict[str, bool]:
+    """Run the suites, ``parallel`` at a time; each one's output is printed in one piece when
+    it ends (so parallel runs never interleave), with its wall time."""
+    import concurrent.futures
+    import time
+
+    def one(label: str, command: list[str]) -> tuple[str, bool, str]:
+        started = time.monotonic()
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        took = time.monotonic() - started
+        return (label, proc.returncode == 0,
+                f"== conformance {label} ({took:.1f} s)\n{proc.stdout}{proc.stderr}")
+
+    outcomes: dict[str, bool] = {}
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        for label, ok, text in pool.map(lambda job: one(*job), jobs):
+            print(text.rstrip(), flush=True)
+            outcomes[label] = ok
+    return outcomes
 
 
 def _service(args: argparse.Namespace) -> int:
@@ -185,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-config", action="store_true",
                    help="run only drivers that have a config file in --config-dir")
     p.add_argument("--results", default=".stackcore-conformance")
+    p.add_argument("--run", default="", help="identifier of this run, recorded in the results "
+                   "(default: $STACKCORE_CONFORMANCE_RUN, else host and time)")
+    p.add_argument("--jobs", type=int, default=1, help="suites run at the same time")
     p.set_defaults(func=_conformance)
 
     p = sub.add_parser("service", help="run one service from a config file")

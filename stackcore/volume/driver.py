@@ -66,6 +66,8 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     "thick_provisioning": ("create_volume",),
     "multiattach": ("initialize_connection", "terminate_connection"),
     "online_extend": ("extend_volume",),
+    # delete_volume overwrites the data before freeing the space (thick backends, whose freed
+    # space the next volume gets); the kit verifies it through raw_space().
     "zero_on_delete": ("delete_volume",),
 }
 
@@ -156,6 +158,12 @@ class VolumeDriver(abc.ABC):
         with self._armed_lock:
             self._armed.add(point)
 
+    def disarm_faults(self) -> None:
+        """Forget every armed checkpoint (the kit calls it after each injection, so a point
+        that was never reached cannot fire later)."""
+        with self._armed_lock:
+            self._armed.clear()
+
     def checkpoint(self, point: str) -> None:
         """Called by drivers between the steps of a multi-step operation. Raises if armed."""
         if not self._armed:
@@ -165,6 +173,19 @@ class VolumeDriver(abc.ABC):
                 return
             self._armed.discard(point)
         raise InjectedFault(f"injected failure at {point} ({type(self).__name__})", point=point)
+
+    # --- observation (conformance kit) -----------------------------------------------------
+
+    def raw_space(self, volume: Volume) -> dict[str, Any] | None:
+        """Where the volume's data lies in the backend's *raw* space, as a ``connection_info``
+        (``{"driver_volume_type": "local", "data": {"device_path": ..., "offset": bytes,
+        "size": bytes}}``) - e.g. the physical volume and extent range of a thick LV.
+
+        Asked by the conformance kit before :meth:`delete_volume`, to verify the
+        ``zero_on_delete`` capability on the backend itself: after the delete that space must
+        read zeros. Drivers declaring ``zero_on_delete`` implement it; the default says the
+        driver does not expose its raw space."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "zero_on_delete (raw_space)")
 
     # --- set-up and stats -----------------------------------------------------------------
 

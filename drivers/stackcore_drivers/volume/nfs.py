@@ -200,7 +200,11 @@ class NfsDriver(VolumeDriver):
         "thin_provisioning": True,
         "thick_provisioning": False,
         "multiattach": False,
-        "online_extend": False,  # Cinder bug #1870367: extend of an attached NFS file refused
+        # Cinder refuses it (bug #1870367: Nova's qemu holds the file on a mount, locked); here
+        # a hypervisor opens the file through QEMU's libnfs (connection_info export/name), which
+        # holds no lock, so the file grows under a running guest - the conformance kit checks
+        # exactly that, with a qemu process holding the volume open.
+        "online_extend": True,
         "zero_on_delete": False,  # sparse files: a new file reads zeros, nothing to wipe
     }
     FAULT_POINTS: ClassVar[Mapping[str, tuple[str, ...]]] = {
@@ -348,7 +352,7 @@ class NfsDriver(VolumeDriver):
             "thick_provisioning_support": False,
             "max_over_subscription_ratio": mosr if mosr == "auto" else float(mosr),
             "multiattach": False,
-            "online_extend_support": False,
+            "online_extend_support": True,
             "QoS_support": False,
         }
         pools = []

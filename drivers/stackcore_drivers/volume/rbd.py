@@ -62,7 +62,18 @@ OPTS = lazy.options(lambda cfg: [
                help="Seconds between connection attempts."),
 ])
 
-LAYERING = 1
+# librbd feature bits (rbd.RBD_FEATURE_*), spelt out so that loading needs no bindings.
+LAYERING, EXCLUSIVE_LOCK, OBJECT_MAP, FAST_DIFF = 1, 4, 8, 16
+
+
+def _features(volume: Volume) -> int:
+    """Cinder's image features: with the object map librbd (and qemu's ``map``) knows which
+    objects hold data, so a thin image is seen to be thin. A multiattach volume gets layering
+    only: an exclusive lock passed between several writing hosts would be ping-pong (Cinder
+    disables the same features for multiattach)."""
+    if volume.multiattach:
+        return LAYERING
+    return LAYERING | EXCLUSIVE_LOCK | OBJECT_MAP | FAST_DIFF
 
 
 def _bindings() -> tuple[Any, Any]:
@@ -322,7 +333,7 @@ class RbdDriver(VolumeDriver):
         with self._ioctx() as ioctx:
             try:
                 rbd.RBD().create(ioctx, volume.name, volume.size_bytes, order=self._order(),
-                                 old_format=False, features=LAYERING)
+                                 old_format=False, features=_features(volume))
             except rbd.ImageExists as err:
                 raise exception.Conflict(f"{volume.name} already exists") from err
         return None
@@ -336,7 +347,7 @@ class RbdDriver(VolumeDriver):
         with self._ioctx() as ioctx:
             try:
                 rbd.RBD().clone(ioctx, snapshot.volume_name, snapshot.name, ioctx, volume.name,
-                                features=LAYERING, order=self._order())
+                                features=_features(volume), order=self._order())
             except rbd.ImageNotFound as err:
                 raise exception.NotFound("snapshot", snapshot.id) from err
             self.checkpoint("from_snapshot:after_clone")
@@ -364,7 +375,7 @@ class RbdDriver(VolumeDriver):
                     source.protect_snap(snap)
                     self.checkpoint("clone:after_snapshot")
                     rbd.RBD().clone(ioctx, src_volume.name, snap, ioctx, volume.name,
-                                    features=LAYERING, order=self._order())
+                                    features=_features(volume), order=self._order())
                     self.checkpoint("clone:after_clone")
                     if self._clone_depth(ioctx, volume.name) > max_depth:
                         with self._image(ioctx, volume.name) as clone:

@@ -1,31 +1,48 @@
 """Volume driver conformance suite.
 
 Import it into a test module of the driver package and run pytest with
-``--stackcore-driver volume:<name>`` and a config file whose ``[backend]`` section configures
-the driver. Every test talks to the driver exactly as the volume manager does (same call
-order, same cleanup after failures) and checks the result two ways: through the contract's
-read methods (``list_backend_objects``, stats) and through the **data path** - the returned
-``connection_info`` is opened with qemu (``qemu-io``/``qemu-img``: local files, ``nfs://``,
-``rbd:``, ``iscsi://``), exactly as a hypervisor would, so sizes, data, clones and "no data
-leak" are observed on the real backend, not taken from the driver's word.
+``--stackcore-driver volume:<name>`` and a config file whose ``[backend]`` section
+(:data:`~stackcore.volume.driver.CONFORMANCE_SECTION`) configures the driver - the same options
+as one ``enabled_backends`` section of a cloud; any other section or option the driver does not
+know is an error naming it. Every test talks to the driver exactly as the volume manager does
+(same call order, same cleanup after failures) and checks the result two ways: through the
+contract's read methods (``list_backend_objects``, stats) and through the **data path** - the
+returned ``connection_info`` is opened with qemu (:mod:`stackcore.testing.datapath`: local
+files, ``nfs://``, ``rbd:``, ``iscsi://``), exactly as a hypervisor would, so sizes, data,
+clones, snapshots and "no data leak" are observed on the real backend, not taken from the
+driver's word. System tools: ``qemu-img`` and ``qemu-io``.
 
-What is checked: every minimum feature, the stats schema, the connection_info schema of the
-driver's protocol, idempotent deletes (volume, snapshot, export, connection), a larger size on
-clone / from-snapshot, no data leak into a new volume, and cleanup after injected failures (each
-``FAULT_POINTS`` checkpoint raises in turn; after the manager's cleanup the backend holds exactly
-what it held before). Features the driver reports unavailable on this host
+What is checked, by feature:
+
+* ``stats`` - the schema, the declared capabilities reported, provisioned capacity growing;
+* ``lifecycle`` - create/delete (idempotent, also never-created volumes), extend, clone, errors;
+* ``snapshot`` - create/delete (idempotent), volumes from snapshots, dependents surviving;
+* ``attach`` - connection_info per protocol (every key a hypervisor needs), repeatable,
+  idempotent detach/force detach, an export that was lost restored by ``ensure_export``;
+* ``data`` - data written is read back; a new volume never shows another's old data; delete
+  removes the data; a snapshot keeps the data of its moment; clones carry data and stay
+  independent; a larger size on clone / from-snapshot / extend is seen by a reader;
+* ``image`` - raw and qcow2 images to volumes and back;
+* ``failure-cleanup`` - a failure in the middle of a multi-step operation leaves nothing
+  behind once the manager's cleanup ran: at every checkpoint the driver declares
+  (``FAULT_POINTS``; clone and from-snapshot *must* declare theirs) and on failures the kit
+  provokes itself (missing sources, corrupt images, unwritable targets);
+* every capability (``thin_provisioning``, ``thick_provisioning``, ``multiattach``,
+  ``online_extend``, ``zero_on_delete``) by behaviour, whatever is declared (see
+  :mod:`stackcore.testing.plugin` for the gating).
+
+Features the driver reports unavailable on this host
 (:meth:`~stackcore.volume.driver.VolumeDriver.unavailable_features`, a missing kernel feature)
-are skipped with its reason; nothing else skips. Teardown asserts nothing was left behind.
+are skipped with its reason, test by test; nothing else skips. After every test the objects it
+made are deleted as the manager would and the backend must hold exactly what it held before -
+a leak fails the test itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
+import functools
 import os
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -33,13 +50,17 @@ from typing import Any
 import pytest
 
 from stackcore import exception
+from stackcore.testing import check, datapath
+from stackcore.testing.datapath import MiB
 from stackcore.testing.harness import DriverUnderTest
+from stackcore.testing.plugin import verify_after
 from stackcore.volume import connection_info, stats
-from stackcore.volume.driver import CONFORMANCE_SECTION, InjectedFault, VolumeDriver
+from stackcore.volume.driver import CONFORMANCE_SECTION, FEATURES, InjectedFault, VolumeDriver
 from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
 
 __all__ = [
     "TestVolumeAttach",
+    "TestVolumeCapabilities",
     "TestVolumeData",
     "TestVolumeFailures",
     "TestVolumeImages",
@@ -55,433 +76,15 @@ HOST = f"conformance@{CONFORMANCE_SECTION}"
 CONNECTOR = {"host": "conformance-host", "ip": "127.0.0.1", "platform": "x86_64",
              "os_type": "linux", "multipath": False,
              "initiator": "iqn.2004-10.org.stackcore:conformance"}
-MiB = 1024 * 1024
-
-
-# --- the data path: open a connection_info the way a hypervisor does ----------------------
-
-
-@dataclasses.dataclass
-class Opened:
-    """qemu arguments for one attached volume (a secret object for CHAP if needed)."""
-
-    args: list[str]
-    secret_file: str | None = None
-
-
-def qemu_target(info: Mapping[str, Any]) -> Opened:
-    """qemu-io / qemu-img arguments opening the volume ``info`` describes."""
-    kind, data = info["driver_volume_type"], info["data"]
-    if kind == "local":
-        return Opened(["-f", "raw", data["device_path"]])
-    if kind == "nfs":
-        host, _, export = data["export"].partition(":")
-        url = f"nfs://{host}{export.rstrip('/')}/{data['name']}"
-        return Opened(["-f", data["format"], url])
-    if kind == "rbd":
-        monitors = ";".join(f"{h}\\:{p}" for h, p in zip(data["hosts"], data["ports"],
-                                                        strict=True))
-        spec = f"rbd:{data['name']}:mon_host={monitors}"
-        if not data["auth_enabled"]:
-            spec += ":auth_supported=none"
-        return Opened(["-f", "raw", spec])
-    if kind == "iscsi":
-        portal = data["target_portal"]
-        opts = (f"driver=iscsi,transport=tcp,portal={portal},target={data['target_iqn']},"
-                f"lun={data['target_lun']}")
-        secret = None
-        if data.get("auth_method") == "CHAP":
-            fd, secret = tempfile.mkstemp(prefix="chap-")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(data["auth_password"])
-            opts += f",user={data['auth_username']},password-secret=chap0"
-        args = ["--image-opts", opts]
-        if secret:
-            args = ["--object", f"secret,id=chap0,file={secret}", *args]
-        return Opened(args, secret)
-    raise AssertionError(f"the suite cannot open driver_volume_type {kind!r}")
-
-
-def _run(cmd: list[str]) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    out = result.stdout + result.stderr
-    if result.returncode != 0 or "failed" in out.lower() or "error" in out.lower():
-        raise AssertionError(f"{cmd[0]} failed ({result.returncode}): {out.strip()}")
-    return out
-
-
-def qemu_io(info: Mapping[str, Any], command: str) -> str:
-    target = qemu_target(info)
-    try:
-        args = target.args
-        if args[0] == "--object":
-            return _run(["qemu-io", *args[:2], "-c", command, *args[2:]])
-        return _run(["qemu-io", "-c", command, *args])
-    finally:
-        if target.secret_file:
-            os.unlink(target.secret_file)
-
-
-def write_pattern(info: Mapping[str, Any], offset: int, pattern: int, length: int = MiB) -> None:
-    qemu_io(info, f"write -P {pattern:#x} {offset} {length}")
-
-
-def assert_pattern(info: Mapping[str, Any], offset: int, pattern: int,
-                   length: int = MiB) -> None:
-    """Read back and verify (qemu-io reports 'Pattern verification failed' otherwise)."""
-    qemu_io(info, f"read -P {pattern:#x} {offset} {length}")
-
-
-def virtual_size(info: Mapping[str, Any]) -> int:
-    target = qemu_target(info)
-    try:
-        if target.args[0] == "--object":
-            out = _run(["qemu-img", "info", "--output=json", *target.args])
-        else:
-            fmt, path = target.args[1], target.args[2]
-            out = _run(["qemu-img", "info", "--output=json", "-f", fmt, path])
-    finally:
-        if target.secret_file:
-            os.unlink(target.secret_file)
-    return int(json.loads(out[out.index("{"):])["virtual-size"])
-
-
-# --- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def volume_driver(stackcore_target: DriverUnderTest) -> VolumeDriver:
-    driver = stackcore_target.new(CONFORMANCE_SECTION, HOST)
-    assert isinstance(driver, VolumeDriver)
-    driver.do_setup()
-    driver.check_for_setup_error()
-    return driver
-
-
-def needs(driver: VolumeDriver, *features: str) -> None:
-    """Skip when the host cannot offer a feature (missing kernel feature), saying why."""
-    missing = driver.unavailable_features()
-    for feature in features:
-        if feature in missing:
-            pytest.skip(f"{feature}: {missing[feature]}")
-
-
-def apply(volume: Volume, update: Any) -> Volume:
-    if not update:
-        return volume
-    assert isinstance(update, Mapping), f"a model update must be a dict, got {update!r}"
-    return dataclasses.replace(volume, **dict(update))
-
-
-class Volumes:
-    """Makes volumes/snapshots through the driver as the manager does; tears them down in
-    reverse order and then proves the backend holds only what it held before."""
-
-    def __init__(self, driver: VolumeDriver) -> None:
-        self.driver = driver
-        self.baseline = driver.list_backend_objects()
-        self.made: list[Volume | Snapshot] = []
-        self.exported: dict[str, Volume] = {}
-
-    def new(self, size: int = 1, **kwargs: Any) -> Volume:
-        return Volume(id=str(uuid.uuid4()), size=size, display_name="conformance <&>",
-                      **kwargs)
-
-    def create(self, size: int = 1, **kwargs: Any) -> Volume:
-        volume = self.new(size, **kwargs)
-        self.made.append(volume)
-        return self.track(apply(volume, self.driver.create_volume(volume)))
-
-    def track(self, volume: Volume) -> Volume:
-        self.made = [v for v in self.made if v.id != volume.id] + [volume]
-        return volume
-
-    def from_snapshot(self, snapshot: Snapshot, size: int) -> Volume:
-        volume = self.new(size)
-        self.made.append(volume)
-        return self.track(apply(volume, self.driver.create_volume_from_snapshot(volume,
-                                                                                snapshot)))
-
-    def clone(self, source: Volume, size: int) -> Volume:
-        volume = self.new(size)
-        self.made.append(volume)
-        return self.track(apply(volume, self.driver.create_cloned_volume(volume, source)))
-
-    def snapshot(self, volume: Volume) -> Snapshot:
-        snap = Snapshot(id=str(uuid.uuid4()), volume=volume, volume_size=volume.size)
-        self.made.append(snap)
-        update = self.driver.create_snapshot(snap)
-        if update:
-            snap = dataclasses.replace(snap, **{k: v for k, v in update.items()
-                                                if k != "provider_auth"})
-            self.made[-1] = snap
-        return snap
-
-    def attach(self, volume: Volume) -> tuple[Volume, dict[str, Any]]:
-        """create_export + initialize_connection, schema-checked; export removed at
-        teardown."""
-        volume = self.track(apply(volume, self.driver.create_export(volume, CONNECTOR)))
-        self.exported[volume.id] = volume
-        info = self.driver.initialize_connection(volume, CONNECTOR)
-        connection_info.validate(info, f"conformance driver {type(self.driver).__name__}")
-        return volume, info
-
-    def detach(self, volume: Volume, connector: Mapping[str, Any] | None = CONNECTOR) -> None:
-        self.driver.terminate_connection(volume, connector)
-        self.driver.remove_export(volume)
-        self.exported.pop(volume.id, None)
-
-    def cleanup(self) -> None:
-        errors = []
-        for volume in list(self.exported.values()):
-            try:
-                self.detach(volume, None)
-            except Exception as err:  # noqa: BLE001
-                errors.append(f"detach {volume.name}: {err}")
-        for item in reversed(self.made):
-            try:
-                if isinstance(item, Snapshot):
-                    self.driver.delete_snapshot(item)
-                else:
-                    self.driver.delete_volume(item)
-            except Exception as err:  # noqa: BLE001
-                errors.append(f"delete {item.name}: {err}")
-        assert not errors, errors
-        left = sorted(set(self.driver.list_backend_objects()) - set(self.baseline))
-        assert not left, f"left behind on the backend: {left}"
-
-
-@pytest.fixture
-def volumes(volume_driver: VolumeDriver) -> Iterator[Volumes]:
-    made = Volumes(volume_driver)
-    yield made
-    made.cleanup()
-
-
-# --- tests ----------------------------------------------------------------------------------
-
-
-@FAMILY
-@pytest.mark.feature("stats")
-class TestVolumeStats:
-    def test_stats_meet_schema(self, volume_driver: VolumeDriver) -> None:
-        report = stats.validate(volume_driver.get_volume_stats(refresh=True), "conformance")
-        assert report["storage_protocol"] == volume_driver.STORAGE_PROTOCOL
-        assert report["driver_version"] == volume_driver.VERSION
-        assert report["volume_backend_name"] == volume_driver.backend_name
-        caps = volume_driver.capabilities
-        assert report["multiattach"] == bool(caps.get("multiattach", False))
-        assert report["online_extend_support"] == bool(caps.get("online_extend", False))
-        assert report["thin_provisioning_support"] == bool(caps.get("thin_provisioning", False))
-        assert report["thick_provisioning_support"] == bool(
-            caps.get("thick_provisioning", False))
-
-    def test_provisioned_grows_with_a_volume(self, volume_driver: VolumeDriver,
-                                             volumes: Volumes) -> None:
-        before = stats.validate(volume_driver.get_volume_stats(refresh=True), "c")
-        volumes.create(2)
-        after = stats.validate(volume_driver.get_volume_stats(refresh=True), "c")
-        assert after["provisioned_capacity_gb"] >= before["provisioned_capacity_gb"] + 2 - 0.01
-
-
-@FAMILY
-@pytest.mark.feature("lifecycle")
-class TestVolumeLifecycle:
-    def test_create_delete_idempotent(self, volume_driver: VolumeDriver,
-                                      volumes: Volumes) -> None:
-        volume = volumes.create(1)
-        assert volume.name in volume_driver.list_backend_objects()
-        volume_driver.delete_volume(volume)
-        assert volume.name not in volume_driver.list_backend_objects()
-        volume_driver.delete_volume(volume)  # a missing volume deletes fine
-
-    def test_delete_of_never_created_volume_succeeds(self, volume_driver: VolumeDriver,
-                                                     volumes: Volumes) -> None:
-        volume_driver.delete_volume(volumes.new(1))
-
-    def test_extend(self, volume_driver: VolumeDriver, volumes: Volumes) -> None:
-        volume = volumes.create(1)
-        volume_driver.extend_volume(volume, 2)
-        volume = volumes.track(dataclasses.replace(volume, size=2))
-        if "data" not in volume_driver.unavailable_features():
-            volume, info = volumes.attach(volume)
-            assert virtual_size(info) == 2 * GiB
-
-    def test_clone_honours_larger_size(self, volume_driver: VolumeDriver,
-                                       volumes: Volumes) -> None:
-        needs(volume_driver, "clone")
-        source = volumes.create(1)
-        clone = volumes.clone(source, 2)
-        assert clone.name in volume_driver.list_backend_objects()
-        if "data" not in volume_driver.unavailable_features():
-            _, info = volumes.attach(clone)
-            assert virtual_size(info) == 2 * GiB
-
-
-@FAMILY
-@pytest.mark.feature("snapshot")
-class TestVolumeSnapshots:
-    def test_snapshot_and_volume_from_snapshot_larger(self, volume_driver: VolumeDriver,
-                                                      volumes: Volumes) -> None:
-        needs(volume_driver, "snapshot")
-        source = volumes.create(1)
-        snap = volumes.snapshot(source)
-        made = volumes.from_snapshot(snap, 3)
-        if "data" not in volume_driver.unavailable_features():
-            _, info = volumes.attach(made)
-            assert virtual_size(info) == 3 * GiB
-
-    def test_delete_snapshot_idempotent_and_dependents_survive(
-        self, volume_driver: VolumeDriver, volumes: Volumes
-    ) -> None:
-        needs(volume_driver, "snapshot", "data")
-        source = volumes.create(1)
-        source, info = volumes.attach(source)
-        write_pattern(info, 0, 0x5A)
-        volumes.detach(source)
-        snap = volumes.snapshot(source)
-        child = volumes.from_snapshot(snap, 1)
-        volume_driver.delete_snapshot(snap)
-        volume_driver.delete_snapshot(snap)
-        volumes.made.remove(snap)
-        _, child_info = volumes.attach(child)
-        assert_pattern(child_info, 0, 0x5A)
-
-
-@FAMILY
-@pytest.mark.feature("attach")
-class TestVolumeAttach:
-    def test_connection_info_matches_protocol_schema(self, volume_driver: VolumeDriver,
-                                                     volumes: Volumes) -> None:
-        needs(volume_driver, "attach")
-        volume = volumes.create(1)
-        volume, info = volumes.attach(volume)
-        expected = connection_info.PROTOCOL_TO_VOLUME_TYPE[volume_driver.STORAGE_PROTOCOL]
-        assert info["driver_volume_type"] == expected
-        again = volume_driver.initialize_connection(volume, CONNECTOR)
-        assert again["driver_volume_type"] == expected
-        assert again["data"] == info["data"]
-
-    def test_detach_and_force_detach_idempotent(self, volume_driver: VolumeDriver,
-                                                volumes: Volumes) -> None:
-        needs(volume_driver, "attach")
-        volume, _ = volumes.attach(volumes.create(1))
-        volume_driver.terminate_connection(volume, CONNECTOR)
-        volume_driver.terminate_connection(volume, None)
-        volume_driver.terminate_connection(volume, None)
-        volume_driver.remove_export(volume)
-        volume_driver.remove_export(volume)
-        volumes.exported.pop(volume.id)
-        assert not [o for o in volume_driver.list_backend_objects()
-                    if volume.id in o and o != volume.name]
-
-    def test_ensure_export_restores_access(self, volume_driver: VolumeDriver,
-                                           volumes: Volumes) -> None:
-        needs(volume_driver, "attach")
-        volume, info = volumes.attach(volumes.create(1))
-        volume = volumes.track(apply(volume, volume_driver.ensure_export(volume)))
-        again = volume_driver.initialize_connection(volume, CONNECTOR)
-        assert again["data"] == info["data"]
-
-
-@FAMILY
-@pytest.mark.feature("data")
-class TestVolumeData:
-    def test_write_read_through_connection(self, volume_driver: VolumeDriver,
-                                           volumes: Volumes) -> None:
-        needs(volume_driver, "attach", "data")
-        _, info = volumes.attach(volumes.create(1))
-        assert virtual_size(info) == GiB
-        write_pattern(info, 0, 0xA1)
-        write_pattern(info, GiB - MiB, 0xA2)
-        assert_pattern(info, 0, 0xA1)
-        assert_pattern(info, GiB - MiB, 0xA2)
-
-    def test_no_data_leak_into_new_volume(self, volume_driver: VolumeDriver,
-                                          volumes: Volumes) -> None:
-        needs(volume_driver, "attach", "data")
-        old = volumes.create(1)
-        old, info = volumes.attach(old)
-        for offset in (0, 256 * MiB, GiB - MiB):
-            write_pattern(info, offset, 0xEE)
-        volumes.detach(old)
-        volume_driver.delete_volume(old)
-        volumes.made.remove(old)
-        for _ in range(2):  # a backend may reuse the freed space for the next one or two
-            _, fresh = volumes.attach(volumes.create(1))
-            for offset in (0, 256 * MiB, GiB - MiB):
-                assert_pattern(fresh, offset, 0x00)
-
-    def test_clone_and_snapshot_carry_data_and_stay_independent(
-        self, volume_driver: VolumeDriver, volumes: Volumes
-    ) -> None:
-        needs(volume_driver, "attach", "data", "clone", "snapshot")
-        source, info = volumes.attach(volumes.create(1))
-        write_pattern(info, 0, 0x11)
-        volumes.detach(source)  # snapshots are taken offline (online ones need the hypervisor)
-        snap = volumes.snapshot(source)
-        source, info = volumes.attach(source)  # a fresh connection_info after the snapshot
-        write_pattern(info, 0, 0x22)  # after the snapshot: must not reach it
-        clone = volumes.clone(source, 2)
-        from_snap = volumes.from_snapshot(snap, 2)
-        _, clone_info = volumes.attach(clone)
-        _, snap_info = volumes.attach(from_snap)
-        assert_pattern(clone_info, 0, 0x22)
-        assert_pattern(snap_info, 0, 0x11)
-        assert_pattern(clone_info, GiB + MiB, 0x00)
-        write_pattern(clone_info, 0, 0x33)
-        assert_pattern(info, 0, 0x22)
-
-    def test_extend_keeps_data(self, volume_driver: VolumeDriver, volumes: Volumes) -> None:
-        needs(volume_driver, "attach", "data")
-        volume = volumes.create(1)
-        volume, info = volumes.attach(volume)
-        write_pattern(info, 0, 0x44)
-        volumes.detach(volume)
-        volume_driver.extend_volume(volume, 2)
-        volume = volumes.track(dataclasses.replace(volume, size=2))
-        _, info = volumes.attach(volume)
-        assert virtual_size(info) == 2 * GiB
-        assert_pattern(info, 0, 0x44)
-        assert_pattern(info, GiB + MiB, 0x00)
-
-
-@FAMILY
-@pytest.mark.feature("image")
-class TestVolumeImages:
-    def test_image_to_volume_and_back(self, volume_driver: VolumeDriver, volumes: Volumes,
-                                      tmp_path: Any) -> None:
-        needs(volume_driver, "image", "data", "attach")
-        raw = tmp_path / "in.raw"
-        with open(raw, "wb") as handle:
-            handle.truncate(64 * MiB)
-            handle.seek(MiB)
-            handle.write(b"\x77" * MiB)
-        volume = volumes.create(1)
-        volume_driver.copy_image_to_volume(volume, ImageFile("img-in", str(raw), "raw"))
-        volume, info = volumes.attach(volume)
-        assert_pattern(info, MiB, 0x77)
-        assert_pattern(info, 0, 0x00)
-        volumes.detach(volume)
-        for fmt in ("raw", "qcow2"):
-            out = tmp_path / f"out.{fmt}"
-            volume_driver.copy_volume_to_image(volume, ImageFile("img-out", str(out), fmt))
-            assert virtual_size({"driver_volume_type": "local",
-                                 "data": {"device_path": str(out)}}) == GiB \
-                if fmt == "raw" else True
-            _run(["qemu-io", "-f", fmt, "-c", f"read -P 0x77 {MiB} {MiB}", str(out)])
-
-    def test_qcow2_image_to_volume(self, volume_driver: VolumeDriver, volumes: Volumes,
-                                   tmp_path: Any) -> None:
-        needs(volume_driver, "image", "data", "attach")
-        image = tmp_path / "in.qcow2"
-        _run(["qemu-img", "create", "-f", "qcow2", str(image), "64M"])
-        _run(["qemu-io", "-f", "qcow2", "-c", f"write -P 0x66 0 {MiB}", str(image)])
-        volume = volumes.create(1)
-        volume_driver.copy_image_to_volume(volume, ImageFile("q", str(image), "qcow2"))
-        _, info = volumes.attach(volume)
-        assert_pattern(info, 0, 0x66)
-
+OTHER_CONNECTOR = {**CONNECTOR, "host": "conformance-host-2",
+                   "initiator": "iqn.2004-10.org.stackcore:conformance-2"}
+
+#: Operations that make a new volume and then fill it: a failure between the two steps is the
+#: classic half-made object, so every driver must let the kit fail them there (checkpoints).
+MULTI_STEP = {
+    "create_cloned_volume": "makes the new volume, then copies the source into it",
+    "create_volume_from_snapshot": "makes the new volume, then copies the snapshot into it",
+}
 
 #: Which feature group of ``unavailable_features`` each operation belongs to.
 OPERATION_FEATURE = {
@@ -495,116 +98,838 @@ OPERATION_FEATURE = {
 }
 
 
-def _operations(volumes: Volumes, tmp: str) -> dict[str, Callable[[], Any]]:
-    """One call per contract method that can carry checkpoints, each on fresh inputs."""
-    driver = volumes.driver
+# --- fixtures -------------------------------------------------------------------------------
 
-    def image() -> ImageFile:
-        os.makedirs(os.path.join(tmp, "in"), exist_ok=True)
-        path = os.path.join(tmp, "in", f"{uuid.uuid4()}.raw")
-        with open(path, "wb") as handle:
-            handle.truncate(4 * MiB)
-        return ImageFile(str(uuid.uuid4()), path, "raw")
 
-    def made(call: Callable[[Volume], Any], size: int = 1) -> Callable[[], Any]:
-        def run() -> Any:
-            volume = volumes.new(size)
+@pytest.fixture
+def volume_driver(stackcore_target: DriverUnderTest) -> VolumeDriver:
+    driver: VolumeDriver = stackcore_target.new(CONFORMANCE_SECTION, HOST)
+    check.instance(driver, VolumeDriver, "the driver object")
+    check.step("do_setup()", driver.do_setup)
+    check.step("check_for_setup_error()", driver.check_for_setup_error)
+    return driver
+
+
+def needs(driver: VolumeDriver, *features: str) -> None:
+    """Skip when the host cannot offer a feature (missing kernel feature), saying why."""
+    missing = driver.unavailable_features()
+    for feature in features:
+        if feature in missing:
+            pytest.skip(f"{feature} unavailable on this host: {missing[feature]}")
+
+
+def apply(volume: Volume, update: Any, step: str) -> Volume:
+    if not update:
+        return volume
+    check.instance(update, Mapping, f"model update returned by {step}")
+    return dataclasses.replace(volume, **dict(update))
+
+
+def _free_gb(driver: VolumeDriver) -> float | None:
+    report = stats.validate(check.step("get_volume_stats(refresh=True)",
+                                       lambda: driver.get_volume_stats(refresh=True)), "stats")
+    free = report["free_capacity_gb"]
+    return float(free) if isinstance(free, (int, float)) else None
+
+
+def _provisioning_of_a_new_volume(driver: VolumeDriver, volumes: Volumes, size: int
+                                  ) -> tuple[float | None, int | None]:
+    """(drop of free_capacity_gb, bytes allocated) for a new volume of ``size`` GiB; each
+    None when the backend does not let the kit see it (capacity ``unknown``, no data path).
+    One of them must be observable."""
+    before = _free_gb(driver)
+    volume = volumes.create(size)
+    after = _free_gb(driver)
+    drop = None if before is None or after is None else round(before - after, 2)
+    allocated = None
+    missing = driver.unavailable_features()
+    if "attach" not in missing and "data" not in missing:
+        _, info = volumes.attach(volume)
+        allocated = datapath.allocated_bytes(info, "space allocated to a new volume")
+    if drop is None and allocated is None:
+        raise check.fail("observing provisioning", "free_capacity_gb as a number or a data "
+                         "path to read the allocation from",
+                         f"free_capacity_gb {before!r} and the data path unavailable "
+                         f"({missing})")
+    return drop, allocated
+
+
+class Volumes:
+    """Makes volumes/snapshots through the driver as the manager does; tears them down in
+    reverse order and then proves the backend holds only what it held before."""
+
+    def __init__(self, driver: VolumeDriver, scratch: str) -> None:
+        self.driver = driver
+        self.scratch = scratch
+        self.baseline = check.step("list_backend_objects()", driver.list_backend_objects)
+        self.made: list[Volume | Snapshot] = []
+        self.exported: dict[str, Volume] = {}
+        self.cleaned = False
+
+    def new(self, size: int = 1, **kwargs: Any) -> Volume:
+        return Volume(id=str(uuid.uuid4()), size=size, display_name="conformance <&>",
+                      **kwargs)
+
+    def track(self, volume: Volume) -> Volume:
+        self.made = [v for v in self.made if v.id != volume.id] + [volume]
+        return volume
+
+    def forget(self, item: Volume | Snapshot) -> None:
+        self.made = [v for v in self.made if v.id != item.id]
+
+    def create(self, size: int = 1, **kwargs: Any) -> Volume:
+        volume = self.new(size, **kwargs)
+        self.made.append(volume)
+        update = check.step(f"create_volume(size={size})",
+                            lambda: self.driver.create_volume(volume))
+        return self.track(apply(volume, update, "create_volume"))
+
+    def from_snapshot(self, snapshot: Snapshot, size: int) -> Volume:
+        volume = self.new(size)
+        self.made.append(volume)
+        update = check.step(f"create_volume_from_snapshot(size={size})",
+                            lambda: self.driver.create_volume_from_snapshot(volume, snapshot))
+        return self.track(apply(volume, update, "create_volume_from_snapshot"))
+
+    def clone(self, source: Volume, size: int) -> Volume:
+        volume = self.new(size)
+        self.made.append(volume)
+        update = check.step(f"create_cloned_volume(size={size})",
+                            lambda: self.driver.create_cloned_volume(volume, source))
+        return self.track(apply(volume, update, "create_cloned_volume"))
+
+    def snapshot(self, volume: Volume) -> Snapshot:
+        snap = Snapshot(id=str(uuid.uuid4()), volume=volume, volume_size=volume.size)
+        self.made.append(snap)
+        update = check.step("create_snapshot()", lambda: self.driver.create_snapshot(snap))
+        if update:
+            check.instance(update, Mapping, "model update returned by create_snapshot")
+            snap = dataclasses.replace(snap, **{k: v for k, v in update.items()
+                                                if k != "provider_auth"})
+            self.made[-1] = snap
+        return snap
+
+    def attach(self, volume: Volume, connector: Mapping[str, Any] = CONNECTOR
+               ) -> tuple[Volume, dict[str, Any]]:
+        """create_export + initialize_connection, schema-checked; export removed at
+        teardown."""
+        update = check.step("create_export()", lambda: self.driver.create_export(volume,
+                                                                                 connector))
+        volume = self.track(apply(volume, update, "create_export"))
+        self.exported[volume.id] = volume
+        info = check.step("initialize_connection()",
+                          lambda: self.driver.initialize_connection(volume, connector))
+        try:
+            connection_info.validate(info, f"driver {type(self.driver).__name__}")
+        except exception.DriverError as err:
+            raise check.KitError(f"connection_info from initialize_connection(): expected "
+                                 f"one meeting the protocol's schema, got: {err}") from None
+        return volume, info
+
+    def detach(self, volume: Volume, connector: Mapping[str, Any] | None = CONNECTOR) -> None:
+        check.step("terminate_connection()",
+                   lambda: self.driver.terminate_connection(volume, connector))
+        check.step("remove_export()", lambda: self.driver.remove_export(volume))
+        self.exported.pop(volume.id, None)
+
+    def image_path(self, suffix: str, made_by_driver: bool = False) -> str:
+        """A path for an image file: the kit's inputs under ``in/``, what the driver writes
+        under ``out/`` (where a failed write must leave nothing)."""
+        folder = os.path.join(self.scratch, "out" if made_by_driver else "in")
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, f"{uuid.uuid4()}.{suffix}")
+
+    def cleanup(self) -> None:
+        """Delete everything as the manager would, then compare with the baseline."""
+        self.cleaned = True
+        errors = []
+        for volume in list(self.exported.values()):
             try:
-                return call(volume)
-            except Exception:
-                driver.delete_volume(volume)  # what the manager does after a failed create
-                raise
-        return run
+                self.detach(volume, None)
+            except Exception as err:  # noqa: BLE001 - every leftover is tried and reported
+                errors.append(f"force detach of {volume.name}: {err}")
+        for item in reversed(self.made):
+            kind = "delete_snapshot" if isinstance(item, Snapshot) else "delete_volume"
+            try:
+                if isinstance(item, Snapshot):
+                    self.driver.delete_snapshot(item)
+                else:
+                    self.driver.delete_volume(item)
+            except Exception as err:  # noqa: BLE001
+                errors.append(f"{kind}({item.name}): {type(err).__name__}: {err}")
+        self.made.clear()
+        check.empty(errors, "deleting what the test made (as the manager does)")
+        left = sorted(set(self.driver.list_backend_objects()) - set(self.baseline))
+        check.empty(left, "backend objects left after the test's deletes (list_backend_objects)")
 
-    def snapshot_op() -> Any:
-        snap = Snapshot(id=str(uuid.uuid4()), volume=source, volume_size=source.size)
-        try:
-            return driver.create_snapshot(snap)
-        except Exception:
-            driver.delete_snapshot(snap)
-            raise
 
-    def attach_op() -> Any:
-        try:
-            update = driver.create_export(source, CONNECTOR)
-            return driver.initialize_connection(apply(source, update), CONNECTOR)
-        except Exception:
-            driver.remove_export(source)
-            raise
+@pytest.fixture
+def volumes(request: pytest.FixtureRequest, volume_driver: VolumeDriver,
+            tmp_path: Any) -> Iterator[Volumes]:
+    made = Volumes(volume_driver, str(tmp_path))
+    verify_after(request, "cleanup", made.cleanup)
+    yield made
+    if not made.cleaned:  # the test never ran (setup failed): still remove what exists
+        made.cleanup()
 
-    def upload_op() -> Any:
-        os.makedirs(os.path.join(tmp, "out"), exist_ok=True)
-        target = os.path.join(tmp, "out", f"{uuid.uuid4()}.raw")
-        driver.copy_volume_to_image(source, ImageFile("up", target, "raw"))
-        return target
 
-    source = volumes.create(1)
-    snap = volumes.snapshot(source) if "snapshot" not in driver.unavailable_features() else None
-    ops: dict[str, Callable[[], Any]] = {
-        "create_volume": made(driver.create_volume),
-        "create_cloned_volume": made(lambda v: driver.create_cloned_volume(v, source)),
-        "copy_image_to_volume": made(lambda v: (driver.create_volume(v),
-                                                driver.copy_image_to_volume(v, image()))),
-        "create_snapshot": snapshot_op,
-        "create_export": attach_op,
-        "initialize_connection": attach_op,
-        "copy_volume_to_image": upload_op,
-        "extend_volume": lambda: driver.extend_volume(source, source.size + 1),
-    }
-    if snap is not None:
-        ops["create_volume_from_snapshot"] = made(
-            lambda v: driver.create_volume_from_snapshot(v, snap), 2)
-    return ops
+# --- stats ----------------------------------------------------------------------------------
 
 
 @FAMILY
-@pytest.mark.feature("failure-cleanup")
-class TestVolumeFailures:
-    def test_every_fault_point_leaves_nothing_behind(self, volume_driver: VolumeDriver,
-                                                     volumes: Volumes, tmp_path: Any) -> None:
-        points = [(op, p) for op, ps in volume_driver.FAULT_POINTS.items() for p in ps]
-        if not points:
-            pytest.skip("the driver declares no multi-step operation (no FAULT_POINTS)")
-        missing = volume_driver.unavailable_features()
-        runnable = [(op, p) for op, p in points if OPERATION_FEATURE.get(op) not in missing]
-        if not runnable:
-            pytest.skip("every fault point is in an unavailable feature: " + "; ".join(
-                f"{op}: {missing[OPERATION_FEATURE[op]]}" for op, _ in points))
-        ops = _operations(volumes, str(tmp_path))
-        tried = 0
-        for op, point in runnable:
-            if op not in ops:
-                continue
-            before = sorted(volume_driver.list_backend_objects())
-            volume_driver.arm_fault(point)
-            try:
-                with pytest.raises(InjectedFault):
-                    ops[op]()
-            finally:
-                with contextlib.suppress(Exception):
-                    volume_driver.checkpoint(point)  # disarm if it was never reached
-            tried += 1
-            after = sorted(volume_driver.list_backend_objects())
-            assert after == before, f"{op} failing at {point} left {set(after) ^ set(before)}"
-            out_dir = os.path.join(tmp_path, "out")
-            leftovers = os.listdir(out_dir) if os.path.isdir(out_dir) else []
-            assert not leftovers, f"{op} failing at {point} left image files {leftovers}"
-        assert tried, "no fault point could be exercised"
+@pytest.mark.feature("stats")
+class TestVolumeStats:
+    def test_stats_meet_schema(self, volume_driver: VolumeDriver) -> None:
+        raw = check.step("get_volume_stats()", lambda: volume_driver.get_volume_stats(True))
+        try:
+            report = stats.validate(raw, "get_volume_stats()")
+        except exception.StatsSchemaError as err:
+            raise check.KitError(f"stats report: expected one meeting the schema, got: {err}"
+                                 ) from None
+        cls = type(volume_driver)
+        check.equal(report["storage_protocol"], cls.STORAGE_PROTOCOL,
+                    "stats storage_protocol (vs the class's STORAGE_PROTOCOL)")
+        check.equal(report["driver_version"], cls.VERSION,
+                    "stats driver_version (vs the class's VERSION)")
+        check.equal(report["volume_backend_name"], volume_driver.backend_name,
+                    "stats volume_backend_name")
+        caps = volume_driver.capabilities
+        for stat, cap in (("multiattach", "multiattach"),
+                          ("online_extend_support", "online_extend"),
+                          ("thin_provisioning_support", "thin_provisioning"),
+                          ("thick_provisioning_support", "thick_provisioning")):
+            check.equal(report[stat], bool(caps.get(cap, False)),
+                        f"stats {stat} (vs capabilities[{cap!r}])")
 
-    def test_delete_volume_copes_with_half_made_create(self, volume_driver: VolumeDriver,
-                                                       volumes: Volumes) -> None:
-        """A create interrupted before it made anything: the manager's cleanup delete must
-        still succeed (the backend never heard of the volume)."""
-        volume = volumes.new(1)
-        volume_driver.delete_volume(volume)
-        snap = Snapshot(id=str(uuid.uuid4()), volume=volume, volume_size=1)
-        volume_driver.delete_snapshot(snap)
-        volume_driver.remove_export(volume)
-        volume_driver.terminate_connection(volume, None)
+    def test_provisioned_grows_with_a_volume(self, volume_driver: VolumeDriver,
+                                             volumes: Volumes) -> None:
+        before = stats.validate(volume_driver.get_volume_stats(refresh=True), "stats")
+        volumes.create(2)
+        after = stats.validate(volume_driver.get_volume_stats(refresh=True), "stats")
+        check.that(after["provisioned_capacity_gb"] >= before["provisioned_capacity_gb"] + 1.99,
+                   "provisioned_capacity_gb after creating a 2 GiB volume",
+                   f"at least {before['provisioned_capacity_gb'] + 2}",
+                   after["provisioned_capacity_gb"])
+
+    def test_unavailable_features_are_known(self, volume_driver: VolumeDriver) -> None:
+        missing = volume_driver.unavailable_features()
+        check.instance(missing, dict, "unavailable_features()")
+        check.empty(sorted(set(missing) - set(FEATURES)),
+                    f"unavailable_features() keys outside {', '.join(FEATURES)}")
+        check.that(all(isinstance(v, str) and v.strip() for v in missing.values()),
+                   "unavailable_features() reasons", "a sentence per feature", missing)
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+@FAMILY
+@pytest.mark.feature("lifecycle")
+class TestVolumeLifecycle:
+    def test_create_delete_idempotent(self, volume_driver: VolumeDriver,
+                                      volumes: Volumes) -> None:
+        volume = volumes.create(1)
+        check.that(volume.name in volume_driver.list_backend_objects(),
+                   "list_backend_objects() after create_volume", f"to list {volume.name}",
+                   volume_driver.list_backend_objects())
+        check.step("delete_volume()", lambda: volume_driver.delete_volume(volume))
+        check.that(volume.name not in volume_driver.list_backend_objects(),
+                   "list_backend_objects() after delete_volume", f"not to list {volume.name}",
+                   volume_driver.list_backend_objects())
+        check.step("a second delete_volume() of the same volume",
+                   lambda: volume_driver.delete_volume(volume))
+
+    def test_delete_of_never_created_volume_succeeds(self, volume_driver: VolumeDriver,
+                                                     volumes: Volumes) -> None:
+        ghost = volumes.new(1)
+        check.step("delete_volume() of a volume the backend never had",
+                   lambda: volume_driver.delete_volume(ghost))
+
+    def test_extend(self, volume_driver: VolumeDriver, volumes: Volumes) -> None:
+        volume = volumes.create(1)
+        check.step("extend_volume(2)", lambda: volume_driver.extend_volume(volume, 2))
+        volumes.track(dataclasses.replace(volume, size=2))
+        check.that(volume.name in volume_driver.list_backend_objects(),
+                   "list_backend_objects() after extend_volume", f"to list {volume.name}",
+                   volume_driver.list_backend_objects())
+
+    def test_clone_is_a_new_volume(self, volume_driver: VolumeDriver, volumes: Volumes) -> None:
+        needs(volume_driver, "clone")
+        source = volumes.create(1)
+        clone = volumes.clone(source, 2)
+        listed = volume_driver.list_backend_objects()
+        check.that(clone.name in listed and source.name in listed,
+                   "list_backend_objects() after create_cloned_volume",
+                   f"to list {clone.name} and its source {source.name}", listed)
 
     def test_operations_on_missing_volume_raise_stackcore_errors(
         self, volume_driver: VolumeDriver, volumes: Volumes
     ) -> None:
         ghost = volumes.new(1)
-        with pytest.raises(exception.StackcoreError):
-            volume_driver.extend_volume(ghost, 2)
+        check.raises(exception.StackcoreError, lambda: volume_driver.extend_volume(ghost, 2),
+                     "extend_volume() of a volume the backend does not have")
+
+
+# --- snapshots ------------------------------------------------------------------------------
+
+
+@FAMILY
+@pytest.mark.feature("snapshot")
+class TestVolumeSnapshots:
+    def test_snapshot_create_delete_idempotent(self, volume_driver: VolumeDriver,
+                                               volumes: Volumes) -> None:
+        needs(volume_driver, "snapshot")
+        source = volumes.create(1)
+        before = set(volume_driver.list_backend_objects())
+        snap = volumes.snapshot(source)
+        made = sorted(set(volume_driver.list_backend_objects()) - before)
+        check.that(any(snap.id in name for name in made),
+                   "list_backend_objects() after create_snapshot",
+                   f"an object named after the snapshot ({snap.id})", made)
+        check.step("delete_snapshot()", lambda: volume_driver.delete_snapshot(snap))
+        check.step("a second delete_snapshot()", lambda: volume_driver.delete_snapshot(snap))
+        volumes.forget(snap)
+        check.empty([n for n in volume_driver.list_backend_objects() if snap.id in n],
+                    "backend objects of the snapshot after delete_snapshot")
+
+    def test_volume_from_snapshot(self, volume_driver: VolumeDriver, volumes: Volumes) -> None:
+        needs(volume_driver, "snapshot")
+        source = volumes.create(1)
+        snap = volumes.snapshot(source)
+        made = volumes.from_snapshot(snap, 3)
+        check.that(made.name in volume_driver.list_backend_objects(),
+                   "list_backend_objects() after create_volume_from_snapshot",
+                   f"to list {made.name}", volume_driver.list_backend_objects())
+
+    def test_delete_snapshot_dependents_survive(self, volume_driver: VolumeDriver,
+                                                volumes: Volumes) -> None:
+        needs(volume_driver, "snapshot", "attach", "data")
+        source, info = volumes.attach(volumes.create(1))
+        datapath.write_pattern(info, 0, 0x5A)
+        volumes.detach(source)
+        snap = volumes.snapshot(source)
+        child = volumes.from_snapshot(snap, 1)
+        check.step("delete_snapshot() with a volume made from it",
+                   lambda: volume_driver.delete_snapshot(snap))
+        check.step("a second delete_snapshot()", lambda: volume_driver.delete_snapshot(snap))
+        volumes.forget(snap)
+        _, child_info = volumes.attach(child)
+        datapath.expect_pattern(child_info, 0, 0x5A,
+                                "volume made from a snapshot, after the snapshot was deleted")
+
+
+# --- attach ---------------------------------------------------------------------------------
+
+
+@FAMILY
+@pytest.mark.feature("attach")
+class TestVolumeAttach:
+    def test_connection_info_carries_what_its_protocol_needs(
+        self, volume_driver: VolumeDriver, volumes: Volumes
+    ) -> None:
+        needs(volume_driver, "attach")
+        volume, info = volumes.attach(volumes.create(1))
+        expected = connection_info.PROTOCOL_TO_VOLUME_TYPE[volume_driver.STORAGE_PROTOCOL]
+        check.equal(info["driver_volume_type"], expected,
+                    f"driver_volume_type for STORAGE_PROTOCOL "
+                    f"{volume_driver.STORAGE_PROTOCOL!r}")
+        required = connection_info.DATA_SCHEMAS[expected]["required"]
+        check.empty([k for k in required if k not in info["data"]],
+                    f"{expected} connection_info data keys missing")
+        again = check.step("initialize_connection() again for the same connector",
+                           lambda: volume_driver.initialize_connection(volume, CONNECTOR))
+        check.equal(again.get("data"), info["data"],
+                    "connection_info data of a repeated initialize_connection()")
+
+    def test_detach_and_force_detach_idempotent(self, volume_driver: VolumeDriver,
+                                                volumes: Volumes) -> None:
+        needs(volume_driver, "attach")
+        before = set(volume_driver.list_backend_objects())
+        volume, _ = volumes.attach(volumes.create(1))
+        for connector, what in ((CONNECTOR, "terminate_connection(connector)"),
+                                (None, "terminate_connection(None) (force detach)"),
+                                (None, "a second terminate_connection(None)")):
+            check.step(what, functools.partial(volume_driver.terminate_connection, volume,
+                                               connector))
+        check.step("remove_export()", lambda: volume_driver.remove_export(volume))
+        check.step("a second remove_export()", lambda: volume_driver.remove_export(volume))
+        volumes.exported.pop(volume.id)
+        left = sorted(set(volume_driver.list_backend_objects()) - before - {volume.name})
+        check.empty(left, "export objects left after detach (list_backend_objects)")
+
+    def test_ensure_export_restores_a_lost_export(self, volume_driver: VolumeDriver,
+                                                  volumes: Volumes) -> None:
+        """The backend lost the export (target daemon restarted): ensure_export must bring
+        the volume back, data and all, for the same connector."""
+        needs(volume_driver, "attach", "data")
+        volume, info = volumes.attach(volumes.create(1))
+        datapath.write_pattern(info, 0, 0x3C)
+        volumes.detach(volume)  # the export is gone now
+        update = check.step("ensure_export() of a volume whose export was lost",
+                            lambda: volume_driver.ensure_export(volume))
+        volume = volumes.track(apply(volume, update, "ensure_export"))
+        volumes.exported[volume.id] = volume
+        again = check.step("initialize_connection() after ensure_export()",
+                           lambda: volume_driver.initialize_connection(volume, CONNECTOR))
+        datapath.expect_pattern(again, 0, 0x3C, "data read after ensure_export()")
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+@FAMILY
+@pytest.mark.feature("data")
+class TestVolumeData:
+    def test_write_read_through_connection(self, volume_driver: VolumeDriver,
+                                           volumes: Volumes) -> None:
+        needs(volume_driver, "attach", "data")
+        _, info = volumes.attach(volumes.create(1))
+        datapath.expect_size(info, 1, "size of a new 1 GiB volume")
+        datapath.write_pattern(info, 0, 0xA1)
+        datapath.write_pattern(info, GiB - MiB, 0xA2)
+        datapath.expect_pattern(info, 0, 0xA1, "first MiB read back")
+        datapath.expect_pattern(info, GiB - MiB, 0xA2, "last MiB read back")
+
+    def test_no_data_leak_into_new_volume(self, volume_driver: VolumeDriver,
+                                          volumes: Volumes) -> None:
+        needs(volume_driver, "attach", "data")
+        old, info = volumes.attach(volumes.create(1))
+        for offset in (0, 256 * MiB, GiB - MiB):
+            datapath.write_pattern(info, offset, 0xEE)
+        volumes.detach(old)
+        check.step("delete_volume()", lambda: volume_driver.delete_volume(old))
+        volumes.forget(old)
+        for n in range(2):  # a backend may reuse the freed space for the next one or two
+            _, fresh = volumes.attach(volumes.create(1))
+            for offset in (0, 256 * MiB, GiB - MiB):
+                datapath.expect_pattern(fresh, offset, 0x00,
+                                        f"new volume #{n + 1} after a deleted one held 0xee")
+
+    def test_delete_removes_the_data(self, volume_driver: VolumeDriver,
+                                     volumes: Volumes) -> None:
+        """Checked on the backend: the connection_info obtained before the delete must no
+        longer reach the data (not by asking the driver)."""
+        needs(volume_driver, "attach", "data")
+        volume, info = volumes.attach(volumes.create(1))
+        datapath.write_pattern(info, 0, 0x77)
+        volumes.detach(volume)
+        check.step("delete_volume()", lambda: volume_driver.delete_volume(volume))
+        volumes.forget(volume)
+        datapath.expect_not_readable_as(info, 0, 0x77,
+                                        "reading a deleted volume through its old connection")
+
+    def test_snapshot_keeps_the_data_of_its_moment(self, volume_driver: VolumeDriver,
+                                                   volumes: Volumes) -> None:
+        needs(volume_driver, "attach", "data", "snapshot")
+        source, info = volumes.attach(volumes.create(1))
+        datapath.write_pattern(info, 0, 0x11)
+        volumes.detach(source)  # snapshots are taken offline (online ones need the hypervisor)
+        snap = volumes.snapshot(source)
+        source, info = volumes.attach(source)  # a fresh connection_info after the snapshot
+        datapath.write_pattern(info, 0, 0x22)
+        from_snap = volumes.from_snapshot(snap, 1)
+        _, snap_info = volumes.attach(from_snap)
+        datapath.expect_pattern(snap_info, 0, 0x11,
+                                "volume from a snapshot (0x11 before it, 0x22 after)")
+        datapath.write_pattern(snap_info, 0, 0x33)
+        datapath.expect_pattern(info, 0, 0x22,
+                                "source after writing to a volume made from its snapshot")
+
+    def test_clone_carries_data_and_stays_independent(self, volume_driver: VolumeDriver,
+                                                      volumes: Volumes) -> None:
+        needs(volume_driver, "attach", "data", "clone")
+        source, info = volumes.attach(volumes.create(1))
+        datapath.write_pattern(info, 0, 0x44)
+        volumes.detach(source)
+        clone = volumes.clone(source, 1)
+        source, info = volumes.attach(source)
+        _, clone_info = volumes.attach(clone)
+        datapath.expect_pattern(clone_info, 0, 0x44, "clone of a volume holding 0x44")
+        datapath.write_pattern(clone_info, 0, 0x55)
+        datapath.expect_pattern(info, 0, 0x44, "source after writing 0x55 to its clone")
+
+    def test_extend_keeps_data_and_is_seen(self, volume_driver: VolumeDriver,
+                                           volumes: Volumes) -> None:
+        needs(volume_driver, "attach", "data")
+        volume, info = volumes.attach(volumes.create(1))
+        datapath.write_pattern(info, 0, 0x66)
+        volumes.detach(volume)
+        check.step("extend_volume(2)", lambda: volume_driver.extend_volume(volume, 2))
+        volume = volumes.track(dataclasses.replace(volume, size=2))
+        _, info = volumes.attach(volume)
+        datapath.expect_size(info, 2, "size after extend_volume(2)")
+        datapath.expect_pattern(info, 0, 0x66, "data after extend_volume(2)")
+        datapath.expect_pattern(info, GiB + MiB, 0x00, "the added GiB")
+
+    def test_clone_larger_size_is_seen(self, volume_driver: VolumeDriver,
+                                       volumes: Volumes) -> None:
+        needs(volume_driver, "attach", "data", "clone")
+        clone = volumes.clone(volumes.create(1), 2)
+        _, info = volumes.attach(clone)
+        datapath.expect_size(info, 2, "size of a 2 GiB clone of a 1 GiB volume")
+        datapath.expect_pattern(info, GiB + MiB, 0x00, "the clone's added GiB")
+
+    def test_from_snapshot_larger_size_is_seen(self, volume_driver: VolumeDriver,
+                                               volumes: Volumes) -> None:
+        needs(volume_driver, "attach", "data", "snapshot")
+        made = volumes.from_snapshot(volumes.snapshot(volumes.create(1)), 3)
+        _, info = volumes.attach(made)
+        datapath.expect_size(info, 3, "size of a 3 GiB volume from a 1 GiB snapshot")
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+@FAMILY
+@pytest.mark.feature("image")
+class TestVolumeImages:
+    def test_raw_image_to_volume_and_back(self, volume_driver: VolumeDriver,
+                                          volumes: Volumes) -> None:
+        needs(volume_driver, "image", "data", "attach")
+        raw = volumes.image_path("raw")
+        with open(raw, "wb") as handle:
+            handle.truncate(64 * MiB)
+            handle.seek(MiB)
+            handle.write(b"\x77" * MiB)
+        volume = volumes.create(1)
+        check.step("copy_image_to_volume(raw)", lambda: volume_driver.copy_image_to_volume(
+            volume, ImageFile("img-in", raw, "raw")))
+        volume, info = volumes.attach(volume)
+        datapath.expect_pattern(info, MiB, 0x77, "volume after copy_image_to_volume(raw)")
+        datapath.expect_pattern(info, 0, 0x00, "volume after copy_image_to_volume(raw)")
+        volumes.detach(volume)
+        for fmt in ("raw", "qcow2"):
+            out = volumes.image_path(fmt, made_by_driver=True)
+            check.step(f"copy_volume_to_image({fmt})", functools.partial(
+                volume_driver.copy_volume_to_image, volume, ImageFile("img-out", out, fmt)))
+            image = {"driver_volume_type": "local", "data": {"device_path": out}}
+            info_out = datapath.run(["qemu-img", "info", "--output=json", out],
+                                    f"reading the {fmt} image")
+            check.that(f'"format": "{fmt}"' in info_out, f"format of the {fmt} image written",
+                       fmt, info_out[:200])
+            if fmt == "raw":
+                datapath.expect_size(image, 1, "raw image of a 1 GiB volume")
+            datapath.run(["qemu-io", "-f", fmt, "-c", f"read -P 0x77 {MiB} {MiB}", out],
+                         f"{fmt} image of the volume: expected 0x77 at offset {MiB}")
+
+    def test_qcow2_image_to_volume(self, volume_driver: VolumeDriver,
+                                   volumes: Volumes) -> None:
+        needs(volume_driver, "image", "data", "attach")
+        image = volumes.image_path("qcow2")
+        datapath.run(["qemu-img", "create", "-f", "qcow2", image, "64M"], "making a qcow2")
+        datapath.run(["qemu-io", "-f", "qcow2", "-c", f"write -P 0x66 0 {MiB}", image],
+                     "writing the qcow2")
+        volume = volumes.create(1)
+        check.step("copy_image_to_volume(qcow2)", lambda: volume_driver.copy_image_to_volume(
+            volume, ImageFile("q", image, "qcow2")))
+        _, info = volumes.attach(volume)
+        datapath.expect_pattern(info, 0, 0x66, "volume after copy_image_to_volume(qcow2)")
+
+
+# --- failure cleanup ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Operation:
+    """One contract call the kit can fail at its checkpoints: ``prepare`` (unarmed), ``act``
+    (armed: must raise at the checkpoint), ``cleanup`` (what the manager does after the
+    failure)."""
+
+    act: Callable[[], Any]
+    cleanup: Callable[[], Any]
+    prepare: Callable[[], Any] = lambda: None
+
+
+def _operations(volumes: Volumes, source: Volume, snap: Snapshot | None
+                ) -> dict[str, Operation]:
+    """Every operation the kit can drive, each on fresh inputs, each with the manager's
+    cleanup after a failure."""
+    driver = volumes.driver
+    target = volumes.new(2)
+
+    def image() -> ImageFile:
+        path = volumes.image_path("raw")
+        with open(path, "wb") as handle:
+            handle.truncate(4 * MiB)
+        return ImageFile(str(uuid.uuid4()), path, "raw")
+
+    snapshot = Snapshot(id=str(uuid.uuid4()), volume=source, volume_size=source.size)
+    upload = ImageFile("up", volumes.image_path("raw", made_by_driver=True), "raw")
+
+    def detach() -> None:
+        driver.terminate_connection(source, None)
+        driver.remove_export(source)
+
+    def attach() -> Any:
+        update = driver.create_export(source, CONNECTOR)
+        return driver.initialize_connection(apply(source, update, "create_export"), CONNECTOR)
+
+    ops = {
+        "create_volume": Operation(lambda: driver.create_volume(target),
+                                   lambda: driver.delete_volume(target)),
+        "create_cloned_volume": Operation(lambda: driver.create_cloned_volume(target, source),
+                                          lambda: driver.delete_volume(target)),
+        "copy_image_to_volume": Operation(
+            lambda: driver.copy_image_to_volume(target, image()),
+            lambda: driver.delete_volume(target), lambda: driver.create_volume(target)),
+        "create_snapshot": Operation(lambda: driver.create_snapshot(snapshot),
+                                     lambda: driver.delete_snapshot(snapshot)),
+        "create_export": Operation(attach, detach),
+        "initialize_connection": Operation(attach, detach),
+        "copy_volume_to_image": Operation(lambda: driver.copy_volume_to_image(source, upload),
+                                          lambda: None),
+        "extend_volume": Operation(lambda: driver.extend_volume(source, source.size + 1),
+                                   lambda: None),
+        "delete_volume": Operation(lambda: driver.delete_volume(target),
+                                   lambda: driver.delete_volume(target),  # the retry
+                                   lambda: driver.create_volume(target)),
+    }
+    if snap is not None:
+        ops["create_volume_from_snapshot"] = Operation(
+            lambda: driver.create_volume_from_snapshot(target, snap),
+            lambda: driver.delete_volume(target))
+    return ops
+
+
+def _state(volumes: Volumes) -> tuple[list[str], list[str]]:
+    images = os.path.join(volumes.scratch, "out")
+    files = sorted(os.listdir(images)) if os.path.isdir(images) else []
+    return sorted(volumes.driver.list_backend_objects()), files
+
+
+def _expect_same(before: tuple[list[str], list[str]], after: tuple[list[str], list[str]],
+                 what: str) -> None:
+    new_objects = sorted(set(after[0]) - set(before[0]))
+    gone = sorted(set(before[0]) - set(after[0]))
+    check.empty(new_objects, f"{what}, then the manager's cleanup: new backend objects")
+    check.empty(gone, f"{what}, then the manager's cleanup: backend objects lost")
+    check.empty(sorted(set(after[1]) - set(before[1])), f"{what}: image files left")
+
+
+#: Operations the kit can fail at checkpoints (keys of :func:`_operations`).
+DRIVABLE = ("copy_image_to_volume", "copy_volume_to_image", "create_cloned_volume",
+            "create_export", "create_snapshot", "create_volume", "create_volume_from_snapshot",
+            "delete_volume", "extend_volume", "initialize_connection")
+
+
+@FAMILY
+@pytest.mark.feature("failure-cleanup")
+class TestVolumeFailures:
+    def test_checkpoints_cover_the_multi_step_operations(self,
+                                                         volume_driver: VolumeDriver) -> None:
+        """Clone and from-snapshot make a volume and then fill it: the kit must be able to
+        fail them in between, so they must declare checkpoints. Every declared checkpoint
+        must belong to an operation the kit can drive."""
+        points = volume_driver.FAULT_POINTS
+        for operation, why in MULTI_STEP.items():
+            if not points.get(operation):
+                raise check.fail(
+                    f"failure cleanup of {operation}",
+                    f"checkpoints the kit can fail it at ({operation} {why})",
+                    f"FAULT_POINTS[{operation!r}] = {points.get(operation, ())!r}: call "
+                    f"self.checkpoint('<step>') after each backend step of {operation} and "
+                    f"list the names in FAULT_POINTS[{operation!r}]")
+        check.empty(sorted(set(points) - set(DRIVABLE)),
+                    f"FAULT_POINTS operations the kit cannot drive (it drives "
+                    f"{', '.join(DRIVABLE)})")
+
+    def test_failure_at_each_checkpoint_leaves_nothing_behind(
+        self, volume_driver: VolumeDriver, volumes: Volumes
+    ) -> None:
+        """Each declared checkpoint raises in turn; after the manager's cleanup the backend
+        holds exactly what it held before (and no image file is left)."""
+        missing = volume_driver.unavailable_features()
+        declared = [(op, point) for op, ps in sorted(volume_driver.FAULT_POINTS.items())
+                    for point in ps if op in DRIVABLE]
+        runnable = [(op, p) for op, p in declared if OPERATION_FEATURE.get(op) not in missing]
+        if runnable:
+            source = volumes.create(1)
+            snap = volumes.snapshot(source) if "snapshot" not in missing else None
+            ops = _operations(volumes, source, snap)
+        for operation, point in runnable:
+            op = ops[operation]
+            before = _state(volumes)
+            check.step(f"preparing {operation}", op.prepare)
+            volume_driver.arm_fault(point)
+            try:
+                check.raises(InjectedFault, op.act,
+                             f"{operation} with checkpoint {point!r} armed (declared in "
+                             "FAULT_POINTS, so it must be reached)")
+            finally:
+                volume_driver.disarm_faults()
+                check.step(f"the manager's cleanup after {operation} failed at {point!r}",
+                           op.cleanup)
+            _expect_same(before, _state(volumes), f"{operation} failing at checkpoint {point!r}")
+        skipped = sorted({f"{op}: {missing[OPERATION_FEATURE[op]]}"
+                          for op, p in declared if (op, p) not in runnable})
+        if skipped:
+            pytest.skip(f"checked {len(runnable)} checkpoint(s); not checked (unavailable on "
+                        f"this host): {'; '.join(skipped)}")
+
+    @pytest.mark.parametrize("provoked", [
+        "clone of a missing source", "volume from a missing snapshot",
+        "snapshot of a missing volume", "corrupt image to volume",
+        "volume to image in a missing directory",
+    ])
+    def test_failures_the_kit_provokes_leave_nothing_behind(
+        self, volume_driver: VolumeDriver, volumes: Volumes, provoked: str
+    ) -> None:
+        """Failures that need no checkpoint from the driver: the call must raise a
+        StackcoreError and, after the manager's cleanup, nothing may be left."""
+        driver = volume_driver
+        ghost = volumes.new(1)
+        feature = {"clone of a missing source": "clone",
+                   "volume from a missing snapshot": "snapshot",
+                   "snapshot of a missing volume": "snapshot",
+                   "corrupt image to volume": "image",
+                   "volume to image in a missing directory": "image"}[provoked]
+        needs(driver, feature)
+        target = volumes.new(1)
+        snap = Snapshot(id=str(uuid.uuid4()), volume=ghost, volume_size=1)
+        corrupt = volumes.image_path("qcow2")
+        with open(corrupt, "wb") as handle:
+            handle.write(b"QFI\xfb" + os.urandom(4096))  # a qcow2 magic, then garbage
+        existing = volumes.create(1)
+        nowhere = os.path.join(volumes.scratch, "out", "no-such-directory", "image.raw")
+        before = _state(volumes)
+        calls: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+            "clone of a missing source": (lambda: driver.create_cloned_volume(target, ghost),
+                                          lambda: driver.delete_volume(target)),
+            "volume from a missing snapshot": (
+                lambda: driver.create_volume_from_snapshot(target, snap),
+                lambda: driver.delete_volume(target)),
+            "snapshot of a missing volume": (lambda: driver.create_snapshot(snap),
+                                             lambda: driver.delete_snapshot(snap)),
+            "corrupt image to volume": (
+                lambda: driver.copy_image_to_volume(existing,
+                                                    ImageFile("bad", corrupt, "qcow2")),
+                lambda: None),
+            "volume to image in a missing directory": (
+                lambda: driver.copy_volume_to_image(existing, ImageFile("o", nowhere, "raw")),
+                lambda: None),
+        }
+        call, cleanup = calls[provoked]
+        check.raises(Exception, call, f"{provoked}: the driver call")
+        check.step(f"{provoked}: the manager's cleanup", cleanup)
+        _expect_same(before, _state(volumes), provoked)
+
+    def test_cleanup_calls_cope_with_what_never_existed(self, volume_driver: VolumeDriver,
+                                                        volumes: Volumes) -> None:
+        """A create interrupted before it made anything: the manager's cleanup calls must
+        still succeed (the backend never heard of the volume)."""
+        volume = volumes.new(1)
+        snap = Snapshot(id=str(uuid.uuid4()), volume=volume, volume_size=1)
+        for what, call in (("delete_volume", lambda: volume_driver.delete_volume(volume)),
+                           ("delete_snapshot", lambda: volume_driver.delete_snapshot(snap)),
+                           ("remove_export", lambda: volume_driver.remove_export(volume)),
+                           ("terminate_connection(None)",
+                            lambda: volume_driver.terminate_connection(volume, None))):
+            check.step(f"{what}() of a volume the backend never had", call)
+
+
+# --- capabilities ---------------------------------------------------------------------------
+
+
+@FAMILY
+class TestVolumeCapabilities:
+    """Optional capabilities: run for every driver, gated by its declarations (a capability
+    declared unsupported must fail here; passing is an unexpected success)."""
+
+    @pytest.mark.capability("thin_provisioning")
+    def test_thin_volume_takes_space_only_when_written(self, volume_driver: VolumeDriver,
+                                                       volumes: Volumes) -> None:
+        """A new, unwritten 2 GiB volume takes (almost) no space: seen in the backend's free
+        capacity and, where the data path is available, in what the backend allocated."""
+        drop, allocated = _provisioning_of_a_new_volume(volume_driver, volumes, 2)
+        if drop is not None:
+            check.that(drop < 1.0, "free_capacity_gb drop for a new, unwritten 2 GiB thin "
+                       "volume", "less than 1 GiB (space is taken on write)", f"{drop:g} GiB")
+        if allocated is not None:
+            check.that(allocated < GiB, "space allocated to a new, unwritten 2 GiB thin volume",
+                       "less than 1 GiB", f"{allocated / GiB:g} GiB")
+
+    @pytest.mark.capability("thick_provisioning")
+    def test_thick_volume_takes_its_size_at_once(self, volume_driver: VolumeDriver,
+                                                 volumes: Volumes) -> None:
+        """A new 2 GiB volume takes its 2 GiB at once: seen in the backend's free capacity
+        and, where the data path is available, in what the backend allocated."""
+        drop, allocated = _provisioning_of_a_new_volume(volume_driver, volumes, 2)
+        if drop is not None:
+            check.that(drop >= 1.9, "free_capacity_gb drop for a new 2 GiB thick volume",
+                       "at least 1.9 GiB (its size, allocated at once)", f"{drop:g} GiB")
+        if allocated is not None:
+            check.that(allocated >= 2 * GiB, "space allocated to a new 2 GiB thick volume",
+                       "2 GiB", f"{allocated / GiB:g} GiB")
+
+    @pytest.mark.capability("multiattach")
+    def test_two_hosts_attached_at_once(self, volume_driver: VolumeDriver,
+                                        volumes: Volumes) -> None:
+        """Two hosts connected at once (also after a snapshot, where a driver may have turned
+        the volume into an overlay): each host's connection is a raw disk two hypervisors can
+        write, data written by one is read by the other, and detaching one host leaves the
+        other attached."""
+        needs(volume_driver, "attach", "data")
+        volume = volumes.create(1, multiattach=True)  # as the manager makes one
+        if "snapshot" not in volume_driver.unavailable_features():
+            volumes.snapshot(volume)
+        volume, info_a = volumes.attach(volume, CONNECTOR)
+        info_b = check.step("initialize_connection() for a second host",
+                            lambda: volume_driver.initialize_connection(volume,
+                                                                        OTHER_CONNECTOR))
+        for host, info in (("first", info_a), ("second", info_b)):
+            fmt = info["data"].get("format", "raw")
+            check.equal(fmt, "raw", f"disk format in the {host} host's connection_info (only "
+                        "raw can be written by two hypervisors at once)")
+        datapath.write_pattern(info_a, 0, 0x5C, what="writing through the first host")
+        datapath.expect_pattern(info_b, 0, 0x5C, "read through the second host")
+        check.step("terminate_connection() of the first host",
+                   lambda: volume_driver.terminate_connection(volume, CONNECTOR))
+        datapath.write_pattern(info_b, MiB, 0x5D,
+                               what="writing through the second host after the first left")
+        datapath.expect_pattern(info_b, MiB, 0x5D, "read through the second host")
+        check.step("terminate_connection() of the second host",
+                   lambda: volume_driver.terminate_connection(volume, OTHER_CONNECTOR))
+
+    @pytest.mark.capability("online_extend")
+    def test_extend_while_attached_and_open(self, volume_driver: VolumeDriver,
+                                            volumes: Volumes) -> None:
+        """Extended while exported, connected and held open by a hypervisor (a qemu process
+        on its connection): the new size and the old data are seen through the connection,
+        and the process holding it keeps working."""
+        needs(volume_driver, "attach", "data")
+        volume, info = volumes.attach(volumes.create(1))
+        datapath.write_pattern(info, 0, 0x6A)
+        holder = datapath.Holder(info)
+        try:
+            check.step("extend_volume(2) of an attached, open volume",
+                       lambda: volume_driver.extend_volume(volume, 2))
+        finally:
+            holder.close("the guest's qemu during extend_volume")
+        volume = volumes.track(dataclasses.replace(volume, size=2))
+        after = check.step("initialize_connection() after the extend",
+                           lambda: volume_driver.initialize_connection(volume, CONNECTOR))
+        datapath.expect_size(after, 2, "size seen through the connection after an online "
+                             "extend_volume(2)")
+        datapath.expect_pattern(after, 0, 0x6A, "data after an online extend")
+
+    @pytest.mark.capability("zero_on_delete")
+    def test_deleted_data_is_overwritten_in_the_backend(self, volume_driver: VolumeDriver,
+                                                        volumes: Volumes) -> None:
+        """The driver overwrites a volume's data before releasing its space: the raw backend
+        space the volume occupied (:meth:`VolumeDriver.raw_space`, asked before the delete)
+        reads zeros afterwards."""
+        needs(volume_driver, "attach", "data")
+        volume, info = volumes.attach(volumes.create(1))
+        datapath.write_pattern(info, 0, 0xD1)
+        datapath.write_pattern(info, GiB - MiB, 0xD2)
+        volumes.detach(volume)
+        space = check.step("raw_space() of the volume",
+                           lambda: volume_driver.raw_space(volume))
+        check.that(space is not None, "raw_space() of a volume", "where its data lies on the "
+                   "backend (a connection_info of the raw space)", space)
+        assert space is not None
+        check.step("delete_volume()", lambda: volume_driver.delete_volume(volume))
+        volumes.forget(volume)
+        datapath.expect_pattern(space, 0, 0x00, "raw backend space of a deleted volume")
+        datapath.expect_pattern(space, GiB - MiB, 0x00, "raw backend space of a deleted "
+                                "volume (its last MiB)")

@@ -69,7 +69,24 @@ def register_hosts(url: str, count: int) -> None:
     db.dispose()
 
 
-def _worker(url: str, placements: int, threads: int, out: Any) -> None:
+def register_servers(url: str, count: int) -> list[str]:
+    """``count`` servers waiting for a host, as ``create_server`` records them before it asks
+    the scheduler (which claims only for a server still being built)."""
+    from stackcore.compute import models
+    from stackcore.db import api as db_api
+
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    db = db_api.Database(url)
+    with db.transaction() as session:
+        session.add_all(models.Instance(
+            uuid=i, name="bench", flavor_id="bench", image_id="bench",
+            flavor={"name": "bench", "vcpus": 1, "ram_mb": 1024, "disk_gb": 10},
+            vm_state="building", task_state="scheduling") for i in ids)
+    db.dispose()
+    return ids
+
+
+def _worker(url: str, servers: list[str], threads: int, out: Any) -> None:
     from stackcore import conf as sc_conf
     from stackcore import exception
     from stackcore.compute.placement.manager import SchedulerManager
@@ -84,14 +101,14 @@ def _worker(url: str, placements: int, threads: int, out: Any) -> None:
     manager = SchedulerManager(conf, db)
     request = {"vcpus": 1, "memory_mb": 1024, "disk_gb": 10}
 
-    def place(_: int) -> str:
+    def place(server_id: str) -> str:
         try:
-            return manager.select_destinations(str(uuid.uuid4()), request)["host"]
+            return manager.select_destinations(server_id, request)["host"]
         except exception.NoValidHost:
             return ""
 
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        placed = list(pool.map(place, range(placements)))
+        placed = list(pool.map(place, servers))
     db.dispose()
     out.put(placed)
 
@@ -104,11 +121,11 @@ def run(url: str, hosts: int = 50, placements: int = 200, processes: int = 8,
     from stackcore.db import api as db_api
 
     register_hosts(url, hosts)
+    servers = register_servers(url, placements)
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
-    share = [placements // processes + (1 if i < placements % processes else 0)
+    procs = [ctx.Process(target=_worker, args=(url, servers[i::processes], threads, out))
              for i in range(processes)]
-    procs = [ctx.Process(target=_worker, args=(url, n, threads, out)) for n in share]
     start = time.perf_counter()
     for proc in procs:
         proc.start()

@@ -318,8 +318,9 @@ class ComputeAPI(PlacementAPI):
         try:
             chosen = self.scheduler_rpc.select_destinations(server_id, request)
         except exception.StackcoreError as err:
+            # A server deleted while being scheduled stays the delete's (no fault, no ERROR).
             self._record_fault(server_id, "schedule", err)
-            return self.get_server(server_id)
+            return self.get_server(server_id, include_deleted=True)
         self.compute_rpc.build_and_run_instance(chosen["host"], server_id)
         if not wait:
             return self.get_server(server_id)
@@ -456,16 +457,21 @@ class ComputeAPI(PlacementAPI):
                                           server_group=server_group)
         return self.scheduler_rpc.explain(request, limit)
 
-    def _record_fault(self, server_id: str, step: str, err: BaseException) -> None:
+    def _record_fault(self, server_id: str, step: str, err: BaseException) -> bool:
+        """Record ``err`` on the server and move it to ERROR (a failed scheduling also gives
+        back its claim) - unless a delete owns it now (task ``deleting`` or deleted; except
+        for the delete's own failure, ``step == "delete"``). Returns whether it did."""
         with self.db.transaction() as session:
+            row = session.get(models.Instance, server_id, with_for_update=True)
+            if row is None or row.vm_state == VmState.DELETED or (
+                    row.task_state == TaskState.DELETING and step != "delete"):
+                return False
             session.add(faults.new(models.InstanceFault, err, step=step, instance_uuid=server_id,
                                    host=None))
-            session.execute(
-                sa.update(models.Instance)
-                .where(models.Instance.uuid == server_id)
-                .values(vm_state=VmState.ERROR, task_state=None)
-            )
-            claims.release(session, server_id)
+            row.vm_state, row.task_state = VmState.ERROR, None
+            if step == "schedule":
+                claims.release(session, server_id)
+            return True
 
     def wait_for_server(
         self, server_id: str, statuses: tuple[str, ...] = ("ACTIVE", "ERROR"),
@@ -564,19 +570,31 @@ class ComputeAPI(PlacementAPI):
         """Delete from any state. Deleting a deleted server succeeds (idempotent); an unknown
         id raises NotFound. If the server never reached a host, or its compute service is down,
         the delete is done locally (claim released, row marked deleted); a host that comes back
-        destroys the leftover during its start-up reconciliation."""
+        destroys the leftover during its start-up reconciliation.
+
+        A server still being scheduled is marked ``deleting`` first, under the row lock the
+        scheduler takes to claim a host: the scheduler then claims nothing for it (or, if it
+        claimed first, the server has a host and the delete goes through that host). If the
+        local clean-up fails, the server is left in ERROR with a fault and the delete can be
+        retried."""
         validate.uuid_like("server_id", server_id)
         with self.db.transaction() as session:
-            row = session.get(models.Instance, server_id)
+            row = session.get(models.Instance, server_id, with_for_update=True)
             if row is None:
                 raise exception.NotFound("server", server_id)
             if row.vm_state == VmState.DELETED:
                 return
             host = row.host
+            if host is None:
+                row.task_state = TaskState.DELETING
         if host is not None and self._service_up(host):
             self.compute_rpc.terminate_instance(host, server_id)
             return
-        self._local_cleanup(server_id)
+        try:
+            self._local_cleanup(server_id)
+        except Exception as err:
+            self._record_fault(server_id, "delete", err)
+            raise
         with self.db.transaction() as session:
             claims.release(session, server_id)
             session.execute(

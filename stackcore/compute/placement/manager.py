@@ -188,7 +188,7 @@ class SchedulerManager:
         ``request`` holds ``vcpus``, ``memory_mb``, ``disk_gb`` and optionally
         ``availability_zone``, ``extra_specs``, ``image_properties``, ``server_group`` (id)
         and ``exclude_hosts``. Raises NoValidHost with one reason per filter that rejected
-        hosts."""
+        hosts, NotFound (nothing claimed) if the server was deleted while being scheduled."""
         req = self._request(instance_uuid, request)
         hosts = self.host_states()
         if not len(hosts):
@@ -203,27 +203,9 @@ class SchedulerManager:
         hard = group if group and group.policy in ("affinity", "anti-affinity") else None
         for index, candidate in enumerate(self._ranking(decision, attempts)):
             try:
-                with self.db.transaction() as session:
-                    if hard is not None:
-                        # Lock the group first (same order everywhere), then re-check the
-                        # policy against members placed since the host states were read.
-                        now = self._group_info(session, hard.id, instance_uuid, lock=True)
-                        on_host = now.hosts.get(candidate, 0)
-                        if (hard.policy == "anti-affinity"
-                                and on_host >= now.max_server_per_host) or (
-                                hard.policy == "affinity" and now.hosts and not on_host):
-                            raise _GroupConflict(candidate)
-                    claims.release(session, instance_uuid)  # a retry gives back the old claim
-                    if not claims.claim(session, candidate, instance_uuid, want, ratios):
-                        reasons.append(f"{candidate} was filled by a concurrent request")
-                        continue
-                    session.execute(
-                        sa.update(models.Instance)
-                        .where(models.Instance.uuid == instance_uuid)
-                        .values(host=candidate)
-                    )
-                    session.add(sched_models.SchedulingAttempt(instance_uuid=instance_uuid,
-                                                               host=candidate))
+                if not self._claim(instance_uuid, candidate, want, ratios, hard):
+                    reasons.append(f"{candidate} was filled by a concurrent request")
+                    continue
             except _GroupConflict:
                 reasons.append(f"{candidate} took another member of {hard.policy if hard else ''}"
                                f" group {hard.id if hard else ''} concurrently")
@@ -232,6 +214,37 @@ class SchedulerManager:
             return {"host": candidate, "alternates": alternates}
         raise exception.NoValidHost("no valid host was found",
                                     reasons=decision.reasons() + reasons)
+
+    @db_api.retry_on_conflict
+    def _claim(self, instance_uuid: str, candidate: str, want: claims.Request,
+               ratios: claims.Ratios, hard: ServerGroupInfo | None) -> bool:
+        """One transaction: lock the server's row, claim ``want`` on ``candidate`` and record
+        it as the server's host. False if the host has no room left. Raises NotFound, having
+        claimed nothing, when the server was deleted (or is being deleted) meanwhile: the
+        delete holds the same row lock while it decides, so a claim is either made before
+        it (the delete then sees the host and goes through it) or never."""
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, instance_uuid, with_for_update=True)
+            if row is None or row.vm_state != VmState.BUILDING \
+                    or row.task_state == TaskState.DELETING:
+                raise exception.NotFound(
+                    "server", instance_uuid,
+                    f"server {instance_uuid} was deleted while being scheduled")
+            if hard is not None:
+                # Lock the group next (same order everywhere), then re-check the policy
+                # against members placed since the host states were read.
+                now = self._group_info(session, hard.id, instance_uuid, lock=True)
+                on_host = now.hosts.get(candidate, 0)
+                if (hard.policy == "anti-affinity" and on_host >= now.max_server_per_host) or (
+                        hard.policy == "affinity" and now.hosts and not on_host):
+                    raise _GroupConflict(candidate)
+            claims.release(session, instance_uuid)  # a retry gives back the old claim
+            if not claims.claim(session, candidate, instance_uuid, want, ratios):
+                return False
+            row.host = candidate
+            session.add(sched_models.SchedulingAttempt(instance_uuid=instance_uuid,
+                                                       host=candidate))
+            return True
 
     @staticmethod
     def _ranking(decision: handler.Decision, attempts: int) -> Iterator[str]:

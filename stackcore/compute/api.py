@@ -612,7 +612,8 @@ class ComputeAPI(PlacementAPI):
         for bdm in bdms:
             if bdm.attachment_id is not None and self.volume is not None:
                 try:
-                    self.volume.detach(bdm.volume_id, bdm.attachment_id)
+                    self.volume.detach_from_server(bdm.volume_id, bdm.attachment_id,
+                                                   server_id)
                 except exception.NotFound:
                     pass  # the attachment already ended, or the volume is gone
             with self.db.transaction() as session:

@@ -409,7 +409,7 @@ class ComputeManager:
                 return  # the volume itself is gone
         for attachment_id in ids:
             try:
-                volume.detach(bdm.volume_id, attachment_id)
+                volume.detach_from_server(bdm.volume_id, attachment_id, instance_uuid)
             except exception.NotFound:
                 continue  # the attachment already ended, or the volume is gone
 

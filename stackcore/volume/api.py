@@ -489,13 +489,57 @@ class VolumeAPI:
     def detach(self, volume_id: str, attachment_id: str | None = None,
                force: bool = False) -> Volume:
         """End one attachment; with ``force`` and no ``attachment_id``, end all of them (the
-        driver's ``terminate_connection`` gets ``connector=None``)."""
+        driver's ``terminate_connection`` gets ``connector=None``).
+
+        An attachment made for a server (``instance_uuid`` set: ``cloud.compute`` attached
+        the volume) is refused with Conflict naming the server - detach it through the
+        server, ``cloud.compute.detach_volume(server_id, volume_id)``, which detaches it from
+        the hypervisor and ends the server's mapping before it ends the attachment. Ending
+        only the volume side would make the volume ``available``, hence deletable, while the
+        server's hypervisor still writes to it (Cinder refuses the same since
+        OSSA-2023-003). A force detach refuses likewise while a server holds an attachment.
+        """
         if attachment_id is None and not force:
             raise exception.Invalid("attachment_id", "is required unless force=True")
         if attachment_id is not None:
             validate.uuid_like("attachment_id", attachment_id)
         with self.db.transaction() as session:
             host = self._backend_of(volume_id, session).host
+            query = sa.select(models.Attachment).where(
+                models.Attachment.volume_id == volume_id,
+                models.Attachment.instance_uuid.is_not(None),
+                models.Attachment.attach_status != AttachStatus.DETACHED)
+            if attachment_id is not None:
+                query = query.where(models.Attachment.id == attachment_id)
+            held = session.execute(query.order_by(models.Attachment.created_at)).scalars().first()
+        if held is not None:
+            raise exception.Conflict(
+                f"volume {volume_id} is attached to server {held.instance_uuid} (attachment "
+                f"{held.id}): detach it through the server, cloud.compute.detach_volume("
+                f"{held.instance_uuid!r}, {volume_id!r})",
+                volume_id=volume_id, server_id=held.instance_uuid, attachment_id=held.id)
+        assert host is not None
+        self.rpc.detach_volume(host, volume_id, attachment_id)
+        return self.get(volume_id)
+
+    def detach_from_server(self, volume_id: str, attachment_id: str, server_id: str) -> Volume:
+        """End the attachment ``attachment_id`` that server ``server_id`` holds: the compute
+        family's side of a server's detach (and of its delete), called once the hypervisor
+        no longer uses the volume and the server's mapping is being ended. NotFound if that
+        attachment is not the server's (or already ended)."""
+        validate.uuid_like("attachment_id", attachment_id)
+        validate.uuid_like("server_id", server_id)
+        with self.db.transaction() as session:
+            host = self._backend_of(volume_id, session).host
+            owner = session.execute(
+                sa.select(models.Attachment.instance_uuid).where(
+                    models.Attachment.id == attachment_id,
+                    models.Attachment.volume_id == volume_id)
+            ).scalar_one_or_none()
+        if owner != server_id:
+            raise exception.NotFound("attachment", attachment_id,
+                                     f"volume {volume_id} has no attachment {attachment_id} "
+                                     f"of server {server_id}")
         assert host is not None
         self.rpc.detach_volume(host, volume_id, attachment_id)
         return self.get(volume_id)

@@ -681,7 +681,8 @@ class VolumeManager:
 
     def detach_volume(self, volume_id: str, attachment_id: str | None = None) -> None:
         """End one attachment, or every one (``attachment_id=None``: force detach, the driver
-        gets ``connector=None``). The export is removed once nothing uses it."""
+        gets ``connector=None``; refused with Conflict while a server holds one). The export
+        is removed once nothing uses it."""
         with self._locked(volume_id):
             with self.db.transaction() as session:
                 row = self._row(session, volume_id)
@@ -693,6 +694,15 @@ class VolumeManager:
                 atts = session.execute(query).scalars().all()
                 if attachment_id is not None and not atts:
                     raise exception.NotFound("attachment", attachment_id)
+                held = [a for a in atts if a.instance_uuid is not None]
+                if attachment_id is None and held:
+                    # Checked here too, under the volume's lock: a server may have attached
+                    # since the API looked (see VolumeAPI.detach).
+                    raise exception.Conflict(
+                        f"volume {volume_id} is attached to server {held[0].instance_uuid}: "
+                        "a force detach would leave the server using it; detach it through "
+                        "the server", volume_id=volume_id, server_id=held[0].instance_uuid,
+                        attachment_id=held[0].id)
                 previous = row.status
                 row.status = VolumeStatus.DETACHING
                 for att in atts:

@@ -354,3 +354,34 @@ def test_delete_while_the_host_is_down_cleans_ports_and_exports(
     assert cloud.network.list_ports(network_id=network.id) == []
     assert cloud.volume.get(volume.id).status == "available" and _exports(cloud) == {}
     assert _rows(cloud, BlockDeviceMapping, server.id) == []
+
+
+def test_volume_side_detach_of_a_server_attachment_is_refused(
+        make_cloud: Callable[..., stackcore.Cloud], image_file: str) -> None:
+    """``cloud.volume.detach`` (or a force detach) of an attachment a server holds would end
+    the export while the hypervisor and the server's mapping still use the volume - and make
+    it deletable. It is refused, naming the way that works (the server's detach); nothing
+    changes."""
+    cloud = _cloud(make_cloud, image_file, hosts=1)
+    server = cloud.compute.create_server("s", "small", "img")
+    volume = cloud.volume.create(1)
+    attached = cloud.compute.attach_volume(server.id, volume.id)
+    assert attached.attachment_id is not None
+    with pytest.raises(exception.Conflict, match=f"detach_volume.*{server.id}") as err:
+        cloud.volume.detach(volume.id, attached.attachment_id)
+    assert err.value.kwargs["server_id"] == server.id
+    with pytest.raises(exception.Conflict, match=server.id):
+        cloud.volume.detach(volume.id, force=True)
+    got = cloud.volume.get(volume.id)
+    assert got.status == "in-use", got
+    assert [(a.id, a.attach_status) for a in got.attachments] == [
+        (attached.attachment_id, "attached")]
+    assert volume.id in _exports(cloud)
+    assert attached.device in _domain(cloud, "compute-1", server.id).volumes
+    with pytest.raises(exception.InvalidState):
+        cloud.volume.delete(volume.id)
+    # through the server: hypervisor, mapping and export all end, the volume is deletable
+    cloud.compute.detach_volume(server.id, volume.id)
+    assert cloud.volume.get(volume.id).status == "available"
+    assert cloud.compute.list_server_volumes(server.id) == []
+    cloud.volume.delete(volume.id)

@@ -72,6 +72,13 @@ class HypervisorDriver(abc.ABC):
         """The driver's own config options as ``[(group, [opts])]``; none by default."""
         return []
 
+    def unavailable_features(self) -> dict[str, str]:
+        """Declared capabilities the backend this driver is connected to cannot offer, with
+        the reason (e.g. ``{"plug_vifs": "libvirt's test driver has no device hot-plug"}``).
+        Keys from :data:`CAPABILITIES`. The conformance suite skips exactly these, with the
+        reason (a declared capability is otherwise tested). Default: none."""
+        return {}
+
     # --- required ------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -136,7 +143,8 @@ class HypervisorDriver(abc.ABC):
     @abc.abstractmethod
     def reboot(self, instance: Instance, reboot_type: RebootType) -> None:
         """Reboot. ``SOFT`` asks the guest and may fall back to ``HARD`` (power cycle);
-        the instance must be running when this returns."""
+        the instance must be running when this returns, also when it was stopped (a hard
+        reboot is how a user restarts a stopped or stuck instance)."""
 
     @abc.abstractmethod
     def power_off(self, instance: Instance, timeout: int = 0) -> None:
@@ -154,8 +162,10 @@ class HypervisorDriver(abc.ABC):
     ) -> None:
         """Attach a volume described by a Cinder-style ``connection_info`` (``driver_volume_type``
         iscsi / nfs / rbd + ``data``) at ``mountpoint`` (e.g. ``/dev/vdb``). Unknown volume
-        types raise :class:`~stackcore.exception.Invalid` and attach nothing.
-        Capability: ``attach_volume``."""
+        types raise :class:`~stackcore.exception.Invalid` and attach nothing; a mountpoint
+        already in use raises a :class:`~stackcore.exception.StackcoreError` (``Conflict``).
+        On a stopped instance the attachment is recorded in its definition (nothing is
+        connected until it starts). Capability: ``attach_volume``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "attach_volume")
 
     def detach_volume(
@@ -168,7 +178,9 @@ class HypervisorDriver(abc.ABC):
         raise exception.CapabilityNotSupported(type(self).__name__, "attach_volume")
 
     def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
-        """Connect the instance's VIFs to their networks. Capability: ``plug_vifs``."""
+        """Connect the instance's VIFs to their networks; plugging a plugged VIF succeeds. A
+        ``vif_type`` the driver cannot plug raises :class:`~stackcore.exception.Invalid`
+        naming it and plugs nothing. Capability: ``plug_vifs``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "plug_vifs")
 
     def unplug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
@@ -198,7 +210,8 @@ class HypervisorDriver(abc.ABC):
         raise exception.CapabilityNotSupported(type(self).__name__, "suspend")
 
     def get_console_output(self, instance: Instance) -> str:
-        """The instance's serial console log so far. Capability: ``console_output``."""
+        """The instance's serial console log so far; NotFound for an instance the backend
+        does not have. Capability: ``console_output``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "console_output")
 
 

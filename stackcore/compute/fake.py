@@ -13,6 +13,7 @@ manager's cleanup path is exercised.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
@@ -58,6 +59,9 @@ class _FakeBackend:
         self.lock = threading.Lock()
         self.domains: dict[str, _FakeDomain] = {}
 
+
+#: VIF types the fake plugs (any other is refused, as a real hypervisor would).
+VIF_TYPES = ("bridge", "ovs", "fake", "tap", "vhostuser")
 
 _BACKENDS: dict[tuple[str, str], _FakeBackend] = {}
 _BACKENDS_LOCK = threading.Lock()
@@ -158,6 +162,9 @@ class FakeHypervisorDriver(HypervisorDriver):
             domain = _FakeDomain(PowerState.SHUTDOWN)
             self.backend.domains[instance.uuid] = domain
             self._maybe_fail("spawn")
+            if not os.path.isfile(image.path):  # a real hypervisor cannot boot it either
+                raise exception.DriverError(f"image file {image.path} of instance "
+                                            f"{instance.uuid} does not exist")
             domain.vifs = list(network_info)
             for bdm in block_device_info:
                 domain.volumes[str(bdm.get("mount_device", ""))] = bdm["connection_info"]
@@ -211,6 +218,11 @@ class FakeHypervisorDriver(HypervisorDriver):
             self._domain(instance).volumes.pop(mountpoint, None)
 
     def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
+        for vif in network_info:
+            if vif.get("vif_type") not in VIF_TYPES:
+                raise exception.Invalid("vif_type", f"unsupported VIF type "
+                                        f"{vif.get('vif_type')!r} (the fake plugs "
+                                        f"{', '.join(VIF_TYPES)})", vif.get("vif_type"))
         with self.backend.lock:
             self._maybe_fail("plug_vifs")
             domain = self._domain(instance)

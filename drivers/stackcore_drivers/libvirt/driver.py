@@ -217,6 +217,12 @@ class LibvirtDriver(HypervisorDriver):
 
     # --- required ------------------------------------------------------------------------
 
+    def unavailable_features(self) -> dict[str, str]:
+        if not self.is_test_driver:
+            return {}
+        reason = "libvirt's test driver (test:///default) has no device hot-plug"
+        return {"attach_volume": reason, "plug_vifs": reason}
+
     def init_host(self, host: str) -> None:
         os.makedirs(self.instances_path, exist_ok=True)
         with self._translated("init_host"):
@@ -264,6 +270,9 @@ class LibvirtDriver(HypervisorDriver):
         ]
         if not self.is_test_driver:
             images.check_format(image.disk_format)
+        if not os.path.isfile(image.path):  # the test driver never opens it: say so here
+            raise exception.Invalid("image.path", f"image file {image.path} does not exist",
+                                    image.path)
         with self._translated("spawn", instance):
             conn = self._conn()
             settings = self._settings_for(conn)

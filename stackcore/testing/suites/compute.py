@@ -1,20 +1,37 @@
 """Compute (hypervisor driver) conformance suite.
 
 Import it into a test module of the driver package and run pytest with
-``--stackcore-driver compute:<name>``. Every test talks to the driver exactly as the compute
-manager does and checks the backend's observable state through the contract's own read methods
-(``get_info``, ``list_instances``), so it holds for any backend.
+``--stackcore-driver compute:<name>`` (and ``--stackcore-config`` with the driver's own option
+groups, from its ``list_opts``). Every test talks to the driver exactly as the compute manager
+does and checks the backend's observable state through the contract's own read methods
+(``get_info``, ``list_instances``, ``get_available_resource``), so it holds for any backend.
 
 Instances are named with characters that must be escaped (``<>&'"$;``) so every lifecycle test
-also proves the driver treats names as data. Everything a test creates is destroyed in its
-teardown, and the teardown itself asserts nothing was left behind.
+also proves the driver treats names as data. The image is a small raw file whose first 64 KiB
+hold the byte 0x5A (a snapshot must carry them). System tools: ``qemu-img`` and ``qemu-io``
+read the snapshot image.
+
+What is checked, by feature:
+
+* ``lifecycle`` - spawn, list, get_info, power off/on (idempotent), reboot (also of a stopped
+  instance: a hard reboot starts it), destroy (idempotent, unknown instances, stopped
+  instances), a new driver object seeing the same backend;
+* ``stats`` - the schema (integers are integers), JSON, usable capacity;
+* ``failure-cleanup`` - a spawn that fails leaves nothing once ``destroy`` (the manager's
+  cleanup) ran;
+* every capability (``pause``, ``suspend``, ``console_output``, ``snapshot``,
+  ``attach_volume``, ``plug_vifs``) by behaviour, whatever is declared.
+
+Everything a test creates is destroyed right after it, and that check is part of the test: an
+instance ``destroy`` left behind fails the test that made it.
 """
 
 from __future__ import annotations
 
-import os
+import functools
+import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,10 +40,13 @@ from stackcore import exception
 from stackcore.compute import stats
 from stackcore.compute.driver import HypervisorDriver
 from stackcore.compute.objects import Flavor, Image, Instance, PowerState, RebootType
+from stackcore.testing import check, datapath
 from stackcore.testing.harness import DriverUnderTest
+from stackcore.testing.plugin import verify_after
 
 __all__ = [
     "TestComputeCapabilities",
+    "TestComputeFailures",
     "TestComputeLifecycle",
     "TestComputeStats",
     "compute_driver",
@@ -38,13 +58,24 @@ FAMILY = pytest.mark.family("compute")
 
 HOST = "conformance-host"
 HOSTILE_NAME = "conformance <vm> & 'quoted' \"double\" $HOME; rm -rf"
+IMAGE_PATTERN = 0x5A
+IMAGE_PATTERN_LENGTH = 64 * 1024
+#: A volume a hypervisor can attach without reaching its backend while the instance is off
+#: (the attachment is recorded in the instance's definition only).
+VOLUME = {"driver_volume_type": "nfs",
+          "data": {"export": "127.0.0.1:/stackcore-conformance", "name": "volume-conformance",
+                   "format": "raw", "options": None, "volume_id": "conformance"}}
+VIF = {"id": "1c5d5e2e-5c58-4bb0-8c1f-3b8d3a0c0001", "address": "fa:16:3e:00:00:01",
+       "mac_address": "fa:16:3e:00:00:01", "vif_type": "bridge",
+       "vif_details": {"bridge_name": "brq-conformance"}, "devname": "tapconformance"}
 
 
 @pytest.fixture(scope="session")
 def compute_image(stackcore_target: DriverUnderTest, tmp_path_factory: Any) -> Image:
-    """A small raw image file (1 MiB of zeros) registered as x86_64/hvm."""
+    """A small raw image file (1 MiB; its first 64 KiB hold 0x5A) registered as x86_64/hvm."""
     path = tmp_path_factory.mktemp("images") / "conformance.raw"
     with open(path, "wb") as handle:
+        handle.write(bytes([IMAGE_PATTERN]) * IMAGE_PATTERN_LENGTH)
         handle.truncate(1024 * 1024)
     return Image(
         id=str(uuid.uuid4()),
@@ -57,42 +88,67 @@ def compute_image(stackcore_target: DriverUnderTest, tmp_path_factory: Any) -> I
 
 @pytest.fixture
 def compute_driver(stackcore_target: DriverUnderTest) -> HypervisorDriver:
-    driver = stackcore_target.new(HOST)
-    driver.init_host(HOST)
-    assert isinstance(driver, HypervisorDriver)
+    driver: HypervisorDriver = stackcore_target.new(HOST)
+    check.instance(driver, HypervisorDriver, "the driver object")
+    check.step(f"init_host({HOST!r})", lambda: driver.init_host(HOST))
     return driver
 
 
 @pytest.fixture
 def make_instance(
-    compute_driver: HypervisorDriver, compute_image: Image
-) -> Iterator[Callable[..., Instance]]:
-    """Build instances (not spawned); every one is destroyed and checked gone at teardown."""
+    request: pytest.FixtureRequest, compute_driver: HypervisorDriver, compute_image: Image
+) -> Callable[..., Instance]:
+    """Build instances (not spawned); right after the test every one is destroyed and must be
+    gone from the backend (part of the test)."""
     made: list[Instance] = []
 
-    def make(name: str = HOSTILE_NAME, **metadata: str) -> Instance:
+    def make(name: str = HOSTILE_NAME, image: Image = compute_image, **metadata: str
+             ) -> Instance:
         instance = Instance(
             uuid=str(uuid.uuid4()),
             name=name,
             host=HOST,
             flavor=Flavor("conformance", vcpus=1, ram_mb=64, disk_gb=1),
-            image=compute_image,
+            image=image,
             metadata={"purpose": "conformance <&>", **metadata},
         )
         made.append(instance)
         return instance
 
-    yield make
-    for instance in made:
-        compute_driver.destroy(instance, [], [], True)
-    leftovers = set(compute_driver.list_instances()) & {i.uuid for i in made}
-    assert not leftovers, f"destroy left instances on the backend: {sorted(leftovers)}"
+    def destroy_all() -> None:
+        for instance in made:
+            check.step(f"destroy() of instance {instance.uuid}",
+                       functools.partial(compute_driver.destroy, instance, [], [], True))
+        leftovers = sorted(set(compute_driver.list_instances()) & {i.uuid for i in made})
+        check.empty(leftovers, "instances still listed after destroy()")
+
+    verify_after(request, "destroying the test's instances", destroy_all)
+    return make
+
+
+def needs(driver: HypervisorDriver, capability: str) -> None:
+    """Skip when the backend cannot offer ``capability`` (the driver says why)."""
+    missing = driver.unavailable_features()
+    if capability in missing:
+        pytest.skip(f"{capability} unavailable on this backend: {missing[capability]}")
 
 
 def _spawned(driver: HypervisorDriver, make: Callable[..., Instance]) -> Instance:
     instance = make()
-    driver.spawn(instance, instance.image, [], [])
+    check.step("spawn()", lambda: driver.spawn(instance, instance.image, [], []))
     return instance
+
+
+def _state(driver: HypervisorDriver, instance: Instance, when: str) -> PowerState:
+    info = check.step(f"get_info() {when}", lambda: driver.get_info(instance))
+    return info.power_state
+
+
+def expect_state(driver: HypervisorDriver, instance: Instance, expected: PowerState,
+                 when: str) -> None:
+    got = _state(driver, instance, when)
+    check.that(got == expected, f"power state {when}", expected.name,
+               getattr(got, "name", repr(got)))
 
 
 @FAMILY
@@ -104,71 +160,100 @@ class TestComputeLifecycle:
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
         instance = _spawned(compute_driver, make_instance)
-        assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
-        assert instance.uuid in compute_driver.list_instances()
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after spawn()")
+        listed = compute_driver.list_instances()
+        check.that(instance.uuid in listed, "list_instances() after spawn()",
+                   f"to list {instance.uuid}", listed)
 
     def test_spawn_same_uuid_twice_is_refused(
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
         instance = _spawned(compute_driver, make_instance)
-        with pytest.raises(exception.StackcoreError):
-            compute_driver.spawn(instance, instance.image, [], [])
-        assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
+        check.raises(exception.StackcoreError,
+                     lambda: compute_driver.spawn(instance, instance.image, [], []),
+                     "a second spawn() of the same instance uuid")
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after the refused spawn()")
 
     def test_destroy_removes_instance(
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
         instance = _spawned(compute_driver, make_instance)
-        compute_driver.destroy(instance, [], [], True)
-        assert instance.uuid not in compute_driver.list_instances()
-        with pytest.raises(exception.NotFound):
-            compute_driver.get_info(instance)
+        check.step("destroy()", lambda: compute_driver.destroy(instance, [], [], True))
+        listed = compute_driver.list_instances()
+        check.that(instance.uuid not in listed, "list_instances() after destroy()",
+                   f"not to list {instance.uuid}", listed)
+        check.raises(exception.NotFound, lambda: compute_driver.get_info(instance),
+                     "get_info() of a destroyed instance")
 
     def test_destroy_is_idempotent(
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
         instance = _spawned(compute_driver, make_instance)
-        compute_driver.destroy(instance, [], [], True)
-        compute_driver.destroy(instance, [], [], True)
-        assert instance.uuid not in compute_driver.list_instances()
+        check.step("destroy()", lambda: compute_driver.destroy(instance, [], [], True))
+        check.step("a second destroy()", lambda: compute_driver.destroy(instance, [], [], True))
+        listed = compute_driver.list_instances()
+        check.that(instance.uuid not in listed, "list_instances() after two destroy() calls",
+                   f"not to list {instance.uuid}", listed)
 
     def test_destroy_unknown_instance_succeeds(
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
-        compute_driver.destroy(make_instance(), [], [], True)
+        ghost = make_instance()
+        check.step("destroy() of an instance the backend never had",
+                   lambda: compute_driver.destroy(ghost, [], [], True))
 
     def test_get_info_unknown_raises_not_found(
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
-        with pytest.raises(exception.NotFound):
-            compute_driver.get_info(make_instance())
+        ghost = make_instance()
+        check.raises(exception.NotFound, lambda: compute_driver.get_info(ghost),
+                     "get_info() of an instance the backend never had")
 
     def test_power_off_and_on(self, compute_driver: HypervisorDriver, make_instance: Any) -> None:
         instance = _spawned(compute_driver, make_instance)
-        compute_driver.power_off(instance)
-        assert compute_driver.get_info(instance).power_state == PowerState.SHUTDOWN
-        compute_driver.power_off(instance)  # already off: succeeds
-        assert instance.uuid in compute_driver.list_instances()  # off is not gone
-        compute_driver.power_on(instance)
-        assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
-        compute_driver.power_on(instance)  # already on: succeeds
-        assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
+        check.step("power_off()", lambda: compute_driver.power_off(instance))
+        expect_state(compute_driver, instance, PowerState.SHUTDOWN, "after power_off()")
+        check.step("power_off() of a stopped instance",
+                   lambda: compute_driver.power_off(instance))
+        listed = compute_driver.list_instances()
+        check.that(instance.uuid in listed, "list_instances() after power_off()",
+                   f"to list {instance.uuid} (off is not gone)", listed)
+        check.step("power_on()", lambda: compute_driver.power_on(instance))
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after power_on()")
+        check.step("power_on() of a running instance",
+                   lambda: compute_driver.power_on(instance))
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after a second power_on()")
 
     @pytest.mark.parametrize("kind", [RebootType.SOFT, RebootType.HARD])
     def test_reboot_leaves_running(
         self, compute_driver: HypervisorDriver, make_instance: Any, kind: RebootType
     ) -> None:
         instance = _spawned(compute_driver, make_instance)
-        compute_driver.reboot(instance, kind)
-        assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
+        check.step(f"reboot({kind.name})", lambda: compute_driver.reboot(instance, kind))
+        expect_state(compute_driver, instance, PowerState.RUNNING, f"after reboot({kind.name})")
+
+    def test_hard_reboot_starts_a_stopped_instance(
+        self, compute_driver: HypervisorDriver, make_instance: Any
+    ) -> None:
+        """The instance must be running when reboot returns, whatever it was before (Nova's
+        rule: a hard reboot is how users restart a stuck or stopped instance)."""
+        instance = _spawned(compute_driver, make_instance)
+        check.step("power_off()", lambda: compute_driver.power_off(instance))
+        check.step("reboot(HARD) of a stopped instance",
+                   lambda: compute_driver.reboot(instance, RebootType.HARD))
+        expect_state(compute_driver, instance, PowerState.RUNNING,
+                     "after reboot(HARD) of a stopped instance")
 
     def test_destroy_powered_off_instance(
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
         instance = _spawned(compute_driver, make_instance)
-        compute_driver.power_off(instance)
-        compute_driver.destroy(instance, [], [], True)
-        assert instance.uuid not in compute_driver.list_instances()
+        check.step("power_off()", lambda: compute_driver.power_off(instance))
+        check.step("destroy() of a stopped instance",
+                   lambda: compute_driver.destroy(instance, [], [], True))
+        listed = compute_driver.list_instances()
+        check.that(instance.uuid not in listed, "list_instances() after destroy() of a "
+                   "stopped instance", f"not to list {instance.uuid}", listed)
 
     def test_instances_survive_a_new_driver_object(
         self, stackcore_target: DriverUnderTest, compute_driver: HypervisorDriver,
@@ -176,26 +261,59 @@ class TestComputeLifecycle:
     ) -> None:
         """A restarted compute service builds a new driver; it must see the same backend."""
         instance = _spawned(compute_driver, make_instance)
-        again = stackcore_target.new(HOST)
-        again.init_host(HOST)
-        assert instance.uuid in again.list_instances()
-        assert again.get_info(instance).power_state == PowerState.RUNNING
+        again: HypervisorDriver = stackcore_target.new(HOST)
+        check.step("init_host() of a new driver object", lambda: again.init_host(HOST))
+        listed = again.list_instances()
+        check.that(instance.uuid in listed, "list_instances() of a new driver object",
+                   f"to list {instance.uuid}, spawned by the previous one", listed)
+        expect_state(again, instance, PowerState.RUNNING, "seen by a new driver object")
 
 
 @FAMILY
 @pytest.mark.feature("stats")
 class TestComputeStats:
     def test_stats_meet_schema(self, compute_driver: HypervisorDriver) -> None:
-        stats.validate(compute_driver.get_available_resource(), "driver under test")
+        report = check.step("get_available_resource()", compute_driver.get_available_resource)
+        try:
+            stats.validate(report, "get_available_resource()")
+        except exception.StatsSchemaError as err:
+            raise check.KitError(f"stats report: expected one meeting the schema, got: {err}"
+                                 ) from None
 
     def test_stats_are_json_serialisable(self, compute_driver: HypervisorDriver) -> None:
-        import json
-
-        json.dumps(compute_driver.get_available_resource())
+        report = check.step("get_available_resource()", compute_driver.get_available_resource)
+        try:
+            json.dumps(report)
+        except (TypeError, ValueError) as err:
+            raise check.fail("stats report", "JSON types only (it travels over RPC)",
+                             f"{type(err).__name__}: {err}") from None
 
     def test_stats_report_usable_capacity(self, compute_driver: HypervisorDriver) -> None:
-        report = compute_driver.get_available_resource()
-        assert report["memory_mb"] > 0 and report["vcpus"] > 0
+        report = check.step("get_available_resource()", compute_driver.get_available_resource)
+        for key in ("vcpus", "memory_mb"):
+            check.that(isinstance(report.get(key), int) and report[key] > 0,
+                       f"stats {key}", "a positive integer (a host that can take instances)",
+                       report.get(key))
+
+
+@FAMILY
+@pytest.mark.feature("failure-cleanup")
+class TestComputeFailures:
+    def test_failed_spawn_is_cleaned_by_destroy(
+        self, compute_driver: HypervisorDriver, make_instance: Any, compute_image: Image
+    ) -> None:
+        """A spawn that fails (its image file is gone) must raise, and ``destroy`` - the
+        manager's cleanup - must then leave nothing of it on the backend."""
+        missing = Image(id=str(uuid.uuid4()), name="gone", path="/nonexistent/stackcore.raw",
+                        disk_format="raw", properties=dict(compute_image.properties))
+        instance = make_instance(image=missing)
+        check.raises(Exception, lambda: compute_driver.spawn(instance, missing, [], []),
+                     "spawn() from an image file that does not exist")
+        check.step("destroy() after the failed spawn (the manager's cleanup)",
+                   lambda: compute_driver.destroy(instance, [], [], True))
+        listed = compute_driver.list_instances()
+        check.that(instance.uuid not in listed, "list_instances() after a failed spawn and "
+                   "destroy()", f"not to list {instance.uuid}", listed)
 
 
 @FAMILY
@@ -204,59 +322,131 @@ class TestComputeCapabilities:
 
     @pytest.mark.capability("pause")
     def test_pause_unpause(self, compute_driver: HypervisorDriver, make_instance: Any) -> None:
+        needs(compute_driver, "pause")
         instance = _spawned(compute_driver, make_instance)
-        compute_driver.pause(instance)
-        assert compute_driver.get_info(instance).power_state == PowerState.PAUSED
-        compute_driver.unpause(instance)
-        assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
+        check.step("pause()", lambda: compute_driver.pause(instance))
+        expect_state(compute_driver, instance, PowerState.PAUSED, "after pause()")
+        check.step("unpause()", lambda: compute_driver.unpause(instance))
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after unpause()")
 
     @pytest.mark.capability("suspend")
     def test_suspend_resume(self, compute_driver: HypervisorDriver, make_instance: Any) -> None:
+        needs(compute_driver, "suspend")
         instance = _spawned(compute_driver, make_instance)
-        compute_driver.suspend(instance)
-        assert compute_driver.get_info(instance).power_state in (
-            PowerState.SUSPENDED, PowerState.SHUTDOWN
-        )
-        assert instance.uuid in compute_driver.list_instances()
-        compute_driver.resume(instance)
-        assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
+        check.step("suspend()", lambda: compute_driver.suspend(instance))
+        got = _state(compute_driver, instance, "after suspend()")
+        check.that(got in (PowerState.SUSPENDED, PowerState.SHUTDOWN), "power state after "
+                   "suspend()", "SUSPENDED (or SHUTDOWN)", getattr(got, "name", repr(got)))
+        listed = compute_driver.list_instances()
+        check.that(instance.uuid in listed, "list_instances() after suspend()",
+                   f"to list {instance.uuid}", listed)
+        check.step("resume()", lambda: compute_driver.resume(instance))
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after resume()")
 
     @pytest.mark.capability("console_output")
-    def test_console_output_is_text(
+    def test_console_output_of_the_instance(
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
+        """Text for an instance the backend has; NotFound for one it does not (a driver that
+        answers without looking at the instance fails here)."""
+        needs(compute_driver, "console_output")
         instance = _spawned(compute_driver, make_instance)
-        assert isinstance(compute_driver.get_console_output(instance), str)
+        text = check.step("get_console_output()",
+                          lambda: compute_driver.get_console_output(instance))
+        check.instance(text, str, "get_console_output()")
+        check.raises(exception.NotFound,
+                     lambda: compute_driver.get_console_output(make_instance()),
+                     "get_console_output() of an instance the backend never had")
 
     @pytest.mark.capability("snapshot")
-    def test_snapshot_writes_an_image(
+    def test_snapshot_carries_the_root_disk(
         self, compute_driver: HypervisorDriver, make_instance: Any, tmp_path: Any
     ) -> None:
+        """The snapshot is an image of the root disk: qemu reads the image's first 64 KiB
+        (0x5A) from it."""
+        needs(compute_driver, "snapshot")
         instance = _spawned(compute_driver, make_instance)
         target = str(tmp_path / "snapshot.img")
-        compute_driver.snapshot(instance, target)
-        assert os.path.getsize(target) > 0
+        check.step("snapshot()", lambda: compute_driver.snapshot(instance, target))
+        out = datapath.run(["qemu-img", "info", "--output=json", target],
+                           "reading the snapshot image")
+        fmt = json.loads(out[out.index("{"):])["format"]
+        datapath.run(["qemu-io", "-f", fmt, "-c",
+                      f"read -P {IMAGE_PATTERN:#x} 0 {IMAGE_PATTERN_LENGTH}", target],
+                     f"snapshot image ({fmt}): expected the root disk's first "
+                     f"{IMAGE_PATTERN_LENGTH} bytes of {IMAGE_PATTERN:#04x}")
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after snapshot()")
 
     @pytest.mark.capability("attach_volume")
     def test_attach_unknown_volume_type_is_refused(
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
+        needs(compute_driver, "attach_volume")
         instance = _spawned(compute_driver, make_instance)
         bogus = {"driver_volume_type": "carrier-pigeon", "data": {}}
-        with pytest.raises(exception.Invalid) as caught:
-            compute_driver.attach_volume(instance, bogus, "/dev/vdb")
-        assert "carrier-pigeon" in str(caught.value)
+        err = check.raises(exception.Invalid,
+                           lambda: compute_driver.attach_volume(instance, bogus, "/dev/vdb"),
+                           "attach_volume() of driver_volume_type 'carrier-pigeon'")
+        check.that("carrier-pigeon" in str(err), "the refusal's message",
+                   "to name 'carrier-pigeon'", str(err))
         # Nothing attached: detaching the same mountpoint is a no-op that succeeds.
-        compute_driver.detach_volume(instance, bogus, "/dev/vdb")
-        assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
+        check.step("detach_volume() of what was never attached",
+                   lambda: compute_driver.detach_volume(instance, bogus, "/dev/vdb"))
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after the refused attach")
 
-    @pytest.mark.capability("plug_vifs")
-    def test_unplug_never_plugged_vif_succeeds(
+    @pytest.mark.capability("attach_volume")
+    def test_attach_detach_round_trip(
         self, compute_driver: HypervisorDriver, make_instance: Any
     ) -> None:
+        """On a stopped instance (nothing is connected, the attachment is recorded): an
+        attached mountpoint is taken (a second attach there is refused), detach frees it
+        (idempotently), and it can be attached again."""
+        needs(compute_driver, "attach_volume")
         instance = _spawned(compute_driver, make_instance)
-        vif = {"id": str(uuid.uuid4()), "address": "fa:16:3e:00:00:01",
-               "vif_type": "bridge", "vif_details": {"bridge_name": "brq-conformance"}}
-        compute_driver.unplug_vifs(instance, [vif])
-        compute_driver.unplug_vifs(instance, [vif])
-        assert compute_driver.get_info(instance).power_state == PowerState.RUNNING
+        check.step("power_off()", lambda: compute_driver.power_off(instance))
+        volume = json.loads(json.dumps(VOLUME))
+        check.step("attach_volume() at /dev/vdb",
+                   lambda: compute_driver.attach_volume(instance, volume, "/dev/vdb"))
+        check.raises(exception.StackcoreError,
+                     lambda: compute_driver.attach_volume(instance, volume, "/dev/vdb"),
+                     "a second attach_volume() at /dev/vdb (taken by the first)")
+        check.step("detach_volume() of /dev/vdb",
+                   lambda: compute_driver.detach_volume(instance, volume, "/dev/vdb"))
+        check.step("a second detach_volume() of /dev/vdb",
+                   lambda: compute_driver.detach_volume(instance, volume, "/dev/vdb"))
+        check.step("attach_volume() at /dev/vdb again, after the detach (it must be free)",
+                   lambda: compute_driver.attach_volume(instance, volume, "/dev/vdb"))
+        check.step("detach_volume() of /dev/vdb",
+                   lambda: compute_driver.detach_volume(instance, volume, "/dev/vdb"))
+
+    @pytest.mark.capability("plug_vifs")
+    def test_unknown_vif_type_is_refused(
+        self, compute_driver: HypervisorDriver, make_instance: Any
+    ) -> None:
+        needs(compute_driver, "plug_vifs")
+        instance = _spawned(compute_driver, make_instance)
+        bogus = {**VIF, "vif_type": "carrier-pigeon"}
+        err = check.raises(exception.Invalid,
+                           lambda: compute_driver.plug_vifs(instance, [bogus]),
+                           "plug_vifs() of vif_type 'carrier-pigeon'")
+        check.that("carrier-pigeon" in str(err), "the refusal's message",
+                   "to name 'carrier-pigeon'", str(err))
+
+    @pytest.mark.capability("plug_vifs")
+    def test_plug_unplug_idempotent(
+        self, compute_driver: HypervisorDriver, make_instance: Any
+    ) -> None:
+        """On a stopped instance: plugging twice, unplugging twice, unplugging what was never
+        plugged - all succeed and leave the instance as it was."""
+        needs(compute_driver, "plug_vifs")
+        instance = _spawned(compute_driver, make_instance)
+        check.step("power_off()", lambda: compute_driver.power_off(instance))
+        calls: list[tuple[str, Callable[..., None]]] = [
+            ("plug_vifs()", compute_driver.plug_vifs),
+            ("a second plug_vifs()", compute_driver.plug_vifs),
+            ("unplug_vifs()", compute_driver.unplug_vifs),
+            ("a second unplug_vifs()", compute_driver.unplug_vifs)]
+        for what, call in calls:
+            check.step(what, functools.partial(call, instance, [dict(VIF)]))
+        expect_state(compute_driver, instance, PowerState.SHUTDOWN,
+                     "after plugging and unplugging a VIF of a stopped instance")

@@ -34,6 +34,7 @@ from stackcore.network.contracts import type_driver as type_api
 from stackcore.network.mechanisms import fake as mech_fake
 from stackcore.network.ml2 import contexts
 from stackcore.plugins import loader
+from stackcore.testing import check
 from stackcore.testing.harness import DriverUnderTest
 from stackcore.testing.suites.network_type import reset_network_tables
 
@@ -135,33 +136,39 @@ class TestMechanismHooks:
         ):
             for phase in ("precommit", "postcommit"):
                 expected.append((f"{action}_{resource}_{phase}", ident))
-        assert [(h, cur["id"]) for h, cur, _ in cloud.calls] == expected
+        check.equal([(h, cur["id"]) for h, cur, _ in cloud.calls], expected,
+                    "hooks called (hook, resource id), in order")
         for hook, current, network_id in cloud.calls:
             if "_port_" in hook or "_subnet_" in hook:
-                assert network_id == net.id and current["network_id"] == net.id
+                check.equal((network_id, current.get("network_id")), (net.id, net.id),
+                            f"{hook}: (context.network id, current network_id)")
             if hook.startswith("update_") and "_port_" in hook:
-                assert current["name"] == "renamed"
+                check.equal(current.get("name"), "renamed", f"{hook}: context.current name")
 
     def test_precommit_failure_after_the_driver_rolls_back(
         self, mechanism_cloud: Callable[..., MechanismCloud]
     ) -> None:
         cloud = mechanism_cloud(fail_after=["create_port_precommit"])
         net = cloud.api.create_network("conformance")
-        with pytest.raises(exceptions.MechanismDriverError):
-            cloud.api.create_port(net.id)
-        assert cloud.api.list_ports() == []
-        assert "create_port_precommit" in cloud.hooks()
-        assert "create_port_postcommit" not in cloud.hooks()
+        check.raises(exceptions.MechanismDriverError, lambda: cloud.api.create_port(net.id),
+                     "create_port() with a later driver failing create_port_precommit")
+        check.equal(cloud.api.list_ports(), [], "ports after the rolled-back create")
+        check.that("create_port_precommit" in cloud.hooks(), "hooks the driver saw",
+                   "create_port_precommit (it runs before the failing driver)", cloud.hooks())
+        check.that("create_port_postcommit" not in cloud.hooks(), "hooks the driver saw",
+                   "no create_port_postcommit for a rolled-back create", cloud.hooks())
 
     def test_failed_create_postcommit_is_followed_by_delete_hooks(
         self, mechanism_cloud: Callable[..., MechanismCloud]
     ) -> None:
         cloud = mechanism_cloud(fail_after=["create_network_postcommit"])
-        with pytest.raises(exceptions.MechanismDriverError):
-            cloud.api.create_network("conformance")
-        assert cloud.api.list_networks() == []
-        assert cloud.hooks() == ["create_network_precommit", "create_network_postcommit",
-                                 "delete_network_precommit", "delete_network_postcommit"]
+        check.raises(exceptions.MechanismDriverError,
+                     lambda: cloud.api.create_network("conformance"),
+                     "create_network() with a later driver failing create_network_postcommit")
+        check.equal(cloud.api.list_networks(), [], "networks after the failed create")
+        check.equal(cloud.hooks(), ["create_network_precommit", "create_network_postcommit",
+                                    "delete_network_precommit", "delete_network_postcommit"],
+                    "hooks the driver saw for a create whose postcommit failed later")
 
 
 def _snapshot(db: db_api.Database) -> dict[str, list[tuple[Any, ...]]]:
@@ -204,10 +211,17 @@ class TestMechanismBinding:
         for _ in range(2):
             context = plugin.binding_context(port.id, host=HOST)
             results.append(_attempt(cloud.driver, context))
-        assert _snapshot(cloud.db) == before, "bind_port changed the database"
+        after = _snapshot(cloud.db)
+        changed = sorted(t for t in before if before[t] != after.get(t))
+        check.empty(changed, "database tables bind_port() changed (it must be side-effect "
+                    "free)")
         first, second = results
-        assert (first.bound_segment, first.vif_type, first.vif_details, first.next_segments) \
-            == (second.bound_segment, second.vif_type, second.vif_details,
-                second.next_segments), "bind_port is not repeatable"
-        assert first.bound_segment is not None or first.refusals, \
-            "a driver that does not bind must say why (PortContext.refuse)"
+        check.equal((second.bound_segment, second.vif_type, second.vif_details,
+                     second.next_segments),
+                    (first.bound_segment, first.vif_type, first.vif_details,
+                     first.next_segments),
+                    "a second bind_port() of the same port (bound segment, vif_type, "
+                    "vif_details, next segments)")
+        check.that(first.bound_segment is not None or bool(first.refusals),
+                   "bind_port() outcome", "a binding or a reason (PortContext.refuse)",
+                   "neither")

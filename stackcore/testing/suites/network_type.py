@@ -13,6 +13,7 @@ re-initialisation that keeps IDs in use.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from stackcore.db.models import Base
 from stackcore.network import exceptions, models
 from stackcore.network.contracts.type_driver import TypeDriver
 from stackcore.network.stats import validate_usage
+from stackcore.testing import check
 from stackcore.testing.harness import DriverUnderTest
 
 __all__ = ["TestTypeDriverAllocation", "TestTypeDriverProviderSegments", "type_db",
@@ -57,10 +59,10 @@ def reset_network_tables(db: db_api.Database) -> None:
 
 
 def _initialized(target: DriverUnderTest, db: db_api.Database) -> TypeDriver:
-    driver = target.new()
-    assert isinstance(driver, TypeDriver)
+    driver: TypeDriver = target.new()
+    check.instance(driver, TypeDriver, "the driver object")
     with db.transaction() as session:
-        driver.initialize(session)
+        check.step("initialize()", lambda: driver.initialize(session))
     return driver
 
 
@@ -71,15 +73,22 @@ def type_driver(stackcore_target: DriverUnderTest, type_db: db_api.Database) -> 
 
 def _usage(driver: TypeDriver, db: db_api.Database) -> list[dict[str, Any]]:
     with db.transaction() as session:
-        report = validate_usage(driver.get_usage(session), f"type driver {driver.get_type()}")
-    assert report["network_type"] == driver.get_type()
+        raw = check.step("get_usage()", lambda: driver.get_usage(session))
+        try:
+            report = validate_usage(raw, f"type driver {driver.get_type()}")
+        except exception.StatsSchemaError as err:
+            raise check.KitError(f"get_usage(): expected a report meeting the usage schema, "
+                                 f"got: {err}") from None
+    check.equal(report["network_type"], driver.get_type(), "get_usage() network_type")
     return list(report["ranges"])
 
 
 def _pool(driver: TypeDriver, db: db_api.Database) -> list[dict[str, Any]]:
     pool = [r for r in _usage(driver, db) if r["first"] is not None]
     if sum(r["total"] for r in pool) > MAX_POOL:
-        pytest.fail(f"configure ranges of at most {MAX_POOL} IDs in all for the conformance run")
+        raise check.fail("the conformance configuration", f"ranges of at most {MAX_POOL} IDs "
+                         "in all (the suite allocates every one)",
+                         f"{sum(r['total'] for r in pool)} IDs")
     return pool
 
 
@@ -96,8 +105,10 @@ def _key(segment: dict[str, Any]) -> tuple[Any, ...]:
 @pytest.mark.feature("allocation")
 class TestTypeDriverAllocation:
     def test_get_type_is_a_stable_name(self, type_driver: TypeDriver) -> None:
-        assert isinstance(type_driver.get_type(), str) and type_driver.get_type()
-        assert type_driver.get_type() == type_driver.get_type()
+        name = type_driver.get_type()
+        check.that(isinstance(name, str) and bool(name), "get_type()", "a non-empty string",
+                   name)
+        check.equal(type_driver.get_type(), name, "get_type() asked again")
 
     def test_allocates_every_pool_id_once_then_returns_none(
         self, type_driver: TypeDriver, type_db: db_api.Database
@@ -109,30 +120,39 @@ class TestTypeDriverAllocation:
             segment = _allocate(type_driver, type_db)
             if segment is None:
                 break
-            assert segment["network_type"] == type_driver.get_type()
-            assert isinstance(segment["mtu"], int) and segment["mtu"] >= 0
-            assert not type_driver.is_partial_segment(segment)
+            check.equal(segment.get("network_type"), type_driver.get_type(),
+                        "network_type of an allocated segment")
+            check.that(isinstance(segment.get("mtu"), int) and segment["mtu"] >= 0,
+                       "mtu of an allocated segment", "an integer >= 0", segment.get("mtu"))
+            check.that(not type_driver.is_partial_segment(segment),
+                       "is_partial_segment() of an allocated segment", "False", segment)
             got.append(_key(segment))
-        assert len(got) == expected, "every ID of the configured ranges, and no more"
-        assert len(set(got)) == len(got), "no ID twice"
-        assert _allocate(type_driver, type_db) is None, "exhaustion stays None"
-        assert all(r["free"] == 0 and r["allocated"] == r["total"]
-                   for r in _usage(type_driver, type_db) if r["first"] is not None)
+        check.equal(len(got), expected, "segments allocated until None (every ID of the "
+                    "configured ranges, and no more)")
+        dupes = sorted({k for k in got if got.count(k) > 1}, key=repr)
+        check.empty(dupes, "IDs allocated twice")
+        check.equal(_allocate(type_driver, type_db), None, "allocation after exhaustion")
+        full = [r for r in _usage(type_driver, type_db)
+                if r["first"] is not None and (r["free"] != 0 or r["allocated"] != r["total"])]
+        check.empty(full, "ranges of get_usage() not reported full after exhaustion")
 
     def test_release_returns_the_id_to_the_pool(
         self, type_driver: TypeDriver, type_db: db_api.Database
     ) -> None:
         if not _pool(type_driver, type_db):
-            assert _allocate(type_driver, type_db) is None, "no pool: nothing to allocate"
+            check.equal(_allocate(type_driver, type_db), None,
+                        "allocation from a type without ID ranges")
             return
         segment = _allocate(type_driver, type_db)
+        check.that(segment is not None, "allocation from a fresh pool", "a segment", segment)
         assert segment is not None
         before = sum(r["free"] for r in _pool(type_driver, type_db))
         with type_db.transaction() as session:
             type_driver.release_segment(session, segment)
         with type_db.transaction() as session:
             type_driver.release_segment(session, segment)  # a second release does nothing
-        assert sum(r["free"] for r in _pool(type_driver, type_db)) == before + 1
+        check.equal(sum(r["free"] for r in _pool(type_driver, type_db)), before + 1,
+                    "free IDs after releasing one segment twice")
 
     def test_concurrent_allocations_never_share_an_id(
         self, type_driver: TypeDriver, type_db: db_api.Database
@@ -160,8 +180,11 @@ class TestTypeDriverAllocation:
             thread.start()
         for thread in threads:
             thread.join()
-        assert not errors, errors[0]
-        assert len(got) == expected and len(set(got)) == expected
+        check.empty([f"{type(e).__name__}: {e}" for e in errors],
+                    "errors of 4 threads allocating at once")
+        dupes = sorted({k for k in got if got.count(k) > 1}, key=repr)
+        check.empty(dupes, "IDs given to two concurrent allocations")
+        check.equal(len(got), expected, "segments allocated by 4 threads until None")
 
     def test_reinitialising_keeps_ids_in_use(
         self, stackcore_target: DriverUnderTest, type_driver: TypeDriver,
@@ -170,11 +193,14 @@ class TestTypeDriverAllocation:
         taken = [_allocate(type_driver, type_db) for _ in range(2)]
         before = _usage(type_driver, type_db)
         again = _initialized(stackcore_target, type_db)
-        assert _usage(again, type_db) == before
+        check.equal(_usage(again, type_db), before, "get_usage() after initialize() again")
         for segment in taken:
             if segment is not None:
-                with pytest.raises(exceptions.SegmentIdInUse), type_db.transaction() as s:
-                    again.reserve_provider_segment(s, dict(segment))
+                def reserve(seg: dict[str, Any] = segment) -> Any:
+                    with type_db.transaction() as s:
+                        return again.reserve_provider_segment(s, dict(seg))
+                check.raises(exceptions.SegmentIdInUse, reserve,
+                             f"reserving {_key(segment)}, allocated before the restart")
 
 
 def _provider_candidates(driver: TypeDriver, db: db_api.Database) -> list[dict[str, Any]]:
@@ -196,18 +222,26 @@ class TestTypeDriverProviderSegments:
         self, type_driver: TypeDriver, type_db: db_api.Database
     ) -> None:
         candidates = _provider_candidates(type_driver, type_db)
-        assert candidates, "the conformance config must enable at least one range or physnet"
+        check.that(bool(candidates), "the conformance configuration",
+                   "at least one range or physical network", candidates)
         for raw in candidates:
-            segment = type_driver.validate_provider_segment(dict(raw))
+            segment = check.step(f"validate_provider_segment({raw})", functools.partial(
+                type_driver.validate_provider_segment, dict(raw)))
+
+            def reserve(seg: dict[str, Any] = segment) -> Any:
+                with type_db.transaction() as session:
+                    return type_driver.reserve_provider_segment(session, dict(seg))
+
+            reserved = check.step(f"reserve_provider_segment({_key(segment)})", reserve)
+            check.equal(_key(reserved), _key(segment), "the reserved provider segment")
+            check.that(isinstance(reserved.get("mtu"), int), "mtu of a reserved segment",
+                       "an integer", reserved.get("mtu"))
+            check.raises(exceptions.SegmentIdInUse, reserve,
+                         f"reserving {_key(segment)} a second time")
             with type_db.transaction() as session:
-                reserved = type_driver.reserve_provider_segment(session, dict(segment))
-            assert _key(reserved) == _key(segment) and isinstance(reserved["mtu"], int)
-            with pytest.raises(exceptions.SegmentIdInUse), type_db.transaction() as session:
-                type_driver.reserve_provider_segment(session, dict(segment))
-            with type_db.transaction() as session:
-                type_driver.release_segment(session, reserved)
-            with type_db.transaction() as session:
-                type_driver.reserve_provider_segment(session, dict(segment))
+                check.step("release_segment()", functools.partial(
+                    type_driver.release_segment, session, reserved))
+            check.step(f"reserving {_key(segment)} again after its release", reserve)
 
     def test_provider_segment_outside_the_ranges_is_never_pooled(
         self, type_driver: TypeDriver, type_db: db_api.Database
@@ -231,11 +265,15 @@ class TestTypeDriverProviderSegments:
         with type_db.transaction() as session:
             reserved = type_driver.reserve_provider_segment(session, segment)
         outside = [r for r in _usage(type_driver, type_db) if r["first"] is None]
-        assert sum(r["allocated"] for r in outside) == 1
+        check.equal(sum(r["allocated"] for r in outside), 1,
+                    f"IDs get_usage() reports allocated outside the ranges after reserving "
+                    f"{_key(segment)}")
         with type_db.transaction() as session:
             type_driver.release_segment(session, reserved)
-        assert [r["free"] for r in _pool(type_driver, type_db)] == free_before
-        assert not [r for r in _usage(type_driver, type_db) if r["first"] is None]
+        check.equal([r["free"] for r in _pool(type_driver, type_db)], free_before,
+                    "free IDs per range after releasing an ID outside the ranges")
+        check.empty([r for r in _usage(type_driver, type_db) if r["first"] is None],
+                    "IDs outside the ranges still reported after their release")
 
     def test_partial_provider_segment_gets_a_pool_id(
         self, type_driver: TypeDriver, type_db: db_api.Database
@@ -249,9 +287,12 @@ class TestTypeDriverProviderSegments:
             segment = type_driver.validate_provider_segment(partial)
             with type_db.transaction() as session:
                 reserved = type_driver.reserve_provider_segment(session, segment)
-            assert reserved["physical_network"] == physnet
-            assert any(r["first"] <= reserved["segmentation_id"] <= r["last"]
-                       for r in pool if r["physical_network"] == physnet)
+            check.equal(reserved["physical_network"], physnet,
+                        "physical_network of a reserved partial segment")
+            ranges = [(r["first"], r["last"]) for r in pool if r["physical_network"] == physnet]
+            check.that(any(a <= reserved["segmentation_id"] <= b for a, b in ranges),
+                       f"segmentation_id given to a partial segment on {physnet}",
+                       f"an ID of the ranges {ranges}", reserved["segmentation_id"])
 
     @pytest.mark.parametrize(("override", "field"), [
         ({"segmentation_id": -1}, "segmentation_id"),
@@ -266,6 +307,8 @@ class TestTypeDriverProviderSegments:
                                               "physical_network": None,
                                               "segmentation_id": None}
         segment.update(override)
-        with pytest.raises(exception.Invalid) as err:
-            type_driver.validate_provider_segment(segment)
-        assert err.value.kwargs["field"] == field
+        err = check.raises(exception.Invalid,
+                           lambda: type_driver.validate_provider_segment(segment),
+                           f"validate_provider_segment() with {override}")
+        check.equal(getattr(err, "kwargs", {}).get("field"), field,
+                    f"the field the Invalid error names for {override}")

@@ -29,6 +29,7 @@ import pytest
 
 from stackcore.compute.placement.hosts import HostSet, HostState
 from stackcore.compute.placement.request import ComputeRequest, ServerGroupInfo
+from stackcore.testing import check
 from stackcore.testing.harness import DriverUnderTest
 from stackcore.volume.placement import capacity
 from stackcore.volume.placement.pools import PoolSet, PoolState
@@ -196,6 +197,14 @@ def _snapshot(candidates: Any) -> list[Any]:
     return [candidates.state(i) for i in range(len(candidates))]
 
 
+def _expect_unchanged(hosts: Any, before: list[Any], request: Any, request_before: Any,
+                      seed: int) -> None:
+    after = _snapshot(hosts)
+    changed = [hosts.names[i] for i in range(len(before)) if before[i] != after[i]]
+    check.empty(changed[:5], f"seed {seed}: candidates the plugin changed")
+    check.equal(request, request_before, f"seed {seed}: the request after the plugin ran")
+
+
 def _suite(family: str, make_set: Callable[[int], Any],
            make_request: Callable[[int, Any], Any]) -> Any:
     mark = pytest.mark.family(family)
@@ -213,8 +222,11 @@ def _suite(family: str, make_set: Callable[[int], Any],
                 request = make_request(seed, hosts)
                 first = [plugin.host_passes(hosts.state(i), request) for i in range(len(hosts))]
                 second = [plugin.host_passes(again.state(i), request) for i in range(len(again))]
-                assert first == second, f"seed {seed}"
-                assert all(isinstance(v, (bool, np.bool_)) for v in first), f"seed {seed}"
+                diff = [hosts.names[i] for i in range(len(first)) if first[i] != second[i]]
+                check.empty(diff[:5], f"seed {seed}: candidates whose host_passes() answer "
+                            "changed on the same input")
+                odd = [v for v in first if not isinstance(v, (bool, np.bool_))]
+                check.empty(odd[:3], f"seed {seed}: host_passes() answers that are not bool")
 
         @pytest.mark.feature("side-effect free")
         def test_inputs_unchanged(self, plugin: Any) -> None:
@@ -225,8 +237,7 @@ def _suite(family: str, make_set: Callable[[int], Any],
                 for i in range(len(hosts)):
                     plugin.host_passes(hosts.state(i), request)
                 plugin.filter_all(hosts, request)
-                assert _snapshot(hosts) == before, f"seed {seed}: the candidates changed"
-                assert request == request_before, f"seed {seed}: the request changed"
+                _expect_unchanged(hosts, before, request, request_before, seed)
 
         @pytest.mark.feature("explains rejections")
         def test_rejections_have_reasons(self, plugin: Any) -> None:
@@ -237,10 +248,14 @@ def _suite(family: str, make_set: Callable[[int], Any],
                             if not plugin.host_passes(hosts.state(i), request)]
                 for state in rejected[:20]:
                     reason = plugin.reason(state, request)
-                    assert isinstance(reason, str) and reason.strip(), f"seed {seed}"
+                    check.that(isinstance(reason, str) and bool(reason.strip()),
+                               f"seed {seed}: reason() for a rejected candidate",
+                               "a sentence", reason)
                 if rejected:
                     summary = plugin.summarize(rejected, request)
-                    assert isinstance(summary, str) and summary.strip(), f"seed {seed}"
+                    check.that(isinstance(summary, str) and bool(summary.strip()),
+                               f"seed {seed}: summarize() of the rejected candidates",
+                               "a sentence", summary)
 
         @pytest.mark.capability("whole_set")
         def test_whole_set_agrees_with_per_host(self, plugin: Any) -> None:
@@ -248,12 +263,14 @@ def _suite(family: str, make_set: Callable[[int], Any],
                 hosts = make_set(seed)
                 request = make_request(seed, hosts)
                 mask = plugin.filter_all(hosts, request)
-                assert mask is not None, "filter_all returned None (no whole-set path)"
+                check.that(mask is not None, "filter_all()", "a mask (the whole-set path)",
+                           "None (no whole-set path)")
                 per_host = [bool(plugin.host_passes(hosts.state(i), request))
                             for i in range(len(hosts))]
                 got = [bool(v) for v in mask]
                 diff = [hosts.names[i] for i in range(len(hosts)) if got[i] != per_host[i]]
-                assert not diff, f"seed {seed}: paths disagree on {diff[:5]}"
+                check.empty(diff[:5], f"seed {seed}: candidates where filter_all() and "
+                            "host_passes() disagree")
 
     @mark
     class Weighers:
@@ -269,9 +286,12 @@ def _suite(family: str, make_set: Callable[[int], Any],
                 first = [plugin.weigh_object(hosts.state(i), request) for i in range(len(hosts))]
                 second = [plugin.weigh_object(again.state(i), request)
                           for i in range(len(again))]
-                assert first == second, f"seed {seed}"
-                assert all(isinstance(v, (int, float)) and not np.isnan(v) for v in first)
-                assert isinstance(plugin.weight_multiplier(), float)
+                diff = [hosts.names[i] for i in range(len(first)) if first[i] != second[i]]
+                check.empty(diff[:5], f"seed {seed}: candidates whose weigh_object() changed "
+                            "on the same input")
+                odd = [v for v in first if not isinstance(v, (int, float)) or np.isnan(v)]
+                check.empty(odd[:3], f"seed {seed}: weights that are not numbers")
+                check.instance(plugin.weight_multiplier(), float, "weight_multiplier()")
 
         @pytest.mark.feature("side-effect free")
         def test_inputs_unchanged(self, plugin: Any) -> None:
@@ -282,8 +302,7 @@ def _suite(family: str, make_set: Callable[[int], Any],
                 for i in range(len(hosts)):
                     plugin.weigh_object(hosts.state(i), request)
                 plugin.weigh_all(hosts, request)
-                assert _snapshot(hosts) == before, f"seed {seed}: the candidates changed"
-                assert request == request_before, f"seed {seed}: the request changed"
+                _expect_unchanged(hosts, before, request, request_before, seed)
 
         @pytest.mark.capability("whole_set")
         def test_whole_set_agrees_with_per_host(self, plugin: Any) -> None:
@@ -291,10 +310,16 @@ def _suite(family: str, make_set: Callable[[int], Any],
                 hosts = make_set(seed)
                 request = make_request(seed, hosts)
                 raw = plugin.weigh_all(hosts, request)
-                assert raw is not None, "weigh_all returned None (no whole-set path)"
+                check.that(raw is not None, "weigh_all()", "weights (the whole-set path)",
+                           "None (no whole-set path)")
                 per_host = np.array([plugin.weigh_object(hosts.state(i), request)
                                      for i in range(len(hosts))], np.float64)
-                assert np.array_equal(np.asarray(raw, np.float64), per_host), f"seed {seed}"
+                got = np.asarray(raw, np.float64)
+                diff = [(hosts.names[i], float(got[i]), float(per_host[i]))
+                        for i in range(len(per_host)) if not (
+                            got[i] == per_host[i] or (np.isnan(got[i]) and np.isnan(per_host[i])))]
+                check.empty(diff[:5], f"seed {seed}: (candidate, weigh_all(), weigh_object()) "
+                            "where the paths disagree")
 
     return Filters, Weighers
 

@@ -8,7 +8,7 @@ from ``stackcore.network``, :mod:`stackcore.network.agents` (the agents' RPC cli
 * mechanism drivers - :class:`MechanismDriver`, the contexts they are handed
   (:class:`NetworkContext`, :class:`SubnetContext`, :class:`PortContext`), ``VIF_TYPE_*``,
   ``MECHANISM_CONTRACT``;
-* L2 agents - :class:`L2AgentPlugin`, ``AGENT_CONTRACT``;
+* L2 agents - :class:`L2AgentPlugin`, ``AGENT_CONTRACT``, ``AGENT_OPTS`` (``[agent]``);
 * errors - :class:`SegmentIdInUse`, :class:`NoNetworkAvailable`, :class:`IpAddressExhausted`,
   :class:`MechanismDriverError`, :class:`PortBindingFailed`.
 
@@ -19,8 +19,8 @@ agents' RPC endpoints and clients), :mod:`~stackcore.network.api` (``cloud.netwo
 :mod:`~stackcore.network.family`.
 """
 
+from stackcore.network.contracts.agent import AGENT_OPTS, L2AgentPlugin
 from stackcore.network.contracts.agent import CONTRACT as AGENT_CONTRACT
-from stackcore.network.contracts.agent import L2AgentPlugin
 from stackcore.network.contracts.mechanism_driver import CONTRACT as MECHANISM_CONTRACT
 from stackcore.network.contracts.mechanism_driver import (
     VIF_TYPE_BINDING_FAILED,
@@ -42,6 +42,7 @@ from stackcore.network.exceptions import (
 
 __all__ = [
     "AGENT_CONTRACT",
+    "AGENT_OPTS",
     "MECHANISM_CONTRACT",
     "TYPE_CONTRACT",
     "VIF_TYPE_BINDING_FAILED",

@@ -8,14 +8,21 @@ and verified against this contract like any driver.
 
 The agent talks to the server only over RPC (state reports and the agent RPC of
 :mod:`stackcore.network.agents.rpc`); it never opens the database.
+
+What the conformance suite (:mod:`stackcore.testing.suites.network_agent`) checks: it reports
+its state once started and stops reporting once stopped; a port bound to its host whose device
+the hypervisor plugged is wired and reported ACTIVE; an administratively down port is unwired
+and reported DOWN; a deleted port is unwired; a stopped agent leaves the wiring in place and a
+new one resyncs. It observes the backend through the agent's test hooks below.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from stackcore import exception, lazy
 from stackcore.plugins.contract import Contract
 
 if TYPE_CHECKING:
@@ -24,6 +31,19 @@ if TYPE_CHECKING:
     from stackcore.rpc import Transport
 
 NAMESPACE = "stackcore.network.agents"
+
+#: ``[agent]``: the two intervals every agent runs by (its ``list_opts`` includes this group).
+#: The server checks ``[network] agent_down_time`` against ``report_interval`` for the agents
+#: it runs itself; the conformance configuration shortens both. (The drivers' L2 agents define
+#: the same options, equal to these, so both can be registered on one configuration.)
+AGENT_OPTS = lazy.options(lambda cfg: [
+    cfg.FloatOpt("report_interval", default=30.0, min=0.1,
+                 help="Seconds between two state reports (heartbeats). Keep it at most a third "
+                      "of the server's [network] agent_down_time."),
+    cfg.FloatOpt("polling_interval", default=2.0, min=0.1,
+                 help="Seconds between two reconciliations of the host's backend with the "
+                      "database."),
+])
 
 
 class L2AgentPlugin(abc.ABC):
@@ -40,8 +60,9 @@ class L2AgentPlugin(abc.ABC):
 
     @classmethod
     def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
-        """The agent's options as ``[(group, [opts])]``."""
-        return []
+        """The agent's options as ``[(group, [opts])]``: ``[agent]`` (:data:`AGENT_OPTS`)
+        plus the agent's own groups."""
+        return [("agent", AGENT_OPTS)]
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -51,6 +72,27 @@ class L2AgentPlugin(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop the thread; leaves the host's wiring in place (a restart resyncs it)."""
+
+    # --- observation (conformance kit) -----------------------------------------------------
+    # What the kit needs to check an agent on its backend rather than on its word. Not called
+    # by the Cloud; an agent without them loads and runs, but fails the conformance suite
+    # saying which to implement.
+
+    def plug_test_device(self, port: Mapping[str, Any]) -> None:
+        """Do on this host what the hypervisor's VIF plugging does for a port bound to it
+        (``port``: ``id``, ``mac_address``, ``vif_type``, ``vif_details``): create the tap
+        device, add the OVS port with ``external_ids:iface-id`` ... The agent must then wire
+        it."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "plug_test_device")
+
+    def unplug_test_device(self, port: Mapping[str, Any]) -> None:
+        """Undo :meth:`plug_test_device` (the instance went away)."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "unplug_test_device")
+
+    def wired_ports(self) -> set[str]:
+        """Ids of the ports whose traffic the host's backend passes now, **read from the
+        backend** (OVSDB, the kernel), not from the agent's memory."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "wired_ports")
 
 
 def _agent_type_declared(cls: type) -> list[str]:

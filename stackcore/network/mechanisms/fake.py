@@ -6,7 +6,8 @@ call in :attr:`FakeMechanismDriver.calls`, and fails the hooks named in ``[mech_
 (failure injection). With ``[mech_fake] agent_type`` set it behaves like an agent-based driver:
 it binds only where a live agent of that type reports the segment's type in
 ``configurations["network_types"]`` and, for flat/VLAN, the physical network in
-``configurations["mappings"]``, and says why not otherwise.
+``configurations["mappings"]``, and says why not otherwise; the port then stays DOWN until that
+agent reports it wired (the core's fake agent, ``stackcore.network.agents.fake``, does).
 
 ``fake_tor`` models a top-of-rack switch for hierarchical binding: it binds a segment of type
 ``[mech_fake_tor] from_type`` at its level and continues with the network's segments of type
@@ -69,6 +70,8 @@ class FakeMechanismDriver(api.MechanismDriver):
         return [("mech_fake", FAKE_OPTS)]
 
     def initialize(self) -> None:
+        # Serving an agent type makes the agent RPC hand that agent the ports bound here.
+        self.__dict__["AGENT_TYPE"] = self.conf.mech_fake.agent_type or None
         unknown = sorted(set(self.conf.mech_fake.fail_on) - set(HOOK_NAMES) - {"bind_port"})
         if unknown:
             raise exception.ConfigError(
@@ -99,8 +102,11 @@ class FakeMechanismDriver(api.MechanismDriver):
                 continue
             if agent_type and not self._agent_can_bind(context, live, segment):
                 continue
+            # Without an agent nobody will report the device up: ACTIVE at once. With one,
+            # the port stays DOWN until its agent wired it.
             context.set_binding(segment["id"], self.conf.mech_fake.vif_type,
-                                {"port_filter": False, "connectivity": "l2"}, status="ACTIVE")
+                                {"port_filter": False, "connectivity": "l2"},
+                                status=None if agent_type else "ACTIVE")
             return
 
     def _agent_can_bind(

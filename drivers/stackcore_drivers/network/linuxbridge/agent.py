@@ -18,6 +18,7 @@ pass created for it is deleted again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
@@ -88,6 +89,34 @@ class LinuxBridgeAgent(L2Agent):
     def close(self) -> None:
         self.ip.close()
 
+    # --- observation (conformance kit) ----------------------------------------------------
+
+    def plug_test_device(self, port: Mapping[str, Any]) -> None:
+        """What libvirt does for a ``bridge`` VIF before the agent runs: a tap device named
+        after the port (its alias records the full port id, for :meth:`wired_ports`)."""
+        tap = ip_lib.tap_name(str(port["id"]))
+        if self.ip.index(tap) is None:
+            self.ip.ipr.link("add", ifname=tap, kind="tuntap", mode="tap")
+        self.ip.ipr.link("set", index=self.ip.index(tap), ifalias=str(port["id"]))
+
+    def unplug_test_device(self, port: Mapping[str, Any]) -> None:
+        self.ip.delete_device(ip_lib.tap_name(str(port["id"])))
+
+    def wired_ports(self) -> set[str]:
+        """Ports whose tap device is up in a bridge, read from the kernel (the id from the
+        device's alias, or its name for a tap the kit did not plug)."""
+        links = {link["index"]: link for link in self.ip.ipr.get_links()}
+        wired = set()
+        for link in links.values():
+            name = str(link.get("IFLA_IFNAME"))
+            master = links.get(link.get("IFLA_MASTER") or -1)
+            if not name.startswith(ip_lib.TAP_PREFIX) or master is None \
+                    or master.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") != "bridge" \
+                    or not link["flags"] & 1:
+                continue
+            wired.add(str(link.get("IFLA_IFALIAS") or name[len(ip_lib.TAP_PREFIX):]))
+        return wired
+
     # --- reconciliation -------------------------------------------------------------------
 
     def why_not(self, port: BoundPort) -> str | None:
@@ -135,6 +164,9 @@ class LinuxBridgeAgent(L2Agent):
             links = self.ip.links()
             for p in ports:
                 tap = ip_lib.tap_name(p.port_id)
+                if tap in links and not p.admin_state_up:
+                    self.ip.release(tap)  # administratively down: no traffic passes
+                    continue
                 if tap in links:
                     try:
                         self.ip.enslave(tap, bridge)

@@ -26,6 +26,7 @@ forwarded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
@@ -126,6 +127,27 @@ class OvsAgent(L2Agent):
 
     def close(self) -> None:
         self.ovsdb.close()
+
+    # --- observation (conformance kit) ----------------------------------------------------
+
+    def plug_test_device(self, port: Mapping[str, Any]) -> None:
+        """What libvirt / os-vif do for an ``ovs`` VIF: a port on br-int named after the port
+        with ``external_ids`` iface-id / attached-mac / iface-status."""
+        name = ("tap" + str(port["id"]))[:14]
+        self.ovsdb.execute(self.ovsdb.api.add_port(
+            self.conf.ovs.integration_bridge, name, may_exist=True, type="internal",
+            external_ids={"iface-id": str(port["id"]),
+                          "attached-mac": str(port.get("mac_address") or ""),
+                          "iface-status": "active"}))
+
+    def unplug_test_device(self, port: Mapping[str, Any]) -> None:
+        self.bridges.delete_port(("tap" + str(port["id"]))[:14])
+
+    def wired_ports(self) -> set[str]:
+        """VM ports on br-int tagged with a network's local VLAN (not the dead tag), read
+        from OVSDB."""
+        return {iface_id for iface_id, vif in self.bridges.vif_ports().items()
+                if vif.tag is not None and vif.tag != DEAD_VLAN_TAG and vif.ofport > 0}
 
     # --- reconciliation -------------------------------------------------------------------
 

@@ -76,6 +76,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stackcore-run", metavar="ID", default="",
                     help="identifier of the run this result belongs to (e.g. a CI run), "
                     "recorded in the JSON result and shown by the support matrix")
+    group.addoption("--stackcore-settle", metavar="SECONDS", type=float, default=20.0,
+                    help="how long the kit waits for a driver's background work (an agent "
+                    "wiring a port) before failing (default 20)")
     parser.addini("stackcore_driver", "default for --stackcore-driver")
     parser.addini("stackcore_config", "default for --stackcore-config", type="paths")
 
@@ -312,6 +315,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=2, sort_keys=True)
         handle.write("\n")
+
+
+@pytest.fixture(scope="session")
+def stackcore_settle(request: pytest.FixtureRequest) -> float:
+    """Seconds the kit waits for a driver's background work (``--stackcore-settle``)."""
+    return float(request.config.getoption("--stackcore-settle"))
 
 
 @pytest.fixture(scope="session")

@@ -57,8 +57,6 @@ HOST = "conformance-agent"
 _PLUGGED = pytest.StashKey[list[tuple[L2AgentPlugin, dict[str, Any]]]]()
 DOWN_TIME = 3
 REPORT_INTERVAL, POLLING_INTERVAL = 0.5, 0.2
-#: How long an agent may take to notice a change and act on it.
-SETTLE = 20.0
 PHYSNET = "physnet1"
 
 
@@ -124,7 +122,7 @@ def _listed(cloud: stackcore.Cloud, agent_type: str) -> list[Any]:
 
 
 def _wait(what: str, expected: str, read: Callable[[], Any], done: Callable[[Any], bool],
-          timeout: float = SETTLE) -> Any:
+          timeout: float) -> Any:
     """Poll ``read`` until ``done`` (bounded); fail naming the last value seen."""
     deadline = time.monotonic() + timeout
     while True:
@@ -136,7 +134,7 @@ def _wait(what: str, expected: str, read: Callable[[], Any], done: Callable[[Any
         time.sleep(0.05)
 
 
-def _started(agent: L2AgentPlugin, cloud: stackcore.Cloud) -> None:
+def _started(agent: L2AgentPlugin, cloud: stackcore.Cloud, settle: float) -> None:
     began = time.monotonic()
     check.step("start()", agent.start)
     took = time.monotonic() - began
@@ -145,7 +143,7 @@ def _started(agent: L2AgentPlugin, cloud: stackcore.Cloud) -> None:
     agent_type = type(agent).AGENT_TYPE
     _wait(f"agent {agent_type!r} on host {HOST!r} after start()", "listed alive",
           lambda: [(a.agent_type, a.alive) for a in _listed(cloud, agent_type)],
-          lambda rows: (agent_type, True) in rows)
+          lambda rows: (agent_type, True) in rows, settle)
 
 
 def _port_view(port: Any) -> dict[str, Any]:
@@ -196,26 +194,28 @@ def _status(cloud: stackcore.Cloud, port_id: str) -> str:
 
 
 def _expect_wired(agent: L2AgentPlugin, cloud: stackcore.Cloud, port_id: str,
-                  when: str) -> None:
+                  when: str, settle: float) -> None:
     _wait(f"port {port_id} {when}", "wired on the backend (wired_ports()) and ACTIVE",
           lambda: (port_id in _wired(agent), _status(cloud, port_id)),
-          lambda seen: seen == (True, "ACTIVE"))
+          lambda seen: seen == (True, "ACTIVE"), settle)
 
 
 @FAMILY
 @pytest.mark.feature("reporting")
 class TestAgentReporting:
     def test_start_reports_state(self, agent_cloud: stackcore.Cloud,
-                                 make_agent: Callable[[], L2AgentPlugin]) -> None:
+                                 make_agent: Callable[[], L2AgentPlugin],
+                                 stackcore_settle: float) -> None:
         agent = make_agent()
-        _started(agent, agent_cloud)
+        _started(agent, agent_cloud, stackcore_settle)
         (row,) = _listed(agent_cloud, type(agent).AGENT_TYPE)
         check.instance(row.configurations, dict, "the agent's reported configurations")
 
     def test_stop_ends_the_heartbeats(self, agent_cloud: stackcore.Cloud,
-                                      make_agent: Callable[[], L2AgentPlugin]) -> None:
+                                      make_agent: Callable[[], L2AgentPlugin],
+                                 stackcore_settle: float) -> None:
         agent = make_agent()
-        _started(agent, agent_cloud)
+        _started(agent, agent_cloud, stackcore_settle)
         began = time.monotonic()
         check.step("stop()", agent.stop)
         took = time.monotonic() - began
@@ -232,40 +232,44 @@ class TestAgentReporting:
 class TestAgentWiring:
     def test_plugged_bound_port_is_wired_and_active(
         self, request: pytest.FixtureRequest, agent_cloud: stackcore.Cloud,
-        make_agent: Callable[[], L2AgentPlugin],
+        make_agent: Callable[[], L2AgentPlugin], stackcore_settle: float,
     ) -> None:
         agent = make_agent()
-        _started(agent, agent_cloud)
+        _started(agent, agent_cloud, stackcore_settle)
         port = _bound_port(agent_cloud, agent, _plugged(request))
-        _expect_wired(agent, agent_cloud, port.id, "bound to the host, device plugged")
+        _expect_wired(agent, agent_cloud, port.id, "bound to the host, device plugged",
+                      stackcore_settle)
 
     def test_admin_down_port_is_unwired_and_down(
         self, request: pytest.FixtureRequest, agent_cloud: stackcore.Cloud,
-        make_agent: Callable[[], L2AgentPlugin],
+        make_agent: Callable[[], L2AgentPlugin], stackcore_settle: float,
     ) -> None:
         agent = make_agent()
-        _started(agent, agent_cloud)
+        _started(agent, agent_cloud, stackcore_settle)
         port = _bound_port(agent_cloud, agent, _plugged(request))
-        _expect_wired(agent, agent_cloud, port.id, "bound to the host, device plugged")
+        _expect_wired(agent, agent_cloud, port.id, "bound to the host, device plugged",
+                      stackcore_settle)
         agent_cloud.network.update_port(port.id, admin_state_up=False)
         _wait(f"port {port.id} set administratively down",
               "no longer wired on the backend, and DOWN",
               lambda: (port.id in _wired(agent), _status(agent_cloud, port.id)),
-              lambda seen: seen == (False, "DOWN"))
+              lambda seen: seen == (False, "DOWN"), stackcore_settle)
         agent_cloud.network.update_port(port.id, admin_state_up=True)
-        _expect_wired(agent, agent_cloud, port.id, "set administratively up again")
+        _expect_wired(agent, agent_cloud, port.id, "set administratively up again",
+                      stackcore_settle)
 
     def test_deleted_port_is_unwired(
         self, request: pytest.FixtureRequest, agent_cloud: stackcore.Cloud,
-        make_agent: Callable[[], L2AgentPlugin],
+        make_agent: Callable[[], L2AgentPlugin], stackcore_settle: float,
     ) -> None:
         agent = make_agent()
-        _started(agent, agent_cloud)
+        _started(agent, agent_cloud, stackcore_settle)
         port = _bound_port(agent_cloud, agent, _plugged(request))
-        _expect_wired(agent, agent_cloud, port.id, "bound to the host, device plugged")
+        _expect_wired(agent, agent_cloud, port.id, "bound to the host, device plugged",
+                      stackcore_settle)
         agent_cloud.network.delete_port(port.id)
         _wait(f"port {port.id} after its deletion", "no longer wired on the backend",
-              lambda: port.id in _wired(agent), lambda wired: not wired)
+              lambda: port.id in _wired(agent), lambda wired: not wired, stackcore_settle)
 
 
 @FAMILY
@@ -273,19 +277,23 @@ class TestAgentWiring:
 class TestAgentResync:
     def test_stop_keeps_wiring_and_a_new_agent_resyncs(
         self, request: pytest.FixtureRequest, agent_cloud: stackcore.Cloud,
-        make_agent: Callable[[], L2AgentPlugin],
+        make_agent: Callable[[], L2AgentPlugin], stackcore_settle: float,
     ) -> None:
         first = make_agent()
-        _started(first, agent_cloud)
+        _started(first, agent_cloud, stackcore_settle)
         kept = _bound_port(agent_cloud, first, _plugged(request))
-        _expect_wired(first, agent_cloud, kept.id, "bound to the host, device plugged")
+        _expect_wired(first, agent_cloud, kept.id, "bound to the host, device plugged",
+                      stackcore_settle)
         check.step("stop()", first.stop)
         second = make_agent()  # a restarted agent: a new object, same host
         wired = _wired(second)
         check.that(kept.id in wired, "wiring after stop() (read by a new agent object)",
                    f"port {kept.id} still wired (stop leaves the wiring in place)",
                    sorted(wired))
-        while_down = _bound_port(agent_cloud, second, _plugged(request))  # bound while no agent ran
-        _started(second, agent_cloud)
-        _expect_wired(second, agent_cloud, while_down.id, "bound while no agent ran")
-        _expect_wired(second, agent_cloud, kept.id, "wired by the previous agent")
+        # bound while no agent ran
+        while_down = _bound_port(agent_cloud, second, _plugged(request))
+        _started(second, agent_cloud, stackcore_settle)
+        _expect_wired(second, agent_cloud, while_down.id, "bound while no agent ran",
+                      stackcore_settle)
+        _expect_wired(second, agent_cloud, kept.id, "wired by the previous agent",
+                      stackcore_settle)

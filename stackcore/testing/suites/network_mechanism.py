@@ -117,15 +117,15 @@ class TestMechanismHooks:
     ) -> None:
         cloud = mechanism_cloud()
         api = cloud.api
-        net = api.create_network("conformance")
-        sub = api.create_subnet(net.id, "10.9.0.0/24")
-        port = api.create_port(net.id)
-        api.update_network(net.id, name="renamed")
-        api.update_subnet(sub.id, name="renamed")
-        api.update_port(port.id, name="renamed")
-        api.delete_port(port.id)
-        api.delete_subnet(sub.id)
-        api.delete_network(net.id)
+        net = check.step("create_network()", lambda: api.create_network("conformance"))
+        sub = check.step("create_subnet()", lambda: api.create_subnet(net.id, "10.9.0.0/24"))
+        port = check.step("create_port()", lambda: api.create_port(net.id))
+        check.step("update_network()", lambda: api.update_network(net.id, name="renamed"))
+        check.step("update_subnet()", lambda: api.update_subnet(sub.id, name="renamed"))
+        check.step("update_port()", lambda: api.update_port(port.id, name="renamed"))
+        check.step("delete_port()", lambda: api.delete_port(port.id))
+        check.step("delete_subnet()", lambda: api.delete_subnet(sub.id))
+        check.step("delete_network()", lambda: api.delete_network(net.id))
         expected = []
         for action, resource, ident in (
             ("create", "network", net.id), ("create", "subnet", sub.id),
@@ -157,6 +157,14 @@ class TestMechanismHooks:
                    "create_port_precommit (it runs before the failing driver)", cloud.hooks())
         check.that("create_port_postcommit" not in cloud.hooks(), "hooks the driver saw",
                    "no create_port_postcommit for a rolled-back create", cloud.hooks())
+        # The driver must hold nothing of the rolled-back port (no state kept from a
+        # precommit): the same port can be made, and the network deleted, afterwards.
+        cloud.api.conf.clear_override("fail_on", group="mech_fake")
+        port = check.step("create_port() again after the rolled-back one",
+                          lambda: cloud.api.create_port(net.id))
+        check.step("delete_port()", lambda: cloud.api.delete_port(port.id))
+        check.step("delete_network() after a rolled-back create_port",
+                   lambda: cloud.api.delete_network(net.id))
 
     def test_failed_create_postcommit_is_followed_by_delete_hooks(
         self, mechanism_cloud: Callable[..., MechanismCloud]

@@ -1,0 +1,299 @@
+"""The full-kernel test guest, seen from the host: boot it, run commands in it, power it off.
+
+Debian's own kernel (``linux-image-amd64``) booted by virtme-ng under QEMU TCG (``/dev/kvm``
+on this machine kind cannot boot a stock kernel). The guest sees the host's root filesystem
+read-only (so the repository, its virtualenv and every host binary are there) plus:
+
+* a **writable share** (``--rwdir``): :attr:`Guest.share`, the same path on both sides, where
+  the guest leaves results (logs, JSON, conformance results) for the host;
+* a **scratch disk** (``--disk``): a sparse file on the host, ``/dev/sda`` in the guest, for the
+  guest's LVM volume group (its writes reach the host's disk, not the guest's memory);
+* QEMU's **user network**: the host's ``127.0.0.1`` is ``10.0.2.2`` from inside, so the guest
+  reaches the host's tgtd and nfs-ganesha, and its agent connects back to the port this
+  session listens on.
+
+The agent (``tools/guest/agent.py``) runs command lines sent as JSON; then
+``tools/guest/setup.sh`` loads the kernel modules and starts the guest's own services. What
+the guest offers is in ``tools/backends/README.md`` ("The full-kernel guest").
+
+Used by the pytest plugin (one guest per test session), the guest tier and the LVM benchmark::
+
+    with Guest.boot() as guest:
+        print(guest.run(["uname", "-r"]).stdout)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("STACKCORE_BACKENDS_STATE", "/var/lib/stackcore-backends"))
+START_AGENT = REPO / "tools" / "guest" / "start-agent.sh"
+SETUP = REPO / "tools" / "guest" / "setup.sh"
+#: What the guest's environment adds (tools/guest/setup.sh writes it; the agent's commands see
+#: it through :meth:`Guest.run`).
+GUEST_ENV_FILE = "guest-env.json"
+HOST_FROM_GUEST = "10.0.2.2"
+
+
+class GuestError(RuntimeError):
+    """The guest could not be booted or did not answer; the message says why and where the
+    log is."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float = 0.0
+    timed_out: bool = False
+
+    def check(self) -> Result:
+        if self.rc != 0:
+            raise GuestError(
+                f"in the guest: {' '.join(self.argv)} exited {self.rc}"
+                f"{' (timed out)' if self.timed_out else ''}\n--- stdout\n{self.stdout[-4000:]}"
+                f"\n--- stderr\n{self.stderr[-4000:]}")
+        return self
+
+
+def settings() -> dict[str, str]:
+    """The guest's tools (``tools/backends/up.sh guest`` installs them and writes these to
+    env.sh): ``STACKCORE_GUEST_VNG``, ``STACKCORE_GUEST_KERNEL``."""
+    found = {k: os.environ.get(k, "") for k in ("STACKCORE_GUEST_VNG", "STACKCORE_GUEST_KERNEL")}
+    missing = [k for k, v in found.items() if not v or not os.path.exists(v)]
+    if missing:
+        raise GuestError(f"{', '.join(missing)} not set or missing: install the guest with "
+                         "`tools/backends/up.sh guest` and source "
+                         f"{STATE}/env.sh")
+    return found
+
+
+class Guest:
+    """One running guest. Build it with :meth:`boot`; :meth:`close` powers it off."""
+
+    def __init__(self, run_dir: Path, proc: subprocess.Popen[bytes], conn: socket.socket,
+                 log: Path, boot_seconds: float) -> None:
+        self.run_dir = run_dir
+        self.share = run_dir / "share"
+        self.log = log
+        self.boot_seconds = boot_seconds
+        self.setup_seconds = 0.0
+        self.env: dict[str, str] = {}
+        self._proc = proc
+        self._conn = conn
+        self._next_id = 1
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
+        self._reader = threading.Thread(target=self._read, name="guest-agent", daemon=True)
+        self._reader.start()
+
+    # --- booting ---------------------------------------------------------------------------
+
+    @classmethod
+    def boot(cls, memory: str = "2G", cpus: int = 2, disk_size: str = "24G",
+             timeout: float = 420.0, setup: bool = True) -> Guest:
+        """Boot a guest and wait for its agent (and, with ``setup``, for
+        ``tools/guest/setup.sh``). Raises :class:`GuestError` with the tail of the console
+        log when it does not come up within ``timeout`` seconds."""
+        tools = settings()
+        base = STATE / "guest" / "runs"
+        base.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(os.path.realpath(
+            base / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"))
+        share = run_dir / "share"
+        share.mkdir(parents=True)
+        token = secrets.token_hex(16)
+        token_file = share / "token"
+        token_file.write_text(token)
+        token_file.chmod(0o600)
+        disk = run_dir / "disk.img"
+        with open(disk, "wb") as handle:  # sparse: only what the guest writes takes space
+            handle.truncate(_size_bytes(disk_size))
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        log = run_dir / "console.log"
+        vng = tools["STACKCORE_GUEST_VNG"]
+        agent = ["/bin/sh", str(START_AGENT), f"{HOST_FROM_GUEST}:{port}", str(token_file)]
+        argv = [vng, "--run", tools["STACKCORE_GUEST_KERNEL"], "--user", "root",
+                "--disable-kvm", "--verbose", "--network", "user", "--memory", memory,
+                "--cpus", str(cpus), "--rwdir", str(share), "--disk", str(disk),
+                "--cwd", str(REPO),
+                # the host's root once more, for a cached mount (tools/guest/start-agent.sh)
+                "--qemu-opts=-fsdev local,id=scfast,path=/,security_model=none,readonly=on,"
+                "multidevs=remap -device virtio-9p-pci,fsdev=scfast,mount_tag=scfast",
+                "--exec", " ".join(agent)]
+        env = dict(os.environ)
+        # vng runs virtme-run, which lives next to it
+        env["PATH"] = f"{os.path.dirname(vng)}:{env.get('PATH', '')}"
+        started = time.monotonic()
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
+                                    start_new_session=True)
+        try:
+            conn = _accept(listener, proc, token, started + timeout, log)
+        except BaseException:
+            _kill(proc)
+            raise
+        finally:
+            listener.close()
+        guest = cls(run_dir, proc, conn, log, time.monotonic() - started)
+        if setup:
+            try:
+                guest.setup()
+            except BaseException:
+                guest.close()
+                raise
+        return guest
+
+    def setup(self) -> None:
+        """Run tools/guest/setup.sh (modules, LVM, tgtd, iscsid, OVS) and load its env."""
+        started = time.monotonic()
+        self.run(["bash", str(SETUP), str(self.share)], timeout=600).check()
+        self.env = json.loads((self.share / GUEST_ENV_FILE).read_text())
+        self.setup_seconds = time.monotonic() - started
+
+    # --- commands --------------------------------------------------------------------------
+
+    def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None,
+            cwd: str | None = None, timeout: float = 600) -> Result:
+        """Run ``argv`` in the guest (no shell) with the guest's environment plus ``env``."""
+        with self._lock:
+            ident = self._next_id
+            self._next_id += 1
+            done = threading.Event()
+            box: list[dict[str, Any]] = []
+            self._waiting[ident] = (done, box)
+        request = {"id": ident, "argv": list(argv), "env": {**self.env, **(env or {})},
+                   "cwd": cwd or str(REPO), "timeout": timeout}
+        self._send(request)
+        if not done.wait(timeout + 30):
+            raise GuestError(f"no answer from the guest to {' '.join(argv)} after "
+                             f"{timeout + 30:.0f} s (console: {self.log})")
+        if not box:
+            raise GuestError(f"the guest went away while running {' '.join(argv)} "
+                             f"(console: {self.log}):\n{_tail(self.log)}")
+        reply = box[0]
+        return Result(tuple(argv), int(reply["rc"]), reply.get("stdout", ""),
+                      reply.get("stderr", ""), float(reply.get("seconds", 0.0)),
+                      bool(reply.get("timed_out", False)))
+
+    def _send(self, message: Mapping[str, Any]) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        try:
+            self._conn.sendall(data)
+        except OSError as err:
+            raise GuestError(f"the guest's agent is gone ({err}); console: {self.log}") \
+                from err
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in self._conn.makefile("r", encoding="utf-8"):
+                reply = json.loads(line)
+                with self._lock:
+                    waiter = self._waiting.pop(int(reply.get("id", -1)), None)
+                if waiter is not None:
+                    waiter[1].append(reply)
+                    waiter[0].set()
+        with self._lock:  # the agent is gone: wake everyone still waiting, empty-handed
+            for done, _box in self._waiting.values():
+                done.set()
+            self._waiting.clear()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    # --- power off -------------------------------------------------------------------------
+
+    def close(self, keep: bool = False) -> None:
+        """Power the guest off (the agent exits, so does ``vng --exec``); kill QEMU if it has
+        not gone within 60 s. Removes the scratch disk; keeps the share and console log only
+        with ``keep``."""
+        with contextlib.suppress(GuestError):
+            self._send({"id": 0, "shutdown": True})
+        try:
+            self._proc.wait(60)
+        except subprocess.TimeoutExpired:
+            _kill(self._proc)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.run_dir / "disk.img").unlink()
+        if not keep:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self) -> Guest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(keep=exc[0] is not None)
+
+
+def _accept(listener: socket.socket, proc: subprocess.Popen[bytes], token: str,
+            deadline: float, log: Path) -> socket.socket:
+    listener.settimeout(1.0)
+    while True:
+        if proc.poll() is not None:
+            raise GuestError(f"the guest exited ({proc.returncode}) before its agent "
+                             f"connected; console {log}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            raise GuestError(f"the guest's agent did not connect in time; console {log}:\n"
+                             f"{_tail(log)}")
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(30)
+        try:
+            hello = json.loads(conn.makefile("r", encoding="utf-8").readline() or "{}")
+        except (OSError, ValueError):
+            hello = {}
+        if hello.get("hello") == token:
+            conn.settimeout(None)
+            return conn
+        conn.close()  # not our agent
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no console log)"
+
+
+def _size_bytes(size: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+
+
+@contextlib.contextmanager
+def booted(**kwargs: Any) -> Iterator[Guest]:
+    guest = Guest.boot(**kwargs)
+    try:
+        yield guest
+    finally:
+        guest.close()

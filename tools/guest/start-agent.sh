@@ -1,0 +1,25 @@
+#!/bin/sh
+# Runs INSIDE the test guest as its first command (vng --exec): makes the host's repository and
+# Python visible through a cached 9p mount, then becomes the command agent.
+#
+#   start-agent.sh HOST:PORT TOKEN_FILE
+#
+# virtme-ng mounts the host's root read-only over 9p without any cache: every stat and open
+# is a round trip through QEMU's emulation and importing pytest takes ~20 s. tests/guest/vm.py
+# exports the host's root a second time (mount tag "scfast"); mounted here with cache=loose
+# and bound over the repository and the Python installation, the same import takes ~4 s.
+# Safe because the guest never writes there (read-only) and the host does not change those
+# files during a test session.
+set -e
+REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+PYTHON_HOME="$(dirname "$(dirname "$(readlink -f "${REPO}/.venv/bin/python")")")"
+mkdir -p /run/scfast
+if mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose,msize=524288,ro scfast /run/scfast
+then
+  mount --bind "/run/scfast${REPO}" "$REPO"
+  mount --bind "/run/scfast${PYTHON_HOME}" "$PYTHON_HOME"
+else
+  echo "start-agent: no cached view of the host root (mount tag scfast); going on uncached" >&2
+fi
+cd "$REPO"
+exec "${REPO}/.venv/bin/python" "${REPO}/tools/guest/agent.py" --connect "$1" --token-file "$2"

@@ -140,7 +140,7 @@ def cloud_for(backend: str, state: str) -> stackcore.Cloud:
         section = {"volume_driver": "rbd", "rbd_ceph_conf": env("STACKCORE_TEST_CEPH_CONF"),
                    "rbd_pool": env("STACKCORE_TEST_CEPH_POOL"), "rbd_max_clone_depth": 5}
     return stackcore.Cloud(services=("volume",), overrides={
-        "DEFAULT": {"state_path": state, "report_interval": 3600},
+        "DEFAULT": {"state_path": state, "periodic_interval": 3600},
         "volume": {"enabled_backends": [backend]},
         backend: section,
     })

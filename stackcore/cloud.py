@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from oslo_config import cfg
 from stackcore import conf as sc_conf
 from stackcore import exception, families, rpc
 from stackcore.db import api as db_api
-from stackcore.service import Service
+from stackcore.service import STOP_TIMEOUT, Service, check_intervals
 
 if TYPE_CHECKING:
     from stackcore.compute.api import ComputeAPI
@@ -111,6 +112,7 @@ class Cloud:
             runtime.load_plugins(self._overrides)
         self._apply_overrides(only_registered=False)
         sc_conf.validate_all(conf)
+        check_intervals(conf)
 
         url = conf.database.connection or f"sqlite:///{conf.state_path}/stackcore.sqlite"
         self.db = db_api.Database(url)
@@ -162,7 +164,8 @@ class Cloud:
             service.tick()
 
     def close(self) -> None:
-        """Stop the services, close RPC and the database, remove a private state directory."""
+        """Stop the services (waiting at most ``service.STOP_TIMEOUT`` seconds for their work
+        in progress), close RPC and the database, remove a private state directory."""
         if self._closed:
             return
         self._closed = True
@@ -172,11 +175,16 @@ class Cloud:
             except Exception:
                 LOG.exception("stopping %s failed", type(runtime).__module__)
         self._started.clear()
+        # Every service stops taking work first, then all wait for their work in progress
+        # together: stopping costs the longest wait, not their sum.
         for service in reversed(self._services):
             try:
-                service.stop()
+                service.request_stop()
             except Exception:
                 LOG.exception("stopping %s failed", service.binary)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for service in reversed(self._services):
+            service.wait_stopped(deadline)
         self._services.clear()
         if getattr(self, "transport", None) is not None:
             self.transport.close()

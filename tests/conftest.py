@@ -6,10 +6,11 @@ import importlib
 import os
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +18,8 @@ from stevedore import extension
 
 import stackcore
 from stackcore.plugins import loader
+
+T = TypeVar("T")
 
 
 def backend_env(name: str, service: str) -> str:
@@ -26,6 +29,20 @@ def backend_env(name: str, service: str) -> str:
         pytest.fail(f"{name} is not set: start the backend with `tools/backends/up.sh {service}` "
                     "and source /var/lib/stackcore-backends/env.sh", pytrace=False)
     return value
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll ``check`` until it returns something true (returned), at most ``timeout``
+    seconds: the way to wait for a condition, instead of sleeping a fixed time. Fails naming
+    ``what`` and the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what} (last: {result!r})")
+        time.sleep(interval)
 
 
 @pytest.fixture
@@ -47,13 +64,13 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture
 def make_cloud(database_url: str | None) -> Iterator[Callable[..., stackcore.Cloud]]:
-    """Build embedded clouds (closed at teardown) on the test's database. Heartbeats are
-    driven by tests via tick()."""
+    """Build embedded clouds (closed at teardown) on the test's database. Periodic tasks
+    (statistics) are driven by tests via tick(); heartbeats run as configured."""
     clouds: list[stackcore.Cloud] = []
 
     def make(**kwargs: Any) -> stackcore.Cloud:
         overrides = kwargs.pop("overrides", {})
-        overrides.setdefault("DEFAULT", {}).setdefault("report_interval", 3600)
+        overrides.setdefault("DEFAULT", {}).setdefault("periodic_interval", 3600)
         if database_url:
             overrides.setdefault("database", {}).setdefault("connection", database_url)
         cloud = stackcore.Cloud(overrides=overrides, **kwargs)

@@ -222,20 +222,26 @@ def _run_jobs(jobs: list[tuple[str, list[str]]], parallel: int) -> dict[str, boo
 
 
 def _service(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+    """Run one service until SIGTERM/SIGINT: exits within 5 s of the first signal, the work
+    in progress finished or left for the next start (see :mod:`stackcore.lifecycle`)."""
+    from stackcore import lifecycle
 
+    lifecycle.block_stop_signals()  # before the Cloud starts any thread
     from stackcore.cloud import Cloud
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Cloud(args.config_file, services=[args.name]):
-        print(f"stackcore {args.name} service running", flush=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
-    return 0
+    clouds: list[Cloud] = []
+
+    def start() -> None:
+        clouds.append(Cloud(args.config_file, services=[args.name]))
+
+    def stop() -> None:
+        for cloud in clouds:
+            cloud.close()
+
+    lifecycle.run_until_signalled(
+        f"stackcore service {args.name}", start, stop,
+        ready=lambda: print(f"stackcore {args.name} service running", flush=True))
+    return 0  # not reached: run_until_signalled ends the process
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -34,14 +34,20 @@ DEFAULT_OPTS = [
         "wire serializer) or an oslo.messaging URL such as rabbit://user:pass@host:5672/.",
     ),
     cfg.IntOpt("report_interval", default=10, min=1, max=3600,
-               help="Seconds between service reports."),
+               help="Seconds between two heartbeats of a service (written by a thread of their "
+               "own, never delayed by the service's work)."),
     cfg.IntOpt(
         "service_down_time",
         default=60,
         min=1,
         max=86400,
-        help="Seconds without a report after which a service is considered down.",
+        help="Seconds without a heartbeat after which a service is considered down. Must be "
+        "at least 3 x report_interval (checked at start-up): a live service that missed a "
+        "heartbeat or two (a busy process, a slow database) is never declared down.",
     ),
+    cfg.IntOpt("periodic_interval", default=10, min=1, max=86400,
+               help="Seconds between two runs of a service's periodic tasks (e.g. the "
+               "hypervisor and volume backend statistics)."),
     cfg.IntOpt("rpc_call_timeout", default=60, min=1, max=86400,
                help="Seconds to wait for an RPC reply."),
 ]

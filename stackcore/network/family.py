@@ -81,6 +81,11 @@ class Runtime:
         from stackcore.network.agents.rpc import AgentRPCEndpoint
         from stackcore.network.agents.state import AgentStateEndpoint
 
+        if self.agent_plugins:
+            from stackcore.service import check_down_time
+
+            check_down_time(ctx.conf.network.agent_down_time, ctx.conf.agent.report_interval,
+                            "[network] agent_down_time", "[agent] report_interval")
         plugin = ctx.apis["network"].plugin
         ctx.run(AgentStateEndpoint(ctx.conf, ctx.db, plugin.rebind_failed_ports),
                 NETWORK_BINARY, ctx.conf.host, "nova")

@@ -86,7 +86,8 @@ NETWORK_OPTS: list[cfg.Opt] = [
         default=75,
         min=1,
         help="Seconds after an L2 agent's last state report at which it is considered dead; "
-        "mechanism drivers refuse to bind ports to dead agents.",
+        "mechanism drivers refuse to bind ports to dead agents. Keep it at least 3 x the "
+        "agents' [agent] report_interval (checked at start-up for the local agents).",
     ),
 ]
 

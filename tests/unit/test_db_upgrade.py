@@ -36,7 +36,7 @@ def _versions(db: db_api.Database) -> set[str]:
 
 def _cloud(url: str, state: Path, migrate: bool) -> stackcore.Cloud:
     return stackcore.Cloud(fake_hosts=1, overrides={
-        "DEFAULT": {"state_path": str(state), "report_interval": 3600},
+        "DEFAULT": {"state_path": str(state), "periodic_interval": 3600},
         "database": {"connection": url, "auto_migrate": migrate},
     })
 

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.real]
 
 def test_config_file_points_at_postgresql(tmp_path, pg_url, image_file) -> None:
     path = tmp_path / "stackcore.conf"
-    path.write_text(f"[DEFAULT]\nreport_interval = 3600\n[database]\nconnection = {pg_url}\n"
+    path.write_text(f"[DEFAULT]\nperiodic_interval = 3600\n[database]\nconnection = {pg_url}\n"
                     "[compute]\nhosts = h1\n")
     with stackcore.Cloud(str(path)) as cloud:
         assert cloud.db.dialect == "postgresql"

@@ -13,7 +13,7 @@ from stackcore.compute.objects import PowerState
 @pytest.fixture
 def restartable(tmp_path, image_file, database_url):
     """(first cloud, restart()) sharing one state_path, so the fake hypervisor and DB persist."""
-    overrides = {"DEFAULT": {"state_path": str(tmp_path / "state"), "report_interval": 3600}}
+    overrides = {"DEFAULT": {"state_path": str(tmp_path / "state"), "periodic_interval": 3600}}
     if database_url:
         overrides["database"] = {"connection": database_url}
     clouds = []

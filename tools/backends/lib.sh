@@ -38,6 +38,11 @@ SB_LAB_ADDR="10.218.0.1"
 SB_LAB_PREFIX=24
 SB_LAB_CIDR="10.218.0.0/24"
 
+# Tools the tests use that are not services: installed by every up.sh (in the same apt-get as
+# the services' packages), nothing to start. stress-ng: the CPU hog the unit tier runs
+# (tools/tiers/unit.sh) so that contention is exercised on every run.
+SB_TOOL_PKGS=(stress-ng)
+
 # --------------------------------------------------------------------------
 # output / errors / timing
 # --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install (apt), configure and start the real backends the test suite uses.
+# Install (apt), configure and start the real backends the test suite uses (and install the
+# test tools of SB_TOOL_PKGS in lib.sh, e.g. stress-ng).
 #
 #   tools/backends/up.sh [SERVICE ...]     # default: all services
 #   services: postgres rabbitmq libvirt ovs tgt lvm nfs ceph
@@ -43,7 +44,7 @@ main() {
     # shellcheck disable=SC2207
     pkgs+=($(sb_pkgs_for "$svc"))
   done
-  sb_apt_ensure "${pkgs[@]}"
+  sb_apt_ensure "${pkgs[@]}" "${SB_TOOL_PKGS[@]}"
 
   for svc in "${services[@]}"; do
     start="$(sb_now)"

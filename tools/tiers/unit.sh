@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # Tier "unit": the unit and functional tests, one pytest run; arguments go to pytest.
 # Skips are listed (-rs): only "this kernel lacks X" is allowed.
+#
+# The run competes with a CPU hog (stress-ng, installed by tools/backends/up.sh): what a quiet
+# machine hides - a starved heartbeat, a race that needs a slow thread, a timeout too tight -
+# shows on every run, as it does on a busy CI machine. STACKCORE_TEST_CPU_HOG sets the number
+# of stress-ng CPU workers (default: one per core; 0: no hog) and STACKCORE_TEST_CPU_HOG_LOAD
+# the load of each in percent (default 60). The hog runs only while this tier's pytest runs
+# (stopped on any exit, and bounded by stress-ng's own --timeout): never during a tier that
+# boots emulated guests.
 # Alone: bash tools/tiers/unit.sh [PYTEST ARGS]   (needs .venv with the drivers,
 # tools/setup-venv.sh --drivers, and the backends, tools/backends/up.sh)
 set -uo pipefail
@@ -8,4 +16,41 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 tier unit
 
+HOG_PID=""
+hog_start() {
+  local workers="${STACKCORE_TEST_CPU_HOG:-$(nproc)}" load="${STACKCORE_TEST_CPU_HOG_LOAD:-60}"
+  if [ "$workers" = 0 ]; then
+    echo "== [unit] no CPU hog (STACKCORE_TEST_CPU_HOG=0)"
+    return 0
+  fi
+  if ! command -v stress-ng >/dev/null; then
+    echo "!! stress-ng is not installed: run tools/backends/up.sh (it installs the test tools)"
+    TIER_FAILED+=("cpu hog")
+    return 0
+  fi
+  stress-ng --cpu "$workers" --cpu-load "$load" --timeout 3h --quiet </dev/null &
+  HOG_PID=$!
+  echo "== [unit] CPU hog: stress-ng --cpu ${workers} --cpu-load ${load} (pid ${HOG_PID})"
+}
+
+hog_stop() {
+  if [ -n "$HOG_PID" ]; then
+    kill -TERM "$HOG_PID" 2>/dev/null
+    wait "$HOG_PID" 2>/dev/null
+    echo "== [unit] CPU hog stopped"
+    HOG_PID=""
+  fi
+}
+
+# tier() set `trap tier_end EXIT`: stop the hog first, keeping the exit status for tier_end.
+on_exit() {
+  local rc=$?
+  hog_stop
+  (exit "$rc")
+  tier_end
+}
+trap on_exit EXIT
+
+hog_start
 step "unit and functional tests" .venv/bin/pytest -rfEs -p no:cacheprovider tests "$@"
+hog_stop

@@ -4,8 +4,9 @@ backend with the ML2 database.
 An agent runs on one host (``[DEFAULT] host``, the name ports are bound to). It
 
 * reports ``report_state`` (agent type, host, ``configurations``) to the server's
-  ``network.reports`` endpoint every ``[agent] report_interval`` seconds; the first report after
-  a start carries ``start_flag`` so the server rebinds the host's failed ports;
+  ``network.reports`` endpoint every ``[agent] report_interval`` seconds, from a thread that
+  does nothing else; the first report after a start carries ``start_flag`` so the server
+  rebinds the host's failed ports;
 * reconciles every ``[agent] polling_interval`` seconds: it asks the server over the agent
   RPC (``network.agents``, :mod:`stackcore.network.agents.rpc`) for the ports bound to its host
   and their tunnel peers (:mod:`.host_state`) and makes the backend match - missing things
@@ -28,7 +29,7 @@ import abc
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import lazy
@@ -47,8 +48,8 @@ LOG = logging.getLogger(__name__)
 
 AGENT_OPTS = lazy.options(lambda cfg: [
     cfg.FloatOpt("report_interval", default=30.0, min=0.1,
-                 help="Seconds between two state reports (heartbeats). Keep it well under the "
-                      "server's [network] agent_down_time."),
+                 help="Seconds between two state reports (heartbeats). Keep it at most a third "
+                      "of the server's [network] agent_down_time."),
     cfg.FloatOpt("polling_interval", default=2.0, min=0.1,
                  help="Seconds between two reconciliations of the host's backend with the "
                       "database."),
@@ -84,7 +85,7 @@ class L2Agent(L2AgentPlugin):
         self._start_flag = True
         self._stop = threading.Event()
         self._pass_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         #: Problems of the last pass per port id (e.g. an unmapped physical network).
         self.port_errors: dict[str, str] = {}
 
@@ -155,36 +156,46 @@ class L2Agent(L2AgentPlugin):
 
     def start(self) -> None:
         """Reconcile and report once now (so start-up problems surface to the caller), then
-        keep doing both in a daemon thread until :meth:`stop`."""
+        keep doing both until :meth:`stop`: heartbeats in a thread of their own (a long
+        reconciliation pass never delays one, so a busy agent is not declared dead), passes
+        in another."""
         self.sync_once()
         self.report_state()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"{self.BINARY}-{self.host}",
-                                        daemon=True)
-        self._thread.start()
+        self._threads = [
+            self._every(self.conf.agent.report_interval, self.report_state, "report"),
+            self._every(self.conf.agent.polling_interval, self._pass, "reconcile"),
+        ]
 
-    def _loop(self) -> None:
-        report_every = self.conf.agent.report_interval
-        poll_every = self.conf.agent.polling_interval
-        next_report = time.monotonic() + report_every
-        next_poll = time.monotonic() + poll_every
-        while not self._stop.wait(max(0.0, min(next_report, next_poll) - time.monotonic())):
-            now = time.monotonic()
-            if now >= next_poll:
-                next_poll = now + poll_every
-                try:
-                    self.sync_once()
-                except Exception:
-                    LOG.exception("%s on %s: reconciliation failed", self.BINARY, self.host)
-            if now >= next_report:
-                next_report = now + report_every
-                self.report_state()
+    def _pass(self) -> None:
+        try:
+            self.sync_once()
+        except Exception:
+            LOG.exception("%s on %s: reconciliation failed", self.BINARY, self.host)
 
-    def stop(self) -> None:
-        """Stop the loop (the wiring stays in place, as when the process dies) and close."""
+    def _every(self, interval: float, work: Callable[[], object], what: str
+               ) -> threading.Thread:
+        def loop() -> None:
+            due = time.monotonic() + interval
+            while not self._stop.wait(max(0.0, due - time.monotonic())):
+                due = max(due + interval, time.monotonic())
+                work()
+
+        thread = threading.Thread(target=loop, name=f"{self.BINARY}-{self.host} {what}",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop the loops (the wiring stays in place, as when the process dies) and close.
+        A pass still running after ``timeout`` seconds is abandoned (its thread is a daemon):
+        it is idempotent, and the next start's first pass finishes its work."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
+            LOG.warning("%s on %s: a pass still runs after %.1f s; left to the next start",
+                        self.BINARY, self.host, timeout)
+        self._threads = []
         self.close()
-

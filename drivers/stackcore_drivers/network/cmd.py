@@ -5,34 +5,41 @@
 The agent runs on the host named by ``[DEFAULT] host``; it needs only the server's RPC bus
 (``[DEFAULT] transport_url``, e.g. rabbit://: the in-process transport cannot cross
 processes) - it learns its ports over the agent RPC and never opens the database. It runs
-until SIGTERM/SIGINT; stopping leaves the wiring in place (the next start resyncs).
+until SIGTERM/SIGINT and ends within 5 s of the first one; stopping leaves the wiring in place
+(the next start resyncs).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from typing import Any
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING
 
 from stackcore import exception, rpc
+from stackcore.network.agents import block_stop_signals, run_until_signalled
 from stackcore_drivers.network.agent_base import L2Agent
 from stackcore_drivers.network.conf import load_agent_conf
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from stackcore.rpc import Transport
 
 LOG = logging.getLogger(__name__)
 
 
 def run_agent(prog: str, agent_cls: type[L2Agent],
               groups: Sequence[tuple[str, Sequence[cfg.Opt]]], argv: Sequence[str] | None) -> int:
+    """Run the agent until SIGTERM/SIGINT; the process ends within 5 s of the first signal
+    (:func:`stackcore.network.agents.run_until_signalled`: a pass still running then is
+    abandoned, the next start's first pass finishes it)."""
     parser = argparse.ArgumentParser(prog=prog, description=(agent_cls.__doc__ or "").strip())
     parser.add_argument("--config-file", action="append", default=[], metavar="PATH",
                         help="configuration file (repeatable; later files win)")
     args = parser.parse_args(argv)
+    block_stop_signals()  # before anything starts a thread
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -42,24 +49,25 @@ def run_agent(prog: str, agent_cls: type[L2Agent],
                                         "bus (e.g. rabbit://...): in-process RPC cannot "
                                         "reach another process")
         agent_cls.check_config(conf)
-        transport = rpc.get_transport(conf)
-        agent = agent_cls(conf, transport)
-        agent.start()
     except exception.StackcoreError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 1
-    stop = threading.Event()
+    running: list[tuple[L2Agent, Transport]] = []
 
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
+    def start() -> None:
+        transport = rpc.get_transport(conf)
+        agent = agent_cls(conf, transport)
+        running.append((agent, transport))
+        agent.start()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    LOG.info("%s running on host %s", prog, conf.host)
-    stop.wait()
-    agent.stop()
-    transport.close()
-    return 0
+    def stop() -> None:
+        for agent, transport in running:
+            agent.stop()
+            transport.close()
+
+    run_until_signalled(prog, start, stop,
+                        ready=lambda: LOG.info("%s running on host %s", prog, conf.host))
+    return 0  # not reached: run_until_signalled ends the process
 
 
 def ovs_agent(argv: Sequence[str] | None = None) -> int:

@@ -5,10 +5,14 @@
 * :mod:`~stackcore.network.agents.rpc` - the agent RPC: which ports to wire, tunnel peers,
   device up/down (client: :class:`AgentRPCAPI`).
 
-The two clients are public: an agent plugin uses them and nothing else of the server.
+The two clients are public: an agent plugin uses them and nothing else of the server. An
+agent's console script runs it with :func:`run_until_signalled` (and calls
+:func:`block_stop_signals` first), which makes it stop within 5 s of SIGTERM like every
+service (:mod:`stackcore.lifecycle`).
 """
 
+from stackcore.lifecycle import block_stop_signals, run_until_signalled
 from stackcore.network.agents.rpc import AgentRPCAPI
 from stackcore.network.agents.state import AgentStateRPCAPI
 
-__all__ = ["AgentRPCAPI", "AgentStateRPCAPI"]
+__all__ = ["AgentRPCAPI", "AgentStateRPCAPI", "block_stop_signals", "run_until_signalled"]

@@ -164,7 +164,7 @@ def _overrides(state: Path) -> dict[str, dict[str, Any]]:
     nfs_server = backend_env("STACKCORE_TEST_NFS_SERVER", "nfs")
     nfs_export = backend_env("STACKCORE_TEST_NFS_EXPORT", "nfs")
     return {
-        "DEFAULT": {"state_path": str(state), "report_interval": 3600},
+        "DEFAULT": {"state_path": str(state), "periodic_interval": 3600},
         "compute": {"driver": "libvirt", "hosts": [HOST]},
         "libvirt": {
             "connection_uri": backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),

@@ -20,7 +20,7 @@ def make_server() -> Iterator[Callable[..., stackcore.Cloud]]:
 
     def make(mechanism_driver: str, **groups: dict[str, Any]) -> stackcore.Cloud:
         overrides: dict[str, dict[str, Any]] = {
-            "DEFAULT": {"report_interval": 3600},
+            "DEFAULT": {"periodic_interval": 3600},
             "ml2": {"mechanism_drivers": [mechanism_driver],
                     "project_network_types": ["vxlan"]},
             "ml2_type_vlan": {"network_vlan_ranges": ["physnet1:100:199"]},

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,8 @@ from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
 import stackcore
 from stackcore import exception
 from stackcore.network import exceptions as net_exc
+from tests.conftest import backend_env, wait_until
+from tests.functional.processes import terminate
 
 pytestmark = pytest.mark.real
 
@@ -305,7 +306,8 @@ def test_dead_agent_refuses_binding_and_revival_binds(
     agent.start()
     network = net.create_network("x")
     agent.stop()
-    time.sleep(server.conf.network.agent_down_time + 0.5)
+    wait_until(lambda: not any(a.alive for a in net.list_agents(host="host-a")),
+               server.conf.network.agent_down_time + 30, "the stopped agent declared dead")
     port = net.create_port(network.id, host="host-a")
     assert port.vif_type == "binding_failed"
     assert str(port.binding_failures[0]).startswith(
@@ -376,3 +378,46 @@ def test_names_over_the_kernel_limit_fail_at_start(
     assert "the kernel's limit for a device name is 15" in str(err.value)
     assert sorted(mgr.links()) == before
     mgr.close()
+
+
+def test_agent_process_over_rabbitmq_wires_and_stops_within_the_deadline(
+    make_server: Callable[..., stackcore.Cloud], lab: Lab, tmp_path: Path
+) -> None:
+    """``stackcore-linuxbridge-agent`` in its own process (RabbitMQ, no database) wires a
+    port of its host, reports it ACTIVE, and ends within the deadline of one SIGTERM."""
+    rabbit = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
+    server = make_server("linuxbridge", DEFAULT={"transport_url": rabbit,
+                                                 "rpc_call_timeout": 20})
+    config = tmp_path / "agent.conf"
+    config.write_text(
+        "[DEFAULT]\nhost = host-a\n"
+        f"transport_url = {rabbit}\n"
+        "[agent]\npolling_interval = 0.3\nreport_interval = 1\n"
+        f"[linux_bridge]\nnamespace = {lab.ns['host-a']}\n"
+        "physical_interface_mappings = physnet1:ph0\n"
+        f"[vxlan]\nlocal_ip = {UNDERLAY['host-a']}\n")
+    log = tmp_path / "agent.log"
+    with open(log, "w") as output:
+        agent = subprocess.Popen(
+            [str(Path(sys.executable).with_name("stackcore-linuxbridge-agent")),
+             "--config-file", str(config)], stdout=output, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True)
+    try:
+        net = server.network
+        wait_until(lambda: agent.poll() is not None or any(
+            a.alive for a in net.list_agents(host="host-a", agent_type="Linux bridge agent")),
+            60, "the agent's first report")
+        assert agent.poll() is None, log.read_text()[-3000:]
+        network = net.create_network("x")
+        net.create_subnet(network.id, "192.168.90.0/24")
+        port = net.create_port(network.id, host="host-a")
+        assert port.vif_type == "bridge", port.binding_failures
+        lab.plug_vm("host-a", port, "192.168.90.10/24")
+        wait_until(lambda: net.get_port(port.id).status == "ACTIVE", 60,
+                   f"port ACTIVE\n{log.read_text()[-3000:]}")
+        took = terminate(agent, "stackcore-linuxbridge-agent", log)
+        print(f"\nSIGTERM -> exit, stackcore-linuxbridge-agent: {took:.2f} s")
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()

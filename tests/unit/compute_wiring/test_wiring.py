@@ -337,7 +337,9 @@ def test_restart_in_the_middle_of_an_attach_undoes_it(
 
 def test_delete_while_the_host_is_down_cleans_ports_and_exports(
         make_cloud: Callable[..., stackcore.Cloud], image_file: str) -> None:
-    cloud = _cloud(make_cloud, image_file, hosts=1)
+    # one heartbeat at start, the next in an hour: nothing revives the host this test kills
+    cloud = _cloud(make_cloud, image_file, hosts=1,
+                   DEFAULT={"report_interval": 3600, "service_down_time": 3 * 3600})
     network = _net(cloud)
     volume = cloud.volume.create(1)
     server = cloud.compute.create_server("orphan", "small", "img",
@@ -346,7 +348,7 @@ def test_delete_while_the_host_is_down_cleans_ports_and_exports(
     assert server.status == "ACTIVE"
     with cloud.db.transaction() as session:
         session.execute(sa.update(db_models.Service).where(db_models.Service.binary == COMPUTE_BINARY)
-                        .values(last_seen_at=db_models.utcnow() - datetime.timedelta(hours=1)))
+                        .values(last_seen_at=db_models.utcnow() - datetime.timedelta(days=1)))
 
     cloud.compute.delete_server(server.id)
 

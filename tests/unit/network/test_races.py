@@ -22,7 +22,7 @@ def _race(first: Any, second: Any) -> tuple[Any, Any]:
         barrier.wait()
         try:
             results[index] = fn()
-        except Exception as err:  # noqa: BLE001 - judged by the test
+        except Exception as err:
             results[index] = err
 
     threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate((first,
@@ -45,8 +45,8 @@ def test_deleting_a_network_while_a_port_is_created_on_it_lets_one_win_cleanly(
         net = net_api.create_network(f"r{round_no}")
         v4 = net_api.create_subnet(net.id, "10.0.0.0/24")
         v6 = net_api.create_subnet(net.id, "fd00::/64")
-        port, deleted = _race(lambda: net_api.create_port(net.id),  # noqa: B023
-                              lambda: net_api.delete_network(net.id))  # noqa: B023
+        port, deleted = _race(lambda: net_api.create_port(net.id),
+                              lambda: net_api.delete_network(net.id))
         where = f"round {round_no}: create_port -> {port!r}, delete_network -> {deleted!r}"
         if isinstance(deleted, exception.Conflict):
             assert not isinstance(port, Exception), where

@@ -22,7 +22,7 @@ from stackcore.rpc import Target
 @pytest.fixture
 def cloud() -> Iterator[stackcore.Cloud]:
     cloud = stackcore.Cloud(services=["network"], overrides={
-        "DEFAULT": {"report_interval": 3600},
+        "DEFAULT": {"periodic_interval": 3600},
         "ml2": {"mechanism_drivers": ["openvswitch", "linuxbridge"],
                 "project_network_types": ["vxlan"]},
         "ml2_type_vlan": {"network_vlan_ranges": ["physnet1:100:199"]},

@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -124,10 +123,14 @@ class RbdDriver(VolumeDriver):
     # --- connection ----------------------------------------------------------------------
 
     def _connect(self) -> Any:
+        """A connected client: ``rados_connection_retries`` attempts,
+        ``rados_connection_interval`` seconds apart (tenacity), then BackendUnavailable."""
+        import tenacity
+
         rados, _ = _bindings()
         conf = self.configuration
-        last: Exception | None = None
-        for attempt in range(conf.rados_connection_retries):
+
+        def attempt() -> Any:
             client = rados.Rados(rados_id=conf.rbd_user, clustername=conf.rbd_cluster_name,
                                  conffile=conf.rbd_ceph_conf or "")
             try:
@@ -140,16 +143,23 @@ class RbdDriver(VolumeDriver):
                 else:
                     client.connect()
                 client.open_ioctx(conf.rbd_pool).close()  # the pool must exist
-                return client
-            except rados.Error as err:
-                last = err
+            except rados.Error:
                 with contextlib.suppress(Exception):
                     client.shutdown()
-                if attempt + 1 < conf.rados_connection_retries:
-                    time.sleep(conf.rados_connection_interval)
-        raise exception.BackendUnavailable(
-            f"cannot connect to Ceph cluster {conf.rbd_cluster_name!r} pool {conf.rbd_pool!r} "
-            f"after {conf.rados_connection_retries} attempt(s): {type(last).__name__}: {last}")
+                raise
+            return client
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(conf.rados_connection_retries),
+            wait=tenacity.wait_fixed(conf.rados_connection_interval),
+            retry=tenacity.retry_if_exception_type(rados.Error), reraise=True)
+        try:
+            return retrying(attempt)
+        except rados.Error as last:
+            raise exception.BackendUnavailable(
+                f"cannot connect to Ceph cluster {conf.rbd_cluster_name!r} pool "
+                f"{conf.rbd_pool!r} after {conf.rados_connection_retries} attempt(s): "
+                f"{type(last).__name__}: {last}") from None
 
     def _rados(self) -> Any:
         with self._lock:
@@ -315,16 +325,22 @@ class RbdDriver(VolumeDriver):
                 self._remove_snapshot(ioctx, name, snap)
         except exception.NotFound:
             pass  # RBD().remove below is the judge of whether the image exists
-        for attempt in range(5):
-            try:
-                rbd.RBD().remove(ioctx, name)
-                return
-            except rbd.ImageNotFound:
-                return
-            except rbd.ImageBusy as err:  # a watcher still closing: Cinder retries too
-                if attempt == 4:
-                    raise exception.DriverError(f"{name} is busy: {err}") from err
-                time.sleep(0.5)
+        import tenacity
+
+        # a watcher still closing keeps the image busy for a moment: Cinder retries too
+        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(5),
+                                     wait=tenacity.wait_fixed(0.5),
+                                     retry=tenacity.retry_if_exception_type(rbd.ImageBusy),
+                                     reraise=True)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    try:
+                        rbd.RBD().remove(ioctx, name)
+                    except rbd.ImageNotFound:
+                        return
+        except rbd.ImageBusy as err:
+            raise exception.DriverError(f"{name} is busy: {err}") from err
 
     # --- volumes ---------------------------------------------------------------------------
 

@@ -186,7 +186,6 @@ def _not_found(namespace: str, names: Sequence[str]) -> exception.PluginNotFound
 
 
 def _to_plugin(namespace: str, ext: Any, contract: Contract | None) -> Plugin:
-    dist, version = ("", "")
     if contract is not None:
         problems = contract.problems(ext.plugin)
         if problems:
@@ -203,6 +202,7 @@ def _to_plugin(namespace: str, ext: Any, contract: Contract | None) -> Plugin:
                 "not installed here",
                 missing=missing,
             )
+    dist, version = _owner(namespace, ext.entry_point)
     return Plugin(namespace, ext.name, ext.entry_point.value, dist, version, ext.plugin)
 
 
@@ -266,9 +266,7 @@ def discover(namespace: str, contract: Contract | None = None) -> list[Discovere
     for ext in mgr.extensions:
         dist, version = _owner(namespace, ext.entry_point)
         try:
-            plugin = dataclasses.replace(
-                _to_plugin(namespace, ext, contract), distribution=dist, version=version
-            )
+            plugin = _to_plugin(namespace, ext, contract)
             found.append(Discovered(namespace, ext.name, ext.entry_point.value, dist, version,
                                     plugin, None))
         except exception.PluginError as err:

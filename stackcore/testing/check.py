@@ -40,9 +40,9 @@ def equal(actual: Any, expected: Any, what: str) -> None:
 
 def that(condition: bool, what: str, expected: str, got: Any) -> None:
     """``condition`` holds, else ``what: expected <expected (words)>, got <got>``; ``got`` is
-    shown with ``repr`` unless it is already a string."""
+    shown with ``repr`` unless it is already words (a non-blank string)."""
     if not condition:
-        raise fail(what, expected, got if isinstance(got, str) else _show(got))
+        raise fail(what, expected, got if isinstance(got, str) and got.strip() else _show(got))
 
 
 def instance(value: Any, types: type | tuple[type, ...], what: str) -> None:

@@ -224,7 +224,7 @@ class TestAgentReporting:
         _wait(f"agent {agent_type!r} after stop()",
               f"seen dead by the server (no heartbeat for {DOWN_TIME} s)",
               lambda: [a.alive for a in _listed(agent_cloud, agent_type)],
-              lambda alive: alive == [False], timeout=DOWN_TIME * 4)
+              lambda alive: alive == [False], DOWN_TIME + stackcore_settle)
 
 
 @FAMILY

@@ -177,6 +177,12 @@ class TestMechanismHooks:
         check.equal(cloud.hooks(), ["create_network_precommit", "create_network_postcommit",
                                     "delete_network_precommit", "delete_network_postcommit"],
                     "hooks the driver saw for a create whose postcommit failed later")
+        # Its delete hooks must have undone what its create postcommit made: the same network
+        # can be made again (a driver still holding the first one refuses it).
+        cloud.api.conf.clear_override("fail_on", group="mech_fake")
+        net = check.step("create_network() again after the failed create",
+                         lambda: cloud.api.create_network("conformance"))
+        check.step("delete_network()", lambda: cloud.api.delete_network(net.id))
 
 
 def _snapshot(db: db_api.Database) -> dict[str, list[tuple[Any, ...]]]:

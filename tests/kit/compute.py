@@ -1,0 +1,271 @@
+"""Broken hypervisor drivers: each subclasses the core fake and breaks one behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from stackcore import exception
+from stackcore.compute.driver import HypervisorDriver
+from stackcore.compute.fake import FakeHypervisorDriver, _FakeBackend
+from stackcore.compute.objects import Image, Instance, InstanceInfo, PowerState, RebootType
+from tests.kit.registry import Broken
+
+M = "tests.kit.compute"
+L = "TestComputeLifecycle::"
+C = "TestComputeCapabilities::"
+NO_OS = [["x86_64", "fake", "hvm"]]
+
+
+class SpawnNotRunning(FakeHypervisorDriver):
+    def spawn(self, instance: Instance, image: Image, network_info: Sequence[Mapping[str, Any]],
+              block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        super().spawn(instance, image, network_info, block_device_info)
+        self.backend.domains[instance.uuid].power_state = PowerState.SHUTDOWN
+
+
+class SpawnReplaces(FakeHypervisorDriver):
+    """A second spawn of a uuid silently replaces the first."""
+
+    def spawn(self, instance: Instance, image: Image, network_info: Sequence[Mapping[str, Any]],
+              block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        self.backend.domains.pop(instance.uuid, None)
+        super().spawn(instance, image, network_info, block_device_info)
+
+
+class GetInfoNeverNotFound(FakeHypervisorDriver):
+    def get_info(self, instance: Instance) -> InstanceInfo:
+        try:
+            return super().get_info(instance)
+        except exception.NotFound:
+            return InstanceInfo(PowerState.SHUTDOWN)
+
+
+class DestroyUnknownFails(FakeHypervisorDriver):
+    def destroy(self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+                block_device_info: Sequence[Mapping[str, Any]],
+                destroy_disks: bool = True) -> None:
+        self._domain(instance)  # NotFound when the backend does not know it
+        super().destroy(instance, network_info, block_device_info, destroy_disks)
+
+
+class PowerOffNoop(FakeHypervisorDriver):
+    def power_off(self, instance: Instance, timeout: int = 0) -> None:
+        self._domain(instance)
+
+
+class RebootPowersOff(FakeHypervisorDriver):
+    def reboot(self, instance: Instance, reboot_type: RebootType) -> None:
+        self._set_state(instance, "reboot", PowerState.SHUTDOWN)
+
+
+class RebootKeepsState(FakeHypervisorDriver):
+    def reboot(self, instance: Instance, reboot_type: RebootType) -> None:
+        self._domain(instance)  # a stopped instance stays stopped
+
+
+class DestroyOnlyRunning(FakeHypervisorDriver):
+    def destroy(self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+                block_device_info: Sequence[Mapping[str, Any]],
+                destroy_disks: bool = True) -> None:
+        domain = self.backend.domains.get(instance.uuid)
+        if domain is not None and domain.power_state == PowerState.SHUTDOWN and domain.console:
+            return  # "nothing running, nothing to do"
+        super().destroy(instance, network_info, block_device_info, destroy_disks)
+
+
+class DestroyIgnoresHalfMade(FakeHypervisorDriver):
+    def destroy(self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+                block_device_info: Sequence[Mapping[str, Any]],
+                destroy_disks: bool = True) -> None:
+        domain = self.backend.domains.get(instance.uuid)
+        if domain is not None and not domain.console:
+            return  # never booted: "not ours yet"
+        super().destroy(instance, network_info, block_device_info, destroy_disks)
+
+
+class BackendPerObject(FakeHypervisorDriver):
+    """Forgets everything when the compute service restarts."""
+
+    def __init__(self, conf: Any, host: str) -> None:
+        super().__init__(conf, host)
+        self.backend = _FakeBackend()
+
+
+class FloatMemory(FakeHypervisorDriver):
+    def get_available_resource(self) -> dict[str, Any]:
+        return {**super().get_available_resource(), "memory_mb": 8192.0}
+
+
+class StatsNotJson(FakeHypervisorDriver):
+    def get_available_resource(self) -> dict[str, Any]:
+        return {**super().get_available_resource(), "numa": {frozenset({0, 1})}}
+
+
+class NoCapacity(FakeHypervisorDriver):
+    def get_available_resource(self) -> dict[str, Any]:
+        return {**super().get_available_resource(), "vcpus": 0}
+
+
+class PauseNoop(FakeHypervisorDriver):
+    def pause(self, instance: Instance) -> None:
+        self._domain(instance)
+
+
+class SuspendNoop(FakeHypervisorDriver):
+    def suspend(self, instance: Instance) -> None:
+        self._domain(instance)
+
+
+class ConsoleForAnyone(FakeHypervisorDriver):
+    def get_console_output(self, instance: Instance) -> str:
+        return ""
+
+
+class SnapshotEmpty(FakeHypervisorDriver):
+    def snapshot(self, instance: Instance, image_path: str) -> None:
+        self._domain(instance)
+        with open(image_path, "wb") as handle:
+            handle.truncate(1024 * 1024)
+
+
+class AttachAnything(FakeHypervisorDriver):
+    def attach_volume(self, instance: Instance, connection_info: Mapping[str, Any],
+                      mountpoint: str) -> None:
+        self._domain(instance).volumes[mountpoint] = dict(connection_info)
+
+
+class AttachNoop(FakeHypervisorDriver):
+    def attach_volume(self, instance: Instance, connection_info: Mapping[str, Any],
+                      mountpoint: str) -> None:
+        if connection_info.get("driver_volume_type") not in ("iscsi", "nfs", "rbd", "local"):
+            raise exception.Invalid("driver_volume_type", str(
+                connection_info.get("driver_volume_type")))
+        self._domain(instance)  # validated, recorded nowhere
+
+
+class DetachNoop(FakeHypervisorDriver):
+    def detach_volume(self, instance: Instance, connection_info: Mapping[str, Any],
+                      mountpoint: str) -> None:
+        self._domain(instance)
+
+
+class PlugAnything(FakeHypervisorDriver):
+    def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
+        self._domain(instance).vifs.extend(network_info)
+
+
+class PlugTwiceFails(FakeHypervisorDriver):
+    def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
+        known = {v.get("id") for v in self._domain(instance).vifs}
+        if any(v.get("id") in known for v in network_info):
+            raise exception.Conflict("VIF already plugged")
+        super().plug_vifs(instance, network_info)
+
+
+def _liar(capability: str) -> type[FakeHypervisorDriver]:
+    """Implements ``capability`` (inherited) but declares it unsupported."""
+    caps = {**FakeHypervisorDriver.capabilities, capability: False}
+    return type(f"Liar_{capability}", (FakeHypervisorDriver,),
+                {"capabilities": caps, "__module__": M})
+
+
+LIARS = {cap: _liar(cap) for cap in ("pause", "suspend", "console_output", "snapshot",
+                                     "attach_volume", "plug_vifs")}
+for _cap, _cls in LIARS.items():
+    globals()[_cls.__name__] = _cls
+
+
+class HonestNoPause(FakeHypervisorDriver):
+    """Declares pause unsupported and does not implement it: the kit reports 'unsupported'."""
+
+    capabilities: ClassVar[Mapping[str, bool]] = {**FakeHypervisorDriver.capabilities,
+                                                  "pause": False}
+    pause = HypervisorDriver.pause
+    unpause = HypervisorDriver.unpause
+
+
+def _b(name: str, cls: type, kills: Sequence[str], expect: str, defect: str,
+       outcome: str = "fail", capability: str = "") -> Broken:
+    return Broken("compute", f"zoo-{name}", f"{M}:{cls.__name__}", tuple(kills), expect,
+                  outcome, "", defect, capability)
+
+
+CAP_TESTS = {
+    "pause": [C + "test_pause_unpause"],
+    "suspend": [C + "test_suspend_resume"],
+    "console_output": [C + "test_console_output_of_the_instance"],
+    "snapshot": [C + "test_snapshot_carries_the_root_disk"],
+    "attach_volume": [C + "test_attach_unknown_volume_type_is_refused",
+                      C + "test_attach_detach_round_trip"],
+    "plug_vifs": [C + "test_unknown_vif_type_is_refused", C + "test_plug_unplug_idempotent"],
+}
+
+ZOO = [
+    _b("spawn-not-running", SpawnNotRunning, [L + "test_spawn_runs_and_lists"],
+       "power state after spawn(): expected RUNNING, got SHUTDOWN", "spawn leaves it stopped"),
+    _b("spawn-replaces", SpawnReplaces, [L + "test_spawn_same_uuid_twice_is_refused"],
+       "a second spawn() of the same instance uuid: expected StackcoreError, got no error",
+       "a second spawn of a uuid replaces the first"),
+    _b("info-never-notfound", GetInfoNeverNotFound,
+       [L + "test_destroy_removes_instance", L + "test_get_info_unknown_raises_not_found"],
+       "expected NotFound, got no error", "get_info invents a state for unknown instances"),
+    _b("destroy-unknown-fails", DestroyUnknownFails,
+       [L + "test_destroy_is_idempotent", L + "test_destroy_unknown_instance_succeeds"],
+       "raised NotFound", "destroy of an unknown instance raises"),
+    _b("power-off-noop", PowerOffNoop, [L + "test_power_off_and_on"],
+       "power state after power_off(): expected SHUTDOWN, got RUNNING", "power_off does nothing"),
+    _b("reboot-powers-off", RebootPowersOff,
+       [L + "test_reboot_leaves_running[SOFT]", L + "test_reboot_leaves_running[HARD]"],
+       "power state after reboot(", "reboot leaves the instance off"),
+    _b("reboot-keeps-state", RebootKeepsState, [L + "test_hard_reboot_starts_a_stopped_instance"],
+       "after reboot(HARD) of a stopped instance: expected RUNNING, got SHUTDOWN",
+       "a hard reboot does not start a stopped instance"),
+    _b("destroy-only-running", DestroyOnlyRunning, [L + "test_destroy_powered_off_instance"],
+       "list_instances() after destroy() of a stopped instance: expected not to list",
+       "destroy skips stopped instances"),
+    _b("backend-per-object", BackendPerObject,
+       [L + "test_instances_survive_a_new_driver_object"],
+       "list_instances() of a new driver object: expected to list",
+       "a restarted service forgets the instances"),
+    _b("float-memory", FloatMemory, ["TestComputeStats::test_stats_meet_schema"],
+       "field 'memory_mb': 8192.0 is not of type 'integer'", "memory_mb = 8192.0 (a float)"),
+    _b("stats-not-json", StatsNotJson, ["TestComputeStats::test_stats_are_json_serialisable"],
+       "stats report: expected JSON types only (it travels over RPC), got TypeError",
+       "stats hold a set"),
+    _b("no-capacity", NoCapacity, ["TestComputeStats::test_stats_report_usable_capacity"],
+       "stats vcpus: expected a positive integer (a host that can take instances), got 0",
+       "zero vCPUs"),
+    _b("destroy-ignores-half-made", DestroyIgnoresHalfMade,
+       ["TestComputeFailures::test_failed_spawn_is_cleaned_by_destroy"],
+       "list_instances() after a failed spawn and destroy(): expected not to list",
+       "destroy leaves what a failed spawn half made"),
+    _b("pause-noop", PauseNoop, CAP_TESTS["pause"],
+       "power state after pause(): expected PAUSED, got RUNNING", "pause does nothing", capability="pause"),
+    _b("suspend-noop", SuspendNoop, CAP_TESTS["suspend"],
+       "power state after suspend(): expected SUSPENDED (or SHUTDOWN), got RUNNING",
+       "suspend does nothing", capability="suspend"),
+    _b("console-for-anyone", ConsoleForAnyone, CAP_TESTS["console_output"],
+       "get_console_output() of an instance the backend never had: expected NotFound, "
+       "got no error", "console output without looking at the instance", capability="console_output"),
+    _b("snapshot-empty", SnapshotEmpty, CAP_TESTS["snapshot"],
+       "snapshot image (raw): expected the root disk's first 65536 bytes of 0x5a",
+       "the snapshot is an empty disk", capability="snapshot"),
+    _b("attach-anything", AttachAnything, [C + "test_attach_unknown_volume_type_is_refused"],
+       "attach_volume() of driver_volume_type 'carrier-pigeon': expected Invalid, got no error",
+       "unknown volume types attached", capability="attach_volume"),
+    _b("attach-noop", AttachNoop, [C + "test_attach_detach_round_trip"],
+       "a second attach_volume() at /dev/vdb (taken by the first): expected StackcoreError, "
+       "got no error", "attach records nothing", capability="attach_volume"),
+    _b("detach-noop", DetachNoop, [C + "test_attach_detach_round_trip"],
+       "attach_volume() at /dev/vdb again, after the detach (it must be free) raised Conflict",
+       "detach frees nothing", capability="attach_volume"),
+    _b("plug-anything", PlugAnything, [C + "test_unknown_vif_type_is_refused"],
+       "plug_vifs() of vif_type 'carrier-pigeon': expected Invalid, got no error",
+       "unknown VIF types plugged", capability="plug_vifs"),
+    _b("plug-twice-fails", PlugTwiceFails, [C + "test_plug_unplug_idempotent"],
+       "a second plug_vifs() raised Conflict", "plugging a plugged VIF fails", capability="plug_vifs"),
+    *[_b(f"liar-{cap}", LIARS[cap], CAP_TESTS[cap],
+         f"capability {cap!r} is declared unsupported", f"{cap} works but is declared "
+         "unsupported", "unexpected-success", cap) for cap in LIARS],
+]

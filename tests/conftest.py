@@ -19,6 +19,9 @@ from stevedore import extension
 import stackcore
 from stackcore.plugins import loader
 
+# tests marked guest: run inside the full-kernel test guest, or drive it (tests/guest/plugin.py)
+pytest_plugins = ("tests.guest.plugin",)
+
 T = TypeVar("T")
 
 

@@ -8,6 +8,9 @@
 #                then the support matrix
 #   template     the third-party template (examples/) installed out of tree in its own tox env
 #   unit         unit + functional tests (one pytest run; this script's arguments go to it)
+#   guest        the tests needing a full kernel, in one nested guest (Debian's kernel under
+#                QEMU TCG), and the lvm conformance suite there; after unit, whose CPU hog
+#                must not run at the same time
 # Backends and virtualenv stop the run if they fail.  Every tier runs even if an earlier one
 # failed (as does every step inside a tier), so one run reports everything; each tier prints
 # its time, the run ends with a summary of the tiers' times and failures, and the exit status
@@ -15,7 +18,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
-TIERS=(lint docs conformance template unit)   # tools/tiers/NAME.sh
+TIERS=(lint docs conformance template unit guest)   # tools/tiers/NAME.sh
 
 started=$(date +%s)
 stamp() { echo "== [$(( $(date +%s) - started ))s] $*"; }

@@ -7,7 +7,8 @@
 # virtme-ng mounts the host's root read-only over 9p without any cache: every stat and open
 # is a round trip through QEMU's emulation and importing pytest takes ~20 s. tests/guest/vm.py
 # exports the host's root a second time (mount tag "scfast"); mounted here with cache=loose
-# and bound over the repository and the Python installation, the same import takes ~4 s.
+# and bound over the repository, the Python installation and /usr, the same import takes ~4 s
+# and an lvm command ~0.3 s instead of ~3 s.
 # Safe because the guest never writes there (read-only) and the host does not change those
 # files during a test session.
 set -e
@@ -18,6 +19,8 @@ if mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose,msize=524288,ro scfa
 then
   mount --bind "/run/scfast${REPO}" "$REPO"
   mount --bind "/run/scfast${PYTHON_HOME}" "$PYTHON_HOME"
+  # binaries and libraries (lvm, qemu-img, iscsiadm... each exec re-read them uncached)
+  mount --bind /run/scfast/usr /usr
 else
   echo "start-agent: no cached view of the host root (mount tag scfast); going on uncached" >&2
 fi

@@ -1,16 +1,30 @@
-"""The LVM volume driver: thick logical volumes in one volume group, exported over iSCSI by tgt.
+"""The LVM volume driver: thick and thin logical volumes in one volume group, exported over
+iSCSI by tgt.
 
-Cinder's reference driver, thick flavour: ``lvcreate -L``; snapshots are LVM snapshots the
-size of their origin; clones and volumes from snapshots are new LVs filled with ``dd``;
-extend is ``lvextend`` (then tgt refreshes the LUN); delete wipes the LV with zeros first
-(``volume_clear = zero``) so a new volume never shows old data, and refuses an LV that still
-has snapshots. Exports: :class:`~stackcore_drivers.volume.tgt.TgtTarget` (one target per
-volume, LUN 1, generated CHAP, Cinder-style IQN). Stats come from ``vgs``.
+Cinder's reference driver, both flavours in one backend, chosen per volume by the volume
+type's ``provisioning:type`` (:attr:`~stackcore.volume.Volume.thin`; thin when the type does
+not say, as in Cinder):
 
-Without device-mapper in the kernel LVM works on metadata only (no LV device nodes): the
-driver then creates, extends and removes LVs with activation off, and reports snapshots,
-clones, attach, data and image copy unavailable (:meth:`LvmDriver.unavailable_features`)
-instead of failing obscurely.
+* **thin** - a thin LV (``lvcreate -T VG/POOL -V``) in the backend's thin pool (``thin_pool``,
+  created by :meth:`LvmDriver.do_setup` with block zeroing on when missing). Snapshots are
+  thin snapshots; clones and volumes from thin snapshots are thin snapshots too (copy on
+  write, instant), grown with ``lvextend`` when larger. Deleting frees the blocks; the pool
+  zeroes a block before it is handed to another volume, so nothing leaks without a wipe
+  (Cinder skips ``volume_clear`` for thin LVs for the same reason).
+* **thick** - ``lvcreate -L``; snapshots are LVM (COW) snapshots the size of their origin;
+  clones and volumes from snapshots are new LVs filled with ``dd``; delete wipes the LV with
+  zeros first (``volume_clear = zero``) and refuses an LV that still has snapshots.
+
+Extend is ``lvextend`` (then tgt refreshes the LUN). Exports:
+:class:`~stackcore_drivers.volume.tgt.TgtTarget` (one target per volume, LUN 1, generated
+CHAP, Cinder-style IQN). Stats come from ``vgs``/``lvs``: free space is the VG's free extents
+plus the thin pool's unused data space; provisioned space is the sum of the volumes' sizes.
+
+Without device-mapper in the kernel LVM works on metadata only (no LV device nodes, no thin
+pool): the driver then creates thick LVs for every request, extends and removes them with
+activation off, reports no thin support in its stats, and reports snapshots, clones, attach,
+data and image copy unavailable (:meth:`LvmDriver.unavailable_features`) instead of failing
+obscurely.
 """
 
 from __future__ import annotations
@@ -32,9 +46,16 @@ if TYPE_CHECKING:
 OPTS = lazy.options(lambda cfg: [
     cfg.StrOpt("volume_group", default="stackcore-volumes",
                help="Volume group holding the volumes."),
+    cfg.StrOpt("thin_pool", default="stackcore-thin-pool",
+               help="Thin pool LV (in volume_group) holding the thin volumes; created by the "
+               "driver at start-up when missing (needs device-mapper)."),
+    cfg.IntOpt("thin_pool_size_percent", default=50, min=1, max=95,
+               help="Size of a thin pool the driver creates, in percent of the volume group "
+               "(the rest stays for thick volumes and snapshots)."),
     cfg.StrOpt("volume_clear", default="zero", choices=["zero", "none"],
-               help="Wipe a volume's data when it is deleted ('none' leaks data to the next "
-               "volume on the same extents: only for backends that never reuse them)."),
+               help="Wipe a thick volume's data when it is deleted ('none' leaks data to the "
+               "next volume on the same extents: only for backends that never reuse them). "
+               "Thin volumes need no wipe: the pool zeroes blocks before reuse."),
     cfg.IntOpt("volume_clear_size", default=0, min=0,
                help="MiB wiped at the start of a deleted volume; 0 = all of it."),
     cfg.StrOpt("target_prefix", default="iqn.2010-10.org.openstack:",
@@ -70,14 +91,16 @@ class LvmDriver(VolumeDriver):
     VENDOR_NAME = "Open Source"
     STORAGE_PROTOCOL = "iSCSI"
     capabilities: ClassVar[Mapping[str, bool]] = {
-        "thin_provisioning": False,
+        "thin_provisioning": True,
         "thick_provisioning": True,
         "multiattach": False,
         "online_extend": True,
         "zero_on_delete": True,
     }
+    # Every path of an operation passes each of its points (thin and thick alike), so the
+    # conformance kit can fail it at each one whatever the volume type.
     FAULT_POINTS: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        "create_cloned_volume": ("clone:after_temp_snapshot", "clone:after_create"),
+        "create_cloned_volume": ("clone:after_create",),
         "create_volume_from_snapshot": ("from_snapshot:after_create",),
         "create_export": ("export:after_activate",),
     }
@@ -86,6 +109,7 @@ class LvmDriver(VolumeDriver):
         super().__init__(conf, backend, host)
         c = self.configuration
         self.vg = str(c.volume_group)
+        self.pool = str(c.thin_pool)
         self.dm = has_device_mapper()
         self.target = TgtTarget(str(c.volumes_dir), str(c.target_prefix),
                                 f"{c.target_ip_address}:{c.target_port}",
@@ -112,7 +136,8 @@ class LvmDriver(VolumeDriver):
         return f"/dev/{self.vg}/{name}"
 
     def _lvs(self) -> dict[str, tuple[float, str]]:
-        """LV name -> (size GiB, attributes)."""
+        """LV name -> (size GiB, attributes); attributes start with ``V`` for a thin LV,
+        ``o``/``O`` for the origin of a thick snapshot, ``t`` for the thin pool."""
         out = self._lvm("lvs", "--noheadings", "--units", "g", "--nosuffix", "--separator",
                         ":", "-o", "lv_name,lv_size,lv_attr", self.vg)
         lvs = {}
@@ -122,15 +147,34 @@ class LvmDriver(VolumeDriver):
                 lvs[parts[0]] = (float(parts[1]), parts[2])
         return lvs
 
+    @staticmethod
+    def _is_thin(attr: str) -> bool:
+        return attr[:1] == "V"
+
     def _need_dm(self, what: str) -> None:
         if not self.dm:
             raise exception.DriverError(f"{what} {_NO_DM}")
 
-    def _lvcreate(self, name: str, size_gb: int, *extra: str) -> None:
-        args = ["lvcreate", "-n", name, "-L", f"{size_gb}g", "-y", *extra]
+    def _lvcreate(self, name: str, size_gb: int, thin: bool = False) -> None:
+        """A new LV: thin in the pool when asked (and device-mapper is here), else thick."""
+        if thin and self.dm:
+            self._lvm("lvcreate", "-n", name, "-V", f"{size_gb}g", "-T",
+                      f"{self.vg}/{self.pool}", "-y")
+            return
+        args = ["lvcreate", "-n", name, "-L", f"{size_gb}g", "-y"]
         if not self.dm:
             args += ["--activate", "n", "--zero", "n"]
         self._lvm(*args, self.vg)
+
+    def _thin_snapshot(self, origin: str, name: str) -> None:
+        """A thin snapshot of a thin LV (copy on write, instant); activated like any LV
+        (thin snapshots are otherwise created with the activation-skip flag)."""
+        self._lvm("lvcreate", "-s", "-n", name, "--setactivationskip", "n", "-ay",
+                  f"{self.vg}/{origin}")
+
+    def _grow(self, name: str, size_gb: int) -> None:
+        if self._lvs()[name][0] < size_gb:
+            self._lvm("lvextend", "-L", f"{size_gb}g", f"{self.vg}/{name}")
 
     def _remove_lv(self, name: str) -> None:
         if name not in self._lvs():
@@ -145,6 +189,29 @@ class LvmDriver(VolumeDriver):
 
     def do_setup(self) -> None:
         os.makedirs(self.configuration.volumes_dir, mode=0o700, exist_ok=True)
+        if self.dm and self._vg_exists():
+            self._ensure_thin_pool()
+
+    def _vg_exists(self) -> bool:
+        out, _ = execute("vgs", "--noheadings", "-o", "vg_name", check_exit_code=[0, 5],
+                         env={"LC_ALL": "C"})
+        return self.vg in out.split()
+
+    def _ensure_thin_pool(self) -> None:
+        """Create the thin pool (zeroing new blocks: a freed block never shows old data to
+        its next volume) when the VG has none of that name."""
+        lvs = self._lvs()
+        if self.pool in lvs:
+            if lvs[self.pool][1][:1] != "t":
+                raise exception.ConfigError(
+                    f"[{self.backend}] thin_pool {self.pool!r} exists in {self.vg} but is not "
+                    "a thin pool", section=self.backend, option="thin_pool")
+            return
+        out = self._lvm("vgs", "--noheadings", "--units", "m", "--nosuffix", "-o", "vg_size",
+                        self.vg)
+        size_mb = int(float(out.strip()) * self.configuration.thin_pool_size_percent / 100)
+        self._lvm("lvcreate", "-T", f"{self.vg}/{self.pool}", "-L", f"{size_mb}m", "-Zy",
+                  "-y")
 
     def check_for_setup_error(self) -> None:
         out = self._lvm("vgs", "--noheadings", "-o", "vg_name", self.vg)
@@ -152,20 +219,35 @@ class LvmDriver(VolumeDriver):
             raise exception.ConfigError(f"[{self.backend}] volume_group {self.vg!r} does not "
                                         "exist", section=self.backend, option="volume_group")
 
+    def _pool_free_gb(self) -> float | None:
+        """Unused data space of the thin pool, or None without one."""
+        out = self._lvm("lvs", "--noheadings", "--units", "g", "--nosuffix", "--separator", ":",
+                        "-o", "lv_name,lv_size,data_percent", self.vg)
+        for line in out.splitlines():
+            parts = line.strip().split(":")
+            if len(parts) == 3 and parts[0] == self.pool:
+                return float(parts[1]) * (1 - float(parts[2] or 0) / 100)
+        return None
+
     def get_volume_stats(self, refresh: bool = False) -> dict[str, Any]:
         out = self._lvm("vgs", "--noheadings", "--units", "g", "--nosuffix", "--separator", ":",
-                        "-o", "vg_size,vg_free,lv_count", self.vg)
-        size, free, count = out.strip().split(":")
-        total, free_gb = round(float(size), 2), round(float(free), 2)
+                        "-o", "vg_size,vg_free", self.vg)
+        size, free = out.strip().split(":")
+        pool_free = self._pool_free_gb() if self.dm else None
+        volumes = {n: v for n, v in self._lvs().items() if n.startswith("volume-")}
+        total = round(float(size), 2)
+        free_gb = round(float(free) + (pool_free or 0.0), 2)
         conf = self.configuration
+        mosr = (conf.max_over_subscription_ratio or self.conf.volume.max_over_subscription_ratio
+                if pool_free is not None else 1.0)
         common = {
             "total_capacity_gb": total,
             "free_capacity_gb": free_gb,
-            "provisioned_capacity_gb": round(total - free_gb, 2),
+            "provisioned_capacity_gb": round(sum(v[0] for v in volumes.values()), 2),
             "reserved_percentage": conf.reserved_percentage,
-            "thin_provisioning_support": False,
+            "thin_provisioning_support": pool_free is not None,
             "thick_provisioning_support": True,
-            "max_over_subscription_ratio": 1.0,
+            "max_over_subscription_ratio": mosr if mosr == "auto" else float(mosr),
             "multiattach": False,
             "online_extend_support": True,
             "QoS_support": False,
@@ -176,11 +258,35 @@ class LvmDriver(VolumeDriver):
             "driver_version": self.VERSION,
             "storage_protocol": self.STORAGE_PROTOCOL,
             "location_info": f"LvmDriver:{self.host}:{self.vg}:default:0",
-            "total_volumes": int(count),
+            "total_volumes": len(volumes),
             "backend_state": "up",
             "pools": [{"pool_name": self.backend_name, **common}],
             **common,
         }
+
+    def raw_space(self, volume: Volume) -> dict[str, Any] | None:
+        """Where a thick volume's extents lie on its physical volume (one contiguous
+        segment: byte offset and size on the PV's device). A thin volume has no raw space of
+        its own (its blocks are the pool's, zeroed before reuse)."""
+        lvs = self._lvs()
+        if volume.name not in lvs:
+            raise exception.NotFound("volume", volume.id, f"{volume.name} is not in {self.vg}")
+        if self._is_thin(lvs[volume.name][1]):
+            raise exception.CapabilityNotSupported(
+                type(self).__name__, "raw_space of a thin volume (its blocks are the pool's)")
+        ranges = self._lvm("lvs", "--noheadings", "-o", "seg_pe_ranges",
+                           f"{self.vg}/{volume.name}").split()
+        if len(ranges) != 1:
+            raise exception.DriverError(f"{volume.name} is not one contiguous segment: {ranges}")
+        device, _, extents = ranges[0].rpartition(":")
+        first, _, last = extents.partition("-")
+        extent = int(self._lvm("vgs", "--noheadings", "--units", "b", "--nosuffix", "-o",
+                               "vg_extent_size", self.vg).strip())
+        pe_start = int(self._lvm("pvs", "--noheadings", "--units", "b", "--nosuffix", "-o",
+                                 "pe_start", device).strip())
+        return {"driver_volume_type": "local",
+                "data": {"device_path": device, "offset": pe_start + int(first) * extent,
+                         "size": (int(last) - int(first) + 1) * extent}}
 
     def list_backend_objects(self) -> list[str]:
         names = [n for n in self._lvs() if n.startswith(("volume-", "snapshot-", "_snapshot-",
@@ -194,13 +300,16 @@ class LvmDriver(VolumeDriver):
     def create_volume(self, volume: Volume) -> ModelUpdate:
         if volume.name in self._lvs():
             raise exception.Conflict(f"{volume.name} already exists in {self.vg}")
-        self._lvcreate(volume.name, volume.size)
+        self._lvcreate(volume.name, volume.size, thin=volume.thin)
         return None
 
-    def _clear(self, name: str, size_gb: float) -> None:
+    def _clear(self, name: str, size_gb: float, attr: str) -> None:
         if self.configuration.volume_clear != "zero" or not self.dm:
             return  # without device-mapper an LV has no device: nothing was ever written
+        if self._is_thin(attr):
+            return  # the pool zeroes a freed block before any other volume gets it
         size_mb = self.configuration.volume_clear_size or int(size_gb * 1024)
+        self._lvm("lvchange", "-a", "y", f"{self.vg}/{name}")
         self._dd("/dev/zero", self._device(name), size_mb)
 
     def delete_volume(self, volume: Volume) -> None:
@@ -209,7 +318,7 @@ class LvmDriver(VolumeDriver):
             return
         if lvs[volume.name][1][:1] in ("o", "O"):
             raise exception.InvalidState(f"{volume.name} has snapshots; delete them first")
-        self._clear(volume.name, lvs[volume.name][0])
+        self._clear(volume.name, lvs[volume.name][0], lvs[volume.name][1])
         self._remove_lv(volume.name)
 
     def _snapshot_lv(self, name: str) -> str:
@@ -217,20 +326,42 @@ class LvmDriver(VolumeDriver):
 
     def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> ModelUpdate:
         self._need_dm("a volume from a snapshot")
-        self._lvcreate(volume.name, max(volume.size, snapshot.volume_size))
+        snap_lv = self._snapshot_lv(snapshot.name)
+        lvs = self._lvs()
+        if snap_lv not in lvs:
+            raise exception.NotFound("snapshot", snapshot.id, f"{snap_lv} is not in {self.vg}")
+        size = max(volume.size, snapshot.volume_size)
+        if volume.thin and self._is_thin(lvs[snap_lv][1]):
+            self._thin_snapshot(snap_lv, volume.name)  # a writable copy-on-write child
+            self.checkpoint("from_snapshot:after_create")
+            self._grow(volume.name, size)
+            return None
+        self._lvcreate(volume.name, size, thin=volume.thin)
         self.checkpoint("from_snapshot:after_create")
-        self._dd(self._device(self._snapshot_lv(snapshot.name)), self._device(volume.name),
-                 snapshot.volume_size * 1024)
+        self._dd(self._device(snap_lv), self._device(volume.name), snapshot.volume_size * 1024)
         return None
 
     def create_cloned_volume(self, volume: Volume, src_volume: Volume) -> ModelUpdate:
         self._need_dm("a clone")
+        lvs = self._lvs()
+        if src_volume.name not in lvs:
+            raise exception.NotFound("volume", src_volume.id,
+                                     f"{src_volume.name} is not in {self.vg}")
+        size = max(volume.size, src_volume.size)
+        if volume.thin and self._is_thin(lvs[src_volume.name][1]):
+            self._thin_snapshot(src_volume.name, volume.name)  # copy on write, instant
+            self.checkpoint("clone:after_create")
+            self._grow(volume.name, size)
+            return None
+        # thick: a consistent point-in-time copy through a temporary snapshot
         temp = f"clone-snap-{volume.id}"
-        self._lvm("lvcreate", "--name", temp, "--snapshot", f"{self.vg}/{src_volume.name}",
-                  "-L", f"{src_volume.size}g")
+        if self._is_thin(lvs[src_volume.name][1]):
+            self._thin_snapshot(src_volume.name, temp)
+        else:
+            self._lvm("lvcreate", "--name", temp, "--snapshot",
+                      f"{self.vg}/{src_volume.name}", "-L", f"{src_volume.size}g")
         try:
-            self.checkpoint("clone:after_temp_snapshot")
-            self._lvcreate(volume.name, max(volume.size, src_volume.size))
+            self._lvcreate(volume.name, size, thin=volume.thin)
             self.checkpoint("clone:after_create")
             self._dd(self._device(temp), self._device(volume.name), src_volume.size * 1024)
         finally:
@@ -247,8 +378,16 @@ class LvmDriver(VolumeDriver):
 
     def create_snapshot(self, snapshot: Snapshot) -> ModelUpdate:
         self._need_dm("an LVM snapshot")
-        self._lvm("lvcreate", "--name", self._snapshot_lv(snapshot.name), "--snapshot",
-                  f"{self.vg}/{snapshot.volume_name}", "-L", f"{snapshot.volume_size}g")
+        lvs = self._lvs()
+        if snapshot.volume_name not in lvs:
+            raise exception.NotFound("volume", snapshot.volume_id,
+                                     f"{snapshot.volume_name} is not in {self.vg}")
+        name = self._snapshot_lv(snapshot.name)
+        if self._is_thin(lvs[snapshot.volume_name][1]):
+            self._thin_snapshot(snapshot.volume_name, name)
+        else:
+            self._lvm("lvcreate", "--name", name, "--snapshot",
+                      f"{self.vg}/{snapshot.volume_name}", "-L", f"{snapshot.volume_size}g")
         return None
 
     def delete_snapshot(self, snapshot: Snapshot) -> None:
@@ -256,7 +395,8 @@ class LvmDriver(VolumeDriver):
         lvs = self._lvs()
         if name not in lvs:
             return
-        self._clear(name, lvs[name][0])  # Cinder wipes thick snapshots too (their COW)
+        # Cinder wipes thick snapshots too (their COW area); thin ones are the pool's
+        self._clear(name, lvs[name][0], lvs[name][1])
         self._remove_lv(name)
 
     # --- attach / detach -------------------------------------------------------------------

@@ -44,6 +44,11 @@ HOSTS = {"host-a": ("sc-l2-a", "10.50.0.1"), "host-b": ("sc-l2-b", "10.50.0.2")}
 OWNED_BRIDGES = ("br-int", "br-tun", "br-phys")
 LAB_BRIDGES = ("br-ul",)  # made by the data-plane tests, not by the agent
 PING = Path(__file__).with_name("icmp_ping.py")
+#: The data-plane tests run on both datapaths: userspace (netdev) here, and the kernel's
+#: (system: the openvswitch module) inside the full-kernel guest, which this kernel lacks.
+DATAPATHS = [pytest.param("netdev", id="netdev"),
+             pytest.param("system", id="system",
+                          marks=pytest.mark.guest("openvswitch kernel datapath"))]
 
 
 def _start_instance(name: str) -> str:
@@ -80,13 +85,23 @@ def server(make_server: Callable[..., stackcore.Cloud]) -> stackcore.Cloud:
 
 
 @pytest.fixture
-def make_agent(server: stackcore.Cloud, ovsdbs: dict[str, Ovsdb]
+def datapath(request: pytest.FixtureRequest) -> str:
+    """The bridges' datapath: ``netdev`` unless the test is parametrized with DATAPATHS."""
+    return str(getattr(request, "param", "netdev"))
+
+
+@pytest.fixture
+def make_agent(server: stackcore.Cloud, ovsdbs: dict[str, Ovsdb], datapath: str
                ) -> Iterator[Callable[..., OvsAgent]]:
     agents: list[OvsAgent] = []
+    if datapath == "system":
+        dp = subprocess.run(["ovs-dpctl", "show"], capture_output=True, text=True, check=False)
+        assert "openvswitch" in Path("/proc/modules").read_text(), \
+            f"the openvswitch kernel module is not loaded here: {dp.stderr}"
 
     def make(host: str, **ovs: Any) -> OvsAgent:
         settings: dict[str, Any] = {
-            "ovsdb_connection": ovsdbs[host].target, "datapath_type": "netdev",
+            "ovsdb_connection": ovsdbs[host].target, "datapath_type": datapath,
             "bridge_mappings": {"physnet1": "br-phys"}, "tunnel_types": ["vxlan"],
             "local_ip": HOSTS[host][1], "ovsdb_timeout": 10.0}
         settings.update(ovs)
@@ -368,7 +383,7 @@ class OvsLab:
     """The cables between the two OVS hosts and the VM namespaces; :meth:`destroy` removes
     them all (the OVSDB side is wiped by the ``ovsdbs`` fixture)."""
 
-    def __init__(self, ovsdbs: dict[str, Ovsdb]) -> None:
+    def __init__(self, ovsdbs: dict[str, Ovsdb], datapath: str = "netdev") -> None:
         self.ovsdbs = ovsdbs
         self.tag = uuid.uuid4().hex[:6]
         self.vms: dict[str, str] = {}
@@ -383,7 +398,7 @@ class OvsLab:
             ip("-n", ns, "link", "set", "ul0", "up")
             ip("-n", ns, "link", "set", "ph0", "up")
             with db.transaction() as txn:
-                txn.add(db.api.add_br("br-ul", datapath_type="netdev"))
+                txn.add(db.api.add_br("br-ul", datapath_type=datapath))
                 txn.add(db.api.add_port("br-ul", "ul0"))
             ip("-n", ns, "addr", "add", f"{HOSTS[host][1]}/24", "dev", "br-ul")
             ip("-n", ns, "link", "set", "br-ul", "up")
@@ -427,8 +442,8 @@ class OvsLab:
 
 
 @pytest.fixture
-def lab(ovsdbs: dict[str, Ovsdb]) -> Iterator[OvsLab]:
-    lab = OvsLab(ovsdbs)
+def lab(ovsdbs: dict[str, Ovsdb], datapath: str) -> Iterator[OvsLab]:
+    lab = OvsLab(ovsdbs, datapath)
     yield lab
     lab.destroy()
 
@@ -454,6 +469,7 @@ def ofport(db: Ovsdb, name: str) -> int:
     return int(value[0] if isinstance(value, list) else value)
 
 
+@pytest.mark.parametrize("datapath", DATAPATHS, indirect=True)
 def test_ping_across_vxlan_between_vms_on_two_hosts(
     server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb],
     lab: OvsLab,
@@ -537,6 +553,7 @@ def test_ping_across_vxlan_between_vms_on_two_hosts(
     assert net.get_port(vm_a.id).status == "ACTIVE"
 
 
+@pytest.mark.parametrize("datapath", DATAPATHS, indirect=True)
 def test_ping_across_vlan_and_flat_provider_networks_through_the_physnet_bridges(
     server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb],
     lab: OvsLab,
@@ -579,6 +596,7 @@ def test_ping_across_vlan_and_flat_provider_networks_through_the_physnet_bridges
                     timeout=1).returncode == 1
 
 
+@pytest.mark.parametrize("datapath", DATAPATHS, indirect=True)
 def test_restart_restores_flows_and_removes_stale_ones(
     server: stackcore.Cloud, make_agent: Callable[..., OvsAgent], ovsdbs: dict[str, Ovsdb],
     lab: OvsLab,

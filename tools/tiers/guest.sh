@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Tier "guest": the tests that need a full kernel, in ONE nested guest booted for this tier
+# (tests/guest/vm.py: Debian's kernel under virtme-ng and QEMU TCG; tools/backends/README.md,
+# "The full-kernel guest"): `pytest -m guest --guest` runs every test marked guest - inside the
+# guest (device-mapper, thin pools, 802.1q, the OVS kernel datapath, the iSCSI initiator, the
+# kernel NFS client) or driving it from the host (os-brick attaching the host's tgtd and
+# nfs-ganesha exports in the guest) - and the lvm volume conformance suite inside the guest,
+# whose result joins the support matrix (printed again here, lvm included).
+# Never run next to a CPU hog (the unit tier's stops with it): the guest's boot and its
+# emulated CPUs need both cores.  Prints the guest's boot time and the in-guest pytest time.
+# Alone: bash tools/tiers/guest.sh [PYTEST ARGS]   (needs .venv with the drivers and the
+# backends including the guest's packages: tools/backends/up.sh)
+set -uo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+tier guest
+
+step "tests in the full-kernel guest" .venv/bin/pytest -rfEs -p no:cacheprovider -m guest \
+  --guest --guest-results .stackcore-conformance tests "$@"
+step "support matrix (lvm from the guest)" .venv/bin/stackcore matrix \
+  --results .stackcore-conformance

@@ -3,14 +3,17 @@
 # use (tools/backends/up.sh), builds the virtualenv, then runs the tiers, one script each in
 # tools/tiers/ (each also runs on its own: bash tools/tiers/NAME.sh), in this order:
 #   lint         ruff, mypy on stackcore/, mypy --strict on the drivers
-#   docs         the Sphinx docs with -W
 #   conformance  every installed driver against its family suite (tests/conformance/configs),
-#                then the support matrix
-#   template     the third-party template (examples/) installed out of tree in its own tox env
-#   unit         unit + functional tests (one pytest run; this script's arguments go to it)
+#                then the support matrix; the results carry this run's id
+#   template     every third-party template (examples/, one per family) out of tree in its own
+#                tox env, all installing from one local wheelhouse built once
+#   unit         unit + functional tests (one pytest run; this script's arguments go to it),
+#                with the conformance kit's meta-test against the zoo of broken drivers
 #   guest        the tests needing a full kernel, in one nested guest (Debian's kernel under
 #                QEMU TCG), and the lvm conformance suite there; after unit, whose CPU hog
 #                must not run at the same time
+#   docs         the Sphinx docs with -W; last, because the published support matrix is built
+#                from the conformance results of this very run (lvm's from the guest included)
 # Backends and virtualenv stop the run if they fail.  Every tier runs even if an earlier one
 # failed (as does every step inside a tier), so one run reports everything; each tier prints
 # its time, the run ends with a summary of the tiers' times and failures, and the exit status
@@ -18,9 +21,11 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
-TIERS=(lint docs conformance template unit guest)   # tools/tiers/NAME.sh
+TIERS=(lint conformance template unit guest docs)   # tools/tiers/NAME.sh
 
 started=$(date +%s)
+# One id for this run: the conformance results carry it, the docs publish the matrix of it.
+export STACKCORE_CONFORMANCE_RUN="${STACKCORE_CONFORMANCE_RUN:-$(hostname)-$(date -u +%Y%m%dT%H%M%SZ)}"
 stamp() { echo "== [$(( $(date +%s) - started ))s] $*"; }
 
 # Without the backends and the virtualenv nothing else can run: these two stop the run.

@@ -4,7 +4,8 @@ The public surface for network plugin authors is what this package re-exports (a
 from ``stackcore.network``, :mod:`stackcore.network.agents` (the agents' RPC clients) and
 :mod:`stackcore.exception`, nothing deeper):
 
-* type drivers - :class:`TypeDriver`, :class:`Segment`, ``TYPE_CONTRACT``;
+* type drivers - :class:`TypeDriver`, :class:`Segment`, ``TYPE_CONTRACT``,
+  :class:`RangedTypeDriver` (the base of a type whose IDs come from configured ranges);
 * mechanism drivers - :class:`MechanismDriver`, the contexts they are handed
   (:class:`NetworkContext`, :class:`SubnetContext`, :class:`PortContext`), ``VIF_TYPE_*``,
   ``MECHANISM_CONTRACT``;
@@ -32,6 +33,7 @@ from stackcore.network.contracts.mechanism_driver import (
 )
 from stackcore.network.contracts.type_driver import CONTRACT as TYPE_CONTRACT
 from stackcore.network.contracts.type_driver import Segment, TypeDriver
+from stackcore.network.types.ranged import RangedTypeDriver
 from stackcore.network.exceptions import (
     IpAddressExhausted,
     MechanismDriverError,
@@ -55,6 +57,7 @@ __all__ = [
     "NoNetworkAvailable",
     "PortBindingFailed",
     "PortContext",
+    "RangedTypeDriver",
     "Segment",
     "SegmentIdInUse",
     "SubnetContext",

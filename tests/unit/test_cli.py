@@ -154,6 +154,7 @@ def test_conformance_require_config_runs_only_configured_drivers(tmp_path) -> No
     assert sorted(p.name for p in results.iterdir()) == ["compute-fake.json", "run.json"]
     run = json.loads((results / "run.json").read_text())
     assert run["run"] == "t-1" and run["drivers"] == {"compute:fake": "pass"}
-    assert run["not_run"] == {"compute:libvirt": f"no compute-libvirt.conf in {configs}"}
+    assert run["not_run"] == {
+        "compute:libvirt": f"no compute-libvirt.conf in {configs}; --require-config"}
     assert json.loads((results / "compute-fake.json").read_text())["run"] == "t-1"
     assert set(glob.glob(pattern)) - before == set()  # no temporary directory left

@@ -4,7 +4,9 @@
   each with the first line of its behavioural docstring.
 * ``.. stackcore-stats-table:: module:ATTRIBUTE`` - a stats table from a ``FIELDS`` tuple of
   (field, type, meaning).
-* ``.. stackcore-support-matrix::`` - declared capabilities joined with conformance results.
+* ``.. stackcore-support-matrix::`` - declared capabilities joined with conformance results
+  (of the run that wrote ``$STACKCORE_CONFORMANCE_RESULTS``), wide tables kept on the page.
+* ``.. stackcore-connection-info::`` - storage protocols and their ``connection_info`` keys.
 * ``.. stackcore-families::`` - the registered families, from their descriptors.
 """
 
@@ -71,19 +73,48 @@ class StatsTableDirective(_RstDirective):
 
 
 class SupportMatrixDirective(_RstDirective):
-    """``.. stackcore-support-matrix::`` with an optional ``:family:`` to show one family."""
+    """``.. stackcore-support-matrix::`` with an optional ``:family:`` to show one family.
+
+    Built from the conformance results in ``$STACKCORE_CONFORMANCE_RESULTS`` (default
+    ``.stackcore-conformance``, what ``stackcore conformance`` writes) and says which run made
+    them; wide tables are turned (drivers as columns) and scroll inside the page."""
 
     option_spec = {"family": str}
 
     def run(self) -> list[nodes.Node]:
+        import dataclasses
+
         from stackcore import matrix
 
         results = os.environ.get("STACKCORE_CONFORMANCE_RESULTS", ".stackcore-conformance")
         built = matrix.build(results)
         if "family" in self.options:
-            built = {f: v for f, v in built.items() if f == self.options["family"]}
+            built = dataclasses.replace(built, tables={
+                f: v for f, v in built.tables.items() if f == self.options["family"]})
         text = matrix.render_rst(built)
         return self.emit([*text.splitlines(), ""])
+
+
+class ConnectionInfoDirective(_RstDirective):
+    """``.. stackcore-connection-info::`` - per storage protocol, the ``driver_volume_type``
+    and the ``connection_info`` data keys (required by the schema, and read by the kit to open
+    the volume with qemu)."""
+
+    def run(self) -> list[nodes.Node]:
+        from stackcore.testing.datapath import OPENED_WITH
+        from stackcore.volume.connection_info import DATA_SCHEMAS, PROTOCOL_TO_VOLUME_TYPE
+
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 15 15 45 25", "",
+                 "   * - ``STORAGE_PROTOCOL``", "     - ``driver_volume_type``",
+                 "     - required ``data`` keys", "     - the kit opens it with"]
+        opened = {"local": "qemu: a local file or device", "nfs": "qemu ``nfs://`` (libnfs)",
+                  "rbd": "qemu ``rbd:`` (librbd)", "iscsi": "qemu ``iscsi://`` (libiscsi)"}
+        for protocol, kind in PROTOCOL_TO_VOLUME_TYPE.items():
+            keys = ", ".join(f"``{k}``" for k in DATA_SCHEMAS[kind]["required"])
+            read = ", ".join(f"``{k}``" for k in OPENED_WITH[kind])
+            lines += [f"   * - ``{protocol}``", f"     - ``{kind}``", f"     - {keys}",
+                      f"     - {opened[kind]} (reads {read})"]
+        return self.emit([*lines, ""])
 
 
 class FamiliesDirective(_RstDirective):
@@ -107,7 +138,14 @@ class FamiliesDirective(_RstDirective):
         return self.emit([*lines, ""])
 
 
+def _add_static(app):  # type: ignore[no-untyped-def]
+    app.config.html_static_path.append(os.path.join(os.path.dirname(__file__), "static"))
+
+
 def setup(app):  # type: ignore[no-untyped-def]
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("stackcore-docs.css")
+    app.add_directive("stackcore-connection-info", ConnectionInfoDirective)
     app.add_directive("stackcore-contract", ContractDirective)
     app.add_directive("stackcore-stats-table", StatsTableDirective)
     app.add_directive("stackcore-support-matrix", SupportMatrixDirective)

@@ -111,6 +111,8 @@ class JsonFileDriver(HypervisorDriver):
               block_device_info: Sequence[Mapping[str, Any]]) -> None:
         if os.path.exists(self._path(instance.uuid)):
             raise exception.Conflict(f"instance {instance.uuid} already exists")
+        if not os.path.isfile(image.path):  # nothing to boot: fail before making anything
+            raise exception.Invalid("image.path", f"{image.path} does not exist", image.path)
         self._write(instance.uuid, {"name": instance.name, "power_state": int(PowerState.RUNNING)})
 
     def destroy(self, instance: Instance, network_info: Sequence[Mapping[str, Any]],

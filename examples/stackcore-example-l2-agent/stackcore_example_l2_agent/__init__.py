@@ -1,0 +1,1 @@
+"""An example third-party L2 agent for stackcore."""

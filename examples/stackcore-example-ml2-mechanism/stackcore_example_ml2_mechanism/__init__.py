@@ -1,0 +1,1 @@
+"""An example third-party ML2 mechanism driver for stackcore."""

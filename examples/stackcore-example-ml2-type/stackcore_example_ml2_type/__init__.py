@@ -1,0 +1,1 @@
+"""An example third-party ML2 type driver for stackcore."""

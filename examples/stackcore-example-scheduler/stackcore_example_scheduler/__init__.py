@@ -1,0 +1,1 @@
+"""An example third-party scheduler filter and weigher for stackcore."""

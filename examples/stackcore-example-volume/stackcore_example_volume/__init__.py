@@ -1,0 +1,1 @@
+"""An example third-party volume driver for stackcore."""

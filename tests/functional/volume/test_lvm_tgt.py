@@ -14,8 +14,8 @@ from stackcore_drivers.volume.lvm import has_device_mapper
 from stackcore_drivers.volume.tgt import TgtTarget
 
 from stackcore import exception
+from stackcore.testing.datapath import expect_pattern, virtual_size, write_pattern
 from stackcore.testing.harness import DriverUnderTest
-from stackcore.testing.suites.volume import assert_pattern, virtual_size, write_pattern
 from stackcore.volume.objects import Snapshot, Volume
 from tests.conftest import backend_env
 
@@ -69,9 +69,9 @@ def test_file_lun_export_with_chap(target, lun_file, portal) -> None:
         info = {"driver_volume_type": "iscsi",
                 "data": TgtTarget.properties("v", update["provider_location"],
                                              update["provider_auth"])}
-        assert virtual_size(info) == 64 * MiB
+        assert virtual_size(info, "the LUN's size") == 64 * MiB
         write_pattern(info, MiB, 0x3C)
-        assert_pattern(info, MiB, 0x3C)
+        expect_pattern(info, MiB, 0x3C, "the pattern written through qemu's initiator")
         with open(lun_file, "rb") as handle:
             handle.seek(MiB)
             assert handle.read(16) == b"\x3c" * 16

@@ -38,7 +38,7 @@ run_template() {
         echo "!! a distribution named 'stackcore' is installed in $name's env"; rc=1
       fi
     fi
-    exit "$rc"
+    return "$rc"
   } >"$log" 2>&1
 }
 

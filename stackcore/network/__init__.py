@@ -33,7 +33,6 @@ from stackcore.network.contracts.mechanism_driver import (
 )
 from stackcore.network.contracts.type_driver import CONTRACT as TYPE_CONTRACT
 from stackcore.network.contracts.type_driver import Segment, TypeDriver
-from stackcore.network.types.ranged import RangedTypeDriver
 from stackcore.network.exceptions import (
     IpAddressExhausted,
     MechanismDriverError,
@@ -41,6 +40,7 @@ from stackcore.network.exceptions import (
     PortBindingFailed,
     SegmentIdInUse,
 )
+from stackcore.network.types.ranged import RangedTypeDriver
 
 __all__ = [
     "AGENT_CONTRACT",

@@ -177,6 +177,8 @@ def _conformance(args: argparse.Namespace) -> int:
                     command = [
                         sys.executable, "-m", "pytest", "--pyargs", family.suite,
                         "-o", "python_files=*.py", "-p", "no:cacheprovider", "-q", "-rfEsX",
+                        # a plugin unrelated to the kit, ~1 s of imports per suite run
+                        "-p", "no:hypothesispytest",
                         "--stackcore-driver", f"{family.name}:{found.name}",
                         "--stackcore-run", run,
                         "--stackcore-results", os.path.join(args.results, f"{result}.json"),

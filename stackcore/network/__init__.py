@@ -20,6 +20,9 @@ agents' RPC endpoints and clients), :mod:`~stackcore.network.api` (``cloud.netwo
 :mod:`~stackcore.network.family`.
 """
 
+from typing import TYPE_CHECKING, Any
+
+from stackcore import lazy
 from stackcore.network.contracts.agent import AGENT_OPTS, L2AgentPlugin
 from stackcore.network.contracts.agent import CONTRACT as AGENT_CONTRACT
 from stackcore.network.contracts.mechanism_driver import CONTRACT as MECHANISM_CONTRACT
@@ -40,7 +43,19 @@ from stackcore.network.exceptions import (
     PortBindingFailed,
     SegmentIdInUse,
 )
-from stackcore.network.types.ranged import RangedTypeDriver
+
+if TYPE_CHECKING:
+    from stackcore.network.types.ranged import RangedTypeDriver
+
+
+def _ranged() -> Any:
+    from stackcore.network.types.ranged import RangedTypeDriver
+
+    return RangedTypeDriver
+
+
+# RangedTypeDriver brings SQLAlchemy: imported when first used, not with the package.
+__getattr__ = lazy.attributes(__name__, {"RangedTypeDriver": _ranged})
 
 __all__ = [
     "AGENT_CONTRACT",

@@ -393,9 +393,11 @@ class VolumeAPI:
         return row  # type: ignore[no-any-return]
 
     def delete(self, volume_id: str) -> None:
-        """Delete a volume. Deleting a deleted volume succeeds; a volume with snapshots or
-        attachments, or one being worked on, is refused with InvalidState. A volume that never
-        reached a backend is removed at once."""
+        """Delete a volume. Deleting a deleted volume succeeds, and so does deleting one that
+        another call is deleting (this one waits for it: concurrent deletes both succeed, or
+        both see the failure); a volume with snapshots or attachments, or one being worked
+        on, is refused with InvalidState. A volume that never reached a backend is removed at
+        once."""
         validate.uuid_like("volume_id", volume_id)
         with self.db.transaction() as session:
             row = session.get(models.Volume, volume_id)
@@ -403,19 +405,31 @@ class VolumeAPI:
                 raise exception.NotFound("volume", volume_id)
             if row.status == VolumeStatus.DELETED:
                 return
-            allowed = (VolumeStatus.AVAILABLE, VolumeStatus.ERROR, VolumeStatus.ERROR_DELETING,
-                       VolumeStatus.ERROR_EXTENDING)
-            if row.status not in allowed:
-                raise exception.InvalidState(
-                    f"cannot delete volume {volume_id} while it is {row.status}",
-                    state=row.status)
-            from stackcore.volume.manager import VolumeManager
+            deleting = row.status == VolumeStatus.DELETING
+            if not deleting:
+                allowed = (VolumeStatus.AVAILABLE, VolumeStatus.ERROR,
+                           VolumeStatus.ERROR_DELETING, VolumeStatus.ERROR_EXTENDING)
+                if row.status not in allowed:
+                    raise exception.InvalidState(
+                        f"cannot delete volume {volume_id} while it is {row.status}",
+                        state=row.status)
+                from stackcore.volume.manager import VolumeManager
 
-            VolumeManager._refuse_if_busy(session, row)  # noqa: SLF001
-            host = row.host
-            if host is None:
-                row.status, row.deleted_at = VolumeStatus.DELETED, core_models.utcnow()
-                return
+                VolumeManager._refuse_if_busy(session, row)  # noqa: SLF001
+                host = row.host
+                if host is None:
+                    row.status, row.deleted_at = VolumeStatus.DELETED, core_models.utcnow()
+                    return
+        if deleting:
+            final = self.wait(volume_id, (VolumeStatus.DELETED, VolumeStatus.ERROR_DELETING,
+                                          VolumeStatus.AVAILABLE, VolumeStatus.ERROR),
+                              self.conf.volume.operation_timeout)
+            if final.status != VolumeStatus.DELETED:
+                raise exception.InvalidState(
+                    f"volume {volume_id} was being deleted by another call, which ended "
+                    f"{final.status}", state=final.status)
+            return
+        assert host is not None
         self.rpc.delete_volume(host, volume_id)
 
     def extend(self, volume_id: str, new_size: int) -> Volume:

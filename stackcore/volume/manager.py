@@ -335,6 +335,7 @@ class VolumeManager:
         with self._stats_gate.exclusive():
             return self._publish_stats()
 
+    @db_api.retry_on_conflict
     def _publish_stats(self) -> dict[str, Any]:
         source = f"volume driver {self.driver_name!r} on {self.host}"
         try:
@@ -354,6 +355,14 @@ class VolumeManager:
         default_mosr = volume_opts.mosr(self.conf, self.backend)
         now = core_models.utcnow()
         with self.db.transaction() as session:
+            # Lock the pool rows first: a claim or release changes a pool row and its volume
+            # in one transaction, so once these locks are held every claim and release of
+            # these pools is committed (and visible to the sums below) or waits for this
+            # report. Reading the sums first would let one commit in between, and writing
+            # the stale sum would lose it (a release lost is capacity leaked for good).
+            pools = session.execute(sa.select(models.VolumePool).where(
+                models.VolumePool.host == self.host).order_by(models.VolumePool.pool_name)
+                .with_for_update()).scalars().all()
             allocated = dict(session.execute(
                 sa.select(models.Volume.pool, sa.func.coalesce(
                     sa.func.sum(models.Volume.allocated_gb), 0))
@@ -371,8 +380,6 @@ class VolumeManager:
                 .where(models.Volume.host == self.host)
                 .group_by(models.Volume.pool)
             ).all())
-            pools = session.execute(sa.select(models.VolumePool).where(
-                models.VolumePool.host == self.host)).scalars().all()
             by_name = {p.pool_name: p for p in pools}
             published = []
             for pool_stats in report["pools"]:
@@ -480,8 +487,11 @@ class VolumeManager:
                             .values(status=VolumeStatus.ERROR))
 
     def delete_volume(self, volume_id: str) -> None:
-        """Delete the volume on the backend, give back its claim, mark it deleted."""
-        with self._locked(volume_id):
+        """Delete the volume on the backend, give back its claim, mark it deleted. Holds the
+        stats gate like a create: a report taken between the backend delete and the release
+        would count the freed space twice (gone from the backend's provisioned figure, then
+        given back by the release) and let placement overcommit."""
+        with self._locked(volume_id), self._stats_gate.shared():
             self._delete(volume_id)
 
     def _delete(self, volume_id: str) -> None:

@@ -72,7 +72,8 @@ BREAKS: dict[str, dict[str, tuple[dict[str, Any], str, str, str]]] = {
                    "rejects without a reason"),
         "whole-set-disagrees": ({"filter_all": _everyone_passes},
                                 "test_whole_set_agrees_with_per_host",
-                                "candidates where filter_all() and host_passes() disagree",
+                                "candidates where the paths disagree (filter_all() vs "
+                                "host_passes())",
                                 "the whole-set path lets everyone pass"),
     },
     "weighers": {

@@ -201,7 +201,7 @@ def _expect_unchanged(hosts: Any, before: list[Any], request: Any, request_befor
                       seed: int) -> None:
     after = _snapshot(hosts)
     changed = [hosts.names[i] for i in range(len(before)) if before[i] != after[i]]
-    check.empty(changed[:5], f"seed {seed}: candidates the plugin changed")
+    check.empty(changed[:5], f"seed {seed}: candidates changed by the plugin")
     check.equal(request, request_before, f"seed {seed}: the request after the plugin ran")
 
 
@@ -269,8 +269,8 @@ def _suite(family: str, make_set: Callable[[int], Any],
                             for i in range(len(hosts))]
                 got = [bool(v) for v in mask]
                 diff = [hosts.names[i] for i in range(len(hosts)) if got[i] != per_host[i]]
-                check.empty(diff[:5], f"seed {seed}: candidates where filter_all() and "
-                            "host_passes() disagree")
+                check.empty(diff[:5], f"seed {seed}: candidates where the paths disagree "
+                            "(filter_all() vs host_passes())")
 
     @mark
     class Weighers:

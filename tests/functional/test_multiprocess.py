@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 import stackcore
 from stackcore.compute import models
-from tests.conftest import backend_env
+from tests.conftest import backend_env, wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.postgres, pytest.mark.rabbit]
 
@@ -106,10 +106,8 @@ def test_killed_compute_service_is_reconciled_on_restart(split_cloud, image_file
                         .values(vm_state="building", task_state="spawning"))
     procs["compute"].send_signal(signal.SIGKILL)
     procs["compute"].wait(10)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(h.up for h in api.compute.list_hosts()):
-        time.sleep(0.5)
-    assert not any(h.up for h in api.compute.list_hosts()), "killed hosts still reported up"
+    wait_until(lambda: not any(h.up for h in api.compute.list_hosts()), 60,
+               "the killed hosts reported down")
     procs["compute"] = _start("compute", configs["compute"], log)
     after = api.compute.get_server(server.id)
     assert after.status == "ERROR" and after.task_state is None

@@ -95,9 +95,14 @@ def _run_machine(machine: type[_Machine], pool: WorkerPool, engine: sa.Engine,
     machine.counts = {"rounds": 0, "operations": 0}
     started = time.monotonic()
     run_state_machine_as_test(machine, settings=SETTINGS)
+    retries: dict[str, int] = {}
+    for answer in pool.run([[{"op": "retry_counts"}]] * WORKERS):
+        for name, count in answer[0]["ok"].items():
+            retries[name] = retries.get(name, 0) + count
     print(f"\nproperty {what}: {EXAMPLES} state machines, {machine.counts['rounds']} rounds "
           f"of {WORKERS} processes, {machine.counts['operations']} operations, invariants "
-          f"after each; {time.monotonic() - started:.1f} s")
+          f"after each; {time.monotonic() - started:.1f} s; database conflicts retried "
+          f"{retries or 0}")
 
 
 @pytest.fixture

@@ -4,10 +4,11 @@ process (the embedded default), on a real OVSDB of its own (a separate ovs-vswit
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.real
 
@@ -37,10 +38,7 @@ def test_cloud_runs_its_local_ovs_agent(make_cloud, ovsdb) -> None:
         "ovs": {"ovsdb_connection": ovsdb, "ovs_rundir": rundir, "datapath_type": "netdev",
                 "tunnel_types": ["vxlan"], "local_ip": "127.0.0.1"},
     })
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not cloud.network.list_agents(host=HOST):
-        time.sleep(0.2)
-    agents = cloud.network.list_agents(host=HOST)
+    agents = wait_until(lambda: cloud.network.list_agents(host=HOST), 60, "the agent's report")
     assert [a.agent_type for a in agents] == ["Open vSwitch agent"] and agents[0].alive
     network = cloud.network.create_network("local")
     port = cloud.network.create_port(network.id, host=HOST)

@@ -292,9 +292,9 @@ def test_restart_in_the_middle_of_a_build_releases_ports_and_exports(
         return bool(rows and rows[0].attachment_id
                     and cloud.network.list_ports(device_id=server.id))
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not half_done():
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "the build never got half done"
         time.sleep(0.01)
     assert cloud.compute.get_server(server.id).status == "BUILDING"
     monkeypatch.undo()

@@ -169,19 +169,23 @@ def virtual_size(info: Mapping[str, Any], what: str, shared: bool = False) -> in
     return int(json.loads(out[out.index("{"):])["virtual-size"])
 
 
-def allocated_bytes(info: Mapping[str, Any], what: str) -> int:
-    """Bytes the backend has allocated to the volume: qemu's ``actual-size`` (files, NFS),
-    else the data extents of ``qemu-img map`` (rbd, iSCSI)."""
+def allocated_bytes(info: Mapping[str, Any], what: str) -> tuple[int, bool]:
+    """(bytes the backend has allocated to the volume, whether that is known for sure).
+
+    qemu's ``actual-size`` (files, NFS) is exact. Otherwise the data extents of ``qemu-img
+    map`` count (rbd with its object map, iSCSI with LBA status): a hole there is certain,
+    "all data" may only mean the backend cannot tell."""
     with opened(info) as target:
         args = (target.args if target.args[0] in ("--object", "--image-opts")
                 else ["-f", target.args[1], target.args[2]])
         out = run(["qemu-img", "info", "--output=json", *args], what)
         actual = json.loads(out[out.index("{"):]).get("actual-size")
         if actual is not None:
-            return int(actual)
+            return int(actual), True
         out = run(["qemu-img", "map", "--output=json", *args], what)
     extents = json.loads(out[out.index("["):])
-    return sum(int(e["length"]) for e in extents if e.get("data"))
+    data = sum(int(e["length"]) for e in extents if e.get("data"))
+    return data, any(not e.get("data") for e in extents)
 
 
 def expect_size(info: Mapping[str, Any], gib: int, what: str, shared: bool = False) -> None:

@@ -498,10 +498,11 @@ ZOO = [
        "remove_export() of a volume the backend never had raised NotFound",
        "remove_export of an unknown volume raises"),
     _b("thin-but-preallocated", ThinButPreallocated, [CAP["thin_provisioning"]],
-       "free_capacity_gb drop for a new, unwritten 2 GiB thin volume: expected less than 1 GiB",
+       "space allocated to a new, unwritten 2 GiB thin volume: expected less than 1 GiB (space "
+       "is taken on write), got 2 GiB",
        "declares thin, allocates everything", capability="thin_provisioning"),
     _b("thick-but-sparse", ThickButSparse, [CAP["thick_provisioning"]],
-       "free_capacity_gb drop for a new 2 GiB thick volume: expected at least 1.9 GiB",
+       "space allocated to a new 2 GiB thick volume: expected 2 GiB, got 0 GiB",
        "declares thick, allocates nothing", capability="thick_provisioning"),
     _b("single-host-only", SingleHostOnly, [CAP["multiattach"]],
        "initialize_connection() for a second host raised Conflict",

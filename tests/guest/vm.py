@@ -131,7 +131,7 @@ class Guest:
         vng = tools["STACKCORE_GUEST_VNG"]
         agent = ["/bin/sh", str(START_AGENT), f"{HOST_FROM_GUEST}:{port}", str(token_file)]
         argv = [vng, "--run", tools["STACKCORE_GUEST_KERNEL"], "--user", "root",
-                "--disable-kvm", "--force-9p", "--verbose", "--network", "user", "--memory", memory,
+                "--disable-kvm", "--force-9p", "--verbose", "--network", "user", "--no-dhcp", "--memory", memory,
                 "--cpus", str(cpus), "--rwdir", str(share), "--disk", str(disk),
                 "--cwd", str(REPO),
                 # the host's root once more, for a cached mount (tools/guest/start-agent.sh)

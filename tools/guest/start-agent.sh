@@ -24,5 +24,12 @@ then
 else
   echo "start-agent: no cached view of the host root (mount tag scfast); going on uncached" >&2
 fi
+# QEMU's user network, configured statically (vng --no-dhcp): the guest is 10.0.2.15, the host
+# 10.0.2.2. (With DHCP, udev sometimes renames eth0 while virtme's DHCP client configures it,
+# and the guest ends up with no address: "Network is unreachable".)
+nic="$(ls /sys/class/net | grep -v '^lo$' | head -n 1)"
+ip link set "$nic" up
+ip -4 addr add 10.0.2.15/24 dev "$nic" 2>/dev/null || true
+ip route replace default via 10.0.2.2 dev "$nic"
 cd "$REPO"
 exec "${REPO}/.venv/bin/python" "${REPO}/tools/guest/agent.py" --connect "$1" --token-file "$2"

@@ -10,7 +10,9 @@ the segments of existing networks.
 
 Sizes: ``STACKCORE_STRESS_WORKERS`` (default 8), ``STACKCORE_STRESS_ROUNDS`` (default 40),
 ``STACKCORE_STRESS_OPS`` per worker and round (default 12); the seed is printed
-(``STACKCORE_STRESS_SEED`` replays one). A round must end within 300 s.
+(``STACKCORE_STRESS_SEED`` replays one). Bounded in time: no round starts after
+``STACKCORE_STRESS_BUDGET`` seconds (default 180; at least 5 rounds must have run by then),
+and a round must end within 300 s.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ PROVIDER_IDS = range(1, 111)  # some outside the range (allocated, never pooled)
 WORKERS = int(os.environ.get("STACKCORE_STRESS_WORKERS", "8"))
 ROUNDS = int(os.environ.get("STACKCORE_STRESS_ROUNDS", "40"))
 OPS = int(os.environ.get("STACKCORE_STRESS_OPS", "12"))
+BUDGET = float(os.environ.get("STACKCORE_STRESS_BUDGET", "180"))
+MIN_ROUNDS = 5
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres,
@@ -78,7 +82,11 @@ def test_many_processes_churning_vxlan_keep_every_id_free_xor_allocated(
     started = time.monotonic()
     try:
         with WorkerPool(WORKERS, {"overrides": overrides}) as pool:
+            rounds = 0
             for round_no in range(ROUNDS):
+                if time.monotonic() - started > BUDGET:
+                    break
+                rounds += 1
                 batches = [_round(rngs[w], held[w]) for w in range(WORKERS)]
                 results = pool.run(batches)
                 for w in range(WORKERS):
@@ -105,9 +113,10 @@ def test_many_processes_churning_vxlan_keep_every_id_free_xor_allocated(
         engine.dispose()
     elapsed = time.monotonic() - started
     total = sum(outcomes.values())
-    print(f"segment stress ({shared_url.split(':')[0]}): {total} operations in "
-          f"{elapsed:.1f} s, invariant held after each of {ROUNDS} rounds; "
+    print(f"segment stress ({shared_url.split(':')[0]}): {WORKERS} processes, {total} "
+          f"operations in {elapsed:.1f} s, invariant held after each of {rounds} rounds; "
           f"outcomes {dict(sorted(outcomes.items()))}; "
           f"conflicts retried {retries}")
+    assert rounds >= min(MIN_ROUNDS, ROUNDS), f"only {rounds} rounds within {BUDGET:g} s"
     assert outcomes.get("network_create/provider:SegmentIdInUse", 0) > 0, \
         "workers never collided on a provider ID: the test did not exercise the race"

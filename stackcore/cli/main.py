@@ -12,6 +12,8 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -191,7 +193,7 @@ def _conformance(args: argparse.Namespace) -> int:
         # Suites with a config file (real backends: the slow ones) first, so that parallel
         # runs end together; results are printed in that order.
         jobs.sort(key=lambda job: "--stackcore-config" not in job[1])
-        outcomes = _run_jobs(jobs, max(1, args.jobs))
+        outcomes = _run_jobs(jobs, max(1, args.jobs), workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     failed = [label for label, ok in outcomes.items() if not ok]
@@ -209,24 +211,54 @@ def _conformance(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_jobs(jobs: list[tuple[str, list[str]]], parallel: int) -> dict[str, bool]:
+def _run_jobs(jobs: list[tuple[str, list[str]]], parallel: int,
+              workdir: str) -> dict[str, bool]:
     """Run the suites, ``parallel`` at a time; each one's output is printed in one piece when
-    it ends (so parallel runs never interleave), with its wall time."""
+    it ends (so parallel runs never interleave), with its wall time.
+
+    A suite with a configuration (a real backend) runs in its own process; the others - cheap
+    suites of backend-free plugins, where starting an interpreter would cost more than the
+    suite - share ``parallel`` worker processes (:mod:`stackcore.testing.batch`)."""
     import concurrent.futures
     import time
 
-    def one(label: str, command: list[str]) -> tuple[str, bool, str]:
+    def one(label: str, command: list[str]) -> list[tuple[str, bool, str]]:
         started = time.monotonic()
         proc = subprocess.run(command, capture_output=True, text=True, check=False)
         took = time.monotonic() - started
-        return (label, proc.returncode == 0,
-                f"== conformance {label} ({took:.1f} s)\n{proc.stdout}{proc.stderr}")
+        return [(label, proc.returncode == 0,
+                 f"== conformance {label} ({took:.1f} s)\n{proc.stdout}{proc.stderr}")]
 
+    def batch(index: int, part: list[tuple[str, list[str]]]) -> list[tuple[str, bool, str]]:
+        path = os.path.join(workdir, f"batch-{index}.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump([(label, command[3:]) for label, command in part], handle)
+        proc = subprocess.run([sys.executable, "-m", "stackcore.testing.batch", path],
+                              capture_output=True, text=True, check=False)
+        done = {}
+        for line in proc.stdout.splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                done[record["label"]] = (
+                    record["status"] == 0,
+                    f"== conformance {record['label']} ({record['seconds']:.1f} s, "
+                    f"batch {index})\n{record['output']}")
+        return [(label, *done.get(label, (False, f"== conformance {label}: batch {index} "
+                                                 f"ended before it ({proc.returncode}):\n"
+                                                 f"{proc.stderr[-2000:]}")))
+                for label, _ in part]
+
+    singles = [job for job in jobs if "--stackcore-config" in job[1]]
+    shared = [job for job in jobs if "--stackcore-config" not in job[1]]
+    units: list[Any] = [functools.partial(one, *job) for job in singles]
+    units += [functools.partial(batch, i, shared[i::parallel])
+              for i in range(min(parallel, len(shared)))]
     outcomes: dict[str, bool] = {}
     with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
-        for label, ok, text in pool.map(lambda job: one(*job), jobs):
-            print(text.rstrip(), flush=True)
-            outcomes[label] = ok
+        for results in pool.map(lambda unit: unit(), units):
+            for label, ok, text in results:
+                print(text.rstrip(), flush=True)
+                outcomes[label] = ok
     return outcomes
 
 

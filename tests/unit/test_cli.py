@@ -158,3 +158,16 @@ def test_conformance_require_config_runs_only_configured_drivers(tmp_path) -> No
         "compute:libvirt": f"no compute-libvirt.conf in {configs}; --require-config"}
     assert json.loads((results / "compute-fake.json").read_text())["run"] == "t-1"
     assert set(glob.glob(pattern)) - before == set()  # no temporary directory left
+
+
+def test_conformance_runs_backend_free_suites_in_shared_workers(tmp_path, capsys) -> None:
+    results = tmp_path / "results"
+    assert main(["conformance", "--family", "scheduler.volume_weighers", "--results",
+                 str(results), "--jobs", "2", "--run", "t-2"]) == 0
+    out = capsys.readouterr().out
+    names = ("AllocatedCapacityWeigher", "CapacityWeigher", "VolumeNumberWeigher")
+    for name in names:
+        assert (results / f"scheduler.volume_weighers-{name}.json").is_file(), name
+    assert "batch 0)" in out and "batch 1)" in out, out
+    run = json.loads((results / "run.json").read_text())
+    assert run["drivers"] == {f"scheduler.volume_weighers:{n}": "pass" for n in names}

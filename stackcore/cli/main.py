@@ -345,6 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except exception.StackcoreError as err:
         print(f"stackcore: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `stackcore drivers | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -212,8 +212,10 @@ class VolumeDriver(abc.ABC):
     @abc.abstractmethod
     def list_backend_objects(self) -> list[str]:
         """Names of every object this driver made on its backend (volumes, snapshots,
-        temporary objects, exports), sorted. Used by reconciliation and by the conformance
-        suite to prove nothing is left behind after failures and deletes."""
+        temporary objects, exports), sorted; each name contains the id of the volume or
+        snapshot it belongs to (``volume-<id>``, ``clone-snap-<new volume id>``,
+        ``export:<volume id>`` ...), so that its owner is known. Used by reconciliation and by
+        the conformance suite to prove nothing is left behind after failures and deletes."""
 
     # --- volumes --------------------------------------------------------------------------
 

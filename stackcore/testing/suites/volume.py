@@ -166,10 +166,21 @@ class Volumes:
         self.made: list[Volume | Snapshot] = []
         self.exported: dict[str, Volume] = {}
         self.cleaned = False
+        #: every volume and snapshot id this test used: the backend objects it may leave
+        self.ids: set[str] = set()
+
+    def new_id(self) -> str:
+        ident = str(uuid.uuid4())
+        self.ids.add(ident)
+        return ident
+
+    def ours(self, names: Any) -> list[str]:
+        """Of backend object names, those of this test's volumes and snapshots (named after
+        their ids, per the contract): on a shared backend other users' objects come and go."""
+        return sorted(n for n in names if any(i in n for i in self.ids))
 
     def new(self, size: int = 1, **kwargs: Any) -> Volume:
-        return Volume(id=str(uuid.uuid4()), size=size, display_name="conformance <&>",
-                      **kwargs)
+        return Volume(id=self.new_id(), size=size, display_name="conformance <&>", **kwargs)
 
     def track(self, volume: Volume) -> Volume:
         self.made = [v for v in self.made if v.id != volume.id] + [volume]
@@ -200,7 +211,7 @@ class Volumes:
         return self.track(apply(volume, update, "create_cloned_volume"))
 
     def snapshot(self, volume: Volume) -> Snapshot:
-        snap = Snapshot(id=str(uuid.uuid4()), volume=volume, volume_size=volume.size)
+        snap = Snapshot(id=self.new_id(), volume=volume, volume_size=volume.size)
         self.made.append(snap)
         update = check.step("create_snapshot()", lambda: self.driver.create_snapshot(snap))
         if update:
@@ -260,7 +271,7 @@ class Volumes:
                 errors.append(f"{kind}({item.name}): {type(err).__name__}: {err}")
         self.made.clear()
         check.empty(errors, "deleting what the test made (as the manager does)")
-        left = sorted(set(self.driver.list_backend_objects()) - set(self.baseline))
+        left = self.ours(set(self.driver.list_backend_objects()) - set(self.baseline))
         check.empty(left, "backend objects left after the test's deletes (list_backend_objects)")
 
 
@@ -455,7 +466,7 @@ class TestVolumeAttach:
         check.step("remove_export()", lambda: volume_driver.remove_export(volume))
         check.step("a second remove_export()", lambda: volume_driver.remove_export(volume))
         volumes.exported.pop(volume.id)
-        left = sorted(set(volume_driver.list_backend_objects()) - before - {volume.name})
+        left = volumes.ours(set(volume_driver.list_backend_objects()) - before - {volume.name})
         check.empty(left, "export objects left after detach (list_backend_objects)")
 
     def test_ensure_export_restores_a_lost_export(self, volume_driver: VolumeDriver,
@@ -654,7 +665,7 @@ def _operations(volumes: Volumes, source: Volume, snap: Snapshot | None
             handle.truncate(4 * MiB)
         return ImageFile(str(uuid.uuid4()), path, "raw")
 
-    snapshot = Snapshot(id=str(uuid.uuid4()), volume=source, volume_size=source.size)
+    snapshot = Snapshot(id=volumes.new_id(), volume=source, volume_size=source.size)
     upload = ImageFile("up", volumes.image_path("raw", made_by_driver=True), "raw")
 
     def detach() -> None:
@@ -698,10 +709,10 @@ def _state(volumes: Volumes) -> tuple[list[str], list[str]]:
     return sorted(volumes.driver.list_backend_objects()), files
 
 
-def _expect_same(before: tuple[list[str], list[str]], after: tuple[list[str], list[str]],
-                 what: str) -> None:
-    new_objects = sorted(set(after[0]) - set(before[0]))
-    gone = sorted(set(before[0]) - set(after[0]))
+def _expect_same(volumes: Volumes, before: tuple[list[str], list[str]],
+                 after: tuple[list[str], list[str]], what: str) -> None:
+    new_objects = volumes.ours(set(after[0]) - set(before[0]))
+    gone = volumes.ours(set(before[0]) - set(after[0]))
     check.empty(new_objects, f"{what}, then the manager's cleanup: new backend objects")
     check.empty(gone, f"{what}, then the manager's cleanup: backend objects lost")
     check.empty(sorted(set(after[1]) - set(before[1])), f"{what}: image files left")
@@ -760,7 +771,8 @@ class TestVolumeFailures:
                 volume_driver.disarm_faults()
                 check.step(f"the manager's cleanup after {operation} failed at {point!r}",
                            op.cleanup)
-            _expect_same(before, _state(volumes), f"{operation} failing at checkpoint {point!r}")
+            _expect_same(volumes, before, _state(volumes),
+                         f"{operation} failing at checkpoint {point!r}")
         skipped = sorted({f"{op}: {missing[OPERATION_FEATURE[op]]}"
                           for op, p in declared if (op, p) not in runnable})
         if skipped:
@@ -786,7 +798,7 @@ class TestVolumeFailures:
                    "volume to image in a missing directory": "image"}[provoked]
         needs(driver, feature)
         target = volumes.new(1)
-        snap = Snapshot(id=str(uuid.uuid4()), volume=ghost, volume_size=1)
+        snap = Snapshot(id=volumes.new_id(), volume=ghost, volume_size=1)
         corrupt = volumes.image_path("qcow2")
         with open(corrupt, "wb") as handle:
             handle.write(b"QFI\xfb" + os.urandom(4096))  # a qcow2 magic, then garbage
@@ -812,14 +824,14 @@ class TestVolumeFailures:
         call, cleanup = calls[provoked]
         check.raises(Exception, call, f"{provoked}: the driver call")
         check.step(f"{provoked}: the manager's cleanup", cleanup)
-        _expect_same(before, _state(volumes), provoked)
+        _expect_same(volumes, before, _state(volumes), provoked)
 
     def test_cleanup_calls_cope_with_what_never_existed(self, volume_driver: VolumeDriver,
                                                         volumes: Volumes) -> None:
         """A create interrupted before it made anything: the manager's cleanup calls must
         still succeed (the backend never heard of the volume)."""
         volume = volumes.new(1)
-        snap = Snapshot(id=str(uuid.uuid4()), volume=volume, volume_size=1)
+        snap = Snapshot(id=volumes.new_id(), volume=volume, volume_size=1)
         for what, call in (("delete_volume", lambda: volume_driver.delete_volume(volume)),
                            ("delete_snapshot", lambda: volume_driver.delete_snapshot(snap)),
                            ("remove_export", lambda: volume_driver.remove_export(volume)),

@@ -304,12 +304,22 @@ class LvmDriver(VolumeDriver):
         return None
 
     def _clear(self, name: str, size_gb: float, attr: str) -> None:
+        """Zero a thick LV's data before it is removed (``volume_clear``). A thick (COW)
+        snapshot is cleared through its copy-on-write store (``<dm path>-cow``, as Cinder
+        does): writing through the snapshot itself would fill that store past its size and
+        invalidate it, and activating it alone is refused (its origin goes with it)."""
         if self.configuration.volume_clear != "zero" or not self.dm:
             return  # without device-mapper an LV has no device: nothing was ever written
         if self._is_thin(attr):
             return  # the pool zeroes a freed block before any other volume gets it
         size_mb = self.configuration.volume_clear_size or int(size_gb * 1024)
-        self._lvm("lvchange", "-a", "y", f"{self.vg}/{name}")
+        if attr[:1] == "s":
+            dm_path = self._lvm("lvs", "--noheadings", "-o", "lv_dm_path",
+                                f"{self.vg}/{name}").strip()
+            self._dd("/dev/zero", f"{dm_path}-cow", size_mb)
+            return
+        if attr[4:5] != "a":
+            self._lvm("lvchange", "-a", "y", f"{self.vg}/{name}")
         self._dd("/dev/zero", self._device(name), size_mb)
 
     def delete_volume(self, volume: Volume) -> None:

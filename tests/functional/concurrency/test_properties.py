@@ -7,7 +7,7 @@ sizes that exhaust the capacity); after every step the database is checked again
 invariants of the family and against the model the results imply. A failure prints the
 rounds that led to it.
 
-Budget (CI): ``STACKCORE_PROPERTY_EXAMPLES`` state machines (default 20) of at most
+Budget (CI): ``STACKCORE_PROPERTY_EXAMPLES`` state machines (default 15) of at most
 ``STACKCORE_PROPERTY_STEPS`` rounds (default 10) per family.
 """
 
@@ -33,7 +33,7 @@ from tests.functional.concurrency.pool import WorkerPool
 pytestmark = [pytest.mark.real, pytest.mark.postgres]
 
 WORKERS = 3
-EXAMPLES = int(os.environ.get("STACKCORE_PROPERTY_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("STACKCORE_PROPERTY_EXAMPLES", "15"))
 STEPS = int(os.environ.get("STACKCORE_PROPERTY_STEPS", "10"))
 # Not shrunk: rounds run by several processes do not replay exactly (who wins a race differs),
 # so hypothesis prints the failing example's rounds as they ran.

@@ -8,10 +8,10 @@ that another worker asks for in the same round). Between rounds the workers are 
 database is checked: every ID free xor allocated, free ranges disjoint, allocations exactly
 the segments of existing networks.
 
-Sizes: ``STACKCORE_STRESS_WORKERS`` (default 8), ``STACKCORE_STRESS_ROUNDS`` (default 40),
+Sizes: ``STACKCORE_STRESS_WORKERS`` (default 8), ``STACKCORE_STRESS_ROUNDS`` (default 30),
 ``STACKCORE_STRESS_OPS`` per worker and round (default 12); the seed is printed
 (``STACKCORE_STRESS_SEED`` replays one). Bounded in time: no round starts after
-``STACKCORE_STRESS_BUDGET`` seconds (default 180; at least 5 rounds must have run by then),
+``STACKCORE_STRESS_BUDGET`` seconds (default 150; at least 5 rounds must have run by then),
 and a round must end within 300 s.
 """
 
@@ -33,9 +33,9 @@ FIRST, LAST = 1, 100  # small: workers collide on the same IDs, and exhaust the 
 PROVIDER_IDS = range(1, 111)  # some outside the range (allocated, never pooled)
 
 WORKERS = int(os.environ.get("STACKCORE_STRESS_WORKERS", "8"))
-ROUNDS = int(os.environ.get("STACKCORE_STRESS_ROUNDS", "40"))
+ROUNDS = int(os.environ.get("STACKCORE_STRESS_ROUNDS", "30"))
 OPS = int(os.environ.get("STACKCORE_STRESS_OPS", "12"))
-BUDGET = float(os.environ.get("STACKCORE_STRESS_BUDGET", "180"))
+BUDGET = float(os.environ.get("STACKCORE_STRESS_BUDGET", "150"))
 MIN_ROUNDS = 5
 
 

@@ -107,7 +107,7 @@ def test_wave1_database_upgrades_to_family_branches_without_loss(
 
     upgraded = db_api.Database(url)
     try:
-        assert _versions(upgraded) == {"image_0001", "compute_0001", "volume_0001",
+        assert _versions(upgraded) == {"project_0001", "image_0001", "compute_0001", "volume_0001",
                                        "network_0001"}, "not re-labelled to the family heads"
         with upgraded.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -121,7 +121,7 @@ def test_fresh_database_gets_one_head_per_family(tmp_path: Path) -> None:
     db = db_api.Database(f"sqlite:///{tmp_path}/fresh.sqlite")
     try:
         db.upgrade()
-        assert _versions(db) == {"image_0001", "compute_0001", "volume_0001",
+        assert _versions(db) == {"project_0001", "image_0001", "compute_0001", "volume_0001",
                                  "network_0001"}
     finally:
         db.dispose()

@@ -47,8 +47,10 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 _DEVICE = re.compile(r"^/dev/(vd|sd|xvd|hd)[a-z]{1,2}$")
 
-#: the attribute of a validated method holding its arguments' schema
+#: the attribute of a validated method holding its arguments' schema (and the key of its
+#: compiled validator, for :func:`check`)
 ATTRIBUTE = "__stackcore_schema__"
+KEY_ATTRIBUTE = "__stackcore_schema_key__"
 
 
 # --- building blocks ---------------------------------------------------------------------
@@ -348,6 +350,7 @@ def accepts(**properties: Mapping[str, Any]) -> Callable[[F], F]:
             return method(self, *args, **kwargs)
 
         setattr(validated, ATTRIBUTE, schema)
+        setattr(validated, KEY_ATTRIBUTE, key)
         return validated  # type: ignore[return-value]
 
     return decorate

@@ -217,8 +217,15 @@ def test_ping_across_a_flat_network_through_the_mapped_interface(
 def test_ping_across_a_vlan_network_through_a_sub_interface(
     server: stackcore.Cloud, make_agent: Callable[..., LinuxBridgeAgent], lab: Lab
 ) -> None:
-    """Runs inside the full-kernel guest, which has 802.1q."""
+    """Runs inside the full-kernel guest, which has 802.1q. The lab leaves the mapped
+    interface ph0 down: the agent brings it up (a VLAN device on a down interface cannot
+    come up: ENETDOWN)."""
     assert ip_lib.kernel_supports_vlan(), f"expected a kernel with 802.1q here: {os.uname()}"
+    mgr = manager(lab, "host-a")
+    try:
+        assert not mgr.links()["ph0"]["up"], "the lab's ph0 should start down"
+    finally:
+        mgr.close()
     net = server.network
     agent_a, agent_b = make_agent("host-a"), make_agent("host-b")
     agent_a.start()
@@ -233,10 +240,15 @@ def test_ping_across_a_vlan_network_through_a_sub_interface(
     agent_b.sync_once()
     mgr = manager(lab, "host-a")
     try:
-        assert "ph0.150" in mgr.ports_of("brq" + network.id[:11])
+        assert agent_a.port_errors == {} and agent_b.port_errors == {}, \
+            (agent_a.port_errors, agent_b.port_errors)
+        links = mgr.links()
+        assert links["ph0"]["up"] and links["ph0.150"]["up"], links
+        assert "ph0.150" in mgr.ports_of("brq" + network.id[:11]), links
     finally:
         mgr.close()
-    assert lab.ping(port_a, "192.168.79.2").returncode == 0
+    result = lab.ping(port_a, "192.168.79.2")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_vlan_network_without_802_1q_is_a_clear_error_and_nothing_is_made(

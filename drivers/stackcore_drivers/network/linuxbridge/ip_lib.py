@@ -202,17 +202,26 @@ class LinuxBridgeManager:
         return name, True
 
     def ensure_vlan(self, interface: str, vlan_id: int) -> tuple[str, bool]:
-        """``<interface>.<vlan_id>``; DriverError with :data:`NO_VLAN_SUPPORT` when the
-        kernel has no 802.1q."""
+        """``<interface>.<vlan_id>``, with ``interface`` up (a VLAN device cannot come up on
+        a lower device that is down: the kernel answers ENETDOWN; for a flat network the
+        mapped interface is brought up by enslaving it, the same holds here). DriverError
+        with :data:`NO_VLAN_SUPPORT` when the kernel has no 802.1q. Returns (name,
+        created)."""
         from pyroute2.netlink.exceptions import NetlinkError
         name = vlan_name(interface, vlan_id)
-        if self.index(name) is not None:
-            return name, False
-        parent = self.index(interface)
+        parent = self.links().get(interface)
         if parent is None:
             raise exception.DriverError(f"physical interface {interface} does not exist")
+        if not parent["up"]:
+            try:
+                self.ipr.link("set", index=parent["index"], state="up")
+            except NetlinkError as err:
+                raise _kernel_error(f"bringing up {interface} (for {name})", err) from err
+        if self.index(name) is not None:
+            return name, False
         try:
-            self.ipr.link("add", ifname=name, kind="vlan", link=parent, vlan_id=vlan_id)
+            self.ipr.link("add", ifname=name, kind="vlan", link=parent["index"],
+                          vlan_id=vlan_id)
         except NetlinkError as err:
             if err.code == errno.EOPNOTSUPP:
                 raise exception.DriverError(f"creating {name}: {NO_VLAN_SUPPORT}") from err

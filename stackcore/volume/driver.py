@@ -183,8 +183,9 @@ class VolumeDriver(abc.ABC):
 
         Asked by the conformance kit before :meth:`delete_volume`, to verify the
         ``zero_on_delete`` capability on the backend itself: after the delete that space must
-        read zeros. Drivers declaring ``zero_on_delete`` implement it; the default says the
-        driver does not expose its raw space."""
+        read zeros. The kit asks it of a volume whose type says ``provisioning:type = thick``
+        (a thin volume's blocks are its pool's). Drivers declaring ``zero_on_delete``
+        implement it; the default says the driver does not expose its raw space."""
         raise exception.CapabilityNotSupported(type(self).__name__, "zero_on_delete (raw_space)")
 
     # --- set-up and stats -----------------------------------------------------------------

@@ -132,14 +132,23 @@ def _free_gb(driver: VolumeDriver) -> float | None:
     return float(free) if isinstance(free, (int, float)) else None
 
 
-def _provisioning_of_a_new_volume(driver: VolumeDriver, volumes: Volumes, size: int
-                                  ) -> tuple[int | None, float | None]:
-    """What a new, unwritten volume of ``size`` GiB takes: (bytes the backend allocated to it,
-    when the data path tells for sure; else None, drop of ``free_capacity_gb``, when the
-    backend reports a number; else None). The allocation comes first: the free capacity of a
-    shared backend also moves with other users. One of them must be observable."""
+#: The volume type extra spec asking for each provisioning (Cinder's ``provisioning:type``): a
+#: backend offering both (lvm: thin LVs in a pool and thick LVs) provisions each volume as its
+#: type says; one offering a single kind ignores it.
+PROVISIONING = {kind: {"provisioning:type": kind} for kind in ("thin", "thick")}
+
+
+def _provisioning_of_a_new_volume(driver: VolumeDriver, volumes: Volumes, size: int,
+                                  kind: str) -> tuple[int | None, float | None]:
+    """What a new, unwritten volume of ``size`` GiB whose type asks for ``kind``
+    provisioning takes: (bytes the backend allocated to it, when the data path tells for sure;
+    else None, drop of ``free_capacity_gb``, when the backend reports a number; else None).
+    The allocation comes first: the free capacity of a shared backend also moves with other
+    users. One of them must be observable. (Through iSCSI qemu sees every block of a volume
+    as data whether the backend allocated it or not - that is not "for sure" - so a thin LV
+    exported by tgt is judged on free capacity.)"""
     before = _free_gb(driver)
-    volume = volumes.create(size)
+    volume = volumes.create(size, extra_specs=PROVISIONING[kind])
     after = _free_gb(driver)
     drop = None if before is None or after is None else round(before - after, 2)
     missing = driver.unavailable_features()
@@ -851,9 +860,10 @@ class TestVolumeCapabilities:
     @pytest.mark.capability("thin_provisioning")
     def test_thin_volume_takes_space_only_when_written(self, volume_driver: VolumeDriver,
                                                        volumes: Volumes) -> None:
-        """A new, unwritten 2 GiB volume takes (almost) no space: seen in what the backend
-        allocated to it or, when the data path cannot tell, in its free capacity."""
-        allocated, drop = _provisioning_of_a_new_volume(volume_driver, volumes, 2)
+        """A new, unwritten 2 GiB volume of a type asking for thin provisioning takes
+        (almost) no space: seen in what the backend allocated to it or, when the data path
+        cannot tell, in its free capacity."""
+        allocated, drop = _provisioning_of_a_new_volume(volume_driver, volumes, 2, "thin")
         if allocated is not None:
             check.that(allocated < GiB, "space allocated to a new, unwritten 2 GiB thin volume",
                        "less than 1 GiB (space is taken on write)", f"{allocated / GiB:g} GiB")
@@ -865,9 +875,10 @@ class TestVolumeCapabilities:
     @pytest.mark.capability("thick_provisioning")
     def test_thick_volume_takes_its_size_at_once(self, volume_driver: VolumeDriver,
                                                  volumes: Volumes) -> None:
-        """A new 2 GiB volume takes its 2 GiB at once: seen in what the backend allocated to
-        it or, when the data path cannot tell, in its free capacity."""
-        allocated, drop = _provisioning_of_a_new_volume(volume_driver, volumes, 2)
+        """A new 2 GiB volume of a type asking for thick provisioning takes its 2 GiB at
+        once: seen in what the backend allocated to it or, when the data path cannot tell, in
+        its free capacity."""
+        allocated, drop = _provisioning_of_a_new_volume(volume_driver, volumes, 2, "thick")
         if allocated is not None:
             check.that(allocated >= 2 * GiB, "space allocated to a new 2 GiB thick volume",
                        "2 GiB", f"{allocated / GiB:g} GiB")
@@ -932,9 +943,11 @@ class TestVolumeCapabilities:
                                                         volumes: Volumes) -> None:
         """The driver overwrites a volume's data before releasing its space: the raw backend
         space the volume occupied (:meth:`VolumeDriver.raw_space`, asked before the delete)
-        reads zeros afterwards."""
+        reads zeros afterwards. The volume's type asks for thick provisioning: a thin volume's
+        blocks belong to a pool that zeroes them before reuse and have no raw space of their
+        own."""
         needs(volume_driver, "attach", "data")
-        volume, info = volumes.attach(volumes.create(1))
+        volume, info = volumes.attach(volumes.create(1, extra_specs=PROVISIONING["thick"]))
         datapath.write_pattern(info, 0, 0xD1)
         datapath.write_pattern(info, GiB - MiB, 0xD2)
         volumes.detach(volume)

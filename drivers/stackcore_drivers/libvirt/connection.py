@@ -1,5 +1,5 @@
 """One libvirt connection per driver: opened lazily, probed before use, reopened with
-exponential back-off when the daemon went away; libvirt errors mapped to stackcore's.
+exponential back-off (tenacity) when the daemon went away; libvirt errors mapped to stackcore's.
 
 Why probe before every use instead of retrying failed calls: a call that fails because the
 daemon died half-way may or may not have taken effect, so it is never replayed; it raises
@@ -13,7 +13,6 @@ import contextlib
 import functools
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +54,12 @@ def _error_sets() -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
     connection_domains = frozenset({libvirt.VIR_FROM_REMOTE, libvirt.VIR_FROM_RPC})
     not_supported = frozenset({libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED})
     return connection_codes, connection_domains, not_supported
+
+
+def _reason(err: BaseException | None) -> str:
+    """Why an attempt to connect failed, for the log and the error."""
+    get_message = getattr(err, "get_error_message", None)
+    return str(get_message()) if get_message is not None else "no connection object"
 
 
 def is_connection_error(err: libvirt.libvirtError) -> bool:
@@ -121,32 +126,40 @@ class Connection:
                 conn.close()
 
     def _open_with_backoff(self) -> Any:
+        """``libvirt.open`` tried ``retries + 1`` times, ``interval`` seconds after the first
+        failure, doubling up to ``max_interval`` (tenacity); BackendUnavailable naming the URI
+        and the last reason when every attempt failed."""
         import libvirt
+        import tenacity
+
         _libvirt()  # imported and quietened before the first connection is opened
-        delay = self.interval
-        last: libvirt.libvirtError | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(delay)
-                delay = min(delay * 2, self.max_interval)
-            try:
-                conn = libvirt.open(self.uri)
-            except libvirt.libvirtError as err:
-                last = err
-                LOG.warning("cannot connect to libvirt at %s (attempt %d of %d): %s",
-                            self.uri, attempt + 1, self.retries + 1, err.get_error_message())
-                continue
-            if conn is None:  # old bindings return None instead of raising
-                continue
-            if attempt:
-                LOG.info("reconnected to libvirt at %s", self.uri)
-            return conn
-        reason = last.get_error_message() if last is not None else "no connection object"
-        raise exception.BackendUnavailable(
-            f"cannot connect to libvirt at {self.uri} after {self.retries + 1} attempt(s): "
-            f"{reason}",
-            uri=self.uri,
+
+        def log_failure(state: tenacity.RetryCallState) -> None:
+            assert state.outcome is not None
+            LOG.warning("cannot connect to libvirt at %s (attempt %d of %d): %s",
+                        self.uri, state.attempt_number, self.retries + 1,
+                        _reason(state.outcome.exception()))
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retries + 1),
+            wait=tenacity.wait_exponential(multiplier=self.interval, max=self.max_interval),
+            # old bindings return None instead of raising
+            retry=(tenacity.retry_if_exception_type(libvirt.libvirtError)
+                   | tenacity.retry_if_result(lambda conn: conn is None)),
+            after=log_failure,
+            reraise=True,
         )
+        try:
+            conn = retrying(libvirt.open, self.uri)
+        except (libvirt.libvirtError, tenacity.RetryError) as err:
+            raise exception.BackendUnavailable(
+                f"cannot connect to libvirt at {self.uri} after {self.retries + 1} "
+                f"attempt(s): {_reason(err)}",
+                uri=self.uri,
+            ) from err
+        if retrying.statistics.get("attempt_number", 1) > 1:
+            LOG.info("reconnected to libvirt at %s", self.uri)
+        return conn
 
     @contextlib.contextmanager
     def translated(self, action: str, instance_uuid: str | None = None) -> Iterator[None]:

@@ -47,6 +47,9 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 _DEVICE = re.compile(r"^/dev/(vd|sd|xvd|hd)[a-z]{1,2}$")
 
+#: no argument nests deeper than this (a schema's own ``maxDepth`` may say less)
+MAX_NESTING = 32
+
 #: the attribute of a validated method holding its arguments' schema (and the key of its
 #: compiled validator, for :func:`check`)
 ATTRIBUTE = "__stackcore_schema__"
@@ -146,7 +149,8 @@ def _text(value: object) -> bool:
         value.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return bool(value.strip()) and not _CONTROL.search(value)
+    # blank is refused unless empty (minLength says whether empty is allowed)
+    return (value == "" or bool(value.strip())) and not _CONTROL.search(value)
 
 
 def _raises_to_false(check: Callable[[str], object]) -> Callable[[object], bool]:
@@ -243,10 +247,28 @@ def _compiled(key: int) -> Any:
 _SCHEMAS: dict[int, dict[str, Any]] = {}
 
 
-def _path(parts: Sequence[Any]) -> str:
+def _path(parts: Sequence[Any], schema_path: Sequence[Any], root: Mapping[str, Any]) -> str:
+    """``networks[0].fixed_ips[1].ip_address`` for the fields of a fixed structure,
+    ``metadata['k']`` for the keys of a mapping (an object schema that admits other keys)."""
+    as_key = []  # per instance-path step: is it a key of a mapping?
+    node: Any = root
+    for step in schema_path:
+        if step in ("properties", "additionalProperties") and isinstance(node, Mapping):
+            as_key.append(node.get("additionalProperties", True) is not False)
+        elif step in ("items", "prefixItems"):
+            as_key.append(False)
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            break
     text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    for index, part in enumerate(parts):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif index < len(as_key) and as_key[index] and text:
+            text += f"[{part!r}]"
+        else:
+            text += f".{part}" if text else str(part)
     return text
 
 
@@ -288,6 +310,12 @@ def check(schema_key: int, arguments: Mapping[str, Any]) -> None:
     """Raise Invalid for the first argument of ``arguments`` that breaks the schema."""
     import jsonschema
 
+    for name, value in arguments.items():
+        # Before jsonschema, which recurses (and quotes values) per level: no argument of any
+        # method nests deeper than this, whatever its schema says.
+        if not _depth(value, MAX_NESTING):
+            raise exception.Invalid(name, f"nests deeper than {MAX_NESTING} levels",
+                                    type(value).__name__)
     validator = _compiled(schema_key)
     error = jsonschema.exceptions.best_match(validator.iter_errors(dict(arguments)))
     if error is None:
@@ -307,7 +335,8 @@ def check(schema_key: int, arguments: Mapping[str, Any]) -> None:
     value = error.instance
     shown = value if isinstance(value, (str, int, float, bool, type(None))) else \
         type(value).__name__
-    raise exception.Invalid(_path(path), _rule(error), _safe(shown))
+    raise exception.Invalid(_path(path, list(error.absolute_schema_path), _SCHEMAS[schema_key]),
+                            _rule(error), _safe(shown))
 
 
 def _safe(value: Any) -> Any:

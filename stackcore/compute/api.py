@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, faults, service, validate, wait
+from stackcore import exception, faults, schemas, service, validate, wait
+from stackcore import schemas as s
 from stackcore.compute import block_devices, models
+from stackcore.compute import schemas as cs
 from stackcore.compute.family import COMPUTE_BINARY
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
 from stackcore.compute.placement import claims
@@ -29,6 +31,7 @@ from stackcore.compute.rpcapi import ComputeRPCAPI
 from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
 from stackcore.db import models as db_models
+from stackcore.db import paging
 from stackcore.faults import Fault
 from stackcore.image import models as image_models
 
@@ -36,9 +39,7 @@ if TYPE_CHECKING:
     from stackcore.network.api import NetworkAPI
     from stackcore.volume.api import VolumeAPI
 
-DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "iso")
-ARCHITECTURES = ("x86_64", "i686", "aarch64", "armv7l", "ppc64le", "s390x", "riscv64")
-VM_MODES = ("hvm", "xen", "uml", "exe")
+DISK_FORMATS, ARCHITECTURES, VM_MODES = cs.DISK_FORMATS, cs.ARCHITECTURES, cs.VM_MODES
 _QCOW2_MAGIC = b"QFI\xfb"
 
 
@@ -131,6 +132,8 @@ class ComputeAPI(PlacementAPI):
 
     # --- flavors ---------------------------------------------------------------------------
 
+    @schemas.accepts(name=s.NAME, vcpus=s.integer(1, 4096), ram_mb=s.integer(1, 64 * 1024 * 1024),
+                     disk_gb=s.integer(0, 1024 * 1024), extra_specs=s.optional(s.STRING_MAP))
     def create_flavor(
         self,
         name: str,
@@ -154,6 +157,7 @@ class ComputeAPI(PlacementAPI):
             raise exception.Conflict(f"a flavor named {name!r} already exists") from None
         return _flavor_view(row)
 
+    @schemas.accepts(name_or_id=cs.FLAVOR_NAME_OR_ID)
     def get_flavor(self, name_or_id: str) -> Flavor:
         with self.db.transaction() as session:
             row = session.execute(
@@ -165,11 +169,20 @@ class ComputeAPI(PlacementAPI):
             raise exception.NotFound("flavor", name_or_id)
         return _flavor_view(row)
 
-    def list_flavors(self) -> list[Flavor]:
+    @schemas.accepts(**paging.schema(cs.NAME_SORT_KEYS))
+    def list_flavors(self, *, limit: int | None = None, marker: str | None = None,
+                     sort_key: str = "name", sort_dir: str = "asc") -> list[Flavor]:
+        """Flavors, ``limit`` at a time after the flavor ``marker`` (see
+        :mod:`stackcore.db.paging`)."""
+        flavor = models.Flavor
         with self.db.transaction() as session:
-            rows = session.execute(sa.select(models.Flavor).order_by(models.Flavor.name))
-            return [_flavor_view(r) for r in rows.scalars()]
+            query = paging.page(session, sa.select(flavor), flavor.id,
+                                {"name": flavor.name, "id": flavor.id}, limit=limit,
+                                marker=marker, sort_key=sort_key, sort_dir=sort_dir,
+                                resource="flavor")
+            return [_flavor_view(r) for r in session.execute(query).scalars()]
 
+    @schemas.accepts(name_or_id=cs.FLAVOR_NAME_OR_ID)
     def delete_flavor(self, name_or_id: str) -> None:
         """Delete a flavor. Servers keep a copy of their flavor, so it may be in use."""
         flavor = self.get_flavor(name_or_id)
@@ -178,6 +191,8 @@ class ComputeAPI(PlacementAPI):
 
     # --- images ----------------------------------------------------------------------------
 
+    @schemas.accepts(name=s.NAME, path=s.string(4096), disk_format=s.enum(*cs.DISK_FORMATS),
+                     properties=s.optional(cs.IMAGE_PROPERTIES))
     def register_image(
         self,
         name: str,
@@ -218,6 +233,7 @@ class ComputeAPI(PlacementAPI):
         return Image(row.id, row.name, row.path, row.disk_format, row.size_bytes,
                      dict(row.properties))
 
+    @schemas.accepts(name_or_id=cs.IMAGE_NAME_OR_ID)
     def get_image(self, name_or_id: str) -> Image:
         with self.db.transaction() as session:
             rows = session.execute(
@@ -230,11 +246,18 @@ class ComputeAPI(PlacementAPI):
             raise exception.Conflict(f"{len(rows)} images are named {name_or_id!r}; use the id")
         return self._image_view(rows[0])
 
-    def list_images(self) -> list[Image]:
+    @schemas.accepts(**paging.schema(cs.NAME_SORT_KEYS))
+    def list_images(self, *, limit: int | None = None, marker: str | None = None,
+                    sort_key: str = "name", sort_dir: str = "asc") -> list[Image]:
+        """Images, ``limit`` at a time after the image ``marker``."""
+        image = image_models.Image
         with self.db.transaction() as session:
-            rows = session.execute(sa.select(image_models.Image).order_by(image_models.Image.name))
-            return [self._image_view(r) for r in rows.scalars()]
+            query = paging.page(session, sa.select(image), image.id,
+                                {"name": image.name, "id": image.id}, limit=limit, marker=marker,
+                                sort_key=sort_key, sort_dir=sort_dir, resource="image")
+            return [self._image_view(r) for r in session.execute(query).scalars()]
 
+    @schemas.accepts(name_or_id=cs.IMAGE_NAME_OR_ID)
     def delete_image(self, name_or_id: str) -> None:
         image = self.get_image(name_or_id)
         with self.db.transaction() as session:
@@ -250,6 +273,10 @@ class ComputeAPI(PlacementAPI):
 
     # --- servers ---------------------------------------------------------------------------
 
+    @schemas.accepts(name=s.NAME, flavor=cs.FLAVOR_NAME_OR_ID, image=cs.IMAGE_NAME_OR_ID,
+                     availability_zone=s.optional(s.ZONE), metadata=s.optional(s.STRING_MAP),
+                     wait=s.BOOLEAN, timeout=s.TIMEOUT, server_group=s.OPTIONAL_UUID,
+                     networks=cs.NETWORKS, volumes=cs.VOLUMES)
     def create_server(
         self,
         name: str,
@@ -321,7 +348,11 @@ class ComputeAPI(PlacementAPI):
             # A server deleted while being scheduled stays the delete's (no fault, no ERROR).
             self._record_fault(server_id, "schedule", err)
             return self.get_server(server_id, include_deleted=True)
-        self.compute_rpc.build_and_run_instance(chosen["host"], server_id)
+        try:
+            self.compute_rpc.build_and_run_instance(chosen["host"], server_id)
+        except exception.StackcoreError as err:  # never reached the compute host
+            self._record_fault(server_id, "build_and_run_instance", err)
+            return self.get_server(server_id, include_deleted=True)
         if not wait:
             return self.get_server(server_id)
         return self.wait_for_server(server_id, timeout=timeout)
@@ -435,6 +466,9 @@ class ComputeAPI(PlacementAPI):
             raise exception.Conflict(f"{field}: volume {volume_id} is already reserved for "
                                      f"server {holders[0]}")
 
+    @schemas.accepts(flavor=cs.FLAVOR_NAME_OR_ID, image=cs.IMAGE_NAME_OR_ID,
+                     availability_zone=s.optional(s.ZONE), server_group=s.OPTIONAL_UUID,
+                     limit=s.optional(s.integer(1, 1000)))
     def explain_placement(
         self,
         flavor: str,
@@ -469,10 +503,12 @@ class ComputeAPI(PlacementAPI):
             session.add(faults.new(models.InstanceFault, err, step=step, instance_uuid=server_id,
                                    host=None))
             row.vm_state, row.task_state = VmState.ERROR, None
-            if step == "schedule":
+            if step in ("schedule", "build_and_run_instance"):
                 claims.release(session, server_id)
             return True
 
+    @schemas.accepts(server_id=s.UUID, statuses=s.array(s.enum(*cs.SERVER_STATUSES), 16),
+                     timeout=s.TIMEOUT)
     def wait_for_server(
         self, server_id: str, statuses: tuple[str, ...] = ("ACTIVE", "ERROR"),
         timeout: float | None = None,
@@ -485,6 +521,7 @@ class ComputeAPI(PlacementAPI):
             lambda s: f"server {server_id} still {s.status} ({s.task_state})",
         )
 
+    @schemas.accepts(server_id=s.UUID, include_deleted=s.BOOLEAN)
     def get_server(self, server_id: str, include_deleted: bool = False) -> Server:
         validate.uuid_like("server_id", server_id)
         with self.db.transaction() as session:
@@ -520,6 +557,11 @@ class ComputeAPI(PlacementAPI):
             fault=None if fault is None else faults.view(fault),
         )
 
+    @schemas.accepts(status=s.optional(s.enum(*cs.SERVER_STATUSES)), host=s.optional(s.HOST),
+                     name=s.optional(s.NAME), availability_zone=s.optional(s.ZONE),
+                     flavor=s.optional(cs.FLAVOR_NAME_OR_ID), image=s.optional(cs.IMAGE_NAME_OR_ID),
+                     metadata=s.optional(s.STRING_MAP), include_deleted=s.BOOLEAN,
+                     **paging.schema(cs.SERVER_SORT_KEYS))
     def list_servers(
         self,
         *,
@@ -531,10 +573,15 @@ class ComputeAPI(PlacementAPI):
         image: str | None = None,
         metadata: Mapping[str, str] | None = None,
         include_deleted: bool = False,
+        limit: int | None = None,
+        marker: str | None = None,
+        sort_key: str = "created_at",
+        sort_dir: str = "asc",
     ) -> list[Server]:
-        """Servers matching every given filter. ``name`` matches a substring; ``metadata``
-        matches servers having all of the given key/value pairs."""
-        query = sa.select(models.Instance).order_by(models.Instance.created_at)
+        """Servers matching every given filter, ``limit`` at a time after the server
+        ``marker``. ``name`` matches a substring; ``metadata`` matches servers having all of the
+        given key/value pairs."""
+        query = sa.select(models.Instance)
         if status is not None:
             query = query.where(models.Instance.vm_state == status.lower())
         elif not include_deleted:
@@ -547,15 +594,22 @@ class ComputeAPI(PlacementAPI):
             query = query.where(models.Instance.flavor_id == self.get_flavor(flavor).id)
         if image is not None:
             query = query.where(models.Instance.image_id == self.get_image(image).id)
-        wanted = validate.string_map("metadata", metadata)
+        if name is not None:
+            query = query.where(models.Instance.name.contains(name, autoescape=True))
+        instance = models.Instance
+        keys = {"created_at": instance.created_at, "name": instance.name, "id": instance.uuid}
         with self.db.transaction() as session:
-            rows = session.execute(query).scalars().all()
-            return [
-                self._server_view(r, None)
-                for r in rows
-                if (name is None or name in r.name)
-                and all(r.metadata_.get(k) == v for k, v in wanted.items())
-            ]
+            if not metadata:
+                query = paging.page(session, query, instance.uuid, keys, limit=limit,
+                                    marker=marker, sort_key=sort_key, sort_dir=sort_dir,
+                                    resource="server")
+                return [self._server_view(r, None) for r in session.execute(query).scalars()]
+            # Metadata is a JSON column: filtered here, then paged over what matched.
+            query = paging.page(session, query, instance.uuid, keys, limit=None, marker=marker,
+                                sort_key=sort_key, sort_dir=sort_dir, resource="server")
+            found = [self._server_view(r, None) for r in session.execute(query).scalars()
+                     if all(r.metadata_.get(k) == v for k, v in metadata.items())]
+            return found if limit is None else found[:limit]
 
     def _service_up(self, host: str) -> bool:
         with self.db.transaction() as session:
@@ -566,6 +620,7 @@ class ComputeAPI(PlacementAPI):
             ).scalar_one_or_none()
         return svc is not None and service.is_up(svc.last_seen_at, self.conf.service_down_time)
 
+    @schemas.accepts(server_id=s.UUID)
     def delete_server(self, server_id: str) -> None:
         """Delete from any state. Deleting a deleted server succeeds (idempotent); an unknown
         id raises NotFound. If the server never reached a host, or its compute service is down,
@@ -627,6 +682,7 @@ class ComputeAPI(PlacementAPI):
 
     # --- volumes of servers ----------------------------------------------------------------
 
+    @schemas.accepts(server_id=s.UUID, volume_id=s.UUID, mountpoint=s.optional(s.DEVICE_NAME))
     def attach_volume(self, server_id: str, volume_id: str,
                       mountpoint: str | None = None) -> ServerVolume:
         """Attach a volume to a server (ACTIVE, STOPPED, PAUSED or SUSPENDED, no task running)
@@ -644,6 +700,7 @@ class ComputeAPI(PlacementAPI):
         self.compute_rpc.attach_volume(host, server_id, volume_id, mountpoint)
         return self._server_volume(server_id, volume_id)
 
+    @schemas.accepts(server_id=s.UUID, volume_id=s.UUID)
     def detach_volume(self, server_id: str, volume_id: str) -> None:
         """Detach a volume from a server (hypervisor first, then the export); the volume is
         ``available`` again afterwards. NotFound if it is not attached to the server."""
@@ -651,6 +708,7 @@ class ComputeAPI(PlacementAPI):
         volume_id = validate.uuid_like("volume_id", volume_id)
         self.compute_rpc.detach_volume(self._host_of(server_id), server_id, volume_id)
 
+    @schemas.accepts(server_id=s.UUID)
     def list_server_volumes(self, server_id: str) -> list[ServerVolume]:
         """The volumes of a server, in the order they were asked for."""
         self.get_server(server_id)
@@ -677,21 +735,25 @@ class ComputeAPI(PlacementAPI):
             )
         return server.host
 
+    @schemas.accepts(server_id=s.UUID, reboot_type=s.enum("SOFT", "HARD"))
     def reboot_server(self, server_id: str, reboot_type: str = "SOFT") -> Server:
         validate.choice("reboot_type", reboot_type, ("SOFT", "HARD"))
         self.compute_rpc.reboot_instance(self._host_of(server_id), server_id, reboot_type)
         return self.get_server(server_id)
 
+    @schemas.accepts(server_id=s.UUID)
     def stop_server(self, server_id: str) -> Server:
         self.compute_rpc.stop_instance(self._host_of(server_id), server_id)
         return self.get_server(server_id)
 
+    @schemas.accepts(server_id=s.UUID)
     def start_server(self, server_id: str) -> Server:
         self.compute_rpc.start_instance(self._host_of(server_id), server_id)
         return self.get_server(server_id)
 
     # --- hosts -----------------------------------------------------------------------------
 
+    @schemas.accepts()
     def list_hosts(self) -> list[Host]:
         """Compute hosts with their latest validated stats and what is claimed on them."""
         down_time = self.conf.service_down_time
@@ -723,6 +785,7 @@ class ComputeAPI(PlacementAPI):
             for svc, node in rows
         ]
 
+    @schemas.accepts(host=s.HOST, enabled=s.BOOLEAN, reason=s.optional(s.DESCRIPTION))
     def set_host_enabled(self, host: str, enabled: bool, reason: str | None = None) -> None:
         with self.db.transaction() as session:
             result = session.execute(

@@ -23,9 +23,12 @@ from typing import Any
 from oslo_config import cfg
 
 from stackcore import conf as sc_conf
-from stackcore import exception, faults, validate
+from stackcore import exception, faults, schemas, validate
+from stackcore import schemas as s
 from stackcore.db import api as db_api
+from stackcore.db import paging
 from stackcore.network import exceptions
+from stackcore.network import schemas as ns
 from stackcore.network.agents import state as agents
 from stackcore.network.contracts import mechanism_driver as mech_api
 from stackcore.network.contracts import type_driver
@@ -187,6 +190,13 @@ def load_plugins(conf: cfg.ConfigOpts) -> tuple[list[Plugin], list[Plugin]]:
     return types, mechanisms
 
 
+def _id(item: Any) -> str:
+    return str(item.id)
+
+
+_SORT: dict[str, Callable[[Any], Any]] = {"name": lambda item: item.name, "id": _id}
+
+
 def _optional_name(field: str, value: Any) -> str:
     if value == "":
         return ""
@@ -292,6 +302,10 @@ class NetworkAPI:
 
     # --- networks -------------------------------------------------------------------------
 
+    @schemas.accepts(name=ns.TEXT, network_type=s.optional(ns.NETWORK_TYPE),
+                     physical_network=s.optional(ns.PHYSNET),
+                     segmentation_id=s.optional(ns.SEGMENTATION_ID),
+                     segments=s.optional(s.array(ns.SEGMENT, 16)), admin_state_up=s.BOOLEAN)
     def create_network(
         self,
         name: str = "",
@@ -338,13 +352,20 @@ class NetworkAPI:
             provider = [_provider_segment("", network_type, physical_network, segmentation_id)]
         return _network_view(self.plugin.create_network(name, admin_state_up, provider))
 
+    @schemas.accepts(network_id=s.UUID)
     def get_network(self, network_id: str) -> Network:
         return _network_view(self.plugin.get_network(validate.uuid_like("network_id",
                                                                         network_id)))
 
-    def list_networks(self) -> list[Network]:
-        return [_network_view(d) for d in self.plugin.list_networks()]
+    @schemas.accepts(**paging.schema(ns.SORT_KEYS))
+    def list_networks(self, *, limit: int | None = None, marker: str | None = None,
+                      sort_key: str = "name", sort_dir: str = "asc") -> list[Network]:
+        """Networks, ``limit`` at a time after the network ``marker``."""
+        return paging.page_items([_network_view(d) for d in self.plugin.list_networks()],
+                                 _id, _SORT, limit=limit, marker=marker, sort_key=sort_key,
+                                 sort_dir=sort_dir, resource="network")
 
+    @schemas.accepts(network_id=s.UUID, name=ns.TEXT, admin_state_up=s.BOOLEAN)
     def update_network(
         self, network_id: str, *, name: Any = _UNSET, admin_state_up: Any = _UNSET
     ) -> Network:
@@ -356,14 +377,17 @@ class NetworkAPI:
         network_id = validate.uuid_like("network_id", network_id)
         return _network_view(self.plugin.update_network(network_id, changes))
 
+    @schemas.accepts(network_id=s.UUID)
     def delete_network(self, network_id: str) -> None:
         """Delete a network and its subnets; Conflict while it has ports. Deleting a network
         that does not exist succeeds."""
         self.plugin.delete_network(validate.uuid_like("network_id", network_id))
 
+    @schemas.accepts(network_id=s.UUID)
     def list_segments(self, network_id: str) -> list[Segment]:
         return list(self.get_network(network_id).segments)
 
+    @schemas.accepts()
     def type_usage(self) -> list[dict[str, Any]]:
         """Per type: total / allocated / free IDs per physical network and range (validated
         against :data:`stackcore.network.stats.TYPE_USAGE_SCHEMA`)."""
@@ -371,6 +395,9 @@ class NetworkAPI:
 
     # --- subnets --------------------------------------------------------------------------
 
+    @schemas.accepts(network_id=s.UUID, cidr=s.CIDR, name=ns.TEXT,
+                     ip_version=s.optional(s.enum(4, 6)), gateway_ip=ns.GATEWAY,
+                     allocation_pools=s.optional(s.array(ns.POOL, 64)), enable_dhcp=s.BOOLEAN)
     def create_subnet(
         self,
         network_id: str,
@@ -391,14 +418,20 @@ class NetworkAPI:
         spec = ipam.validate_subnet(cidr, ip_version, gateway_ip, allocation_pools)
         return _subnet_view(self.plugin.create_subnet(network_id, name, spec, enable_dhcp))
 
+    @schemas.accepts(subnet_id=s.UUID)
     def get_subnet(self, subnet_id: str) -> Subnet:
         return _subnet_view(self.plugin.get_subnet(validate.uuid_like("subnet_id", subnet_id)))
 
-    def list_subnets(self, network_id: str | None = None) -> list[Subnet]:
-        if network_id is not None:
-            network_id = validate.uuid_like("network_id", network_id)
-        return [_subnet_view(d) for d in self.plugin.list_subnets(network_id)]
+    @schemas.accepts(network_id=s.OPTIONAL_UUID, **paging.schema(ns.SORT_KEYS))
+    def list_subnets(self, network_id: str | None = None, *, limit: int | None = None,
+                     marker: str | None = None, sort_key: str = "name",
+                     sort_dir: str = "asc") -> list[Subnet]:
+        """Subnets (of ``network_id``), ``limit`` at a time after the subnet ``marker``."""
+        return paging.page_items([_subnet_view(d) for d in self.plugin.list_subnets(network_id)],
+                                 _id, _SORT, limit=limit, marker=marker, sort_key=sort_key,
+                                 sort_dir=sort_dir, resource="subnet")
 
+    @schemas.accepts(subnet_id=s.UUID, name=ns.TEXT, enable_dhcp=s.BOOLEAN)
     def update_subnet(
         self, subnet_id: str, *, name: Any = _UNSET, enable_dhcp: Any = _UNSET
     ) -> Subnet:
@@ -410,12 +443,17 @@ class NetworkAPI:
         subnet_id = validate.uuid_like("subnet_id", subnet_id)
         return _subnet_view(self.plugin.update_subnet(subnet_id, changes))
 
+    @schemas.accepts(subnet_id=s.UUID)
     def delete_subnet(self, subnet_id: str) -> None:
         """Delete a subnet; Conflict while ports hold addresses in it; a missing one is fine."""
         self.plugin.delete_subnet(validate.uuid_like("subnet_id", subnet_id))
 
     # --- ports ----------------------------------------------------------------------------
 
+    @schemas.accepts(network_id=s.UUID, name=ns.TEXT, mac_address=s.optional(s.MAC),
+                     fixed_ips=s.optional(ns.FIXED_IPS), host=ns.TEXT,
+                     vnic_type=s.enum(*ns.VNIC_TYPES), profile=s.optional(ns.PROFILE),
+                     device_id=ns.TEXT, device_owner=ns.TEXT, admin_state_up=s.BOOLEAN)
     def create_port(
         self,
         network_id: str,
@@ -449,17 +487,27 @@ class NetworkAPI:
         network_id = validate.uuid_like("network_id", network_id)
         return _port_view(self.plugin.create_port(network_id, attrs))
 
+    @schemas.accepts(port_id=s.UUID)
     def get_port(self, port_id: str) -> Port:
         return _port_view(self.plugin.get_port(validate.uuid_like("port_id", port_id)))
 
+    @schemas.accepts(network_id=s.OPTIONAL_UUID, device_id=s.optional(ns.TEXT),
+                     host=s.optional(ns.TEXT), **paging.schema(ns.SORT_KEYS))
     def list_ports(
         self, *, network_id: str | None = None, device_id: str | None = None,
-        host: str | None = None,
+        host: str | None = None, limit: int | None = None, marker: str | None = None,
+        sort_key: str = "name", sort_dir: str = "asc",
     ) -> list[Port]:
+        """Ports matching the filters, ``limit`` at a time after the port ``marker``."""
         filters = {k: v for k, v in (("network_id", network_id), ("device_id", device_id),
                                      ("host", host)) if v is not None}
-        return [_port_view(d) for d in self.plugin.list_ports(filters)]
+        return paging.page_items([_port_view(d) for d in self.plugin.list_ports(filters)],
+                                 _id, _SORT, limit=limit, marker=marker, sort_key=sort_key,
+                                 sort_dir=sort_dir, resource="port")
 
+    @schemas.accepts(port_id=s.UUID, name=ns.TEXT, fixed_ips=s.optional(ns.FIXED_IPS),
+                     host=ns.TEXT, vnic_type=s.enum(*ns.VNIC_TYPES), profile=s.optional(ns.PROFILE),
+                     device_id=ns.TEXT, device_owner=ns.TEXT, admin_state_up=s.BOOLEAN)
     def update_port(
         self,
         port_id: str,
@@ -495,12 +543,14 @@ class NetworkAPI:
         port_id = validate.uuid_like("port_id", port_id)
         return _port_view(self.plugin.update_port(port_id, changes))
 
+    @schemas.accepts(port_id=s.UUID)
     def delete_port(self, port_id: str) -> None:
         """Delete a port and free its addresses; deleting a missing port succeeds."""
         self.plugin.delete_port(validate.uuid_like("port_id", port_id))
 
     # --- agents and faults ----------------------------------------------------------------
 
+    @schemas.accepts(host=s.optional(s.HOST), agent_type=s.optional(s.IDENTIFIER))
     def list_agents(self, *, host: str | None = None, agent_type: str | None = None
                     ) -> list[Agent]:
         import sqlalchemy as sa
@@ -518,12 +568,14 @@ class NetworkAPI:
         return [Agent(r["id"], r["agent_type"], r["binary"], r["host"], r["configurations"],
                       r["alive"], r["heartbeat_at"], r["started_at"]) for r in rows]
 
+    @schemas.accepts(resource_id=s.OPTIONAL_UUID)
     def list_faults(self, resource_id: str | None = None) -> list[faults.Fault]:
         """Mechanism-driver failures recorded on update and delete postcommits."""
         return self.plugin.list_faults(resource_id)
 
     # --- the compute seam -----------------------------------------------------------------
 
+    @schemas.accepts(instance_uuid=s.UUID, host=s.HOST, requests=s.array(ns.PORT_REQUEST, 16))
     def allocate_ports_for_instance(
         self, instance_uuid: str, host: str, requests: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
@@ -578,6 +630,7 @@ class NetworkAPI:
             raise
         return [self._network_info(port) for port in ports]
 
+    @schemas.accepts(instance_uuid=s.UUID)
     def deallocate_ports_for_instance(self, instance_uuid: str) -> None:
         """Release an instance's ports: those created for it are deleted, those it was given
         are unbound and freed. Idempotent."""
@@ -589,6 +642,7 @@ class NetworkAPI:
                 self.plugin.update_port(port["id"], {"device_id": "", "device_owner": "",
                                                      "host": ""})
 
+    @schemas.accepts(instance_uuid=s.UUID)
     def network_info_for_instance(self, instance_uuid: str) -> list[dict[str, Any]]:
         """The ``network_info`` of the ports an instance holds now (what
         :meth:`allocate_ports_for_instance` returned), e.g. for the driver's destroy."""

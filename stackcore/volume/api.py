@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import struct
 import uuid
 from collections.abc import Mapping
@@ -23,12 +24,15 @@ from typing import Any
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, faults, service, validate, wait
+from stackcore import exception, faults, schemas, service, validate, wait
+from stackcore import schemas as s
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
+from stackcore.db import paging
 from stackcore.faults import Fault
 from stackcore.image import models as image_models
 from stackcore.volume import models
+from stackcore.volume import schemas as vs
 from stackcore.volume.objects import GiB
 from stackcore.volume.placement import claims
 from stackcore.volume.placement.pools import pool_rows
@@ -126,6 +130,8 @@ class VolumeAPI:
 
     # --- volume types ----------------------------------------------------------------------
 
+    @schemas.accepts(name=s.NAME, extra_specs=s.optional(vs.TYPE_EXTRA_SPECS),
+                     description=s.optional(s.DESCRIPTION))
     def create_type(self, name: str, extra_specs: Mapping[str, str] | None = None,
                     description: str | None = None) -> VolumeType:
         """A volume type. ``volume_backend_name`` in ``extra_specs`` pins volumes of the type
@@ -159,15 +165,23 @@ class VolumeAPI:
             raise exception.NotFound("volume type", name_or_id)
         return row  # type: ignore[no-any-return]
 
+    @schemas.accepts(name_or_id=vs.TYPE_NAME_OR_ID)
     def get_type(self, name_or_id: str) -> VolumeType:
         with self.db.transaction() as session:
             return self._type_view(self._type_row(session, name_or_id))
 
-    def list_types(self) -> list[VolumeType]:
+    @schemas.accepts(**paging.schema(vs.NAME_SORT_KEYS))
+    def list_types(self, *, limit: int | None = None, marker: str | None = None,
+                   sort_key: str = "name", sort_dir: str = "asc") -> list[VolumeType]:
+        """Volume types, ``limit`` at a time after the type ``marker``."""
+        vtype = models.VolumeType
         with self.db.transaction() as session:
-            rows = session.execute(sa.select(models.VolumeType).order_by(models.VolumeType.name))
-            return [self._type_view(r) for r in rows.scalars()]
+            query = paging.page(session, sa.select(vtype), vtype.id,
+                                {"name": vtype.name, "id": vtype.id}, limit=limit, marker=marker,
+                                sort_key=sort_key, sort_dir=sort_dir, resource="volume type")
+            return [self._type_view(r) for r in session.execute(query).scalars()]
 
+    @schemas.accepts(name_or_id=vs.TYPE_NAME_OR_ID)
     def delete_type(self, name_or_id: str) -> None:
         with self.db.transaction() as session:
             row = self._type_row(session, name_or_id)
@@ -180,6 +194,7 @@ class VolumeAPI:
 
     # --- placement -------------------------------------------------------------------------
 
+    @schemas.accepts()
     def list_pools(self) -> list[Pool]:
         """Every pool of every volume backend, with its latest stats and allocation."""
         down_time = self.conf.service_down_time
@@ -200,6 +215,8 @@ class VolumeAPI:
             for pool, backend, svc in rows
         ]
 
+    @schemas.accepts(size=vs.SIZE, volume_type=s.optional(vs.TYPE_NAME_OR_ID),
+                     availability_zone=s.optional(s.ZONE), limit=s.optional(s.integer(1, 1000)))
     def explain_placement(self, size: int, volume_type: str | None = None,
                           availability_zone: str | None = None,
                           limit: int | None = 20) -> dict[str, Any]:
@@ -216,6 +233,10 @@ class VolumeAPI:
 
     # --- volumes ---------------------------------------------------------------------------
 
+    @schemas.accepts(size=vs.SIZE, name=s.OPTIONAL_NAME, volume_type=s.optional(vs.TYPE_NAME_OR_ID),
+                     availability_zone=s.optional(s.ZONE), metadata=s.optional(s.STRING_MAP),
+                     snapshot_id=s.OPTIONAL_UUID, source_volume_id=s.OPTIONAL_UUID,
+                     image_id=s.optional(s.string(255)), wait=s.BOOLEAN, timeout=s.TIMEOUT)
     def create(
         self,
         size: int,
@@ -281,6 +302,10 @@ class VolumeAPI:
                 if image.disk_format not in IMAGE_FORMATS:
                     raise exception.Invalid("image_id", f"image format {image.disk_format!r} "
                                             f"cannot be copied to a volume (raw, qcow2)")
+                if not os.path.isfile(image.path):
+                    raise exception.InvalidState(
+                        f"image {image.id}'s file {image.path} is gone; the image cannot be "
+                        "copied", state="missing")
                 virtual = qcow2_virtual_size(image.path) or image.size_bytes
                 if virtual > size * GiB:
                     raise exception.Invalid("size", f"{size} GiB is smaller than the image's "
@@ -313,11 +338,17 @@ class VolumeAPI:
             with self.db.transaction() as session:
                 session.execute(sa.delete(models.Volume).where(models.Volume.id == volume_id))
             raise
-        self.rpc.create_volume(host, volume_id)
+        try:
+            self.rpc.create_volume(host, volume_id)
+        except exception.StackcoreError as err:  # never reached the volume service
+            self._dispatch_failed("volume", volume_id, "create_volume", err)
+            raise
         if not wait:
             return self.get(volume_id)
         return self.wait(volume_id, ("available", "error"), timeout)
 
+    @schemas.accepts(volume_id=s.UUID, statuses=s.array(s.enum(*vs.VOLUME_STATUSES), 16),
+                     timeout=s.TIMEOUT)
     def wait(self, volume_id: str, statuses: tuple[str, ...] = _FINAL,
              timeout: float | None = None) -> Volume:
         """Wait until the volume reaches one of ``statuses``."""
@@ -336,6 +367,7 @@ class VolumeAPI:
             return None
         return faults.view(row)
 
+    @schemas.accepts(resource_id=s.UUID)
     def faults(self, resource_id: str) -> list[Fault]:
         """Every fault recorded for a volume or snapshot, oldest first."""
         with self.db.transaction() as session:
@@ -365,6 +397,7 @@ class VolumeAPI:
             fault=self._fault(session, row.id) if row.status.startswith("error") else None,
         )
 
+    @schemas.accepts(volume_id=s.UUID, include_deleted=s.BOOLEAN)
     def get(self, volume_id: str, include_deleted: bool = False) -> Volume:
         validate.uuid_like("volume_id", volume_id)
         with self.db.transaction() as session:
@@ -373,16 +406,26 @@ class VolumeAPI:
                 raise exception.NotFound("volume", volume_id)
             return self._view(session, row)
 
+    @schemas.accepts(status=s.optional(s.enum(*vs.VOLUME_STATUSES)), host=s.optional(s.HOST),
+                     include_deleted=s.BOOLEAN, **paging.schema(vs.SORT_KEYS))
     def list_volumes(self, *, status: str | None = None, host: str | None = None,
-             include_deleted: bool = False) -> list[Volume]:
-        query = sa.select(models.Volume).order_by(models.Volume.created_at)
+                     include_deleted: bool = False, limit: int | None = None,
+                     marker: str | None = None, sort_key: str = "created_at",
+                     sort_dir: str = "asc") -> list[Volume]:
+        """Volumes matching the filters, ``limit`` at a time after the volume ``marker``."""
+        query = sa.select(models.Volume)
         if status is not None:
             query = query.where(models.Volume.status == status)
         elif not include_deleted:
             query = query.where(models.Volume.status != VolumeStatus.DELETED)
         if host is not None:
             query = query.where(models.Volume.host == host)
+        vol = models.Volume
         with self.db.transaction() as session:
+            query = paging.page(session, query, vol.id, {"created_at": vol.created_at, "name":
+                                vol.display_name, "id": vol.id, "size": vol.size}, limit=limit,
+                                marker=marker, sort_key=sort_key, sort_dir=sort_dir,
+                                resource="volume")
             return [self._view(session, r) for r in session.execute(query).scalars().all()]
 
     def _backend_of(self, volume_id: str, session: Any) -> models.Volume:
@@ -392,6 +435,7 @@ class VolumeAPI:
             raise exception.NotFound("volume", volume_id)
         return row  # type: ignore[no-any-return]
 
+    @schemas.accepts(volume_id=s.UUID)
     def delete(self, volume_id: str) -> None:
         """Delete a volume. Deleting a deleted volume succeeds, and so does deleting one that
         another call is deleting (this one waits for it: concurrent deletes both succeed, or
@@ -432,6 +476,7 @@ class VolumeAPI:
         assert host is not None
         self.rpc.delete_volume(host, volume_id)
 
+    @schemas.accepts(volume_id=s.UUID, new_size=vs.SIZE)
     def extend(self, volume_id: str, new_size: int) -> Volume:
         """Grow a volume to ``new_size`` GiB (claimed on its pool first). An attached volume
         can be extended only on a backend reporting ``online_extend_support``."""
@@ -464,10 +509,40 @@ class VolumeAPI:
         assert host is not None
         try:
             self.rpc.extend_volume(host, volume_id, new_size)
+        except exception.OperationTimeout:
+            pass  # the manager may still be at it: it records the outcome itself
+        except exception.RPCError as err:  # the call never reached the volume service
+            with self.db.transaction() as session:
+                row = self._backend_of(volume_id, session)
+                if row.status == VolumeStatus.EXTENDING:
+                    claims.release_part(session, volume_id, new_size - row.size)
+                    row.status = row.previous_status or VolumeStatus.AVAILABLE
+                    session.add(faults.new(models.VolumeFault, err, step="extend_volume",
+                                           resource="volume", resource_id=volume_id,
+                                           host=None))
+            raise
         except exception.StackcoreError:
             pass  # recorded as error_extending + fault by the manager
         return self.get(volume_id)
 
+    def _dispatch_failed(self, resource: str, resource_id: str, step: str,
+                         err: BaseException) -> None:
+        """The work was written down but could not be handed to the volume service (the
+        transport refused the message): the resource goes to ``error`` with the fault and a
+        volume gives its claim back, instead of waiting forever in a transient state."""
+        with self.db.transaction() as session:
+            model: type[models.Volume] | type[models.Snapshot] = (
+                models.Volume if resource == "volume" else models.Snapshot)
+            row = session.get(model, resource_id)
+            if row is None:
+                return
+            row.status = VolumeStatus.ERROR if resource == "volume" else SnapshotStatus.ERROR
+            session.add(faults.new(models.VolumeFault, err, step=step, resource=resource,
+                                   resource_id=resource_id, host=None))
+            if resource == "volume":
+                claims.release(session, resource_id)
+
+    @schemas.accepts(volume_id=s.UUID, metadata=s.STRING_MAP)
     def set_metadata(self, volume_id: str, metadata: Mapping[str, str]) -> Volume:
         meta = validate.string_map("metadata", metadata)
         with self.db.transaction() as session:
@@ -477,6 +552,8 @@ class VolumeAPI:
 
     # --- attachments -----------------------------------------------------------------------
 
+    @schemas.accepts(volume_id=s.UUID, connector=vs.CONNECTOR, instance_uuid=s.OPTIONAL_UUID,
+                     mountpoint=s.optional(s.DEVICE_NAME))
     def attach(self, volume_id: str, connector: Mapping[str, Any],
                instance_uuid: str | None = None, mountpoint: str | None = None) -> dict[str, Any]:
         """Attach to the host described by ``connector`` (os-brick connector properties; at
@@ -500,6 +577,7 @@ class VolumeAPI:
         return self.rpc.attach_volume(host, volume_id, dict(connector), instance_uuid,
                                       mountpoint)
 
+    @schemas.accepts(volume_id=s.UUID, attachment_id=s.OPTIONAL_UUID, force=s.BOOLEAN)
     def detach(self, volume_id: str, attachment_id: str | None = None,
                force: bool = False) -> Volume:
         """End one attachment; with ``force`` and no ``attachment_id``, end all of them (the
@@ -536,6 +614,7 @@ class VolumeAPI:
         self.rpc.detach_volume(host, volume_id, attachment_id)
         return self.get(volume_id)
 
+    @schemas.accepts(volume_id=s.UUID, attachment_id=s.UUID, server_id=s.UUID)
     def detach_from_server(self, volume_id: str, attachment_id: str, server_id: str) -> Volume:
         """End the attachment ``attachment_id`` that server ``server_id`` holds: the compute
         family's side of a server's detach (and of its delete), called once the hypervisor
@@ -560,6 +639,8 @@ class VolumeAPI:
 
     # --- snapshots -------------------------------------------------------------------------
 
+    @schemas.accepts(volume_id=s.UUID, name=s.OPTIONAL_NAME, force=s.BOOLEAN,
+                     metadata=s.optional(s.STRING_MAP), wait=s.BOOLEAN, timeout=s.TIMEOUT)
     def create_snapshot(self, volume_id: str, name: str | None = None, force: bool = False,
                         metadata: Mapping[str, str] | None = None, wait: bool = True,
                         timeout: float | None = None) -> Snapshot:
@@ -581,11 +662,17 @@ class VolumeAPI:
                                         metadata_=meta))
             host = row.host
         assert host is not None
-        self.rpc.create_snapshot(host, snapshot_id)
+        try:
+            self.rpc.create_snapshot(host, snapshot_id)
+        except exception.StackcoreError as err:  # never reached the volume service
+            self._dispatch_failed("snapshot", snapshot_id, "create_snapshot", err)
+            raise
         if not wait:
             return self.get_snapshot(snapshot_id)
         return self.wait_snapshot(snapshot_id, ("available", "error"), timeout)
 
+    @schemas.accepts(snapshot_id=s.UUID, statuses=s.array(s.enum(*vs.SNAPSHOT_STATUSES), 16),
+                     timeout=s.TIMEOUT)
     def wait_snapshot(self, snapshot_id: str, statuses: tuple[str, ...],
                       timeout: float | None = None) -> Snapshot:
         return wait.until(
@@ -594,6 +681,7 @@ class VolumeAPI:
             lambda s: f"snapshot {snapshot_id} still {s.status}",
         )
 
+    @schemas.accepts(snapshot_id=s.UUID, include_deleted=s.BOOLEAN)
     def get_snapshot(self, snapshot_id: str, include_deleted: bool = False) -> Snapshot:
         validate.uuid_like("snapshot_id", snapshot_id)
         with self.db.transaction() as session:
@@ -605,15 +693,24 @@ class VolumeAPI:
                             self._fault(session, row.id) if row.status.startswith("error")
                             else None)
 
-    def list_snapshots(self, volume_id: str | None = None) -> list[Snapshot]:
-        query = sa.select(models.Snapshot.id).where(
-            models.Snapshot.status != SnapshotStatus.DELETED).order_by(models.Snapshot.created_at)
+    @schemas.accepts(volume_id=s.OPTIONAL_UUID, **paging.schema(vs.SORT_KEYS))
+    def list_snapshots(self, volume_id: str | None = None, *, limit: int | None = None,
+                       marker: str | None = None, sort_key: str = "created_at",
+                       sort_dir: str = "asc") -> list[Snapshot]:
+        """Snapshots (of ``volume_id``), ``limit`` at a time after the snapshot ``marker``."""
+        snap = models.Snapshot
+        query = sa.select(snap.id).where(snap.status != SnapshotStatus.DELETED)
         if volume_id is not None:
-            query = query.where(models.Snapshot.volume_id == volume_id)
+            query = query.where(snap.volume_id == volume_id)
         with self.db.transaction() as session:
+            query = paging.page(session, query, snap.id, {"created_at": snap.created_at, "name":
+                                snap.display_name, "id": snap.id, "size": snap.volume_size},
+                                limit=limit, marker=marker, sort_key=sort_key, sort_dir=sort_dir,
+                                resource="snapshot")
             ids = session.execute(query).scalars().all()
         return [self.get_snapshot(i) for i in ids]
 
+    @schemas.accepts(snapshot_id=s.UUID)
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot; deleting a deleted one succeeds."""
         validate.uuid_like("snapshot_id", snapshot_id)
@@ -636,6 +733,7 @@ class VolumeAPI:
 
     # --- images ----------------------------------------------------------------------------
 
+    @schemas.accepts(volume_id=s.UUID, image_name=s.NAME, disk_format=s.enum(*vs.IMAGE_FORMATS))
     def upload_to_image(self, volume_id: str, image_name: str,
                         disk_format: str = "raw") -> dict[str, Any]:
         """Copy the volume into a new image of the compute image store; returns

@@ -771,11 +771,19 @@ class VolumeManager:
                 self._fault("volume", volume_id, "copy_volume_to_image", err)
                 self._update(volume_id, status=previous)
                 raise
-            with self.db.transaction() as session:
-                session.add(image_models.Image(
-                    id=image_id, name=image_name, path=path, disk_format=disk_format,
-                    size_bytes=size, properties={"source_volume_id": volume_id}))
-                session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
-                                .values(status=previous))
+            try:
+                with self.db.transaction() as session:
+                    session.add(image_models.Image(
+                        id=image_id, name=image_name, path=path, disk_format=disk_format,
+                        size_bytes=size, properties={"source_volume_id": volume_id}))
+                    session.execute(sa.update(models.Volume).where(models.Volume.id ==
+                                                                   volume_id)
+                                    .values(status=previous))
+            except Exception as err:  # the image row could not be written: nothing sticks
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                self._fault("volume", volume_id, "copy_volume_to_image", err)
+                self._update(volume_id, status=previous)
+                raise
         return {"id": image_id, "name": image_name, "path": path, "disk_format": disk_format,
                 "size_bytes": size}

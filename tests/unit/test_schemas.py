@@ -35,7 +35,7 @@ class Api:
     ({"name": "x", "count": 11}, "count", "<= 10"),
     ({"name": "x", "flag": "false"}, "flag", "type boolean"),
     ({"name": "x", "flag": None}, "flag", "type boolean"),
-    ({"name": "x", "meta": {"k": 1}}, "meta.k", "type string"),
+    ({"name": "x", "meta": {"k": 1}}, "meta['k']", "type string"),
     ({"name": "x", "items": [{"id": UUID, "ips": [{}]}]}, "items[0].ips[0]", "at least 1"),
     ({"name": "x", "items": [{"id": "nope"}]}, "items[0].id", "not a UUID"),
     ({"name": "x", "items": [{"id": UUID, "extra": 1}]}, "items[0]", "extra"),

@@ -142,6 +142,45 @@ def _add_static(app):  # type: ignore[no-untyped-def]
     app.config.html_static_path.append(os.path.join(os.path.dirname(__file__), "static"))
 
 
+def _schema_words(schema: dict) -> str:
+    """A compact reading of an argument's JSON schema."""
+    import json
+
+    text = json.dumps(schema, sort_keys=True, separators=(", ", ": "))
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+class ApiSchemasDirective(_RstDirective):
+    """``.. stackcore-api-schemas:: MODULE:CLASS`` - every public method of a family API with
+    the schema of each argument (the very objects the methods validate with)."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        from stackcore import schemas
+
+        module, _, attr = self.arguments[0].partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+        lines: list[str] = []
+        for name in sorted(n for n in dir(cls) if not n.startswith("_")):
+            method = getattr(cls, name)
+            schema = schemas.schema_of(method) if inspect.isfunction(method) else None
+            if schema is None:
+                continue
+            lines += [f".. rubric:: {name}", "", _first_line(method) or "", ""]
+            if not schema["properties"]:
+                lines += ["No arguments.", ""]
+                continue
+            lines += [".. list-table::", "   :header-rows: 1", "   :widths: 20 10 70", "",
+                      "   * - argument", "     - required", "     - schema"]
+            for arg, sub in schema["properties"].items():
+                required = "yes" if arg in schema.get("required", []) else "no"
+                lines += [f"   * - ``{arg}``", f"     - {required}",
+                          f"     - ``{_schema_words(sub)}``"]
+            lines.append("")
+        return self.emit(lines)
+
+
 def setup(app):  # type: ignore[no-untyped-def]
     app.connect("builder-inited", _add_static)
     app.add_css_file("stackcore-docs.css")
@@ -150,4 +189,5 @@ def setup(app):  # type: ignore[no-untyped-def]
     app.add_directive("stackcore-stats-table", StatsTableDirective)
     app.add_directive("stackcore-support-matrix", SupportMatrixDirective)
     app.add_directive("stackcore-families", FamiliesDirective)
+    app.add_directive("stackcore-api-schemas", ApiSchemasDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

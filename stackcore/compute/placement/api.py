@@ -20,10 +20,13 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 
-from stackcore import exception, validate
+from stackcore import exception, schemas, validate
+from stackcore import schemas as s
+from stackcore.compute import schemas as cs
 from stackcore.compute.placement import models
 from stackcore.compute.placement.request import POLICIES
 from stackcore.db import api as db_api
+from stackcore.db import paging
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,8 @@ class PlacementAPI:
         ).scalars().all()
         return Aggregate(row.id, row.name, tuple(hosts), dict(row.metadata_))
 
+    @schemas.accepts(name=s.NAME, metadata=s.optional(s.STRING_MAP),
+                     availability_zone=s.optional(s.ZONE))
     def create_aggregate(self, name: str, metadata: Mapping[str, str] | None = None,
                          availability_zone: str | None = None) -> Aggregate:
         """A new, empty host aggregate. ``availability_zone`` is stored as metadata."""
@@ -86,15 +91,25 @@ class PlacementAPI:
         except sa.exc.IntegrityError:
             raise exception.Conflict(f"an aggregate named {name!r} already exists") from None
 
+    @schemas.accepts(name_or_id=cs.AGGREGATE)
     def get_aggregate(self, name_or_id: str | int) -> Aggregate:
         with self.db.transaction() as session:
             return self._aggregate_view(session, self._aggregate_row(session, name_or_id))
 
-    def list_aggregates(self) -> list[Aggregate]:
+    @schemas.accepts(**paging.schema(cs.NAME_SORT_KEYS))
+    def list_aggregates(self, *, limit: int | None = None, marker: str | None = None,
+                        sort_key: str = "name", sort_dir: str = "asc") -> list[Aggregate]:
+        """Aggregates, ``limit`` at a time after the aggregate (id) ``marker``."""
+        agg = models.Aggregate
         with self.db.transaction() as session:
-            rows = session.execute(sa.select(models.Aggregate).order_by(models.Aggregate.name))
-            return [self._aggregate_view(session, r) for r in rows.scalars().all()]
+            query = paging.page(session, sa.select(agg), agg.id, {"name": agg.name, "id": agg.id},
+                                limit=limit, marker=int(marker) if marker and marker.isdigit()
+                                else marker, sort_key=sort_key, sort_dir=sort_dir,
+                                resource="aggregate")
+            return [self._aggregate_view(session, r)
+                    for r in session.execute(query).scalars().all()]
 
+    @schemas.accepts(aggregate=cs.AGGREGATE, host=s.HOST)
     def add_host(self, aggregate: str | int, host: str) -> Aggregate:
         """Put ``host`` (a compute host name) in the aggregate; adding it twice is a no-op."""
         validate.name("host", host)
@@ -108,6 +123,7 @@ class PlacementAPI:
                 session.flush()
             return self._aggregate_view(session, row)
 
+    @schemas.accepts(aggregate=cs.AGGREGATE, host=s.HOST)
     def remove_host(self, aggregate: str | int, host: str) -> Aggregate:
         """Take ``host`` out of the aggregate; NotFound if it is not in it."""
         with self.db.transaction() as session:
@@ -118,6 +134,7 @@ class PlacementAPI:
                 raise exception.NotFound("aggregate host", host)
             return self._aggregate_view(session, row)
 
+    @schemas.accepts(aggregate=cs.AGGREGATE, metadata=s.string_map(nullable_values=True))
     def set_metadata(self, aggregate: str | int, metadata: Mapping[str, str | None]) -> Aggregate:
         """Merge ``metadata`` into the aggregate's; a key given ``None`` is removed."""
         if not isinstance(metadata, Mapping):
@@ -134,6 +151,7 @@ class PlacementAPI:
             session.flush()
             return self._aggregate_view(session, row)
 
+    @schemas.accepts(aggregate=cs.AGGREGATE)
     def delete_aggregate(self, aggregate: str | int) -> None:
         """Delete an aggregate; it must hold no hosts (Nova's rule). Idempotent by name."""
         with self.db.transaction() as session:
@@ -157,6 +175,8 @@ class PlacementAPI:
         ).scalars().all()
         return ServerGroup(row.id, row.name, row.policy, dict(row.rules), tuple(members))
 
+    @schemas.accepts(name=s.NAME, policy=s.enum(*POLICIES),
+                     max_server_per_host=s.optional(s.integer(1, 1000)))
     def create_server_group(self, name: str, policy: str,
                             max_server_per_host: int | None = None) -> ServerGroup:
         """A server group with ``policy`` (affinity, anti-affinity, soft-affinity,
@@ -177,6 +197,7 @@ class PlacementAPI:
             session.flush()
             return self._group_view(session, row)
 
+    @schemas.accepts(group_id=s.UUID)
     def get_server_group(self, group_id: str) -> ServerGroup:
         validate.uuid_like("group_id", group_id)
         with self.db.transaction() as session:
@@ -185,6 +206,7 @@ class PlacementAPI:
                 raise exception.NotFound("server group", group_id)
             return self._group_view(session, row)
 
+    @schemas.accepts(group_id=s.UUID)
     def delete_server_group(self, group_id: str) -> None:
         """Delete a group (its servers stay); idempotent."""
         validate.uuid_like("group_id", group_id)

@@ -39,6 +39,11 @@ class SubnetSpec:
     allocation_pools: list[dict[str, str]]
 
 
+
+#: address types by IP version: an integer is turned into an address of the subnet's version
+_ADDRESS: dict[int, type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]] = {
+    4: ipaddress.IPv4Address, 6: ipaddress.IPv6Address}
+
 def _address(field: str, value: Any) -> IPAddress:
     if not isinstance(value, str):
         raise exception.Invalid(field, f"must be an IP address string, not "
@@ -85,8 +90,9 @@ def validate_subnet(
         raise exception.Invalid("cidr", "leaves no room for addresses (prefix too long)", cidr)
     low, high = _usable_range(net)
     gateway: IPAddress | None
+    make = _ADDRESS[net.version]  # never ip_address(int): it guesses IPv4 for small ints (::1)
     if gateway_ip == "auto":
-        gateway = ipaddress.ip_address(low)
+        gateway = make(low)
     elif gateway_ip is None:
         gateway = None
     else:
@@ -125,7 +131,6 @@ def validate_subnet(
             if next_start <= prev_end:
                 raise exception.Invalid("allocation_pools", "pools overlap", allocation_pools)
         pools = ordered
-    make = ipaddress.ip_address
     return SubnetSpec(
         ip_version=net.version,
         cidr=str(net),
@@ -178,7 +183,7 @@ def allocate_specific(session: Session, subnet: Subnet, port_id: str, address: A
 
 def allocate_any(session: Session, subnet: Subnet, port_id: str) -> str:
     """Allocate the lowest free address of ``subnet``'s pools; IpAddressExhausted if none."""
-    make = ipaddress.ip_address
+    make = _ADDRESS[subnet.ip_version]
     for pool in subnet.allocation_pools:
         start, end = int(make(pool["start"])), int(make(pool["end"]))
         for _ in range(MAX_CANDIDATES):

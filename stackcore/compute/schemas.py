@@ -1,0 +1,52 @@
+"""Argument schemas of ``cloud.compute`` (see :mod:`stackcore.schemas`), shared by its methods
+and rendered in the API reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackcore import schemas as s
+from stackcore.compute.states import VmState
+
+DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "iso")
+ARCHITECTURES = ("x86_64", "i686", "aarch64", "armv7l", "ppc64le", "s390x", "riscv64")
+VM_MODES = ("hvm", "xen", "uml", "exe")
+#: hypervisor types a driver may report (Nova's ``HVType``); an image naming another is refused
+HYPERVISOR_TYPES = ("baremetal", "bhyve", "docker", "fake", "hyperv", "ironic", "kvm", "lxc",
+                    "lxd", "parallels", "phyp", "qemu", "tcg", "uml", "vbox", "vmware", "xen",
+                    "zvm")
+SERVER_STATUSES = tuple(v.value.upper() for v in VmState)
+
+FLAVOR_NAME_OR_ID = s.string(255)
+IMAGE_NAME_OR_ID = s.string(255)
+AGGREGATE = s.one_of(s.string(255), s.integer(1, 2**31 - 1))
+
+IMAGE_PROPERTIES: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": 128,
+    "propertyNames": s.string(255),
+    "properties": {
+        "architecture": s.enum(*ARCHITECTURES),
+        "hw_architecture": s.enum(*ARCHITECTURES),
+        "hypervisor_type": s.enum(*HYPERVISOR_TYPES),
+        "img_hv_type": s.enum(*HYPERVISOR_TYPES),
+        "vm_mode": s.enum(*VM_MODES),
+        "hw_vm_mode": s.enum(*VM_MODES),
+    },
+    "additionalProperties": s.string(255, min_length=0),
+}
+
+FIXED_IP = s.obj({"subnet_id": s.UUID, "ip_address": s.IP_ADDRESS}, min_properties=1)
+NETWORK_REQUEST = s.one_of(
+    s.obj({"network_id": s.UUID, "fixed_ips": s.optional(s.array(FIXED_IP, 16))},
+          required=["network_id"]),
+    s.obj({"port_id": s.UUID}, required=["port_id"]),
+)
+VOLUME_REQUEST = s.one_of(
+    s.UUID, s.obj({"volume_id": s.UUID, "mountpoint": s.optional(s.DEVICE_NAME)},
+                  required=["volume_id"]))
+NETWORKS = s.optional(s.array(NETWORK_REQUEST, 16))
+VOLUMES = s.optional(s.array(VOLUME_REQUEST, 26))
+
+SERVER_SORT_KEYS = ("created_at", "name", "id")
+NAME_SORT_KEYS = ("name", "id")

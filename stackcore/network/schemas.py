@@ -1,0 +1,24 @@
+"""Argument schemas of ``cloud.network`` (see :mod:`stackcore.schemas`)."""
+
+from __future__ import annotations
+
+from stackcore import schemas as s
+
+VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical",
+              "virtio-forwarder", "smart-nic", "vdpa", "remote-managed")
+#: names that may be empty ("" = none)
+TEXT = s.string(255, min_length=0)
+NETWORK_TYPE = s.string(64, "identifier")
+PHYSNET = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}
+SEGMENTATION_ID = s.integer(0, 16777215)
+SEGMENT = s.obj({"network_type": NETWORK_TYPE, "physical_network": s.optional(PHYSNET),
+                 "segmentation_id": s.optional(SEGMENTATION_ID)}, required=["network_type"])
+FIXED_IP = s.obj({"subnet_id": s.UUID, "ip_address": s.IP_ADDRESS}, min_properties=1)
+FIXED_IPS = s.array(FIXED_IP, 32)
+POOL = s.obj({"start": s.IP_ADDRESS, "end": s.IP_ADDRESS}, required=["start", "end"])
+GATEWAY = s.one_of({"const": "auto"}, {"type": "null"}, s.IP_ADDRESS)
+PROFILE = s.json_document()
+PORT_REQUEST = s.one_of(
+    s.obj({"network_id": s.UUID, "fixed_ips": s.optional(FIXED_IPS)}, required=["network_id"]),
+    s.obj({"port_id": s.UUID}, required=["port_id"]))
+SORT_KEYS = ("name", "id")

@@ -531,9 +531,9 @@ class VolumeAPI:
         transport refused the message): the resource goes to ``error`` with the fault and a
         volume gives its claim back, instead of waiting forever in a transient state."""
         with self.db.transaction() as session:
-            model: type[models.Volume] | type[models.Snapshot] = (
-                models.Volume if resource == "volume" else models.Snapshot)
-            row = session.get(model, resource_id)
+            row: models.Volume | models.Snapshot | None = (
+                session.get(models.Volume, resource_id) if resource == "volume"
+                else session.get(models.Snapshot, resource_id))
             if row is None:
                 return
             row.status = VolumeStatus.ERROR if resource == "volume" else SnapshotStatus.ERROR

@@ -4,6 +4,9 @@
 #
 #   tools/backends/ovs-instance.sh NAME          # start; prints the db socket path
 #   tools/backends/ovs-instance.sh --stop NAME   # stop and delete its netns
+#   tools/backends/ovs-instance.sh --kill NAME   # SIGKILL both daemons, as a crash would (the
+#                                                # database file and the netns stay: NAME
+#                                                # again restarts them with what they had)
 #   tools/backends/ovs-instance.sh --list        # NAME<TAB>socket of each one running
 #
 # State: /var/lib/stackcore-backends/ovs-NAME/{conf.db,run/,log/}
@@ -25,7 +28,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "${HERE}/lib.sh"
 
 usage() {
-  echo "usage: $0 NAME | --stop NAME | --list" >&2
+  echo "usage: $0 NAME | --stop NAME | --kill NAME | --list" >&2
   exit 2
 }
 
@@ -63,6 +66,22 @@ case "$1" in
     sb_stop_ovs_dir "${SB_STATE}/ovs-$2" "stackcore-ovs-$2"
     sb_log "ovs instance $2 stopped"
     ;;
+  --kill)
+    (($# == 2)) || usage
+    valid_name "$2"
+    for daemon in ovs-vswitchd ovsdb-server; do
+      pidf="${SB_STATE}/ovs-$2/run/${daemon}.pid"
+      if sb_pid_alive "$pidf"; then
+        kill -KILL "$(tr -dc '0-9' <"$pidf")" 2>/dev/null || true
+      fi
+    done
+    for _ in $(seq 100); do
+      sb_pid_alive "${SB_STATE}/ovs-$2/run/ovs-vswitchd.pid" ||
+        sb_pid_alive "${SB_STATE}/ovs-$2/run/ovsdb-server.pid" || break
+      sleep 0.05
+    done
+    sb_log "ovs instance $2 killed"
+    ;;
   -*) usage ;;
   *)
     (($# == 1)) || usage
@@ -75,7 +94,7 @@ case "$1" in
         read -r -a pkgs <<<"$(sb_pkgs_for ovs)"
         sb_apt_ensure "${pkgs[@]}"
       fi
-      sb_stop_ovs_dir "$dir" "$(netns_for "$1")"
+      sb_stop_ovs_dir "$dir"   # what still runs of it; its netns (if any) stays
       sb_start_ovs_dir "$1" "$dir" "$(netns_for "$1")"
       sb_log "ovs instance $1 up in $(sb_elapsed "$start")s (netns: $(netns_for "$1"))"
     fi

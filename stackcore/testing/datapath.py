@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -56,9 +57,11 @@ def opened(info: Mapping[str, Any]) -> Iterator[Opened]:
             + (f" without {', '.join(missing)}" if missing else ""))
     secret = None
     if kind == "local" and "offset" in data:  # a range of a device (raw backend space)
+        path = data["device_path"]  # a file, or a block device (an LVM physical volume)
+        protocol = "host_device" if _is_block_device(path) else "file"
         target = Opened(["--image-opts", f"driver=raw,offset={int(data['offset'])},"
-                         f"size={int(data['size'])},file.driver=file,"
-                         f"file.filename={data['device_path']}"])
+                         f"size={int(data['size'])},file.driver={protocol},"
+                         f"file.filename={path}"])
     elif kind == "local":
         target = Opened(["-f", "raw", data["device_path"]])
     elif kind == "nfs":
@@ -88,6 +91,13 @@ def opened(info: Mapping[str, Any]) -> Iterator[Opened]:
     finally:
         if secret:
             os.unlink(secret)
+
+
+def _is_block_device(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False  # qemu says what is wrong with it
 
 
 def run(cmd: list[str], what: str) -> str:

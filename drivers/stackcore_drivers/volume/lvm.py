@@ -93,7 +93,9 @@ class LvmDriver(VolumeDriver):
     capabilities: ClassVar[Mapping[str, bool]] = {
         "thin_provisioning": True,
         "thick_provisioning": True,
-        "multiattach": False,
+        # one tgt target per volume, reached by any initiator with its CHAP credentials
+        # (Cinder's LVM driver reports multiattach too)
+        "multiattach": True,
         "online_extend": True,
         "zero_on_delete": True,
     }
@@ -248,7 +250,7 @@ class LvmDriver(VolumeDriver):
             "thin_provisioning_support": pool_free is not None,
             "thick_provisioning_support": True,
             "max_over_subscription_ratio": mosr if mosr == "auto" else float(mosr),
-            "multiattach": False,
+            "multiattach": True,
             "online_extend_support": True,
             "QoS_support": False,
         }
@@ -418,9 +420,16 @@ class LvmDriver(VolumeDriver):
         return self.target.create(volume.name, self._device(volume.name), volume.provider_auth)
 
     def ensure_export(self, volume: Volume) -> ModelUpdate:
+        """Re-create a lost target (tgtd or the host restarted, or the export was removed)
+        from the volume's own ``provider_auth`` - the same CHAP credentials as before, as
+        Cinder's TgtAdm does - with its LV active; a running target is kept."""
         self._need_dm("an iSCSI export of an LV (no device node)")
-        self.target.ensure(volume.name)
-        return None
+        lvs = self._lvs()
+        if volume.name not in lvs:
+            raise exception.NotFound("volume", volume.id, f"{volume.name} is not in {self.vg}")
+        if lvs[volume.name][1][4:5] != "a":
+            self._lvm("lvchange", "-a", "y", f"{self.vg}/{volume.name}")
+        return self.target.create(volume.name, self._device(volume.name), volume.provider_auth)
 
     def remove_export(self, volume: Volume) -> None:
         self.target.remove(volume.name)

@@ -22,6 +22,8 @@ from oslo_config import cfg
 from stackcore import conf as sc_conf
 from stackcore import exception, families, rpc
 from stackcore.db import api as db_api
+from stackcore.project.context import RequestContext
+from stackcore.project.scope import ScopedAPI
 from stackcore.service import STOP_TIMEOUT, Service, check_intervals
 
 if TYPE_CHECKING:
@@ -31,6 +33,21 @@ if TYPE_CHECKING:
     from stackcore.volume.api import VolumeAPI
 
 LOG = logging.getLogger(__name__)
+
+
+class ProjectView:
+    """The family APIs bound to one request context (``cloud.as_project(context)``): the same
+    attributes as the Cloud's (``compute``, ``volume``, ``network``, ``project`` ...)."""
+
+    def __init__(self, context: RequestContext, apis: Mapping[str, Any]) -> None:
+        self.context = context
+        for name, api in apis.items():
+            setattr(self, name, api)
+
+    compute: ComputeAPI
+    network: NetworkAPI
+    project: ProjectAPI
+    volume: VolumeAPI
 
 #: every service a process can run (each family says which it provides)
 ALL_SERVICES = families.services()
@@ -77,6 +94,7 @@ class Cloud:
                                  [f"compute-{i + 1}" for i in range(fake_hosts)])
         self._services: list[Service] = []
         self._runtimes: list[tuple[families.Family, families.Runtime]] = []
+        self._apis: dict[str, Any] = {}
         self._started: list[families.Runtime] = []
         self._own_state_dir: str | None = None
         self._closed = False
@@ -133,8 +151,12 @@ class Cloud:
         ctx = families.StartContext(conf, self.db, self.transport, apis, self._run, self.policy,
                                     self.quotas)
         for fam, runtime in self._runtimes:
-            apis[fam.name] = runtime.build_api(ctx)
-            setattr(self, fam.name, apis[fam.name])
+            api = runtime.build_api(ctx)
+            if isinstance(api, ScopedAPI):
+                api.use(self.policy, self.quotas)
+            apis[fam.name] = api
+            setattr(self, fam.name, api)
+        self._apis = dict(apis)
         # Families start in registration order: what a family's services call (compute
         # calls the volume service, agents report to the network service) is up before them.
         for _fam, runtime in self._runtimes:
@@ -152,6 +174,13 @@ class Cloud:
         service.start()
         self._services.append(service)
         return service
+
+    def as_project(self, context: RequestContext) -> ProjectView:
+        """The family APIs acting for ``context`` (who asks: user, project, roles): every call
+        checks its policy rule for that context, sees that project's resources and counts in
+        its quotas. ``cloud.compute`` etc. themselves act for the embedded default's admin."""
+        return ProjectView(context, {name: api.bind(context) if isinstance(api, ScopedAPI)
+                                     else api for name, api in self._apis.items()})
 
     @property
     def services(self) -> list[Service]:

@@ -12,7 +12,7 @@ import datetime
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from oslo_config import cfg
@@ -34,6 +34,7 @@ from stackcore.db import models as db_models
 from stackcore.db import paging
 from stackcore.faults import Fault
 from stackcore.image import models as image_models
+from stackcore.project import policy
 
 if TYPE_CHECKING:
     from stackcore.network.api import NetworkAPI
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 DISK_FORMATS, ARCHITECTURES, VM_MODES = cs.DISK_FORMATS, cs.ARCHITECTURES, cs.VM_MODES
 _QCOW2_MAGIC = b"QFI\xfb"
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Image:
     disk_format: str
     size_bytes: int
     properties: Mapping[str, str]
+    project_id: str = "admin"
+    visibility: str = "public"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +82,8 @@ class Server:
     created_at: datetime.datetime
     launched_at: datetime.datetime | None
     fault: Fault | None
+    project_id: str = "admin"
+    user_id: str = "admin"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +127,8 @@ class ComputeAPI(PlacementAPI):
     and server groups). ``network`` and ``volume`` are the cloud's family APIs, used to check
     what a server asks for and to clean up after a server deleted without its host."""
 
+    BOUND_APIS = ("network", "volume")
+
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any,
                  network: NetworkAPI | None = None, volume: VolumeAPI | None = None) -> None:
         self.conf = conf
@@ -133,7 +141,9 @@ class ComputeAPI(PlacementAPI):
     # --- flavors ---------------------------------------------------------------------------
 
     @schemas.accepts(name=s.NAME, vcpus=s.integer(1, 4096), ram_mb=s.integer(1, 64 * 1024 * 1024),
-                     disk_gb=s.integer(0, 1024 * 1024), extra_specs=s.optional(s.STRING_MAP))
+                     disk_gb=s.integer(0, 1024 * 1024), extra_specs=s.optional(s.STRING_MAP),
+                     is_public=s.BOOLEAN)
+    @policy.authorize("compute:flavor:create")
     def create_flavor(
         self,
         name: str,
@@ -141,8 +151,12 @@ class ComputeAPI(PlacementAPI):
         ram_mb: int,
         disk_gb: int,
         extra_specs: Mapping[str, str] | None = None,
+        is_public: bool = True,
     ) -> Flavor:
+        """A flavor; a private one (``is_public=False``) is usable only by the projects it is
+        shared with (:meth:`add_flavor_access`) and admins."""
         row = models.Flavor(
+            is_public=is_public,
             id=str(uuid.uuid4()),
             name=validate.name("name", name),
             vcpus=validate.integer("vcpus", vcpus, 1, 4096),
@@ -158,31 +172,61 @@ class ComputeAPI(PlacementAPI):
         return _flavor_view(row)
 
     @schemas.accepts(name_or_id=cs.FLAVOR_NAME_OR_ID)
+    @policy.authorize("compute:flavor:get")
     def get_flavor(self, name_or_id: str) -> Flavor:
         with self.db.transaction() as session:
-            row = session.execute(
+            row = session.execute(self._usable_flavors(
                 sa.select(models.Flavor).where(
                     sa.or_(models.Flavor.id == name_or_id, models.Flavor.name == name_or_id)
-                )
+                ))
             ).scalar_one_or_none()
         if row is None:
             raise exception.NotFound("flavor", name_or_id)
         return _flavor_view(row)
 
     @schemas.accepts(**paging.schema(cs.NAME_SORT_KEYS))
+    @policy.authorize("compute:flavor:list")
     def list_flavors(self, *, limit: int | None = None, marker: str | None = None,
                      sort_key: str = "name", sort_dir: str = "asc") -> list[Flavor]:
         """Flavors, ``limit`` at a time after the flavor ``marker`` (see
         :mod:`stackcore.db.paging`)."""
         flavor = models.Flavor
         with self.db.transaction() as session:
-            query = paging.page(session, sa.select(flavor), flavor.id,
+            query = paging.page(session, self._usable_flavors(sa.select(flavor)), flavor.id,
                                 {"name": flavor.name, "id": flavor.id}, limit=limit,
                                 marker=marker, sort_key=sort_key, sort_dir=sort_dir,
                                 resource="flavor")
             return [_flavor_view(r) for r in session.execute(query).scalars()]
 
+    def _usable_flavors(self, query: Any) -> Any:
+        """Public flavors, and private ones shared with the caller's project (admins: all)."""
+        if self._sees_all():
+            return query
+        shared = sa.select(models.FlavorProject.flavor_id).where(
+            models.FlavorProject.project_id == self.project_id)
+        return query.where(sa.or_(models.Flavor.is_public.is_(True), models.Flavor.id.in_(shared)))
+
+    @schemas.accepts(flavor=cs.FLAVOR_NAME_OR_ID, project_id=s.string(255))
+    @policy.authorize("compute:flavor:access")
+    def add_flavor_access(self, flavor: str, project_id: str) -> None:
+        """Share a private flavor with a project (again: no change)."""
+        found = self.get_flavor(flavor)
+        with self.db.transaction() as session:
+            if session.get(models.FlavorProject, (found.id, project_id)) is None:
+                session.add(models.FlavorProject(flavor_id=found.id, project_id=project_id))
+
+    @schemas.accepts(flavor=cs.FLAVOR_NAME_OR_ID, project_id=s.string(255))
+    @policy.authorize("compute:flavor:access")
+    def remove_flavor_access(self, flavor: str, project_id: str) -> None:
+        """Stop sharing a private flavor with a project (servers keep their copy)."""
+        found = self.get_flavor(flavor)
+        with self.db.transaction() as session:
+            session.execute(sa.delete(models.FlavorProject).where(
+                models.FlavorProject.flavor_id == found.id,
+                models.FlavorProject.project_id == project_id))
+
     @schemas.accepts(name_or_id=cs.FLAVOR_NAME_OR_ID)
+    @policy.authorize("compute:flavor:delete")
     def delete_flavor(self, name_or_id: str) -> None:
         """Delete a flavor. Servers keep a copy of their flavor, so it may be in use."""
         flavor = self.get_flavor(name_or_id)
@@ -192,16 +236,23 @@ class ComputeAPI(PlacementAPI):
     # --- images ----------------------------------------------------------------------------
 
     @schemas.accepts(name=s.NAME, path=s.string(4096), disk_format=s.enum(*cs.DISK_FORMATS),
-                     properties=s.optional(cs.IMAGE_PROPERTIES))
+                     properties=s.optional(cs.IMAGE_PROPERTIES),
+                     visibility=s.enum("private", "public"))
+    @policy.authorize("compute:image:register")
     def register_image(
         self,
         name: str,
         path: str,
         disk_format: str = "raw",
         properties: Mapping[str, str] | None = None,
+        visibility: str = "private",
     ) -> Image:
         """Register a local image file. ``properties`` may set ``architecture``,
-        ``hypervisor_type`` and ``vm_mode`` (checked), and any other string keys."""
+        ``hypervisor_type`` and ``vm_mode`` (checked), and any other string keys. The image
+        belongs to the caller's project; ``public`` makes it usable by every project (an
+        admin rule)."""
+        if visibility == "public":
+            self._authorize("compute:image:publicize")
         validate.name("name", name)
         validate.choice("disk_format", disk_format, DISK_FORMATS)
         props = validate.string_map("properties", properties)
@@ -223,6 +274,8 @@ class ComputeAPI(PlacementAPI):
             disk_format=disk_format,
             size_bytes=os.path.getsize(path),
             properties=props,
+            project_id=self.project_id,
+            visibility=visibility,
         )
         with self.db.transaction() as session:
             session.add(row)
@@ -231,14 +284,20 @@ class ComputeAPI(PlacementAPI):
     @staticmethod
     def _image_view(row: image_models.Image) -> Image:
         return Image(row.id, row.name, row.path, row.disk_format, row.size_bytes,
-                     dict(row.properties))
+                     dict(row.properties), row.project_id, row.visibility)
+
+    def _usable_images(self, query: Any) -> Any:
+        """Public images and the caller's project's (admins: all)."""
+        image = image_models.Image
+        return self._scope(query, image.project_id, visible=image.visibility == "public")
 
     @schemas.accepts(name_or_id=cs.IMAGE_NAME_OR_ID)
+    @policy.authorize("compute:image:get")
     def get_image(self, name_or_id: str) -> Image:
         with self.db.transaction() as session:
-            rows = session.execute(
+            rows = session.execute(self._usable_images(
                 sa.select(image_models.Image).where(sa.or_(
-                    image_models.Image.id == name_or_id, image_models.Image.name == name_or_id))
+                    image_models.Image.id == name_or_id, image_models.Image.name == name_or_id)))
             ).scalars().all()
         if not rows:
             raise exception.NotFound("image", name_or_id)
@@ -247,19 +306,22 @@ class ComputeAPI(PlacementAPI):
         return self._image_view(rows[0])
 
     @schemas.accepts(**paging.schema(cs.NAME_SORT_KEYS))
+    @policy.authorize("compute:image:list")
     def list_images(self, *, limit: int | None = None, marker: str | None = None,
                     sort_key: str = "name", sort_dir: str = "asc") -> list[Image]:
         """Images, ``limit`` at a time after the image ``marker``."""
         image = image_models.Image
         with self.db.transaction() as session:
-            query = paging.page(session, sa.select(image), image.id,
+            query = paging.page(session, self._usable_images(sa.select(image)), image.id,
                                 {"name": image.name, "id": image.id}, limit=limit, marker=marker,
                                 sort_key=sort_key, sort_dir=sort_dir, resource="image")
             return [self._image_view(r) for r in session.execute(query).scalars()]
 
     @schemas.accepts(name_or_id=cs.IMAGE_NAME_OR_ID)
+    @policy.authorize("compute:image:delete")
     def delete_image(self, name_or_id: str) -> None:
         image = self.get_image(name_or_id)
+        self._authorize("compute:image:delete", image.project_id)
         with self.db.transaction() as session:
             users = session.execute(
                 sa.select(sa.func.count()).where(
@@ -277,6 +339,7 @@ class ComputeAPI(PlacementAPI):
                      availability_zone=s.optional(s.ZONE), metadata=s.optional(s.STRING_MAP),
                      wait=s.BOOLEAN, timeout=s.TIMEOUT, server_group=s.OPTIONAL_UUID,
                      networks=cs.NETWORKS, volumes=cs.VOLUMES)
+    @policy.authorize("compute:server:create")
     def create_server(
         self,
         name: str,
@@ -312,12 +375,14 @@ class ComputeAPI(PlacementAPI):
         flavor_view = self.get_flavor(flavor)
         image_view = self.get_image(image)
         if server_group is not None:
-            validate.uuid_like("server_group", server_group)
+            self.get_server_group(server_group)  # the caller's (NotFound otherwise)
         network_requests = self._check_networks(networks)
         boot_volumes = self._check_boot_volumes(volumes)
         server_id = str(uuid.uuid4())
         flavor_record = _flavor_record(flavor_view)
         with self.db.transaction() as session:
+            self.quotas.check(session, self.project_id, {
+                "instances": 1, "cores": flavor_view.vcpus, "ram": flavor_view.ram_mb})
             if server_group is not None:
                 add_member(session, server_group, server_id)
             if network_requests:
@@ -330,8 +395,12 @@ class ComputeAPI(PlacementAPI):
                 models.Instance(
                     uuid=server_id,
                     name=name,
+                    project_id=self.project_id,
+                    user_id=self.user_id,
                     flavor_id=flavor_view.id,
                     flavor=flavor_record,
+                    vcpus=flavor_view.vcpus,
+                    memory_mb=flavor_view.ram_mb,
                     image_id=image_view.id,
                     availability_zone=availability_zone,
                     metadata_=meta,
@@ -469,6 +538,7 @@ class ComputeAPI(PlacementAPI):
     @schemas.accepts(flavor=cs.FLAVOR_NAME_OR_ID, image=cs.IMAGE_NAME_OR_ID,
                      availability_zone=s.optional(s.ZONE), server_group=s.OPTIONAL_UUID,
                      limit=s.optional(s.integer(1, 1000)))
+    @policy.authorize("compute:explain_placement")
     def explain_placement(
         self,
         flavor: str,
@@ -509,6 +579,7 @@ class ComputeAPI(PlacementAPI):
 
     @schemas.accepts(server_id=s.UUID, statuses=s.array(s.enum(*cs.SERVER_STATUSES), 16),
                      timeout=s.TIMEOUT)
+    @policy.authorize("compute:server:get")
     def wait_for_server(
         self, server_id: str, statuses: tuple[str, ...] = ("ACTIVE", "ERROR"),
         timeout: float | None = None,
@@ -522,11 +593,13 @@ class ComputeAPI(PlacementAPI):
         )
 
     @schemas.accepts(server_id=s.UUID, include_deleted=s.BOOLEAN)
+    @policy.authorize("compute:server:get")
     def get_server(self, server_id: str, include_deleted: bool = False) -> Server:
         validate.uuid_like("server_id", server_id)
         with self.db.transaction() as session:
             row = session.get(models.Instance, server_id)
-            if row is None or (row.vm_state == VmState.DELETED and not include_deleted):
+            if row is None or (row.vm_state == VmState.DELETED and not include_deleted) or \
+                    not self._visible(row.project_id):
                 raise exception.NotFound("server", server_id)
             fault = session.execute(
                 sa.select(models.InstanceFault)
@@ -536,8 +609,10 @@ class ComputeAPI(PlacementAPI):
             ).scalar_one_or_none()
             return self._server_view(row, fault)
 
-    @staticmethod
-    def _server_view(row: models.Instance, fault: models.InstanceFault | None) -> Server:
+    def _visible(self, project_id: str) -> bool:
+        return self._sees_all() or project_id == self.project_id
+
+    def _server_view(self, row: models.Instance, fault: models.InstanceFault | None) -> Server:
         flavor = Flavor(row.flavor_id, row.flavor["name"], row.flavor["vcpus"],
                         row.flavor["ram_mb"], row.flavor["disk_gb"],
                         dict(row.flavor.get("extra_specs", {})))
@@ -547,7 +622,7 @@ class ComputeAPI(PlacementAPI):
             status=row.vm_state.upper(),
             task_state=row.task_state,
             power_state=row.power_state,
-            host=row.host,
+            host=row.host if self._sees_all() else None,  # host names are admin's
             flavor=flavor,
             image_id=row.image_id,
             availability_zone=row.availability_zone,
@@ -555,13 +630,16 @@ class ComputeAPI(PlacementAPI):
             created_at=row.created_at,
             launched_at=row.launched_at,
             fault=None if fault is None else faults.view(fault),
+            project_id=row.project_id,
+            user_id=row.user_id,
         )
 
     @schemas.accepts(status=s.optional(s.enum(*cs.SERVER_STATUSES)), host=s.optional(s.HOST),
                      name=s.optional(s.NAME), availability_zone=s.optional(s.ZONE),
                      flavor=s.optional(cs.FLAVOR_NAME_OR_ID), image=s.optional(cs.IMAGE_NAME_OR_ID),
                      metadata=s.optional(s.STRING_MAP), include_deleted=s.BOOLEAN,
-                     **paging.schema(cs.SERVER_SORT_KEYS))
+                     all_projects=s.BOOLEAN, **paging.schema(cs.SERVER_SORT_KEYS))
+    @policy.authorize("compute:server:list")
     def list_servers(
         self,
         *,
@@ -573,15 +651,20 @@ class ComputeAPI(PlacementAPI):
         image: str | None = None,
         metadata: Mapping[str, str] | None = None,
         include_deleted: bool = False,
+        all_projects: bool = False,
         limit: int | None = None,
         marker: str | None = None,
         sort_key: str = "created_at",
         sort_dir: str = "asc",
     ) -> list[Server]:
-        """Servers matching every given filter, ``limit`` at a time after the server
-        ``marker``. ``name`` matches a substring; ``metadata`` matches servers having all of the
-        given key/value pairs."""
-        query = sa.select(models.Instance)
+        """The caller's project's servers (every project's: ``all_projects``, an admin rule)
+        matching every given filter, ``limit`` at a time after the server ``marker``. ``name``
+        matches a substring; ``metadata`` matches servers having all of the given key/value
+        pairs; ``host`` is an admin rule (host names are admin's)."""
+        query = self._scope_list(sa.select(models.Instance), models.Instance.project_id,
+                                all_projects, "compute:server:list")
+        if host is not None:
+            self._authorize("compute:server:show:host")
         if status is not None:
             query = query.where(models.Instance.vm_state == status.lower())
         elif not include_deleted:
@@ -621,6 +704,7 @@ class ComputeAPI(PlacementAPI):
         return svc is not None and service.is_up(svc.last_seen_at, self.conf.service_down_time)
 
     @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:delete")
     def delete_server(self, server_id: str) -> None:
         """Delete from any state. Deleting a deleted server succeeds (idempotent); an unknown
         id raises NotFound. If the server never reached a host, or its compute service is down,
@@ -635,7 +719,7 @@ class ComputeAPI(PlacementAPI):
         validate.uuid_like("server_id", server_id)
         with self.db.transaction() as session:
             row = session.get(models.Instance, server_id, with_for_update=True)
-            if row is None:
+            if row is None or not self._visible(row.project_id):
                 raise exception.NotFound("server", server_id)
             if row.vm_state == VmState.DELETED:
                 return
@@ -658,24 +742,34 @@ class ComputeAPI(PlacementAPI):
                 .values(vm_state=VmState.DELETED, task_state=None, deleted_at=db_models.utcnow())
             )
 
+    def _internal(self, api: T | None) -> T | None:
+        """``api`` acting with the caller's project and the admin role: for calls the compute
+        family makes on its own behalf (ending attachments, freeing ports), which the other
+        families keep to admins."""
+        if api is None or self._sees_all():
+            return api
+        bound: T = api.bind(self.context.elevated())  # type: ignore[attr-defined]
+        return bound
+
     def _local_cleanup(self, server_id: str) -> None:
         """What the compute manager would do after destroy, for a server whose host is down or
         that never got one: end its volumes' exports, release its ports. A failure raises and
         leaves the server as it is, so the delete can be retried."""
         with self.db.transaction() as session:
             bdms = block_devices.rows(session, server_id)
+        # The framework's own bookkeeping for the caller: the other families' internal calls.
+        volume, network = self._internal(self.volume), self._internal(self.network)
         for bdm in bdms:
-            if bdm.attachment_id is not None and self.volume is not None:
+            if bdm.attachment_id is not None and volume is not None:
                 try:
-                    self.volume.detach_from_server(bdm.volume_id, bdm.attachment_id,
-                                                   server_id)
+                    volume.detach_from_server(bdm.volume_id, bdm.attachment_id, server_id)
                 except exception.NotFound:
                     pass  # the attachment already ended, or the volume is gone
             with self.db.transaction() as session:
                 session.execute(sa.delete(BlockDeviceMapping)
                                 .where(BlockDeviceMapping.id == bdm.id))
-        if self.network is not None:
-            self.network.deallocate_ports_for_instance(server_id)
+        if network is not None:
+            network.deallocate_ports_for_instance(server_id)
         with self.db.transaction() as session:
             session.execute(sa.delete(NetworkRequest)
                             .where(NetworkRequest.instance_uuid == server_id))
@@ -683,6 +777,7 @@ class ComputeAPI(PlacementAPI):
     # --- volumes of servers ----------------------------------------------------------------
 
     @schemas.accepts(server_id=s.UUID, volume_id=s.UUID, mountpoint=s.optional(s.DEVICE_NAME))
+    @policy.authorize("compute:server:attach_volume")
     def attach_volume(self, server_id: str, volume_id: str,
                       mountpoint: str | None = None) -> ServerVolume:
         """Attach a volume to a server (ACTIVE, STOPPED, PAUSED or SUSPENDED, no task running)
@@ -701,6 +796,7 @@ class ComputeAPI(PlacementAPI):
         return self._server_volume(server_id, volume_id)
 
     @schemas.accepts(server_id=s.UUID, volume_id=s.UUID)
+    @policy.authorize("compute:server:detach_volume")
     def detach_volume(self, server_id: str, volume_id: str) -> None:
         """Detach a volume from a server (hypervisor first, then the export); the volume is
         ``available`` again afterwards. NotFound if it is not attached to the server."""
@@ -709,6 +805,7 @@ class ComputeAPI(PlacementAPI):
         self.compute_rpc.detach_volume(self._host_of(server_id), server_id, volume_id)
 
     @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:list_volumes")
     def list_server_volumes(self, server_id: str) -> list[ServerVolume]:
         """The volumes of a server, in the order they were asked for."""
         self.get_server(server_id)
@@ -736,17 +833,20 @@ class ComputeAPI(PlacementAPI):
         return server.host
 
     @schemas.accepts(server_id=s.UUID, reboot_type=s.enum("SOFT", "HARD"))
+    @policy.authorize("compute:server:reboot")
     def reboot_server(self, server_id: str, reboot_type: str = "SOFT") -> Server:
         validate.choice("reboot_type", reboot_type, ("SOFT", "HARD"))
         self.compute_rpc.reboot_instance(self._host_of(server_id), server_id, reboot_type)
         return self.get_server(server_id)
 
     @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:stop")
     def stop_server(self, server_id: str) -> Server:
         self.compute_rpc.stop_instance(self._host_of(server_id), server_id)
         return self.get_server(server_id)
 
     @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:start")
     def start_server(self, server_id: str) -> Server:
         self.compute_rpc.start_instance(self._host_of(server_id), server_id)
         return self.get_server(server_id)
@@ -754,6 +854,7 @@ class ComputeAPI(PlacementAPI):
     # --- hosts -----------------------------------------------------------------------------
 
     @schemas.accepts()
+    @policy.authorize("compute:host:list")
     def list_hosts(self) -> list[Host]:
         """Compute hosts with their latest validated stats and what is claimed on them."""
         down_time = self.conf.service_down_time
@@ -786,6 +887,7 @@ class ComputeAPI(PlacementAPI):
         ]
 
     @schemas.accepts(host=s.HOST, enabled=s.BOOLEAN, reason=s.optional(s.DESCRIPTION))
+    @policy.authorize("compute:host:set_enabled")
     def set_host_enabled(self, host: str, enabled: bool, reason: str | None = None) -> None:
         with self.db.transaction() as session:
             result = session.execute(

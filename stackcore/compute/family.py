@@ -39,6 +39,8 @@ FAMILY = Family(
     options="stackcore.compute.opts:list_opts",
     plugin_options="stackcore.compute.opts:plugin_opts",
     runtime_path="stackcore.compute.family:Runtime",
+    quotas="stackcore.compute.quotas:RESOURCES",
+    policies="stackcore.compute.policies:list_rules",
 )
 
 

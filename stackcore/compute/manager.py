@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -95,6 +96,7 @@ class ComputeManager:
         # [scheduler] max_attempts) before the server is put in ERROR.
         self._transport = transport
         self._locks = managers.KeyedLocks()
+        self._orphans = managers.Orphans()
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -202,43 +204,12 @@ class ComputeManager:
                 )
             ).scalars().all()
             known = {row.uuid for row in rows}
+        cause = f"a restart of {BINARY} on {self.host}"
         for row in rows:
-            _, instance = self._load(row.uuid)
-            if row.task_state == TaskState.DELETING:
-                self._terminate(instance)
-            elif row.vm_state == VmState.BUILDING:
-                # Clean up first: whoever sees ERROR sees nothing left on the backends.
-                self._cleanup_half_made(instance, self._network_info(row.uuid),
-                                        self._block_device_info(row.uuid))
-                self._release_build_resources(row.uuid)
-                self._fail(
-                    row.uuid,
-                    "build",
-                    exception.DriverError(f"build interrupted by a restart of {BINARY} on "
-                                          f"{self.host}"),
-                    release=True,
-                )
-            elif row.uuid not in on_backend:
-                if row.vm_state != VmState.ERROR:
-                    self._fail(
-                        row.uuid,
-                        "init_host",
-                        exception.NotFound("instance", row.uuid,
-                                           f"server {row.uuid} is missing on the hypervisor of "
-                                           f"{self.host}"),
-                        release=False,
-                    )
-            else:
-                values: dict[str, Any] = {"task_state": None}
-                try:
-                    power = self._power_state(instance)
-                    values["power_state"] = int(power)
-                    if row.vm_state != VmState.ERROR:
-                        values["vm_state"] = _POWER_TO_VM.get(power, row.vm_state)
-                except exception.StackcoreError as err:
-                    LOG.warning("cannot read state of %s: %s", row.uuid, err)
-                self._update(row.uuid, **values)
-                self._finish_interrupted_volume_steps(instance)
+            try:
+                self._reconcile(row, row.uuid in on_backend, cause)
+            except Exception as err:  # noqa: BLE001 - one server never stops the start-up
+                LOG.warning("reconciling server %s on %s failed: %s", row.uuid, self.host, err)
         self.unknown_instances = sorted(on_backend - known)
         if self.unknown_instances:
             LOG.warning(
@@ -248,8 +219,103 @@ class ComputeManager:
             )
         self.update_available_resource()
 
+    def _reconcile(self, row: models.Instance, on_backend: bool, cause: str) -> None:
+        """Finish or undo what ``cause`` interrupted on one server (see :meth:`init_host`).
+        A failure of a step is recorded on the server (or raised, for the next pass)."""
+        _, instance = self._load(row.uuid)
+        if row.task_state == TaskState.DELETING:
+            self._terminate(instance)
+        elif row.vm_state == VmState.BUILDING:
+            # Clean up first: whoever sees ERROR sees nothing left on the backends.
+            self._cleanup_half_made(instance, self._network_info(row.uuid),
+                                    self._block_device_info(row.uuid))
+            self._release_build_resources(row.uuid)
+            self._fail(row.uuid, "build",
+                       exception.DriverError(f"build interrupted by {cause}"), release=True)
+        elif not on_backend:
+            if row.vm_state != VmState.ERROR:
+                self._fail(
+                    row.uuid,
+                    "init_host",
+                    exception.NotFound("instance", row.uuid,
+                                       f"server {row.uuid} is missing on the hypervisor of "
+                                       f"{self.host}"),
+                    release=False,
+                )
+        else:
+            values: dict[str, Any] = {"task_state": None}
+            try:
+                power = self._power_state(instance)
+                values["power_state"] = int(power)
+                if row.vm_state != VmState.ERROR:
+                    values["vm_state"] = _POWER_TO_VM.get(power, row.vm_state)
+            except exception.StackcoreError as err:
+                LOG.warning("cannot read state of %s: %s", row.uuid, err)
+            self._update(row.uuid, **values)
+            self._finish_interrupted_volume_steps(instance, cause)
+
+    def reconcile_orphans(self) -> list[str]:
+        """Periodic: finish or undo what was left transient on this host with no work of this
+        service on it - a build request lost with a broker restart, an operation a database or
+        backend outage cut off, a call to another service that timed out half-way. A server
+        (BUILDING, a task set, or a volume mapping attaching/detaching) is an orphan once it
+        has been seen so, in the same state and with no request of this service holding it,
+        for ``rpc_call_timeout`` seconds: by then whoever asked for the work has stopped
+        waiting, and a request still on its way would have arrived. A build that never
+        started is started; anything else is handled as at start-up (:meth:`init_host`).
+        Returns the servers it handled."""
+        bdm = BlockDeviceMapping
+        with self.db.transaction() as session:
+            moving = sa.select(bdm.instance_uuid).where(
+                bdm.status.in_([BdmStatus.ATTACHING, BdmStatus.DETACHING]))
+            rows = session.execute(
+                sa.select(models.Instance.uuid, models.Instance.vm_state,
+                          models.Instance.task_state)
+                .where(models.Instance.host == self.host,
+                       models.Instance.vm_state != VmState.DELETED,
+                       sa.or_(models.Instance.vm_state == VmState.BUILDING,
+                              models.Instance.task_state.is_not(None),
+                              models.Instance.uuid.in_(moving)))
+            ).all()
+        transient = {r.uuid: (r.vm_state, r.task_state) for r in rows}
+        due = self._orphans.due(transient, self._locks.busy, self.conf.rpc_call_timeout,
+                                time.monotonic())
+        for uuid in due:
+            try:
+                self._reconcile_orphan(uuid)
+            except Exception as err:  # noqa: BLE001 - the next pass tries again
+                LOG.warning("reconciling orphaned server %s on %s failed: %s", uuid, self.host,
+                            err)
+        return due
+
+    def _reconcile_orphan(self, uuid: str) -> None:
+        with self._instance_lock(uuid):
+            try:
+                row, _ = self._load(uuid)
+            except exception.NotFound:
+                return
+            if row.host != self.host:
+                return  # rescheduled elsewhere meanwhile
+            never_started = (row.vm_state == VmState.BUILDING
+                             and row.task_state == TaskState.SCHEDULING)
+            if not never_started:
+                LOG.warning("server %s on %s: %s (%s) with no work in progress for %d s; "
+                            "reconciling", uuid, self.host, row.vm_state, row.task_state,
+                            self.conf.rpc_call_timeout)
+                on_backend = uuid in self._driver_call("list_instances",
+                                                       self.driver.list_instances)
+                self._reconcile(row, on_backend,
+                                f"an interruption ({row.task_state or row.vm_state} with no "
+                                f"work in progress on {self.host} for "
+                                f"{self.conf.rpc_call_timeout} s)")
+                return
+        LOG.warning("server %s: its build request never reached %s; building it now", uuid,
+                    self.host)
+        self.build_and_run_instance(uuid)
+
     def periodic_tasks(self) -> None:
         self.update_available_resource()
+        self.reconcile_orphans()
 
     def update_available_resource(self) -> dict[str, Any]:
         """Read, validate and store the driver's stats. A bad report marks the host as not
@@ -302,13 +368,16 @@ class ComputeManager:
                 row, instance = self._load(instance_uuid)
             except exception.NotFound:
                 return  # deleted while queued; the delete already released the claim
-            if row.vm_state != VmState.BUILDING:
-                return
-            self._update(instance_uuid, task_state=TaskState.SPAWNING)
+            if row.vm_state != VmState.BUILDING or row.host != self.host \
+                    or row.task_state == TaskState.DELETING:
+                return  # built, failed or being deleted meanwhile, or rescheduled elsewhere
             network_info: list[dict[str, Any]] = []
             device_info: list[dict[str, Any]] = []
             step = "allocate_network"
+            # Every write is inside: a database outage at any point fails the build like a
+            # driver error does (the fault names the database), never leaves it BUILDING.
             try:
+                self._update(instance_uuid, task_state=TaskState.SPAWNING)
                 network_info = self._allocate_network(instance_uuid)
                 step = "block_device_mapping"
                 device_info = self._connect_boot_volumes(instance_uuid)
@@ -318,23 +387,22 @@ class ComputeManager:
                     device_info,
                 )
                 power = self._power_state(instance)
+                step = "finish_build"
+                with self.db.transaction() as session:
+                    session.execute(
+                        sa.update(models.Instance).where(models.Instance.uuid == instance_uuid)
+                        .values(vm_state=VmState.ACTIVE, task_state=None,
+                                power_state=int(power), launched_at=db_models.utcnow()))
+                    session.execute(
+                        sa.update(BlockDeviceMapping)
+                        .where(BlockDeviceMapping.instance_uuid == instance_uuid,
+                               BlockDeviceMapping.status == BdmStatus.ATTACHING)
+                        .values(status=BdmStatus.ATTACHED))
             except Exception as err:  # noqa: BLE001 - every failure is recorded as a fault
                 self._cleanup_half_made(instance, network_info, device_info)
                 self._release_build_resources(instance_uuid)
                 if not self._reschedule(instance_uuid, err):
                     self._fail(instance_uuid, step, err, release=True)
-                self.update_available_resource()
-                return
-            with self.db.transaction() as session:
-                session.execute(
-                    sa.update(models.Instance).where(models.Instance.uuid == instance_uuid)
-                    .values(vm_state=VmState.ACTIVE, task_state=None, power_state=int(power),
-                            launched_at=db_models.utcnow()))
-                session.execute(
-                    sa.update(BlockDeviceMapping)
-                    .where(BlockDeviceMapping.instance_uuid == instance_uuid,
-                           BlockDeviceMapping.status == BdmStatus.ATTACHING)
-                    .values(status=BdmStatus.ATTACHED))
         self.update_available_resource()
 
     # --- network and volume wiring ----------------------------------------------------------
@@ -351,10 +419,14 @@ class ComputeManager:
         with self.db.transaction() as session:
             request = session.get(NetworkRequest, instance_uuid)
             requests = list(request.requests) if request is not None else []
+            instance = session.get(models.Instance, instance_uuid)
+            project_id = instance.project_id if instance is not None else None
         if not requests:
             return []
         network = self._require(self.network_api, "networks")
-        return network.allocate_ports_for_instance(instance_uuid, self.host, requests)
+        # the ports belong to (and count in the quota of) the server's project
+        return network.allocate_ports_for_instance(instance_uuid, self.host, requests,
+                                                   project_id=project_id)
 
     def _network_info(self, instance_uuid: str) -> list[dict[str, Any]]:
         if self.network_api is None:
@@ -433,8 +505,8 @@ class ComputeManager:
                 self._record_fault(instance_uuid, "cleanup",
                                    f"releasing the ports failed: {err}", type(err).__name__)
 
-    def _finish_interrupted_volume_steps(self, instance: objects.Instance) -> None:
-        """Start-up: undo attaches and finish detaches a restart interrupted."""
+    def _finish_interrupted_volume_steps(self, instance: objects.Instance, cause: str) -> None:
+        """Undo the attaches and finish the detaches ``cause`` interrupted."""
         with self.db.transaction() as session:
             pending = [b for b in block_devices.rows(session, instance.uuid)
                        if b.status in (BdmStatus.ATTACHING, BdmStatus.DETACHING)]
@@ -455,7 +527,7 @@ class ComputeManager:
             if step == "attach_volume":
                 self._record_fault(instance.uuid, step, exception.DriverError(
                     f"attaching volume {bdm.volume_id} at {bdm.device_name} was interrupted "
-                    f"by a restart of {BINARY} on {self.host}; it was detached again"))
+                    f"by {cause}; it was detached again"))
 
     def _reschedule(self, instance_uuid: str, err: BaseException) -> bool:
         """Ask the scheduler for an alternate host and hand the build over to it. False (the
@@ -492,9 +564,9 @@ class ComputeManager:
         """Destroy on the hypervisor, then end the volumes' exports, then release the ports.
         A failure in any step leaves the server in ERROR (task cleared, claim kept) so the
         delete can be retried; every step is idempotent."""
-        self._update(instance.uuid, task_state=TaskState.DELETING)
         step = "destroy"
         try:
+            self._update(instance.uuid, task_state=TaskState.DELETING)
             with self.db.transaction() as session:
                 bdms = block_devices.rows(session, instance.uuid)
             self._driver_call("destroy", self.driver.destroy, instance,
@@ -509,25 +581,26 @@ class ComputeManager:
             step = "deallocate_network"
             if self.network_api is not None:
                 self.network_api.deallocate_ports_for_instance(instance.uuid)
+            step = "finish_delete"
+            with self.db.transaction() as session:
+                claims.release(session, instance.uuid)
+                session.execute(sa.delete(NetworkRequest)
+                                .where(NetworkRequest.instance_uuid == instance.uuid))
+                session.execute(
+                    sa.update(models.Instance)
+                    .where(models.Instance.uuid == instance.uuid)
+                    .values(
+                        vm_state=VmState.DELETED,
+                        task_state=None,
+                        power_state=int(objects.PowerState.NOSTATE),
+                        deleted_at=db_models.utcnow(),
+                    )
+                )
         except Exception as err:
             # The server stays (in ERROR, task cleared) so the delete can be retried; its claim
             # is kept because the backend may still hold the resources.
             self._fail(instance.uuid, step, err, release=False)
             raise
-        with self.db.transaction() as session:
-            claims.release(session, instance.uuid)
-            session.execute(sa.delete(NetworkRequest)
-                            .where(NetworkRequest.instance_uuid == instance.uuid))
-            session.execute(
-                sa.update(models.Instance)
-                .where(models.Instance.uuid == instance.uuid)
-                .values(
-                    vm_state=VmState.DELETED,
-                    task_state=None,
-                    power_state=int(objects.PowerState.NOSTATE),
-                    deleted_at=db_models.utcnow(),
-                )
-            )
 
     # --- volumes of a running server (API 1.1) ---------------------------------------------
 

@@ -23,6 +23,7 @@ import datetime
 import enum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stackcore.db.models import Base, utcnow
+from stackcore.db.models import Base, project_column, user_column, utcnow
 
 
 class ComputeNode(Base):
@@ -74,7 +75,19 @@ class Flavor(Base):
     ram_mb: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int] = mapped_column(Integer)
     extra_specs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: a private flavor is usable by the projects of :class:`FlavorProject` only
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa.true())
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FlavorProject(Base):
+    """A project a private flavor is shared with."""
+
+    __tablename__ = "flavor_projects"
+
+    flavor_id: Mapped[str] = mapped_column(ForeignKey("flavors.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
 class Instance(Base):
@@ -84,8 +97,13 @@ class Instance(Base):
 
     uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = project_column()
+    user_id: Mapped[str] = user_column()
     flavor_id: Mapped[str] = mapped_column(String(36))
     flavor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: the flavor's vCPUs and RAM, as columns so that quotas count them in SQL
+    vcpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    memory_mb: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     image_id: Mapped[str] = mapped_column(String(36))
     availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

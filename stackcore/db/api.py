@@ -13,6 +13,14 @@ oslo.db's ``wrap_db_retry`` (imported on first use, so ``import stackcore`` stay
 :func:`is_retriable` deciding what is a conflict. :func:`named_lock` serialises the
 transactions that take the same named lock, for the read-modify-write updates that row locks
 cannot protect (a row that does not exist yet cannot be locked).
+
+Outages. A PostgreSQL server that restarts (or fails over) drops every connection. A
+transaction first takes a connection that answers, waiting (oslo.db ``wrap_db_retry``, about
+:data:`RECONNECT_WAIT` seconds in all) while the server does not take connections; a
+transaction the outage cuts off fails with :class:`~stackcore.exception.BackendUnavailable`
+naming the database, and the next one reconnects by itself. So a service survives a database
+restart: the operation in flight ends in ERROR with that fault (its failure handler's
+transaction waits for the database), the next ones work.
 """
 
 from __future__ import annotations
@@ -90,14 +98,59 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        with self._sessions() as session:
-            with session.begin():
-                yield session
-            if session.info.pop("wrote", False):
-                with self._changed:
-                    self._generation += 1
-                    self._changed.notify_all()
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        On a server database, the transaction starts on a connection proven to answer (waiting
+        up to about :data:`RECONNECT_WAIT` seconds for the database to take connections again);
+        an outage during it raises BackendUnavailable naming the database."""
+        if self.dialect == "sqlite":  # a file: nothing to reconnect to
+            with self._sessions() as session:
+                with session.begin():
+                    yield session
+                self._committed(session)
+            return
+        connection = self._connect()
+        try:
+            with self._sessions(bind=connection) as session:
+                with session.begin():
+                    yield session
+                self._committed(session)
+        except sa.exc.DBAPIError as err:
+            if is_disconnect(err):
+                raise self._unavailable("went away during a transaction", err) from err
+            raise
+        finally:
+            connection.close()
+
+    def _committed(self, session: Session) -> None:
+        if session.info.pop("wrote", False):
+            with self._changed:
+                self._generation += 1
+                self._changed.notify_all()
+
+    def _connect(self) -> sa.Connection:
+        """A pooled connection that answers (the pool pings it), waiting for the database to
+        take connections again; BackendUnavailable naming the database if it never does."""
+        global _reconnecting
+        if _reconnecting is None:
+            from oslo_db import api as oslo_db_api
+
+            _reconnecting = oslo_db_api.wrap_db_retry(
+                max_retries=RECONNECT_RETRIES, retry_interval=RECONNECT_INTERVAL,
+                inc_retry_interval=True, max_retry_interval=MAX_RECONNECT_INTERVAL,
+                exception_checker=_log_unreachable)(lambda engine: engine.connect())
+        try:
+            connection: sa.Connection = _reconnecting(self.engine)
+        except sa.exc.DBAPIError as err:
+            raise self._unavailable(f"does not take connections after {RECONNECT_WAIT:g} s",
+                                    err) from err
+        return connection
+
+    def _unavailable(self, what: str, err: sa.exc.DBAPIError) -> exception.BackendUnavailable:
+        return exception.BackendUnavailable(
+            f"database {redact(self.url)} {what}: {type(err.orig).__name__}: "
+            f"{_first_line(err.orig)}",
+            backend="database")
 
     @property
     def generation(self) -> int:
@@ -258,6 +311,48 @@ def retry_on_conflict(fn: Callable[..., T]) -> Callable[..., T]:
         return retrying(*args, **kwargs)
 
     return wrapper
+
+
+# --- outages: wait for the database to come back ------------------------------------------
+
+#: oslo.db ``wrap_db_retry`` settings of :meth:`Database._connect`: RECONNECT_RETRIES more
+#: attempts, the first RECONNECT_INTERVAL seconds after the failure, then doubling up to
+#: MAX_RECONNECT_INTERVAL - RECONNECT_WAIT seconds in all.
+RECONNECT_RETRIES = 35
+RECONNECT_INTERVAL = 0.1
+MAX_RECONNECT_INTERVAL = 2.0
+RECONNECT_WAIT = 63.1  # 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 30 x 2
+
+#: SQLSTATEs of a server that is going away or not taking connections yet: admin_shutdown,
+#: crash_shutdown, cannot_connect_now, and the connection_exception class (08xxx).
+_PG_UNAVAILABLE = ("57P01", "57P02", "57P03")
+
+_reconnecting: Callable[[sa.Engine], sa.Connection] | None = None
+
+
+def is_disconnect(err: BaseException) -> bool:
+    """Whether ``err`` says the database connection is gone or the server is not taking
+    connections (as opposed to the statement failing)."""
+    if not isinstance(err, sa.exc.DBAPIError):
+        return False
+    code = getattr(err.orig, "pgcode", None) or ""
+    return bool(err.connection_invalidated) or code in _PG_UNAVAILABLE or code.startswith("08")
+
+
+def _log_unreachable(err: Exception) -> bool:
+    """wrap_db_retry's test while connecting: every failure to connect is waited out (a
+    server starting up refuses connections, or accepts them and says it is not ready)."""
+    if not isinstance(err, sa.exc.OperationalError | sa.exc.InterfaceError) \
+            and not is_disconnect(err):
+        return False
+    LOG.warning("database not taking connections (%s); trying again",
+                _first_line(getattr(err, "orig", err)))
+    return True
+
+
+def _first_line(err: BaseException | None) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def retry_counts() -> dict[str, int]:

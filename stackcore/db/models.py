@@ -27,6 +27,22 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+#: the owner given to rows made before projects existed (the embedded default's admin project;
+#: see the migrations that added ``project_id``)
+LEGACY_OWNER = "admin"
+
+
+def project_column(index: bool = True) -> Mapped[str]:
+    """The owning project of a row (never NULL: a row belongs to exactly one project)."""
+    return mapped_column(String(255), default=LEGACY_OWNER, server_default=LEGACY_OWNER,
+                         index=index)
+
+
+def user_column() -> Mapped[str]:
+    """The user who made a row (kept where Nova and Cinder keep it)."""
+    return mapped_column(String(255), default=LEGACY_OWNER, server_default=LEGACY_OWNER)
+
+
 class Service(Base):
     """A running service (compute, volume, agent...) and its heartbeat."""
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stackcore.db.models import Base, utcnow
+from stackcore.db.models import Base, project_column, utcnow
 
 
 class Image(Base):
@@ -22,6 +22,10 @@ class Image(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = project_column()
+    #: ``public`` (every project) or ``private`` (its project only)
+    visibility: Mapped[str] = mapped_column(String(16), default="private",
+                                            server_default="public")
     path: Mapped[str] = mapped_column(Text)
     disk_format: Mapped[str] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)

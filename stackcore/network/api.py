@@ -33,9 +33,11 @@ from stackcore.network.agents import state as agents
 from stackcore.network.contracts import mechanism_driver as mech_api
 from stackcore.network.contracts import type_driver
 from stackcore.network.ml2 import ipam, managers
-from stackcore.network.ml2.plugin import COMPUTE_OWNER, ML2Plugin
+from stackcore.network.ml2.plugin import COMPUTE_OWNER, ML2Plugin, Owner
 from stackcore.plugins import loader
 from stackcore.plugins.loader import Plugin
+from stackcore.project import policy
+from stackcore.project.scope import ScopedAPI
 
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical",
               "virtio-forwarder", "smart-nic", "vdpa", "remote-managed")
@@ -59,8 +61,11 @@ class Network:
     status: str  # ACTIVE, or ERROR after a failed update postcommit
     admin_state_up: bool
     mtu: int  # the smallest segment MTU
-    segments: tuple[Segment, ...]
+    segments: tuple[Segment, ...]  # provider attributes: empty for a non-admin
     created_at: datetime.datetime
+    project_id: str = "admin"
+    shared: bool = False
+    router_external: bool = False
 
     @property
     def network_type(self) -> str | None:
@@ -87,6 +92,7 @@ class Subnet:
     allocation_pools: tuple[Mapping[str, str], ...]
     enable_dhcp: bool
     created_at: datetime.datetime
+    project_id: str = "admin"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +140,7 @@ class Port:
     binding_levels: tuple[BindingLevel, ...]
     binding_failures: tuple[BindingFailure, ...]
     created_at: datetime.datetime
+    project_id: str = "admin"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,14 +160,15 @@ def _network_view(d: Mapping[str, Any]) -> Network:
         d["id"], d["name"], d["status"], d["admin_state_up"], d["mtu"],
         tuple(Segment(s["id"], s["network_type"], s["physical_network"], s["segmentation_id"],
                       s["mtu"]) for s in d["segments"]),
-        d["created_at"],
+        d["created_at"], d.get("project_id", "admin"), bool(d.get("shared")),
+        bool(d.get("router:external")),
     )
 
 
 def _subnet_view(d: Mapping[str, Any]) -> Subnet:
     return Subnet(d["id"], d["network_id"], d["name"], d["ip_version"], d["cidr"],
                   d["gateway_ip"], tuple(d["allocation_pools"]), d["enable_dhcp"],
-                  d["created_at"])
+                  d["created_at"], d.get("project_id", "admin"))
 
 
 def _port_view(d: Mapping[str, Any]) -> Port:
@@ -175,7 +183,7 @@ def _port_view(d: Mapping[str, Any]) -> Port:
                              for i, lv in enumerate(d.get("binding_levels", []))),
         binding_failures=tuple(BindingFailure(f["driver"], f["level"], f["segment"],
                                               f["reason"]) for f in d["binding_failures"]),
-        created_at=d["created_at"],
+        created_at=d["created_at"], project_id=d.get("project_id", "admin"),
     )
 
 
@@ -282,7 +290,7 @@ def _provider_segment(
             "segmentation_id": segmentation_id}
 
 
-class NetworkAPI:
+class NetworkAPI(ScopedAPI):
     """Networks, subnets, ports, agents. ``plugins`` are the loaded (type, mechanism)
     drivers; when omitted they are loaded from ``[ml2]``."""
 
@@ -300,12 +308,69 @@ class NetworkAPI:
         self.plugin = ML2Plugin(conf, db, type_plugins, mechanism_plugins)
         self.plugin.initialize()
 
+    # --- ownership ------------------------------------------------------------------------
+
+    def _owner(self, *, project_id: str | None = None, shared: bool = False,
+               router_external: bool = False) -> Owner:
+        """New rows belong to ``project_id`` (default: the caller's) and count in its quota,
+        checked in the creating transaction."""
+        project = project_id or self.project_id
+
+        def quota(session: Any, resource: str) -> None:
+            self.quotas.check(session, project, {resource: 1})
+
+        return Owner(project, shared, router_external, quota)
+
+    def _network_out(self, d: Mapping[str, Any]) -> Network:
+        """The network as the caller may see it: provider attributes (segments) are admin's."""
+        network = _network_view(d)
+        if not self._sees_all():
+            network = dataclasses.replace(network, segments=())
+        return network
+
+    def _visible_network(self, network_id: str) -> dict[str, Any]:
+        """The network if the caller may see it (its own, a shared one; an admin: any);
+        NotFound otherwise, as if it did not exist."""
+        found = self.plugin.get_network(network_id)
+        if self._sees_all() or found["project_id"] == self.project_id or found["shared"]:
+            return found
+        raise exception.NotFound("network", network_id)
+
+    def _own_network(self, network_id: str) -> dict[str, Any]:
+        """The network if the caller owns it (an admin: any). A shared network of another
+        project may be seen but not changed: Forbidden."""
+        found = self._visible_network(network_id)
+        self._own(found, "network", "network:update")
+        return found
+
+    def _own(self, found: Mapping[str, Any], what: str, rule: str) -> None:
+        if not self._sees_all() and found["project_id"] != self.project_id:
+            raise exception.Forbidden(rule, f"the {what} {found['id']} belongs to another "
+                                      "project")
+
+    def _visible_subnet(self, subnet_id: str) -> dict[str, Any]:
+        found = self.plugin.get_subnet(subnet_id)
+        if self._sees_all() or found["project_id"] == self.project_id:
+            return found
+        network = self.plugin.get_network(found["network_id"])
+        if network["shared"]:
+            return found
+        raise exception.NotFound("subnet", subnet_id)
+
+    def _visible_port(self, port_id: str) -> dict[str, Any]:
+        found = self.plugin.get_port(port_id)
+        if self._sees_all() or found["project_id"] == self.project_id:
+            return found
+        raise exception.NotFound("port", port_id)
+
     # --- networks -------------------------------------------------------------------------
 
     @schemas.accepts(name=ns.TEXT, network_type=s.optional(ns.NETWORK_TYPE),
                      physical_network=s.optional(ns.PHYSNET),
                      segmentation_id=s.optional(ns.SEGMENTATION_ID),
-                     segments=s.optional(s.array(ns.SEGMENT, 16)), admin_state_up=s.BOOLEAN)
+                     segments=s.optional(s.array(ns.SEGMENT, 16)), admin_state_up=s.BOOLEAN,
+                     shared=s.BOOLEAN, router_external=s.BOOLEAN)
+    @policy.authorize("network:create")
     def create_network(
         self,
         name: str = "",
@@ -315,12 +380,20 @@ class NetworkAPI:
         segmentation_id: int | None = None,
         segments: Sequence[Mapping[str, Any]] | None = None,
         admin_state_up: bool = True,
+        shared: bool = False,
+        router_external: bool = False,
     ) -> Network:
         """A network. Provider attributes (``network_type`` ...) give one segment,
         ``segments`` several (``[{"network_type", "physical_network", "segmentation_id"}]``);
         with neither, a project network gets a segment of the first
-        ``[ml2] project_network_types`` type with a free ID (QuotaExceeded when none)."""
+        ``[ml2] project_network_types`` type with a free ID (QuotaExceeded when none).
+        ``shared``: every project may use it; ``router_external``: routers take their gateway
+        on it. Provider attributes, shared and external networks are admin rules."""
         name = _optional_name("name", name)
+        if shared:
+            self._authorize("network:create:shared")
+        if router_external:
+            self._authorize("network:create:external")
         _bool("admin_state_up", admin_state_up)
         provider: list[dict[str, Any]] | None = None
         has_attrs = any(v is not None for v in (network_type, physical_network,
@@ -350,22 +423,34 @@ class NetworkAPI:
                 raise exception.Invalid("segments", "lists the same segment twice", segments)
         elif has_attrs:
             provider = [_provider_segment("", network_type, physical_network, segmentation_id)]
-        return _network_view(self.plugin.create_network(name, admin_state_up, provider))
+        if provider is not None:
+            self._authorize("network:create:provider")
+        owner = self._owner(shared=shared, router_external=router_external)
+        return self._network_out(self.plugin.create_network(name, admin_state_up, provider,
+                                                            owner))
 
     @schemas.accepts(network_id=s.UUID)
+    @policy.authorize("network:get")
     def get_network(self, network_id: str) -> Network:
-        return _network_view(self.plugin.get_network(validate.uuid_like("network_id",
-                                                                        network_id)))
+        return self._network_out(self._visible_network(network_id))
 
-    @schemas.accepts(**paging.schema(ns.SORT_KEYS))
-    def list_networks(self, *, limit: int | None = None, marker: str | None = None,
-                      sort_key: str = "name", sort_dir: str = "asc") -> list[Network]:
-        """Networks, ``limit`` at a time after the network ``marker``."""
-        return paging.page_items([_network_view(d) for d in self.plugin.list_networks()],
+    @schemas.accepts(all_projects=s.BOOLEAN, **paging.schema(ns.SORT_KEYS))
+    @policy.authorize("network:list")
+    def list_networks(self, *, all_projects: bool = False, limit: int | None = None,
+                      marker: str | None = None, sort_key: str = "name",
+                      sort_dir: str = "asc") -> list[Network]:
+        """The caller's networks and the shared ones (every project's: ``all_projects``, an
+        admin rule), ``limit`` at a time after the network ``marker``."""
+        if all_projects:
+            self._authorize("network:list:all_projects")
+        found = [self._network_out(d) for d in self.plugin.list_networks()
+                 if all_projects or d["project_id"] == self.project_id or d["shared"]]
+        return paging.page_items(found,
                                  _id, _SORT, limit=limit, marker=marker, sort_key=sort_key,
                                  sort_dir=sort_dir, resource="network")
 
     @schemas.accepts(network_id=s.UUID, name=ns.TEXT, admin_state_up=s.BOOLEAN)
+    @policy.authorize("network:update")
     def update_network(
         self, network_id: str, *, name: Any = _UNSET, admin_state_up: Any = _UNSET
     ) -> Network:
@@ -374,20 +459,27 @@ class NetworkAPI:
             changes["name"] = _optional_name("name", name)
         if admin_state_up is not _UNSET:
             changes["admin_state_up"] = _bool("admin_state_up", admin_state_up)
-        network_id = validate.uuid_like("network_id", network_id)
-        return _network_view(self.plugin.update_network(network_id, changes))
+        self._own_network(network_id)
+        return self._network_out(self.plugin.update_network(network_id, changes))
 
     @schemas.accepts(network_id=s.UUID)
+    @policy.authorize("network:delete")
     def delete_network(self, network_id: str) -> None:
         """Delete a network and its subnets; Conflict while it has ports. Deleting a network
         that does not exist succeeds."""
-        self.plugin.delete_network(validate.uuid_like("network_id", network_id))
+        try:
+            self._own_network(network_id)
+        except exception.NotFound:
+            return
+        self.plugin.delete_network(network_id)
 
     @schemas.accepts(network_id=s.UUID)
+    @policy.authorize("network:get:provider")
     def list_segments(self, network_id: str) -> list[Segment]:
-        return list(self.get_network(network_id).segments)
+        return list(_network_view(self._visible_network(network_id)).segments)
 
     @schemas.accepts()
+    @policy.authorize("network:type_usage")
     def type_usage(self) -> list[dict[str, Any]]:
         """Per type: total / allocated / free IDs per physical network and range (validated
         against :data:`stackcore.network.stats.TYPE_USAGE_SCHEMA`)."""
@@ -398,6 +490,7 @@ class NetworkAPI:
     @schemas.accepts(network_id=s.UUID, cidr=s.CIDR, name=ns.TEXT,
                      ip_version=s.optional(s.enum(4, 6)), gateway_ip=ns.GATEWAY,
                      allocation_pools=s.optional(s.array(ns.POOL, 64)), enable_dhcp=s.BOOLEAN)
+    @policy.authorize("network:subnet:create")
     def create_subnet(
         self,
         network_id: str,
@@ -412,26 +505,38 @@ class NetworkAPI:
         """A subnet. ``gateway_ip``: ``"auto"`` (first usable address), None (no gateway) or
         an address; ``allocation_pools``: ``[{"start", "end"}]``, default the whole CIDR but
         the gateway. Overlapping another subnet of the network is a Conflict."""
-        network_id = validate.uuid_like("network_id", network_id)
         name = _optional_name("name", name)
         _bool("enable_dhcp", enable_dhcp)
         spec = ipam.validate_subnet(cidr, ip_version, gateway_ip, allocation_pools)
-        return _subnet_view(self.plugin.create_subnet(network_id, name, spec, enable_dhcp))
+        self._own_network(network_id)
+        return _subnet_view(self.plugin.create_subnet(network_id, name, spec, enable_dhcp,
+                                                      self._owner()))
 
     @schemas.accepts(subnet_id=s.UUID)
+    @policy.authorize("network:subnet:get")
     def get_subnet(self, subnet_id: str) -> Subnet:
-        return _subnet_view(self.plugin.get_subnet(validate.uuid_like("subnet_id", subnet_id)))
+        return _subnet_view(self._visible_subnet(subnet_id))
 
-    @schemas.accepts(network_id=s.OPTIONAL_UUID, **paging.schema(ns.SORT_KEYS))
-    def list_subnets(self, network_id: str | None = None, *, limit: int | None = None,
-                     marker: str | None = None, sort_key: str = "name",
-                     sort_dir: str = "asc") -> list[Subnet]:
-        """Subnets (of ``network_id``), ``limit`` at a time after the subnet ``marker``."""
-        return paging.page_items([_subnet_view(d) for d in self.plugin.list_subnets(network_id)],
+    @schemas.accepts(network_id=s.OPTIONAL_UUID, all_projects=s.BOOLEAN,
+                     **paging.schema(ns.SORT_KEYS))
+    @policy.authorize("network:subnet:list")
+    def list_subnets(self, network_id: str | None = None, *, all_projects: bool = False,
+                     limit: int | None = None, marker: str | None = None,
+                     sort_key: str = "name", sort_dir: str = "asc") -> list[Subnet]:
+        """The caller's subnets and those of shared networks (of ``network_id``; every
+        project's: ``all_projects``), ``limit`` at a time after the subnet ``marker``."""
+        if all_projects:
+            self._authorize("network:subnet:list:all_projects")
+        shared = {d["id"] for d in self.plugin.list_networks() if d["shared"]}
+        found = [_subnet_view(d) for d in self.plugin.list_subnets(network_id)
+                 if all_projects or d["project_id"] == self.project_id
+                 or d["network_id"] in shared]
+        return paging.page_items(found,
                                  _id, _SORT, limit=limit, marker=marker, sort_key=sort_key,
                                  sort_dir=sort_dir, resource="subnet")
 
     @schemas.accepts(subnet_id=s.UUID, name=ns.TEXT, enable_dhcp=s.BOOLEAN)
+    @policy.authorize("network:subnet:update")
     def update_subnet(
         self, subnet_id: str, *, name: Any = _UNSET, enable_dhcp: Any = _UNSET
     ) -> Subnet:
@@ -440,13 +545,19 @@ class NetworkAPI:
             changes["name"] = _optional_name("name", name)
         if enable_dhcp is not _UNSET:
             changes["enable_dhcp"] = _bool("enable_dhcp", enable_dhcp)
-        subnet_id = validate.uuid_like("subnet_id", subnet_id)
+        self._own(self._visible_subnet(subnet_id), "subnet", "network:subnet:update")
         return _subnet_view(self.plugin.update_subnet(subnet_id, changes))
 
     @schemas.accepts(subnet_id=s.UUID)
+    @policy.authorize("network:subnet:delete")
     def delete_subnet(self, subnet_id: str) -> None:
         """Delete a subnet; Conflict while ports hold addresses in it; a missing one is fine."""
-        self.plugin.delete_subnet(validate.uuid_like("subnet_id", subnet_id))
+        try:
+            subnet = self._visible_subnet(subnet_id)
+        except exception.NotFound:
+            return
+        self._own(subnet, "subnet", "network:subnet:delete")
+        self.plugin.delete_subnet(subnet_id)
 
     # --- ports ----------------------------------------------------------------------------
 
@@ -454,6 +565,7 @@ class NetworkAPI:
                      fixed_ips=s.optional(ns.FIXED_IPS), host=ns.TEXT,
                      vnic_type=s.enum(*ns.VNIC_TYPES), profile=s.optional(ns.PROFILE),
                      device_id=ns.TEXT, device_owner=ns.TEXT, admin_state_up=s.BOOLEAN)
+    @policy.authorize("network:port:create")
     def create_port(
         self,
         network_id: str,
@@ -484,23 +596,40 @@ class NetworkAPI:
             "device_owner": _text("device_owner", device_owner),
             "admin_state_up": _bool("admin_state_up", admin_state_up),
         }
-        network_id = validate.uuid_like("network_id", network_id)
-        return _port_view(self.plugin.create_port(network_id, attrs))
+        if host or profile:
+            self._authorize("network:port:create:binding")
+        if mac_address is not None:
+            self._authorize("network:port:create:mac_address")
+        network = self._visible_network(network_id)
+        if network["project_id"] != self.project_id and not self._sees_all():
+            # a shared network: any project's ports, but no fixed addresses of its choosing
+            if fixed_ips:
+                raise exception.Forbidden("network:port:create",
+                                          "fixed_ips on another project's shared network")
+        return _port_view(self.plugin.create_port(network_id, attrs, self._owner()))
 
     @schemas.accepts(port_id=s.UUID)
+    @policy.authorize("network:port:get")
     def get_port(self, port_id: str) -> Port:
-        return _port_view(self.plugin.get_port(validate.uuid_like("port_id", port_id)))
+        return _port_view(self._visible_port(port_id))
 
     @schemas.accepts(network_id=s.OPTIONAL_UUID, device_id=s.optional(ns.TEXT),
-                     host=s.optional(ns.TEXT), **paging.schema(ns.SORT_KEYS))
+                     host=s.optional(ns.TEXT), all_projects=s.BOOLEAN,
+                     **paging.schema(ns.SORT_KEYS))
+    @policy.authorize("network:port:list")
     def list_ports(
         self, *, network_id: str | None = None, device_id: str | None = None,
-        host: str | None = None, limit: int | None = None, marker: str | None = None,
-        sort_key: str = "name", sort_dir: str = "asc",
+        host: str | None = None, all_projects: bool = False, limit: int | None = None,
+        marker: str | None = None, sort_key: str = "name", sort_dir: str = "asc",
     ) -> list[Port]:
-        """Ports matching the filters, ``limit`` at a time after the port ``marker``."""
+        """The caller's ports matching the filters (every project's: ``all_projects``),
+        ``limit`` at a time after the port ``marker``."""
+        if all_projects:
+            self._authorize("network:port:list:all_projects")
         filters = {k: v for k, v in (("network_id", network_id), ("device_id", device_id),
                                      ("host", host)) if v is not None}
+        if not all_projects:
+            filters["project_id"] = self.project_id
         return paging.page_items([_port_view(d) for d in self.plugin.list_ports(filters)],
                                  _id, _SORT, limit=limit, marker=marker, sort_key=sort_key,
                                  sort_dir=sort_dir, resource="port")
@@ -508,6 +637,7 @@ class NetworkAPI:
     @schemas.accepts(port_id=s.UUID, name=ns.TEXT, fixed_ips=s.optional(ns.FIXED_IPS),
                      host=ns.TEXT, vnic_type=s.enum(*ns.VNIC_TYPES), profile=s.optional(ns.PROFILE),
                      device_id=ns.TEXT, device_owner=ns.TEXT, admin_state_up=s.BOOLEAN)
+    @policy.authorize("network:port:update")
     def update_port(
         self,
         port_id: str,
@@ -540,17 +670,26 @@ class NetworkAPI:
         for key, value in values.items():
             if value is not _UNSET:
                 changes[key] = checks[key](value)
-        port_id = validate.uuid_like("port_id", port_id)
+        if {"host", "profile", "vnic_type"} & set(changes):
+            self._authorize("network:port:update:binding")
+        self._own(self._visible_port(port_id), "port", "network:port:update")
         return _port_view(self.plugin.update_port(port_id, changes))
 
     @schemas.accepts(port_id=s.UUID)
+    @policy.authorize("network:port:delete")
     def delete_port(self, port_id: str) -> None:
         """Delete a port and free its addresses; deleting a missing port succeeds."""
-        self.plugin.delete_port(validate.uuid_like("port_id", port_id))
+        try:
+            port = self._visible_port(port_id)
+        except exception.NotFound:
+            return
+        self._own(port, "port", "network:port:delete")
+        self.plugin.delete_port(port_id)
 
     # --- agents and faults ----------------------------------------------------------------
 
     @schemas.accepts(host=s.optional(s.HOST), agent_type=s.optional(s.IDENTIFIER))
+    @policy.authorize("network:agent:list")
     def list_agents(self, *, host: str | None = None, agent_type: str | None = None
                     ) -> list[Agent]:
         import sqlalchemy as sa
@@ -569,22 +708,27 @@ class NetworkAPI:
                       r["alive"], r["heartbeat_at"], r["started_at"]) for r in rows]
 
     @schemas.accepts(resource_id=s.OPTIONAL_UUID)
+    @policy.authorize("network:fault:list")
     def list_faults(self, resource_id: str | None = None) -> list[faults.Fault]:
         """Mechanism-driver failures recorded on update and delete postcommits."""
         return self.plugin.list_faults(resource_id)
 
     # --- the compute seam -----------------------------------------------------------------
 
-    @schemas.accepts(instance_uuid=s.UUID, host=s.HOST, requests=s.array(ns.PORT_REQUEST, 16))
+    @schemas.accepts(instance_uuid=s.UUID, host=s.HOST, requests=s.array(ns.PORT_REQUEST, 16),
+                     project_id=s.optional(s.string(255)))
+    @policy.authorize("network:instance_ports")
     def allocate_ports_for_instance(
-        self, instance_uuid: str, host: str, requests: Sequence[Mapping[str, Any]]
+        self, instance_uuid: str, host: str, requests: Sequence[Mapping[str, Any]],
+        project_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Give an instance its ports on ``host``: each request is ``{"network_id"[,
         "fixed_ips"]}`` (a port is created, and deleted with the instance) or
         ``{"port_id"}`` (an existing, unused port is taken). Every port is bound to ``host``;
         if any cannot be bound, everything done here is undone and
         :class:`~stackcore.network.exceptions.PortBindingFailed` lists the reasons.
-        Returns the ``network_info`` list the hypervisor driver receives."""
+        Returns the ``network_info`` list the hypervisor driver receives. New ports belong to
+        ``project_id`` (the server's project; default the caller's) and count in its quota."""
         instance_uuid = validate.uuid_like("instance_uuid", instance_uuid)
         host = validate.name("host", host)
         created: list[str] = []
@@ -615,7 +759,8 @@ class NetworkAPI:
                     }
                     network_id = validate.uuid_like(f"{field}.network_id",
                                                     request["network_id"])
-                    port = _port_view(self.plugin.create_port(network_id, attrs))
+                    owner = self._owner(project_id=project_id)
+                    port = _port_view(self.plugin.create_port(network_id, attrs, owner))
                     created.append(port.id)
                 if port.vif_type == mech_api.VIF_TYPE_BINDING_FAILED:
                     raise exceptions.PortBindingFailed(
@@ -631,6 +776,7 @@ class NetworkAPI:
         return [self._network_info(port) for port in ports]
 
     @schemas.accepts(instance_uuid=s.UUID)
+    @policy.authorize("network:instance_ports")
     def deallocate_ports_for_instance(self, instance_uuid: str) -> None:
         """Release an instance's ports: those created for it are deleted, those it was given
         are unbound and freed. Idempotent."""
@@ -643,6 +789,7 @@ class NetworkAPI:
                                                      "host": ""})
 
     @schemas.accepts(instance_uuid=s.UUID)
+    @policy.authorize("network:instance_ports")
     def network_info_for_instance(self, instance_uuid: str) -> list[dict[str, Any]]:
         """The ``network_info`` of the ports an instance holds now (what
         :meth:`allocate_ports_for_instance` returned), e.g. for the driver's destroy."""

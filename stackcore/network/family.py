@@ -41,6 +41,8 @@ FAMILY = Family(
     options="stackcore.network.opts:list_opts",
     plugin_options="stackcore.network.opts:plugin_opts",
     runtime_path="stackcore.network.family:Runtime",
+    quotas="stackcore.network.quotas:RESOURCES",
+    policies="stackcore.network.policies:list_rules",
 )
 
 

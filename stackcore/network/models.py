@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -26,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stackcore.db.models import Base, utcnow
+from stackcore.db.models import Base, project_column, utcnow
 
 
 class Network(Base):
@@ -34,6 +35,12 @@ class Network(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = project_column()
+    #: usable by every project (its subnets readable, ports creatable on it)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa.false())
+    #: ``router:external``: a network routers take their gateway on
+    router_external: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                  server_default=sa.false())
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
     mtu: Mapped[int] = mapped_column(Integer, default=0)
@@ -97,6 +104,7 @@ class Subnet(Base):
         ForeignKey("networks.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = project_column()
     ip_version: Mapped[int] = mapped_column(Integer)
     cidr: Mapped[str] = mapped_column(String(64))
     gateway_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -117,6 +125,7 @@ class Port(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
     name: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = project_column()
     mac_address: Mapped[str] = mapped_column(String(32))
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default="DOWN")

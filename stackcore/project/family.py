@@ -32,7 +32,7 @@ class Runtime:
     def build_api(self, ctx: StartContext) -> Any:
         from stackcore.project.api import ProjectAPI
 
-        return ProjectAPI(ctx.db, ctx.quotas, ctx.policy)
+        return ProjectAPI(ctx.conf, ctx.db)
 
     def start(self, ctx: StartContext) -> None:
         """No services."""

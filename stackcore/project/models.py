@@ -1,6 +1,6 @@
 """SQLAlchemy models of the project family (Alembic branch ``project``): quota limits set per
-project by an admin, and the usage each project holds, kept in step with the resources by the
-transactions that create and delete them."""
+project by an admin, and the per-project lock creates take (usage is counted from the
+resources' own rows)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,10 @@ class QuotaLimit(Base):
                                                           onupdate=utcnow)
 
 
-class QuotaUsage(Base):
-    """What a project holds of one resource. Changed only by conditional UPDATEs in the
-    transaction that creates or deletes the resource (see :mod:`stackcore.project.quota`)."""
+class ProjectQuotaLock(Base):
+    """One row per project: creates of one project take it (``SELECT ... FOR UPDATE``) to
+    count and insert atomically (see :mod:`stackcore.project.quota`)."""
 
-    __tablename__ = "quota_usages"
+    __tablename__ = "project_quota_locks"
 
     project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    resource: Mapped[str] = mapped_column(String(255), primary_key=True)
-    in_use: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow,
-                                                          onupdate=utcnow)

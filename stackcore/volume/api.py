@@ -31,6 +31,8 @@ from stackcore.db import models as core_models
 from stackcore.db import paging
 from stackcore.faults import Fault
 from stackcore.image import models as image_models
+from stackcore.project import policy
+from stackcore.project.scope import ScopedAPI
 from stackcore.volume import models
 from stackcore.volume import schemas as vs
 from stackcore.volume.objects import GiB
@@ -119,7 +121,7 @@ def qcow2_virtual_size(path: str) -> int | None:
     return int(struct.unpack(">Q", header[24:32])[0])
 
 
-class VolumeAPI:
+class VolumeAPI(ScopedAPI):
     """Volume types, volumes, snapshots, attachments, image copies and backend pools."""
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any) -> None:
@@ -131,12 +133,14 @@ class VolumeAPI:
     # --- volume types ----------------------------------------------------------------------
 
     @schemas.accepts(name=s.NAME, extra_specs=s.optional(vs.TYPE_EXTRA_SPECS),
-                     description=s.optional(s.DESCRIPTION))
+                     description=s.optional(s.DESCRIPTION), is_public=s.BOOLEAN)
+    @policy.authorize("volume:type:create")
     def create_type(self, name: str, extra_specs: Mapping[str, str] | None = None,
-                    description: str | None = None) -> VolumeType:
+                    description: str | None = None, is_public: bool = True) -> VolumeType:
         """A volume type. ``volume_backend_name`` in ``extra_specs`` pins volumes of the type
         to backends reporting that name; ``provisioning:type`` = ``thin``/``thick``;
-        ``multiattach`` = ``<is> True``."""
+        ``multiattach`` = ``<is> True``. A private type (``is_public=False``) is usable only
+        by the projects it is shared with (:meth:`add_type_access`) and admins."""
         validate.name("name", name)
         specs = validate.string_map("extra_specs", extra_specs)
         if "provisioning:type" in specs:
@@ -145,6 +149,7 @@ class VolumeAPI:
         if description is not None:
             validate.name("description", description, 1024)
         row = models.VolumeType(id=str(uuid.uuid4()), name=name, description=description,
+                                is_public=is_public,
                                 extra_specs=specs)
         try:
             with self.db.transaction() as session:
@@ -157,31 +162,63 @@ class VolumeAPI:
     def _type_view(row: models.VolumeType) -> VolumeType:
         return VolumeType(row.id, row.name, row.description, dict(row.extra_specs))
 
+    def _usable_types(self, query: Any) -> Any:
+        """Public types and private ones shared with the caller's project (admins: all)."""
+        if self._sees_all():
+            return query
+        vtype = models.VolumeType
+        shared = sa.select(models.VolumeTypeProject.volume_type_id).where(
+            models.VolumeTypeProject.project_id == self.project_id)
+        return query.where(sa.or_(vtype.is_public.is_(True), vtype.id.in_(shared)))
+
     def _type_row(self, session: Any, name_or_id: str) -> models.VolumeType:
-        row = session.execute(sa.select(models.VolumeType).where(sa.or_(
-            models.VolumeType.id == name_or_id, models.VolumeType.name == name_or_id))
+        row = session.execute(self._usable_types(sa.select(models.VolumeType).where(sa.or_(
+            models.VolumeType.id == name_or_id, models.VolumeType.name == name_or_id)))
         ).scalar_one_or_none()
         if row is None:
             raise exception.NotFound("volume type", name_or_id)
         return row  # type: ignore[no-any-return]
 
     @schemas.accepts(name_or_id=vs.TYPE_NAME_OR_ID)
+    @policy.authorize("volume:type:get")
     def get_type(self, name_or_id: str) -> VolumeType:
         with self.db.transaction() as session:
             return self._type_view(self._type_row(session, name_or_id))
 
     @schemas.accepts(**paging.schema(vs.NAME_SORT_KEYS))
+    @policy.authorize("volume:type:list")
     def list_types(self, *, limit: int | None = None, marker: str | None = None,
                    sort_key: str = "name", sort_dir: str = "asc") -> list[VolumeType]:
         """Volume types, ``limit`` at a time after the type ``marker``."""
         vtype = models.VolumeType
         with self.db.transaction() as session:
-            query = paging.page(session, sa.select(vtype), vtype.id,
+            query = paging.page(session, self._usable_types(sa.select(vtype)), vtype.id,
                                 {"name": vtype.name, "id": vtype.id}, limit=limit, marker=marker,
                                 sort_key=sort_key, sort_dir=sort_dir, resource="volume type")
             return [self._type_view(r) for r in session.execute(query).scalars()]
 
+    @schemas.accepts(volume_type=vs.TYPE_NAME_OR_ID, project_id=s.string(255))
+    @policy.authorize("volume:type:access")
+    def add_type_access(self, volume_type: str, project_id: str) -> None:
+        """Share a private volume type with a project (again: no change)."""
+        with self.db.transaction() as session:
+            row = self._type_row(session, volume_type)
+            if session.get(models.VolumeTypeProject, (row.id, project_id)) is None:
+                session.add(models.VolumeTypeProject(volume_type_id=row.id,
+                                                     project_id=project_id))
+
+    @schemas.accepts(volume_type=vs.TYPE_NAME_OR_ID, project_id=s.string(255))
+    @policy.authorize("volume:type:access")
+    def remove_type_access(self, volume_type: str, project_id: str) -> None:
+        """Stop sharing a private volume type with a project (its volumes stay)."""
+        with self.db.transaction() as session:
+            row = self._type_row(session, volume_type)
+            session.execute(sa.delete(models.VolumeTypeProject).where(
+                models.VolumeTypeProject.volume_type_id == row.id,
+                models.VolumeTypeProject.project_id == project_id))
+
     @schemas.accepts(name_or_id=vs.TYPE_NAME_OR_ID)
+    @policy.authorize("volume:type:delete")
     def delete_type(self, name_or_id: str) -> None:
         with self.db.transaction() as session:
             row = self._type_row(session, name_or_id)
@@ -195,6 +232,7 @@ class VolumeAPI:
     # --- placement -------------------------------------------------------------------------
 
     @schemas.accepts()
+    @policy.authorize("volume:pool:list")
     def list_pools(self) -> list[Pool]:
         """Every pool of every volume backend, with its latest stats and allocation."""
         down_time = self.conf.service_down_time
@@ -217,6 +255,7 @@ class VolumeAPI:
 
     @schemas.accepts(size=vs.SIZE, volume_type=s.optional(vs.TYPE_NAME_OR_ID),
                      availability_zone=s.optional(s.ZONE), limit=s.optional(s.integer(1, 1000)))
+    @policy.authorize("volume:explain_placement")
     def explain_placement(self, size: int, volume_type: str | None = None,
                           availability_zone: str | None = None,
                           limit: int | None = 20) -> dict[str, Any]:
@@ -237,6 +276,7 @@ class VolumeAPI:
                      availability_zone=s.optional(s.ZONE), metadata=s.optional(s.STRING_MAP),
                      snapshot_id=s.OPTIONAL_UUID, source_volume_id=s.OPTIONAL_UUID,
                      image_id=s.optional(s.string(255)), wait=s.BOOLEAN, timeout=s.TIMEOUT)
+    @policy.authorize("volume:create")
     def create(
         self,
         size: int,
@@ -273,7 +313,8 @@ class VolumeAPI:
             if snapshot_id is not None:
                 validate.uuid_like("snapshot_id", snapshot_id)
                 snap = session.get(models.Snapshot, snapshot_id)
-                if snap is None or snap.status == SnapshotStatus.DELETED:
+                if snap is None or snap.status == SnapshotStatus.DELETED or \
+                        not self._visible(snap.project_id):
                     raise exception.NotFound("snapshot", snapshot_id)
                 if snap.status != SnapshotStatus.AVAILABLE:
                     raise exception.InvalidState(
@@ -286,7 +327,8 @@ class VolumeAPI:
             if source_volume_id is not None:
                 validate.uuid_like("source_volume_id", source_volume_id)
                 src = session.get(models.Volume, source_volume_id)
-                if src is None or src.status == VolumeStatus.DELETED:
+                if src is None or src.status == VolumeStatus.DELETED or \
+                        not self._visible(src.project_id):
                     raise exception.NotFound("volume", source_volume_id)
                 if src.status not in (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE):
                     raise exception.InvalidState(
@@ -297,7 +339,8 @@ class VolumeAPI:
                 placed_with = src.id
             if image_id is not None:
                 image = session.get(image_models.Image, image_id)
-                if image is None:
+                if image is None or not (self._visible(image.project_id) or
+                                         image.visibility == "public"):
                     raise exception.NotFound("image", image_id)
                 if image.disk_format not in IMAGE_FORMATS:
                     raise exception.Invalid("image_id", f"image format {image.disk_format!r} "
@@ -310,7 +353,12 @@ class VolumeAPI:
                 if virtual > size * GiB:
                     raise exception.Invalid("size", f"{size} GiB is smaller than the image's "
                                             f"virtual size ({virtual} bytes)", size)
+            deltas = {"volumes": 1, "gigabytes": size}
+            if vtype is not None:
+                deltas[f"gigabytes_{vtype.name}"] = size
+            self.quotas.check(session, self.project_id, deltas)
             session.add(models.Volume(
+                project_id=self.project_id, user_id=self.user_id,
                 id=volume_id, display_name=name, size=size, status=VolumeStatus.CREATING,
                 volume_type_id=vtype.id if vtype else None,
                 availability_zone=availability_zone, metadata_=meta,
@@ -349,6 +397,7 @@ class VolumeAPI:
 
     @schemas.accepts(volume_id=s.UUID, statuses=s.array(s.enum(*vs.VOLUME_STATUSES), 16),
                      timeout=s.TIMEOUT)
+    @policy.authorize("volume:get")
     def wait(self, volume_id: str, statuses: tuple[str, ...] = _FINAL,
              timeout: float | None = None) -> Volume:
         """Wait until the volume reaches one of ``statuses``."""
@@ -368,9 +417,16 @@ class VolumeAPI:
         return faults.view(row)
 
     @schemas.accepts(resource_id=s.UUID)
+    @policy.authorize("volume:faults")
     def faults(self, resource_id: str) -> list[Fault]:
         """Every fault recorded for a volume or snapshot, oldest first."""
         with self.db.transaction() as session:
+            owner = session.execute(sa.select(models.Volume.project_id).where(
+                models.Volume.id == resource_id).union_all(sa.select(
+                    models.Snapshot.project_id).where(models.Snapshot.id == resource_id))
+            ).scalars().first()
+            if owner is None or not self._visible(owner):
+                raise exception.NotFound("volume or snapshot", resource_id)
             rows = session.execute(
                 sa.select(models.VolumeFault).where(models.VolumeFault.resource_id ==
                                                     resource_id)
@@ -398,22 +454,28 @@ class VolumeAPI:
         )
 
     @schemas.accepts(volume_id=s.UUID, include_deleted=s.BOOLEAN)
+    @policy.authorize("volume:get")
     def get(self, volume_id: str, include_deleted: bool = False) -> Volume:
         validate.uuid_like("volume_id", volume_id)
         with self.db.transaction() as session:
             row = session.get(models.Volume, volume_id)
-            if row is None or (row.status == VolumeStatus.DELETED and not include_deleted):
+            if row is None or (row.status == VolumeStatus.DELETED and not include_deleted) or \
+                    not self._visible(row.project_id):
                 raise exception.NotFound("volume", volume_id)
             return self._view(session, row)
 
     @schemas.accepts(status=s.optional(s.enum(*vs.VOLUME_STATUSES)), host=s.optional(s.HOST),
-                     include_deleted=s.BOOLEAN, **paging.schema(vs.SORT_KEYS))
+                     include_deleted=s.BOOLEAN, all_projects=s.BOOLEAN,
+                     **paging.schema(vs.SORT_KEYS))
+    @policy.authorize("volume:list")
     def list_volumes(self, *, status: str | None = None, host: str | None = None,
-                     include_deleted: bool = False, limit: int | None = None,
-                     marker: str | None = None, sort_key: str = "created_at",
-                     sort_dir: str = "asc") -> list[Volume]:
-        """Volumes matching the filters, ``limit`` at a time after the volume ``marker``."""
-        query = sa.select(models.Volume)
+                     include_deleted: bool = False, all_projects: bool = False,
+                     limit: int | None = None, marker: str | None = None,
+                     sort_key: str = "created_at", sort_dir: str = "asc") -> list[Volume]:
+        """The caller's project's volumes (every project's: ``all_projects``, an admin rule)
+        matching the filters, ``limit`` at a time after the volume ``marker``."""
+        query = self._scope_list(sa.select(models.Volume), models.Volume.project_id,
+                                all_projects, "volume:list")
         if status is not None:
             query = query.where(models.Volume.status == status)
         elif not include_deleted:
@@ -431,11 +493,16 @@ class VolumeAPI:
     def _backend_of(self, volume_id: str, session: Any) -> models.Volume:
         validate.uuid_like("volume_id", volume_id)
         row = session.get(models.Volume, volume_id)
-        if row is None or row.status == VolumeStatus.DELETED:
+        if row is None or row.status == VolumeStatus.DELETED or \
+                not self._visible(row.project_id):
             raise exception.NotFound("volume", volume_id)
         return row  # type: ignore[no-any-return]
 
+    def _visible(self, project_id: str) -> bool:
+        return self._sees_all() or project_id == self.project_id
+
     @schemas.accepts(volume_id=s.UUID)
+    @policy.authorize("volume:delete")
     def delete(self, volume_id: str) -> None:
         """Delete a volume. Deleting a deleted volume succeeds, and so does deleting one that
         another call is deleting (this one waits for it: concurrent deletes both succeed, or
@@ -445,7 +512,7 @@ class VolumeAPI:
         validate.uuid_like("volume_id", volume_id)
         with self.db.transaction() as session:
             row = session.get(models.Volume, volume_id)
-            if row is None:
+            if row is None or not self._visible(row.project_id):
                 raise exception.NotFound("volume", volume_id)
             if row.status == VolumeStatus.DELETED:
                 return
@@ -477,6 +544,7 @@ class VolumeAPI:
         self.rpc.delete_volume(host, volume_id)
 
     @schemas.accepts(volume_id=s.UUID, new_size=vs.SIZE)
+    @policy.authorize("volume:extend")
     def extend(self, volume_id: str, new_size: int) -> Volume:
         """Grow a volume to ``new_size`` GiB (claimed on its pool first). An attached volume
         can be extended only on a backend reporting ``online_extend_support``."""
@@ -501,6 +569,10 @@ class VolumeAPI:
             vtype = session.get(models.VolumeType, row.volume_type_id) \
                 if row.volume_type_id else None
             thin = (vtype.extra_specs if vtype else {}).get("provisioning:type") != "thick"
+            deltas = {"gigabytes": new_size - row.size}
+            if vtype is not None:
+                deltas[f"gigabytes_{vtype.name}"] = new_size - row.size
+            self.quotas.check(session, row.project_id, deltas)
             if not claims.claim_more(session, volume_id, new_size - row.size, thin):
                 raise exception.NoValidHost(
                     f"pool {row.host}#{row.pool} has no room for {new_size - row.size} more GiB")
@@ -543,6 +615,7 @@ class VolumeAPI:
                 claims.release(session, resource_id)
 
     @schemas.accepts(volume_id=s.UUID, metadata=s.STRING_MAP)
+    @policy.authorize("volume:set_metadata")
     def set_metadata(self, volume_id: str, metadata: Mapping[str, str]) -> Volume:
         meta = validate.string_map("metadata", metadata)
         with self.db.transaction() as session:
@@ -554,6 +627,7 @@ class VolumeAPI:
 
     @schemas.accepts(volume_id=s.UUID, connector=vs.CONNECTOR, instance_uuid=s.OPTIONAL_UUID,
                      mountpoint=s.optional(s.DEVICE_NAME))
+    @policy.authorize("volume:attach")
     def attach(self, volume_id: str, connector: Mapping[str, Any],
                instance_uuid: str | None = None, mountpoint: str | None = None) -> dict[str, Any]:
         """Attach to the host described by ``connector`` (os-brick connector properties; at
@@ -578,6 +652,7 @@ class VolumeAPI:
                                       mountpoint)
 
     @schemas.accepts(volume_id=s.UUID, attachment_id=s.OPTIONAL_UUID, force=s.BOOLEAN)
+    @policy.authorize("volume:detach")
     def detach(self, volume_id: str, attachment_id: str | None = None,
                force: bool = False) -> Volume:
         """End one attachment; with ``force`` and no ``attachment_id``, end all of them (the
@@ -593,6 +668,8 @@ class VolumeAPI:
         """
         if attachment_id is None and not force:
             raise exception.Invalid("attachment_id", "is required unless force=True")
+        if force:
+            self._authorize("volume:force_detach")
         if attachment_id is not None:
             validate.uuid_like("attachment_id", attachment_id)
         with self.db.transaction() as session:
@@ -615,6 +692,7 @@ class VolumeAPI:
         return self.get(volume_id)
 
     @schemas.accepts(volume_id=s.UUID, attachment_id=s.UUID, server_id=s.UUID)
+    @policy.authorize("volume:attach")
     def detach_from_server(self, volume_id: str, attachment_id: str, server_id: str) -> Volume:
         """End the attachment ``attachment_id`` that server ``server_id`` holds: the compute
         family's side of a server's detach (and of its delete), called once the hypervisor
@@ -641,6 +719,7 @@ class VolumeAPI:
 
     @schemas.accepts(volume_id=s.UUID, name=s.OPTIONAL_NAME, force=s.BOOLEAN,
                      metadata=s.optional(s.STRING_MAP), wait=s.BOOLEAN, timeout=s.TIMEOUT)
+    @policy.authorize("volume:snapshot:create")
     def create_snapshot(self, volume_id: str, name: str | None = None, force: bool = False,
                         metadata: Mapping[str, str] | None = None, wait: bool = True,
                         timeout: float | None = None) -> Snapshot:
@@ -657,7 +736,14 @@ class VolumeAPI:
                     f"cannot snapshot volume {volume_id} while it is {row.status}"
                     + (" (use force=True for an attached volume)"
                        if row.status == VolumeStatus.IN_USE else ""), state=row.status)
-            session.add(models.Snapshot(id=snapshot_id, volume_id=volume_id, display_name=name,
+            deltas = {"snapshots": 1, "gigabytes": row.size}
+            vtype = session.get(models.VolumeType, row.volume_type_id) \
+                if row.volume_type_id else None
+            if vtype is not None:
+                deltas[f"gigabytes_{vtype.name}"] = row.size
+            self.quotas.check(session, row.project_id, deltas)
+            session.add(models.Snapshot(project_id=row.project_id, user_id=self.user_id,
+                                        id=snapshot_id, volume_id=volume_id, display_name=name,
                                         volume_size=row.size, status=SnapshotStatus.CREATING,
                                         metadata_=meta))
             host = row.host
@@ -673,6 +759,7 @@ class VolumeAPI:
 
     @schemas.accepts(snapshot_id=s.UUID, statuses=s.array(s.enum(*vs.SNAPSHOT_STATUSES), 16),
                      timeout=s.TIMEOUT)
+    @policy.authorize("volume:snapshot:get")
     def wait_snapshot(self, snapshot_id: str, statuses: tuple[str, ...],
                       timeout: float | None = None) -> Snapshot:
         return wait.until(
@@ -682,24 +769,31 @@ class VolumeAPI:
         )
 
     @schemas.accepts(snapshot_id=s.UUID, include_deleted=s.BOOLEAN)
+    @policy.authorize("volume:snapshot:get")
     def get_snapshot(self, snapshot_id: str, include_deleted: bool = False) -> Snapshot:
         validate.uuid_like("snapshot_id", snapshot_id)
         with self.db.transaction() as session:
             row = session.get(models.Snapshot, snapshot_id)
-            if row is None or (row.status == SnapshotStatus.DELETED and not include_deleted):
+            if row is None or (row.status == SnapshotStatus.DELETED and not include_deleted) \
+                    or not self._visible(row.project_id):
                 raise exception.NotFound("snapshot", snapshot_id)
             return Snapshot(row.id, row.volume_id, row.display_name, row.volume_size,
                             row.status, dict(row.metadata_), row.created_at,
                             self._fault(session, row.id) if row.status.startswith("error")
                             else None)
 
-    @schemas.accepts(volume_id=s.OPTIONAL_UUID, **paging.schema(vs.SORT_KEYS))
-    def list_snapshots(self, volume_id: str | None = None, *, limit: int | None = None,
-                       marker: str | None = None, sort_key: str = "created_at",
-                       sort_dir: str = "asc") -> list[Snapshot]:
-        """Snapshots (of ``volume_id``), ``limit`` at a time after the snapshot ``marker``."""
+    @schemas.accepts(volume_id=s.OPTIONAL_UUID, all_projects=s.BOOLEAN,
+                     **paging.schema(vs.SORT_KEYS))
+    @policy.authorize("volume:snapshot:list")
+    def list_snapshots(self, volume_id: str | None = None, *, all_projects: bool = False,
+                       limit: int | None = None, marker: str | None = None,
+                       sort_key: str = "created_at", sort_dir: str = "asc") -> list[Snapshot]:
+        """The caller's project's snapshots (of ``volume_id``; every project's:
+        ``all_projects``), ``limit`` at a time after the snapshot ``marker``."""
         snap = models.Snapshot
-        query = sa.select(snap.id).where(snap.status != SnapshotStatus.DELETED)
+        query = self._scope_list(sa.select(snap.id), snap.project_id, all_projects,
+                                "volume:snapshot:list").where(
+            snap.status != SnapshotStatus.DELETED)
         if volume_id is not None:
             query = query.where(snap.volume_id == volume_id)
         with self.db.transaction() as session:
@@ -711,12 +805,13 @@ class VolumeAPI:
         return [self.get_snapshot(i) for i in ids]
 
     @schemas.accepts(snapshot_id=s.UUID)
+    @policy.authorize("volume:snapshot:delete")
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot; deleting a deleted one succeeds."""
         validate.uuid_like("snapshot_id", snapshot_id)
         with self.db.transaction() as session:
             row = session.get(models.Snapshot, snapshot_id)
-            if row is None:
+            if row is None or not self._visible(row.project_id):
                 raise exception.NotFound("snapshot", snapshot_id)
             if row.status == SnapshotStatus.DELETED:
                 return
@@ -734,6 +829,7 @@ class VolumeAPI:
     # --- images ----------------------------------------------------------------------------
 
     @schemas.accepts(volume_id=s.UUID, image_name=s.NAME, disk_format=s.enum(*vs.IMAGE_FORMATS))
+    @policy.authorize("volume:upload_to_image")
     def upload_to_image(self, volume_id: str, image_name: str,
                         disk_format: str = "raw") -> dict[str, Any]:
         """Copy the volume into a new image of the compute image store; returns

@@ -269,7 +269,9 @@ class VolumeDriver(abc.ABC):
     @abc.abstractmethod
     def ensure_export(self, volume: Volume) -> ModelUpdate:
         """Re-create the export of an attached volume if the backend lost it (after a restart
-        of the target daemon or of the host). Called by start-up reconciliation."""
+        of the target daemon or of the host); nothing to do when it is there (cheap: it runs
+        often). Called by start-up reconciliation and every ``periodic_interval`` seconds
+        for each attached volume no request is working on."""
 
     @abc.abstractmethod
     def remove_export(self, volume: Volume) -> None:

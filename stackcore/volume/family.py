@@ -38,6 +38,8 @@ FAMILY = Family(
     options="stackcore.volume.opts:list_opts",
     plugin_options="stackcore.volume.opts:plugin_opts",
     runtime_path="stackcore.volume.family:Runtime",
+    quotas="stackcore.volume.quotas:RESOURCES",
+    policies="stackcore.volume.policies:list_rules",
 )
 
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from stackcore.volume import opts as volume_opts
 from stackcore.volume.driver import MODEL_UPDATE_KEYS, VolumeDriver
 from stackcore.volume.family import VOLUME_BINARY as BINARY
 from stackcore.volume.placement import capacity, claims
+from stackcore.volume.states import TRANSIENT as VOLUME_TRANSIENT
 from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
 
 LOG = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class VolumeManager:
         self.driver_name = driver_name
         self.unknown_objects: list[str] = []
         self._locks = managers.KeyedLocks()
+        self._orphans = managers.Orphans()
         self._stats_gate = _StatsGate()
 
     # --- plumbing --------------------------------------------------------------------------
@@ -249,9 +252,9 @@ class VolumeManager:
         self._find_unknown_objects()
         self.publish_stats()
 
-    def _reconcile_volume(self, volume_id: str, status: str) -> None:
+    def _reconcile_volume(self, volume_id: str, status: str, cause: str = "") -> None:
         interrupted = exception.DriverError(
-            f"{status} interrupted by a restart of {BINARY} on {self.host}")
+            f"{status} interrupted by {cause or f'a restart of {BINARY} on {self.host}'}")
         if status in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
             self._fail_create(volume_id, "create_volume", interrupted)
             return
@@ -327,6 +330,110 @@ class VolumeManager:
 
     def periodic_tasks(self) -> None:
         self.publish_stats()
+        self.reconcile_orphans()
+        self.ensure_exports()
+
+    def ensure_exports(self) -> None:
+        """Periodic: ``ensure_export`` of every attached volume of this backend that no
+        request is working on, so exports a restarted target daemon lost (tgtd keeps its
+        targets in memory) come back without restarting this service. Failures are logged
+        and tried again next time."""
+        with self.db.transaction() as session:
+            ids = session.execute(
+                sa.select(models.Volume.id).distinct()
+                .join(models.Attachment, models.Attachment.volume_id == models.Volume.id)
+                .where(models.Volume.host == self.host,
+                       models.Volume.status == VolumeStatus.IN_USE,
+                       models.Attachment.attach_status == AttachStatus.ATTACHED)
+            ).scalars().all()
+        for volume_id in ids:
+            if self._locks.busy(volume_id):
+                continue
+            try:
+                with self._locked(volume_id):
+                    row, volume = self._load(volume_id)
+                    if row.status != VolumeStatus.IN_USE:
+                        continue
+                    update = self._driver_call("ensure_export", self.driver.ensure_export,
+                                               volume)
+                    values = self._model_update(update, "ensure_export")
+                    if values:
+                        self._update(volume_id, **values)
+            except exception.StackcoreError as err:
+                LOG.warning("export of volume %s on %s not ensured: %s", volume_id, self.host,
+                            err)
+
+    def reconcile_orphans(self) -> list[str]:
+        """Periodic: finish or undo what was left transient on this backend with no work of
+        this service on it - a create request lost with a broker restart, an operation a
+        database or backend outage cut off, a call from another service that timed out
+        half-way. A volume (transient itself, or with a snapshot creating/deleting or an
+        attachment attaching/detaching) is an orphan once it has been seen so, in the same
+        state and with no request of this service holding it, for ``rpc_call_timeout``
+        seconds (by then the caller has stopped waiting, and a request on its way would have
+        arrived). A create (volume or snapshot) that never started is started; anything else
+        is handled as at start-up (:meth:`init_host`). Returns the volumes it handled."""
+        att, snap, vol = models.Attachment, models.Snapshot, models.Volume
+        with self.db.transaction() as session:
+            transient: dict[str, Any] = {
+                vid: [status] for vid, status in session.execute(
+                    sa.select(vol.id, vol.status).where(
+                        vol.host == self.host,
+                        vol.status.in_([str(s) for s in VOLUME_TRANSIENT])))}
+            for vid, sid, status in session.execute(
+                    sa.select(snap.volume_id, snap.id, snap.status)
+                    .join(vol, vol.id == snap.volume_id)
+                    .where(vol.host == self.host, snap.status.in_(
+                        [SnapshotStatus.CREATING, SnapshotStatus.DELETING]))):
+                transient.setdefault(vid, []).append(f"snapshot {sid} {status}")
+            for vid, aid, status in session.execute(
+                    sa.select(att.volume_id, att.id, att.attach_status)
+                    .join(vol, vol.id == att.volume_id)
+                    .where(vol.host == self.host, att.attach_status.in_(
+                        [AttachStatus.ATTACHING, AttachStatus.DETACHING]))):
+                transient.setdefault(vid, []).append(f"attachment {aid} {status}")
+        due = self._orphans.due({k: tuple(sorted(v)) for k, v in transient.items()},
+                                self._locks.busy, self.conf.rpc_call_timeout,
+                                time.monotonic())
+        for volume_id in due:
+            try:
+                self._reconcile_orphan(volume_id)
+            except Exception as err:  # noqa: BLE001 - the next pass tries again
+                LOG.warning("reconciling orphaned volume %s on %s failed: %s", volume_id,
+                            self.host, err)
+        return due
+
+    def _reconcile_orphan(self, volume_id: str) -> None:
+        with self.db.transaction() as session:
+            row = session.get(models.Volume, volume_id)
+            if row is None or row.host != self.host:
+                return
+            status = row.status
+            snaps = session.execute(sa.select(models.Snapshot.id, models.Snapshot.status).where(
+                models.Snapshot.volume_id == volume_id,
+                models.Snapshot.status.in_([SnapshotStatus.CREATING,
+                                            SnapshotStatus.DELETING]))).all()
+        LOG.warning("volume %s on %s: %s with no work in progress for %d s; reconciling",
+                    volume_id, self.host, status, self.conf.rpc_call_timeout)
+        if status == VolumeStatus.CREATING:
+            self.create_volume(volume_id)  # its create request never arrived
+            return
+        for snap_id, snap_status in snaps:
+            if snap_status == SnapshotStatus.CREATING:
+                self.create_snapshot(snap_id)  # likewise
+        with self._locked(volume_id), self._stats_gate.shared():
+            for snap_id, snap_status in snaps:
+                if snap_status == SnapshotStatus.DELETING:
+                    with contextlib.suppress(exception.StackcoreError):
+                        self._delete_snapshot(snap_id)
+            with self.db.transaction() as session:
+                row = session.get(models.Volume, volume_id)
+                if row is None or row.status == VolumeStatus.DELETED:
+                    return
+                status = row.status
+            self._reconcile_volume(volume_id, status, cause=(
+                f"an interruption ({status} with no work in progress on {self.host} for "
+                f"{self.conf.rpc_call_timeout} s)"))
 
     def publish_stats(self) -> dict[str, Any]:
         """Read, validate and store the driver's stats with ``allocated_capacity_gb`` per pool,
@@ -454,10 +561,10 @@ class VolumeManager:
                     image = self._image_file(row.image_id)
                     _, volume = self._load(volume_id)
                     self._driver_call(step, self.driver.copy_image_to_volume, volume, image)
-            except Exception as err:  # noqa: BLE001
+                step = "finish_create"
+                self._update(volume_id, status=VolumeStatus.AVAILABLE)
+            except Exception as err:  # noqa: BLE001 - a database outage too: never left creating
                 self._fail_create(volume_id, step, err)
-                return
-            self._update(volume_id, status=VolumeStatus.AVAILABLE)
 
     def _image_file(self, image_id: str) -> objects.ImageFile:
         with self.db.transaction() as session:
@@ -566,10 +673,9 @@ class VolumeManager:
                 update = self._driver_call("create_snapshot", self.driver.create_snapshot, snap)
                 values = self._model_update(update, "create_snapshot")
                 values.pop("provider_auth", None)
-            except Exception as err:  # noqa: BLE001
+                self._update_snapshot(snapshot_id, status=SnapshotStatus.AVAILABLE, **values)
+            except Exception as err:  # noqa: BLE001 - a database outage too: never left creating
                 self._fail_snapshot(snapshot_id, "create_snapshot", err)
-                return
-            self._update_snapshot(snapshot_id, status=SnapshotStatus.AVAILABLE, **values)
 
     def _fail_snapshot(self, snapshot_id: str, step: str, err: BaseException) -> None:
         """Like :meth:`_fail_create`: clean the backend first, then publish ``error``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stackcore.db.models import Base, utcnow
+from stackcore.db.models import Base, project_column, user_column, utcnow
 
 
 class VolumeType(Base):
@@ -35,7 +36,19 @@ class VolumeType(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     extra_specs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: a private type is usable by the projects of :class:`VolumeTypeProject` only
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa.true())
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class VolumeTypeProject(Base):
+    """A project a private volume type is shared with."""
+
+    __tablename__ = "volume_type_projects"
+
+    volume_type_id: Mapped[str] = mapped_column(ForeignKey("volume_types.id",
+                                                           ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
 class Volume(Base):
@@ -43,6 +56,8 @@ class Volume(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     display_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    project_id: Mapped[str] = project_column()
+    user_id: Mapped[str] = user_column()
     size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32), index=True)
     volume_type_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
@@ -71,6 +86,8 @@ class Snapshot(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     volume_id: Mapped[str] = mapped_column(ForeignKey("volumes.id"), index=True)
     display_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    project_id: Mapped[str] = project_column()
+    user_id: Mapped[str] = user_column()
     volume_size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32), index=True)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

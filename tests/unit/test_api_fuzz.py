@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import stackcore
 from stackcore import exception, schemas
+from stackcore.project.scope import ScopedAPI
 
 FAMILIES = ("compute", "volume", "network", "project")
 
@@ -25,7 +26,7 @@ FAMILIES = ("compute", "volume", "network", "project")
 def _public_methods(api: Any) -> list[tuple[str, Callable[..., Any]]]:
     return [(name, getattr(type(api), name)) for name in sorted(dir(type(api)))
             if not name.startswith("_") and inspect.isfunction(getattr(type(api), name))
-            and name != "bind"]
+            and name not in ScopedAPI.FRAMEWORK]
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ from stackcore.compute.placement import models
 from stackcore.compute.placement.request import POLICIES
 from stackcore.db import api as db_api
 from stackcore.db import paging
+from stackcore.project import policy
+from stackcore.project.scope import ScopedAPI
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,9 +46,10 @@ class ServerGroup:
     policy: str
     rules: Mapping[str, int]
     members: tuple[str, ...]
+    project_id: str = "admin"
 
 
-class PlacementAPI:
+class PlacementAPI(ScopedAPI):
     """Aggregates and server groups (mixed into ComputeAPI, which provides ``db``)."""
 
     db: db_api.Database
@@ -75,6 +78,7 @@ class PlacementAPI:
 
     @schemas.accepts(name=s.NAME, metadata=s.optional(s.STRING_MAP),
                      availability_zone=s.optional(s.ZONE))
+    @policy.authorize("compute:aggregate:manage")
     def create_aggregate(self, name: str, metadata: Mapping[str, str] | None = None,
                          availability_zone: str | None = None) -> Aggregate:
         """A new, empty host aggregate. ``availability_zone`` is stored as metadata."""
@@ -92,11 +96,13 @@ class PlacementAPI:
             raise exception.Conflict(f"an aggregate named {name!r} already exists") from None
 
     @schemas.accepts(name_or_id=cs.AGGREGATE)
+    @policy.authorize("compute:aggregate:read")
     def get_aggregate(self, name_or_id: str | int) -> Aggregate:
         with self.db.transaction() as session:
             return self._aggregate_view(session, self._aggregate_row(session, name_or_id))
 
     @schemas.accepts(**paging.schema(cs.NAME_SORT_KEYS))
+    @policy.authorize("compute:aggregate:read")
     def list_aggregates(self, *, limit: int | None = None, marker: str | None = None,
                         sort_key: str = "name", sort_dir: str = "asc") -> list[Aggregate]:
         """Aggregates, ``limit`` at a time after the aggregate (id) ``marker``."""
@@ -110,6 +116,7 @@ class PlacementAPI:
                     for r in session.execute(query).scalars().all()]
 
     @schemas.accepts(aggregate=cs.AGGREGATE, host=s.HOST)
+    @policy.authorize("compute:aggregate:manage")
     def add_host(self, aggregate: str | int, host: str) -> Aggregate:
         """Put ``host`` (a compute host name) in the aggregate; adding it twice is a no-op."""
         validate.name("host", host)
@@ -124,6 +131,7 @@ class PlacementAPI:
             return self._aggregate_view(session, row)
 
     @schemas.accepts(aggregate=cs.AGGREGATE, host=s.HOST)
+    @policy.authorize("compute:aggregate:manage")
     def remove_host(self, aggregate: str | int, host: str) -> Aggregate:
         """Take ``host`` out of the aggregate; NotFound if it is not in it."""
         with self.db.transaction() as session:
@@ -135,6 +143,7 @@ class PlacementAPI:
             return self._aggregate_view(session, row)
 
     @schemas.accepts(aggregate=cs.AGGREGATE, metadata=s.string_map(nullable_values=True))
+    @policy.authorize("compute:aggregate:manage")
     def set_metadata(self, aggregate: str | int, metadata: Mapping[str, str | None]) -> Aggregate:
         """Merge ``metadata`` into the aggregate's; a key given ``None`` is removed."""
         if not isinstance(metadata, Mapping):
@@ -152,6 +161,7 @@ class PlacementAPI:
             return self._aggregate_view(session, row)
 
     @schemas.accepts(aggregate=cs.AGGREGATE)
+    @policy.authorize("compute:aggregate:manage")
     def delete_aggregate(self, aggregate: str | int) -> None:
         """Delete an aggregate; it must hold no hosts (Nova's rule). Idempotent by name."""
         with self.db.transaction() as session:
@@ -173,10 +183,12 @@ class PlacementAPI:
             .where(models.ServerGroupMember.group_id == row.id)
             .order_by(models.ServerGroupMember.instance_uuid)
         ).scalars().all()
-        return ServerGroup(row.id, row.name, row.policy, dict(row.rules), tuple(members))
+        return ServerGroup(row.id, row.name, row.policy, dict(row.rules), tuple(members),
+                           row.project_id)
 
     @schemas.accepts(name=s.NAME, policy=s.enum(*POLICIES),
                      max_server_per_host=s.optional(s.integer(1, 1000)))
+    @policy.authorize("compute:server_group:create")
     def create_server_group(self, name: str, policy: str,
                             max_server_per_host: int | None = None) -> ServerGroup:
         """A server group with ``policy`` (affinity, anti-affinity, soft-affinity,
@@ -192,25 +204,32 @@ class PlacementAPI:
             rules["max_server_per_host"] = validate.integer(
                 "max_server_per_host", max_server_per_host, 1, 1000)
         with self.db.transaction() as session:
-            row = models.ServerGroup(id=str(uuid.uuid4()), name=name, policy=policy, rules=rules)
+            self.quotas.check(session, self.project_id, {"server_groups": 1})
+            row = models.ServerGroup(id=str(uuid.uuid4()), name=name, policy=policy, rules=rules,
+                                     project_id=self.project_id, user_id=self.user_id)
             session.add(row)
             session.flush()
             return self._group_view(session, row)
 
     @schemas.accepts(group_id=s.UUID)
+    @policy.authorize("compute:server_group:get")
     def get_server_group(self, group_id: str) -> ServerGroup:
         validate.uuid_like("group_id", group_id)
         with self.db.transaction() as session:
             row = session.get(models.ServerGroup, group_id)
-            if row is None:
+            if row is None or not (self._sees_all() or row.project_id == self.project_id):
                 raise exception.NotFound("server group", group_id)
             return self._group_view(session, row)
 
     @schemas.accepts(group_id=s.UUID)
+    @policy.authorize("compute:server_group:delete")
     def delete_server_group(self, group_id: str) -> None:
         """Delete a group (its servers stay); idempotent."""
         validate.uuid_like("group_id", group_id)
         with self.db.transaction() as session:
+            row = session.get(models.ServerGroup, group_id)
+            if row is None or not (self._sees_all() or row.project_id == self.project_id):
+                return
             session.execute(sa.delete(models.ServerGroupMember)
                             .where(models.ServerGroupMember.group_id == group_id))
             session.execute(sa.delete(models.ServerGroup).where(models.ServerGroup.id == group_id))

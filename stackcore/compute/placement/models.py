@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stackcore.db.models import Base, utcnow
+from stackcore.db.models import Base, project_column, user_column, utcnow
 
 
 class Aggregate(Base):
@@ -45,6 +45,8 @@ class ServerGroup(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = project_column()
+    user_id: Mapped[str] = user_column()
     policy: Mapped[str] = mapped_column(String(32))
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

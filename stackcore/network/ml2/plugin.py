@@ -12,10 +12,11 @@ allocations) runs again from its start, as Neutron's retry decorator does.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from stackcore import exception, faults
 from stackcore.db import api as db_api
+from stackcore.db.models import LEGACY_OWNER
 from stackcore.network import exceptions
 from stackcore.network import models as m
 from stackcore.network.agents import state as agents
@@ -47,6 +49,21 @@ def _segment_dict(row: m.NetworkSegment) -> dict[str, Any]:
         "segment_index": row.segment_index,
     }
 
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """Who a new network, subnet or port belongs to, and the quota check its creating
+    transaction runs (``quota(session, resource)``; None: no quota, the framework's own)."""
+
+    project_id: str = LEGACY_OWNER
+    shared: bool = False
+    router_external: bool = False
+    quota: Callable[[Session, str], None] | None = None
+
+    def check_quota(self, session: Session, resource: str) -> None:
+        if self.quota is not None:
+            self.quota(session, resource)
 
 class ML2Plugin:
     """Networks, subnets, ports and port binding over the loaded drivers."""
@@ -88,6 +105,9 @@ class ML2Plugin:
         return {
             "id": row.id,
             "name": row.name,
+            "project_id": row.project_id,
+            "shared": row.shared,
+            "router:external": row.router_external,
             "admin_state_up": row.admin_state_up,
             "status": row.status,
             "mtu": row.mtu,
@@ -100,6 +120,7 @@ class ML2Plugin:
             "id": row.id,
             "network_id": row.network_id,
             "name": row.name,
+            "project_id": row.project_id,
             "ip_version": row.ip_version,
             "cidr": row.cidr,
             "gateway_ip": row.gateway_ip,
@@ -117,6 +138,7 @@ class ML2Plugin:
             "id": row.id,
             "network_id": row.network_id,
             "name": row.name,
+            "project_id": row.project_id,
             "mac_address": row.mac_address,
             "fixed_ips": [{"subnet_id": s, "ip_address": a} for s, a in sorted(ips)],
             "device_id": row.device_id,
@@ -228,12 +250,15 @@ class ML2Plugin:
             return [self._network_dict(session, row) for row in rows]
 
     def create_network(
-        self, name: str, admin_state_up: bool, provider_segments: Sequence[dict[str, Any]] | None
+        self, name: str, admin_state_up: bool, provider_segments: Sequence[dict[str, Any]] | None,
+        owner: Owner | None = None,
     ) -> dict[str, Any]:
-        """``provider_segments`` None: a project network; otherwise the segments to reserve."""
+        """``provider_segments`` None: a project network; otherwise the segments to reserve.
+        ``owner``: the owning project (and its quota check, run in the creating transaction),
+        ``shared`` / ``router:external``."""
         validated = [self.type_manager.validate_provider_segment(dict(s))
                      for s in provider_segments or ()]
-        context = self._create_network_txn(name, admin_state_up, validated)
+        context = self._create_network_txn(name, admin_state_up, validated, owner or Owner())
         errors = self.mechanism_manager.postcommit(
             "create_network_postcommit", context, stop_on_error=True
         )
@@ -244,11 +269,13 @@ class ML2Plugin:
 
     @db_api.retry_on_conflict
     def _create_network_txn(
-        self, name: str, admin_state_up: bool, validated: list[dict[str, Any]]
+        self, name: str, admin_state_up: bool, validated: list[dict[str, Any]], owner: Owner
     ) -> contexts.NetworkContext:
         with self.db.transaction() as session:
+            owner.check_quota(session, "networks")
             row = m.Network(id=str(uuid.uuid4()), name=name, admin_state_up=admin_state_up,
-                            status="ACTIVE")
+                            status="ACTIVE", project_id=owner.project_id, shared=owner.shared,
+                            router_external=owner.router_external)
             session.add(row)
             session.flush()
             if validated:
@@ -395,9 +422,10 @@ class ML2Plugin:
             return [self._subnet_dict(row) for row in session.execute(query).scalars()]
 
     def create_subnet(
-        self, network_id: str, name: str, spec: ipam.SubnetSpec, enable_dhcp: bool
+        self, network_id: str, name: str, spec: ipam.SubnetSpec, enable_dhcp: bool,
+        owner: Owner | None = None,
     ) -> dict[str, Any]:
-        context = self._create_subnet_txn(network_id, name, spec, enable_dhcp)
+        context = self._create_subnet_txn(network_id, name, spec, enable_dhcp, owner or Owner())
         errors = self.mechanism_manager.postcommit(
             "create_subnet_postcommit", context, stop_on_error=True
         )
@@ -408,12 +436,14 @@ class ML2Plugin:
 
     @db_api.retry_on_conflict
     def _create_subnet_txn(
-        self, network_id: str, name: str, spec: ipam.SubnetSpec, enable_dhcp: bool
+        self, network_id: str, name: str, spec: ipam.SubnetSpec, enable_dhcp: bool,
+        owner: Owner,
     ) -> contexts.SubnetContext:
         with self.db.transaction() as session:
             network = session.get(m.Network, network_id, with_for_update=True)
             if network is None:
                 raise exception.NotFound("network", network_id)
+            owner.check_quota(session, "subnets")
             others = session.execute(
                 sa.select(m.Subnet.cidr).where(m.Subnet.network_id == network_id)
             ).scalars().all()
@@ -424,6 +454,7 @@ class ML2Plugin:
                 )
             row = m.Subnet(
                 id=str(uuid.uuid4()), network_id=network_id, name=name,
+                project_id=owner.project_id,
                 ip_version=spec.ip_version, cidr=spec.cidr, gateway_ip=spec.gateway_ip,
                 allocation_pools=spec.allocation_pools, enable_dhcp=enable_dhcp,
             )
@@ -589,10 +620,11 @@ class ML2Plugin:
                 ipam.allocate_specific(session, subnet, port.id, address,
                                        f"{field}.ip_address")
 
-    def create_port(self, network_id: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    def create_port(self, network_id: str, attrs: Mapping[str, Any],
+                    owner: Owner | None = None) -> dict[str, Any]:
         """``attrs``: name, mac_address, fixed_ips, device_id, device_owner,
         delete_with_device, admin_state_up, host, vnic_type, profile (all validated)."""
-        context = self._create_port_txn(network_id, attrs)
+        context = self._create_port_txn(network_id, attrs, owner or Owner())
         port_id = context.current["id"]
         errors = self.mechanism_manager.postcommit(
             "create_port_postcommit", context, stop_on_error=True
@@ -604,14 +636,17 @@ class ML2Plugin:
         return self.get_port(port_id)
 
     @db_api.retry_on_conflict
-    def _create_port_txn(self, network_id: str, attrs: Mapping[str, Any]) -> contexts.PortContext:
+    def _create_port_txn(self, network_id: str, attrs: Mapping[str, Any],
+                         owner: Owner) -> contexts.PortContext:
         with self.db.transaction() as session:
             # A share lock on the network row until commit: a concurrent delete_network
             # (which locks the row for update) runs entirely before or after this port.
             if session.get(m.Network, network_id, with_for_update={"read": True}) is None:
                 raise exception.NotFound("network", network_id)
+            owner.check_quota(session, "ports")
             row = m.Port(
                 id=str(uuid.uuid4()), network_id=network_id, name=attrs.get("name", ""),
+                project_id=owner.project_id,
                 device_id=attrs.get("device_id", ""), device_owner=attrs.get("device_owner", ""),
                 delete_with_device=attrs.get("delete_with_device", False),
                 admin_state_up=attrs.get("admin_state_up", True), status="DOWN",

@@ -1,4 +1,4 @@
-"""project: quota limits and usages
+"""project: quota limits and the per-project quota lock
 
 Revision ID: project_0001
 Revises:
@@ -23,15 +23,12 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('project_id', 'resource')
     )
-    op.create_table('quota_usages',
+    op.create_table('project_quota_locks',
     sa.Column('project_id', sa.String(length=255), nullable=False),
-    sa.Column('resource', sa.String(length=255), nullable=False),
-    sa.Column('in_use', sa.Integer(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('project_id', 'resource')
+    sa.PrimaryKeyConstraint('project_id')
     )
 
 
 def downgrade() -> None:
-    op.drop_table('quota_usages')
+    op.drop_table('project_quota_locks')
     op.drop_table('quota_limits')

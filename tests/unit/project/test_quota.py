@@ -1,23 +1,45 @@
-"""The quota engine: limits and usage, OverQuota naming resource/requested/used/limit, nothing
-persisted past a limit, and no overshoot under concurrency - threads and processes on
-PostgreSQL, and SQLite."""
+"""The quota engine: limits (per project, defaults, unlimited, per type), OverQuota naming
+resource/requested/used/limit, usage counted from rows (a rolled-back create leaves nothing),
+and no overshoot under concurrency - threads and processes on PostgreSQL, and SQLite."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
 import threading
+import uuid
 
 import pytest
+import sqlalchemy as sa
 from oslo_config import cfg
 
 from stackcore import exception
 from stackcore.db import api as db_api
-from stackcore.project.models import QuotaUsage
 from stackcore.project.quota import Quotas, Resource
 
-RESOURCES = {"widgets": Resource("widgets", 10, "Widgets"),
-             "gizmos": Resource("gizmos", -1, "Gizmos")}
+WIDGETS = sa.Table("test_widgets", sa.MetaData(), sa.Column("id", sa.String(36), primary_key=True),
+                   sa.Column("project_id", sa.String(255), index=True),
+                   sa.Column("kind", sa.String(32)), sa.Column("size", sa.Integer))
+
+
+def count_widgets(session, project_id: str, resource: str) -> int:
+    query = sa.select(sa.func.count()).select_from(WIDGETS).where(
+        WIDGETS.c.project_id == project_id)
+    return int(session.execute(query).scalar_one())
+
+
+def sum_sizes(session, project_id: str, resource: str) -> int:
+    query = sa.select(sa.func.coalesce(sa.func.sum(WIDGETS.c.size), 0)).where(
+        WIDGETS.c.project_id == project_id)
+    if resource.startswith("gigabytes_"):
+        query = query.where(WIDGETS.c.kind == resource[len("gigabytes_"):])
+    return int(session.execute(query).scalar_one())
+
+
+RESOURCES = {
+    "widgets": Resource("widgets", 10, "Widgets", f"{__name__}:count_widgets"),
+    "gigabytes": Resource("gigabytes", -1, "Gigabytes", f"{__name__}:sum_sizes"),
+}
 
 
 def _engine(url: str) -> tuple[db_api.Database, Quotas]:
@@ -27,7 +49,16 @@ def _engine(url: str) -> tuple[db_api.Database, Quotas]:
     conf([])
     db = db_api.Database(url)
     db.upgrade()
+    WIDGETS.create(db.engine, checkfirst=True)
     return db, Quotas(conf, RESOURCES)
+
+
+def _create(db, quotas, project: str, size: int = 1, kind: str = "ssd") -> None:
+    with db.transaction() as session:
+        quotas.check(session, project, {"widgets": 1, "gigabytes": size,
+                                        f"gigabytes_{kind}": size})
+        session.execute(WIDGETS.insert().values(id=str(uuid.uuid4()), project_id=project,
+                                                kind=kind, size=size))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -37,32 +68,38 @@ def url(request, tmp_path) -> str:
     return request.getfixturevalue("pg_url")
 
 
-def test_consume_release_and_limits(url) -> None:
+def test_limits_and_over_quota(url) -> None:
     db, quotas = _engine(url)
-    with db.transaction() as s:
-        quotas.consume(s, "p", {"widgets": 4, "gizmos": 1000})
-    with pytest.raises(exception.OverQuota) as caught:
-        with db.transaction() as s:
-            quotas.consume(s, "p", {"gizmos": 1, "widgets": 7})
-    err = caught.value
-    assert (err.resource, err.requested, err.used, err.limit) == ("widgets", 7, 4, 10), err.kwargs
-    with db.transaction() as s:
-        usage = quotas.usage(s, "p")
-    # the failed transaction took nothing, gizmos included
-    assert (usage["widgets"].in_use, usage["gizmos"].in_use) == (4, 1000), usage
+    for _ in range(4):
+        _create(db, quotas, "p", size=100)
     with db.transaction() as s:
         quotas.set_limit(s, "p", "widgets", 5)
-        quotas.release(s, "p", {"widgets": 10})  # never below zero
+        quotas.set_limit(s, "p", "gigabytes_ssd", 450)
+    with pytest.raises(exception.OverQuota) as caught:
+        _create(db, quotas, "p", size=100)
+    err = caught.value
+    assert (err.resource, err.requested, err.used, err.limit) == ("gigabytes_ssd", 100, 400,
+                                                                  450), err.kwargs
+    _create(db, quotas, "p", size=10, kind="hdd")  # another type, and widget 5 of 5
+    with pytest.raises(exception.OverQuota, match="widgets of project p: requested 1, 5 in "
+                                                  "use, limit 5"):
+        _create(db, quotas, "p", kind="hdd")
+    _create(db, quotas, "q")  # other projects are not affected
     with db.transaction() as s:
         usage = quotas.usage(s, "p")
-    assert (usage["widgets"].in_use, usage["widgets"].limit) == (0, 5), usage
+        quotas.unset_limit(s, "p", "widgets")
+    assert (usage["widgets"].in_use, usage["widgets"].limit) == (5, 5), usage
+    assert (usage["gigabytes"].in_use, usage["gigabytes"].limit) == (410, -1), usage
+    assert (usage["gigabytes_ssd"].in_use, usage["gigabytes_ssd"].limit) == (400, 450), usage
+    with db.transaction() as s:
+        assert quotas.usage(s, "p")["widgets"].limit == 10
     with pytest.raises(exception.Invalid, match="not a quota resource"):
         with db.transaction() as s:
-            quotas.consume(s, "p", {"sprockets": 1})
+            quotas.check(s, "p", {"sprockets": 1})
     db.dispose()
 
 
-def _consume_many(url: str, count: int) -> int:
+def _create_many(url: str, count: int) -> int:
     db, quotas = _engine(url)
     won = 0
     lock = threading.Lock()
@@ -70,8 +107,7 @@ def _consume_many(url: str, count: int) -> int:
     def one() -> None:
         nonlocal won
         try:
-            with db.transaction() as s:
-                quotas.consume(s, "race", {"widgets": 1})
+            _create(db, quotas, "race")
         except exception.OverQuota:
             return
         with lock:
@@ -83,15 +119,15 @@ def _consume_many(url: str, count: int) -> int:
     return won
 
 
-def test_concurrent_consumers_never_pass_the_limit(url) -> None:
+def test_concurrent_creators_never_pass_the_limit(url) -> None:
     db, _ = _engine(url)  # migrate once before the workers start
     db.dispose()
     processes = 8 if url.startswith("postgresql") else 2
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
-        won = sum(pool.map(_consume_many, [url] * processes, [6] * processes))
-    db, _ = _engine(url)
+        won = sum(pool.map(_create_many, [url] * processes, [6] * processes))
+    db, quotas = _engine(url)
     with db.transaction() as s:
-        stored = s.get(QuotaUsage, ("race", "widgets")).in_use
+        stored = count_widgets(s, "race", "widgets")
     db.dispose()
-    assert (won, stored) == (10, 10), f"{won} consumers won, usage {stored}, limit 10"
+    assert (won, stored) == (10, 10), f"{won} creators won, {stored} rows, limit 10"

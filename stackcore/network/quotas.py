@@ -1,0 +1,31 @@
+"""The network family's countable resources, counted from its rows (see
+:mod:`stackcore.project.quota`). Every ``[quota]`` default is -1 (unlimited) (Neutron's
+defaults: 100 networks, 100 subnets, 500 ports)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+from stackcore.project.resources import UNLIMITED, Resource
+
+_HERE = "stackcore.network.quotas"
+
+RESOURCES = [
+    Resource("networks", UNLIMITED, "Networks per project", f"{_HERE}:count"),
+    Resource("subnets", UNLIMITED, "Subnets per project", f"{_HERE}:count"),
+    Resource("ports", UNLIMITED, "Ports per project", f"{_HERE}:count"),
+]
+
+
+def count(session: Session, project_id: str, resource: str) -> int:
+    import sqlalchemy as sa
+
+    from stackcore.network import models
+
+    column = {"networks": models.Network.project_id, "subnets": models.Subnet.project_id,
+              "ports": models.Port.project_id}[resource]
+    return int(session.execute(sa.select(sa.func.count()).where(column == project_id))
+               .scalar_one())

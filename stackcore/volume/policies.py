@@ -1,0 +1,48 @@
+"""The volume family's policy rules (defaults; an operator's policy file may override any).
+
+Volumes and snapshots belong to a project (``admin_or_owner``); volume types are readable by
+everyone (a private type only by its projects) and managed by admins; pools, placement and the
+host side of attachments (connectors, forced detach) are ``admin_only``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackcore.project import policy as p
+
+_RULES = [
+    ("volume:create", p.ADMIN_OR_OWNER, "Create a volume.", "create"),
+    ("volume:get", p.ADMIN_OR_OWNER, "Read a volume.", "get"),
+    ("volume:list", p.ANY, "List the volumes of one's project.", "list_volumes"),
+    ("volume:list:all_projects", p.ADMIN_ONLY, "List every project's volumes.", "list_volumes"),
+    ("volume:delete", p.ADMIN_OR_OWNER, "Delete a volume.", "delete"),
+    ("volume:extend", p.ADMIN_OR_OWNER, "Extend a volume.", "extend"),
+    ("volume:set_metadata", p.ADMIN_OR_OWNER, "Change a volume's metadata.", "set_metadata"),
+    ("volume:upload_to_image", p.ADMIN_OR_OWNER, "Copy a volume into an image.",
+     "upload_to_image"),
+    ("volume:faults", p.ADMIN_OR_OWNER, "Read a volume's or snapshot's faults.", "faults"),
+    ("volume:attach", p.ADMIN_ONLY, "Export a volume to a host connector (the compute side).",
+     "attach"),
+    ("volume:detach", p.ADMIN_OR_OWNER, "End an attachment no server holds.", "detach"),
+    ("volume:force_detach", p.ADMIN_ONLY, "Force-detach a volume.", "detach"),
+    ("volume:snapshot:create", p.ADMIN_OR_OWNER, "Snapshot a volume.", "create_snapshot"),
+    ("volume:snapshot:get", p.ADMIN_OR_OWNER, "Read a snapshot.", "get_snapshot"),
+    ("volume:snapshot:list", p.ANY, "List the snapshots of one's project.", "list_snapshots"),
+    ("volume:snapshot:delete", p.ADMIN_OR_OWNER, "Delete a snapshot.", "delete_snapshot"),
+    ("volume:type:create", p.ADMIN_ONLY, "Create a volume type.", "create_type"),
+    ("volume:type:get", p.ANY, "Read a volume type (a private one: its projects).",
+     "get_type"),
+    ("volume:type:list", p.ANY, "List the volume types one may use.", "list_types"),
+    ("volume:type:delete", p.ADMIN_ONLY, "Delete a volume type.", "delete_type"),
+    ("volume:type:access", p.ADMIN_ONLY, "Share a private volume type with a project.",
+     "add_type_access"),
+    ("volume:pool:list", p.ADMIN_ONLY, "List backend pools with their stats.", "list_pools"),
+    ("volume:explain_placement", p.ADMIN_ONLY, "Explain where a volume would be placed "
+     "(names backends).", "explain_placement"),
+]
+
+
+def list_rules() -> list[Any]:
+    return [p.rule(name, check, description, f"cloud.volume.{method}")
+            for name, check, description, method in _RULES]

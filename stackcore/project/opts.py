@@ -23,8 +23,12 @@ def resources() -> dict[str, Any]:
 
 
 def list_opts() -> list[tuple[str, Sequence[Any]]]:
+    """``[quota]`` and oslo.policy's ``[oslo_policy]`` (``policy_file`` ...), registered at
+    start-up so that a config file may set them and they are validated with the rest."""
     from oslo_config import cfg
+    from oslo_policy import opts as policy_opts
 
     return [(GROUP, [cfg.IntOpt(r.name, default=r.default, min=-1, max=2**31 - 1,
                                 help=f"{r.help} (-1: unlimited).")
-                     for r in resources().values()])]
+                     for r in resources().values()]),
+            *[(group, list(options)) for group, options in policy_opts.list_opts()]]

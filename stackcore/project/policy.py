@@ -113,6 +113,7 @@ def authorize(name: str) -> Callable[[F], F]:
         @functools.wraps(method)
         def authorized(self: Any, *args: Any, **kwargs: Any) -> Any:
             self.policy.authorize(self.context, name)
+            self.context.update_store()  # the calls it makes (RPC, logs) carry this context
             return method(self, *args, **kwargs)
 
         setattr(authorized, ATTRIBUTE, name)

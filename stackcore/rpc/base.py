@@ -42,6 +42,21 @@ def version_compatible(served: str, requested: str) -> bool:
     return s_major == r_major and s_minor >= r_minor
 
 
+#: the envelope key carrying the request context (who asked: user, project, roles, request id)
+CONTEXT_KEY = "_context"
+
+
+def encode(kwargs: dict[str, Any]) -> str:
+    """A call's payload: its keyword arguments and the request context the calling thread
+    serves (the family API being called sets it), so the request id and project reach the
+    service that does the work - in both transports alike."""
+    from stackcore.project.context import current
+
+    context = current()
+    return serializer.dumps({**kwargs, CONTEXT_KEY: context.wire()} if context is not None
+                            else kwargs)
+
+
 def dispatch(endpoint: Any, method: str, version: str, payload: str) -> str:
     """Run ``method`` on ``endpoint`` and return the serialized reply envelope.
 
@@ -57,6 +72,11 @@ def dispatch(endpoint: Any, method: str, version: str, payload: str) -> str:
         if method.startswith("_") or not callable(getattr(endpoint, method, None)):
             raise exception.RPCError(f"{endpoint.target.topic} has no RPC method {method!r}")
         kwargs = serializer.loads(payload)
+        wire = kwargs.pop(CONTEXT_KEY, None)
+        if wire is not None:
+            from stackcore.project.context import RequestContext
+
+            RequestContext.from_dict(wire).update_store()  # current for this call's thread
         result = getattr(endpoint, method)(**kwargs)
         return serializer.dumps({"result": result})
     except Exception as err:  # noqa: BLE001 - every error travels back to the caller

@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from stackcore import exception
-from stackcore.rpc import base, serializer
+from stackcore.rpc import base
 
 LOG = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ class InProcessTransport(base.Transport):
         return endpoint
 
     def invoke(self, target: base.Target, method: str, kwargs: dict[str, Any]) -> Any:
-        payload = serializer.dumps(kwargs)
+        payload = base.encode(kwargs)
         endpoint = self._lookup(target)
         return base.unwrap(base.dispatch(endpoint, method, target.version, payload))
 
     def submit_cast(self, target: base.Target, method: str, kwargs: dict[str, Any]) -> None:
-        payload = serializer.dumps(kwargs)
+        payload = base.encode(kwargs)
         endpoint = self._lookup(target)
         if self._closed:
             raise exception.RPCError("transport is closed")

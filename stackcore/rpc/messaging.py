@@ -18,7 +18,7 @@ from typing import Any
 from oslo_config import cfg
 
 from stackcore import exception
-from stackcore.rpc import base, serializer
+from stackcore.rpc import base
 
 LOG = logging.getLogger(__name__)
 _ENVELOPE_VERSION = "1.0"
@@ -113,7 +113,7 @@ class _Client(base.Client):
     def call(self, method: str, **kwargs: Any) -> Any:
         import oslo_messaging
 
-        payload = serializer.dumps(kwargs)
+        payload = base.encode(kwargs)
         try:
             reply = self._rpc.call(
                 {}, "stackcore_dispatch", rpc_method=method, version=self.target.version,
@@ -129,7 +129,7 @@ class _Client(base.Client):
         return base.unwrap(reply)
 
     def cast(self, method: str, **kwargs: Any) -> None:
-        payload = serializer.dumps(kwargs)
+        payload = base.encode(kwargs)
         self._rpc.cast(
             {}, "stackcore_dispatch", rpc_method=method, version=self.target.version,
             payload=payload,

@@ -181,6 +181,37 @@ class ApiSchemasDirective(_RstDirective):
         return self.emit(lines)
 
 
+class PolicyRulesDirective(_RstDirective):
+    """``.. stackcore-policy-rules::`` - every policy rule default (what
+    ``oslopolicy-sample-generator --namespace stackcore`` writes)."""
+
+    def run(self) -> list[nodes.Node]:
+        from stackcore.project import policy
+
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 30 25 45", "",
+                 "   * - rule", "     - default", "     - what it allows"]
+        for rule in policy.list_rules():
+            ops = ", ".join(f"``{op['path']}``" for op in getattr(rule, "operations", []) or [])
+            what = rule.description + (f" ({ops})" if ops else "")
+            lines += [f"   * - ``{rule.name}``", f"     - ``{rule.check_str}``",
+                      f"     - {what}"]
+        return self.emit([*lines, ""])
+
+
+class QuotaResourcesDirective(_RstDirective):
+    """``.. stackcore-quota-resources::`` - every countable resource of every family."""
+
+    def run(self) -> list[nodes.Node]:
+        from stackcore.project import opts
+
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 15 60", "",
+                 "   * - ``[quota]`` option", "     - default", "     - counts"]
+        for resource in opts.resources().values():
+            lines += [f"   * - ``{resource.name}``", f"     - ``{resource.default}``",
+                      f"     - {resource.help}"]
+        return self.emit([*lines, ""])
+
+
 def setup(app):  # type: ignore[no-untyped-def]
     app.connect("builder-inited", _add_static)
     app.add_css_file("stackcore-docs.css")
@@ -190,4 +221,6 @@ def setup(app):  # type: ignore[no-untyped-def]
     app.add_directive("stackcore-support-matrix", SupportMatrixDirective)
     app.add_directive("stackcore-families", FamiliesDirective)
     app.add_directive("stackcore-api-schemas", ApiSchemasDirective)
+    app.add_directive("stackcore-policy-rules", PolicyRulesDirective)
+    app.add_directive("stackcore-quota-resources", QuotaResourcesDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

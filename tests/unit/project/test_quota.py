@@ -126,7 +126,7 @@ def test_concurrent_creators_never_pass_the_limit(url) -> None:
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
         won = sum(pool.map(_create_many, [url] * processes, [6] * processes))
-    db, quotas = _engine(url)
+    db, _quotas = _engine(url)
     with db.transaction() as s:
         stored = count_widgets(s, "race", "widgets")
     db.dispose()

@@ -41,6 +41,42 @@ class KeyedLocks:
                 stack.enter_context(lock)
             yield
 
+    def busy(self, key: str) -> bool:
+        """Whether some caller holds the lock of ``key`` now (work on it is in progress)."""
+        with self._guard:
+            lock = self._locks.get(key)
+        return lock is not None and lock.locked()
+
+
+class Orphans:
+    """Which transient resources have been left with no work on them for a while.
+
+    A manager's periodic reconciliation passes :meth:`due` what it sees transient with the
+    state it is in and whether work of its own holds it now. A resource becomes due once it
+    has been seen in the same state, with nothing holding it, for ``grace`` seconds - by then
+    whatever asked for the work has given up waiting for it (callers wait at most the RPC
+    timeout), so nobody will finish it but the reconciliation."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[Any, float]] = {}
+
+    def due(self, transient: dict[str, Any], busy: Callable[[str], bool], grace: float,
+            now: float) -> list[str]:
+        """The keys of ``transient`` (key -> its state) due for reconciliation now."""
+        seen = {}
+        due = []
+        for key, state in transient.items():
+            if busy(key):
+                continue  # work in progress: not an orphan
+            first = self._seen.get(key)
+            since = first[1] if first is not None and first[0] == state else now
+            if now - since >= grace:
+                due.append(key)
+            else:
+                seen[key] = (state, since)
+        self._seen = seen
+        return due
+
 
 def call_driver(
     family: str, driver_name: str, host: str, step: str,

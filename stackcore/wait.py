@@ -28,12 +28,20 @@ def until(
 ) -> T:
     """Return ``read()`` once ``done`` holds for it; raise OperationTimeout after ``timeout``.
 
-    ``describe(value)`` words the last seen state for the timeout message.
+    ``describe(value)`` words the last seen state for the timeout message. A read the database
+    cut off (it went away during the transaction: a restart) is read again: reading has no
+    effect to undo, and the work waited for goes on meanwhile.
     """
     deadline = time.monotonic() + timeout
     while True:
         generation = db.generation
-        value = read()
+        try:
+            value = read()
+        except exception.BackendUnavailable as err:
+            if getattr(err, "backend", None) != "database" or time.monotonic() > deadline:
+                raise
+            time.sleep(max_interval)
+            continue
         if done(value):
             return value
         remaining = deadline - time.monotonic()

@@ -121,14 +121,17 @@ start_postgres() {
   if [[ ! -s "$data/PG_VERSION" ]]; then
     pg_as "$(pg_bin initdb)" -D "$data" -U postgres -A trust -E UTF8 --no-sync \
       >>"$dir/setup.log" 2>&1 || sb_fail private "initdb failed" "$dir/setup.log"
-    # throwaway test data: no durability, a private socket directory
+    # A private socket directory. Crash tests need every acknowledged commit to survive an
+    # immediate shutdown: synchronous_commit on (off would lose the last commits still in
+    # the server's WAL buffers). fsync stays off: the machine itself does not crash, and
+    # what the server wrote is in the kernel's page cache.
     cat >>"$data/postgresql.conf" <<EOF
 # written by tools/backends/private.sh
 port = ${port}
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '${dir}/run'
 fsync = off
-synchronous_commit = off
+synchronous_commit = on
 full_page_writes = off
 max_connections = 200
 EOF

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from stackcore.project.resources import UNLIMITED, Resource
 
@@ -22,7 +22,7 @@ RESOURCES = [
 ]
 
 
-def count(session: Session, project_id: str, resource: str) -> int:
+def count(project_id: str | BindParameter[str], resource: str) -> ColumnElement[int]:
     """Usage of ``resource`` by ``project_id``: servers not deleted (whatever their state,
     ERROR included - Nova's rule), their vCPUs and RAM, the server groups."""
     import sqlalchemy as sa
@@ -33,10 +33,11 @@ def count(session: Session, project_id: str, resource: str) -> int:
 
     if resource == "server_groups":
         group = placement_models.ServerGroup
-        return int(session.execute(sa.select(sa.func.count()).select_from(group)
-                                   .where(group.project_id == project_id)).scalar_one())
+        return sa.select(sa.func.count()).select_from(group).where(
+            group.project_id == project_id).scalar_subquery()
     instance = models.Instance
     measure = {"instances": sa.func.count(), "cores": sa.func.sum(instance.vcpus),
                "ram": sa.func.sum(instance.memory_mb)}[resource]
-    return int(session.execute(sa.select(sa.func.coalesce(measure, 0)).where(
-        instance.project_id == project_id, instance.vm_state != VmState.DELETED)).scalar_one())
+    return sa.select(sa.func.coalesce(measure, 0)).where(
+        instance.project_id == project_id, instance.vm_state != VmState.DELETED
+    ).scalar_subquery()

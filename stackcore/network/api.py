@@ -688,7 +688,7 @@ class NetworkAPI(ScopedAPI):
 
     # --- agents and faults ----------------------------------------------------------------
 
-    @schemas.accepts(host=s.optional(s.HOST), agent_type=s.optional(s.IDENTIFIER))
+    @schemas.accepts(host=s.optional(s.HOST), agent_type=s.optional(s.NAME))
     @policy.authorize("network:agent:list")
     def list_agents(self, *, host: str | None = None, agent_type: str | None = None
                     ) -> list[Agent]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from stackcore.project.resources import UNLIMITED, Resource
 
@@ -20,12 +20,12 @@ RESOURCES = [
 ]
 
 
-def count(session: Session, project_id: str, resource: str) -> int:
+def count(project_id: str | BindParameter[str], resource: str) -> ColumnElement[int]:
     import sqlalchemy as sa
 
     from stackcore.network import models
 
     column = {"networks": models.Network.project_id, "subnets": models.Subnet.project_id,
               "ports": models.Port.project_id}[resource]
-    return int(session.execute(sa.select(sa.func.count()).where(column == project_id))
-               .scalar_one())
+    return sa.select(sa.func.count()).select_from(column.class_).where(
+        column == project_id).scalar_subquery()

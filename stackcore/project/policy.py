@@ -17,7 +17,9 @@ APIs scope their queries by project before any rule is checked on a row.
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,6 +41,14 @@ ANY = "@"
 
 #: the attribute of an authorized method naming its rule
 ATTRIBUTE = "__stackcore_rule__"
+#: the attribute of an authorized method saying whether it only reads
+READS = "__stackcore_reads__"
+
+#: Method names of the family APIs that only read (a read-only context may call them). Why by
+#: name: the API's naming convention already says it (get_/list_/wait_ ...), and a new write
+#: method is refused to read-only callers by default, the safe side.
+READ_PREFIXES = ("get", "list_", "wait", "explain_", "faults", "type_usage",
+                 "network_info_for_instance")
 
 
 def base_rules() -> list[oslo_policy.RuleDefault]:
@@ -76,10 +86,33 @@ def list_rules() -> list[oslo_policy.RuleDefault]:
 
 
 class Policy:
-    """The policy enforcer of one Cloud (oslo.policy on the Cloud's own ConfigOpts)."""
+    """The policy enforcer of one Cloud (oslo.policy on the Cloud's own ConfigOpts).
+
+    Decisions are cached. Why: oslo.policy re-derives each check's signature with ``inspect``
+    on every call (~0.2 ms a check), more than the rest of a create's overhead; the same
+    caller asking the same rule on the same target gets the same answer until the rules
+    change. The key is the rule, the target and the caller's credentials without its request
+    ids (a rule may test any credential - user, project, roles, scope - but a decision cannot
+    depend on which request asks). oslo.policy is asked to reload its rules at most every
+    ``RELOAD_INTERVAL`` seconds (it searches every configuration directory for the policy
+    file and its directory on each call, most of a check's remaining cost), so an edited
+    policy file takes effect within that; a reload gives oslo.policy new rule objects, which
+    empties the cache."""
+
+    #: seconds between two looks for a changed policy file
+    RELOAD_INTERVAL = 1.0
+
+    #: decisions kept at most (an LRU would buy little: the key space of one deployment's
+    #: callers x rules is small; past the bound the cache simply starts over)
+    CACHE_SIZE = 8192
+    #: credentials that differ per request and never decide a rule
+    PER_REQUEST = frozenset({"request_id", "global_request_id"})
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self.conf = conf
+        self._decisions: dict[tuple[Any, ...], bool] = {}
+        self._rules: object = None
+        self._next_reload = 0.0
 
     @functools.cached_property
     def enforcer(self) -> oslo_policy.Enforcer:
@@ -96,27 +129,79 @@ class Policy:
         from oslo_policy import policy as oslo_policy
 
         target = dict(target) if target is not None else {"project_id": context.project_id}
+        enforcer = self.enforcer
+        now = time.monotonic()
+        if now >= self._next_reload:  # a changed policy file takes effect
+            enforcer.load_rules()
+            self._next_reload = now + self.RELOAD_INTERVAL
+        if enforcer.rules is not self._rules:
+            self._rules, self._decisions = enforcer.rules, {}
         try:
-            allowed = self.enforcer.authorize(name, target, context)
-        except oslo_policy.PolicyNotRegistered:
-            raise exception.Forbidden(name, f"policy rule {name!r} is not registered") from None
+            key: tuple[Any, ...] | None = (name, _frozen(target), _frozen({
+                k: v for k, v in context.to_policy_values().items()
+                if k not in self.PER_REQUEST}))
+            allowed = self._decisions.get(key)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable target or credential: decide without the cache
+            key, allowed = None, None
+        if allowed is None:
+            try:
+                allowed = bool(enforcer.authorize(name, target, context))
+            except oslo_policy.PolicyNotRegistered:
+                raise exception.Forbidden(name, f"policy rule {name!r} is not registered") \
+                    from None
+            if key is not None:
+                if len(self._decisions) >= self.CACHE_SIZE:
+                    self._decisions = {}
+                self._decisions[key] = allowed
         if not allowed:
             raise exception.Forbidden(name)
+
+
+def _frozen(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A hashable, order-free form of ``values`` (lists become tuples)."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list | set | tuple) else v)
+                        for k, v in values.items()))
+
+
+#: the request context whose API call is running in this thread (or task), if any
+_AUTHORIZED: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "stackcore_authorized", default=None)
 
 
 def authorize(name: str) -> Callable[[F], F]:
     """Check rule ``name`` (target: the caller's own project) before the decorated API method
     runs; the API object provides ``context`` and ``policy``. Methods that act on one existing
-    resource check again with that resource's owner (see the family APIs)."""
+    resource check again with that resource's owner (see the family APIs).
+
+    One rule per call: the rule of the method the caller called. The public methods it uses
+    on its way (``create_server`` looking up its flavor and image, then waiting through
+    ``get_server``) are part of that call and are not checked again for the same context -
+    as Nova checks policy once, at its API's entry. What a nested method finds is still
+    scoped to the caller's project (another project's resource stays ``NotFound``), and the
+    explicit checks of attributes and forced operations (``ScopedAPI._authorize``) still run.
+    A call for another context (the admin-bound internal APIs) is checked as its own call."""
 
     def decorate(method: F) -> F:
+        reads = method.__name__.startswith(READ_PREFIXES)
+
         @functools.wraps(method)
         def authorized(self: Any, *args: Any, **kwargs: Any) -> Any:
-            self.policy.authorize(self.context, name)
-            self.context.update_store()  # the calls it makes (RPC, logs) carry this context
-            return method(self, *args, **kwargs)
+            context = self.context
+            if _AUTHORIZED.get() is context:
+                return method(self, *args, **kwargs)
+            if context.read_only and not reads:
+                raise exception.Forbidden(
+                    name, f"{name} changes state and the request context is read-only")
+            self.policy.authorize(context, name)
+            context.update_store()  # the calls it makes (RPC, logs) carry this context
+            token = _AUTHORIZED.set(context)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _AUTHORIZED.reset(token)
 
         setattr(authorized, ATTRIBUTE, name)
+        setattr(authorized, READS, reads)
         return authorized  # type: ignore[return-value]
 
     return decorate

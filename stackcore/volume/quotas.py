@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from stackcore.project.resources import PER_TYPE_PREFIX, UNLIMITED, Resource
 
@@ -22,7 +22,7 @@ RESOURCES = [
 ]
 
 
-def count(session: Session, project_id: str, resource: str) -> int:
+def count(project_id: str | BindParameter[str], resource: str) -> ColumnElement[int]:
     """Usage of ``resource`` by ``project_id``: volumes and snapshots not deleted, and their
     GiB (a snapshot counts its volume's size, Cinder's rule); ``gigabytes_<type>`` only those
     of volumes of that type."""
@@ -36,11 +36,11 @@ def count(session: Session, project_id: str, resource: str) -> int:
     live_snapshots = [snapshot.project_id == project_id,
                       snapshot.status != SnapshotStatus.DELETED]
     if resource == "volumes":
-        return int(session.execute(sa.select(sa.func.count()).where(*live_volumes))
-                   .scalar_one())
+        return sa.select(sa.func.count()).select_from(volume).where(
+            *live_volumes).scalar_subquery()
     if resource == "snapshots":
-        return int(session.execute(sa.select(sa.func.count()).where(*live_snapshots))
-                   .scalar_one())
+        return sa.select(sa.func.count()).select_from(snapshot).where(
+            *live_snapshots).scalar_subquery()
     volumes = sa.select(sa.func.coalesce(sa.func.sum(volume.size), 0)).where(*live_volumes)
     snapshots = sa.select(sa.func.coalesce(sa.func.sum(snapshot.volume_size), 0)).where(
         *live_snapshots)
@@ -50,5 +50,4 @@ def count(session: Session, project_id: str, resource: str) -> int:
         volumes = volumes.where(volume.volume_type_id.in_(type_id))
         snapshots = snapshots.join(volume, volume.id == snapshot.volume_id).where(
             volume.volume_type_id.in_(type_id))
-    return int(session.execute(volumes).scalar_one()) + \
-        int(session.execute(snapshots).scalar_one())
+    return volumes.scalar_subquery() + snapshots.scalar_subquery()

@@ -77,7 +77,11 @@ def test_eight_processes_end_exactly_at_the_limit(pg_url, tmp_path, image_file, 
             f"won {won}, refused {over}, usage {usage.in_use}, rows {len(rows)}, limit {LIMIT}"
 
 
-def test_usage_equals_rows_after_failures_deletes_and_restart(cloud, image_file) -> None:
+def test_usage_equals_rows_after_failures_deletes_and_restart(make_cloud, image_file,
+                                                             tmp_path) -> None:
+    overrides = {"DEFAULT": {"state_path": str(tmp_path / "state")}}
+    cloud = make_cloud(fake_hosts=2, overrides=overrides)
+    cloud.compute.create_flavor("small", 1, 512, 1)
     api = cloud.as_project(PROJECT)
     cloud.compute.register_image("pub", image_file, "raw", visibility="public")
     cloud.project.set_quota("racers", "instances", 3)
@@ -99,3 +103,13 @@ def test_usage_equals_rows_after_failures_deletes_and_restart(cloud, image_file)
     assert api.project.get_quotas()["instances"].in_use == 3
     api.compute.delete_server(failed.id)
     assert api.project.get_quotas()["instances"].in_use == 2
+    cloud.close()
+
+    restarted = make_cloud(fake_hosts=2, overrides=overrides).as_project(PROJECT)
+    usage = restarted.project.get_quotas()
+    rows = restarted.compute.list_servers()
+    assert (usage["instances"].in_use, usage["instances"].limit, len(rows)) == (2, 3, 2), \
+        f"after a restart: usage {usage['instances']}, rows {[r.name for r in rows]}"
+    restarted.compute.create_server("last", "small", "pub")
+    with pytest.raises(exception.OverQuota):
+        restarted.compute.create_server("over", "small", "pub")

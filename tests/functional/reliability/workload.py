@@ -42,7 +42,7 @@ class Workload:
             self.in_flight += 1
         try:
             result = fn(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001 - every error is an outcome to judge
+        except Exception as err:
             with self._lock:
                 self.outcomes.append(Outcome(op, False, f"{type(err).__name__}: {err}", err))
             return None
@@ -59,7 +59,7 @@ class Workload:
             while not self._stop.is_set():
                 self.step(index, iteration, self.record)
                 iteration += 1
-        except Exception:  # noqa: BLE001 - a bug of the test's step, reported by stop()
+        except Exception:
             self.crashed.append(traceback.format_exc())
 
     def start(self) -> Workload:

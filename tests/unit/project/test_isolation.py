@@ -239,3 +239,86 @@ def test_policy_file_overrides_a_default(tmp_path, image_file) -> None:
         with pytest.raises(exception.Forbidden, match="compute:image:register"):
             cloud.as_project(A).compute.register_image("i", image_file, "raw")
         assert cloud.compute.register_image("i", image_file, "raw").name == "i"
+
+
+#: the family API methods that only read: what a read-only context may call (the spec of
+#: policy.READ_PREFIXES; a new method lands on the write side unless it is listed here)
+READS = {
+    "compute": {"explain_placement", "get_aggregate", "get_flavor", "get_image", "get_server",
+                "get_server_group", "list_aggregates", "list_faults", "list_flavors",
+                "list_hosts", "list_images", "list_server_volumes", "list_servers",
+                "wait_for_server"},
+    "volume": {"explain_placement", "faults", "get", "get_snapshot", "get_type", "list_pools", "list_snapshots",
+               "list_types", "list_volumes", "type_usage", "wait", "wait_snapshot"},
+    "network": {"get_network", "get_port", "get_subnet", "list_agents", "list_faults",
+                "list_networks", "list_ports", "list_segments", "list_subnets",
+                "network_info_for_instance", "type_usage"},
+    "project": {"get_quotas", "list_quota_resources"},
+}
+
+
+def test_read_only_methods_are_exactly_the_reads(cloud) -> None:
+    wrong = []
+    for family, expected in READS.items():
+        api = type(getattr(cloud, family))
+        for name in dir(api):
+            method = getattr(api, name)
+            if not hasattr(method, project_policy.READS):
+                continue
+            if getattr(method, project_policy.READS) != (name in expected):
+                wrong.append(f"cloud.{family}.{name}: reads="
+                             f"{getattr(method, project_policy.READS)}")
+    assert wrong == [], f"misclassified methods: {wrong}"
+
+
+def test_a_read_only_context_reads_and_writes_nothing(cloud, world: World) -> None:
+    viewer = cloud.as_project(RequestContext(user_id="alice", project_id="project-a",
+                                             roles=["member"], read_only=True))
+    assert [s.id for s in viewer.compute.list_servers()] == [world.ids["server"]]
+    assert viewer.volume.get(world.ids["volume"]).id == world.ids["volume"]
+    attempts = {
+        "compute:server:delete": lambda: viewer.compute.delete_server(world.ids["server"]),
+        "compute:server:create": lambda: viewer.compute.create_server("s", "small", "pub-img"),
+        "volume:create": lambda: viewer.volume.create(1),
+        "network:update": lambda: viewer.network.update_network(
+            world.ids["network"], name="renamed"),
+    }
+    for rule, attempt in attempts.items():
+        with pytest.raises(exception.Forbidden, match="read-only") as caught:
+            attempt()
+        assert caught.value.kwargs["rule"] == rule, caught.value.kwargs
+    assert world.a.compute.get_server(world.ids["server"]).status == "ACTIVE"
+    assert world.a.network.get_network(world.ids["network"]).name == "a-net"
+    assert world.a.project.get_quotas()["volumes"].in_use == 1
+
+
+def test_a_changed_policy_file_takes_effect(tmp_path, image_file) -> None:
+    """Decisions are cached and the file looked at every Policy.RELOAD_INTERVAL seconds
+    (stackcore.project.policy.Policy); a policy file edited while the cloud runs must still
+    take effect, both ways, within that interval."""
+    import os
+
+    import stackcore
+    from tests.conftest import wait_until
+
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text('"compute:image:list": "@"\n')
+    with stackcore.Cloud(fake_hosts=0, overrides={"oslo_policy": {
+            "policy_file": str(policy_file)}}) as cloud:
+        member = cloud.as_project(A)
+        assert member.compute.list_images() == []
+
+        def refused() -> bool:
+            try:
+                member.compute.list_images()
+            except exception.Forbidden as error:
+                return "compute:image:list" in str(error)
+            return False
+
+        policy_file.write_text('"compute:image:list": "role:admin"\n')
+        stat = policy_file.stat()
+        os.utime(policy_file, (stat.st_atime, stat.st_mtime + 10))  # a visibly newer file
+        wait_until(refused, 30, "the edited policy file to refuse a member")
+        policy_file.write_text('"compute:image:list": "@"\n')
+        os.utime(policy_file, (stat.st_atime, stat.st_mtime + 20))
+        wait_until(lambda: not refused(), 30, "the restored policy file to allow a member")

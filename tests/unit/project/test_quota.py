@@ -22,18 +22,17 @@ WIDGETS = sa.Table("test_widgets", sa.MetaData(), sa.Column("id", sa.String(36),
                    sa.Column("kind", sa.String(32)), sa.Column("size", sa.Integer))
 
 
-def count_widgets(session, project_id: str, resource: str) -> int:
-    query = sa.select(sa.func.count()).select_from(WIDGETS).where(
-        WIDGETS.c.project_id == project_id)
-    return int(session.execute(query).scalar_one())
+def count_widgets(project_id: str, resource: str):
+    return sa.select(sa.func.count()).select_from(WIDGETS).where(
+        WIDGETS.c.project_id == project_id).scalar_subquery()
 
 
-def sum_sizes(session, project_id: str, resource: str) -> int:
+def sum_sizes(project_id: str, resource: str):
     query = sa.select(sa.func.coalesce(sa.func.sum(WIDGETS.c.size), 0)).where(
         WIDGETS.c.project_id == project_id)
     if resource.startswith("gigabytes_"):
         query = query.where(WIDGETS.c.kind == resource[len("gigabytes_"):])
-    return int(session.execute(query).scalar_one())
+    return query.scalar_subquery()
 
 
 RESOURCES = {
@@ -128,6 +127,6 @@ def test_concurrent_creators_never_pass_the_limit(url) -> None:
         won = sum(pool.map(_create_many, [url] * processes, [6] * processes))
     db, _quotas = _engine(url)
     with db.transaction() as s:
-        stored = count_widgets(s, "race", "widgets")
+        stored = s.execute(sa.select(count_widgets("race", "widgets"))).scalar_one()
     db.dispose()
     assert (won, stored) == (10, 10), f"{won} creators won, {stored} rows, limit 10"

@@ -13,6 +13,7 @@ as in-process, rather than relying on oslo's remote-exception reconstruction (wh
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from oslo_config import cfg
@@ -22,6 +23,11 @@ from stackcore.rpc import base
 
 LOG = logging.getLogger(__name__)
 _ENVELOPE_VERSION = "1.0"
+
+
+def _redact(url: str) -> str:
+    """The transport URL with its passwords hidden (``rabbit://user:****@host:port/``)."""
+    return re.sub(r"(//|,)([^:/@,]*):[^@/]*@", r"\1\2:****@", url)
 
 
 class _GenericEndpoint:
@@ -71,6 +77,8 @@ class MessagingTransport(base.Transport):
                 f"[DEFAULT] transport_url ({scheme}://****) cannot be used: {err}"
             ) from err
         self._timeout = conf.rpc_call_timeout
+        #: the broker, for error messages (password hidden)
+        self.where = _redact(url)
 
     def client(self, target: base.Target) -> base.Client:
         return _Client(self, target)
@@ -122,10 +130,12 @@ class _Client(base.Client):
         except oslo_messaging.MessagingTimeout as err:
             raise exception.RPCError(
                 f"no reply from {self.target.topic}.{self.target.server or '*'} for {method} "
-                f"within {self._transport._timeout}s"  # noqa: SLF001
+                f"within {self._transport._timeout}s over "  # noqa: SLF001
+                f"{self._transport.where}"
             ) from err
         except oslo_messaging.MessagingException as err:
-            raise exception.RPCError(f"RPC {method} to {self.target.topic} failed: {err}") from err
+            raise exception.RPCError(f"RPC {method} to {self.target.topic} over "
+                                     f"{self._transport.where} failed: {err}") from err
         return base.unwrap(reply)
 
     def cast(self, method: str, **kwargs: Any) -> None:

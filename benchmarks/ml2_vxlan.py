@@ -143,7 +143,7 @@ def _fmt(value: float) -> str:
     return f"{value:,.3f}" if value < 100 else f"{value:,.0f}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", nargs=3, metavar=("URL", "RANGE", "N"))
     parser.add_argument("--allocations", type=int, default=1000)
@@ -151,11 +151,11 @@ def main() -> None:
     parser.add_argument("--neutron-postgres", action="store_true",
                         help="also fill Neutron's table on PostgreSQL (several minutes)")
     parser.add_argument("--skip-neutron", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv if argv is not None else [])
     if args.worker:
         url, vni_range, count = args.worker
         print(json.dumps(stackcore_worker(url, vni_range, int(count))))
-        return
+        return {}
 
     databases = ["sqlite"] + (["postgresql"] if os.environ.get("STACKCORE_TEST_PG_URL") else [])
     python = None
@@ -194,6 +194,7 @@ def main() -> None:
             ratios = ", ".join(f"{k} x{theirs[k] / ours[k]:,.0f}" for k in keys
                                if ours[k] > 0)
             print(f"neutron / stackcore on {db}: {ratios}")
+    all_met = True
     for name, db, summary in rows:
         if name == "stackcore":
             verdict = {
@@ -204,7 +205,16 @@ def main() -> None:
             }
             print(f"goals on {db}: " + ", ".join(
                 f"{goal}: {'met' if ok else 'MISSED'}" for goal, ok in verdict.items()))
+            all_met = all_met and all(verdict.values())
+    ours = next(s for n, d, s in rows if n == "stackcore" and d == "sqlite")
+    theirs = next((s for n, d, s in rows if n != "stackcore" and d == "sqlite"), None)
+    versus = (f" = neutron x{theirs['first_start_s'] / ours['first_start_s']:,.0f} slower "
+              "start-up" if theirs else " (neutron skipped: no ratio)")
+    return {"rows": [{"implementation": n, "db": d, **s} for n, d, s in rows],
+            "summary": {"text": f"start-up {ours['first_start_s']:.3f} s, allocation p99 "
+                                f"{ours['call_p99_ms']:.2f} ms on sqlite{versus}",
+                        "goal": "start-up < 1 s, p99 < 5 ms, growth < 50 MB", "met": all_met}}
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

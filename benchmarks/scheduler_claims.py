@@ -177,6 +177,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"placed (room {result['room']}), {result['no_valid_host']} NoValidHost, "
           f"max {result['max_per_host']}/host, {verdict}; "
           f"{result['placements_per_second']:.0f} placements/s")
+    exact = not result["overcommitted_hosts"] and not result["counter_mismatches"]
+    result["summary"] = {
+        "text": f"{result['placements_per_second']:,.0f} placements/s at {args.hosts:,} hosts "
+                f"({args.processes} processes), {verdict}",
+        "goal": ">= 1,000 placements/s, zero overcommit",
+        "met": exact and result["placements_per_second"] >= 1000}
     return result
 
 

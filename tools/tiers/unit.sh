@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Tier "unit": the unit and functional tests, one pytest run; arguments go to pytest.
+# Tier "unit": the benchmarks' smoke test, then the unit and functional tests, one pytest run;
+# arguments go to pytest.
 # Skips are listed (-rs): only "this kernel lacks X" is allowed.
 #
 # The run competes with a CPU hog (stress-ng, installed by tools/backends/up.sh): what a quiet
@@ -51,6 +52,9 @@ on_exit() {
 }
 trap on_exit EXIT
 
+# Every benchmark at its tiny size (benchmarks/run.py SMOKE, ~45 s), before the CPU hog starts:
+# a broken benchmark is noticed here; the goals are judged by full runs (tox -e bench).
+step "benchmark smoke test" .venv/bin/python benchmarks/run.py --smoke --host
 hog_start
 step "unit and functional tests" .venv/bin/pytest -rfEs -p no:cacheprovider tests "$@"
 hog_stop

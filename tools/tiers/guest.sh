@@ -17,8 +17,5 @@ tier guest
 
 step "tests in the full-kernel guest" .venv/bin/pytest -rfEs -p no:cacheprovider -m guest \
   --guest --guest-results .stackcore-conformance tests "$@"
-# The benchmarks that need the guest (device-mapper) at their tiny size: one more guest boot,
-# ~10 s (benchmarks/run.py NEEDS_GUEST).
-step "benchmark smoke test (guest)" .venv/bin/python benchmarks/run.py --smoke --guest
 step "support matrix (lvm from the guest)" .venv/bin/stackcore matrix \
   --results .stackcore-conformance

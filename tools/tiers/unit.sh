@@ -52,9 +52,9 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# Every benchmark at its tiny size (benchmarks/run.py SMOKE, ~45 s), before the CPU hog starts:
+# Every benchmark at its tiny size (benchmarks/run.py SMOKE, ~40 s), before the CPU hog starts:
 # a broken benchmark is noticed here; the goals are judged by full runs (tox -e bench).
-step "benchmark smoke test" .venv/bin/python benchmarks/run.py --smoke --host
+step "benchmark smoke test" .venv/bin/python benchmarks/run.py --smoke
 hog_start
 step "unit and functional tests" .venv/bin/pytest -rfEs -p no:cacheprovider tests "$@"
 hog_stop

@@ -38,7 +38,7 @@ import uuid as uuid_module
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from stackcore import exception
+from stackcore import exception, fastschema
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -190,20 +190,26 @@ def _depth(value: Any, limit: int) -> bool:
     return True
 
 
+#: the formats above, by name (for jsonschema's FormatChecker and the fast path alike)
+FORMATS: dict[str, Callable[[object], bool]] = {
+    "text": _text,
+    "identifier": lambda v: not isinstance(v, str) or (_text(v) and bool(_IDENTIFIER.match(v))),
+    "uuid": _raises_to_false(_uuid),
+    "ip-address": _raises_to_false(ipaddress.ip_address),
+    "ipv4-or-ipv6-cidr": _raises_to_false(_cidr),
+    "mac": lambda v: not isinstance(v, str) or bool(_MAC.match(v)),
+    "device-name": lambda v: not isinstance(v, str) or bool(_DEVICE.match(v)),
+}
+
+
 @functools.cache
 def _validator_class() -> Any:
     import jsonschema
     from jsonschema import validators
 
     checker = jsonschema.FormatChecker()
-    checker.checks("text")(_text)
-    checker.checks("identifier")(
-        lambda v: not isinstance(v, str) or (_text(v) and bool(_IDENTIFIER.match(v))))
-    checker.checks("uuid")(_raises_to_false(_uuid))
-    checker.checks("ip-address")(_raises_to_false(ipaddress.ip_address))
-    checker.checks("ipv4-or-ipv6-cidr")(_raises_to_false(_cidr))
-    checker.checks("mac")(lambda v: not isinstance(v, str) or bool(_MAC.match(v)))
-    checker.checks("device-name")(lambda v: not isinstance(v, str) or bool(_DEVICE.match(v)))
+    for name, format_check in FORMATS.items():
+        checker.checks(name)(format_check)
 
     base = jsonschema.Draft202012Validator
     # Callers pass Python values: any Mapping is an object, any list or tuple an array.
@@ -242,6 +248,15 @@ def _validator_class() -> Any:
 @functools.cache
 def _compiled(key: int) -> Any:
     return _validator_class()(_SCHEMAS[key])
+
+
+@functools.cache
+def _fast(key: int) -> fastschema.Check | None:
+    """The schema's "certainly valid" predicate (see :mod:`stackcore.fastschema`): a valid
+    call is checked without jsonschema, an invalid one is worded by jsonschema as before."""
+    return fastschema.compile_schema(_SCHEMAS[key], FORMATS, {
+        "maxDepth": fastschema.max_depth(_depth),
+        "maxJsonLength": fastschema.max_json_length(_depth)})
 
 
 _SCHEMAS: dict[int, dict[str, Any]] = {}
@@ -308,14 +323,17 @@ def _rule(error: Any) -> str:
 
 def check(schema_key: int, arguments: Mapping[str, Any]) -> None:
     """Raise Invalid for the first argument of ``arguments`` that breaks the schema."""
-    import jsonschema
-
     for name, value in arguments.items():
         # Before jsonschema, which recurses (and quotes values) per level: no argument of any
         # method nests deeper than this, whatever its schema says.
         if not _depth(value, MAX_NESTING):
             raise exception.Invalid(name, f"nests deeper than {MAX_NESTING} levels",
                                     type(value).__name__)
+    fast = _fast(schema_key)
+    if fast is not None and fast(dict(arguments)):
+        return
+    import jsonschema
+
     validator = _compiled(schema_key)
     error = jsonschema.exceptions.best_match(validator.iter_errors(dict(arguments)))
     if error is None:

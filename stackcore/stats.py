@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from stackcore import exception
+from stackcore import exception, fastschema
 
 
 @functools.cache
@@ -30,6 +30,11 @@ def strict_validator_class() -> Any:
 
 
 @functools.cache
+def _fast(schema_json: str) -> fastschema.Check | None:
+    return fastschema.compile_schema(json.loads(schema_json))
+
+
+@functools.cache
 def _validator(schema_json: str) -> Any:
     schema = json.loads(schema_json)
     cls = strict_validator_class()
@@ -42,9 +47,16 @@ def validate(schema: Mapping[str, Any], report: Any, source: str) -> dict[str, A
 
     ``source`` names who reported (e.g. ``"compute driver 'fake' on host-1"``) for the message.
     """
+    key = json.dumps(schema, sort_keys=True)
+    fast = _fast(key)
+    # A report that certainly meets the schema is accepted without jsonschema (see
+    # stackcore.fastschema: a service's first report must not import it); anything else is
+    # decided and worded by jsonschema.
+    if fast is not None and fast(report):
+        return dict(report)
     import jsonschema
 
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator = _validator(key)
     error = jsonschema.exceptions.best_match(validator.iter_errors(report))
     if error is None:
         return dict(report)

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from oslo_config import cfg
 
 from stackcore import conf as sc_conf
 from stackcore.plugins import loader
 from stackcore.plugins.contract import Contract
-from stackcore.scheduler.arrays import FloatArray, IntArray
 from stackcore.scheduler.filters import base as filter_base
 from stackcore.scheduler.weighers import base as weigher_base
+
+if TYPE_CHECKING:
+    from stackcore.scheduler.arrays import FloatArray, IntArray
 
 
 @dataclasses.dataclass
@@ -80,6 +81,8 @@ class Decision:
         """Positions in ``passed`` of the best ``n`` (all: None), best first; ties keep
         candidate order (a stable sort). For small ``n`` only the candidates at or above the
         n-th best weight are sorted, which is what makes a request on 100,000 hosts cheap."""
+        import numpy as np  # on first use: loading the scheduler must not pay for it
+
         size = self.scores.size
         if n is None or n >= size:
             if self._order is None:
@@ -155,6 +158,8 @@ class Handler:
 
         ``exclude`` names candidates never to return (hosts already tried). ``per_host``
         forces the per-candidate reference paths (conformance, debugging)."""
+        import numpy as np  # on first use: loading the scheduler must not pay for it
+
         n = len(hosts)
         alive = np.ones(n, bool)
         excluded = 0
@@ -207,6 +212,8 @@ class Handler:
     def _multipliers(weigher: weigher_base.BaseWeigher, hosts: Any, idx: IntArray) -> Any:
         """The weigher's multiplier per candidate: the configured value, overridden for hosts
         in an aggregate whose metadata sets the option (the smallest value wins, Nova)."""
+        import numpy as np  # on first use: loading the scheduler must not pay for it
+
         base = weigher.weight_multiplier()
         aggs = getattr(hosts, "aggs", None)
         option = weigher.multiplier_option

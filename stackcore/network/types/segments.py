@@ -31,7 +31,6 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from stackcore.db import api as db_api
 from stackcore.network import exceptions
 
 if TYPE_CHECKING:
@@ -146,6 +145,10 @@ class RangeAllocator:
 
     def _lock(self, session: Session) -> None:
         """Take this type's lock for the rest of the transaction (see the module doc)."""
+        # imported here: the type drivers are loaded (and verified) by every start-up and
+        # `stackcore drivers`, which must not pay for SQLAlchemy
+        from stackcore.db import api as db_api
+
         db_api.named_lock(session, f"stackcore.ml2.{self.network_type}")
 
     def allocate(

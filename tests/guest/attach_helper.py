@@ -5,6 +5,8 @@ attach (os-brick) on one volume, one step per call, JSON on stdout.
     attach_helper.py disconnect CONNECTION_INFO_JSON DEVICE_INFO_JSON MOUNT_BASE
     attach_helper.py write PATH OFFSET BYTE          (1 MiB of BYTE at OFFSET, O_DIRECT)
     attach_helper.py properties MOUNT_BASE
+
+SCAN_ATTEMPTS in the environment: os-brick's device_scan_attempts (default 3).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def main(argv: list[str]) -> int:
             os.close(fd)
         print(json.dumps({"written": MiB}))
         return 0
-    attach = HostAttach(argv[-1], host="guest")
+    attach = HostAttach(argv[-1], lock_path=argv[-1] + "-locks", host="guest",
+                        device_scan_attempts=int(os.environ.get("SCAN_ATTEMPTS", "3")))
     try:
         if command == "properties":
             print(json.dumps(attach.connector_properties()))

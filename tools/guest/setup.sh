@@ -34,11 +34,15 @@ done
 mkdir -p /run/lock /run/lock/iscsi /var/lock
 
 step "udevd"
-# os-brick finds an attached iSCSI disk by its /dev/disk/by-path link, which udev makes (the
-# guest has no init that would start it). LVM makes its own /dev nodes (below).
-/lib/systemd/systemd-udevd --daemon || fail "systemd-udevd"
-udevadm trigger --action=add >/dev/null 2>&1 || true
-udevadm settle --timeout=60 || fail "udevadm settle"
+# os-brick finds an attached iSCSI disk by its /dev/disk/by-path link, which udev makes.
+# virtme-ng's init starts udevd and replays the boot's events (coldplug) before the agent
+# runs; a second udevd would fight the first over every event. Only if none runs (an init
+# without udev) is one started and the boot's events replayed. LVM makes its own /dev nodes.
+if ! pgrep -x systemd-udevd >/dev/null; then
+  /lib/systemd/systemd-udevd --daemon || fail "systemd-udevd"
+  udevadm trigger --action=add >/dev/null 2>&1 || true
+fi
+udevadm settle --timeout=120 || fail "udevadm settle (events of the modules above)"
 
 step "LVM: activation on, no udev"
 # The host's /etc/lvm/lvmlocal.conf turns activation off (no device-mapper there); the
@@ -70,6 +74,11 @@ step "tgtd, ovs (tools/backends/up.sh in the guest)"
 bash "${REPO}/tools/backends/up.sh" tgt ovs >>"$LOG" 2>&1 || fail "tools/backends/up.sh tgt ovs"
 
 step "iscsid"
+# One initial login attempt per node instead of open-iscsi's 8 x 15 s: a login to a target that
+# is gone (tests/guest/test_host_attach.py deletes one mid-attach) fails in ~15 s instead of
+# ~2 minutes, and os-brick tries three times. Sessions, CHAP and recovery are as packaged.
+sed -i 's/^node.session.initial_login_retry_max = .*/node.session.initial_login_retry_max = 1/' \
+  /etc/iscsi/iscsid.conf || fail "iscsid.conf"
 iscsid || fail "iscsid"
 
 step "environment"

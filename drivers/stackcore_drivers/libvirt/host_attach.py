@@ -26,6 +26,7 @@ in this process (privsep client mode off) instead of through a privsep daemon.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -35,27 +36,40 @@ from stackcore import exception
 #: connection_info types attached on the host, and os-brick's protocol name for each.
 PROTOCOLS = {"iscsi": "ISCSI", "nfs": "NFS"}
 
-_PRIVSEP_LOCK = threading.Lock()
-_privsep_local = False
+_SETUP_LOCK = threading.Lock()
+_set_up = False
 
 
-def _in_process_privsep() -> None:
-    """os-brick's privileged functions run here, not in a privsep daemon (we are root)."""
-    global _privsep_local
-    with _PRIVSEP_LOCK:
-        if not _privsep_local:
-            import os_brick.privileged
+def _setup_os_brick(lock_path: str) -> None:
+    """Once per process, before os-brick's first call: its privileged functions run in this
+    process (we are root), not in a privsep daemon; its file locks (one iSCSI login per
+    portal at a time, across processes) live in ``lock_path`` unless ``[oslo_concurrency]
+    lock_path`` already says where (os-brick refuses to lock without one)."""
+    global _set_up
+    with _SETUP_LOCK:
+        if _set_up:
+            return
+        import os_brick
+        import os_brick.privileged
+        from oslo_concurrency import lockutils
+        from oslo_config import cfg
 
-            os_brick.privileged.default.set_client_mode(False)
-            _privsep_local = True
+        os_brick.privileged.default.set_client_mode(False)
+        if not cfg.CONF.oslo_concurrency.lock_path:
+            os.makedirs(lock_path, mode=0o700, exist_ok=True)
+            lockutils.set_defaults(lock_path)
+        os_brick.setup(cfg.CONF)
+        _set_up = True
 
 
 class HostAttach:
     """Attach and detach volumes on this host with os-brick connectors."""
 
-    def __init__(self, mount_point_base: str, my_ip: str = "127.0.0.1", host: str = "",
-                 device_scan_attempts: int = 3, use_multipath: bool = False) -> None:
+    def __init__(self, mount_point_base: str, lock_path: str, my_ip: str = "127.0.0.1",
+                 host: str = "", device_scan_attempts: int = 3,
+                 use_multipath: bool = False) -> None:
         self.mount_point_base = mount_point_base
+        self.lock_path = lock_path
         self.my_ip = my_ip
         self.host = host
         self.device_scan_attempts = device_scan_attempts
@@ -64,7 +78,7 @@ class HostAttach:
     def connector_properties(self) -> dict[str, Any]:
         """What ``initialize_connection`` needs to know about this host (os-brick's
         ``get_connector_properties``: ``initiator``, ``ip``, ``host``, ``multipath``, ...)."""
-        _in_process_privsep()
+        _setup_os_brick(self.lock_path)
         from os_brick.initiator import connector
 
         props: dict[str, Any] = connector.get_connector_properties(
@@ -77,7 +91,7 @@ class HostAttach:
             raise exception.Invalid("driver_volume_type",
                                     f"{kind!r} is not attached on the host (supported: "
                                     f"{', '.join(PROTOCOLS)})", kind)
-        _in_process_privsep()
+        _setup_os_brick(self.lock_path)
         from os_brick.initiator import connector
 
         return connector.InitiatorConnector.factory(
@@ -138,8 +152,9 @@ class HostAttach:
         open any more (umount refuses then: busy)."""
         from stackcore_drivers.volume.processes import execute
 
-        mount_point = brick._get_mount_point(data["export"], data)  # noqa: SLF001
-        mounts = open("/proc/mounts", encoding="utf-8").read().split("\n")
+        mount_point = brick._remotefsclient.get_mount_point(data["export"])  # noqa: SLF001
+        with open("/proc/mounts", encoding="utf-8") as handle:
+            mounts = handle.read().split("\n")
         if any(line.split(" ")[1:2] == [mount_point] for line in mounts):
             execute("umount", mount_point, check_exit_code=[0, 32])
 

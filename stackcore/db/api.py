@@ -171,7 +171,26 @@ class Database:
         family had its own branch) is first brought to the wave-1 head by the frozen wave-1
         revisions, then re-labelled with the family baselines that describe exactly that
         schema (:data:`LEGACY_TO_BASELINES`) - no table is touched - and upgraded from there.
+
+        Two cases need no Alembic at all (importing it and every revision script is most of
+        an embedded start-up): a database already at :data:`stackcore.db.heads.HEADS`, and a
+        new, empty SQLite database, which gets every family's tables from the models in one
+        transaction, stamped with those heads (the unit tests prove that this schema is the one
+        the migrations build).
         """
+        from stackcore.db import heads
+
+        try:
+            if self._at(heads.HEADS) or self._create_if_empty(heads.HEADS):
+                return
+        except sa.exc.OperationalError as err:
+            raise exception.BackendUnavailable(
+                f"database {redact(self.url)} is unreachable: {type(err.orig).__name__}"
+            ) from None
+        except sa.exc.DatabaseError as err:  # e.g. SQLite: "file is not a database"
+            raise exception.ConfigError(
+                f"[database] connection {redact(self.url)} cannot be used as a database: "
+                f"{err.orig}", section="database", option="connection") from None
         from alembic import command
 
         try:
@@ -191,6 +210,44 @@ class Database:
             raise exception.ConfigError(
                 f"[database] connection {redact(self.url)} cannot be used as a database: "
                 f"{err.orig}", section="database", option="connection") from None
+
+    def _at(self, revisions: frozenset[str]) -> bool:
+        """True when ``alembic_version`` holds exactly ``revisions``."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return False
+            found = set(conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+                        .scalars())
+        return found == revisions
+
+    def _create_if_empty(self, revisions: frozenset[str]) -> bool:
+        """On a SQLite database without any table: create every family's tables from the
+        models and stamp ``revisions``, in one transaction (``BEGIN IMMEDIATE``: a concurrent
+        starter waits, then finds the tables). False, having done nothing, otherwise."""
+        if self.dialect != "sqlite":
+            return False
+        import importlib
+
+        from stackcore import families
+        from stackcore.db.models import Base
+
+        modules = {m for family in families.all_families() for m in family.models}
+        modules.add("stackcore.db.models")
+        for module in sorted(modules):
+            importlib.import_module(module)
+        # only the tables of the registered families' model modules: what the migrations make
+        tables = [table for table in Base.metadata.sorted_tables
+                  if _module_of(table) in modules]
+        version = sa.Table("alembic_version", sa.MetaData(),
+                           sa.Column("version_num", sa.String(32), nullable=False),
+                           sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
+        with self.engine.begin() as conn:
+            if sa.inspect(conn).get_table_names():
+                return False
+            Base.metadata.create_all(conn, tables=tables)
+            version.create(conn)
+            conn.execute(version.insert(), [{"version_num": r} for r in sorted(revisions)])
+        return True
 
     def _legacy_revisions(self) -> set[str]:
         with self.engine.connect() as conn:
@@ -221,6 +278,16 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _module_of(table: sa.Table) -> str | None:
+    """The module declaring the model mapped to ``table`` (None: no mapped class)."""
+    from stackcore.db.models import Base
+
+    for mapper in Base.registry.mappers:
+        if table in mapper.tables:
+            return str(mapper.class_.__module__)
+    return None
 
 
 def _flag_dml(state: Any) -> None:

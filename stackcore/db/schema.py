@@ -38,7 +38,11 @@ def expected_heads(db: Database) -> set[str]:
 
 def check_current(db: Database) -> None:
     """ConfigError unless the schema is at the newest revision of every branch."""
-    found, wanted = current_heads(db), expected_heads(db)
+    from stackcore.db import heads
+
+    # the heads computed when the migrations were written (equal to expected_heads(db), a
+    # unit test proves it): checking needs no Alembic
+    found, wanted = current_heads(db), set(heads.HEADS)
     if found == wanted:
         return
     state = "is empty (never migrated)" if not found else (

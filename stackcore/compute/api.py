@@ -33,6 +33,7 @@ from stackcore.db import api as db_api
 from stackcore.db import models as db_models
 from stackcore.db import paging
 from stackcore.faults import Fault
+from stackcore.image import format as image_format
 from stackcore.image import models as image_models
 from stackcore.project import policy
 
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from stackcore.volume.api import VolumeAPI
 
 DISK_FORMATS, ARCHITECTURES, VM_MODES = cs.DISK_FORMATS, cs.ARCHITECTURES, cs.VM_MODES
-_QCOW2_MAGIC = b"QFI\xfb"
 T = TypeVar("T")
 
 
@@ -260,13 +260,9 @@ class ComputeAPI(PlacementAPI):
             validate.choice("properties['architecture']", props["architecture"], ARCHITECTURES)
         if "vm_mode" in props:
             validate.choice("properties['vm_mode']", props["vm_mode"], VM_MODES)
-        if not isinstance(path, str) or not os.path.isfile(path):
-            raise exception.Invalid("path", "is not an existing regular file", path)
-        with open(path, "rb") as handle:
-            is_qcow2 = handle.read(4) == _QCOW2_MAGIC
-        if is_qcow2 != (disk_format == "qcow2"):
-            actual = "qcow2" if is_qcow2 else "not qcow2"
-            raise exception.Invalid("disk_format", f"is {disk_format!r} but the file is {actual}")
+        # The content must be the declared format and open no other file (a qcow2 backing
+        # file or data file, VMDK extents): stackcore.image.format says why.
+        image_format.inspect(path, disk_format)
         row = image_models.Image(
             id=str(uuid.uuid4()),
             name=name,

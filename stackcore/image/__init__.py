@@ -3,3 +3,7 @@
 Today an image is a registered local file (:mod:`stackcore.image.models`); the image service
 with store drivers grows here.
 """
+
+from stackcore.image.format import Inspected, inspect
+
+__all__ = ["Inspected", "inspect"]

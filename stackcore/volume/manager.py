@@ -27,6 +27,7 @@ from oslo_config import cfg
 from stackcore import exception, faults, managers
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
+from stackcore.image import format as image_format
 from stackcore.image import models as image_models
 from stackcore.rpc import Target
 from stackcore.volume import connection_info, models, objects, stats
@@ -571,7 +572,11 @@ class VolumeManager:
             image = session.get(image_models.Image, image_id)
             if image is None:
                 raise exception.NotFound("image", image_id)
-            return objects.ImageFile(image.id, image.path, image.disk_format)
+            found = objects.ImageFile(image.id, image.path, image.disk_format)
+        # Again here, before the driver's qemu-img or copy opens it: the file on that path may
+        # have changed since it was registered (stackcore.image.format says why).
+        image_format.inspect(found.path, found.disk_format, field=f"image {found.id}")
+        return found
 
     def _fail_create(self, volume_id: str, step: str, err: BaseException) -> None:
         """Remove what the driver half made, then record the fault, ``error`` and give back the

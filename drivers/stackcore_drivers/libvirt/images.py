@@ -8,13 +8,11 @@ would take it for a good one.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
-from typing import Any
 
-from stackcore import exception
+from stackcore import exception, image
 
 QEMU_IMG = "qemu-img"
 _FORMATS = ("raw", "qcow2")
@@ -46,19 +44,17 @@ def check_format(disk_format: str) -> str:
     return disk_format
 
 
-def info(path: str, disk_format: str) -> dict[str, Any]:
-    output = _run(["info", "--output=json", "-f", disk_format, path], f"reading image {path}")
-    result: dict[str, Any] = json.loads(output)
-    return result
-
-
 def create_overlay(base: str, base_format: str, overlay: str, min_size_bytes: int) -> None:
     """A qcow2 at ``overlay`` backed by ``base``, at least ``min_size_bytes`` large (the
     flavor's root disk) and never smaller than the base image."""
     if not os.path.isfile(base):
         raise exception.NotFound("image file", base, f"image file {base} does not exist")
     check_format(base_format)
-    size = max(int(info(base, base_format)["virtual-size"]), min_size_bytes)
+    # Before qemu-img opens it: the image's content is its declared format and names no other
+    # file (backing file, data file) qemu would follow - the file may have changed since it
+    # was registered. The inspector reads the virtual size too (one qemu-img run less).
+    size = max(image.inspect(base, base_format, field=f"image file {base}").virtual_size,
+               min_size_bytes)
     partial = overlay + ".part"
     try:
         _run(["create", "-q", "-f", "qcow2", "-F", base_format, "-b", os.path.abspath(base),

@@ -174,7 +174,7 @@ class ComputeAPI(PlacementAPI):
     @schemas.accepts(name_or_id=cs.FLAVOR_NAME_OR_ID)
     @policy.authorize("compute:flavor:get")
     def get_flavor(self, name_or_id: str) -> Flavor:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             row = session.execute(self._usable_flavors(
                 sa.select(models.Flavor).where(
                     sa.or_(models.Flavor.id == name_or_id, models.Flavor.name == name_or_id)
@@ -191,7 +191,7 @@ class ComputeAPI(PlacementAPI):
         """Flavors, ``limit`` at a time after the flavor ``marker`` (see
         :mod:`stackcore.db.paging`)."""
         flavor = models.Flavor
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             query = paging.page(session, self._usable_flavors(sa.select(flavor)), flavor.id,
                                 {"name": flavor.name, "id": flavor.id}, limit=limit,
                                 marker=marker, sort_key=sort_key, sort_dir=sort_dir,
@@ -290,7 +290,7 @@ class ComputeAPI(PlacementAPI):
     @schemas.accepts(name_or_id=cs.IMAGE_NAME_OR_ID)
     @policy.authorize("compute:image:get")
     def get_image(self, name_or_id: str) -> Image:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             rows = session.execute(self._usable_images(
                 sa.select(image_models.Image).where(sa.or_(
                     image_models.Image.id == name_or_id, image_models.Image.name == name_or_id)))
@@ -307,7 +307,7 @@ class ComputeAPI(PlacementAPI):
                     sort_key: str = "name", sort_dir: str = "asc") -> list[Image]:
         """Images, ``limit`` at a time after the image ``marker``."""
         image = image_models.Image
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             query = paging.page(session, self._usable_images(sa.select(image)), image.id,
                                 {"name": image.name, "id": image.id}, limit=limit, marker=marker,
                                 sort_key=sort_key, sort_dir=sort_dir, resource="image")
@@ -592,7 +592,7 @@ class ComputeAPI(PlacementAPI):
     @policy.authorize("compute:server:get")
     def get_server(self, server_id: str, include_deleted: bool = False) -> Server:
         validate.uuid_like("server_id", server_id)
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             row = session.get(models.Instance, server_id)
             if row is None or (row.vm_state == VmState.DELETED and not include_deleted) or \
                     not self._visible(row.project_id):
@@ -677,7 +677,7 @@ class ComputeAPI(PlacementAPI):
             query = query.where(models.Instance.name.contains(name, autoescape=True))
         instance = models.Instance
         keys = {"created_at": instance.created_at, "name": instance.name, "id": instance.uuid}
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             if not metadata:
                 query = paging.page(session, query, instance.uuid, keys, limit=limit,
                                     marker=marker, sort_key=sort_key, sort_dir=sort_dir,
@@ -691,7 +691,7 @@ class ComputeAPI(PlacementAPI):
             return found if limit is None else found[:limit]
 
     def _service_up(self, host: str) -> bool:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             svc = session.execute(
                 sa.select(db_models.Service).where(
                     db_models.Service.host == host, db_models.Service.binary == COMPUTE_BINARY
@@ -805,7 +805,7 @@ class ComputeAPI(PlacementAPI):
     def list_server_volumes(self, server_id: str) -> list[ServerVolume]:
         """The volumes of a server, in the order they were asked for."""
         self.get_server(server_id)
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             return [self._volume_view(b) for b in block_devices.rows(session, server_id)]
 
     def _server_volume(self, server_id: str, volume_id: str) -> ServerVolume:
@@ -855,7 +855,7 @@ class ComputeAPI(PlacementAPI):
         """Compute hosts with their latest validated stats and what is claimed on them."""
         down_time = self.conf.service_down_time
         now = db_models.utcnow()
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             rows = session.execute(
                 sa.select(db_models.Service, models.ComputeNode)
                 .outerjoin(models.ComputeNode, models.ComputeNode.host == db_models.Service.host)

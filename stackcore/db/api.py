@@ -3,7 +3,9 @@
 Managers own every state transition, each in one short transaction from
 :meth:`Database.transaction`. SQLite (the embedded default) runs in WAL mode with
 ``BEGIN IMMEDIATE`` so concurrent threads queue on the write lock instead of failing with
-"database is locked" when a read transaction tries to upgrade. PostgreSQL is used as is.
+"database is locked" when a read transaction tries to upgrade; a transaction that only reads
+(:meth:`Database.read`) begins deferred instead, so a reader never queues behind a writer.
+PostgreSQL is used as is.
 
 Conflicts. On PostgreSQL two transactions may deadlock, or one may lose a serialization
 conflict; the database aborts one of them, and the whole transaction must run again. That is
@@ -88,6 +90,9 @@ class Database:
         if self.dialect == "sqlite":
             _make_sqlite_transactional(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # read(): the same engine and pool, its connections begin a deferred transaction
+        self._readers = sessionmaker(self.engine.execution_options(stackcore_read=True),
+                                     expire_on_commit=False)
 
         # Writers bump a generation counter after commit so that waiters in this process
         # (``wait_for_write``) wake at once instead of sleeping out a poll interval.
@@ -95,6 +100,8 @@ class Database:
         self._changed = threading.Condition()
         event.listen(self._sessions, "do_orm_execute", _flag_dml)
         event.listen(self._sessions, "after_flush", _flag_flush)
+        event.listen(self._readers, "do_orm_execute", _refuse_dml)
+        event.listen(self._readers, "before_flush", _refuse_flush)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -121,6 +128,22 @@ class Database:
             raise
         finally:
             connection.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session in one transaction that only reads (writing in it is a bug).
+
+        On SQLite it begins as a plain (deferred) ``BEGIN``: in WAL mode a reader neither
+        waits for nor blocks the writer, where ``BEGIN IMMEDIATE`` would queue every read - a
+        caller polling a server's state - behind the writes it is waiting for. Elsewhere it is
+        :meth:`transaction`."""
+        if self.dialect != "sqlite":
+            with self.transaction() as session:
+                yield session
+            return
+        with self._readers() as session:
+            with session.begin():
+                yield session
 
     def _committed(self, session: Session) -> None:
         if session.info.pop("wrote", False):
@@ -295,6 +318,16 @@ def _flag_dml(state: Any) -> None:
         state.session.info["wrote"] = True
 
 
+def _refuse_dml(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise RuntimeError("a write inside Database.read(): use Database.transaction()")
+
+
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a write inside Database.read(): use Database.transaction()")
+
+
 def _flag_flush(session: Session, _context: Any) -> None:
     session.info["wrote"] = True
 
@@ -317,7 +350,9 @@ def _make_sqlite_transactional(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Database.read(): a reader takes no write lock (WAL readers see a snapshot)
+        read = conn.get_execution_options().get("stackcore_read")
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 # --- conflicts: retry the whole transaction -------------------------------------------------

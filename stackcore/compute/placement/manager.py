@@ -89,7 +89,7 @@ class SchedulerManager:
         now = db_models.utcnow()
         down_time = self.conf.service_down_time
         ratios = self._ratios()
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             rows = session.execute(
                 sa.select(db_models.Service, models.ComputeNode)
                 .join(models.ComputeNode, models.ComputeNode.host == db_models.Service.host)
@@ -166,7 +166,7 @@ class SchedulerManager:
         group = request.get("server_group")
         if group:
             group_id = group["id"] if isinstance(group, dict) else str(group)
-            with self.db.transaction() as session:
+            with self.db.read() as session:
                 info = self._group_info(session, group_id, instance_uuid)
             request = {**request, "server_group": info.to_dict()}
         return ComputeRequest.from_dict(request)

@@ -109,12 +109,21 @@ class ComputeManager:
                                     **kwargs)
 
     def _load(self, uuid: str) -> tuple[models.Instance, objects.Instance]:
-        with self.db.transaction() as session:
+        row, instance, _ = self._load_with_requests(uuid, False)
+        return row, instance
+
+    def _load_with_requests(self, uuid: str, requests: bool
+                            ) -> tuple[models.Instance, objects.Instance, list[dict[str, Any]]]:
+        """The server's row and object (and, with ``requests``, its requested networks), in
+        one reading transaction."""
+        with self.db.read() as session:
             row = session.get(models.Instance, uuid)
             if row is None or row.vm_state == VmState.DELETED:
                 raise exception.NotFound("server", uuid)
             image = session.get(image_models.Image, row.image_id)
-        return row, self._to_object(row, image)
+            wanted = session.get(NetworkRequest, uuid) if requests else None
+            network_requests = list(wanted.requests) if wanted is not None else []
+        return row, self._to_object(row, image), network_requests
 
     def _to_object(self, row: models.Instance,
                    image: image_models.Image | None) -> objects.Instance:
@@ -365,7 +374,8 @@ class ComputeManager:
         alternate host - or puts the server in ERROR with a fault naming the step."""
         with self._instance_lock(instance_uuid):
             try:
-                row, instance = self._load(instance_uuid)
+                # the requested networks with the row: one reading transaction, not two
+                row, instance, requests = self._load_with_requests(instance_uuid, True)
             except exception.NotFound:
                 return  # deleted while queued; the delete already released the claim
             if row.vm_state != VmState.BUILDING or row.host != self.host \
@@ -378,7 +388,7 @@ class ComputeManager:
             # driver error does (the fault names the database), never leaves it BUILDING.
             try:
                 self._update(instance_uuid, task_state=TaskState.SPAWNING)
-                network_info = self._allocate_network(instance_uuid)
+                network_info = self._allocate_network(instance_uuid, requests, row.project_id)
                 step = "block_device_mapping"
                 device_info = self._connect_boot_volumes(instance_uuid)
                 step = "spawn"
@@ -414,13 +424,9 @@ class ComputeManager:
                 f"without the {what} API")
         return api
 
-    def _allocate_network(self, instance_uuid: str) -> list[dict[str, Any]]:
+    def _allocate_network(self, instance_uuid: str, requests: list[dict[str, Any]],
+                          project_id: str | None) -> list[dict[str, Any]]:
         """Bind the server's requested ports on this host; its network_info."""
-        with self.db.transaction() as session:
-            request = session.get(NetworkRequest, instance_uuid)
-            requests = list(request.requests) if request is not None else []
-            instance = session.get(models.Instance, instance_uuid)
-            project_id = instance.project_id if instance is not None else None
         if not requests:
             return []
         network = self._require(self.network_api, "networks")
@@ -458,7 +464,7 @@ class ComputeManager:
         return info
 
     def _connect_boot_volumes(self, instance_uuid: str) -> list[dict[str, Any]]:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             bdms = [b for b in block_devices.rows(session, instance_uuid) if b.boot]
         infos = {b.volume_id: self._connect_volume(instance_uuid, b.id, b.volume_id,
                                                    b.device_name) for b in bdms}

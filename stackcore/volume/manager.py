@@ -151,12 +151,12 @@ class VolumeManager:
         )
 
     def _load(self, volume_id: str) -> tuple[models.Volume, objects.Volume]:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             row = self._row(session, volume_id)
             return row, self._volume(row, session)
 
     def _load_snapshot(self, snapshot_id: str) -> tuple[models.Snapshot, objects.Snapshot]:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             snap = session.get(models.Snapshot, snapshot_id)
             if snap is None or snap.status == SnapshotStatus.DELETED:
                 raise exception.NotFound("snapshot", snapshot_id)
@@ -531,7 +531,7 @@ class VolumeManager:
     def create_volume(self, volume_id: str) -> None:
         """Make a volume the API placed here (status ``creating``): empty, from a snapshot,
         as a clone, or from an image."""
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             row = session.get(models.Volume, volume_id)
             if row is None or row.status != VolumeStatus.CREATING:
                 return  # deleted while queued, or already handled
@@ -667,7 +667,7 @@ class VolumeManager:
     # --- snapshots -------------------------------------------------------------------------
 
     def create_snapshot(self, snapshot_id: str) -> None:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             snap_row = session.get(models.Snapshot, snapshot_id)
             if snap_row is None or snap_row.status != SnapshotStatus.CREATING:
                 return
@@ -700,7 +700,7 @@ class VolumeManager:
                             .values(status=SnapshotStatus.ERROR))
 
     def delete_snapshot(self, snapshot_id: str) -> None:
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             snap_row = session.get(models.Snapshot, snapshot_id)
             if snap_row is None or snap_row.status == SnapshotStatus.DELETED:
                 return

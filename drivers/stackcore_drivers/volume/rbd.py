@@ -167,19 +167,31 @@ class RbdDriver(VolumeDriver):
                 self._client = self._connect()
             return self._client
 
+    def _drop_client(self, client: Any) -> None:
+        """Forget ``client``: the next call connects a new one. It is not shut down here
+        (other threads may still be in a call on it); it goes when the last one is done."""
+        with self._lock:
+            if self._client is client:
+                self._client = None
+
     @contextlib.contextmanager
     def _ioctx(self) -> Iterator[Any]:
-        rados, _ = _bindings()
+        rados, rbd = _bindings()
+        client = self._rados()
         try:
-            ioctx = self._rados().open_ioctx(self.configuration.rbd_pool)
+            ioctx = client.open_ioctx(self.configuration.rbd_pool)
         except rados.Error as err:
-            with self._lock:  # a broken client is rebuilt on the next call
-                with contextlib.suppress(Exception):
-                    self._client.shutdown()
-                self._client = None
+            self._drop_client(client)  # a broken client is rebuilt on the next call
             raise exception.BackendUnavailable(f"Ceph pool unavailable: {err}") from err
         try:
             yield ioctx
+        except (rados.TimedOut, rbd.Timeout):
+            # A client whose OSD restarted (new address, same id) can time out on every
+            # later operation: it never learns the new map (seen with the one OSD of a
+            # cluster killed and started again). Cinder connects a client per operation;
+            # here the client is kept while it works and replaced after a timeout.
+            self._drop_client(client)
+            raise
         finally:
             ioctx.close()
 

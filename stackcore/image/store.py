@@ -1,0 +1,315 @@
+"""The image store contract: where an image's bytes live.
+
+This module *is* the specification an image store is written against (Glance's ``glance_store``
+drivers, made strict). An image *record* (its id, formats, owner, state) belongs to the image
+API; a store only keeps bytes under a *location* it hands out and reads them back.
+
+=======================  ======================================================================
+minimum feature          methods
+=======================  ======================================================================
+add from a stream        :meth:`ImageStore.add` (size and sha256 computed on the way, a size
+                         limit; capability ``writable``)
+get as a stream          :meth:`ImageStore.get` (ranged reads: ``offset``, ``length``),
+                         :meth:`ImageStore.get_size`
+delete                   :meth:`ImageStore.delete` (idempotent; capability ``writable``)
+locations                :meth:`ImageStore.locations` (what the store holds)
+stats                    :meth:`ImageStore.get_stats` (schema: :mod:`stackcore.image.stats`)
+=======================  ======================================================================
+
+General rules, for every method:
+
+* One store object serves one configured store (one config group) in one process; calls may
+  come from several threads at once, also for the same image id, and the store must stay
+  consistent (two adds of one id: one wins, the other raises ``Conflict``).
+* A *location* is a string the store returned from :meth:`~ImageStore.add` (``file:///...``,
+  ``rbd://...``) or, for a read-only store, one it can read (``https://...``). Callers store it
+  and hand it back unchanged; a store refuses (``Invalid``, naming ``location``) a location that
+  is not one of its own, and never lets one reach outside its space (no path traversal).
+* Raising means "this call failed and changed nothing": a failed add leaves nothing behind
+  (:meth:`~ImageStore.list_backend_objects` shows the same as before). Raise
+  :class:`~stackcore.exception.NotFound` for a missing image,
+  :class:`~stackcore.exception.BackendUnavailable` when the backend cannot be reached,
+  :class:`~stackcore.exception.DriverError` for other backend failures.
+* Optional features are capabilities (:data:`CAPABILITIES`) whose base-class methods raise
+  :class:`~stackcore.exception.CapabilityNotSupported`; the conformance suite
+  (:mod:`stackcore.testing.suites.image_store`) tests them by behaviour, declared or not.
+* Never log or put in an exception message a secret (a cephx key, a password in a URL).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from stackcore import exception
+from stackcore.plugins.contract import Contract
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+NAMESPACE = "stackcore.image.stores"
+
+#: Optional features a store declares in its ``capabilities`` mapping, with the methods each
+#: one needs. A read-only store (``web``) declares ``writable`` False: the API never adds to it
+#: or deletes from it, and the suite expects both to raise ``CapabilityNotSupported``.
+CAPABILITIES: Mapping[str, tuple[str, ...]] = {
+    "writable": ("add", "delete"),
+}
+
+#: The config group the conformance kit builds a store with.
+CONFORMANCE_SECTION = "store"
+
+#: Bytes a store reads or yields at a time (callers may get shorter chunks, never longer).
+CHUNK_SIZE = 1024 * 1024
+
+#: Image ids a store accepts: what the image API makes (UUIDs) and nothing that could name
+#: anything else in a store's namespace (no ``/``, no ``..``, no leading dot).
+IMAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}\Z")
+
+
+class SizeLimitExceeded(exception.Invalid):
+    """An add went over its ``max_size`` (nothing was kept)."""
+
+    def __init__(self, limit: int, got: int) -> None:
+        super().__init__("size", f"is over the image size limit of {limit} bytes (read "
+                         f"{got} bytes so far)", got)
+        self.kwargs.update(limit=limit)
+
+
+class Readable(Protocol):
+    """What :meth:`ImageStore.add` reads from: a binary file object (``read(n)`` returning
+    at most ``n`` bytes, ``b""`` at the end)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredImage:
+    """What :meth:`ImageStore.add` returns: where the bytes are and what they were."""
+
+    location: str
+    size: int  # bytes stored
+    sha256: str  # hex digest of the bytes stored, computed while they were written
+
+
+def check_image_id(image_id: str) -> str:
+    """``image_id`` if a store may use it as a name; ``Invalid`` naming ``image_id`` otherwise."""
+    if not isinstance(image_id, str) or not IMAGE_ID.match(image_id):
+        raise exception.Invalid("image_id", "must be 1-128 letters, digits, '-' or '_', "
+                                "starting with a letter or digit", image_id)
+    return image_id
+
+
+def check_range(offset: int, length: int | None) -> None:
+    """Refuse a negative ``offset`` or ``length`` (``Invalid`` naming it)."""
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise exception.Invalid("offset", "must be an integer >= 0", offset)
+    if length is not None and (not isinstance(length, int) or isinstance(length, bool)
+                               or length < 0):
+        raise exception.Invalid("length", "must be an integer >= 0 or None", length)
+
+
+class Digesting:
+    """Reads ``stream`` in chunks, counting and hashing the bytes as they pass, and refuses to
+    go over ``max_size`` or past a declared ``size`` (stores use it in :meth:`ImageStore.add`,
+    so every store computes size and sha256 the same way, in the same single pass)."""
+
+    def __init__(self, stream: Readable, size: int | None, max_size: int | None) -> None:
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise exception.Invalid("size", "must be an integer >= 0 or None", size)
+        if max_size is not None and (not isinstance(max_size, int) or max_size < 0):
+            raise exception.Invalid("max_size", "must be an integer >= 0 or None", max_size)
+        if size is not None and max_size is not None and size > max_size:
+            raise SizeLimitExceeded(max_size, size)
+        self.stream = stream
+        self.expected = size
+        self.max_size = max_size
+        self.size = 0
+        self._hash = hashlib.sha256()
+
+    def chunks(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The stream's bytes; raises (mid-iteration) when a limit is crossed, and at the end
+        when the stream was shorter than the declared size."""
+        while True:
+            try:
+                chunk = self.stream.read(chunk_size)
+            except Exception as err:
+                # the caller's side failed (a client gone mid-upload), not the store
+                raise exception.Invalid("data", f"reading the stream failed after {self.size} "
+                                        f"bytes: {type(err).__name__}: {err}") from err
+            if not chunk:
+                break
+            self.size += len(chunk)
+            if self.max_size is not None and self.size > self.max_size:
+                raise SizeLimitExceeded(self.max_size, self.size)
+            if self.expected is not None and self.size > self.expected:
+                raise exception.Invalid("size", f"was declared {self.expected} bytes but the "
+                                        "stream holds more", self.expected)
+            self._hash.update(chunk)
+            yield chunk
+        if self.expected is not None and self.size != self.expected:
+            raise exception.Invalid("size", f"was declared {self.expected} bytes but the "
+                                    f"stream held {self.size}", self.expected)
+
+    def result(self, location: str) -> StoredImage:
+        return StoredImage(location, self.size, self._hash.hexdigest())
+
+
+class ImageStore(abc.ABC):
+    """Base class of every image store.
+
+    Class attributes a store sets:
+
+    ``VERSION``
+        Its own version string, reported as ``driver_version`` in its stats.
+    ``SCHEMES``
+        The location schemes it reads (``("file",)``, ``("http", "https")``).
+    ``capabilities``
+        ``{capability: bool}`` for the keys of :data:`CAPABILITIES`; missing keys mean False.
+
+    A store is built as ``Store(conf, group)``: ``conf`` is the cloud's ConfigOpts, ``group``
+    the config group holding the options from :meth:`get_store_options`
+    (:attr:`configuration`): in a cloud ``image_store_<name>``, in the kit
+    :data:`CONFORMANCE_SECTION`.
+    """
+
+    VERSION: ClassVar[str] = ""
+    SCHEMES: ClassVar[tuple[str, ...]] = ()
+    capabilities: ClassVar[Mapping[str, bool]] = {}
+
+    def __init__(self, conf: cfg.ConfigOpts, group: str) -> None:
+        self.conf = conf
+        self.group = group
+        self.configuration: Any = conf[group]
+
+    @classmethod
+    def get_store_options(cls) -> list[cfg.Opt]:
+        """The store's own options, registered in its group."""
+        return []
+
+    @classmethod
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
+        """The store's options in the group the conformance kit configures."""
+        return [(CONFORMANCE_SECTION, cls.get_store_options())]
+
+    @abc.abstractmethod
+    def do_setup(self) -> None:
+        """Prepare the backend (make the directory, connect). Called once, before any other
+        call, when the image family starts. Raise ConfigError for bad options,
+        BackendUnavailable when the backend cannot be reached: the cloud does not start."""
+
+    # --- writing (capability ``writable``) --------------------------------------------------
+
+    def add(self, image_id: str, stream: Readable, size: int | None = None,
+            max_size: int | None = None) -> StoredImage:
+        """Store the bytes ``stream`` yields as image ``image_id``; return where they are, how
+        many there were and their sha256, computed while writing (:class:`Digesting`).
+
+        Called by the image API on upload (once per image id). ``size``, when given, is what the
+        caller declared: a stream holding another number of bytes is refused (``Invalid``,
+        ``size``); a stream whose ``read`` raises is ``Invalid`` naming ``data``. ``max_size``
+        is the limit in bytes: going over it raises :class:`SizeLimitExceeded` as soon as it
+        is crossed (the rest is not read). ``Conflict``
+        when the id is stored already; ``Invalid`` for an id :func:`check_image_id` refuses.
+
+        The image becomes readable at its location only once complete (write under another
+        name, then publish): a reader never sees half an image. Any failure - limit, size,
+        a stream that raises, the backend - leaves nothing behind."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "writable (add)")
+
+    def delete(self, location: str) -> None:
+        """Remove the image at ``location``. Idempotent: an image already gone is not an error.
+        Called by the image API when an image is deleted or its upload is abandoned. Raising
+        means the image is still there."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "writable (delete)")
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """The image's bytes from ``offset`` on, at most ``length`` of them (None: to the
+        end), as an iterator of chunks of at most :data:`CHUNK_SIZE` bytes.
+
+        ``NotFound`` (raised by this call, not by the first ``next``) when nothing is at
+        ``location``; an ``offset`` at or past the end yields nothing. Close the iterator (or
+        exhaust it) to release the backend's handle."""
+
+    @abc.abstractmethod
+    def get_size(self, location: str) -> int:
+        """The image's size in bytes; ``NotFound`` when nothing is at ``location``."""
+
+    @abc.abstractmethod
+    def locations(self) -> list[str]:
+        """The location of every complete image this store holds (a read-only store, which
+        holds nothing of its own: ``[]``). For reconciliation and the conformance kit."""
+
+    @abc.abstractmethod
+    def list_backend_objects(self) -> list[str]:
+        """Every object the store has on its backend, complete or not (temporary files of adds
+        in progress included), by name. The conformance kit compares it before and after a
+        test: a failed add must leave it unchanged."""
+
+    @abc.abstractmethod
+    def get_stats(self) -> dict[str, Any]:
+        """Capacity and usage (schema: :mod:`stackcore.image.stats`). Called by the image API
+        and the operator's tools; never slow (no walk of every image if the backend keeps a
+        count)."""
+
+
+class ChunkReader:
+    """An iterator over an open binary file from ``offset``, at most ``length`` bytes, closing
+    the file when exhausted or closed (stores that read local files or sockets use it: the
+    file is opened by the store's :meth:`~ImageStore.get`, so ``NotFound`` comes from the
+    call, not from the first chunk)."""
+
+    def __init__(self, handle: Any, length: int | None, chunk_size: int = CHUNK_SIZE) -> None:
+        self._handle = handle
+        self._left = length
+        self._chunk = chunk_size
+
+    def __iter__(self) -> ChunkReader:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._handle is None:
+            raise StopIteration
+        want = self._chunk if self._left is None else min(self._chunk, self._left)
+        data = self._handle.read(want) if want else b""
+        if not data:
+            self.close()
+            raise StopIteration
+        if self._left is not None:
+            self._left -= len(data)
+        return bytes(data)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            handle.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _declared_data(cls: type) -> list[str]:
+    found = []
+    schemes = getattr(cls, "SCHEMES", ())
+    if not isinstance(schemes, tuple) or not schemes or not all(
+            isinstance(s, str) and s for s in schemes):
+        found.append("SCHEMES must be a non-empty tuple of location schemes, e.g. ('file',)")
+    return found
+
+
+REQUIRED = ("do_setup", "get", "get_size", "locations", "list_backend_objects", "get_stats")
+
+CONTRACT = Contract(
+    family="image.store",
+    base=ImageStore,
+    required=REQUIRED,
+    capabilities=CAPABILITIES,
+    extra_checks=(_declared_data,),
+)

@@ -1,0 +1,187 @@
+"""The ``file`` image store: one file per image in a directory (local, or shared by the hosts).
+
+An add writes ``.<id>.<random>.part`` in the same directory, fsyncs it, then publishes it under
+the image id with ``link()`` - atomic and never replacing an existing image, so two adds of
+one id cannot both win and a reader never sees half an image - and removes the temporary
+name. Locations are ``file://<directory>/<id>``; a location naming anything but a direct child
+of the directory with an image id's name is refused, so no id or location reaches outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import urllib.parse
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from stackcore import exception
+from stackcore.image.store import (
+    IMAGE_ID,
+    ChunkReader,
+    Digesting,
+    ImageStore,
+    Readable,
+    StoredImage,
+    check_image_id,
+    check_range,
+)
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+_PART = ".part"
+
+
+class FileStore(ImageStore):
+    """Images as files in ``datadir``."""
+
+    VERSION = "1.0.0"
+    SCHEMES = ("file",)
+    capabilities: ClassVar[dict[str, bool]] = {"writable": True}
+
+    @classmethod
+    def get_store_options(cls) -> list[cfg.Opt]:
+        from oslo_config import cfg
+
+        return [cfg.StrOpt("datadir", help="Directory of the image files (made if missing). "
+                           "Unset: <state_path>/image-store.")]
+
+    def __init__(self, conf: cfg.ConfigOpts, group: str) -> None:
+        super().__init__(conf, group)
+        configured = self.configuration.datadir or os.path.join(conf.state_path or ".",
+                                                                "image-store")
+        self.datadir = os.path.realpath(configured)
+
+    def do_setup(self) -> None:
+        try:
+            os.makedirs(self.datadir, exist_ok=True)
+        except OSError as err:
+            raise exception.ConfigError(f"[{self.group}] datadir {self.datadir!r} cannot be "
+                                        f"made: {err.strerror}") from err
+        if not os.access(self.datadir, os.W_OK | os.X_OK):
+            raise exception.ConfigError(f"[{self.group}] datadir {self.datadir!r} is not "
+                                        "writable by this process")
+
+    # --- locations ----------------------------------------------------------------------------
+
+    def _location(self, image_id: str) -> str:
+        return "file://" + urllib.parse.quote(os.path.join(self.datadir, image_id))
+
+    def _path(self, location: str) -> str:
+        """The file of ``location``: only a direct child of datadir named like an image id."""
+        if not isinstance(location, str) or not location.startswith("file://"):
+            raise exception.Invalid("location", "is not a file:// location of this store",
+                                    location)
+        path = urllib.parse.unquote(location[len("file://"):])
+        directory, name = os.path.split(path)
+        if os.path.realpath(directory) != self.datadir or not IMAGE_ID.match(name):
+            raise exception.Invalid("location", f"is not an image of the store in "
+                                    f"{self.datadir}", location)
+        return os.path.join(self.datadir, name)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def add(self, image_id: str, stream: Readable, size: int | None = None,
+            max_size: int | None = None) -> StoredImage:
+        check_image_id(image_id)
+        final = os.path.join(self.datadir, image_id)
+        if os.path.lexists(final):
+            raise exception.Conflict(f"image {image_id} is already in the store at {final}")
+        digest = Digesting(stream, size, max_size)
+        temp = os.path.join(self.datadir, f".{image_id}.{secrets.token_hex(6)}{_PART}")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in digest.chunks():
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temp, final)  # fails if another add of this id published first
+            except FileExistsError:
+                raise exception.Conflict(f"image {image_id} is already in the store at "
+                                         f"{final}") from None
+        except OSError as err:
+            raise exception.DriverError(f"writing image {image_id} to {self.datadir} failed: "
+                                        f"{err.strerror or err}") from err
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+        self._sync_dir()
+        return digest.result(self._location(image_id))
+
+    def _sync_dir(self) -> None:
+        # the new name survives a crash only once the directory itself is on disk
+        fd = os.open(self.datadir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def delete(self, location: str) -> None:
+        path = self._path(location)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise exception.DriverError(f"deleting {path} failed: {err.strerror}") from err
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        check_range(offset, length)
+        path = self._path(location)
+        try:
+            handle = open(path, "rb")  # closed by the ChunkReader
+        except FileNotFoundError:
+            raise exception.NotFound("image", location) from None
+        try:
+            handle.seek(offset)
+        except OSError:
+            handle.close()
+            raise
+        return ChunkReader(handle, length)
+
+    def get_size(self, location: str) -> int:
+        path = self._path(location)
+        try:
+            return os.stat(path).st_size
+        except FileNotFoundError:
+            raise exception.NotFound("image", location) from None
+
+    def local_path(self, location: str) -> str:
+        """The file holding the image at ``location`` (for callers on this host that can read
+        it in place, e.g. the format inspection before an image becomes active)."""
+        return self._path(location)
+
+    def _names(self) -> list[str]:
+        try:
+            return sorted(os.listdir(self.datadir))
+        except FileNotFoundError:
+            return []
+
+    def locations(self) -> list[str]:
+        return [self._location(n) for n in self._names() if IMAGE_ID.match(n)]
+
+    def list_backend_objects(self) -> list[str]:
+        return self._names()
+
+    def get_stats(self) -> dict[str, Any]:
+        fs = os.statvfs(self.datadir)
+        used, count = 0, 0
+        for name in self._names():
+            if IMAGE_ID.match(name):
+                with contextlib.suppress(FileNotFoundError):
+                    used += os.stat(os.path.join(self.datadir, name)).st_size
+                    count += 1
+        return {
+            "driver_version": self.VERSION,
+            "writable": True,
+            "total_capacity_bytes": fs.f_blocks * fs.f_frsize,
+            "free_capacity_bytes": fs.f_bavail * fs.f_frsize,
+            "used_bytes": used,
+            "image_count": count,
+        }

@@ -1,0 +1,158 @@
+"""The ``web`` image store: reads images from HTTP(S) URLs, read-only.
+
+Its locations are the URLs themselves (an image registered with a ``https://...`` location).
+It adds and deletes nothing (capability ``writable`` False: both raise
+``CapabilityNotSupported``) and holds nothing of its own (``locations()`` is empty).
+
+Ranged reads ask for ``Range: bytes=offset-end``; a server that ignores it (``200`` with the
+whole body) is still read correctly - the bytes before ``offset`` are skipped and the read stops
+after ``length`` - only slower. stdlib ``urllib`` only: no extra dependency.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from stackcore import exception
+from stackcore.image.store import CHUNK_SIZE, ChunkReader, ImageStore, check_range
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its user and password (never in a message)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class WebStore(ImageStore):
+    """Images read over HTTP(S)."""
+
+    VERSION = "1.0.0"
+    SCHEMES = ("http", "https")
+    capabilities: ClassVar[dict[str, bool]] = {"writable": False}
+
+    @classmethod
+    def get_store_options(cls) -> list[cfg.Opt]:
+        from oslo_config import cfg
+
+        return [
+            cfg.FloatOpt("timeout", default=30.0, min=0.1,
+                         help="Seconds to wait for the server to connect or send data."),
+            cfg.StrOpt("ca_file", help="CA bundle for https servers. Unset: the system's."),
+            cfg.BoolOpt("insecure", default=False,
+                        help="Do not verify https certificates (test servers only)."),
+        ]
+
+    def do_setup(self) -> None:
+        self._context: ssl.SSLContext | None = None
+        if self.configuration.insecure:
+            self._context = ssl.create_default_context()
+            self._context.check_hostname = False  # asked for: a test server's own certificate
+            self._context.verify_mode = ssl.CERT_NONE
+        elif self.configuration.ca_file:
+            try:
+                self._context = ssl.create_default_context(cafile=self.configuration.ca_file)
+            except (OSError, ssl.SSLError) as err:
+                raise exception.ConfigError(
+                    f"[{self.group}] ca_file {self.configuration.ca_file!r} cannot be read: "
+                    f"{err}") from err
+
+    def _url(self, location: str) -> str:
+        if not isinstance(location, str):
+            raise exception.Invalid("location", "is not an http(s) URL", location)
+        parts = urllib.parse.urlsplit(location)
+        if parts.scheme not in self.SCHEMES or not parts.hostname:
+            raise exception.Invalid("location", "is not an http(s) URL", _redacted(location))
+        return location
+
+    def _open(self, location: str, method: str = "GET",
+              headers: dict[str, str] | None = None) -> Any:
+        url = self._url(location)
+        # the scheme is http(s), checked by _url (never file: or a custom one)
+        request = urllib.request.Request(url, method=method, headers=headers or {})  # noqa: S310
+        try:
+            return urllib.request.urlopen(  # noqa: S310 - http(s) only, see above
+                request, timeout=self.configuration.timeout,
+                context=getattr(self, "_context", None))
+        except urllib.error.HTTPError as err:
+            err.close()
+            if err.code in (404, 410):
+                raise exception.NotFound("image", _redacted(url)) from None
+            if err.code == 416:  # range not satisfiable: offset at or past the end
+                raise
+            raise exception.DriverError(f"{method} {_redacted(url)}: HTTP {err.code} "
+                                        f"{err.reason}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+            reason = getattr(err, "reason", err)
+            raise exception.BackendUnavailable(f"{method} {_redacted(url)}: {reason}") from None
+
+    def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        check_range(offset, length)
+        if length == 0:
+            self.get_size(location)  # NotFound still applies
+            return iter(())
+        end = "" if length is None else str(offset + length - 1)
+        headers = {"Range": f"bytes={offset}-{end}"} if offset or length is not None else {}
+        try:
+            response = self._open(location, headers=headers)
+        except urllib.error.HTTPError:  # 416: nothing from offset on
+            return iter(())
+        if response.status == 206:
+            return ChunkReader(response, length)
+        # 200: the server ignored the range - skip to offset ourselves
+        skip = offset
+        while skip:
+            data = response.read(min(skip, CHUNK_SIZE))
+            if not data:
+                response.close()
+                return iter(())
+            skip -= len(data)
+        return ChunkReader(response, length)
+
+    def get_size(self, location: str) -> int:
+        with self._open(location, method="HEAD") as response:
+            declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit():
+            return int(declared)
+        # no length on HEAD: ask for the first byte, the total is in Content-Range
+        try:
+            response = self._open(location, headers={"Range": "bytes=0-0"})
+        except urllib.error.HTTPError:  # 416 for the first byte: an empty image
+            return 0
+        with response:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range") or "")
+            if response.status == 206 and match and match.group(3) != "*":
+                return int(match.group(3))
+        raise exception.DriverError(f"{_redacted(location)}: the server reports no size "
+                                    "(no Content-Length, no Content-Range)")
+
+    def locations(self) -> list[str]:
+        return []
+
+    def list_backend_objects(self) -> list[str]:
+        return []
+
+    def get_stats(self) -> dict[str, Any]:
+        return {
+            "driver_version": self.VERSION,
+            "writable": False,
+            "total_capacity_bytes": None,
+            "free_capacity_bytes": None,
+            "used_bytes": 0,
+            "image_count": 0,
+        }

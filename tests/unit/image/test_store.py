@@ -1,0 +1,178 @@
+"""The image store contract, the file and web stores beyond what the conformance suite checks
+(their edges: a server ignoring ranges, unreachable servers, paths outside the store), and the
+load-time validation of store plugins."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+from oslo_config import cfg
+
+from stackcore import conf as sc_conf
+from stackcore import exception
+from stackcore.image import stats
+from stackcore.image.store import CHUNK_SIZE, CONTRACT, NAMESPACE, ImageStore, SizeLimitExceeded
+from stackcore.image.stores.file import FileStore
+from stackcore.image.stores.web import WebStore
+from stackcore.plugins import loader
+from stackcore.testing.httpserver import FileServer
+
+
+def _conf(tmp_path: Any, store: type[ImageStore], **options: Any) -> cfg.ConfigOpts:
+    conf = sc_conf.load([])
+    sc_conf.register(conf, [("store", store.get_store_options())])
+    sc_conf.set_override(conf, "DEFAULT", "state_path", str(tmp_path))
+    for name, value in options.items():
+        sc_conf.set_override(conf, "store", name, value)
+    return conf
+
+
+@pytest.fixture
+def file_store(tmp_path: Any) -> FileStore:
+    store = FileStore(_conf(tmp_path, FileStore), "store")
+    store.do_setup()
+    return store
+
+
+@pytest.fixture
+def web_store(tmp_path: Any) -> WebStore:
+    store = WebStore(_conf(tmp_path, WebStore, timeout=5), "store")
+    store.do_setup()
+    return store
+
+
+def _read(chunks: Iterator[bytes]) -> bytes:
+    return b"".join(chunks)
+
+
+# --- contract -------------------------------------------------------------------------------
+
+
+def test_shipped_stores_load_through_their_entry_points() -> None:
+    for name, cls in (("file", FileStore), ("web", WebStore)):
+        plugin = loader.load_one(NAMESPACE, name, CONTRACT)
+        assert plugin.cls is cls, (name, plugin)
+    assert CONTRACT.declared(WebStore) == {"writable": False}
+    assert CONTRACT.declared(FileStore) == {"writable": True}
+
+
+def test_contract_refuses_a_store_declaring_writable_without_add() -> None:
+    class Lying(WebStore):
+        capabilities: ClassVar[dict[str, bool]] = {"writable": True}
+
+    problems = CONTRACT.problems(Lying)
+    assert any("add() is not implemented" in p for p in problems), problems
+    assert any("delete() is not implemented" in p for p in problems), problems
+
+
+def test_contract_refuses_missing_schemes_and_bad_signatures() -> None:
+    class Broken(FileStore):
+        SCHEMES = ()
+
+        def get(self, location: str) -> Iterator[bytes]:  # type: ignore[override]
+            return iter(())
+
+    problems = CONTRACT.problems(Broken)
+    assert any("SCHEMES" in p for p in problems), problems
+    assert any(p.startswith("get(): missing parameter 'offset'") for p in problems), problems
+
+
+def test_read_only_store_refuses_writes_as_unsupported(web_store: WebStore) -> None:
+    with pytest.raises(exception.CapabilityNotSupported, match="writable"):
+        web_store.add("abc", io.BytesIO(b"x"))
+    with pytest.raises(exception.CapabilityNotSupported, match="writable"):
+        web_store.delete("http://127.0.0.1:1/abc")
+
+
+def test_stats_schema_refuses_free_over_total() -> None:
+    report = {"driver_version": "1", "writable": True, "total_capacity_bytes": 10,
+              "free_capacity_bytes": 11, "used_bytes": 0, "image_count": 0}
+    with pytest.raises(exception.StatsSchemaError, match="free_capacity_bytes"):
+        stats.validate(report, "test")
+    with pytest.raises(exception.StatsSchemaError, match="used_bytes"):
+        stats.validate({**report, "free_capacity_bytes": 1, "used_bytes": -1}, "test")
+
+
+# --- file store -----------------------------------------------------------------------------
+
+
+def test_file_store_add_publishes_only_complete_images(file_store: FileStore) -> None:
+    stored = file_store.add("img-1", io.BytesIO(b"a" * 10), 10)
+    assert os.listdir(file_store.datadir) == ["img-1"]
+    assert stored.location == f"file://{file_store.datadir}/img-1"
+    assert file_store.local_path(stored.location) == os.path.join(file_store.datadir, "img-1")
+    with pytest.raises(SizeLimitExceeded) as err:
+        file_store.add("img-2", io.BytesIO(b"b" * (CHUNK_SIZE + 1)), None, CHUNK_SIZE)
+    assert err.value.kwargs["limit"] == CHUNK_SIZE, err.value.kwargs
+    assert os.listdir(file_store.datadir) == ["img-1"], "a refused add left a temporary file"
+
+
+def test_file_store_refuses_locations_outside_its_directory(file_store: FileStore,
+                                                            tmp_path: Any) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"host file")
+    for location in (f"file://{secret}", "file:///etc/passwd", f"file://{file_store.datadir}",
+                     f"file://{file_store.datadir}/../secret", "http://example.com/x",
+                     f"file://{file_store.datadir}/.hidden"):
+        with pytest.raises(exception.Invalid, match="location"):
+            file_store.get(location)
+        with pytest.raises(exception.Invalid, match="location"):
+            file_store.delete(location)
+    assert secret.read_bytes() == b"host file"
+
+
+def test_file_store_setup_refuses_an_unwritable_directory(tmp_path: Any) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    store = FileStore(_conf(tmp_path, FileStore, datadir=str(blocker / "images")), "store")
+    with pytest.raises(exception.ConfigError, match="datadir"):
+        store.do_setup()
+
+
+# --- web store ------------------------------------------------------------------------------
+
+
+def test_web_store_reads_ranges_from_a_server_that_ignores_them(web_store: WebStore) -> None:
+    data = os.urandom(CHUNK_SIZE + 500)
+    with FileServer(ranges=False) as server:
+        url = server.put("img", data)
+        assert _read(web_store.get(url, 10, 20)) == data[10:30]
+        assert _read(web_store.get(url, CHUNK_SIZE + 400)) == data[CHUNK_SIZE + 400:]
+        assert _read(web_store.get(url, len(data) + 1)) == b""
+        assert web_store.get_size(url) == len(data)
+
+
+def test_web_store_asks_for_ranges(web_store: WebStore) -> None:
+    data = os.urandom(1000)
+    with FileServer() as server:
+        url = server.put("img", data)
+        assert _read(web_store.get(url, 100, 50)) == data[100:150]
+        assert ("GET", "/img", "bytes=100-149") in server.requests, server.requests
+        assert _read(web_store.get(url)) == data
+        assert server.requests[-1] == ("GET", "/img", ""), server.requests
+
+
+def test_web_store_size_without_content_length_on_head(web_store: WebStore) -> None:
+    with FileServer(head_length=False) as server:
+        assert web_store.get_size(server.put("img", b"12345")) == 5
+        assert web_store.get_size(server.put("empty", b"")) == 0
+
+
+def test_web_store_unreachable_server_is_backend_unavailable(web_store: WebStore) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(exception.BackendUnavailable) as err:
+        web_store.get(f"http://user:hunter2@127.0.0.1:{port}/img")
+    assert "hunter2" not in str(err.value), "a password in the URL reached the message"
+
+
+def test_web_store_refuses_other_schemes(web_store: WebStore) -> None:
+    for location in ("file:///etc/passwd", "ftp://example.com/x", "http:///nohost", 42):
+        with pytest.raises(exception.Invalid, match="location"):
+            web_store.get(location)  # type: ignore[arg-type]

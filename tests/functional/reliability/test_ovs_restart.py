@@ -96,7 +96,7 @@ class Hypervisor:
                                                  type="internal", external_ids={
                 "iface-id": port.id, "attached-mac": port.mac_address,
                 "iface-status": "active"}))
-        except Exception:  # noqa: BLE001 - OVSDB down: plugged again once it is back
+        except Exception:  # OVSDB down: plugged again once it is back
             with self._lock:
                 self.behind[port.id] = port
 
@@ -105,7 +105,7 @@ class Hypervisor:
             self.plugged.discard(port_id)
         try:
             self.db.execute(self.db.api.del_port(self.tap(port_id), if_exists=True))
-        except Exception:  # noqa: BLE001 - OVSDB down: unplugged once it is back
+        except Exception:  # OVSDB down: unplugged once it is back
             with self._lock:
                 self.behind[port_id] = None
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from stackcore import lazy
+from stackcore import exception, lazy
 from stackcore.network import L2AgentPlugin
 from stackcore.network.agents import AgentRPCAPI, AgentStateRPCAPI
 from stackcore_drivers.network.host_state import HostState, read_host_state
@@ -158,8 +158,14 @@ class L2Agent(L2AgentPlugin):
         """Reconcile and report once now (so start-up problems surface to the caller), then
         keep doing both until :meth:`stop`: heartbeats in a thread of their own (a long
         reconciliation pass never delays one, so a busy agent is not declared dead), passes
-        in another."""
-        self.sync_once()
+        in another. A server that does not answer yet (it is starting or restarting too) is
+        no start-up problem: the loop's passes try again until it does."""
+        try:
+            self.sync_once()
+        except exception.RPCError as err:
+            LOG.warning("%s on %s: first pass failed, the server does not answer yet (tried "
+                        "again every %s s): %s", self.BINARY, self.host,
+                        self.conf.agent.polling_interval, err)
         self.report_state()
         self._stop.clear()
         self._threads = [

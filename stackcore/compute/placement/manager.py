@@ -19,6 +19,8 @@ the weighed ranking of a request without placing anything.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,6 +71,10 @@ class SchedulerManager:
         self.conf = conf
         self.db = db
         self.handler = load_handler(conf)
+        # [scheduler] host_state_max_age: the host states last read, and when
+        self._states_lock = threading.Lock()
+        self._states: HostSet | None = None
+        self._states_read_at = 0.0
 
     def init_host(self) -> None:
         """Nothing to reconcile: the scheduler keeps no state outside the database."""
@@ -137,6 +143,38 @@ class SchedulerManager:
             ))
         return HostSet.from_states(states)
 
+    def _current_host_states(self) -> HostSet:
+        """The host states for a placement: read now, or reused while younger than
+        ``[scheduler] host_state_max_age`` (see the option)."""
+        max_age = self.conf.scheduler.host_state_max_age
+        if max_age <= 0:
+            return self.host_states()
+        with self._states_lock:
+            now = time.monotonic()
+            if self._states is None or now - self._states_read_at > max_age:
+                self._states, self._states_read_at = self.host_states(), now
+            return self._states
+
+    def _claimed(self, hosts: HostSet, host: str, want: claims.Request | None) -> None:
+        """Keep reused host states current with this process's claim on ``host``; ``None``:
+        the claim found the host full (another process filled it), so count it full until the
+        states are read again."""
+        if hosts is not self._states:
+            return
+        i = hosts.index.get(host)
+        if i is None:
+            return
+        with self._states_lock:
+            if want is None:
+                hosts.alloc_vcpus[i] = hosts.vcpus[i] * hosts.cpu_allocation_ratio[i]
+                hosts.alloc_memory_mb[i] = hosts.memory_mb[i] * hosts.ram_allocation_ratio[i]
+                hosts.alloc_disk_gb[i] = hosts.local_gb[i] * hosts.disk_allocation_ratio[i]
+            else:
+                hosts.alloc_vcpus[i] += want.vcpus
+                hosts.alloc_memory_mb[i] += want.memory_mb
+                hosts.alloc_disk_gb[i] += want.disk_gb
+                hosts.num_instances[i] += 1
+
     # --- server groups ---------------------------------------------------------------------
 
     @staticmethod
@@ -190,7 +228,7 @@ class SchedulerManager:
         and ``exclude_hosts``. Raises NoValidHost with one reason per filter that rejected
         hosts, NotFound (nothing claimed) if the server was deleted while being scheduled."""
         req = self._request(instance_uuid, request)
-        hosts = self.host_states()
+        hosts = self._current_host_states()
         if not len(hosts):
             raise exception.NoValidHost("no valid host was found",
                                         reasons=["no compute host has registered"])
@@ -204,8 +242,10 @@ class SchedulerManager:
         for index, candidate in enumerate(self._ranking(decision, attempts)):
             try:
                 if not self._claim(instance_uuid, candidate, want, ratios, hard):
+                    self._claimed(hosts, candidate, None)
                     reasons.append(f"{candidate} was filled by a concurrent request")
                     continue
+                self._claimed(hosts, candidate, want)
             except _GroupConflict:
                 reasons.append(f"{candidate} took another member of {hard.policy if hard else ''}"
                                f" group {hard.id if hard else ''} concurrently")
@@ -238,7 +278,10 @@ class SchedulerManager:
                 if (hard.policy == "anti-affinity" and on_host >= now.max_server_per_host) or (
                         hard.policy == "affinity" and now.hosts and not on_host):
                     raise _GroupConflict(candidate)
-            claims.release(session, instance_uuid)  # a retry gives back the old claim
+            if row.host is not None:
+                # a reschedule (or a retried transaction) gives back the old claim; a server
+                # without a host holds none (claim and host are set in one transaction)
+                claims.release(session, instance_uuid)
             if not claims.claim(session, candidate, instance_uuid, want, ratios):
                 return False
             row.host = candidate

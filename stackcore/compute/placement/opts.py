@@ -44,6 +44,19 @@ OPTS = lazy.options(lambda cfg: [
         min=1,
         help="Hosts tried for one build before giving up (the first choice plus alternates).",
     ),
+    cfg.FloatOpt(
+        "host_state_max_age",
+        default=0.0,
+        min=0.0,
+        help="Seconds a scheduler process may reuse the host states it read from the database "
+        "for the next placements (0: read them for every placement). Reading them costs one "
+        "query over every compute host, which dominates a placement at thousands of hosts; "
+        "reused states are kept current with this process's own claims, and the claim itself "
+        "(a conditional UPDATE) still refuses a host that another process filled, so a stale "
+        "state never overcommits - it may only send a request to a host that turns out full "
+        "(the next ranked host is tried) or, for at most this long, miss a host's change of "
+        "state (disabled, down, new).",
+    ),
     cfg.ListOpt(
         "compute_filters",
         default=DEFAULT_FILTERS,

@@ -28,6 +28,7 @@ from stackcore.service import STOP_TIMEOUT, Service, check_intervals
 
 if TYPE_CHECKING:
     from stackcore.compute.api import ComputeAPI
+    from stackcore.image.api import ImageAPI
     from stackcore.network.api import NetworkAPI
     from stackcore.project.api import ProjectAPI
     from stackcore.volume.api import VolumeAPI
@@ -45,6 +46,7 @@ class ProjectView:
             setattr(self, name, api)
 
     compute: ComputeAPI
+    image: ImageAPI
     network: NetworkAPI
     project: ProjectAPI
     volume: VolumeAPI
@@ -164,6 +166,7 @@ class Cloud:
             runtime.start(ctx)
 
     compute: ComputeAPI
+    image: ImageAPI
     network: NetworkAPI
     project: ProjectAPI
     volume: VolumeAPI

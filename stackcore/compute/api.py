@@ -283,9 +283,11 @@ class ComputeAPI(PlacementAPI):
                      dict(row.properties), row.project_id, row.visibility)
 
     def _usable_images(self, query: Any) -> Any:
-        """Public images and the caller's project's (admins: all)."""
+        """Public images and the caller's project's (admins: all), active ones only (an
+        upload not finished, or an image an admin deactivated, is not for servers)."""
         image = image_models.Image
-        return self._scope(query, image.project_id, visible=image.visibility == "public")
+        return self._scope(query.where(image.status == "active"), image.project_id,
+                           visible=image.visibility == "public")
 
     @schemas.accepts(name_or_id=cs.IMAGE_NAME_OR_ID)
     @policy.authorize("compute:image:get")

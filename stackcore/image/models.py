@@ -1,9 +1,11 @@
 """SQLAlchemy models of the image family (Alembic branch ``image``).
 
-Today's image registry: an image is a local file with a disk format and properties, registered
-through ``cloud.compute.register_image`` and read by the compute family (servers boot from it)
-and the volume family (volumes are copied from and to it). Both depend on this family, never on
-each other for images.
+The image registry: an image is either a local file registered through
+``cloud.compute.register_image`` (``path``; ``store`` and ``location`` unset) or bytes uploaded
+through ``cloud.image`` into an image store (``store``, ``location``, ``sha256``; ``path`` is the
+local file when the store is ``file``, else empty). The compute family (servers boot from it)
+and the volume family (volumes are copied from and to it) read it; both depend on this family,
+never on each other for images.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false as sa_false
 
 from stackcore.db.models import Base, project_column, utcnow
 
@@ -28,6 +31,20 @@ class Image(Base):
                                             server_default="public")
     path: Mapped[str] = mapped_column(Text)
     disk_format: Mapped[str] = mapped_column(String(32))
-    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    # 64-bit: an uploaded image may be over 2 GiB (PostgreSQL's INTEGER is 32-bit)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    #: ``queued`` (record only) -> ``saving`` (upload running) -> ``active``; ``deactivated``
+    #: (an admin hid it from use). Registered files are ``active`` from the start.
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    container_format: Mapped[str] = mapped_column(String(16), default="bare",
+                                                  server_default="bare")
+    #: a protected image cannot be deleted (unprotect it first)
+    protected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    #: hex sha256 of the stored bytes, computed by the store while it wrote them
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    store: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the disk size the image holds (from the format inspection), bytes
+    virtual_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -20,7 +20,7 @@ import stackcore
 from stackcore import exception, schemas
 from stackcore.project.scope import ScopedAPI
 
-FAMILIES = ("compute", "volume", "network", "project")
+FAMILIES = ("compute", "volume", "network", "project", "image")
 
 
 def _public_methods(api: Any) -> list[tuple[str, Callable[..., Any]]]:

@@ -1,0 +1,356 @@
+"""The image API callers use: ``cloud.image``.
+
+An image goes ``create`` (a record: name, formats, visibility, properties; status ``queued``)
+-> ``upload`` (its bytes into a store; ``saving`` while they flow) -> ``active``. Before an
+upload makes an image active:
+
+* the store computed the size and sha256 of the bytes while writing them; a caller that gave
+  its own ``sha256`` (or ``size``) must match, else nothing is kept;
+* the stored bytes are inspected (:func:`stackcore.image.inspect`): the declared
+  ``disk_format`` must be their format and pass its safety checks (no qcow2 backing file or
+  data file, no VMDK extents elsewhere), else nothing is kept.
+
+A failed upload leaves the image ``queued`` (upload again) and nothing in the store. Visibility:
+an image belongs to the caller's project; ``private`` ones are seen by that project only,
+``public`` ones (an admin rule) by every project; another project's private image is
+``NotFound``. A ``protected`` image cannot be deleted. An admin may ``deactivate`` an image
+(no download, nothing new uses it) and ``reactivate`` it.
+
+Images registered with ``cloud.compute.register_image`` (local files) are in the same table:
+they are ``active`` from the start, and ``download`` reads their file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import io
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from stackcore import exception, schemas, validate
+from stackcore import schemas as s
+from stackcore.db import api as db_api
+from stackcore.db import paging
+from stackcore.image import format as image_format
+from stackcore.image import models, stats
+from stackcore.image.store import ChunkReader, ImageStore, check_range
+from stackcore.project import policy
+from stackcore.project.scope import ScopedAPI
+
+#: Disk formats an image may declare (the ones :func:`stackcore.image.inspect` knows).
+DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "iso")
+#: Container formats: ``bare`` (the disk itself) and ``ovf`` (the disk itself, described by
+#: OVF metadata elsewhere). Archives (ova, docker, compressed) are not accepted: their content
+#: is not a disk the inspection could check.
+CONTAINER_FORMATS = ("bare", "ovf")
+STATUSES = ("queued", "saving", "active", "deactivated")
+
+_ID = s.string(36)
+_PROPERTIES = s.string_map()
+#: what ``upload`` reads: bytes, or a binary file object (``read(n)``); not JSON, checked in
+#: the method
+_DATA: dict[str, Any] = {}
+_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Image:
+    id: str
+    name: str
+    status: str
+    disk_format: str
+    container_format: str
+    visibility: str
+    protected: bool
+    project_id: str
+    size_bytes: int
+    sha256: str | None
+    virtual_size: int | None
+    store: str | None
+    properties: Mapping[str, str]
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Store:
+    """A configured image store and its current stats."""
+
+    name: str
+    driver: str
+    writable: bool
+    stats: Mapping[str, Any]
+
+
+def _view(row: models.Image) -> Image:
+    return Image(row.id, row.name, row.status, row.disk_format, row.container_format,
+                 row.visibility, bool(row.protected), row.project_id, row.size_bytes, row.sha256,
+                 row.virtual_size, row.store, dict(row.properties or {}), row.created_at)
+
+
+class ImageAPI(ScopedAPI):
+    """Images: records, uploads into stores, downloads, visibility and protection."""
+
+    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database,
+                 stores: Mapping[str, ImageStore]) -> None:
+        self.conf = conf
+        self.db = db
+        self.stores = dict(stores)
+
+    # --- records ----------------------------------------------------------------------------
+
+    @schemas.accepts(name=s.NAME, disk_format=s.enum(*DISK_FORMATS),
+                     container_format=s.enum(*CONTAINER_FORMATS),
+                     visibility=s.enum("private", "public"), protected=s.BOOLEAN,
+                     properties=s.optional(_PROPERTIES))
+    @policy.authorize("image:create")
+    def create(self, name: str, disk_format: str = "raw", container_format: str = "bare",
+               visibility: str = "private", protected: bool = False,
+               properties: Mapping[str, str] | None = None) -> Image:
+        """A new image record of the caller's project, ``queued`` until :meth:`upload`."""
+        if visibility == "public":
+            self._authorize("image:publicize")
+        validate.name("name", name)
+        row = models.Image(id=str(uuid.uuid4()), name=name, path="", disk_format=disk_format,
+                           container_format=container_format, size_bytes=0,
+                           properties=validate.string_map("properties", properties),
+                           project_id=self.project_id, visibility=visibility,
+                           protected=protected, status="queued")
+        with self.db.transaction() as session:
+            session.add(row)
+        return _view(row)
+
+    def _row(self, session: Any, image_id: str) -> models.Image:
+        image = models.Image
+        row = session.execute(self._scope(
+            sa.select(image).where(image.id == image_id), image.project_id,
+            visible=image.visibility == "public")).scalar_one_or_none()
+        if row is None:
+            raise exception.NotFound("image", image_id)
+        return row  # type: ignore[no-any-return]
+
+    def _owned(self, session: Any, image_id: str, rule: str) -> models.Image:
+        """The image, if the caller may change it (``rule`` on its project)."""
+        row = self._row(session, image_id)
+        self._authorize(rule, row.project_id)
+        return row
+
+    @schemas.accepts(image_id=_ID)
+    @policy.authorize("image:get")
+    def get(self, image_id: str) -> Image:
+        """An image of the caller's project or a public one; ``NotFound`` otherwise."""
+        with self.db.read() as session:
+            return _view(self._row(session, image_id))
+
+    @schemas.accepts(all_projects=s.BOOLEAN, status=s.optional(s.enum(*STATUSES)),
+                     limit=s.LIMIT, marker=s.optional(_ID),
+                     sort_key=s.enum("name", "created_at", "id"), sort_dir=s.SORT_DIR)
+    @policy.authorize("image:list")
+    def list_images(self, *, all_projects: bool = False, status: str | None = None,
+                    limit: int | None = None, marker: str | None = None,
+                    sort_key: str = "name", sort_dir: str = "asc") -> list[Image]:
+        """The caller's project's images and public ones (``all_projects``: every project's,
+        an admin rule), ``limit`` at a time after the image ``marker``."""
+        image = models.Image
+        query = self._scope_list(sa.select(image), image.project_id, all_projects, "image:list",
+                                 visible=image.visibility == "public")
+        if status is not None:
+            query = query.where(image.status == status)
+        with self.db.read() as session:
+            query = paging.page(session, query, image.id,
+                                {"name": image.name, "created_at": image.created_at,
+                                 "id": image.id}, limit=limit, marker=marker,
+                                sort_key=sort_key, sort_dir=sort_dir, resource="image")
+            return [_view(r) for r in session.execute(query).scalars()]
+
+    @schemas.accepts(image_id=_ID, name=s.OPTIONAL_NAME, protected=s.optional(s.BOOLEAN))
+    @policy.authorize("image:update")
+    def update(self, image_id: str, *, name: str | None = None,
+               protected: bool | None = None) -> Image:
+        """Rename an image or set its ``protected`` flag."""
+        if name is not None:
+            validate.name("name", name)
+        with self.db.transaction() as session:
+            row = self._owned(session, image_id, "image:update")
+            if name is not None:
+                row.name = name
+            if protected is not None:
+                row.protected = protected
+            session.flush()
+            return _view(row)
+
+    @schemas.accepts(image_id=_ID)
+    @policy.authorize("image:delete")
+    def delete(self, image_id: str) -> None:
+        """Delete an image and its stored bytes. ``Conflict`` for a protected image or one
+        whose upload is running."""
+        with self.db.transaction() as session:
+            row = self._owned(session, image_id, "image:delete")
+            if row.protected:
+                raise exception.Conflict(f"image {image_id} is protected: unprotect it first "
+                                         "(update(protected=False))")
+            if row.status == "saving":
+                raise exception.InvalidState(f"image {image_id} is being uploaded")
+            store, location = row.store, row.location
+            session.delete(row)
+        # after the record: a failure here leaves bytes no record names (found by the
+        # store's locations()), never a record naming bytes that are gone
+        if store is not None and location is not None and store in self.stores:
+            self.stores[store].delete(location)
+
+    def _set_status(self, image_id: str, rule: str, wanted: str, allowed: tuple[str, ...]
+                    ) -> Image:
+        with self.db.transaction() as session:
+            row = self._owned(session, image_id, rule)
+            if row.status not in allowed:
+                raise exception.InvalidState(f"image {image_id} is {row.status}, not "
+                                             f"{' or '.join(allowed)}")
+            row.status = wanted
+            session.flush()
+            return _view(row)
+
+    @schemas.accepts(image_id=_ID)
+    @policy.authorize("image:deactivate")
+    def deactivate(self, image_id: str) -> Image:
+        """Hide an active image from use: no download, no new server or volume from it."""
+        return self._set_status(image_id, "image:deactivate", "deactivated",
+                                ("active", "deactivated"))
+
+    @schemas.accepts(image_id=_ID)
+    @policy.authorize("image:reactivate")
+    def reactivate(self, image_id: str) -> Image:
+        """Make a deactivated image active again."""
+        return self._set_status(image_id, "image:reactivate", "active",
+                                ("deactivated", "active"))
+
+    # --- data -------------------------------------------------------------------------------
+
+    def _store(self, name: str | None) -> tuple[str, ImageStore]:
+        chosen = name or self.conf.image.default_store
+        store = self.stores.get(chosen)
+        if store is None:
+            raise exception.Invalid("store", f"is not one of this cloud's image stores "
+                                    f"({', '.join(sorted(self.stores)) or 'none'})", chosen)
+        if not type(store).capabilities.get("writable", False):
+            raise exception.Invalid("store", "is read-only (its images cannot be uploaded)",
+                                    chosen)
+        return chosen, store
+
+    @schemas.accepts(image_id=_ID, data=_DATA, size=s.optional(s.integer(0, 2**62)),
+                     sha256=s.optional(_SHA256), store=s.optional(s.NAME))
+    @policy.authorize("image:upload")
+    def upload(self, image_id: str, data: Any, *, size: int | None = None,
+               sha256: str | None = None, store: str | None = None) -> Image:
+        """Store ``data`` (bytes or a binary file object) as the image's bytes and make it
+        active. ``size`` and ``sha256``, when given, must match what was stored
+        (``Invalid`` naming them otherwise); the stored bytes must be the declared disk
+        format and pass its safety checks (``Invalid`` naming ``data``). Over ``[image]
+        image_size_cap``: ``Invalid`` naming ``size``. Any refusal keeps nothing: the image
+        stays ``queued``."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            stream: Any = io.BytesIO(bytes(data))
+        elif callable(getattr(data, "read", None)):
+            stream = data
+        else:
+            raise exception.Invalid("data", "must be bytes or a binary file object "
+                                    f"(read(n)), not {type(data).__name__}")
+        store_name, target = self._store(store)
+        with self.db.transaction() as session:
+            row = self._owned(session, image_id, "image:upload")
+            if row.status != "queued":
+                raise exception.InvalidState(f"image {image_id} is {row.status}: only a "
+                                             "queued image takes an upload")
+            row.status = "saving"  # one upload at a time
+            disk_format = row.disk_format
+        try:
+            stored = target.add(image_id, stream, size, self.conf.image.image_size_cap)
+            try:
+                if sha256 is not None and stored.sha256 != sha256:
+                    raise exception.Invalid("sha256", f"does not match the uploaded data's "
+                                            f"({stored.sha256})", sha256)
+                inspected = self._inspect(target, stored.location, disk_format)
+            except BaseException:
+                target.delete(stored.location)
+                raise
+        except BaseException:
+            with self.db.transaction() as session:
+                session.execute(sa.update(models.Image).where(models.Image.id == image_id)
+                                .values(status="queued"))
+            raise
+        local = getattr(target, "local_path", None)
+        with self.db.transaction() as session:
+            row = self._row(session, image_id)
+            row.status = "active"
+            row.size_bytes = stored.size
+            row.sha256 = stored.sha256
+            row.store = store_name
+            row.location = stored.location
+            row.virtual_size = inspected.virtual_size
+            # a store on this host's file system: servers boot from the file (compute's path)
+            row.path = local(stored.location) if local is not None else ""
+            session.flush()
+            return _view(row)
+
+    def _inspect(self, store: ImageStore, location: str,
+                 disk_format: str) -> image_format.Inspected:
+        """Inspect the bytes as stored: in place when the store has them in a local file,
+        else from a temporary copy read back from the store."""
+        local = getattr(store, "local_path", None)
+        if local is not None:
+            return image_format.inspect(local(location), disk_format, field="data")
+        scratch = self.conf.state_path or None
+        with tempfile.NamedTemporaryFile(prefix="image-inspect-", dir=scratch) as copy:
+            chunks = store.get(location)
+            try:
+                for chunk in chunks:
+                    copy.write(chunk)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            copy.flush()
+            return image_format.inspect(copy.name, disk_format, field="data")
+
+    @schemas.accepts(image_id=_ID, offset=s.integer(0, 2**62),
+                     length=s.optional(s.integer(0, 2**62)))
+    @policy.authorize("image:download")
+    def download(self, image_id: str, *, offset: int = 0,
+                 length: int | None = None) -> Iterator[bytes]:
+        """The image's bytes (from ``offset``, at most ``length``) as an iterator of chunks.
+        ``InvalidState`` unless the image is active."""
+        check_range(offset, length)
+        with self.db.read() as session:
+            row = self._row(session, image_id)
+            status, store, location, path = row.status, row.store, row.location, row.path
+        if status != "active":
+            raise exception.InvalidState(f"image {image_id} is {status}, not active")
+        if store is not None and location is not None:
+            if store not in self.stores:
+                raise exception.BackendUnavailable(f"image {image_id} is in store {store!r}, "
+                                                   "which this cloud does not configure")
+            return self.stores[store].get(location, offset, length)
+        try:  # a registered local file
+            handle = open(path, "rb")  # closed by the ChunkReader
+        except FileNotFoundError:
+            raise exception.NotFound("image file", path) from None
+        handle.seek(offset)
+        return ChunkReader(handle, length)
+
+    # --- stores -----------------------------------------------------------------------------
+
+    @schemas.accepts()
+    @policy.authorize("image:store:list")
+    def list_stores(self) -> list[Store]:
+        """The configured stores with their stats (schema-checked)."""
+        found = []
+        for name, store in sorted(self.stores.items()):
+            report = stats.validate(store.get_stats(), f"image store {name!r}")
+            found.append(Store(name, type(store).__name__,
+                               bool(type(store).capabilities.get("writable", False)), report))
+        return found
+

@@ -1,0 +1,1 @@
+"""Image stores on backends: ``rbd`` (Ceph)."""

@@ -1,0 +1,330 @@
+"""The ``rbd`` image store: images as Ceph RBD images, ready for copy-on-write clones.
+
+* an image is the RBD image ``image-<id>`` in ``rbd_store_pool`` (format 2, layering), with a
+  protected snapshot ``snap``: RBD volumes (and RBD root disks) clone from that snapshot
+  instead of copying the bytes, as with Glance's rbd store;
+* locations are Glance's: ``rbd://<cluster fsid>/<pool>/image-<id>/snap``;
+* an add creates ``image-<id>`` (exclusively: of two adds of one id exactly one wins), writes
+  it (growing it as the stream comes when no size is declared), then snapshots and protects
+  it: readers read the snapshot, so an image is readable only once complete; any failure
+  removes the image;
+* delete unprotects and removes the snapshot, then the image; an image with clones (volumes
+  made from it) is refused with ``Conflict`` naming how many;
+* only names with the ``image-`` prefix are the store's (the pool may hold other things: RBD
+  volumes are ``volume-<id>``).
+
+The bindings come from the distribution (python3-rados/python3-rbd), not PyPI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from stackcore import exception, lazy
+from stackcore.image import (
+    CHUNK_SIZE,
+    Digesting,
+    ImageStore,
+    Readable,
+    StoredImage,
+    check_image_id,
+    check_range,
+)
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+OPTS = lazy.options(lambda cfg: [
+    cfg.StrOpt("rbd_store_pool", default="images", help="RADOS pool of the images."),
+    cfg.StrOpt("rbd_store_user", help="Ceph client id (cephx user); unset: the default."),
+    cfg.StrOpt("rbd_store_ceph_conf", default="", help="ceph.conf path ('' = librados "
+               "default)."),
+    cfg.IntOpt("rbd_store_chunk_size", default=8, min=1,
+               help="Object size in MiB (a power of two) of new images."),
+    cfg.IntOpt("rados_connect_timeout", default=-1,
+               help="Seconds for monitor/OSD operations and connecting; < 0: librados "
+               "defaults."),
+])
+
+PREFIX = "image-"
+SNAPSHOT = "snap"
+LAYERING = 1  # rbd.RBD_FEATURE_LAYERING, spelt out so that loading needs no bindings
+#: a store image's name
+_NAME = re.compile(r"^image-(?P<id>[A-Za-z0-9][A-Za-z0-9_-]{0,127})\Z")
+_LOCATION = re.compile(r"^rbd://(?P<fsid>[^/]+)/(?P<pool>[^/]+)/(?P<name>[^/]+)/(?P<snap>[^/]+)\Z")
+#: how far ahead an add of unknown size grows its image
+_GROW = 64 * 1024 * 1024
+
+
+def _bindings() -> tuple[Any, Any]:
+    try:
+        import rados
+        import rbd
+    except ImportError as err:
+        raise exception.ConfigError(
+            "the rbd image store needs the Ceph Python bindings (Debian: python3-rados "
+            "python3-rbd; in a venv run tools/backends/python-bindings.sh PYTHON)") from err
+    return rados, rbd
+
+
+class _Reader:
+    """Chunks of an open RBD image snapshot from ``offset``; closes image and ioctx at the
+    end (or on close)."""
+
+    def __init__(self, ioctx: Any, image: Any, offset: int, length: int | None) -> None:
+        self._ioctx, self._image = ioctx, image
+        size = int(image.size())
+        self._offset = offset
+        self._end = size if length is None else min(size, offset + length)
+
+    def __iter__(self) -> _Reader:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._image is None or self._offset >= self._end:
+            self.close()
+            raise StopIteration
+        count = min(CHUNK_SIZE, self._end - self._offset)
+        data = bytes(self._image.read(self._offset, count))
+        self._offset += len(data)
+        if not data:
+            self.close()
+            raise StopIteration
+        return data
+
+    def close(self) -> None:
+        if self._image is not None:
+            image, self._image = self._image, None
+            image.close()
+            self._ioctx.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class RbdStore(ImageStore):
+    """Images as RBD images with a protected snapshot to clone from."""
+
+    VERSION = "1.0.0"
+    SCHEMES = ("rbd",)
+    REQUIRES: ClassVar[Mapping[str, str]] = {
+        "rados": "Debian's python3-rados; see tools/backends/python-bindings.sh",
+        "rbd": "Debian's python3-rbd; see tools/backends/python-bindings.sh",
+    }
+    capabilities: ClassVar[Mapping[str, bool]] = {"writable": True}
+
+    def __init__(self, conf: cfg.ConfigOpts, group: str) -> None:
+        super().__init__(conf, group)
+        self._client: Any = None
+        self._fsid = ""
+        self._lock = threading.Lock()
+
+    @classmethod
+    def get_store_options(cls) -> list[cfg.Opt]:
+        return list(OPTS)
+
+    # --- connection ---------------------------------------------------------------------------
+
+    def _rados(self) -> Any:
+        rados, _ = _bindings()
+        with self._lock:
+            if self._client is not None:
+                return self._client
+            conf = self.configuration
+            client = rados.Rados(rados_id=conf.rbd_store_user,
+                                 conffile=conf.rbd_store_ceph_conf or "")
+            try:
+                if conf.rados_connect_timeout >= 0:
+                    for key in ("rados_osd_op_timeout", "rados_mon_op_timeout",
+                                "client_mount_timeout"):
+                        client.conf_set(key, str(conf.rados_connect_timeout))
+                    client.connect(timeout=conf.rados_connect_timeout)
+                else:
+                    client.connect()
+                client.open_ioctx(conf.rbd_store_pool).close()  # the pool must exist
+                self._fsid = str(client.get_fsid())
+            except rados.Error as err:
+                with contextlib.suppress(Exception):
+                    client.shutdown()
+                raise exception.BackendUnavailable(
+                    f"cannot connect to Ceph pool {conf.rbd_store_pool!r}: "
+                    f"{type(err).__name__}: {err}") from None
+            self._client = client
+            return client
+
+    def _open_ioctx(self) -> Any:
+        rados, _ = _bindings()
+        client = self._rados()
+        try:
+            return client.open_ioctx(self.configuration.rbd_store_pool)
+        except rados.Error as err:
+            with self._lock:
+                if self._client is client:
+                    self._client = None  # rebuilt on the next call
+            raise exception.BackendUnavailable(f"Ceph pool unavailable: {err}") from err
+
+    @contextlib.contextmanager
+    def _ioctx(self) -> Iterator[Any]:
+        ioctx = self._open_ioctx()
+        try:
+            yield ioctx
+        finally:
+            ioctx.close()
+
+    def do_setup(self) -> None:
+        _bindings()
+        self._rados()
+
+    # --- locations ------------------------------------------------------------------------------
+
+    def _location(self, name: str) -> str:
+        return f"rbd://{self._fsid}/{self.configuration.rbd_store_pool}/{name}/{SNAPSHOT}"
+
+    def _name(self, location: str) -> str:
+        """The RBD image of ``location``: only a complete image of this store's pool."""
+        self._rados()  # the fsid
+        match = _LOCATION.match(location) if isinstance(location, str) else None
+        name = match.group("name") if match else ""
+        found = _NAME.match(name)
+        if (match is None or match.group("fsid") != self._fsid
+                or match.group("pool") != self.configuration.rbd_store_pool
+                or match.group("snap") != SNAPSHOT or found is None):
+            raise exception.Invalid("location", "is not an image of this rbd store "
+                                    f"(pool {self.configuration.rbd_store_pool})", location)
+        return name
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def add(self, image_id: str, stream: Readable, size: int | None = None,
+            max_size: int | None = None) -> StoredImage:
+        _, rbd = _bindings()
+        check_image_id(image_id)
+        name = PREFIX + image_id
+        digest = Digesting(stream, size, max_size)
+        order = (self.configuration.rbd_store_chunk_size * 1024 * 1024).bit_length() - 1
+        with self._ioctx() as ioctx:
+            try:
+                # the name is claimed first, exclusively: of two adds of one id, one gets
+                # ImageExists before reading anything (librbd's rename to a taken name, under
+                # concurrent renames, was seen to leave both images busy and half renamed)
+                rbd.RBD().create(ioctx, name, size or 0, order=order, old_format=False,
+                                 features=LAYERING)
+            except rbd.ImageExists:
+                raise exception.Conflict(f"image {image_id} is already in the store "
+                                         f"({name})") from None
+            try:
+                with rbd.Image(ioctx, name) as image:
+                    allocated = size or 0
+                    offset = 0
+                    for chunk in digest.chunks():
+                        if offset + len(chunk) > allocated:
+                            allocated = offset + len(chunk) + _GROW
+                            image.resize(allocated)
+                        image.write(chunk, offset)
+                        offset += len(chunk)
+                    if allocated != offset:
+                        image.resize(offset)
+                    image.flush()
+                    # publish: readers open the snapshot, which exists only from here on
+                    image.create_snap(SNAPSHOT)
+                    image.protect_snap(SNAPSHOT)
+            except BaseException:
+                self._remove(ioctx, name)
+                raise
+        return digest.result(self._location(name))
+
+    def _remove(self, ioctx: Any, name: str) -> None:
+        """Remove ``name`` and its snapshot; gone already is fine; Conflict with clones."""
+        _, rbd = _bindings()
+        try:
+            with rbd.Image(ioctx, name) as image:
+                snaps = {s["name"] for s in image.list_snaps()}
+                if SNAPSHOT in snaps:
+                    image.set_snap(SNAPSHOT)
+                    children = list(image.list_children())
+                    image.set_snap(None)
+                    if children:
+                        raise exception.Conflict(
+                            f"{name} has {len(children)} clone(s) (volumes made from it): "
+                            "delete or flatten them first")
+                    if image.is_protected_snap(SNAPSHOT):
+                        image.unprotect_snap(SNAPSHOT)
+                    image.remove_snap(SNAPSHOT)
+        except rbd.ImageNotFound:
+            return
+        with contextlib.suppress(rbd.ImageNotFound):
+            rbd.RBD().remove(ioctx, name)
+
+    def delete(self, location: str) -> None:
+        name = self._name(location)
+        with self._ioctx() as ioctx:
+            self._remove(ioctx, name)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        _, rbd = _bindings()
+        check_range(offset, length)
+        name = self._name(location)
+        ioctx = self._open_ioctx()
+        try:
+            image = rbd.Image(ioctx, name, snapshot=SNAPSHOT, read_only=True)
+        except (rbd.ImageNotFound, rbd.ObjectNotFound):
+            ioctx.close()
+            raise exception.NotFound("image", location) from None
+        except BaseException:
+            ioctx.close()
+            raise
+        return _Reader(ioctx, image, offset, length)
+
+    def get_size(self, location: str) -> int:
+        _, rbd = _bindings()
+        name = self._name(location)
+        with self._ioctx() as ioctx:
+            try:
+                with rbd.Image(ioctx, name, snapshot=SNAPSHOT, read_only=True) as image:
+                    return int(image.size())
+            except (rbd.ImageNotFound, rbd.ObjectNotFound):
+                raise exception.NotFound("image", location) from None
+
+    def _names(self) -> list[str]:
+        _, rbd = _bindings()
+        with self._ioctx() as ioctx:
+            return sorted(n for n in rbd.RBD().list(ioctx) if _NAME.match(n))
+
+    def _complete(self) -> list[tuple[str, int]]:
+        """(name, size) of every image with its snapshot (complete: adds in progress have
+        none yet)."""
+        _, rbd = _bindings()
+        found = []
+        with self._ioctx() as ioctx:
+            for name in self._names():
+                with contextlib.suppress(rbd.ImageNotFound, rbd.ObjectNotFound), rbd.Image(
+                        ioctx, name, snapshot=SNAPSHOT, read_only=True) as image:
+                    found.append((name, int(image.size())))
+        return found
+
+    def locations(self) -> list[str]:
+        return [self._location(name) for name, _size in self._complete()]
+
+    def list_backend_objects(self) -> list[str]:
+        return self._names()
+
+    def get_stats(self) -> dict[str, Any]:
+        complete = self._complete()
+        used, count = sum(size for _name, size in complete), len(complete)
+        cluster = self._rados().get_cluster_stats()
+        total = int(cluster["kb"]) * 1024
+        free = min(int(cluster["kb_avail"]) * 1024, total)
+        return {
+            "driver_version": self.VERSION,
+            "writable": True,
+            "total_capacity_bytes": total,
+            "free_capacity_bytes": free,
+            "used_bytes": used,
+            "image_count": count,
+        }

@@ -51,7 +51,7 @@ def test_images_clone_copy_on_write(store: RbdStore) -> None:
     stored = store.add(str(uuid.uuid4()), io.BytesIO(b"\1" * 4096))
     name = stored.location.split("/")[-2]
     clone = f"test-clone-{uuid.uuid4().hex[:8]}"
-    with store._ioctx() as ioctx:  # noqa: SLF001 - the store's own pool
+    with store._ioctx() as ioctx:  # the store's own pool
         rbd.RBD().clone(ioctx, name, SNAPSHOT, ioctx, clone, features=1)
         try:
             with pytest.raises(exception.Conflict, match="1 clone"):

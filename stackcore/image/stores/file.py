@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import urllib.parse
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -90,7 +89,7 @@ class FileStore(ImageStore):
         if os.path.lexists(final):
             raise exception.Conflict(f"image {image_id} is already in the store at {final}")
         digest = Digesting(stream, size, max_size)
-        temp = os.path.join(self.datadir, f".{image_id}.{secrets.token_hex(6)}{_PART}")
+        temp = os.path.join(self.datadir, f".{image_id}.{os.urandom(6).hex()}{_PART}")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             with os.fdopen(fd, "wb") as handle:

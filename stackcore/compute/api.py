@@ -112,6 +112,14 @@ class Host:
     last_seen_at: datetime.datetime | None
 
 
+def servers_using_image(session: Any, image_id: str) -> int:
+    """How many servers (not deleted) were built from image ``image_id``: their disks may back
+    onto its file, so it must stay (``cloud.image`` asks too, see the compute family)."""
+    return int(session.execute(sa.select(sa.func.count()).where(
+        models.Instance.image_id == image_id,
+        models.Instance.vm_state != VmState.DELETED)).scalar_one())
+
+
 def _flavor_record(flavor: Flavor) -> dict[str, Any]:
     """The copy of its flavor a server keeps (the flavor may be deleted later)."""
     return {"name": flavor.name, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb,
@@ -321,14 +329,14 @@ class ComputeAPI(PlacementAPI):
         image = self.get_image(name_or_id)
         self._authorize("compute:image:delete", image.project_id)
         with self.db.transaction() as session:
-            users = session.execute(
-                sa.select(sa.func.count()).where(
-                    models.Instance.image_id == image.id,
-                    models.Instance.vm_state != VmState.DELETED,
-                )
-            ).scalar_one()
+            users = servers_using_image(session, image.id)
             if users:
                 raise exception.Conflict(f"image {image.id} is used by {users} server(s)")
+            store = session.execute(sa.select(image_models.Image.store).where(
+                image_models.Image.id == image.id)).scalar_one_or_none()
+            if store is not None:  # its data would stay in the store, named by nothing
+                raise exception.Conflict(f"image {image.id} was uploaded to image store "
+                                         f"{store!r}: delete it with cloud.image.delete")
             session.execute(sa.delete(image_models.Image).where(image_models.Image.id == image.id))
 
     # --- servers ---------------------------------------------------------------------------

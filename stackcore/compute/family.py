@@ -64,8 +64,11 @@ class Runtime:
             sc_conf.register(self.conf, self.driver.cls.list_opts())
 
     def build_api(self, ctx: StartContext) -> Any:
-        from stackcore.compute.api import ComputeAPI
+        from stackcore.compute.api import ComputeAPI, servers_using_image
 
+        image = ctx.apis.get("image")
+        if image is not None:  # the image family cannot see servers; it asks before a delete
+            image.in_use_checks.append(("server", servers_using_image))
         return ComputeAPI(ctx.conf, ctx.db, ctx.transport, network=ctx.apis.get("network"),
                           volume=ctx.apis.get("volume"))
 

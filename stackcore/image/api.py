@@ -27,7 +27,7 @@ import datetime
 import io
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -101,6 +101,10 @@ class ImageAPI(ScopedAPI):
         self.conf = conf
         self.db = db
         self.stores = dict(stores)
+        #: ``(what, count(session, image_id))`` of the families above this one that use
+        #: images (compute: servers whose disks may back onto the image's file); a delete is
+        #: refused while any counts users
+        self.in_use_checks: list[tuple[str, Callable[[Any, str], int]]] = []
 
     # --- records ----------------------------------------------------------------------------
 
@@ -187,8 +191,9 @@ class ImageAPI(ScopedAPI):
     @schemas.accepts(image_id=_ID)
     @policy.authorize("image:delete")
     def delete(self, image_id: str) -> None:
-        """Delete an image and its stored bytes. ``Conflict`` for a protected image or one
-        whose upload is running."""
+        """Delete an image and its stored bytes. ``Conflict`` for a protected image, one
+        whose upload is running or one servers were built from (their disks may back onto
+        it)."""
         with self.db.transaction() as session:
             row = self._owned(session, image_id, "image:delete")
             if row.protected:
@@ -196,6 +201,10 @@ class ImageAPI(ScopedAPI):
                                          "(update(protected=False))")
             if row.status == "saving":
                 raise exception.InvalidState(f"image {image_id} is being uploaded")
+            for what, count in self.in_use_checks:
+                users = count(session, image_id)
+                if users:
+                    raise exception.Conflict(f"image {image_id} is used by {users} {what}(s)")
             store, location = row.store, row.location
             session.delete(row)
         # after the record: a failure here leaves bytes no record names (found by the

@@ -17,6 +17,7 @@ import pytest
 import stackcore
 from stackcore import exception
 from stackcore.project import RequestContext
+from tests.conftest import wait_until
 
 A = RequestContext(user_id="alice", project_id="project-a", roles=["member"])
 B = RequestContext(user_id="bob", project_id="project-b", roles=["member"])
@@ -204,3 +205,23 @@ def test_bad_store_configuration_fails_start_up(make_cloud: Callable[..., stackc
         "image_store_file": {"datadir": str(tmp_path / "images")}})
     cloud.image.upload(cloud.image.create("x").id, b"\0" * 512)
     assert os.listdir(tmp_path / "images") != [], "the store ignored its datadir option"
+
+
+def test_images_servers_use_are_not_deleted(make_cloud: Callable[..., stackcore.Cloud],
+                                            tmp_path: Path) -> None:
+    cloud = make_cloud(fake_hosts=1, overrides={"DEFAULT": {"state_path": str(tmp_path / "s")}})
+    cloud.compute.create_flavor("small", 1, 512, 1)
+    image = cloud.image.create("boot")
+    cloud.image.upload(image.id, b"\0" * 4096)
+    server = cloud.compute.create_server("vm", "small", image.id)
+    assert server.status == "ACTIVE", server
+    with pytest.raises(exception.Conflict, match="used by 1 server"):
+        cloud.image.delete(image.id)
+    cloud.compute.delete_server(server.id)
+    wait_until(lambda: cloud.compute.get_server(server.id, include_deleted=True).status
+               == "DELETED", 30,
+               f"server {server.id} deleted")
+    with pytest.raises(exception.Conflict, match="cloud.image.delete"):
+        cloud.compute.delete_image(image.id)
+    cloud.image.delete(image.id)
+    assert _store_locations(cloud) == []

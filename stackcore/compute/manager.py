@@ -251,6 +251,9 @@ class ComputeManager:
                                        f"{self.host}"),
                     release=False,
                 )
+            # e.g. a delete that destroyed the instance and was cut off while it ended the
+            # volumes' attachments: nothing to detach on the hypervisor, the rest to finish
+            self._finish_interrupted_volume_steps(instance, cause, on_backend=False)
         else:
             values: dict[str, Any] = {"task_state": None}
             try:
@@ -295,7 +298,46 @@ class ComputeManager:
             except Exception as err:  # noqa: BLE001 - the next pass tries again
                 LOG.warning("reconciling orphaned server %s on %s failed: %s", uuid, self.host,
                             err)
+        self._destroy_failed_build_leftovers()
         return due
+
+    def _destroy_failed_build_leftovers(self) -> None:
+        """A build that failed while the hypervisor could not be reached (its daemon
+        restarting) may have left an instance its clean-up could not destroy. A server in
+        ERROR that never became ACTIVE owns nothing on the hypervisor: destroy what is there,
+        once no request is working on the server."""
+        with self.db.transaction() as session:
+            failed = set(session.execute(
+                sa.select(models.Instance.uuid).where(
+                    models.Instance.host == self.host,
+                    models.Instance.vm_state == VmState.ERROR,
+                    models.Instance.task_state.is_(None),
+                    models.Instance.launched_at.is_(None))).scalars())
+        if not failed:
+            return
+        leftovers = failed & set(self._driver_call("list_instances", self.driver.list_instances))
+        for uuid in sorted(leftovers):
+            if self._locks.busy(uuid):
+                continue
+            with self._instance_lock(uuid):
+                try:
+                    row, instance = self._load(uuid)
+                except exception.NotFound:
+                    continue
+                if row.vm_state != VmState.ERROR or row.task_state is not None \
+                        or row.launched_at is not None or row.host != self.host:
+                    continue
+                try:
+                    self._driver_call("destroy", self.driver.destroy, instance,
+                                      self._network_info(uuid), self._block_device_info(uuid),
+                                      True)
+                except exception.StackcoreError as err:
+                    LOG.warning("server %s: leftover of its failed build not destroyed yet: %s",
+                                uuid, err)
+                    continue
+                # (no fault: the server's story stays why its build failed)
+                LOG.warning("server %s: destroyed the instance its failed build left on %s",
+                            uuid, self.host)
 
     def _reconcile_orphan(self, uuid: str) -> None:
         with self._instance_lock(uuid):
@@ -511,16 +553,19 @@ class ComputeManager:
                 self._record_fault(instance_uuid, "cleanup",
                                    f"releasing the ports failed: {err}", type(err).__name__)
 
-    def _finish_interrupted_volume_steps(self, instance: objects.Instance, cause: str) -> None:
-        """Undo the attaches and finish the detaches ``cause`` interrupted."""
+    def _finish_interrupted_volume_steps(self, instance: objects.Instance, cause: str,
+                                         on_backend: bool = True) -> None:
+        """Undo the attaches and finish the detaches ``cause`` interrupted (``on_backend``
+        False: the instance is gone from the hypervisor, only the volume side is left)."""
         with self.db.transaction() as session:
             pending = [b for b in block_devices.rows(session, instance.uuid)
                        if b.status in (BdmStatus.ATTACHING, BdmStatus.DETACHING)]
         for bdm in pending:
             step = "attach_volume" if bdm.status == BdmStatus.ATTACHING else "detach_volume"
             try:
-                self._driver_call("detach_volume", self.driver.detach_volume, instance,
-                                  {"volume_id": bdm.volume_id}, bdm.device_name)
+                if on_backend:
+                    self._driver_call("detach_volume", self.driver.detach_volume, instance,
+                                      {"volume_id": bdm.volume_id}, bdm.device_name)
                 self._disconnect_volume(instance.uuid, bdm)
             except Exception as err:  # noqa: BLE001 - left as is for the next restart
                 self._record_fault(instance.uuid, step,

@@ -87,6 +87,25 @@ class Store:
     stats: Mapping[str, Any]
 
 
+class _IteratorReader:
+    """``read(n)`` over an iterator of byte chunks (a store's ``get``), for ``add``."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def read(self, size: int = -1, /) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
 def _view(row: models.Image) -> Image:
     return Image(row.id, row.name, row.status, row.disk_format, row.container_format,
                  row.visibility, bool(row.protected), row.project_id, row.size_bytes, row.sha256,
@@ -304,6 +323,27 @@ class ImageAPI(ScopedAPI):
             row.path = local(stored.location) if local is not None else ""
             session.flush()
             return _view(row)
+
+    @schemas.accepts(image_id=_ID, url=s.string(4096), store=s.optional(s.NAME))
+    @policy.authorize("image:import")
+    def import_from_url(self, image_id: str, url: str, *, store: str | None = None) -> Image:
+        """Upload the image's bytes from an ``http(s)`` URL, read through this cloud's
+        read-only ``web`` store (which must be in ``[image] stores``), into ``store``; the
+        same checks as :meth:`upload` (the size the server reports must be the size read). An
+        admin rule by default: the cloud's hosts fetch what the URL names."""
+        readers = [st for st in self.stores.values()
+                   if {"http", "https"} & set(type(st).SCHEMES)]
+        if not readers:
+            raise exception.Invalid("url", "no image store of this cloud reads http(s) URLs "
+                                    "(add 'web' to [image] stores)", url)
+        size = readers[0].get_size(url)
+        chunks = readers[0].get(url)
+        try:
+            return self.upload(image_id, _IteratorReader(chunks), size=size, store=store)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     def _inspect(self, store: ImageStore, location: str,
                  disk_format: str) -> image_format.Inspected:

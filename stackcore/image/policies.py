@@ -18,6 +18,8 @@ _RULES = [
     ("image:get", p.ANY, "Read an image one may use (one's project's or public).", "get"),
     ("image:list", p.ANY, "List the images one may use.", "list_images"),
     ("image:list:all_projects", p.ADMIN_ONLY, "List every project's images.", "list_images"),
+    ("image:import", p.ADMIN_ONLY, "Upload an image's data from an http(s) URL (the cloud's "
+     "hosts fetch it).", "import_from_url"),
     ("image:download", p.ANY, "Read an image's data (one's project's or public).",
      "download"),
     ("image:update", p.ADMIN_OR_OWNER, "Rename or (un)protect an image.", "update"),

@@ -225,3 +225,27 @@ def test_images_servers_use_are_not_deleted(make_cloud: Callable[..., stackcore.
         cloud.compute.delete_image(image.id)
     cloud.image.delete(image.id)
     assert _store_locations(cloud) == []
+
+
+def test_import_from_url(make_cloud: Callable[..., stackcore.Cloud], tmp_path: Path) -> None:
+    from stackcore.testing.httpserver import FileServer
+
+    cloud = make_cloud(overrides={"DEFAULT": {"state_path": str(tmp_path / "s")},
+                                  "image": {"stores": ["file", "web"]}})
+    data = _qcow2(tmp_path)
+    with FileServer() as server:
+        url = server.put("disk.qcow2", data)
+        image = cloud.image.create("from-web", disk_format="qcow2")
+        with pytest.raises(exception.Forbidden, match="image:import"):
+            cloud.as_project(A).image.import_from_url(image.id, url)
+        with pytest.raises(exception.NotFound):
+            cloud.image.import_from_url(image.id, server.url("missing"))
+        active = cloud.image.import_from_url(image.id, url)
+    assert (active.status, active.store, active.size_bytes) == ("active", "file", len(data))
+    assert active.sha256 == hashlib.sha256(data).hexdigest()
+    assert b"".join(cloud.image.download(image.id)) == data
+
+
+def test_import_needs_a_web_store(icloud: stackcore.Cloud) -> None:
+    with pytest.raises(exception.Invalid, match="add 'web'"):
+        icloud.image.import_from_url(icloud.image.create("x").id, "http://127.0.0.1:1/x")

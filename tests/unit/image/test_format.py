@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from stackcore_drivers.libvirt import images as libvirt_images
 
 from stackcore import exception, image
-from stackcore_drivers.libvirt import images as libvirt_images
 from tests.conftest import wait_until
 from tests.unit.volume.conftest import manager_of
 
@@ -107,7 +107,7 @@ def test_volume_from_an_image_swapped_after_registration_ends_in_error(
     view = cloud.volume.get(volume.id)
     assert view.fault is not None and f"image {registered.id}" in view.fault.message \
         and "backing_file" in view.fault.message, view.fault
-    leftover = manager_of(cloud).driver._path(f"volume-{volume.id}")  # noqa: SLF001
+    leftover = manager_of(cloud).driver._path(f"volume-{volume.id}")
     assert not os.path.exists(leftover), f"{leftover} left on the backend"
 
 

@@ -55,7 +55,7 @@ TYPES = ("scheduler", "compute", "volume", "network", "l2-agent")
 CI_KILLS = 10
 SOAK_KILLS = 50
 KILLS_PER_ROUND = 2  # of each type
-RPC_TIMEOUT = 10
+RPC_TIMEOUT = 5
 BRIDGES = ("br-int", "br-tun")
 
 
@@ -119,12 +119,17 @@ def cloud(private_backend: Callable[[str], PrivateBackend], pg_url: str, ovsdb: 
                 "bridge_mappings": {"physnet1": "br-phys"}}})
     procs["l2-agent"] = ServiceProcess("l2-agent", agent_conf, tmp_path / "l2-agent.log",
                                        command=[str(BIN / "stackcore-ovs-agent")])
-    for kind, proc in procs.items():
-        proc.start(None if kind == "l2-agent" else "running")
+    # the API client first: it brings the database's schema up to date (services started
+    # together on an empty database would race to create it)
     api = stackcore.Cloud(write_config(tmp_path / "api.conf", {
         **common, "DEFAULT": {**common["DEFAULT"], "state_path": str(tmp_path / "api")}}),
         services=())
     try:
+        with concurrent.futures.ThreadPoolExecutor(len(procs)) as starting:
+            for future in [starting.submit(proc.start,
+                                           None if kind == "l2-agent" else "running")
+                           for kind, proc in procs.items()]:
+                future.result()
         yield {"api": api, "procs": procs, "ovsdb": ovsdb,
                "volumes": tmp_path / "volume" / "fake-volumes"}
     finally:

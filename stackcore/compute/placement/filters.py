@@ -58,7 +58,9 @@ class ComputeFilter(HostFilter):
             return f"service disabled{why}"
         if not host_state.up:
             return f"service down (no report for over {self.conf.service_down_time} s)"
-        return "driver not reporting valid stats"
+        # the driver's own error names what it could not reach (a hypervisor restarting)
+        why = f": {host_state.report_error}" if host_state.report_error else ""
+        return f"driver not reporting valid stats{why}"
 
 
 class _ResourceFilter(HostFilter):

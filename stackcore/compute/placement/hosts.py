@@ -40,6 +40,8 @@ class HostState:
     disabled: bool = False
     disabled_reason: str | None = None
     reporting: bool = False
+    #: why the driver's last report was refused (the backend it could not reach, ...)
+    report_error: str | None = None
     vcpus: int = 0
     memory_mb: int = 0
     local_gb: int = 0
@@ -103,6 +105,7 @@ class HostSet:
         self.disabled: BoolArray = np.fromiter((s.disabled for s in states), bool, n)
         self.reporting: BoolArray = np.fromiter((s.reporting for s in states), bool, n)
         self.disabled_reason: list[str | None] = [s.disabled_reason for s in states]
+        self.report_error: list[str | None] = [s.report_error for s in states]
         for field in _NUMERIC:
             setattr(self, field, np.fromiter((getattr(s, field) for s in states), np.float64, n))
         self.zone_code, self.zones = encode([s.availability_zone for s in states])
@@ -155,6 +158,7 @@ class HostSet:
             disabled=bool(self.disabled[i]),
             disabled_reason=self.disabled_reason[i],
             reporting=bool(self.reporting[i]),
+            report_error=self.report_error[i],
             vcpus=int(self.vcpus[i]),
             memory_mb=int(self.memory_mb[i]),
             local_gb=int(self.local_gb[i]),

@@ -127,6 +127,7 @@ class SchedulerManager:
                 disabled=svc.disabled,
                 disabled_reason=svc.disabled_reason,
                 reporting=node.reporting,
+                report_error=node.report_error,
                 vcpus=node.vcpus,
                 memory_mb=node.memory_mb,
                 local_gb=node.local_gb,

@@ -81,11 +81,13 @@ class Runtime:
         if self.driver is not None:
             from stackcore.compute.manager import ComputeManager
 
+            image = ctx.apis.get("image")
             for host in conf.compute.hosts:
                 manager = ComputeManager(conf, ctx.db, host, self.driver.cls(conf, host),
                                          conf.compute.driver, transport=ctx.transport,
                                          network_api=ctx.apis.get("network"),
-                                         volume_api=ctx.apis.get("volume"))
+                                         volume_api=ctx.apis.get("volume"),
+                                         image_stores=getattr(image, "stores", None))
                 ctx.run(manager, COMPUTE_BINARY, host, conf.compute.availability_zone)
 
     def stop(self) -> None:

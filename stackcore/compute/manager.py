@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -43,10 +43,12 @@ from stackcore.compute.placement import claims
 from stackcore.compute.states import TaskState, VmState
 from stackcore.db import api as db_api
 from stackcore.db import models as db_models
+from stackcore.image import cache as image_cache
 from stackcore.image import models as image_models
 from stackcore.rpc import Target, Transport
 
 if TYPE_CHECKING:
+    from stackcore.image.store import ImageStore
     from stackcore.network.api import NetworkAPI
     from stackcore.volume.api import VolumeAPI
 
@@ -69,6 +71,9 @@ class ComputeManager:
 
     ``network_api`` and ``volume_api`` are the cloud's family APIs (``cloud.network``,
     ``cloud.volume``); without them, servers asking for ports or volumes fail to build.
+    ``image_stores`` are the cloud's image stores (``cloud.image.stores``): servers of an
+    uploaded image boot from this host's image cache (:mod:`stackcore.image.cache`), filled
+    from them.
     """
 
     target = Target(TOPIC, version="1.1")
@@ -83,8 +88,11 @@ class ComputeManager:
         transport: Transport | None = None,
         network_api: NetworkAPI | None = None,
         volume_api: VolumeAPI | None = None,
+        image_stores: Mapping[str, ImageStore] | None = None,
     ) -> None:
         self.conf = conf
+        self.image_cache = image_cache.ImageCache.for_host(conf, host, image_stores or {},
+                                                           in_use=self.images_in_use)
         self.network_api = network_api
         self.volume_api = volume_api
         self.db = db
@@ -109,13 +117,15 @@ class ComputeManager:
                                     **kwargs)
 
     def _load(self, uuid: str) -> tuple[models.Instance, objects.Instance]:
-        row, instance, _ = self._load_with_requests(uuid, False)
+        row, instance, _, _ = self._load_with_requests(uuid, False)
         return row, instance
 
     def _load_with_requests(self, uuid: str, requests: bool
-                            ) -> tuple[models.Instance, objects.Instance, list[dict[str, Any]]]:
-        """The server's row and object (and, with ``requests``, its requested networks), in
-        one reading transaction."""
+                            ) -> tuple[models.Instance, objects.Instance, list[dict[str, Any]],
+                                       image_cache.CachedSource | None]:
+        """The server's row and object (and, with ``requests``, its requested networks), and
+        where its image's cached copy comes from (None: a registered local file), in one
+        reading transaction."""
         with self.db.read() as session:
             row = session.get(models.Instance, uuid)
             if row is None or row.vm_state == VmState.DELETED:
@@ -123,14 +133,17 @@ class ComputeManager:
             image = session.get(image_models.Image, row.image_id)
             wanted = session.get(NetworkRequest, uuid) if requests else None
             network_requests = list(wanted.requests) if wanted is not None else []
-        return row, self._to_object(row, image), network_requests
+        source = None if image is None else image_cache.source_of(
+            image.id, image.store, image.location, image.size_bytes, image.sha256,
+            image.disk_format)
+        return row, self._to_object(row, image), network_requests, source
 
     def _to_object(self, row: models.Instance,
                    image: image_models.Image | None) -> objects.Instance:
         image_obj = objects.Image(
             id=row.image_id,
             name=image.name if image else "",
-            path=image.path if image else "",
+            path=self._image_path(image),
             disk_format=image.disk_format if image else "raw",
             properties=dict(image.properties) if image else {},
         )
@@ -142,6 +155,33 @@ class ComputeManager:
             image=image_obj,
             metadata=dict(row.metadata_),
         )
+
+    def _image_path(self, image: image_models.Image | None) -> str:
+        """The file a server of ``image`` boots from on this host: the image cache's copy of an
+        uploaded image (whatever its store), the file of a registered one."""
+        if image is None:
+            return ""
+        if image.store is not None and image.location is not None:
+            return self.image_cache.path(image.id)
+        return image.path
+
+    def images_in_use(self) -> set[str]:
+        """Ids of the images servers on this host (not deleted) were built from: their disks
+        may back onto the cached files, which cleaning keeps."""
+        with self.db.read() as session:
+            return set(session.execute(sa.select(models.Instance.image_id).where(
+                models.Instance.host == self.host,
+                models.Instance.vm_state != VmState.DELETED).distinct()).scalars())
+
+    @contextlib.contextmanager
+    def _cached_image(self, source: image_cache.CachedSource | None) -> Iterator[None]:
+        """The server's image in this host's cache (fetched once, checked) and kept there
+        while the block runs; nothing to do for a registered local file."""
+        if source is None:
+            yield
+            return
+        with self.image_cache.use(source):
+            yield
 
     def _update(self, uuid: str, **values: Any) -> None:
         with self.db.transaction() as session:
@@ -367,6 +407,16 @@ class ComputeManager:
     def periodic_tasks(self) -> None:
         self.update_available_resource()
         self.reconcile_orphans()
+        self.clean_image_cache()
+
+    def clean_image_cache(self) -> list[str]:
+        """Remove least recently used images no server here uses from this host's image cache
+        while it is over ``[image_cache] max_size_mb``; never raises (logged)."""
+        try:
+            return self.image_cache.clean()
+        except Exception:  # the next round tries again
+            LOG.exception("cleaning the image cache of %s failed", self.host)
+            return []
 
     def update_available_resource(self) -> dict[str, Any]:
         """Read, validate and store the driver's stats. A bad report marks the host as not
@@ -417,7 +467,8 @@ class ComputeManager:
         with self._instance_lock(instance_uuid):
             try:
                 # the requested networks with the row: one reading transaction, not two
-                row, instance, requests = self._load_with_requests(instance_uuid, True)
+                row, instance, requests, source = self._load_with_requests(instance_uuid,
+                                                                           True)
             except exception.NotFound:
                 return  # deleted while queued; the delete already released the claim
             if row.vm_state != VmState.BUILDING or row.host != self.host \
@@ -433,11 +484,13 @@ class ComputeManager:
                 network_info = self._allocate_network(instance_uuid, requests, row.project_id)
                 step = "block_device_mapping"
                 device_info = self._connect_boot_volumes(instance_uuid)
-                step = "spawn"
-                self._driver_call(
-                    "spawn", self.driver.spawn, instance, instance.image, network_info,
-                    device_info,
-                )
+                step = "fetch_image"
+                with self._cached_image(source):
+                    step = "spawn"
+                    self._driver_call(
+                        "spawn", self.driver.spawn, instance, instance.image, network_info,
+                        device_info,
+                    )
                 power = self._power_state(instance)
                 step = "finish_build"
                 with self.db.transaction() as session:

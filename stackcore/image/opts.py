@@ -32,13 +32,26 @@ IMAGE_OPTS = [
 ]
 
 
+CACHE_OPTS = [
+    cfg.StrOpt("directory", default="",
+               help="Directory of a compute host's image cache (the images its servers boot "
+               "from, fetched once from their store). Empty: <state_path>/image-cache/<host>."),
+    cfg.IntOpt("max_size_mb", default=10240, min=0,
+               help="Size the image cache is cleaned down to (least recently used images "
+               "first, never one a server on the host uses), in MiB; 0: never cleaned."),
+    cfg.IntOpt("min_age", default=600, min=0,
+               help="Seconds an image stays in the cache after its last use before cleaning "
+               "may remove it."),
+]
+
+
 def store_group(name: str) -> str:
     """The config group of store ``name``."""
     return f"image_store_{name}"
 
 
 def list_opts() -> list[tuple[str, Any]]:
-    return [("image", IMAGE_OPTS)]
+    return [("image", IMAGE_OPTS), ("image_cache", CACHE_OPTS)]
 
 
 def plugin_opts() -> list[tuple[str, Any]]:

@@ -3,7 +3,8 @@
 One domain per instance, named ``instance-<uuid>`` and tagged with a ``<stackcore:instance>``
 metadata record (uuid + compute host); the driver only ever lists, changes or removes domains
 carrying that record. Per instance it owns a directory ``<instances_path>/<uuid>/`` holding the
-qcow2 overlay (backed by the image-store file) and the serial console log, and the libvirt
+qcow2 overlay (backed by ``image.path``: the host's image-cache copy of an uploaded image,
+whatever its store, or a registered local file) and the serial console log, and the libvirt
 secrets (usage ``stackcore/<uuid>/<disk>``) of its volumes' credentials.
 
 ``test:///default`` (libvirt's in-process test driver) is supported for the lifecycle: there the

@@ -345,11 +345,18 @@ class VolumeAPI(ScopedAPI):
                 if image.disk_format not in IMAGE_FORMATS:
                     raise exception.Invalid("image_id", f"image format {image.disk_format!r} "
                                             f"cannot be copied to a volume (raw, qcow2)")
-                if not os.path.isfile(image.path):
+                if image.store is not None:  # uploaded: read from its store by the backend
+                    if image.status != "active":
+                        raise exception.InvalidState(
+                            f"image {image.id} is {image.status}, not active; it cannot be "
+                            "copied", state=image.status)
+                    virtual = image.virtual_size or image.size_bytes
+                elif not os.path.isfile(image.path):
                     raise exception.InvalidState(
                         f"image {image.id}'s file {image.path} is gone; the image cannot be "
                         "copied", state="missing")
-                virtual = qcow2_virtual_size(image.path) or image.size_bytes
+                else:
+                    virtual = qcow2_virtual_size(image.path) or image.size_bytes
                 if virtual > size * GiB:
                     raise exception.Invalid("size", f"{size} GiB is smaller than the image's "
                                             f"virtual size ({virtual} bytes)", size)

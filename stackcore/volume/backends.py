@@ -10,6 +10,8 @@ naming its section.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from oslo_config import cfg
 
@@ -19,6 +21,9 @@ from stackcore.plugins import loader
 from stackcore.volume import driver as volume_driver
 from stackcore.volume.manager import VolumeManager, backend_host
 from stackcore.volume.opts import BACKEND_OPTS
+
+if TYPE_CHECKING:
+    from stackcore.image.store import ImageStore
 
 RESERVED_SECTIONS = frozenset({"DEFAULT", "database", "compute", "scheduler", "volume",
                                "network"})
@@ -64,15 +69,18 @@ def load_drivers(conf: cfg.ConfigOpts) -> list[Backend]:
 
 
 def build_managers(
-    conf: cfg.ConfigOpts, db: db_api.Database, backends: list[Backend]
+    conf: cfg.ConfigOpts, db: db_api.Database, backends: list[Backend],
+    image_stores: Mapping[str, ImageStore] | None = None,
 ) -> list[tuple[VolumeManager, str, str]]:
-    """One ``(manager, service host, availability zone)`` per backend."""
+    """One ``(manager, service host, availability zone)`` per backend; ``image_stores``
+    (``cloud.image.stores``) are where volumes created from uploaded images read them."""
     built = []
     for backend in backends:
         host = backend_host(conf.host, backend.name)
         driver = backend.plugin.cls(conf, backend.name, host)
         zone = conf[backend.name].backend_availability_zone or \
             conf.volume.storage_availability_zone
-        manager = VolumeManager(conf, db, host, backend.name, driver, backend.plugin.name)
+        manager = VolumeManager(conf, db, host, backend.name, driver, backend.plugin.name,
+                                image_stores)
         built.append((manager, host, zone))
     return built

@@ -74,7 +74,9 @@ class Runtime:
             return
         from stackcore.volume import backends
 
-        for manager, host, zone in backends.build_managers(ctx.conf, ctx.db, self.backends):
+        stores = getattr(ctx.apis.get("image"), "stores", None)
+        for manager, host, zone in backends.build_managers(ctx.conf, ctx.db, self.backends,
+                                                           stores):
             ctx.run(manager, VOLUME_BINARY, host, zone)
 
     def stop(self) -> None:

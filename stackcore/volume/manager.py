@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from oslo_config import cfg
@@ -27,6 +27,7 @@ from oslo_config import cfg
 from stackcore import exception, faults, managers
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
+from stackcore.image import cache as image_cache
 from stackcore.image import format as image_format
 from stackcore.image import models as image_models
 from stackcore.rpc import Target
@@ -37,6 +38,9 @@ from stackcore.volume.family import VOLUME_BINARY as BINARY
 from stackcore.volume.placement import capacity, claims
 from stackcore.volume.states import TRANSIENT as VOLUME_TRANSIENT
 from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
+
+if TYPE_CHECKING:
+    from stackcore.image.store import ImageStore
 
 LOG = logging.getLogger(__name__)
 TOPIC = "volume"
@@ -103,11 +107,18 @@ class VolumeManager:
         backend: str,
         driver: VolumeDriver,
         driver_name: str,
+        image_stores: Mapping[str, ImageStore] | None = None,
     ) -> None:
         self.conf = conf
         self.db = db
         self.host = host
         self.backend = backend
+        # Images of any store reach the driver as a local file (objects.ImageFile, the
+        # driver contract unchanged): fetched into this volume host's own image cache, checked
+        # (sha256, format) there. Its own directory: nothing here knows which cached images
+        # a compute host's servers use, so it must not clean theirs.
+        self.image_cache = image_cache.ImageCache.for_host(
+            conf, "volume-" + host.replace("/", "_"), image_stores or {})
         self.driver = driver
         self.driver_name = driver_name
         self.unknown_objects: list[str] = []
@@ -559,24 +570,43 @@ class VolumeManager:
                 if row.image_id:
                     step = "copy_image_to_volume"
                     self._update(volume_id, status=VolumeStatus.DOWNLOADING)
-                    image = self._image_file(row.image_id)
+                    image, cached = self._image_file(row.image_id)
                     _, volume = self._load(volume_id)
-                    self._driver_call(step, self.driver.copy_image_to_volume, volume, image)
+                    with self._cached_image(image, cached):
+                        self._driver_call(step, self.driver.copy_image_to_volume, volume,
+                                          image)
                 step = "finish_create"
                 self._update(volume_id, status=VolumeStatus.AVAILABLE)
             except Exception as err:  # noqa: BLE001 - a database outage too: never left creating
                 self._fail_create(volume_id, step, err)
 
-    def _image_file(self, image_id: str) -> objects.ImageFile:
-        with self.db.transaction() as session:
+    def _image_file(self, image_id: str
+                    ) -> tuple[objects.ImageFile, image_cache.CachedSource | None]:
+        """The image as the driver reads it (a local file) and, for an uploaded image, where
+        its copy in this host's image cache comes from (:meth:`_cached_image` fetches it)."""
+        with self.db.read() as session:
             image = session.get(image_models.Image, image_id)
             if image is None:
                 raise exception.NotFound("image", image_id)
-            found = objects.ImageFile(image.id, image.path, image.disk_format)
-        # Again here, before the driver's qemu-img or copy opens it: the file on that path may
-        # have changed since it was registered (stackcore.image.format says why).
-        image_format.inspect(found.path, found.disk_format, field=f"image {found.id}")
-        return found
+            source = image_cache.source_of(image.id, image.store, image.location,
+                                           image.size_bytes, image.sha256, image.disk_format)
+            path = image.path if source is None else self.image_cache.path(image.id)
+            found = objects.ImageFile(image.id, path, image.disk_format)
+        return found, source
+
+    @contextlib.contextmanager
+    def _cached_image(self, image: objects.ImageFile,
+                      source: image_cache.CachedSource | None) -> Iterator[None]:
+        """The image's file ready for the driver while the block runs: an uploaded image
+        fetched into this host's cache (size, sha256 and format checked there) and held;
+        a registered file inspected again in place - the file on that path may have changed
+        since it was registered (stackcore.image.format says why)."""
+        if source is None:
+            image_format.inspect(image.path, image.disk_format, field=f"image {image.id}")
+            yield
+            return
+        with self.image_cache.use(source):
+            yield
 
     def _fail_create(self, volume_id: str, step: str, err: BaseException) -> None:
         """Remove what the driver half made, then record the fault, ``error`` and give back the

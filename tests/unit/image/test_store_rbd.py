@@ -99,3 +99,29 @@ def test_upload_through_the_image_api(make_cloud: Callable[..., stackcore.Cloud]
     assert [loc for loc in rbd_store.locations() if liar.id in loc] == []
     cloud.image.delete(image.id)
     assert [loc for loc in rbd_store.locations() if image.id in loc] == []
+
+
+def test_volume_from_an_image_on_ceph(make_cloud: Callable[..., stackcore.Cloud],
+                                      ceph: dict[str, str], tmp_path: Path) -> None:
+    """A volume made from an image in the rbd store: the volume manager reads it from Ceph
+    into its host's image cache and the driver copies the local file (the ImageFile form)."""
+    from tests.conftest import wait_until
+    from tests.unit.volume.conftest import manager_of
+
+    cloud: Any = make_cloud(services=("volume",), overrides={
+        "DEFAULT": {"state_path": str(tmp_path / "state")},
+        "image": {"stores": ["file", "rbd"], "default_store": "rbd"},
+        "image_store_rbd": ceph})
+    data = bytes(range(256)) * 8192
+    image = cloud.image.upload(cloud.image.create("on-ceph").id, data)
+    try:
+        volume = cloud.volume.create(1, image_id=image.id)
+        wait_until(lambda: cloud.volume.get(volume.id).status in ("available", "error"), 30,
+                   f"volume {volume.id} created")
+        view = cloud.volume.get(volume.id)
+        assert view.status == "available", view.fault
+        with open(manager_of(cloud).driver._path(f"volume-{volume.id}"), "rb") as copied:
+            assert copied.read(len(data)) == data
+        cloud.volume.delete(volume.id)
+    finally:
+        cloud.image.delete(image.id)

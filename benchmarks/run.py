@@ -30,7 +30,8 @@ from typing import Any
 #: Every benchmark, cheapest first. (ml2_vxlan_neutron.py and lvm_guest_inner.py are not
 #: ones: ml2_vxlan runs the former inside Neutron's own virtualenv, lvm_guest the latter.)
 BENCHMARKS = ["rpc_dispatch", "import_time", "authz_quota", "boot_delete", "ml2_vxlan",
-              "scheduler_vs_nova", "scheduler_claims", "volume_overhead", "lvm_guest"]
+              "scheduler_vs_nova", "scheduler_claims", "image_store", "volume_overhead",
+              "lvm_guest"]
 
 #: The tiny size of each benchmark for the CI smoke test (the whole set in < 60 s).
 SMOKE: dict[str, list[str]] = {
@@ -43,6 +44,7 @@ SMOKE: dict[str, list[str]] = {
     "scheduler_claims": ["--hosts", "20", "--placements", "40", "--processes", "2",
                          "--threads", "2"],
     "volume_overhead": ["--runs", "1", "--warm-up", "0"],
+    "image_store": ["--smoke"],
     "lvm_guest": ["--setup-only"],
 }
 

@@ -1,0 +1,219 @@
+"""Image store throughput against the raw copy, and a cached boot against a first boot.
+
+For each store (``file`` on the local disk, ``rbd`` on the test Ceph cluster) and a random
+(incompressible) image of ``--size-mib`` MiB it times, in the same run, median of ``--runs``:
+
+* **upload**: ``store.add`` from an open file (size and sha256 computed on the way; the file
+  store fsyncs) against the raw copy - ``cp`` then ``sync`` of the copy (the same durability)
+  for ``file``, ``rbd import`` (same object size) for ``rbd``;
+* **download**: ``store.get`` written to a local file against ``cp`` of the stored file /
+  ``rbd export`` of the stored image.
+
+Goal: every store's throughput >= 90 % of the raw copy's. Then, on an embedded cloud with the
+fake hypervisor, the first boot of an uploaded image on a host (fetched into the host's image
+cache: read from the store, sha256 and format checked) against the second (cached).
+
+    . /var/lib/stackcore-backends/env.sh
+    .venv/bin/python benchmarks/image_store.py [--size-mib 256] [--runs 3] [--store file]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import stackcore
+from stackcore import conf as sc_conf
+from stackcore.image.store import ImageStore
+
+MiB = 1024 * 1024
+GOAL = 0.9
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"{name} is not set: run tools/backends/up.sh and source its env.sh")
+    return value
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run(*args: str) -> None:
+    subprocess.run(list(args), check=True, capture_output=True)
+
+
+def make_store(cls: type[ImageStore], options: dict[str, str]) -> ImageStore:
+    conf = sc_conf.load([])
+    sc_conf.register(conf, [("store", cls.get_store_options())])
+    for name, value in options.items():
+        sc_conf.set_override(conf, "store", name, value)
+    store = cls(conf, "store")
+    store.do_setup()
+    return store
+
+
+def write_chunks(chunks: Iterator[bytes], path: str) -> None:
+    with open(path, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+
+
+class FileBench:
+    name = "file"
+
+    def __init__(self, work: str) -> None:
+        from stackcore.image.stores.file import FileStore
+
+        self.work = work
+        self.store = make_store(FileStore, {"datadir": os.path.join(work, "store")})
+
+    def raw_upload(self, source: str) -> tuple[float, Callable[[], None]]:
+        target = os.path.join(self.work, f"raw-{uuid.uuid4().hex}")
+        seconds = timed(lambda: (run("cp", source, target), run("sync", target)))
+        return seconds, lambda: os.unlink(target)
+
+    def raw_download(self, location: str, target: str) -> float:
+        stored = self.store.local_path(location)  # type: ignore[attr-defined]
+        return timed(lambda: run("cp", stored, target))
+
+
+class RbdBench:
+    name = "rbd"
+
+    def __init__(self, work: str) -> None:
+        from stackcore_drivers.image.rbd import RbdStore
+
+        self.work = work
+        self.conf = env("STACKCORE_TEST_CEPH_CONF")
+        self.pool = env("STACKCORE_TEST_CEPH_POOL")
+        self.store = make_store(RbdStore, {"rbd_store_ceph_conf": self.conf,
+                                           "rbd_store_pool": self.pool})
+        self.object_size = f"{self.store.configuration.rbd_store_chunk_size}M"
+
+    def _rbd(self, *args: str) -> None:
+        run("rbd", "-c", self.conf, *args)
+
+    def raw_upload(self, source: str) -> tuple[float, Callable[[], None]]:
+        name = f"{self.pool}/bench-raw-{uuid.uuid4().hex[:12]}"
+        seconds = timed(lambda: self._rbd("import", "--image-format", "2", "--object-size",
+                                          self.object_size, source, name))
+        return seconds, lambda: self._rbd("rm", "--no-progress", name)
+
+    def raw_download(self, location: str, target: str) -> float:
+        name = location[len("rbd://"):].split("/")
+        return timed(lambda: self._rbd("export", "--no-progress",
+                                       f"{name[1]}/{name[2]}@{name[3]}", target))
+
+
+def bench_store(bench: Any, source: str, size: int, runs: int) -> dict[str, Any]:
+    times: dict[str, list[float]] = {k: [] for k in ("upload", "raw_upload", "download",
+                                                     "raw_download")}
+    for _ in range(runs):
+        image_id = f"bench-{uuid.uuid4().hex[:12]}"
+        with open(source, "rb") as stream:
+            start = time.perf_counter()
+            stored = bench.store.add(image_id, stream, size)
+            times["upload"].append(time.perf_counter() - start)
+        try:
+            raw, undo = bench.raw_upload(source)
+            times["raw_upload"].append(raw)
+            undo()
+            target = os.path.join(bench.work, "download")
+            location = stored.location
+            times["download"].append(timed(
+                lambda loc=location, out=target: write_chunks(bench.store.get(loc), out)))
+            os.unlink(target)
+            times["raw_download"].append(bench.raw_download(stored.location, target))
+            os.unlink(target)
+        finally:
+            bench.store.delete(stored.location)
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    result: dict[str, Any] = {f"{k}_s": v for k, v in medians.items()}
+    for op in ("upload", "download"):
+        result[f"{op}_mib_s"] = size / MiB / medians[op]
+        result[f"raw_{op}_mib_s"] = size / MiB / medians[f"raw_{op}"]
+        result[f"{op}_ratio"] = medians[f"raw_{op}"] / medians[op]
+    return result
+
+
+def bench_boot(size: int, work: str) -> dict[str, float]:
+    """First boot (image fetched into the host's cache) against a cached boot, fake driver."""
+    with stackcore.Cloud(fake_hosts=1, overrides={
+            "DEFAULT": {"state_path": os.path.join(work, "cloud"), "periodic_interval": 3600}
+    }) as cloud:
+        cloud.compute.create_flavor("bench", 1, 64, 1)
+        image = cloud.image.create("bench")
+        with open(os.path.join(work, "source"), "rb") as data:
+            cloud.image.upload(image.id, data, size=size)
+        times = []
+        for i in range(2):
+            start = time.perf_counter()
+            server = cloud.compute.create_server(f"boot-{i}", "bench", image.id)
+            times.append(time.perf_counter() - start)
+            if server.status != "ACTIVE":
+                raise RuntimeError(f"server {server.id} is {server.status}: {server.fault}")
+        return {"first_boot_ms": times[0] * 1000, "cached_boot_ms": times[1] * 1000}
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--store", action="append", choices=("file", "rbd"),
+                        help="store(s) to time (default: both)")
+    parser.add_argument("--smoke", action="store_true", help="4 MiB, one run")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.size_mib, args.runs = 4, 1
+    size = args.size_mib * MiB
+    results: dict[str, Any] = {"size_mib": args.size_mib, "runs": args.runs}
+    work = tempfile.mkdtemp(prefix="image-store-bench-", dir=os.environ.get("TMPDIR"))
+    try:
+        source = os.path.join(work, "source")
+        with open(source, "wb") as out:
+            for _ in range(args.size_mib):
+                out.write(os.urandom(MiB))
+        worst: tuple[float, str] | None = None
+        for name in args.store or ["file", "rbd"]:
+            bench = FileBench(work) if name == "file" else RbdBench(work)
+            figures = bench_store(bench, source, size, args.runs)
+            results[name] = figures
+            for op in ("upload", "download"):
+                ratio = figures[f"{op}_ratio"]
+                print(f"{name:5} {op:9} store {figures[f'{op}_mib_s']:8.1f} MiB/s  raw "
+                      f"{figures[f'raw_{op}_mib_s']:8.1f} MiB/s  = {ratio:.0%} of raw",
+                      flush=True)
+                if worst is None or ratio < worst[0]:
+                    worst = (ratio, f"{name} {op}")
+        boot = bench_boot(size, work)
+        results["boot"] = boot
+        print(f"boot  first (fetch into the host cache) {boot['first_boot_ms']:.0f} ms, "
+              f"cached {boot['cached_boot_ms']:.0f} ms", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert worst is not None
+    results["summary"] = {
+        "text": f"worst {worst[1]} {worst[0]:.0%} of raw ({args.size_mib} MiB); boot first "
+                f"{boot['first_boot_ms']:.0f} ms / cached {boot['cached_boot_ms']:.0f} ms",
+        "goal": f">= {GOAL:.0%} of the raw copy's throughput",
+        "met": worst[0] >= GOAL,
+    }
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     inner = [os.path.join(os.path.dirname(HERE), ".venv", "bin", "python"),
              os.path.join(HERE, "lvm_guest_inner.py"), str(0 if args.setup_only else args.runs)]
     if args.setup_only:
-        subprocess.run(inner, check=True, timeout=300)
+        subprocess.run(inner, check=True, timeout=300, stdout=subprocess.DEVNULL)
         return {"summary": {"text": "driver set up on the host, nothing timed (--setup-only)",
                             "goal": f"fixed cost <= {GOAL_MS:g} ms p50", "met": None}}
     with Guest.boot() as guest:

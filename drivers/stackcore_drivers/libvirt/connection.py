@@ -106,12 +106,21 @@ class Connection:
                 except libvirt.libvirtError as err:
                     LOG.warning("libvirt connection to %s is dead (%s); reconnecting",
                                 self.uri, err.get_error_message())
-                    self._close_locked()
+                    self._conn = None  # dropped, not closed: see _drop
             self._conn = self._open_with_backoff()
             return self._conn
 
+    def _drop(self) -> None:
+        """Forget the connection without closing it: other threads may still be in a call on
+        it, and closing a libvirt connection frees it under their calls (heap corruption and
+        an aborted process, seen when libvirtd was killed during builds). The daemon's end of
+        a dead connection is gone anyway; the next :meth:`get` opens a new one."""
+        with self._lock:
+            self._conn = None
+
     def reset(self) -> None:
-        """Drop the connection; the next :meth:`get` opens a new one."""
+        """Close the connection (no call may be running on it); the next :meth:`get` opens a
+        new one."""
         with self._lock:
             self._close_locked()
 
@@ -189,7 +198,7 @@ class Connection:
             return exception.NotFound("instance", instance_uuid or "?",
                                       f"instance {instance_uuid} is not defined in libvirt")
         if is_connection_error(err):
-            self.reset()
+            self._drop()
             return exception.BackendUnavailable(
                 f"libvirt at {self.uri} went away during {what}: {message}", uri=self.uri
             )

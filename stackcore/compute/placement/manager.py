@@ -244,7 +244,7 @@ class SchedulerManager:
             try:
                 if not self._claim(instance_uuid, candidate, want, ratios, hard):
                     self._claimed(hosts, candidate, None)
-                    reasons.append(f"{candidate} was filled by a concurrent request")
+                    reasons.append(self._lost_claim(candidate))
                     continue
                 self._claimed(hosts, candidate, want)
             except _GroupConflict:
@@ -255,6 +255,19 @@ class SchedulerManager:
             return {"host": candidate, "alternates": alternates}
         raise exception.NoValidHost("no valid host was found",
                                     reasons=decision.reasons() + reasons)
+
+    def _lost_claim(self, host: str) -> str:
+        """Why a claim on ``host`` failed after the filters passed it: its driver stopped
+        reporting meanwhile (the hypervisor went away: its error says which), or another
+        request took the room."""
+        with self.db.read() as session:
+            node = session.execute(
+                sa.select(models.ComputeNode.reporting, models.ComputeNode.report_error)
+                .where(models.ComputeNode.host == host)).first()
+        if node is not None and not node.reporting:
+            why = f": {node.report_error}" if node.report_error else ""
+            return f"{host} stopped reporting valid stats meanwhile{why}"
+        return f"{host} was filled by a concurrent request"
 
     @db_api.retry_on_conflict
     def _claim(self, instance_uuid: str, candidate: str, want: claims.Request,

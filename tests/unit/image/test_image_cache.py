@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import io
 import os
 import subprocess
 import threading
@@ -16,9 +17,11 @@ from typing import Any
 import pytest
 
 import stackcore
+from stackcore import conf as sc_conf
 from stackcore import exception
 from stackcore.image.cache import CachedSource, ImageCache
 from stackcore.image.store import ImageStore
+from stackcore.image.stores.file import FileStore
 
 
 class CountingStore:
@@ -45,6 +48,23 @@ def icloud(make_cloud: Callable[..., stackcore.Cloud], tmp_path: Path) -> stackc
     return cloud
 
 
+@pytest.fixture
+def stores(tmp_path: Path) -> dict[str, ImageStore]:
+    """A real file store on its own (the cache needs no cloud)."""
+    conf = sc_conf.load([])
+    sc_conf.register(conf, [("store", FileStore.get_store_options())])
+    sc_conf.set_override(conf, "store", "datadir", str(tmp_path / "store"))
+    store = FileStore(conf, "store")
+    store.do_setup()
+    return {"file": store}
+
+
+def _put(stores: dict[str, ImageStore], data: bytes, fmt: str = "raw") -> CachedSource:
+    image_id = f"img-{hashlib.sha256(data).hexdigest()[:12]}"
+    stored = stores["file"].add(image_id, io.BytesIO(data))
+    return CachedSource(image_id, "file", stored.location, stored.size, stored.sha256, fmt)
+
+
 def _upload(cloud: stackcore.Cloud, name: str, data: bytes, fmt: str = "raw") -> CachedSource:
     image = cloud.image.upload(cloud.image.create(name, disk_format=fmt).id, data)
     assert image.store is not None and image.sha256 is not None, image
@@ -60,10 +80,10 @@ def _cached_files(directory: str) -> list[str]:
     return sorted(n for n in os.listdir(directory) if not n.endswith(".lock"))
 
 
-def test_concurrent_uses_download_once(icloud: stackcore.Cloud, tmp_path: Path) -> None:
+def test_concurrent_uses_download_once(stores: dict[str, ImageStore], tmp_path: Path) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)  # several store chunks
-    source = _upload(icloud, "img", data)
-    store = CountingStore(icloud.image.stores["file"])
+    source = _put(stores, data)
+    store = CountingStore(stores["file"])
     cache = ImageCache(str(tmp_path / "cache"), {"file": store})  # type: ignore[dict-item]
     start = threading.Barrier(8)
 
@@ -99,9 +119,9 @@ def test_eight_concurrent_boots_on_one_host_download_once(icloud: stackcore.Clou
     assert manager.images_in_use() == {source.image_id}
 
 
-def test_checksum_mismatch_caches_nothing(icloud: stackcore.Cloud, tmp_path: Path) -> None:
-    source = _upload(icloud, "img", b"\0" * 8192)
-    cache = ImageCache(str(tmp_path / "cache"), icloud.image.stores)
+def test_checksum_mismatch_caches_nothing(stores: dict[str, ImageStore], tmp_path: Path) -> None:
+    source = _put(stores, b"\0" * 8192)
+    cache = ImageCache(str(tmp_path / "cache"), stores)
     wrong = CachedSource(source.image_id, source.store, source.location, source.size, "0" * 64,
                          source.disk_format)
     with pytest.raises(exception.Invalid, match="sha256") as err:
@@ -124,7 +144,8 @@ def test_store_bytes_changed_fails_the_boot(icloud: stackcore.Cloud) -> None:
     assert _cached_files(manager.image_cache.directory) == []
 
 
-def test_unsafe_image_in_store_is_not_cached(icloud: stackcore.Cloud, tmp_path: Path) -> None:
+def test_unsafe_image_in_store_is_not_cached(stores: dict[str, ImageStore],
+                                             tmp_path: Path) -> None:
     """A qcow2 with a backing file put into the store behind the API's back: the cache's own
     inspection refuses it before publishing."""
     secret = tmp_path / "host-secret"
@@ -133,20 +154,19 @@ def test_unsafe_image_in_store_is_not_cached(icloud: stackcore.Cloud, tmp_path: 
     subprocess.run(["qemu-img", "create", "-f", "qcow2", "-F", "raw", "-b", str(secret),
                     str(bad), "1M"], check=True, capture_output=True)
     with bad.open("rb") as stream:
-        stored = icloud.image.stores["file"].add("evil-1", stream)
-    cache = ImageCache(str(tmp_path / "cache"), icloud.image.stores)
+        stored = stores["file"].add("evil-1", stream)
+    cache = ImageCache(str(tmp_path / "cache"), stores)
     with pytest.raises(exception.Invalid, match="backing_file"):
         cache.fetch(CachedSource("evil-1", "file", stored.location, stored.size, stored.sha256,
                                  "qcow2"))
     assert _cached_files(cache.directory) == []
 
 
-def test_lru_cleaning_keeps_images_in_use(icloud: stackcore.Cloud, tmp_path: Path) -> None:
+def test_lru_cleaning_keeps_images_in_use(stores: dict[str, ImageStore], tmp_path: Path) -> None:
     mib = 1024 * 1024
-    sources = {name: _upload(icloud, name, bytes([i]) * mib)
-               for i, name in enumerate("abcde")}
+    sources = {name: _put(stores, bytes([i]) * mib) for i, name in enumerate("abcde")}
     in_use: set[str] = set()
-    cache = ImageCache(str(tmp_path / "cache"), icloud.image.stores, max_size=3 * mib,
+    cache = ImageCache(str(tmp_path / "cache"), stores, max_size=3 * mib,
                        min_age=0, in_use=lambda: in_use)
     ids = {name: s.image_id for name, s in sources.items()}
     for age, name in enumerate("abc"):  # a used longest ago, then b, then c
@@ -163,12 +183,12 @@ def test_lru_cleaning_keeps_images_in_use(icloud: stackcore.Cloud, tmp_path: Pat
     # min_age: images used recently stay even when over the limit
     for name in _cached_files(cache.directory):
         os.utime(os.path.join(cache.directory, name))
-    recent = ImageCache(cache.directory, icloud.image.stores, max_size=1, min_age=3600)
+    recent = ImageCache(cache.directory, stores, max_size=1, min_age=3600)
     assert recent.clean() == [] and len(_cached_files(cache.directory)) == 3
     in_use.clear()
     os.utime(cache.path(ids["a"]), (1, 1))
     os.utime(cache.path(ids["c"]), (2, 2))
-    smaller = ImageCache(cache.directory, icloud.image.stores, max_size=mib, min_age=0,
+    smaller = ImageCache(cache.directory, stores, max_size=mib, min_age=0,
                          in_use=lambda: in_use)
     assert smaller.clean() == [ids["a"], ids["c"]], _cached_files(cache.directory)
     assert _cached_files(cache.directory) == [ids["e"]]

@@ -199,3 +199,20 @@ def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(exception.BackendUnavailable, match="'rbd'"):
         cache.fetch(CachedSource("img-1", "rbd", "rbd://x/y/z/snap", 1, "0" * 64, "raw"))
 
+
+
+def test_periodic_cleaning_keeps_what_servers_use(icloud: stackcore.Cloud) -> None:
+    """The compute manager's periodic task cleans its host's cache: an image a server there
+    was built from stays, once the server is deleted it goes."""
+    source = _upload(icloud, "img", b"\0" * 8192)
+    manager = next(s.manager for s in icloud.services if s.binary == "stackcore-compute")
+    server = icloud.compute.create_server("vm", "small", source.image_id)
+    assert server.status == "ACTIVE", server.fault
+    manager.image_cache.max_size, manager.image_cache.min_age = 1, 0  # over the limit at once
+    icloud.tick()
+    assert _cached_files(manager.image_cache.directory) == [source.image_id], \
+        "cleaning removed the image of a server on the host"
+    icloud.compute.delete_server(server.id)
+    assert icloud.compute.get_server(server.id, include_deleted=True).status == "DELETED"
+    icloud.tick()
+    assert _cached_files(manager.image_cache.directory) == []

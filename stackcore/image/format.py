@@ -55,8 +55,9 @@ def inspect(path: str, declared: str, *, field: str = "path") -> Inspected:
         raise exception.Invalid(field, f"is not one image format ({err})", path) from None
     detected = str(inspector) if inspector is not None else "raw"
     if detected != declared and not (declared == "raw" and detected in _RAW_LAYOUTS):
-        raise exception.Invalid("disk_format", f"is {declared!r} but the file's content is "
-                                f"{detected}", declared)
+        what = "the file's content" if field == "path" else f"the content of {field}"
+        raise exception.Invalid("disk_format", f"is {declared!r} but {what} is {detected}",
+                                declared)
     assert inspector is not None  # a mismatch was refused above, raw always matches
     try:
         inspector.safety_check()

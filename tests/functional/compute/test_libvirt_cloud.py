@@ -5,6 +5,7 @@ ERROR with a fault and nothing on the hypervisor."""
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from typing import Any
 
@@ -74,16 +75,21 @@ def test_spawn_failure_is_error_with_a_fault_and_nothing_left(
 ) -> None:
     uri = os.environ["STACKCORE_TEST_LIBVIRT_URI"]
     broken = tmp_path / "broken.qcow2"
-    broken.write_bytes(b"QFI\xfb" + os.urandom(64))  # qcow2 magic, garbage header
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(broken), "1M"], check=True,
+                   timeout=60)
     cloud.compute.create_flavor("kvm.tiny", vcpus=1, ram_mb=128, disk_gb=1)
     cloud.compute.register_image("broken", str(broken), disk_format="qcow2")
+    # registered while sound (registration refuses a broken one), broken afterwards: the
+    # driver finds out at spawn
+    broken.write_bytes(b"QFI\xfb" + os.urandom(64))  # qcow2 magic, garbage header
 
     server = cloud.compute.create_server(f"broken-{uuid.uuid4().hex[:6]}", "kvm.tiny", "broken")
 
     assert server.status == "ERROR"
     assert server.task_state is None
     assert server.fault is not None and server.fault.step == "spawn"
-    assert "qemu-img" in server.fault.message
+    assert str(broken) in server.fault.message and "qcow2" in server.fault.message, \
+        server.fault.message
     assert not _domain_exists(uri, server.id)
     assert not (tmp_path / "state" / "instances" / server.id).exists()
     cloud.compute.delete_server(server.id)

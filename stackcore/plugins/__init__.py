@@ -1,4 +1,4 @@
-"""Plugin loading (entry points, loudly) and family contract verification."""
+"""Plugin loading (stevedore, loudly) and family contract verification."""
 
 from stackcore.plugins.contract import Contract
 from stackcore.plugins.loader import Discovered, Plugin, discover, load_one, load_ordered

@@ -1,14 +1,9 @@
-"""Loading plugins from entry points, loudly.
+"""Loading plugins through stevedore, loudly.
 
-Plugins are registered as setuptools entry points (``[stackcore.compute.drivers]`` ...), the
-way stevedore finds them. stevedore itself is silent by default (a broken import, a typo in a
-name is logged to a ``NullHandler`` and skipped) and costs every start-up its own import plus
-``importlib.metadata``'s (tens of milliseconds, most of a plugin-loading start-up), so entry
-points are read here directly: every ``*.dist-info`` / ``*.egg-info`` directory on
-``sys.path`` with an ``entry_points.txt``, the first distribution of a name winning (as
-``importlib.metadata.entry_points()`` does), read once per ``sys.path``. Every failure raises
-a :class:`~stackcore.exception.PluginError` subclass naming the namespace, the entry point and
-the distribution that registered it.
+stevedore is silent by default: a broken import, a typo in a name or an exception inside
+``map_method`` is logged to a ``NullHandler`` and skipped. A driver framework cannot afford that,
+so every loader here passes callbacks that raise :class:`~stackcore.exception.PluginError`
+subclasses naming the namespace, the entry point and the distribution that registered it.
 
 One function per loading strategy:
 
@@ -35,12 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
-import os
-import re
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from stevedore import driver, extension, named
+from stevedore import exception as sv_exc
 
 from stackcore import exception
 from stackcore.plugins.contract import Contract
@@ -81,125 +77,48 @@ class Discovered:
     hint: str = ""
 
 
-#: ``module[:attr.attr] [extras]`` (the entry-point value syntax importlib.metadata accepts)
-_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
-
-
-@dataclasses.dataclass(frozen=True)
-class EntryPoint:
-    """One entry point: ``name = value`` in section ``group`` of a distribution's
-    entry_points.txt (``info``: its .dist-info / .egg-info directory)."""
-
-    name: str
-    value: str
-    group: str
-    info: str
-
-    def load(self) -> Any:
-        """Import the module and return the attribute the value names."""
-        match = _VALUE.match(self.value)
-        if match is None:
-            raise ValueError(f"malformed entry point value {self.value!r}")
-        found: Any = importlib.import_module(match.group("module"))
-        for attr in (match.group("attr") or "").split("."):
-            if attr:
-                found = getattr(found, attr)
-        return found
-
-
-@dataclasses.dataclass(frozen=True)
-class _Extension:
-    name: str
-    entry_point: EntryPoint
-    plugin: Any
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-def _parse(text: str, info: str) -> dict[str, list[EntryPoint]]:
-    """entry_points.txt (INI: ``[group]`` then ``name = value`` lines) by group."""
-    groups: dict[str, list[EntryPoint]] = {}
-    group = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            group = line[1:-1].strip()
-            groups.setdefault(group, [])
-        elif group is not None and "=" in line:
-            name, _, value = line.partition("=")
-            groups[group].append(EntryPoint(name.strip(), value.strip(), group, info))
-    return groups
-
-
 @functools.cache
-def _entry_point_texts(path: tuple[str, ...]) -> tuple[tuple[str, dict[str, list[EntryPoint]]],
-                                                         ...]:
-    """Every distribution on ``path`` (``sys.path``) that has entry points: its info
-    directory and its entry points by group. Read once per ``sys.path`` and shared by every
-    namespace; a distribution found twice counts once, where it is found first."""
+def _entry_point_texts(
+    path: tuple[str, ...],
+) -> tuple[tuple[importlib.metadata.Distribution, str], ...]:
+    """Every distribution on ``path`` (``sys.path``) that has entry points, with its
+    entry_points.txt.
+
+    Read once per ``sys.path`` and shared by every namespace (reading them is the costly part of
+    :func:`_entry_point_owners`, which runs once per family).
+    """
     found = []
-    seen: set[str] = set()
-    for entry in path:
-        try:
-            names = sorted(os.listdir(entry or "."))
-        except OSError:  # not a directory (a zip, a missing entry)
-            continue
-        for name in names:
-            stem, dot, suffix = name.rpartition(".")
-            if not dot or suffix not in ("dist-info", "egg-info"):
-                continue
-            key = _normalized(stem.partition("-")[0])
-            if key in seen:
-                continue
-            info = os.path.join(entry or ".", name)
-            try:
-                with open(os.path.join(info, "entry_points.txt"), encoding="utf-8") as handle:
-                    text = handle.read()
-            except OSError:
-                if os.path.isdir(info):
-                    seen.add(key)  # the distribution, without entry points
-                continue
-            seen.add(key)
-            found.append((info, _parse(text, info)))
+    for dist in importlib.metadata.distributions(path=list(path)):
+        text = dist.read_text("entry_points.txt")
+        if text:
+            found.append((dist, text))
     return tuple(found)
-
-
-def _entry_points(namespace: str) -> list[EntryPoint]:
-    return [ep for _info, groups in _entry_point_texts(tuple(sys.path))
-            for ep in groups.get(namespace, ())]
 
 
 @functools.cache
 def _entry_point_owners(namespace: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """Map (name, value) of ``namespace``'s entry points -> (distribution, version), read from
-    the METADATA (PKG-INFO) of the distributions that have such entry points only."""
+    """Map (name, value) of ``namespace``'s entry points -> (distribution, version).
+
+    stevedore's entry-point cache drops the distribution, so it is recovered here, lazily and
+    cheaply: a distribution's metadata is parsed only if its entry_points.txt mentions the
+    namespace (parsing every METADATA file would dominate start-up).
+    """
     owners: dict[tuple[str, str], tuple[str, str]] = {}
-    for ep in _entry_points(namespace):
-        owners.setdefault((ep.name, ep.value), _distribution_owner(ep.info))
+    marker = f"[{namespace}]"
+    for dist, text in _entry_point_texts(tuple(sys.path)):
+        if marker not in text:
+            continue
+        owner = _distribution_owner(dist)
+        for ep in dist.entry_points.select(group=namespace):
+            owners.setdefault((ep.name, ep.value), owner)
     return owners
 
 
 @functools.cache
-def _distribution_owner(info: str) -> tuple[str, str]:
-    """(Name, Version) from the headers of the distribution's METADATA or PKG-INFO."""
-    fields: dict[str, str] = {}
-    for filename in ("METADATA", "PKG-INFO"):
-        try:
-            with open(os.path.join(info, filename), encoding="utf-8") as handle:
-                for line in handle:
-                    if not line.strip():
-                        break  # end of the headers
-                    key, sep, value = line.partition(":")
-                    if sep and key in ("Name", "Version"):
-                        fields.setdefault(key, value.strip())
-            break
-        except OSError:
-            continue
-    return (fields.get("Name") or "?", fields.get("Version") or "?")
+def _distribution_owner(dist: importlib.metadata.Distribution) -> tuple[str, str]:
+    """(name, version) of ``dist``; its METADATA is parsed on every access, so once here."""
+    metadata = dist.metadata
+    return (metadata["Name"] or "?", metadata["Version"] or "?")
 
 
 def _owner(namespace: str, ep: Any) -> tuple[str, str]:
@@ -237,18 +156,12 @@ def _load_error(namespace: str, ep: Any, err: BaseException) -> exception.Plugin
     )
 
 
-def _load(namespace: str, ep: EntryPoint) -> _Extension:
-    """Import ``ep``; a failure raises the PluginError naming it."""
-    try:
-        return _Extension(ep.name, ep, ep.load())
-    except (KeyboardInterrupt, AssertionError):
-        raise
-    except Exception as err:
-        raise _load_error(namespace, ep, err) from err
+def _raise_on_load_failure(manager: Any, ep: Any, err: BaseException) -> None:
+    raise _load_error(manager.namespace, ep, err) from err
 
 
-def _raise_on_conflict(namespace: str, name: str, entry_points: list[EntryPoint]) -> Any:
-    owners = sorted({_owner(namespace, ep)[0] for ep in entry_points})
+def _raise_on_conflict(namespace: str, name: str, extensions: list[Any]) -> Any:
+    owners = sorted({_owner(namespace, ext.entry_point)[0] for ext in extensions})
     raise exception.PluginLoadError(
         f"plugin name {name!r} of namespace {namespace!r} is registered more than once "
         f"(by {', '.join(owners)}); uninstall one of them",
@@ -258,7 +171,8 @@ def _raise_on_conflict(namespace: str, name: str, entry_points: list[EntryPoint]
 
 
 def _available(namespace: str) -> list[str]:
-    return sorted({ep.name for ep in _entry_points(namespace)})
+    eps = importlib.metadata.entry_points(group=namespace)
+    return sorted({ep.name for ep in eps})
 
 
 def _not_found(namespace: str, names: Sequence[str]) -> exception.PluginNotFound:
@@ -292,28 +206,25 @@ def _to_plugin(namespace: str, ext: Any, contract: Contract | None) -> Plugin:
     return Plugin(namespace, ext.name, ext.entry_point.value, dist, version, ext.plugin)
 
 
-def _named(namespace: str, names: Sequence[str]) -> list[EntryPoint]:
-    """The entry point of each of ``names``, in that order; PluginNotFound naming the absent
-    ones, PluginLoadError for a name registered by more than one distribution."""
-    by_name: dict[str, list[EntryPoint]] = {}
-    for ep in _entry_points(namespace):
-        if ep.name in names:
-            by_name.setdefault(ep.name, []).append(ep)
-    absent = [n for n in names if n not in by_name]
-    if absent:
-        raise _not_found(namespace, sorted(absent))
-    for name, found in by_name.items():
-        if len(found) > 1:
-            _raise_on_conflict(namespace, name, found)
-    return [by_name[n][0] for n in names]
-
-
 def load_one(namespace: str, name: str, contract: Contract | None = None) -> Plugin:
     """Load and verify exactly one plugin; raise a :class:`PluginError` naming the culprit."""
     if not name:
         raise exception.ConfigError(f"no plugin name given for namespace {namespace!r}")
-    (ep,) = _named(namespace, [name])
-    return _to_plugin(namespace, _load(namespace, ep), contract)
+
+    def missing(names: Any) -> None:
+        raise _not_found(namespace, list(names))
+
+    try:
+        mgr = driver.DriverManager(
+            namespace,
+            name,
+            on_load_failure_callback=_raise_on_load_failure,
+            on_missing_entrypoints_callback=missing,
+            conflict_resolver=_raise_on_conflict,
+        )
+    except sv_exc.NoMatches as err:
+        raise _not_found(namespace, [name]) from err
+    return _to_plugin(namespace, mgr.extensions[0], contract)
 
 
 def load_ordered(
@@ -327,20 +238,45 @@ def load_ordered(
         )
     if not names:
         return []
-    return [_to_plugin(namespace, _load(namespace, ep), contract)
-            for ep in _named(namespace, list(names))]
+
+    def missing(absent: Any) -> None:
+        raise _not_found(namespace, sorted(absent))
+
+    mgr = named.NamedExtensionManager(
+        namespace,
+        list(names),
+        name_order=True,
+        propagate_map_exceptions=True,
+        on_load_failure_callback=_raise_on_load_failure,
+        on_missing_entrypoints_callback=missing,
+        conflict_resolver=_raise_on_conflict,
+    )
+    return [_to_plugin(namespace, ext, contract) for ext in mgr.extensions]
 
 
 def discover(namespace: str, contract: Contract | None = None) -> list[Discovered]:
     """Every entry point of ``namespace``, loaded and verified, failures recorded not raised."""
+    failures: dict[str, BaseException] = {}
+
+    def record(manager: Any, ep: Any, err: BaseException) -> None:
+        failures[ep.name] = err
+
+    mgr = extension.ExtensionManager(namespace, on_load_failure_callback=record)
     found: list[Discovered] = []
-    for ep in _entry_points(namespace):
-        dist, version = _owner(namespace, ep)
+    for ext in mgr.extensions:
+        dist, version = _owner(namespace, ext.entry_point)
         try:
-            plugin = _to_plugin(namespace, _load(namespace, ep), contract)
-            found.append(Discovered(namespace, ep.name, ep.value, dist, version, plugin, None))
+            plugin = _to_plugin(namespace, ext, contract)
+            found.append(Discovered(namespace, ext.name, ext.entry_point.value, dist, version,
+                                    plugin, None))
         except exception.PluginError as err:
-            found.append(_failed(namespace, ep, dist, version, err))
+            found.append(_failed(namespace, ext.entry_point, dist, version, err))
+    # Scanning every distribution's entry points is costly: only when something failed to load.
+    for ep in importlib.metadata.entry_points(group=namespace) if failures else ():
+        if ep.name in failures:
+            dist, version = _owner(namespace, ep)
+            found.append(_failed(namespace, ep, dist, version,
+                                 _load_error(namespace, ep, failures[ep.name])))
     return sorted(found, key=lambda d: d.name)
 
 

@@ -1,6 +1,6 @@
 """A real KVM server of an image uploaded into the Ceph (rbd) image store: the compute host
 fetches it into its image cache and the server's overlay backs onto that cached file, not onto
-anything of the store; a second server of the image reuses the cached copy."""
+anything of the store (reuse by later boots: tests/unit/image/test_image_cache.py)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_rbd_image_boots_from_the_host_cache(cloud: Any, tmp_path: Any) -> None:
     cached = manager.image_cache.path(image.id)
     servers = []
     try:
-        for name in ("first", "second"):
+        for name in ("first",):  # one real boot: CI time
             server = cloud.compute.create_server(name, "kvm.tiny", image.id)
             servers.append(server)
             assert server.status == "ACTIVE", server.fault

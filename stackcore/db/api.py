@@ -32,6 +32,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -165,6 +166,8 @@ class Database:
         try:
             connection: sa.Connection = _reconnecting(self.engine)
         except sa.exc.DBAPIError as err:
+            if _PERMANENT.search(str(err.orig)):
+                raise self._unavailable("refuses the connection (check the URL)", err) from err
             raise self._unavailable(f"does not take connections after {RECONNECT_WAIT:g} s",
                                     err) from err
         return connection
@@ -441,11 +444,24 @@ def is_disconnect(err: BaseException) -> bool:
     return bool(err.connection_invalidated) or code in _PG_UNAVAILABLE or code.startswith("08")
 
 
+#: What a server that answers says when the URL itself is wrong: no such database or role, a
+#: refused password or host. Waiting does not help (an outage does not say these), so they are
+#: not waited out - the caller gets BackendUnavailable naming the database at once. libpq
+#: reports connection failures as text without a SQLSTATE, hence the messages (as oslo.db's
+#: exception filters match them).
+_PERMANENT = re.compile(r'database ".*" does not exist|role ".*" does not exist|'
+                        r"password authentication failed|no pg_hba\.conf entry|"
+                        r"Access denied for user|Unknown database")
+
+
 def _log_unreachable(err: Exception) -> bool:
     """wrap_db_retry's test while connecting: every failure to connect is waited out (a
-    server starting up refuses connections, or accepts them and says it is not ready)."""
+    server starting up refuses connections, or accepts them and says it is not ready) but
+    those that say the URL is wrong (:data:`_PERMANENT`)."""
     if not isinstance(err, sa.exc.OperationalError | sa.exc.InterfaceError) \
             and not is_disconnect(err):
+        return False
+    if _PERMANENT.search(str(getattr(err, "orig", err))):
         return False
     LOG.warning("database not taking connections (%s); trying again",
                 _first_line(getattr(err, "orig", err)))

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
+from stackcore import exception
 from stackcore.db import api as db_api
 
 pytestmark = pytest.mark.postgres
@@ -75,3 +77,22 @@ def test_other_errors_are_not_retried(db) -> None:
     with pytest.raises(sa.exc.IntegrityError):
         duplicate()
     assert calls == [1]
+
+
+@pytest.mark.parametrize("wrong", ["database", "password"])
+def test_a_wrong_url_is_not_waited_out(pg_url: str, wrong: str) -> None:
+    """A database that does not exist or a refused password is not an outage: the first
+    transaction fails at once (not after the outage wait) naming the database, password
+    hidden."""
+    url = sa.make_url(pg_url)
+    url = url.set(database=url.database + "_missing") if wrong == "database" \
+        else url.set(password="not-the-password")
+    database = db_api.Database(url.render_as_string(hide_password=False))
+    started = time.monotonic()
+    with pytest.raises(exception.BackendUnavailable) as caught:
+        with database.transaction() as session:
+            session.execute(sa.text("SELECT 1"))
+    took = time.monotonic() - started
+    message = str(caught.value)
+    assert "refuses the connection" in message and "not-the-password" not in message, message
+    assert took < db_api.RECONNECT_WAIT / 2, f"waited {took:.1f} s for a wrong URL"

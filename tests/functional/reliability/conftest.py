@@ -29,6 +29,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 PRIVATE = REPO / "tools" / "backends" / "private.sh"
 OVS_INSTANCE = REPO / "tools" / "backends" / "ovs-instance.sh"
+#: where ovs-instance.sh keeps an instance's database and run directory (``ovs-NAME``);
+#: ``--stop`` leaves it, the tests' instances (unique names) delete it
+OVS_STATE = Path("/var/lib/stackcore-backends")
 
 #: (backend, what was measured, seconds) of this session, for the summary
 RECOVERIES: list[tuple[str, str, float]] = []

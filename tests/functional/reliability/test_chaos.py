@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +44,7 @@ import sqlalchemy as sa
 
 import stackcore
 
-from .conftest import OVS_INSTANCE, PrivateBackend, poll, unique_name
+from .conftest import OVS_INSTANCE, OVS_STATE, PrivateBackend, poll, unique_name
 from .invariants import claim_problems, duplicate_problems, fault_problems, transient_problems
 from .services import BIN, ServiceProcess, write_config
 from .workload import Workload
@@ -87,6 +88,7 @@ def ovsdb() -> Iterator[str]:
         yield target
     finally:
         _ovs("--stop", name)
+        shutil.rmtree(OVS_STATE / f"ovs-{name}", ignore_errors=True)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ from stackcore_drivers.network.ovs.ovsdb import Ovsdb
 import stackcore
 from tests.conftest import backend_env
 
-from .conftest import OVS_INSTANCE, Recovery, poll, unique_name
+from .conftest import OVS_INSTANCE, OVS_STATE, Recovery, poll, unique_name
 from .invariants import duplicate_problems
 from .workload import Workload
 
@@ -73,6 +74,7 @@ class PrivateOvs:
 
     def stop(self) -> None:
         _ovs("--stop", self.name)
+        shutil.rmtree(OVS_STATE / f"ovs-{self.name}", ignore_errors=True)
 
 
 class Hypervisor:

@@ -110,7 +110,10 @@ def make_agent(server: stackcore.Cloud, lab: Lab) -> Iterator[Callable[..., Linu
         }
         conf = load_agent_conf(
             [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)],
-            overrides={"DEFAULT": {"host": host}, **groups})
+            # reports every second: the server's 3-second agent_down_time is 3 x the interval
+            # (the documented rule; with the default 30 s an agent was alive only for 3 s
+            # after its first report, and a slow run bound ports to a "dead" agent)
+            overrides={"DEFAULT": {"host": host}, "agent": {"report_interval": 1}, **groups})
         agent = LinuxBridgeAgent(conf, server.transport)
         agents.append(agent)
         return agent

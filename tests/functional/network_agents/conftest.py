@@ -14,8 +14,11 @@ import stackcore
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., stackcore.Cloud]]:
     """``make_server(mechanism_driver, **group_overrides)``: a Cloud with only the network
-    service, VLAN ranges on physnet1, VNIs 1000-1999 and a 3-second agent_down_time (agents
-    are declared dead quickly so liveness tests stay short)."""
+    service, VLAN ranges on physnet1, VNIs 1000-1999 and a 15-second agent_down_time: agents
+    report every second (the tests' make_agent), so a stopped agent is declared dead within
+    seconds while a running one stays alive through a heartbeat late by up to 14 s - as in the
+    full-kernel guest under TCG on a busy host, where a 3-second window let a live agent be
+    declared dead and its ports stay unbound."""
     clouds: list[stackcore.Cloud] = []
 
     def make(mechanism_driver: str, **groups: dict[str, Any]) -> stackcore.Cloud:
@@ -25,7 +28,7 @@ def make_server() -> Iterator[Callable[..., stackcore.Cloud]]:
                     "project_network_types": ["vxlan"]},
             "ml2_type_vlan": {"network_vlan_ranges": ["physnet1:100:199"]},
             "ml2_type_vxlan": {"vni_ranges": ["1000:1999"]},
-            "network": {"agent_down_time": 3},
+            "network": {"agent_down_time": 15},
         }
         for group, values in groups.items():
             overrides.setdefault(group, {}).update(values)

@@ -3,10 +3,10 @@ image store contract; the kit's image store suite must fail exactly what it brea
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -95,7 +95,6 @@ class Naive(FileStore):
     """Writes like many first drafts: checks, then writes in place or replaces."""
 
     OVERWRITE: ClassVar[bool] = False  # replace an existing image instead of Conflict
-    SLOW_PUBLISH: ClassVar[float] = 0.0  # seconds between the check and the publish
     CHECK_IDS: ClassVar[bool] = True
     LIMIT_AT_END: ClassVar[bool] = False  # read the whole stream, then check the limit
     KEEP_PARTIAL: ClassVar[bool] = False  # leave the temporary file when a write fails
@@ -125,7 +124,7 @@ class Naive(FileStore):
             with open(temp, "wb") as handle:
                 for chunk in digest.chunks():
                     handle.write(chunk)
-            time.sleep(self.SLOW_PUBLISH)
+            self._before_publish(image_id)
             os.replace(temp, final)
         except BaseException:
             if not self.KEEP_PARTIAL:
@@ -135,12 +134,28 @@ class Naive(FileStore):
         return digest.result(self._location(image_id))
 
 
+    def _before_publish(self, image_id: str) -> None:
+        """Between the existence check and the publish (RacyPublish widens it)."""
+
+
 class Overwrites(Naive):
     OVERWRITE = True
 
 
 class RacyPublish(Naive):
-    SLOW_PUBLISH = 0.2
+    """Checks, then publishes with replace. The race is made certain, not timed: an add that
+    passed the check waits (up to RENDEZVOUS s) until another add of the same id has passed
+    it too, so concurrent adds of one id all "succeed" however busy the machine is."""
+
+    RENDEZVOUS: ClassVar[float] = 3.0
+    _passed: ClassVar[collections.Counter[str]] = collections.Counter()
+    _changed: ClassVar[threading.Condition] = threading.Condition()
+
+    def _before_publish(self, image_id: str) -> None:
+        with self._changed:
+            self._passed[image_id] += 1
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self._passed[image_id] >= 2, self.RENDEZVOUS)
 
 
 class LimitAtEnd(Naive):

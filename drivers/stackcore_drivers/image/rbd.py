@@ -35,6 +35,7 @@ from stackcore.image import (
     check_image_id,
     check_range,
 )
+from stackcore_drivers import ceph
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -75,14 +76,7 @@ def _check_aio(completion: Any, what: str) -> int:
 
 
 def _bindings() -> tuple[Any, Any]:
-    try:
-        import rados
-        import rbd
-    except ImportError as err:
-        raise exception.ConfigError(
-            "the rbd image store needs the Ceph Python bindings (Debian: python3-rados "
-            "python3-rbd; in a venv run tools/backends/python-bindings.sh PYTHON)") from err
-    return rados, rbd
+    return ceph.bindings("the rbd image store")
 
 
 class _Reader:
@@ -307,8 +301,10 @@ class RbdStore(ImageStore):
                     image.remove_snap(SNAPSHOT)
         except rbd.ImageNotFound:
             return
-        with contextlib.suppress(rbd.ImageNotFound):
-            rbd.RBD().remove(ioctx, name)
+        try:
+            ceph.remove_image(ioctx, name)
+        except rbd.ImageBusy as err:
+            raise exception.Conflict(f"{name} is in use (a watcher holds it): {err}") from err
 
     def delete(self, location: str) -> None:
         name = self._name(location)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception, lazy
 from stackcore.volume import GiB, ImageFile, ModelUpdate, Snapshot, Volume, VolumeDriver
+from stackcore_drivers import ceph
 from stackcore_drivers.volume.processes import execute
 
 if TYPE_CHECKING:
@@ -76,14 +77,7 @@ def _features(volume: Volume) -> int:
 
 
 def _bindings() -> tuple[Any, Any]:
-    try:
-        import rados
-        import rbd
-    except ImportError as err:
-        raise exception.ConfigError(
-            "the rbd driver needs the Ceph Python bindings (Debian: python3-rados "
-            "python3-rbd; in a venv run tools/backends/python-bindings.sh PYTHON)") from err
-    return rados, rbd
+    return ceph.bindings("the rbd driver")
 
 
 class RbdDriver(VolumeDriver):
@@ -337,22 +331,10 @@ class RbdDriver(VolumeDriver):
                 self._remove_snapshot(ioctx, name, snap)
         except exception.NotFound:
             pass  # RBD().remove below is the judge of whether the image exists
-        import tenacity
-
-        # a watcher still closing keeps the image busy for a moment: Cinder retries too
-        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(5),
-                                     wait=tenacity.wait_fixed(0.5),
-                                     retry=tenacity.retry_if_exception_type(rbd.ImageBusy),
-                                     reraise=True)
         try:
-            for attempt in retrying:
-                with attempt:
-                    try:
-                        rbd.RBD().remove(ioctx, name)
-                    except rbd.ImageNotFound:
-                        return
+            ceph.remove_image(ioctx, name)
         except rbd.ImageBusy as err:
-            raise exception.DriverError(f"{name} is busy: {err}") from err
+            raise exception.DriverError(f"{name} is busy (a watcher holds it): {err}") from err
 
     # --- volumes ---------------------------------------------------------------------------
 

@@ -10,7 +10,12 @@ upload makes an image active:
   ``disk_format`` must be their format and pass its safety checks (no qcow2 backing file or
   data file, no VMDK extents elsewhere), else nothing is kept.
 
-A failed upload leaves the image ``queued`` (upload again) and nothing in the store. Visibility:
+A failed upload leaves the image ``queued`` (upload again) and nothing in the store. An upload
+whose *process* died (killed, host crash) cannot say so: the next start-up of a cloud on the
+same database (:meth:`ImageAPI.reset_interrupted_uploads`) marks the image ``killed``, records
+a fault (:meth:`ImageAPI.faults`) and removes what the upload left in the store; a killed image
+may be uploaded again or deleted (:mod:`stackcore.image.uploads` says how a dead upload is told
+from a live one). Visibility:
 an image belongs to the caller's project; ``private`` ones are seen by that project only,
 ``public`` ones (an admin rule) by every project; another project's private image is
 ``NotFound``. A ``protected`` image cannot be deleted. An admin may ``deactivate`` an image
@@ -25,7 +30,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import io
+import logging
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -33,12 +40,14 @@ from typing import Any
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, schemas, validate
+from stackcore import exception, faults, schemas, validate
 from stackcore import schemas as s
 from stackcore.db import api as db_api
 from stackcore.db import paging
+from stackcore.db.models import utcnow
+from stackcore.faults import Fault
 from stackcore.image import format as image_format
-from stackcore.image import models, stats
+from stackcore.image import models, stats, uploads
 from stackcore.image.store import ChunkReader, ImageStore, check_range
 from stackcore.project import policy
 from stackcore.project.scope import ScopedAPI
@@ -49,7 +58,15 @@ DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "iso")
 #: OVF metadata elsewhere). Archives (ova, docker, compressed) are not accepted: their content
 #: is not a disk the inspection could check.
 CONTAINER_FORMATS = ("bare", "ovf")
-STATUSES = ("queued", "saving", "active", "deactivated")
+STATUSES = ("queued", "saving", "active", "deactivated", "killed")
+#: statuses an upload may start from: a killed image (its last upload's process died) may be
+#: uploaded again, as a queued one - its id stays valid for whoever holds it
+UPLOADABLE = ("queued", "killed")
+
+LOG = logging.getLogger(__name__)
+#: a running upload reports progress this many times per ``[image]
+#: interrupted_upload_timeout`` (so a few missed reports never make it look dead)
+HEARTBEATS_PER_TIMEOUT = 4
 
 _ID = s.string(36)
 _PROPERTIES = s.string_map()
@@ -104,6 +121,39 @@ class _IteratorReader:
             size = len(self._buffer)
         data, self._buffer = self._buffer[:size], self._buffer[size:]
         return data
+
+
+class _Heartbeat:
+    """``read(n)`` over the upload's stream that refreshes the image's heartbeat every
+    ``interval`` seconds while bytes flow (so another host's start-up does not take the upload
+    for dead), and stops the upload if the image is no longer its own (it was declared
+    interrupted meanwhile)."""
+
+    def __init__(self, stream: Any, beat: Callable[[], None], interval: float) -> None:
+        self._stream = stream
+        self._beat = beat
+        self._interval = interval
+        self._next = time.monotonic() + interval
+
+        #: why the upload was stopped (the store reports it as a failed read of ``data``;
+        #: the upload raises this instead)
+        self.stopped: BaseException | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        if time.monotonic() >= self._next:
+            try:
+                self._beat()
+            except exception.InvalidState as err:
+                self.stopped = err
+                raise
+            self._next = time.monotonic() + self._interval
+        data: bytes = self._stream.read(size)
+        return data
+
+
+def _changed(session: Any, statement: Any) -> int:
+    """The number of rows an UPDATE changed."""
+    return int(session.execute(statement).rowcount)
 
 
 def _view(row: models.Image) -> Image:
@@ -224,12 +274,16 @@ class ImageAPI(ScopedAPI):
                 users = count(session, image_id)
                 if users:
                     raise exception.Conflict(f"image {image_id} is used by {users} {what}(s)")
-            store, location = row.store, row.location
+            store, location, status = row.store, row.location, row.status
             session.delete(row)
+            session.execute(sa.delete(models.ImageFault).where(
+                models.ImageFault.image_id == image_id))
         # after the record: a failure here leaves bytes no record names (found by the
         # store's locations()), never a record naming bytes that are gone
         if store is not None and location is not None and store in self.stores:
             self.stores[store].delete(location)
+        if status == "killed":  # what the dead upload left, if its clean-up could not
+            self._discard(image_id)
 
     def _set_status(self, image_id: str, rule: str, wanted: str, allowed: tuple[str, ...]
                     ) -> Image:
@@ -288,41 +342,145 @@ class ImageAPI(ScopedAPI):
             raise exception.Invalid("data", "must be bytes or a binary file object "
                                     f"(read(n)), not {type(data).__name__}")
         store_name, target = self._store(store)
+        me = uploads.owner()
         with self.db.transaction() as session:
             row = self._owned(session, image_id, "image:upload")
-            if row.status != "queued":
+            if row.status not in UPLOADABLE:
                 raise exception.InvalidState(f"image {image_id} is {row.status}: only a "
-                                             "queued image takes an upload")
+                                             "queued or killed image takes an upload")
+            previous = row.status
             row.status = "saving"  # one upload at a time
+            row.upload_owner, row.upload_heartbeat = me, utcnow()
             disk_format = row.disk_format
+        uploads.started(image_id)
         try:
-            stored = target.add(image_id, stream, size, self.conf.image.image_size_cap)
+            if previous == "killed":  # what the dead upload left, if its clean-up could not
+                self._discard(image_id)
+            return self._upload(image_id, stream, size, sha256, store_name, target,
+                                disk_format, me)
+        finally:
+            uploads.finished(image_id)
+
+    def _mine(self, image_id: str, me: str) -> Any:
+        """Only while the image is still this process's upload (not declared interrupted)."""
+        return (sa.update(models.Image)
+                .where(models.Image.id == image_id, models.Image.status == "saving",
+                       models.Image.upload_owner == me))
+
+    def _upload(self, image_id: str, stream: Any, size: int | None, sha256: str | None,
+                store_name: str, target: ImageStore, disk_format: str, me: str) -> Image:
+        def beat() -> None:
+            with self.db.transaction() as session:
+                if _changed(session, self._mine(image_id, me).values(
+                        upload_heartbeat=utcnow())) != 1:
+                    raise exception.InvalidState(
+                        f"image {image_id}: this upload was declared interrupted meanwhile "
+                        "(no progress for [image] interrupted_upload_timeout); upload again")
+
+        timeout = self.conf.image.interrupted_upload_timeout
+        try:
+            reporting = _Heartbeat(stream, beat, timeout / HEARTBEATS_PER_TIMEOUT)
+            try:
+                stored = target.add(image_id, reporting, size, self.conf.image.image_size_cap)
+            except exception.Invalid:
+                if reporting.stopped is not None:
+                    raise reporting.stopped from None
+                raise
             try:
                 if sha256 is not None and stored.sha256 != sha256:
                     raise exception.Invalid("sha256", f"does not match the uploaded data's "
                                             f"({stored.sha256})", sha256)
                 inspected = self._inspect(target, stored.location, disk_format)
+                local = getattr(target, "local_path", None)
+                with self.db.transaction() as session:
+                    if _changed(session, self._mine(image_id, me).values(
+                            status="active", size_bytes=stored.size, sha256=stored.sha256,
+                            store=store_name, location=stored.location,
+                            virtual_size=inspected.virtual_size,
+                            # a store on this host's file system: servers boot from the file
+                            path=local(stored.location) if local is not None else "",
+                            upload_owner=None, upload_heartbeat=None)) != 1:
+                        raise exception.InvalidState(
+                            f"image {image_id}: this upload was declared interrupted "
+                            "meanwhile; its bytes are not kept (upload again)")
+                    return _view(self._row(session, image_id))
             except BaseException:
                 target.delete(stored.location)
                 raise
         except BaseException:
             with self.db.transaction() as session:
-                session.execute(sa.update(models.Image).where(models.Image.id == image_id)
-                                .values(status="queued"))
+                session.execute(self._mine(image_id, me).values(
+                    status="queued", upload_owner=None, upload_heartbeat=None))
             raise
-        local = getattr(target, "local_path", None)
-        with self.db.transaction() as session:
-            row = self._row(session, image_id)
-            row.status = "active"
-            row.size_bytes = stored.size
-            row.sha256 = stored.sha256
-            row.store = store_name
-            row.location = stored.location
-            row.virtual_size = inspected.virtual_size
-            # a store on this host's file system: servers boot from the file (compute's path)
-            row.path = local(stored.location) if local is not None else ""
-            session.flush()
-            return _view(row)
+
+    # --- interrupted uploads ----------------------------------------------------------------
+
+    @schemas.accepts()
+    @policy.authorize("image:reset_interrupted_uploads")
+    def reset_interrupted_uploads(self) -> list[str]:
+        """Mark ``killed`` every image whose upload's process died (:mod:`stackcore.image.
+        uploads`), recording a fault, and remove what the upload left in the stores. Run at
+        every start-up of a cloud with the image family; returns the image ids it reset."""
+        now = utcnow()
+        timeout = self.conf.image.interrupted_upload_timeout
+        with self.db.read() as session:
+            rows = session.execute(sa.select(
+                models.Image.id, models.Image.upload_owner, models.Image.upload_heartbeat)
+                .where(models.Image.status == "saving")).all()
+        reset = []
+        for image_id, owner, heartbeat in rows:
+            why = uploads.dead_because(image_id, owner, heartbeat, now, timeout)
+            if why is None:
+                continue
+            err = exception.StackcoreError(f"upload interrupted: {why}")
+            with self.db.transaction() as session:
+                # only if still the upload judged dead (it may have ended since the read)
+                same_owner = (models.Image.upload_owner.is_(None) if owner is None
+                              else models.Image.upload_owner == owner)
+                if _changed(session, sa.update(models.Image).where(
+                        models.Image.id == image_id, models.Image.status == "saving",
+                        same_owner).values(status="killed", upload_owner=None,
+                                           upload_heartbeat=None)) != 1:
+                    continue
+                session.add(faults.new(models.ImageFault, err, step="upload",
+                                       exc_class="UploadInterrupted", image_id=image_id,
+                                       host=uploads.host()))
+            LOG.warning("image %s: %s", image_id, err)
+            reset.append(image_id)
+            try:
+                self._discard(image_id)
+            except Exception as cleanup:  # noqa: BLE001 - recorded; upload or delete retries
+                LOG.warning("image %s: removing its partial data failed: %s", image_id, cleanup)
+                with self.db.transaction() as session:
+                    session.add(faults.new(models.ImageFault, cleanup, step="cleanup",
+                                           image_id=image_id, host=uploads.host()))
+        return reset
+
+    def _discard(self, image_id: str) -> list[str]:
+        """Remove what an interrupted upload of ``image_id`` left in the writable stores
+        (partial or complete: the record never named it). A store without ``discard`` keeps
+        it (its :meth:`~ImageStore.list_backend_objects` shows it); logged."""
+        removed = []
+        for name, store in sorted(self.stores.items()):
+            if not type(store).capabilities.get("writable", False):
+                continue
+            try:
+                removed += store.discard(image_id)
+            except exception.CapabilityNotSupported:
+                LOG.warning("image store %s cannot remove what an interrupted upload of image "
+                            "%s left (no discard): see its backend objects", name, image_id)
+        return removed
+
+    @schemas.accepts(image_id=_ID)
+    @policy.authorize("image:faults")
+    def faults(self, image_id: str) -> list[Fault]:
+        """The faults recorded for an image (why it was ``killed``), oldest first."""
+        with self.db.read() as session:
+            self._row(session, image_id)
+            rows = session.execute(sa.select(models.ImageFault).where(
+                models.ImageFault.image_id == image_id).order_by(models.ImageFault.id)
+            ).scalars().all()
+            return [faults.view(r) for r in rows]
 
     @schemas.accepts(image_id=_ID, url=s.string(4096), store=s.optional(s.NAME))
     @policy.authorize("image:import")

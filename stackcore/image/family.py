@@ -72,7 +72,11 @@ class Runtime:
         return ImageAPI(ctx.conf, ctx.db, stores)
 
     def start(self, ctx: StartContext) -> None:
-        """No service: the API calls the stores itself."""
+        """No service: the API calls the stores itself. Uploads whose process died (left
+        ``saving``) are marked ``killed`` and their partial data removed: nothing stays
+        transient after a crash (the same start-up rule as the volume and compute
+        managers')."""
+        ctx.apis["image"].reset_interrupted_uploads()
 
     def stop(self) -> None:
         """Nothing to stop."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false as sa_false
 
@@ -36,7 +36,8 @@ class Image(Base):
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     #: ``queued`` (record only) -> ``saving`` (upload running) -> ``active``; ``deactivated``
-    #: (an admin hid it from use). Registered files are ``active`` from the start.
+    #: (an admin hid it from use); ``killed`` (its upload's process died: a fault says so).
+    #: Registered files are ``active`` from the start.
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
     container_format: Mapped[str] = mapped_column(String(16), default="bare",
                                                   server_default="bare")
@@ -48,3 +49,23 @@ class Image(Base):
     location: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: the disk size the image holds (from the format inspection), bytes
     virtual_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: while ``saving``: the process running the upload (``host|boot id|pid|process start``,
+    #: :mod:`stackcore.image.uploads`), so a start-up can tell a dead upload from a live one
+    upload_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: while ``saving``: refreshed by the upload as its bytes flow (an upload on another host
+    #: whose heartbeat is older than ``[image] interrupted_upload_timeout`` is presumed dead)
+    upload_heartbeat: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ImageFault(Base):
+    """Why an image's upload failed in a way nobody was there to report (its process died)."""
+
+    __tablename__ = "image_faults"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[str] = mapped_column(String(36), index=True)
+    exc_class: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    step: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

@@ -29,6 +29,12 @@ IMAGE_OPTS = [
     cfg.IntOpt("image_size_cap", default=DEFAULT_SIZE_CAP, min=1,
                help="Largest image an upload may store, in bytes; a larger upload is refused "
                "as soon as it crosses it, with nothing kept."),
+    cfg.IntOpt("interrupted_upload_timeout", default=300, min=10,
+               help="Seconds without progress after which an upload left 'saving' by a "
+               "process on another host is presumed dead: the next start-up marks the image "
+               "'killed' (with a fault) and removes its partial data. Uploads of this host "
+               "are checked for certain (is their process alive?), without waiting. A running "
+               "upload reports progress every quarter of this."),
 ]
 
 

@@ -27,6 +27,11 @@ _RULES = [
     ("image:deactivate", p.ADMIN_ONLY, "Deactivate an image (no download, no new use).",
      "deactivate"),
     ("image:reactivate", p.ADMIN_ONLY, "Reactivate a deactivated image.", "reactivate"),
+    ("image:faults", p.ADMIN_OR_OWNER, "Read why an image was killed (its faults).",
+     "faults"),
+    ("image:reset_interrupted_uploads", p.ADMIN_ONLY, "Mark killed the images whose upload's "
+     "process died and remove their partial data (also done at every start-up).",
+     "reset_interrupted_uploads"),
     ("image:store:list", p.ADMIN_ONLY, "List the image stores with their stats.",
      "list_stores"),
 ]

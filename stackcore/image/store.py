@@ -227,6 +227,15 @@ class ImageStore(abc.ABC):
         means the image is still there."""
         raise exception.CapabilityNotSupported(type(self).__name__, "writable (delete)")
 
+    def discard(self, image_id: str) -> list[str]:
+        """Remove everything the store holds for ``image_id``, complete or partial - what an
+        add whose process died left (no record names it, so no location is known). Returns
+        the backend names removed; nothing there is fine. Called only once the image API has
+        established no add of that id is running. Optional (the base raises
+        ``CapabilityNotSupported``: such leftovers then stay, shown by
+        :meth:`list_backend_objects`)."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "discard")
+
     # --- reading ------------------------------------------------------------------------------
 
     @abc.abstractmethod

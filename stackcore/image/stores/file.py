@@ -128,6 +128,24 @@ class FileStore(ImageStore):
         except OSError as err:
             raise exception.DriverError(f"deleting {path} failed: {err.strerror}") from err
 
+    def discard(self, image_id: str) -> list[str]:
+        """The image's file and the temporary files of its adds (``.<id>.<random>.part``)."""
+        check_image_id(image_id)
+        removed = []
+        for name in self._names():
+            if name == image_id or (name.startswith(f".{image_id}.") and name.endswith(_PART)):
+                try:
+                    os.unlink(os.path.join(self.datadir, name))
+                except FileNotFoundError:
+                    continue
+                except OSError as err:
+                    raise exception.DriverError(f"removing {name} from {self.datadir} failed: "
+                                                f"{err.strerror}") from err
+                removed.append(name)
+        if removed:
+            self._sync_dir()
+        return removed
+
     # --- reading ------------------------------------------------------------------------------
 
     def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:

@@ -116,7 +116,7 @@ def test_formats_validated_by_schema(icloud: stackcore.Cloud) -> None:
 def test_upload_states(icloud: stackcore.Cloud) -> None:
     image = icloud.image.create("once")
     icloud.image.upload(image.id, b"\0" * 512)
-    with pytest.raises(exception.InvalidState, match="only a queued image"):
+    with pytest.raises(exception.InvalidState, match="only a queued or killed image"):
         icloud.image.upload(image.id, b"\0" * 512)
     with pytest.raises(exception.Invalid, match="read-only|not one of"):
         icloud.image.upload(icloud.image.create("web").id, b"x", store="web")

@@ -8,13 +8,21 @@
   (of the run that wrote ``$STACKCORE_CONFORMANCE_RESULTS``), wide tables kept on the page.
 * ``.. stackcore-connection-info::`` - storage protocols and their ``connection_info`` keys.
 * ``.. stackcore-families::`` - the registered families, from their descriptors.
+* ``.. stackcore-plugins::`` - the plugins installed where the docs are built, per plugin kind.
+* ``.. stackcore-options::`` - the configuration reference of every installed distribution.
+
+Everything here is generated from what is installed where the docs are built, which may be the
+core alone: a table with nothing to list becomes a sentence saying so (:func:`list_table`),
+never a table without rows (which docutils refuses, failing a ``-W`` build).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import os
+from typing import Any
 
 from docutils import nodes
 from docutils.statemachine import StringList
@@ -24,6 +32,48 @@ from sphinx.util.docutils import SphinxDirective
 def _first_line(obj: object) -> str:
     doc = inspect.getdoc(obj) or ""
     return " ".join(doc.split("\n\n")[0].split())
+
+
+def list_table(header: list[str], rows: list[list[str]], widths: str, empty: str,
+               title: str = "") -> list[str]:
+    """reST lines of a ``list-table`` with a header row, or the sentence ``empty`` when there
+    are no ``rows``: a table with a header and no body is a docutils error."""
+    if not rows:
+        return [empty, ""]
+    lines = [f".. list-table:: {title}".rstrip(), "   :header-rows: 1", f"   :widths: {widths}",
+             ""]
+    for row in [header, *rows]:
+        lines += [f"   * - {row[0]}", *(f"     - {cell}" for cell in row[1:])]
+    return [*lines, ""]
+
+
+def _cell(text: str) -> str:
+    """One line of reST text in a table cell (markup characters of free text escaped)."""
+    return " ".join(text.replace("*", r"\*").replace("`", "'").replace("|", r"\|").split())
+
+
+def plugin_tables(kinds: list[Any]) -> list[str]:
+    """reST for :class:`PluginsDirective`: per plugin kind (``stackcore.families.PluginKind``),
+    a rubric and a table of its installed plugins, or a sentence when none is installed."""
+    from stackcore.plugins import loader
+
+    lines: list[str] = []
+    for kind in kinds:
+        rows = []
+        for item in loader.discover(kind.namespace, kind.contract()):
+            if item.plugin is not None:
+                # docstrings are reST already: kept as written
+                what = _first_line(item.plugin.cls) or "-"
+            else:
+                what = _cell(f"{item.status}: {item.error}" +
+                             (f"; install: {item.hint}" if item.hint else ""))
+            rows.append([f"``{item.name}``", _cell(f"{item.distribution} {item.version}"),
+                         item.status, what])
+        lines += [f".. rubric:: {kind.name} (``{kind.namespace}``)", ""]
+        lines += list_table(["plugin", "distribution", "status", "what it is"], rows,
+                            "20 20 10 50", empty="No plugin of this kind is installed where "
+                            "these docs were built.")
+    return lines
 
 
 class _RstDirective(SphinxDirective):
@@ -43,20 +93,21 @@ class ContractDirective(_RstDirective):
 
         family = families.get(self.arguments[0])
         contract = family.contract()
-        lines = [f"Entry-point namespace: ``{family.namespace}``.", "",
-                 ".. list-table:: Required methods (minimum features)", "   :header-rows: 1",
-                 "   :widths: 25 75", "", "   * - method", "     - contract"]
-        for name in contract.required:
-            lines += [f"   * - ``{name}``", f"     - {_first_line(getattr(contract.base, name))}"]
-        if not contract.capabilities:
-            return self.emit([*lines, "", "This family has no optional capabilities.", ""])
-        lines += ["", ".. list-table:: Optional capabilities (declared in ``capabilities``)",
-                  "   :header-rows: 1", "   :widths: 25 25 50", "",
-                  "   * - capability", "     - methods", "     - contract"]
-        for cap, methods in sorted(contract.capabilities.items()):
-            lines += [f"   * - ``{cap}``", "     - " + ", ".join(f"``{m}``" for m in methods),
-                      f"     - {_first_line(getattr(contract.base, methods[0]))}"]
-        return self.emit([*lines, ""])
+        lines = [f"Entry-point namespace: ``{family.namespace}``.", ""]
+        lines += list_table(
+            ["method", "contract"],
+            [[f"``{name}``", _first_line(getattr(contract.base, name))]
+             for name in contract.required],
+            "25 75", title="Required methods (minimum features)",
+            empty="This family requires no method.")
+        lines += list_table(
+            ["capability", "methods", "contract"],
+            [[f"``{cap}``", ", ".join(f"``{m}``" for m in methods),
+              _first_line(getattr(contract.base, methods[0]))]
+             for cap, methods in sorted(contract.capabilities.items())],
+            "25 25 50", title="Optional capabilities (declared in ``capabilities``)",
+            empty="This family has no optional capabilities.")
+        return self.emit(lines)
 
 
 class StatsTableDirective(_RstDirective):
@@ -65,11 +116,10 @@ class StatsTableDirective(_RstDirective):
     def run(self) -> list[nodes.Node]:
         module, _, attr = self.arguments[0].partition(":")
         fields = getattr(importlib.import_module(module), attr)
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 20 55", "",
-                 "   * - statistic", "     - type", "     - meaning"]
-        for name, kind, meaning in fields:
-            lines += [f"   * - ``{name}``", f"     - {kind}", f"     - {meaning}"]
-        return self.emit([*lines, ""])
+        return self.emit(list_table(
+            ["statistic", "type", "meaning"],
+            [[f"``{name}``", kind, meaning] for name, kind, meaning in fields],
+            "25 20 55", empty="No statistic is defined."))
 
 
 class SupportMatrixDirective(_RstDirective):
@@ -104,17 +154,17 @@ class ConnectionInfoDirective(_RstDirective):
         from stackcore.testing.datapath import OPENED_WITH
         from stackcore.volume.connection_info import DATA_SCHEMAS, PROTOCOL_TO_VOLUME_TYPE
 
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 15 15 45 25", "",
-                 "   * - ``STORAGE_PROTOCOL``", "     - ``driver_volume_type``",
-                 "     - required ``data`` keys", "     - the kit opens it with"]
         opened = {"local": "qemu: a local file or device", "nfs": "qemu ``nfs://`` (libnfs)",
                   "rbd": "qemu ``rbd:`` (librbd)", "iscsi": "qemu ``iscsi://`` (libiscsi)"}
+        rows = []
         for protocol, kind in PROTOCOL_TO_VOLUME_TYPE.items():
             keys = ", ".join(f"``{k}``" for k in DATA_SCHEMAS[kind]["required"])
             read = ", ".join(f"``{k}``" for k in OPENED_WITH[kind])
-            lines += [f"   * - ``{protocol}``", f"     - ``{kind}``", f"     - {keys}",
-                      f"     - {opened[kind]} (reads {read})"]
-        return self.emit([*lines, ""])
+            rows.append([f"``{protocol}``", f"``{kind}``", keys, f"{opened[kind]} (reads {read})"])
+        return self.emit(list_table(
+            ["``STORAGE_PROTOCOL``", "``driver_volume_type``", "required ``data`` keys",
+             "the kit opens it with"], rows, "15 15 45 25",
+            empty="No storage protocol is defined."))
 
 
 class FamiliesDirective(_RstDirective):
@@ -124,18 +174,18 @@ class FamiliesDirective(_RstDirective):
     def run(self) -> list[nodes.Node]:
         from stackcore import families
 
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 12 44 14 30", "",
-                 "   * - family", "     - plugin kinds (entry-point namespace)",
-                 "     - services", "     - tables, options"]
+        rows = []
         for fam in families.all_families():
             kinds = "; ".join(f"``{k.name}`` (``{k.namespace}``)" for k in fam.kinds) or "-"
             groups = sorted({g for g, _ in fam.option_groups()})
             tables = ", ".join(f"``{m}``" for m in fam.models)
-            lines += [f"   * - ``{fam.name}``", f"     - {kinds}",
-                      "     - " + (", ".join(f"``{s}``" for s in fam.services) or "-"),
-                      f"     - {tables}; " + (", ".join(f"``[{g}]``" for g in groups) or
-                                              "no options")]
-        return self.emit([*lines, ""])
+            rows.append([f"``{fam.name}``", kinds,
+                         ", ".join(f"``{s}``" for s in fam.services) or "-",
+                         f"{tables}; " + (", ".join(f"``[{g}]``" for g in groups) or
+                                          "no options")])
+        return self.emit(list_table(
+            ["family", "plugin kinds (entry-point namespace)", "services", "tables, options"],
+            rows, "12 44 14 30", empty="No family is registered."))
 
 
 def _add_static(app):  # type: ignore[no-untyped-def]
@@ -168,16 +218,11 @@ class ApiSchemasDirective(_RstDirective):
             if schema is None:
                 continue
             lines += [f".. rubric:: {name}", "", _first_line(method) or "", ""]
-            if not schema["properties"]:
-                lines += ["No arguments.", ""]
-                continue
-            lines += [".. list-table::", "   :header-rows: 1", "   :widths: 20 10 70", "",
-                      "   * - argument", "     - required", "     - schema"]
-            for arg, sub in schema["properties"].items():
-                required = "yes" if arg in schema.get("required", []) else "no"
-                lines += [f"   * - ``{arg}``", f"     - {required}",
-                          f"     - ``{_schema_words(sub)}``"]
-            lines.append("")
+            lines += list_table(
+                ["argument", "required", "schema"],
+                [[f"``{arg}``", "yes" if arg in schema.get("required", []) else "no",
+                  f"``{_schema_words(sub)}``"] for arg, sub in schema["properties"].items()],
+                "20 10 70", empty="No arguments.")
         return self.emit(lines)
 
 
@@ -188,14 +233,13 @@ class PolicyRulesDirective(_RstDirective):
     def run(self) -> list[nodes.Node]:
         from stackcore.project import policy
 
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 30 25 45", "",
-                 "   * - rule", "     - default", "     - what it allows"]
+        rows = []
         for rule in policy.list_rules():
             ops = ", ".join(f"``{op['path']}``" for op in getattr(rule, "operations", []) or [])
             what = rule.description + (f" ({ops})" if ops else "")
-            lines += [f"   * - ``{rule.name}``", f"     - ``{rule.check_str}``",
-                      f"     - {what}"]
-        return self.emit([*lines, ""])
+            rows.append([f"``{rule.name}``", f"``{rule.check_str}``", what])
+        return self.emit(list_table(["rule", "default", "what it allows"], rows, "30 25 45",
+                                    empty="No policy rule is defined."))
 
 
 class QuotaResourcesDirective(_RstDirective):
@@ -204,12 +248,46 @@ class QuotaResourcesDirective(_RstDirective):
     def run(self) -> list[nodes.Node]:
         from stackcore.project import opts
 
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 15 60", "",
-                 "   * - ``[quota]`` option", "     - default", "     - counts"]
-        for resource in opts.resources().values():
-            lines += [f"   * - ``{resource.name}``", f"     - ``{resource.default}``",
-                      f"     - {resource.help}"]
-        return self.emit([*lines, ""])
+        return self.emit(list_table(
+            ["``[quota]`` option", "default", "counts"],
+            [[f"``{r.name}``", f"``{r.default}``", r.help] for r in opts.resources().values()],
+            "25 15 60", empty="No family counts a resource."))
+
+
+class PluginsDirective(_RstDirective):
+    """``.. stackcore-plugins::`` - per plugin kind of every family, the plugins installed where
+    the docs are built (loaded and verified like ``stackcore drivers`` does: a plugin whose
+    backend library is missing is listed as unavailable, not a build failure)."""
+
+    def run(self) -> list[nodes.Node]:
+        from stackcore import families
+
+        return self.emit(plugin_tables(list(families.kinds())))
+
+
+#: The prefix of the ``oslo.config.opts`` namespaces :class:`OptionsDirective` documents.
+OPTIONS_PREFIX = "stackcore"
+
+
+def option_namespaces() -> list[str]:
+    """The installed ``oslo.config.opts`` namespaces of stackcore's distributions: the core's
+    ``stackcore`` first, then the drivers' (``stackcore_drivers.*``) and any other installed
+    ``stackcore*`` one, sorted."""
+    names = {ep.name for ep in importlib.metadata.entry_points(group="oslo.config.opts")
+             if ep.name.startswith(OPTIONS_PREFIX)}
+    return sorted(names, key=lambda name: (name != "stackcore", name))
+
+
+class OptionsDirective(_RstDirective):
+    """``.. stackcore-options::`` - oslo.config's ``show-options`` over every installed
+    namespace of :func:`option_namespaces`: one reference, each group once, whether the docs
+    are built with the core alone or with the drivers."""
+
+    def run(self) -> list[nodes.Node]:
+        names = option_namespaces()
+        lines = ["Namespaces documented here (installed where these docs were built): " +
+                 ", ".join(f"``{n}``" for n in names) + ".", "", ".. show-options::", ""]
+        return self.emit([*lines, *(f"   {n}" for n in names), ""])
 
 
 def setup(app):  # type: ignore[no-untyped-def]
@@ -223,4 +301,6 @@ def setup(app):  # type: ignore[no-untyped-def]
     app.add_directive("stackcore-api-schemas", ApiSchemasDirective)
     app.add_directive("stackcore-policy-rules", PolicyRulesDirective)
     app.add_directive("stackcore-quota-resources", QuotaResourcesDirective)
+    app.add_directive("stackcore-plugins", PluginsDirective)
+    app.add_directive("stackcore-options", OptionsDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -9,6 +9,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "oslo_config.sphinxext",
     "stevedore.sphinxext",
+    "reno.sphinxext",
     "stackcore_docs",
 ]
 exclude_patterns = ["_build"]

@@ -32,6 +32,7 @@ same_run() {
 }
 
 step "support matrix from this run's conformance results" same_run
+step "release notes (reno lint)" .venv/bin/reno -q lint
 # -E: the pages are generated from what is installed and from this run's results, which Sphinx
 # cannot see change; a kept environment would publish the previous run's tables.
 step "docs (warnings are errors)" \

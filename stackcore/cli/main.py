@@ -6,6 +6,7 @@ Subcommands:
 * ``matrix`` - the support matrix (declarations joined with conformance results);
 * ``conformance`` - run the conformance suites against installed drivers;
 * ``service`` - run one service (scheduler, compute) from a config file;
+* ``db`` - migrate (``sync``) or inspect (``version``, ``check``) the database's schema;
 * ``demo`` - the main job: build a small embedded cloud, use it, tear it down.
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stackcore import exception, families
+from stackcore.cli import db as db_cli
 
 
 def _drivers(args: argparse.Namespace) -> int:
@@ -326,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=families.services())
     p.add_argument("--config-file", required=True)
     p.set_defaults(func=_service)
+
+    db_cli.register(sub)
 
     p = sub.add_parser("demo", help="build a small embedded cloud, use it, tear it down")
     p.add_argument("--hosts", type=int, default=2, help="fake compute hosts (with --fake)")

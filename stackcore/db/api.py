@@ -203,21 +203,32 @@ class Database:
         new, empty SQLite database, which gets every family's tables from the models in one
         transaction, stamped with those heads (the unit tests prove that this schema is the one
         the migrations build).
+
+        Several processes may run this at the same moment: services started together on a
+        new database each migrate at start-up. Unserialised they collide - two create the same
+        table (PostgreSQL creates tables in concurrent transactions and fails the second), or
+        one finds the schema half-way through another's migration (the wave-1 path takes
+        several transactions) and fails on a revision it does not know. So every change of
+        the schema happens under one lock across processes, :meth:`_schema_lock`, and the
+        schema is checked again once it is held: the processes that waited find it at the
+        heads and do nothing. A database already at the heads - every start but the first -
+        is recognised before, without the lock: one query, no lock round trip.
         """
         from stackcore.db import heads
 
-        try:
-            if self._at(heads.HEADS) or self._create_if_empty(heads.HEADS):
+        with self.named_errors():
+            if self._at(heads.HEADS):
                 return
-        except sa.exc.OperationalError as err:
-            raise exception.BackendUnavailable(
-                f"database {redact(self.url)} is unreachable: {type(err.orig).__name__}"
-            ) from None
-        except sa.exc.DatabaseError as err:  # e.g. SQLite: "file is not a database"
-            raise exception.ConfigError(
-                f"[database] connection {redact(self.url)} cannot be used as a database: "
-                f"{err.orig}", section="database", option="connection") from None
+            with self._schema_lock():
+                if self._at(heads.HEADS) or self._create_if_empty(heads.HEADS):
+                    return
+                self._migrate()
+
+    def _migrate(self) -> None:
+        """Alembic's ``upgrade heads`` (the wave-1 path first when the database is wave 1's);
+        only under :meth:`_schema_lock`."""
         from alembic import command
+        from alembic.util import CommandError
 
         try:
             if self._legacy_revisions():
@@ -228,6 +239,18 @@ class Database:
                         conn.execute(sa.text("INSERT INTO alembic_version (version_num) "
                                              "VALUES (:rev)"), {"rev": revision})
             command.upgrade(self.alembic_config(), "heads")
+        except CommandError as err:  # e.g. a revision of a newer stackcore
+            raise exception.ConfigError(
+                f"[database] connection {redact(self.url)} cannot be migrated: {err}",
+                section="database", option="connection") from None
+
+    @contextlib.contextmanager
+    def named_errors(self) -> Iterator[None]:
+        """Around direct uses of the engine: a database that does not answer becomes
+        BackendUnavailable, one that is not a database (or not one stackcore can use) a
+        ConfigError naming the option - each naming the database, its password hidden."""
+        try:
+            yield
         except sa.exc.OperationalError as err:
             raise exception.BackendUnavailable(
                 f"database {redact(self.url)} is unreachable: {type(err.orig).__name__}"
@@ -236,6 +259,50 @@ class Database:
             raise exception.ConfigError(
                 f"[database] connection {redact(self.url)} cannot be used as a database: "
                 f"{err.orig}", section="database", option="connection") from None
+
+    @contextlib.contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        """Held by one process at a time (per database), around any change of the schema.
+
+        PostgreSQL: a session-level advisory lock (:data:`SCHEMA_LOCK_KEY`) on a connection
+        of its own - session-level because Alembic migrates in transactions of its own, on
+        other connections, and it is released when that connection closes, so a process that
+        dies migrating never leaves it held. SQLite: ``flock`` on a file beside the database
+        (:func:`_sqlite_schema_lock`). MariaDB/MySQL would take ``GET_LOCK()`` on a held
+        connection, like PostgreSQL; other dialects (not supported, see :func:`named_lock`)
+        are not serialised. A process that has to wait says so in the log."""
+        if self.dialect == "postgresql":
+            with self._pg_schema_lock():
+                yield
+        elif self.dialect == "sqlite":
+            with _sqlite_schema_lock(self.url):
+                yield
+        else:
+            yield
+
+    @contextlib.contextmanager
+    def _pg_schema_lock(self) -> Iterator[None]:
+        # autocommit: the connection holds a lock, not a transaction (no snapshot kept open
+        # for the length of a migration)
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        released = False
+        try:
+            if not conn.scalar(sa.select(sa.func.pg_try_advisory_lock(SCHEMA_LOCK_KEY))):
+                LOG.info("another process is migrating the schema of %s: waiting for it",
+                         redact(self.url))
+                conn.scalar(sa.select(sa.func.pg_advisory_lock(SCHEMA_LOCK_KEY)))
+            try:
+                yield
+            finally:
+                with contextlib.suppress(sa.exc.DBAPIError):  # gone: the lock went with it
+                    conn.scalar(sa.select(sa.func.pg_advisory_unlock(SCHEMA_LOCK_KEY)))
+                    released = True
+        finally:
+            if not released:
+                # interrupted, or the unlock failed: a pooled connection must never keep the
+                # lock, and closing the session releases it
+                conn.invalidate()
+            conn.close()
 
     def _at(self, revisions: frozenset[str]) -> bool:
         """True when ``alembic_version`` holds exactly ``revisions``."""
@@ -304,6 +371,48 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: The PostgreSQL advisory lock key of :meth:`Database._schema_lock`: the same constant in every
+#: stackcore process ("stackcor" as a 64-bit integer). Outside the 32-bit range of
+#: :func:`named_lock`'s keys, so never one of them.
+SCHEMA_LOCK_KEY = int.from_bytes(b"stackcor", "big")
+
+
+@contextlib.contextmanager
+def _sqlite_schema_lock(url: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<database file>.schema-lock``.
+
+    Not the database file itself: SQLite locks it with POSIX (``fcntl``) locks, which a process
+    loses on closing any descriptor of that file. ``flock`` locks are independent of those and
+    released by the kernel when the process ends. The file stays: deleting a lock file races
+    with a process that has just opened it. An in-memory database has no other process to wait
+    for, and needs no lock."""
+    import fcntl
+
+    parsed = sa.make_url(url)
+    path = parsed.database
+    if not path or path == ":memory:" or parsed.query.get("uri"):
+        yield
+        return
+    lock_path = f"{path}.schema-lock"
+    try:
+        # read-only is enough for flock, so any user who may read the database may lock it
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        raise exception.ConfigError(
+            f"[database] connection {redact(url)}: cannot open the schema lock {lock_path}: "
+            f"{err.strerror}", section="database", option="connection") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            LOG.info("another process is migrating the schema of %s: waiting for it",
+                     redact(url))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _module_of(table: sa.Table) -> str | None:

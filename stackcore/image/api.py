@@ -15,7 +15,9 @@ whose *process* died (killed, host crash) cannot say so: the next start-up of a 
 same database (:meth:`ImageAPI.reset_interrupted_uploads`) marks the image ``killed``, records
 a fault (:meth:`ImageAPI.faults`) and removes what the upload left in the store; a killed image
 may be uploaded again or deleted (:mod:`stackcore.image.uploads` says how a dead upload is told
-from a live one). Visibility:
+from a live one). Quotas (:mod:`stackcore.image.quotas`): ``image_count_total`` checked by
+:meth:`ImageAPI.create`, ``image_size_total`` (MiB, enforced to the byte) and
+``image_count_uploading`` by :meth:`ImageAPI.upload`; a refusal keeps nothing. Visibility:
 an image belongs to the caller's project; ``private`` ones are seen by that project only,
 ``public`` ones (an admin rule) by every project; another project's private image is
 ``NotFound``. A ``protected`` image cannot be deleted. An admin may ``deactivate`` an image
@@ -48,7 +50,8 @@ from stackcore.db.models import utcnow
 from stackcore.faults import Fault
 from stackcore.image import format as image_format
 from stackcore.image import models, stats, uploads
-from stackcore.image.store import ChunkReader, ImageStore, check_range
+from stackcore.image import quotas as image_quotas
+from stackcore.image.store import ChunkReader, ImageStore, SizeLimitExceeded, check_range
 from stackcore.project import policy
 from stackcore.project.scope import ScopedAPI
 
@@ -138,6 +141,8 @@ class _Heartbeat:
         #: why the upload was stopped (the store reports it as a failed read of ``data``;
         #: the upload raises this instead)
         self.stopped: BaseException | None = None
+        #: bytes read so far
+        self.bytes = 0
 
     def read(self, size: int = -1, /) -> bytes:
         if time.monotonic() >= self._next:
@@ -148,7 +153,23 @@ class _Heartbeat:
                 raise
             self._next = time.monotonic() + self._interval
         data: bytes = self._stream.read(size)
+        self.bytes += len(data)
         return data
+
+
+def _mib(size: int) -> int:
+    return -(-size // image_quotas.MIB)
+
+
+def _over_size(project_id: str, adding: int, used: int, limit: int,
+               stopped: bool = False) -> exception.OverQuota:
+    """``image_size_total`` exceeded (MiB, rounded up), the bytes in the message too."""
+    err = exception.OverQuota(project_id, "image_size_total", _mib(adding), _mib(used), limit)
+    needs = (f"was stopped after {adding} bytes" if stopped else f"needs {adding} bytes")
+    err.message += (f" (MiB; the upload {needs}, "
+                    f"{max(limit * image_quotas.MIB - used, 0)} bytes were left)")
+    err.args = (err.message,)
+    return err
 
 
 def _changed(session: Any, statement: Any) -> int:
@@ -195,6 +216,7 @@ class ImageAPI(ScopedAPI):
                            project_id=self.project_id, visibility=visibility,
                            protected=protected, status="queued")
         with self.db.transaction() as session:
+            self.quotas.check(session, self.project_id, {"image_count_total": 1})
             session.add(row)
         return _view(row)
 
@@ -332,8 +354,10 @@ class ImageAPI(ScopedAPI):
         active. ``size`` and ``sha256``, when given, must match what was stored
         (``Invalid`` naming them otherwise); the stored bytes must be the declared disk
         format and pass its safety checks (``Invalid`` naming ``data``). Over ``[image]
-        image_size_cap``: ``Invalid`` naming ``size``. Any refusal keeps nothing: the image
-        stays ``queued``."""
+        image_size_cap``: ``Invalid`` naming ``size``. Over the owner project's
+        ``image_size_total`` (declared size: at once; unknown: as soon as the stream crosses
+        it; checked again as the image becomes active) or ``image_count_uploading``:
+        ``OverQuota``. Any refusal keeps nothing: the image stays ``queued``."""
         if isinstance(data, (bytes, bytearray, memoryview)):
             stream: Any = io.BytesIO(bytes(data))
         elif callable(getattr(data, "read", None)):
@@ -348,6 +372,11 @@ class ImageAPI(ScopedAPI):
             if row.status not in UPLOADABLE:
                 raise exception.InvalidState(f"image {image_id} is {row.status}: only a "
                                              "queued or killed image takes an upload")
+            project_id = row.project_id
+            self.quotas.check(session, project_id, {"image_count_uploading": 1})
+            # refused now if the declared size is over what is left (unknown size: the
+            # upload is stopped when it crosses it)
+            room = self._room(session, project_id, size or 0)
             previous = row.status
             row.status = "saving"  # one upload at a time
             row.upload_owner, row.upload_heartbeat = me, utcnow()
@@ -356,10 +385,24 @@ class ImageAPI(ScopedAPI):
         try:
             if previous == "killed":  # what the dead upload left, if its clean-up could not
                 self._discard(image_id)
-            return self._upload(image_id, stream, size, sha256, store_name, target,
-                                disk_format, me)
+            return self._upload(image_id, project_id, stream, size, sha256, store_name,
+                                target, disk_format, me, room)
         finally:
             uploads.finished(image_id)
+
+    def _room(self, session: Any, project_id: str, adding: int) -> int | None:
+        """Bytes ``project_id`` may still store under its ``image_size_total`` quota (None:
+        unlimited); ``OverQuota`` if ``adding`` bytes do not fit. Holds the project's quota
+        lock to the end of the caller's transaction, so the bytes it counts stay counted."""
+        limit = self.quotas.limit(session, project_id, "image_size_total")
+        if limit < 0:
+            return None
+        self.quotas.lock(session, project_id)
+        used = int(session.execute(sa.select(image_quotas.stored_bytes(project_id))).scalar_one())
+        room = limit * image_quotas.MIB - used
+        if adding > room:
+            raise _over_size(project_id, adding, used, limit)
+        return room
 
     def _mine(self, image_id: str, me: str) -> Any:
         """Only while the image is still this process's upload (not declared interrupted)."""
@@ -367,8 +410,9 @@ class ImageAPI(ScopedAPI):
                 .where(models.Image.id == image_id, models.Image.status == "saving",
                        models.Image.upload_owner == me))
 
-    def _upload(self, image_id: str, stream: Any, size: int | None, sha256: str | None,
-                store_name: str, target: ImageStore, disk_format: str, me: str) -> Image:
+    def _upload(self, image_id: str, project_id: str, stream: Any, size: int | None,
+                sha256: str | None, store_name: str, target: ImageStore, disk_format: str,
+                me: str, room: int | None) -> Image:
         def beat() -> None:
             with self.db.transaction() as session:
                 if _changed(session, self._mine(image_id, me).values(
@@ -380,11 +424,20 @@ class ImageAPI(ScopedAPI):
         timeout = self.conf.image.interrupted_upload_timeout
         try:
             reporting = _Heartbeat(stream, beat, timeout / HEARTBEATS_PER_TIMEOUT)
+            cap = self.conf.image.image_size_cap
             try:
-                stored = target.add(image_id, reporting, size, self.conf.image.image_size_cap)
-            except exception.Invalid:
+                stored = target.add(image_id, reporting, size,
+                                    cap if room is None else min(cap, room))
+            except exception.Invalid as err:
                 if reporting.stopped is not None:
                     raise reporting.stopped from None
+                if isinstance(err, SizeLimitExceeded) and room is not None and room < cap:
+                    # the quota's limit stopped it, not the size cap: say so
+                    with self.db.read() as session:
+                        limit = self.quotas.limit(session, project_id, "image_size_total")
+                    raise _over_size(project_id, reporting.bytes,
+                                     limit * image_quotas.MIB - room, limit,
+                                     stopped=True) from None
                 raise
             try:
                 if sha256 is not None and stored.sha256 != sha256:
@@ -393,6 +446,8 @@ class ImageAPI(ScopedAPI):
                 inspected = self._inspect(target, stored.location, disk_format)
                 local = getattr(target, "local_path", None)
                 with self.db.transaction() as session:
+                    # again, under the quota lock: uploads that ended meanwhile count now
+                    self._room(session, project_id, stored.size)
                     if _changed(session, self._mine(image_id, me).values(
                             status="active", size_bytes=stored.size, sha256=stored.sha256,
                             store=store_name, location=stored.location,

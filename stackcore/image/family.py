@@ -32,6 +32,7 @@ FAMILY = Family(
     plugin_options="stackcore.image.opts:plugin_opts",
     runtime_path="stackcore.image.family:Runtime",
     policies="stackcore.image.policies:list_rules",
+    quotas="stackcore.image.quotas:RESOURCES",
 )
 
 

@@ -220,7 +220,9 @@ class Database:
             if self._at(heads.HEADS):
                 return
             with self._schema_lock():
-                if self._at(heads.HEADS) or self._create_if_empty(heads.HEADS):
+                # an empty SQLite file first: that check is part of the transaction creating
+                # the tables, so the embedded start-up pays for no second look
+                if self._create_if_empty(heads.HEADS) or self._at(heads.HEADS):
                     return
                 self._migrate()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 
 from stackcore.cli.main import main
@@ -107,3 +108,24 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path: Path,
         assert err.startswith(f"stackcore: ConfigError: [database] connection sqlite:///{junk} "
                               "cannot be used as a database: file is not a database"), (sub, err)
     assert junk.read_text() == "not a database " * 100
+
+
+def test_a_database_of_a_newer_stackcore_is_not_migrated(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/newer.sqlite"
+    db = db_api.Database(url)
+    db.upgrade()
+    with db.engine.begin() as conn:  # as a later release would leave it
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'compute_9999' "
+                             "WHERE version_num LIKE 'compute_%'"))
+    recorded = ", ".join(sorted(current_heads(db)))
+    db.dispose()
+    config = _config(tmp_path, f"[database]\nconnection = {url}\n")
+
+    status, _, err = _run(capsys, "db", "check", "--config-file", config)
+    assert status == 1, (status, err)
+    assert f"is at {recorded}, this stackcore needs {HEADS}" in err, err
+    status, out, err = _run(capsys, "db", "sync", "--config-file", config)
+    assert (status, out) == (2, ""), (status, out, err)
+    assert err.strip() == (f"stackcore: ConfigError: [database] connection {url} cannot be "
+                           "migrated: Can't locate revision identified by 'compute_9999'"), err

@@ -49,7 +49,7 @@ from stackcore.db import paging
 from stackcore.db.models import utcnow
 from stackcore.faults import Fault
 from stackcore.image import format as image_format
-from stackcore.image import models, stats, uploads
+from stackcore.image import models, stats, uploads, url_filter
 from stackcore.image import quotas as image_quotas
 from stackcore.image.store import ChunkReader, ImageStore, SizeLimitExceeded, check_range
 from stackcore.project import policy
@@ -195,6 +195,13 @@ class ImageAPI(ScopedAPI):
         #: images (compute: servers whose disks may back onto the image's file); a delete is
         #: refused while any counts users
         self.in_use_checks: list[tuple[str, Callable[[Any, str], int]]] = []
+        #: what ``import_from_url`` may fetch (``[image_import]``); stores reading URLs check
+        #: every redirect and connection with it too
+        self.url_filter = url_filter.URLFilter(conf)
+        for store in self.stores.values():
+            guard = getattr(store, "set_url_guard", None)
+            if guard is not None:
+                guard(self.url_filter)
 
     # --- records ----------------------------------------------------------------------------
 
@@ -543,12 +550,16 @@ class ImageAPI(ScopedAPI):
         """Upload the image's bytes from an ``http(s)`` URL, read through this cloud's
         read-only ``web`` store (which must be in ``[image] stores``), into ``store``; the
         same checks as :meth:`upload` (the size the server reports must be the size read). An
-        admin rule by default: the cloud's hosts fetch what the URL names."""
+        admin rule by default: the cloud's hosts fetch what the URL names. The URL (and every
+        redirect, and the address connected to) must pass ``[image_import]``
+        (:mod:`stackcore.image.url_filter`): ``Invalid`` naming the URL and the rule
+        otherwise, nothing fetched, the image unchanged."""
         readers = [st for st in self.stores.values()
                    if {"http", "https"} & set(type(st).SCHEMES)]
         if not readers:
             raise exception.Invalid("url", "no image store of this cloud reads http(s) URLs "
                                     "(add 'web' to [image] stores)", url)
+        self.url_filter.check_url(url)
         size = readers[0].get_size(url)
         chunks = readers[0].get(url)
         try:

@@ -57,7 +57,10 @@ def store_group(name: str) -> str:
 
 
 def list_opts() -> list[tuple[str, Any]]:
-    return [("image", IMAGE_OPTS), ("image_cache", CACHE_OPTS)]
+    from stackcore.image import url_filter
+
+    return [("image", IMAGE_OPTS), ("image_cache", CACHE_OPTS),
+            (url_filter.GROUP, url_filter.list_opts())]
 
 
 def plugin_opts() -> list[tuple[str, Any]]:

@@ -4,6 +4,12 @@ Its locations are the URLs themselves (an image registered with a ``https://...`
 It adds and deletes nothing (capability ``writable`` False: both raise
 ``CapabilityNotSupported``) and holds nothing of its own (``locations()`` is empty).
 
+A cloud's image API gives the store its ``[image_import]`` URL filter
+(:meth:`WebStore.set_url_guard`, :mod:`stackcore.image.url_filter`): every URL is then checked
+before it is fetched, every redirect target too, and each connection is made to an address
+the filter checked (not to a second DNS answer). Without one (the conformance kit) any http(s)
+URL is read.
+
 Ranged reads ask for ``Range: bytes=offset-end``; a server that ignores it (``200`` with the
 whole body) is still read correctly - the bytes before ``offset`` are skipped and the read stops
 after ``length`` - only slower. stdlib ``urllib`` only: no extra dependency.
@@ -12,13 +18,15 @@ after ``length`` - only slower. stdlib ``urllib`` only: no extra dependency.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import re
+import socket
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from stackcore import exception
 from stackcore.image.store import CHUNK_SIZE, ChunkReader, ImageStore, check_range
@@ -37,6 +45,93 @@ def _redacted(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class URLGuard(Protocol):
+    """What the store asks before it connects (:class:`stackcore.image.url_filter.URLFilter`):
+    both raise ``Invalid`` naming the URL and the rule that refuses it."""
+
+    def check_url(self, url: str) -> Sequence[Any]: ...
+
+    def check_address(self, url: str, host: str, address: Any) -> None: ...
+
+
+def _guarded_connect(guard: URLGuard, url: str, host: str) -> Any:
+    """``socket.create_connection`` for one connection of ``url``: resolve ``host``, check
+    every address it resolves to, connect to a checked one (never to a second resolution)."""
+
+    def connect(address: tuple[str, int], timeout: Any = None,
+                source_address: Any = None) -> socket.socket:
+        port = address[1]
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as err:
+            raise OSError(f"host {host!r} does not resolve ({err})") from None
+        checked = []
+        for info in infos:
+            ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+            guard.check_address(url, host, getattr(ip, "ipv4_mapped", None) or ip)
+            checked.append(str(info[4][0]))
+        failure: OSError | None = None
+        for ip_text in checked:
+            try:
+                return socket.create_connection((ip_text, port), timeout, source_address)
+            except OSError as err:
+                failure = err
+        raise failure or OSError(f"host {host!r} has no address")
+
+    return connect
+
+
+class _GuardedRedirects(urllib.request.HTTPRedirectHandler):
+    def __init__(self, guard: URLGuard) -> None:
+        self.guard = guard
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> Any:
+        target = urllib.parse.urljoin(req.full_url, newurl)
+        try:
+            self.guard.check_url(target)
+        except exception.Invalid:
+            fp.close()
+            raise
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _factory(base: type[http.client.HTTPConnection], guard: URLGuard, req: Any) -> Any:
+    proxied = req.has_proxy() or getattr(req, "_tunnel_host", None)
+
+    def build(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = base(host, **kwargs)
+        if not proxied:  # through a proxy, the proxy connects (see url_filter)
+            # http.client's own seam for how a connection opens its socket (HTTP and HTTPS,
+            # TLS wrapped after it, with the host name for SNI and the certificate check);
+            # overriding connect() instead would copy its body
+            conn._create_connection = _guarded_connect(  # type: ignore[attr-defined]  # noqa: SLF001
+                guard, req.full_url, conn.host)
+        return conn
+
+    return build
+
+
+class _GuardedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, guard: URLGuard) -> None:
+        super().__init__()
+        self.guard = guard
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_factory(http.client.HTTPConnection, self.guard, req), req)
+
+
+class _GuardedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, guard: URLGuard, context: ssl.SSLContext | None) -> None:
+        super().__init__(context=context)
+        self.guard = guard
+        self.ssl_context = context
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(_factory(http.client.HTTPSConnection, self.guard, req), req,
+                            context=self.ssl_context)
 
 
 class WebStore(ImageStore):
@@ -72,6 +167,13 @@ class WebStore(ImageStore):
                     f"[{self.group}] ca_file {self.configuration.ca_file!r} cannot be read: "
                     f"{err}") from err
 
+    def set_url_guard(self, guard: URLGuard | None) -> None:
+        """Check every URL, redirect and connection with ``guard`` (None: no checks)."""
+        self._guard = guard
+        self._opener = None if guard is None else urllib.request.build_opener(
+            _GuardedHTTP(guard), _GuardedHTTPS(guard, getattr(self, "_context", None)),
+            _GuardedRedirects(guard))
+
     def _url(self, location: str) -> str:
         if not isinstance(location, str):
             raise exception.Invalid("location", "is not an http(s) URL", location)
@@ -85,7 +187,11 @@ class WebStore(ImageStore):
         url = self._url(location)
         # the scheme is http(s), checked by _url (never file: or a custom one)
         request = urllib.request.Request(url, method=method, headers=headers or {})  # noqa: S310
+        opener = getattr(self, "_opener", None)
         try:
+            if opener is not None:
+                self._guard.check_url(url)  # type: ignore[union-attr]  # set with the opener
+                return opener.open(request, timeout=self.configuration.timeout)
             return urllib.request.urlopen(  # noqa: S310 - http(s) only, see above
                 request, timeout=self.configuration.timeout,
                 context=getattr(self, "_context", None))

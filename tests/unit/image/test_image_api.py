@@ -231,7 +231,10 @@ def test_import_from_url(make_cloud: Callable[..., stackcore.Cloud], tmp_path: P
     from stackcore.testing.httpserver import FileServer
 
     cloud = make_cloud(overrides={"DEFAULT": {"state_path": str(tmp_path / "s")},
-                                  "image": {"stores": ["file", "web"]}})
+                                  "image": {"stores": ["file", "web"]},
+                                  # the test server: loopback, any port
+                                  "image_import": {"allowed_hosts": ["127.0.0.1"],
+                                                   "allowed_ports": []}})
     data = _qcow2(tmp_path)
     with FileServer() as server:
         url = server.put("disk.qcow2", data)

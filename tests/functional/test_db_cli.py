@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from stackcore.cli.main import main
 from stackcore.db import heads
 
 pytestmark = [pytest.mark.postgres]
@@ -26,6 +27,13 @@ def _stackcore(*argv: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+def _in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``stackcore ARGV`` run by this interpreter (the db commands return; a service exits)."""
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 def _tables(url: str) -> list[str]:
     engine = sa.create_engine(url)
     try:
@@ -35,8 +43,8 @@ def _tables(url: str) -> list[str]:
         engine.dispose()
 
 
-def test_auto_migrate_off_refuses_an_empty_database_until_db_sync(pg_url: str,
-                                                                 tmp_path: Path) -> None:
+def test_auto_migrate_off_refuses_an_empty_database_until_db_sync(
+        pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parsed = sa.make_url(pg_url)
     assert parsed.password, f"the test server's URL has no password to hide: {parsed!r}"
     secret = f":{parsed.password}@"
@@ -53,33 +61,37 @@ def test_auto_migrate_off_refuses_an_empty_database_until_db_sync(pg_url: str,
         "default) before starting with auto_migrate off"), service.stderr
     assert _tables(pg_url) == [], "a service refusing to start created tables"
 
-    check = _stackcore("db", "check", "--config-file", str(config))
-    assert (check.returncode, check.stdout) == (1, ""), check
-    assert f"the database {shown} is empty (never migrated)" in check.stderr, check.stderr
+    status, out, err = _in_process(capsys, "db", "check", "--config-file", str(config))
+    assert (status, out) == (1, ""), (status, out, err)
+    assert f"the database {shown} is empty (never migrated)" in err, err
+    printed = out + err
 
-    sync = _stackcore("db", "sync", "--config-file", str(config))
-    assert (sync.returncode, sync.stderr) == (0, ""), sync
-    assert sync.stdout.strip() == (f"database {shown}: migrated from none (never migrated) to "
-                                   f"the heads: {HEADS}"), sync.stdout
-    version = _stackcore("db", "version", "--config-file", str(config))
-    assert (version.returncode, version.stdout.splitlines()) == (
+    status, out, err = _in_process(capsys, "db", "sync", "--config-file", str(config))
+    assert (status, err, out.strip()) == (
+        0, "", f"database {shown}: migrated from none (never migrated) to the heads: {HEADS}"), \
+        (status, out, err)
+    printed += out + err
+    status, out, err = _in_process(capsys, "db", "version", "--config-file", str(config))
+    assert (status, out.splitlines()) == (
         0, [f"database  {shown}", f"current   {HEADS}", f"heads     {HEADS}", "at heads  yes"]), \
-        version
-    for result in (service, check, sync, version):
-        assert secret not in result.stdout + result.stderr, \
-            f"{result.args[3:5]} printed the password: {result.stdout}{result.stderr}"
+        (status, out, err)
+    printed += out + err + service.stdout + service.stderr
+    assert secret not in printed, f"the password was printed: {printed}"
 
     # migrated: the same service, auto_migrate still off, starts
-    proc = subprocess.Popen([sys.executable, "-m", "stackcore.cli.main", "service", "scheduler",
-                             "--config-file", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "scheduler.log"
+    with open(log, "w") as errors:  # a file: a pipe nobody reads could fill and block it
+        proc = subprocess.Popen([sys.executable, "-m", "stackcore.cli.main", "service",
+                                 "scheduler", "--config-file", str(config)],
+                                stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 60)
         line = proc.stdout.readline() if ready else ""
         assert line == "stackcore scheduler service running\n", \
-            (line, proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+            (line, proc.poll(), log.read_text()[-3000:])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    assert proc.returncode == 0, proc.returncode
+    assert proc.returncode == 0, (proc.returncode, log.read_text()[-3000:])
+    assert secret not in log.read_text(), f"the service logged the password: {log.read_text()}"

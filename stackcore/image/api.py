@@ -11,15 +11,19 @@ upload makes an image active:
   data file, no VMDK extents elsewhere), else nothing is kept.
 
 A failed upload leaves the image ``queued`` (upload again) and nothing in the store. An upload
-whose *process* died (killed, host crash) cannot say so: the next start-up of a cloud on the
-same database (:meth:`ImageAPI.reset_interrupted_uploads`) marks the image ``killed``, records
-a fault (:meth:`ImageAPI.faults`) and removes what the upload left in the store; a killed image
-may be uploaded again or deleted (:mod:`stackcore.image.uploads` says how a dead upload is told
-from a live one). Quotas (:mod:`stackcore.image.quotas`): ``image_count_total`` checked by
+whose *process* died (killed, host crash) cannot say so: a cloud on the same database, at
+start-up and periodically (:meth:`ImageAPI.reset_interrupted_uploads`), marks the image
+``killed``, records a fault (:meth:`ImageAPI.faults`) and removes what the upload left in the
+store; a killed image may be uploaded again or deleted (:mod:`stackcore.image.uploads` says
+how a dead upload is told from a live one).
+
+Quotas (:mod:`stackcore.image.quotas`): ``image_count_total`` checked by
 :meth:`ImageAPI.create`, ``image_size_total`` (MiB, enforced to the byte) and
-``image_count_uploading`` by :meth:`ImageAPI.upload`; a refusal keeps nothing. Visibility:
-an image belongs to the caller's project; ``private`` ones are seen by that project only,
-``public`` ones (an admin rule) by every project; another project's private image is
+``image_count_uploading`` by :meth:`ImageAPI.upload`; a refusal keeps nothing. URL imports
+pass ``[image_import]`` (:mod:`stackcore.image.url_filter`).
+
+Visibility: an image belongs to the caller's project; ``private`` ones are seen by that
+project only, ``public`` ones (an admin rule) by every project; another project's private image is
 ``NotFound``. A ``protected`` image cannot be deleted. An admin may ``deactivate`` an image
 (no download, nothing new uses it) and ``reactivate`` it.
 

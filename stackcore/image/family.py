@@ -75,9 +75,37 @@ class Runtime:
     def start(self, ctx: StartContext) -> None:
         """No service: the API calls the stores itself. Uploads whose process died (left
         ``saving``) are marked ``killed`` and their partial data removed: nothing stays
-        transient after a crash (the same start-up rule as the volume and compute
-        managers')."""
-        ctx.apis["image"].reset_interrupted_uploads()
+        transient after a crash - at start-up (the same rule as the volume and compute
+        managers' ``init_host``), then periodically (their ``reconcile_orphans``): an upload
+        of another host is presumed dead only once its heartbeat is older than ``[image]
+        interrupted_upload_timeout``, which may be after this start-up."""
+        import threading
+
+        from stackcore.image.api import HEARTBEATS_PER_TIMEOUT
+
+        api = ctx.apis["image"]
+        api.reset_interrupted_uploads()
+        interval = self.conf.image.interrupted_upload_timeout / HEARTBEATS_PER_TIMEOUT
+        self._stopping = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, args=(api, interval), daemon=True,
+                                        name="image-interrupted-uploads")
+        self._reaper.start()
+
+    def _reap(self, api: Any, interval: float) -> None:
+        import logging
+
+        while not self._stopping.wait(interval):
+            try:
+                api.reset_interrupted_uploads()
+            except Exception as err:  # noqa: BLE001 - a database outage: the next round retries
+                logging.getLogger(__name__).warning("checking for interrupted image uploads "
+                                                    "failed: %s", err)
 
     def stop(self) -> None:
-        """Nothing to stop."""
+        """Stop the periodic check (before the Cloud closes the database)."""
+        from stackcore.service import STOP_TIMEOUT
+
+        stopping = getattr(self, "_stopping", None)
+        if stopping is not None:
+            stopping.set()
+            self._reaper.join(STOP_TIMEOUT)

@@ -1,12 +1,16 @@
 """Who runs an upload, and whether it still runs.
 
-An image in ``saving`` records its upload's *owner*: ``host|boot id|pid|process start time``.
-After a crash nobody is left to say the upload failed, so start-up (and
-:meth:`stackcore.image.api.ImageAPI.reset_interrupted_uploads`) decides from the owner:
+An image in ``saving`` records its upload's *owner*: ``host|boot id|pid namespace|pid|process
+start time``. After a crash nobody is left to say the upload failed, so start-up and the
+periodic check (:meth:`stackcore.image.api.ImageAPI.reset_interrupted_uploads`) decide from the
+owner:
 
-* an owner on **this host** is checked for certain: the host booted since (another boot id), or
-  no process with that pid and start time exists (a reused pid has another start time), or -
-  this very process - no upload of the image runs in it: dead;
+* an owner on **this host** (same host name: host names are unique among the hosts sharing a
+  database, as for every OpenStack service) is checked for certain: the host booted since
+  (another boot id): dead; in this PID namespace, no process with that pid and start time
+  exists (a reused pid has another start time), or - this very process - no upload of the
+  image runs in it: dead. Another PID namespace of the same kernel (a container sharing the
+  host name) cannot be looked into: judged like another host's;
 * an owner on **another host** cannot be checked from here: it is presumed dead once its
   heartbeat (``upload_heartbeat``, refreshed while the bytes flow) is older than ``[image]
   interrupted_upload_timeout``. Should it still be running after all (a stalled stream), its
@@ -61,6 +65,14 @@ def _start_time(pid: int) -> str | None:
     return "-" if not os.path.isdir("/proc/self") else None
 
 
+@functools.cache
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "-"
+
+
 def host() -> str:
     return socket.gethostname()
 
@@ -68,7 +80,7 @@ def host() -> str:
 def owner() -> str:
     """This process, as an upload's owner."""
     pid = os.getpid()
-    return _SEP.join((host(), _boot_id(), str(pid), _start_time(pid) or "-"))
+    return _SEP.join((host(), _boot_id(), _pid_namespace(), str(pid), _start_time(pid) or "-"))
 
 
 def started(image_id: str) -> None:
@@ -89,13 +101,13 @@ def dead_because(image_id: str, owner_token: str | None,
     if not owner_token:
         return "no process is recorded as running it"
     parts = owner_token.split(_SEP)
-    if len(parts) != 4 or not parts[2].isdigit():
+    if len(parts) != 5 or not parts[3].isdigit():
         return f"its owner {owner_token!r} is not one this version records"
-    where, boot, pid_text, start = parts
+    where, boot, namespace, pid_text, start = parts
     pid = int(pid_text)
-    if where == host():
-        if boot not in ("-", _boot_id()):
-            return f"host {where} restarted since"
+    if where == host() and boot not in ("-", _boot_id()):
+        return f"host {where} restarted since"
+    if where == host() and namespace == _pid_namespace():
         if pid == os.getpid() and start == (_start_time(pid) or "-"):
             with _running_lock:
                 running = image_id in _running
@@ -107,6 +119,6 @@ def dead_because(image_id: str, owner_token: str | None,
     age = None if heartbeat is None else (now - heartbeat).total_seconds()
     if age is None or age > timeout:
         seen = "never" if age is None else f"{age:.0f} s ago"
-        return (f"its process on host {where} last reported progress {seen} "
+        return (f"its process {pid} on host {where} last reported progress {seen} "
                 f"([image] interrupted_upload_timeout {timeout:g} s)")
     return None

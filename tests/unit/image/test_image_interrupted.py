@@ -118,9 +118,9 @@ def test_other_hosts_uploads_are_reset_only_without_progress(
                                             interrupted_upload_timeout=60))
     now = utcnow()
     stale, fresh, legacy = (cloud.image.create(n).id for n in ("stale", "fresh", "legacy"))
-    stale_part = _leave_saving(cloud, stale, "other-host|boot|4242|99",
+    stale_part = _leave_saving(cloud, stale, "other-host|boot|pid:[1]|4242|99",
                                now - datetime.timedelta(seconds=61))
-    fresh_part = _leave_saving(cloud, fresh, "other-host|boot|4243|99",
+    fresh_part = _leave_saving(cloud, fresh, "other-host|boot|pid:[1]|4243|99",
                                now - datetime.timedelta(seconds=30))
     _leave_saving(cloud, legacy, None, None, part=False)  # saving, from before owners
 
@@ -128,7 +128,7 @@ def test_other_hosts_uploads_are_reset_only_without_progress(
     statuses = {i: cloud.image.get(i).status for i in (stale, fresh, legacy)}
     assert statuses == {stale: "killed", fresh: "saving", legacy: "killed"}, statuses
     message = cloud.image.faults(stale)[0].message
-    assert "host other-host last reported progress 6" in message, message
+    assert "process 4242 on host other-host last reported progress 6" in message, message
     assert "interrupted_upload_timeout 60 s" in message, message
     assert "no process is recorded" in cloud.image.faults(legacy)[0].message
     assert stale_part is not None and not stale_part.exists(), "stale partial bytes stayed"
@@ -145,13 +145,15 @@ def test_this_hosts_owners_are_checked_for_certain(
     cloud = make_cloud(overrides=_overrides(tmp_path, None))
     recent = utcnow()
     me = uploads.owner()
-    host, boot, _pid, _start = me.split("|")
+    host, boot, namespace, _pid, _start = me.split("|")
     init_start = Path("/proc/1/stat").read_text().rpartition(")")[2].split()[19]
     cases = {
-        "reused-pid": f"{host}|{boot}|1|{int(init_start) + 1}",  # pid 1, another start
-        "alive": f"{host}|{boot}|1|{init_start}",  # init itself: running
-        "rebooted": f"{host}|another-boot|1|{init_start}",
+        "reused-pid": f"{host}|{boot}|{namespace}|1|{int(init_start) + 1}",  # another start
+        "alive": f"{host}|{boot}|{namespace}|1|{init_start}",  # this namespace's init: running
+        "rebooted": f"{host}|another-boot|{namespace}|1|{init_start}",
         "this-process": me,  # no upload of it runs here
+        # a container sharing the host name: not looked into, its heartbeat is recent
+        "other-namespace": f"{host}|{boot}|pid:[1]|999999|1",
     }
     ids = {name: cloud.image.create(name).id for name in cases}
     for name, owner in cases.items():
@@ -231,3 +233,17 @@ def test_an_upload_declared_interrupted_keeps_nothing(
             cloud.image.upload(image.id, Stream())
         assert cloud.image.get(image.id).status == "killed", stage
         assert store.list_backend_objects() == [], f"{stage}: the zombie's bytes stayed"
+
+
+def test_a_cloud_resets_them_periodically(make_cloud: Callable[..., stackcore.Cloud],
+                                          tmp_path: Path) -> None:
+    """Not only at start-up: another host's upload that stops reporting progress after this
+    cloud started is reset by the periodic check (every quarter of the timeout)."""
+    cloud = make_cloud(overrides=_overrides(tmp_path, None, interrupted_upload_timeout=10))
+    image = cloud.image.create("went quiet")
+    part = _leave_saving(cloud, image.id, "other-host|boot|pid:[1]|77|1",
+                         utcnow() - datetime.timedelta(seconds=11))
+    wait_until(lambda: cloud.image.get(image.id).status == "killed", 10,
+               "the periodic check to reset the upload")
+    assert part is not None and not part.exists(), "its partial bytes stayed"
+    assert cloud.image.faults(image.id)[0].step == "upload"

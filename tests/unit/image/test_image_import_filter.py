@@ -61,6 +61,10 @@ class Server:
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
 
+    def use_tls(self, context: Any) -> None:
+        """Answer over TLS from now on (``context``: a server-side SSLContext)."""
+        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
@@ -76,9 +80,10 @@ def server() -> Iterator[Server]:
 @pytest.fixture
 def importing(make_cloud: Callable[..., stackcore.Cloud],
               tmp_path: Path) -> Callable[..., stackcore.Cloud]:
-    def make(**rules: Any) -> stackcore.Cloud:
+    def make(web: dict[str, Any] | None = None, **rules: Any) -> stackcore.Cloud:
         return make_cloud(overrides={"DEFAULT": {"state_path": str(tmp_path / "state")},
                                      "image": {"stores": ["file", "web"]},
+                                     "image_store_web": web or {},
                                      "image_import": rules})
     return make
 
@@ -186,3 +191,29 @@ def test_bad_rules_fail_start_up(importing: Callable[..., stackcore.Cloud]) -> N
     with pytest.raises(exception.ConfigError,
                        match=r"\[image_import\] allowed_hosts: '10.0.0.0/33'"):
         importing(allowed_hosts=["10.0.0.0/33"])
+
+
+def test_https_import_through_the_checked_address(importing: Callable[..., stackcore.Cloud],
+                                                  server: Server, tmp_path: Path) -> None:
+    """The connection is made to the checked address, and TLS still verifies the certificate
+    against the URL's host name (the CA is the test's own)."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.use_tls(context)
+    cloud = importing(web={"ca_file": str(cert)}, allowed_hosts=["localhost", "127.0.0.1"],
+                      allowed_ports=[])
+    url = f"https://localhost:{server.port}/disk"
+    image = cloud.image.create("over tls")
+    assert cloud.image.import_from_url(image.id, url).size_bytes == len(DATA)
+    # the same server by address: the certificate does not name 127.0.0.1
+    image = cloud.image.create("wrong name")
+    with pytest.raises(exception.StackcoreError, match="certificate|CERTIFICATE"):
+        cloud.image.import_from_url(
+            image.id, f"https://127.0.0.1:{server.port}/disk")

@@ -178,3 +178,26 @@ def test_image_count_uploading(qcloud: stackcore.Cloud) -> None:
         worker.join(60)
     assert done and done[0].status == "active", done
     assert a.image.upload(second, b"\0" * 1024).status == "active"
+
+
+def test_concurrent_creates_end_exactly_at_the_limit(qcloud: stackcore.Cloud) -> None:
+    qcloud.project.set_quota("project-a", "image_count_total", 5)
+    a = qcloud.as_project(A)
+    start = threading.Barrier(8, timeout=60)
+    outcomes: list[str] = []
+
+    def create(i: int) -> None:
+        start.wait()
+        try:
+            a.image.create(f"racer-{i}")
+            outcomes.append("created")
+        except exception.OverQuota:
+            outcomes.append("OverQuota")
+
+    workers = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert sorted(outcomes) == ["OverQuota"] * 3 + ["created"] * 5, outcomes
+    assert len(a.image.list_images()) == 5

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from stackcore import _compat, exception
+
+LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -82,17 +86,44 @@ def call_driver(
     family: str, driver_name: str, host: str, step: str,
     fn: Callable[..., T], *args: Any, **kwargs: Any,
 ) -> T:
-    """Call ``fn``; anything but a stackcore error becomes a DriverError naming the driver."""
+    """Call ``fn``; anything but a stackcore error becomes a DriverError naming the driver.
+
+    Every call is logged (the operator's record of what the backends were asked, under the
+    request id and project of the call being served): DEBUG when it starts; INFO when it is
+    done, with its time;
+    INFO when the driver refused with a stackcore error (NotFound on an idempotent delete is
+    one); ERROR with the traceback when it failed unexpectedly."""
+    what = _subject(args)
+    LOG.debug("%s driver %r: %s%s on %s starts", family, driver_name, step, what, host)
+    started = time.monotonic()
     try:
-        return fn(*args, **kwargs)
-    except exception.StackcoreError:
+        result = fn(*args, **kwargs)
+    except exception.StackcoreError as err:
+        LOG.info("%s driver %r: %s%s on %s refused after %.3f s: %s: %s", family,
+                 driver_name, step, what, host, time.monotonic() - started,
+                 type(err).__name__, err)
         raise
     except Exception as err:
+        LOG.error("%s driver %r: %s%s on %s failed after %.3f s", family, driver_name, step,
+                  what, host, time.monotonic() - started, exc_info=True)
         raise exception.DriverError(
             f"{family} driver {driver_name!r} failed in {step} on {host}: "
             f"{type(err).__name__}: {err}",
             step=step,
         ) from err
+    LOG.info("%s driver %r: %s%s on %s done in %.3f s", family, driver_name, step, what, host,
+             time.monotonic() - started)
+    return result
+
+
+def _subject(args: tuple[Any, ...]) -> str:
+    """`` of volume <id>`` for a call whose first argument is a resource (what the operator
+    looks for in the log), else ``""``."""
+    for arg in args[:1]:
+        ident = getattr(arg, "id", None) or getattr(arg, "uuid", None)
+        if isinstance(ident, str):
+            return f" of {type(arg).__name__.lower()} {ident}"
+    return ""
 
 
 __getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

@@ -295,6 +295,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stackcore", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="log at DEBUG (over the config file's [DEFAULT] debug)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("drivers", help="list installed plugins and their contract status")
@@ -339,8 +341,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, configure_logging: bool | None = None) -> int:
+    """The ``stackcore`` command. ``configure_logging`` (default: only when run as the console
+    script, ``argv`` None) sets up oslo.log from the command's config file; a test or a program
+    calling ``main([...])`` keeps its own logging (oslo.log replaces the root's handlers)."""
     args = build_parser().parse_args(argv)
+    if configure_logging if configure_logging is not None else argv is None:
+        from stackcore import logs
+
+        # [DEFAULT] debug, log_file, log_dir, use_json of the command's config file: only the
+        # commands configure logging, never the library (see stackcore.logs)
+        logs.setup([args.config_file] if getattr(args, "config_file", None) else [],
+                   f"stackcore-{args.name}" if args.command == "service"
+                   else f"stackcore-{args.command}", debug=True if args.debug else None)
     try:
         if getattr(args, "family", None):
 

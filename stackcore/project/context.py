@@ -7,7 +7,8 @@ manager, a log line or a notification can name the request and the project it se
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from oslo_context import context as oslo_context
@@ -25,9 +26,15 @@ class RequestContext(oslo_context.RequestContext):
                  roles: Sequence[str] = (), read_only: bool = False,
                  request_id: str | None = None, **kwargs: Any) -> None:
         roles = list(roles)
+        # oslo.context makes a new context its thread's current one when none is (even with
+        # overwrite=False): a context made to be passed along would then be the thread's
+        # identity for good, in its logs and its RPC calls. Only serving() makes one current.
+        previous = oslo_context.get_current()
         super().__init__(user_id=user_id, project_id=project_id, roles=roles,
                          is_admin=ADMIN_ROLE in roles, read_only=read_only,
                          request_id=request_id, overwrite=False, **kwargs)
+        if previous is None:
+            _forget()
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], **kwargs: Any) -> RequestContext:
@@ -57,3 +64,33 @@ def current() -> RequestContext | None:
     """The context of the call being served in this thread, if any."""
     found = oslo_context.get_current()
     return found if isinstance(found, RequestContext) else None
+
+
+@contextlib.contextmanager
+def serving(context: RequestContext | None) -> Iterator[None]:
+    """``context`` is this thread's current one for the duration of the block (a call being
+    served), then whatever was current before is again - None included. A server's worker
+    threads serve one call after another: without the restore, a call that carries no context
+    (a service's own periodic work) would run, and log, under the previous call's request id
+    and project. The in-process transport serves calls in the caller's thread, whose own
+    context must survive the call."""
+    previous = oslo_context.get_current()
+    if context is not None:
+        context.update_store()
+    else:
+        _forget()
+    try:
+        yield
+    finally:
+        if previous is not None:
+            previous.update_store()
+        else:
+            _forget()
+
+
+def _forget() -> None:
+    # oslo.context has a setter (update_store) but no public way to clear: its thread store
+    # holds the current context as the attribute ``context``
+    with contextlib.suppress(AttributeError):
+        del oslo_context._request_store.context  # noqa: SLF001
+

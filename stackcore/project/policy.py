@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stackcore import exception
+from stackcore.project.context import serving
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -193,10 +194,12 @@ def authorize(name: str) -> Callable[[F], F]:
                 raise exception.Forbidden(
                     name, f"{name} changes state and the request context is read-only")
             self.policy.authorize(context, name)
-            context.update_store()  # the calls it makes (RPC, logs) carry this context
             token = _AUTHORIZED.set(context)
             try:
-                return method(self, *args, **kwargs)
+                # current for the call only: the calls it makes (RPC, logs) carry it, and the
+                # caller's thread gets its own context (or none) back afterwards
+                with serving(context):
+                    return method(self, *args, **kwargs)
             finally:
                 _AUTHORIZED.reset(token)
 

@@ -73,11 +73,11 @@ def dispatch(endpoint: Any, method: str, version: str, payload: str) -> str:
             raise exception.RPCError(f"{endpoint.target.topic} has no RPC method {method!r}")
         kwargs = serializer.loads(payload)
         wire = kwargs.pop(CONTEXT_KEY, None)
-        if wire is not None:
-            from stackcore.project.context import RequestContext
+        from stackcore.project.context import RequestContext, serving
 
-            RequestContext.from_dict(wire).update_store()  # current for this call's thread
-        result = getattr(endpoint, method)(**kwargs)
+        # current for exactly this call (its log lines name its request and project)
+        with serving(RequestContext.from_dict(wire) if wire is not None else None):
+            result = getattr(endpoint, method)(**kwargs)
         return serializer.dumps({"result": result})
     except Exception as err:  # noqa: BLE001 - every error travels back to the caller
         return serializer.dumps({"error": exception.to_dict(err)})

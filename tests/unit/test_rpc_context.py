@@ -1,6 +1,6 @@
 """The request context travels over RPC in both transports: the service handling a call sees
 the caller's user, project, roles and request id as its current context; and a family API
-call makes its context current for the calls it makes."""
+call makes its context current for the calls it makes, and for those only."""
 
 from __future__ import annotations
 
@@ -47,9 +47,31 @@ def test_context_reaches_the_serving_side(transport) -> None:
         server.stop()
 
 
-def test_a_family_api_call_makes_its_context_current(cloud) -> None:
-    ctx = RequestContext(user_id="u2", project_id="p2", roles=["member"])
-    cloud.as_project(ctx).compute.list_servers()
-    found = current()
-    assert found is not None and (found.project_id, found.request_id) == \
-        ("p2", ctx.request_id), found
+def test_a_family_api_call_serves_its_context_for_that_call_only(cloud) -> None:
+    """During the call its context is current (the driver calls it makes are logged under its
+    request id and project); afterwards the caller's thread has what it had before."""
+    import logging
+
+    before = current()
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    class Spy(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found = current()
+            seen.append((record.getMessage(), found and found.request_id,
+                         found and found.project_id))
+
+    spy, logger = Spy(logging.INFO), logging.getLogger("stackcore.managers")
+    logger.addHandler(spy)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        ctx = RequestContext(user_id="u2", project_id="p2", roles=["member"])
+        volume = cloud.as_project(ctx).volume.create(1, timeout=60)
+    finally:
+        logger.removeHandler(spy)
+        logger.setLevel(old_level)
+    created = [entry for entry in seen if f"create_volume of volume {volume.id}" in entry[0]]
+    assert created, f"no driver call logged for {volume.id}: {seen}"
+    assert {entry[1:] for entry in created} == {(ctx.request_id, "p2")}, created
+    assert current() is before, (current(), before)

@@ -10,6 +10,10 @@
 #                                               immediate shutdown); its data stays
 #   tools/backends/private.sh KIND stop NAME    stop it and delete its state
 #   tools/backends/private.sh KIND env NAME     its variables (KEY=VALUE lines)
+#   tools/backends/private.sh rabbitmq queues NAME
+#                                               its queues: name, consumers, messages (what a
+#                                               failed restart test prints: a queue left
+#                                               without its consumer is a lost subscription)
 #   tools/backends/private.sh --list            KIND NAME of every instance with state
 #
 # KIND is one of:
@@ -38,7 +42,7 @@ PRIV_ROOT="${SB_STATE}/private"
 PRIV_KINDS=(postgres rabbitmq tgt nfs ceph)
 
 usage() {
-  echo "usage: $0 {$(IFS=\|; echo "${PRIV_KINDS[*]}")} {start|kill|stop|env} NAME | --list" >&2
+  echo "usage: $0 {$(IFS=\|; echo "${PRIV_KINDS[*]}")} {start|kill|stop|env} NAME | rabbitmq queues NAME | --list" >&2
   exit 2
 }
 
@@ -451,6 +455,10 @@ case "$action" in
   kill)
     [[ -d "$dir" ]] || exit 0
     "kill_${kind}" "$dir"
+    ;;
+  queues)
+    [[ "$kind" == rabbitmq && -d "$dir" ]] || usage
+    rabbit_ctl "$dir" -q list_queues name consumers messages
     ;;
   stop)
     [[ -d "$dir" ]] || exit 0

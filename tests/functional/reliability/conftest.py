@@ -69,6 +69,15 @@ class PrivateBackend:
         """Stop it and delete its state."""
         _run("bash", str(PRIVATE), self.kind, "stop", self.name)
 
+    def queues(self) -> str:
+        """RabbitMQ only: its queues with their consumers and messages (for failure reports:
+        a service's queue left without a consumer is a subscription lost in a reconnect)."""
+        try:
+            return _run("bash", str(PRIVATE), self.kind, "queues", self.name)
+        except (Exception, pytest.fail.Exception) as err:  # a report must not
+            # hide the failure it is attached to
+            return f"(queues unavailable: {err})"
+
 
 def unique_name(prefix: str) -> str:
     """A name no other run on this machine uses at the same time (its pid is in it)."""

@@ -14,6 +14,7 @@ allocations.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,18 @@ pytestmark = [pytest.mark.real, pytest.mark.postgres, pytest.mark.rabbit]
 
 CRASHES = 2
 RPC_TIMEOUT = 15
+
+
+@contextlib.contextmanager
+def broker_state_on_failure(rabbit: PrivateBackend) -> Iterator[None]:
+    """A failure carries the broker's queues with their consumers: a service that no longer
+    answers shows there as a server queue with messages and no consumer (or no queue)."""
+    try:
+        yield
+    except BaseException as err:
+        err.add_note(f"broker queues (name, consumers, messages) at the failure:\n"
+                     f"{rabbit.queues()}")
+        raise
 
 
 @pytest.fixture
@@ -75,6 +88,12 @@ def split(private_backend: Callable[[str], PrivateBackend], pg_url: str, tmp_pat
 def test_services_survive_a_rabbitmq_crash_mid_operation(
     split: dict[str, Any], recovery: Callable[[str], Recovery], image_file: str, pg_url: str,
 ) -> None:
+    with broker_state_on_failure(split["rabbit"]):
+        _crash_mid_operation(split, recovery, image_file, pg_url)
+
+
+def _crash_mid_operation(split: dict[str, Any], recovery: Callable[[str], Recovery],
+                         image_file: str, pg_url: str) -> None:
     api: stackcore.Cloud = split["api"]
     rabbit: PrivateBackend = split["rabbit"]
     api.compute.create_flavor("small", 1, 256, 1)

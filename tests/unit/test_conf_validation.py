@@ -4,6 +4,7 @@ option and value (a secret's value hidden) - found by fuzzing config files, each
 
 from __future__ import annotations
 
+import contextlib
 import string
 from pathlib import Path
 
@@ -95,7 +96,10 @@ def test_any_value_of_any_option_starts_or_is_a_config_error(tmp_path: Path, opt
     group, name = option
     text = f"[{group}]\n{name} = {value}\n"
     try:
-        cloud = stackcore.Cloud(_file(tmp_path, text), services=())
+        # a relative path (state_path = "bad name!") is made under the working directory:
+        # the test's own, never the checkout's
+        with contextlib.chdir(tmp_path):
+            cloud = stackcore.Cloud(_file(tmp_path, text), services=())
     except exception.PluginError:
         return  # a driver name that is not installed: named by the loader
     except exception.StackcoreError as err:

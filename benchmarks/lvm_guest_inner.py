@@ -12,6 +12,8 @@ import tempfile
 import time
 import uuid
 
+from stackcore_drivers.volume import lvm as lvm_module
+
 from stackcore.testing.harness import DriverUnderTest
 from stackcore.volume.objects import Snapshot, Volume
 
@@ -37,36 +39,63 @@ def main(runs: int) -> None:
         print(json.dumps({}))
         return
     pool = f"{vg}/{driver.pool}"
+    ops = ("create", "snapshot", "clone", "delete")
     times: dict[str, dict[str, list[float]]] = {
-        op: {"framework": [], "raw": []} for op in ("create", "snapshot", "clone", "delete")}
-    for _ in range(runs):
+        op: {"framework": [], "raw": []} for op in ops}
+    # The LVM commands each driver call runs (counted, not timed: under TCG one command costs
+    # about a second, so the count says what the noisy times cannot).
+    commands: dict[str, list[int]] = {op: [] for op in ops}
+    ran: list[str] = []
+    real = lvm_module.execute
+
+    def counting(*cmd: str, **kwargs):  # type: ignore[no-untyped-def]
+        ran.append(cmd[0])
+        return real(*cmd, **kwargs)
+
+    lvm_module.execute = counting
+
+    def framework(op: str, fn) -> None:  # type: ignore[no-untyped-def]
+        ran.clear()
+        times[op]["framework"].append(timed(fn))
+        commands[op].append(len(ran))
+
+    for i in range(runs):
         vol = Volume(str(uuid.uuid4()), 1)
         snap = Snapshot(str(uuid.uuid4()), vol, 1)
         clone = Volume(str(uuid.uuid4()), 1)
         f = times
-        f["create"]["framework"].append(timed(lambda: driver.create_volume(vol)))
-        f["snapshot"]["framework"].append(timed(lambda: driver.create_snapshot(snap)))
-        f["clone"]["framework"].append(timed(lambda: driver.create_cloned_volume(clone, vol)))
-        driver.delete_snapshot(snap)
-        driver.delete_volume(clone)
-        f["delete"]["framework"].append(timed(lambda: driver.delete_volume(vol)))
-        raw = f"raw-{uuid.uuid4().hex[:8]}"
-        f["create"]["raw"].append(timed(lambda: lvm("lvcreate", "-n", raw, "-V", "1g", "-T",
-                                                     pool, "-y")))
-        f["snapshot"]["raw"].append(timed(lambda: lvm(
-            "lvcreate", "-s", "-n", raw + "-s", "--setactivationskip", "n", "-ay",
-            f"{vg}/{raw}")))
-        f["clone"]["raw"].append(timed(lambda: lvm(
-            "lvcreate", "-s", "-n", raw + "-c", "--setactivationskip", "n", "-ay",
-            f"{vg}/{raw}")))
-        lvm("lvremove", "-f", f"{vg}/{raw}-s")
-        lvm("lvremove", "-f", f"{vg}/{raw}-c")
-        f["delete"]["raw"].append(timed(lambda: lvm("lvremove", "-f", f"{vg}/{raw}")))
+
+        def driver_side() -> None:
+            framework("create", lambda: driver.create_volume(vol))
+            framework("snapshot", lambda: driver.create_snapshot(snap))
+            framework("clone", lambda: driver.create_cloned_volume(clone, vol))
+            driver.delete_snapshot(snap)
+            driver.delete_volume(clone)
+            framework("delete", lambda: driver.delete_volume(vol))
+
+        def raw_side() -> None:
+            raw = f"raw-{uuid.uuid4().hex[:8]}"
+            f["create"]["raw"].append(timed(lambda: lvm("lvcreate", "-n", raw, "-V", "1g",
+                                                         "-T", pool, "-y")))
+            f["snapshot"]["raw"].append(timed(lambda: lvm(
+                "lvcreate", "-s", "-n", raw + "-s", "--setactivationskip", "n", "-ay",
+                f"{vg}/{raw}")))
+            f["clone"]["raw"].append(timed(lambda: lvm(
+                "lvcreate", "-s", "-n", raw + "-c", "--setactivationskip", "n", "-ay",
+                f"{vg}/{raw}")))
+            lvm("lvremove", "-f", f"{vg}/{raw}-s")
+            lvm("lvremove", "-f", f"{vg}/{raw}-c")
+            f["delete"]["raw"].append(timed(lambda: lvm("lvremove", "-f", f"{vg}/{raw}")))
+
+        # each side goes first every other run: neither gains from the other's warm caches
+        for side in ((driver_side, raw_side) if i % 2 == 0 else (raw_side, driver_side)):
+            side()
     out = {}
     for op, row in times.items():
         fw, raw = statistics.median(row["framework"]), statistics.median(row["raw"])
         out[op] = {"framework_ms": round(fw, 1), "raw_ms": round(raw, 1),
-                   "fixed_ms": round(fw - raw, 1), "runs": runs}
+                   "fixed_ms": round(fw - raw, 1), "runs": runs,
+                   "driver_commands": max(commands[op]), "raw_commands": 1}
     print(json.dumps(out))
 
 

@@ -20,6 +20,14 @@ Extend is ``lvextend`` (then tgt refreshes the LUN). Exports:
 CHAP, Cinder-style IQN). Stats come from ``vgs``/``lvs``: free space is the VG's free extents
 plus the thin pool's unused data space; provisioned space is the sum of the volumes' sizes.
 
+Each operation runs as few LVM commands as it can (every one scans the volume group's
+metadata; under QEMU TCG each costs seconds): where the volume type says thin, the driver
+runs the one command that does the work and asks ``lvs`` only when that command fails (to
+tell a missing source from a real failure); the thin fast paths of deletes remove an LV only
+if LVM's own selection (``lvremove -S``) still sees it thin, so a thick LV is never removed
+unwiped whatever the type says. Thick paths ask ``lvs`` once (they must know the origin's
+snapshots and whether to wipe).
+
 Without device-mapper in the kernel LVM works on metadata only (no LV device nodes, no thin
 pool): the driver then creates thick LVs for every request, extends and removes them with
 activation off, reports no thin support in its stats, and reports snapshots, clones, attach,
@@ -30,6 +38,7 @@ obscurely.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -69,6 +78,8 @@ OPTS = lazy.options(lambda cfg: [
 ])
 
 _NO_DM = "needs device-mapper, which this kernel lacks (LVM runs metadata-only here)"
+#: Names LVM accepts for an LV; only such a name is put into an ``lvremove -S`` selection.
+_LV_NAME = re.compile(r"[A-Za-z0-9+_.-]+")
 
 
 def has_device_mapper() -> bool:
@@ -174,14 +185,45 @@ class LvmDriver(VolumeDriver):
         self._lvm("lvcreate", "-s", "-n", name, "--setactivationskip", "n", "-ay",
                   f"{self.vg}/{origin}")
 
-    def _grow(self, name: str, size_gb: int) -> None:
-        if self._lvs()[name][0] < size_gb:
+    def _grow(self, name: str, size_gb: int, current_gb: int) -> None:
+        """Grow a new thin child (``current_gb``: its origin's size) to ``size_gb``."""
+        if size_gb <= current_gb:
+            return
+        try:
             self._lvm("lvextend", "-L", f"{size_gb}g", f"{self.vg}/{name}")
+        except exception.DriverError:
+            # the origin was already larger than its recorded size: nothing to grow
+            if self._lvs().get(name, (0.0, ""))[0] < size_gb:
+                raise
 
     def _remove_lv(self, name: str) -> None:
-        if name not in self._lvs():
-            return
+        """Remove an LV known to exist (callers have just seen or made it)."""
         self._lvm("lvremove", "-f", f"{self.vg}/{name}")
+
+    def _remove_if_thin(self, name: str) -> bool:
+        """Remove ``name`` in one command if it is a thin LV that is no thick snapshot's
+        origin (attribute ``V``: such an LV needs no wipe, and removing it takes nothing
+        else with it); True if it was removed. LVM checks the condition and removes in the
+        same command (``lvremove -S``), so a thick LV is never removed unwiped, and an LV
+        that is not there (or not thin) is left to the caller's full path."""
+        if not self.dm or not _LV_NAME.fullmatch(name):
+            return False
+        out = self._lvm("lvremove", "-f", "-S", f"lv_name={name} && lv_attr=~^V", self.vg)
+        return f'"{name}"' in out  # 'Logical volume "<name>" successfully removed.'
+
+    def _thin_child(self, origin: str, name: str) -> dict[str, tuple[float, str]] | None:
+        """Try a thin snapshot of ``origin`` (the fast path when the volume type says the
+        origin is thin); None when made, else what ``lvs`` says now, for the caller's full
+        path (the origin is missing or thick). A failure with a thin origin there is
+        raised."""
+        try:
+            self._thin_snapshot(origin, name)
+            return None
+        except exception.DriverError:
+            lvs = self._lvs()
+            if origin in lvs and self._is_thin(lvs[origin][1]):
+                raise
+            return lvs
 
     def _dd(self, src: str, dst: str, size_mb: int) -> None:
         execute("dd", f"if={src}", f"of={dst}", "bs=1M", f"count={size_mb}", "oflag=direct",
@@ -300,9 +342,14 @@ class LvmDriver(VolumeDriver):
     # --- volumes ---------------------------------------------------------------------------
 
     def create_volume(self, volume: Volume) -> ModelUpdate:
-        if volume.name in self._lvs():
-            raise exception.Conflict(f"{volume.name} already exists in {self.vg}")
-        self._lvcreate(volume.name, volume.size, thin=volume.thin)
+        try:
+            self._lvcreate(volume.name, volume.size, thin=volume.thin)
+        except exception.DriverError as err:
+            # lvcreate refuses an existing name and makes nothing ('Logical Volume "<name>"
+            # already exists in volume group "<vg>"')
+            if "already exists" in str(err):
+                raise exception.Conflict(f"{volume.name} already exists in {self.vg}") from err
+            raise
         return None
 
     def _clear(self, name: str, size_gb: float, attr: str) -> None:
@@ -325,6 +372,8 @@ class LvmDriver(VolumeDriver):
         self._dd("/dev/zero", self._device(name), size_mb)
 
     def delete_volume(self, volume: Volume) -> None:
+        if volume.thin and self._remove_if_thin(volume.name):
+            return
         lvs = self._lvs()
         if volume.name not in lvs:
             return
@@ -339,15 +388,17 @@ class LvmDriver(VolumeDriver):
     def create_volume_from_snapshot(self, volume: Volume, snapshot: Snapshot) -> ModelUpdate:
         self._need_dm("a volume from a snapshot")
         snap_lv = self._snapshot_lv(snapshot.name)
-        lvs = self._lvs()
+        size = max(volume.size, snapshot.volume_size)
+        fast = volume.thin and snapshot.volume.thin
+        lvs = self._thin_child(snap_lv, volume.name) if fast else self._lvs()
+        if lvs is None or (volume.thin and self._is_thin(lvs.get(snap_lv, (0, ""))[1])):
+            if lvs is not None:
+                self._thin_snapshot(snap_lv, volume.name)  # a writable copy-on-write child
+            self.checkpoint("from_snapshot:after_create")
+            self._grow(volume.name, size, snapshot.volume_size)
+            return None
         if snap_lv not in lvs:
             raise exception.NotFound("snapshot", snapshot.id, f"{snap_lv} is not in {self.vg}")
-        size = max(volume.size, snapshot.volume_size)
-        if volume.thin and self._is_thin(lvs[snap_lv][1]):
-            self._thin_snapshot(snap_lv, volume.name)  # a writable copy-on-write child
-            self.checkpoint("from_snapshot:after_create")
-            self._grow(volume.name, size)
-            return None
         self._lvcreate(volume.name, size, thin=volume.thin)
         self.checkpoint("from_snapshot:after_create")
         self._dd(self._device(snap_lv), self._device(volume.name), snapshot.volume_size * 1024)
@@ -355,16 +406,18 @@ class LvmDriver(VolumeDriver):
 
     def create_cloned_volume(self, volume: Volume, src_volume: Volume) -> ModelUpdate:
         self._need_dm("a clone")
-        lvs = self._lvs()
+        size = max(volume.size, src_volume.size)
+        fast = volume.thin and src_volume.thin
+        lvs = self._thin_child(src_volume.name, volume.name) if fast else self._lvs()
+        if lvs is None or (volume.thin and self._is_thin(lvs.get(src_volume.name, (0, ""))[1])):
+            if lvs is not None:
+                self._thin_snapshot(src_volume.name, volume.name)  # copy on write, instant
+            self.checkpoint("clone:after_create")
+            self._grow(volume.name, size, src_volume.size)
+            return None
         if src_volume.name not in lvs:
             raise exception.NotFound("volume", src_volume.id,
                                      f"{src_volume.name} is not in {self.vg}")
-        size = max(volume.size, src_volume.size)
-        if volume.thin and self._is_thin(lvs[src_volume.name][1]):
-            self._thin_snapshot(src_volume.name, volume.name)  # copy on write, instant
-            self.checkpoint("clone:after_create")
-            self._grow(volume.name, size)
-            return None
         # thick: a consistent point-in-time copy through a temporary snapshot
         temp = f"clone-snap-{volume.id}"
         if self._is_thin(lvs[src_volume.name][1]):
@@ -381,20 +434,27 @@ class LvmDriver(VolumeDriver):
         return None
 
     def extend_volume(self, volume: Volume, new_size: int) -> None:
-        if volume.name not in self._lvs():
-            raise exception.NotFound("volume", volume.id, f"{volume.name} is not in {self.vg}")
-        self._lvm("lvextend", "-L", f"{new_size}g", f"{self.vg}/{volume.name}")
+        try:
+            self._lvm("lvextend", "-L", f"{new_size}g", f"{self.vg}/{volume.name}")
+        except exception.DriverError as err:
+            if volume.name not in self._lvs():
+                raise exception.NotFound("volume", volume.id,
+                                         f"{volume.name} is not in {self.vg}") from err
+            raise
         self.target.update(volume.name)
 
     # --- snapshots -------------------------------------------------------------------------
 
     def create_snapshot(self, snapshot: Snapshot) -> ModelUpdate:
         self._need_dm("an LVM snapshot")
-        lvs = self._lvs()
+        name = self._snapshot_lv(snapshot.name)
+        fast = snapshot.volume.thin
+        lvs = self._thin_child(snapshot.volume_name, name) if fast else self._lvs()
+        if lvs is None:
+            return None
         if snapshot.volume_name not in lvs:
             raise exception.NotFound("volume", snapshot.volume_id,
                                      f"{snapshot.volume_name} is not in {self.vg}")
-        name = self._snapshot_lv(snapshot.name)
         if self._is_thin(lvs[snapshot.volume_name][1]):
             self._thin_snapshot(snapshot.volume_name, name)
         else:
@@ -404,6 +464,8 @@ class LvmDriver(VolumeDriver):
 
     def delete_snapshot(self, snapshot: Snapshot) -> None:
         name = self._snapshot_lv(snapshot.name)
+        if snapshot.volume.thin and self._remove_if_thin(name):
+            return
         lvs = self._lvs()
         if name not in lvs:
             return

@@ -83,7 +83,8 @@ class TgtTarget:
             user, password = generate_chap()
         conf = self._write_conf(volume_name, path, user, password)
         iqn = self.iqn(volume_name)
-        if iqn not in self.targets():
+        tid = self.targets().get(iqn)
+        if tid is None:
             try:
                 execute("tgt-admin", "--conf", conf, "--update", iqn)
                 tid = self._wait_for(iqn)
@@ -91,8 +92,6 @@ class TgtTarget:
                 with contextlib.suppress(Exception):
                     self.remove(volume_name)
                 raise
-        else:
-            tid = self.targets()[iqn]
         return {"provider_location": f"{self.portal},{tid} {iqn} {LUN}",
                 "provider_auth": f"CHAP {user} {password}"}
 

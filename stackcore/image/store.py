@@ -12,6 +12,8 @@ add from a stream        :meth:`ImageStore.add` (size and sha256 computed on the
 get as a stream          :meth:`ImageStore.get` (ranged reads: ``offset``, ``length``),
                          :meth:`ImageStore.get_size`
 delete                   :meth:`ImageStore.delete` (idempotent; capability ``writable``)
+discard                  :meth:`ImageStore.discard` (all an image id's data, partial adds
+                         included; capability ``discard``)
 locations                :meth:`ImageStore.locations` (what the store holds)
 stats                    :meth:`ImageStore.get_stats` (schema: :mod:`stackcore.image.stats`)
 =======================  ======================================================================
@@ -58,6 +60,8 @@ NAMESPACE = "stackcore.image.stores"
 #: or deletes from it, and the suite expects both to raise ``CapabilityNotSupported``.
 CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     "writable": ("add", "delete"),
+    # the image API's clean-up after an upload whose process died (no location was recorded)
+    "discard": ("discard",),
 }
 
 #: The config group the conformance kit builds a store with.
@@ -230,10 +234,10 @@ class ImageStore(abc.ABC):
     def discard(self, image_id: str) -> list[str]:
         """Remove everything the store holds for ``image_id``, complete or partial - what an
         add whose process died left (no record names it, so no location is known). Returns
-        the backend names removed; nothing there is fine. Called only once the image API has
-        established no add of that id is running. Optional (the base raises
-        ``CapabilityNotSupported``: such leftovers then stay, shown by
-        :meth:`list_backend_objects`)."""
+        the backend names removed; nothing there is fine (``[]``); an id the store would refuse
+        is ``Invalid``. Called only once the image API has established no add of that id is
+        running. Capability ``discard`` (the base raises ``CapabilityNotSupported``: such
+        leftovers then stay, shown by :meth:`list_backend_objects`)."""
         raise exception.CapabilityNotSupported(type(self).__name__, "discard")
 
     # --- reading ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ M = "tests.kit.image_store"
 DATA = "TestImageStoreData::"
 WRITE = "TestImageStoreWritable::"
 STATS = "TestImageStoreStats::"
+DISCARD = "TestImageStoreDiscard::"
 
 
 class CorruptRead(FileStore):
@@ -195,6 +196,34 @@ class WritableButDeclaredReadOnly(FileStore):
     capabilities: ClassVar[dict[str, bool]] = {"writable": False}
 
 
+class DiscardKeepsTheImage(FileStore):
+    """Removes only the temporary files of an id's adds, not its complete image."""
+
+    def discard(self, image_id: str) -> list[str]:
+        removed = []
+        for name in self._names():
+            if name.startswith(f".{image_id}.") and name.endswith(".part"):
+                os.unlink(os.path.join(self.datadir, name))
+                removed.append(name)
+        return removed
+
+
+class DiscardUnknownRaises(FileStore):
+    """Raises NotFound for an id it holds nothing of."""
+
+    def discard(self, image_id: str) -> list[str]:
+        removed = super().discard(image_id)
+        if not removed:
+            raise exception.NotFound("image", image_id)
+        return removed
+
+
+class DiscardsButDeclaresNot(FileStore):
+    """Discards fine but declares it cannot."""
+
+    capabilities: ClassVar[dict[str, bool]] = {"writable": True, "discard": False}
+
+
 def _b(name: str, cls: type, kills: list[str], expect: str, defect: str,
        outcome: str = "fail", capability: str = "") -> Broken:
     if not capability and all(k.startswith(WRITE) for k in kills):
@@ -238,6 +267,17 @@ ZOO = [
        "image_count growth after one add(): expected 1, got 0", "reports no usage"),
     _b("capacity-in-gib", CapacityInGiB, [STATS + "test_schema"],
        "the stats schema raised StatsSchemaError", "reports GiB floats"),
+    _b("discard-keeps-image", DiscardKeepsTheImage,
+       [DISCARD + "test_discard_removes_everything_of_an_id"],
+       "discard('", "removes only partial adds, not the image", capability="discard"),
+    _b("discard-unknown-raises", DiscardUnknownRaises,
+       [DISCARD + "test_discard_of_nothing_and_of_bad_ids"],
+       "discard() of an id never stored raised NotFound", "raises NotFound for nothing",
+       capability="discard"),
+    _b("liar-discard", DiscardsButDeclaresNot,
+       [DISCARD + "test_discard_of_nothing_and_of_bad_ids"],
+       "capability 'discard' is declared unsupported", "discards but declares it cannot",
+       "unexpected-success", "discard"),
     _b("liar-writable", WritableButDeclaredReadOnly, [WRITE + "test_delete_idempotent"],
        "capability 'writable' is declared unsupported", "writes but declares it cannot",
        "unexpected-success", "writable"),

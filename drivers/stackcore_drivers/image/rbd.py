@@ -145,7 +145,7 @@ class RbdStore(ImageStore):
         "rados": "Debian's python3-rados; see tools/backends/python-bindings.sh",
         "rbd": "Debian's python3-rbd; see tools/backends/python-bindings.sh",
     }
-    capabilities: ClassVar[Mapping[str, bool]] = {"writable": True}
+    capabilities: ClassVar[Mapping[str, bool]] = {"writable": True, "discard": True}
 
     def __init__(self, conf: cfg.ConfigOpts, group: str) -> None:
         super().__init__(conf, group)
@@ -310,6 +310,19 @@ class RbdStore(ImageStore):
         name = self._name(location)
         with self._ioctx() as ioctx:
             self._remove(ioctx, name)
+
+    def discard(self, image_id: str) -> list[str]:
+        """``image-<id>``, complete or not: an add writes under the final name from the start
+        (claimed exclusively), so a died add left exactly that image, perhaps without its
+        snapshot. Clones of a complete one make it ``Conflict``, as delete does."""
+        _, rbd = _bindings()
+        check_image_id(image_id)
+        name = PREFIX + image_id
+        with self._ioctx() as ioctx:
+            if name not in rbd.RBD().list(ioctx):
+                return []
+            self._remove(ioctx, name)
+        return [name]
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ class FileStore(ImageStore):
 
     VERSION = "1.0.0"
     SCHEMES = ("file",)
-    capabilities: ClassVar[dict[str, bool]] = {"writable": True}
+    capabilities: ClassVar[dict[str, bool]] = {"writable": True, "discard": True}
 
     @classmethod
     def get_store_options(cls) -> list[cfg.Opt]:

@@ -139,7 +139,7 @@ class WebStore(ImageStore):
 
     VERSION = "1.0.0"
     SCHEMES = ("http", "https")
-    capabilities: ClassVar[dict[str, bool]] = {"writable": False}
+    capabilities: ClassVar[dict[str, bool]] = {"writable": False, "discard": False}
 
     @classmethod
     def get_store_options(cls) -> list[cfg.Opt]:

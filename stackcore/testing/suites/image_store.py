@@ -18,6 +18,9 @@ What is checked, by feature:
   wrong declared size, a stream that fails mid-way: nothing left; ids and locations that would
   reach outside the store are refused; adds in parallel threads (distinct ids all stored, one
   id: exactly one wins);
+* ``discard`` (capability) - everything of an image id goes (listed no more, ``NotFound`` to
+  read, its backend names returned), an id with nothing stored is ``[]``, an id the store
+  refuses is ``Invalid``;
 * ``stats`` - the schema (:mod:`stackcore.image.stats`), ``writable`` as declared, usage
   growing with an add.
 
@@ -57,6 +60,7 @@ from stackcore.testing.plugin import verify_after
 
 __all__ = [
     "TestImageStoreData",
+    "TestImageStoreDiscard",
     "TestImageStoreStats",
     "TestImageStoreWritable",
     "image_server",
@@ -66,6 +70,7 @@ __all__ = [
 
 FAMILY = pytest.mark.family("image.store")
 WRITABLE = pytest.mark.capability("writable")
+DISCARD = pytest.mark.capability("discard")
 
 #: Enough to span several chunks and end mid-chunk.
 SIZE = 2 * CHUNK_SIZE + 4099
@@ -388,6 +393,36 @@ class TestImageStoreWritable:
         check.that(after["used_bytes"] - before["used_bytes"] >= stored.size,
                    "used_bytes growth after adding 70000 bytes", ">= 70000",
                    after["used_bytes"] - before["used_bytes"])
+
+
+# --- discard --------------------------------------------------------------------------------
+
+
+@FAMILY
+@DISCARD
+class TestImageStoreDiscard:
+    def test_discard_removes_everything_of_an_id(self, image_store: ImageStore,
+                                                 request: pytest.FixtureRequest) -> None:
+        image_id = new_id()
+        stored = _added(image_store, request)(image_id, io.BytesIO(payload(9000)), 9000)
+        removed = check.step("discard()", lambda: image_store.discard(image_id))
+        check.that(isinstance(removed, list) and len(removed) >= 1,
+                   f"discard({image_id!r})'s return", "the backend names it removed",
+                   removed)
+        check.that(stored.location not in image_store.locations(),
+                   "locations() after discard()", f"not to list {stored.location!r}",
+                   image_store.locations())
+        check.raises(exception.NotFound, lambda: image_store.get(stored.location),
+                     "get() after discard()")
+
+    def test_discard_of_nothing_and_of_bad_ids(self, image_store: ImageStore) -> None:
+        unknown = new_id()
+        check.equal(check.step("discard() of an id never stored",
+                               lambda: image_store.discard(unknown)), [],
+                    f"discard({unknown!r}) of an id never stored")
+        for bad in ("../escape", "", ".hidden"):
+            check.raises(exception.Invalid, functools.partial(image_store.discard, bad),
+                         f"discard() with image id {bad!r}")
 
 
 # --- stats ----------------------------------------------------------------------------------

@@ -56,13 +56,23 @@ def image_file(tmp_path: Path) -> str:
     return str(path)
 
 
+#: The server databases of :func:`database_url` (param id -> the fixture giving a fresh one).
+SERVER_DATABASES = {"postgresql": "pg_url", "mariadb": "mysql_url"}
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> str | None:
     """Run a test on both databases: None (the embedded SQLite) and a fresh PostgreSQL one."""
     if request.param == "sqlite":
         return None
-    url: str = request.getfixturevalue("pg_url")
+    url: str = request.getfixturevalue(SERVER_DATABASES[request.param])
     return url
+
+
+#: ``params`` of a database fixture that also runs on MariaDB (the concurrency and migration
+#: tests; the rest run on SQLite and PostgreSQL only, to keep CI's time).
+ALL_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                 pytest.param("mariadb", marks=pytest.mark.mysql)]
 
 
 @pytest.fixture
@@ -149,4 +159,21 @@ def pg_url() -> Iterator[str]:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
             except sa.exc.OperationalError:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh MariaDB database for one test, dropped afterwards."""
+    base = backend_env("STACKCORE_TEST_MYSQL_URL", "mariadb")
+    name = f"stackcore_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    url = sa.make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         admin.dispose()

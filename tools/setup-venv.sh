@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test,postgresql]' ruff mypy sphinx reno tox import-linter
+.venv/bin/python -m pip install -q -e '.[test,postgresql,mysql]' ruff mypy sphinx reno tox import-linter
 if [ "${1:-}" = "--drivers" ]; then
   .venv/bin/python -m pip install -q -e 'drivers[libvirt,ovs,linuxbridge,lvm,nfs,ceph]'
   if [ -x tools/backends/python-bindings.sh ]; then

@@ -5,10 +5,13 @@ Managers own every state transition, each in one short transaction from
 ``BEGIN IMMEDIATE`` so concurrent threads queue on the write lock instead of failing with
 "database is locked" when a read transaction tries to upgrade; a transaction that only reads
 (:meth:`Database.read`) begins deferred instead, so a reader never queues behind a writer.
-PostgreSQL is used as is.
+PostgreSQL is used as is. MariaDB (or MySQL) runs at READ COMMITTED, PostgreSQL's level (its
+own default, REPEATABLE READ, takes gap locks that deadlock far more often), and its tables
+compare strings case-sensitively (``utf8mb4_bin``) like the other two.
 
-Conflicts. On PostgreSQL two transactions may deadlock, or one may lose a serialization
-conflict; the database aborts one of them, and the whole transaction must run again. That is
+Conflicts. On PostgreSQL or MariaDB two transactions may deadlock, or one may lose a
+serialization conflict or wait for a row lock longer than the server allows; the database
+aborts one of them, and the whole transaction must run again. That is
 done in one place, :func:`retry_on_conflict`, a decorator for the functions that open a
 transaction (never for code inside one: the aborted transaction cannot continue). It is
 oslo.db's ``wrap_db_retry`` (imported on first use, so ``import stackcore`` stays cheap) with
@@ -30,6 +33,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -82,6 +86,8 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        if self.dialect in _MYSQL_DIALECTS:
+            kwargs["isolation_level"] = "READ COMMITTED"
         try:
             self.engine = sa.create_engine(url, **kwargs)
         except Exception as err:
@@ -90,6 +96,8 @@ class Database:
             ) from err
         if self.dialect == "sqlite":
             _make_sqlite_transactional(self.engine)
+        elif self.dialect in _MYSQL_DIALECTS:
+            event.listen(self.engine, "reset", _release_mysql_named_locks)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # read(): the same engine and pool, its connections begin a deferred transaction
         self._readers = sessionmaker(self.engine.execution_options(stackcore_read=True),
@@ -233,6 +241,15 @@ class Database:
         from alembic.util import CommandError
 
         try:
+            if self.dialect in _MYSQL_DIALECTS:
+                # On a new database, the default of the tables the migrations create:
+                # case-sensitive unique names and lookups, as on PostgreSQL and SQLite
+                # (MariaDB's default collation ignores case). Not once tables exist: a foreign
+                # key between columns of different collations cannot be created.
+                with self.engine.begin() as conn:
+                    if not sa.inspect(conn).get_table_names():
+                        conn.exec_driver_sql("ALTER DATABASE CHARACTER SET utf8mb4 "
+                                             "COLLATE utf8mb4_bin")
             if self._legacy_revisions():
                 command.upgrade(self.alembic_config(legacy=True), "heads")
                 with self.engine.begin() as conn:
@@ -270,11 +287,15 @@ class Database:
         of its own - session-level because Alembic migrates in transactions of its own, on
         other connections, and it is released when that connection closes, so a process that
         dies migrating never leaves it held. SQLite: ``flock`` on a file beside the database
-        (:func:`_sqlite_schema_lock`). MariaDB/MySQL would take ``GET_LOCK()`` on a held
-        connection, like PostgreSQL; other dialects (not supported, see :func:`named_lock`)
-        are not serialised. A process that has to wait says so in the log."""
+        (:func:`_sqlite_schema_lock`). MariaDB/MySQL: ``GET_LOCK()`` on a connection of its
+        own, for the same reasons (:meth:`_mysql_schema_lock`); other dialects (not supported,
+        see :func:`named_lock`) are not serialised. A process that has to wait says so in the
+        log."""
         if self.dialect == "postgresql":
             with self._pg_schema_lock():
+                yield
+        elif self.dialect in _MYSQL_DIALECTS:
+            with self._mysql_schema_lock():
                 yield
         elif self.dialect == "sqlite":
             with _sqlite_schema_lock(self.url):
@@ -304,6 +325,33 @@ class Database:
                 # interrupted, or the unlock failed: a pooled connection must never keep the
                 # lock, and closing the session releases it
                 conn.invalidate()
+            conn.close()
+
+    @contextlib.contextmanager
+    def _mysql_schema_lock(self) -> Iterator[None]:
+        # GET_LOCK names are server-wide (PostgreSQL's advisory keys are per database): the
+        # database's name is part of it. The lock belongs to the connection's session, so it
+        # is released when that connection closes, like PostgreSQL's.
+        name = _mysql_lock_name(self.engine.url.database, "schema", "")
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        released = False
+        try:
+            if conn.scalar(sa.select(sa.func.get_lock(name, 0))) != 1:
+                LOG.info("another process is migrating the schema of %s: waiting for it",
+                         redact(self.url))
+                # a bounded wait per call (GET_LOCK's infinite timeout differs between MySQL
+                # and MariaDB versions), as long as it takes in all, as on PostgreSQL
+                while conn.scalar(sa.select(sa.func.get_lock(name, 60))) != 1:
+                    pass
+            try:
+                yield
+            finally:
+                with contextlib.suppress(sa.exc.DBAPIError):  # gone: the lock went with it
+                    conn.scalar(sa.select(sa.func.release_lock(name)))
+                    released = True
+        finally:
+            if not released:
+                conn.invalidate()  # closing the session is what releases the lock
             conn.close()
 
     def _at(self, revisions: frozenset[str]) -> bool:
@@ -478,17 +526,23 @@ RETRY_INTERVAL = 0.02
 MAX_RETRY_INTERVAL = 1.0
 
 _PG_CONFLICTS = ("40P01", "40001")  # deadlock_detected, serialization_failure
+#: MariaDB/MySQL error numbers: ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT (oslo.db's DBDeadlock)
+_MYSQL_CONFLICTS = (1213, 1205)
+_MYSQL_DIALECTS = ("mysql", "mariadb")
 _retries: collections.Counter[str] = collections.Counter()
 _retries_lock = threading.Lock()
 
 
 def is_retriable(err: BaseException) -> bool:
     """Whether ``err`` means "the database aborted this transaction for a conflict; running it
-    again may succeed": a PostgreSQL deadlock or serialization failure, or SQLite's "database
-    is locked" (a writer waited longer than the busy timeout)."""
+    again may succeed": a PostgreSQL deadlock or serialization failure, a MariaDB deadlock or
+    lock wait timeout, or SQLite's "database is locked" (a writer waited longer than the busy
+    timeout)."""
     if not isinstance(err, sa.exc.DBAPIError):
         return False
     if getattr(err.orig, "pgcode", None) in _PG_CONFLICTS:
+        return True
+    if _mysql_errno(err) in _MYSQL_CONFLICTS:
         return True
     return "database is locked" in str(err.orig)
 
@@ -546,13 +600,29 @@ _PG_UNAVAILABLE = ("57P01", "57P02", "57P03")
 _reconnecting: Callable[[sa.Engine], sa.Connection] | None = None
 
 
+#: MariaDB/MySQL error numbers of a server going away or not reachable: ER_SERVER_SHUTDOWN,
+#: and the client's CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR,
+#: CR_SERVER_LOST.
+_MYSQL_UNAVAILABLE = (1053, 2002, 2003, 2006, 2013)
+
+
 def is_disconnect(err: BaseException) -> bool:
     """Whether ``err`` says the database connection is gone or the server is not taking
     connections (as opposed to the statement failing)."""
     if not isinstance(err, sa.exc.DBAPIError):
         return False
     code = getattr(err.orig, "pgcode", None) or ""
-    return bool(err.connection_invalidated) or code in _PG_UNAVAILABLE or code.startswith("08")
+    return bool(err.connection_invalidated) or code in _PG_UNAVAILABLE or code.startswith("08") \
+        or _mysql_errno(err) in _MYSQL_UNAVAILABLE
+
+
+def _mysql_errno(err: sa.exc.DBAPIError) -> int | None:
+    """The MariaDB/MySQL error number of ``err`` (PyMySQL and mysqlclient put it first in the
+    exception's args), None for other databases."""
+    if not type(err.orig).__module__.startswith(("pymysql", "MySQLdb")):
+        return None
+    args = getattr(err.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 #: What a server that answers says when the URL itself is wrong: no such database or role, a
@@ -597,13 +667,53 @@ def named_lock(session: Session, name: str) -> None:
 
     PostgreSQL: a transaction-scoped advisory lock (``pg_advisory_xact_lock``) on a key derived
     from ``name``. SQLite: nothing to do, the transaction already holds the database's write
-    lock from its first statement (``BEGIN IMMEDIATE``). Other databases are not supported.
+    lock from its first statement (``BEGIN IMMEDIATE``). MariaDB/MySQL have no
+    transaction-scoped lock: ``GET_LOCK()`` on the transaction's connection, released when the
+    connection goes back to the pool (:func:`_release_mysql_named_locks`) - at the end of the
+    transaction for :meth:`Database.transaction`, whose connection lives exactly as long. Other
+    databases are not supported.
     """
-    dialect = session.get_bind().dialect.name
+    bind = session.get_bind()
+    dialect = bind.dialect.name
     if dialect == "sqlite":
+        return
+    if dialect in _MYSQL_DIALECTS:
+        lock = _mysql_lock_name(bind.engine.url.database, "named", name)
+        connection = session.connection()
+        # flagged before asking: a wait that fails half-way must not leave a lock behind
+        connection.connection.info[_MYSQL_LOCKS] = True
+        # bounded waits, as long as it takes in all (a PostgreSQL advisory lock waits
+        # forever): a conflict with a row lock ends in InnoDB's lock wait timeout (retried)
+        while session.scalar(sa.select(sa.func.get_lock(lock, 60))) != 1:
+            LOG.info("still waiting for the named lock %s", name)
         return
     if dialect != "postgresql":
         raise exception.ConfigError(f"database dialect {dialect!r} is not supported "
-                                    "(SQLite or PostgreSQL)")
+                                    "(SQLite, PostgreSQL or MariaDB)")
     key = zlib.crc32(name.encode()) - 2**31
     session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+#: Key in a pooled MariaDB connection's info: it took named locks (:func:`named_lock`).
+_MYSQL_LOCKS = "stackcore_named_locks"
+
+
+def _mysql_lock_name(database: str | None, kind: str, name: str) -> str:
+    """A ``GET_LOCK()`` name for the lock ``kind`` (``schema``, ``named``) ``name`` in
+    ``database``: the locks are server-wide, and their names at most 64 characters."""
+    digest = hashlib.sha1(f"{kind}\0{database}\0{name}".encode(),
+                          usedforsecurity=False).hexdigest()
+    return f"stackcore:{digest}"
+
+
+def _release_mysql_named_locks(dbapi_connection: Any, record: Any, _state: Any) -> None:
+    """Pool ``reset`` listener of MariaDB engines: a connection that took named locks
+    releases them all before it is pooled again. Should that fail, the pool invalidates the
+    connection (it logs an exception raised here), and closing it releases them."""
+    if record is None or not record.info.pop(_MYSQL_LOCKS, False):
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("DO RELEASE_ALL_LOCKS()")
+    finally:
+        cursor.close()

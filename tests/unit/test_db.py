@@ -1,4 +1,4 @@
-"""Migrations and models agree, on SQLite and PostgreSQL; URLs never leak passwords."""
+"""Migrations and models agree, on SQLite, PostgreSQL and MariaDB; URLs never leak passwords."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def test_migrations_match_models_sqlite(tmp_path) -> None:
 @pytest.mark.postgres
 def test_migrations_match_models_postgresql(pg_url) -> None:
     assert _diff(pg_url) == []
+
+
+@pytest.mark.mysql
+def test_migrations_match_models_mariadb(mysql_url) -> None:
+    assert _diff(mysql_url) == []
 
 
 def test_upgrade_is_repeatable(tmp_path) -> None:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from stackcore.db import api as db_api
 from stackcore.db import heads
 from stackcore.db.schema import current_heads
-from tests.conftest import wait_until
+from tests.conftest import ALL_DATABASES, SERVER_DATABASES, wait_until
 
 WAITING = "another process is migrating the schema of"
 
@@ -38,6 +38,20 @@ def _pg_lock_held(url: str) -> Iterator[Callable[[], None]]:
 
 
 @contextlib.contextmanager
+def _mysql_lock_held(url: str) -> Iterator[Callable[[], None]]:
+    """The schema lock held by another session until the yielded function is called."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    name = db_api._mysql_lock_name(engine.url.database, "schema", "")
+    conn = engine.connect()
+    assert conn.scalar(sa.select(sa.func.get_lock(name, 0))) == 1
+    try:
+        yield lambda: conn.scalar(sa.select(sa.func.release_lock(name)))
+    finally:
+        conn.close()
+        engine.dispose()
+
+
+@contextlib.contextmanager
 def _sqlite_lock_held(url: str) -> Iterator[Callable[[], None]]:
     fd = os.open(f"{sa.make_url(url).database}.schema-lock", os.O_RDONLY | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)  # an open file description of its own: as another process
@@ -47,16 +61,20 @@ def _sqlite_lock_held(url: str) -> Iterator[Callable[[], None]]:
         os.close(fd)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=ALL_DATABASES)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/lock.sqlite"
-    found: str = request.getfixturevalue("pg_url")
+    found: str = request.getfixturevalue(SERVER_DATABASES[request.param])
     return found
 
 
 def _held(url: str) -> contextlib.AbstractContextManager[Callable[[], None]]:
-    return _pg_lock_held(url) if url.startswith("postgresql") else _sqlite_lock_held(url)
+    if url.startswith("postgresql"):
+        return _pg_lock_held(url)
+    if url.startswith("mysql"):
+        return _mysql_lock_held(url)
+    return _sqlite_lock_held(url)
 
 
 def _tables(db: db_api.Database) -> list[str]:

@@ -396,7 +396,7 @@ sb_start_ovs_dir() {
 SB_SERVICES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/services"
 # Order of up.sh, check.sh, smoke.sh and env.sh (down.sh: the reverse): what the others use
 # first.  A services/*.sh not named here comes after these, in alphabetical order.
-SB_SERVICE_ORDER=(postgres rabbitmq libvirt ovs tgt lvm nfs ceph)
+SB_SERVICE_ORDER=(postgres mariadb rabbitmq libvirt ovs tgt lvm nfs ceph)
 SB_ALL_SERVICES=()
 
 # sb_is_service NAME: NAME is one of SB_ALL_SERVICES.

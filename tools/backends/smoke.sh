@@ -5,6 +5,7 @@
 #   tools/backends/smoke.sh [SERVICE ...]     # default: all services
 #
 #   postgres  psql as stackcore; CREATE/DROP DATABASE (CREATEDB)
+#   mariadb   mariadb as stackcore; CREATE/DROP DATABASE
 #   rabbitmq  rabbitmqctl status + list_users; an AMQP handshake as stackcore
 #   libvirt   virsh define/start/destroy/undefine a 64 MiB diskless domain
 #             of type $STACKCORE_TEST_VIRT_TYPE
@@ -39,6 +40,13 @@ smoke_postgres() {
   export PGPASSWORD=stackcore PGCONNECT_TIMEOUT=5
   [[ "$(psql -X -h 127.0.0.1 -U stackcore -d stackcore -Atc 'select current_user')" == stackcore ]]
   run psql -X -q -h 127.0.0.1 -U stackcore -d stackcore -c "CREATE DATABASE ${db}" -c "DROP DATABASE ${db}"
+}
+
+smoke_mariadb() {
+  local db="smoke_$$" m=(mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P 3306 -u stackcore -N -B)
+  export MYSQL_PWD=stackcore
+  [[ "$("${m[@]}" -e 'SELECT CURRENT_USER()')" == stackcore@127.0.0.1 ]]
+  run "${m[@]}" -e "CREATE DATABASE ${db}; DROP DATABASE ${db}"
 }
 
 smoke_rabbitmq() {

@@ -3,7 +3,7 @@
 # test tools of SB_TOOL_PKGS in lib.sh, e.g. stress-ng).
 #
 #   tools/backends/up.sh [SERVICE ...]     # default: all services
-#   services: postgres rabbitmq libvirt ovs tgt lvm nfs ceph
+#   services: postgres mariadb rabbitmq libvirt ovs tgt lvm nfs ceph
 #
 # Idempotent: a service that already answers its client is left alone.
 # Writes /var/lib/stackcore-backends/env.sh (source it before the tests).

@@ -1,6 +1,6 @@
 """Database conflicts retried in one place (``db.api.retry_on_conflict``, oslo.db's
-``wrap_db_retry``): a real PostgreSQL deadlock is run again and counted; other errors are not
-retried."""
+``wrap_db_retry``): a real PostgreSQL or MariaDB deadlock is run again and counted; other
+errors are not retried."""
 
 from __future__ import annotations
 
@@ -13,13 +13,21 @@ import sqlalchemy as sa
 
 from stackcore import exception
 from stackcore.db import api as db_api
+from tests.conftest import SERVER_DATABASES
 
-pytestmark = pytest.mark.postgres
+SERVERS = [pytest.param("postgresql", marks=pytest.mark.postgres),
+           pytest.param("mariadb", marks=pytest.mark.mysql)]
+
+
+@pytest.fixture(params=SERVERS)
+def server_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(SERVER_DATABASES[request.param])
+    return url
 
 
 @pytest.fixture
-def db(pg_url: str):
-    database = db_api.Database(pg_url)
+def db(server_url: str):
+    database = db_api.Database(server_url)
     with database.engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE counters (id int PRIMARY KEY, value int NOT NULL)")
         conn.exec_driver_sql("INSERT INTO counters VALUES (1, 0), (2, 0)")
@@ -29,7 +37,8 @@ def db(pg_url: str):
 
 def test_deadlock_is_run_again_until_both_transactions_commit(db) -> None:
     """Two transactions take two rows in opposite orders, each waiting for the other's first
-    row: PostgreSQL aborts one (deadlock_detected); it runs again and both commit."""
+    row: the database aborts one (PostgreSQL: deadlock_detected, MariaDB: ER_LOCK_DEADLOCK);
+    it runs again and both commit."""
     both_hold_their_first_row = threading.Barrier(2)
     attempts: collections.Counter[int] = collections.Counter()
     errors: list[BaseException] = []
@@ -80,11 +89,11 @@ def test_other_errors_are_not_retried(db) -> None:
 
 
 @pytest.mark.parametrize("wrong", ["database", "password"])
-def test_a_wrong_url_is_not_waited_out(pg_url: str, wrong: str) -> None:
+def test_a_wrong_url_is_not_waited_out(server_url: str, wrong: str) -> None:
     """A database that does not exist or a refused password is not an outage: the first
     transaction fails at once (not after the outage wait) naming the database, password
     hidden."""
-    url = sa.make_url(pg_url)
+    url = sa.make_url(server_url)
     url = url.set(database=url.database + "_missing") if wrong == "database" \
         else url.set(password="not-the-password")
     database = db_api.Database(url.render_as_string(hide_password=False))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from oslo_config import cfg
 
 from stackcore import conf as sc_conf
-from stackcore import exception, families, rpc
+from stackcore import exception, families, notifications, rpc
 from stackcore.db import api as db_api
 from stackcore.project.context import RequestContext
 from stackcore.project.scope import ScopedAPI
@@ -143,6 +143,8 @@ class Cloud:
 
             schema.check_current(self.db)
         self.transport = rpc.get_transport(conf)
+        #: one per Cloud; each service's manager sends through it as itself (see _run)
+        self.notifier = notifications.build(conf)
         apis: dict[str, Any] = {}
         from stackcore.project import opts as project_opts
         from stackcore.project.policy import Policy
@@ -172,6 +174,8 @@ class Cloud:
     volume: VolumeAPI
 
     def _run(self, manager: Any, binary: str, host: str, zone: str = "nova") -> Service:
+        if hasattr(manager, "notifier"):  # a manager that emits notifications
+            manager.notifier = self.notifier.prepare(binary.removeprefix("stackcore-"), host)
         service = Service(self.conf, self.db, self.transport, manager, binary=binary, host=host,
                           availability_zone=zone)
         service.start()
@@ -220,6 +224,8 @@ class Cloud:
         self._services.clear()
         if getattr(self, "transport", None) is not None:
             self.transport.close()
+        if getattr(self, "notifier", None) is not None:
+            self.notifier.close()
         if getattr(self, "db", None) is not None:
             self.db.dispose()
         if self._own_state_dir:

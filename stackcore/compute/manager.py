@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, faults, managers
+from stackcore import exception, faults, managers, notifications
 from stackcore.compute import block_devices, models, objects, stats
 from stackcore.compute.driver import HypervisorDriver
 from stackcore.compute.family import COMPUTE_BINARY as BINARY
@@ -55,6 +55,10 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 TOPIC = "compute"
 T = TypeVar("T")
+
+#: the figures of a hypervisor stats report published in each ``compute.stats`` sample
+_SAMPLED_STATS = ("hypervisor_hostname", "hypervisor_type", "vcpus", "vcpus_used", "memory_mb",
+                  "memory_mb_used", "local_gb", "local_gb_used")
 
 _POWER_TO_VM = {
     objects.PowerState.RUNNING: VmState.ACTIVE,
@@ -77,6 +81,8 @@ class ComputeManager:
     """
 
     target = Target(TOPIC, version="1.1")
+    #: where lifecycle events and stats samples go (the Cloud sets its own)
+    notifier: notifications.Notifier = notifications.NULL
 
     def __init__(
         self,
@@ -222,6 +228,18 @@ class ComputeManager:
         except Exception as err:  # noqa: BLE001 - recorded, the original failure stays the story
             self._record_fault(instance.uuid, "cleanup",
                                f"cleanup after failure also failed: {err}", type(err).__name__)
+
+    def _notify(self, event_type: str, uuid: str, err: BaseException | None = None,
+                step: str = "") -> None:
+        """Emit ``event_type`` with the server's state as the database has it now; with
+        ``err``, as an error event."""
+        def build() -> dict[str, Any]:
+            with self.db.read() as session:
+                return notifications.fields("instance", session.get(models.Instance, uuid))
+        if err is None:
+            self.notifier.info(event_type, build)
+        else:
+            self.notifier.error(event_type, build, err, step)
 
     def _power_state(self, instance: objects.Instance) -> objects.PowerState:
         return self._driver_call("get_info", self.driver.get_info, instance).power_state
@@ -453,6 +471,10 @@ class ComputeManager:
                 session.add(node)
             for key, value in values.items():
                 setattr(node, key, value)
+        self.notifier.sample("compute.stats", lambda: {
+            "host": self.host, "reporting": values["reporting"],
+            "report_error": values["report_error"],
+            **{k: values["stats"][k] for k in _SAMPLED_STATS if "stats" in values}})
         return values
 
     # --- RPC methods ------------------------------------------------------------------------
@@ -474,6 +496,7 @@ class ComputeManager:
             if row.vm_state != VmState.BUILDING or row.host != self.host \
                     or row.task_state == TaskState.DELETING:
                 return  # built, failed or being deleted meanwhile, or rescheduled elsewhere
+            self._notify("instance.create.start", instance_uuid)
             network_info: list[dict[str, Any]] = []
             device_info: list[dict[str, Any]] = []
             step = "allocate_network"
@@ -503,11 +526,15 @@ class ComputeManager:
                         .where(BlockDeviceMapping.instance_uuid == instance_uuid,
                                BlockDeviceMapping.status == BdmStatus.ATTACHING)
                         .values(status=BdmStatus.ATTACHED))
+                self._notify("instance.create.end", instance_uuid)
             except Exception as err:  # noqa: BLE001 - every failure is recorded as a fault
                 self._cleanup_half_made(instance, network_info, device_info)
                 self._release_build_resources(instance_uuid)
+                # Handed to an alternate host: that host's build emits its own start; only
+                # the build that gives up emits the error.
                 if not self._reschedule(instance_uuid, err):
                     self._fail(instance_uuid, step, err, release=True)
+                    self._notify("instance.create.error", instance_uuid, err, step)
         self.update_available_resource()
 
     # --- network and volume wiring ----------------------------------------------------------
@@ -671,6 +698,7 @@ class ComputeManager:
         step = "destroy"
         try:
             self._update(instance.uuid, task_state=TaskState.DELETING)
+            self._notify("instance.delete.start", instance.uuid)
             with self.db.transaction() as session:
                 bdms = block_devices.rows(session, instance.uuid)
             self._driver_call("destroy", self.driver.destroy, instance,
@@ -704,7 +732,9 @@ class ComputeManager:
             # The server stays (in ERROR, task cleared) so the delete can be retried; its claim
             # is kept because the backend may still hold the resources.
             self._fail(instance.uuid, step, err, release=False)
+            self._notify("instance.delete.error", instance.uuid, err, step)
             raise
+        self._notify("instance.delete.end", instance.uuid)
 
     # --- volumes of a running server (API 1.1) ---------------------------------------------
 

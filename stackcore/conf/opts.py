@@ -1,4 +1,4 @@
-"""The core's own configuration options (``[DEFAULT]``, ``[database]``).
+"""The core's own configuration options (``[DEFAULT]``, ``[database]``, ``[notifications]``).
 
 Each family owns its options (``stackcore/<family>/opts.py``, named by its descriptor).
 ``list_opts`` is the ``oslo.config.opts`` entry point: ``tox -e genconfig`` and the docs'
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from oslo_config import cfg
 
 from stackcore.conf.optiontypes import DatabaseURL
+from stackcore.notifications import opts as notification_opts
 
 DEFAULT_OPTS = [
     cfg.StrOpt(
@@ -66,6 +67,7 @@ DATABASE_OPTS = [
 GROUPS: list[tuple[str, Sequence[cfg.Opt]]] = [
     ("DEFAULT", DEFAULT_OPTS),
     ("database", DATABASE_OPTS),
+    (notification_opts.GROUP, notification_opts.OPTS),
 ]
 
 

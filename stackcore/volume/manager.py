@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, faults, managers
+from stackcore import exception, faults, managers, notifications
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
 from stackcore.image import cache as image_cache
@@ -98,6 +98,8 @@ class VolumeManager:
     """
 
     target = Target(TOPIC, version="1.0")
+    #: where lifecycle events and stats samples go (the Cloud sets its own)
+    notifier: notifications.Notifier = notifications.NULL
 
     def __init__(
         self,
@@ -214,6 +216,25 @@ class VolumeManager:
             return
         with self.db.transaction() as own:
             own.add(fault)
+
+    def _notify(self, event_type: str, resource_id: str, err: BaseException | None = None,
+                step: str = "", attachments: list[str] | None = None) -> None:
+        """Emit ``event_type`` with the volume's (or snapshot's) state as the database has it
+        now (and, for attach/detach, ``attachments``); with ``err``, as an error event."""
+        def build() -> dict[str, Any]:
+            with self.db.read() as session:
+                if event_type.startswith("snapshot."):
+                    return notifications.fields(
+                        "snapshot", session.get(models.Snapshot, resource_id))
+                found = notifications.fields("volume", session.get(models.Volume, resource_id))
+                if attachments is not None:
+                    found["attachments"] = [notifications.fields(
+                        "attachment", session.get(models.Attachment, a)) for a in attachments]
+                return found
+        if err is None:
+            self.notifier.info(event_type, build)
+        else:
+            self.notifier.error(event_type, build, err, step)
 
     # --- service hooks ---------------------------------------------------------------------
 
@@ -452,7 +473,12 @@ class VolumeManager:
         and recompute each pool's claimable headroom. A bad report marks the backend as not
         reporting (nothing is placed on it) and stores the error; it never raises."""
         with self._stats_gate.exclusive():
-            return self._publish_stats()
+            report = self._publish_stats()
+        self.notifier.sample("volume.stats", lambda: {
+            "host": self.host, "reporting": report["reporting"],
+            "report_error": report.get("report_error"),
+            **{k: report[k] for k in ("volume_backend_name", "pools") if k in report}})
+        return report
 
     @db_api.retry_on_conflict
     def _publish_stats(self) -> dict[str, Any]:
@@ -551,6 +577,7 @@ class VolumeManager:
             row, volume = self._load(volume_id)
             if row.status != VolumeStatus.CREATING:
                 return
+            self._notify("volume.create.start", volume_id)
             step = "create_volume"
             try:
                 if row.snapshot_id:
@@ -579,6 +606,9 @@ class VolumeManager:
                 self._update(volume_id, status=VolumeStatus.AVAILABLE)
             except Exception as err:  # noqa: BLE001 - a database outage too: never left creating
                 self._fail_create(volume_id, step, err)
+                self._notify("volume.create.error", volume_id, err, step)
+                return
+            self._notify("volume.create.end", volume_id)
 
     def _image_file(self, image_id: str
                     ) -> tuple[objects.ImageFile, image_cache.CachedSource | None]:
@@ -644,6 +674,7 @@ class VolumeManager:
             self._refuse_if_busy(session, row)
             row.status = VolumeStatus.DELETING
             volume = self._volume(row, session)
+        self._notify("volume.delete.start", volume_id)
         try:
             self._driver_call("delete_volume", self.driver.delete_volume, volume)
         except Exception as err:
@@ -652,11 +683,13 @@ class VolumeManager:
                 self._fault("volume", volume_id, "delete_volume", err, session)
                 session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
                                 .values(status=VolumeStatus.ERROR_DELETING))
+            self._notify("volume.delete.error", volume_id, err, "delete_volume")
             raise
         with self.db.transaction() as session:
             claims.release(session, volume_id)
             session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
                             .values(status=VolumeStatus.DELETED, deleted_at=core_models.utcnow()))
+        self._notify("volume.delete.end", volume_id)
 
     @staticmethod
     def _refuse_if_busy(session: Any, row: models.Volume) -> None:
@@ -681,6 +714,7 @@ class VolumeManager:
             row, volume = self._load(volume_id)
             if row.status != VolumeStatus.EXTENDING:
                 return
+            self._notify("volume.resize.start", volume_id)
             try:
                 self._driver_call("extend_volume", self.driver.extend_volume, volume, new_size)
             except Exception as err:
@@ -689,10 +723,12 @@ class VolumeManager:
                     claims.release_part(session, volume_id, new_size - row.size)
                     session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
                                     .values(status=VolumeStatus.ERROR_EXTENDING))
+                self._notify("volume.resize.error", volume_id, err, "extend_volume")
                 raise
             self._update(volume_id, size=new_size,
                          status=row.previous_status or VolumeStatus.AVAILABLE,
                          previous_status=None)
+            self._notify("volume.resize.end", volume_id)
 
     # --- snapshots -------------------------------------------------------------------------
 
@@ -704,6 +740,7 @@ class VolumeManager:
             volume_id = snap_row.volume_id
         with self._locked(volume_id):
             _, snap = self._load_snapshot(snapshot_id)
+            self._notify("snapshot.create.start", snapshot_id)
             try:
                 update = self._driver_call("create_snapshot", self.driver.create_snapshot, snap)
                 values = self._model_update(update, "create_snapshot")
@@ -711,6 +748,9 @@ class VolumeManager:
                 self._update_snapshot(snapshot_id, status=SnapshotStatus.AVAILABLE, **values)
             except Exception as err:  # noqa: BLE001 - a database outage too: never left creating
                 self._fail_snapshot(snapshot_id, "create_snapshot", err)
+                self._notify("snapshot.create.error", snapshot_id, err, "create_snapshot")
+                return
+            self._notify("snapshot.create.end", snapshot_id)
 
     def _fail_snapshot(self, snapshot_id: str, step: str, err: BaseException) -> None:
         """Like :meth:`_fail_create`: clean the backend first, then publish ``error``."""
@@ -741,6 +781,7 @@ class VolumeManager:
     def _delete_snapshot(self, snapshot_id: str) -> None:
         _, snap = self._load_snapshot(snapshot_id)
         self._update_snapshot(snapshot_id, status=SnapshotStatus.DELETING)
+        self._notify("snapshot.delete.start", snapshot_id)
         try:
             self._driver_call("delete_snapshot", self.driver.delete_snapshot, snap)
         except Exception as err:
@@ -749,9 +790,11 @@ class VolumeManager:
                 session.execute(sa.update(models.Snapshot)
                                 .where(models.Snapshot.id == snapshot_id)
                                 .values(status=SnapshotStatus.ERROR_DELETING))
+            self._notify("snapshot.delete.error", snapshot_id, err, "delete_snapshot")
             raise
         self._update_snapshot(snapshot_id, status=SnapshotStatus.DELETED,
                               deleted_at=core_models.utcnow())
+        self._notify("snapshot.delete.end", snapshot_id)
 
     # --- attach / detach -------------------------------------------------------------------
 
@@ -800,6 +843,7 @@ class VolumeManager:
                     mountpoint=mountpoint, connector=dict(connector),
                     attach_status=AttachStatus.ATTACHING))
                 volume = self._volume(row, session)
+            self._notify("volume.attach.start", volume_id, attachments=[attachment_id])
             step = "create_export"
             try:
                 update = self._model_update(
@@ -824,9 +868,11 @@ class VolumeManager:
                             f"removing the export after a failed attach failed: "
                             f"{cleanup_err}"))
                 self._update(volume_id, status=previous)
+                self._notify("volume.attach.error", volume_id, err, step, [attachment_id])
                 raise
             self._mark_attachment(attachment_id, AttachStatus.ATTACHED)
             self._update(volume_id, status=VolumeStatus.IN_USE)
+            self._notify("volume.attach.end", volume_id, attachments=[attachment_id])
         data = {**info["data"], "access_mode": "rw"}
         return {**info, "data": data, "attachment_id": attachment_id}
 
@@ -859,6 +905,8 @@ class VolumeManager:
                 for att in atts:
                     att.attach_status = AttachStatus.DETACHING
                 volume = self._volume(row, session)
+                ended = [att.id for att in atts]
+            self._notify("volume.detach.start", volume_id, attachments=ended)
             connector = atts[0].connector if attachment_id is not None else None
             try:
                 self._driver_call("terminate_connection", self.driver.terminate_connection,
@@ -868,17 +916,21 @@ class VolumeManager:
                 for att in atts:
                     self._mark_attachment(att.id, AttachStatus.ATTACHED)
                 self._update(volume_id, status=previous)
+                self._notify("volume.detach.error", volume_id, err, "terminate_connection",
+                             ended)
                 raise
             for att in atts:
                 self._mark_attachment(att.id, AttachStatus.DETACHED)
             if self._active_attachments(volume_id):
                 self._update(volume_id, status=VolumeStatus.IN_USE)
+                self._notify("volume.detach.end", volume_id, attachments=ended)
                 return
             try:
                 self._driver_call("remove_export", self.driver.remove_export, volume)
             except Exception as err:  # noqa: BLE001
                 self._fault("volume", volume_id, "remove_export", err)
             self._update(volume_id, status=VolumeStatus.AVAILABLE)
+            self._notify("volume.detach.end", volume_id, attachments=ended)
 
     # --- images ----------------------------------------------------------------------------
 

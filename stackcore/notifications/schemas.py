@@ -1,0 +1,155 @@
+"""The JSON schema of every notification payload stackcore emits, by event type.
+
+Payload version 1.0. Every payload carries the same envelope - ``payload_version``,
+``event_type`` and ``context`` (the request it serves: ``request_id``, ``project_id``,
+``user_id``; all null for a service's own periodic work) - and the resource's fields flat
+beside it (the sending service and host are the message's ``publisher_id``).
+``additionalProperties`` is false everywhere a resource is described, so a field added without
+a schema change (or a secret leaking in: a volume's ``provider_auth``, an attachment's
+``connection_info``) fails the tests that validate every emitted payload. Adding a field is a
+minor version (1.1); removing or changing one, 2.0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PAYLOAD_VERSION = "1.0"
+
+_STR = {"type": "string"}
+_OPT_STR = {"type": ["string", "null"]}
+_INT = {"type": "integer"}
+_OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+_CONTEXT = {
+    "type": "object",
+    "properties": {"request_id": _OPT_STR, "project_id": _OPT_STR, "user_id": _OPT_STR},
+    "required": ["request_id", "project_id", "user_id"],
+    "additionalProperties": False,
+}
+
+_FAULT = {
+    "type": "object",
+    "properties": {"exc_class": _STR, "message": _STR, "step": _STR},
+    "required": ["exc_class", "message", "step"],
+    "additionalProperties": False,
+}
+
+#: resource fields, flat in the payload
+INSTANCE_FIELDS: dict[str, Any] = {
+    "uuid": _STR, "name": _STR, "project_id": _STR, "user_id": _STR, "flavor_id": _STR,
+    "vcpus": _INT, "memory_mb": _INT, "image_id": _STR, "availability_zone": _OPT_STR,
+    "host": _OPT_STR, "vm_state": _STR, "task_state": _OPT_STR, "power_state": _INT,
+    "created_at": _OPT_TIME, "launched_at": _OPT_TIME, "deleted_at": _OPT_TIME,
+}
+VOLUME_FIELDS: dict[str, Any] = {
+    "id": _STR, "display_name": _OPT_STR, "project_id": _STR, "user_id": _STR, "size": _INT,
+    "status": _STR, "volume_type_id": _OPT_STR, "availability_zone": _OPT_STR,
+    "host": _OPT_STR, "pool": _OPT_STR, "multiattach": {"type": "boolean"},
+    "snapshot_id": _OPT_STR, "source_volid": _OPT_STR, "image_id": _OPT_STR,
+    "created_at": _OPT_TIME, "deleted_at": _OPT_TIME,
+}
+SNAPSHOT_FIELDS: dict[str, Any] = {
+    "id": _STR, "volume_id": _STR, "display_name": _OPT_STR, "project_id": _STR,
+    "user_id": _STR, "volume_size": _INT, "status": _STR, "created_at": _OPT_TIME,
+    "deleted_at": _OPT_TIME,
+}
+ATTACHMENT_FIELDS: dict[str, Any] = {
+    "id": _STR, "instance_uuid": _OPT_STR, "mountpoint": _OPT_STR, "attach_status": _STR,
+}
+#: the attachments an attach or detach is about: the one attached; the one ended (all of
+#: them for a force detach). Never the connector or the connection_info (credentials).
+_ATTACHMENTS = {
+    "type": "array",
+    "items": {"type": "object", "properties": ATTACHMENT_FIELDS,
+              "required": list(ATTACHMENT_FIELDS), "additionalProperties": False},
+}
+_COMPUTE_STATS: dict[str, Any] = {
+    "host": _STR, "reporting": {"type": "boolean"}, "report_error": _OPT_STR,
+    "hypervisor_hostname": _STR, "hypervisor_type": _STR, "vcpus": _INT, "vcpus_used": _INT,
+    "memory_mb": _INT, "memory_mb_used": _INT, "local_gb": _INT, "local_gb_used": _INT,
+}
+#: a capacity may be "infinite" or "unknown" (see stackcore.volume.stats)
+_CAPACITY = {"type": ["number", "string"]}
+_POOL = {
+    "type": "object",
+    "properties": {"pool_name": _STR, "total_capacity_gb": _CAPACITY,
+                   "free_capacity_gb": _CAPACITY, "provisioned_capacity_gb": {"type": "number"},
+                   "allocated_capacity_gb": _INT},
+    "required": ["pool_name", "total_capacity_gb", "free_capacity_gb",
+                 "allocated_capacity_gb"],
+    # a driver may report capabilities of its own per pool (thin_provisioning_support ...)
+    "additionalProperties": True,
+}
+_VOLUME_STATS: dict[str, Any] = {
+    "host": _STR, "reporting": {"type": "boolean"}, "report_error": _OPT_STR,
+    "volume_backend_name": _STR, "pools": {"type": "array", "items": _POOL},
+}
+
+
+def _schema(event_type: str, fields: dict[str, Any], required: list[str],
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The schema of one event type: the envelope plus ``fields``, of which ``required``
+    (and every ``extra``) must be present."""
+    properties = {
+        "payload_version": {"const": PAYLOAD_VERSION},
+        "event_type": {"const": event_type},
+        "context": _CONTEXT,
+        **fields, **(extra or {}),
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": event_type,
+        "type": "object",
+        "properties": properties,
+        "required": ["payload_version", "event_type", "context", *required,
+                     *(extra or {})],
+        "additionalProperties": False,
+    }
+
+
+def _lifecycle(resource: str, fields: dict[str, Any], actions: tuple[str, ...],
+               extra: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    found = {}
+    for action in actions:
+        for phase in ("start", "end", "error"):
+            event = f"{resource}.{action}.{phase}"
+            more = dict(extra or {})
+            if phase == "error":
+                more["fault"] = _FAULT
+            found[event] = _schema(event, fields, list(fields), more)
+    return found
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    **_lifecycle("instance", INSTANCE_FIELDS, ("create", "delete")),
+    **_lifecycle("volume", VOLUME_FIELDS, ("create", "delete", "resize")),
+    **_lifecycle("volume", VOLUME_FIELDS, ("attach", "detach"), {"attachments": _ATTACHMENTS}),
+    **_lifecycle("snapshot", SNAPSHOT_FIELDS, ("create", "delete")),
+    # samples: a failed report has only host, reporting and report_error
+    "compute.stats": _schema("compute.stats", _COMPUTE_STATS,
+                             ["host", "reporting", "report_error"]),
+    "volume.stats": _schema("volume.stats", _VOLUME_STATS,
+                            ["host", "reporting", "report_error"]),
+}
+
+#: every event type stackcore emits
+EVENT_TYPES = tuple(sorted(SCHEMAS))
+
+
+def schema(event_type: str) -> dict[str, Any]:
+    """The JSON schema of ``event_type``'s payload; KeyError names the known ones."""
+    try:
+        return SCHEMAS[event_type]
+    except KeyError:
+        raise KeyError(f"no notification event type {event_type!r} (known: "
+                       f"{', '.join(EVENT_TYPES)})") from None
+
+
+def validate(payload: dict[str, Any]) -> None:
+    """Check ``payload`` against its event type's schema (jsonschema.ValidationError if not).
+    For tests and consumers: emitting never validates (it must not fail an operation)."""
+    import jsonschema
+
+    jsonschema.validate(payload, schema(payload.get("event_type", "")),
+                        format_checker=jsonschema.FormatChecker())

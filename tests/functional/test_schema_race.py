@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from stackcore.db import api as db_api
 from stackcore.db import heads
 from stackcore.db.schema import current_heads
+from tests.conftest import SERVER_DATABASES
 
 STARTERS = 4
 #: Bound on the whole run (spawning and importing four interpreters on a busy 2-core machine,
@@ -83,6 +84,8 @@ def _start_together(url: str) -> list[str]:
 CASES = [
     # the issue: services started together on a new database
     pytest.param(("postgresql", "empty"), marks=pytest.mark.postgres, id="postgresql-empty"),
+    # MariaDB: its DDL is not transactional at all, so only the lock keeps starters apart
+    pytest.param(("mariadb", "empty"), marks=pytest.mark.mysql, id="mariadb-empty"),
     # a database made by wave 1: Alembic runs in several transactions (complete wave 1,
     # re-label, upgrade), which starters without the lock interleave
     pytest.param(("sqlite", "wave1"), id="sqlite-wave1"),
@@ -91,10 +94,10 @@ CASES = [
 
 @pytest.fixture(params=CASES)
 def racing_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new SQLite file or PostgreSQL database: empty, or as wave 1 left it."""
+    """A new SQLite file, PostgreSQL or MariaDB database: empty, or as wave 1 left it."""
     backend, start = request.param
     url: str = f"sqlite:///{tmp_path}/race.sqlite" if backend == "sqlite" else \
-        request.getfixturevalue("pg_url")
+        request.getfixturevalue(SERVER_DATABASES[backend])
     if start == "wave1":
         from alembic import command
 

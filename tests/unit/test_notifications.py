@@ -40,6 +40,12 @@ class Captured(logging.Handler):
 
 
 @pytest.fixture
+def database_url() -> None:
+    """SQLite only: what is emitted does not depend on the database (kept cheap)."""
+    return None
+
+
+@pytest.fixture
 def captured() -> Iterator[Captured]:
     logger = logging.getLogger("oslo.messaging.notification")
     handler = Captured()

@@ -59,8 +59,14 @@ def listener() -> Iterator[tuple[str, Collector]]:
 
     url = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
     topic = f"notif-{uuid.uuid4().hex[:8]}"
+    from oslo_messaging import opts as messaging_opts
+
     conf = cfg.ConfigOpts()
     conf(args=[], project="test-notifications", default_config_files=[])
+    for group, options in messaging_opts.list_opts():
+        conf.register_opts(list(options), group=group)
+    # one worker: messages handled in the order of their queue (the order asserted below)
+    conf.set_override("executor_thread_pool_size", 1)
     transport = oslo_messaging.get_notification_transport(conf, url=url)
     collector = Collector()
     server = oslo_messaging.get_notification_listener(

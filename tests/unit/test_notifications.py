@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 
 from stackcore import exception, notifications
+from tests.conftest import wait_until
 from tests.unit.volume.conftest import manager_of
 
 CONNECTOR = {"host": "compute-1", "ip": "127.0.0.1", "initiator": "iqn.1993-08.org.debian:01:x"}
@@ -37,6 +38,14 @@ class Captured(logging.Handler):
 
     def types(self, *prefixes: str) -> list[str]:
         return [m["event_type"] for m in self.of(*prefixes)]
+
+    def expect(self, prefixes: tuple[str, ...], expected: list[str]) -> None:
+        """The events of ``prefixes`` are ``expected``, once as many have come: an API call
+        returns when the database shows the result, the service's ``.end`` or ``.error``
+        follows it."""
+        wait_until(lambda: len(self.types(*prefixes)) >= len(expected), 10,
+                   f"{expected} (so far {self.types(*prefixes)})")
+        assert self.types(*prefixes) == expected, self.types(*prefixes)
 
 
 @pytest.fixture
@@ -88,10 +97,21 @@ def _server_cloud(make_cloud: Any, image_file: str, **overrides: Any) -> Any:
 def test_server_boot_and_delete(make_cloud, image_file, captured) -> None:
     cloud = _server_cloud(make_cloud, image_file)
     server = cloud.compute.create_server("web", "small", "img")
+
+    # each build and delete is followed by a stats report of the host: sampled
+    def used_after(event_type: str) -> list[int]:
+        found = captured.of(event_type)
+        index = captured.messages.index(found[0]) if found else len(captured.messages)
+        return [m["payload"]["vcpus_used"] for m in captured.messages[index:]
+                if m["event_type"] == "compute.stats"]
+    wait_until(lambda: used_after("instance.create.end"), 10, "a sample after the build")
+    assert used_after("instance.create.end")[0] == 1, captured.of("compute.stats")
     cloud.compute.delete_server(server.id)
-    assert captured.types("instance.") == [
+    wait_until(lambda: used_after("instance.delete.end"), 10, "a sample after the delete")
+    assert used_after("instance.delete.end")[0] == 0, captured.of("compute.stats")
+    captured.expect(("instance.",), [
         "instance.create.start", "instance.create.end",
-        "instance.delete.start", "instance.delete.end"], captured.messages
+        "instance.delete.start", "instance.delete.end"])
     create_start, create_end, delete_start, delete_end = captured.of("instance.")
     for message in captured.of("instance."):
         assert message["publisher_id"] == "stackcore-compute:compute-1", message
@@ -110,10 +130,8 @@ def test_server_boot_and_delete(make_cloud, image_file, captured) -> None:
     assert delete_start["payload"]["task_state"] == "deleting"
     assert delete_end["payload"]["vm_state"] == "deleted"
     assert delete_end["payload"]["deleted_at"] is not None
-    samples = captured.of("compute.stats")
-    assert samples and samples[-1]["priority"] == "SAMPLE", captured.messages
-    assert samples[-1]["payload"]["host"] == "compute-1"
-    assert samples[-1]["payload"]["vcpus_used"] == 0, samples[-1]  # after the delete
+    sample = captured.of("compute.stats")[-1]
+    assert sample["priority"] == "SAMPLE" and sample["payload"]["host"] == "compute-1", sample
 
 
 def test_spawn_failure_is_an_error_event_with_the_fault(make_cloud, image_file,
@@ -122,8 +140,7 @@ def test_spawn_failure_is_an_error_event_with_the_fault(make_cloud, image_file,
                           fake_hypervisor={"fail_on": ["spawn"]})
     server = cloud.compute.create_server("doomed", "small", "img")
     assert server.status == "ERROR"
-    assert captured.types("instance.") == ["instance.create.start",
-                                           "instance.create.error"], captured.messages
+    captured.expect(("instance.",), ["instance.create.start", "instance.create.error"])
     error = captured.of("instance.create.error")[0]
     assert error["priority"] == "ERROR"
     assert error["payload"]["vm_state"] == "error", error
@@ -141,7 +158,7 @@ def test_volume_lifecycle(vcloud, captured) -> None:
     info = cloud.volume.attach(vol.id, CONNECTOR, mountpoint="/dev/vdb")
     cloud.volume.detach(vol.id, info["attachment_id"])
     cloud.volume.delete(vol.id)
-    assert captured.types("volume.", "snapshot.") == [
+    captured.expect(("volume.", "snapshot."), [
         "volume.create.start", "volume.create.end",
         "snapshot.create.start", "snapshot.create.end",
         "snapshot.delete.start", "snapshot.delete.end",
@@ -149,7 +166,7 @@ def test_volume_lifecycle(vcloud, captured) -> None:
         "volume.attach.start", "volume.attach.end",
         "volume.detach.start", "volume.detach.end",
         "volume.delete.start", "volume.delete.end",
-    ], captured.types("volume.", "snapshot.")
+    ])
     by_type = {m["event_type"]: m["payload"] for m in captured.messages}
     host = manager_of(cloud).host
     assert all(m["publisher_id"] == f"stackcore-volume:{host}"
@@ -183,7 +200,7 @@ def test_volume_driver_failure_is_an_error_event(vcloud, captured) -> None:
     cloud = vcloud(fake={"fake_fail_on": ["create_volume"]}, overrides=dict(LOG_DRIVER))
     vol = cloud.volume.create(1)
     assert vol.status == "error"
-    assert captured.types("volume.") == ["volume.create.start", "volume.create.error"]
+    captured.expect(("volume.",), ["volume.create.start", "volume.create.error"])
     error = captured.of("volume.create.error")[0]
     assert error["priority"] == "ERROR"
     payload = error["payload"]
@@ -215,3 +232,20 @@ def test_every_schema_is_a_valid_json_schema(event_type) -> None:
 def test_unknown_event_type_is_named() -> None:
     with pytest.raises(KeyError, match="no notification event type 'volume.explode.end'"):
         notifications.validate({"event_type": "volume.explode.end"})
+
+
+def test_the_doc_lists_every_event_type_and_field() -> None:
+    """doc/source/notifications.rst stays true: each event type (or its family, written
+    ``volume.create.*``) and each field a schema has is named in it."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "doc/source/notifications.rst").read_text()
+    missing = []
+    for event_type in notifications.EVENT_TYPES:
+        family = event_type.rsplit(".", 1)[0] + ".*"
+        if f"``{event_type}``" not in doc and f"``{family}``" not in doc:
+            missing.append(event_type)
+        for name in notifications.schema(event_type)["properties"]:
+            if f"``{name}``" not in doc and f'"{name}"' not in doc:
+                missing.append(f"{event_type}: {name}")
+    assert not missing, f"not in doc/source/notifications.rst: {missing}"

@@ -57,8 +57,8 @@ def test_shipped_stores_load_through_their_entry_points() -> None:
     for name, cls in (("file", FileStore), ("web", WebStore)):
         plugin = loader.load_one(NAMESPACE, name, CONTRACT)
         assert plugin.cls is cls, (name, plugin)
-    assert CONTRACT.declared(WebStore) == {"writable": False}
-    assert CONTRACT.declared(FileStore) == {"writable": True}
+    assert CONTRACT.declared(WebStore) == {"writable": False, "discard": False}
+    assert CONTRACT.declared(FileStore) == {"writable": True, "discard": True}
 
 
 def test_contract_refuses_a_store_declaring_writable_without_add() -> None:

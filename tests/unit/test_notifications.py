@@ -249,3 +249,26 @@ def test_the_doc_lists_every_event_type_and_field() -> None:
             if f"``{name}``" not in doc and f'"{name}"' not in doc:
                 missing.append(f"{event_type}: {name}")
     assert not missing, f"not in doc/source/notifications.rst: {missing}"
+
+
+def test_a_failed_stats_report_is_sampled_as_not_reporting(vcloud, captured) -> None:
+    cloud = vcloud(overrides=dict(LOG_DRIVER))
+    cloud.conf.set_override("fake_fail_on", ["get_volume_stats"], group="fake")
+    cloud.tick()
+    sample = captured.of("volume.stats")[-1]["payload"]
+    assert sample["reporting"] is False, sample
+    assert "injected failure in fake get_volume_stats" in sample["report_error"], sample
+    assert "pools" not in sample, sample
+
+
+def test_a_notification_that_fails_never_fails_the_operation(caplog) -> None:
+    from stackcore.notifications.logdriver import LogNotifier
+
+    notifier = notifications.Notifier(LogNotifier("stackcore")).prepare("volume", "h1")
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("database gone")
+
+    with caplog.at_level(logging.ERROR, logger="stackcore.notifications"):
+        notifier.info("volume.create.end", broken)  # must not raise
+    assert "notification volume.create.end could not be sent" in caplog.text, caplog.text

@@ -1,0 +1,82 @@
+"""``image create/list/show/delete``: the image service (``cloud.image``), whose upload shows
+its progress in bytes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from stackcore import exception
+from stackcore.client import format as fmt
+from stackcore.client.base import CloudCommand, CloudLister, CloudShowOne
+from stackcore.client.progress import CountingReader, Progress
+
+COLUMNS = ("id", "name", "status", "disk_format", "size_bytes", "visibility")
+
+
+class CreateImage(CloudShowOne):
+    """Create an image; with --file, upload its bytes (progress on stderr)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name")
+        parser.add_argument("--file", metavar="PATH", help="the image's bytes to upload")
+        parser.add_argument("--disk-format", default="raw")
+        parser.add_argument("--container-format", default="bare")
+        parser.add_argument("--public", action="store_true")
+        parser.add_argument("--store", help="the image store (default: the configured one)")
+        parser.add_argument("--property", action="append", default=[], metavar="KEY=VALUE")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        properties = dict(_pair(p) for p in args.property)
+        image = self.cloud.image.create(
+            args.name, disk_format=args.disk_format, container_format=args.container_format,
+            visibility="public" if args.public else "private", properties=properties)
+        if args.file:
+            size = os.path.getsize(args.file)
+            with open(args.file, "rb") as handle, \
+                    Progress(self.app.stderr, f"uploading image {image.id}", total=size) as bar:
+                image = self.cloud.image.upload(image.id, CountingReader(handle, bar),
+                                                size=size, store=args.store)
+        return fmt.show(image)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, val = text.partition("=")
+    if not sep or not key:
+        raise exception.Invalid("--property", "expected KEY=VALUE", text)
+    return key, val
+
+
+class ListImage(CloudLister):
+    """List images."""
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        return COLUMNS, [fmt.row(i, COLUMNS) for i in self.cloud.image.list_images()]
+
+
+class ShowImage(CloudShowOne):
+    """Show an image."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("image", help="image id")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        return fmt.show(self.cloud.image.get(args.image))
+
+
+class DeleteImage(CloudCommand):
+    """Delete images (and their stored bytes)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("image", nargs="+", help="image id")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> None:
+        for image in args.image:
+            self.cloud.image.delete(image)

@@ -1,0 +1,140 @@
+"""``stackcore-client`` against a running multi-process deployment: the scheduler, a compute
+and a volume service each a ``stackcore service`` process over RabbitMQ and PostgreSQL, the CLI
+an API-only client of them (in this process through cliff's App, and once as its console
+script)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import urllib.parse
+import uuid
+
+import pytest
+
+from stackcore.client.app import ClientApp
+from tests.conftest import backend_env, wait_until
+from tests.functional.reliability.services import BIN, ServiceProcess, write_config
+
+pytestmark = [pytest.mark.real, pytest.mark.postgres, pytest.mark.rabbit]
+
+
+@pytest.fixture
+def rabbit_url():
+    """A RabbitMQ virtual host of this test's own. Queues are named by topic alone
+    (``scheduler``, ``compute.HOST``), whatever the exchange: on the shared ``/`` a
+    scheduler of another run (another test, another checkout) would take this deployment's
+    calls and answer them from its own database."""
+    base = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
+    vhost = f"stackcore-cli-{uuid.uuid4().hex[:12]}"
+    user = urllib.parse.urlsplit(base).username or "guest"
+    for command in (["add_vhost", vhost], ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"]):
+        run = subprocess.run(["rabbitmqctl", "-q", *command], capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 0, f"rabbitmqctl {command}: {run.stdout}{run.stderr}"
+    try:
+        yield base.rstrip("/") + "/" + vhost
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True,
+                       timeout=60)
+
+
+@pytest.fixture
+def deployment(tmp_path, pg_url, rabbit_url):
+    """One config for every process (they share state_path: the file image store's bytes
+    are where the compute service reads them)."""
+    config = write_config(tmp_path / "stackcore.conf", {
+        "DEFAULT": {"transport_url": rabbit_url,
+                    "report_interval": 1, "service_down_time": 5,
+                    "state_path": tmp_path / "state"},
+        "database": {"connection": pg_url},
+        "compute": {"hosts": "cli-1"},
+    })
+    services = [ServiceProcess(name, config, tmp_path / "services.log")
+                for name in ("scheduler", "compute", "volume")]
+    try:
+        for service in services:
+            service.start()
+        yield config
+    finally:
+        for service in services:
+            service.stop()
+
+
+def client(config: str, *argv: str) -> tuple[int, str, str]:
+    """Run ``stackcore-client --config-file CONFIG ARGV...`` in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    status = ClientApp(stdout=out, stderr=err).run(["--config-file", config, *argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+def ok(config: str, *argv: str) -> str:
+    status, out, err = client(config, *argv)
+    assert status == 0, f"stackcore-client {' '.join(argv)} exited {status}: {err}"
+    return out
+
+
+def test_resources_through_the_cli(deployment, tmp_path) -> None:
+    config = deployment
+    image = tmp_path / "image.raw"
+    with open(image, "wb") as handle:
+        handle.truncate(1024 * 1024)
+    # The scheduler places only on a host whose stats it has (its first report, within a
+    # report_interval of starting): what `host list` shows as reporting.
+    hosts = wait_until(
+        lambda: [(h["host"], h["up"], h["reporting"])
+                 for h in json.loads(ok(config, "host", "list", "-f", "json"))
+                 if h["reporting"]], 30, "compute host cli-1 reporting")
+    assert hosts == [("cli-1", True, True)], hosts
+    ok(config, "flavor", "create", "small", "--vcpus", "1", "--ram", "256", "--disk", "1")
+    uploaded = json.loads(ok(config, "image", "create", "img", "--file", str(image),
+                             "-f", "json"))
+    assert (uploaded["status"], uploaded["size_bytes"]) == ("active", 1024 * 1024), uploaded
+
+    status, out, err = client(config, "server", "create", "vm-1", "--flavor", "small",
+                              "--image", "img", "--wait", "-f", "json")
+    assert status == 0, err
+    server = json.loads(out)
+    assert (server["status"], server["task_state"], server["host"]) == \
+        ("ACTIVE", None, "cli-1"), f"{server}\n{err}"
+    # stderr is no terminal here: one plain line per state the wait saw, the last ACTIVE
+    progress = err.splitlines()
+    assert progress and all(line.startswith(f"server {server['id']}: ")
+                            for line in progress), err
+    assert progress[-1].split(": ", 1)[1].startswith("ACTIVE "), err
+
+    listed = json.loads(ok(config, "server", "list", "-f", "json"))
+    assert [(s["id"], s["name"], s["status"]) for s in listed] == \
+        [(server["id"], "vm-1", "ACTIVE")], listed
+    assert ok(config, "server", "list", "-c", "name", "-c", "status", "-f", "value") == \
+        "vm-1 ACTIVE\n"
+
+    status, out, err = client(config, "volume", "create", "1", "--name", "data", "--wait",
+                              "-f", "json")
+    assert status == 0, err
+    volume = json.loads(out)
+    assert (volume["status"], volume["size"], volume["name"]) == ("available", 1, "data"), \
+        volume
+    assert err.splitlines()[-1].startswith(f"volume {volume['id']}: available "), err
+    snapshot = json.loads(ok(config, "snapshot", "create", volume["id"], "--wait",
+                             "-f", "json"))
+    assert snapshot["status"] == "available", snapshot
+    ok(config, "snapshot", "delete", snapshot["id"])
+
+    ok(config, "server", "delete", server["id"])
+    ok(config, "volume", "delete", volume["id"])
+    assert ok(config, "server", "list", "-f", "value") == ""
+
+    # An unknown resource: one line naming it, exit status 1, nothing on stdout; the
+    # console script (a process of its own) as well as in-process.
+    missing = str(uuid.uuid4())
+    run = subprocess.run([str(BIN / "stackcore-client"), "--config-file", config,
+                          "server", "show", missing], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 1, (run.returncode, run.stdout, run.stderr)
+    assert run.stderr == f"stackcore-client: NotFound: server {missing!r} not found\n", \
+        run.stderr
+    assert run.stdout == ""
+    status, _, err = client(config, "flavor", "show", "nope")
+    assert (status, err) == (1, "stackcore-client: NotFound: flavor 'nope' not found\n")

@@ -222,6 +222,14 @@ def test_messaging_driver_without_a_broker_is_refused(vcloud) -> None:
         vcloud(overrides={"notifications": {"driver": "messaging"}})
 
 
+def test_an_unusable_notification_url_is_refused_without_its_password(vcloud) -> None:
+    with pytest.raises(exception.ConfigError) as caught:
+        vcloud(overrides={"notifications": {"driver": "messaging",
+                                            "transport_url": "nosuch://u:hunter2@host/"}})
+    assert "[notifications] transport_url (nosuch://****) cannot be used" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
 @pytest.mark.parametrize("event_type", notifications.EVENT_TYPES)
 def test_every_schema_is_a_valid_json_schema(event_type) -> None:
     schema = notifications.schema(event_type)

@@ -27,7 +27,8 @@ Fields = Mapping[str, Any]
 
 class Notifier:
     """Sends versioned notification payloads (:mod:`stackcore.notifications.schemas`) through
-    oslo.messaging's Notifier, as ``<prefix>-<service>:<host>`` once :meth:`prepare`\\ d."""
+    oslo.messaging's Notifier (or :mod:`stackcore.notifications.logdriver`); what
+    :meth:`prepare` returns sends as ``<prefix>-<service>:<host>``."""
 
     def __init__(self, oslo: Any | None = None, oslo_transport: Any | None = None,
                  prefix: str = "stackcore") -> None:

@@ -1,0 +1,129 @@
+"""stackcore-client without services: its formatting, its progress display, and the commands
+that need only the database (flavors, networks, errors) on an SQLite deployment."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import io
+import json
+import uuid
+
+import pytest
+
+from stackcore.client import format as fmt
+from stackcore.client.app import ClientApp
+from stackcore.client.progress import CountingReader, Progress
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inner:
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _View:
+    id: str
+    count: int
+    flag: bool
+    when: datetime.datetime
+    inner: _Inner
+    meta: dict[str, str]
+    items: tuple[str, ...]
+    nothing: None = None
+
+
+def test_values_keep_scalars_and_flatten_the_rest() -> None:
+    view = _View("x", 3, True, datetime.datetime(2026, 1, 2, 3, 4, 5), _Inner("small"),
+                 {"b": "2", "a": "1"}, ("p", "q"))
+    columns, values = fmt.show(view, {"extra": ["v1", "v2"]})
+    shown = dict(zip(columns, values, strict=True))
+    assert shown == {"id": "x", "count": 3, "flag": True, "when": "2026-01-02T03:04:05",
+                     "inner": "small", "meta": "a=1, b=2", "items": "p, q", "nothing": None,
+                     "extra": "v1, v2"}, shown
+
+
+def test_plain_progress_writes_state_changes_and_steps_not_every_update() -> None:
+    out = io.StringIO()
+    with Progress(out, "volume v", tty=False) as progress:
+        for state in ("creating", "creating", "downloading", "available"):
+            progress.update(state=state)
+    lines = [line.rsplit(" ", 1)[0] for line in out.getvalue().splitlines()]
+    assert lines == ["volume v: creating", "volume v: downloading", "volume v: available"], \
+        out.getvalue()
+
+    out = io.StringIO()
+    with Progress(out, "upload", total=1000, tty=False, step=25) as progress:
+        reader = CountingReader(io.BytesIO(b"x" * 1000), progress)
+        while reader.read(100):
+            pass
+    lines = [line.rsplit(" ", 1)[0] for line in out.getvalue().splitlines()]
+    # one line at the first update in each 25 % band (reads of 100 of 1000 bytes), and 100 %
+    assert lines == [f"upload: {p}% ({p * 10}/1000 bytes)" for p in (10, 30, 50, 80, 100)], \
+        out.getvalue()
+    assert reader.count == 1000
+
+
+def test_tty_progress_draws_a_bar_not_lines() -> None:
+    out = io.StringIO()
+    with Progress(out, "upload x", total=100, tty=True) as progress:
+        progress.update(50, state="copying")
+        progress.update(100)
+    text = out.getvalue()
+    assert "upload x" in text and "\u2501" in text and "100/100 bytes" in text, repr(text)
+    assert "bytes)" not in text, f"plain lines on a terminal: {text!r}"
+
+
+@pytest.fixture
+def config(tmp_path) -> str:
+    path = tmp_path / "stackcore.conf"
+    path.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n")
+    return str(path)
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = ClientApp(stdout=out, stderr=err).run(list(argv))
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_output_formats_and_columns(config) -> None:
+    status, out, err = run("--config-file", config, "flavor", "create", "small", "--vcpus",
+                           "2", "--ram", "512", "--disk", "5", "-f", "json")
+    assert status == 0, err
+    flavor = json.loads(out)
+    assert (flavor["name"], flavor["vcpus"], flavor["ram_mb"], flavor["disk_gb"]) == \
+        ("small", 2, 512, 5), flavor
+    status, out, err = run("--config-file", config, "flavor", "list", "-f", "value",
+                           "-c", "name", "-c", "vcpus")
+    assert (status, out) == (0, "small 2\n"), err
+    status, out, err = run("--config-file", config, "flavor", "show", "small", "-f", "yaml",
+                           "-c", "ram_mb")
+    assert (status, out) == (0, "ram_mb: 512\n"), err
+    status, out, err = run("--config-file", config, "flavor", "list")
+    assert status == 0 and "| small |" in out.replace("  ", " "), out
+
+    status, out, err = run("--config-file", config, "network", "create", "net", "-f", "json")
+    assert status == 0, err
+    network = json.loads(out)
+    status, out, err = run("--config-file", config, "subnet", "create", "sub", "--network",
+                           network["id"], "--subnet-range", "10.9.0.0/24", "-f", "json")
+    assert status == 0, err
+    assert json.loads(out)["gateway_ip"] == "10.9.0.1", out
+    status, out, err = run("--config-file", config, "port", "create", "p", "--network",
+                           network["id"], "-f", "json")
+    assert status == 0, err
+    assert json.loads(out)["fixed_ips"].startswith("10.9.0."), out
+
+
+def test_errors_are_one_line_naming_the_culprit(config, monkeypatch) -> None:
+    missing = str(uuid.uuid4())
+    assert run("--config-file", config, "volume", "show", missing) == \
+        (1, "", f"stackcore-client: NotFound: volume {missing!r} not found\n")
+    status, _, err = run("--config-file", config, "flavor", "create", "bad", "--vcpus", "0",
+                         "--ram", "1")
+    assert status == 1 and err.startswith("stackcore-client: Invalid: ") and "vcpus" in err, err
+    monkeypatch.delenv("STACKCORE_CONFIG_FILE", raising=False)
+    status, _, err = run("flavor", "list")
+    assert (status, err) == (1, "stackcore-client: ConfigError: no deployment given: pass "
+                                "--config-file or set $STACKCORE_CONFIG_FILE\n")

@@ -1,5 +1,7 @@
 """Concurrency invariants as property tests: hypothesis state machines over the public API on
-PostgreSQL, each step a round of operations run by several worker processes at once.
+PostgreSQL (IP allocation on MariaDB too: segment allocation is hammered on MariaDB by
+test_segment_stress, and CI's time is shared), each step a round of operations run by
+several worker processes at once.
 
 Hypothesis chooses, per step, what each of :data:`WORKERS` processes does (create, delete -
 often the same resource from two workers at once - provider IDs inside and outside the range,
@@ -26,11 +28,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 import stackcore
-from tests.conftest import backend_env
+from tests.conftest import SERVER_DATABASES, backend_env
 from tests.functional.concurrency.invariants import ip_problems, segment_problems
 from tests.functional.concurrency.pool import WorkerPool
 
-pytestmark = [pytest.mark.real, pytest.mark.postgres]
+pytestmark = pytest.mark.real
 
 WORKERS = 3
 EXAMPLES = int(os.environ.get("STACKCORE_PROPERTY_EXAMPLES", "15"))
@@ -105,9 +107,24 @@ def _run_machine(machine: type[_Machine], pool: WorkerPool, engine: sa.Engine,
           f"{retries or 0}")
 
 
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mysql)])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A fresh PostgreSQL or MariaDB database."""
+    url: str = request.getfixturevalue(SERVER_DATABASES[request.param])
+    return url
+
+
 @pytest.fixture
 def engine(pg_url: str) -> Iterator[sa.Engine]:
     eng = sa.create_engine(pg_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def server_engine(server_url: str) -> Iterator[sa.Engine]:
+    eng = sa.create_engine(server_url)
     yield eng
     eng.dispose()
 
@@ -117,6 +134,7 @@ def engine(pg_url: str) -> Iterator[sa.Engine]:
 VNI_FIRST, VNI_LAST = 1, 24
 
 
+@pytest.mark.postgres
 def test_segment_allocation_properties(pg_url: str, engine: sa.Engine, tmp_path: Path) -> None:
     overrides = {"database": {"connection": pg_url},
                  "DEFAULT": {"state_path": str(tmp_path / "state")},
@@ -176,10 +194,11 @@ def test_segment_allocation_properties(pg_url: str, engine: sa.Engine, tmp_path:
 
 # --- IP allocation ---------------------------------------------------------------------------
 
-def test_ip_allocation_properties(pg_url: str, engine: sa.Engine, tmp_path: Path) -> None:
+def test_ip_allocation_properties(server_url: str, server_engine: sa.Engine,
+                                  tmp_path: Path) -> None:
     """Two subnets of 5 usable addresses each (a /29 and a /125): ports created and deleted
     concurrently get one address of each, never one twice, and exhaustion is clean."""
-    overrides = {"database": {"connection": pg_url},
+    overrides = {"database": {"connection": server_url},
                  "DEFAULT": {"state_path": str(tmp_path / "state")}}
     with stackcore.Cloud(overrides=overrides, services=()) as cloud:
         net = cloud.network.create_network("ips")
@@ -232,7 +251,7 @@ def test_ip_allocation_properties(pg_url: str, engine: sa.Engine, tmp_path: Path
             self.clean_up("port_delete", self.ports)
 
     with WorkerPool(WORKERS, {"overrides": overrides}) as pool:
-        _run_machine(Addresses, pool, engine, "IP allocation")
+        _run_machine(Addresses, pool, server_engine, "IP allocation")
 
 
 # --- volume capacity and compute claims (services in their own process, over RabbitMQ) -----
@@ -281,6 +300,7 @@ def stackcore_wait_pools(api: stackcore.Cloud) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.postgres
 def test_volume_capacity_claim_properties(services, engine: sa.Engine) -> None:
     class Capacity(_Machine):
         def __init__(self) -> None:
@@ -330,6 +350,7 @@ def test_volume_capacity_claim_properties(services, engine: sa.Engine) -> None:
         _run_machine(Capacity, pool, engine, "volume capacity claims")
 
 
+@pytest.mark.postgres
 def test_compute_claim_properties(services, engine: sa.Engine) -> None:
     class Claims(_Machine):
         def __init__(self) -> None:

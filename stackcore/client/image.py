@@ -4,8 +4,9 @@ its progress in bytes."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-from typing import Any
+from typing import Any, BinaryIO
 
 from stackcore import exception
 from stackcore.client import format as fmt
@@ -31,16 +32,33 @@ class CreateImage(CloudShowOne):
 
     def take_action(self, args: argparse.Namespace) -> Any:
         properties = dict(_pair(p) for p in args.property)
-        image = self.cloud.image.create(
-            args.name, disk_format=args.disk_format, container_format=args.container_format,
-            visibility="public" if args.public else "private", properties=properties)
-        if args.file:
-            size = os.path.getsize(args.file)
-            with open(args.file, "rb") as handle, \
-                    Progress(self.app.stderr, f"uploading image {image.id}", total=size) as bar:
-                image = self.cloud.image.upload(image.id, CountingReader(handle, bar),
-                                                size=size, store=args.store)
+        # The file is opened before the image is created: a wrong path leaves no queued image.
+        with contextlib.ExitStack() as stack:
+            handle = stack.enter_context(_open(args.file)) if args.file else None
+            image = self.cloud.image.create(
+                args.name, disk_format=args.disk_format,
+                container_format=args.container_format,
+                visibility="public" if args.public else "private", properties=properties)
+            if handle is not None:
+                size = os.fstat(handle.fileno()).st_size
+                bar = stack.enter_context(
+                    Progress(self.app.stderr, f"uploading image {image.id}", total=size))
+                try:
+                    image = self.cloud.image.upload(image.id, CountingReader(handle, bar),
+                                                    size=size, store=args.store)
+                except exception.StackcoreError:
+                    # A refused upload keeps the image queued; one command asked for an
+                    # image with these bytes, so it leaves nothing behind.
+                    self.cloud.image.delete(image.id)
+                    raise
         return fmt.show(image)
+
+
+def _open(path: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as err:
+        raise exception.Invalid("--file", f"{path}: {err.strerror or err}", path) from None
 
 
 def _pair(text: str) -> tuple[str, str]:

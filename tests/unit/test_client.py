@@ -116,13 +116,27 @@ def test_output_formats_and_columns(config) -> None:
     assert json.loads(out)["fixed_ips"].startswith("10.9.0."), out
 
 
-def test_errors_are_one_line_naming_the_culprit(config, monkeypatch) -> None:
+def test_errors_are_one_line_naming_the_culprit(config, tmp_path, monkeypatch) -> None:
     missing = str(uuid.uuid4())
     assert run("--config-file", config, "volume", "show", missing) == \
         (1, "", f"stackcore-client: NotFound: volume {missing!r} not found\n")
     status, _, err = run("--config-file", config, "flavor", "create", "bad", "--vcpus", "0",
                          "--ram", "1")
     assert status == 1 and err.startswith("stackcore-client: Invalid: ") and "vcpus" in err, err
+    status, _, err = run("--config-file", config, "image", "create", "x", "--file",
+                         str(tmp_path / "missing.raw"))
+    assert (status, err) == (1, f"stackcore-client: Invalid: invalid --file: "
+                                f"{tmp_path / 'missing.raw'}: No such file or directory\n")
+    not_qcow2 = tmp_path / "not.qcow2"
+    not_qcow2.write_bytes(b"\0" * 4096)
+    status, _, err = run("--config-file", config, "image", "create", "y", "--file",
+                         str(not_qcow2), "--disk-format", "qcow2")
+    # after the upload's progress line: the store's refusal, naming what the content is
+    assert status == 1 and err.splitlines()[-1] == (
+        "stackcore-client: Invalid: invalid disk_format: is 'qcow2' but the content of data "
+        "is raw"), err
+    status, out, err = run("--config-file", config, "image", "list", "-f", "value")
+    assert (status, out) == (0, ""), f"a failed image create left {out!r} {err}"
     monkeypatch.delenv("STACKCORE_CONFIG_FILE", raising=False)
     status, _, err = run("flavor", "list")
     assert (status, err) == (1, "stackcore-client: ConfigError: no deployment given: pass "

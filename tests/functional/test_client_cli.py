@@ -117,6 +117,21 @@ def test_resources_through_the_cli(deployment, tmp_path) -> None:
     assert (volume["status"], volume["size"], volume["name"]) == ("available", 1, "data"), \
         volume
     assert err.splitlines()[-1].startswith(f"volume {volume['id']}: available "), err
+    attached = json.loads(ok(config, "server", "add", "volume", server["id"], volume["id"],
+                             "-f", "json"))
+    assert (attached["volume_id"], attached["device"]) == (volume["id"], "/dev/vdb"), attached
+    shown = json.loads(ok(config, "server", "show", server["id"], "-f", "json"))
+    assert shown["volumes"] == f"{volume['id']} /dev/vdb", shown
+    assert ok(config, "volume", "show", volume["id"], "-c", "status", "-f", "value") == \
+        "in-use\n"
+    ok(config, "server", "remove", "volume", server["id"], volume["id"])
+    assert ok(config, "volume", "show", volume["id"], "-c", "status", "-f", "value") == \
+        "available\n"
+    assert ok(config, "server", "stop", server["id"], "-c", "status", "-f", "value") == \
+        "STOPPED\n"
+    assert ok(config, "server", "start", server["id"], "-c", "status", "-f", "value") == \
+        "ACTIVE\n"
+
     snapshot = json.loads(ok(config, "snapshot", "create", volume["id"], "--wait",
                              "-f", "json"))
     assert snapshot["status"] == "available", snapshot

@@ -73,6 +73,12 @@ def test_tty_progress_draws_a_bar_not_lines() -> None:
     assert "upload x" in text and "\u2501" in text and "100/100 bytes" in text, repr(text)
     assert "bytes)" not in text, f"plain lines on a terminal: {text!r}"
 
+    out = io.StringIO()  # --wait: no amount of work, the state and the time instead
+    with Progress(out, "server s", tty=True) as progress:
+        progress.update(state="BUILDING (spawning)")
+    assert "server s" in out.getvalue() and "BUILDING (spawning)" in out.getvalue() and \
+        "0:00:0" in out.getvalue(), repr(out.getvalue())
+
 
 @pytest.fixture
 def config(tmp_path) -> str:

@@ -98,3 +98,41 @@ class DeleteImage(CloudCommand):
     def take_action(self, args: argparse.Namespace) -> None:
         for image in args.image:
             self.cloud.image.delete(image)
+
+
+class _OneImage(CloudShowOne):
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("image", help="image id")
+        return parser
+
+
+class SetImage(_OneImage):
+    """Rename an image or change its protection."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--name")
+        protection = parser.add_mutually_exclusive_group()
+        protection.add_argument("--protected", dest="protected", action="store_true",
+                                default=None, help="refuse deletes")
+        protection.add_argument("--unprotected", dest="protected", action="store_false")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        return fmt.show(self.cloud.image.update(args.image, name=args.name,
+                                                protected=args.protected))
+
+
+class DeactivateImage(_OneImage):
+    """Hide an active image from use (no download, no new server or volume from it)."""
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        return fmt.show(self.cloud.image.deactivate(args.image))
+
+
+class ReactivateImage(_OneImage):
+    """Make a deactivated image active again."""
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        return fmt.show(self.cloud.image.reactivate(args.image))

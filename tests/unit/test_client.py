@@ -122,6 +122,30 @@ def test_output_formats_and_columns(config) -> None:
     assert json.loads(out)["fixed_ips"].startswith("10.9.0."), out
 
 
+def test_image_lifecycle(config, tmp_path) -> None:
+    data = tmp_path / "image.raw"
+    data.write_bytes(b"\0" * 65536)
+    image = json.loads(run("--config-file", config, "image", "create", "img", "--file",
+                           str(data), "-f", "json")[1])
+    assert (image["status"], image["size_bytes"]) == ("active", 65536), image
+
+    def status_after(action: str) -> str:
+        status, out, err = run("--config-file", config, "image", action, image["id"],
+                               "-f", "value", "-c", "status")
+        assert status == 0, err
+        return out
+
+    assert status_after("deactivate") == "deactivated\n"
+    assert status_after("reactivate") == "active\n"
+    assert run("--config-file", config, "image", "set", image["id"], "--protected", "-f",
+               "value", "-c", "protected")[1] == "True\n"
+    status, _, err = run("--config-file", config, "image", "delete", image["id"])
+    assert status == 1 and err.startswith("stackcore-client: Conflict: "), err
+    run("--config-file", config, "image", "set", image["id"], "--unprotected")
+    assert run("--config-file", config, "image", "delete", image["id"])[0] == 0
+    assert run("--config-file", config, "image", "list", "-f", "value")[1] == ""
+
+
 def test_errors_are_one_line_naming_the_culprit(config, tmp_path, monkeypatch) -> None:
     missing = str(uuid.uuid4())
     assert run("--config-file", config, "volume", "show", missing) == \

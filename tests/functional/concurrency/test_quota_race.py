@@ -1,6 +1,6 @@
 """Quota races through the public API: 8 processes x 4 threads creating servers (and volumes)
-for one project on PostgreSQL end exactly at the limit, and usage equals the rows after
-failures, deletes and a restart."""
+for one project on PostgreSQL (servers on MariaDB too: its quota lock is a locked row) end
+exactly at the limit, and usage equals the rows after failures, deletes and a restart."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 import stackcore
 from stackcore import exception
 from stackcore.project import RequestContext
+from tests.conftest import SERVER_DATABASES
 
-pytestmark = [pytest.mark.postgres, pytest.mark.rabbit]
+pytestmark = pytest.mark.rabbit
 
 PROJECT = RequestContext(user_id="u", project_id="racers", roles=["member"])
 LIMIT = 10
@@ -51,8 +52,13 @@ def _create_many(pg_url: str, rabbit_url: str, what: str, count: int) -> tuple[i
     return outcomes.count("won"), outcomes.count("over")
 
 
-@pytest.mark.parametrize("what", ["servers", "volumes"])
-def test_eight_processes_end_exactly_at_the_limit(pg_url, tmp_path, image_file, what) -> None:
+@pytest.mark.parametrize(("database", "what"), [
+    pytest.param("postgresql", "servers", marks=pytest.mark.postgres, id="postgresql-servers"),
+    pytest.param("postgresql", "volumes", marks=pytest.mark.postgres, id="postgresql-volumes"),
+    pytest.param("mariadb", "servers", marks=pytest.mark.mysql, id="mariadb-servers")])
+def test_eight_processes_end_exactly_at_the_limit(request, tmp_path, image_file, database,
+                                                  what) -> None:
+    pg_url = request.getfixturevalue(SERVER_DATABASES[database])
     rabbit_url = pytest.importorskip("os").environ["STACKCORE_TEST_RABBIT_URL"]
     hosts = [f"race-{uuid.uuid4().hex[:6]}-{i}" for i in range(2)]
     with stackcore.Cloud(overrides={**_overrides(pg_url, rabbit_url, hosts), "DEFAULT": {
@@ -77,6 +83,7 @@ def test_eight_processes_end_exactly_at_the_limit(pg_url, tmp_path, image_file, 
             f"won {won}, refused {over}, usage {usage.in_use}, rows {len(rows)}, limit {LIMIT}"
 
 
+@pytest.mark.postgres
 def test_usage_equals_rows_after_failures_deletes_and_restart(make_cloud, image_file,
                                                              tmp_path) -> None:
     overrides = {"DEFAULT": {"state_path": str(tmp_path / "state")}}

@@ -140,6 +140,44 @@ def _forget_plugin_caches() -> None:
     importlib.invalidate_caches()
 
 
+def rabbit_vhost_url(base: str, vhost: str) -> str:
+    """``base`` (a ``rabbit://`` URL of the shared node) on the virtual host ``vhost``."""
+    return base.rstrip("/") + "/" + vhost
+
+
+@pytest.fixture
+def rabbit_vhost() -> Iterator[str]:
+    """A RabbitMQ virtual host of this test's own on the shared node (the test user may use
+    it), deleted afterwards; :func:`rabbit_vhost_url` puts a broker URL on it.
+
+    Why: oslo.messaging names queues by topic alone (``scheduler``, ``compute.HOST``), whatever
+    the exchange, so on the shared ``/`` a service of another test or another run - one a
+    failed test left behind, a concurrent checkout's - takes this deployment's calls and
+    answers them from its own database. Tests that run services as processes use one."""
+    import subprocess
+    import urllib.parse
+
+    base = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
+    vhost = f"stackcore-test-{uuid.uuid4().hex[:12]}"
+    user = urllib.parse.urlsplit(base).username or "guest"
+    for command in (["add_vhost", vhost],
+                    ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"]):
+        run = subprocess.run(["rabbitmqctl", "-q", *command], capture_output=True, text=True,
+                             timeout=120, check=False)
+        assert run.returncode == 0, f"rabbitmqctl {' '.join(command)}: {run.stdout}{run.stderr}"
+    try:
+        yield vhost
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True,
+                       timeout=120, check=False)
+
+
+@pytest.fixture
+def rabbit_url(rabbit_vhost: str) -> str:
+    """The shared node's URL on a virtual host of this test's own (:func:`rabbit_vhost`)."""
+    return rabbit_vhost_url(backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq"), rabbit_vhost)
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""

@@ -8,36 +8,15 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import urllib.parse
 import uuid
 
 import pytest
 
 from stackcore.client.app import ClientApp
-from tests.conftest import backend_env, wait_until
+from tests.conftest import wait_until
 from tests.functional.reliability.services import BIN, ServiceProcess, write_config
 
 pytestmark = [pytest.mark.real, pytest.mark.postgres, pytest.mark.rabbit]
-
-
-@pytest.fixture
-def rabbit_url():
-    """A RabbitMQ virtual host of this test's own. Queues are named by topic alone
-    (``scheduler``, ``compute.HOST``), whatever the exchange: on the shared ``/`` a
-    scheduler of another run (another test, another checkout) would take this deployment's
-    calls and answer them from its own database."""
-    base = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
-    vhost = f"stackcore-cli-{uuid.uuid4().hex[:12]}"
-    user = urllib.parse.urlsplit(base).username or "guest"
-    for command in (["add_vhost", vhost], ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"]):
-        run = subprocess.run(["rabbitmqctl", "-q", *command], capture_output=True, text=True,
-                             timeout=60)
-        assert run.returncode == 0, f"rabbitmqctl {command}: {run.stdout}{run.stderr}"
-    try:
-        yield base.rstrip("/") + "/" + vhost
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True,
-                       timeout=60)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 import stackcore
 from stackcore.compute import models
-from tests.conftest import backend_env
+from tests.conftest import backend_env, rabbit_vhost_url
 
 pytestmark = [pytest.mark.real, pytest.mark.postgres, pytest.mark.rabbit]
 
@@ -175,14 +175,15 @@ class MultiHost:
 
 
 @pytest.fixture
-def multihost(tmp_path: Path, pg_url: str) -> Iterator[MultiHost]:
+def multihost(tmp_path: Path, pg_url: str, rabbit_vhost: str) -> Iterator[MultiHost]:
     lab_addr = backend_env("STACKCORE_TEST_LAB_ADDR", "postgres")
     bridge = backend_env("STACKCORE_TEST_LAB_BRIDGE", "postgres")
     subnet = ipaddress.ip_network(backend_env("STACKCORE_TEST_LAB_CIDR", "postgres"))
     pg_lab = sa.make_url(backend_env("STACKCORE_TEST_PG_LAB_URL", "postgres")).set(
         database=sa.make_url(pg_url).database).render_as_string(hide_password=False)
-    rabbit = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
-    rabbit_lab = backend_env("STACKCORE_TEST_RABBIT_LAB_URL", "rabbitmq")
+    rabbit = rabbit_vhost_url(backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq"), rabbit_vhost)
+    rabbit_lab = rabbit_vhost_url(backend_env("STACKCORE_TEST_RABBIT_LAB_URL", "rabbitmq"),
+                                  rabbit_vhost)
     assert ip("-4", "-o", "addr", "show", "dev", bridge).count(f" {lab_addr}/") == 1, \
         f"{bridge} does not hold {lab_addr}: run tools/backends/up.sh postgres rabbitmq"
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 import stackcore
 from stackcore.compute import models
-from tests.conftest import backend_env, wait_until
+from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.postgres, pytest.mark.rabbit]
 
@@ -59,8 +59,8 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
 
 
 @pytest.fixture
-def split_cloud(tmp_path, pg_url):
-    rabbit = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
+def split_cloud(tmp_path, pg_url, rabbit_url):
+    rabbit = rabbit_url
     configs = {
         "scheduler": _write_config(tmp_path / "sched.conf", pg_url, rabbit, "", tmp_path / "s"),
         "compute": _write_config(tmp_path / "comp.conf", pg_url, rabbit, "mp-1,mp-2",
@@ -130,7 +130,7 @@ def test_killed_volume_service_is_reconciled_on_restart(split_cloud, tmp_path) -
     from stackcore.volume import models as volume_models
 
     api, procs, _, log = split_cloud
-    rabbit = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
+    rabbit = api.conf.transport_url
     pg_url = api.conf.database.connection
     state = tmp_path / "v"
     config = _write_config(tmp_path / "vol.conf", pg_url, rabbit, "", state)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 import stackcore
 from stackcore.compute import models
-from tests.conftest import backend_env, wait_until
+from tests.conftest import wait_until
 from tests.functional.processes import terminate
 
 pytestmark = [pytest.mark.real, pytest.mark.postgres, pytest.mark.rabbit]
@@ -58,8 +58,8 @@ def _start(name: str, config: str, log: Path) -> subprocess.Popen[str]:
 
 
 @pytest.fixture
-def split(tmp_path: Path, pg_url: str):
-    rabbit = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
+def split(tmp_path: Path, pg_url: str, rabbit_url: str):
+    rabbit = rabbit_url
     configs = {
         "scheduler": _config(tmp_path / "sched.conf", pg_url, rabbit, tmp_path / "s"),
         "compute": _config(tmp_path / "comp.conf", pg_url, rabbit, tmp_path / "c",

@@ -123,6 +123,25 @@ class Policy:
         enforcer.register_defaults(list_rules())
         return enforcer
 
+    def _load_rules(self, enforcer: oslo_policy.Enforcer) -> None:
+        """(Re)load the policy file and directories; what oslo.policy cannot read is one
+        ConfigError naming ``[oslo_policy]`` (oslo.policy raises ValueError for a file that is
+        not YAML, OSError for one it cannot open)."""
+        options = self.conf.oslo_policy
+        if any(not str(entry).strip() for entry in options.policy_dirs or ()):
+            raise exception.ConfigError(
+                f"[oslo_policy] policy_dirs = {list(options.policy_dirs)!r} has an empty entry "
+                "(oslo.policy would read every file of the working directory as policy)",
+                section="oslo_policy", option="policy_dirs")
+        try:
+            enforcer.load_rules()
+        except (ValueError, OSError) as err:
+            raise exception.ConfigError(
+                f"[oslo_policy] the policy (policy_file {options.policy_file!r}, policy_dirs "
+                f"{list(options.policy_dirs)!r}) cannot be loaded: {type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}",
+                section="oslo_policy", option="policy_file") from None
+
     def authorize(self, context: RequestContext, name: str,
                   target: Mapping[str, Any] | None = None) -> None:
         """Forbidden naming ``name`` unless the rule allows ``context`` on ``target`` (default:
@@ -133,7 +152,7 @@ class Policy:
         enforcer = self.enforcer
         now = time.monotonic()
         if now >= self._next_reload:  # a changed policy file takes effect
-            enforcer.load_rules()
+            self._load_rules(enforcer)
             self._next_reload = now + self.RELOAD_INTERVAL
         if enforcer.rules is not self._rules:
             self._rules, self._decisions = enforcer.rules, {}

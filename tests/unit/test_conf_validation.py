@@ -42,6 +42,9 @@ BAD = [
     ("[database]\nconnection = postgresql://u:p@h:port/db\n", "database", "connection",
      "not a valid SQLAlchemy URL"),
     ("[database]\nconnection = sqlite://\n", "database", "connection", "in-memory"),
+    # found by the property test below once a family's start-up authorised a call: '' made
+    # oslo.policy read every file of the working directory (this config file) as policy
+    ("[oslo_policy]\npolicy_dirs =\n", "oslo_policy", "policy_dirs", "empty entry"),
 ]
 
 

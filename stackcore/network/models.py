@@ -1,4 +1,5 @@
-"""SQLAlchemy models of the network family (networks, subnets, ports, segments, agents).
+"""SQLAlchemy models of the network family (networks, subnets, ports, segments, agents,
+security groups).
 
 Segment IDs are tracked in two tables. ``ml2_segment_ranges`` holds the *free* IDs of the
 configured ranges as ``[first, last]`` rows, so start-up and storage cost depend on the number
@@ -138,6 +139,12 @@ class Port(Base):
     vif_type: Mapped[str] = mapped_column(String(64), default="unbound")
     vif_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     binding_failures: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: off: the agents filter nothing (no security groups, no anti-spoofing)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True,
+                                                        server_default=sa.true())
+    #: ``[{"ip_address": IP or CIDR, "mac_address": MAC}]`` the port may also send from
+    allowed_address_pairs: Mapped[list[Any]] = mapped_column(JSON, default=list,
+                                                            server_default="[]")
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
@@ -203,3 +210,60 @@ class Agent(Base):
     started_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SecurityGroup(Base):
+    """A project's security group: a set of rules applied to the ports that are members."""
+
+    __tablename__ = "security_groups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = project_column()
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DefaultSecurityGroup(Base):
+    """The ``default`` group of a project; the primary key makes a second one impossible when
+    two first uses race (Neutron's ``default_security_group`` table)."""
+
+    __tablename__ = "default_security_groups"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("security_groups.id", ondelete="CASCADE"))
+
+
+class SecurityGroupRule(Base):
+    """One rule: traffic in ``direction`` matching it is allowed (everything else is not).
+    ``protocol`` is a number (None: any); the port range holds ICMP type/code for ICMP."""
+
+    __tablename__ = "security_group_rules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("security_groups.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str] = project_column()
+    direction: Mapped[str] = mapped_column(String(8))
+    ethertype: Mapped[str] = mapped_column(String(4))
+    protocol: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    port_range_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    port_range_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remote_ip_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    remote_group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=True, index=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SecurityGroupPortBinding(Base):
+    """A port's membership of a security group."""
+
+    __tablename__ = "security_group_port_bindings"
+
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("security_groups.id"), primary_key=True, index=True)

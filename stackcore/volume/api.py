@@ -35,6 +35,7 @@ from stackcore.project import policy
 from stackcore.project.scope import ScopedAPI
 from stackcore.volume import models
 from stackcore.volume import schemas as vs
+from stackcore.volume.backup.api import BackupAPI, VolumeBackup
 from stackcore.volume.objects import GiB
 from stackcore.volume.placement import claims
 from stackcore.volume.placement.pools import pool_rows
@@ -121,8 +122,12 @@ def qcow2_virtual_size(path: str) -> int | None:
     return int(struct.unpack(">Q", header[24:32])[0])
 
 
-class VolumeAPI(ScopedAPI):
-    """Volume types, volumes, snapshots, attachments, image copies and backend pools."""
+__all__ = ["VolumeBackup"]  # re-exported: cloud.volume's backup view
+
+
+class VolumeAPI(BackupAPI, ScopedAPI):
+    """Volume types, volumes, snapshots, attachments, image copies, backend pools and
+    backups (:class:`~stackcore.volume.backup.api.BackupAPI`)."""
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any) -> None:
         self.conf = conf

@@ -68,19 +68,42 @@ def load_drivers(conf: cfg.ConfigOpts) -> list[Backend]:
     return backends
 
 
+def load_backup_driver(conf: cfg.ConfigOpts) -> loader.Plugin | None:
+    """Load and verify ``[backup] backup_driver`` (None when unset); register its options in
+    ``[backup_<name>]``."""
+    from stackcore.volume.backup import driver as backup_driver
+
+    name = conf.backup.backup_driver
+    if not name:
+        return None
+    try:
+        plugin = loader.load_one(backup_driver.NAMESPACE, name, backup_driver.CONTRACT)
+    except exception.PluginError as err:
+        raise type(err)(f"[backup] backup_driver: {err}", **err.kwargs) from err
+    conf.register_opts(plugin.cls.get_driver_options(),
+                       group=backup_driver.driver_group(plugin.name))
+    return plugin
+
+
 def build_managers(
     conf: cfg.ConfigOpts, db: db_api.Database, backends: list[Backend],
     image_stores: Mapping[str, ImageStore] | None = None,
+    backup: loader.Plugin | None = None,
 ) -> list[tuple[VolumeManager, str, str]]:
     """One ``(manager, service host, availability zone)`` per backend; ``image_stores``
-    (``cloud.image.stores``) are where volumes created from uploaded images read them."""
+    (``cloud.image.stores``) are where volumes created from uploaded images read them;
+    ``backup`` the backup driver each volume service gets an instance of."""
+    from stackcore.volume.backup.driver import driver_group
+
     built = []
     for backend in backends:
         host = backend_host(conf.host, backend.name)
         driver = backend.plugin.cls(conf, backend.name, host)
+        backup_driver = None if backup is None else (
+            backup.cls(conf, driver_group(backup.name), host), backup.name)
         zone = conf[backend.name].backend_availability_zone or \
             conf.volume.storage_availability_zone
         manager = VolumeManager(conf, db, host, backend.name, driver, backend.plugin.name,
-                                image_stores)
+                                image_stores, backup_driver)
         built.append((manager, host, zone))
     return built

@@ -15,6 +15,7 @@ from stackcore.families import Family, PluginKind, StartContext
 if TYPE_CHECKING:
     from oslo_config import cfg
 
+    from stackcore.plugins.loader import Plugin
     from stackcore.volume.backends import Backend
 
 VOLUME_BINARY = "stackcore-volume"
@@ -51,6 +52,7 @@ class Runtime:
         self.conf = conf
         self.services = services
         self.backends: list[Backend] = []
+        self.backup: Plugin | None = None
 
     def load_plugins(self, pending: Mapping[str, Mapping[str, Any]]) -> None:
         if "volume" not in self.services or not self.conf.volume.enabled_backends:
@@ -63,6 +65,7 @@ class Runtime:
             if driver is not None:  # needed before the driver loads
                 sc_conf.set_override(self.conf, backend, "volume_driver", driver)
         self.backends = backends.load_drivers(self.conf)
+        self.backup = backends.load_backup_driver(self.conf)
 
     def build_api(self, ctx: StartContext) -> Any:
         from stackcore.volume.api import VolumeAPI
@@ -76,7 +79,7 @@ class Runtime:
 
         stores = getattr(ctx.apis.get("image"), "stores", None)
         for manager, host, zone in backends.build_managers(ctx.conf, ctx.db, self.backends,
-                                                           stores):
+                                                           stores, self.backup):
             ctx.run(manager, VOLUME_BINARY, host, zone)
 
     def stop(self) -> None:

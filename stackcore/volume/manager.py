@@ -41,6 +41,8 @@ from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
 
 if TYPE_CHECKING:
     from stackcore.image.store import ImageStore
+    from stackcore.volume.backup.driver import BackupDriver
+    from stackcore.volume.backup.manager import BackupManager
 
 LOG = logging.getLogger(__name__)
 TOPIC = "volume"
@@ -94,7 +96,9 @@ class VolumeManager:
     """RPC endpoint of the volume service of one backend (topic ``volume``, server =
     ``<host>@<backend>``).
 
-    API versions: 1.0 create/delete volume and snapshot, extend, attach/detach, upload.
+    API versions: 1.0 create/delete volume and snapshot, extend, attach/detach, upload;
+    create/restore/delete backup (served when a backup driver is configured, see
+    :mod:`stackcore.volume.backup.manager`).
     """
 
     target = Target(TOPIC, version="1.0")
@@ -110,6 +114,7 @@ class VolumeManager:
         driver: VolumeDriver,
         driver_name: str,
         image_stores: Mapping[str, ImageStore] | None = None,
+        backup_driver: tuple[BackupDriver, str] | None = None,
     ) -> None:
         self.conf = conf
         self.db = db
@@ -127,6 +132,11 @@ class VolumeManager:
         self._locks = managers.KeyedLocks()
         self._orphans = managers.Orphans()
         self._stats_gate = _StatsGate()
+        self.backups: BackupManager | None = None
+        if backup_driver is not None:
+            from stackcore.volume.backup.manager import BackupManager
+
+            self.backups = BackupManager(self, *backup_driver)
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -256,6 +266,9 @@ class VolumeManager:
         volume_opts.mosr(self.conf, self.backend)  # refuses a ratio < 1 at start-up
         for feature, reason in self.driver.unavailable_features().items():
             LOG.warning("backend %s cannot offer %s here: %s", self.host, feature, reason)
+        if self.backups is not None:
+            self.backups.setup()
+            self.backups.reconcile()
         with self.db.transaction() as session:
             rows = session.execute(
                 sa.select(models.Volume.id, models.Volume.status).where(
@@ -294,6 +307,11 @@ class VolumeManager:
         if status == VolumeStatus.DELETING:
             with contextlib.suppress(exception.StackcoreError):
                 self._delete(volume_id)
+            return
+        if status in (VolumeStatus.BACKING_UP, VolumeStatus.RESTORING_BACKUP):
+            from stackcore.volume.backup.manager import settle_volume
+
+            settle_volume(self.db, self.host, volume_id, interrupted)
             return
         if status == VolumeStatus.EXTENDING:
             with self.db.transaction() as session:
@@ -498,6 +516,9 @@ class VolumeManager:
                                 .values(present=False))
             return {"reporting": False, "report_error": str(err)}
         default_mosr = volume_opts.mosr(self.conf, self.backend)
+        # the backup driver's report rides with the backend's (the API reads it to know what
+        # this service offers); read before the transaction, like the volume stats
+        extra = {"backup": self.backups.report()} if self.backups is not None else {}
         now = core_models.utcnow()
         with self.db.transaction() as session:
             # Lock the pool rows first: a claim or release changes a pool row and its volume
@@ -551,7 +572,7 @@ class VolumeManager:
             backend = self._backend_row(session)
             backend.volume_backend_name = report["volume_backend_name"]
             backend.stats = {**report, "pools": published,
-                             "unknown_objects": self.unknown_objects}
+                             "unknown_objects": self.unknown_objects, **extra}
             backend.reporting, backend.report_error, backend.reported_at = True, None, now
         return {"reporting": True, **report, "pools": published}
 
@@ -729,6 +750,35 @@ class VolumeManager:
                          status=row.previous_status or VolumeStatus.AVAILABLE,
                          previous_status=None)
             self._notify("volume.resize.end", volume_id)
+
+    # --- backups (stackcore.volume.backup.manager) ------------------------------------------
+
+    # What the backup manager uses: the same per-volume lock, the same driver-call wrapping.
+    def locked(self, *ids: str | None) -> contextlib.AbstractContextManager[None]:
+        return self._locked(*ids)
+
+    def volume_object(self, volume_id: str) -> objects.Volume:
+        """The driver's view of volume ``volume_id`` (NotFound when deleted)."""
+        return self._load(volume_id)[1]
+
+    def driver_call(self, step: str, fn: Callable[..., T], *args: Any) -> T:
+        return self._driver_call(step, fn, *args)
+
+    def _backups(self) -> BackupManager:
+        if self.backups is None:
+            raise exception.ConfigError(f"volume service {self.host} has no [backup] "
+                                        "backup_driver", section="backup",
+                                        option="backup_driver")
+        return self.backups
+
+    def create_backup(self, backup_id: str) -> None:
+        self._backups().create_backup(backup_id)
+
+    def restore_backup(self, backup_id: str, volume_id: str) -> None:
+        self._backups().restore_backup(backup_id, volume_id)
+
+    def delete_backup(self, backup_id: str) -> None:
+        self._backups().delete_backup(backup_id)
 
     # --- snapshots -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -115,8 +116,43 @@ class Attachment(Base):
     detached_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class VolumeBackup(Base):
+    """A backup of a volume's data, held by the backup driver (``backup_driver``).
+
+    Not a foreign key to the volume: a backup outlives its volume (that is what it is for).
+    ``parent_id`` is the backup an incremental one builds on; such a parent cannot be deleted
+    while a live backup names it. ``checksum`` (``sha256:<hex>`` of the volume's bytes at
+    backup time) is verified on every restore before the target volume is written."""
+
+    __tablename__ = "volume_backups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    volume_id: Mapped[str] = mapped_column(String(36), index=True)
+    display_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    project_id: Mapped[str] = project_column()
+    user_id: Mapped[str] = user_column()
+    size: Mapped[int] = mapped_column(Integer)  # GiB of the volume backed up
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    backup_driver: Mapped[str] = mapped_column(String(255))
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    is_incremental: Mapped[bool] = mapped_column(Boolean, default=False)
+    location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    driver_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    checksum: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    stored_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: while ``restoring``: the volume being written
+    restore_volume_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow,
+                                                          onupdate=utcnow)
+    deleted_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class VolumeFault(Base):
-    """Why a volume or snapshot failed (``resource`` = ``volume`` | ``snapshot``)."""
+    """Why a volume, snapshot or backup failed (``resource`` = ``volume`` | ``snapshot`` |
+    ``backup``)."""
 
     __tablename__ = "volume_faults"
 

@@ -46,6 +46,18 @@ VOLUME_OPTS = [
                help="Where volume-to-image writes new image files. Unset: <state_path>/images."),
 ]
 
+#: ``[backup]``: the backup driver of this host's volume services (its own options go in the
+#: same group, registered when it loads; see :mod:`stackcore.volume.backup`).
+BACKUP_OPTS = [
+    cfg.StrOpt("backup_driver",
+               help="Backup driver of the volume services of this process: an entry point "
+               "name in stackcore.volume.backup_drivers (posix, ceph). Unset: no backups here."),
+    cfg.StrOpt("backup_staging_dir",
+               help="Local directory where a volume's data is staged as a raw file while it "
+               "is backed up or restored (needs room for the largest volume). Unset: "
+               "<state_path>/backup-staging."),
+]
+
 BACKEND_OPTS = [
     cfg.StrOpt("volume_driver", default="fake",
                help="Volume driver: an entry point name in stackcore.volume.drivers."),
@@ -80,7 +92,8 @@ def mosr(conf: cfg.ConfigOpts, backend: str) -> float | str:
 def list_opts() -> list[tuple[str, Any]]:
     """Every option group the volume family registers on a Cloud (backend sections are
     registered per enabled backend, see :mod:`stackcore.volume.backends`)."""
-    return [("volume", VOLUME_OPTS), (placement_opts.GROUP, placement_opts.OPTS)]
+    return [("volume", VOLUME_OPTS), (placement_opts.GROUP, placement_opts.OPTS),
+            ("backup", BACKUP_OPTS)]
 
 
 def plugin_opts() -> list[tuple[str, Any]]:

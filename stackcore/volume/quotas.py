@@ -1,7 +1,7 @@
 """The volume family's countable resources, counted from its rows (see
 :mod:`stackcore.project.quota`). Every ``[quota]`` default is -1 (unlimited) (Cinder's
-defaults: 10 volumes, 10 snapshots, 1000 GiB); ``gigabytes_<type>`` limits one volume type's
-capacity per project."""
+defaults: 10 volumes, 10 snapshots, 1000 GiB, 10 backups, 1000 backup GiB);
+``gigabytes_<type>`` limits one volume type's capacity per project."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ RESOURCES = [
     Resource("snapshots", UNLIMITED, "Volume snapshots per project", f"{_HERE}:count"),
     Resource("gigabytes", UNLIMITED, "GiB of a project's volumes and snapshots",
              f"{_HERE}:count"),
+    Resource("backups", UNLIMITED, "Volume backups per project", f"{_HERE}:count"),
+    Resource("backup_gigabytes", UNLIMITED, "GiB of a project's volume backups (each counts "
+             "its volume's size, Cinder's rule)", f"{_HERE}:count"),
 ]
 
 
@@ -32,6 +35,15 @@ def count(project_id: str | BindParameter[str], resource: str) -> ColumnElement[
     from stackcore.volume.states import SnapshotStatus, VolumeStatus
 
     volume, snapshot = models.Volume, models.Snapshot
+    if resource in ("backups", "backup_gigabytes"):
+        from stackcore.volume.states import BackupStatus
+
+        backup = models.VolumeBackup
+        what = sa.func.count() if resource == "backups" else sa.func.coalesce(
+            sa.func.sum(backup.size), 0)
+        return sa.select(what).select_from(backup).where(
+            backup.project_id == project_id, backup.status != BackupStatus.DELETED
+        ).scalar_subquery()
     live_volumes = [volume.project_id == project_id, volume.status != VolumeStatus.DELETED]
     live_snapshots = [snapshot.project_id == project_id,
                       snapshot.status != SnapshotStatus.DELETED]

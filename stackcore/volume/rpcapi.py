@@ -53,3 +53,14 @@ class VolumeRPCAPI:
             "copy_volume_to_image", volume_id=volume_id, image_name=image_name,
             disk_format=disk_format)
         return result
+
+    # --- backups (served by volume services with a [backup] backup_driver) --------------
+
+    def create_backup(self, host: str, backup_id: str) -> None:
+        self._on(host).cast("create_backup", backup_id=backup_id)
+
+    def restore_backup(self, host: str, backup_id: str, volume_id: str) -> None:
+        self._on(host).cast("restore_backup", backup_id=backup_id, volume_id=volume_id)
+
+    def delete_backup(self, host: str, backup_id: str) -> None:
+        self._on(host).call("delete_backup", backup_id=backup_id)

@@ -22,6 +22,10 @@ class VolumeStatus(enum.StrEnum):
     ERROR_DELETING = "error_deleting"
     ERROR_EXTENDING = "error_extending"
     DELETED = "deleted"
+    #: a backup is reading the volume (back to its previous status afterwards)
+    BACKING_UP = "backing-up"
+    #: a backup is being written into the volume
+    RESTORING_BACKUP = "restoring-backup"
 
 
 class SnapshotStatus(enum.StrEnum):
@@ -41,8 +45,23 @@ class AttachStatus(enum.StrEnum):
     ERROR = "error_attaching"
 
 
+class BackupStatus(enum.StrEnum):
+    """A volume backup's states (Cinder's). Transient: creating, restoring, deleting."""
+
+    CREATING = "creating"
+    AVAILABLE = "available"
+    RESTORING = "restoring"
+    DELETING = "deleting"
+    ERROR = "error"
+    DELETED = "deleted"
+
+
+BACKUP_TRANSIENT = frozenset({BackupStatus.CREATING, BackupStatus.RESTORING,
+                              BackupStatus.DELETING})
+
+
 TRANSIENT = frozenset({
     VolumeStatus.CREATING, VolumeStatus.DOWNLOADING, VolumeStatus.ATTACHING,
     VolumeStatus.DETACHING, VolumeStatus.EXTENDING, VolumeStatus.UPLOADING,
-    VolumeStatus.DELETING,
+    VolumeStatus.DELETING, VolumeStatus.BACKING_UP, VolumeStatus.RESTORING_BACKUP,
 })

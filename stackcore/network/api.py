@@ -29,9 +29,11 @@ from stackcore.db import api as db_api
 from stackcore.db import paging
 from stackcore.network import exceptions
 from stackcore.network import schemas as ns
+from stackcore.network import security_groups as sg
 from stackcore.network.agents import state as agents
 from stackcore.network.contracts import mechanism_driver as mech_api
 from stackcore.network.contracts import type_driver
+from stackcore.network.dhcp import hooks as dhcp_hooks
 from stackcore.network.ml2 import ipam, managers
 from stackcore.network.ml2.plugin import COMPUTE_OWNER, ML2Plugin, Owner
 from stackcore.plugins import loader
@@ -141,6 +143,9 @@ class Port:
     binding_failures: tuple[BindingFailure, ...]
     created_at: datetime.datetime
     project_id: str = "admin"
+    security_groups: tuple[str, ...] = ()
+    port_security_enabled: bool = True
+    allowed_address_pairs: tuple[Mapping[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +189,9 @@ def _port_view(d: Mapping[str, Any]) -> Port:
         binding_failures=tuple(BindingFailure(f["driver"], f["level"], f["segment"],
                                               f["reason"]) for f in d["binding_failures"]),
         created_at=d["created_at"], project_id=d.get("project_id", "admin"),
+        security_groups=tuple(d.get("security_groups", ())),
+        port_security_enabled=bool(d.get("port_security_enabled", True)),
+        allowed_address_pairs=tuple(d.get("allowed_address_pairs", ())),
     )
 
 
@@ -274,6 +282,15 @@ def _fixed_ips(value: Any) -> list[dict[str, Any]] | None:
     return result
 
 
+def _group_ids(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise exception.Invalid("security_groups", "must be a list of security group ids",
+                                value)
+    return [validate.uuid_like(f"security_groups[{i}]", v) for i, v in enumerate(value)]
+
+
 def _provider_segment(
     field: str, network_type: Any, physical_network: Any, segmentation_id: Any
 ) -> dict[str, Any]:
@@ -290,9 +307,10 @@ def _provider_segment(
             "segmentation_id": segmentation_id}
 
 
-class NetworkAPI(ScopedAPI):
-    """Networks, subnets, ports, agents. ``plugins`` are the loaded (type, mechanism)
-    drivers; when omitted they are loaded from ``[ml2]``."""
+class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
+    """Networks, subnets, ports, agents, security groups (:mod:`.security_groups`).
+    ``plugins`` are the loaded (type, mechanism) drivers; when omitted they are loaded from
+    ``[ml2]``."""
 
     def __init__(
         self,
@@ -305,7 +323,9 @@ class NetworkAPI(ScopedAPI):
         self.db = db
         self.transport = transport
         type_plugins, mechanism_plugins = plugins if plugins is not None else load_plugins(conf)
-        self.plugin = ML2Plugin(conf, db, type_plugins, mechanism_plugins)
+        # DHCP: agents notified of changes, DHCP ports removed with what they serve
+        self.plugin = dhcp_hooks.attach(ML2Plugin(conf, db, type_plugins, mechanism_plugins),
+                                        db, transport)
         self.plugin.initialize()
 
     # --- ownership ------------------------------------------------------------------------
@@ -564,7 +584,10 @@ class NetworkAPI(ScopedAPI):
     @schemas.accepts(network_id=s.UUID, name=ns.TEXT, mac_address=s.optional(s.MAC),
                      fixed_ips=s.optional(ns.FIXED_IPS), host=ns.TEXT,
                      vnic_type=s.enum(*ns.VNIC_TYPES), profile=s.optional(ns.PROFILE),
-                     device_id=ns.TEXT, device_owner=ns.TEXT, admin_state_up=s.BOOLEAN)
+                     device_id=ns.TEXT, device_owner=ns.TEXT, admin_state_up=s.BOOLEAN,
+                     security_groups=s.optional(ns.SECURITY_GROUPS),
+                     port_security_enabled=s.BOOLEAN,
+                     allowed_address_pairs=s.optional(ns.ADDRESS_PAIRS))
     @policy.authorize("network:port:create")
     def create_port(
         self,
@@ -579,12 +602,17 @@ class NetworkAPI(ScopedAPI):
         device_id: str = "",
         device_owner: str = "",
         admin_state_up: bool = True,
+        security_groups: Sequence[str] | None = None,
+        port_security_enabled: bool = True,
+        allowed_address_pairs: Sequence[Mapping[str, str]] | None = None,
     ) -> Port:
         """A port. MAC: generated from ``[network] base_mac`` unless given (unique per
         network). ``fixed_ips``: ``[{"subnet_id"?, "ip_address"?}]``; default one address from
         the first subnet of each IP version. With a ``host`` the port is bound before this
         returns: check ``vif_type`` (``binding_failed`` + ``binding_failures`` when no driver
-        could bind it)."""
+        could bind it). ``security_groups`` (default: the project's ``default`` group, none
+        when port security is off), ``port_security_enabled``, ``allowed_address_pairs``:
+        see :mod:`stackcore.network.security_groups`."""
         attrs = {
             "name": _optional_name("name", name),
             "mac_address": None if mac_address is None else _mac(mac_address),
@@ -595,7 +623,12 @@ class NetworkAPI(ScopedAPI):
             "device_id": _text("device_id", device_id),
             "device_owner": _text("device_owner", device_owner),
             "admin_state_up": _bool("admin_state_up", admin_state_up),
+            "port_security_enabled": _bool("port_security_enabled", port_security_enabled),
+            "allowed_address_pairs": sg.normalize_address_pairs(allowed_address_pairs),
+            "security_groups": _group_ids(security_groups),
         }
+        if not port_security_enabled and security_groups is None:
+            attrs["security_groups"] = []
         if host or profile:
             self._authorize("network:port:create:binding")
         if mac_address is not None:
@@ -606,7 +639,9 @@ class NetworkAPI(ScopedAPI):
             if fixed_ips:
                 raise exception.Forbidden("network:port:create",
                                           "fixed_ips on another project's shared network")
-        return _port_view(self.plugin.create_port(network_id, attrs, self._owner()))
+        port = _port_view(self.plugin.create_port(network_id, attrs, self._owner()))
+        self._notify_agents()  # a new member of its groups
+        return port
 
     @schemas.accepts(port_id=s.UUID)
     @policy.authorize("network:port:get")
@@ -636,7 +671,10 @@ class NetworkAPI(ScopedAPI):
 
     @schemas.accepts(port_id=s.UUID, name=ns.TEXT, fixed_ips=s.optional(ns.FIXED_IPS),
                      host=ns.TEXT, vnic_type=s.enum(*ns.VNIC_TYPES), profile=s.optional(ns.PROFILE),
-                     device_id=ns.TEXT, device_owner=ns.TEXT, admin_state_up=s.BOOLEAN)
+                     device_id=ns.TEXT, device_owner=ns.TEXT, admin_state_up=s.BOOLEAN,
+                     security_groups=s.optional(ns.SECURITY_GROUPS),
+                     port_security_enabled=s.BOOLEAN,
+                     allowed_address_pairs=s.optional(ns.ADDRESS_PAIRS))
     @policy.authorize("network:port:update")
     def update_port(
         self,
@@ -650,6 +688,9 @@ class NetworkAPI(ScopedAPI):
         device_id: Any = _UNSET,
         device_owner: Any = _UNSET,
         admin_state_up: Any = _UNSET,
+        security_groups: Any = _UNSET,
+        port_security_enabled: Any = _UNSET,
+        allowed_address_pairs: Any = _UNSET,
     ) -> Port:
         """Change a port. Changing ``host``, ``vnic_type`` or ``profile`` unbinds it and
         binds it again (on the new host, if any) before returning."""
@@ -663,17 +704,26 @@ class NetworkAPI(ScopedAPI):
             "device_id": lambda v: _text("device_id", v),
             "device_owner": lambda v: _text("device_owner", v),
             "admin_state_up": lambda v: _bool("admin_state_up", v),
+            "security_groups": lambda v: _group_ids(v) or [],
+            "port_security_enabled": lambda v: _bool("port_security_enabled", v),
+            "allowed_address_pairs": sg.normalize_address_pairs,
         }
         values = {"name": name, "fixed_ips": fixed_ips, "host": host, "vnic_type": vnic_type,
                   "profile": profile, "device_id": device_id, "device_owner": device_owner,
-                  "admin_state_up": admin_state_up}
+                  "admin_state_up": admin_state_up, "security_groups": security_groups,
+                  "port_security_enabled": port_security_enabled,
+                  "allowed_address_pairs": allowed_address_pairs}
         for key, value in values.items():
             if value is not _UNSET:
                 changes[key] = checks[key](value)
         if {"host", "profile", "vnic_type"} & set(changes):
             self._authorize("network:port:update:binding")
         self._own(self._visible_port(port_id), "port", "network:port:update")
-        return _port_view(self.plugin.update_port(port_id, changes))
+        port = _port_view(self.plugin.update_port(port_id, changes))
+        if {"security_groups", "port_security_enabled", "allowed_address_pairs",
+                "fixed_ips"} & set(changes):
+            self._notify_agents()  # memberships and addresses are in other ports' rules
+        return port
 
     @schemas.accepts(port_id=s.UUID)
     @policy.authorize("network:port:delete")
@@ -685,6 +735,7 @@ class NetworkAPI(ScopedAPI):
             return
         self._own(port, "port", "network:port:delete")
         self.plugin.delete_port(port_id)
+        self._notify_agents()  # its addresses leave its groups' members
 
     # --- agents and faults ----------------------------------------------------------------
 

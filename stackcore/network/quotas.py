@@ -17,6 +17,10 @@ RESOURCES = [
     Resource("networks", UNLIMITED, "Networks per project", f"{_HERE}:count"),
     Resource("subnets", UNLIMITED, "Subnets per project", f"{_HERE}:count"),
     Resource("ports", UNLIMITED, "Ports per project", f"{_HERE}:count"),
+    Resource("security_groups", UNLIMITED, "Security groups per project (Neutron: 10)",
+             f"{_HERE}:count"),
+    Resource("security_group_rules", UNLIMITED,
+             "Security group rules per project (Neutron: 100)", f"{_HERE}:count"),
 ]
 
 
@@ -26,6 +30,8 @@ def count(project_id: str | BindParameter[str], resource: str) -> ColumnElement[
     from stackcore.network import models
 
     column = {"networks": models.Network.project_id, "subnets": models.Subnet.project_id,
-              "ports": models.Port.project_id}[resource]
+              "ports": models.Port.project_id,
+              "security_groups": models.SecurityGroup.project_id,
+              "security_group_rules": models.SecurityGroupRule.project_id}[resource]
     return sa.select(sa.func.count()).select_from(column.class_).where(
         column == project_id).scalar_subquery()

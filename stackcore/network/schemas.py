@@ -22,3 +22,6 @@ PORT_REQUEST = s.one_of(
     s.obj({"network_id": s.UUID, "fixed_ips": s.optional(FIXED_IPS)}, required=["network_id"]),
     s.obj({"port_id": s.UUID}, required=["port_id"]))
 SORT_KEYS = ("name", "id")
+SECURITY_GROUPS = s.array(s.UUID, 16)
+ADDRESS_PAIRS = s.array(s.obj({"ip_address": s.string(64), "mac_address": s.MAC},
+                              required=["ip_address"]), 10)

@@ -12,6 +12,11 @@ An agent runs on one host (``[DEFAULT] host``, the name ports are bound to). It
   and their tunnel peers (:mod:`.host_state`) and makes the backend match - missing things
   created, stale things removed, things that are right left alone. Start-up is just the first
   pass, which is how a restarted agent resyncs;
+* with ``[securitygroup] firewall_driver`` set to its backend's firewall, also asks for its
+  ports' security group rules (``security_group_rules_for_devices``) and enforces them in the
+  same pass (:attr:`HostState.ports` carry a :class:`PortSecurity` each); the server's
+  ``security_groups_changed`` notification (topic ``network.agent-notify``) starts a pass at
+  once instead of at the next interval;
 * after each pass, tells the server which ports it wired (``update_device_up``: the port
   becomes ACTIVE) and which it no longer passes traffic for (``update_device_down``: DOWN),
   comparing with the status the server sent, so a pass that changed nothing sends nothing.
@@ -55,7 +60,13 @@ AGENT_OPTS = lazy.options(lambda cfg: [
                       "database."),
 ])
 
-
+SECURITYGROUP_OPTS = lazy.options(lambda cfg: [
+    cfg.StrOpt("firewall_driver", default="noop",
+               help="How the agent enforces security groups: 'noop' (nothing is filtered, "
+                    "Neutron's default), 'openvswitch' (OVS agent: conntrack flows on "
+                    "br-int) or 'nftables' (Linux bridge agent: nftables with "
+                    "bridge-netfilter conntrack)."),
+])
 
 
 class L2Agent(L2AgentPlugin):
@@ -68,17 +79,31 @@ class L2Agent(L2AgentPlugin):
     VIF_TYPE: ClassVar[str]
     #: The backend's own option groups, besides ``[agent]``.
     BACKEND_OPTS: ClassVar[list[tuple[str, Sequence[cfg.Opt]]]] = []
+    #: ``[securitygroup] firewall_driver`` value that turns this agent's firewall on.
+    FIREWALL_DRIVER: ClassVar[str] = ""
 
     @classmethod
     def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
-        """``[agent]`` plus the backend's groups (stackcore.network.agents contract)."""
-        return [("agent", AGENT_OPTS), *cls.BACKEND_OPTS]
+        """``[agent]``, ``[securitygroup]`` plus the backend's groups
+        (stackcore.network.agents contract)."""
+        return [("agent", AGENT_OPTS), ("securitygroup", SECURITYGROUP_OPTS),
+                *cls.BACKEND_OPTS]
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport) -> None:
         from stackcore import conf as sc_conf
 
-        sc_conf.register(conf, [("agent", AGENT_OPTS)])
+        sc_conf.register(conf, [("agent", AGENT_OPTS), ("securitygroup", SECURITYGROUP_OPTS)])
+        driver = conf.securitygroup.firewall_driver
+        allowed = ["noop", *([self.FIREWALL_DRIVER] if self.FIREWALL_DRIVER else [])]
+        if driver not in allowed:
+            raise exception.ConfigError(f"[securitygroup] firewall_driver = {driver!r}: "
+                                        f"{type(self).__name__} supports {allowed}")
+        #: whether this agent enforces security groups
+        self.firewall_enabled = driver != "noop"
         self.conf = conf
+        self._transport = transport
+        self._notify_server: Any = None
+        self._wake = threading.Event()
         self.host: str = conf.host
         self._rpc = AgentStateRPCAPI(transport)
         self.plugin_rpc = AgentRPCAPI(transport)
@@ -134,7 +159,7 @@ class L2Agent(L2AgentPlugin):
         read land last and undo the newer one."""
         with self._pass_lock:
             state = read_host_state(self.plugin_rpc, self.host, self.AGENT_TYPE,
-                                    self.tunnel_types())
+                                    self.tunnel_types(), security=self.firewall_enabled)
             wired = self.reconcile(state)
             self.report_devices(state, wired)
             return state
@@ -168,10 +193,23 @@ class L2Agent(L2AgentPlugin):
                         self.conf.agent.polling_interval, err)
         self.report_state()
         self._stop.clear()
+        if self.firewall_enabled and self._notify_server is None:
+            from stackcore.network.agents import AgentNotifyEndpoint
+            endpoint = AgentNotifyEndpoint(self.AGENT_TYPE, self.host, self.wake)
+            try:
+                self._notify_server = self._transport.serve(endpoint.target, endpoint)
+            except exception.RPCError as err:  # e.g. an old agent object still listens
+                LOG.warning("%s on %s: not listening for notifications (changes wait for "
+                            "the next pass): %s", self.BINARY, self.host, err)
         self._threads = [
             self._every(self.conf.agent.report_interval, self.report_state, "report"),
-            self._every(self.conf.agent.polling_interval, self._pass, "reconcile"),
+            self._every(self.conf.agent.polling_interval, self._pass, "reconcile",
+                        wake=self._wake),
         ]
+
+    def wake(self) -> None:
+        """Run the next pass now (the server's ``security_groups_changed`` notification)."""
+        self._wake.set()
 
     def _pass(self) -> None:
         try:
@@ -179,11 +217,20 @@ class L2Agent(L2AgentPlugin):
         except Exception:
             LOG.exception("%s on %s: reconciliation failed", self.BINARY, self.host)
 
-    def _every(self, interval: float, work: Callable[[], object], what: str
-               ) -> threading.Thread:
+    def _every(self, interval: float, work: Callable[[], object], what: str,
+               wake: threading.Event | None = None) -> threading.Thread:
         def loop() -> None:
             due = time.monotonic() + interval
-            while not self._stop.wait(max(0.0, due - time.monotonic())):
+            while not self._stop.is_set():
+                if wake is not None:
+                    woken = wake.wait(max(0.0, due - time.monotonic()))
+                    wake.clear()
+                    if self._stop.is_set():
+                        return
+                    if not woken and time.monotonic() < due:
+                        continue
+                elif self._stop.wait(max(0.0, due - time.monotonic())):
+                    return
                 due = max(due + interval, time.monotonic())
                 work()
 
@@ -197,6 +244,14 @@ class L2Agent(L2AgentPlugin):
         A pass still running after ``timeout`` seconds is abandoned (its thread is a daemon):
         it is idempotent, and the next start's first pass finishes its work."""
         self._stop.set()
+        self._wake.set()
+        if self._notify_server is not None:
+            try:
+                self._notify_server.stop()
+            except Exception as err:  # noqa: BLE001 - stopping goes on
+                LOG.warning("%s on %s: stopping the notification server: %s", self.BINARY,
+                            self.host, err)
+            self._notify_server = None
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -88,10 +88,11 @@ def linuxbridge_agent(argv: Sequence[str] | None = None) -> int:
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
     """The agents' options (oslo.config.opts entry point ``stackcore.network.agents``)."""
-    from stackcore_drivers.network.agent_base import AGENT_OPTS
+    from stackcore_drivers.network.agent_base import AGENT_OPTS, SECURITYGROUP_OPTS
     from stackcore_drivers.network.linuxbridge import conf as lb_conf
     from stackcore_drivers.network.ovs import conf as ovs_conf
 
-    return [("agent", AGENT_OPTS), ("ovs", ovs_conf.AGENT_OPTS),
+    return [("agent", AGENT_OPTS), ("securitygroup", SECURITYGROUP_OPTS),
+            ("ovs", ovs_conf.AGENT_OPTS),
             ("ml2_ovs", ovs_conf.MECH_OPTS), ("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS),
             ("vxlan", lb_conf.VXLAN_OPTS)]

@@ -3,7 +3,8 @@
 * :mod:`~stackcore.network.agents.state` - the ``agents`` table, ``report_state`` and liveness
   (client: :class:`AgentStateRPCAPI`);
 * :mod:`~stackcore.network.agents.rpc` - the agent RPC: which ports to wire, tunnel peers,
-  device up/down (client: :class:`AgentRPCAPI`).
+  security group rules, device up/down (client: :class:`AgentRPCAPI`), and the server's
+  notifications to the agents (served by :class:`AgentNotifyEndpoint`).
 
 The two clients are public: an agent plugin uses them and nothing else of the server. An
 agent's console script runs it with :func:`run_until_signalled` (and calls
@@ -12,7 +13,8 @@ service (:mod:`stackcore.lifecycle`).
 """
 
 from stackcore.lifecycle import block_stop_signals, run_until_signalled
-from stackcore.network.agents.rpc import AgentRPCAPI
+from stackcore.network.agents.rpc import AgentNotifyEndpoint, AgentRPCAPI
 from stackcore.network.agents.state import AgentStateRPCAPI
 
-__all__ = ["AgentRPCAPI", "AgentStateRPCAPI", "block_stop_signals", "run_until_signalled"]
+__all__ = ["AgentNotifyEndpoint", "AgentRPCAPI", "AgentStateRPCAPI", "block_stop_signals",
+           "run_until_signalled"]

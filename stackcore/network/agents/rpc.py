@@ -14,6 +14,11 @@ Agents never read the ML2 database: the ``network`` service answers them on topi
   bound on it - a unicast flooding list, as l2population would compute it;
 * ``get_existing_ports(port_ids)`` - which of these ports still exist at all (an agent removes
   the VIFs of deleted ports, and only those);
+* ``security_group_rules_for_devices(port_ids)`` (1.1) - per port what its agent enforces:
+  port security on/off, MAC, fixed IPs, allowed address pairs, and its groups' rules with
+  every remote group expanded into its members' addresses
+  (:func:`stackcore.network.security_groups.rules_for_ports`); ports that no longer exist
+  are left out;
 * ``update_device_up(port_id, host)`` / ``update_device_down(port_id, host)`` - the agent wired
   (or unwired) the port: its status becomes ``ACTIVE`` (``DOWN``). Ignored, with the port's
   status returned unchanged, when the port is bound to another host (it moved meanwhile) or is
@@ -21,14 +26,18 @@ Agents never read the ML2 database: the ``network`` service answers them on topi
   is gone. Status changes bump the port's revision; they do not call the mechanism drivers.
 
 Every method takes and returns JSON types only, so the in-process and the oslo.messaging
-transports behave alike. The agents poll (level-triggered): no notification exists that
-could be missed, and a restarted agent resyncs by asking again.
+transports behave alike. The agents poll (level-triggered), so a restarted agent resyncs by
+asking again. One notification exists, to cut the wait, never to carry state: after a
+security group, rule or membership change the server casts ``security_groups_changed()`` to
+every agent (topic ``network.agent-notify``, server ``<agent type>.<host>``,
+:func:`notify_security_groups_changed`), which then runs its next pass at once. A lost
+notification only delays the change to the agent's next periodic pass.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stackcore import exception, validate
@@ -47,7 +56,11 @@ LOG = logging.getLogger(__name__)
 
 TOPIC = "network.agents"
 #: API version served; bump the minor number when adding a method or an optional argument.
-VERSION = "1.0"
+#: 1.1: security_group_rules_for_devices
+VERSION = "1.1"
+#: Where agents listen for notifications (server ``<agent type>.<host>``).
+NOTIFY_TOPIC = "network.agent-notify"
+NOTIFY_VERSION = "1.0"
 
 ACTIVE, DOWN, ERROR = "ACTIVE", "DOWN", "ERROR"
 
@@ -199,6 +212,15 @@ class AgentRPCEndpoint:
             return sorted(session.execute(
                 sa.select(m.Port.id).where(m.Port.id.in_(ids))).scalars())
 
+    def security_group_rules_for_devices(self, port_ids: list[str]) -> dict[str, Any]:
+        """What the agents enforce for each of ``port_ids`` (see the module doc)."""
+        from stackcore.network import security_groups
+        if not isinstance(port_ids, list) or len(port_ids) > 100000:
+            raise exception.Invalid("port_ids", "must be a list of port ids", None)
+        ids = [validate.name(f"port_ids[{i}]", p) for i, p in enumerate(port_ids)]
+        with self.db.transaction() as session:
+            return security_groups.rules_for_ports(session, ids)
+
     # --- status ---------------------------------------------------------------------------
 
     def update_device_up(self, port_id: str, host: str) -> str | None:
@@ -253,6 +275,12 @@ class AgentRPCAPI:
         result: list[str] = self._client.call("get_existing_ports", port_ids=sorted(port_ids))
         return result
 
+    def security_group_rules_for_devices(self, port_ids: Iterable[str]
+                                         ) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = self._client.call(
+            "security_group_rules_for_devices", port_ids=sorted(port_ids))
+        return result
+
     def update_device_up(self, port_id: str, host: str) -> str | None:
         result: str | None = self._client.call("update_device_up", port_id=port_id, host=host)
         return result
@@ -261,3 +289,32 @@ class AgentRPCAPI:
         result: str | None = self._client.call("update_device_down", port_id=port_id,
                                                host=host)
         return result
+
+
+class AgentNotifyEndpoint:
+    """Agent side: what the server's notifications call (``wake`` runs the agent's next
+    pass now)."""
+
+    def __init__(self, agent_type: str, host: str, wake: Callable[[], None]) -> None:
+        self.target = Target(NOTIFY_TOPIC, server=f"{agent_type}.{host}",
+                             version=NOTIFY_VERSION)
+        self._wake = wake
+
+    def security_groups_changed(self) -> None:
+        self._wake()
+
+
+def notify_security_groups_changed(db: db_api.Database, transport: Transport) -> None:
+    """Tell every registered agent that security groups changed (best effort: an agent that
+    does not listen applies the change at its next periodic pass)."""
+    import sqlalchemy as sa
+
+    from stackcore.network import models as m
+    with db.transaction() as session:
+        agents = session.execute(sa.select(m.Agent.agent_type, m.Agent.host)).all()
+    for agent_type, host in agents:
+        target = Target(NOTIFY_TOPIC, server=f"{agent_type}.{host}", version=NOTIFY_VERSION)
+        try:
+            transport.client(target).cast("security_groups_changed")
+        except Exception as err:  # noqa: BLE001 - the periodic pass applies it anyway
+            LOG.debug("notifying %s agent on %s failed: %s", agent_type, host, err)

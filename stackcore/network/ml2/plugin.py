@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from stackcore import exception, faults
 from stackcore.db import api as db_api
 from stackcore.db.models import LEGACY_OWNER
-from stackcore.network import exceptions
+from stackcore.network import exceptions, security_groups
 from stackcore.network import models as m
 from stackcore.network.agents import state as agents
 from stackcore.network.contracts import mechanism_driver as mech_api
@@ -152,6 +152,9 @@ class ML2Plugin:
             "binding:vif_type": row.vif_type,
             "binding:vif_details": dict(row.vif_details or {}),
             "binding_failures": [dict(f) for f in row.binding_failures or []],
+            "port_security_enabled": row.port_security_enabled,
+            "allowed_address_pairs": [dict(p) for p in row.allowed_address_pairs or []],
+            "security_groups": security_groups.port_groups(session, row.id),
             "revision": row.revision,
             "created_at": row.created_at,
         }
@@ -623,8 +626,16 @@ class ML2Plugin:
     def create_port(self, network_id: str, attrs: Mapping[str, Any],
                     owner: Owner | None = None) -> dict[str, Any]:
         """``attrs``: name, mac_address, fixed_ips, device_id, device_owner,
-        delete_with_device, admin_state_up, host, vnic_type, profile (all validated)."""
-        context = self._create_port_txn(network_id, attrs, owner or Owner())
+        delete_with_device, admin_state_up, host, vnic_type, profile, security_groups (None:
+        the project's default group), port_security_enabled, allowed_address_pairs (all
+        validated)."""
+        owner = owner or Owner()
+        if attrs.get("security_groups") is None and attrs.get("port_security_enabled", True) \
+                and not security_groups.is_trusted(attrs.get("device_owner", "")):
+            # made in a transaction of its own, before the port's (see ensure_default_group)
+            attrs = {**attrs, "security_groups": [
+                security_groups.ensure_default_group(self.db, owner.project_id)]}
+        context = self._create_port_txn(network_id, attrs, owner)
         port_id = context.current["id"]
         errors = self.mechanism_manager.postcommit(
             "create_port_postcommit", context, stop_on_error=True
@@ -653,10 +664,13 @@ class ML2Plugin:
                 host=attrs.get("host", ""), vnic_type=attrs.get("vnic_type", "normal"),
                 profile=dict(attrs.get("profile") or {}), vif_type=mech_api.VIF_TYPE_UNBOUND,
                 vif_details={}, binding_failures=[],
+                port_security_enabled=attrs.get("port_security_enabled", True),
+                allowed_address_pairs=list(attrs.get("allowed_address_pairs") or []),
             )
             self._assign_mac(session, row, attrs.get("mac_address"))
             self._allocate_ips(session, row, attrs.get("fixed_ips"))
             session.flush()
+            security_groups.set_port_security(session, row, attrs.get("security_groups"))
             context = self._port_context(session, row)
             self.mechanism_manager.precommit("create_port_precommit", context)
             return context
@@ -681,6 +695,7 @@ class ML2Plugin:
             original_levels = self._levels(session, port_id)
             changes = dict(changes)
             fixed_ips = changes.pop("fixed_ips", None)
+            groups = changes.pop("security_groups", None)
             binding_keys = {"host", "vnic_type", "profile"}
             rebind = any(
                 key in changes and changes[key] != getattr(row, key) for key in binding_keys
@@ -690,6 +705,7 @@ class ML2Plugin:
             if fixed_ips is not None:
                 session.execute(sa.delete(m.IPAllocation).where(m.IPAllocation.port_id == port_id))
                 self._allocate_ips(session, row, fixed_ips)
+            security_groups.set_port_security(session, row, groups)
             if rebind:
                 session.execute(sa.delete(m.PortBindingLevel)
                                 .where(m.PortBindingLevel.port_id == port_id))

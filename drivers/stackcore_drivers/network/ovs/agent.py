@@ -43,6 +43,7 @@ from stackcore_drivers.network.ovs.bridges import (
     VifPort,
     patch_port_name,
 )
+from stackcore_drivers.network.ovs.firewall import TRUNK_INGRESS, FirewallPort, firewall_flows
 from stackcore_drivers.network.ovs.openflow import OfctlBridge, rundir_for
 from stackcore_drivers.network.ovs.ovsdb import Ovsdb
 from stackcore_drivers.network.ovs.pipeline import (
@@ -88,6 +89,7 @@ class OvsAgent(L2Agent):
     BINARY = "stackcore-ovs-agent"
     VIF_TYPE = VIF_TYPE
     BACKEND_OPTS = [("ovs", ovs_conf.AGENT_OPTS)]
+    FIREWALL_DRIVER = "openvswitch"
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
@@ -212,7 +214,13 @@ class OvsAgent(L2Agent):
 
         dead = [vif.ofport for vif, tag, _ in wanted_tags.values()
                 if tag == DEAD_VLAN_TAG and vif.ofport > 0]
-        self._program_flows(wired, peers_of, dead)
+        filtered = None
+        if self.firewall_enabled:
+            filtered = [FirewallPort(vif.ofport, state.ports[iface_id].mac_address, tag,
+                                     state.ports[iface_id].security)
+                        for iface_id, (vif, tag, _) in sorted(wanted_tags.items())
+                        if tag != DEAD_VLAN_TAG and vif.ofport > 0]
+        self._program_flows(wired, peers_of, dead, filtered)
 
         up: set[str] = set()
         for iface_id, (vif, tag, other) in wanted_tags.items():
@@ -223,9 +231,12 @@ class OvsAgent(L2Agent):
         return up
 
     def _program_flows(self, wired: dict[str, BoundPort], peers_of: dict[str, set[str]],
-                       dead_ofports: list[int]) -> None:
+                       dead_ofports: list[int],
+                       firewall: list[FirewallPort] | None = None) -> None:
         """Every owned bridge's flow table as :mod:`.pipeline` computes it from the wired
-        networks, their local VLANs and the current OpenFlow port numbers."""
+        networks, their local VLANs and the current OpenFlow port numbers; with the firewall
+        on (``firewall`` not None), br-int's also holds :mod:`.firewall`'s tables, in the same
+        atomic bundle."""
         assert self.local_vlans is not None
         ofports = self.bridges.ofports()
 
@@ -252,8 +263,14 @@ class OvsAgent(L2Agent):
         for physnet, bridge in sorted(mappings.items()):
             self.openflow[bridge].replace_flows(physical_flows(
                 networks, physnet, ofport(patch_port_name("phy-", bridge))))
-        self.openflow[self.bridges.integration_bridge].replace_flows(
-            integration_flows(networks, int_ofports, dead_ofports))
+        if firewall is None:
+            flows = integration_flows(networks, int_ofports, dead_ofports)
+        else:
+            flows = integration_flows(
+                networks, int_ofports, dead_ofports, trunk_table=TRUNK_INGRESS,
+                tunnel_ofport=ofport("patch-tun") if self.bridges.local_ip else None)
+            flows += firewall_flows(firewall)
+        self.openflow[self.bridges.integration_bridge].replace_flows(flows)
 
     def _restore_local_vlans(self, vifs: Any, state: HostState) -> dict[str, int]:
         """Local VLANs recorded on the VM ports by the previous run, for networks still here."""

@@ -54,10 +54,17 @@ class LocalNetwork:
 
 
 def integration_flows(networks: Iterable[LocalNetwork], int_ofports: Mapping[str, int],
-                      dead_ofports: Iterable[int] = ()) -> list[str]:
+                      dead_ofports: Iterable[int] = (),
+                      trunk_table: int | None = None,
+                      tunnel_ofport: int | None = None) -> list[str]:
     """br-int's flows. ``int_ofports``: physnet -> OpenFlow port of ``int-<br>`` on br-int;
-    ``dead_ofports``: VM ports that must not pass traffic."""
+    ``dead_ofports``: VM ports that must not pass traffic. With the firewall
+    (:mod:`.firewall`), ``trunk_table`` is where traffic from the trunks (the provider patches
+    after translation, ``tunnel_ofport`` = patch-tun) goes instead of ``NORMAL``."""
     flows = ["table=0,priority=0 actions=NORMAL"]
+    after = "NORMAL" if trunk_table is None else f"resubmit(,{trunk_table})"
+    if trunk_table is not None and tunnel_ofport is not None:
+        flows.append(f"table=0,priority=1,in_port={tunnel_ofport} actions={after}")
     for ofport in sorted(set(int_ofports.values())):
         flows.append(f"table=0,priority=2,in_port={ofport} actions=drop")
     for ofport in sorted(set(dead_ofports)):
@@ -71,7 +78,7 @@ def integration_flows(networks: Iterable[LocalNetwork], int_ofports: Mapping[str
         else:
             match = "vlan_tci=0x0000/0x1fff"
         flows.append(f"table=0,priority=3,in_port={patch},{match} "
-                     f"actions=mod_vlan_vid:{net.local_vlan},NORMAL")
+                     f"actions=mod_vlan_vid:{net.local_vlan},{after}")
     return flows
 
 

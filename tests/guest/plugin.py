@@ -93,10 +93,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{count} test(s) need the full-kernel guest and were deselected: run them with "
             "`pytest -m guest --guest` (tools/tiers/guest.sh)")
     session = config.stash.get(_GUEST_KEY, None)
-    if session is not None and session.guest is not None:
-        g = session.guest
+    if session is not None and session.figures is not None:
+        # (the guest is off by now: the session finished before the terminal summary)
+        boot, setup = session.figures
         terminalreporter.write_line(
-            f"guest: booted in {g.boot_seconds:.1f} s, set up in {g.setup_seconds:.1f} s; "
+            f"guest: booted in {boot:.1f} s, set up in {setup:.1f} s; "
             f"in-guest pytest {session.batch_seconds:.1f} s; log {session.log_path}")
 
 
@@ -125,6 +126,8 @@ class _GuestSession:
         self._offset = 0
         self.report_path: Path | None = None
         self.log_path: Path | None = None
+        #: (boot seconds, set-up seconds) of the guest, kept for the summary after close
+        self.figures: tuple[float, float] | None = None
 
     def get(self) -> Guest:
         with self._lock:
@@ -197,6 +200,7 @@ class _GuestSession:
                 if found.name != "run.json":
                     shutil.copy(found, os.path.join(results, found.name))
         if self.guest is not None:
+            self.figures = (self.guest.boot_seconds, self.guest.setup_seconds)
             self.guest.close(keep=failed)
             self.guest = None
 

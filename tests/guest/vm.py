@@ -10,7 +10,11 @@ read-only (so the repository, its virtualenv and every host binary are there) pl
   guest's LVM volume group (its writes reach the host's disk, not the guest's memory);
 * QEMU's **user network**: the host's ``127.0.0.1`` is ``10.0.2.2`` from inside, so the guest
   reaches the host's tgtd and nfs-ganesha, and its agent connects back to the port this
-  session listens on.
+  session listens on. The other way, :meth:`Guest.forward` makes a port of the guest reachable
+  at ``127.0.0.1:PORT`` on the host (a user-network host forward added at run time through
+  QEMU's monitor, ``run_dir/qmp.sock``);
+* background processes: :meth:`Guest.start` runs a service in the guest (its output in the
+  share) until :meth:`GuestProcess.stop`.
 
 The agent (``tools/guest/agent.py``) runs command lines sent as JSON; then
 ``tools/guest/setup.sh`` loads the kernel modules and starts the guest's own services. What
@@ -28,6 +32,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -47,6 +52,11 @@ SETUP = REPO / "tools" / "guest" / "setup.sh"
 #: it through :meth:`Guest.run`).
 GUEST_ENV_FILE = "guest-env.json"
 HOST_FROM_GUEST = "10.0.2.2"
+#: The guest's own address on the user network (static: tools/guest/start-agent.sh); where a
+#: host forward (:meth:`Guest.forward`) delivers connections.
+GUEST_ADDR = "10.0.2.15"
+#: virtme-ng's id of the user-network netdev (``--network user``: ``-netdev user,id=n0``).
+NETDEV = "n0"
 #: Modules udev would load at boot for QEMU's emulated hardware that no test uses: KVM (no
 #: nested virtualisation under TCG), watchdogs, SMBus, the AHCI controller and its DVD drive,
 #: PS/2 input, the PC speaker. Each is read over 9p and initialised under TCG: together ~15 s.
@@ -127,6 +137,7 @@ class Guest:
         self._next_id = 1
         self._lock = threading.Lock()
         self._waiting: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
+        self._forwards: dict[int, int] = {}
         self._reader = threading.Thread(target=self._read, name="guest-agent", daemon=True)
         self._reader.start()
 
@@ -162,8 +173,10 @@ class Guest:
                 "--cpus", str(cpus), "--rwdir", str(share), "--disk", str(disk),
                 "--cwd", str(REPO), "--append", f"modprobe.blacklist={','.join(UNUSED_MODULES)}",
                 # the host's root once more, for a cached mount (tools/guest/start-agent.sh)
+                # and a QMP monitor (Guest.forward adds host forwards through it)
                 "--qemu-opts=-fsdev local,id=scfast,path=/,security_model=none,readonly=on,"
-                "multidevs=remap -device virtio-9p-pci,fsdev=scfast,mount_tag=scfast",
+                "multidevs=remap -device virtio-9p-pci,fsdev=scfast,mount_tag=scfast "
+                f"-qmp unix:{run_dir / 'qmp.sock'},server=on,wait=off",
                 "--exec", " ".join(agent)]
         env = dict(os.environ)
         # vng runs virtme-run, which lives next to it
@@ -248,6 +261,67 @@ class Guest:
                 done.set()
             self._waiting.clear()
 
+    def start(self, argv: Sequence[str], name: str, env: Mapping[str, str] | None = None,
+              timeout: float = 3600) -> GuestProcess:
+        """Start ``argv`` in the guest in the background (a service): its stdout and stderr go
+        to ``share/NAME.log``, readable on the host while it runs. Stop it with
+        :meth:`GuestProcess.stop`; ``timeout`` bounds its life (then the agent kills it)."""
+        return GuestProcess(self, argv, name, env, timeout)
+
+    def forward(self, guest_port: int) -> int:
+        """Make TCP ``guest_port`` of the guest (on :data:`GUEST_ADDR`: a service there must
+        listen on that address, not only on the guest's loopback) reachable at
+        ``127.0.0.1:PORT`` on the host; returns PORT, a free port QEMU picked. The forward
+        lasts until the guest is powered off; asking again returns the same port."""
+        with self._lock:
+            if guest_port in self._forwards:
+                return self._forwards[guest_port]
+            # Port 0: QEMU binds a free port itself (no window in which another process could
+            # take one chosen here); "info usernet" then tells which.
+            rule = f"tcp:127.0.0.1:0-{GUEST_ADDR}:{guest_port}"
+            answer = self._hmp(f"hostfwd_add {NETDEV} {rule}")
+            if answer.strip():
+                raise GuestError(f"QEMU refused the host forward {rule}: {answer.strip()}")
+            table = self._hmp("info usernet")
+            ports = {int(port) for port, dest in re.findall(
+                r"TCP\[HOST_FORWARD\]\s+\d+\s+127\.0\.0\.1\s+(\d+)\s+"
+                + re.escape(GUEST_ADDR) + r"\s+(\d+)", table) if int(dest) == guest_port}
+            ports -= set(self._forwards.values())
+            if len(ports) != 1:
+                raise GuestError(f"cannot tell which host port forwards to {GUEST_ADDR}:"
+                                 f"{guest_port} (QEMU's info usernet):\n{table}")
+            self._forwards[guest_port] = ports.pop()
+            return self._forwards[guest_port]
+
+    def _hmp(self, command: str) -> str:
+        """One human-monitor command through QEMU's QMP socket; its text answer."""
+        path = str(self.run_dir / "qmp.sock")
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(30)
+            try:
+                sock.connect(path)
+            except OSError as err:
+                raise GuestError(f"QEMU's monitor {path}: {err}") from err
+            stream = sock.makefile("rw", encoding="utf-8")
+
+            def call(execute: str, **arguments: Any) -> Any:
+                stream.write(json.dumps({"execute": execute, "arguments": arguments}) + "\n")
+                stream.flush()
+                while True:
+                    line = stream.readline()
+                    if not line:
+                        raise GuestError(f"QEMU's monitor closed during {execute}")
+                    answer = json.loads(line)
+                    if "event" in answer:
+                        continue
+                    if "error" in answer:
+                        raise GuestError(f"QEMU's monitor: {execute}: {answer['error']}")
+                    return answer["return"]
+
+            stream.readline()  # the greeting
+            call("qmp_capabilities")
+            return str(call("human-monitor-command", **{"command-line": command}))
+
     @property
     def alive(self) -> bool:
         return self._proc.poll() is None
@@ -277,6 +351,79 @@ class Guest:
 
     def __exit__(self, *exc: object) -> None:
         self.close(keep=exc[0] is not None)
+
+
+class GuestProcess:
+    """A process running in the background in the guest (:meth:`Guest.start`)."""
+
+    def __init__(self, guest: Guest, argv: Sequence[str], name: str,
+                 env: Mapping[str, str] | None, timeout: float) -> None:
+        self.guest = guest
+        self.log = guest.share / f"{name}.log"
+        self._pid_file = guest.share / f"{name}.pid"
+        self.result: Result | GuestError | None = None
+        self._done = threading.Event()
+        self.log.unlink(missing_ok=True)
+        self._pid_file.unlink(missing_ok=True)
+        # bash writes its pid and becomes the command (exec): the pid is the command's, and
+        # the agent, whose child it is, reaps it and reports its exit status.
+        wrapped = ["bash", "-c", 'echo $$ >"$1" && exec "${@:2}" >"$0" 2>&1', str(self.log),
+                   str(self._pid_file), *argv]
+
+        def run() -> None:
+            try:
+                self.result = guest.run(wrapped, env=env, timeout=timeout)
+            except GuestError as err:
+                self.result = err
+            finally:
+                self._done.set()
+
+        self._thread = threading.Thread(target=run, name=f"guest-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_output(self, text: str, timeout: float) -> None:
+        """Wait until ``text`` appears in the process's output; :class:`GuestError` (with the
+        output's tail) if it exits or ``timeout`` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if not self.running:
+                raise GuestError(f"{self.log.name[:-4]} ended ({self.result!r}) before "
+                                 f"printing {text!r}:\n{self.output()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise GuestError(f"{self.log.name[:-4]} printed no {text!r} in {timeout:g} s:"
+                                 f"\n{self.output()[-3000:]}")
+            self._done.wait(0.25)
+
+    def stop(self, timeout: float = 60) -> Result:
+        """SIGTERM, then wait (at most ``timeout`` seconds) for the exit; returns how it
+        ended (its exit status in ``rc``). :class:`GuestError` if it did not end."""
+        deadline = time.monotonic() + timeout
+        pid = ""
+        while self.running and not pid.isdigit() and time.monotonic() < deadline:
+            with contextlib.suppress(FileNotFoundError):  # written as the process starts
+                pid = self._pid_file.read_text().strip()
+            if not pid.isdigit():
+                self._done.wait(0.2)
+        if self.running and pid.isdigit():
+            self.guest.run(["kill", "-TERM", pid], timeout=30)
+            self._done.wait(max(0.0, deadline - time.monotonic()))
+        if self.running:
+            raise GuestError(f"{self.log.name[:-4]} still ran {timeout:g} s after SIGTERM:"
+                             f"\n{self.output()[-3000:]}")
+        if isinstance(self.result, GuestError):
+            raise self.result
+        assert self.result is not None
+        return self.result
 
 
 def _accept(listener: socket.socket, proc: subprocess.Popen[bytes], token: str,

@@ -5,7 +5,8 @@
 
 SB_OVS_DIR="${SB_STATE}/ovs"    # default instance; extra ones: ${SB_STATE}/ovs-NAME
 
-sb_pkgs_ovs() { echo openvswitch-switch openvswitch-common iproute2; }
+# nftables: the Linux bridge agent's security groups (nft; the kernel has nf_tables built in)
+sb_pkgs_ovs() { echo openvswitch-switch openvswitch-common iproute2 nftables; }
 
 sb_check_ovs() { sb_check_ovs_dir "$SB_OVS_DIR"; }
 

@@ -13,6 +13,10 @@ VXLAN/VLAN devices the agent made; physical interfaces are only released) and VX
 outside any wanted bridge. A network that cannot be wired (unmapped physical network, no VLAN
 support, a VNI used by a foreign device) is reported in :attr:`port_errors` and whatever the
 pass created for it is deleted again.
+
+With ``[securitygroup] firewall_driver = nftables`` each pass first writes the security group
+ruleset (:mod:`.firewall`: nftables, conntrack through bridge-netfilter, turned on per
+bridge), then enslaves taps.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from stackcore_drivers.network.agent_base import L2Agent
 from stackcore_drivers.network.host_state import BoundPort, HostState
 from stackcore_drivers.network.linuxbridge import AGENT_TYPE, VIF_TYPE, ip_lib
 from stackcore_drivers.network.linuxbridge import conf as lb_conf
+from stackcore_drivers.network.linuxbridge.firewall import FilteredTap, NftFirewall
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -59,6 +64,7 @@ class LinuxBridgeAgent(L2Agent):
     BINARY = "stackcore-linuxbridge-agent"
     VIF_TYPE = VIF_TYPE
     BACKEND_OPTS = [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)]
+    FIREWALL_DRIVER = "nftables"
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
@@ -71,6 +77,9 @@ class LinuxBridgeAgent(L2Agent):
         self.local_ip = (names.ip_address("[vxlan] local_ip", vx.local_ip)
                          if vx.enable_vxlan and vx.local_ip else None)
         self.ip = manager or ip_lib.LinuxBridgeManager(conf.linux_bridge.namespace or None)
+        #: the nftables firewall (None: ``[securitygroup] firewall_driver = noop``)
+        self.firewall = (NftFirewall(conf.linux_bridge.namespace or None)
+                         if self.firewall_enabled else None)
 
     def configurations(self) -> dict[str, Any]:
         lb = self.conf.linux_bridge
@@ -143,6 +152,13 @@ class LinuxBridgeAgent(L2Agent):
         return ip_lib.bridge_name(port.network_id)
 
     def reconcile(self, state: HostState) -> set[str]:
+        if self.firewall is not None:
+            # before any tap is enslaved: a new tap never passes unfiltered traffic (nft
+            # matches taps by name, so the rules may name devices that do not exist yet)
+            self.firewall.apply([
+                FilteredTap(ip_lib.tap_name(p.port_id), self.bridge_for(p), p.mac_address,
+                            p.security)
+                for p in state.ports.values() if self.why_not(p) is None])
         errors: dict[str, str] = {}
         wired: set[str] = set()
         wanted: dict[str, str] = {}          # bridge -> network id
@@ -193,6 +209,8 @@ class LinuxBridgeAgent(L2Agent):
                     created.append(bridge)
             elif self.ip.index(bridge) is None:
                 raise exception.DriverError(f"mapped bridge {bridge} does not exist")
+            if self.firewall is not None:
+                self.ip.set_bridge_netfilter(bridge)
             if port.network_type == "vxlan":
                 assert self.local_ip is not None and port.segmentation_id is not None
                 device, made = self.ip.ensure_vxlan(port.segmentation_id, self.local_ip,

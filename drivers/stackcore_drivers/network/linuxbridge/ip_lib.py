@@ -168,6 +168,25 @@ class LinuxBridgeManager:
                 raise _kernel_error(f"creating bridge {name}", err) from err
         return True
 
+    def set_bridge_netfilter(self, name: str) -> None:
+        """Pass the bridge's IPv4/IPv6 traffic through the ``inet`` netfilter hooks
+        (bridge-netfilter, per bridge: ``nf_call_iptables`` / ``nf_call_ip6tables``), where
+        conntrack sees it; unchanged when already on."""
+        from pyroute2.netlink.exceptions import NetlinkError
+        index = self.index(name)
+        if index is None:
+            raise exception.DriverError(f"bridge {name} does not exist")
+        link = self.ipr.get_links(index)[0]
+        data = ("IFLA_LINKINFO", "IFLA_INFO_DATA")
+        if link.get_nested(*data, "IFLA_BR_NF_CALL_IPTABLES") == 1 and \
+                link.get_nested(*data, "IFLA_BR_NF_CALL_IP6TABLES") == 1:
+            return
+        try:
+            self.ipr.link("set", index=index, kind="bridge", br_nf_call_iptables=1,
+                          br_nf_call_ip6tables=1)
+        except NetlinkError as err:
+            raise _kernel_error(f"turning bridge-netfilter on for {name}", err) from err
+
     def ensure_vxlan(self, vni: int, local_ip: str, dstport: int, mtu: int | None,
                      ttl: int | None = None) -> tuple[str, bool]:
         """``vxlan-<vni>`` on the device holding ``local_ip``. Conflict when a device of

@@ -1,0 +1,289 @@
+"""Security groups on the Linux bridge agent's host with nftables (``[securitygroup]
+firewall_driver = nftables``).
+
+What this kernel offers decides the design (probed by :func:`probe`, recorded in
+``doc/source/security_groups.rst``): nf_tables with the ``bridge``, ``inet`` and ``netdev``
+families, conntrack, NAT and bridge-netfilter (``br_netfilter``) are built in, but conntrack
+for the bridge family itself (``nf_conntrack_bridge``) is not - a ``ct state`` match in a
+``bridge`` table fails. Conntrack of bridged traffic therefore comes from bridge-netfilter,
+which passes bridged IPv4/IPv6 packets through the ``inet`` hooks when the bridge has
+``nf_call_iptables`` / ``nf_call_ip6tables`` on (set per bridge by the agent, never the
+host-wide sysctl). In those hooks a bridged packet's ``iifname`` is the bridge, not the tap,
+so the tap is recognised in the ``bridge`` family and handed over in the packet mark:
+
+``table bridge stackcore_sg``
+    ``prerouting`` (priority -200): from a filtered tap -> its anti-spoofing chain: the
+    port's (MAC, IP) pairs (fixed IPs, allowed address pairs, the MAC's IPv6 link-local) may
+    send IP and ARP, its MAC DHCP/DHCPv6 requests and IPv6 router/neighbour solicitations
+    and adverts; DHCP server replies and router adverts from a VM and everything else are
+    dropped. Accepted IP traffic gets ``mark = <port index>`` (bits 0-15).
+    ``forward`` (priority -100, before bridge-netfilter's hook at 0): to a filtered tap ->
+    ``mark |= <port index> << 16``.
+``table inet stackcore_sg``
+    ``prerouting`` (priority -300, before conntrack): conntrack zone per bridge (one per
+    network), so equal addresses of two networks never share a connection.
+    ``forward``: unmarked packets pass; ``+inv`` dropped; established/related pass
+    (stateful); then the sender port's egress chain (its rules ``return``, the rest is
+    dropped) and the receiver port's ingress chain (DHCP replies and IPv6 ND/RA, then its
+    rules ``accept``, the rest dropped).
+
+Both tables are replaced in one ``nft -f`` transaction (atomic: never half a ruleset) built
+from validated values only - device names checked against the kernel's name rules, MACs,
+addresses re-printed by :mod:`ipaddress`, integers - and run as an argument list, never
+through a shell. Removing a rule stops new connections; connections it accepted run until
+conntrack expires them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+
+from stackcore import exception
+from stackcore_drivers.network.host_state import PortSecurity, SecurityRule
+
+LOG = logging.getLogger(__name__)
+
+TABLE = "stackcore_sg"
+_DEVICE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+_PORT_PROTOCOLS = {6, 17, 33, 132, 136}
+MAX_PORTS = 0xFFFF
+
+
+@dataclasses.dataclass(frozen=True)
+class FilteredTap:
+    """A wired port's tap, its bridge, MAC and security (None or disabled: unfiltered)."""
+
+    tap: str
+    bridge: str
+    mac: str
+    security: PortSecurity | None
+
+
+def _device(name: str) -> str:
+    if not _DEVICE.match(name):
+        raise exception.Invalid("device", "is not a valid device name for nftables", name)
+    return f'"{name}"'
+
+
+def _mac(mac: str) -> str:
+    if not _MAC.match(mac.lower()):
+        raise exception.Invalid("mac_address", "is not a MAC address", mac)
+    return mac.lower()
+
+
+def _net(address: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(address, strict=False)
+
+
+def _link_local(mac: str) -> str:
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
+    return str(ipaddress.IPv6Address(bytes([0xFE, 0x80, 0, 0, 0, 0, 0, 0, *eui])))
+
+
+def _int(value: int | None, low: int, high: int) -> int:
+    if value is None or isinstance(value, bool) or not low <= int(value) <= high:
+        raise exception.Invalid("rule", f"expected an integer {low}-{high}", value)
+    return int(value)
+
+
+def rule_expression(rule: SecurityRule) -> str | None:
+    """The nft match of one rule (direction applied); None for a rule nft need not see (an
+    ethertype the kernel path never carries is impossible here, so never None today)."""
+    v6 = rule.ethertype == "IPv6"
+    parts = ["meta nfproto ipv6" if v6 else "meta nfproto ipv4"]
+    if rule.remote_ip_prefix:
+        net = _net(rule.remote_ip_prefix)
+        if net.prefixlen:
+            side = "daddr" if rule.direction == "egress" else "saddr"
+            parts.append(f"{'ip6' if net.version == 6 else 'ip'} {side} {net}")
+    if rule.protocol is not None:
+        proto = _int(rule.protocol, 0, 255)
+        if proto in (1, 58):
+            family = "icmpv6" if v6 else "icmp"
+            parts.append(f"meta l4proto {58 if v6 else 1}")
+            if rule.port_range_min is not None:
+                parts.append(f"{family} type {_int(rule.port_range_min, 0, 255)}")
+                if rule.port_range_max is not None:
+                    parts.append(f"{family} code {_int(rule.port_range_max, 0, 255)}")
+        else:
+            parts.append(f"meta l4proto {proto}")
+            if proto in _PORT_PROTOCOLS and rule.port_range_min is not None:
+                low = _int(rule.port_range_min, 1, 65535)
+                high = _int(rule.port_range_max, low, 65535)
+                parts.append(f"th dport {low}" if low == high else f"th dport {low}-{high}")
+    return " ".join(parts)
+
+
+def ruleset(taps: Sequence[FilteredTap]) -> str:
+    """Both tables, replacing what is there, as one ``nft -f`` input."""
+    filtered = sorted((t for t in taps if t.security is not None and t.security.enabled),
+                      key=lambda t: t.tap)
+    if len(filtered) > MAX_PORTS:
+        raise exception.DriverError(f"more than {MAX_PORTS} filtered ports on one host")
+    bridges = sorted({t.bridge for t in taps})
+    out = [f"table bridge {TABLE} {{}}", f"delete table bridge {TABLE}",
+           f"table inet {TABLE} {{}}", f"delete table inet {TABLE}"]
+    # --- bridge family: anti-spoofing and the marks
+    bridge = [f"table bridge {TABLE} {{",
+              "  chain prerouting {", "    type filter hook prerouting priority -200; "
+              "policy accept;"]
+    if filtered:
+        bridge.append("    iifname vmap { " + ", ".join(
+            f"{_device(t.tap)} : jump spoof_{i}" for i, t in enumerate(filtered, 1)) + " }")
+    bridge += ["  }", "  chain forward {",
+               "    type filter hook forward priority -100; policy accept;"]
+    for i, tap in enumerate(filtered, 1):
+        bridge.append(f"    oifname {_device(tap.tap)} meta mark set meta mark or "
+                      f"{i << 16:#x}")
+    bridge.append("  }")
+    for i, tap in enumerate(filtered, 1):
+        assert tap.security is not None
+        mac = _mac(tap.mac)
+        bridge += [f"  chain spoof_{i} {{",
+                   "    udp sport 67 udp dport 68 drop",
+                   "    udp sport 547 udp dport 546 drop",
+                   "    icmpv6 type nd-router-advert drop",
+                   f"    ether saddr {mac} ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept",
+                   f"    ether saddr {mac} ip6 nexthdr udp udp sport 546 udp dport 547 accept",
+                   f"    ether saddr {mac} icmpv6 type {{ nd-router-solicit, "
+                   "nd-neighbor-solicit, nd-neighbor-advert } accept"]
+        pairs = [*tap.security.addresses, (_link_local(mac) + "/128", mac)]
+        for address, pair_mac in dict.fromkeys(pairs):
+            net, pmac = _net(address), _mac(pair_mac)
+            if net.version == 4:
+                bridge.append(f"    ether saddr {pmac} arp saddr ip {net} accept")
+                bridge.append(f"    ether saddr {pmac} ip saddr {net} meta mark set "
+                              f"meta mark or {i:#x} accept")
+            else:
+                bridge.append(f"    ether saddr {pmac} ip6 saddr {net} meta mark set "
+                              f"meta mark or {i:#x} accept")
+        bridge += ["    drop", "  }"]
+    bridge.append("}")
+    # --- inet family: conntrack and the rules
+    inet = [f"table inet {TABLE} {{", "  chain prerouting {",
+            "    type filter hook prerouting priority -300; policy accept;"]
+    if bridges:
+        inet.append("    ct zone set iifname map { " + ", ".join(
+            f"{_device(b)} : {n}" for n, b in enumerate(bridges, 1)) + " }")
+    inet += ["  }", "  chain forward {",
+             "    type filter hook forward priority 0; policy accept;",
+             "    meta mark and 0xffffffff == 0 accept",
+             "    ct state invalid drop",
+             "    ct state established,related accept"]
+    if filtered:
+        inet.append("    meta mark and 0xffff vmap { " + ", ".join(
+            f"{i:#x} : jump egress_{i}" for i in range(1, len(filtered) + 1)) + " }")
+        inet.append("    meta mark and 0xffff0000 vmap { " + ", ".join(
+            f"{i << 16:#x} : jump ingress_{i}" for i in range(1, len(filtered) + 1)) + " }")
+    inet.append("  }")
+    for i, tap in enumerate(filtered, 1):
+        assert tap.security is not None
+        egress = [f"  chain egress_{i} {{"]
+        ingress = [f"  chain ingress_{i} {{",
+                   "    udp sport 67 udp dport 68 accept",
+                   "    udp sport 547 udp dport 546 accept",
+                   "    icmpv6 type { nd-router-advert, nd-neighbor-solicit, "
+                   "nd-neighbor-advert } accept"]
+        for rule in _unique(tap.security.rules):
+            match = rule_expression(rule)
+            if match is None:
+                continue
+            if rule.direction == "egress":
+                egress.append(f"    {match} return")
+            else:
+                ingress.append(f"    {match} accept")
+        inet += [*egress, "    drop", "  }", *ingress, "    drop", "  }"]
+    inet.append("}")
+    return "\n".join([*out, *bridge, *inet]) + "\n"
+
+
+def _unique(rules: Iterable[SecurityRule]) -> list[SecurityRule]:
+    return list(dict.fromkeys(rules))
+
+
+class NftFirewall:
+    """Applies :func:`ruleset` in one network namespace (None: the agent's own)."""
+
+    def __init__(self, namespace: str | None = None, timeout: float = 30.0) -> None:
+        self.namespace = namespace
+        self.timeout = timeout
+        self._applied: str | None = None
+
+    def _command(self, *args: str) -> list[str]:
+        nft = shutil.which("nft")
+        if nft is None:
+            raise exception.DriverError("nft is not installed (package nftables)")
+        if self.namespace:
+            return ["ip", "netns", "exec", self.namespace, nft, *args]
+        return [nft, *args]
+
+    def run(self, args: Sequence[str], stdin: str | None = None) -> str:
+        try:
+            result = subprocess.run(self._command(*args), input=stdin, capture_output=True,
+                                    text=True, timeout=self.timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise exception.DriverError(f"nft {args[0]}: no answer in {self.timeout:g} s") \
+                from None
+        if result.returncode != 0:
+            raise exception.DriverError(f"nft {' '.join(args[:2])}: {result.stderr.strip()}")
+        return result.stdout
+
+    def apply(self, taps: Sequence[FilteredTap]) -> bool:
+        """Make the tables match ``taps``; True when something was sent (the first call
+        always sends: a restarted agent rewrites what it finds)."""
+        text = ruleset(taps)
+        if text == self._applied:
+            return False
+        self.run(["-f", "-"], stdin=text)
+        self._applied = text
+        return True
+
+    def clear(self) -> None:
+        """Remove both tables (nothing filtered any more); idempotent."""
+        self.run(["-f", "-"], stdin="".join(
+            f"table {family} {TABLE} {{}}\ndelete table {family} {TABLE}\n"
+            for family in ("bridge", "inet")))
+        self._applied = None
+
+    def list_ruleset(self) -> str:
+        """The agent's two tables as nft prints them (tests, kit)."""
+        return "".join(self.run(["list", "table", family, TABLE])
+                       for family in ("bridge", "inet"))
+
+
+def probe(namespace: str | None = None) -> dict[str, bool]:
+    """Which netfilter pieces this kernel has, tried in ``namespace`` with throw-away tables:
+    nf_tables (a table), conntrack (``ct state`` in an inet table), NAT (a nat chain),
+    conntrack in the bridge family (``ct state`` in a bridge table), bridge-netfilter
+    (``/proc/sys/net/bridge`` exists)."""
+    import os
+
+    firewall = NftFirewall(namespace)
+    chain = "table {family} sc_probe {{\n  chain c {{\n    type {kind} hook {hook} priority 0;\n" \
+        "    {rule}\n  }}\n}}\n"
+    tries = {
+        "nf_tables": "table inet sc_probe {\n}\n",
+        "conntrack": chain.format(family="inet", kind="filter", hook="forward",
+                                  rule="ct state established accept"),
+        "nat": chain.format(family="ip", kind="nat", hook="postrouting", rule="masquerade"),
+        "bridge_conntrack": chain.format(family="bridge", kind="filter", hook="forward",
+                                         rule="ct state established accept"),
+    }
+    found: dict[str, bool] = {}
+    for name, text in tries.items():
+        try:
+            firewall.run(["-c", "-f", "-"], stdin=text)
+            found[name] = True
+        except exception.DriverError:
+            found[name] = False
+    found["bridge_netfilter"] = os.path.isdir("/proc/sys/net/bridge")
+    return found

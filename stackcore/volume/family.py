@@ -27,6 +27,9 @@ FAMILY = Family(
     kinds=(
         PluginKind("volume", "stackcore.volume.drivers", "stackcore.volume.driver:CONTRACT",
                    "stackcore.testing.suites.volume", "Volume drivers"),
+        PluginKind("volume.backup", "stackcore.volume.backup_drivers",
+                   "stackcore.volume.backup.driver:CONTRACT",
+                   "stackcore.testing.suites.volume_backup", "Volume backup drivers"),
         PluginKind("scheduler.volume_filters", "stackcore.scheduler.filters.volume",
                    "stackcore.volume.placement.filters:CONTRACT",
                    "stackcore.testing.suites.scheduler", "Volume pool filters"),

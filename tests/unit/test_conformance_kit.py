@@ -56,7 +56,7 @@ def _warm(tmp_path_factory: pytest.TempPathFactory) -> None:
 pytest_plugins = ["pytester"]
 
 ZOO_MODULES = ("compute", "volume", "network_type", "network_mechanism", "network_agent",
-               "scheduler", "image_store")
+               "scheduler", "image_store", "volume_backup")
 ZOO: list[Broken] = [entry for name in ZOO_MODULES
                      for entry in importlib.import_module(f"tests.kit.{name}").ZOO]
 
@@ -73,7 +73,8 @@ REFERENCE = {"compute": "fake", "volume": "fake", "network.type": "vlan",
              "network.mechanism": "fake", "network.agent": "fake",
              "scheduler.compute_filters": "RamFilter", "scheduler.compute_weighers": "RAMWeigher",
              "scheduler.volume_filters": "CapacityFilter",
-             "scheduler.volume_weighers": "CapacityWeigher", "image.store": "file"}
+             "scheduler.volume_weighers": "CapacityWeigher", "image.store": "file",
+             "volume.backup": "posix"}
 #: How long the zoo's agents are given to act (a broken one never does).
 SETTLE = "3"
 #: Inner runs: no cache, no unrelated plugins (each would be set up again per run).

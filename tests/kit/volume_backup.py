@@ -9,10 +9,11 @@ import shutil
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from stackcore import exception
-from stackcore.volume.backup import Backup, BackupUpdate
 from stackcore_drivers.backup import chunks, is_zero
 from stackcore_drivers.backup.posix import PosixBackupDriver
+
+from stackcore import exception
+from stackcore.volume.backup import Backup, BackupUpdate
 from tests.kit.registry import Broken
 
 M = "tests.kit.volume_backup"

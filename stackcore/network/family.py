@@ -1,9 +1,9 @@
 """The network family's descriptor and its runtime in a Cloud (see :mod:`stackcore.families`).
 
 Service: ``network`` - the agents' endpoints (state reports on ``network.reports``, the agent RPC
-on ``network.agents``) and, for the embedded default, the L2 agents named in ``[network]
-local_agents``. The ML2 plugin itself is a library of the API: all of its state is in the
-shared database.
+on ``network.agents``, the DHCP agents' RPC on ``network.dhcp``) and, for the embedded
+default, the L2 agents named in ``[network] local_agents``. The ML2 plugin itself is a library
+of the API: all of its state is in the shared database.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 NETWORK_BINARY = "stackcore-network"
 AGENT_RPC_BINARY = "stackcore-network-agents"
+DHCP_RPC_BINARY = "stackcore-network-dhcp"
 
 FAMILY = Family(
     name="network",
@@ -82,6 +83,7 @@ class Runtime:
             return
         from stackcore.network.agents.rpc import AgentRPCEndpoint
         from stackcore.network.agents.state import AgentStateEndpoint
+        from stackcore.network.dhcp.rpc import DhcpRPCEndpoint
 
         if self.agent_plugins:
             from stackcore.service import check_down_time
@@ -93,6 +95,8 @@ class Runtime:
                 NETWORK_BINARY, ctx.conf.host, "nova")
         ctx.run(AgentRPCEndpoint(ctx.conf, ctx.db, plugin.mechanism_manager), AGENT_RPC_BINARY,
                 ctx.conf.host, "nova")
+        ctx.run(DhcpRPCEndpoint(ctx.conf, ctx.db, plugin), DHCP_RPC_BINARY, ctx.conf.host,
+                "nova")
         # Local L2 agents last: they report to and query the endpoints started above.
         for found in self.agent_plugins:
             agent = found.cls(ctx.conf, ctx.transport)

@@ -5,8 +5,9 @@
 
 SB_OVS_DIR="${SB_STATE}/ovs"    # default instance; extra ones: ${SB_STATE}/ovs-NAME
 
+# dnsmasq-base, ethtool: the DHCP agent (dnsmasq driver; checksum offload off on its veth)
 # nftables: the Linux bridge agent's security groups (nft; the kernel has nf_tables built in)
-sb_pkgs_ovs() { echo openvswitch-switch openvswitch-common iproute2 nftables; }
+sb_pkgs_ovs() { echo openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool; }
 
 sb_check_ovs() { sb_check_ovs_dir "$SB_OVS_DIR"; }
 

@@ -1,0 +1,1 @@
+"""The DHCP agent (``stackcore-dhcp-agent``) and the ``dnsmasq`` DHCP driver."""

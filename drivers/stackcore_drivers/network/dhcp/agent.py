@@ -1,0 +1,325 @@
+"""The DHCP agent: one per host, serving every network that has a DHCP-enabled subnet.
+
+It talks to the server only over RPC (:mod:`stackcore.network.dhcp.rpc`): ``report_state``
+heartbeats on ``network.reports`` like the L2 agents (``agent_type`` ``DHCP agent``), the DHCP
+RPC on ``network.dhcp`` for networks, ports and its own DHCP ports, and it consumes
+``network.dhcp_agent`` on its host for ``network_changed`` notifications.
+
+Per served network it
+
+1. asks for the network's subnets and ports (``get_network_info``);
+2. gets its DHCP port (``get_dhcp_port``: created and bound to this host by the server) and
+   plugs it into the L2 datapath in ``qdhcp-<network>`` (:mod:`.interface`);
+3. has the DHCP driver (``[dhcp] dhcp_driver``, entry points ``stackcore.network.dhcp_drivers``)
+   serve it: ``enable`` when the network is new to it or its subnets/MTU/port changed,
+   ``reload_allocations`` when only ports changed.
+
+A network that is gone or has no DHCP subnet left is cleaned up: the driver's ``disable``,
+the namespace and the veth pair (and its OVS port) removed, the DHCP port released.
+
+Passes: a full resync at start (how a restart resyncs: it also cleans up the networks it
+finds on the host - the driver's ``active_networks`` and its own records under
+``<state_dir>/networks`` - that are no longer served) and every ``[dhcp] resync_interval``
+seconds; in between, only the networks named by notifications, within milliseconds. Passes run
+in one thread, never overlapping. A failure is logged and that network retried at the next
+full pass; nothing stops the agent.
+
+On SIGTERM the agent stops within 5 s and **leaves dnsmasq running** (as Neutron does): guests
+keep their leases and renewals while the agent restarts, and the restarted agent adopts the
+servers of the networks still served and stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from stackcore import exception, lazy
+from stackcore.network.agents import AgentStateRPCAPI
+from stackcore.network.dhcp import (
+    AGENT_TOPIC,
+    AGENT_TYPE,
+    DhcpDevice,
+    DhcpDriver,
+    DhcpNetwork,
+    DhcpPort,
+    DhcpRPCAPI,
+    load_driver,
+    netns_name,
+)
+from stackcore.rpc import Target
+from stackcore_drivers.network.dhcp import interface
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from stackcore.rpc import Server, Transport
+
+LOG = logging.getLogger(__name__)
+
+DHCP_OPTS = lazy.options(lambda cfg: [
+    cfg.StrOpt("dhcp_driver", default="dnsmasq",
+               help="The DHCP driver (entry point of stackcore.network.dhcp_drivers)."),
+    cfg.StrOpt("interface_driver", default="openvswitch",
+               choices=["openvswitch", "linuxbridge"],
+               help="The L2 datapath the DHCP ports are plugged into: openvswitch (a veth "
+                    "on [ovs] integration_bridge) or linuxbridge (a tap<port> veth the "
+                    "Linux bridge agent enslaves)."),
+    cfg.StrOpt("datapath_namespace", default="",
+               help="Network namespace the L2 datapath lives in (where ovs-vswitchd or the "
+                    "bridges are); empty: the agent's own. For tests simulating hosts."),
+    cfg.FloatOpt("resync_interval", default=30.0, min=0.5,
+                 help="Seconds between two full resyncs (every network compared with the "
+                      "server); changes notified by the server are applied at once."),
+    cfg.StrOpt("state_dir", default="",
+               help="Directory of the agent's and the DHCP driver's files (dnsmasq "
+                    "configurations, hosts files, pid files). Empty: <state_path>/dhcp."),
+])
+
+
+class NotificationEndpoint:
+    """Consumes ``network.dhcp_agent`` on this host: marks the network for the next pass."""
+
+    def __init__(self, agent: DhcpAgent) -> None:
+        self.target = Target(AGENT_TOPIC, server=agent.host, version="1.0")
+        self._agent = agent
+
+    def network_changed(self, network_id: str) -> None:
+        self._agent.network_changed(network_id)
+
+
+class DhcpAgent:
+    """Serves DHCP for every network with a DHCP subnet on host ``conf.host``."""
+
+    BINARY: ClassVar[str] = "stackcore-dhcp-agent"
+
+    @classmethod
+    def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
+        from stackcore_drivers.network.agent_base import AGENT_OPTS
+        from stackcore_drivers.network.ovs import conf as ovs_conf
+
+        return [("agent", AGENT_OPTS), ("dhcp", DHCP_OPTS), ("ovs", ovs_conf.AGENT_OPTS)]
+
+    def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
+                 driver: DhcpDriver | None = None) -> None:
+        from stackcore import conf as sc_conf
+
+        sc_conf.register(conf, self.list_opts())
+        self.conf = conf
+        self.host: str = conf.host
+        self.transport = transport
+        root = conf.dhcp.state_dir or os.path.join(conf.state_path, "dhcp")
+        self.records = Path(root) / "networks"
+        self.records.mkdir(parents=True, exist_ok=True)
+        self.driver: DhcpDriver = driver or load_driver(conf, conf.dhcp.dhcp_driver,
+                                                        os.path.join(root, "driver"))
+        self._ovsdb: Any = None
+        self._plugger: interface.Plugger | None = None
+        self._state = AgentStateRPCAPI(transport)
+        self.rpc = DhcpRPCAPI(transport)
+        self._start_flag = True
+        #: what was last given to the driver per network (to tell reload from enable)
+        self.served: dict[str, tuple[DhcpNetwork, DhcpDevice]] = {}
+        #: per network id, the last failure (cleared when a pass serves it)
+        self.errors: dict[str, str] = {}
+        self._dirty: set[str] = set()
+        self._full_due = True
+        self._lock = threading.Lock()
+        self._pass_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: Server | None = None
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    @property
+    def plugger(self) -> interface.Plugger:
+        if self._plugger is None:
+            if self.conf.dhcp.interface_driver == "openvswitch":
+                from stackcore_drivers.network.ovs.ovsdb import Ovsdb
+
+                self._ovsdb = Ovsdb(self.conf.ovs.ovsdb_connection, self.conf.ovs.ovsdb_timeout)
+            self._plugger = interface.Plugger(
+                self.conf.dhcp.interface_driver, self.conf.dhcp.datapath_namespace or None,
+                self.conf.ovs.integration_bridge, self._ovsdb)
+        return self._plugger
+
+    def configurations(self) -> dict[str, Any]:
+        return {"dhcp_driver": self.conf.dhcp.dhcp_driver,
+                "interface_driver": self.conf.dhcp.interface_driver,
+                "networks": len(self.served)}
+
+    def report_state(self) -> dict[str, Any] | None:
+        state = {"agent_type": AGENT_TYPE, "binary": self.BINARY, "host": self.host,
+                 "topic": AGENT_TOPIC, "configurations": self.configurations()}
+        try:
+            agent = self._state.report_state(state, start_flag=self._start_flag)
+        except Exception as err:  # noqa: BLE001 - the server may be down; try again later
+            LOG.warning("%s on %s: state report failed: %s", self.BINARY, self.host, err)
+            return None
+        self._start_flag = False
+        return agent
+
+    # --- one network ----------------------------------------------------------------------
+
+    def _record(self, network_id: str) -> Path:
+        return self.records / network_id
+
+    def sync_network(self, network_id: str) -> None:
+        """Serve ``network_id`` as the server describes it now, or clean it up if it is gone
+        or has no DHCP subnet. Raises on failure (the caller logs and retries)."""
+        info = self.rpc.get_network_info(network_id)
+        network = DhcpNetwork.from_dict(info) if info is not None else None
+        if network is None or not network.dhcp_subnets():
+            self.cleanup_network(network_id, release=info is not None)
+            return
+        self._record(network_id).touch()
+        port = DhcpPort.from_dict(self.rpc.get_dhcp_port(network_id, self.host))
+        # the port may be new (the network's info was read before it existed)
+        if all(p.id != port.id for p in network.ports):
+            network = DhcpNetwork(network.id, network.mtu, network.subnets,
+                                  (*network.ports, port))
+        namespace = netns_name(network_id)
+        previous = self.served.get(network_id)
+        same_shape = (previous is not None and previous[1].port == port
+                      and previous[0].subnets == network.subnets
+                      and previous[0].mtu == network.mtu)
+        if same_shape and previous is not None:
+            if previous[0] != network:
+                self.driver.reload_allocations(network)
+            device = previous[1]
+        else:
+            cidrs = {s.id: s.cidr for s in network.dhcp_subnets()}
+            name = self.plugger.plug(namespace, port, cidrs, network.mtu)
+            device = DhcpDevice(namespace, name, port)
+            self.driver.enable(network, device)
+        self.served[network_id] = (network, device)
+        self.errors.pop(network_id, None)
+
+    def cleanup_network(self, network_id: str, release: bool = True) -> None:
+        """Stop serving ``network_id``: driver, namespace, records; the DHCP port released
+        when ``release`` (the network still exists). Idempotent."""
+        self.driver.disable(network_id)
+        self.plugger.unplug(netns_name(network_id))
+        if release:
+            self.rpc.release_dhcp_port(network_id, self.host)
+        self._record(network_id).unlink(missing_ok=True)
+        if self.served.pop(network_id, None) is not None:
+            LOG.info("%s on %s: network %s no longer served", self.BINARY, self.host,
+                     network_id)
+        self.errors.pop(network_id, None)
+
+    # --- passes ---------------------------------------------------------------------------
+
+    def sync_once(self) -> None:
+        """A full resync: every served network synced, every other network found on the
+        host cleaned up."""
+        with self._pass_lock:
+            with self._lock:
+                self._dirty.clear()
+                self._full_due = False
+            try:
+                active = set(self.rpc.get_active_networks(self.host))
+            except Exception:
+                with self._lock:
+                    self._full_due = True   # try the whole pass again
+                raise
+            found = ({p.name for p in self.records.iterdir()} | self.driver.active_networks()
+                     | set(self.served))
+            for network_id in sorted(active | found):
+                self._guarded(network_id)
+
+    def sync_changed(self) -> None:
+        """The networks notified since the last pass."""
+        with self._pass_lock:
+            with self._lock:
+                dirty, self._dirty = self._dirty, set()
+            for network_id in sorted(dirty):
+                self._guarded(network_id)
+
+    def _guarded(self, network_id: str) -> None:
+        try:
+            self.sync_network(network_id)
+        except Exception as err:
+            self.errors[network_id] = f"{type(err).__name__}: {err}"
+            LOG.exception("%s on %s: network %s not served this pass (retried)", self.BINARY,
+                          self.host, network_id)
+            with self._lock:
+                self._full_due = True
+
+    def network_changed(self, network_id: str) -> None:
+        with self._lock:
+            self._dirty.add(network_id)
+        self._wake.set()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen for notifications, resync fully (start-up problems surface to the caller,
+        but a server that does not answer yet is retried by the loop), report, and keep
+        doing all three until :meth:`stop`."""
+        self._stop.clear()
+        endpoint = NotificationEndpoint(self)
+        self._server = self.transport.serve(endpoint.target, endpoint)
+        try:
+            self.sync_once()
+        except exception.RPCError as err:
+            LOG.warning("%s on %s: first pass failed, the server does not answer yet: %s",
+                        self.BINARY, self.host, err)
+        self.report_state()
+        self._threads = [
+            threading.Thread(target=self._report_loop, daemon=True,
+                             name=f"{self.BINARY}-{self.host} report"),
+            threading.Thread(target=self._sync_loop, daemon=True,
+                             name=f"{self.BINARY}-{self.host} sync"),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _report_loop(self) -> None:
+        interval = self.conf.agent.report_interval
+        while not self._stop.wait(interval):
+            self.report_state()
+
+    def _sync_loop(self) -> None:
+        interval = self.conf.dhcp.resync_interval
+        due = time.monotonic() + interval
+        while not self._stop.is_set():
+            self._wake.wait(max(0.0, due - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                with self._lock:
+                    full = self._full_due and time.monotonic() >= due
+                if time.monotonic() >= due or full:
+                    due = time.monotonic() + interval
+                    self.sync_once()
+                else:
+                    self.sync_changed()
+            except Exception:
+                LOG.exception("%s on %s: pass failed", self.BINARY, self.host)
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop listening and the loops (dnsmasq keeps running: see the module doc). A pass
+        still running after ``timeout`` seconds is abandoned (idempotent: the next start
+        finishes it)."""
+        self._stop.set()
+        self._wake.set()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+        if self._ovsdb is not None:
+            self._ovsdb.close()
+            self._ovsdb = None
+            self._plugger = None

@@ -1,0 +1,302 @@
+"""The DHCP agent and the dnsmasq driver on real OVS (userspace datapath) and real DHCP clients.
+
+One simulated host: an ovsdb-server + ovs-vswitchd instance (``tools/backends/ovs-instance.sh
+sc-dhcp``, its own network namespace, ``netdev`` datapath) wired by an OVS agent, and a DHCP
+agent plugging its DHCP ports into that instance's br-int. The ML2 server is an embedded Cloud;
+both agents talk to it over the in-process transport. A "guest" is a namespace whose ``eth0``
+(the port's MAC) is a veth cabled to br-int as libvirt/os-vif would plug it; it asks for an
+address with busybox ``udhcpc``, whose script records the lease in a file.
+
+The DHCP agent's full resync is set to a minute: everything the tests see within seconds
+came through the server's notifications.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stackcore_drivers.network.conf import load_agent_conf
+from stackcore_drivers.network.dhcp import interface
+from stackcore_drivers.network.dhcp.agent import DhcpAgent
+from stackcore_drivers.network.ovs import conf as ovs_conf
+from stackcore_drivers.network.ovs.agent import OvsAgent
+from stackcore_drivers.network.ovs.ovsdb import Ovsdb
+
+import stackcore
+from stackcore.network.dhcp import netns_name
+from tests.conftest import backend_env, wait_until
+
+pytestmark = pytest.mark.real
+
+REPO = Path(__file__).resolve().parents[3]
+INSTANCE = "sc-dhcp"
+HOST = "dhcp-host"
+DP_NS = f"stackcore-ovs-{INSTANCE}"
+OWNED_BRIDGES = ("br-int", "br-tun", "br-phys")
+#: the lease a guest got, as busybox udhcpc hands it to its script (environment variables)
+LEASE_SCRIPT = """#!/bin/sh
+[ "$1" = bound ] || exit 0
+printf '%s %s %s %s %s\\n' "$ip" "$subnet" "$router" "$hostname" "$mtu" > "$LEASE_FILE"
+"""
+
+
+def ip(*args: str, check: bool = True) -> str:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30,
+                            check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _alive(pid: str | None) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting for init to reap it does not)."""
+    if pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture
+def ovsdb() -> Iterator[Ovsdb]:
+    backend_env("STACKCORE_TEST_OVSDB", "ovs")
+    result = subprocess.run(["bash", str(REPO / "tools/backends/ovs-instance.sh"), INSTANCE],
+                            capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"ovs-instance.sh {INSTANCE} failed: {result.stderr[-2000:]}")
+    db = Ovsdb("unix:" + result.stdout.strip().splitlines()[-1])
+
+    def wipe() -> None:
+        with db.transaction() as txn:
+            for bridge in OWNED_BRIDGES:
+                txn.add(db.api.del_br(bridge, if_exists=True))
+    wipe()
+    yield db
+    wipe()
+    db.close()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., stackcore.Cloud]) -> stackcore.Cloud:
+    return make_server("openvswitch")
+
+
+@pytest.fixture
+def ovs_agent(server: stackcore.Cloud, ovsdb: Ovsdb) -> Iterator[OvsAgent]:
+    conf = load_agent_conf([("ovs", ovs_conf.AGENT_OPTS)], overrides={
+        "DEFAULT": {"host": HOST},
+        "agent": {"report_interval": 1, "polling_interval": 0.2},
+        "ovs": {"ovsdb_connection": ovsdb.target, "datapath_type": "netdev",
+                "tunnel_types": ["vxlan"], "local_ip": "10.51.0.1"}})
+    agent = OvsAgent(conf, server.transport)
+    agent.start()
+    yield agent
+    agent.stop()
+
+
+class Lab:
+    """DHCP agents (made by :meth:`agent`) and guests; :meth:`destroy` removes what the tests
+    made, dnsmasq processes and qdhcp namespaces of their networks included."""
+
+    def __init__(self, server: stackcore.Cloud, ovsdb: Ovsdb, tmp: Path) -> None:
+        self.server, self.ovsdb, self.tmp = server, ovsdb, tmp
+        self.agents: list[DhcpAgent] = []
+        self.guests: dict[str, str] = {}
+        self.networks: set[str] = set()
+        self.tag = uuid.uuid4().hex[:6]
+        self.script = tmp / "lease.sh"
+        self.script.write_text(LEASE_SCRIPT)
+        self.script.chmod(0o755)
+
+    def agent(self) -> DhcpAgent:
+        conf = load_agent_conf(DhcpAgent.list_opts()[1:], overrides={
+            "DEFAULT": {"host": HOST, "state_path": str(self.tmp / "agent")},
+            "agent": {"report_interval": 1},
+            "dhcp": {"interface_driver": "openvswitch", "datapath_namespace": DP_NS,
+                     "resync_interval": 60},
+            "ovs": {"ovsdb_connection": self.ovsdb.target}})
+        agent = DhcpAgent(conf, self.server.transport)
+        self.agents.append(agent)
+        return agent
+
+    def network(self, name: str, cidr: str, **subnet: Any) -> tuple[Any, Any]:
+        net = self.server.network.create_network(name)
+        self.networks.add(net.id)
+        return net, self.server.network.create_subnet(net.id, cidr, **subnet)
+
+    def plug_guest(self, port: Any) -> str:
+        """A guest namespace cabled to br-int as the port (its MAC), without an address."""
+        guest = f"scdhcp-{self.tag}-g{len(self.guests)}"
+        ip("netns", "add", guest)
+        self.guests[port.id] = guest
+        tap = interface.host_device(port.id)
+        ip("link", "add", tap, "netns", DP_NS, "type", "veth", "peer", "name", "eth0",
+           "netns", guest, "address", port.mac_address)
+        ip("-n", guest, "link", "set", "eth0", "up")
+        ip("-n", DP_NS, "link", "set", tap, "up")
+        self.ovsdb.execute(self.ovsdb.api.add_port("br-int", tap, external_ids={
+            "iface-id": port.id, "attached-mac": port.mac_address, "iface-status": "active"}))
+        return guest
+
+    def unplug_guest(self, port: Any) -> None:
+        tap = interface.host_device(port.id)
+        self.ovsdb.execute(self.ovsdb.api.del_port(tap, if_exists=True))
+        ip("netns", "delete", self.guests.pop(port.id), check=False)
+
+    def dhcp(self, port: Any) -> dict[str, str]:
+        """busybox udhcpc in the port's guest: the lease it got (fails if none)."""
+        lease = self.tmp / f"lease-{port.id}"
+        lease.unlink(missing_ok=True)
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.guests[port.id], "busybox", "udhcpc", "-i", "eth0",
+             "-n", "-q", "-f", "-t", "8", "-T", "1", "-O", "mtu", "-s", str(self.script)],
+            env={**os.environ, "LEASE_FILE": str(lease)}, capture_output=True, text=True,
+            timeout=60, check=False)
+        assert result.returncode == 0 and lease.exists(), (
+            f"udhcpc for port {port.id} ({port.mac_address}) got no lease: exit "
+            f"{result.returncode}\n{result.stdout}\n{result.stderr}")
+        address, mask, router, hostname, mtu = (lease.read_text().split(" ") + [""] * 5)[:5]
+        return {"ip": address, "subnet": mask, "router": router, "hostname": hostname,
+                "mtu": mtu.strip()}
+
+    def destroy(self) -> None:
+        for agent in self.agents:
+            agent.stop()
+        cleaner = self.agent()
+        for network_id in self.networks:
+            cleaner.driver.disable(network_id)
+            cleaner.plugger.unplug(netns_name(network_id))
+        cleaner.stop()
+        for port_id, guest in list(self.guests.items()):
+            self.ovsdb.execute(self.ovsdb.api.del_port(interface.host_device(port_id),
+                                                       if_exists=True))
+            ip("netns", "delete", guest, check=False)
+
+
+@pytest.fixture
+def lab(server: stackcore.Cloud, ovsdb: Ovsdb, ovs_agent: OvsAgent, tmp_path: Path
+        ) -> Iterator[Lab]:
+    made = Lab(server, ovsdb, tmp_path)
+    yield made
+    made.destroy()
+
+
+def served(agent: DhcpAgent, network_id: str) -> dict[str, str]:
+    """MAC -> IP the network's dnsmasq reads now."""
+    return {e.mac_address: e.ip_address for e in agent.driver.served_hosts(network_id)}
+
+
+def dhcp_port(server: stackcore.Cloud, network_id: str) -> Any:
+    ports = [p for p in server.network.list_ports(network_id=network_id, all_projects=True)
+             if p.device_owner == "network:dhcp"]
+    return ports[0] if len(ports) == 1 else None
+
+
+def test_guest_gets_its_ports_address_and_new_ports_are_served_without_restart(
+    server: stackcore.Cloud, lab: Lab
+) -> None:
+    net = server.network
+    x, subnet = lab.network("x", "10.77.0.0/24")
+    agent = lab.agent()
+    agent.start()
+    pid = agent.driver.server_id(x.id)
+    assert _alive(pid), f"no dnsmasq for network {x.id} after the agent's start: {agent.errors}"
+    namespace = netns_name(x.id)
+    assert namespace in interface.namespaces()
+
+    # the DHCP port: a real port, bound to the host, wired by the OVS agent
+    port = wait_until(lambda: dhcp_port(server, x.id), 10, "the DHCP port")
+    assert port.host == HOST and port.vif_type == "ovs", (port.host, port.binding_failures)
+    wait_until(lambda: net.get_port(port.id).status == "ACTIVE", 15,
+               f"DHCP port {port.id} ACTIVE (wired by the OVS agent)")
+    addresses = ip("-n", namespace, "-br", "addr", "show", "dev", interface.ns_device(port.id))
+    assert f"{port.fixed_ips[0].ip_address}/24" in addresses, addresses
+
+    vm1 = net.create_port(x.id, host=HOST)
+    lab.plug_guest(vm1)
+    wait_until(lambda: net.get_port(vm1.id).status == "ACTIVE", 15, "guest port ACTIVE")
+    wait_until(lambda: served(agent, x.id).get(vm1.mac_address), 10,
+               f"host entry of {vm1.mac_address}")
+    lease = lab.dhcp(vm1)
+    expected_ip = vm1.fixed_ips[0].ip_address
+    assert lease == {"ip": expected_ip, "subnet": "255.255.255.0", "router": "10.77.0.1",
+                     "hostname": "host-" + expected_ip.replace(".", "-"),
+                     "mtu": str(x.mtu)}, lease
+
+    # a new port: its host entry is served by the same dnsmasq (SIGHUP, no restart)
+    vm2 = net.create_port(x.id, host=HOST)
+    lab.plug_guest(vm2)
+    wait_until(lambda: served(agent, x.id).get(vm2.mac_address), 5,
+               f"host entry of the new port {vm2.mac_address} (notified, no resync)")
+    assert lab.dhcp(vm2)["ip"] == vm2.fixed_ips[0].ip_address
+    assert agent.driver.server_id(x.id) == pid, "dnsmasq was restarted for a port change"
+
+    # a deleted port's entry goes; the guest of a port it does not know gets nothing
+    lab.unplug_guest(vm2)
+    net.delete_port(vm2.id)
+    wait_until(lambda: vm2.mac_address not in served(agent, x.id), 5,
+               "the deleted port's host entry removed")
+    assert agent.driver.server_id(x.id) == pid
+
+    # DHCP off on the only subnet: the network is no longer served, its DHCP port released
+    net.update_subnet(subnet.id, enable_dhcp=False)
+    wait_until(lambda: namespace not in interface.namespaces(), 10,
+               f"namespace {namespace} removed after enable_dhcp=False")
+    assert not _alive(pid), f"dnsmasq {pid} still runs"
+    assert dhcp_port(server, x.id) is None
+    net.update_subnet(subnet.id, enable_dhcp=True)
+    wait_until(lambda: _alive(agent.driver.server_id(x.id)), 10, "dnsmasq back with DHCP on")
+    assert lab.dhcp(vm1)["ip"] == expected_ip
+
+    # the network goes: its DHCP port with it, then its namespace and dnsmasq
+    pid = agent.driver.server_id(x.id)
+    lab.unplug_guest(vm1)
+    net.delete_port(vm1.id)
+    net.delete_network(x.id)
+    wait_until(lambda: namespace not in interface.namespaces(), 10,
+               f"namespace {namespace} removed with its network")
+    assert not _alive(pid), f"dnsmasq {pid} of the deleted network still runs"
+    assert x.id not in agent.driver.active_networks()
+    assert interface.host_device(port.id) not in ip("-n", DP_NS, "-br", "link", "show")
+
+
+def test_restart_adopts_dnsmasq_resyncs_and_removes_what_went_meanwhile(
+    server: stackcore.Cloud, lab: Lab
+) -> None:
+    net = server.network
+    kept, _ = lab.network("kept", "10.78.0.0/24")
+    gone, _ = lab.network("gone", "10.79.0.0/24")
+    agent = lab.agent()
+    agent.start()
+    pid_kept, pid_gone = agent.driver.server_id(kept.id), agent.driver.server_id(gone.id)
+    assert _alive(pid_kept) and _alive(pid_gone), agent.errors
+    vm = net.create_port(kept.id, host=HOST)
+    wait_until(lambda: served(agent, kept.id).get(vm.mac_address), 5, "host entry")
+
+    agent.stop()   # dnsmasq keeps serving while the agent is away
+    assert _alive(pid_kept) and _alive(pid_gone)
+    net.delete_port(vm.id)
+    net.delete_network(gone.id)          # nobody listens: the notification is lost
+    late = net.create_port(kept.id, host=HOST)
+    fresh, _ = lab.network("fresh", "10.80.0.0/24")
+
+    restarted = lab.agent()
+    restarted.start()                    # the first pass is a full resync
+    assert restarted.driver.server_id(kept.id) == pid_kept, "running dnsmasq not adopted"
+    assert served(restarted, kept.id).get(late.mac_address) == late.fixed_ips[0].ip_address
+    assert vm.mac_address not in served(restarted, kept.id)
+    assert not _alive(pid_gone), f"dnsmasq {pid_gone} of the deleted network still runs"
+    assert netns_name(gone.id) not in interface.namespaces()
+    assert gone.id not in restarted.driver.active_networks()
+    assert _alive(restarted.driver.server_id(fresh.id))
+    lab.plug_guest(late)
+    wait_until(lambda: net.get_port(late.id).status == "ACTIVE", 15, "guest port ACTIVE")
+    assert lab.dhcp(late)["ip"] == late.fixed_ips[0].ip_address

@@ -21,6 +21,7 @@ from stackcore import exception, faults, schemas, service, validate, wait
 from stackcore import schemas as s
 from stackcore.compute import block_devices, models
 from stackcore.compute import schemas as cs
+from stackcore.compute.driver import snapshot_format
 from stackcore.compute.family import COMPUTE_BINARY
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
 from stackcore.compute.placement import claims
@@ -38,10 +39,14 @@ from stackcore.image import models as image_models
 from stackcore.project import policy
 
 if TYPE_CHECKING:
+    from stackcore.image.api import Image as StoredImage
+    from stackcore.image.api import ImageAPI
     from stackcore.network.api import NetworkAPI
     from stackcore.volume.api import VolumeAPI
 
 DISK_FORMATS, ARCHITECTURES, VM_MODES = cs.DISK_FORMATS, cs.ARCHITECTURES, cs.VM_MODES
+#: the most console lines get_console_output(length=...) returns
+MAX_CONSOLE_LINES = 10000
 T = TypeVar("T")
 
 
@@ -133,16 +138,19 @@ def _flavor_view(row: models.Flavor) -> Flavor:
 class ComputeAPI(PlacementAPI):
     """Flavors, images, servers, their volumes and hosts (and, from PlacementAPI, aggregates
     and server groups). ``network`` and ``volume`` are the cloud's family APIs, used to check
-    what a server asks for and to clean up after a server deleted without its host."""
+    what a server asks for and to clean up after a server deleted without its host; ``image``
+    (``cloud.image``) takes the snapshots of :meth:`create_image`."""
 
-    BOUND_APIS = ("network", "volume")
+    BOUND_APIS = ("network", "volume", "image")
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any,
-                 network: NetworkAPI | None = None, volume: VolumeAPI | None = None) -> None:
+                 network: NetworkAPI | None = None, volume: VolumeAPI | None = None,
+                 image: ImageAPI | None = None) -> None:
         self.conf = conf
         self.db = db
         self.network = network
         self.volume = volume
+        self.image = image
         self.compute_rpc = ComputeRPCAPI(transport)
         self.scheduler_rpc = SchedulerRPCAPI(transport)
 
@@ -830,13 +838,34 @@ class ComputeAPI(PlacementAPI):
         return ServerVolume(row.instance_uuid, row.volume_id, row.device_name, row.status,
                             row.boot, row.attachment_id)
 
-    def _host_of(self, server_id: str) -> str:
+    def _host_of(self, server_id: str, capability: str | None = None) -> str:
+        """The host of a server the caller may see (the row's: a non-admin's view hides
+        it). With ``capability``: CapabilityNotSupported, naming the host's driver, unless
+        that driver can do it there - before anything is changed."""
         server = self.get_server(server_id)
-        if server.host is None:
+        with self.db.read() as session:
+            host = session.execute(sa.select(models.Instance.host).where(
+                models.Instance.uuid == server_id)).scalar_one_or_none()
+        if host is None:
             raise exception.InvalidState(
                 f"server {server_id} has no host (it is {server.status})", state=server.status
             )
-        return server.host
+        if capability is not None:
+            self._check_capable(host, capability)
+        return str(host)
+
+    def _check_capable(self, host: str, capability: str) -> None:
+        """Refuse ``capability`` when the host's last stats report says its driver cannot do
+        it (the compute manager publishes ``driver`` and ``capabilities``: declared minus
+        what its backend lacks). A host that never reported them is left to its manager,
+        which checks the same before it changes anything."""
+        with self.db.read() as session:
+            node_stats = session.execute(sa.select(models.ComputeNode.stats).where(
+                models.ComputeNode.host == host)).scalar_one_or_none()
+        reported = dict(node_stats or {})
+        capabilities = reported.get("capabilities")
+        if capabilities is not None and capability not in capabilities:
+            raise exception.CapabilityNotSupported(str(reported.get("driver", "?")), capability)
 
     @schemas.accepts(server_id=s.UUID, reboot_type=s.enum("SOFT", "HARD"))
     @policy.authorize("compute:server:reboot")
@@ -856,6 +885,118 @@ class ComputeAPI(PlacementAPI):
     def start_server(self, server_id: str) -> Server:
         self.compute_rpc.start_instance(self._host_of(server_id), server_id)
         return self.get_server(server_id)
+
+    # --- pause, suspend, console, snapshot ---------------------------------------------------
+    # Each needs an optional driver capability: a host whose driver lacks it refuses with
+    # CapabilityNotSupported (naming driver and capability) before anything changes. A wrong
+    # state is InvalidState naming it; a driver failure is a fault and ERROR (the power
+    # actions), raised to the caller.
+
+    @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:pause")
+    def pause_server(self, server_id: str) -> Server:
+        """ACTIVE -> PAUSED (task ``pausing``): frozen in memory. Capability ``pause``."""
+        self.compute_rpc.pause_instance(self._host_of(server_id, "pause"), server_id)
+        return self.get_server(server_id)
+
+    @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:unpause")
+    def unpause_server(self, server_id: str) -> Server:
+        """PAUSED -> ACTIVE (task ``unpausing``). Capability ``pause``."""
+        self.compute_rpc.unpause_instance(self._host_of(server_id, "pause"), server_id)
+        return self.get_server(server_id)
+
+    @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:suspend")
+    def suspend_server(self, server_id: str) -> Server:
+        """ACTIVE -> SUSPENDED (task ``suspending``): its state saved to disk, no CPU or
+        memory held on the hypervisor. Capability ``suspend``."""
+        self.compute_rpc.suspend_instance(self._host_of(server_id, "suspend"), server_id)
+        return self.get_server(server_id)
+
+    @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:resume")
+    def resume_server(self, server_id: str) -> Server:
+        """SUSPENDED -> ACTIVE (task ``resuming``). Capability ``suspend``."""
+        self.compute_rpc.resume_instance(self._host_of(server_id, "suspend"), server_id)
+        return self.get_server(server_id)
+
+    @schemas.accepts(server_id=s.UUID, length=s.optional(s.integer(1, MAX_CONSOLE_LINES)))
+    @policy.authorize("compute:server:console_output")
+    def get_console_output(self, server_id: str, length: int | None = None) -> str:
+        """The server's console log (ACTIVE, STOPPED, PAUSED or SUSPENDED): its last
+        ``length`` lines (1 to 10000), all of what the driver keeps when None. Capability
+        ``console_output``."""
+        if length is not None:
+            length = validate.integer("length", length, 1, MAX_CONSOLE_LINES)
+        text = self.compute_rpc.get_console_output(self._host_of(server_id, "console_output"),
+                                                   server_id)
+        if length is None:
+            return text
+        return "".join(text.splitlines(keepends=True)[-length:])
+
+    _SNAPSHOT_FROM = (VmState.ACTIVE, VmState.STOPPED)
+
+    @schemas.accepts(server_id=s.UUID, name=s.NAME, metadata=s.optional(s.STRING_MAP))
+    @policy.authorize("compute:server:create_image")
+    def create_image(self, server_id: str, name: str,
+                     metadata: Mapping[str, str] | None = None) -> StoredImage:
+        """Snapshot an ACTIVE or STOPPED server's root disk into a new image of the caller's
+        project (``cloud.image``), returned ``queued``; wait for it to become ``active``
+        (``cloud.image.get``). The server has task ``image_snapshot`` meanwhile.
+
+        The image is in the format of the server's image when that is raw or qcow2 (qcow2
+        otherwise) and carries ``metadata`` plus ``image_type=snapshot``, ``instance_uuid``
+        and ``base_image_ref``. Live where the host's driver declares ``live_snapshot``;
+        otherwise a running server is suspended (or stopped) for the copy and restored
+        before the upload. On failure the image is deleted and the server keeps (or gets
+        back) its state with a fault saying why - as Nova does. Capability ``snapshot``."""
+        validate.uuid_like("server_id", server_id)
+        validate.name("name", name)
+        meta = validate.string_map("metadata", metadata)
+        if self.image is None:
+            raise exception.ConfigError("this cloud has no image API (cloud.image): snapshots "
+                                        "are uploaded there")
+        host = self._host_of(server_id, "snapshot")
+        with self.db.read() as session:
+            row = session.get(models.Instance, server_id)
+            assert row is not None  # _host_of found it
+            state, task, base_id = row.vm_state, row.task_state, row.image_id
+            base = session.get(image_models.Image, base_id)
+        if state not in self._SNAPSHOT_FROM or task is not None:
+            raise exception.InvalidState(
+                f"cannot snapshot server {server_id} while it is {state}"
+                + (f" ({task})" if task else "") + " (only active or stopped servers)",
+                state=state)
+        image = self.image.create(
+            name, disk_format=snapshot_format(base.disk_format if base else "qcow2"),
+            properties={**meta, "image_type": "snapshot", "instance_uuid": server_id,
+                        "base_image_ref": base_id})
+        # The task is taken atomically: a concurrent action wins, this one undoes its image.
+        with self.db.transaction() as session:
+            taken = session.execute(
+                sa.update(models.Instance)
+                .where(models.Instance.uuid == server_id,
+                       models.Instance.vm_state.in_(self._SNAPSHOT_FROM),
+                       models.Instance.task_state.is_(None))
+                .values(task_state=TaskState.IMAGE_SNAPSHOT)).rowcount  # type: ignore[attr-defined]
+        if taken != 1:
+            self.image.delete(image.id)
+            raise exception.InvalidState(f"server {server_id} changed state while its "
+                                         "snapshot was being set up; nothing was kept")
+        try:
+            self.compute_rpc.snapshot_instance(host, server_id, image.id)
+        except Exception:
+            self._update_task(server_id, TaskState.IMAGE_SNAPSHOT, None)
+            self.image.delete(image.id)
+            raise
+        return image
+
+    def _update_task(self, server_id: str, expected: str, value: str | None) -> None:
+        with self.db.transaction() as session:
+            session.execute(sa.update(models.Instance).where(
+                models.Instance.uuid == server_id, models.Instance.task_state == expected)
+                .values(task_state=value))
 
     # --- hosts -----------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     "attach_volume": ("attach_volume", "detach_volume"),
     "plug_vifs": ("plug_vifs", "unplug_vifs"),
     "snapshot": ("snapshot",),
+    # a flag on ``snapshot``: it may be called on a running instance, which keeps running
+    "live_snapshot": ("snapshot",),
     "pause": ("pause", "unpause"),
     "suspend": ("suspend", "resume"),
     "console_output": ("get_console_output",),
@@ -189,30 +191,61 @@ class HypervisorDriver(abc.ABC):
         raise exception.CapabilityNotSupported(type(self).__name__, "plug_vifs")
 
     def snapshot(self, instance: Instance, image_path: str) -> None:
-        """Write the instance's root disk to a new image file at ``image_path``.
-        Capability: ``snapshot``."""
+        """Write the instance's root disk to a new image file at ``image_path``, in the format
+        :func:`snapshot_format` names for ``instance.image.disk_format`` (the manager uploads
+        it to the image service declared so, and the upload checks it).
+
+        Called on a stopped or suspended instance - unless the driver also declares
+        ``live_snapshot``: then it is called on a running one too, which must still be
+        running when this returns. Without ``live_snapshot`` the manager suspends a running
+        instance around the call (``suspend``/``resume``, or ``power_off``/``power_on`` when
+        the driver has no ``suspend``). Raising leaves nothing to clean up at ``image_path``
+        that the manager cares about (it removes the file). Capability: ``snapshot``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "snapshot")
 
     def pause(self, instance: Instance) -> None:
-        """Freeze the running instance in memory. Capability: ``pause``."""
+        """Freeze the running instance in memory; :meth:`get_info` then says ``PAUSED``
+        (the manager checks it). Capability: ``pause``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "pause")
 
     def unpause(self, instance: Instance) -> None:
-        """Resume a paused instance. Capability: ``pause``."""
+        """Resume a paused instance (``RUNNING`` afterwards). Capability: ``pause``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "pause")
 
     def suspend(self, instance: Instance) -> None:
-        """Save the instance's state to disk and stop it. Capability: ``suspend``."""
+        """Save the instance's state (memory included) to disk and stop it; :meth:`get_info`
+        then says ``SUSPENDED`` (or ``SHUTDOWN``), and the instance holds no CPU or memory.
+        Capability: ``suspend``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "suspend")
 
     def resume(self, instance: Instance) -> None:
-        """Restore a suspended instance. Capability: ``suspend``."""
+        """Restore a suspended instance from its saved state (``RUNNING`` afterwards).
+        Capability: ``suspend``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "suspend")
 
     def get_console_output(self, instance: Instance) -> str:
-        """The instance's serial console log so far; NotFound for an instance the backend
-        does not have. Capability: ``console_output``."""
+        """The instance's serial console log so far (the driver may keep only its last part);
+        NotFound for an instance the backend does not have. The API cuts the last lines a
+        caller asks for. Capability: ``console_output``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "console_output")
+
+
+#: disk formats a snapshot is written in as is; any other base image gives a qcow2 snapshot
+SNAPSHOT_FORMATS = ("raw", "qcow2")
+
+
+def snapshot_format(image_disk_format: str) -> str:
+    """The format :meth:`HypervisorDriver.snapshot` writes for an instance booted from an
+    image of ``image_disk_format``: that format if it is raw or qcow2, else qcow2."""
+    return image_disk_format if image_disk_format in SNAPSHOT_FORMATS else "qcow2"
+
+
+def effective_capabilities(driver: HypervisorDriver) -> list[str]:
+    """The capabilities ``driver`` declares and its backend can offer now (declared minus
+    :meth:`HypervisorDriver.unavailable_features`), sorted."""
+    missing = driver.unavailable_features()
+    return sorted(c for c, on in type(driver).capabilities.items()
+                  if on and c in CAPABILITIES and c not in missing)
 
 
 def _init_accepts_conf_and_host(cls: type) -> list[str]:

@@ -81,6 +81,7 @@ class FakeHypervisorDriver(HypervisorDriver):
         "attach_volume": True,
         "plug_vifs": True,
         "snapshot": True,
+        "live_snapshot": True,
         "pause": True,
         "suspend": True,
         "console_output": True,

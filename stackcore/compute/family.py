@@ -70,7 +70,7 @@ class Runtime:
         if image is not None:  # the image family cannot see servers; it asks before a delete
             image.in_use_checks.append(("server", servers_using_image))
         return ComputeAPI(ctx.conf, ctx.db, ctx.transport, network=ctx.apis.get("network"),
-                          volume=ctx.apis.get("volume"))
+                          volume=ctx.apis.get("volume"), image=image)
 
     def start(self, ctx: StartContext) -> None:
         conf = ctx.conf
@@ -87,7 +87,8 @@ class Runtime:
                                          conf.compute.driver, transport=ctx.transport,
                                          network_api=ctx.apis.get("network"),
                                          volume_api=ctx.apis.get("volume"),
-                                         image_stores=getattr(image, "stores", None))
+                                         image_stores=getattr(image, "stores", None),
+                                         image_api=image)
                 ctx.run(manager, COMPUTE_BINARY, host, conf.compute.availability_zone)
 
     def stop(self) -> None:

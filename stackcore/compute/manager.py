@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,7 +38,7 @@ from oslo_config import cfg
 
 from stackcore import exception, faults, managers, notifications
 from stackcore.compute import block_devices, models, objects, stats
-from stackcore.compute.driver import HypervisorDriver
+from stackcore.compute.driver import HypervisorDriver, effective_capabilities
 from stackcore.compute.family import COMPUTE_BINARY as BINARY
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
 from stackcore.compute.placement import claims
@@ -48,6 +50,7 @@ from stackcore.image import models as image_models
 from stackcore.rpc import Target, Transport
 
 if TYPE_CHECKING:
+    from stackcore.image.api import ImageAPI
     from stackcore.image.store import ImageStore
     from stackcore.network.api import NetworkAPI
     from stackcore.volume.api import VolumeAPI
@@ -60,6 +63,10 @@ T = TypeVar("T")
 _SAMPLED_STATS = ("hypervisor_hostname", "hypervisor_type", "vcpus", "vcpus_used", "memory_mb",
                   "memory_mb_used", "local_gb", "local_gb_used")
 
+#: seconds a guest is given to shut down cleanly before a cold snapshot of a driver without
+#: ``suspend`` (then it is powered off hard, as ``power_off`` does)
+_COLD_SNAPSHOT_SHUTDOWN = 60
+
 _POWER_TO_VM = {
     objects.PowerState.RUNNING: VmState.ACTIVE,
     objects.PowerState.SHUTDOWN: VmState.STOPPED,
@@ -71,16 +78,17 @@ _POWER_TO_VM = {
 class ComputeManager:
     """RPC endpoint of the compute service on one host (topic ``compute``, server = host).
 
-    API versions: 1.0 build/terminate/reboot/stop/start; 1.1 attach_volume/detach_volume.
+    API versions: 1.0 build/terminate/reboot/stop/start; 1.1 attach_volume/detach_volume;
+    1.2 pause/unpause, suspend/resume, get_console_output, snapshot_instance.
 
     ``network_api`` and ``volume_api`` are the cloud's family APIs (``cloud.network``,
     ``cloud.volume``); without them, servers asking for ports or volumes fail to build.
     ``image_stores`` are the cloud's image stores (``cloud.image.stores``): servers of an
     uploaded image boot from this host's image cache (:mod:`stackcore.image.cache`), filled
-    from them.
+    from them. ``image_api`` (``cloud.image``) takes the snapshots of ``snapshot_instance``.
     """
 
-    target = Target(TOPIC, version="1.1")
+    target = Target(TOPIC, version="1.2")
     #: where lifecycle events and stats samples go (the Cloud sets its own)
     notifier: notifications.Notifier = notifications.NULL
 
@@ -95,8 +103,10 @@ class ComputeManager:
         network_api: NetworkAPI | None = None,
         volume_api: VolumeAPI | None = None,
         image_stores: Mapping[str, ImageStore] | None = None,
+        image_api: ImageAPI | None = None,
     ) -> None:
         self.conf = conf
+        self.image_api = image_api
         self.image_cache = image_cache.ImageCache.for_host(conf, host, image_stores or {},
                                                            in_use=self.images_in_use)
         self.network_api = network_api
@@ -313,11 +323,17 @@ class ComputeManager:
             # volumes' attachments: nothing to detach on the hypervisor, the rest to finish
             self._finish_interrupted_volume_steps(instance, cause, on_backend=False)
         else:
+            if row.task_state == TaskState.IMAGE_SNAPSHOT:
+                self._reconcile_snapshot(instance, cause)
             values: dict[str, Any] = {"task_state": None}
             try:
                 power = self._power_state(instance)
                 values["power_state"] = int(power)
-                if row.vm_state != VmState.ERROR:
+                # a driver may report a suspended instance as shut down (its contract
+                # allows it): a suspended server stays SUSPENDED
+                suspended = (row.vm_state == VmState.SUSPENDED
+                             and power == objects.PowerState.SHUTDOWN)
+                if row.vm_state != VmState.ERROR and not suspended:
                     values["vm_state"] = _POWER_TO_VM.get(power, row.vm_state)
             except exception.StackcoreError as err:
                 LOG.warning("cannot read state of %s: %s", row.uuid, err)
@@ -454,7 +470,11 @@ class ComputeManager:
                 "vcpus": report["vcpus"],
                 "memory_mb": report["memory_mb"],
                 "local_gb": report["local_gb"],
-                "stats": {**report, "unknown_instances": self.unknown_instances},
+                # the driver and what it can do here: the API refuses an action the host's
+                # driver cannot do before it changes anything (cloud.compute reads them)
+                "stats": {**report, "unknown_instances": self.unknown_instances,
+                          "driver": self.driver_name,
+                          "capabilities": effective_capabilities(self.driver)},
                 "reporting": True,
                 "report_error": None,
                 "reported_at": db_models.utcnow(),
@@ -837,6 +857,11 @@ class ComputeManager:
                 session.execute(sa.delete(BlockDeviceMapping)
                                 .where(BlockDeviceMapping.id == bdm.id))
 
+    def _capable(self, capability: str) -> None:
+        """CapabilityNotSupported naming the driver unless it can do ``capability`` here."""
+        if capability not in effective_capabilities(self.driver):
+            raise exception.CapabilityNotSupported(self.driver_name, capability)
+
     def _power_action(
         self,
         instance_uuid: str,
@@ -844,9 +869,18 @@ class ComputeManager:
         task: TaskState,
         allowed: tuple[VmState, ...],
         call: Callable[[objects.Instance], None],
+        capability: str | None = None,
+        expect: tuple[objects.PowerState, ...] = (),
+        result: VmState | None = None,
     ) -> None:
+        """Set ``task``, call the driver, then set the state the driver reports. With
+        ``capability``, refused (nothing changed) unless the driver can do it here. With
+        ``expect``, a driver that returns without reaching one of those power states failed
+        (ERROR + fault, as if it raised); ``result`` is then the vm_state set."""
         with self._instance_lock(instance_uuid):
             row, instance = self._load(instance_uuid)
+            if capability is not None:
+                self._capable(capability)
             if row.vm_state not in allowed or row.task_state is not None:
                 raise exception.InvalidState(
                     f"cannot {step} server {instance_uuid} while it is {row.vm_state}"
@@ -857,6 +891,11 @@ class ComputeManager:
             try:
                 self._driver_call(step, call, instance)
                 power = self._power_state(instance)
+                if expect and power not in expect:
+                    raise exception.DriverError(
+                        f"{step} of server {instance_uuid} returned but the hypervisor says "
+                        f"it is {power.name}, not {' or '.join(p.name for p in expect)}",
+                        driver=self.driver_name, power_state=power.name)
             except Exception as err:
                 self._fail(instance_uuid, step, err, release=False)
                 raise
@@ -864,7 +903,7 @@ class ComputeManager:
                 instance_uuid,
                 task_state=None,
                 power_state=int(power),
-                vm_state=_POWER_TO_VM.get(power, VmState.ERROR),
+                vm_state=result or _POWER_TO_VM.get(power, VmState.ERROR),
             )
 
     def reboot_instance(self, instance_uuid: str, reboot_type: str) -> None:
@@ -890,3 +929,167 @@ class ComputeManager:
             instance_uuid, "power_on", TaskState.POWERING_ON, (VmState.STOPPED, VmState.ACTIVE),
             self.driver.power_on,
         )
+
+    # --- pause, suspend, console, snapshot (API 1.2) ------------------------------------------
+
+    def pause_instance(self, instance_uuid: str) -> None:
+        """ACTIVE -> PAUSED (frozen in memory). Capability ``pause``."""
+        self._power_action(instance_uuid, "pause", TaskState.PAUSING, (VmState.ACTIVE,),
+                           self.driver.pause, "pause", (objects.PowerState.PAUSED,),
+                           VmState.PAUSED)
+
+    def unpause_instance(self, instance_uuid: str) -> None:
+        """PAUSED -> ACTIVE. Capability ``pause``."""
+        self._power_action(instance_uuid, "unpause", TaskState.UNPAUSING, (VmState.PAUSED,),
+                           self.driver.unpause, "pause", (objects.PowerState.RUNNING,),
+                           VmState.ACTIVE)
+
+    def suspend_instance(self, instance_uuid: str) -> None:
+        """ACTIVE -> SUSPENDED (state saved to disk). Capability ``suspend``."""
+        self._power_action(instance_uuid, "suspend", TaskState.SUSPENDING, (VmState.ACTIVE,),
+                           self.driver.suspend, "suspend",
+                           (objects.PowerState.SUSPENDED, objects.PowerState.SHUTDOWN),
+                           VmState.SUSPENDED)
+
+    def resume_instance(self, instance_uuid: str) -> None:
+        """SUSPENDED -> ACTIVE. Capability ``suspend``."""
+        self._power_action(instance_uuid, "resume", TaskState.RESUMING, (VmState.SUSPENDED,),
+                           self.driver.resume, "suspend", (objects.PowerState.RUNNING,),
+                           VmState.ACTIVE)
+
+    _CONSOLE_STATES = (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED)
+
+    def get_console_output(self, instance_uuid: str) -> str:
+        """The driver's console log of the server (read-only: a failure changes nothing and
+        records no fault, it is raised to the caller). Capability ``console_output``."""
+        with self._instance_lock(instance_uuid):
+            row, instance = self._load(instance_uuid)
+            self._capable("console_output")
+            if row.vm_state not in self._CONSOLE_STATES:
+                raise exception.InvalidState(
+                    f"cannot read the console of server {instance_uuid} while it is "
+                    f"{row.vm_state}", state=row.vm_state)
+            text: str = self._driver_call("get_console_output", self.driver.get_console_output,
+                                          instance)
+        if not isinstance(text, str):
+            raise exception.DriverError(f"get_console_output of server {instance_uuid} "
+                                        f"returned {type(text).__name__}, not text",
+                                        driver=self.driver_name)
+        return text
+
+    def _snapshot_images(self) -> ImageAPI:
+        """``cloud.image`` acting for the framework (the image belongs to whoever asked for
+        the snapshot; the manager only fills or removes it)."""
+        from stackcore.project.context import admin_context
+
+        return self._require(self.image_api, "images").bind(admin_context())
+
+    def _delete_snapshot_image(self, instance_uuid: str, image_id: str) -> None:
+        """Remove a snapshot's image after a failure; a failure here is added to the faults
+        (the image is then left ``queued``, never ``active``)."""
+        try:
+            self._snapshot_images().delete(image_id)
+        except exception.NotFound:
+            pass
+        except Exception as err:  # noqa: BLE001 - recorded; the snapshot failure is the story
+            self._record_fault(instance_uuid, "cleanup", f"deleting snapshot image {image_id} "
+                               f"after the failure also failed: {err}", type(err).__name__)
+
+    def snapshot_instance(self, instance_uuid: str, image_id: str) -> None:
+        """Snapshot the server's root disk into image ``image_id`` (cast by the API, which
+        created the ``queued`` image and set task ``image_snapshot``).
+
+        Live when the driver declares ``live_snapshot`` or the server is STOPPED; otherwise
+        the server is suspended around the driver's snapshot (powered off when the driver
+        has no ``suspend``) and restored before the upload. The file the driver wrote is
+        uploaded to the image (which checks its format and becomes ``active``). On any failure
+        (as Nova does): the image is deleted, a fault is recorded and the server goes back to
+        the state the hypervisor reports (ACTIVE after a restored cold snapshot) with the task
+        cleared - ERROR only when it cannot be restored."""
+        with self._instance_lock(instance_uuid):
+            try:
+                row, instance = self._load(instance_uuid)
+            except exception.NotFound:
+                row = None
+            if row is None or row.task_state != TaskState.IMAGE_SNAPSHOT \
+                    or row.host != self.host:
+                # deleted, or reconciled by a restart meanwhile: nobody will finish it
+                self._delete_snapshot_image(instance_uuid, image_id)
+                return
+            step = "snapshot"
+            restore: Callable[[objects.Instance], None] | None = None
+            try:
+                self._capable("snapshot")
+                capabilities = effective_capabilities(self.driver)
+                if row.vm_state == VmState.ACTIVE and "live_snapshot" not in capabilities:
+                    if "suspend" in capabilities:
+                        step = "suspend"
+                        self._driver_call(step, self.driver.suspend, instance)
+                        restore = self.driver.resume
+                    else:
+                        step = "power_off"
+                        self._driver_call(step, self.driver.power_off, instance,
+                                          _COLD_SNAPSHOT_SHUTDOWN)
+                        restore = self.driver.power_on
+                step = "snapshot"
+                workdir = os.path.join(self.conf.state_path, "snapshots") \
+                    if self.conf.state_path else None
+                if workdir:
+                    os.makedirs(workdir, exist_ok=True)
+                with tempfile.TemporaryDirectory(prefix=f"{instance_uuid}-",
+                                                 dir=workdir) as tmp:
+                    path = os.path.join(tmp, "disk")
+                    self._driver_call(step, self.driver.snapshot, instance, path)
+                    if restore is not None:
+                        step = "resume" if restore == self.driver.resume else "power_on"
+                        self._driver_call(step, restore, instance)
+                        restore = None
+                    step = "upload"
+                    with open(path, "rb") as data:
+                        self._snapshot_images().upload(image_id, data,
+                                                       size=os.path.getsize(path))
+                power = self._power_state(instance)
+            except Exception as err:  # noqa: BLE001 - every failure is recorded as a fault
+                self._snapshot_failed(instance, image_id, step, err, restore)
+                return
+            self._update(instance_uuid, task_state=None, power_state=int(power),
+                         vm_state=_POWER_TO_VM.get(power, VmState.ERROR))
+
+    def _snapshot_failed(self, instance: objects.Instance, image_id: str, step: str,
+                         err: BaseException,
+                         restore: Callable[[objects.Instance], None] | None) -> None:
+        uuid = instance.uuid
+        LOG.warning("server %s: snapshot into image %s failed at %s: %s", uuid, image_id, step,
+                    err)
+        self._delete_snapshot_image(uuid, image_id)
+        try:
+            if restore is not None:  # suspended or stopped for the snapshot: back as it was
+                self._driver_call("restore after snapshot", restore, instance)
+            power = self._power_state(instance)
+        except Exception as restore_err:  # noqa: BLE001
+            self._record_fault(uuid, step, err)
+            self._fail(uuid, "restore after snapshot", restore_err, release=False)
+            return
+        self._record_fault(uuid, step, err)
+        self._update(uuid, task_state=None, power_state=int(power),
+                     vm_state=_POWER_TO_VM.get(power, VmState.ERROR))
+
+    def _reconcile_snapshot(self, instance: objects.Instance, cause: str) -> None:
+        """A snapshot ``cause`` interrupted: its unfinished image is deleted, a server the
+        snapshot suspended (only ACTIVE ones are) is resumed, and a fault says so."""
+        images = image_models.Image
+        with self.db.read() as session:
+            rows = session.execute(sa.select(images.id, images.properties).where(
+                images.status.in_(("queued", "killed")))).all()
+        leftovers = [r.id for r in rows
+                     if (r.properties or {}).get("instance_uuid") == instance.uuid
+                     and (r.properties or {}).get("image_type") == "snapshot"]
+        for image_id in leftovers:
+            self._delete_snapshot_image(instance.uuid, image_id)
+        with contextlib.suppress(exception.StackcoreError):
+            if self._power_state(instance) == objects.PowerState.SUSPENDED \
+                    and "suspend" in effective_capabilities(self.driver):
+                self._driver_call("resume", self.driver.resume, instance)
+        self._record_fault(instance.uuid, "snapshot", exception.DriverError(
+            f"snapshot interrupted by {cause}; its image was deleted"
+            + (f" ({', '.join(leftovers)})" if leftovers else "")))

@@ -13,7 +13,7 @@ from stackcore.rpc import Target, Transport
 
 class ComputeRPCAPI:
     """Calls into the compute service of one host. Speaks compute API 1.0; the volume calls
-    need 1.1."""
+    need 1.1; pause/unpause, suspend/resume, console output and snapshots 1.2."""
 
     VERSION = "1.0"
 
@@ -48,6 +48,30 @@ class ComputeRPCAPI:
     def detach_volume(self, host: str, instance_uuid: str, volume_id: str) -> None:
         self._client.prepare(server=host, version="1.1").call(
             "detach_volume", instance_uuid=instance_uuid, volume_id=volume_id)
+
+    def _v12(self, host: str) -> Any:
+        return self._client.prepare(server=host, version="1.2")
+
+    def pause_instance(self, host: str, instance_uuid: str) -> None:
+        self._v12(host).call("pause_instance", instance_uuid=instance_uuid)
+
+    def unpause_instance(self, host: str, instance_uuid: str) -> None:
+        self._v12(host).call("unpause_instance", instance_uuid=instance_uuid)
+
+    def suspend_instance(self, host: str, instance_uuid: str) -> None:
+        self._v12(host).call("suspend_instance", instance_uuid=instance_uuid)
+
+    def resume_instance(self, host: str, instance_uuid: str) -> None:
+        self._v12(host).call("resume_instance", instance_uuid=instance_uuid)
+
+    def get_console_output(self, host: str, instance_uuid: str) -> str:
+        text: str = self._v12(host).call("get_console_output", instance_uuid=instance_uuid)
+        return text
+
+    def snapshot_instance(self, host: str, instance_uuid: str, image_id: str) -> None:
+        """Cast: a snapshot takes as long as its disk; the image says when it is done."""
+        self._v12(host).cast("snapshot_instance", instance_uuid=instance_uuid,
+                             image_id=image_id)
 
 
 __getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

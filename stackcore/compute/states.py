@@ -26,3 +26,8 @@ class TaskState(enum.StrEnum):
     POWERING_OFF = "powering-off"
     POWERING_ON = "powering-on"
     DELETING = "deleting"
+    PAUSING = "pausing"
+    UNPAUSING = "unpausing"
+    SUSPENDING = "suspending"
+    RESUMING = "resuming"
+    IMAGE_SNAPSHOT = "image_snapshot"

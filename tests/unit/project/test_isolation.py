@@ -244,7 +244,8 @@ def test_policy_file_overrides_a_default(tmp_path, image_file) -> None:
 #: the family API methods that only read: what a read-only context may call (the spec of
 #: policy.READ_PREFIXES; a new method lands on the write side unless it is listed here)
 READS = {
-    "compute": {"explain_placement", "get_aggregate", "get_flavor", "get_image", "get_server",
+    "compute": {"explain_placement", "get_aggregate", "get_console_output", "get_flavor",
+                "get_image", "get_server",
                 "get_server_group", "list_aggregates", "list_faults", "list_flavors",
                 "list_hosts", "list_images", "list_server_volumes", "list_servers",
                 "wait_for_server"},

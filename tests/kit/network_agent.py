@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from stackcore.network.agents.fake import FakeL2Agent
 from tests.kit.registry import Broken
 
 M = "tests.kit.network_agent"
 R, W, RS = "TestAgentReporting::", "TestAgentWiring::", "TestAgentResync::"
+SG = "TestAgentSecurityGroups::"
 
 
 class NeverReports(FakeL2Agent):
@@ -65,6 +67,33 @@ class StopUnwiresEverything(FakeL2Agent):
             self.backend.wired.clear()
 
 
+class IgnoresSecurityGroups(FakeL2Agent):
+    """Declares security_groups, wires ports but never asks for their rules: every echo
+    passes (an agent left at firewall_driver = noop)."""
+
+    def sync_once(self) -> None:
+        bound = {d["port_id"]: d for d in self._rpc.get_devices_for_host(self.host,
+                                                                         self.AGENT_TYPE)}
+        self._apply(bound, {})
+
+
+class FiltersPortsWithoutPortSecurity(FakeL2Agent):
+    """Filters a port whose port security is off as if it had groups without rules."""
+
+    def sync_once(self) -> None:
+        bound = {d["port_id"]: d for d in self._rpc.get_devices_for_host(self.host,
+                                                                         self.AGENT_TYPE)}
+        security = self._rpc.security_group_rules_for_devices(bound) if bound else {}
+        self._apply(bound, {pid: {**info, "port_security_enabled": True}
+                            for pid, info in security.items()})
+
+
+class FiltersButSaysItCannot(FakeL2Agent):
+    """Works, but declares security_groups unsupported."""
+
+    capabilities: ClassVar[dict[str, bool]] = {"security_groups": False}
+
+
 def _b(name: str, cls: type, kills: Sequence[str], expect: str, defect: str) -> Broken:
     return Broken("network.agent", f"zoo-{name}", f"{M}:{cls.__name__}", tuple(kills), expect,
                   "fail", "", defect)
@@ -94,4 +123,18 @@ ZOO = [
        [RS + "test_stop_keeps_wiring_and_a_new_agent_resyncs"],
        "wiring after stop() (read by a new agent object): expected port",
        "stop() tears the host's wiring down"),
+    Broken("network.agent", "zoo-ignores-security-groups", f"{M}:IgnoresSecurityGroups",
+           (SG + "test_ingress_rule_opens_and_closes_icmp_statefully",),
+           "expected dropped: b's group has no ingress rule, got answered", "fail", "",
+           "security group rules are not enforced", "security_groups"),
+    Broken("network.agent", "zoo-filters-without-port-security",
+           f"{M}:FiltersPortsWithoutPortSecurity",
+           (SG + "test_port_without_port_security_is_not_filtered",),
+           "after port security was turned off on a: expected the echo answered within",
+           "fail", "", "a port without port security is still filtered", "security_groups"),
+    Broken("network.agent", "zoo-filters-but-says-it-cannot", f"{M}:FiltersButSaysItCannot",
+           (SG + "test_ingress_rule_opens_and_closes_icmp_statefully",
+            SG + "test_port_without_port_security_is_not_filtered"),
+           "", "unexpected-success", "", "security_groups works but is declared unsupported",
+           "security_groups"),
 ]

@@ -11,6 +11,12 @@ hypervisor's), so a new agent object - a restarted agent - finds the wiring the 
 left, and the conformance kit reads it (:meth:`FakeL2Agent.wired_ports`) without asking the
 agent object.
 
+It enforces security groups in its model of the host (capability ``security_groups``): each
+pass stores the wired ports' rules (``security_group_rules_for_devices``) in the host table,
+and :meth:`FakeL2Agent.test_ping` answers from them - an echo passes when the sender's egress
+and the receiver's ingress rules allow it (either side without port security: no check);
+the reply is part of the allowed connection (stateful).
+
 Failures can be injected with ``[fake_agent] fail_on`` (``sync``, ``report``).
 """
 
@@ -54,6 +60,9 @@ class HostBackend:
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     plugged: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     wired: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: per wired port: its fixed IPs and what the server said it must enforce
+    addresses: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    security: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 _HOSTS: dict[tuple[str, str], HostBackend] = {}
@@ -71,6 +80,7 @@ class FakeL2Agent(L2AgentPlugin):
     VERSION: ClassVar[str] = "1.0"
     AGENT_TYPE: ClassVar[str] = AGENT_TYPE
     BINARY: ClassVar[str] = "stackcore-fake-agent"
+    capabilities: ClassVar[dict[str, bool]] = {"security_groups": True}
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport) -> None:
         from stackcore import conf as sc_conf
@@ -111,7 +121,17 @@ class FakeL2Agent(L2AgentPlugin):
         self._maybe_fail("sync")
         bound = {d["port_id"]: d for d in self._rpc.get_devices_for_host(self.host,
                                                                          self.AGENT_TYPE)}
+        security = self._rpc.security_group_rules_for_devices(bound) if bound else {}
+        self._apply(bound, security)
+
+    def _apply(self, bound: Mapping[str, Mapping[str, Any]],
+                 security: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store what to enforce, wire and unwire, then report (the host table's one
+        update per pass)."""
         with self.backend.lock:
+            self.backend.security = {pid: dict(info) for pid, info in security.items()}
+            self.backend.addresses = {pid: [ip["ip_address"] for ip in d["fixed_ips"]]
+                                      for pid, d in bound.items()}
             for port_id in list(self.backend.wired):
                 device = bound.get(port_id)
                 if device is None or not device["admin_state_up"] \
@@ -121,6 +141,9 @@ class FakeL2Agent(L2AgentPlugin):
                 if port_id in self.backend.plugged and device["admin_state_up"]:
                     self.backend.wired[port_id] = dict(device["segment"])
             wired = set(self.backend.wired)
+        self._report(bound, wired)
+
+    def _report(self, bound: Mapping[str, Mapping[str, Any]], wired: set[str]) -> None:
         for port_id, device in sorted(bound.items()):
             if port_id in wired and device["status"] != "ACTIVE":
                 self._rpc.update_device_up(port_id, self.host)
@@ -167,6 +190,43 @@ class FakeL2Agent(L2AgentPlugin):
     def wired_ports(self) -> set[str]:
         with self.backend.lock:
             return set(self.backend.wired)
+
+    def test_ping(self, port: Mapping[str, Any], address: str) -> bool:
+        """An echo from ``port`` to the wired port holding ``address`` passes when both are
+        wired and their stored rules allow it (see the module doc)."""
+        src = str(port["id"])
+        with self.backend.lock:
+            if src not in self.backend.wired:
+                return False
+            dst = next((pid for pid in self.backend.wired
+                        if address in self.backend.addresses.get(pid, ())), None)
+            source_ips = self.backend.addresses.get(src, [])
+            if dst is None or not source_ips:
+                return False
+            return (_allows(self.backend.security.get(src), "egress", address)
+                    and _allows(self.backend.security.get(dst), "ingress", source_ips[0]))
+
+
+def _allows(info: Mapping[str, Any] | None, direction: str, remote: str) -> bool:
+    """Whether ``info``'s rules allow an ICMP echo request in ``direction`` with ``remote``
+    the other end (None or port security off: everything passes)."""
+    import ipaddress
+
+    if info is None or not info["port_security_enabled"]:
+        return True
+    address = ipaddress.ip_address(remote)
+    for rule in info["rules"]:
+        if rule["direction"] != direction or rule["ethertype"] != f"IPv{address.version}":
+            continue
+        if rule["protocol"] not in (None, 1, 58):
+            continue
+        if rule["protocol"] is not None and rule["port_range_min"] not in (None, 8, 128):
+            continue
+        prefix = rule["remote_ip_prefix"]
+        if prefix and address not in ipaddress.ip_network(prefix, strict=False):
+            continue
+        return True
+    return False
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:

@@ -14,6 +14,13 @@ its state once started and stops reporting once stopped; a port bound to its hos
 the hypervisor plugged is wired and reported ACTIVE; an administratively down port is unwired
 and reported DOWN; a deleted port is unwired; a stopped agent leaves the wiring in place and a
 new one resyncs. It observes the backend through the agent's test hooks below.
+
+Capability ``security_groups`` (declared in ``capabilities``, implemented by
+:meth:`L2AgentPlugin.test_ping`): the agent enforces its ports' security groups (the agent
+RPC's ``security_group_rules_for_devices``); the suite checks on the backend's data path that
+two ports in a group without ingress rules cannot ping each other, that an ICMP rule lets them
+(statefully), that removing it stops them, and that a port without port security is not
+filtered.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ class L2AgentPlugin(abc.ABC):
     VERSION: ClassVar[str] = ""
     #: The ``agent_type`` it reports, matched by its mechanism driver when binding ports.
     AGENT_TYPE: ClassVar[str] = ""
+    #: Optional capabilities (``security_groups``) the agent declares.
+    capabilities: ClassVar[dict[str, bool]] = {}
 
     @abc.abstractmethod
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport) -> None:
@@ -94,6 +103,13 @@ class L2AgentPlugin(abc.ABC):
         backend** (OVSDB, the kernel), not from the agent's memory."""
         raise exception.CapabilityNotSupported(type(self).__name__, "wired_ports")
 
+    def test_ping(self, port: Mapping[str, Any], address: str) -> bool:
+        """Capability ``security_groups``: send one ICMP echo request from the device
+        :meth:`plug_test_device` made for ``port`` (``id``, ``mac_address``, ``fixed_ips``:
+        it sends from the port's MAC and first fixed IP) to ``address``, through the host's
+        real data path, and say whether the reply came back within a second."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "test_ping")
+
 
 def _agent_type_declared(cls: type) -> list[str]:
     agent_type = getattr(cls, "AGENT_TYPE", None)
@@ -104,5 +120,6 @@ CONTRACT = Contract(
     family="network.agent",
     base=L2AgentPlugin,
     required=("__init__", "start", "stop"),
+    capabilities={"security_groups": ("test_ping",)},
     extra_checks=(_agent_type_declared,),
 )

@@ -28,7 +28,14 @@ What is checked, by feature:
   reported ACTIVE; an administratively down port is unwired and reported DOWN (and wired again
   once up); a deleted port is unwired;
 * ``resync`` - a stopped agent leaves the wiring in place; a new agent object wires what was
-  bound while none ran.
+  bound while none ran;
+* capability ``security_groups`` (the agent's ``test_ping`` sends an echo through its real data
+  path) - two ports in new groups without ingress rules cannot ping each other; an ICMP
+  ingress rule lets one ping the other and the replies come back although the sender allows
+  no ingress (stateful); removing the rule stops it again; a port whose port security is
+  turned off is reached although its groups had no ingress rule. The network then has a subnet
+  (``10.199.0.0/24``): ports send from their fixed IP. An agent configured not to filter
+  (``[securitygroup] firewall_driver = noop``) fails these tests, as it should.
 """
 
 from __future__ import annotations
@@ -49,8 +56,8 @@ from stackcore.testing import check
 from stackcore.testing.harness import DriverUnderTest
 from stackcore.testing.plugin import verify_after
 
-__all__ = ["TestAgentReporting", "TestAgentResync", "TestAgentWiring", "agent_cloud",
-           "make_agent"]
+__all__ = ["TestAgentReporting", "TestAgentResync", "TestAgentSecurityGroups",
+           "TestAgentWiring", "agent_cloud", "make_agent"]
 
 FAMILY = pytest.mark.family("network.agent")
 HOST = "conformance-agent"
@@ -58,6 +65,7 @@ _PLUGGED = pytest.StashKey[list[tuple[L2AgentPlugin, dict[str, Any]]]]()
 DOWN_TIME = 3
 REPORT_INTERVAL, POLLING_INTERVAL = 0.5, 0.2
 PHYSNET = "physnet1"
+SUBNET = "10.199.0.0/24"
 
 
 @pytest.fixture
@@ -148,7 +156,9 @@ def _started(agent: L2AgentPlugin, cloud: stackcore.Cloud, settle: float) -> Non
 
 def _port_view(port: Any) -> dict[str, Any]:
     return {"id": port.id, "mac_address": port.mac_address, "vif_type": port.vif_type,
-            "vif_details": dict(port.vif_details), "network_id": port.network_id}
+            "vif_details": dict(port.vif_details), "network_id": port.network_id,
+            "fixed_ips": [{"subnet_id": ip.subnet_id, "ip_address": ip.ip_address}
+                          for ip in port.fixed_ips]}
 
 
 def _network(cloud: stackcore.Cloud) -> Any:
@@ -156,16 +166,19 @@ def _network(cloud: stackcore.Cloud) -> Any:
     found = [n for n in cloud.network.list_networks() if n.name == "conformance-agent"]
     if found:
         return found[0]
-    return cloud.network.create_network("conformance-agent", network_type="flat",
-                                        physical_network=PHYSNET)
+    net = cloud.network.create_network("conformance-agent", network_type="flat",
+                                       physical_network=PHYSNET)
+    cloud.network.create_subnet(net.id, SUBNET, gateway_ip=None)
+    return net
 
 
 def _bound_port(cloud: stackcore.Cloud, agent: L2AgentPlugin,
-                plugged: list[tuple[L2AgentPlugin, dict[str, Any]]]) -> Any:
+                plugged: list[tuple[L2AgentPlugin, dict[str, Any]]],
+                **attrs: Any) -> Any:
     """A port on the flat network bound to the agent's host, its device plugged."""
     net = _network(cloud)
     port = cloud.network.create_port(net.id, host=HOST, device_owner="compute:conformance",
-                                      device_id=str(uuid.uuid4()))
+                                      device_id=str(uuid.uuid4()), **attrs)
     failures = [str(f) for f in port.binding_failures]
     check.that(port.vif_type not in ("unbound", "binding_failed"),
                f"binding of a port on host {HOST!r} (flat network on {PHYSNET})",
@@ -297,3 +310,66 @@ class TestAgentResync:
                       stackcore_settle)
         _expect_wired(second, agent_cloud, kept.id, "wired by the previous agent",
                       stackcore_settle)
+
+
+def _ip(port: Any) -> str:
+    return str(port.fixed_ips[0].ip_address)
+
+
+def _pings(agent: L2AgentPlugin, src: Any, dst: Any) -> bool:
+    return bool(check.step(f"test_ping() from port {src.id} to {_ip(dst)}",
+                           lambda: agent.test_ping(_port_view(src), _ip(dst))))
+
+
+def _expect_ping(agent: L2AgentPlugin, src: Any, dst: Any, passes: bool, when: str,
+                 settle: float) -> None:
+    expected = "the echo answered" if passes else "the echo dropped (no reply)"
+    _wait(f"ping from port {src.id} ({_ip(src)}) to port {dst.id} ({_ip(dst)}) {when}",
+          expected, lambda: _pings(agent, src, dst), lambda ok: ok == passes, settle)
+
+
+@FAMILY
+@pytest.mark.capability("security_groups")
+class TestAgentSecurityGroups:
+    def test_ingress_rule_opens_and_closes_icmp_statefully(
+        self, request: pytest.FixtureRequest, agent_cloud: stackcore.Cloud,
+        make_agent: Callable[[], L2AgentPlugin], stackcore_settle: float,
+    ) -> None:
+        agent = make_agent()
+        _started(agent, agent_cloud, stackcore_settle)
+        net = agent_cloud.network
+        client = net.create_security_group(f"client-{uuid.uuid4().hex[:6]}")
+        server = net.create_security_group(f"server-{uuid.uuid4().hex[:6]}")
+        a = _bound_port(agent_cloud, agent, _plugged(request), security_groups=[client.id])
+        b = _bound_port(agent_cloud, agent, _plugged(request), security_groups=[server.id])
+        for port in (a, b):
+            _expect_wired(agent, agent_cloud, port.id, "bound, device plugged",
+                          stackcore_settle)
+        check.that(not _pings(agent, a, b), f"ping from port a to port b ({_ip(b)})",
+                   "dropped: b's group has no ingress rule", "answered")
+        rule = net.create_security_group_rule(server.id, "ingress", protocol="icmp")
+        _expect_ping(agent, a, b, True, "after an ICMP ingress rule on b's group",
+                     stackcore_settle)
+        check.that(not _pings(agent, b, a), f"ping from port b to port a ({_ip(a)})",
+                   "dropped: a's group has no ingress rule (a's replies came back as part of "
+                   "its own connection only)", "answered")
+        net.delete_security_group_rule(rule.id)
+        _expect_ping(agent, a, b, False, "after the ICMP rule was deleted", stackcore_settle)
+
+    def test_port_without_port_security_is_not_filtered(
+        self, request: pytest.FixtureRequest, agent_cloud: stackcore.Cloud,
+        make_agent: Callable[[], L2AgentPlugin], stackcore_settle: float,
+    ) -> None:
+        agent = make_agent()
+        _started(agent, agent_cloud, stackcore_settle)
+        net = agent_cloud.network
+        closed = net.create_security_group(f"closed-{uuid.uuid4().hex[:6]}")
+        a = _bound_port(agent_cloud, agent, _plugged(request), security_groups=[closed.id])
+        b = _bound_port(agent_cloud, agent, _plugged(request), security_groups=[closed.id])
+        for port in (a, b):
+            _expect_wired(agent, agent_cloud, port.id, "bound, device plugged",
+                          stackcore_settle)
+        _expect_ping(agent, b, a, False, "(a's group has no ingress rule)", stackcore_settle)
+        net.update_port(a.id, port_security_enabled=False, security_groups=[])
+        _expect_ping(agent, b, a, True, "after port security was turned off on a",
+                     stackcore_settle)

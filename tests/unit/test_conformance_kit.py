@@ -56,7 +56,7 @@ def _warm(tmp_path_factory: pytest.TempPathFactory) -> None:
 pytest_plugins = ["pytester"]
 
 ZOO_MODULES = ("compute", "volume", "network_type", "network_mechanism", "network_agent",
-               "scheduler", "image_store", "volume_backup")
+               "network_dhcp", "scheduler", "image_store", "volume_backup")
 ZOO: list[Broken] = [entry for name in ZOO_MODULES
                      for entry in importlib.import_module(f"tests.kit.{name}").ZOO]
 
@@ -70,7 +70,7 @@ BASE_CONFIG = {
 }
 #: A working plugin of each kind, for collecting the suites' tests.
 REFERENCE = {"compute": "fake", "volume": "fake", "network.type": "vlan",
-             "network.mechanism": "fake", "network.agent": "fake",
+             "network.mechanism": "fake", "network.agent": "fake", "network.dhcp": "fake",
              "scheduler.compute_filters": "RamFilter", "scheduler.compute_weighers": "RAMWeigher",
              "scheduler.volume_filters": "CapacityFilter",
              "scheduler.volume_weighers": "CapacityWeigher", "image.store": "file",

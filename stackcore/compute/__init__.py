@@ -4,7 +4,8 @@ The public surface for hypervisor driver authors is what this package re-exports
 imports from ``stackcore.compute`` and :mod:`stackcore.exception`, nothing deeper; the layer
 contracts in ``setup.cfg`` check it):
 
-* the contract - :class:`HypervisorDriver`, ``CONTRACT`` (and its version), ``NAMESPACE``;
+* the contract - :class:`HypervisorDriver`, ``CONTRACT`` (and its version), ``NAMESPACE``,
+  :func:`snapshot_format` (the format a snapshot is written in);
 * the objects a driver is handed and returns - :class:`Instance`, :class:`InstanceInfo`,
   :class:`Image`, :class:`Flavor`, :class:`PowerState`, :class:`RebootType`;
 * the stats schema every report is checked against - :data:`STATS_SCHEMA`.
@@ -17,7 +18,7 @@ claims, aggregates and server groups), :mod:`~stackcore.compute.fake` (the refer
 :mod:`~stackcore.compute.family` (the descriptor).
 """
 
-from stackcore.compute.driver import CONTRACT, NAMESPACE, HypervisorDriver
+from stackcore.compute.driver import CONTRACT, NAMESPACE, HypervisorDriver, snapshot_format
 from stackcore.compute.objects import Flavor, Image, Instance, InstanceInfo, PowerState, RebootType
 from stackcore.compute.stats import SCHEMA as STATS_SCHEMA
 
@@ -32,4 +33,5 @@ __all__ = [
     "InstanceInfo",
     "PowerState",
     "RebootType",
+    "snapshot_format",
 ]

@@ -112,6 +112,41 @@ class PauseNoop(FakeHypervisorDriver):
         self._domain(instance)
 
 
+class UnpauseNoop(FakeHypervisorDriver):
+    def unpause(self, instance: Instance) -> None:
+        self._domain(instance)  # stays paused
+
+
+class PauseAnyone(FakeHypervisorDriver):
+    def pause(self, instance: Instance) -> None:
+        if instance.uuid in self.backend.domains:
+            super().pause(instance)
+
+
+class ResumeNoop(FakeHypervisorDriver):
+    def resume(self, instance: Instance) -> None:
+        self._domain(instance)  # stays suspended
+
+
+class LiveSnapshotStops(FakeHypervisorDriver):
+    """Declares live_snapshot but powers the instance off to take it."""
+
+    def snapshot(self, instance: Instance, image_path: str) -> None:
+        super().snapshot(instance, image_path)
+        self._domain(instance).power_state = PowerState.SHUTDOWN
+
+
+class SnapshotWrongFormat(FakeHypervisorDriver):
+    """Writes a qcow2 snapshot of a raw image (the upload, declared raw, would refuse it)."""
+
+    def snapshot(self, instance: Instance, image_path: str) -> None:
+        import subprocess
+
+        self._domain(instance)
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", instance.image.path,
+                        image_path], check=True, capture_output=True)
+
+
 class SuspendNoop(FakeHypervisorDriver):
     def suspend(self, instance: Instance) -> None:
         self._domain(instance)
@@ -171,7 +206,7 @@ def _liar(capability: str) -> type[FakeHypervisorDriver]:
 
 
 LIARS = {cap: _liar(cap) for cap in ("pause", "suspend", "console_output", "snapshot",
-                                     "attach_volume", "plug_vifs")}
+                                     "live_snapshot", "attach_volume", "plug_vifs")}
 for _cap, _cls in LIARS.items():
     globals()[_cls.__name__] = _cls
 
@@ -192,10 +227,11 @@ def _b(name: str, cls: type, kills: Sequence[str], expect: str, defect: str,
 
 
 CAP_TESTS = {
-    "pause": [C + "test_pause_unpause"],
+    "pause": [C + "test_pause_unpause", C + "test_pause_of_an_unknown_instance_is_not_found"],
     "suspend": [C + "test_suspend_resume"],
     "console_output": [C + "test_console_output_of_the_instance"],
     "snapshot": [C + "test_snapshot_carries_the_root_disk"],
+    "live_snapshot": [C + "test_live_snapshot_keeps_running"],
     "attach_volume": [C + "test_attach_unknown_volume_type_is_refused",
                       C + "test_attach_detach_round_trip"],
     "plug_vifs": [C + "test_unknown_vif_type_is_refused", C + "test_plug_unplug_idempotent"],
@@ -240,8 +276,23 @@ ZOO = [
        ["TestComputeFailures::test_failed_spawn_is_cleaned_by_destroy"],
        "list_instances() after a failed spawn and destroy(): expected not to list",
        "destroy leaves what a failed spawn half made"),
-    _b("pause-noop", PauseNoop, CAP_TESTS["pause"],
+    _b("pause-noop", PauseNoop, [C + "test_pause_unpause"],
        "power state after pause(): expected PAUSED, got RUNNING", "pause does nothing", capability="pause"),
+    _b("unpause-noop", UnpauseNoop, [C + "test_pause_unpause"],
+       "power state after unpause(): expected RUNNING, got PAUSED", "unpause does nothing",
+       capability="pause"),
+    _b("pause-anyone", PauseAnyone, [C + "test_pause_of_an_unknown_instance_is_not_found"],
+       "pause() of an instance the backend never had: expected NotFound, got no error",
+       "pause of an unknown instance succeeds", capability="pause"),
+    _b("resume-noop", ResumeNoop, CAP_TESTS["suspend"],
+       "power state after resume(): expected RUNNING, got SUSPENDED", "resume does nothing",
+       capability="suspend"),
+    _b("live-snapshot-stops", LiveSnapshotStops, CAP_TESTS["live_snapshot"],
+       "power state after snapshot() of a running instance: expected RUNNING, got SHUTDOWN",
+       "a live snapshot powers the instance off", capability="live_snapshot"),
+    _b("snapshot-wrong-format", SnapshotWrongFormat, CAP_TESTS["snapshot"],
+       "the snapshot's format (qemu-img info): expected raw, got qcow2",
+       "a raw instance's snapshot written as qcow2", capability="snapshot"),
     _b("suspend-noop", SuspendNoop, CAP_TESTS["suspend"],
        "power state after suspend(): expected SUSPENDED (or SHUTDOWN), got RUNNING",
        "suspend does nothing", capability="suspend"),

@@ -35,6 +35,7 @@ from stackcore.compute import (
     InstanceInfo,
     PowerState,
     RebootType,
+    snapshot_format,
 )
 from stackcore_drivers.libvirt import domain_xml, host, images, vif, volume
 from stackcore_drivers.libvirt.connection import Connection
@@ -519,29 +520,24 @@ class LibvirtDriver(HypervisorDriver):
             return ""  # nothing written yet (or the test driver, which has no console)
 
     def snapshot(self, instance: Instance, image_path: str) -> None:
-        """Cold snapshot: a running guest is saved (managed save) so its disk is consistent and
-        unlocked, the overlay is flattened into ``image_path`` (in the base image's format),
-        and the guest is restored to the state it was in."""
-        import libvirt
+        """Cold snapshot (``live_snapshot`` is not declared): the domain must be shut off or
+        suspended (managed save) - the manager suspends a running one around the call - so
+        its disk is consistent and no QEMU holds it. The qcow2 overlay is flattened into
+        ``image_path`` in :func:`~stackcore.compute.snapshot_format` of the base image's
+        format. A running domain is refused (InvalidState), never copied while it writes."""
         with self._with_domain("snapshot", instance) as dom:
+            if dom.isActive():
+                raise exception.InvalidState(
+                    f"instance {instance.uuid} is running: the libvirt driver takes cold "
+                    "snapshots only (suspend or stop it first)", instance=instance.uuid)
             if self.is_test_driver:
                 images.copy(instance.image.path, image_path)
                 return
             source = domain_xml.root_disk_source(domain_xml.parse(dom.XMLDesc(0)))
             if source is None:
                 raise exception.DriverError(f"instance {instance.uuid} has no file root disk")
-            was_active = bool(dom.isActive())
-            was_paused = was_active and self._state(dom) == libvirt.VIR_DOMAIN_PAUSED
-            if was_active:
-                dom.managedSave(libvirt.VIR_DOMAIN_SAVE_PAUSED if was_paused else 0)
-            try:
-                target_format = instance.image.disk_format
-                if target_format not in ("raw", "qcow2"):
-                    target_format = "qcow2"
-                images.convert(source, "qcow2", image_path, target_format)
-            finally:
-                if was_active:
-                    dom.create()
+            images.convert(source, "qcow2", image_path,
+                           snapshot_format(instance.image.disk_format))
 
     # --- volumes ---------------------------------------------------------------------------
 

@@ -20,7 +20,11 @@ What is checked, by feature:
 * ``failure-cleanup`` - a spawn that fails leaves nothing once ``destroy`` (the manager's
   cleanup) ran;
 * every capability (``pause``, ``suspend``, ``console_output``, ``snapshot``,
-  ``attach_volume``, ``plug_vifs``) by behaviour, whatever is declared.
+  ``live_snapshot``, ``attach_volume``, ``plug_vifs``) by behaviour, whatever is declared:
+  pause/suspend must reach the state ``get_info`` reports and come back (a ``pause`` that
+  returns with the instance still running fails), a snapshot is read back with ``qemu-io``
+  in the format the contract names (``snapshot`` of a stopped instance; ``live_snapshot`` of
+  a running one, which must still run).
 
 Everything a test creates is destroyed right after it, and that check is part of the test: an
 instance ``destroy`` left behind fails the test that made it.
@@ -38,7 +42,7 @@ import pytest
 
 from stackcore import exception
 from stackcore.compute import stats
-from stackcore.compute.driver import HypervisorDriver
+from stackcore.compute.driver import HypervisorDriver, snapshot_format
 from stackcore.compute.objects import Flavor, Image, Instance, PowerState, RebootType
 from stackcore.testing import check, datapath
 from stackcore.testing.harness import DriverUnderTest
@@ -362,20 +366,40 @@ class TestComputeCapabilities:
     def test_snapshot_carries_the_root_disk(
         self, compute_driver: HypervisorDriver, make_instance: Any, tmp_path: Any
     ) -> None:
-        """The snapshot is an image of the root disk: qemu reads the image's first 64 KiB
-        (0x5A) from it."""
+        """The snapshot of a stopped instance is an image of the root disk in the format the
+        contract names: qemu reads the image's first 64 KiB (0x5A) from it."""
         needs(compute_driver, "snapshot")
         instance = _spawned(compute_driver, make_instance)
+        check.step("power_off()", lambda: compute_driver.power_off(instance))
         target = str(tmp_path / "snapshot.img")
-        check.step("snapshot()", lambda: compute_driver.snapshot(instance, target))
-        out = datapath.run(["qemu-img", "info", "--output=json", target],
-                           "reading the snapshot image")
-        fmt = json.loads(out[out.index("{"):])["format"]
-        datapath.run(["qemu-io", "-f", fmt, "-c",
-                      f"read -P {IMAGE_PATTERN:#x} 0 {IMAGE_PATTERN_LENGTH}", target],
-                     f"snapshot image ({fmt}): expected the root disk's first "
-                     f"{IMAGE_PATTERN_LENGTH} bytes of {IMAGE_PATTERN:#04x}")
-        expect_state(compute_driver, instance, PowerState.RUNNING, "after snapshot()")
+        check.step("snapshot() of a stopped instance",
+                   lambda: compute_driver.snapshot(instance, target))
+        _check_snapshot(target, instance)
+        expect_state(compute_driver, instance, PowerState.SHUTDOWN,
+                     "after snapshot() of a stopped instance")
+
+    @pytest.mark.capability("live_snapshot")
+    def test_live_snapshot_keeps_running(
+        self, compute_driver: HypervisorDriver, make_instance: Any, tmp_path: Any
+    ) -> None:
+        """A driver declaring ``live_snapshot`` snapshots a running instance, which is still
+        running afterwards; the image carries the root disk."""
+        needs(compute_driver, "live_snapshot")
+        instance = _spawned(compute_driver, make_instance)
+        target = str(tmp_path / "live.img")
+        check.step("snapshot() of a running instance",
+                   lambda: compute_driver.snapshot(instance, target))
+        expect_state(compute_driver, instance, PowerState.RUNNING,
+                     "after snapshot() of a running instance")
+        _check_snapshot(target, instance)
+
+    @pytest.mark.capability("pause")
+    def test_pause_of_an_unknown_instance_is_not_found(
+        self, compute_driver: HypervisorDriver, make_instance: Any
+    ) -> None:
+        needs(compute_driver, "pause")
+        check.raises(exception.NotFound, lambda: compute_driver.pause(make_instance()),
+                     "pause() of an instance the backend never had")
 
     @pytest.mark.capability("attach_volume")
     def test_attach_unknown_volume_type_is_refused(
@@ -450,3 +474,17 @@ class TestComputeCapabilities:
             check.step(what, functools.partial(call, instance, [dict(VIF)]))
         expect_state(compute_driver, instance, PowerState.SHUTDOWN,
                      "after plugging and unplugging a VIF of a stopped instance")
+
+
+def _check_snapshot(target: str, instance: Instance) -> None:
+    """The file at ``target`` is in the format the contract names and holds the root disk's
+    pattern."""
+    out = datapath.run(["qemu-img", "info", "--output=json", target],
+                       "reading the snapshot image")
+    fmt = json.loads(out[out.index("{"):])["format"]
+    wanted = snapshot_format(instance.image.disk_format)
+    check.that(fmt == wanted, "the snapshot's format (qemu-img info)", wanted, fmt)
+    datapath.run(["qemu-io", "-f", fmt, "-c",
+                  f"read -P {IMAGE_PATTERN:#x} 0 {IMAGE_PATTERN_LENGTH}", target],
+                 f"snapshot image ({fmt}): expected the root disk's first "
+                 f"{IMAGE_PATTERN_LENGTH} bytes of {IMAGE_PATTERN:#04x}")

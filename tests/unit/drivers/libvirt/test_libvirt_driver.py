@@ -200,7 +200,12 @@ def test_snapshot_and_console_on_the_test_driver(
     instance = instance_of(image)
     driver.spawn(instance, image, [], [])
     target = tmp_path / "snap.img"
+    with pytest.raises(exception.InvalidState, match="cold snapshots only"):
+        driver.snapshot(instance, str(target))  # running: never copied while it writes
+    assert not target.exists()
+    driver.suspend(instance)
     driver.snapshot(instance, str(target))
+    driver.resume(instance)
     assert target.read_bytes() == (tmp_path / "base.raw").read_bytes()
     assert driver.get_console_output(instance) == ""
     with pytest.raises(exception.NotFound):

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
-from stackcore_drivers.network import names
+from stackcore_drivers.network import names, testvm
 from stackcore_drivers.network.agent_base import L2Agent
 from stackcore_drivers.network.host_state import BoundPort, HostState
 from stackcore_drivers.network.linuxbridge import AGENT_TYPE, VIF_TYPE, ip_lib
@@ -65,6 +65,7 @@ class LinuxBridgeAgent(L2Agent):
     VIF_TYPE = VIF_TYPE
     BACKEND_OPTS = [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)]
     FIREWALL_DRIVER = "nftables"
+    capabilities: ClassVar[dict[str, bool]] = {"security_groups": True}
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
@@ -101,15 +102,22 @@ class LinuxBridgeAgent(L2Agent):
     # --- observation (conformance kit) ----------------------------------------------------
 
     def plug_test_device(self, port: Mapping[str, Any]) -> None:
-        """What libvirt does for a ``bridge`` VIF before the agent runs: a tap device named
-        after the port (its alias records the full port id, for :meth:`wired_ports`)."""
+        """What libvirt does for a ``bridge`` VIF before the agent runs: a device named after
+        the port (its alias records the full port id, for :meth:`wired_ports`) - one end of a
+        veth pair whose other end is a test VM's ``eth0`` (:mod:`..testvm`)."""
         tap = ip_lib.tap_name(str(port["id"]))
-        if self.ip.index(tap) is None:
-            self.ip.ipr.link("add", ifname=tap, kind="tuntap", mode="tap")
+        ips = port.get("fixed_ips") or []
+        testvm.make_vm(str(port["id"]), tap, str(port["mac_address"]),
+                       str(ips[0]["ip_address"]) if ips else None, namespace=self.ip.namespace)
         self.ip.ipr.link("set", index=self.ip.index(tap), ifalias=str(port["id"]))
 
     def unplug_test_device(self, port: Mapping[str, Any]) -> None:
-        self.ip.delete_device(ip_lib.tap_name(str(port["id"])))
+        testvm.remove_vm(str(port["id"]), ip_lib.tap_name(str(port["id"])),
+                         namespace=self.ip.namespace)
+
+    def test_ping(self, port: Mapping[str, Any], address: str) -> bool:
+        """An echo from the port's test VM through the bridge (and nftables)."""
+        return testvm.ping(str(port["id"]), address)
 
     def wired_ports(self) -> set[str]:
         """Ports whose tap device is up in a bridge, read from the kernel (the id from the

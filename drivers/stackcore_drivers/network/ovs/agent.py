@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
-from stackcore_drivers.network import names
+from stackcore_drivers.network import names, testvm
 from stackcore_drivers.network.agent_base import L2Agent
 from stackcore_drivers.network.host_state import BoundPort, HostState
 from stackcore_drivers.network.ovs import AGENT_TYPE, VIF_TYPE
@@ -90,6 +90,7 @@ class OvsAgent(L2Agent):
     VIF_TYPE = VIF_TYPE
     BACKEND_OPTS = [("ovs", ovs_conf.AGENT_OPTS)]
     FIREWALL_DRIVER = "openvswitch"
+    capabilities: ClassVar[dict[str, bool]] = {"security_groups": True}
     check_config = staticmethod(check_config)
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
@@ -132,18 +133,39 @@ class OvsAgent(L2Agent):
 
     # --- observation (conformance kit) ----------------------------------------------------
 
+    def _vswitchd_pid(self) -> int | None:
+        """ovs-vswitchd's pid (its network namespace holds the VM ports' host ends on the
+        userspace datapath), from its pidfile in the run directory; None: not found."""
+        import os
+        rundir = rundir_for(self.conf.ovs.ovsdb_connection, self.conf.ovs.ovs_rundir)
+        try:
+            with open(os.path.join(rundir, "ovs-vswitchd.pid")) as handle:
+                return int(handle.read().strip())
+        except (OSError, ValueError):
+            return None
+
     def plug_test_device(self, port: Mapping[str, Any]) -> None:
         """What libvirt / os-vif do for an ``ovs`` VIF: a port on br-int named after the port
-        with ``external_ids`` iface-id / attached-mac / iface-status."""
+        with ``external_ids`` iface-id / attached-mac / iface-status - a veth whose other end
+        is a test VM's ``eth0`` (:mod:`..testvm`), in ovs-vswitchd's namespace."""
         name = ("tap" + str(port["id"]))[:14]
+        ips = port.get("fixed_ips") or []
+        testvm.make_vm(str(port["id"]), name, str(port["mac_address"]),
+                       str(ips[0]["ip_address"]) if ips else None, pid=self._vswitchd_pid())
         self.ovsdb.execute(self.ovsdb.api.add_port(
-            self.conf.ovs.integration_bridge, name, may_exist=True, type="internal",
+            self.conf.ovs.integration_bridge, name, may_exist=True,
             external_ids={"iface-id": str(port["id"]),
                           "attached-mac": str(port.get("mac_address") or ""),
                           "iface-status": "active"}))
 
     def unplug_test_device(self, port: Mapping[str, Any]) -> None:
-        self.bridges.delete_port(("tap" + str(port["id"]))[:14])
+        name = ("tap" + str(port["id"]))[:14]
+        self.bridges.delete_port(name)
+        testvm.remove_vm(str(port["id"]), name, pid=self._vswitchd_pid())
+
+    def test_ping(self, port: Mapping[str, Any], address: str) -> bool:
+        """An echo from the port's test VM through br-int (and its conntrack flows)."""
+        return testvm.ping(str(port["id"]), address)
 
     def wired_ports(self) -> set[str]:
         """VM ports on br-int tagged with a network's local VLAN (not the dead tag), read

@@ -15,6 +15,7 @@ from stackcore_drivers.network.linuxbridge import firewall
 from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
 
 import stackcore
+from stackcore import exception
 from tests.functional.network_agents import sg_scenario
 from tests.functional.network_agents.test_linuxbridge_agent import (  # noqa: F401 - fixtures
     UNDERLAY,
@@ -31,11 +32,11 @@ def firewall_agent(server: stackcore.Cloud, lab: Lab,  # noqa: F811
                    ) -> Iterator[Callable[[str], LinuxBridgeAgent]]:
     agents: list[LinuxBridgeAgent] = []
 
-    def make(host: str) -> LinuxBridgeAgent:
+    def make(host: str, driver: str = "nftables") -> LinuxBridgeAgent:
         conf = load_agent_conf(
             [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)],
             overrides={"DEFAULT": {"host": host}, "agent": {"report_interval": 1},
-                       "securitygroup": {"firewall_driver": "nftables"},
+                       "securitygroup": {"firewall_driver": driver},
                        "linux_bridge": {"namespace": lab.ns[host],
                                         "physical_interface_mappings": {"physnet1": "ph0"}},
                        "vxlan": {"local_ip": UNDERLAY[host]}})
@@ -81,3 +82,10 @@ def test_security_groups_filter_real_traffic_with_nftables(
     sg_scenario.run(server, _Vms(lab), ("host-a", "host-b"), settled)
     assert agents[0].firewall is not None
     assert "ct state established,related accept" in agents[0].firewall.list_ruleset()
+
+    # the same host restarted with firewall_driver = noop: nothing filtered, tables gone
+    agents[0].stop()
+    noop = firewall_agent("host-a", "noop")
+    noop.sync_once()
+    with pytest.raises(exception.DriverError, match="stackcore_sg"):
+        firewall.NftFirewall(lab.ns["host-a"]).list_ruleset()

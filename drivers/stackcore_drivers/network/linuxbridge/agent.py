@@ -81,6 +81,7 @@ class LinuxBridgeAgent(L2Agent):
         #: the nftables firewall (None: ``[securitygroup] firewall_driver = noop``)
         self.firewall = (NftFirewall(conf.linux_bridge.namespace or None)
                          if self.firewall_enabled else None)
+        self._stale_firewall_checked = False
 
     def configurations(self) -> dict[str, Any]:
         lb = self.conf.linux_bridge
@@ -160,6 +161,14 @@ class LinuxBridgeAgent(L2Agent):
         return ip_lib.bridge_name(port.network_id)
 
     def reconcile(self, state: HostState) -> set[str]:
+        if self.firewall is None and not self._stale_firewall_checked:
+            # noop means nothing is filtered: the tables of an earlier nftables run go
+            self._stale_firewall_checked = True
+            try:
+                NftFirewall(self.conf.linux_bridge.namespace or None).clear()
+            except exception.DriverError as err:  # no nft here: nothing of ours either
+                LOG.debug("Linux bridge agent %s: no firewall tables removed: %s", self.host,
+                          err)
         if self.firewall is not None:
             # before any tap is enslaved: a new tap never passes unfiltered traffic (nft
             # matches taps by name, so the rules may name devices that do not exist yet)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from stackcore_drivers.network.ovs.ovsdb import Ovsdb
 import stackcore
 from stackcore.network.dhcp import netns_name
 from tests.conftest import backend_env, wait_until
+from tests.functional.processes import terminate
 
 pytestmark = pytest.mark.real
 
@@ -89,8 +91,8 @@ def server(make_server: Callable[..., stackcore.Cloud]) -> stackcore.Cloud:
     return make_server("openvswitch")
 
 
-@pytest.fixture
-def ovs_agent(server: stackcore.Cloud, ovsdb: Ovsdb) -> Iterator[OvsAgent]:
+def start_ovs_agent(server: stackcore.Cloud, ovsdb: Ovsdb) -> OvsAgent:
+    """The host's OVS agent (it makes br-int and wires the ports), started."""
     conf = load_agent_conf([("ovs", ovs_conf.AGENT_OPTS)], overrides={
         "DEFAULT": {"host": HOST},
         "agent": {"report_interval": 1, "polling_interval": 0.2},
@@ -98,6 +100,12 @@ def ovs_agent(server: stackcore.Cloud, ovsdb: Ovsdb) -> Iterator[OvsAgent]:
                 "tunnel_types": ["vxlan"], "local_ip": "10.51.0.1"}})
     agent = OvsAgent(conf, server.transport)
     agent.start()
+    return agent
+
+
+@pytest.fixture
+def ovs_agent(server: stackcore.Cloud, ovsdb: Ovsdb) -> Iterator[OvsAgent]:
+    agent = start_ovs_agent(server, ovsdb)
     yield agent
     agent.stop()
 
@@ -300,3 +308,51 @@ def test_restart_adopts_dnsmasq_resyncs_and_removes_what_went_meanwhile(
     lab.plug_guest(late)
     wait_until(lambda: net.get_port(late.id).status == "ACTIVE", 15, "guest port ACTIVE")
     assert lab.dhcp(late)["ip"] == late.fixed_ips[0].ip_address
+
+
+@pytest.mark.rabbit
+def test_agent_process_over_rabbitmq_stops_within_the_deadline_leaving_dnsmasq(
+    make_server: Callable[..., stackcore.Cloud], ovsdb: Ovsdb, rabbit_url: str, tmp_path: Path
+) -> None:
+    """``stackcore-dhcp-agent`` in its own process, without any database: it learns its
+    networks over RabbitMQ, gets notified of a new port, and ends within 5 s of SIGTERM,
+    leaving its dnsmasq serving (adopted by the next start)."""
+    server = make_server("openvswitch", DEFAULT={"transport_url": rabbit_url,
+                                                 "rpc_call_timeout": 20})
+    l2 = start_ovs_agent(server, ovsdb)
+    lab = Lab(server, ovsdb, tmp_path)
+    config = tmp_path / "dhcp-agent.conf"
+    config.write_text(
+        f"[DEFAULT]\nhost = {HOST}\ntransport_url = {rabbit_url}\n"
+        f"state_path = {tmp_path / 'agent'}\n"
+        "[agent]\nreport_interval = 1\n"
+        f"[dhcp]\ninterface_driver = openvswitch\ndatapath_namespace = {DP_NS}\n"
+        "resync_interval = 60\n"
+        f"[ovs]\novsdb_connection = {ovsdb.target}\n")
+    log = tmp_path / "dhcp-agent.log"
+    reader = lab.agent()   # never started: reads the dnsmasq driver's files
+    x, _ = lab.network("x", "10.81.0.0/24")
+    with open(log, "w") as out:
+        agent = subprocess.Popen(
+            [str(Path(sys.executable).with_name("stackcore-dhcp-agent")), "--config-file",
+             str(config)], stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        def running(check: Callable[[], Any], what: str) -> Any:
+            return wait_until(lambda: check() if agent.poll() is None else pytest.fail(
+                f"agent exited {agent.poll()}: {log.read_text()[-3000:]}"), 30, what)
+
+        running(lambda: any(a.alive for a in server.network.list_agents(
+            host=HOST, agent_type="DHCP agent")), "the DHCP agent reported alive")
+        pid = running(lambda: reader.driver.server_id(x.id), "dnsmasq of network x")
+        vm = server.network.create_port(x.id)
+        running(lambda: served(reader, x.id).get(vm.mac_address), "the new port's entry")
+        took = terminate(agent, "stackcore-dhcp-agent", log)
+        print(f"\nSIGTERM -> exit, stackcore-dhcp-agent: {took:.2f} s")
+        assert _alive(pid), "dnsmasq stopped with the agent (it should keep serving)"
+        assert reader.driver.server_id(x.id) == pid
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        lab.destroy()
+        l2.stop()

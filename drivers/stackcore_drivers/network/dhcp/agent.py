@@ -62,6 +62,11 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
+#: Seconds before a network whose pass failed is passed again (e.g. the L2 datapath was not
+#: set up yet: the L2 agent makes br-int when it starts), and before a full pass the server
+#: did not answer is tried again.
+RETRY_INTERVAL = 1.0
+
 DHCP_OPTS = lazy.options(lambda cfg: [
     cfg.StrOpt("dhcp_driver", default="dnsmasq",
                help="The DHCP driver (entry point of stackcore.network.dhcp_drivers)."),
@@ -128,7 +133,8 @@ class DhcpAgent:
         #: per network id, the last failure (cleared when a pass serves it)
         self.errors: dict[str, str] = {}
         self._dirty: set[str] = set()
-        self._full_due = True
+        #: networks whose last pass failed: passed again RETRY_INTERVAL seconds later
+        self._failed: set[str] = set()
         self._lock = threading.Lock()
         self._pass_lock = threading.Lock()
         self._wake = threading.Event()
@@ -223,13 +229,8 @@ class DhcpAgent:
         with self._pass_lock:
             with self._lock:
                 self._dirty.clear()
-                self._full_due = False
-            try:
-                active = set(self.rpc.get_active_networks(self.host))
-            except Exception:
-                with self._lock:
-                    self._full_due = True   # try the whole pass again
-                raise
+                self._failed.clear()
+            active = set(self.rpc.get_active_networks(self.host))
             found = ({p.name for p in self.records.iterdir()} | self.driver.active_networks()
                      | set(self.served))
             for network_id in sorted(active | found):
@@ -248,10 +249,10 @@ class DhcpAgent:
             self.sync_network(network_id)
         except Exception as err:
             self.errors[network_id] = f"{type(err).__name__}: {err}"
-            LOG.exception("%s on %s: network %s not served this pass (retried)", self.BINARY,
-                          self.host, network_id)
+            LOG.exception("%s on %s: network %s not served this pass (retried in %g s)",
+                          self.BINARY, self.host, network_id, RETRY_INTERVAL)
             with self._lock:
-                self._full_due = True
+                self._failed.add(network_id)
 
     def network_changed(self, network_id: str) -> None:
         with self._lock:
@@ -291,20 +292,27 @@ class DhcpAgent:
         interval = self.conf.dhcp.resync_interval
         due = time.monotonic() + interval
         while not self._stop.is_set():
-            self._wake.wait(max(0.0, due - time.monotonic()))
+            with self._lock:
+                retry = bool(self._failed)
+            wait = max(0.0, due - time.monotonic())
+            if not self._wake.wait(min(wait, RETRY_INTERVAL) if retry else wait) and retry:
+                with self._lock:   # a failed network's turn again
+                    self._dirty |= self._failed
+                    self._failed.clear()
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
-                with self._lock:
-                    full = self._full_due and time.monotonic() >= due
-                if time.monotonic() >= due or full:
+                if time.monotonic() >= due:
                     due = time.monotonic() + interval
                     self.sync_once()
                 else:
                     self.sync_changed()
             except Exception:
-                LOG.exception("%s on %s: pass failed", self.BINARY, self.host)
+                # the server did not answer the list of networks: the whole pass again soon
+                LOG.exception("%s on %s: pass failed (retried in %g s)", self.BINARY,
+                              self.host, RETRY_INTERVAL)
+                due = time.monotonic() + RETRY_INTERVAL
 
     def stop(self, timeout: float = 3.0) -> None:
         """Stop listening and the loops (dnsmasq keeps running: see the module doc). A pass

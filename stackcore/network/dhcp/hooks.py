@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 #: Deleting a network races with an agent re-creating its DHCP port between the port's
-#: delete and the network's (the agent saw the network a moment earlier): each attempt
-#: deletes the ports it finds, so this is bounded by the number of agents that can race.
+#: delete and the network's (the agent saw the network a moment earlier), deleting a subnet
+#: with an agent giving its port an address there again: each attempt removes what it finds,
+#: so this is bounded by the number of agents that can race.
 _DELETE_ATTEMPTS = 3
 
 
@@ -69,8 +70,8 @@ def attach(plugin: ML2Plugin, db: db_api.Database, transport: Transport | None) 
         return [p for p in plugin.list_ports({"network_id": network_id})
                 if p["device_owner"] == DEVICE_OWNER_DHCP]
 
-    delete_network, delete_subnet, delete_port = (plugin.delete_network, plugin.delete_subnet,
-                                                  plugin.delete_port)
+    delete_network, delete_subnet, delete_port, update_port = (
+        plugin.delete_network, plugin.delete_subnet, plugin.delete_port, plugin.update_port)
 
     def delete_network_with_dhcp_ports(network_id: str) -> None:
         for attempt in range(1, _DELETE_ATTEMPTS + 1):
@@ -89,13 +90,25 @@ def attach(plugin: ML2Plugin, db: db_api.Database, transport: Transport | None) 
 
     def delete_subnet_with_dhcp_addresses(subnet_id: str) -> None:
         network_id = subnet_network(subnet_id)
-        if network_id is not None:
-            for port in dhcp_ports(network_id):
-                kept = [{"subnet_id": ip["subnet_id"], "ip_address": ip["ip_address"]}
-                        for ip in port["fixed_ips"] if ip["subnet_id"] != subnet_id]
-                if len(kept) != len(port["fixed_ips"]):
-                    plugin.update_port(port["id"], {"fixed_ips": kept})
-        delete_subnet(subnet_id)
+        for attempt in range(1, _DELETE_ATTEMPTS + 1):
+            if network_id is not None:
+                # unnotified: an agent told now would give its port an address here again
+                for port in dhcp_ports(network_id):
+                    kept = [{"subnet_id": ip["subnet_id"], "ip_address": ip["ip_address"]}
+                            for ip in port["fixed_ips"] if ip["subnet_id"] != subnet_id]
+                    if len(kept) != len(port["fixed_ips"]):
+                        update_port(port["id"], {"fixed_ips": kept})
+            try:
+                delete_subnet(subnet_id)
+                return
+            except exception.Conflict:
+                users = [p for p in plugin.list_ports({"network_id": network_id})
+                         if any(ip["subnet_id"] == subnet_id for ip in p["fixed_ips"])
+                         and p["device_owner"] != DEVICE_OWNER_DHCP] if network_id else []
+                if users or attempt == _DELETE_ATTEMPTS:
+                    raise
+                LOG.info("subnet %s: a DHCP port took an address in it again while deleting "
+                         "it; deleting again", subnet_id)
 
     plugin.create_port = after(plugin.create_port,  # type: ignore[method-assign]
                                lambda network_id, *a, **k: network_id)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception, lazy
 from stackcore.volume.backup import Backup, BackupDriver, BackupUpdate
-from stackcore_drivers.backup import chunks, is_zero
+from stackcore_drivers.backup import data_chunks, is_zero
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -87,7 +87,7 @@ class PosixBackupDriver(BackupDriver):
     def create_backup(self, backup: Backup, source: str) -> BackupUpdate:
         final, part = self._path(backup.name), self._path(backup.name + PART)
         with open(part, "wb") as out:
-            for offset, data in chunks(source, backup.size_bytes):
+            for offset, data in data_chunks(source, backup.size_bytes):
                 if not is_zero(data):  # a hole reads zeros: skip, the file stays sparse
                     out.seek(offset)
                     out.write(data)
@@ -107,7 +107,7 @@ class PosixBackupDriver(BackupDriver):
             raise exception.DriverError(f"backup file {path} holds {os.path.getsize(path)} "
                                         f"bytes, expected {backup.size_bytes}")
         with open(target, "r+b") as out:
-            for offset, data in chunks(path, backup.size_bytes):
+            for offset, data in data_chunks(path, backup.size_bytes):
                 if not is_zero(data):  # the target reads zeros already
                     out.seek(offset)
                     out.write(data)

@@ -18,6 +18,7 @@ repairs what a killed service left transient.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -45,12 +46,41 @@ class ChecksumMismatch(exception.DriverError):
     """What a backup driver restored is not what was backed up (sha256 or size differs)."""
 
 
+def _extent(fd: int, offset: int, size: int) -> tuple[int, int]:
+    """``(start, end)`` of the next data extent from ``offset`` (``(size, size)``: holes up to
+    the end); a file system without ``SEEK_DATA`` is all data."""
+    try:
+        start = os.lseek(fd, offset, os.SEEK_DATA)
+    except OSError as err:
+        if err.errno == errno.ENXIO:
+            return size, size
+        return offset, size
+    start = min(start, size)
+    return start, min(os.lseek(fd, start, os.SEEK_HOLE), size) if start < size else size
+
+
 def sha256_of(path: str) -> str:
-    """``sha256:<hex>`` of a file's bytes."""
+    """``sha256:<hex>`` of a file's bytes. Holes (``SEEK_HOLE``: a staged thin volume is
+    mostly holes) are hashed as the zeros they read without being read."""
     digest = hashlib.sha256()
+    zeros = bytes(_READ)
     with open(path, "rb") as handle:
-        while chunk := handle.read(_READ):
-            digest.update(chunk)
+        fd, size, offset = handle.fileno(), os.fstat(handle.fileno()).st_size, 0
+        while offset < size:
+            data_at, hole_at = _extent(fd, offset, size)
+            while offset < data_at:
+                n = min(_READ, data_at - offset)
+                digest.update(zeros[:n])
+                offset += n
+            if offset >= size:
+                break
+            handle.seek(offset)
+            while offset < hole_at:
+                chunk = handle.read(min(_READ, hole_at - offset))
+                if not chunk:
+                    raise exception.DriverError(f"{path} ends at {offset} of {size} bytes")
+                digest.update(chunk)
+                offset += len(chunk)
     return f"sha256:{digest.hexdigest()}"
 
 

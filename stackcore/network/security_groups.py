@@ -13,7 +13,7 @@ remote: ``remote_ip_prefix`` (a CIDR of the rule's ethertype) or ``remote_group_
 of the same project: its members' addresses).
 
 Each project has a ``default`` group, made on its first use (a port created without
-``security_groups``, or any security group call): egress allowed for both ethertypes, ingress
+``security_groups``, or the first group it creates; reads make nothing): egress allowed for both ethertypes, ingress
 allowed from the group's own members. It cannot be deleted or renamed.
 
 Ports: ``security_groups`` (default: the project's default group), ``port_security_enabled``
@@ -497,14 +497,13 @@ class SecurityGroupsMixin:
         limit: int | None = None, marker: str | None = None, sort_key: str = "name",
         sort_dir: str = "asc",
     ) -> list[SecurityGroup]:
-        """The caller's groups (the default one included, made if missing)."""
+        """The caller's groups (the default one once the project used a port or a group:
+        a read makes nothing, so a read-only context may list)."""
         import sqlalchemy as sa
 
         from stackcore.network import models as m
         if all_projects:
             self._authorize("network:security_group:list:all_projects")
-        else:
-            ensure_default_group(self.db, self.project_id)
         with self.db.transaction() as session:
             query = sa.select(m.SecurityGroup)
             if not all_projects:

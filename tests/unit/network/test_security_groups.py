@@ -28,7 +28,9 @@ def _rpc(cloud: Any) -> AgentRPCEndpoint:
 def test_default_group_is_made_on_first_use_once_per_project(net_cloud) -> None:
     cloud = net_cloud()
     a = cloud.as_project(A).network
-    groups = a.list_security_groups()
+    assert a.list_security_groups() == []   # a read makes nothing
+    a.create_security_group("first")        # a first use
+    groups = a.list_security_groups(name="default")
     assert [g.name for g in groups] == ["default"]
     default = groups[0]
     assert _rules(default) == {
@@ -37,7 +39,7 @@ def test_default_group_is_made_on_first_use_once_per_project(net_cloud) -> None:
         ("ingress", "IPv4", None, None, None, None, default.id),
         ("ingress", "IPv6", None, None, None, None, default.id),
     }
-    assert [g.id for g in a.list_security_groups()] == [default.id]
+    assert [g.id for g in a.list_security_groups(name="default")] == [default.id]
     net = a.create_network("n")
     a.create_subnet(net.id, "10.0.0.0/24")
     port = a.create_port(net.id)
@@ -46,7 +48,9 @@ def test_default_group_is_made_on_first_use_once_per_project(net_cloud) -> None:
         a.delete_security_group(default.id)
     with pytest.raises(exception.Invalid, match="name"):
         a.update_security_group(default.id, name="renamed")
-    assert [g.name for g in cloud.as_project(B).network.list_security_groups()] == ["default"]
+    b = cloud.as_project(B).network
+    b.create_port(b.create_network("nb").id)   # B's first use: a port
+    assert [g.name for g in b.list_security_groups()] == ["default"]
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [

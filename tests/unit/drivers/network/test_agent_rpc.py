@@ -151,7 +151,7 @@ def test_bad_arguments_are_one_clear_error(cloud: stackcore.Cloud, method: str,
 
 def test_a_newer_client_is_refused_by_version(cloud: stackcore.Cloud) -> None:
     with pytest.raises(exception.RPCVersionError):
-        cloud.transport.client(Target(TOPIC, version="1.1")).call(
+        cloud.transport.client(Target(TOPIC, version="1.2")).call(
             "get_existing_ports", port_ids=[])
     with pytest.raises(exception.RPCVersionError):
         cloud.transport.client(Target(TOPIC, version="2.0")).call(

@@ -992,6 +992,55 @@ class ComputeAPI(PlacementAPI):
             raise
         return image
 
+    _REBUILD_FROM = (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR)
+
+    @schemas.accepts(server_id=s.UUID, image=cs.IMAGE_NAME_OR_ID, wait=s.BOOLEAN,
+                     timeout=s.TIMEOUT)
+    @policy.authorize("compute:server:rebuild")
+    def rebuild_server(self, server_id: str, image: str, wait: bool = True,
+                       timeout: float | None = None) -> Server:
+        """Rebuild an ACTIVE, STOPPED or ERROR server from ``image`` (task ``rebuilding``):
+        its root disk is made afresh from the new image; its ports (addresses kept) and
+        volumes stay. A STOPPED server is STOPPED again afterwards. Returns once done
+        (``wait``; ACTIVE, STOPPED or ERROR), else while rebuilding. A failure leaves it ERROR
+        with a fault naming the step; rebuilding again is the way out."""
+        validate.uuid_like("server_id", server_id)
+        image_view = self.get_image(image)
+        host = self._host_of(server_id)
+        with self.db.transaction() as session:
+            previous_image = session.execute(sa.select(models.Instance.image_id).where(
+                models.Instance.uuid == server_id)).scalar_one()
+            taken = session.execute(
+                sa.update(models.Instance)
+                .where(models.Instance.uuid == server_id,
+                       models.Instance.vm_state.in_(self._REBUILD_FROM),
+                       models.Instance.task_state.is_(None))
+                .values(task_state=TaskState.REBUILDING, image_id=image_view.id)
+            ).rowcount  # type: ignore[attr-defined]
+        if taken != 1:
+            current = self.get_server(server_id)
+            raise exception.InvalidState(
+                f"cannot rebuild server {server_id} while it is {current.status.lower()}"
+                + (f" ({current.task_state})" if current.task_state else ""),
+                state=current.status.lower())
+        try:
+            self.compute_rpc.rebuild_instance(host, server_id)
+        except exception.StackcoreError as err:  # never reached the compute host
+            self._fault_keep_state(server_id, "rebuild_instance", err, image_id=previous_image)
+            raise
+        if not wait:
+            return self.get_server(server_id)
+        return self.wait_for_server(server_id, ("ACTIVE", "STOPPED", "ERROR"), timeout)
+
+    def _fault_keep_state(self, server_id: str, step: str, err: BaseException,
+                          **values: Any) -> None:
+        """A fault on the server, task cleared (and ``values`` set back), state kept."""
+        with self.db.transaction() as session:
+            session.add(faults.new(models.InstanceFault, err, step=step,
+                                   instance_uuid=server_id))
+            session.execute(sa.update(models.Instance).where(
+                models.Instance.uuid == server_id).values(task_state=None, **values))
+
     def _update_task(self, server_id: str, expected: str, value: str | None) -> None:
         with self.db.transaction() as session:
             session.execute(sa.update(models.Instance).where(

@@ -79,7 +79,8 @@ class ComputeManager:
     """RPC endpoint of the compute service on one host (topic ``compute``, server = host).
 
     API versions: 1.0 build/terminate/reboot/stop/start; 1.1 attach_volume/detach_volume;
-    1.2 pause/unpause, suspend/resume, get_console_output, snapshot_instance.
+    1.2 pause/unpause, suspend/resume, get_console_output, snapshot_instance,
+    rebuild_instance.
 
     ``network_api`` and ``volume_api`` are the cloud's family APIs (``cloud.network``,
     ``cloud.volume``); without them, servers asking for ports or volumes fail to build.
@@ -1093,3 +1094,53 @@ class ComputeManager:
         self._record_fault(instance.uuid, "snapshot", exception.DriverError(
             f"snapshot interrupted by {cause}; its image was deleted"
             + (f" ({', '.join(leftovers)})" if leftovers else "")))
+
+    # --- rebuild (API 1.2) -------------------------------------------------------------------
+
+    def rebuild_instance(self, instance_uuid: str) -> None:
+        """Rebuild the server from the image its row now names (the API set it, with task
+        ``rebuilding``): destroy the instance and its disks on the hypervisor, export its
+        volumes afresh (their connection_info is never stored), then spawn from the new image
+        with the same ports and volumes. A server that was STOPPED is stopped again. Any
+        failure: ERROR with a fault naming the step (the claim is kept: the server still owns
+        its ports and volumes; rebuild again or delete)."""
+        with self._instance_lock(instance_uuid):
+            try:
+                row, instance, _, source = self._load_with_requests(instance_uuid, False)
+            except exception.NotFound:
+                return
+            if row.task_state != TaskState.REBUILDING or row.host != self.host:
+                return  # deleted or reconciled meanwhile
+            was_stopped = row.vm_state == VmState.STOPPED
+            step = "destroy"
+            try:
+                network_info = self._network_info(instance_uuid)
+                with self.db.transaction() as session:
+                    bdms = [b for b in block_devices.rows(session, instance_uuid)
+                            if b.status == BdmStatus.ATTACHED]
+                self._driver_call("destroy", self.driver.destroy, instance, network_info,
+                                  block_devices.block_device_info(bdms), True)
+                step = "block_device_mapping"
+                infos = {}
+                for bdm in bdms:
+                    self._disconnect_volume(instance_uuid, bdm)
+                    infos[bdm.volume_id] = self._connect_volume(instance_uuid, bdm.id,
+                                                                bdm.volume_id, bdm.device_name)
+                    self._set_bdm(bdm.id, status=BdmStatus.ATTACHED)
+                device_info = block_devices.block_device_info(bdms, infos)
+                step = "fetch_image"
+                with self._cached_image(source):
+                    step = "spawn"
+                    self._driver_call("spawn", self.driver.spawn, instance, instance.image,
+                                      network_info, device_info)
+                if was_stopped:
+                    step = "power_off"
+                    self._driver_call(step, self.driver.power_off, instance, 0)
+                power = self._power_state(instance)
+            except Exception as err:  # noqa: BLE001 - every failure is recorded as a fault
+                self._fail(instance_uuid, step, err, release=False)
+                return
+            self._update(instance_uuid, task_state=None, power_state=int(power),
+                         vm_state=_POWER_TO_VM.get(power, VmState.ERROR),
+                         launched_at=db_models.utcnow())
+        self.update_available_resource()

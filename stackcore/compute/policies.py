@@ -34,6 +34,8 @@ _RULES = [
      "get_console_output"),
     ("compute:server:create_image", p.ADMIN_OR_OWNER,
      "Snapshot a server's root disk into a new image of its project.", "create_image"),
+    ("compute:server:rebuild", p.ADMIN_OR_OWNER,
+     "Rebuild a server from another image (same ports and volumes).", "rebuild_server"),
     ("compute:server:attach_volume", p.ADMIN_OR_OWNER, "Attach a volume to a server.",
      "attach_volume"),
     ("compute:server:detach_volume", p.ADMIN_OR_OWNER, "Detach a volume from a server.",

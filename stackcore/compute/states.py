@@ -31,3 +31,4 @@ class TaskState(enum.StrEnum):
     SUSPENDING = "suspending"
     RESUMING = "resuming"
     IMAGE_SNAPSHOT = "image_snapshot"
+    REBUILDING = "rebuilding"

@@ -324,6 +324,7 @@ def restartable(tmp_path, image_file):
 @pytest.mark.parametrize(("task", "power", "status"), [
     ("pausing", PowerState.PAUSED, "PAUSED"), ("unpausing", PowerState.RUNNING, "ACTIVE"),
     ("suspending", PowerState.SUSPENDED, "SUSPENDED"), ("resuming", PowerState.RUNNING, "ACTIVE"),
+    ("rebuilding", PowerState.RUNNING, "ACTIVE"),
 ])
 def test_interrupted_action_is_cleared_at_restart(restartable, task, power, status) -> None:
     cloud, restart = restartable
@@ -335,6 +336,21 @@ def test_interrupted_action_is_cleared_at_restart(restartable, task, power, stat
     cloud.close()
     after = restart().compute.get_server(server.id)
     assert (after.status, after.task_state) == (status, None)
+
+
+def test_rebuild_interrupted_after_destroy_is_error_at_restart(restartable) -> None:
+    cloud, restart = restartable
+    server = cloud.compute.create_server("s", "small", "img")
+    del fake.backend_for(cloud.conf.state_path, "compute-1").domains[server.id]
+    with cloud.db.transaction() as session:
+        session.execute(sa.update(models.Instance).where(models.Instance.uuid == server.id)
+                        .values(task_state="rebuilding"))
+    cloud.close()
+    again = restart()
+    after = again.compute.get_server(server.id)
+    assert (after.status, after.task_state) == ("ERROR", None)
+    assert "missing on the hypervisor" in after.fault.message
+    assert again.compute.rebuild_server(server.id, "img").status == "ACTIVE"
 
 
 def test_interrupted_snapshot_is_undone_at_restart(restartable) -> None:
@@ -359,3 +375,77 @@ def test_interrupted_snapshot_is_undone_at_restart(restartable) -> None:
         again.image.get(image.id)
     assert again.image.get(other.id).status == "queued"
     assert domains[server.id].power_state is PowerState.RUNNING
+
+
+# --- rebuild -----------------------------------------------------------------------------
+
+
+def _second_image(cloud, tmp_path, name="other"):
+    path = tmp_path / f"{name}.raw"
+    path.write_bytes(b"the other image" + b"\0" * (1024 * 1024 - 15))
+    return cloud.compute.register_image(name, str(path))
+
+
+def test_rebuild_keeps_ports_and_volumes(make_cloud, image_file, tmp_path) -> None:
+    cloud = make_cloud(fake_hosts=1)
+    cloud.compute.create_flavor("small", 1, 512, 1)
+    cloud.compute.register_image("img", image_file)
+    other = _second_image(cloud, tmp_path)
+    network = cloud.network.create_network("net", network_type="vxlan")
+    cloud.network.create_subnet(network.id, "10.0.0.0/24")
+    volume = cloud.volume.create(1)
+    server = cloud.compute.create_server("s", "small", "img",
+                                         networks=[{"network_id": network.id}],
+                                         volumes=[volume.id])
+    assert server.status == "ACTIVE", server.fault
+    ports = cloud.network.list_ports(device_id=server.id)
+    backend = fake.backend_for(cloud.conf.state_path, server.host)
+    old_domain = backend.domains[server.id]
+
+    rebuilt = cloud.compute.rebuild_server(server.id, "other")
+
+    assert (rebuilt.status, rebuilt.task_state, rebuilt.fault) == ("ACTIVE", None, None)
+    assert rebuilt.image_id == other.id
+    domain = backend.domains[server.id]
+    assert domain is not old_domain  # made afresh
+    assert [v["id"] for v in domain.vifs] == [p.id for p in ports]
+    again = cloud.network.list_ports(device_id=server.id)
+    assert [(p.id, p.fixed_ips, p.host) for p in again] == \
+        [(p.id, p.fixed_ips, p.host) for p in ports]
+    assert domain.volumes["/dev/vdb"]["data"]["volume_id"] == volume.id
+    got = cloud.volume.get(volume.id)
+    assert got.status == "in-use" and [a.instance_uuid for a in got.attachments] == [server.id]
+    assert [(m.volume_id, m.status) for m in cloud.compute.list_server_volumes(server.id)] == \
+        [(volume.id, "attached")]
+
+
+def test_rebuild_of_a_stopped_server_stays_stopped_and_refusals(cloud, tmp_path) -> None:
+    _second_image(cloud, tmp_path)
+    server = cloud.compute.create_server("s", "small", "img")
+    cloud.compute.stop_server(server.id)
+    rebuilt = cloud.compute.rebuild_server(server.id, "other")
+    assert (rebuilt.status, rebuilt.task_state) == ("STOPPED", None)
+    assert _power(cloud, server) is PowerState.SHUTDOWN
+    cloud.compute.start_server(server.id)
+    cloud.compute.pause_server(server.id)
+    with pytest.raises(exception.InvalidState, match="while it is paused"):
+        cloud.compute.rebuild_server(server.id, "img")
+    with pytest.raises(exception.NotFound):
+        cloud.compute.rebuild_server(server.id, "no-such-image")
+    after = cloud.compute.get_server(server.id)
+    assert (after.status, after.image_id, after.task_state) == ("PAUSED", rebuilt.image_id, None)
+
+
+def test_failed_rebuild_is_error_with_fault_and_rebuild_again_recovers(make_cloud, image_file,
+                                                                        tmp_path) -> None:
+    cloud = make_cloud(fake_hosts=1)
+    cloud.compute.create_flavor("small", 1, 512, 1)
+    cloud.compute.register_image("img", image_file)
+    _second_image(cloud, tmp_path)
+    server = cloud.compute.create_server("s", "small", "img")
+    cloud.conf.set_override("fail_on", ["spawn"], group="fake_hypervisor")
+    failed = cloud.compute.rebuild_server(server.id, "other")
+    assert (failed.status, failed.task_state, failed.fault.step) == ("ERROR", None, "spawn")
+    cloud.conf.clear_override("fail_on", group="fake_hypervisor")
+    assert cloud.compute.rebuild_server(server.id, "other").status == "ACTIVE"
+    assert _power(cloud, server) is PowerState.RUNNING

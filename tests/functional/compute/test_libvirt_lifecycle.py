@@ -48,15 +48,22 @@ def test_root_disk_is_a_qcow2_overlay_on_the_image_sized_by_the_flavor(
     assert isinstance(kvm_driver.get_console_output(instance), str)
 
 
-def test_snapshot_of_a_running_instance_has_the_disk_content_and_it_keeps_running(
+def test_snapshot_of_a_suspended_instance_has_the_disk_content_and_it_resumes(
     kvm_driver: Any, marked_raw_image: Image, tmp_path: Any
 ) -> None:
+    """Cold snapshots: a running domain is refused (its disk is being written), a suspended
+    one (managed save: what the compute manager does around it) is copied."""
     instance = Instance(uuid=str(uuid.uuid4()), name="snap", host=HOST,
                         flavor=Flavor("f", 1, 128, 0), image=marked_raw_image)
     kvm_driver.spawn(instance, marked_raw_image, [], [])
     try:
         target = tmp_path / "snapshot.raw"
+        with pytest.raises(exception.InvalidState, match="cold snapshots only"):
+            kvm_driver.snapshot(instance, str(target))
+        assert not target.exists()
+        kvm_driver.suspend(instance)
         kvm_driver.snapshot(instance, str(target))
+        kvm_driver.resume(instance)
         with open(target, "rb") as handle:
             handle.seek(1024 * 1024)
             assert handle.read(len(MARKER)) == MARKER

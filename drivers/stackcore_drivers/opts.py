@@ -11,7 +11,9 @@ Each hook lists its options in the group a deployment sets them in:
   driver reads which option. The tgt iSCSI target's options are the LVM driver's (it is the one
   exporting through tgt), so they are listed with it.
 * an **image store**'s options go in ``[image_store_<name>]`` (``[image] stores = rbd``), the
-  group the image family registers them in, so the sample names the real section.
+  group the image family registers them in, so the sample names the real section;
+* a **backup driver**'s options go in ``[backup_<name>]`` (``[backup] backup_driver = ceph``),
+  the group the volume family registers them in.
 
 Only the drivers' own ``OPTS`` lists are imported here: the options are defined once, next to
 the code reading them.
@@ -58,3 +60,16 @@ def rbd_store_opts() -> OptGroups:
 
     return [(RBD_STORE_GROUP, list(rbd.OPTS))]
 
+
+def backup_posix_opts() -> OptGroups:
+    """The posix backup driver's options (``[backup] backup_driver = posix``)."""
+    from stackcore_drivers.backup import posix
+
+    return [("backup_posix", list(posix.OPTS))]
+
+
+def backup_ceph_opts() -> OptGroups:
+    """The Ceph backup driver's options (``[backup] backup_driver = ceph``)."""
+    from stackcore_drivers.backup import ceph
+
+    return [("backup_ceph", list(ceph.OPTS))]

@@ -15,6 +15,7 @@ import pytest
 
 from stackcore import families
 from stackcore.image.store import CONFORMANCE_SECTION as STORE_SECTION
+from stackcore.volume.backup.driver import CONFORMANCE_SECTION as BACKUP_SECTION
 from stackcore.volume.driver import CONFORMANCE_SECTION as BACKEND_SECTION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,9 +109,10 @@ def test_drivers_sample_names_driver_options(samples: dict[str, Sample], section
 
 def _sample_section(group: str, plugin: str) -> str:
     """The sample's section for a group a plugin's ``list_opts`` names: the kit's section
-    names stand for the deployment's backend section and the store's own group."""
-    return {BACKEND_SECTION: "<backend>", STORE_SECTION: f"image_store_{plugin}"}.get(group,
-                                                                                   group)
+    names stand for the deployment's backend section and the store's and backup driver's own
+    groups."""
+    return {BACKEND_SECTION: "<backend>", STORE_SECTION: f"image_store_{plugin}",
+            BACKUP_SECTION: f"backup_{plugin}"}.get(group, group)
 
 
 @needs_drivers

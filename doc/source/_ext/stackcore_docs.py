@@ -102,8 +102,10 @@ class ContractDirective(_RstDirective):
             empty="This family requires no method.")
         lines += list_table(
             ["capability", "methods", "contract"],
-            [[f"``{cap}``", ", ".join(f"``{m}``" for m in methods),
-              _first_line(getattr(contract.base, methods[0]))]
+            [[f"``{cap}``", ", ".join(f"``{m}``" for m in methods) or "none",
+              _first_line(getattr(contract.base, methods[0])) if methods else
+              "A behaviour of the required methods (no method of its own); the conformance "
+              "kit tests it."]
              for cap, methods in sorted(contract.capabilities.items())],
             "25 25 50", title="Optional capabilities (declared in ``capabilities``)",
             empty="This family has no optional capabilities.")

@@ -3,11 +3,13 @@ membership, port security, address pairs, and what the agent RPC hands the agent
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
 from stackcore import exception
+from stackcore.network import security_groups
 from stackcore.network.agents.rpc import AgentRPCEndpoint
 from stackcore.project.context import RequestContext
 
@@ -53,7 +55,8 @@ def test_default_group_is_made_on_first_use_once_per_project(net_cloud) -> None:
     assert [g.name for g in b.list_security_groups()] == ["default"]
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
+#: (arguments, the field the one error must name) - each refused with nothing persisted
+BAD_RULES: list[tuple[dict[str, Any], str]] = [
     ({"protocol": "tcpp"}, "protocol"),
     ({"protocol": 256}, "protocol"),
     ({"protocol": "tcp", "port_range_min": 0, "port_range_max": 10}, "port_range_min"),
@@ -69,16 +72,23 @@ def test_default_group_is_made_on_first_use_once_per_project(net_cloud) -> None:
     ({"protocol": "icmpv6"}, "protocol"),  # on IPv4
     ({"direction": "sideways"}, "direction"),
     ({"ethertype": "IPv5"}, "ethertype"),
-])
-def test_bad_rule_is_one_error_naming_the_field_and_persists_nothing(
-        net_cloud, kwargs: dict[str, Any], field: str) -> None:
+]
+
+
+def test_bad_rule_is_one_error_naming_the_field_and_persists_nothing(net_cloud) -> None:
     a = net_cloud().as_project(A).network
     group = a.create_security_group("web")
     before = _rules(a.get_security_group(group.id))
-    args = {"direction": "ingress", **kwargs}
-    with pytest.raises(exception.Invalid) as err:
-        a.create_security_group_rule(group.id, **args)
-    assert field in str(err.value), str(err.value)
+    wrong = []
+    for kwargs, field in BAD_RULES:
+        try:
+            a.create_security_group_rule(group.id, **{"direction": "ingress", **kwargs})
+        except exception.Invalid as err:
+            if field not in str(err):
+                wrong.append(f"{kwargs}: {err} does not name {field}")
+        else:
+            wrong.append(f"{kwargs}: accepted")
+    assert wrong == []
     assert _rules(a.get_security_group(group.id)) == before
 
 
@@ -176,3 +186,26 @@ def test_rpc_expands_remote_groups_into_member_addresses(net_cloud) -> None:
                        (1, f"{two.fixed_ips[0].ip_address}/32"), (1, "10.0.0.128/25")}
     assert info[two.id]["allowed_address_pairs"] == [
         {"ip_address": "10.0.0.128/25", "mac_address": "fa:16:3e:00:00:01"}]
+
+
+def test_first_uses_racing_make_one_default_group(net_cloud) -> None:
+    cloud = net_cloud()
+    db = cloud.network.db
+    found: list[str] = []
+    errors: list[BaseException] = []
+
+    def first_use() -> None:
+        try:
+            found.append(security_groups.ensure_default_group(db, "project-race"))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=first_use) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and len(found) == 4 and len(set(found)) == 1, (errors, found)
+    racer = cloud.as_project(RequestContext(user_id="r", project_id="project-race",
+                                            roles=["member"])).network
+    assert [g.id for g in racer.list_security_groups()] == found[:1]

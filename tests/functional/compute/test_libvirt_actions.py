@@ -1,6 +1,7 @@
 """Server actions through ``cloud.compute`` on real KVM (libvirtd of tools/backends): pause and
-suspend (managed save) as libvirt sees the domain, the console's last lines, and a snapshot into
-``cloud.image`` that ``qemu-img`` reads as the server's disk format and that boots again.
+suspend (managed save) as libvirt sees the domain, the console's last lines, a snapshot into
+``cloud.image`` that ``qemu-img`` reads as the server's disk format, and a rebuild from another
+image that boots it.
 
 The guest is a 512-byte boot sector that writes numbered lines to COM1 and halts: the console
 log then has known content, with no OS image to fetch."""
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.real
 LINES = [f"stackcore console line {i}" for i in range(1, 6)]
 
 
-def _boot_sector() -> bytes:
+def _boot_sector(lines: list[str] = LINES) -> bytes:
     """Real-mode x86: ds=0; si=message; dx=COM1; out each byte until NUL; hlt forever."""
-    message = "".join(f"{line}\r\n" for line in LINES).encode() + b"\0"
+    message = "".join(f"{line}\r\n" for line in lines).encode() + b"\0"
     start = 0x7C00 + 22  # the code below is 22 bytes
     code = (b"\xfa\x31\xc0\x8e\xd8"                   # cli; xor ax,ax; mov ds,ax
             + b"\xbe" + struct.pack("<H", start)      # mov si, message
@@ -125,4 +126,19 @@ def test_actions_on_kvm_pause_suspend_console_and_snapshot(cloud: Any, tmp_path:
     assert copy.stat().st_size == image.size_bytes
     # what the guest sees: the base's content, zeros beyond it
     run("qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(base), str(copy))
+
+    # rebuild from another image: a new root disk on it, the domain running again (its boot
+    # is not awaited: a second SeaBIOS boot is CI time, and the disk says what it boots)
+    other = tmp_path / "rebuilt-guest.raw"
+    other.write_bytes(_boot_sector([f"rebuilt guest line {i}" for i in range(1, 4)])
+                      + b"\0" * (1024 * 1024 - 512))
+    cloud.compute.register_image("rebuilt-guest", str(other), disk_format="raw",
+                                 properties={"architecture": "x86_64"})
+    rebuilt = cloud.compute.rebuild_server(server.id, "rebuilt-guest")
+    assert (rebuilt.status, rebuilt.task_state, rebuilt.fault) == ("ACTIVE", None, None)
+    assert _domain_state(server.id) == (libvirt.VIR_DOMAIN_RUNNING, False)
+    overlay = tmp_path / "state" / "instances" / server.id / "disk"
+    disk = json.loads(run("qemu-img", "info", "-U", "--output=json", str(overlay)))
+    assert disk["backing-filename"] == str(other), disk
+    assert LINES[0] not in cloud.compute.get_console_output(server.id)  # the old log is gone
     cloud.compute.delete_server(server.id)

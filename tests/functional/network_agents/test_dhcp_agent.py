@@ -1,11 +1,13 @@
-"""The DHCP agent and the dnsmasq driver on real OVS (userspace datapath) and real DHCP clients.
+"""The DHCP agent and the dnsmasq driver on real OVS (userspace datapath) and on real kernel
+bridges (the Linux bridge agent), with real DHCP clients.
 
 One simulated host: an ovsdb-server + ovs-vswitchd instance (``tools/backends/ovs-instance.sh
 sc-dhcp``, its own network namespace, ``netdev`` datapath) wired by an OVS agent, and a DHCP
 agent plugging its DHCP ports into that instance's br-int. The ML2 server is an embedded Cloud;
 both agents talk to it over the in-process transport. A "guest" is a namespace whose ``eth0``
 (the port's MAC) is a veth cabled to br-int as libvirt/os-vif would plug it; it asks for an
-address with busybox ``udhcpc``, whose script records the lease in a file.
+address with busybox ``udhcpc``, whose script records the lease in a file. The Linux bridge
+test runs its host in a namespace of its own, with a veth as physnet1's NIC.
 
 The DHCP agent's full resync is set to a minute: everything the tests see within seconds
 came through the server's notifications.
@@ -25,6 +27,8 @@ import pytest
 from stackcore_drivers.network.conf import load_agent_conf
 from stackcore_drivers.network.dhcp import interface
 from stackcore_drivers.network.dhcp.agent import DhcpAgent
+from stackcore_drivers.network.linuxbridge import conf as lb_conf
+from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
 from stackcore_drivers.network.ovs import conf as ovs_conf
 from stackcore_drivers.network.ovs.agent import OvsAgent
 from stackcore_drivers.network.ovs.ovsdb import Ovsdb
@@ -114,8 +118,11 @@ class Lab:
     """DHCP agents (made by :meth:`agent`) and guests; :meth:`destroy` removes what the tests
     made, dnsmasq processes and qdhcp namespaces of their networks included."""
 
-    def __init__(self, server: stackcore.Cloud, ovsdb: Ovsdb, tmp: Path) -> None:
+    def __init__(self, server: stackcore.Cloud, ovsdb: Ovsdb | None, tmp: Path,
+                 host: str = HOST, datapath: str = DP_NS) -> None:
+        """``ovsdb`` None: the Linux bridge datapath, in namespace ``datapath``."""
         self.server, self.ovsdb, self.tmp = server, ovsdb, tmp
+        self.host, self.datapath = host, datapath
         self.agents: list[DhcpAgent] = []
         self.guests: dict[str, str] = {}
         self.networks: set[str] = set()
@@ -126,11 +133,11 @@ class Lab:
 
     def agent(self) -> DhcpAgent:
         conf = load_agent_conf(DhcpAgent.list_opts()[1:], overrides={
-            "DEFAULT": {"host": HOST, "state_path": str(self.tmp / "agent")},
+            "DEFAULT": {"host": self.host, "state_path": str(self.tmp / "agent")},
             "agent": {"report_interval": 1},
-            "dhcp": {"interface_driver": "openvswitch", "datapath_namespace": DP_NS,
-                     "resync_interval": 60},
-            "ovs": {"ovsdb_connection": self.ovsdb.target}})
+            "dhcp": {"interface_driver": "openvswitch" if self.ovsdb else "linuxbridge",
+                     "datapath_namespace": self.datapath, "resync_interval": 60},
+            "ovs": {"ovsdb_connection": self.ovsdb.target if self.ovsdb else "unix:/none"}})
         agent = DhcpAgent(conf, self.server.transport)
         self.agents.append(agent)
         return agent
@@ -141,22 +148,26 @@ class Lab:
         return net, self.server.network.create_subnet(net.id, cidr, **subnet)
 
     def plug_guest(self, port: Any) -> str:
-        """A guest namespace cabled to br-int as the port (its MAC), without an address."""
+        """A guest namespace cabled as the port (its MAC), without an address: to br-int,
+        or left for the Linux bridge agent to enslave."""
         guest = f"scdhcp-{self.tag}-g{len(self.guests)}"
         ip("netns", "add", guest)
         self.guests[port.id] = guest
         tap = interface.host_device(port.id)
-        ip("link", "add", tap, "netns", DP_NS, "type", "veth", "peer", "name", "eth0",
+        ip("link", "add", tap, "netns", self.datapath, "type", "veth", "peer", "name", "eth0",
            "netns", guest, "address", port.mac_address)
         ip("-n", guest, "link", "set", "eth0", "up")
-        ip("-n", DP_NS, "link", "set", tap, "up")
-        self.ovsdb.execute(self.ovsdb.api.add_port("br-int", tap, external_ids={
-            "iface-id": port.id, "attached-mac": port.mac_address, "iface-status": "active"}))
+        ip("-n", self.datapath, "link", "set", tap, "up")
+        if self.ovsdb is not None:
+            self.ovsdb.execute(self.ovsdb.api.add_port("br-int", tap, external_ids={
+                "iface-id": port.id, "attached-mac": port.mac_address,
+                "iface-status": "active"}))
         return guest
 
     def unplug_guest(self, port: Any) -> None:
         tap = interface.host_device(port.id)
-        self.ovsdb.execute(self.ovsdb.api.del_port(tap, if_exists=True))
+        if self.ovsdb is not None:
+            self.ovsdb.execute(self.ovsdb.api.del_port(tap, if_exists=True))
         ip("netns", "delete", self.guests.pop(port.id), check=False)
 
     def dhcp(self, port: Any) -> dict[str, str]:
@@ -184,8 +195,9 @@ class Lab:
             cleaner.plugger.unplug(netns_name(network_id))
         cleaner.stop()
         for port_id, guest in list(self.guests.items()):
-            self.ovsdb.execute(self.ovsdb.api.del_port(interface.host_device(port_id),
-                                                       if_exists=True))
+            if self.ovsdb is not None:
+                self.ovsdb.execute(self.ovsdb.api.del_port(interface.host_device(port_id),
+                                                           if_exists=True))
             ip("netns", "delete", guest, check=False)
 
 
@@ -356,3 +368,52 @@ def test_agent_process_over_rabbitmq_stops_within_the_deadline_leaving_dnsmasq(
             agent.wait()
         lab.destroy()
         l2.stop()
+
+
+def test_linux_bridge_datapath_guest_gets_its_address(
+    make_server: Callable[..., stackcore.Cloud], tmp_path: Path
+) -> None:
+    """The same on the Linux bridge datapath: the DHCP port's tap is enslaved to the
+    network's bridge by the Linux bridge agent, like a VM's. The host is a namespace with a
+    veth as physnet1's NIC (a flat network)."""
+    server = make_server("linuxbridge", ml2_type_flat={"flat_networks": ["*"]})
+    host, datapath = "dhcp-lb-host", f"sc-dhcplb-{uuid.uuid4().hex[:6]}"
+    ip("netns", "add", datapath)
+    l2: LinuxBridgeAgent | None = None
+    lab = Lab(server, None, tmp_path, host, datapath)
+    try:
+        ip("-n", datapath, "link", "add", "ph0", "type", "veth", "peer", "name", "ph1")
+        for device in ("lo", "ph0", "ph1"):
+            ip("-n", datapath, "link", "set", device, "up")
+        l2 = LinuxBridgeAgent(load_agent_conf(
+            [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)],
+            overrides={"DEFAULT": {"host": host},
+                       "agent": {"report_interval": 1, "polling_interval": 0.2},
+                       "linux_bridge": {"namespace": datapath,
+                                        "physical_interface_mappings": {"physnet1": "ph0"}}}),
+            server.transport)
+        l2.start()
+        net = server.network
+        flat = net.create_network("flat", network_type="flat", physical_network="physnet1")
+        lab.networks.add(flat.id)
+        net.create_subnet(flat.id, "10.82.0.0/24")
+        agent = lab.agent()
+        agent.start()
+        port = wait_until(lambda: dhcp_port(server, flat.id), 10, "the DHCP port")
+        assert port.vif_type == "bridge", port.binding_failures
+        vm = net.create_port(flat.id, host=host)
+        lab.plug_guest(vm)
+        wait_until(lambda: {net.get_port(p.id).status for p in (port, vm)} == {"ACTIVE"}, 15,
+                   "DHCP and guest ports ACTIVE (enslaved by the Linux bridge agent)")
+        wait_until(lambda: served(agent, flat.id).get(vm.mac_address), 5, "host entry")
+        assert lab.dhcp(vm)["ip"] == vm.fixed_ips[0].ip_address
+        lab.unplug_guest(vm)
+        net.delete_port(vm.id)
+        net.delete_network(flat.id)
+        wait_until(lambda: netns_name(flat.id) not in interface.namespaces(), 10,
+                   "the namespace removed with its network")
+    finally:
+        lab.destroy()
+        if l2 is not None:
+            l2.stop()
+        ip("netns", "delete", datapath, check=False)

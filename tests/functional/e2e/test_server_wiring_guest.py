@@ -38,7 +38,7 @@ import stackcore
 from stackcore.cloud import ALL_SERVICES
 from tests.conftest import wait_until
 from tests.functional.compute.conftest import qemu_protocol_nodes
-from tests.guest.vm import GUEST_ADDR, HOST_FROM_GUEST, REPO, Guest
+from tests.guest.vm import GUEST_ADDR, HOST_FROM_GUEST, REPO, Guest, GuestProcess
 
 from .conftest import (
     Backends,
@@ -80,8 +80,10 @@ class GuestLvm:
     def __init__(self, guest: Guest) -> None:
         self.guest = guest
         self.vg = guest.env["STACKCORE_TEST_LVM_VG"]
-        #: the host's end of the forward to the guest's tgtd (set by the lvm fixture)
+        #: the host's end of the forward to the guest's tgtd, and the volume service (both
+        #: set by the lvm fixture)
         self.port = 0
+        self.service: GuestProcess | None = None
 
     def run(self, *argv: str) -> str:
         return self.guest.run(list(argv), timeout=120).check().stdout
@@ -107,27 +109,14 @@ class GuestLvm:
 
 
 @pytest.fixture
-def cloud(tmp_path: Path, backends: Backends, pg_url: str, rabbit_url: str
-          ) -> Iterator[stackcore.Cloud]:
-    """The host's services in this process (no volume service: :func:`lvm` is the guest's),
-    over PostgreSQL and a RabbitMQ virtual host of this test's own."""
-    settings = overrides(tmp_path)
-    for group in ("nfs", "ceph"):
-        del settings[group]
-    settings["DEFAULT"]["transport_url"] = rabbit_url
-    settings["database"] = {"connection": pg_url}
-    settings["volume"] = {"enabled_backends": []}
-    with e2e_cloud(tmp_path, settings, ["lvm"],
-                   services=[s for s in ALL_SERVICES if s != "volume"]) as c:
-        yield c
-
-
-@pytest.fixture
-def lvm(cloud: stackcore.Cloud, guest: Guest, pg_url: str, rabbit_url: str
-        ) -> Iterator[GuestLvm]:
-    """The lvm volume service in the guest, on the cloud's database and broker, its portal
-    the host's end of a forward to the guest's tgtd; stopped afterwards (exit status 0), its
-    thin pool and the tgtd portal it needed removed."""
+def lvm(guest: Guest, pg_url: str, rabbit_url: str) -> Iterator[GuestLvm]:
+    """The lvm volume service in the guest, on the test's database and broker, its portal
+    the host's end of a forward to the guest's tgtd. Started first and not waited for here:
+    its start-up under TCG (a minute or more: Python imports) is most of this test's time, so
+    the host's services are built meanwhile (:func:`cloud`; concurrent schema upgrades of the
+    new database are serialised by stackcore) and :func:`lvm_ready` waits. Stopped afterwards
+    (after the cloud: its servers are deleted while the service runs) with exit status 0; its
+    thin pool and the tgtd portal it needed are removed."""
     lvm = GuestLvm(guest)
     if PORTAL not in lvm.portals():
         lvm.run("tgtadm", "--lld", "iscsi", "--op", "new", "--mode", "portal",
@@ -144,24 +133,35 @@ def lvm(cloud: stackcore.Cloud, guest: Guest, pg_url: str, rabbit_url: str
         # the portal the volume service hands out: the host's end of the forward
         "target_ip_address = 127.0.0.1", f"target_port = {lvm.port}", ""]))
     config.chmod(0o600)  # the broker's and the database's passwords
-    service = guest.start([str(REPO / ".venv" / "bin" / "python"), "-m", "stackcore.cli.main",
-                           "service", "volume", "--config-file", str(config)], config.stem)
+    lvm.service = guest.start([str(REPO / ".venv" / "bin" / "python"), "-m",
+                               "stackcore.cli.main", "service", "volume", "--config-file",
+                               str(config)], config.stem)
     try:
-        service.wait_for_output("stackcore volume service running", 300)
-        wait_until(lambda: [p for p in cloud.volume.list_pools()
-                            if p.backend == f"{GUEST_HOST}@lvm" and p.up], 60,
-                   "the guest's lvm backend to report its pool")
         yield lvm
-        for server in cloud.compute.list_servers():  # while the volume service still runs
-            cloud.compute.delete_server(server.id)
     finally:
-        ended = service.stop()
+        ended = lvm.service.stop()
         assert ended.rc == 0, \
-            f"the guest's volume service exited {ended.rc}:\n{service.output()[-3000:]}"
+            f"the guest's volume service exited {ended.rc}:\n{lvm.service.output()[-3000:]}"
         if THIN_POOL in lvm.lvs():
             lvm.run("lvremove", "-y", f"{lvm.vg}/{THIN_POOL}")
         lvm.run("tgtadm", "--lld", "iscsi", "--op", "delete", "--mode", "portal",
                 "--param", f"portal={PORTAL}")
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, backends: Backends, lvm: GuestLvm, pg_url: str, rabbit_url: str
+          ) -> Iterator[stackcore.Cloud]:
+    """The host's services in this process (no volume service: :func:`lvm` is the guest's),
+    over PostgreSQL and a RabbitMQ virtual host of this test's own."""
+    settings = overrides(tmp_path)
+    for group in ("nfs", "ceph"):
+        del settings[group]
+    settings["DEFAULT"]["transport_url"] = rabbit_url
+    settings["database"] = {"connection": pg_url}
+    settings["volume"] = {"enabled_backends": []}
+    with e2e_cloud(tmp_path, settings, ["lvm"],
+                   services=[s for s in ALL_SERVICES if s != "volume"]) as c:
+        yield c
 
 
 @pytest.fixture
@@ -175,11 +175,23 @@ def networks(cloud: stackcore.Cloud, ovs_agent: Any) -> dict[str, Any]:
     return make_networks(cloud)
 
 
+@pytest.fixture
+def lvm_ready(cloud: stackcore.Cloud, lvm: GuestLvm, networks: dict[str, Any]) -> GuestLvm:
+    """:func:`lvm` once its service runs and its pool is seen by the cloud."""
+    assert lvm.service is not None
+    lvm.service.wait_for_output("stackcore volume service running", 300)
+    wait_until(lambda: [p for p in cloud.volume.list_pools()
+                        if p.backend == f"{GUEST_HOST}@lvm" and p.up], 60,
+               "the guest's lvm backend to report its pool")
+    return lvm
+
+
 @pytest.mark.parametrize("backend", ["lvm"])
 def test_server_with_vxlan_and_vlan_ports_and_a_volume(
     cloud: stackcore.Cloud, backends: Backends, ovs_agent: Any, networks: dict[str, Any],
-    lvm: GuestLvm, backend: str,
+    lvm_ready: GuestLvm, backend: str,
 ) -> None:
+    lvm = lvm_ready
 
     def exists(volume_id: str) -> bool:
         return f"volume-{volume_id}" in lvm.lvs()

@@ -27,7 +27,8 @@ so the tap is recognised in the ``bridge`` family and handed over in the packet 
     dropped) and the receiver port's ingress chain (DHCP replies and IPv6 ND/RA, then its
     rules ``accept``, the rest dropped).
 
-Both tables are replaced in one ``nft -f`` transaction (atomic: never half a ruleset) built
+Both tables are replaced in one ``nft -f`` transaction (atomic: never half a ruleset; when
+only rules of existing ports changed, just their chains are flushed and refilled) built
 from validated values only - device names checked against the kernel's name rules, MACs,
 addresses re-printed by :mod:`ipaddress`, integers - and run as an argument list, never
 through a shell. Removing a rule stops new connections; connections it accepted run until
@@ -123,18 +124,52 @@ def rule_expression(rule: SecurityRule) -> str | None:
     return " ".join(parts)
 
 
-def ruleset(taps: Sequence[FilteredTap]) -> str:
-    """Both tables, replacing what is there, as one ``nft -f`` input."""
+@dataclasses.dataclass(frozen=True)
+class Ruleset:
+    """Both tables: ``base`` (the hooked chains, per family) and the per-port chains
+    (``(family, chain) -> rule lines``). Two rulesets with equal ``base`` and chain names
+    differ only inside per-port chains, which :meth:`changes_from` rewrites alone."""
+
+    base: tuple[tuple[str, ...], tuple[str, ...]]  # bridge, inet
+    chains: dict[tuple[str, str], tuple[str, ...]]
+
+    def text(self) -> str:
+        """The whole replacement (both tables deleted and written again, one transaction)."""
+        out = [f"table bridge {TABLE} {{}}", f"delete table bridge {TABLE}",
+               f"table inet {TABLE} {{}}", f"delete table inet {TABLE}"]
+        for family, base in zip(("bridge", "inet"), self.base, strict=True):
+            out.append(f"table {family} {TABLE} {{")
+            out.extend(base)
+            for (chain_family, name), lines in self.chains.items():
+                if chain_family == family:
+                    out += [f"  chain {name} {{", *(f"    {line}" for line in lines), "  }"]
+            out.append("}")
+        return "\n".join(out) + "\n"
+
+    def changes_from(self, old: Ruleset) -> str | None:
+        """The per-port chains that differ from ``old``, each flushed and filled again
+        (one transaction); None when the hooked chains or the set of chains differ (then
+        :meth:`text` is needed); "" when nothing differs."""
+        if old.base != self.base or list(old.chains) != list(self.chains):
+            return None
+        out = []
+        for (family, name), lines in self.chains.items():
+            if old.chains[(family, name)] != lines:
+                out.append(f"flush chain {family} {TABLE} {name}")
+                out += [f"add rule {family} {TABLE} {name} {line}" for line in lines]
+        return "\n".join(out) + "\n" if out else ""
+
+
+def build(taps: Sequence[FilteredTap]) -> Ruleset:
+    """The firewall of ``taps`` (see the module doc)."""
     filtered = sorted((t for t in taps if t.security is not None and t.security.enabled),
                       key=lambda t: t.tap)
     if len(filtered) > MAX_PORTS:
         raise exception.DriverError(f"more than {MAX_PORTS} filtered ports on one host")
     bridges = sorted({t.bridge for t in taps})
-    out = [f"table bridge {TABLE} {{}}", f"delete table bridge {TABLE}",
-           f"table inet {TABLE} {{}}", f"delete table inet {TABLE}"]
+    chains: dict[tuple[str, str], tuple[str, ...]] = {}
     # --- bridge family: anti-spoofing and the marks
-    bridge = [f"table bridge {TABLE} {{",
-              "  chain prerouting {", "    type filter hook prerouting priority -200; "
+    bridge = ["  chain prerouting {", "    type filter hook prerouting priority -200; "
               "policy accept;"]
     if filtered:
         bridge.append("    iifname vmap { " + ", ".join(
@@ -148,28 +183,26 @@ def ruleset(taps: Sequence[FilteredTap]) -> str:
     for i, tap in enumerate(filtered, 1):
         assert tap.security is not None
         mac = _mac(tap.mac)
-        bridge += [f"  chain spoof_{i} {{",
-                   "    udp sport 67 udp dport 68 drop",
-                   "    udp sport 547 udp dport 546 drop",
-                   "    icmpv6 type nd-router-advert drop",
-                   f"    ether saddr {mac} ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept",
-                   f"    ether saddr {mac} ip6 nexthdr udp udp sport 546 udp dport 547 accept",
-                   f"    ether saddr {mac} icmpv6 type {{ nd-router-solicit, "
-                   "nd-neighbor-solicit, nd-neighbor-advert } accept"]
+        spoof = ["udp sport 67 udp dport 68 drop",
+                 "udp sport 547 udp dport 546 drop",
+                 "icmpv6 type nd-router-advert drop",
+                 f"ether saddr {mac} ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept",
+                 f"ether saddr {mac} ip6 nexthdr udp udp sport 546 udp dport 547 accept",
+                 f"ether saddr {mac} icmpv6 type {{ nd-router-solicit, "
+                 "nd-neighbor-solicit, nd-neighbor-advert } accept"]
         pairs = [*tap.security.addresses, (_link_local(mac) + "/128", mac)]
         for address, pair_mac in dict.fromkeys(pairs):
             net, pmac = _net(address), _mac(pair_mac)
             if net.version == 4:
-                bridge.append(f"    ether saddr {pmac} arp saddr ip {net} accept")
-                bridge.append(f"    ether saddr {pmac} ip saddr {net} meta mark set "
-                              f"meta mark or {i:#x} accept")
+                spoof.append(f"ether saddr {pmac} arp saddr ip {net} accept")
+                spoof.append(f"ether saddr {pmac} ip saddr {net} meta mark set "
+                             f"meta mark or {i:#x} accept")
             else:
-                bridge.append(f"    ether saddr {pmac} ip6 saddr {net} meta mark set "
-                              f"meta mark or {i:#x} accept")
-        bridge += ["    drop", "  }"]
-    bridge.append("}")
+                spoof.append(f"ether saddr {pmac} ip6 saddr {net} meta mark set "
+                             f"meta mark or {i:#x} accept")
+        chains[("bridge", f"spoof_{i}")] = (*spoof, "drop")
     # --- inet family: conntrack and the rules
-    inet = [f"table inet {TABLE} {{", "  chain prerouting {",
+    inet = ["  chain prerouting {",
             "    type filter hook prerouting priority -300; policy accept;"]
     if bridges:
         inet.append("    ct zone set iifname map { " + ", ".join(
@@ -187,23 +220,27 @@ def ruleset(taps: Sequence[FilteredTap]) -> str:
     inet.append("  }")
     for i, tap in enumerate(filtered, 1):
         assert tap.security is not None
-        egress = [f"  chain egress_{i} {{"]
-        ingress = [f"  chain ingress_{i} {{",
-                   "    udp sport 67 udp dport 68 accept",
-                   "    udp sport 547 udp dport 546 accept",
-                   "    icmpv6 type { nd-router-advert, nd-neighbor-solicit, "
+        egress: list[str] = []
+        ingress = ["udp sport 67 udp dport 68 accept",
+                   "udp sport 547 udp dport 546 accept",
+                   "icmpv6 type { nd-router-advert, nd-neighbor-solicit, "
                    "nd-neighbor-advert } accept"]
         for rule in _unique(tap.security.rules):
             match = rule_expression(rule)
             if match is None:
                 continue
             if rule.direction == "egress":
-                egress.append(f"    {match} return")
+                egress.append(f"{match} return")
             else:
-                ingress.append(f"    {match} accept")
-        inet += [*egress, "    drop", "  }", *ingress, "    drop", "  }"]
-    inet.append("}")
-    return "\n".join([*out, *bridge, *inet]) + "\n"
+                ingress.append(f"{match} accept")
+        chains[("inet", f"egress_{i}")] = (*egress, "drop")
+        chains[("inet", f"ingress_{i}")] = (*ingress, "drop")
+    return Ruleset((tuple(bridge), tuple(inet)), chains)
+
+
+def ruleset(taps: Sequence[FilteredTap]) -> str:
+    """Both tables, replacing what is there, as one ``nft -f`` input."""
+    return build(taps).text()
 
 
 def _unique(rules: Iterable[SecurityRule]) -> list[SecurityRule]:
@@ -216,7 +253,8 @@ class NftFirewall:
     def __init__(self, namespace: str | None = None, timeout: float = 30.0) -> None:
         self.namespace = namespace
         self.timeout = timeout
-        self._applied: str | None = None
+        #: what was last written (None: nothing yet - the first apply writes everything)
+        self._applied: Ruleset | None = None
 
     def _command(self, *args: str) -> list[str]:
         nft = shutil.which("nft")
@@ -238,13 +276,21 @@ class NftFirewall:
         return result.stdout
 
     def apply(self, taps: Sequence[FilteredTap]) -> bool:
-        """Make the tables match ``taps``; True when something was sent (the first call
-        always sends: a restarted agent rewrites what it finds)."""
-        text = ruleset(taps)
-        if text == self._applied:
-            return False
-        self.run(["-f", "-"], stdin=text)
-        self._applied = text
+        """Make the tables match ``taps``; True when something was sent. The first call
+        writes both tables whole (a restarted agent rewrites what it finds), as does any
+        change of ports; a change of rules only rewrites the chains of the ports it
+        concerns, in one transaction."""
+        wanted = build(taps)
+        if self._applied is not None:
+            changes = wanted.changes_from(self._applied)
+            if changes == "":
+                return False
+            if changes is not None:  # only rules of existing ports: those chains alone
+                self.run(["-f", "-"], stdin=changes)
+                self._applied = wanted
+                return True
+        self.run(["-f", "-"], stdin=wanted.text())
+        self._applied = wanted
         return True
 
     def clear(self) -> None:

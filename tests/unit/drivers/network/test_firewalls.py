@@ -86,3 +86,26 @@ def test_nft_ruleset_marks_filters_and_replaces_atomically() -> None:
 def test_nft_ruleset_refuses_names_that_are_not_device_names(tap: str) -> None:
     with pytest.raises(exception.Invalid, match="device"):
         nft.ruleset([nft.FilteredTap(tap, "brq1", MAC, SECURITY)])
+
+
+def test_nft_rule_change_rewrites_only_the_chains_of_the_ports_it_concerns() -> None:
+    other = PortSecurity(True, (("10.0.0.11", "fa:16:3e:00:00:0b"),), SECURITY.rules[:1])
+    taps = [nft.FilteredTap("tapaaaa", "brq1", MAC, SECURITY),
+            nft.FilteredTap("tapbbbb", "brq1", "fa:16:3e:00:00:0b", other)]
+    old = nft.build(taps)
+    assert nft.build(taps).changes_from(old) == ""
+    opened = PortSecurity(True, other.addresses, (*other.rules, SecurityRule(
+        "ingress", "IPv4", 1, None, None, None)))
+    changed = nft.build([taps[0], nft.FilteredTap("tapbbbb", "brq1", "fa:16:3e:00:00:0b",
+                                                  opened)])
+    assert changed.changes_from(old) == (
+        "flush chain inet stackcore_sg ingress_2\n"
+        "add rule inet stackcore_sg ingress_2 udp sport 67 udp dport 68 accept\n"
+        "add rule inet stackcore_sg ingress_2 udp sport 547 udp dport 546 accept\n"
+        "add rule inet stackcore_sg ingress_2 icmpv6 type { nd-router-advert, "
+        "nd-neighbor-solicit, nd-neighbor-advert } accept\n"
+        "add rule inet stackcore_sg ingress_2 meta nfproto ipv4 meta l4proto 1 accept\n"
+        "add rule inet stackcore_sg ingress_2 drop\n")
+    # a port more (or less): the hooked chains change, the whole ruleset is written
+    more = nft.build([*taps, nft.FilteredTap("tapcccc", "brq1", "fa:16:3e:00:00:0c", other)])
+    assert more.changes_from(old) is None

@@ -130,6 +130,11 @@ class HostEntry:
     hostname: str
 
 
+def _address_key(entry: HostEntry) -> tuple[int, int]:
+    address = ipaddress.ip_address(entry.ip_address)
+    return address.version, int(address)
+
+
 @dataclasses.dataclass(frozen=True)
 class DhcpNetwork:
     """A network as the DHCP driver sees it: its subnets and every port on it."""
@@ -155,8 +160,7 @@ class DhcpNetwork:
         served = {s.id for s in self.dhcp_subnets(ip_versions)}
         entries = [HostEntry(p.mac_address, ip, hostname_for(ip))
                    for p in self.ports for subnet_id, ip in p.fixed_ips if subnet_id in served]
-        return sorted(entries, key=lambda e: (ipaddress.ip_address(e.ip_address).version,
-                                              ipaddress.ip_address(e.ip_address)))
+        return sorted(entries, key=_address_key)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,8 +41,10 @@ def attach(plugin: ML2Plugin, db: db_api.Database, transport: Transport | None) 
     ``transport`` (a plugin used as a library only) no agent is notified."""
     notifier = DhcpAgentNotifier(db, transport) if transport is not None else None
 
-    def after(method: Callable[..., Any], network_of: Callable[..., str | None]
-              ) -> Callable[..., Any]:
+    def after(method: Callable[..., Any], network_of: Callable[..., str | None],
+              ports: bool = False) -> Callable[..., Any]:
+        """``method`` then a notification of its network (``ports``: naming the port, its
+        first argument or the id of the port it returned)."""
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             network_id = network_of(*args, **kwargs)
@@ -50,7 +52,9 @@ def attach(plugin: ML2Plugin, db: db_api.Database, transport: Transport | None) 
             if network_id is None and isinstance(result, dict):
                 network_id = result.get("network_id")
             if network_id and notifier is not None:
-                notifier.network_changed(network_id)
+                port_id = (result["id"] if isinstance(result, dict) else args[0]) if ports \
+                    else None
+                notifier.network_changed(network_id, None if port_id is None else [port_id])
             return result
         return wrapper
 
@@ -74,16 +78,22 @@ def attach(plugin: ML2Plugin, db: db_api.Database, transport: Transport | None) 
         plugin.delete_network, plugin.delete_subnet, plugin.delete_port, plugin.update_port)
 
     def delete_network_with_dhcp_ports(network_id: str) -> None:
+        def others() -> bool:
+            return any(p["device_owner"] != DEVICE_OWNER_DHCP
+                       for p in plugin.list_ports({"network_id": network_id}))
+
         for attempt in range(1, _DELETE_ATTEMPTS + 1):
+            if others():
+                delete_network(network_id)   # the Conflict, with the DHCP ports kept
             for port in dhcp_ports(network_id):
                 delete_port(port["id"])
             try:
                 delete_network(network_id)
                 return
             except exception.Conflict:
-                others = [p for p in plugin.list_ports({"network_id": network_id})
-                          if p["device_owner"] != DEVICE_OWNER_DHCP]
-                if others or attempt == _DELETE_ATTEMPTS:
+                if others() or attempt == _DELETE_ATTEMPTS:
+                    if notifier is not None:   # its DHCP ports are to be made again
+                        notifier.network_changed(network_id)
                     raise
                 LOG.info("network %s: a DHCP port was re-created while deleting it; "
                          "deleting again", network_id)
@@ -111,10 +121,11 @@ def attach(plugin: ML2Plugin, db: db_api.Database, transport: Transport | None) 
                          "it; deleting again", subnet_id)
 
     plugin.create_port = after(plugin.create_port,  # type: ignore[method-assign]
-                               lambda network_id, *a, **k: network_id)
+                               lambda network_id, *a, **k: network_id, ports=True)
     plugin.update_port = after(plugin.update_port,  # type: ignore[method-assign]
-                               port_network)
-    plugin.delete_port = after(delete_port, port_network)  # type: ignore[method-assign]
+                               port_network, ports=True)
+    plugin.delete_port = after(delete_port, port_network,  # type: ignore[method-assign]
+                               ports=True)
     plugin.create_subnet = after(plugin.create_subnet,  # type: ignore[method-assign]
                                  lambda network_id, *a, **k: network_id)
     plugin.update_subnet = after(plugin.update_subnet,  # type: ignore[method-assign]

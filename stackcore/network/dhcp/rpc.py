@@ -15,13 +15,17 @@ by the ``network`` service:
   ``enable_dhcp`` subnet it lacks one on. The port is returned with its binding
   (``binding:vif_type``: ``binding_failed`` when no L2 agent of the host could bind it);
 * ``release_dhcp_port(network_id, host)`` - delete that port (the network has no DHCP subnet
-  left). Idempotent.
+  left). Idempotent;
+* ``get_port_info(port_id)`` (1.1) - one port as in ``get_network_info`` plus its
+  ``network_id``; None when it is gone.
 
 Server -> agents, topic ``network.dhcp_agent`` aimed at each DHCP agent's host (cast,
-:class:`DhcpAgentNotifier`): ``network_changed(network_id)`` after a port, subnet or network
-of ``network_id`` changed through the API, so the agent updates that network at once instead
-of at its next full resync. A lost notification costs latency only: the agents also resync
-everything every ``[dhcp] resync_interval`` seconds (level-triggered, like the L2 agents).
+:class:`DhcpAgentNotifier`): ``network_changed(network_id, port_ids=None)`` after a port,
+subnet or network of ``network_id`` changed, so the agent updates that network at once instead
+of at its next full resync; ``port_ids`` (1.1) names the ports when only they changed, so an
+agent serving the network re-reads those ports only (``get_port_info``), not all of them. A
+lost notification costs latency only: the agents also resync everything every ``[dhcp]
+resync_interval`` seconds (level-triggered, like the L2 agents).
 
 Every method takes and returns JSON types only.
 """
@@ -46,7 +50,8 @@ LOG = logging.getLogger(__name__)
 
 TOPIC = "network.dhcp"
 AGENT_TOPIC = "network.dhcp_agent"
-VERSION = "1.0"
+#: 1.1: ``get_port_info``; ``network_changed`` may name the ports that changed
+VERSION = "1.1"
 
 
 def dhcp_device_id(host: str, network_id: str) -> str:
@@ -123,6 +128,24 @@ class DhcpRPCEndpoint:
                            "fixed_ips": ips.get(p.id, [])} for p in ports],
             }
 
+    def get_port_info(self, port_id: str) -> dict[str, Any] | None:
+        import sqlalchemy as sa
+
+        from stackcore.network import models as m
+        port_id = validate.uuid_like("port_id", port_id)
+        with self.db.transaction() as session:
+            port = session.get(m.Port, port_id)
+            if port is None:
+                return None
+            ips = session.execute(
+                sa.select(m.IPAllocation.subnet_id, m.IPAllocation.ip_address)
+                .where(m.IPAllocation.port_id == port_id)
+                .order_by(m.IPAllocation.subnet_id, m.IPAllocation.ip_address)).all()
+            return {"id": port.id, "network_id": port.network_id,
+                    "mac_address": port.mac_address, "device_owner": port.device_owner,
+                    "admin_state_up": port.admin_state_up,
+                    "fixed_ips": [{"subnet_id": s, "ip_address": a} for s, a in ips]}
+
     def _find_dhcp_port(self, network_id: str, host: str) -> dict[str, Any] | None:
         found = self.plugin.list_ports({"network_id": network_id,
                                         "device_id": dhcp_device_id(host, network_id)})
@@ -196,6 +219,10 @@ class DhcpRPCAPI:
     def release_dhcp_port(self, network_id: str, host: str) -> None:
         self._client.call("release_dhcp_port", network_id=network_id, host=host)
 
+    def get_port_info(self, port_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._client.call("get_port_info", port_id=port_id)
+        return result
+
 
 class DhcpAgentNotifier:
     """Server side of ``network_changed``: tells every DHCP agent (each a consumer of
@@ -214,7 +241,7 @@ class DhcpAgentNotifier:
             return sorted(session.execute(
                 sa.select(m.Agent.host).where(m.Agent.agent_type == AGENT_TYPE)).scalars())
 
-    def network_changed(self, network_id: str) -> None:
+    def network_changed(self, network_id: str, port_ids: list[str] | None = None) -> None:
         try:
             hosts = self._hosts()
         except Exception:
@@ -224,7 +251,8 @@ class DhcpAgentNotifier:
         for host in hosts:
             try:
                 self._client.prepare(server=host).cast("network_changed",
-                                                       network_id=network_id)
+                                                       network_id=network_id,
+                                                       port_ids=port_ids)
             except Exception as err:  # noqa: BLE001 - see the class doc
                 # e.g. an agent that is not running: it resyncs when it starts
                 LOG.debug("DHCP agent on %s not notified of network %s: %s", host,

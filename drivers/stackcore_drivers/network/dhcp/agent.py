@@ -91,11 +91,11 @@ class NotificationEndpoint:
     """Consumes ``network.dhcp_agent`` on this host: marks the network for the next pass."""
 
     def __init__(self, agent: DhcpAgent) -> None:
-        self.target = Target(AGENT_TOPIC, server=agent.host, version="1.0")
+        self.target = Target(AGENT_TOPIC, server=agent.host, version="1.1")
         self._agent = agent
 
-    def network_changed(self, network_id: str) -> None:
-        self._agent.network_changed(network_id)
+    def network_changed(self, network_id: str, port_ids: list[str] | None = None) -> None:
+        self._agent.network_changed(network_id, port_ids)
 
 
 class DhcpAgent:
@@ -132,7 +132,8 @@ class DhcpAgent:
         self.served: dict[str, tuple[DhcpNetwork, DhcpDevice]] = {}
         #: per network id, the last failure (cleared when a pass serves it)
         self.errors: dict[str, str] = {}
-        self._dirty: set[str] = set()
+        #: notified networks -> the ports that changed (None: more than ports changed)
+        self._dirty: dict[str, set[str] | None] = {}
         #: networks whose last pass failed: passed again RETRY_INTERVAL seconds later
         self._failed: set[str] = set()
         self._lock = threading.Lock()
@@ -208,6 +209,26 @@ class DhcpAgent:
         self.served[network_id] = (network, device)
         self.errors.pop(network_id, None)
 
+    def sync_ports(self, network_id: str, port_ids: set[str]) -> None:
+        """Only ``port_ids`` of a served network changed: re-read those ports and reload the
+        server's host entries (the whole network when one is the DHCP port itself)."""
+        network, device = self.served[network_id]
+        if device.port.id in port_ids:
+            self.sync_network(network_id)
+            return
+        ports = {p.id: p for p in network.ports}
+        for port_id in sorted(port_ids):
+            info = self.rpc.get_port_info(port_id)
+            if info is None or info["network_id"] != network_id:
+                ports.pop(port_id, None)
+            else:
+                ports[port_id] = DhcpPort.from_dict(info)
+        updated = DhcpNetwork(network.id, network.mtu, network.subnets,
+                              tuple(ports[key] for key in sorted(ports)))
+        if updated != network:
+            self.driver.reload_allocations(updated)
+        self.served[network_id] = (updated, device)
+
     def cleanup_network(self, network_id: str, release: bool = True) -> None:
         """Stop serving ``network_id``: driver, namespace, records; the DHCP port released
         when ``release`` (the network still exists). Idempotent."""
@@ -240,13 +261,16 @@ class DhcpAgent:
         """The networks notified since the last pass."""
         with self._pass_lock:
             with self._lock:
-                dirty, self._dirty = self._dirty, set()
-            for network_id in sorted(dirty):
-                self._guarded(network_id)
+                dirty, self._dirty = self._dirty, {}
+            for network_id, port_ids in sorted(dirty.items()):
+                self._guarded(network_id, port_ids)
 
-    def _guarded(self, network_id: str) -> None:
+    def _guarded(self, network_id: str, port_ids: set[str] | None = None) -> None:
         try:
-            self.sync_network(network_id)
+            if port_ids is not None and network_id in self.served:
+                self.sync_ports(network_id, port_ids)
+            else:
+                self.sync_network(network_id)
         except Exception as err:
             self.errors[network_id] = f"{type(err).__name__}: {err}"
             LOG.exception("%s on %s: network %s not served this pass (retried in %g s)",
@@ -254,9 +278,11 @@ class DhcpAgent:
             with self._lock:
                 self._failed.add(network_id)
 
-    def network_changed(self, network_id: str) -> None:
+    def network_changed(self, network_id: str, port_ids: list[str] | None = None) -> None:
         with self._lock:
-            self._dirty.add(network_id)
+            known = self._dirty.get(network_id, set())
+            self._dirty[network_id] = (None if known is None or port_ids is None
+                                       else known | set(port_ids))
         self._wake.set()
 
     # --- the loop -------------------------------------------------------------------------
@@ -296,8 +322,8 @@ class DhcpAgent:
                 retry = bool(self._failed)
             wait = max(0.0, due - time.monotonic())
             if not self._wake.wait(min(wait, RETRY_INTERVAL) if retry else wait) and retry:
-                with self._lock:   # a failed network's turn again
-                    self._dirty |= self._failed
+                with self._lock:   # a failed network's turn again, whole
+                    self._dirty.update(dict.fromkeys(self._failed))
                     self._failed.clear()
             self._wake.clear()
             if self._stop.is_set():

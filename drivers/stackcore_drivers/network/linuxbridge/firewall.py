@@ -38,6 +38,7 @@ conntrack expires them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import logging
 import re
@@ -181,26 +182,10 @@ def build(taps: Sequence[FilteredTap]) -> Ruleset:
                       f"{i << 16:#x}")
     bridge.append("  }")
     for i, tap in enumerate(filtered, 1):
-        assert tap.security is not None
-        mac = _mac(tap.mac)
-        spoof = ["udp sport 67 udp dport 68 drop",
-                 "udp sport 547 udp dport 546 drop",
-                 "icmpv6 type nd-router-advert drop",
-                 f"ether saddr {mac} ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept",
-                 f"ether saddr {mac} ip6 nexthdr udp udp sport 546 udp dport 547 accept",
-                 f"ether saddr {mac} icmpv6 type {{ nd-router-solicit, "
-                 "nd-neighbor-solicit, nd-neighbor-advert } accept"]
-        pairs = [*tap.security.addresses, (_link_local(mac) + "/128", mac)]
-        for address, pair_mac in dict.fromkeys(pairs):
-            net, pmac = _net(address), _mac(pair_mac)
-            if net.version == 4:
-                spoof.append(f"ether saddr {pmac} arp saddr ip {net} accept")
-                spoof.append(f"ether saddr {pmac} ip saddr {net} meta mark set "
-                             f"meta mark or {i:#x} accept")
-            else:
-                spoof.append(f"ether saddr {pmac} ip6 saddr {net} meta mark set "
-                             f"meta mark or {i:#x} accept")
-        chains[("bridge", f"spoof_{i}")] = (*spoof, "drop")
+        spoof, egress, ingress = _tap_chains(i, tap)
+        chains[("bridge", f"spoof_{i}")] = spoof
+        chains[("inet", f"egress_{i}")] = egress
+        chains[("inet", f"ingress_{i}")] = ingress
     # --- inet family: conntrack and the rules
     inet = ["  chain prerouting {",
             "    type filter hook prerouting priority -300; policy accept;"]
@@ -218,24 +203,47 @@ def build(taps: Sequence[FilteredTap]) -> Ruleset:
         inet.append("    meta mark and 0xffff0000 vmap { " + ", ".join(
             f"{i << 16:#x} : jump ingress_{i}" for i in range(1, len(filtered) + 1)) + " }")
     inet.append("  }")
-    for i, tap in enumerate(filtered, 1):
-        assert tap.security is not None
-        egress: list[str] = []
-        ingress = ["udp sport 67 udp dport 68 accept",
-                   "udp sport 547 udp dport 546 accept",
-                   "icmpv6 type { nd-router-advert, nd-neighbor-solicit, "
-                   "nd-neighbor-advert } accept"]
-        for rule in _unique(tap.security.rules):
-            match = rule_expression(rule)
-            if match is None:
-                continue
-            if rule.direction == "egress":
-                egress.append(f"{match} return")
-            else:
-                ingress.append(f"{match} accept")
-        chains[("inet", f"egress_{i}")] = (*egress, "drop")
-        chains[("inet", f"ingress_{i}")] = (*ingress, "drop")
     return Ruleset((tuple(bridge), tuple(inet)), chains)
+
+
+@functools.lru_cache(maxsize=16384)
+def _tap_chains(i: int, tap: FilteredTap) -> tuple[tuple[str, ...], tuple[str, ...],
+                                                   tuple[str, ...]]:
+    """Port ``i``'s anti-spoofing, egress and ingress chains; cached (taps and their security
+    are immutable values), so a pass rebuilds only the ports that changed."""
+    assert tap.security is not None
+    mac = _mac(tap.mac)
+    spoof = ["udp sport 67 udp dport 68 drop",
+             "udp sport 547 udp dport 546 drop",
+             "icmpv6 type nd-router-advert drop",
+             f"ether saddr {mac} ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept",
+             f"ether saddr {mac} ip6 nexthdr udp udp sport 546 udp dport 547 accept",
+             f"ether saddr {mac} icmpv6 type {{ nd-router-solicit, "
+             "nd-neighbor-solicit, nd-neighbor-advert } accept"]
+    pairs = [*tap.security.addresses, (_link_local(mac) + "/128", mac)]
+    for address, pair_mac in dict.fromkeys(pairs):
+        net, pmac = _net(address), _mac(pair_mac)
+        if net.version == 4:
+            spoof.append(f"ether saddr {pmac} arp saddr ip {net} accept")
+            spoof.append(f"ether saddr {pmac} ip saddr {net} meta mark set "
+                         f"meta mark or {i:#x} accept")
+        else:
+            spoof.append(f"ether saddr {pmac} ip6 saddr {net} meta mark set "
+                         f"meta mark or {i:#x} accept")
+    egress: list[str] = []
+    ingress = ["udp sport 67 udp dport 68 accept",
+               "udp sport 547 udp dport 546 accept",
+               "icmpv6 type { nd-router-advert, nd-neighbor-solicit, "
+               "nd-neighbor-advert } accept"]
+    for rule in _unique(tap.security.rules):
+        match = rule_expression(rule)
+        if match is None:
+            continue
+        if rule.direction == "egress":
+            egress.append(f"{match} return")
+        else:
+            ingress.append(f"{match} accept")
+    return (*spoof, "drop"), (*egress, "drop"), (*ingress, "drop")
 
 
 def ruleset(taps: Sequence[FilteredTap]) -> str:

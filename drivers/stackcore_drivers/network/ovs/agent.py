@@ -61,6 +61,10 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 
+#: Passes between two whole replacements of br-int's flow table (the others send differences).
+FULL_REPLACE_EVERY = 30
+
+
 def check_config(conf: cfg.ConfigOpts) -> None:
     """Raise ConfigError naming the option when the ``[ovs]`` settings cannot work."""
     opts = conf.ovs
@@ -112,6 +116,10 @@ class OvsAgent(L2Agent):
                          for bridge in self.bridges.bridges()}
         #: network id -> local VLAN on br-int; None until read back from OVSDB.
         self.local_vlans: dict[str, int] | None = None
+        #: br-int's flows as this object last wrote them (None: unknown, replace them all)
+        #: and the passes until the next whole replacement (see _program_flows)
+        self._int_flows: list[str] | None = None
+        self._until_full = 0
 
     def configurations(self) -> dict[str, Any]:
         opts = self.conf.ovs
@@ -292,7 +300,19 @@ class OvsAgent(L2Agent):
                 networks, int_ofports, dead_ofports, trunk_table=TRUNK_INGRESS,
                 tunnel_ofport=ofport("patch-tun") if self.bridges.local_ip else None)
             flows += firewall_flows(firewall)
-        self.openflow[self.bridges.integration_bridge].replace_flows(flows)
+        bridge = self.openflow[self.bridges.integration_bridge]
+        # With the firewall, br-int holds thousands of flows: a pass sends only what differs
+        # from what it wrote last (a rule change: a few flow mods), and every
+        # FULL_REPLACE_EVERY passes - and on the first - replace-flows makes the table exactly
+        # the wanted one again (stale or foreign flows removed).
+        self._int_flows, previous = None, self._int_flows
+        if previous is None or self._until_full <= 0:
+            bridge.replace_flows(flows)
+            self._until_full = FULL_REPLACE_EVERY
+        else:
+            bridge.change_flows(previous, flows)
+            self._until_full -= 1
+        self._int_flows = flows
 
     def _restore_local_vlans(self, vifs: Any, state: HostState) -> dict[str, int]:
         """Local VLANs recorded on the VM ports by the previous run, for networks still here."""

@@ -37,6 +37,7 @@ accepted run until conntrack expires them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -150,12 +151,15 @@ def firewall_flows(ports: Sequence[FirewallPort]) -> list[str]:
     return flows
 
 
-def _port_flows(port: FirewallPort) -> list[str]:
+@functools.lru_cache(maxsize=16384)
+def _port_flows(port: FirewallPort) -> tuple[str, ...]:
+    """One port's flows; cached (ports and their security are immutable values), so a pass
+    recomputes only the ports whose rules, addresses or OpenFlow port changed."""
     p, mac, vlan = port.ofport, port.mac.lower(), port.local_vlan
     on_vlan = f"load:{vlan}->NXM_NX_REG6[]"
     if port.security is None or not port.security.enabled:
-        return [f"table=0,priority=10,in_port={p} actions={on_vlan},"
-                f"resubmit(,{EGRESS_ACCEPTED})"]
+        return (f"table=0,priority=10,in_port={p} actions={on_vlan},"
+                f"resubmit(,{EGRESS_ACCEPTED})",)
     security = port.security
     reg = f"reg5={p}"
     to_port = f"load:{p}->NXM_NX_REG5[]"
@@ -223,7 +227,7 @@ def _port_flows(port: FirewallPort) -> list[str]:
             if flow not in seen:
                 seen.add(flow)
                 flows.append(flow)
-    return flows
+    return tuple(flows)
 
 
 def _unique(rules: Iterable[SecurityRule]) -> list[SecurityRule]:

@@ -311,6 +311,8 @@ class VolumeManager:
         if status in (VolumeStatus.BACKING_UP, VolumeStatus.RESTORING_BACKUP):
             from stackcore.volume.backup.manager import settle_volume
 
+            if self.backups is not None:  # the backup (or restore) row is settled too
+                self.backups.reconcile_volume(volume_id, interrupted)
             settle_volume(self.db, self.host, volume_id, interrupted)
             return
         if status == VolumeStatus.EXTENDING:

@@ -378,6 +378,23 @@ class BackupManager:
 
     # --- reconciliation --------------------------------------------------------------------
 
+    def reconcile_volume(self, volume_id: str, err: BaseException) -> None:
+        """A volume left ``backing-up``/``restoring-backup`` with no work of this service on
+        it (a request lost on its way, :meth:`VolumeManager.reconcile_orphans`): its backup
+        still ``creating`` goes to ``error``, a restore into it ends as at start-up."""
+        bk = models.VolumeBackup
+        with self.db.read() as session:
+            creating = session.execute(sa.select(bk.id).where(
+                bk.volume_id == volume_id, bk.host == self.host,
+                bk.status == BackupStatus.CREATING)).scalars().all()
+            restoring = session.execute(sa.select(bk.id).where(
+                bk.restore_volume_id == volume_id,
+                bk.status == BackupStatus.RESTORING)).scalars().all()
+        for backup_id in creating:
+            self._fail_create(backup_id, volume_id, "create_backup", err)
+        for backup_id in restoring:
+            self._fail_restore(backup_id, volume_id, "restore_backup", err, True)
+
     def reconcile(self) -> None:
         """At start-up (after the drivers' set-up, before the volumes are reconciled): what a
         killed service left transient is settled, nothing stays ``creating``/``restoring``/

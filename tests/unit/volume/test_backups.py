@@ -18,6 +18,7 @@ from stackcore.volume import models
 from stackcore.volume.backup.manager import sha256_of
 from stackcore.volume.fake import sparse_copy
 from stackcore.volume.states import BackupStatus, VolumeStatus
+from tests.conftest import wait_until
 from tests.unit.volume.conftest import manager_of
 
 GiB = 1024**3
@@ -270,3 +271,25 @@ def test_a_service_without_backup_driver_refuses_naming_itself(make_cloud, tmp_p
     with pytest.raises(exception.Conflict, match=r"runs no backup driver \(\[backup\]"):
         cloud.volume.create_backup(vol.id)
     assert cloud.volume.list_backups() == [] and cloud.volume.get(vol.id).status == "available"
+
+
+def test_a_lost_backup_request_is_settled_by_the_orphan_pass(bcloud) -> None:
+    """A create_backup cast that never reached the service: once the volume has stayed
+    backing-up with no work on it for rpc_call_timeout, the backup goes to error (fault:
+    interrupted) and the volume back to available."""
+    cloud = bcloud(DEFAULT={"rpc_call_timeout": 1})
+    vol = cloud.volume.create(1)
+    manager = manager_of(cloud)
+    lost = str(uuid.uuid4())
+    with cloud.db.transaction() as session:
+        session.add(models.VolumeBackup(
+            id=lost, volume_id=vol.id, size=1, size_bytes=0, status="creating",
+            host=manager.host, backup_driver="posix", is_incremental=False, driver_data={}))
+        session.execute(sa.update(models.Volume).where(models.Volume.id == vol.id).values(
+            status=VolumeStatus.BACKING_UP, previous_status="available"))
+    wait_until(lambda: vol.id in manager.reconcile_orphans(), 30,
+               "the orphan pass taking the volume left backing-up")
+    backup = cloud.volume.get_backup(lost)
+    assert backup.status == "error" and backup.fault is not None and \
+        "interrupted" in backup.fault.message, backup
+    assert cloud.volume.get(vol.id).status == "available"

@@ -118,12 +118,7 @@ def test_nfs_volume_backed_up_onto_the_nfs_export(nfs_cloud) -> None:
     restored = cloud.volume.restore_backup(backup.id, name="nfs-restored")
     assert restored.status == "available", cloud.volume.faults(restored.id)
     volumes.expect(restored.id, {0: 0xAB, 700 * MiB: 0xCD}, "the restored NFS volume")
-    # into the source itself, written over since: the backup's bytes come back
-    volumes.write(vol.id, {0: 0x11, 900 * MiB: 0x22})
-    back = cloud.volume.restore_backup(backup.id, volume_id=vol.id)
-    assert back.status == "available", cloud.volume.faults(vol.id)
-    volumes.expect(vol.id, {0: 0xAB, 700 * MiB: 0xCD, 900 * MiB: 0x00},
-                   "the source restored over newer data")
+    # (a restore over newer data in an existing volume: the RBD test below)
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ remote: ``remote_ip_prefix`` (a CIDR of the rule's ethertype) or ``remote_group_
 of the same project: its members' addresses).
 
 Each project has a ``default`` group, made on its first use (a port created without
-``security_groups``, or the first group it creates; reads make nothing): egress allowed for both ethertypes, ingress
-allowed from the group's own members. It cannot be deleted or renamed.
+``security_groups``, or the first group it creates; reads make nothing): egress allowed for
+both ethertypes, ingress allowed from the group's own members. It cannot be deleted or
+renamed.
 
 Ports: ``security_groups`` (default: the project's default group), ``port_security_enabled``
 (off: no filtering and no anti-spoofing at all; it needs no groups and no address pairs), and

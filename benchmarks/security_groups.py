@@ -23,6 +23,8 @@ and nft rules name port numbers and device names.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,7 +62,7 @@ def _ports(args: argparse.Namespace, changed: bool) -> list[tuple[int, str, str,
 def _ovs(args: argparse.Namespace) -> dict[str, float]:
     from stackcore_drivers.network.ovs import firewall
     from stackcore_drivers.network.ovs.openflow import OfctlBridge
-    instance = f"sc-sgbench-{uuid.uuid4().hex[:4]}"
+    instance = f"sc-sgbench-{os.getpid()}"
     out = subprocess.run(["bash", str(REPO / "tools/backends/ovs-instance.sh"), instance],
                          capture_output=True, text=True, check=True, timeout=120)
     sock = out.stdout.strip().splitlines()[-1]
@@ -98,6 +100,8 @@ def _ovs(args: argparse.Namespace) -> dict[str, float]:
         subprocess.run([*vsctl, "--if-exists", "del-br", "br-sgb"], check=False, timeout=60)
         subprocess.run(["bash", str(REPO / "tools/backends/ovs-instance.sh"), "--stop",
                         instance], capture_output=True, check=False, timeout=120)
+        if Path(sock).parents[1].name == f"ovs-{instance}":  # its state directory
+            shutil.rmtree(Path(sock).parents[1], ignore_errors=True)
 
 
 def _nft(args: argparse.Namespace) -> dict[str, float]:

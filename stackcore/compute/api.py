@@ -992,6 +992,27 @@ class ComputeAPI(PlacementAPI):
             raise
         return image
 
+    @schemas.accepts(server_id=s.UUID, image=s.optional(cs.IMAGE_NAME_OR_ID))
+    @policy.authorize("compute:server:rescue")
+    def rescue_server(self, server_id: str, image: str | None = None) -> Server:
+        """ACTIVE or STOPPED -> RESCUED (task ``rescuing``): booted from ``image`` (default:
+        the server's own image), its own root disk attached as the second disk for repair.
+        Capability ``rescue``."""
+        validate.uuid_like("server_id", server_id)
+        server = self.get_server(server_id)
+        image_id = self.get_image(image).id if image is not None else server.image_id
+        self.compute_rpc.rescue_instance(self._host_of(server_id, "rescue"), server_id,
+                                         image_id)
+        return self.get_server(server_id)
+
+    @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:unrescue")
+    def unrescue_server(self, server_id: str) -> Server:
+        """RESCUED -> ACTIVE (task ``unrescuing``): booted from its own root disk again.
+        Capability ``rescue``."""
+        self.compute_rpc.unrescue_instance(self._host_of(server_id, "rescue"), server_id)
+        return self.get_server(server_id)
+
     _REBUILD_FROM = (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR)
 
     @schemas.accepts(server_id=s.UUID, image=cs.IMAGE_NAME_OR_ID, wait=s.BOOLEAN,

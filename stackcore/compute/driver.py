@@ -44,6 +44,7 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     "pause": ("pause", "unpause"),
     "suspend": ("suspend", "resume"),
     "console_output": ("get_console_output",),
+    "rescue": ("rescue", "unrescue"),
 }
 
 
@@ -222,6 +223,21 @@ class HypervisorDriver(abc.ABC):
         """Restore a suspended instance from its saved state (``RUNNING`` afterwards).
         Capability: ``suspend``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "suspend")
+
+    def rescue(self, instance: Instance, rescue_image: Image) -> None:
+        """Boot the instance from ``rescue_image`` (a disk made from it), its own root disk
+        still attached but not booted (for the rescue system to repair); the instance is
+        running when this returns and :meth:`get_info` reports ``InstanceInfo.rescued`` True.
+        ``destroy`` removes a rescued instance with everything rescue made. Capability:
+        ``rescue``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "rescue")
+
+    def unrescue(self, instance: Instance) -> None:
+        """Boot the rescued instance from its own root disk again (what the rescue system
+        changed on it is kept) and remove what :meth:`rescue` made; running afterwards,
+        ``rescued`` False. Unrescuing an instance that is not rescued succeeds. Capability:
+        ``rescue``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "rescue")
 
     def get_console_output(self, instance: Instance) -> str:
         """The instance's serial console log so far (the driver may keep only its last part);

@@ -50,6 +50,7 @@ class _FakeDomain:
     volumes: dict[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     vifs: list[Mapping[str, Any]] = dataclasses.field(default_factory=list)
     console: list[str] = dataclasses.field(default_factory=list)
+    rescue_image: str | None = None
 
 
 class _FakeBackend:
@@ -85,6 +86,7 @@ class FakeHypervisorDriver(HypervisorDriver):
         "pause": True,
         "suspend": True,
         "console_output": True,
+        "rescue": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -185,7 +187,8 @@ class FakeHypervisorDriver(HypervisorDriver):
 
     def get_info(self, instance: Instance) -> InstanceInfo:
         with self.backend.lock:
-            return InstanceInfo(self._domain(instance).power_state)
+            domain = self._domain(instance)
+            return InstanceInfo(domain.power_state, rescued=domain.rescue_image is not None)
 
     def reboot(self, instance: Instance, reboot_type: RebootType) -> None:
         self._set_state(instance, "reboot", PowerState.RUNNING)
@@ -254,6 +257,24 @@ class FakeHypervisorDriver(HypervisorDriver):
 
     def resume(self, instance: Instance) -> None:
         self._set_state(instance, "resume", PowerState.RUNNING)
+
+    def rescue(self, instance: Instance, rescue_image: Image) -> None:
+        if not os.path.isfile(rescue_image.path):
+            raise exception.DriverError(f"rescue image file {rescue_image.path} of instance "
+                                        f"{instance.uuid} does not exist")
+        with self.backend.lock:
+            self._maybe_fail("rescue")
+            domain = self._domain(instance)
+            domain.rescue_image = rescue_image.id
+            domain.power_state = PowerState.RUNNING
+            domain.console.append(f"fake console: {instance.name} rescued")
+
+    def unrescue(self, instance: Instance) -> None:
+        with self.backend.lock:
+            self._maybe_fail("unrescue")
+            domain = self._domain(instance)
+            domain.rescue_image = None
+            domain.power_state = PowerState.RUNNING
 
     def get_console_output(self, instance: Instance) -> str:
         with self.backend.lock:

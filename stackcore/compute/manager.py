@@ -80,7 +80,7 @@ class ComputeManager:
 
     API versions: 1.0 build/terminate/reboot/stop/start; 1.1 attach_volume/detach_volume;
     1.2 pause/unpause, suspend/resume, get_console_output, snapshot_instance,
-    rebuild_instance.
+    rebuild_instance, rescue/unrescue.
 
     ``network_api`` and ``volume_api`` are the cloud's family APIs (``cloud.network``,
     ``cloud.volume``); without them, servers asking for ports or volumes fail to build.
@@ -328,7 +328,8 @@ class ComputeManager:
                 self._reconcile_snapshot(instance, cause)
             values: dict[str, Any] = {"task_state": None}
             try:
-                power = self._power_state(instance)
+                info = self._driver_call("get_info", self.driver.get_info, instance)
+                power = info.power_state
                 values["power_state"] = int(power)
                 # a driver may report a suspended instance as shut down (its contract
                 # allows it): a suspended server stays SUSPENDED
@@ -336,6 +337,8 @@ class ComputeManager:
                              and power == objects.PowerState.SHUTDOWN)
                 if row.vm_state != VmState.ERROR and not suspended:
                     values["vm_state"] = _POWER_TO_VM.get(power, row.vm_state)
+                    if info.rescued and power == objects.PowerState.RUNNING:
+                        values["vm_state"] = VmState.RESCUED
             except exception.StackcoreError as err:
                 LOG.warning("cannot read state of %s: %s", row.uuid, err)
             self._update(row.uuid, **values)
@@ -1071,9 +1074,13 @@ class ComputeManager:
             self._record_fault(uuid, step, err)
             self._fail(uuid, "restore after snapshot", restore_err, release=False)
             return
-        self._record_fault(uuid, step, err)
-        self._update(uuid, task_state=None, power_state=int(power),
-                     vm_state=_POWER_TO_VM.get(power, VmState.ERROR))
+        # the fault and the state in one transaction: whoever sees the fault sees it settled
+        with self.db.transaction() as session:
+            session.add(faults.new(models.InstanceFault, err, step=step, instance_uuid=uuid,
+                                   host=self.host))
+            session.execute(sa.update(models.Instance).where(models.Instance.uuid == uuid)
+                            .values(task_state=None, power_state=int(power),
+                                    vm_state=_POWER_TO_VM.get(power, VmState.ERROR)))
 
     def _reconcile_snapshot(self, instance: objects.Instance, cause: str) -> None:
         """A snapshot ``cause`` interrupted: its unfinished image is deleted, a server the
@@ -1144,3 +1151,46 @@ class ComputeManager:
                          vm_state=_POWER_TO_VM.get(power, VmState.ERROR),
                          launched_at=db_models.utcnow())
         self.update_available_resource()
+
+    # --- rescue (API 1.2) ----------------------------------------------------------------------
+
+    def _image_object(self, image_id: str
+                      ) -> tuple[objects.Image, image_cache.CachedSource | None]:
+        with self.db.read() as session:
+            image = session.get(image_models.Image, image_id)
+            if image is None:
+                raise exception.NotFound("image", image_id)
+            source = image_cache.source_of(image.id, image.store, image.location,
+                                           image.size_bytes, image.sha256, image.disk_format)
+            return objects.Image(id=image.id, name=image.name, path=self._image_path(image),
+                                 disk_format=image.disk_format,
+                                 properties=dict(image.properties)), source
+
+    def rescue_instance(self, instance_uuid: str, image_id: str) -> None:
+        """ACTIVE or STOPPED -> RESCUED: booted from image ``image_id``, its own root disk
+        the second disk. Capability ``rescue``."""
+        rescue_image, source = self._image_object(image_id)
+
+        def rescue(instance: objects.Instance) -> None:
+            with self._cached_image(source):
+                self.driver.rescue(instance, rescue_image)
+            if not self.driver.get_info(instance).rescued:
+                raise exception.DriverError(f"rescue of server {instance_uuid} returned but "
+                                            "the hypervisor does not report it rescued",
+                                            driver=self.driver_name)
+
+        self._power_action(instance_uuid, "rescue", TaskState.RESCUING,
+                           (VmState.ACTIVE, VmState.STOPPED), rescue, "rescue",
+                           (objects.PowerState.RUNNING,), VmState.RESCUED)
+
+    def unrescue_instance(self, instance_uuid: str) -> None:
+        """RESCUED -> ACTIVE, from its own root disk again. Capability ``rescue``."""
+        def unrescue(instance: objects.Instance) -> None:
+            self.driver.unrescue(instance)
+            if self.driver.get_info(instance).rescued:
+                raise exception.DriverError(f"unrescue of server {instance_uuid} returned but "
+                                            "the hypervisor still reports it rescued",
+                                            driver=self.driver_name)
+
+        self._power_action(instance_uuid, "unrescue", TaskState.UNRESCUING, (VmState.RESCUED,),
+                           unrescue, "rescue", (objects.PowerState.RUNNING,), VmState.ACTIVE)

@@ -83,3 +83,5 @@ class InstanceInfo:
 
     power_state: PowerState
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: booted from a rescue image (capability ``rescue``), its own root disk the second disk
+    rescued: bool = False

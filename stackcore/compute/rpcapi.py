@@ -13,7 +13,8 @@ from stackcore.rpc import Target, Transport
 
 class ComputeRPCAPI:
     """Calls into the compute service of one host. Speaks compute API 1.0; the volume calls
-    need 1.1; pause/unpause, suspend/resume, console output, snapshots and rebuild 1.2."""
+    need 1.1; pause/unpause, suspend/resume, console output, snapshots, rebuild and rescue
+    1.2."""
 
     VERSION = "1.0"
 
@@ -76,6 +77,12 @@ class ComputeRPCAPI:
     def rebuild_instance(self, host: str, instance_uuid: str) -> None:
         """Cast: a rebuild fetches an image and spawns; the server says when it is done."""
         self._v12(host).cast("rebuild_instance", instance_uuid=instance_uuid)
+
+    def rescue_instance(self, host: str, instance_uuid: str, image_id: str) -> None:
+        self._v12(host).call("rescue_instance", instance_uuid=instance_uuid, image_id=image_id)
+
+    def unrescue_instance(self, host: str, instance_uuid: str) -> None:
+        self._v12(host).call("unrescue_instance", instance_uuid=instance_uuid)
 
 
 __getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

@@ -14,6 +14,7 @@ class VmState(enum.StrEnum):
     STOPPED = "stopped"
     PAUSED = "paused"
     SUSPENDED = "suspended"
+    RESCUED = "rescued"
     ERROR = "error"
     DELETED = "deleted"
 
@@ -32,3 +33,5 @@ class TaskState(enum.StrEnum):
     RESUMING = "resuming"
     IMAGE_SNAPSHOT = "image_snapshot"
     REBUILDING = "rebuilding"
+    RESCUING = "rescuing"
+    UNRESCUING = "unrescuing"

@@ -147,6 +147,16 @@ class SnapshotWrongFormat(FakeHypervisorDriver):
                         image_path], check=True, capture_output=True)
 
 
+class RescueNoop(FakeHypervisorDriver):
+    def rescue(self, instance: Instance, rescue_image: Image) -> None:
+        self._domain(instance)
+
+
+class UnrescueNoop(FakeHypervisorDriver):
+    def unrescue(self, instance: Instance) -> None:
+        self._domain(instance)
+
+
 class SuspendNoop(FakeHypervisorDriver):
     def suspend(self, instance: Instance) -> None:
         self._domain(instance)
@@ -206,7 +216,8 @@ def _liar(capability: str) -> type[FakeHypervisorDriver]:
 
 
 LIARS = {cap: _liar(cap) for cap in ("pause", "suspend", "console_output", "snapshot",
-                                     "live_snapshot", "attach_volume", "plug_vifs")}
+                                     "live_snapshot", "rescue", "attach_volume",
+                                     "plug_vifs")}
 for _cap, _cls in LIARS.items():
     globals()[_cls.__name__] = _cls
 
@@ -232,6 +243,7 @@ CAP_TESTS = {
     "console_output": [C + "test_console_output_of_the_instance"],
     "snapshot": [C + "test_snapshot_carries_the_root_disk"],
     "live_snapshot": [C + "test_live_snapshot_keeps_running"],
+    "rescue": [C + "test_rescue_unrescue"],
     "attach_volume": [C + "test_attach_unknown_volume_type_is_refused",
                       C + "test_attach_detach_round_trip"],
     "plug_vifs": [C + "test_unknown_vif_type_is_refused", C + "test_plug_unplug_idempotent"],
@@ -293,6 +305,12 @@ ZOO = [
     _b("snapshot-wrong-format", SnapshotWrongFormat, CAP_TESTS["snapshot"],
        "the snapshot's format (qemu-img info): expected raw, got qcow2",
        "a raw instance's snapshot written as qcow2", capability="snapshot"),
+    _b("rescue-noop", RescueNoop, CAP_TESTS["rescue"],
+       "rescued after rescue(): expected True, got False", "rescue does nothing",
+       capability="rescue"),
+    _b("unrescue-noop", UnrescueNoop, CAP_TESTS["rescue"],
+       "rescued after unrescue(): expected False, got True", "unrescue does nothing",
+       capability="rescue"),
     _b("suspend-noop", SuspendNoop, CAP_TESTS["suspend"],
        "power state after suspend(): expected SUSPENDED (or SHUTDOWN), got RUNNING",
        "suspend does nothing", capability="suspend"),

@@ -24,9 +24,11 @@ CALLS = []
 
 
 class NoPause(FakeHypervisorDriver):
-    capabilities = {**FakeHypervisorDriver.capabilities, "pause": False}
+    capabilities = {**FakeHypervisorDriver.capabilities, "pause": False, "rescue": False}
     pause = HypervisorDriver.pause
     unpause = HypervisorDriver.unpause
+    rescue = HypervisorDriver.rescue
+    unrescue = HypervisorDriver.unrescue
 
 
 class NoSnapshot(FakeHypervisorDriver):
@@ -449,3 +451,62 @@ def test_failed_rebuild_is_error_with_fault_and_rebuild_again_recovers(make_clou
     cloud.conf.clear_override("fail_on", group="fake_hypervisor")
     assert cloud.compute.rebuild_server(server.id, "other").status == "ACTIVE"
     assert _power(cloud, server) is PowerState.RUNNING
+
+
+# --- rescue ------------------------------------------------------------------------------
+
+
+def test_rescue_unrescue(cloud, tmp_path) -> None:
+    rescue_image = _second_image(cloud, tmp_path, "rescue-img")
+    server = cloud.compute.create_server("s", "small", "img")
+    domains = fake.backend_for(cloud.conf.state_path, server.host).domains
+    rescued = cloud.compute.rescue_server(server.id, "rescue-img")
+    assert (rescued.status, rescued.task_state, rescued.fault) == ("RESCUED", None, None)
+    assert domains[server.id].rescue_image == rescue_image.id
+    for refused in ("reboot_server", "stop_server", "pause_server", "create_image"):
+        args = ("snap",) if refused == "create_image" else ()
+        with pytest.raises(exception.InvalidState, match="while it is rescued"):
+            getattr(cloud.compute, refused)(server.id, *args)
+    back = cloud.compute.unrescue_server(server.id)
+    assert (back.status, back.task_state) == ("ACTIVE", None)
+    assert domains[server.id].rescue_image is None
+    with pytest.raises(exception.InvalidState, match="while it is active"):
+        cloud.compute.unrescue_server(server.id)
+    # default rescue image: the server's own; from STOPPED too
+    cloud.compute.stop_server(server.id)
+    assert cloud.compute.rescue_server(server.id).status == "RESCUED"
+    assert domains[server.id].rescue_image == server.image_id
+    cloud.compute.delete_server(server.id)
+    assert server.id not in domains
+
+
+def test_rescue_failure_is_error_with_fault(make_cloud, image_file) -> None:
+    cloud = make_cloud(fake_hosts=1, overrides={"fake_hypervisor": {"fail_on": ["rescue"]}})
+    cloud.compute.create_flavor("small", 1, 512, 1)
+    cloud.compute.register_image("img", image_file)
+    server = cloud.compute.create_server("s", "small", "img")
+    with pytest.raises(exception.DriverError, match="injected failure in fake rescue"):
+        cloud.compute.rescue_server(server.id)
+    after = cloud.compute.get_server(server.id)
+    assert (after.status, after.task_state, after.fault.step) == ("ERROR", None, "rescue")
+
+
+def test_rescue_is_gated_on_the_capability(driver_cloud) -> None:
+    other, _ = driver_cloud("NoPause")  # declares no rescue
+    server = other.compute.create_server("s", "small", "img")
+    with pytest.raises(exception.CapabilityNotSupported, match="'NoPause' does not support "
+                       "'rescue'"):
+        other.compute.rescue_server(server.id)
+    assert other.compute.get_server(server.id).status == "ACTIVE"
+
+
+def test_rescued_server_stays_rescued_at_restart(restartable) -> None:
+    cloud, restart = restartable
+    server = cloud.compute.create_server("s", "small", "img")
+    cloud.compute.rescue_server(server.id)
+    with cloud.db.transaction() as session:
+        session.execute(sa.update(models.Instance).where(models.Instance.uuid == server.id)
+                        .values(task_state="unrescuing"))
+    cloud.close()
+    after = restart().compute.get_server(server.id)
+    assert (after.status, after.task_state) == ("RESCUED", None)

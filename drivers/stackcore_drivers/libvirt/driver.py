@@ -80,6 +80,11 @@ def _undefine_flag_sets() -> tuple[int, ...]:
 
 ROOT_DISK = "disk"
 CONSOLE_LOG = "console.log"
+#: the disk a rescued domain boots from, and the definition unrescue restores
+RESCUE_DISK = "disk.rescue"
+UNRESCUE_XML = "unrescue.xml"
+#: the ``<serial>`` that marks the rescue disk in a domain's definition
+RESCUE_SERIAL = "stackcore-rescue"
 _POLL = 0.2
 
 
@@ -98,6 +103,7 @@ class LibvirtDriver(HypervisorDriver):
         "pause": True,
         "suspend": True,
         "console_output": True,
+        "rescue": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -430,7 +436,7 @@ class LibvirtDriver(HypervisorDriver):
             if state == libvirt.VIR_DOMAIN_SHUTOFF and dom.hasManagedSaveImage(0):
                 power = PowerState.SUSPENDED
             _, max_mem_kb, _, vcpus, cpu_time = dom.info()
-            return InstanceInfo(power, {
+            return InstanceInfo(power, rescued=self._is_rescued(dom), extra={
                 "libvirt_state": int(state), "libvirt_reason": int(reason),
                 "domain": dom.name(), "max_mem_kb": int(max_mem_kb), "vcpus": int(vcpus),
                 "cpu_time_ns": int(cpu_time),
@@ -504,6 +510,90 @@ class LibvirtDriver(HypervisorDriver):
         with self._with_domain("resume", instance) as dom:
             if not dom.isActive():
                 dom.create()
+
+    # --- rescue ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_rescued(dom: Any) -> bool:
+        import libvirt
+        doc = domain_xml.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        return any(d.findtext("serial") == RESCUE_SERIAL for d in doc.findall("devices/disk"))
+
+    def rescue(self, instance: Instance, rescue_image: Image) -> None:
+        """Define the domain again with a rescue disk (a qcow2 copy of ``rescue_image``,
+        ``<serial>`` ``stackcore-rescue``) booted first (per-device boot order) and every other
+        disk as it was; the original definition is kept in ``unrescue.xml`` for
+        :meth:`unrescue`. A failure restores the original definition."""
+        import libvirt
+        if not self.is_test_driver:
+            images.check_format(rescue_image.disk_format)
+        if not os.path.isfile(rescue_image.path):
+            raise exception.Invalid("rescue_image.path",
+                                    f"rescue image file {rescue_image.path} does not exist",
+                                    rescue_image.path)
+        directory = self._instance_dir(instance.uuid)
+        saved = os.path.join(directory, UNRESCUE_XML)
+        rescue_disk = os.path.join(directory, RESCUE_DISK)
+        with self._with_domain("rescue", instance) as dom:
+            if self._is_rescued(dom):
+                raise exception.Conflict(f"instance {instance.uuid} is already rescued")
+            original = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            doc = domain_xml.parse(original)
+            used = {t.get("dev") for t in doc.findall("devices/disk/target")}
+            target = next(f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz" if f"vd{c}" not in used)
+            os.makedirs(directory, exist_ok=True)
+            with open(saved, "w", encoding="utf-8") as handle:
+                handle.write(original)
+            try:
+                if self.is_test_driver:
+                    disk = domain_xml.file_disk(rescue_image.path,
+                                                rescue_image.disk_format or "raw", target,
+                                                "virtio")
+                else:
+                    images.convert(rescue_image.path, rescue_image.disk_format, rescue_disk,
+                                   "qcow2")
+                    disk = domain_xml.file_disk(rescue_disk, "qcow2", target, "virtio")
+                domain_xml.sub(disk, "serial", RESCUE_SERIAL)
+                domain_xml.sub(disk, "boot", order="1")
+                os_element = doc.find("os")
+                if os_element is not None:  # per-device boot order and <os><boot> exclude
+                    for boot in os_element.findall("boot"):
+                        os_element.remove(boot)
+                devices = doc.find("devices")
+                if devices is None:
+                    raise exception.DriverError(f"instance {instance.uuid} has no devices")
+                devices.append(disk)
+                self._force_off(dom)
+                self._conn().defineXML(domain_xml.to_string(doc))
+                dom.create()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._force_off(dom)
+                    self._conn().defineXML(original)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(saved)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(rescue_disk)
+                raise
+
+    def unrescue(self, instance: Instance) -> None:
+        """Define the domain from ``unrescue.xml`` again, start it, remove the rescue disk.
+        Not rescued: nothing to do."""
+        directory = self._instance_dir(instance.uuid)
+        saved = os.path.join(directory, UNRESCUE_XML)
+        with self._with_domain("unrescue", instance) as dom:
+            if not self._is_rescued(dom):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(saved)  # left by an unrescue cut off after it redefined
+                return
+            with open(saved, encoding="utf-8") as handle:
+                original = handle.read()
+            self._force_off(dom)
+            self._conn().defineXML(original)
+            dom.create()
+        for name in (UNRESCUE_XML, RESCUE_DISK):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, name))
 
     # --- console and snapshot ------------------------------------------------------------------
 

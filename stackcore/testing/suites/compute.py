@@ -20,7 +20,9 @@ What is checked, by feature:
 * ``failure-cleanup`` - a spawn that fails leaves nothing once ``destroy`` (the manager's
   cleanup) ran;
 * every capability (``pause``, ``suspend``, ``console_output``, ``snapshot``,
-  ``live_snapshot``, ``attach_volume``, ``plug_vifs``) by behaviour, whatever is declared:
+  ``live_snapshot``, ``rescue``, ``attach_volume``, ``plug_vifs``) by behaviour, whatever is
+  declared (``rescue``: ``get_info`` says ``rescued`` and running, unrescue undoes it,
+  twice is fine, a rescued instance is destroyed with all it made):
   pause/suspend must reach the state ``get_info`` reports and come back (a ``pause`` that
   returns with the instance still running fails), a snapshot is read back with ``qemu-io``
   in the format the contract names (``snapshot`` of a stopped instance; ``live_snapshot`` of
@@ -400,6 +402,29 @@ class TestComputeCapabilities:
         needs(compute_driver, "pause")
         check.raises(exception.NotFound, lambda: compute_driver.pause(make_instance()),
                      "pause() of an instance the backend never had")
+
+    @pytest.mark.capability("rescue")
+    def test_rescue_unrescue(
+        self, compute_driver: HypervisorDriver, make_instance: Any, compute_image: Image
+    ) -> None:
+        needs(compute_driver, "rescue")
+        instance = _spawned(compute_driver, make_instance)
+        rescue_image = Image(id=str(uuid.uuid4()), name="rescue", path=compute_image.path,
+                             disk_format=compute_image.disk_format,
+                             properties=dict(compute_image.properties))
+        check.step("rescue()", lambda: compute_driver.rescue(instance, rescue_image))
+        info = check.step("get_info() after rescue()", lambda: compute_driver.get_info(instance))
+        check.that(info.rescued is True, "rescued after rescue()", "True", info.rescued)
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after rescue()")
+        check.step("unrescue()", lambda: compute_driver.unrescue(instance))
+        info = check.step("get_info() after unrescue()",
+                          lambda: compute_driver.get_info(instance))
+        check.that(info.rescued is False, "rescued after unrescue()", "False", info.rescued)
+        expect_state(compute_driver, instance, PowerState.RUNNING, "after unrescue()")
+        check.step("a second unrescue() (not rescued)",
+                   lambda: compute_driver.unrescue(instance))
+        # rescued again and left so: the test's teardown destroys it and checks it is gone
+        check.step("rescue() again", lambda: compute_driver.rescue(instance, rescue_image))
 
     @pytest.mark.capability("attach_volume")
     def test_attach_unknown_volume_type_is_refused(

@@ -1,7 +1,7 @@
 """Server actions through ``cloud.compute`` on real KVM (libvirtd of tools/backends): pause and
 suspend (managed save) as libvirt sees the domain, the console's last lines, a snapshot into
 ``cloud.image`` that ``qemu-img`` reads as the server's disk format, and a rebuild from another
-image that boots it.
+image, and a rescue (booted from a rescue disk, its own disk kept) and unrescue.
 
 The guest is a 512-byte boot sector that writes numbered lines to COM1 and halts: the console
 log then has known content, with no OS image to fetch."""
@@ -14,6 +14,7 @@ import struct
 from typing import Any
 
 import pytest
+from stackcore_drivers.libvirt import domain_xml
 
 import stackcore
 from tests.conftest import wait_until
@@ -66,6 +67,22 @@ def _domain_state(server_id: str) -> tuple[int, bool]:
         return int(dom.state()[0]), bool(dom.hasManagedSaveImage(0))
     finally:
         conn.close()
+
+
+def _disks(server_id: str) -> dict[str, tuple[str | None, str | None]]:
+    """target dev -> (source file, boot order) of the running domain's disks."""
+    conn = libvirt.open(os.environ["STACKCORE_TEST_LIBVIRT_URI"])
+    try:
+        doc = domain_xml.parse(conn.lookupByName(f"instance-{server_id}").XMLDesc(0))
+    finally:
+        conn.close()
+    found = {}
+    for disk in doc.findall("devices/disk"):
+        source, boot = disk.find("source"), disk.find("boot")
+        found[disk.find("target").get("dev")] = (
+            source.get("file") if source is not None else None,
+            boot.get("order") if boot is not None else None)
+    return found
 
 
 def test_actions_on_kvm_pause_suspend_console_and_snapshot(cloud: Any, tmp_path: Any) -> None:
@@ -126,6 +143,19 @@ def test_actions_on_kvm_pause_suspend_console_and_snapshot(cloud: Any, tmp_path:
     assert copy.stat().st_size == image.size_bytes
     # what the guest sees: the base's content, zeros beyond it
     run("qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(base), str(copy))
+
+    # rescue: booted (boot order 1) from a disk made of the rescue image, its own disk kept
+    rescued = cloud.compute.rescue_server(server.id, "console-guest")
+    assert (rescued.status, rescued.task_state, rescued.fault) == ("RESCUED", None, None)
+    assert _domain_state(server.id) == (libvirt.VIR_DOMAIN_RUNNING, False)
+    disks = _disks(server.id)
+    instance_dir = tmp_path / "state" / "instances" / server.id
+    assert disks["vda"] == (str(instance_dir / "disk"), None), disks
+    assert disks["vdb"] == (str(instance_dir / "disk.rescue"), "1"), disks
+    assert cloud.compute.unrescue_server(server.id).status == "ACTIVE"
+    assert _disks(server.id) == {"vda": (str(instance_dir / "disk"), None)}
+    assert not (instance_dir / "disk.rescue").exists()
+    assert _domain_state(server.id) == (libvirt.VIR_DOMAIN_RUNNING, False)
 
     # rebuild from another image: a new root disk on it, the domain running again (its boot
     # is not awaited: a second SeaBIOS boot is CI time, and the disk says what it boots)

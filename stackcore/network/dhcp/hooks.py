@@ -59,10 +59,13 @@ def attach(plugin: ML2Plugin, db: db_api.Database, transport: Transport | None) 
         return wrapper
 
     def port_network(port_id: str, *_: Any, **__: Any) -> str | None:
-        try:
-            return str(plugin.get_port(port_id)["network_id"])
-        except exception.NotFound:
-            return None
+        import sqlalchemy as sa
+
+        from stackcore.network import models as m
+        with db.transaction() as session:   # the one column, not the whole port
+            found = session.execute(sa.select(m.Port.network_id)
+                                    .where(m.Port.id == port_id)).scalar()
+        return None if found is None else str(found)
 
     def subnet_network(subnet_id: str, *_: Any, **__: Any) -> str | None:
         try:

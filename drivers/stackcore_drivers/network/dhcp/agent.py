@@ -142,6 +142,7 @@ class DhcpAgent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: Server | None = None
+        self._synced = False
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -288,18 +289,22 @@ class DhcpAgent:
     # --- the loop -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Listen for notifications, resync fully (start-up problems surface to the caller,
-        but a server that does not answer yet is retried by the loop), report, and keep
-        doing all three until :meth:`stop`."""
+        """Listen for notifications, report, resync fully (start-up problems surface to the
+        caller, but a server that does not answer yet is retried by the loop), and keep doing
+        all three until :meth:`stop`."""
         self._stop.clear()
         endpoint = NotificationEndpoint(self)
         self._server = self.transport.serve(endpoint.target, endpoint)
+        # Reported before the first pass: the server notifies only the agents it knows, and a
+        # change made during the pass must reach this one (it is queued for after the pass).
+        self.report_state()
+        self._synced = False
         try:
             self.sync_once()
+            self._synced = True
         except exception.RPCError as err:
             LOG.warning("%s on %s: first pass failed, the server does not answer yet: %s",
                         self.BINARY, self.host, err)
-        self.report_state()
         self._threads = [
             threading.Thread(target=self._report_loop, daemon=True,
                              name=f"{self.BINARY}-{self.host} report"),
@@ -316,7 +321,8 @@ class DhcpAgent:
 
     def _sync_loop(self) -> None:
         interval = self.conf.dhcp.resync_interval
-        due = time.monotonic() + interval
+        # the first pass failed (no server yet): the next one soon, not a resync interval later
+        due = time.monotonic() + (interval if self._synced else RETRY_INTERVAL)
         while not self._stop.is_set():
             with self._lock:
                 retry = bool(self._failed)

@@ -510,3 +510,26 @@ def test_rescued_server_stays_rescued_at_restart(restartable) -> None:
     cloud.close()
     after = restart().compute.get_server(server.id)
     assert (after.status, after.task_state) == ("RESCUED", None)
+
+
+def test_actions_are_the_owners(cloud, image_file) -> None:
+    """A project's member acts on its own server (the API finds its host although the
+    member's view hides it); another project's server is NotFound, nothing changed."""
+    from stackcore.project.context import RequestContext
+
+    owner = cloud.as_project(RequestContext("u1", "p1", ["member"]))
+    stranger = cloud.as_project(RequestContext("u2", "p2", ["member"]))
+    cloud.compute.register_image("pub", image_file, visibility="public")
+    server = owner.compute.create_server("mine", "small", "pub")
+    assert server.host is None  # host names are admin's
+    assert owner.compute.pause_server(server.id).status == "PAUSED"
+    for action in ("unpause_server", "suspend_server", "get_console_output",
+                   "unrescue_server"):
+        with pytest.raises(exception.NotFound):
+            getattr(stranger.compute, action)(server.id)
+    with pytest.raises(exception.NotFound):
+        stranger.compute.create_image(server.id, "theirs")
+    assert owner.compute.unpause_server(server.id).status == "ACTIVE"
+    image = _active(cloud, owner.compute.create_image(server.id, "mine-snap").id)
+    assert image.project_id == "p1" and image.visibility == "private"
+    assert owner.compute.get_console_output(server.id, length=1).endswith("\n")

@@ -78,6 +78,18 @@ class ForgetsOnRestart(FakeDhcpDriver):
         return set(self.known)
 
 
+class RestartsWhenPortsChanged(FakeDhcpDriver):
+    """Puts the number of ports into the server's configuration (as a dhcp-lease-max from
+    the ports would): a restarted agent's enable() restarts a server whose ports changed."""
+
+    def enable(self, network: DhcpNetwork, device: DhcpDevice) -> None:
+        count = self.root / network.id / "count"
+        if count.exists() and count.read_text() != str(len(network.ports)):
+            (self.root / network.id / "server").write_text(uuid.uuid4().hex)
+        super().enable(network, device)
+        count.write_text(str(len(network.ports)))
+
+
 class ClaimsIPv6(FakeDhcpDriver):
     """Declares ipv6 (as the fake does) but serves IPv4 only."""
 
@@ -123,6 +135,10 @@ ZOO = [
        (RS + "test_new_driver_object_finds_and_adopts_the_server",),
        "active_networks() of a new driver object on the same state directory: expected to "
        "list", "a restarted agent cannot find what it served"),
+    _b("restarts-when-ports-changed", RestartsWhenPortsChanged,
+       (RS + "test_new_driver_object_finds_and_adopts_the_server",),
+       "server_id() after the new object's enable() with a port added meanwhile (the server "
+       "adopted, not restarted): expected", "a port count in the server's configuration"),
     _b("claims-ipv6", ClaimsIPv6, (V6 + "test_ipv6_addresses_are_served",),
        "host entries served on a dual-stack network: expected",
        "declares ipv6 but serves IPv4 only", capability="ipv6"),

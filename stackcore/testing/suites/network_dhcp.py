@@ -21,7 +21,7 @@ What is checked, by feature:
   it is idempotent, also for a network never served;
 * ``resync`` - a new driver object on the same state directory (the agent restarted) lists
   the network in ``active_networks``, adopts its running server (same ``server_id`` after
-  ``enable``) and can disable it;
+  ``enable``, also with a port added meanwhile) and can disable it;
 * capability ``ipv6`` - addresses of an IPv6 subnet are served.
 """
 
@@ -260,10 +260,14 @@ class TestDhcpResync:
         check.that(network.id in restarted.active_networks(),
                    "active_networks() of a new driver object on the same state directory",
                    f"to list {network.id}", sorted(restarted.active_networks()))
-        check.step("enable() by the new object", lambda: restarted.enable(network, device))
+        # a port came while the agent was away: still no restart for a port change
+        grown = DhcpNetwork(network.id, network.mtu, network.subnets,
+                            (*network.ports, dhcp_kit.port(network.subnets[0])))
+        check.step("enable() by the new object", lambda: restarted.enable(grown, device))
         check.equal(restarted.server_id(network.id), server,
-                    "server_id() after the new object's enable() (the server adopted)")
-        _expect_served(restarted, network, (4,), "after the new object's enable()")
+                    "server_id() after the new object's enable() with a port added meanwhile "
+                    "(the server adopted, not restarted)")
+        _expect_served(restarted, grown, (4,), "after the new object's enable()")
         check.step("disable() by the new object", lambda: restarted.disable(network.id))
         check.equal(restarted.server_id(network.id), None,
                     "server_id() after the new object's disable()")

@@ -55,6 +55,9 @@ OPTS = lazy.options(lambda cfg: [
                       "after SIGTERM (then it is killed)."),
 ])
 
+#: dnsmasq's lease table is bounded by the served subnets' sizes, and this (Neutron's
+#: ``dnsmasq_lease_max`` default)
+LEASE_MAX = 2 ** 24
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./+-]*$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -113,6 +116,8 @@ class DnsmasqDriver(DhcpDriver):
             raise exception.Invalid("device.interface", "must be an interface name",
                                     device.interface)
         lease = int(self.conf.dnsmasq.lease_duration)
+        addresses = sum(ipaddress.ip_network(s.cidr).num_addresses
+                        for s in network.dhcp_subnets())
         lines = [
             "# written by stackcore's dnsmasq DHCP driver; rewritten on every change",
             "no-hosts", "no-resolv", "port=0", "bind-interfaces",
@@ -120,7 +125,8 @@ class DnsmasqDriver(DhcpDriver):
             f"user={self.conf.dnsmasq.user}",
             f"pid-file={path / 'pid'}", f"dhcp-hostsfile={path / 'hosts'}",
             f"dhcp-optsfile={path / 'opts'}", "leasefile-ro", "dhcp-authoritative",
-            f"dhcp-lease-max={max(len(network.ports), 16)}",
+            # from the subnets, not the ports: a port change must never change this file
+            f"dhcp-lease-max={min(addresses, LEASE_MAX)}",
         ]
         for subnet in network.dhcp_subnets():
             net = ipaddress.ip_network(subnet.cidr)

@@ -110,6 +110,12 @@ class DhcpAgent:
 
         return [("agent", AGENT_OPTS), ("dhcp", DHCP_OPTS), ("ovs", ovs_conf.AGENT_OPTS)]
 
+    @staticmethod
+    def driver_dir(conf: cfg.ConfigOpts) -> str:
+        """The DHCP driver's ``state_dir`` (``conf`` has the agent's options)."""
+        return os.path.join(conf.dhcp.state_dir or os.path.join(conf.state_path, "dhcp"),
+                            "driver")
+
     def __init__(self, conf: cfg.ConfigOpts, transport: Transport,
                  driver: DhcpDriver | None = None) -> None:
         from stackcore import conf as sc_conf
@@ -122,7 +128,7 @@ class DhcpAgent:
         self.records = Path(root) / "networks"
         self.records.mkdir(parents=True, exist_ok=True)
         self.driver: DhcpDriver = driver or load_driver(conf, conf.dhcp.dhcp_driver,
-                                                        os.path.join(root, "driver"))
+                                                        self.driver_dir(conf))
         self._ovsdb: Any = None
         self._plugger: interface.Plugger | None = None
         self._state = AgentStateRPCAPI(transport)

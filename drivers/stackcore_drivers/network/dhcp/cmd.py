@@ -16,8 +16,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from stackcore import conf as sc_conf
 from stackcore import exception, rpc
 from stackcore.network.agents import block_stop_signals, run_until_signalled
+from stackcore.network.dhcp import load_driver
 from stackcore_drivers.network.conf import load_agent_conf
 
 if TYPE_CHECKING:
@@ -46,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise exception.ConfigError("[DEFAULT] transport_url must name the server's RPC "
                                         "bus (e.g. rabbit://...): in-process RPC cannot "
                                         "reach another process")
+        # the driver now, before anything connects: its name and its options' values
+        driver = load_driver(conf, conf.dhcp.dhcp_driver, DhcpAgent.driver_dir(conf))
+        sc_conf.validate_all(conf)
     except exception.StackcoreError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 1
@@ -53,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def start() -> None:
         transport = rpc.get_transport(conf)
-        agent = DhcpAgent(conf, transport)
+        agent = DhcpAgent(conf, transport, driver)
         running.append((agent, transport))
         agent.start()
 

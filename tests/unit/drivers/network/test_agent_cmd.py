@@ -34,3 +34,22 @@ def test_linuxbridge_agent_refuses_a_bad_local_ip(tmp_path: Path,
                     "connection = sqlite:////tmp/x.sqlite\n[vxlan]\nlocal_ip = 10.0.0.300\n")
     assert cmd.linuxbridge_agent(["--config-file", str(path)]) == 1
     assert "[vxlan] local_ip: '10.0.0.300' is not an IP address" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "[DEFAULT] transport_url must name the server's RPC bus"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[dhcp]\ndhcp_driver = dnsmasqq\n",
+     "dnsmasqq"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[dhcp]\n"
+     "interface_driver = macvtap\n", "[dhcp] interface_driver = 'macvtap' is invalid"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[dnsmasq]\nlease_duration = 5\n",
+     "[dnsmasq] lease_duration"),
+], ids=["in-process-rpc", "unknown-driver", "bad-interface-driver", "short-lease"])
+def test_dhcp_agent_refuses_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       content: str, message: str) -> None:
+    from stackcore_drivers.network.dhcp import cmd as dhcp_cmd
+
+    path = tmp_path / "agent.conf"
+    path.write_text(content + f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n")
+    assert dhcp_cmd.main(["--config-file", str(path)]) == 1
+    assert message in capsys.readouterr().err

@@ -89,3 +89,31 @@ def test_security_groups_filter_real_traffic_with_nftables(
     noop.sync_once()
     with pytest.raises(exception.DriverError, match="stackcore_sg"):
         firewall.NftFirewall(lab.ns["host-a"]).list_ruleset()
+
+
+def test_every_kind_of_rule_is_accepted_by_the_kernel(lab: Lab) -> None:  # noqa: F811
+    """IPv4 and IPv6, every protocol form (any, ports, ICMP type/code, a bare number), CIDR
+    pairs with their own MACs: the ruleset the agent builds loads (checked by the kernel,
+    ``nft -c``, in a host namespace of the lab)."""
+    from stackcore_drivers.network.host_state import PortSecurity, SecurityRule
+    rules = (
+        SecurityRule("egress", "IPv4", None, None, None, None),
+        SecurityRule("egress", "IPv6", None, None, None, "::/0"),
+        SecurityRule("ingress", "IPv4", 6, 22, 22, "192.0.2.0/24"),
+        SecurityRule("ingress", "IPv4", 17, 1000, 2000, None),
+        SecurityRule("ingress", "IPv4", 1, 8, 0, None),
+        SecurityRule("ingress", "IPv6", 58, 128, None, "fd00::/64"),
+        SecurityRule("ingress", "IPv6", 132, 5000, 5001, None),
+        SecurityRule("ingress", "IPv4", 112, None, None, "10.0.0.0/8"),
+        SecurityRule("ingress", "IPv4", 33, 5, 6, None),
+    )
+    security = PortSecurity(True, (("10.0.0.5", "fa:16:3e:00:00:05"),
+                                   ("10.0.1.0/24", "fa:16:3e:00:00:99"),
+                                   ("fd00::5", "fa:16:3e:00:00:05")), rules)
+    text = firewall.ruleset([
+        firewall.FilteredTap("tapaaaaaaaaaaa", "brqaaaaaaaaaaa", "fa:16:3e:00:00:05",
+                             security),
+        firewall.FilteredTap("tapbbbbbbbbbbb", "brqaaaaaaaaaaa", "fa:16:3e:00:00:06",
+                             PortSecurity(True))])
+    nft = firewall.NftFirewall(lab.ns["host-a"])
+    nft.run(["-c", "-f", "-"], stdin=text)

@@ -73,3 +73,33 @@ def test_security_groups_filter_real_traffic_with_conntrack_flows(
     sg_scenario.run(server, _Vms(lab), ("host-a", "host-b"), settled)
     flows = agents[0].openflow["br-int"].dump_flows()
     assert any("ct(commit,zone=" in f for f in flows), flows
+
+
+def test_every_kind_of_rule_loads_into_a_bridge(ovsdbs: dict[str, Ovsdb]) -> None:  # noqa: F811
+    """IPv4 and IPv6, every protocol form (any, port ranges as masks, ICMP type/code, a bare
+    number), CIDR pairs with their own MACs: ovs-vswitchd takes every flow the firewall
+    builds (then the bridge holds exactly them)."""
+    from stackcore_drivers.network.host_state import PortSecurity, SecurityRule
+    from stackcore_drivers.network.ovs import firewall
+    from stackcore_drivers.network.ovs.openflow import OfctlBridge, rundir_for
+    rules = (
+        SecurityRule("egress", "IPv4", None, None, None, None),
+        SecurityRule("egress", "IPv6", None, None, None, "::/0"),
+        SecurityRule("ingress", "IPv4", 6, 22, 22, "192.0.2.0/24"),
+        SecurityRule("ingress", "IPv4", 17, 1000, 2000, None),
+        SecurityRule("ingress", "IPv4", 1, 8, 0, None),
+        SecurityRule("ingress", "IPv6", 58, 128, None, "fd00::/64"),
+        SecurityRule("ingress", "IPv6", 132, 5000, 5001, None),
+        SecurityRule("ingress", "IPv4", 112, None, None, "10.0.0.0/8"),
+    )
+    security = PortSecurity(True, (("10.0.0.5", "fa:16:3e:00:00:05"),
+                                   ("10.0.1.0/24", "fa:16:3e:00:00:99"),
+                                   ("fd00::5", "fa:16:3e:00:00:05")), rules)
+    flows = firewall.firewall_flows([
+        firewall.FirewallPort(7, "fa:16:3e:00:00:05", 3, security),
+        firewall.FirewallPort(8, "fa:16:3e:00:00:06", 3, PortSecurity(False))])
+    db = ovsdbs["host-a"]
+    db.execute(db.api.add_br("br-int", datapath_type="netdev"))
+    bridge = OfctlBridge("br-int", rundir_for(db.target))
+    bridge.replace_flows(flows)
+    assert len(bridge.dump_flows()) == len(flows), (len(bridge.dump_flows()), len(flows))

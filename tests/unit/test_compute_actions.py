@@ -124,20 +124,24 @@ def test_pause_unpause_suspend_resume(cloud) -> None:
     assert cloud.compute.get_server(server.id).fault is None
 
 
-@pytest.mark.parametrize(("first", "action", "state"), [
+WRONG_STATES = [
     (None, "unpause_server", "active"), (None, "resume_server", "active"),
     ("pause_server", "pause_server", "paused"), ("pause_server", "suspend_server", "paused"),
     ("suspend_server", "pause_server", "suspended"), ("stop_server", "pause_server", "stopped"),
-])
-def test_action_from_a_wrong_state_is_refused_naming_it(cloud, first, action, state) -> None:
-    server = cloud.compute.create_server("s", "small", "img")
-    if first:
-        getattr(cloud.compute, first)(server.id)
-    before = cloud.compute.get_server(server.id)
-    with pytest.raises(exception.InvalidState, match=f"while it is {state}"):
-        getattr(cloud.compute, action)(server.id)
-    after = cloud.compute.get_server(server.id)
-    assert (after.status, after.task_state, after.fault) == (before.status, None, None)
+]
+
+
+def test_action_from_a_wrong_state_is_refused_naming_it(cloud) -> None:
+    for first, action, state in WRONG_STATES:  # one cloud for all: CI time
+        server = cloud.compute.create_server(f"{first}-{action}", "small", "img")
+        if first:
+            getattr(cloud.compute, first)(server.id)
+        before = cloud.compute.get_server(server.id)
+        with pytest.raises(exception.InvalidState, match=f"while it is {state}"):
+            getattr(cloud.compute, action)(server.id)
+        after = cloud.compute.get_server(server.id)
+        assert (after.status, after.task_state, after.fault) == (before.status, None, None), \
+            (first, action)
 
 
 def test_driver_error_is_error_with_fault(make_cloud, image_file) -> None:
@@ -188,12 +192,12 @@ def test_console_output_tail(cloud) -> None:
     assert cloud.compute.get_console_output(server.id, length=1) == "line 5\n"
 
 
-@pytest.mark.parametrize("length", [0, -1, 10001, "3", 1.5, True])
-def test_console_length_is_validated(cloud, length) -> None:
+def test_console_length_is_validated(cloud) -> None:
     server = cloud.compute.create_server("s", "small", "img")
-    with pytest.raises(exception.Invalid) as caught:
-        cloud.compute.get_console_output(server.id, length=length)
-    assert caught.value.field == "length", caught.value
+    for length in (0, -1, 10001, "3", 1.5, True):
+        with pytest.raises(exception.Invalid) as caught:
+            cloud.compute.get_console_output(server.id, length=length)
+        assert caught.value.field == "length", (length, caught.value)
 
 
 def test_unknown_server_is_not_found(cloud) -> None:

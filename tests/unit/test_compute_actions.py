@@ -537,3 +537,18 @@ def test_actions_are_the_owners(cloud, image_file) -> None:
     image = _active(cloud, owner.compute.create_image(server.id, "mine-snap").id)
     assert image.project_id == "p1" and image.visibility == "private"
     assert owner.compute.get_console_output(server.id, length=1).endswith("\n")
+
+
+def test_refused_upload_deletes_the_image_and_the_server_keeps_running(cloud) -> None:
+    """The image service refuses the bytes (the project's image_size_total is 0 MiB): the
+    image is deleted, the server is ACTIVE with a fault naming the upload."""
+    server = cloud.compute.create_server("s", "small", "img")
+    cloud.project.set_quota("admin", "image_size_total", 0)
+    queued = cloud.compute.create_image(server.id, "too-big")
+    after = wait_until(lambda: (s := cloud.compute.get_server(server.id)).fault and s, 30,
+                       "the snapshot's fault")
+    assert (after.status, after.task_state) == ("ACTIVE", None)
+    assert (after.fault.step, after.fault.exc_class) == ("upload", "OverQuota"), after.fault
+    with pytest.raises(exception.NotFound):
+        cloud.image.get(queued.id)
+    assert _power(cloud, server) is PowerState.RUNNING

@@ -171,4 +171,15 @@ def test_actions_on_kvm_pause_suspend_console_and_snapshot(cloud: Any, tmp_path:
     disk = json.loads(run("qemu-img", "info", "-U", "--output=json", str(overlay)))
     assert disk["backing-filename"] == str(other), disk
     assert LINES[0] not in cloud.compute.get_console_output(server.id)  # the old log is gone
+
+    # a snapshot whose upload is refused (image_size_total 0 MiB): the image is deleted, the
+    # guest suspended for the copy is running again, the server ACTIVE with the fault
+    cloud.project.set_quota("admin", "image_size_total", 0)
+    refused = cloud.compute.create_image(server.id, "refused")
+    failed = wait_until(lambda: (s := cloud.compute.get_server(server.id)).fault
+                        and s.task_state is None and s, 60, "the refused snapshot's fault")
+    assert (failed.status, failed.fault.step, failed.fault.exc_class) == \
+        ("ACTIVE", "upload", "OverQuota"), failed.fault
+    assert _domain_state(server.id) == (libvirt.VIR_DOMAIN_RUNNING, False)
+    assert [i.id for i in cloud.image.list_images() if i.id == refused.id] == []
     cloud.compute.delete_server(server.id)

@@ -242,6 +242,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             ihook.pytest_runtest_logreport(report=report)
     else:
         ihook.pytest_runtest_logreport(report=_failed(item, session))
+    # What pytest's own teardown step would do: finalise the fixtures of the collectors (a
+    # package, a module) the next item is not in. An item delegated here sets nothing up, but
+    # a host-run item before it left its package's and session's state on the stack, which the
+    # next host-run item's setup refuses unless it shares those collectors ("previous item was
+    # not torn down properly"). (The teardown hook itself cannot be called: plugins such as
+    # logging expect the setup they did for the item.)
+    info = pytest.CallInfo.from_call(
+        lambda: item.session._setupstate.teardown_exact(nextitem), "teardown")
+    if info.excinfo is not None:  # a finaliser failed: reported as pytest would
+        ihook.pytest_runtest_logreport(report=pytest.TestReport.from_item_and_call(item, info))
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 

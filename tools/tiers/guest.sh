@@ -4,7 +4,9 @@
 # "The full-kernel guest"): `pytest -m guest --guest` runs every test marked guest - inside the
 # guest (device-mapper, thin pools, 802.1q, the OVS kernel datapath, the iSCSI initiator, the
 # kernel NFS client) or driving it from the host (os-brick attaching the host's tgtd and
-# nfs-ganesha exports in the guest) - and the lvm volume conformance suite inside the guest,
+# nfs-ganesha exports in the guest; the e2e server wiring's lvm case: a server on the host's
+# libvirt/OVS with an LV of an lvm volume service running in the guest, opened over iSCSI through
+# a host forward to the guest's tgtd) - and the lvm volume conformance suite inside the guest,
 # whose result joins the support matrix (printed again here, lvm included).
 # Never run next to a CPU hog (the unit tier's stops with it): the guest's boot and its
 # emulated CPUs need both cores.  Prints the guest's boot time and the in-guest pytest time.

@@ -20,7 +20,7 @@ import stackcore
 from stackcore.plugins import loader
 
 # tests marked guest: run inside the full-kernel test guest, or drive it (tests/guest/plugin.py)
-pytest_plugins = ("tests.guest.plugin",)
+pytest_plugins = ("tests.guest.plugin", "tests.logsecrets")
 
 T = TypeVar("T")
 

@@ -11,8 +11,9 @@ the segments of existing networks.
 Sizes: ``STACKCORE_STRESS_WORKERS`` (default 8), ``STACKCORE_STRESS_ROUNDS`` (default 30),
 ``STACKCORE_STRESS_OPS`` per worker and round (default 12); the seed is printed
 (``STACKCORE_STRESS_SEED`` replays one). Bounded in time: no round starts after
-``STACKCORE_STRESS_BUDGET`` seconds (default 150; at least 5 rounds must have run by then),
-and a round must end within 300 s. MariaDB, the third database, gets
+``STACKCORE_STRESS_BUDGET`` seconds (default 150) once 5 rounds have run - the first 5 always
+run, however busy the machine (a slow machine is not a failure: a failed CI run on a loaded
+machine once said "only 1 rounds within 45 s") - and a round must end within 300 s. MariaDB, the third database, gets
 ``STACKCORE_STRESS_MARIADB_BUDGET`` seconds (default 45: its locking - GET_LOCK, InnoDB row
 locks and deadlock retries - is proven in fewer rounds, and CI's time is shared).
 """
@@ -91,7 +92,9 @@ def test_many_processes_churning_vxlan_keep_every_id_free_xor_allocated(
         with WorkerPool(WORKERS, {"overrides": overrides}) as pool:
             rounds = 0
             for round_no in range(ROUNDS):
-                if time.monotonic() - started > budget:
+                # the budget bounds the run, it never judges it: on a busy machine the first
+                # MIN_ROUNDS rounds still run (each bounded by the pool's per-round limit)
+                if rounds >= MIN_ROUNDS and time.monotonic() - started > budget:
                     break
                 rounds += 1
                 batches = [_round(rngs[w], held[w]) for w in range(WORKERS)]
@@ -124,6 +127,5 @@ def test_many_processes_churning_vxlan_keep_every_id_free_xor_allocated(
           f"operations in {elapsed:.1f} s, invariant held after each of {rounds} rounds; "
           f"outcomes {dict(sorted(outcomes.items()))}; "
           f"conflicts retried {retries}")
-    assert rounds >= min(MIN_ROUNDS, ROUNDS), f"only {rounds} rounds within {budget:g} s"
     assert outcomes.get("network_create/provider:SegmentIdInUse", 0) > 0, \
         "workers never collided on a provider ID: the test did not exercise the race"

@@ -15,6 +15,7 @@ bounded in count and time, and every address lives only inside these namespaces.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -128,12 +129,19 @@ def plug_vif(db: Ovsdb, port: Any) -> str:
 
 
 def port_row(db: Ovsdb, name: str) -> dict[str, Any]:
-    rows = db.execute(db.api.db_find("Port", ("name", "=", name),
-                                     columns=["_uuid", "tag", "other_config"]))
+    """The Port row as the OVSDB server has it now. Read with ovs-vsctl, not through ``db``:
+    ``db`` is the test's own IDL replica, which learns of the agent's committed writes
+    asynchronously - read right after ``sync_once()`` it could still show the previous tag
+    (seen under load: 'tag == 4095' read the old local VLAN)."""
+    out = subprocess.run(
+        ["ovs-vsctl", f"--db={db.target}", "--format=json", "--columns=_uuid,tag,other_config",
+         "find", "Port", f"name={name}"], capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out)["data"]
     assert rows, f"port {name} not in OVSDB"
-    row = rows[0]
-    row["tag"] = row["tag"][0] if isinstance(row["tag"], list) and row["tag"] else row["tag"]
-    return row
+    (_kind, port_uuid), tag, (_map, pairs) = rows[0]
+    return {"_uuid": port_uuid,
+            "tag": tag if isinstance(tag, int) else (tag[1][0] if tag[1] else []),
+            "other_config": dict(pairs)}
 
 
 def interfaces(db: Ovsdb) -> dict[str, dict[str, Any]]:

@@ -387,7 +387,9 @@ class Database:
         with self.engine.begin() as conn:
             if sa.inspect(conn).get_table_names():
                 return False
-            Base.metadata.create_all(conn, tables=tables)
+            # checkfirst=False: the database was just seen empty in this transaction, so
+            # SQLAlchemy's per-table existence probes would only double the statements
+            Base.metadata.create_all(conn, tables=tables, checkfirst=False)
             version.create(conn)
             conn.execute(version.insert(), [{"version_num": r} for r in sorted(revisions)])
         return True

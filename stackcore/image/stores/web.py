@@ -17,14 +17,8 @@ after ``length`` - only slower. stdlib ``urllib`` only: no extra dependency.
 
 from __future__ import annotations
 
-import http.client
-import ipaddress
 import re
-import socket
-import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -32,6 +26,8 @@ from stackcore import exception
 from stackcore.image.store import CHUNK_SIZE, ChunkReader, ImageStore, check_range
 
 if TYPE_CHECKING:
+    import ssl
+
     from oslo_config import cfg
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -56,84 +52,6 @@ class URLGuard(Protocol):
     def check_address(self, url: str, host: str, address: Any) -> None: ...
 
 
-def _guarded_connect(guard: URLGuard, url: str, host: str) -> Any:
-    """``socket.create_connection`` for one connection of ``url``: resolve ``host``, check
-    every address it resolves to, connect to a checked one (never to a second resolution)."""
-
-    def connect(address: tuple[str, int], timeout: Any = None,
-                source_address: Any = None) -> socket.socket:
-        port = address[1]
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as err:
-            raise OSError(f"host {host!r} does not resolve ({err})") from None
-        checked = []
-        for info in infos:
-            ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-            guard.check_address(url, host, getattr(ip, "ipv4_mapped", None) or ip)
-            checked.append(str(info[4][0]))
-        failure: OSError | None = None
-        for ip_text in checked:
-            try:
-                return socket.create_connection((ip_text, port), timeout, source_address)
-            except OSError as err:
-                failure = err
-        raise failure or OSError(f"host {host!r} has no address")
-
-    return connect
-
-
-class _GuardedRedirects(urllib.request.HTTPRedirectHandler):
-    def __init__(self, guard: URLGuard) -> None:
-        self.guard = guard
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> Any:
-        target = urllib.parse.urljoin(req.full_url, newurl)
-        try:
-            self.guard.check_url(target)
-        except exception.Invalid:
-            fp.close()
-            raise
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _factory(base: type[http.client.HTTPConnection], guard: URLGuard, req: Any) -> Any:
-    proxied = req.has_proxy() or getattr(req, "_tunnel_host", None)
-
-    def build(host: str, **kwargs: Any) -> http.client.HTTPConnection:
-        conn = base(host, **kwargs)
-        if not proxied:  # through a proxy, the proxy connects (see url_filter)
-            # http.client's own seam for how a connection opens its socket (HTTP and HTTPS,
-            # TLS wrapped after it, with the host name for SNI and the certificate check);
-            # overriding connect() instead would copy its body
-            conn._create_connection = _guarded_connect(  # type: ignore[attr-defined]  # noqa: SLF001
-                guard, req.full_url, conn.host)
-        return conn
-
-    return build
-
-
-class _GuardedHTTP(urllib.request.HTTPHandler):
-    def __init__(self, guard: URLGuard) -> None:
-        super().__init__()
-        self.guard = guard
-
-    def http_open(self, req: Any) -> Any:
-        return self.do_open(_factory(http.client.HTTPConnection, self.guard, req), req)
-
-
-class _GuardedHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, guard: URLGuard, context: ssl.SSLContext | None) -> None:
-        super().__init__(context=context)
-        self.guard = guard
-        self.ssl_context = context
-
-    def https_open(self, req: Any) -> Any:
-        return self.do_open(_factory(http.client.HTTPSConnection, self.guard, req), req,
-                            context=self.ssl_context)
-
-
 class WebStore(ImageStore):
     """Images read over HTTP(S)."""
 
@@ -154,7 +72,11 @@ class WebStore(ImageStore):
         ]
 
     def do_setup(self) -> None:
+        # http.client, ssl and urllib.request are imported on first use (here only when a
+        # certificate setting needs ssl): about 20 ms of every start-up otherwise
         self._context: ssl.SSLContext | None = None
+        if self.configuration.insecure or self.configuration.ca_file:
+            import ssl
         if self.configuration.insecure:
             self._context = ssl.create_default_context()
             self._context.check_hostname = False  # asked for: a test server's own certificate
@@ -170,9 +92,11 @@ class WebStore(ImageStore):
     def set_url_guard(self, guard: URLGuard | None) -> None:
         """Check every URL, redirect and connection with ``guard`` (None: no checks)."""
         self._guard = guard
-        self._opener = None if guard is None else urllib.request.build_opener(
-            _GuardedHTTP(guard), _GuardedHTTPS(guard, getattr(self, "_context", None)),
-            _GuardedRedirects(guard))
+        self._opener = None
+        if guard is not None:
+            from stackcore.image.stores._guarded_http import build_opener
+
+            self._opener = build_opener(guard, getattr(self, "_context", None))
 
     def _url(self, location: str) -> str:
         if not isinstance(location, str):
@@ -184,6 +108,10 @@ class WebStore(ImageStore):
 
     def _open(self, location: str, method: str = "GET",
               headers: dict[str, str] | None = None) -> Any:
+        import http.client
+        import urllib.error
+        import urllib.request
+
         url = self._url(location)
         # the scheme is http(s), checked by _url (never file: or a custom one)
         request = urllib.request.Request(url, method=method, headers=headers or {})  # noqa: S310
@@ -208,6 +136,8 @@ class WebStore(ImageStore):
             raise exception.BackendUnavailable(f"{method} {_redacted(url)}: {reason}") from None
 
     def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        import urllib.error
+
         check_range(offset, length)
         if length == 0:
             self.get_size(location)  # NotFound still applies
@@ -231,6 +161,8 @@ class WebStore(ImageStore):
         return ChunkReader(response, length)
 
     def get_size(self, location: str) -> int:
+        import urllib.error
+
         with self._open(location, method="HEAD") as response:
             declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit():

@@ -55,6 +55,13 @@ trap on_exit EXIT
 # Every benchmark at its tiny size (benchmarks/run.py SMOKE, ~40 s), before the CPU hog starts:
 # a broken benchmark is noticed here; the goals are judged by full runs (tox -e bench).
 step "benchmark smoke test" .venv/bin/python benchmarks/run.py --smoke
+# The run's logs, DEBUG included, through the services' secret filter (tests/logsecrets.py):
+# grepped afterwards for every CHAP secret, key and database/RabbitMQ password the run used.
+export STACKCORE_TEST_LOG_DIR="${STACKCORE_TEST_LOG_DIR:-$(mktemp -d /tmp/stackcore-test-logs.XXXXXX)}"
+echo "== [unit] logs of the run: ${STACKCORE_TEST_LOG_DIR}"
 hog_start
 step "unit and functional tests" .venv/bin/pytest -rfEs -p no:cacheprovider tests "$@"
 hog_stop
+if [ $# -eq 0 ]; then  # a whole run: a subset may make no CHAP secret at all
+  step "no secret in the run's logs" .venv/bin/python -m tests.logsecrets "$STACKCORE_TEST_LOG_DIR"
+fi

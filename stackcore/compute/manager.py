@@ -163,6 +163,7 @@ class ComputeManager:
             path=self._image_path(image),
             disk_format=image.disk_format if image else "raw",
             properties=dict(image.properties) if image else {},
+            location=(image.location or "") if image and image.store else "",
         )
         return objects.Instance(
             uuid=row.uuid,
@@ -1164,7 +1165,8 @@ class ComputeManager:
                                            image.size_bytes, image.sha256, image.disk_format)
             return objects.Image(id=image.id, name=image.name, path=self._image_path(image),
                                  disk_format=image.disk_format,
-                                 properties=dict(image.properties)), source
+                                 properties=dict(image.properties),
+                                 location=(image.location or "") if image.store else ""), source
 
     def rescue_instance(self, instance_uuid: str, image_id: str) -> None:
         """ACTIVE or STOPPED -> RESCUED: booted from image ``image_id``, its own root disk

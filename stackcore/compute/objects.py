@@ -41,13 +41,19 @@ class Flavor:
 
 @dataclasses.dataclass(frozen=True)
 class Image:
-    """A registered local image file and its properties."""
+    """An image a server boots from: the local file to read (``path``: the host's image-cache
+    copy of an uploaded image, or a registered file) and its properties.
+
+    ``location`` is the image's store location when it was uploaded to a store (e.g.
+    ``rbd://<fsid>/<pool>/image-<id>/snap``), else ``""``: a driver that can use the store's
+    copy directly (an RBD root disk cloned from it) may; ``path`` is there either way."""
 
     id: str
     name: str
     path: str
     disk_format: str
     properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    location: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

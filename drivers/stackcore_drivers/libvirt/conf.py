@@ -83,6 +83,44 @@ OPTS: list[cfg.Opt] = [
         min=1,
         help="Seconds to wait for a running guest to release a detached disk or NIC.",
     ),
+    cfg.StrOpt(
+        "images_type",
+        default="qcow2",
+        choices=[
+            ("qcow2", "a qcow2 overlay in instances_path backed by the host's image-cache copy"),
+            ("rbd", "an RBD image <uuid>_disk in images_rbd_pool: a copy-on-write clone of a "
+             "raw image of the rbd image store of the same cluster, else an import"),
+        ],
+        help="Where instances' root disks live (Nova's [libvirt] images_type). Checked at "
+        "start-up for rbd: the cluster must answer and images_rbd_pool exist.",
+    ),
+    cfg.StrOpt(
+        "images_rbd_pool",
+        default="rbd",
+        help="RADOS pool of the root disks when images_type = rbd.",
+    ),
+    cfg.StrOpt(
+        "images_rbd_ceph_conf",
+        default="",
+        help="ceph.conf of the cluster of the root disks ('' = librados's default search).",
+    ),
+    cfg.StrOpt(
+        "rbd_user",
+        help="Ceph client id (cephx user) for the root disks; unset: librados's default.",
+    ),
+    cfg.StrOpt(
+        "rbd_secret_uuid",
+        help="uuid of the libvirt secret (usage type ceph) holding rbd_user's key, defined "
+        "by the operator on every compute host (as for Nova); the domain's RBD disk "
+        "authenticates through it. Unset: QEMU connects without cephx.",
+    ),
+    cfg.IntOpt(
+        "rbd_connect_timeout",
+        default=5,
+        min=0,
+        help="Seconds to reach the Ceph cluster (and per monitor/OSD operation) for root "
+        "disks; 0: librados's defaults (which wait indefinitely).",
+    ),
     cfg.IntOpt(
         "console_log_max_bytes",
         default=100 * 1024,

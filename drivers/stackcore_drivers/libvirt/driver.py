@@ -5,7 +5,10 @@ metadata record (uuid + compute host); the driver only ever lists, changes or re
 carrying that record. Per instance it owns a directory ``<instances_path>/<uuid>/`` holding the
 qcow2 overlay (backed by ``image.path``: the host's image-cache copy of an uploaded image,
 whatever its store, or a registered local file) and the serial console log, and the libvirt
-secrets (usage ``stackcore/<uuid>/<disk>``) of its volumes' credentials.
+secrets (usage ``stackcore/<uuid>/<disk>``) of its volumes' credentials. With ``[libvirt]
+images_type = rbd`` the root disk is the RBD image ``<uuid>_disk`` instead (a clone of the
+rbd image store's snapshot, or an import: :mod:`.rbd_disk`); destroy removes it, cold snapshots
+read it back with qemu-img, rescue adds its local rescue disk next to it.
 
 ``test:///default`` (libvirt's in-process test driver) is supported for the lifecycle: there the
 domain's disk points at the image file itself (the test driver never opens disks, so no overlay
@@ -37,7 +40,7 @@ from stackcore.compute import (
     RebootType,
     snapshot_format,
 )
-from stackcore_drivers.libvirt import domain_xml, host, images, vif, volume
+from stackcore_drivers.libvirt import domain_xml, host, images, rbd_disk, vif, volume
 from stackcore_drivers.libvirt.connection import Connection
 
 if TYPE_CHECKING:
@@ -123,6 +126,12 @@ class LibvirtDriver(HypervisorDriver):
                 "[libvirt] instances_path is unset and so is [DEFAULT] state_path"
             )
         self.instances_path = os.path.abspath(path)
+        #: root disks on RBD (images_type = rbd); None: qcow2 overlays in instances_path
+        self.rbd_disks: rbd_disk.RbdDisks | None = None
+        if self.opts.images_type == "rbd":
+            self.rbd_disks = rbd_disk.RbdDisks(
+                self.opts.images_rbd_pool, self.opts.images_rbd_ceph_conf, self.opts.rbd_user,
+                self.opts.rbd_secret_uuid, self.opts.rbd_connect_timeout)
         self._settings: domain_xml.DomainSettings | None = None
         self._settings_lock = threading.Lock()
 
@@ -233,6 +242,8 @@ class LibvirtDriver(HypervisorDriver):
 
     def init_host(self, host: str) -> None:
         os.makedirs(self.instances_path, exist_ok=True)
+        if self.rbd_disks is not None:
+            self.rbd_disks.connect()  # unreachable cluster, unknown pool: ConfigError now
         with self._translated("init_host"):
             self._settings_for(self._conn())
 
@@ -330,10 +341,14 @@ class LibvirtDriver(HypervisorDriver):
         if self.is_test_driver:
             return domain_xml.file_disk(image.path, image.disk_format or "raw", "vda",
                                         "virtio"), None
+        console = os.path.join(self._instance_dir(instance.uuid), CONSOLE_LOG)
+        if self.rbd_disks is not None:
+            spec = self.rbd_disks.create_root(instance.uuid, image.path, image.disk_format,
+                                              image.location, instance.flavor.disk_gb * host.GiB)
+            return spec.element("vda", "virtio"), console
         overlay = os.path.join(self._instance_dir(instance.uuid), ROOT_DISK)
         images.create_overlay(image.path, image.disk_format, overlay,
                               instance.flavor.disk_gb * host.GiB)
-        console = os.path.join(self._instance_dir(instance.uuid), CONSOLE_LOG)
         return domain_xml.file_disk(overlay, "qcow2", "vda", "virtio"), console
 
     def destroy(
@@ -362,6 +377,9 @@ class LibvirtDriver(HypervisorDriver):
             self._undefine(dom)
         self._remove_secrets(conn, volume.secret_usage_prefix(instance_uuid))
         if destroy_disks:
+            if self.rbd_disks is not None and not self.is_test_driver:
+                # after the undefine: no QEMU holds the image any more
+                self.rbd_disks.remove(instance_uuid)
             shutil.rmtree(self._instance_dir(instance_uuid), ignore_errors=True)
 
     @staticmethod
@@ -623,11 +641,21 @@ class LibvirtDriver(HypervisorDriver):
             if self.is_test_driver:
                 images.copy(instance.image.path, image_path)
                 return
-            source = domain_xml.root_disk_source(domain_xml.parse(dom.XMLDesc(0)))
+            doc = domain_xml.parse(dom.XMLDesc(0))
+            target_format = snapshot_format(instance.image.disk_format)
+            on_rbd = rbd_disk.rbd_source(domain_xml.find_disk(doc, "vda"))
+            if on_rbd is not None:
+                if self.rbd_disks is None:
+                    raise exception.DriverError(
+                        f"instance {instance.uuid}'s root disk is the RBD image "
+                        f"{on_rbd[0]}/{on_rbd[1]} but [libvirt] images_type is not rbd any "
+                        "more: no Ceph connection to read it with")
+                self.rbd_disks.export(on_rbd[0], on_rbd[1], image_path, target_format)
+                return
+            source = domain_xml.root_disk_source(doc)
             if source is None:
                 raise exception.DriverError(f"instance {instance.uuid} has no file root disk")
-            images.convert(source, "qcow2", image_path,
-                           snapshot_format(instance.image.disk_format))
+            images.convert(source, "qcow2", image_path, target_format)
 
     # --- volumes ---------------------------------------------------------------------------
 

@@ -1,0 +1,209 @@
+"""``[libvirt] images_type = rbd`` on real KVM and the test Ceph cluster: the root disk is the
+RBD image ``<uuid>_disk`` - a copy-on-write clone of a raw image of the rbd image store, an
+import of any other image - QEMU opens it through librbd, a cold snapshot reads it back, a
+failed spawn and a delete leave nothing in the pool, and a start-up against a missing pool or
+an unreachable cluster is one ConfigError naming the option.
+
+Guests have no OS (as in the other libvirt tests): "booted" means QEMU runs with the disk open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from stackcore_drivers.image.rbd import SNAPSHOT, RbdStore
+from stackcore_drivers.libvirt import domain_xml, rbd_disk
+from stackcore_drivers.libvirt.driver import LibvirtDriver
+
+from stackcore import conf as sc_conf
+from stackcore import exception
+from stackcore.compute.objects import Flavor, Image, Instance
+
+from .conftest import HOST, backend_env, domain_of, make_driver, qemu_protocol_nodes, run
+
+try:
+    import rbd
+except ImportError as err:  # the Ceph service installs them: a broken environment, not a skip
+    raise ImportError(f"{err}: run tools/backends/python-bindings.sh for this venv") from err
+
+pytestmark = pytest.mark.real
+
+GiB = 1024 ** 3
+MARKER = b"stackcore rbd root disk\n" * 100
+
+
+@pytest.fixture
+def ceph() -> dict[str, str]:
+    return {"conf": backend_env("STACKCORE_TEST_CEPH_CONF", "ceph"),
+            "pool": backend_env("STACKCORE_TEST_CEPH_POOL", "ceph")}
+
+
+@pytest.fixture
+def store(ceph: dict[str, str]) -> Iterator[RbdStore]:
+    """The rbd image store on the same pool, as a cloud would configure it."""
+    conf = sc_conf.load([])
+    sc_conf.register(conf, [("store", RbdStore.get_store_options())])
+    for name, value in {"rbd_store_ceph_conf": ceph["conf"], "rbd_store_pool": ceph["pool"],
+                        "rados_connect_timeout": "10"}.items():
+        sc_conf.set_override(conf, "store", name, value)
+    found = RbdStore(conf, "store")
+    found.do_setup()
+    yield found
+
+
+@pytest.fixture
+def rbd_driver(tmp_path: Any, ceph: dict[str, str]) -> Iterator[LibvirtDriver]:
+    driver = make_driver(tmp_path, images_type="rbd", images_rbd_pool=ceph["pool"],
+                         images_rbd_ceph_conf=ceph["conf"], rbd_connect_timeout=10)
+    yield driver
+    driver.connection.close()
+    assert driver.rbd_disks is not None
+    driver.rbd_disks.close()
+
+
+@pytest.fixture
+def spawned(rbd_driver: LibvirtDriver) -> Iterator[Callable[..., Instance]]:
+    """Spawn instances; at teardown each is destroyed, twice (idempotent), and its disk is
+    proven gone from the pool."""
+    made: list[Instance] = []
+
+    def spawn(image: Image, vcpus: int = 1) -> Instance:
+        instance = Instance(uuid=str(uuid.uuid4()), name="rbd <root> & 'disk'", host=HOST,
+                            flavor=Flavor("rbd", vcpus=vcpus, ram_mb=128, disk_gb=1),
+                            image=image)
+        made.append(instance)
+        rbd_driver.spawn(instance, image, [], [])
+        return instance
+
+    yield spawn
+    assert rbd_driver.rbd_disks is not None
+    for instance in made:
+        rbd_driver.destroy(instance, [], [], True)
+        rbd_driver.destroy(instance, [], [], True)
+        assert not rbd_driver.rbd_disks.exists(instance.uuid), instance.uuid
+
+
+@contextlib.contextmanager
+def _pool_image(ceph: dict[str, str], name: str) -> Iterator[Any]:
+    """Open ``name`` in the test pool read-only (the bindings, not the driver under test)."""
+    import rados
+    client = rados.Rados(conffile=ceph["conf"])
+    client.connect(timeout=10)
+    try:
+        with client.open_ioctx(ceph["pool"]) as ioctx, \
+                rbd.Image(ioctx, name, read_only=True) as image:
+            yield image
+    finally:
+        client.shutdown()
+
+
+def _root_disk_of(driver: LibvirtDriver, instance: Instance) -> Any:
+    doc = domain_xml.parse(domain_of(driver, instance).XMLDesc(0))
+    disk = domain_xml.find_disk(doc, "vda")
+    assert disk is not None, domain_xml.to_string(doc)
+    return disk
+
+
+def _check_domain_uses(driver: LibvirtDriver, instance: Instance, pool: str) -> None:
+    disk = _root_disk_of(driver, instance)
+    name = f"{pool}/{instance.uuid}_disk"
+    assert rbd_disk.rbd_source(disk) == (pool, f"{instance.uuid}_disk"), \
+        domain_xml.to_string(disk)
+    hosts = [(h.get("name"), h.get("port")) for h in disk.findall("source/host")]
+    mon = backend_env("STACKCORE_TEST_CEPH_MON", "ceph")
+    assert (mon.rpartition(":")[0], mon.rpartition(":")[2]) in hosts, hosts
+    nodes = qemu_protocol_nodes(domain_of(driver, instance))
+    assert any(n.get("driver") == "rbd" and n.get("pool") == pool
+               and n.get("image") == f"{instance.uuid}_disk" for n in nodes), (name, nodes)
+
+
+def test_rbd_store_image_boots_from_a_clone(rbd_driver: LibvirtDriver, store: RbdStore,
+                                            spawned: Callable[..., Instance],
+                                            ceph: dict[str, str], tmp_path: Any) -> None:
+    raw = tmp_path / "image.raw"
+    raw.write_bytes(MARKER)  # the host's cache copy; the clone never reads it
+    image_id = str(uuid.uuid4())
+    stored = store.add(image_id, io.BytesIO(MARKER))
+    try:
+        image = Image(id=image_id, name="on-ceph", path=str(raw), disk_format="raw",
+                      location=stored.location)
+        instance = spawned(image)
+        name = f"{instance.uuid}_disk"
+        with _pool_image(ceph, name) as disk:
+            assert disk.parent_info() == (ceph["pool"], f"image-{image_id}", SNAPSHOT), \
+                disk.parent_info()
+            assert disk.size() == GiB, disk.size()  # the flavor's root size
+            assert disk.read(0, len(MARKER)) == MARKER
+        assert domain_of(rbd_driver, instance).isActive()
+        _check_domain_uses(rbd_driver, instance, ceph["pool"])
+        with pytest.raises(exception.Conflict, match="1 clone"):
+            store.delete(stored.location)  # the root disk depends on it
+        rbd_driver.destroy(instance, [], [], True)
+        assert rbd_driver.rbd_disks is not None
+        assert not rbd_driver.rbd_disks.exists(instance.uuid)
+    finally:
+        store.delete(stored.location)  # no clone left: deletable
+
+
+def test_file_image_is_imported_and_snapshots_read_it_back(
+        rbd_driver: LibvirtDriver, spawned: Callable[..., Instance], ceph: dict[str, str],
+        tmp_path: Any) -> None:
+    raw = tmp_path / "marker.raw"
+    raw.write_bytes(MARKER)
+    base = tmp_path / "base.qcow2"
+    run("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(base))
+    image = Image(id=str(uuid.uuid4()), name="file", path=str(base), disk_format="qcow2")
+    instance = spawned(image)
+    with _pool_image(ceph, f"{instance.uuid}_disk") as disk:
+        with pytest.raises(rbd.ImageNotFound):
+            disk.parent_info()  # an import: no parent
+        assert disk.size() == GiB, disk.size()
+        assert disk.read(0, len(MARKER)) == MARKER  # qcow2 converted to raw
+    _check_domain_uses(rbd_driver, instance, ceph["pool"])
+
+    rbd_driver.power_off(instance)
+    snapshot = tmp_path / "snapshot.qcow2"
+    rbd_driver.snapshot(instance, str(snapshot))
+    info = run("qemu-img", "info", "--output=json", str(snapshot))
+    assert '"format": "qcow2"' in info and f'"virtual-size": {GiB}' in info, info
+    assert rbd_driver.rbd_disks is not None
+    compare = subprocess.run(
+        ["qemu-img", "compare", "-f", "qcow2", "-F", "raw", str(snapshot),
+         rbd_driver.rbd_disks.qemu_filename(f"{instance.uuid}_disk")],
+        capture_output=True, text=True, check=False)
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+
+
+def test_failed_spawn_leaves_no_rbd_image(rbd_driver: LibvirtDriver, ceph: dict[str, str],
+                                          tmp_path: Any) -> None:
+    base = tmp_path / "base.raw"
+    base.write_bytes(MARKER)
+    image = Image(id=str(uuid.uuid4()), name="file", path=str(base), disk_format="raw")
+    # libvirt refuses the domain after the root disk was made (too many vCPUs)
+    instance = Instance(uuid=str(uuid.uuid4()), name="too big", host=HOST,
+                        flavor=Flavor("huge", vcpus=100000, ram_mb=128, disk_gb=1),
+                        image=image)
+    with pytest.raises(exception.StackcoreError):
+        rbd_driver.spawn(instance, image, [], [])
+    assert rbd_driver.rbd_disks is not None
+    assert not rbd_driver.rbd_disks.exists(instance.uuid)
+    assert not os.path.exists(os.path.join(rbd_driver.instances_path, instance.uuid))
+
+
+def test_start_up_checks_the_pool_and_the_cluster(tmp_path: Any, ceph: dict[str, str]) -> None:
+    with pytest.raises(exception.ConfigError, match=r"images_rbd_pool = 'no-such-pool'.*no such"):
+        make_driver(tmp_path, images_type="rbd", images_rbd_pool="no-such-pool",
+                    images_rbd_ceph_conf=ceph["conf"])
+    # a cluster nobody answers for: a monitor address with no monitor behind it
+    dead = tmp_path / "dead-ceph.conf"
+    dead.write_text("[global]\nmon host = 127.0.0.1:9\nauth client required = none\n")
+    with pytest.raises(exception.ConfigError, match=r"images_rbd_ceph_conf = .*cannot reach"):
+        make_driver(tmp_path, images_type="rbd", images_rbd_pool=ceph["pool"],
+                    images_rbd_ceph_conf=str(dead), rbd_connect_timeout=1)

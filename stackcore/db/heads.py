@@ -14,7 +14,7 @@ a revision, regenerate it:
 from __future__ import annotations
 
 #: :func:`stackcore.db.schema.expected_heads` of the migrations in this tree
-HEADS: frozenset[str] = frozenset({"compute_0002", "image_0004", "network_0003", "volume_0003"})
+HEADS: frozenset[str] = frozenset({"compute_0002", "image_0004", "network_0003", "volume_0004"})
 
 
 def _write() -> None:  # pragma: no cover - a maintainer's tool

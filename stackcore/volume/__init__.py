@@ -5,7 +5,7 @@ from ``stackcore.volume`` and :mod:`stackcore.exception`, nothing deeper):
 
 * the contract - :class:`VolumeDriver`, :data:`ModelUpdate`, ``CONTRACT``, ``NAMESPACE``;
 * the objects a driver is handed - :class:`Volume`, :class:`Snapshot`, :class:`ImageFile`,
-  :data:`GiB`;
+  :class:`StoreImage`, :data:`GiB`;
 * the stats schema (:data:`STATS_SCHEMA`, :data:`STORAGE_PROTOCOLS`) and the connection_info
   schemas per protocol (:data:`CONNECTION_INFO_SCHEMAS`, :func:`validate_connection_info`).
 
@@ -20,7 +20,7 @@ formula, claims, pool filters and weighers), :mod:`~stackcore.volume.fake`,
 from stackcore.volume.connection_info import DATA_SCHEMAS as CONNECTION_INFO_SCHEMAS
 from stackcore.volume.connection_info import validate as validate_connection_info
 from stackcore.volume.driver import CONTRACT, NAMESPACE, ModelUpdate, VolumeDriver
-from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
+from stackcore.volume.objects import GiB, ImageFile, Snapshot, StoreImage, Volume
 from stackcore.volume.stats import SCHEMA as STATS_SCHEMA
 from stackcore.volume.stats import STORAGE_PROTOCOLS
 
@@ -34,6 +34,7 @@ __all__ = [
     "ImageFile",
     "ModelUpdate",
     "Snapshot",
+    "StoreImage",
     "Volume",
     "VolumeDriver",
     "validate_connection_info",

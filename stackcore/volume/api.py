@@ -19,7 +19,7 @@ import os
 import struct
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from oslo_config import cfg
@@ -43,6 +43,9 @@ from stackcore.volume.placement.request import VolumeRequest
 from stackcore.volume.placement.scheduler import VolumeScheduler
 from stackcore.volume.rpcapi import VolumeRPCAPI
 from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
+
+if TYPE_CHECKING:
+    from stackcore.image.api import ImageAPI
 
 MAX_SIZE_GB = 64 * 1024
 IMAGE_FORMATS = ("raw", "qcow2")
@@ -122,6 +125,18 @@ def qcow2_virtual_size(path: str) -> int | None:
     return int(struct.unpack(">Q", header[24:32])[0])
 
 
+def volumes_cloned_from_image(session: Any, image_id: str) -> int:
+    """How many volumes (not deleted) depend on image ``image_id``'s stored bytes: made as
+    copy-on-write clones of it, or being made from it (a clone may be under way). The image
+    must stay while any does (``cloud.image`` asks before a delete, see the volume family);
+    a volume the image was *copied* into does not count."""
+    return int(session.execute(sa.select(sa.func.count()).where(
+        models.Volume.image_id == image_id,
+        sa.or_(models.Volume.image_clone.is_(True),
+               models.Volume.status.in_([VolumeStatus.CREATING, VolumeStatus.DOWNLOADING])),
+        models.Volume.status != VolumeStatus.DELETED)).scalar_one())
+
+
 __all__ = ["VolumeBackup"]  # re-exported: cloud.volume's backup view
 
 
@@ -129,9 +144,15 @@ class VolumeAPI(BackupAPI, ScopedAPI):
     """Volume types, volumes, snapshots, attachments, image copies, backend pools and
     backups (:class:`~stackcore.volume.backup.api.BackupAPI`)."""
 
-    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any) -> None:
+    #: ``image`` (``cloud.image``) creates the images of :meth:`upload_to_image` for the
+    #: caller, so it acts for the same context
+    BOUND_APIS = ("image",)
+
+    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database, transport: Any,
+                 image: ImageAPI | None = None) -> None:
         self.conf = conf
         self.db = db
+        self.image = image
         self.rpc = VolumeRPCAPI(transport)
         self.scheduler = VolumeScheduler(conf, db)
 

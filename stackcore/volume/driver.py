@@ -20,6 +20,11 @@ clone volume                  :meth:`create_cloned_volume`
 extend volume                 :meth:`extend_volume`
 ============================  =====================================================
 
+Optional capabilities add methods whose base default raises
+:class:`~stackcore.exception.CapabilityNotSupported` (declared in ``capabilities``, see
+:data:`CAPABILITIES`): ``clone_image`` - :meth:`VolumeDriver.clone_image`, a copy-on-write
+volume from an image of an image store on the same backend (Cinder's ``clone_image``).
+
 General rules, for every method:
 
 * One driver object serves one backend (one ``enabled_backends`` section) on one host. The
@@ -51,7 +56,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.plugins.contract import Contract
-from stackcore.volume.objects import ImageFile, Snapshot, Volume
+from stackcore.volume.objects import ImageFile, Snapshot, StoreImage, Volume
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -69,6 +74,9 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     # delete_volume overwrites the data before freeing the space (thick backends, whose freed
     # space the next volume gets); the kit verifies it through raw_space().
     "zero_on_delete": ("delete_volume",),
+    # a volume from a store image as a copy-on-write clone of the stored image (rbd volumes
+    # from the rbd image store); the two kit hooks stand in for that image store
+    "clone_image": ("clone_image", "store_clone_source", "delete_clone_source"),
 }
 
 ModelUpdate = dict[str, Any] | None
@@ -188,6 +196,21 @@ class VolumeDriver(abc.ABC):
         implement it; the default says the driver does not expose its raw space."""
         raise exception.CapabilityNotSupported(type(self).__name__, "zero_on_delete (raw_space)")
 
+    def store_clone_source(self, image: ImageFile) -> str:
+        """Store the raw image file ``image.path`` as this backend's image store would keep
+        image ``image.id`` (for rbd: ``image-<id>`` with a protected snapshot ``snap``), and
+        return its location - the conformance kit's stand-in for an image store on the same
+        backend, to test ``clone_image``. Drivers declaring ``clone_image`` implement it."""
+        raise exception.CapabilityNotSupported(type(self).__name__,
+                                               "clone_image (store_clone_source)")
+
+    def delete_clone_source(self, location: str) -> None:
+        """Remove what :meth:`store_clone_source` stored, as that image store's delete does:
+        ``Conflict`` while volumes cloned from it still depend on it; gone already is
+        success. The kit deletes the image after the cloned volume, and it must then go."""
+        raise exception.CapabilityNotSupported(type(self).__name__,
+                                               "clone_image (delete_clone_source)")
+
     # --- set-up and stats -----------------------------------------------------------------
 
     @abc.abstractmethod
@@ -296,6 +319,29 @@ class VolumeDriver(abc.ABC):
 
     # --- images ---------------------------------------------------------------------------
 
+    def clone_image(self, volume: Volume, image: StoreImage) -> tuple[bool, ModelUpdate]:
+        """Capability ``clone_image``: make ``volume`` as a copy-on-write clone of a store
+        image, without copying its bytes. Returns ``(cloned, model update)``.
+
+        Called by the manager *instead of* :meth:`create_volume` for a volume created from an
+        image that is in an image store (``image.store``/``image.location``), only for a
+        ``raw`` image (a qcow2's bytes are not the volume's blocks: no clone can give a raw
+        volume; Cinder refuses the same), with the volume in ``creating`` and nothing of it
+        on the backend yet. ``volume.size`` is at least the image's virtual size: the clone
+        must have ``volume.size``.
+
+        Return ``(False, None)``, having made nothing, when this image cannot be cloned here
+        (another cluster, a pool this backend's client cannot reach, a location of another
+        store, an image without a clonable snapshot): the manager then creates the volume and
+        copies the image into it (:meth:`create_volume` + :meth:`copy_image_to_volume`), as
+        for any image. Raising means the clone failed: the manager records a fault, moves
+        the volume to ``error`` and calls :meth:`delete_volume`, which must remove whatever
+        was half made (a clone not resized yet); nothing may stay on the image's side.
+
+        The image store must keep refusing to delete the image while clones depend on it
+        (or the driver flattens them first); deleting the volume removes the dependency."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "clone_image")
+
     @abc.abstractmethod
     def copy_image_to_volume(self, volume: Volume, image: ImageFile) -> None:
         """Write the image's data (converted to raw) onto an existing volume that is at least
@@ -335,8 +381,9 @@ def _declared_data(cls: type) -> list[str]:
         for k, v in points.items()
     ):
         found.append("FAULT_POINTS must map operation names to tuples of checkpoint names")
-    elif set(points) - set(REQUIRED):
-        found.append(f"FAULT_POINTS names unknown operations {sorted(set(points) - set(REQUIRED))}"
+    elif set(points) - set(REQUIRED) - set(OPTIONAL):
+        unknown = sorted(set(points) - set(REQUIRED) - set(OPTIONAL))
+        found.append(f"FAULT_POINTS names unknown operations {unknown}"
                      " (keys are contract methods)")
     return found
 
@@ -362,10 +409,14 @@ REQUIRED = (
     "copy_volume_to_image",
 )
 
+#: Capability methods a driver may declare FAULT_POINTS for.
+OPTIONAL = ("clone_image",)
+
 CONTRACT = Contract(
     family="volume",
     base=VolumeDriver,
     required=REQUIRED,
     capabilities=CAPABILITIES,
     extra_checks=(_init_signature, _declared_data),
+    version="1.1",  # 1.1: capability clone_image
 )

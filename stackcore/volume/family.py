@@ -71,9 +71,12 @@ class Runtime:
         self.backup = backends.load_backup_driver(self.conf)
 
     def build_api(self, ctx: StartContext) -> Any:
-        from stackcore.volume.api import VolumeAPI
+        from stackcore.volume.api import VolumeAPI, volumes_cloned_from_image
 
-        return VolumeAPI(ctx.conf, ctx.db, ctx.transport)
+        image = ctx.apis.get("image")
+        if image is not None:  # the image family cannot see volumes; it asks before a delete
+            image.in_use_checks.append(("copy-on-write volume", volumes_cloned_from_image))
+        return VolumeAPI(ctx.conf, ctx.db, ctx.transport, image=image)
 
     def start(self, ctx: StartContext) -> None:
         if not self.backends:

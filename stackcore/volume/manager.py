@@ -590,7 +590,9 @@ class VolumeManager:
 
     def create_volume(self, volume_id: str) -> None:
         """Make a volume the API placed here (status ``creating``): empty, from a snapshot,
-        as a clone, or from an image."""
+        as a clone, or from an image - a raw image of a store as the driver's copy-on-write
+        clone of it when the driver can (capability ``clone_image``), else created and the
+        image copied into it (``downloading``)."""
         with self.db.read() as session:
             row = session.get(models.Volume, volume_id)
             if row is None or row.status != VolumeStatus.CREATING:
@@ -602,6 +604,7 @@ class VolumeManager:
                 return
             self._notify("volume.create.start", volume_id)
             step = "create_volume"
+            cloned = False
             try:
                 if row.snapshot_id:
                     step = "create_volume_from_snapshot"
@@ -614,10 +617,14 @@ class VolumeManager:
                     update = self._driver_call(step, self.driver.create_cloned_volume,
                                                volume, src)
                 else:
-                    update = self._driver_call(step, self.driver.create_volume, volume)
+                    step = "clone_image"
+                    cloned, update = self._clone_image(volume, row.image_id)
+                    if not cloned:
+                        step = "create_volume"
+                        update = self._driver_call(step, self.driver.create_volume, volume)
                 values = self._model_update(update, step)
-                self._update(volume_id, **values)
-                if row.image_id:
+                self._update(volume_id, image_clone=cloned, **values)
+                if row.image_id and not cloned:
                     step = "copy_image_to_volume"
                     self._update(volume_id, status=VolumeStatus.DOWNLOADING)
                     image, cached = self._image_file(row.image_id)
@@ -632,6 +639,36 @@ class VolumeManager:
                 self._notify("volume.create.error", volume_id, err, step)
                 return
             self._notify("volume.create.end", volume_id)
+
+    def _clone_image(self, volume: objects.Volume, image_id: str | None
+                     ) -> tuple[bool, Any]:
+        """Try the driver's ``clone_image`` for a raw image of a store (capability
+        ``clone_image``): ``(True, model update)`` when the volume was made as a clone;
+        ``(False, None)`` when the driver cannot or may not clone it (then the volume is
+        created and the image copied). A raising driver raises (step ``clone_image``)."""
+        if image_id is None or not self.driver.capabilities.get("clone_image", False):
+            return False, None
+        with self.db.read() as session:
+            image = session.get(image_models.Image, image_id)
+            if image is None or image.store is None or image.location is None \
+                    or image.disk_format != "raw" or image.status != "active":
+                return False, None
+            offered = objects.StoreImage(image.id, image.store, image.location,
+                                         image.disk_format, image.size_bytes,
+                                         image.virtual_size or image.size_bytes)
+        result = self._driver_call("clone_image", self.driver.clone_image, volume, offered)
+        if not (isinstance(result, tuple) and len(result) == 2
+                and isinstance(result[0], bool)):
+            raise exception.DriverContractError(
+                f"clone_image returned {type(result).__name__}, not (cloned, model update)")
+        cloned, update = result
+        if not cloned and update:
+            raise exception.DriverContractError(
+                "clone_image returned a model update with cloned=False")
+        if cloned:
+            LOG.info("volume %s: a copy-on-write clone of image %s (%s)", volume.id,
+                     image_id, offered.location)
+        return cloned, update
 
     def _image_file(self, image_id: str
                     ) -> tuple[objects.ImageFile, image_cache.CachedSource | None]:

@@ -71,6 +71,11 @@ class Volume(Base):
     snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     source_volid: Mapped[str | None] = mapped_column(String(36), nullable=True)
     image_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    #: made as a copy-on-write clone of the image (driver capability ``clone_image``): the
+    #: image's stored bytes are this volume's parent, so the image is not deleted while the
+    #: volume exists (``cloud.image`` asks, see the volume family)
+    image_clone: Mapped[bool] = mapped_column(Boolean, default=False,
+                                              server_default=sa.false())
     provider_location: Mapped[str | None] = mapped_column(Text, nullable=True)
     provider_auth: Mapped[str | None] = mapped_column(Text, nullable=True)
     driver_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -90,3 +90,19 @@ class ImageFile:
     id: str
     path: str
     disk_format: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreImage:
+    """An image uploaded into an image store, as ``clone_image`` is offered it: where the
+    store keeps it (``store``, the store's entry-point name; ``location``, the store's own
+    location string, e.g. ``rbd://<fsid>/<pool>/image-<id>/snap``) and what the image record
+    says of its bytes. ``size`` is the stored bytes' size, ``virtual_size`` the disk size the
+    format inspection found (bytes; for a raw image both are the same)."""
+
+    id: str
+    store: str
+    location: str
+    disk_format: str
+    size: int
+    virtual_size: int

@@ -8,6 +8,10 @@
   (depth 0 = always a full copy);
 * deleting a snapshot or a volume that still has clones flattens those clones first, so a
   user never has to know about the hidden dependencies;
+* a volume from a raw image of the ``rbd`` image store on the same cluster (the location's
+  fsid is this cluster's, its pool readable by this client) is a copy-on-write clone of the
+  image's protected snapshot (``clone_image``), resized to the volume's size; the image store
+  refuses to delete an image while such clones exist. Any other image is copied;
 * extend is ``Image.resize``; exports and connections are no-ops (librbd clients connect to
   the monitors themselves); ``connection_info`` carries the monitors from ``mon dump``;
 * stats come from the cluster's ``df`` (pool ``stored`` / ``max_avail``, Cinder's dynamic
@@ -24,12 +28,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception, lazy
-from stackcore.volume import GiB, ImageFile, ModelUpdate, Snapshot, Volume, VolumeDriver
+from stackcore.volume import (
+    GiB,
+    ImageFile,
+    ModelUpdate,
+    Snapshot,
+    StoreImage,
+    Volume,
+    VolumeDriver,
+)
 from stackcore_drivers import ceph
 from stackcore_drivers.volume.processes import execute
 
@@ -65,6 +78,11 @@ OPTS = lazy.options(lambda cfg: [
 # librbd feature bits (rbd.RBD_FEATURE_*), spelt out so that loading needs no bindings.
 LAYERING, EXCLUSIVE_LOCK, OBJECT_MAP, FAST_DIFF = 1, 4, 8, 16
 
+#: Glance's (and the rbd image store's) location of an image: its protected snapshot
+_LOCATION = re.compile(r"^rbd://(?P<fsid>[^/]+)/(?P<pool>[^/]+)/(?P<name>[^/]+)/(?P<snap>[^/]+)\Z")
+#: what the kit's stand-in image store names its images (the rbd image store's names)
+_CLONE_SOURCE_PREFIX, _CLONE_SOURCE_SNAP = "image-", "snap"
+
 
 def _features(volume: Volume) -> int:
     """Cinder's image features: with the object map librbd (and qemu's ``map``) knows which
@@ -97,12 +115,14 @@ class RbdDriver(VolumeDriver):
         "multiattach": True,
         "online_extend": True,
         "zero_on_delete": False,  # RADOS objects of a new image read as zeros
+        "clone_image": True,
     }
     FAULT_POINTS: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "create_cloned_volume": ("clone:after_snapshot", "clone:after_clone"),
         "create_volume_from_snapshot": ("from_snapshot:after_clone",),
         "create_snapshot": ("snapshot:after_create",),
         "copy_volume_to_image": ("volume_to_image:after_export",),
+        "clone_image": ("clone_image:after_clone",),
     }
 
     def __init__(self, conf: cfg.ConfigOpts, backend: str, host: str) -> None:
@@ -306,14 +326,20 @@ class RbdDriver(VolumeDriver):
             raise exception.DriverError(f"snapshot {image_name}@{snap} is busy: {err}") from err
 
     def _clone_depth(self, ioctx: Any, name: str) -> int:
+        """Length of ``name``'s parent chain; a parent may be in another pool (a volume
+        cloned from an image of the rbd image store has its parent in the images' pool)."""
         _, rbd = _bindings()
         depth = 0
+        pool = self.configuration.rbd_pool
         while True:
-            with self._image(ioctx, name) as image:
-                try:
-                    _, parent, _ = image.parent_info()
-                except rbd.ImageNotFound:
-                    return depth
+            with contextlib.ExitStack() as stack:
+                here = ioctx if pool == self.configuration.rbd_pool else stack.enter_context(
+                    contextlib.closing(self._rados().open_ioctx(pool)))
+                with self._image(here, name) as image:
+                    try:
+                        pool, parent, _ = image.parent_info()
+                    except rbd.ImageNotFound:
+                        return depth
             depth += 1
             name = parent
 
@@ -479,6 +505,89 @@ class RbdDriver(VolumeDriver):
         if conf.rbd_user:
             spec += f":id={conf.rbd_user}"
         return spec
+
+    def _clonable(self, image: StoreImage) -> tuple[str, str, str] | None:
+        """``(pool, image name, snapshot)`` of a store image this backend can clone from:
+        a location of this very cluster whose pool this client reaches and whose snapshot is
+        protected; None otherwise (then the image is copied)."""
+        rados, rbd = _bindings()
+        match = _LOCATION.match(image.location)
+        if match is None or image.disk_format != "raw":
+            return None
+        if match.group("fsid") != str(self._rados().get_fsid()):
+            return None  # another cluster: a clone cannot cross clusters
+        pool, name, snap = match.group("pool"), match.group("name"), match.group("snap")
+        try:
+            with contextlib.closing(self._rados().open_ioctx(pool)) as ioctx, \
+                    rbd.Image(ioctx, name, read_only=True) as parent:
+                return (pool, name, snap) if parent.is_protected_snap(snap) else None
+        except (rados.Error, rbd.Error):
+            # no such pool or image, or no read access for this client
+            return None
+
+    def clone_image(self, volume: Volume, image: StoreImage) -> tuple[bool, ModelUpdate]:
+        _, rbd = _bindings()
+        if self.configuration.rbd_max_clone_depth == 0:
+            return False, None  # depth 0: volumes are always full copies
+        source = self._clonable(image)
+        if source is None:
+            return False, None
+        pool, name, snap = source
+        with self._ioctx() as ioctx, contextlib.closing(self._rados().open_ioctx(pool)) as src:
+            try:
+                # the parent's object size (librbd refuses a clone with smaller objects
+                # than its parent's; the image store's default is 8 MiB, ours 4)
+                rbd.RBD().clone(src, name, snap, ioctx, volume.name,
+                                features=_features(volume))
+            except rbd.ImageExists as err:
+                raise exception.Conflict(f"{volume.name} already exists") from err
+            try:
+                self.checkpoint("clone_image:after_clone")
+                self._resize_to(ioctx, volume, volume.size)
+            except BaseException:
+                # the half-made clone is ours to remove: the image's snapshot must not keep
+                # a child nobody knows (it would block the image's delete)
+                with contextlib.suppress(Exception):
+                    self._remove_image(ioctx, volume.name)
+                raise
+        return True, None
+
+    def store_clone_source(self, image: ImageFile) -> str:
+        """The rbd image store's layout, in this driver's pool: ``image-<id>@snap``."""
+        _, rbd = _bindings()
+        name = _CLONE_SOURCE_PREFIX + image.id
+        size = os.path.getsize(image.path)
+        with self._ioctx() as ioctx:
+            rbd.RBD().create(ioctx, name, size, old_format=False, features=LAYERING)
+            try:
+                with rbd.Image(ioctx, name) as target, open(image.path, "rb") as data:
+                    offset = 0
+                    while chunk := data.read(4 * 1024 * 1024):
+                        target.write(chunk, offset)
+                        offset += len(chunk)
+                    target.create_snap(_CLONE_SOURCE_SNAP)
+                    target.protect_snap(_CLONE_SOURCE_SNAP)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._remove_image(ioctx, name)
+                raise
+        fsid = self._rados().get_fsid()
+        return f"rbd://{fsid}/{self.configuration.rbd_pool}/{name}/{_CLONE_SOURCE_SNAP}"
+
+    def delete_clone_source(self, location: str) -> None:
+        match = _LOCATION.match(location)
+        if match is None or match.group("pool") != self.configuration.rbd_pool:
+            raise exception.Invalid("location", "is not one store_clone_source made", location)
+        name, snap = match.group("name"), match.group("snap")
+        with self._ioctx() as ioctx:
+            try:
+                with self._image(ioctx, name, snapshot=snap) as at_snap:
+                    children = list(at_snap.list_children())
+            except exception.NotFound:
+                children = []
+            if children:
+                raise exception.Conflict(f"{name} has {len(children)} clone(s)")
+            self._remove_image(ioctx, name)
 
     def copy_image_to_volume(self, volume: Volume, image: ImageFile) -> None:
         execute("qemu-img", "convert", "-n", "-f", image.disk_format, "-O", "raw",

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 from stackcore import exception
 from stackcore.volume.driver import ModelUpdate
-from stackcore.volume.fake import FakeVolumeDriver
-from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
+from stackcore.volume.fake import FakeVolumeDriver, sparse_copy
+from stackcore.volume.objects import GiB, ImageFile, Snapshot, StoreImage, Volume
 from tests.kit.registry import Broken
 
 M = "tests.kit.volume"
@@ -365,6 +365,63 @@ class ZeroOnDeleteWiping(RawSpaceMixin):
         super().delete_volume(volume)
 
 
+def _read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+class CloneImageMixin(FakeVolumeDriver):
+    """Store images as files ``image-<id>``; a "clone" is a sparse copy whose dependency on
+    its image is recorded beside it (``<volume>.parent``), so the image's delete is refused
+    while the clone exists - what the kit can observe of a copy-on-write clone."""
+
+    def store_clone_source(self, image: ImageFile) -> str:
+        name = "image-" + image.id
+        with open(self._path(name), "xb") as handle:
+            handle.truncate(os.path.getsize(image.path))
+        sparse_copy(image.path, self._path(name))
+        return "fake://" + name
+
+    def _source(self, location: str) -> str:
+        return self._path(location.removeprefix("fake://"))
+
+    def delete_clone_source(self, location: str) -> None:
+        name = location.removeprefix("fake://")
+        children = [e.name for e in os.scandir(self.root)
+                    if e.name.endswith(".parent") and _read(e.path) == name]
+        if children:
+            raise exception.Conflict(f"{name} has {len(children)} clone(s)")
+        self._remove(self._path(name))
+
+    def clone_image(self, volume: Volume, image: StoreImage) -> tuple[bool, ModelUpdate]:
+        source = self._source(image.location)
+        if not image.location.startswith("fake://") or not os.path.exists(source):
+            return False, None
+        dst = self._make_file(volume.name, volume.size)
+        sparse_copy(source, dst, os.path.getsize(source))
+        self._resize(dst, volume)
+        with open(self._path(volume.name + ".parent"), "w") as handle:
+            handle.write(image.location.removeprefix("fake://"))
+        return True, {"provider_location": dst}
+
+    def _resize(self, path: str, volume: Volume) -> None:
+        os.truncate(path, volume.size * GiB)
+
+    def delete_volume(self, volume: Volume) -> None:
+        super().delete_volume(volume)
+        self._remove(self._path(volume.name + ".parent"))
+
+
+class CloneImageIgnoresSize(CloneImageMixin):
+    """The clone keeps the image's size."""
+
+    capabilities: ClassVar[Mapping[str, bool]] = {**FakeVolumeDriver.capabilities,
+                                                  "clone_image": True}
+
+    def _resize(self, path: str, volume: Volume) -> None:
+        os.truncate(path, 64 * MiB)
+
+
 def _declared(base: type[FakeVolumeDriver], name: str, **caps: bool) -> type:
     return type(name, (base,), {"capabilities": {**FakeVolumeDriver.capabilities, **caps},
                                 "__module__": M})
@@ -376,6 +433,7 @@ LiarThick = _declared(Preallocating, "LiarThick", thin_provisioning=False,
 LiarMultiattach = _declared(HonestStats, "LiarMultiattach", multiattach=False)
 LiarOnlineExtend = _declared(HonestStats, "LiarOnlineExtend", online_extend=False)
 LiarZeroOnDelete = _declared(ZeroOnDeleteWiping, "LiarZeroOnDelete", zero_on_delete=False)
+LiarCloneImage = _declared(CloneImageMixin, "LiarCloneImage", clone_image=False)
 
 
 def _b(name: str, cls: type, kills: Sequence[str], expect: str, defect: str,
@@ -389,7 +447,8 @@ CAP = {"thin_provisioning": C + "test_thin_volume_takes_space_only_when_written"
        "thick_provisioning": C + "test_thick_volume_takes_its_size_at_once",
        "multiattach": C + "test_two_hosts_attached_at_once",
        "online_extend": C + "test_extend_while_attached_and_open",
-       "zero_on_delete": C + "test_deleted_data_is_overwritten_in_the_backend"}
+       "zero_on_delete": C + "test_deleted_data_is_overwritten_in_the_backend",
+       "clone_image": C + "test_volume_cloned_from_a_store_image"}
 NEW = "then the manager's cleanup: new backend objects: expected nothing, got ['tmp-"
 
 ZOO = [
@@ -513,9 +572,14 @@ ZOO = [
     _b("zero-on-delete-claimed", ZeroOnDeleteClaimed, [CAP["zero_on_delete"]],
        "raw backend space of a deleted volume: expected 1048576 bytes of 0x00 at offset 0, "
        "got d1 d1", "declares zero on delete, leaves the data", capability="zero_on_delete"),
+    _b("clone-image-ignores-size", CloneImageIgnoresSize, [CAP["clone_image"]],
+       "a 1 GiB volume cloned from a 64 MiB image: expected 1 GiB (1073741824 bytes) seen by "
+       "a reader, got 67108864 bytes", "declares clone_image, the clone keeps the image's "
+       "size", capability="clone_image"),
     *[_b(f"liar-{cap}", cls, [CAP[cap]], f"capability {cap!r} is declared unsupported",
          f"{cap} works but is declared unsupported", "unexpected-success", cap)
       for cap, cls in (("thin_provisioning", LiarThin), ("thick_provisioning", LiarThick),
                        ("multiattach", LiarMultiattach), ("online_extend", LiarOnlineExtend),
-                       ("zero_on_delete", LiarZeroOnDelete))],
+                       ("zero_on_delete", LiarZeroOnDelete),
+                       ("clone_image", LiarCloneImage))],
 ]

@@ -28,7 +28,7 @@ What is checked, by feature:
   (``FAULT_POINTS``; clone and from-snapshot *must* declare theirs) and on failures the kit
   provokes itself (missing sources, corrupt images, unwritable targets);
 * every capability (``thin_provisioning``, ``thick_provisioning``, ``multiattach``,
-  ``online_extend``, ``zero_on_delete``) by behaviour, whatever is declared (see
+  ``online_extend``, ``zero_on_delete``, ``clone_image``) by behaviour, whatever is declared (see
   :mod:`stackcore.testing.plugin` for the gating).
 
 Features the driver reports unavailable on this host
@@ -56,7 +56,7 @@ from stackcore.testing.harness import DriverUnderTest
 from stackcore.testing.plugin import verify_after
 from stackcore.volume import connection_info, stats
 from stackcore.volume.driver import CONFORMANCE_SECTION, FEATURES, InjectedFault, VolumeDriver
-from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
+from stackcore.volume.objects import GiB, ImageFile, Snapshot, StoreImage, Volume
 
 __all__ = [
     "TestVolumeAttach",
@@ -93,6 +93,7 @@ OPERATION_FEATURE = {
     "create_snapshot": "snapshot",
     "copy_image_to_volume": "image",
     "copy_volume_to_image": "image",
+    "clone_image": "image",
     "create_export": "attach",
     "initialize_connection": "attach",
 }
@@ -177,6 +178,8 @@ class Volumes:
         self.cleaned = False
         #: every volume and snapshot id this test used: the backend objects it may leave
         self.ids: set[str] = set()
+        #: locations of images stored with store_clone_source (removed after the volumes)
+        self.clone_sources: list[str] = []
 
     def new_id(self) -> str:
         ident = str(uuid.uuid4())
@@ -253,6 +256,32 @@ class Volumes:
         check.step("remove_export()", lambda: self.driver.remove_export(volume))
         self.exported.pop(volume.id, None)
 
+    def clone_source(self, pattern: int, size: int = 64 * MiB) -> StoreImage:
+        """A raw image of ``size`` bytes, ``pattern`` in its second MiB, stored where the
+        driver can clone it (``store_clone_source``), removed at teardown."""
+        path = self.image_path("raw")
+        with open(path, "wb") as handle:
+            handle.truncate(size)
+            handle.seek(MiB)
+            handle.write(bytes([pattern]) * MiB)
+        image_id = self.new_id()
+        location = check.step("store_clone_source()", lambda: self.driver.store_clone_source(
+            ImageFile(image_id, path, "raw")))
+        check.instance(location, str, "location returned by store_clone_source()")
+        self.clone_sources.append(location)
+        return StoreImage(image_id, "conformance", location, "raw", size, size)
+
+    def clone_image(self, image: StoreImage, size: int = 1) -> tuple[bool, Volume]:
+        volume = self.new(size)
+        self.made.append(volume)
+        result = check.step(f"clone_image(size={size})",
+                            lambda: self.driver.clone_image(volume, image))
+        check.that(isinstance(result, tuple) and len(result) == 2
+                   and isinstance(result[0], bool), "clone_image() result",
+                   "(cloned: bool, model update)", result)
+        cloned, update = result
+        return cloned, self.track(apply(volume, update, "clone_image"))
+
     def image_path(self, suffix: str, made_by_driver: bool = False) -> str:
         """A path for an image file: the kit's inputs under ``in/``, what the driver writes
         under ``out/`` (where a failed write must leave nothing)."""
@@ -279,6 +308,12 @@ class Volumes:
             except Exception as err:  # noqa: BLE001
                 errors.append(f"{kind}({item.name}): {type(err).__name__}: {err}")
         self.made.clear()
+        for location in reversed(self.clone_sources):
+            try:
+                self.driver.delete_clone_source(location)
+            except Exception as err:  # noqa: BLE001
+                errors.append(f"delete_clone_source({location}): {type(err).__name__}: {err}")
+        self.clone_sources.clear()
         check.empty(errors, "deleting what the test made (as the manager does)")
         left = self.ours(set(self.driver.list_backend_objects()) - set(self.baseline))
         check.empty(left, "backend objects left after the test's deletes (list_backend_objects)")
@@ -675,6 +710,23 @@ def _operations(volumes: Volumes, source: Volume, snap: Snapshot | None
         return ImageFile(str(uuid.uuid4()), path, "raw")
 
     snapshot = Snapshot(id=volumes.new_id(), volume=source, volume_size=source.size)
+    clone_from: list[StoreImage] = []
+
+    def clone_source() -> None:
+        image_id = volumes.new_id()
+        path = volumes.image_path("raw")
+        with open(path, "wb") as handle:
+            handle.truncate(4 * MiB)
+        location = driver.store_clone_source(ImageFile(image_id, path, "raw"))
+        clone_from[:] = [StoreImage(image_id, "conformance", location, "raw", 4 * MiB,
+                                    4 * MiB)]
+
+    def clone_cleanup() -> None:
+        # the manager's delete_volume, then the image's delete, which a clone left behind
+        # (still a child of the image) would refuse
+        driver.delete_volume(target)
+        driver.delete_clone_source(clone_from[0].location)
+
     upload = ImageFile("up", volumes.image_path("raw", made_by_driver=True), "raw")
 
     def detach() -> None:
@@ -699,6 +751,8 @@ def _operations(volumes: Volumes, source: Volume, snap: Snapshot | None
         "initialize_connection": Operation(attach, detach),
         "copy_volume_to_image": Operation(lambda: driver.copy_volume_to_image(source, upload),
                                           lambda: None),
+        "clone_image": Operation(lambda: driver.clone_image(target, clone_from[0]),
+                                 clone_cleanup, clone_source),
         "extend_volume": Operation(lambda: driver.extend_volume(source, source.size + 1),
                                    lambda: None),
         "delete_volume": Operation(lambda: driver.delete_volume(target),
@@ -728,7 +782,7 @@ def _expect_same(volumes: Volumes, before: tuple[list[str], list[str]],
 
 
 #: Operations the kit can fail at checkpoints (keys of :func:`_operations`).
-DRIVABLE = ("copy_image_to_volume", "copy_volume_to_image", "create_cloned_volume",
+DRIVABLE = ("clone_image", "copy_image_to_volume", "copy_volume_to_image", "create_cloned_volume",
             "create_export", "create_snapshot", "create_volume", "create_volume_from_snapshot",
             "delete_volume", "extend_volume", "initialize_connection")
 
@@ -961,3 +1015,51 @@ class TestVolumeCapabilities:
         datapath.expect_pattern(space, 0, 0x00, "raw backend space of a deleted volume")
         datapath.expect_pattern(space, GiB - MiB, 0x00, "raw backend space of a deleted "
                                 "volume (its last MiB)")
+
+    @pytest.mark.capability("clone_image")
+    def test_volume_cloned_from_a_store_image(self, volume_driver: VolumeDriver,
+                                              volumes: Volumes) -> None:
+        """A raw image stored as this backend's image store keeps it (``store_clone_source``)
+        becomes a volume by ``clone_image``: it has the volume's size and the image's data,
+        writing to it leaves the image alone, the image cannot be deleted while the clone
+        depends on it (copy-on-write) and can once the volume is deleted. A location naming
+        nothing on this backend is not cloned: ``(False, None)`` and nothing made."""
+        needs(volume_driver, "attach", "data", "image")
+        image = volumes.clone_source(0x7C)
+        elsewhere = dataclasses.replace(image, location=image.location + "-elsewhere")
+        before = _state(volumes)
+        cloned, ghost = volumes.clone_image(elsewhere)
+        check.equal(cloned, False, "clone_image() of a location naming nothing here")
+        _expect_same(volumes, before, _state(volumes), "clone_image() that did not clone")
+        volumes.forget(ghost)
+
+        cloned, volume = volumes.clone_image(image, 1)
+        check.equal(cloned, True, "clone_image() of a raw image stored by "
+                    "store_clone_source() on this backend")
+        volume, info = volumes.attach(volume)
+        datapath.expect_size(info, 1, "a 1 GiB volume cloned from a 64 MiB image")
+        datapath.expect_pattern(info, MiB, 0x7C, "the cloned volume's second MiB (the image's)")
+        datapath.expect_pattern(info, 0, 0x00, "the cloned volume's first MiB (the image's)")
+        datapath.expect_pattern(info, 512 * MiB, 0x00, "the cloned volume past the image")
+        datapath.write_pattern(info, MiB, 0x13)
+        volumes.detach(volume)
+        check.raises(exception.Conflict,
+                     lambda: volume_driver.delete_clone_source(image.location),
+                     "delete_clone_source() while a volume cloned from it exists")
+
+        again, twin = volumes.clone_image(image, 1)  # the image kept its data
+        check.equal(again, True, "a second clone_image() of the same image")
+        _, twin_info = volumes.attach(twin)
+        datapath.expect_pattern(twin_info, MiB, 0x7C,
+                                "a second clone, after the first one's write of 0x13")
+        volumes.detach(twin)
+        for made in (twin, volume):
+            check.step("delete_volume() of a cloned volume",
+                       functools.partial(volume_driver.delete_volume, made))
+            volumes.forget(made)
+        check.step("delete_clone_source() once its clones are deleted",
+                   lambda: volume_driver.delete_clone_source(image.location))
+        volumes.clone_sources.remove(image.location)
+        left = volumes.ours(volume_driver.list_backend_objects())
+        check.empty([n for n in left if image.id in n],
+                    "backend objects of the image after delete_clone_source()")

@@ -38,12 +38,20 @@ class CloudCommand(Command):
             return 1
 
     def wait_for(self, what: str, read: Callable[[], T], state: Callable[[T], str],
-                 done: Callable[[T], bool], timeout: float) -> T:
+                 done: Callable[[T], bool], timeout: float, copies: bool = False) -> T:
         """Re-read a resource until ``done``, showing its state changes and the time taken
-        (a bar on a terminal, lines otherwise); OperationTimeout after ``timeout``."""
-        with Progress(self.app.stderr, what) as progress:
+        (a bar on a terminal, lines otherwise); OperationTimeout after ``timeout``.
+        ``copies``: the resource may run a long copy whose bytes it reports
+        (:mod:`stackcore.progress`): a byte bar from the start."""
+        with Progress(self.app.stderr, what, counts_bytes=copies) as progress:
             def check(value: T) -> bool:
-                progress.update(state=state(value))
+                # a copy running on the resource (stackcore.progress): its bytes too
+                running = getattr(value, "progress", None)
+                if running is not None:
+                    progress.update(running.bytes_done, state=state(value),
+                                    total=running.bytes_total)
+                else:
+                    progress.update(state=state(value))
                 return done(value)
 
             return wait.until(self.cloud.db, read, check, timeout,

@@ -17,6 +17,8 @@ def value(item: Any) -> Any:
     if isinstance(item, datetime.datetime):
         return item.isoformat()
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        if type(item).__str__ is not object.__str__:  # says itself how it reads (Progress)
+            return str(item)
         # nested views (a server's flavor, a resource's fault) by what names them
         for attr in ("name", "message", "ip_address"):
             if hasattr(item, attr):

@@ -1,11 +1,12 @@
-"""``image create/list/show/delete``: the image service (``cloud.image``), whose upload shows
-its progress in bytes."""
+"""``image create/list/show/delete/import``: the image service (``cloud.image``), whose upload
+and import show their progress in bytes."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import threading
 from typing import Any, BinaryIO
 
 from stackcore import exception
@@ -52,6 +53,42 @@ class CreateImage(CloudShowOne):
                     self.cloud.image.delete(image.id)
                     raise
         return fmt.show(image)
+
+
+class ImportImage(CloudShowOne):
+    """Fetch a queued image's bytes from an http(s) URL into a store; the bytes done and the
+    total, as the image reports them (its ``progress``), on stderr while it runs."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("image", help="image id (queued: made by image create)")
+        parser.add_argument("--url", required=True, help="http(s) URL of the bytes")
+        parser.add_argument("--store", help="the image store (default: the configured one)")
+        parser.add_argument("--timeout", type=float, default=24 * 3600.0, metavar="SECONDS",
+                            help="give up waiting after this long (default: a day)")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        api = self.cloud.image
+        outcome: dict[str, Any] = {}
+
+        def fetch() -> None:
+            try:
+                outcome["image"] = api.import_from_url(args.image, args.url, store=args.store)
+            except BaseException as err:  # noqa: BLE001 - raised again below, in the command
+                outcome["error"] = err
+
+        # The import is one blocking API call; it runs beside the display, which reads the
+        # progress the import records on the image (what another client would see too).
+        worker = threading.Thread(target=fetch, name=f"image-import-{args.image}", daemon=True)
+        worker.start()
+        self.wait_for(f"importing image {args.image}", lambda: api.get(args.image),
+                      lambda image: image.status, lambda _: not worker.is_alive(),
+                      args.timeout, copies=True)
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return fmt.show(outcome["image"])
 
 
 def _open(path: str) -> BinaryIO:

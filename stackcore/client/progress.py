@@ -17,10 +17,13 @@ class Progress:
     chunk)."""
 
     def __init__(self, stream: TextIO, label: str, total: int | None = None,
-                 tty: bool | None = None, step: int = 10) -> None:
+                 tty: bool | None = None, step: int = 10, counts_bytes: bool = False) -> None:
         self.stream = stream
         self.label = label
         self.total = total
+        #: a bar for bytes even before the total is known (``--wait`` on a resource whose
+        #: copy reports its progress only once it runs)
+        self.counts_bytes = counts_bytes or total is not None
         self.tty = stream.isatty() if tty is None else tty
         self.step = step
         self.started = time.monotonic()
@@ -42,7 +45,7 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
-            if self.total is not None:
+            if self.counts_bytes:
                 columns += [BarColumn(), DownloadColumn()]
             columns += [TextColumn("{task.fields[state]}"), TimeElapsedColumn()]
             self._rich = RichProgress(*columns, console=Console(file=self.stream),
@@ -54,9 +57,16 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def update(self, completed: int | None = None, state: str | None = None) -> None:
+    def update(self, completed: int | None = None, state: str | None = None,
+               total: int | None = None) -> None:
+        """Show ``completed`` bytes (of ``total``, when it becomes known) and the ``state``."""
+        if total is not None and total != self.total:
+            self.total = total
+            self._reported_pct = -1
         if self._rich is not None:
             kwargs: dict[str, Any] = {}
+            if total is not None:
+                kwargs["total"] = total
             if completed is not None:
                 kwargs["completed"] = completed
             if state is not None:

@@ -41,7 +41,8 @@ class CreateVolume(CloudShowOne):
             volume = self.wait_for(
                 f"volume {volume.id}", lambda: api.get(volume.id, include_deleted=True),
                 lambda v: v.status, lambda v: v.status in _SETTLED,
-                args.timeout or self.cloud.conf.volume.operation_timeout)
+                args.timeout or self.cloud.conf.volume.operation_timeout,
+                copies=args.image is not None)
         return fmt.show(volume)
 
 

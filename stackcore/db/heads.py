@@ -14,12 +14,15 @@ a revision, regenerate it:
 from __future__ import annotations
 
 #: :func:`stackcore.db.schema.expected_heads` of the migrations in this tree
-HEADS: frozenset[str] = frozenset({"compute_0002", "image_0004", "network_0003", "volume_0004"})
+HEADS: frozenset[str] = frozenset({
+    "base_0002", "compute_0002", "image_0004", "network_0003", "volume_0004",
+})
 
 
 def _write() -> None:  # pragma: no cover - a maintainer's tool
     import re
     import tempfile
+    import textwrap
 
     from stackcore.db import api, schema
 
@@ -29,9 +32,11 @@ def _write() -> None:  # pragma: no cover - a maintainer's tool
         db.dispose()
     with open(__file__, encoding="utf-8") as handle:
         text = handle.read()
-    listed = ", ".join(f'"{h}"' for h in heads)
-    line = "HEADS: frozenset[str] = frozenset({" + listed + "})"
-    text = re.sub(r"^HEADS: .*$", line, text, count=1, flags=re.MULTILINE)
+    listed = textwrap.fill(", ".join(f'"{h}"' for h in heads) + ",", width=96,
+                           initial_indent="    ", subsequent_indent="    ")
+    block = "HEADS: frozenset[str] = frozenset({\n" + listed + "\n})"
+    text = re.sub(r"^HEADS: .*?\}\)$", lambda _: block, text, count=1,
+                  flags=re.MULTILINE | re.DOTALL)
     with open(__file__, "w", encoding="utf-8") as handle:
         handle.write(text)
     print(f"HEADS = {heads}")

@@ -40,13 +40,14 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from oslo_config import cfg
 
 from stackcore import exception, faults, schemas, validate
+from stackcore import progress as copy_progress
 from stackcore import schemas as s
 from stackcore.db import api as db_api
 from stackcore.db import paging
@@ -99,6 +100,8 @@ class Image:
     store: str | None
     properties: Mapping[str, str]
     created_at: datetime.datetime
+    #: bytes done / total of the upload or import running now (``saving``); None otherwise
+    progress: copy_progress.Progress | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,9 +139,11 @@ class _Heartbeat:
     for dead), and stops the upload if the image is no longer its own (it was declared
     interrupted meanwhile)."""
 
-    def __init__(self, stream: Any, beat: Callable[[], None], interval: float) -> None:
+    def __init__(self, stream: Any, beat: Callable[[], None], interval: float,
+                 reporter: copy_progress.Reporter | None = None) -> None:
         self._stream = stream
         self._beat = beat
+        self._reporter = reporter
         self._interval = interval
         self._next = time.monotonic() + interval
 
@@ -158,6 +163,8 @@ class _Heartbeat:
             self._next = time.monotonic() + self._interval
         data: bytes = self._stream.read(size)
         self.bytes += len(data)
+        if self._reporter is not None:
+            self._reporter.advance(len(data))
         return data
 
 
@@ -181,10 +188,18 @@ def _changed(session: Any, statement: Any) -> int:
     return int(session.execute(statement).rowcount)
 
 
-def _view(row: models.Image) -> Image:
+def _view(row: models.Image, progress: copy_progress.Progress | None = None) -> Image:
     return Image(row.id, row.name, row.status, row.disk_format, row.container_format,
                  row.visibility, bool(row.protected), row.project_id, row.size_bytes, row.sha256,
-                 row.virtual_size, row.store, dict(row.properties or {}), row.created_at)
+                 row.virtual_size, row.store, dict(row.properties or {}), row.created_at,
+                 progress)
+
+
+def _views(session: Any, rows: Sequence[models.Image]) -> list[Image]:
+    """Images with the progress of those being uploaded (one more query, only if any is)."""
+    saving = [row.id for row in rows if row.status == "saving"]
+    running = copy_progress.read(session, "image", saving) if saving else {}
+    return [_view(row, running.get(row.id)) for row in rows]
 
 
 class ImageAPI(ScopedAPI):
@@ -251,7 +266,7 @@ class ImageAPI(ScopedAPI):
     def get(self, image_id: str) -> Image:
         """An image of the caller's project or a public one; ``NotFound`` otherwise."""
         with self.db.read() as session:
-            return _view(self._row(session, image_id))
+            return _views(session, [self._row(session, image_id)])[0]
 
     @schemas.accepts(all_projects=s.BOOLEAN, status=s.optional(s.enum(*STATUSES)),
                      limit=s.LIMIT, marker=s.optional(_ID),
@@ -272,7 +287,7 @@ class ImageAPI(ScopedAPI):
                                 {"name": image.name, "created_at": image.created_at,
                                  "id": image.id}, limit=limit, marker=marker,
                                 sort_key=sort_key, sort_dir=sort_dir, resource="image")
-            return [_view(r) for r in session.execute(query).scalars()]
+            return _views(session, list(session.execute(query).scalars()))
 
     @schemas.accepts(image_id=_ID, name=s.OPTIONAL_NAME, protected=s.optional(s.BOOLEAN))
     @policy.authorize("image:update")
@@ -434,11 +449,13 @@ class ImageAPI(ScopedAPI):
 
         timeout = self.conf.image.interrupted_upload_timeout
         try:
-            reporting = _Heartbeat(stream, beat, timeout / HEARTBEATS_PER_TIMEOUT)
+            reporter = copy_progress.Reporter(self.db, "image", image_id, "upload", size)
+            reporting = _Heartbeat(stream, beat, timeout / HEARTBEATS_PER_TIMEOUT, reporter)
             cap = self.conf.image.image_size_cap
             try:
-                stored = target.add(image_id, reporting, size,
-                                    cap if room is None else min(cap, room))
+                with reporter:
+                    stored = target.add(image_id, reporting, size,
+                                        cap if room is None else min(cap, room))
             except exception.Invalid as err:
                 if reporting.stopped is not None:
                     raise reporting.stopped from None
@@ -519,6 +536,7 @@ class ImageAPI(ScopedAPI):
                                        exc_class="UploadInterrupted", image_id=image_id,
                                        host=uploads.host()))
             LOG.warning("image %s: %s", image_id, err)
+            copy_progress.clear(self.db, "image", image_id)  # what its dead process left
             reset.append(image_id)
             try:
                 self._discard(image_id)

@@ -1,0 +1,231 @@
+"""Progress of long copies (stackcore.progress): the reporter's row, its throttling and its
+failures; an image upload's and import's bytes seen on the image while they run, by the API and
+by ``stackcore-client image import``."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import stackcore
+from stackcore import exception
+from stackcore import progress as copy_progress
+from stackcore.client.app import ClientApp
+from stackcore.db import api as db_api
+from stackcore.db.models import CopyProgress
+from stackcore.image.store import CHUNK_SIZE
+from tests.conftest import wait_until
+
+CHUNK = 64 * 1024
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[db_api.Database]:
+    database = db_api.Database(f"sqlite:///{tmp_path}/progress.sqlite")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+def _rows(db: db_api.Database) -> list[tuple[Any, ...]]:
+    with db.read() as session:
+        return [tuple(r) for r in session.execute(sa.select(
+            CopyProgress.resource_type, CopyProgress.resource_id, CopyProgress.step,
+            CopyProgress.bytes_done, CopyProgress.bytes_total)).all()]
+
+
+def test_reporter_records_bytes_while_it_runs_and_removes_them_after(
+        db: db_api.Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)  # every advance writes
+    with copy_progress.Reporter(db, "image", "i-1", "upload", 300) as reporter:
+        assert _rows(db) == [("image", "i-1", "upload", 0, 300)], "at the start"
+        reporter.advance(100)
+        reporter.advance(50)
+        assert _rows(db) == [("image", "i-1", "upload", 150, 300)], "after 150 bytes"
+        with db.read() as session:
+            (seen,) = copy_progress.read(session, "image", ["i-1", "other"]).values()
+        assert (seen.bytes_done, seen.bytes_total, seen.percent, str(seen)) == \
+            (150, 300, 50, "upload: 150/300 bytes (50%)"), seen
+    assert _rows(db) == [], "the row outlived the copy"
+
+
+def test_reporter_writes_at_most_once_per_interval(db: db_api.Database,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copy_progress, "INTERVAL", 3600.0)
+    with copy_progress.Reporter(db, "volume", "v-1", "copy_image_to_volume") as reporter:
+        for _ in range(1000):
+            reporter.advance(CHUNK)
+        assert _rows(db) == [("volume", "v-1", "copy_image_to_volume", 0, None)], \
+            "1000 advances within one interval wrote"
+        reporter.set_total(1000 * CHUNK)  # a new total is shown at the next advance
+        reporter.advance(0)
+        assert _rows(db) == [("volume", "v-1", "copy_image_to_volume", 1000 * CHUNK,
+                              1000 * CHUNK)]
+
+
+def test_a_failed_copy_leaves_no_row_and_a_stale_row_is_replaced(db: db_api.Database) -> None:
+    with copy_progress.Reporter(db, "image", "i-2", "upload", 10) as reporter:
+        reporter.advance(10)
+    with pytest.raises(RuntimeError, match="backend"):
+        with copy_progress.Reporter(db, "image", "i-2", "upload", 20):
+            assert _rows(db) == [("image", "i-2", "upload", 0, 20)], "not started afresh"
+            raise RuntimeError("backend failed")
+    assert _rows(db) == []
+
+
+def test_a_database_outage_never_fails_the_copy(db: db_api.Database,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    def down() -> Any:
+        raise exception.BackendUnavailable("database is down")
+
+    monkeypatch.setattr(db, "transaction", down)
+    with caplog.at_level(logging.WARNING, logger="stackcore.progress"):
+        with copy_progress.Reporter(db, "image", "i-3", "upload", 10) as reporter:
+            reporter.advance(10)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("recording the progress of upload failed" in m and "database is down" in m
+               for m in warnings), warnings
+    assert any("removing its copy progress failed" in m for m in warnings), warnings
+
+
+class _Gated:
+    """A stream of ``2 * half`` bytes that stops after the first half until released."""
+
+    def __init__(self, half: int) -> None:
+        self.half = half
+        self.sent = 0
+        self.released = threading.Event()
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self.sent == self.half and not self.released.wait(60):
+            raise RuntimeError("the test never released the second half")
+        if self.sent >= 2 * self.half:
+            return b""
+        limit = self.half - self.sent % self.half if size < 0 else min(
+            size, self.half - self.sent % self.half)
+        self.sent += limit
+        return b"\0" * limit
+
+
+def test_an_upload_shows_its_bytes_on_the_image_while_it_runs(
+        make_cloud: Callable[..., stackcore.Cloud], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)
+    cloud = make_cloud()
+    image = cloud.image.create("big")
+    stream = _Gated(4 * CHUNK)
+    outcome: dict[str, Any] = {}
+    uploader = threading.Thread(target=lambda: outcome.setdefault(
+        "image", cloud.image.upload(image.id, stream, size=8 * CHUNK)))
+    uploader.start()
+    try:
+        def half_done() -> Any:
+            running = cloud.image.get(image.id).progress
+            return running if running is not None and running.bytes_done >= 4 * CHUNK else None
+
+        # the stream stops after its first half: the store has read exactly that much
+        seen = wait_until(half_done, 30, "half of the upload on the image's progress")
+        listed = {i.id: i.progress for i in cloud.image.list_images()}
+        assert (seen.step, seen.bytes_done, seen.bytes_total) == ("upload", 4 * CHUNK,
+                                                                  8 * CHUNK), seen
+        assert listed[image.id] is not None and listed[image.id].bytes_done == 4 * CHUNK, \
+            listed
+        assert cloud.image.get(image.id).status == "saving"
+    finally:
+        stream.released.set()
+        uploader.join(60)
+    done = cloud.image.get(image.id)
+    assert (done.status, done.size_bytes, done.progress) == ("active", 8 * CHUNK, None), done
+
+
+class _SlowServer:
+    """A loopback HTTP server whose ``/disk`` sends half of DATA, then waits to be released."""
+
+    def __init__(self, data: bytes) -> None:
+        self.released = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_HEAD(self) -> None:  # http.server's naming
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                self.do_HEAD()
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
+                outer.released.wait(60)
+                self.wfile.write(data[len(data) // 2:])
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/disk"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.released.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def test_client_image_import_shows_the_images_progress(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)
+    # whole store chunks on each side of the pause: a chunk is read once complete
+    data = b"\0" * (4 * CHUNK_SIZE)
+    server = _SlowServer(data)
+    port = server.url.split(":")[2].split("/")[0]
+    config = tmp_path / "stackcore.conf"
+    config.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n"
+                      "[image]\nstores = file, web\n"
+                      f"[image_import]\nallowed_hosts = 127.0.0.1\nallowed_ports = {port}\n")
+
+    def client(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        status = ClientApp(stdout=out, stderr=err).run(["--config-file", str(config), *argv])
+        return status, out.getvalue(), err.getvalue()
+
+    status, out, err = client("image", "create", "remote", "-f", "json")
+    assert status == 0, err
+    image_id = json.loads(out)["id"]
+    # the half is in the store's hands once the image's progress says so: then release
+    watcher_db = db_api.Database(f"sqlite:///{tmp_path / 'state' / 'stackcore.sqlite'}")
+
+    def half_seen() -> bool:
+        with watcher_db.read() as session:
+            running = copy_progress.read(session, "image", [image_id]).get(image_id)
+        return running is not None and running.bytes_done >= len(data) // 2
+
+    def release() -> None:
+        try:
+            wait_until(half_seen, 60, "half of the import recorded")
+        finally:
+            server.released.set()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    try:
+        status, out, err = client("image", "import", image_id, "--url", server.url,
+                                  "-f", "json")
+    finally:
+        releaser.join(60)
+        server.close()
+        watcher_db.dispose()
+    assert status == 0, err
+    image = json.loads(out)
+    assert (image["status"], image["size_bytes"], image["progress"]) == \
+        ("active", len(data), None), image
+    assert f"importing image {image_id}: 50% ({len(data) // 2}/{len(data)} bytes) saving" \
+        in err, err

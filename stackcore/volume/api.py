@@ -13,6 +13,7 @@ ends it. Server attach calls these.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -861,15 +862,45 @@ class VolumeAPI(BackupAPI, ScopedAPI):
 
     # --- images ----------------------------------------------------------------------------
 
-    @schemas.accepts(volume_id=s.UUID, image_name=s.NAME, disk_format=s.enum(*vs.IMAGE_FORMATS))
+    @schemas.accepts(volume_id=s.UUID, image_name=s.NAME, disk_format=s.enum(*vs.IMAGE_FORMATS),
+                     store=s.optional(s.NAME))
     @policy.authorize("volume:upload_to_image")
-    def upload_to_image(self, volume_id: str, image_name: str,
-                        disk_format: str = "raw") -> dict[str, Any]:
-        """Copy the volume into a new image of the compute image store; returns
-        ``{id, name, path, disk_format, size_bytes}`` (``cloud.compute.get_image`` sees it)."""
+    def upload_to_image(self, volume_id: str, image_name: str, disk_format: str = "raw",
+                        store: str | None = None) -> dict[str, Any]:
+        """Copy an available (or in-use) volume into a new image of the caller's project
+        (``cloud.image``), uploaded into ``store`` (default ``[image] default_store``) like
+        any upload: size and sha256 computed, the format inspected, the image ``active`` when
+        this returns. Returns ``{id, name, disk_format, size_bytes, sha256, store, status,
+        path}`` (``path``: the image's local file for the ``file`` store, else None). On
+        failure no image is left (the volume's faults say why) and the volume keeps its
+        status."""
         validate.name("image_name", image_name)
         validate.choice("disk_format", disk_format, IMAGE_FORMATS)
+        if self.image is None:
+            raise exception.ConfigError("this cloud has no image API (cloud.image): volumes "
+                                        "are uploaded there")
+        chosen = store or self.conf.image.default_store
+        target = self.image.stores.get(chosen)
+        if target is None or not type(target).capabilities.get("writable", False):
+            raise exception.Invalid("store", "is not a writable image store of this cloud "
+                                    f"({', '.join(sorted(self.image.stores)) or 'none'})",
+                                    chosen)
         with self.db.transaction() as session:
-            host = self._backend_of(volume_id, session).host
+            row = self._backend_of(volume_id, session)
+            host = row.host
+            if row.status not in (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE):
+                raise exception.InvalidState(
+                    f"cannot upload volume {volume_id} while it is {row.status}",
+                    state=row.status)
         assert host is not None
-        return self.rpc.copy_volume_to_image(host, volume_id, image_name, disk_format)
+        image = self.image.create(image_name, disk_format=disk_format,
+                                  properties={"source_volume_id": volume_id})
+        try:
+            return self.rpc.copy_volume_to_image(host, volume_id, image.id, chosen)
+        except BaseException:
+            # the manager deletes the image after a failure it saw; this covers a call that
+            # never reached it (a refused state, an RPC timeout: then an upload still
+            # running keeps its image - a delete of a saving image is refused)
+            with contextlib.suppress(exception.NotFound, exception.InvalidState):
+                self.image.delete(image.id)
+            raise

@@ -23,6 +23,7 @@ from stackcore.volume.manager import VolumeManager, backend_host
 from stackcore.volume.opts import BACKEND_OPTS
 
 if TYPE_CHECKING:
+    from stackcore.image.api import ImageAPI
     from stackcore.image.store import ImageStore
 
 RESERVED_SECTIONS = frozenset({"DEFAULT", "database", "compute", "scheduler", "volume",
@@ -89,9 +90,11 @@ def build_managers(
     conf: cfg.ConfigOpts, db: db_api.Database, backends: list[Backend],
     image_stores: Mapping[str, ImageStore] | None = None,
     backup: loader.Plugin | None = None,
+    image_api: ImageAPI | None = None,
 ) -> list[tuple[VolumeManager, str, str]]:
     """One ``(manager, service host, availability zone)`` per backend; ``image_stores``
-    (``cloud.image.stores``) are where volumes created from uploaded images read them;
+    (``cloud.image.stores``) are where volumes created from uploaded images read them,
+    ``image_api`` (``cloud.image``) where volumes are uploaded to (``upload_to_image``);
     ``backup`` the backup driver each volume service gets an instance of."""
     from stackcore.volume.backup.driver import driver_group
 
@@ -104,6 +107,6 @@ def build_managers(
         zone = conf[backend.name].backend_availability_zone or \
             conf.volume.storage_availability_zone
         manager = VolumeManager(conf, db, host, backend.name, driver, backend.plugin.name,
-                                image_stores, backup_driver)
+                                image_stores, backup_driver, image_api)
         built.append((manager, host, zone))
     return built

@@ -83,9 +83,10 @@ class Runtime:
             return
         from stackcore.volume import backends
 
-        stores = getattr(ctx.apis.get("image"), "stores", None)
+        image = ctx.apis.get("image")
+        stores = getattr(image, "stores", None)
         for manager, host, zone in backends.build_managers(ctx.conf, ctx.db, self.backends,
-                                                           stores, self.backup):
+                                                           stores, self.backup, image):
             ctx.run(manager, VOLUME_BINARY, host, zone)
 
     def stop(self) -> None:

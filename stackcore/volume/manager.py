@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -40,6 +41,7 @@ from stackcore.volume.states import TRANSIENT as VOLUME_TRANSIENT
 from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
 
 if TYPE_CHECKING:
+    from stackcore.image.api import ImageAPI
     from stackcore.image.store import ImageStore
     from stackcore.volume.backup.driver import BackupDriver
     from stackcore.volume.backup.manager import BackupManager
@@ -115,6 +117,7 @@ class VolumeManager:
         driver_name: str,
         image_stores: Mapping[str, ImageStore] | None = None,
         backup_driver: tuple[BackupDriver, str] | None = None,
+        image_api: ImageAPI | None = None,
     ) -> None:
         self.conf = conf
         self.db = db
@@ -126,6 +129,8 @@ class VolumeManager:
         # a compute host's servers use, so it must not clean theirs.
         self.image_cache = image_cache.ImageCache.for_host(
             conf, "volume-" + host.replace("/", "_"), image_stores or {})
+        #: where volumes are uploaded to (``copy_volume_to_image``): ``cloud.image``
+        self.image_api = image_api
         self.driver = driver
         self.driver_name = driver_name
         self.unknown_objects: list[str] = []
@@ -1023,10 +1028,36 @@ class VolumeManager:
 
     # --- images ----------------------------------------------------------------------------
 
-    def copy_volume_to_image(self, volume_id: str, image_name: str,
-                             disk_format: str) -> dict[str, Any]:
-        """Write the volume into a new image of the compute image store; return the image
-        row's fields. On failure no file and no image row are left."""
+    def _images(self) -> ImageAPI:
+        """``cloud.image`` acting for the framework (the image belongs to whoever asked for
+        the upload, who created it; the manager only fills or removes it)."""
+        from stackcore.project.context import admin_context
+
+        if self.image_api is None:
+            raise exception.ConfigError(f"volume service {self.host} has no image API "
+                                        "(cloud.image): volumes are uploaded there")
+        return self.image_api.bind(admin_context())
+
+    def _scratch(self) -> str:
+        """Where the driver writes an upload's temporary file: ``[volume] image_dir``, else
+        ``<state_path>/images`` (a local file system with room for the volume)."""
+        directory = self.conf.volume.image_dir or os.path.join(self.conf.state_path, "images")
+        os.makedirs(directory, exist_ok=True)
+        return str(directory)
+
+    def copy_volume_to_image(self, volume_id: str, image_id: str,
+                             store: str | None = None) -> dict[str, Any]:
+        """Upload the volume into image ``image_id`` (created ``queued`` by the API, in the
+        caller's project): the driver writes it to a temporary local file in the image's
+        disk format (:meth:`VolumeDriver.copy_volume_to_image`, unchanged), which is streamed
+        into ``store`` (default: ``[image] default_store``) through ``cloud.image.upload`` -
+        size and sha256 computed on the way, the format inspected, the image ``active``.
+
+        On any failure the image is deleted (never left active), the volume gets a fault and
+        its previous status back, and the temporary file is removed; the error is raised.
+        Returns ``{id, name, disk_format, size_bytes, sha256, store, status, path}``;
+        ``path`` is the image's local file for a store on this host's file system (``file``),
+        else None."""
         with self._locked(volume_id):
             with self.db.transaction() as session:
                 row = self._row(session, volume_id)
@@ -1037,35 +1068,50 @@ class VolumeManager:
                 previous = row.status
                 row.status = VolumeStatus.UPLOADING
                 volume = self._volume(row, session)
-            image_id = str(uuid.uuid4())
-            image_dir = self.conf.volume.image_dir or os.path.join(self.conf.state_path,
-                                                                   "images")
-            os.makedirs(image_dir, exist_ok=True)
-            path = os.path.join(image_dir, f"{image_id}.{disk_format}")
-            image = objects.ImageFile(image_id, path, disk_format)
+            step = "copy_volume_to_image"
             try:
-                self._driver_call("copy_volume_to_image", self.driver.copy_volume_to_image,
-                                  volume, image)
-                size = os.path.getsize(path)
+                images = self._images()
+                image = images.get(image_id)
+                with tempfile.TemporaryDirectory(prefix=f"upload-{volume_id}-",
+                                                 dir=self._scratch()) as tmp:
+                    path = os.path.join(tmp, f"{image_id}.{image.disk_format}")
+                    self._driver_call(step, self.driver.copy_volume_to_image, volume,
+                                      objects.ImageFile(image_id, path, image.disk_format))
+                    step = "upload"
+                    with open(path, "rb") as data:
+                        image = images.upload(image_id, data, size=os.path.getsize(path),
+                                              store=store)
+                step = "finish_upload"
+                with self.db.read() as session:
+                    local = session.get(image_models.Image, image_id)
+                    local_path = local.path if local is not None and local.path else None
+                self._update(volume_id, status=previous)
             except Exception as err:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                self._fault("volume", volume_id, "copy_volume_to_image", err)
-                self._update(volume_id, status=previous)
+                self._upload_failed(volume_id, image_id, step, err, previous)
                 raise
-            try:
-                with self.db.transaction() as session:
-                    session.add(image_models.Image(
-                        id=image_id, name=image_name, path=path, disk_format=disk_format,
-                        size_bytes=size, properties={"source_volume_id": volume_id}))
-                    session.execute(sa.update(models.Volume).where(models.Volume.id ==
-                                                                   volume_id)
-                                    .values(status=previous))
-            except Exception as err:  # the image row could not be written: nothing sticks
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                self._fault("volume", volume_id, "copy_volume_to_image", err)
-                self._update(volume_id, status=previous)
-                raise
-        return {"id": image_id, "name": image_name, "path": path, "disk_format": disk_format,
-                "size_bytes": size}
+        return {"id": image.id, "name": image.name, "disk_format": image.disk_format,
+                "size_bytes": image.size_bytes, "sha256": image.sha256, "store": image.store,
+                "status": image.status, "path": local_path}
+
+    def _upload_failed(self, volume_id: str, image_id: str, step: str, err: BaseException,
+                       previous: str) -> None:
+        """Delete the image the upload was filling (a failure to do so is a second fault:
+        the image then stays queued, never active), record the fault, give the volume its
+        status back."""
+        LOG.warning("volume %s: upload into image %s failed at %s on %s: %s", volume_id,
+                    image_id, step, self.host, err)
+        cleanup_error: BaseException | None = None
+        try:
+            self._images().delete(image_id)
+        except exception.NotFound:
+            pass
+        except Exception as cleanup_err:  # noqa: BLE001 - recorded below with the failure
+            cleanup_error = exception.DriverError(
+                f"deleting image {image_id} after the failed upload also failed: "
+                f"{cleanup_err}")
+        with self.db.transaction() as session:
+            if cleanup_error is not None:
+                self._fault("volume", volume_id, "cleanup", cleanup_error, session)
+            self._fault("volume", volume_id, step, err, session)
+            session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                            .values(status=previous))

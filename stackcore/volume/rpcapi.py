@@ -47,11 +47,10 @@ class VolumeRPCAPI:
     def detach_volume(self, host: str, volume_id: str, attachment_id: str | None) -> None:
         self._on(host).call("detach_volume", volume_id=volume_id, attachment_id=attachment_id)
 
-    def copy_volume_to_image(self, host: str, volume_id: str, image_name: str,
-                             disk_format: str) -> dict[str, Any]:
+    def copy_volume_to_image(self, host: str, volume_id: str, image_id: str,
+                             store: str | None) -> dict[str, Any]:
         result: dict[str, Any] = self._on(host).call(
-            "copy_volume_to_image", volume_id=volume_id, image_name=image_name,
-            disk_format=disk_format)
+            "copy_volume_to_image", volume_id=volume_id, image_id=image_id, store=store)
         return result
 
     # --- backups (served by volume services with a [backup] backup_driver) --------------

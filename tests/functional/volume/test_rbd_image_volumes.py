@@ -129,3 +129,24 @@ def test_volume_from_a_file_store_image_is_copied(cloud: stackcore.Cloud) -> Non
     with _attached(cloud, volume.id) as info:
         datapath.expect_pattern(info, MiB, 0x3D, "the copied volume's second MiB")
     cloud.image.delete(image.id)  # nothing depends on a copied image
+
+
+def test_volume_uploaded_into_the_rbd_store_and_back(cloud: stackcore.Cloud) -> None:
+    source = cloud.volume.create(1, name="to-upload")
+    with _attached(cloud, source.id) as info:
+        datapath.write_pattern(info, 0, 0xE1)
+        datapath.write_pattern(info, 700 * MiB, 0xE2)
+    uploaded = cloud.volume.upload_to_image(source.id, "from-rbd-volume", store="rbd")
+    image = cloud.image.get(uploaded["id"])
+    assert (image.status, image.store, image.size_bytes, image.disk_format) == (
+        "active", "rbd", 1024 * MiB, "raw"), image
+    assert uploaded["path"] is None and uploaded["sha256"] == image.sha256, uploaded
+    assert image.properties.get("source_volume_id") == source.id, image.properties
+    assert cloud.volume.get(source.id).status == "available"
+
+    again = cloud.volume.create(1, image_id=image.id, name="from-uploaded")
+    assert again.status == "available", cloud.volume.faults(again.id)
+    with _attached(cloud, again.id) as info:
+        datapath.expect_pattern(info, 0, 0xE1, "a volume from the uploaded image, offset 0")
+        datapath.expect_pattern(info, 700 * MiB, 0xE2,
+                                "a volume from the uploaded image, offset 700 MiB")

@@ -259,19 +259,75 @@ def test_bad_stats_report_stops_placement(vcloud) -> None:
     assert cloud.volume.create(1).status == "available"
 
 
+def _scratch_files(cloud) -> list[str]:
+    """What uploads left in the volume hosts' scratch directory (<state_path>/images)."""
+    scratch = os.path.join(cloud.conf.state_path, "images")
+    return sorted(os.listdir(scratch)) if os.path.isdir(scratch) else []
+
+
 def test_upload_to_image_and_back(vcloud) -> None:
+    """The volume becomes an active image of the default (file) store through cloud.image:
+    size and sha256 of the stored bytes, source_volume_id; a volume from it has the data;
+    the driver's temporary file is gone."""
     cloud = vcloud()
     vol = cloud.volume.create(1)
     with open(manager_of(cloud).driver._path(f"volume-{vol.id}"), "r+b") as handle:
         handle.write(b"bootable")
     image = cloud.volume.upload_to_image(vol.id, "from-volume")
     assert image["size_bytes"] == GiB
+    stored = cloud.image.get(image["id"])
+    assert (stored.status, stored.store, stored.disk_format, stored.size_bytes) == (
+        "active", "file", "raw", GiB), stored
+    assert stored.properties["source_volume_id"] == vol.id, stored.properties
+    assert image["sha256"] == stored.sha256 and image["store"] == "file", image
+    assert image["path"] and os.path.isfile(image["path"]), image  # the file store's file
+    assert cloud.volume.get(vol.id).status == "available"
+    assert _scratch_files(cloud) == [], "the upload's temporary file was left"
     copy = cloud.volume.create(1, image_id=image["id"])
     assert copy.status == "available" and copy.image_id == image["id"]
     with open(manager_of(cloud).driver._path(f"volume-{copy.id}"), "rb") as handle:
         assert handle.read(8) == b"bootable"
     with pytest.raises(exception.Invalid):
         cloud.volume.upload_to_image(vol.id, "x", disk_format="vmdk")
+    with pytest.raises(exception.Invalid, match="store"):
+        cloud.volume.upload_to_image(vol.id, "x", store="nosuch")
+    assert [i.name for i in cloud.image.list_images()] == ["from-volume"], "a refusal kept one"
+
+
+def test_upload_to_image_qcow2_is_inspected_and_active(vcloud) -> None:
+    cloud = vcloud()
+    vol = cloud.volume.create(1)
+    image = cloud.volume.upload_to_image(vol.id, "q", disk_format="qcow2")
+    stored = cloud.image.get(image["id"])
+    assert (stored.status, stored.disk_format, stored.virtual_size) == (
+        "active", "qcow2", GiB), stored
+    assert stored.size_bytes < GiB, stored  # a qcow2 of an empty volume is small
+
+
+def test_failed_upload_leaves_no_image_and_no_file(vcloud) -> None:
+    """The driver fails: no image (not even queued), a fault on the volume, its status back,
+    no temporary file. Then the store refuses the bytes (over the image size cap): the same."""
+    cloud = vcloud(fake={"fake_fail_on": ["copy_volume_to_image"]})
+    vol = cloud.volume.create(1)
+    with pytest.raises(exception.DriverError, match="injected failure"):
+        cloud.volume.upload_to_image(vol.id, "broken")
+    assert cloud.image.list_images() == []
+    assert cloud.volume.get(vol.id).status == "available"
+    faults = cloud.volume.faults(vol.id)
+    assert [f.step for f in faults] == ["copy_volume_to_image"], faults
+    assert "injected failure" in faults[-1].message, faults
+    assert _scratch_files(cloud) == []
+
+    cloud.conf.set_override("fake_fail_on", [], group="fake")
+    cloud.conf.set_override("image_size_cap", GiB - 1, group="image")
+    # (the store's SizeLimitExceeded crosses RPC as a RemoteError naming it)
+    with pytest.raises(exception.StackcoreError, match="image size limit"):
+        cloud.volume.upload_to_image(vol.id, "too-big")
+    assert cloud.image.list_images() == []
+    assert cloud.volume.get(vol.id).status == "available"
+    faults = cloud.volume.faults(vol.id)
+    assert faults[-1].step == "upload" and "size" in faults[-1].message, faults
+    assert _scratch_files(cloud) == []
 
 
 def test_restart_reconciles_transient_states(vcloud, tmp_path) -> None:

@@ -128,6 +128,7 @@ class LibvirtDriver(HypervisorDriver):
         self.instances_path = os.path.abspath(path)
         #: root disks on RBD (images_type = rbd); None: qcow2 overlays in instances_path
         self.rbd_disks: rbd_disk.RbdDisks | None = None
+        self._warned_no_ceph_stats = False
         if self.opts.images_type == "rbd":
             self.rbd_disks = rbd_disk.RbdDisks(
                 self.opts.images_rbd_pool, self.opts.images_rbd_ceph_conf, self.opts.rbd_user,
@@ -250,7 +251,20 @@ class LibvirtDriver(HypervisorDriver):
     def get_available_resource(self) -> dict[str, Any]:
         os.makedirs(self.instances_path, exist_ok=True)
         with self._translated("get_available_resource"):
-            return host.report(self._conn(), self.instances_path)
+            report = host.report(self._conn(), self.instances_path)
+        if self.rbd_disks is not None and not self.is_test_driver:
+            # Root disks live in the Ceph cluster: its space is what they can take (as Nova
+            # reports it). A cluster without ceph-mgr has no usage statistics (all zero): then
+            # the local figures stay, as 0 GiB would stop the scheduler placing anything here.
+            total, free = self.rbd_disks.capacity()
+            if total > 0:
+                report["local_gb"] = total // host.GiB
+                report["local_gb_used"] = max(0, (total - free) // host.GiB)
+            elif not self._warned_no_ceph_stats:
+                self._warned_no_ceph_stats = True
+                LOG.warning("the Ceph cluster of [libvirt] images_rbd_pool reports no capacity "
+                            "(no ceph-mgr?): local_gb is %s's", self.instances_path)
+        return report
 
     def list_instances(self) -> list[str]:
         import libvirt

@@ -287,6 +287,14 @@ class RbdDisks:
                     f"RBD image {self.pool}/{name} is still in use (a watcher holds it): "
                     f"{err}") from err
 
+    def capacity(self) -> tuple[int, int]:
+        """``(total, free)`` bytes of the cluster: where root disks take their space from
+        (a compute host's local disk holds none of it)."""
+        self.connect()
+        stats = self._client.get_cluster_stats()
+        total = int(stats["kb"]) * 1024
+        return total, min(int(stats["kb_avail"]) * 1024, total)
+
     def exists(self, instance_uuid: str) -> bool:
         _, rbd = ceph.bindings("[libvirt] images_type = rbd")
         with self._ioctx() as ioctx:

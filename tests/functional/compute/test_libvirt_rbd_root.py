@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import uuid
@@ -142,6 +143,14 @@ def test_rbd_store_image_boots_from_a_clone(rbd_driver: LibvirtDriver, store: Rb
             assert disk.size() == GiB, disk.size()  # the flavor's root size
             assert disk.read(0, len(MARKER)) == MARKER
         assert domain_of(rbd_driver, instance).isActive()
+        # the cluster's space when it has statistics; the test cluster has no ceph-mgr, so it
+        # reports 0 bytes and the local figure stays (0 GiB would stop all placement)
+        total = json.loads(run("ceph", "-c", ceph["conf"], "df", "-f", "json"))["stats"][
+            "total_bytes"]
+        fs = os.statvfs(rbd_driver.instances_path)
+        expected = total // GiB if total else fs.f_blocks * fs.f_frsize // GiB
+        report = rbd_driver.get_available_resource()
+        assert report["local_gb"] == expected > 0, (report, total)
         _check_domain_uses(rbd_driver, instance, ceph["pool"])
         with pytest.raises(exception.Conflict, match="1 clone"):
             store.delete(stored.location)  # the root disk depends on it

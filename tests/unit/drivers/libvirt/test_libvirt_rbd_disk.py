@@ -10,10 +10,9 @@ import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
+from stackcore_drivers.libvirt import domain_xml, rbd_disk
 
 from stackcore import exception
-
-from stackcore_drivers.libvirt import domain_xml, rbd_disk
 
 FSID = "06510e29-385c-406b-aa94-421ceb73032e"
 SECRET = "9d6c1e8e-3a55-4a0a-8e57-0f1b5c7e2d11"

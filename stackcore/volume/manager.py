@@ -259,7 +259,7 @@ class VolumeManager:
         * volumes left ``creating``/``downloading`` -> ``error`` (fault: interrupted), claim
           given back, half-made backend volume deleted;
         * ``deleting`` -> the delete is finished; ``extending`` -> ``error_extending``;
-          ``uploading`` -> back to what it was (the image was never registered);
+          ``uploading`` -> available, the image it was filling (never active) deleted;
         * attachments left ``attaching`` -> removed (export removed when unused), ``detaching``
           -> the detach is finished;
         * volumes with attachments -> ``ensure_export`` (a restarted target lost them);
@@ -357,6 +357,8 @@ class VolumeManager:
             if status in (VolumeStatus.ATTACHING, VolumeStatus.DETACHING, VolumeStatus.IN_USE,
                           VolumeStatus.UPLOADING):
                 self._update(volume_id, status=VolumeStatus.AVAILABLE, previous_status=None)
+        if status == VolumeStatus.UPLOADING:
+            self._discard_unfinished_uploads(volume_id)
 
     def _find_unknown_objects(self) -> None:
         try:
@@ -1092,6 +1094,27 @@ class VolumeManager:
         return {"id": image.id, "name": image.name, "disk_format": image.disk_format,
                 "size_bytes": image.size_bytes, "sha256": image.sha256, "store": image.store,
                 "status": image.status, "path": local_path}
+
+    def _discard_unfinished_uploads(self, volume_id: str) -> None:
+        """Delete the images an interrupted upload of the volume left unfinished (``queued``,
+        or ``killed`` by the image family's reaper): they never became active and nobody
+        will fill them. A failure is logged; the next reconciliation tries again."""
+        if self.image_api is None:
+            return
+        with self.db.read() as session:
+            rows = session.execute(sa.select(image_models.Image.id,
+                                             image_models.Image.properties).where(
+                image_models.Image.status.in_(("queued", "killed")))).all()
+        for image_id, properties in rows:
+            if (properties or {}).get("source_volume_id") != volume_id:
+                continue
+            try:
+                self._images().delete(image_id)
+            except exception.NotFound:
+                pass
+            except exception.StackcoreError as err:
+                LOG.warning("volume %s: removing image %s of its interrupted upload failed: "
+                            "%s", volume_id, image_id, err)
 
     def _upload_failed(self, volume_id: str, image_id: str, step: str, err: BaseException,
                        previous: str) -> None:

@@ -43,7 +43,10 @@ VOLUME_OPTS = [
     cfg.IntOpt("operation_timeout", default=600, min=1,
                help="Seconds cloud.volume calls with wait=True wait for a final state."),
     cfg.StrOpt("image_dir",
-               help="Where volume-to-image writes new image files. Unset: <state_path>/images."),
+               help="Scratch directory where upload_to_image has the driver write the "
+               "volume's temporary image file before it is streamed into the image store "
+               "(removed afterwards; needs room for the volume). Unset: "
+               "<state_path>/images."),
 ]
 
 #: ``[backup]``: the backup driver of this host's volume services (its own options go in the

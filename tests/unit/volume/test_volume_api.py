@@ -380,3 +380,23 @@ def test_contract_refuses_broken_drivers() -> None:
     assert any("create_cloned_volume" in p for p in CONTRACT.problems(NoClone))
     assert any("new_size" in p for p in CONTRACT.problems(BadSig))
     assert any("STORAGE_PROTOCOL" in p for p in CONTRACT.problems(BadProtocol))
+
+
+def test_restart_discards_an_interrupted_upload(vcloud, tmp_path) -> None:
+    """A volume left uploading (the service died mid-upload) is available again after a
+    restart, and the image it was filling (queued, never active) is deleted; other queued
+    images stay."""
+    state = {"DEFAULT": {"state_path": str(tmp_path / "state")}}
+    cloud = vcloud(overrides=dict(state))
+    vol = cloud.volume.create(1)
+    filling = cloud.image.create("half", properties={"source_volume_id": vol.id})
+    other = cloud.image.create("someone-elses")
+    with cloud.db.transaction() as session:
+        session.execute(sa.update(models.Volume).where(models.Volume.id == vol.id)
+                        .values(status="uploading"))
+    cloud.close()
+    again = vcloud(overrides=dict(state))
+    assert again.volume.get(vol.id).status == "available"
+    with pytest.raises(exception.NotFound):
+        again.image.get(filling.id)
+    assert again.image.get(other.id).status == "queued"

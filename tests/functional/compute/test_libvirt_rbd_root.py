@@ -216,3 +216,40 @@ def test_start_up_checks_the_pool_and_the_cluster(tmp_path: Any, ceph: dict[str,
     with pytest.raises(exception.ConfigError, match=r"images_rbd_ceph_conf = .*cannot reach"):
         make_driver(tmp_path, images_type="rbd", images_rbd_pool=ceph["pool"],
                     images_rbd_ceph_conf=str(dead), rbd_connect_timeout=1)
+
+
+def test_cloud_server_of_an_rbd_store_image_clones_it(tmp_path: Any,
+                                                      ceph: dict[str, str]) -> None:
+    """Through cloud.compute: the compute manager passes the image's store location to the
+    driver, which clones instead of importing the host's cached copy."""
+    import stackcore
+
+    with stackcore.Cloud(overrides={
+        "DEFAULT": {"state_path": str(tmp_path / "state")},
+        "compute": {"driver": "libvirt", "hosts": ["kvm-1"]},
+        "libvirt": {
+            "connection_uri": backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),
+            "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
+            "images_type": "rbd", "images_rbd_pool": ceph["pool"],
+            "images_rbd_ceph_conf": ceph["conf"],
+        },
+        "image": {"stores": ["rbd"], "default_store": "rbd"},
+        "image_store_rbd": {"rbd_store_ceph_conf": ceph["conf"],
+                            "rbd_store_pool": ceph["pool"]},
+    }) as cloud:
+        cloud.compute.create_flavor("rbd.tiny", vcpus=1, ram_mb=128, disk_gb=1)
+        image = cloud.image.create("raw-on-ceph", disk_format="raw",
+                                   properties={"architecture": "x86_64"})
+        image = cloud.image.upload(image.id, io.BytesIO(MARKER))
+        try:
+            server = cloud.compute.create_server("on rbd", "rbd.tiny", image.id)
+            try:
+                assert server.status == "ACTIVE", server.fault
+                with _pool_image(ceph, f"{server.id}_disk") as disk:
+                    assert disk.parent_info() == (ceph["pool"], f"image-{image.id}", SNAPSHOT)
+            finally:
+                cloud.compute.delete_server(server.id)
+            manager = next(s.manager for s in cloud.services if s.binary == "stackcore-compute")
+            assert not manager.driver.rbd_disks.exists(server.id)
+        finally:
+            cloud.image.delete(image.id)  # refused (Conflict) if a clone were left

@@ -4,7 +4,8 @@
   snapshot (``clone_image``): librbd names ``image-<id>@snap`` as its parent, its data is the
   image's, and the image cannot be deleted while the clone exists (``Conflict``, the image
   stays active), only once the volume is deleted;
-* a volume from an image of the ``file`` store (not clonable by rbd) is copied as before;
+* a volume from an image of the ``file`` store, or from a qcow2 image of the rbd store, is
+  copied as before; a clone that fails half-way leaves the volume in error and nothing in Ceph;
 * a volume uploaded into the rbd store (``upload_to_image``) is an active, checked image, and
   a volume made from that image holds the first volume's data.
 
@@ -67,6 +68,12 @@ def _image(cloud: stackcore.Cloud, store: str, pattern: int) -> Any:
     data[MiB:2 * MiB] = bytes([pattern]) * MiB
     image = cloud.image.create(f"img-{store}", disk_format="raw")
     return cloud.image.upload(image.id, bytes(data), store=store)
+
+
+def _driver(cloud: stackcore.Cloud) -> Any:
+    """The rbd driver object of the cloud's volume service (to arm a failure in it)."""
+    return next(service.manager.driver for service in cloud.services
+                if service.host.endswith("@" + BACKEND))
 
 
 @contextlib.contextmanager
@@ -150,3 +157,43 @@ def test_volume_uploaded_into_the_rbd_store_and_back(cloud: stackcore.Cloud) -> 
         datapath.expect_pattern(info, 0, 0xE1, "a volume from the uploaded image, offset 0")
         datapath.expect_pattern(info, 700 * MiB, 0xE2,
                                 "a volume from the uploaded image, offset 700 MiB")
+
+
+def test_a_qcow2_image_of_the_rbd_store_is_copied(cloud: stackcore.Cloud, tmp_path: Any) -> None:
+    """A qcow2's bytes are not the volume's blocks: never cloned, converted into the volume."""
+    path = str(tmp_path / "small.qcow2")
+    datapath.run(["qemu-img", "create", "-f", "qcow2", path, "16M"], "making a qcow2")
+    datapath.run(["qemu-io", "-f", "qcow2", "-c", f"write -P 0x5B {MiB} {MiB}", path],
+                 "writing the qcow2")
+    image = cloud.image.create("q", disk_format="qcow2")
+    with open(path, "rb") as data:
+        image = cloud.image.upload(image.id, data, store="rbd")
+    volume = cloud.volume.create(1, image_id=image.id, name="from-qcow2")
+    assert volume.status == "available", cloud.volume.faults(volume.id)
+    assert _parent(volume.id) is None, "a volume from a qcow2 image is a clone of its bytes"
+    with _attached(cloud, volume.id) as info:
+        datapath.expect_pattern(info, MiB, 0x5B, "the volume converted from the qcow2")
+    cloud.image.delete(image.id)  # nothing depends on it
+
+
+def test_a_failed_clone_leaves_nothing(cloud: stackcore.Cloud) -> None:
+    """The clone fails after librbd made it: the volume is in error with the fault, no
+    volume-<id> is left in the pool, and the image has no clone left (it can be deleted)."""
+    import rados
+    import rbd
+
+    image = _image(cloud, "rbd", 0x21)
+    driver = _driver(cloud)
+    driver.arm_fault("clone_image:after_clone")
+    try:
+        volume = cloud.volume.create(1, image_id=image.id, name="clone-fails")
+    finally:
+        driver.disarm_faults()
+    assert volume.status == "error", volume
+    faults = cloud.volume.faults(volume.id)
+    assert faults[-1].step == "clone_image" and "injected" in faults[-1].message, faults
+    with rados.Rados(conffile=backend_env("STACKCORE_TEST_CEPH_CONF", "ceph")) as cluster, \
+            cluster.open_ioctx(backend_env("STACKCORE_TEST_CEPH_POOL", "ceph")) as ioctx:
+        names = list(rbd.RBD().list(ioctx))
+    assert f"volume-{volume.id}" not in names, "the half-made clone is still in the pool"
+    cloud.image.delete(image.id)

@@ -380,7 +380,10 @@ class LibvirtDriver(HypervisorDriver):
         Every step tolerates the thing already being gone."""
         import libvirt
         dom = self._find(conn, instance_uuid)
+        rbd_root = None  # (pool, image) of an RBD root disk, as the domain says
         if dom is not None:
+            rbd_root = rbd_disk.rbd_source(
+                domain_xml.find_disk(domain_xml.parse(dom.XMLDesc(0)), "vda"))
             try:
                 if dom.isActive():
                     dom.destroy()
@@ -391,9 +394,17 @@ class LibvirtDriver(HypervisorDriver):
             self._undefine(dom)
         self._remove_secrets(conn, volume.secret_usage_prefix(instance_uuid))
         if destroy_disks:
+            own_name = rbd_disk.disk_name(instance_uuid)
             if self.rbd_disks is not None and not self.is_test_driver:
                 # after the undefine: no QEMU holds the image any more
                 self.rbd_disks.remove(instance_uuid)
+                if rbd_root is not None and rbd_root[1] == own_name \
+                        and rbd_root[0] != self.rbd_disks.pool:  # images_rbd_pool changed
+                    self.rbd_disks.remove(instance_uuid, pool=rbd_root[0])
+            elif rbd_root is not None and rbd_root[1] == own_name:
+                LOG.warning("instance %s's root disk, the RBD image %s/%s, is left in Ceph: "
+                            "[libvirt] images_type is not rbd any more, so there is no "
+                            "connection to remove it with", instance_uuid, *rbd_root)
             shutil.rmtree(self._instance_dir(instance_uuid), ignore_errors=True)
 
     @staticmethod

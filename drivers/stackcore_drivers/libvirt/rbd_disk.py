@@ -275,16 +275,18 @@ class RbdDisks:
                  f"import of {source_path}")
         return self.spec(instance_uuid)
 
-    def remove(self, instance_uuid: str) -> bool:
-        """Remove ``<uuid>_disk``; False when it was not there (delete is idempotent)."""
+    def remove(self, instance_uuid: str, pool: str | None = None) -> bool:
+        """Remove ``<uuid>_disk`` (from ``pool``, default the configured one); False when it
+        was not there (delete is idempotent)."""
         _, rbd = ceph.bindings("[libvirt] images_type = rbd")
         name = disk_name(instance_uuid)
-        with self._ioctx() as ioctx:
+        pool = pool or self.pool
+        with self._ioctx(pool) as ioctx:
             try:
                 return ceph.remove_image(ioctx, name)
             except rbd.ImageBusy as err:
                 raise exception.DriverError(
-                    f"RBD image {self.pool}/{name} is still in use (a watcher holds it): "
+                    f"RBD image {pool}/{name} is still in use (a watcher holds it): "
                     f"{err}") from err
 
     def capacity(self) -> tuple[int, int]:

@@ -253,3 +253,27 @@ def test_cloud_server_of_an_rbd_store_image_clones_it(tmp_path: Any,
             assert not manager.driver.rbd_disks.exists(server.id)
         finally:
             cloud.image.delete(image.id)  # refused (Conflict) if a clone were left
+
+
+def test_switched_back_to_qcow2_refuses_snapshots_and_says_what_destroy_leaves(
+        rbd_driver: LibvirtDriver, spawned: Callable[..., Instance], tmp_path: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A host whose images_type went back to qcow2 while an RBD-backed server exists: the
+    driver reads the domain's disk, never takes the option's word for it."""
+    base = tmp_path / "base.raw"
+    base.write_bytes(MARKER)
+    instance = spawned(Image(id=str(uuid.uuid4()), name="file", path=str(base),
+                             disk_format="raw"))
+    rbd_driver.power_off(instance)
+    local = make_driver(tmp_path)  # same instances_path and libvirtd, images_type = qcow2
+    try:
+        with pytest.raises(exception.DriverError, match="images_type is not rbd any more"):
+            local.snapshot(instance, str(tmp_path / "snap.raw"))
+        assert not (tmp_path / "snap.raw").exists()
+        caplog.set_level("WARNING", logger="stackcore_drivers.libvirt.driver")
+        local.destroy(instance, [], [], True)
+        assert f"{instance.uuid}_disk, is left in Ceph" in caplog.text, caplog.text
+    finally:
+        local.connection.close()
+    assert rbd_driver.rbd_disks is not None
+    assert rbd_driver.rbd_disks.exists(instance.uuid)  # the fixture's destroy removes it

@@ -114,6 +114,12 @@ class HypervisorDriver(abc.ABC):
     ) -> None:
         """Create and start the instance; return once it is running.
 
+        ``image.path`` is a local file holding the image (the host's image-cache copy, or a
+        registered file), fetched and checked before this call; ``image.location`` is its
+        store location when it was uploaded (``""`` otherwise): a driver that can use the
+        store's copy directly (the libvirt driver's RBD root disks clone from the rbd store)
+        may, and ``path`` is there either way.
+
         ``network_info`` lists VIFs: the ports already bound to this host, as
         :meth:`stackcore.network.api.NetworkAPI.allocate_ports_for_instance` returns them
         (``id``, ``mac_address``, ``vif_type``, ``vif_details``, ``devname``, ``mtu``,

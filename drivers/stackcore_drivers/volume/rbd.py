@@ -382,8 +382,10 @@ class RbdDriver(VolumeDriver):
         _, rbd = _bindings()
         with self._ioctx() as ioctx:
             try:
+                # the parent's object size: librbd refuses smaller objects than the parent's,
+                # and a volume cloned from a store image has the image's (see clone_image)
                 rbd.RBD().clone(ioctx, snapshot.volume_name, snapshot.name, ioctx, volume.name,
-                                features=_features(volume), order=self._order())
+                                features=_features(volume))
             except rbd.ImageNotFound as err:
                 raise exception.NotFound("snapshot", snapshot.id) from err
             self.checkpoint("from_snapshot:after_clone")
@@ -411,7 +413,7 @@ class RbdDriver(VolumeDriver):
                     source.protect_snap(snap)
                     self.checkpoint("clone:after_snapshot")
                     rbd.RBD().clone(ioctx, src_volume.name, snap, ioctx, volume.name,
-                                    features=_features(volume), order=self._order())
+                                    features=_features(volume))  # the parent's object size
                     self.checkpoint("clone:after_clone")
                     if self._clone_depth(ioctx, volume.name) > max_depth:
                         with self._image(ioctx, volume.name) as clone:

@@ -122,6 +122,13 @@ def test_volume_from_an_rbd_image_is_a_clone(cloud: stackcore.Cloud) -> None:
     # the image's bytes are untouched by the clone's write
     assert b"".join(cloud.image.download(image.id, offset=MiB, length=MiB)) == b"\xc7" * MiB
 
+    # a clone of the clone: its chain (volume -> image) is followed into the image's pool
+    again = cloud.volume.create(1, source_volume_id=volume.id, name="cow-of-cow")
+    assert again.status == "available", cloud.volume.faults(again.id)
+    with _attached(cloud, again.id) as info:
+        datapath.expect_pattern(info, MiB, 0x11, "a clone of the image's clone")
+    cloud.volume.delete(again.id)
+
     cloud.volume.delete(volume.id)
     cloud.image.delete(image.id)
     with pytest.raises(exception.NotFound):

@@ -82,6 +82,15 @@ class HypervisorDriver(abc.ABC):
         reason (a declared capability is otherwise tested). Default: none."""
         return {}
 
+    def needs_image_file(self, image: Image) -> bool:
+        """Whether :meth:`spawn` reads ``image.path`` for an instance of ``image``. Before a
+        spawn (build, rebuild) the manager fetches an uploaded image into the host's image
+        cache only when this is True - the default, always. A driver that makes the disk from
+        the store's copy itself (the libvirt driver's RBD root disks, cloned from the rbd
+        store) returns False for those images; ``image.path`` may then not exist during
+        :meth:`spawn`. Raising fails the build like a failed fetch."""
+        return True
+
     # --- required ------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -201,6 +201,15 @@ class ComputeManager:
         with self.image_cache.use(source):
             yield
 
+    def _source_to_fetch(self, source: image_cache.CachedSource | None,
+                         image: objects.Image) -> image_cache.CachedSource | None:
+        """``source``, unless the driver makes this image's disk without the cached file (it
+        clones from the store): nothing to fetch then."""
+        if source is None or self._driver_call("needs_image_file",
+                                                self.driver.needs_image_file, image):
+            return source
+        return None
+
     def _update(self, uuid: str, **values: Any) -> None:
         with self.db.transaction() as session:
             session.execute(
@@ -533,7 +542,7 @@ class ComputeManager:
                 step = "block_device_mapping"
                 device_info = self._connect_boot_volumes(instance_uuid)
                 step = "fetch_image"
-                with self._cached_image(source):
+                with self._cached_image(self._source_to_fetch(source, instance.image)):
                     step = "spawn"
                     self._driver_call(
                         "spawn", self.driver.spawn, instance, instance.image, network_info,
@@ -1137,7 +1146,7 @@ class ComputeManager:
                     self._set_bdm(bdm.id, status=BdmStatus.ATTACHED)
                 device_info = block_devices.block_device_info(bdms, infos)
                 step = "fetch_image"
-                with self._cached_image(source):
+                with self._cached_image(self._source_to_fetch(source, instance.image)):
                     step = "spawn"
                     self._driver_call("spawn", self.driver.spawn, instance, instance.image,
                                       network_info, device_info)

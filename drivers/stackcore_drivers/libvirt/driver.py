@@ -303,7 +303,8 @@ class LibvirtDriver(HypervisorDriver):
         ]
         if not self.is_test_driver:
             images.check_format(image.disk_format)
-        if not os.path.isfile(image.path):  # the test driver never opens it: say so here
+        if self.needs_image_file(image) and not os.path.isfile(image.path):
+            # the test driver never opens it: say so here
             raise exception.Invalid("image.path", f"image file {image.path} does not exist",
                                     image.path)
         with self._translated("spawn", instance):
@@ -334,6 +335,15 @@ class LibvirtDriver(HypervisorDriver):
                     LOG.warning("cleanup after failed spawn of %s failed too: %s",
                                 instance.uuid, cleanup_err)
                 raise
+
+    def needs_image_file(self, image: Image) -> bool:
+        """False for an image an RBD root disk clones from (the rbd store of this cluster,
+        raw): the host's image cache need not fetch it."""
+        if self.rbd_disks is None or self.is_test_driver:
+            return True
+        self.rbd_disks.connect()  # done by init_host: this reads the fsid it kept
+        return rbd_disk.clone_source(image.location, image.disk_format,
+                                     self.rbd_disks.fsid) is None
 
     def _refuse_collision(self, conn: Any, instance: Instance) -> None:
         import libvirt

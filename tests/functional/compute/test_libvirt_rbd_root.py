@@ -10,6 +10,7 @@ Guests have no OS (as in the other libvirt tests): "booted" means QEMU runs with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -128,13 +129,14 @@ def _check_domain_uses(driver: LibvirtDriver, instance: Instance, pool: str) -> 
 def test_rbd_store_image_boots_from_a_clone(rbd_driver: LibvirtDriver, store: RbdStore,
                                             spawned: Callable[..., Instance],
                                             ceph: dict[str, str], tmp_path: Any) -> None:
-    raw = tmp_path / "image.raw"
-    raw.write_bytes(MARKER)  # the host's cache copy; the clone never reads it
     image_id = str(uuid.uuid4())
     stored = store.add(image_id, io.BytesIO(MARKER))
     try:
-        image = Image(id=image_id, name="on-ceph", path=str(raw), disk_format="raw",
-                      location=stored.location)
+        # no file: the manager does not fetch an image the driver clones
+        image = Image(id=image_id, name="on-ceph", path=str(tmp_path / "never-fetched"),
+                      disk_format="raw", location=stored.location)
+        assert rbd_driver.needs_image_file(image) is False
+        assert rbd_driver.needs_image_file(dataclasses.replace(image, disk_format="qcow2"))
         instance = spawned(image)
         name = f"{instance.uuid}_disk"
         with _pool_image(ceph, name) as disk:
@@ -221,7 +223,8 @@ def test_start_up_checks_the_pool_and_the_cluster(tmp_path: Any, ceph: dict[str,
 def test_cloud_server_of_an_rbd_store_image_clones_it(tmp_path: Any,
                                                       ceph: dict[str, str]) -> None:
     """Through cloud.compute: the compute manager passes the image's store location to the
-    driver, which clones instead of importing the host's cached copy."""
+    driver, which clones instead of importing the host's cached copy - so the host's image
+    cache does not fetch it at all (the driver says it needs no file)."""
     import stackcore
 
     with stackcore.Cloud(overrides={
@@ -247,9 +250,13 @@ def test_cloud_server_of_an_rbd_store_image_clones_it(tmp_path: Any,
                 assert server.status == "ACTIVE", server.fault
                 with _pool_image(ceph, f"{server.id}_disk") as disk:
                     assert disk.parent_info() == (ceph["pool"], f"image-{image.id}", SNAPSHOT)
+                manager = next(s.manager for s in cloud.services
+                               if s.binary == "stackcore-compute")
+                # a clone needs no copy on the host: the image cache did not fetch it
+                assert not os.path.exists(manager.image_cache.path(image.id)), \
+                    manager.image_cache.entries()
             finally:
                 cloud.compute.delete_server(server.id)
-            manager = next(s.manager for s in cloud.services if s.binary == "stackcore-compute")
             assert not manager.driver.rbd_disks.exists(server.id)
         finally:
             cloud.image.delete(image.id)  # refused (Conflict) if a clone were left

@@ -27,6 +27,7 @@ from stackcore_drivers.libvirt.driver import LibvirtDriver
 from stackcore import conf as sc_conf
 from stackcore import exception
 from stackcore.compute.objects import Flavor, Image, Instance
+from tests.conftest import wait_until
 
 from .conftest import HOST, backend_env, domain_of, make_driver, qemu_protocol_nodes, run
 
@@ -224,7 +225,8 @@ def test_cloud_server_of_an_rbd_store_image_clones_it(tmp_path: Any,
                                                       ceph: dict[str, str]) -> None:
     """Through cloud.compute: the compute manager passes the image's store location to the
     driver, which clones instead of importing the host's cached copy - so the host's image
-    cache does not fetch it at all (the driver says it needs no file)."""
+    cache does not fetch it at all (the driver says it needs no file); create_image of the
+    server snapshots the RBD disk into cloud.image."""
     import stackcore
 
     with stackcore.Cloud(overrides={
@@ -240,10 +242,13 @@ def test_cloud_server_of_an_rbd_store_image_clones_it(tmp_path: Any,
         "image_store_rbd": {"rbd_store_ceph_conf": ceph["conf"],
                             "rbd_store_pool": ceph["pool"]},
     }) as cloud:
-        cloud.compute.create_flavor("rbd.tiny", vcpus=1, ram_mb=128, disk_gb=1)
+        # disk_gb 0: the root disk is the image's size, so the snapshot is 1 MiB, not 1 GiB
+        cloud.compute.create_flavor("rbd.tiny", vcpus=1, ram_mb=128, disk_gb=0)
         image = cloud.image.create("raw-on-ceph", disk_format="raw",
                                    properties={"architecture": "x86_64"})
-        image = cloud.image.upload(image.id, io.BytesIO(MARKER))
+        content = MARKER.ljust(1024 * 1024, b"\0")
+        image = cloud.image.upload(image.id, io.BytesIO(content))
+        snapshot_id = None
         try:
             server = cloud.compute.create_server("on rbd", "rbd.tiny", image.id)
             try:
@@ -255,10 +260,27 @@ def test_cloud_server_of_an_rbd_store_image_clones_it(tmp_path: Any,
                 # a clone needs no copy on the host: the image cache did not fetch it
                 assert not os.path.exists(manager.image_cache.path(image.id)), \
                     manager.image_cache.entries()
+
+                # a snapshot (cold: suspended around the copy) reads the RBD disk back
+                snapshot_id = cloud.compute.create_image(server.id, "rbd-snap").id
+
+                def active() -> Any:
+                    found = cloud.image.get(snapshot_id)
+                    assert found.status in ("queued", "saving", "active"), found
+                    return found if found.status == "active" else None
+
+                snap = wait_until(active, 60, f"snapshot image {snapshot_id} active")
+                after = wait_until(lambda: (s := cloud.compute.get_server(server.id))
+                                   .task_state is None and s, 60, "snapshot task cleared")
+                assert (after.status, after.fault) == ("ACTIVE", None)
+                assert snap.disk_format == "raw", snap
+                assert b"".join(cloud.image.download(snapshot_id)) == content
             finally:
                 cloud.compute.delete_server(server.id)
             assert not manager.driver.rbd_disks.exists(server.id)
         finally:
+            if snapshot_id is not None:
+                cloud.image.delete(snapshot_id)
             cloud.image.delete(image.id)  # refused (Conflict) if a clone were left
 
 

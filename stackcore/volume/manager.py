@@ -100,10 +100,13 @@ class VolumeManager:
 
     API versions: 1.0 create/delete volume and snapshot, extend, attach/detach, upload;
     create/restore/delete backup (served when a backup driver is configured, see
-    :mod:`stackcore.volume.backup.manager`).
+    :mod:`stackcore.volume.backup.manager`). 1.1: ``copy_volume_to_image`` uploads into an
+    image the caller created (``image_id``, ``store``); a 1.0 caller's form (``image_name``,
+    ``disk_format``) is still served for one release: the image is then created here, in the
+    volume's project.
     """
 
-    target = Target(TOPIC, version="1.0")
+    target = Target(TOPIC, version="1.1")
     #: where lifecycle events and stats samples go (the Cloud sets its own)
     notifier: notifications.Notifier = notifications.NULL
 
@@ -1047,8 +1050,9 @@ class VolumeManager:
         os.makedirs(directory, exist_ok=True)
         return str(directory)
 
-    def copy_volume_to_image(self, volume_id: str, image_id: str,
-                             store: str | None = None) -> dict[str, Any]:
+    def copy_volume_to_image(self, volume_id: str, image_id: str | None = None,
+                             store: str | None = None, image_name: str | None = None,
+                             disk_format: str | None = None) -> dict[str, Any]:
         """Upload the volume into image ``image_id`` (created ``queued`` by the API, in the
         caller's project): the driver writes it to a temporary local file in the image's
         disk format (:meth:`VolumeDriver.copy_volume_to_image`, unchanged), which is streamed
@@ -1059,11 +1063,20 @@ class VolumeManager:
         its previous status back, and the temporary file is removed; the error is raised.
         Returns ``{id, name, disk_format, size_bytes, sha256, store, status, path}``;
         ``path`` is the image's local file for a store on this host's file system (``file``),
-        else None."""
+        else None.
+
+        Deprecated 1.0 form (an API of the previous release): ``image_name`` and
+        ``disk_format`` instead of ``image_id``; the image is created here in the volume's
+        project, then filled the same way."""
+        if image_id is None:
+            image_id = self._legacy_upload_image(volume_id, image_name, disk_format)
         with self._locked(volume_id):
             with self.db.transaction() as session:
                 row = self._row(session, volume_id)
                 if row.status not in (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE):
+                    with contextlib.suppress(exception.StackcoreError):
+                        if image_name is not None:  # the 1.0 form's own image
+                            self._images().delete(image_id)
                     raise exception.InvalidState(
                         f"cannot upload volume {volume_id} while it is {row.status}",
                         state=row.status)
@@ -1094,6 +1107,30 @@ class VolumeManager:
         return {"id": image.id, "name": image.name, "disk_format": image.disk_format,
                 "size_bytes": image.size_bytes, "sha256": image.sha256, "store": image.store,
                 "status": image.status, "path": local_path}
+
+    def _legacy_upload_image(self, volume_id: str, image_name: str | None,
+                             disk_format: str | None) -> str:
+        """The image a 1.0 caller's upload goes into, created in the volume's project."""
+        import warnings
+
+        from stackcore.project.context import ADMIN_ROLE, RequestContext
+
+        if image_name is None or disk_format is None:
+            raise exception.Invalid("image_id", "is required (or, deprecated, image_name and "
+                                    "disk_format)", None)
+        warnings.warn("copy_volume_to_image(image_name, disk_format) is the volume RPC API "
+                      "1.0 form, deprecated: callers create the image and pass image_id",
+                      DeprecationWarning, stacklevel=3)
+        with self.db.read() as session:
+            row = self._row(session, volume_id)
+            owner = RequestContext(user_id=row.user_id, project_id=row.project_id,
+                                   roles=[ADMIN_ROLE])
+        if self.image_api is None:
+            self._images()  # raises the ConfigError
+        assert self.image_api is not None
+        image = self.image_api.bind(owner).create(
+            image_name, disk_format=disk_format, properties={"source_volume_id": volume_id})
+        return image.id
 
     def _discard_unfinished_uploads(self, volume_id: str) -> None:
         """Delete the images an interrupted upload of the volume left unfinished (``queued``,

@@ -49,7 +49,9 @@ class VolumeRPCAPI:
 
     def copy_volume_to_image(self, host: str, volume_id: str, image_id: str,
                              store: str | None) -> dict[str, Any]:
-        result: dict[str, Any] = self._on(host).call(
+        # 1.1: the image is the caller's, created through cloud.image (a 1.0 service, which
+        # made its own image row, refuses the call instead of failing on the arguments)
+        result: dict[str, Any] = self._client.prepare(server=host, version="1.1").call(
             "copy_volume_to_image", volume_id=volume_id, image_id=image_id, store=store)
         return result
 

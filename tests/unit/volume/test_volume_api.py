@@ -400,3 +400,20 @@ def test_restart_discards_an_interrupted_upload(vcloud, tmp_path) -> None:
     with pytest.raises(exception.NotFound):
         again.image.get(filling.id)
     assert again.image.get(other.id).status == "queued"
+
+
+def test_upload_rpc_1_0_form_still_served(vcloud) -> None:
+    """A caller of the previous release (volume RPC API 1.0) names the image instead of
+    creating it: served for one release with a DeprecationWarning, the image created in the
+    volume's project and made active the same way."""
+    cloud = vcloud()
+    vol = cloud.volume.create(1)
+    with pytest.warns(DeprecationWarning, match="1.0 form"):
+        result = manager_of(cloud).copy_volume_to_image(vol.id, image_name="old-caller",
+                                                        disk_format="raw")
+    image = cloud.image.get(result["id"])
+    with cloud.db.read() as session:
+        owner = session.get(models.Volume, vol.id).project_id
+    assert (image.name, image.status, image.project_id, image.size_bytes) == (
+        "old-caller", "active", owner, GiB), image
+    assert cloud.volume.get(vol.id).status == "available"

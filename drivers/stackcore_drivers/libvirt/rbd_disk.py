@@ -235,7 +235,8 @@ class RbdDisks:
                     location: str, min_size_bytes: int) -> RbdDiskSpec:
         """Make ``<uuid>_disk``: a clone when :func:`clone_source` allows, else an import of
         ``source_path``; at least ``min_size_bytes``. A failure leaves no image behind; an
-        existing ``<uuid>_disk`` is Conflict and left alone."""
+        existing ``<uuid>_disk`` is Conflict and left alone here (spawn's cleanup removes
+        it: no domain has it, it is a leftover of an earlier attempt)."""
         _, rbd = ceph.bindings("[libvirt] images_type = rbd")
         self.connect()
         name = disk_name(instance_uuid)

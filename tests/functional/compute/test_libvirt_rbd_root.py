@@ -208,6 +208,14 @@ def test_failed_spawn_leaves_no_rbd_image(rbd_driver: LibvirtDriver, ceph: dict[
     assert not rbd_driver.rbd_disks.exists(instance.uuid)
     assert not os.path.exists(os.path.join(rbd_driver.instances_path, instance.uuid))
 
+    # a <uuid>_disk left by an earlier attempt (no domain has it) is never written over: the
+    # spawn fails with Conflict and its cleanup removes the leftover, so a retry starts clean
+    retry = dataclasses.replace(instance, flavor=Flavor("ok", vcpus=1, ram_mb=128, disk_gb=0))
+    run("rbd", "-c", ceph["conf"], "create", f"{ceph['pool']}/{retry.uuid}_disk", "--size", "1")
+    with pytest.raises(exception.Conflict, match="exists already"):
+        rbd_driver.spawn(retry, image, [], [])
+    assert not rbd_driver.rbd_disks.exists(retry.uuid)
+
 
 def test_start_up_checks_the_pool_and_the_cluster(tmp_path: Any, ceph: dict[str, str]) -> None:
     with pytest.raises(exception.ConfigError, match=r"images_rbd_pool = 'no-such-pool'.*no such"):

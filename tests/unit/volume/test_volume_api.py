@@ -417,3 +417,64 @@ def test_upload_rpc_1_0_form_still_served(vcloud) -> None:
     assert (image.name, image.status, image.project_id, image.size_bytes) == (
         "old-caller", "active", owner, GiB), image
     assert cloud.volume.get(vol.id).status == "available"
+
+
+def _cloning(driver, answer) -> list:
+    """Make the fake driver declare clone_image and answer with ``answer(volume, image)``;
+    returns the images it was offered."""
+    offered = []
+
+    def clone_image(volume, image):
+        offered.append(image)
+        return answer(volume, image)
+
+    driver.capabilities = {**type(driver).capabilities, "clone_image": True}
+    driver.clone_image = clone_image
+    return offered
+
+
+def test_volume_from_a_store_image_is_offered_to_clone_image(vcloud) -> None:
+    """A raw store image is offered to clone_image (instead of create + copy); a clone keeps
+    its image from deletion (Conflict, image unchanged) until the volume is deleted; (False,
+    None) falls back to the copy; a malformed answer is a contract error: error + fault,
+    nothing left."""
+    cloud = vcloud()
+    driver = manager_of(cloud).driver
+    data = b"\x5a" * 4096 + bytes(4096)
+    image = cloud.image.upload(cloud.image.create("raw-img").id, data)
+
+    def clone(volume, offered):
+        driver.create_volume(volume)
+        with open(driver._path(volume.name), "r+b") as handle:
+            handle.write(b"cloned!")
+        return True, None
+
+    offered = _cloning(driver, clone)
+    vol = cloud.volume.create(1, image_id=image.id)
+    assert vol.status == "available", cloud.volume.faults(vol.id)
+    assert [(o.id, o.store, o.disk_format, o.size) for o in offered] == [
+        (image.id, "file", "raw", len(data))], offered
+    with open(driver._path(f"volume-{vol.id}"), "rb") as handle:
+        assert handle.read(7) == b"cloned!", "the volume was copied, not cloned"
+    with pytest.raises(exception.Conflict, match="copy-on-write volume"):
+        cloud.image.delete(image.id)
+    assert cloud.image.get(image.id).status == "active"
+    cloud.volume.delete(vol.id)
+    assert cloud.image.get(image.id).status == "active"
+
+    _cloning(driver, lambda volume, offered: (False, None))
+    copied = cloud.volume.create(1, image_id=image.id)
+    assert copied.status == "available", cloud.volume.faults(copied.id)
+    with open(driver._path(f"volume-{copied.id}"), "rb") as handle:
+        assert handle.read(4096) == b"\x5a" * 4096, "the fallback did not copy the image"
+
+    _cloning(driver, lambda volume, offered: "yes")
+    broken = cloud.volume.create(1, image_id=image.id)
+    assert broken.status == "error"
+    faults = cloud.volume.faults(broken.id)
+    assert faults[-1].step == "clone_image" and "(cloned, model update)" in \
+        faults[-1].message, faults
+    assert f"volume-{broken.id}" not in objects_on(cloud)
+    cloud.volume.delete(copied.id)
+    cloud.volume.delete(broken.id)
+    cloud.image.delete(image.id)  # nothing depends on it any more

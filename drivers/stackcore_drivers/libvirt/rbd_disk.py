@@ -293,8 +293,13 @@ class RbdDisks:
     def capacity(self) -> tuple[int, int]:
         """``(total, free)`` bytes of the cluster: where root disks take their space from
         (a compute host's local disk holds none of it)."""
+        rados, _ = ceph.bindings("[libvirt] images_type = rbd")
         self.connect()
-        stats = self._client.get_cluster_stats()
+        try:
+            stats = self._client.get_cluster_stats()
+        except rados.Error as err:
+            raise exception.BackendUnavailable(
+                f"Ceph cluster {self.fsid} did not report its capacity: {err}") from err
         total = int(stats["kb"]) * 1024
         return total, min(int(stats["kb_avail"]) * 1024, total)
 

@@ -392,8 +392,12 @@ class LibvirtDriver(HypervisorDriver):
         dom = self._find(conn, instance_uuid)
         rbd_root = None  # (pool, image) of an RBD root disk, as the domain says
         if dom is not None:
-            rbd_root = rbd_disk.rbd_source(
-                domain_xml.find_disk(domain_xml.parse(dom.XMLDesc(0)), "vda"))
+            try:
+                rbd_root = rbd_disk.rbd_source(
+                    domain_xml.find_disk(domain_xml.parse(dom.XMLDesc(0)), "vda"))
+            except libvirt.libvirtError as err:
+                if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
             try:
                 if dom.isActive():
                     dom.destroy()
@@ -404,18 +408,26 @@ class LibvirtDriver(HypervisorDriver):
             self._undefine(dom)
         self._remove_secrets(conn, volume.secret_usage_prefix(instance_uuid))
         if destroy_disks:
-            own_name = rbd_disk.disk_name(instance_uuid)
-            if self.rbd_disks is not None and not self.is_test_driver:
-                # after the undefine: no QEMU holds the image any more
-                self.rbd_disks.remove(instance_uuid)
-                if rbd_root is not None and rbd_root[1] == own_name \
-                        and rbd_root[0] != self.rbd_disks.pool:  # images_rbd_pool changed
-                    self.rbd_disks.remove(instance_uuid, pool=rbd_root[0])
-            elif rbd_root is not None and rbd_root[1] == own_name:
-                LOG.warning("instance %s's root disk, the RBD image %s/%s, is left in Ceph: "
-                            "[libvirt] images_type is not rbd any more, so there is no "
-                            "connection to remove it with", instance_uuid, *rbd_root)
+            self._remove_rbd_root(instance_uuid, rbd_root)
             shutil.rmtree(self._instance_dir(instance_uuid), ignore_errors=True)
+
+    def _remove_rbd_root(self, instance_uuid: str, rbd_root: tuple[str, str] | None) -> None:
+        """Remove the instance's ``<uuid>_disk`` (after the undefine: no QEMU holds it) from
+        the configured pool and, if the domain named another pool (images_rbd_pool changed),
+        from that one; gone already is fine. ``rbd_root``: the domain's RBD root disk."""
+        try:
+            own_name = rbd_disk.disk_name(instance_uuid)
+        except ValueError:
+            return  # not a uuid: spawn refuses those, so it made no disk
+        if self.rbd_disks is not None and not self.is_test_driver:
+            self.rbd_disks.remove(instance_uuid)
+            if rbd_root is not None and rbd_root[1] == own_name \
+                    and rbd_root[0] != self.rbd_disks.pool:
+                self.rbd_disks.remove(instance_uuid, pool=rbd_root[0])
+        elif rbd_root is not None and rbd_root[1] == own_name:
+            LOG.warning("instance %s's root disk, the RBD image %s/%s, is left in Ceph: "
+                        "[libvirt] images_type is not rbd any more, so there is no "
+                        "connection to remove it with", instance_uuid, *rbd_root)
 
     @staticmethod
     def _undefine(dom: Any) -> None:

@@ -215,6 +215,8 @@ def test_failed_spawn_leaves_no_rbd_image(rbd_driver: LibvirtDriver, ceph: dict[
     with pytest.raises(exception.Conflict, match="exists already"):
         rbd_driver.spawn(retry, image, [], [])
     assert not rbd_driver.rbd_disks.exists(retry.uuid)
+    # destroy succeeds for anything the backend does not know, a non-uuid id included
+    rbd_driver.destroy(dataclasses.replace(instance, uuid="not-a-uuid"), [], [], True)
 
 
 def test_start_up_checks_the_pool_and_the_cluster(tmp_path: Any, ceph: dict[str, str]) -> None:

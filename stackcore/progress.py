@@ -8,8 +8,10 @@ family APIs show it as the resource's ``progress`` (:class:`Progress`, None when
 and the CLI's ``--wait`` displays it as a bar.
 
 Why a table of its own rather than columns on each family's rows: one shape for every family,
-one display, and a row exists exactly while a copy runs (the reporter removes it at the end,
-success or failure), so a reader needs no status logic to know whether the figure is current.
+one display, and a row exists while a copy runs (the reporter removes it at the end, success
+or failure). A process killed mid-copy leaves its row; the APIs show a row only while the
+resource is in a copying status (``saving``, ``downloading``...), which restart
+reconciliation ends, and the next copy of the resource replaces it.
 
 Costs are bounded: a reporter writes at most once per :data:`INTERVAL` seconds (plus once at
 the start), whatever the chunk size; a failed write (a database outage) is logged and the copy
@@ -87,6 +89,12 @@ class Reporter:
         self.done += count
         if time.monotonic() >= self._next:
             self._write()
+
+    def phase(self, step: str, total: int | None = None) -> None:
+        """The copy moved on to ``step`` (bytes counted from 0 again, ``total`` None when that
+        step reports no bytes - a driver's own copy): shown at once."""
+        self.step, self.total, self.done = step, total, 0
+        self._write()
 
     def set_total(self, total: int | None) -> None:
         """The total became known (or changed) during the copy."""

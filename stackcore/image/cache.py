@@ -127,16 +127,19 @@ class ImageCache:
     # --- use --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def use(self, source: CachedSource) -> Iterator[str]:
+    def use(self, source: CachedSource,
+            on_bytes: Callable[[int], object] | None = None) -> Iterator[str]:
         """The cached file of ``source`` (fetched first if missing), kept in the cache while
-        the ``with`` block runs (a shared lock: :meth:`clean` skips it)."""
+        the ``with`` block runs (a shared lock: :meth:`clean` skips it). ``on_bytes(n)`` is
+        called for every chunk a fetch writes (a :class:`stackcore.progress.Reporter`'s
+        ``advance``): not at all when the image is cached already."""
         path = self.path(source.image_id)
         with self._lock_file(source.image_id) as fd:
             while True:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 fetched = False
                 if not os.path.isfile(path):
-                    self._fetch(source, path)
+                    self._fetch(source, path, on_bytes)
                     fetched = True
                 # Shared from here on; flock converts by releasing first, so a cleaner may
                 # slip in between: then fetch again.
@@ -154,7 +157,8 @@ class ImageCache:
         with self.use(source) as path:
             return path
 
-    def _fetch(self, source: CachedSource, path: str) -> None:
+    def _fetch(self, source: CachedSource, path: str,
+               on_bytes: Callable[[int], object] | None = None) -> None:
         """Download ``source`` to ``path`` (caller holds the image's lock exclusively):
         temporary name, size and sha256 checked, format inspected, fsync, rename. Any failure
         leaves nothing."""
@@ -172,6 +176,8 @@ class ImageCache:
                 with open(partial, "xb") as out:
                     for chunk in digest.chunks():
                         out.write(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
                     out.flush()
                     os.fsync(out.fileno())
             finally:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from stackcore import exception, faults, schemas, service, validate, wait
+from stackcore import progress as copy_progress
 from stackcore import schemas as s
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
@@ -52,6 +53,8 @@ MAX_SIZE_GB = 64 * 1024
 IMAGE_FORMATS = ("raw", "qcow2")
 _QCOW2_MAGIC = b"QFI\xfb"
 _FINAL = ("available", "in-use", "error", "error_deleting", "error_extending", "deleted")
+#: the statuses during which a volume may run a copy that reports its progress
+_COPYING = ("creating", "downloading")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +92,9 @@ class Volume:
     attachments: tuple[Attachment, ...]
     created_at: datetime.datetime
     fault: Fault | None
+    #: the copy running now (an image fetched and written into the volume): step, bytes done
+    #: and total (:mod:`stackcore.progress`); None when no copy runs
+    progress: copy_progress.Progress | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -485,6 +491,8 @@ class VolumeAPI(BackupAPI, ScopedAPI):
                            a.connector.get("host")) for a in atts),
             created_at=row.created_at,
             fault=self._fault(session, row.id) if row.status.startswith("error") else None,
+            progress=copy_progress.read(session, "volume", [row.id]).get(row.id)
+            if row.status in _COPYING else None,
         )
 
     @schemas.accepts(volume_id=s.UUID, include_deleted=s.BOOLEAN)

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from stackcore import exception, faults, managers, notifications
+from stackcore import progress as copy_progress
 from stackcore.db import api as db_api
 from stackcore.db import models as core_models
 from stackcore.image import cache as image_cache
@@ -639,7 +640,13 @@ class VolumeManager:
                     self._update(volume_id, status=VolumeStatus.DOWNLOADING)
                     image, cached = self._image_file(row.image_id)
                     _, volume = self._load(volume_id)
-                    with self._cached_image(image, cached):
+                    # the volume's progress: the bytes of the image's fetch into this host's
+                    # cache, then the driver's copy (which reports no bytes)
+                    with copy_progress.Reporter(
+                            self.db, "volume", volume_id, "fetch_image",
+                            cached.size if cached is not None else None) as reporter, \
+                            self._cached_image(image, cached, reporter.advance):
+                        reporter.phase(step)
                         self._driver_call(step, self.driver.copy_image_to_volume, volume,
                                           image)
                 step = "finish_create"
@@ -696,7 +703,8 @@ class VolumeManager:
 
     @contextlib.contextmanager
     def _cached_image(self, image: objects.ImageFile,
-                      source: image_cache.CachedSource | None) -> Iterator[None]:
+                      source: image_cache.CachedSource | None,
+                      on_bytes: Callable[[int], object] | None = None) -> Iterator[None]:
         """The image's file ready for the driver while the block runs: an uploaded image
         fetched into this host's cache (size, sha256 and format checked there) and held;
         a registered file inspected again in place - the file on that path may have changed
@@ -705,7 +713,7 @@ class VolumeManager:
             image_format.inspect(image.path, image.disk_format, field=f"image {image.id}")
             yield
             return
-        with self.image_cache.use(source):
+        with self.image_cache.use(source, on_bytes):
             yield
 
     def _fail_create(self, volume_id: str, step: str, err: BaseException) -> None:

@@ -229,3 +229,51 @@ def test_client_image_import_shows_the_images_progress(
         ("active", len(data), None), image
     assert f"importing image {image_id}: 50% ({len(data) // 2}/{len(data)} bytes) saving" \
         in err, err
+
+
+def test_a_volume_from_an_image_shows_the_fetch_then_the_drivers_copy(
+        make_cloud: Callable[..., stackcore.Cloud], monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackcore.image.stores.file import FileStore
+    from stackcore.volume.fake import FakeVolumeDriver
+
+    monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)
+    fetch_paused, copy_paused = threading.Event(), threading.Event()
+    original_get, original_copy = FileStore.get, FakeVolumeDriver.copy_image_to_volume
+
+    def paused_get(self: FileStore, location: str, *args: Any, **kwargs: Any) -> Any:
+        for number, chunk in enumerate(original_get(self, location, *args, **kwargs)):
+            if number == 1 and not fetch_paused.wait(60):
+                raise RuntimeError("the test never resumed the fetch")
+            yield chunk
+
+    def paused_copy(self: FakeVolumeDriver, volume: Any, image: Any) -> None:
+        if not copy_paused.wait(60):
+            raise RuntimeError("the test never resumed the copy")
+        original_copy(self, volume, image)
+
+    monkeypatch.setattr(FileStore, "get", paused_get)
+    monkeypatch.setattr(FakeVolumeDriver, "copy_image_to_volume", paused_copy)
+    cloud = make_cloud()
+    size = 3 * CHUNK_SIZE
+    image = cloud.image.create("disk")
+    cloud.image.upload(image.id, b"\0" * size)
+    volume = cloud.volume.create(1, image_id=image.id, wait=False)
+    try:
+        def progress_is(step: str, done: int, total: int | None) -> Any:
+            def check() -> Any:
+                seen = cloud.volume.get(volume.id).progress
+                return seen if seen is not None and (seen.step, seen.bytes_done,
+                                                     seen.bytes_total) == (step, done, total) \
+                    else None
+            return wait_until(check, 30, f"volume progress {step} {done}/{total}")
+
+        progress_is("fetch_image", CHUNK_SIZE, size)  # one chunk cached, the next one held
+        fetch_paused.set()
+        running = progress_is("copy_image_to_volume", 0, None)  # the driver reports no bytes
+        assert cloud.volume.get(volume.id).status == "downloading", running
+    finally:
+        fetch_paused.set()
+        copy_paused.set()
+    done = wait_until(lambda: (v := cloud.volume.get(volume.id)).status != "downloading"
+                      and v, 30, "the copy's end")
+    assert (done.status, done.progress) == ("available", None), done

@@ -18,12 +18,17 @@ COLUMNS = ("id", "name", "status", "disk_format", "size_bytes", "visibility")
 
 
 class CreateImage(CloudShowOne):
-    """Create an image; with --file, upload its bytes (progress on stderr)."""
+    """Create an image; with --file, upload its bytes (progress on stderr); with --volume,
+    from a volume's data (``cloud.volume.upload_to_image``, as ``openstack image create
+    --volume``)."""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("name")
-        parser.add_argument("--file", metavar="PATH", help="the image's bytes to upload")
+        source = parser.add_mutually_exclusive_group()
+        source.add_argument("--file", metavar="PATH", help="the image's bytes to upload")
+        source.add_argument("--volume", metavar="VOLUME_ID",
+                            help="the volume whose data becomes the image (raw or qcow2)")
         parser.add_argument("--disk-format", default="raw")
         parser.add_argument("--container-format", default="bare")
         parser.add_argument("--public", action="store_true")
@@ -33,6 +38,16 @@ class CreateImage(CloudShowOne):
 
     def take_action(self, args: argparse.Namespace) -> Any:
         properties = dict(_pair(p) for p in args.property)
+        if args.volume is not None:
+            for option, given in (("--public", args.public), ("--property", properties),
+                                  ("--container-format", args.container_format != "bare")):
+                if given:
+                    raise exception.Invalid(option, "does not apply to an image made from a "
+                                            "volume (--volume)", args.volume)
+            made = self.cloud.volume.upload_to_image(args.volume, args.name,
+                                                     disk_format=args.disk_format,
+                                                     store=args.store)
+            return fmt.show(self.cloud.image.get(made["id"]))
         # The file is opened before the image is created: a wrong path leaves no queued image.
         with contextlib.ExitStack() as stack:
             handle = stack.enter_context(_open(args.file)) if args.file else None

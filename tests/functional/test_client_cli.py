@@ -116,6 +116,19 @@ def test_resources_through_the_cli(deployment, tmp_path) -> None:
     assert snapshot["status"] == "available", snapshot
     ok(config, "snapshot", "delete", snapshot["id"])
 
+    # volume -> image (the volume service writes it, cloud.image stores it) -> volume
+    made = json.loads(ok(config, "image", "create", "from-data", "--volume", volume["id"],
+                         "-f", "json"))
+    assert (made["status"], made["progress"], made["properties"]) == \
+        ("active", None, f"source_volume_id={volume['id']}"), made
+    status, out, err = client(config, "volume", "create", "1", "--image", made["id"],
+                              "--wait", "-f", "json")
+    assert status == 0, err
+    restored = json.loads(out)
+    assert (restored["status"], restored["image_id"], restored["progress"]) == \
+        ("available", made["id"], None), restored
+    ok(config, "volume", "delete", restored["id"])
+
     ok(config, "server", "delete", server["id"])
     ok(config, "volume", "delete", volume["id"])
     assert ok(config, "server", "list", "-f", "value") == ""

@@ -184,9 +184,14 @@ class RemoteError(RPCError):
 
 
 def to_dict(exc: BaseException) -> dict[str, Any]:
-    """Serialise an exception for an RPC reply (class name, message, structured kwargs)."""
+    """Serialise an exception for an RPC reply (class name, message, structured kwargs).
+
+    A subclass defined elsewhere (a family's or a store's own, e.g. the image stores'
+    ``SizeLimitExceeded``) goes as its nearest base class of this module - the caller may not
+    have it, but catches its base (``Invalid``) with the same message and attributes."""
     if isinstance(exc, StackcoreError):
-        return {"class": type(exc).__name__, "message": exc.message, "kwargs": exc.kwargs}
+        known = next(c for c in type(exc).__mro__ if globals().get(c.__name__) is c)
+        return {"class": known.__name__, "message": exc.message, "kwargs": exc.kwargs}
     return {"class": type(exc).__name__, "message": str(exc), "kwargs": {}}
 
 

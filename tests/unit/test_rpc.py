@@ -10,6 +10,10 @@ from stackcore import conf, exception, rpc
 from stackcore.rpc import Target
 
 
+class _OwnInvalid(exception.Invalid):
+    """An error class of a family's or a driver's own module, unknown to stackcore.exception."""
+
+
 class Endpoint:
     target = Target("calc", version="1.3")
 
@@ -25,6 +29,9 @@ class Endpoint:
 
     def crash(self) -> None:
         raise ZeroDivisionError("boom")
+
+    def refuse_own(self) -> None:
+        raise _OwnInvalid("size", "is too large", 7)
 
     def remember(self, value: int) -> None:
         self.cast_value = value
@@ -52,6 +59,14 @@ def test_stackcore_errors_keep_class_and_attributes(transport) -> None:
     with pytest.raises(exception.NotFound) as caught:
         transport.client(Target("calc", "h1")).call("fail", ident="x1")
     assert caught.value.kind == "thing" and caught.value.ident == "x1"
+
+
+def test_own_error_classes_arrive_as_their_nearest_known_base(transport) -> None:
+    transport.serve(Target("calc", "h1"), Endpoint())
+    with pytest.raises(exception.Invalid) as caught:
+        transport.client(Target("calc", "h1")).call("refuse_own")
+    assert (type(caught.value), caught.value.kwargs.get("field"), str(caught.value)) == \
+        (exception.Invalid, "size", "invalid size: is too large"), caught.value.kwargs
 
 
 def test_foreign_errors_become_remote_error(transport) -> None:

@@ -320,8 +320,8 @@ def test_failed_upload_leaves_no_image_and_no_file(vcloud) -> None:
 
     cloud.conf.set_override("fake_fail_on", [], group="fake")
     cloud.conf.set_override("image_size_cap", GiB - 1, group="image")
-    # (the store's SizeLimitExceeded crosses RPC as a RemoteError naming it)
-    with pytest.raises(exception.StackcoreError, match="image size limit"):
+    # (the store's SizeLimitExceeded crosses RPC as its base, Invalid, naming the size)
+    with pytest.raises(exception.Invalid, match="image size limit"):
         cloud.volume.upload_to_image(vol.id, "too-big")
     assert cloud.image.list_images() == []
     assert cloud.volume.get(vol.id).status == "available"

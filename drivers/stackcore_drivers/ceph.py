@@ -1,6 +1,7 @@
-"""What the two Ceph drivers (the ``rbd`` volume driver and the ``rbd`` image store) share:
-loading the distribution's bindings, and removing an RBD image that a closing watcher may still
-hold.
+"""What the Ceph drivers (the ``rbd`` volume driver, the ``rbd`` image store, the ``ceph``
+backup driver and the libvirt driver's RBD root disks) share: loading the distribution's
+bindings, connecting a client with timeouts, and removing an RBD image that a closing watcher
+may still hold.
 
 Why removal waits: ``RBD().remove`` refuses an image with watchers (``ImageBusy``), and a watch
 can outlive the ``close()`` that ended it. When a client's watch hit an error under load (a ping
@@ -14,6 +15,7 @@ the image) outlasts the wait, and the caller gets the error.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -36,6 +38,31 @@ def bindings(user: str) -> tuple[Any, Any]:
             f"{user} needs the Ceph Python bindings (Debian: python3-rados python3-rbd; in a "
             "venv run tools/backends/python-bindings.sh PYTHON)") from err
     return rados, rbd
+
+
+def connect(rados: Any, *, user: str | None, conffile: str, timeout: float | None,
+            clustername: str | None = None, pool: str | None = None) -> Any:
+    """A connected ``rados.Rados`` client. ``timeout`` (seconds; None: librados's defaults)
+    bounds connecting and every monitor/OSD operation and mount, so that an unreachable
+    cluster is an error, not a hang; ``pool``, when given, is opened once to prove that it
+    exists. Raises the bindings' ``rados.Error`` - each driver says what failed in its own
+    terms (a ConfigError at start-up, BackendUnavailable later) - after shutting down the
+    half-made client."""
+    client = rados.Rados(rados_id=user, clustername=clustername, conffile=conffile or "")
+    try:
+        if timeout is not None:
+            for key in ("rados_osd_op_timeout", "rados_mon_op_timeout", "client_mount_timeout"):
+                client.conf_set(key, str(timeout))
+            client.connect(timeout=timeout)
+        else:
+            client.connect()
+        if pool is not None:
+            client.open_ioctx(pool).close()
+    except rados.Error:
+        with contextlib.suppress(Exception):
+            client.shutdown()
+        raise
+    return client
 
 
 def remove_image(ioctx: Any, name: str, patience: float = WATCH_TIMEOUT + 5) -> bool:

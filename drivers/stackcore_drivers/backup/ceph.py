@@ -99,20 +99,13 @@ class CephBackupDriver(BackupDriver):
         with self._lock:
             if self._client is not None:
                 return self._client
-            client = rados.Rados(rados_id=conf.backup_ceph_user,
-                                 clustername=conf.backup_ceph_cluster_name,
-                                 conffile=conf.backup_ceph_conf or "")
             try:
-                if conf.rados_connect_timeout >= 0:
-                    for key in ("rados_osd_op_timeout", "rados_mon_op_timeout",
-                                "client_mount_timeout"):
-                        client.conf_set(key, str(conf.rados_connect_timeout))
-                    client.connect(timeout=conf.rados_connect_timeout)
-                else:
-                    client.connect()
+                client = ceph.connect(rados, user=conf.backup_ceph_user,
+                                      clustername=conf.backup_ceph_cluster_name,
+                                      conffile=conf.backup_ceph_conf,
+                                      timeout=conf.rados_connect_timeout
+                                      if conf.rados_connect_timeout >= 0 else None)
             except rados.Error as err:
-                with contextlib.suppress(Exception):
-                    client.shutdown()
                 raise exception.BackendUnavailable(
                     f"cannot connect to Ceph cluster {conf.backup_ceph_cluster_name!r}: "
                     f"{type(err).__name__}: {err}") from None

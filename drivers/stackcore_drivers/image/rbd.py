@@ -165,21 +165,18 @@ class RbdStore(ImageStore):
             if self._client is not None:
                 return self._client
             conf = self.configuration
-            client = rados.Rados(rados_id=conf.rbd_store_user,
-                                 conffile=conf.rbd_store_ceph_conf or "")
+            client = None
             try:
-                if conf.rados_connect_timeout >= 0:
-                    for key in ("rados_osd_op_timeout", "rados_mon_op_timeout",
-                                "client_mount_timeout"):
-                        client.conf_set(key, str(conf.rados_connect_timeout))
-                    client.connect(timeout=conf.rados_connect_timeout)
-                else:
-                    client.connect()
-                client.open_ioctx(conf.rbd_store_pool).close()  # the pool must exist
+                client = ceph.connect(rados, user=conf.rbd_store_user,
+                                      conffile=conf.rbd_store_ceph_conf,
+                                      timeout=conf.rados_connect_timeout
+                                      if conf.rados_connect_timeout >= 0 else None,
+                                      pool=conf.rbd_store_pool)
                 self._fsid = str(client.get_fsid())
             except rados.Error as err:
-                with contextlib.suppress(Exception):
-                    client.shutdown()
+                if client is not None:  # connected, then the fsid could not be read
+                    with contextlib.suppress(Exception):
+                        client.shutdown()
                 raise exception.BackendUnavailable(
                     f"cannot connect to Ceph pool {conf.rbd_store_pool!r}: "
                     f"{type(err).__name__}: {err}") from None

@@ -164,18 +164,11 @@ class RbdDisks:
         with self._lock:
             if self._client is not None:
                 return
-            client = rados.Rados(rados_id=self.user, conffile=self.ceph_conf or "")
             try:
-                if self.connect_timeout > 0:
-                    for key in ("rados_osd_op_timeout", "rados_mon_op_timeout",
-                                "client_mount_timeout"):
-                        client.conf_set(key, str(self.connect_timeout))
-                    client.connect(timeout=self.connect_timeout)
-                else:
-                    client.connect()
+                client = ceph.connect(rados, user=self.user, conffile=self.ceph_conf,
+                                      timeout=self.connect_timeout
+                                      if self.connect_timeout > 0 else None)
             except rados.Error as err:
-                with contextlib.suppress(Exception):
-                    client.shutdown()
                 raise exception.ConfigError(
                     f"[libvirt] images_rbd_ceph_conf = {self.ceph_conf!r} (rbd_user = "
                     f"{self.user!r}): cannot reach the Ceph cluster: {type(err).__name__}: "

@@ -145,23 +145,11 @@ class RbdDriver(VolumeDriver):
         conf = self.configuration
 
         def attempt() -> Any:
-            client = rados.Rados(rados_id=conf.rbd_user, clustername=conf.rbd_cluster_name,
-                                 conffile=conf.rbd_ceph_conf or "")
-            try:
-                if conf.rados_connect_timeout >= 0:
-                    timeout = str(conf.rados_connect_timeout)
-                    for key in ("rados_osd_op_timeout", "rados_mon_op_timeout",
-                                "client_mount_timeout"):
-                        client.conf_set(key, timeout)
-                    client.connect(timeout=conf.rados_connect_timeout)
-                else:
-                    client.connect()
-                client.open_ioctx(conf.rbd_pool).close()  # the pool must exist
-            except rados.Error:
-                with contextlib.suppress(Exception):
-                    client.shutdown()
-                raise
-            return client
+            return ceph.connect(rados, user=conf.rbd_user, clustername=conf.rbd_cluster_name,
+                                conffile=conf.rbd_ceph_conf,
+                                timeout=conf.rados_connect_timeout
+                                if conf.rados_connect_timeout >= 0 else None,
+                                pool=conf.rbd_pool)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(conf.rados_connection_retries),

@@ -37,7 +37,7 @@ class CreateImage(CloudShowOne):
         return parser
 
     def take_action(self, args: argparse.Namespace) -> Any:
-        properties = dict(_pair(p) for p in args.property)
+        properties = pairs(args.property)
         if args.volume is not None:
             for option, given in (("--public", args.public), ("--property", properties),
                                   ("--container-format", args.container_format != "bare")):
@@ -111,6 +111,11 @@ def _open(path: str) -> BinaryIO:
         return open(path, "rb")
     except OSError as err:
         raise exception.Invalid("--file", f"{path}: {err.strerror or err}", path) from None
+
+
+def pairs(texts: list[str]) -> dict[str, str]:
+    """``--property KEY=VALUE`` options as a mapping (one error naming a malformed one)."""
+    return dict(_pair(text) for text in texts)
 
 
 def _pair(text: str) -> tuple[str, str]:

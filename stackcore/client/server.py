@@ -1,5 +1,5 @@
-"""``server create/list/show/delete`` and the lifecycle actions (start, stop, reboot, volume
-attach/detach)."""
+"""``server create/list/show/delete``, the lifecycle actions (start, stop, reboot, pause,
+suspend, rescue, rebuild, volume attach/detach), server snapshots and the console log."""
 
 from __future__ import annotations
 
@@ -144,3 +144,96 @@ class RemoveVolume(CloudCommand):
 
     def take_action(self, args: argparse.Namespace) -> None:
         self.cloud.compute.detach_volume(args.server, args.volume)
+
+
+def _simple_action(method: str, doc: str) -> type[_OneServer]:
+    """A command calling ``cloud.compute.<method>(server)`` and showing the server: the
+    actions that take nothing but the server (pause, suspend, rescue's way back...)."""
+
+    class Action(_OneServer):
+        def take_action(self, args: argparse.Namespace) -> Any:
+            return fmt.show(getattr(self.cloud.compute, method)(args.server))
+
+    Action.__doc__ = doc
+    Action.__name__ = Action.__qualname__ = "".join(
+        part.capitalize() for part in method.split("_"))
+    return Action
+
+
+PauseServer = _simple_action("pause_server", "Pause a server (kept in memory, not running).")
+UnpauseServer = _simple_action("unpause_server", "Run a paused server again.")
+SuspendServer = _simple_action("suspend_server", "Suspend a server (its memory saved to disk).")
+ResumeServer = _simple_action("resume_server", "Resume a suspended server.")
+UnrescueServer = _simple_action("unrescue_server",
+                                "Boot a rescued server from its own disk again.")
+
+
+class RescueServer(_OneServer):
+    """Boot a server from a rescue image, its own root disk attached as the second disk."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--image", help="rescue image name or id (default: the server's)")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        return fmt.show(self.cloud.compute.rescue_server(args.server, image=args.image))
+
+
+class RebuildServer(_OneServer):
+    """Make a server's root disk afresh from an image (ports and volumes stay)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--image", required=True, help="image name or id")
+        add_wait(parser)
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        compute = self.cloud.compute
+        server = compute.rebuild_server(args.server, args.image, wait=False)
+        if args.wait:
+            server = self.wait_for(
+                f"server {server.id}", lambda: compute.get_server(server.id),
+                lambda s: s.status + (f" ({s.task_state})" if s.task_state else ""),
+                lambda s: s.status in (*_SETTLED, "STOPPED") and s.task_state is None,
+                args.timeout or self.cloud.conf.compute.build_timeout)
+        return fmt.show(server)
+
+
+class CreateServerImage(_OneServer):
+    """Snapshot a server's root disk into a new image (as ``openstack server image create``);
+    with --wait, until the image is active, showing the upload's bytes."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--name", required=True, help="the new image's name")
+        parser.add_argument("--property", action="append", default=[], metavar="KEY=VALUE")
+        add_wait(parser)
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        from stackcore.client.image import pairs
+
+        image = self.cloud.compute.create_image(args.server, args.name,
+                                                metadata=pairs(args.property) or None)
+        if args.wait:
+            api = self.cloud.image
+            image = self.wait_for(
+                f"image {image.id}", lambda: api.get(image.id), lambda i: i.status,
+                lambda i: i.status not in ("queued", "saving"),
+                args.timeout or self.cloud.conf.compute.build_timeout, copies=True)
+        return fmt.show(image)
+
+
+class ShowConsoleLog(CloudCommand):
+    """Print a server's console log (as ``openstack console log show``)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("server", help="server id")
+        parser.add_argument("--lines", type=int, metavar="N", help="only the last N lines")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> None:
+        self.app.stdout.write(self.cloud.compute.get_console_output(args.server, args.lines))

@@ -111,6 +111,29 @@ def test_resources_through_the_cli(deployment, tmp_path) -> None:
     assert ok(config, "server", "start", server["id"], "-c", "status", "-f", "value") == \
         "ACTIVE\n"
 
+    # the lifecycle actions (the fake driver declares every capability)
+    def status_after(*action: str) -> str:
+        return ok(config, "server", *action, server["id"], "-c", "status", "-f", "value")
+
+    assert [status_after(*a) for a in (("pause",), ("unpause",), ("suspend",), ("resume",),
+                                       ("rescue",), ("unrescue",))] == \
+        ["PAUSED\n", "ACTIVE\n", "SUSPENDED\n", "ACTIVE\n", "RESCUED\n", "ACTIVE\n"]
+    status, out, err = client(config, "server", "rebuild", server["id"], "--image", "img",
+                              "--wait", "-c", "status", "-f", "value")
+    assert (status, out) == (0, "ACTIVE\n"), err
+    console = ok(config, "console", "log", "show", server["id"])
+    assert console and ok(config, "console", "log", "show", server["id"], "--lines", "1") \
+        == console.splitlines(keepends=True)[-1], console
+    status, out, err = client(config, "server", "image", "create", server["id"], "--name",
+                              "snap", "--property", "purpose=backup", "--wait", "-f", "json")
+    assert status == 0, err
+    snap = json.loads(out)
+    assert (snap["status"], snap["name"]) == ("active", "snap"), snap
+    assert "image_type=snapshot" in snap["properties"] and \
+        "purpose=backup" in snap["properties"], snap
+    assert err.splitlines()[-1].startswith(f"image {snap['id']}: active "), err
+    ok(config, "image", "delete", snap["id"])
+
     snapshot = json.loads(ok(config, "snapshot", "create", volume["id"], "--wait",
                              "-f", "json"))
     assert snapshot["status"] == "available", snapshot

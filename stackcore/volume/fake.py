@@ -9,13 +9,15 @@ Capacity is what ``fake_total_capacity_gb`` says (``infinite``/``unknown`` allow
 the scheduler's keyword rules) minus what the files take.
 
 Failures can be injected with ``fake_fail_on`` (method names) and at the declared
-``FAULT_POINTS`` (conformance kit).
+``FAULT_POINTS`` (conformance kit); ``fake_hang_on`` makes a method stop half-way for good, so
+that a test can kill the service in the middle of it (SIGKILL, as a crash).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -30,7 +32,7 @@ from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
 if TYPE_CHECKING:
     from oslo_config import cfg
 
-
+LOG = logging.getLogger(__name__)
 
 OPTS = lazy.options(lambda cfg: [
     cfg.StrOpt("fake_total_capacity_gb", default="1000",
@@ -41,6 +43,11 @@ OPTS = lazy.options(lambda cfg: [
                 "pool named after the backend."),
     cfg.ListOpt("fake_fail_on", default=[],
                 help="Driver methods that raise DriverError (failure injection for tests)."),
+    cfg.ListOpt("fake_hang_on", default=[],
+                help="Driver methods that stop half-way and never return (for tests that kill "
+                "the service in the middle of one): the method does part of its work, writes "
+                "the file hung-<method> in the backend's directory, then waits for the end of "
+                "the process."),
     cfg.BoolOpt("fake_online_extend", default=True,
                 help="Whether the fake declares online extend in its stats."),
 ])
@@ -119,6 +126,16 @@ class FakeVolumeDriver(VolumeDriver):
     def _maybe_fail(self, method: str) -> None:
         if method in self.configuration.fake_fail_on:
             raise exception.DriverError(f"injected failure in fake {method} on {self.host}")
+
+    def _maybe_hang(self, method: str) -> None:
+        if method not in self.configuration.fake_hang_on:
+            return
+        os.makedirs(self.root, exist_ok=True)
+        with open(self._path(f"hung-{method}"), "w", encoding="utf-8") as marker:
+            marker.write(f"{os.getpid()}\n")  # the test waits for this, then kills
+        LOG.warning("fake %s on %s hangs (fake_hang_on) until the process ends", method,
+                    self.host)
+        threading.Event().wait()
 
     def _path(self, name: str) -> str:
         return os.path.join(self.root, name)
@@ -373,6 +390,7 @@ class FakeVolumeDriver(VolumeDriver):
             handle.truncate(os.path.getsize(src))
         try:
             self.checkpoint("volume_to_image:after_create")
+            self._maybe_hang("copy_volume_to_image")  # the image file half made
             if image.disk_format == "qcow2":
                 os.unlink(image.path)
                 _qemu_img(["convert", "-f", "raw", "-O", "qcow2", src, image.path])

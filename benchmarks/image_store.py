@@ -1,13 +1,15 @@
 """Image store throughput against the raw copy, and a cached boot against a first boot.
 
-For each store (``file`` on the local disk, ``rbd`` on the test Ceph cluster) and a random
-(incompressible) image of ``--size-mib`` MiB it times, in the same run, median of ``--runs``:
+For each store (``file`` on the local disk, ``rbd`` on the test Ceph cluster, ``web``: an HTTP
+server on loopback) and a random (incompressible) image of ``--size-mib`` MiB it times, in the
+same run, median of ``--runs``:
 
 * **upload**: ``store.add`` from an open file (size and sha256 computed on the way; the file
   store fsyncs) against the raw copy - ``cp`` then ``sync`` of the copy (the same durability)
   for ``file``, ``rbd import`` (same object size) for ``rbd``;
 * **download**: ``store.get`` written to a local file against ``cp`` of the stored file /
-  ``rbd export`` of the stored image.
+  ``rbd export`` of the stored image / ``curl -o`` of the same URL (the read-only ``web`` store
+  has no upload; the server is ``python -m http.server``, a process of its own, for both).
 
 The ratio is the median over the rounds of each round's raw time / store time. On a shared,
 loaded host the figures swing by 2x from one round to the next: judge a full run, not smoke.
@@ -122,6 +124,63 @@ class RbdBench:
                                        f"{name[1]}/{name[2]}@{name[3]}", target))
 
 
+class WebBench:
+    """The read-only ``web`` store against curl, both reading the image from one local HTTP
+    server process."""
+
+    name = "web"
+
+    def __init__(self, work: str) -> None:
+        import socket
+
+        from stackcore.image.stores.web import WebStore
+
+        self.work = work
+        self.store = make_store(WebStore, {})
+        with socket.socket() as probe:  # a free port for the server
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", work,
+             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:  # until it answers
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.server.poll() is not None:
+                    raise RuntimeError("the benchmark's HTTP server did not start") from None
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self.server.terminate()
+        self.server.wait(10)
+
+    def raw_download(self, location: str, target: str) -> float:
+        return timed(lambda: run("curl", "-sS", "--fail", "-o", target, location))
+
+
+def bench_web(bench: WebBench, size: int, runs: int) -> dict[str, Any]:
+    location = f"{bench.base}/source"
+    target = os.path.join(bench.work, "download")
+    store_times, raw_times = [], []
+    for _ in range(runs):
+        store_times.append(timed(lambda: write_chunks(bench.store.get(location), target)))
+        if os.path.getsize(target) != size:
+            raise RuntimeError(f"the web store read {os.path.getsize(target)} of {size} bytes")
+        os.unlink(target)
+        raw_times.append(bench.raw_download(location, target))
+        os.unlink(target)
+    return {"download_s": statistics.median(store_times),
+            "raw_download_s": statistics.median(raw_times),
+            "download_mib_s": size / MiB / statistics.median(store_times),
+            "raw_download_mib_s": size / MiB / statistics.median(raw_times),
+            "download_ratio": statistics.median(
+                raw / store for raw, store in zip(raw_times, store_times, strict=True))}
+
+
 def bench_store(bench: Any, source: str, size: int, runs: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {k: [] for k in ("upload", "raw_upload", "download",
                                                      "raw_download")}
@@ -179,8 +238,8 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--store", action="append", choices=("file", "rbd"),
-                        help="store(s) to time (default: both)")
+    parser.add_argument("--store", action="append", choices=("file", "rbd", "web"),
+                        help="store(s) to time (default: all three)")
     parser.add_argument("--smoke", action="store_true", help="4 MiB, one run")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -194,11 +253,20 @@ def main(argv: list[str]) -> dict[str, Any]:
             for _ in range(args.size_mib):
                 out.write(os.urandom(MiB))
         worst: tuple[float, str] | None = None
-        for name in args.store or ["file", "rbd"]:
-            bench = FileBench(work) if name == "file" else RbdBench(work)
-            figures = bench_store(bench, source, size, args.runs)
+        for name in args.store or ["file", "rbd", "web"]:
+            if name == "web":
+                web = WebBench(work)
+                try:
+                    figures = bench_web(web, size, args.runs)
+                finally:
+                    web.close()
+            else:
+                bench = FileBench(work) if name == "file" else RbdBench(work)
+                figures = bench_store(bench, source, size, args.runs)
             results[name] = figures
             for op in ("upload", "download"):
+                if f"{op}_ratio" not in figures:  # the web store only downloads
+                    continue
                 ratio = figures[f"{op}_ratio"]
                 print(f"{name:5} {op:9} store {figures[f'{op}_mib_s']:8.1f} MiB/s  raw "
                       f"{figures[f'raw_{op}_mib_s']:8.1f} MiB/s  = {ratio:.0%} of raw",

@@ -1,6 +1,7 @@
 """Filter + weigh: stackcore's filter scheduler against Nova 34.0.0's own handlers, side by side.
 
-    python benchmarks/scheduler_vs_nova.py [--hosts 1000,10000] [--big 100000] [--repeats 7]
+    python benchmarks/scheduler_vs_nova.py [--hosts 1000,10000] [--big 100000,1000000]
+                                           [--repeats 7]
 
 Nova is installed by this script into its own virtualenv under /var/tmp (``pip install
 nova==34.0.0``, ~2 minutes the first time, never committed) and driven the HostManager-free way
@@ -13,8 +14,9 @@ five default filters and the same seven weighers. Host states are built before t
 starts on both sides; the time is filtering and weighing one request (min and median of the
 repeats). Nova sorts every weighed host; stackcore ranks what a placement uses (the best host
 and its ``max_attempts - 1`` alternates; the rest is ranked only if the claim loop gets there)
-- that is part of the design, and the time includes it. stackcore is also timed at ``--big``
-hosts (goal: < 50 ms per request).
+- that is part of the design, and the time includes it. stackcore alone is also timed at each
+``--big`` size, against the control-plane issue's goals: < 5 ms per request at 100,000 hosts,
+< 50 ms at 1,000,000 (linear in between: 0.05 us per host), judged on the fastest repeat.
 """
 
 from __future__ import annotations
@@ -214,10 +216,15 @@ def _ms(values: list[float]) -> str:
     return f"{min(values) * 1000:9.2f} / {statistics.median(values) * 1000:9.2f} ms"
 
 
+#: the goal per request, per host (5 ms at 100,000 hosts, 50 ms at 1,000,000)
+GOAL_MS_PER_HOST = 5.0 / 100_000
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", default="1000,10000")
-    parser.add_argument("--big", type=int, default=100000)
+    parser.add_argument("--big", default="100000,1000000",
+                        help="host counts timed for stackcore alone (comma-separated; 0: none)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--skip-nova", action="store_true",
                         help="stackcore alone (the CI smoke test: no Nova virtualenv to build)")
@@ -253,20 +260,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[str(n)] = {"nova": nova, "stackcore": ours, "ratio_filter": ratio_f,
                            "ratio_weigh": ratio_w, "ratio_total": ratio_t}
         ratios.append((n, ratio_t))
-    if args.big:
-        ours = run_stackcore(synthetic_hosts(args.big), args.repeats)
-        best = min(ours["total"]) * 1000
-        verdict = "goal < 50 ms met" if best < 50 else "GOAL < 50 ms MISSED"
-        print(f"{args.big:>7} hosts: stackcore filter+weigh {_ms(ours['total'])} ({verdict})")
-        results[str(args.big)] = {"stackcore": ours, "total_ms": best}
+    judged: list[tuple[int, float, float]] = []  # (hosts, best ms, goal ms)
+    for big in (int(x) for x in str(args.big).split(",") if int(x) > 0):
+        ours = run_stackcore(synthetic_hosts(big), args.repeats)
+        best, goal = min(ours["total"]) * 1000, big * GOAL_MS_PER_HOST
+        verdict = f"goal < {goal:g} ms " + ("met" if best < goal else "MISSED")
+        print(f"{big:>7} hosts: stackcore filter+weigh {_ms(ours['total'])} ({verdict})",
+              flush=True)
+        results[str(big)] = {"stackcore": ours, "total_ms": best, "goal_ms": goal}
+        judged.append((big, best, goal))
     largest = max(int(n) for n in results)
     largest_ms = min(results[str(largest)]["stackcore"]["total"]) * 1000
     versus = (f" = x{ratios[-1][1]:,.0f} faster than nova at {ratios[-1][0]:,} hosts" if ratios
               else " (nova skipped: no ratio)")
-    # the goal applies at the --big size; without it (smoke) it is not judged
-    met = not args.big or largest_ms < 50
-    results["summary"] = {"text": f"filter+weigh {largest_ms:.2f} ms at {largest:,} hosts{versus}",
-                          "goal": "< 50 ms per request at --big hosts", "met": met}
+    # the goals apply at the --big sizes; without them (smoke) nothing is judged
+    met = all(best < goal for _, best, goal in judged)
+    results["summary"] = {
+        "text": f"filter+weigh {largest_ms:.2f} ms at {largest:,} hosts{versus}"
+                + "".join(f"; {n:,} hosts {best:.1f} ms" for n, best, _ in judged),
+        "goal": "< 5 ms at 100,000 hosts, < 50 ms at 1,000,000 (per request)", "met": met}
     return results
 
 

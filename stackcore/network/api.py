@@ -95,6 +95,10 @@ class Subnet:
     enable_dhcp: bool
     created_at: datetime.datetime
     project_id: str = "admin"
+    #: ordered DNS servers DHCP hands out (Neutron's ``dns_nameservers``)
+    dns_nameservers: tuple[str, ...] = ()
+    #: ``{"destination", "nexthop"}`` routes DHCP hands out (Neutron's ``host_routes``)
+    host_routes: tuple[Mapping[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +177,9 @@ def _network_view(d: Mapping[str, Any]) -> Network:
 def _subnet_view(d: Mapping[str, Any]) -> Subnet:
     return Subnet(d["id"], d["network_id"], d["name"], d["ip_version"], d["cidr"],
                   d["gateway_ip"], tuple(d["allocation_pools"]), d["enable_dhcp"],
-                  d["created_at"], d.get("project_id", "admin"))
+                  d["created_at"], d.get("project_id", "admin"),
+                  tuple(d.get("dns_nameservers") or ()),
+                  tuple(d.get("host_routes") or ()))
 
 
 def _port_view(d: Mapping[str, Any]) -> Port:
@@ -509,7 +515,9 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
 
     @schemas.accepts(network_id=s.UUID, cidr=s.CIDR, name=ns.TEXT,
                      ip_version=s.optional(s.enum(4, 6)), gateway_ip=ns.GATEWAY,
-                     allocation_pools=s.optional(s.array(ns.POOL, 64)), enable_dhcp=s.BOOLEAN)
+                     allocation_pools=s.optional(s.array(ns.POOL, 64)), enable_dhcp=s.BOOLEAN,
+                     dns_nameservers=s.optional(ns.DNS_NAMESERVERS),
+                     host_routes=s.optional(ns.HOST_ROUTES))
     @policy.authorize("network:subnet:create")
     def create_subnet(
         self,
@@ -521,13 +529,26 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
         gateway_ip: str | None = "auto",
         allocation_pools: Sequence[Mapping[str, str]] | None = None,
         enable_dhcp: bool = True,
+        dns_nameservers: Sequence[str] | None = None,
+        host_routes: Sequence[Mapping[str, str]] | None = None,
     ) -> Subnet:
         """A subnet. ``gateway_ip``: ``"auto"`` (first usable address), None (no gateway) or
         an address; ``allocation_pools``: ``[{"start", "end"}]``, default the whole CIDR but
-        the gateway. Overlapping another subnet of the network is a Conflict."""
+        the gateway; ``dns_nameservers``: ordered distinct addresses of the subnet's version
+        (at most ``[network] max_dns_nameservers``); ``host_routes``: ``[{"destination":
+        CIDR, "nexthop": address}]`` of its version (at most ``[network]
+        max_subnet_host_routes``); DHCP hands both out. Overlapping another subnet of the
+        network is a Conflict."""
         name = _optional_name("name", name)
         _bool("enable_dhcp", enable_dhcp)
         spec = ipam.validate_subnet(cidr, ip_version, gateway_ip, allocation_pools)
+        spec = dataclasses.replace(
+            spec,
+            dns_nameservers=ipam.validate_dns_nameservers(
+                spec.ip_version, dns_nameservers or [], self.conf.network.max_dns_nameservers),
+            host_routes=ipam.validate_host_routes(
+                spec.ip_version, host_routes or [], self.conf.network.max_subnet_host_routes),
+        )
         self._own_network(network_id)
         return _subnet_view(self.plugin.create_subnet(network_id, name, spec, enable_dhcp,
                                                       self._owner()))
@@ -555,17 +576,28 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
                                  _id, _SORT, limit=limit, marker=marker, sort_key=sort_key,
                                  sort_dir=sort_dir, resource="subnet")
 
-    @schemas.accepts(subnet_id=s.UUID, name=ns.TEXT, enable_dhcp=s.BOOLEAN)
+    @schemas.accepts(subnet_id=s.UUID, name=ns.TEXT, enable_dhcp=s.BOOLEAN,
+                     dns_nameservers=ns.DNS_NAMESERVERS, host_routes=ns.HOST_ROUTES)
     @policy.authorize("network:subnet:update")
     def update_subnet(
-        self, subnet_id: str, *, name: Any = _UNSET, enable_dhcp: Any = _UNSET
+        self, subnet_id: str, *, name: Any = _UNSET, enable_dhcp: Any = _UNSET,
+        dns_nameservers: Any = _UNSET, host_routes: Any = _UNSET,
     ) -> Subnet:
+        """Change a subnet's name, ``enable_dhcp``, ``dns_nameservers`` or ``host_routes``;
+        a list given replaces the whole list (Neutron's semantics; ``[]`` clears it)."""
         changes: dict[str, Any] = {}
         if name is not _UNSET:
             changes["name"] = _optional_name("name", name)
         if enable_dhcp is not _UNSET:
             changes["enable_dhcp"] = _bool("enable_dhcp", enable_dhcp)
-        self._own(self._visible_subnet(subnet_id), "subnet", "network:subnet:update")
+        subnet = self._visible_subnet(subnet_id)
+        if dns_nameservers is not _UNSET:
+            changes["dns_nameservers"] = ipam.validate_dns_nameservers(
+                subnet["ip_version"], dns_nameservers, self.conf.network.max_dns_nameservers)
+        if host_routes is not _UNSET:
+            changes["host_routes"] = ipam.validate_host_routes(
+                subnet["ip_version"], host_routes, self.conf.network.max_subnet_host_routes)
+        self._own(subnet, "subnet", "network:subnet:update")
         return _subnet_view(self.plugin.update_subnet(subnet_id, changes))
 
     @schemas.accepts(subnet_id=s.UUID)

@@ -111,6 +111,13 @@ class Subnet(Base):
     gateway_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
     allocation_pools: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Neutron keeps these in rows of their own (dnsnameservers, subnetroutes); here they are
+    # JSON lists on the subnet like allocation_pools: always read, validated and replaced
+    # whole with their subnet (update replaces the list), never queried by address, and the
+    # list keeps the nameservers' order without an order column. NULL (rows older than
+    # network_0004) reads as an empty list.
+    dns_nameservers: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True, default=list)
+    host_routes: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True, default=list)
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 

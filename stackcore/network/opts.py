@@ -89,6 +89,18 @@ NETWORK_OPTS: list[cfg.Opt] = [
         "mechanism drivers refuse to bind ports to dead agents. Keep it at least 3 x the "
         "agents' [agent] report_interval (checked at start-up for the local agents).",
     ),
+    cfg.IntOpt(
+        "max_dns_nameservers",
+        default=5,
+        min=0,
+        help="Most DNS nameservers a subnet's dns_nameservers may list (Neutron's option).",
+    ),
+    cfg.IntOpt(
+        "max_subnet_host_routes",
+        default=20,
+        min=0,
+        help="Most routes a subnet's host_routes may list (Neutron's option).",
+    ),
 ]
 
 FLAT_OPTS: list[cfg.Opt] = [

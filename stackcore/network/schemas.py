@@ -16,6 +16,10 @@ SEGMENT = s.obj({"network_type": NETWORK_TYPE, "physical_network": s.optional(PH
 FIXED_IP = s.obj({"subnet_id": s.UUID, "ip_address": s.IP_ADDRESS}, min_properties=1)
 FIXED_IPS = s.array(FIXED_IP, 32)
 POOL = s.obj({"start": s.IP_ADDRESS, "end": s.IP_ADDRESS}, required=["start", "end"])
+#: generous structural caps; the configured [network] max_* limits are checked by the API
+DNS_NAMESERVERS = s.array(s.IP_ADDRESS, 256)
+HOST_ROUTES = s.array(s.obj({"destination": s.CIDR, "nexthop": s.IP_ADDRESS},
+                            required=["destination", "nexthop"]), 1024)
 GATEWAY = s.one_of({"const": "auto"}, {"type": "null"}, s.IP_ADDRESS)
 PROFILE = s.json_document()
 PORT_REQUEST = s.one_of(

@@ -37,6 +37,8 @@ class SubnetSpec:
     cidr: str
     gateway_ip: str | None
     allocation_pools: list[dict[str, str]]
+    dns_nameservers: list[str] = dataclasses.field(default_factory=list)
+    host_routes: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
 
@@ -137,6 +139,64 @@ def validate_subnet(
         gateway_ip=None if gateway is None else str(gateway),
         allocation_pools=[{"start": str(make(a)), "end": str(make(b))} for a, b in pools],
     )
+
+
+def _list(field: str, value: Any, limit: int, what: str) -> Sequence[Any]:
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise exception.Invalid(field, f"must be a list of {what}", value)
+    if len(value) > limit:
+        raise exception.Invalid(field, f"has {len(value)} entries, more than the {limit} "
+                                f"allowed", value)
+    return value
+
+
+def validate_dns_nameservers(ip_version: int, value: Any, limit: int) -> list[str]:
+    """Neutron's ``dns_nameservers``: an ordered list of at most ``limit`` distinct addresses
+    of the subnet's IP version (``[network] max_dns_nameservers``); normalised addresses."""
+    result: list[str] = []
+    for index, item in enumerate(_list("dns_nameservers", value, limit, "IP addresses")):
+        field = f"dns_nameservers[{index}]"
+        addr = _address(field, item)
+        if addr.version != ip_version:
+            raise exception.Invalid(field, f"is IPv{addr.version} but the subnet is "
+                                    f"IPv{ip_version}", item)
+        if str(addr) in result:
+            raise exception.Invalid(field, f"duplicate nameserver {addr}", item)
+        result.append(str(addr))
+    return result
+
+
+def validate_host_routes(ip_version: int, value: Any, limit: int) -> list[dict[str, str]]:
+    """Neutron's ``host_routes``: at most ``limit`` (``[network] max_subnet_host_routes``)
+    ``{"destination": CIDR, "nexthop": address}`` of the subnet's IP version, one route per
+    destination (two nexthops for one destination cannot be handed out by DHCP)."""
+    result: list[dict[str, str]] = []
+    for index, item in enumerate(_list("host_routes", value, limit,
+                                       "{destination, nexthop}")):
+        field = f"host_routes[{index}]"
+        if not isinstance(item, Mapping) or set(item) != {"destination", "nexthop"}:
+            raise exception.Invalid(field, "must be a mapping with exactly destination and "
+                                    "nexthop", item)
+        destination = item["destination"]
+        if not isinstance(destination, str):
+            raise exception.Invalid(f"{field}.destination", "must be a CIDR string",
+                                    destination)
+        try:
+            net = ipaddress.ip_network(destination, strict=True)
+        except ValueError as err:
+            raise exception.Invalid(f"{field}.destination", str(err), destination) from None
+        if net.version != ip_version:
+            raise exception.Invalid(f"{field}.destination", f"is IPv{net.version} but the "
+                                    f"subnet is IPv{ip_version}", destination)
+        nexthop = _address(f"{field}.nexthop", item["nexthop"])
+        if nexthop.version != ip_version:
+            raise exception.Invalid(f"{field}.nexthop", f"is IPv{nexthop.version} but the "
+                                    f"subnet is IPv{ip_version}", item["nexthop"])
+        if any(r["destination"] == str(net) for r in result):
+            raise exception.Invalid(f"{field}.destination", f"duplicate route to {net}",
+                                    destination)
+        result.append({"destination": str(net), "nexthop": str(nexthop)})
+    return result
 
 
 def overlaps(cidr: str, others: Sequence[str]) -> str | None:

@@ -125,6 +125,8 @@ class ML2Plugin:
             "cidr": row.cidr,
             "gateway_ip": row.gateway_ip,
             "allocation_pools": [dict(p) for p in row.allocation_pools],
+            "dns_nameservers": list(row.dns_nameservers or []),
+            "host_routes": [dict(r) for r in row.host_routes or []],
             "enable_dhcp": row.enable_dhcp,
             "created_at": row.created_at,
         }
@@ -460,6 +462,8 @@ class ML2Plugin:
                 project_id=owner.project_id,
                 ip_version=spec.ip_version, cidr=spec.cidr, gateway_ip=spec.gateway_ip,
                 allocation_pools=spec.allocation_pools, enable_dhcp=enable_dhcp,
+                dns_nameservers=list(spec.dns_nameservers),
+                host_routes=[dict(r) for r in spec.host_routes],
             )
             session.add(row)
             session.flush()

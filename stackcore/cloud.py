@@ -159,6 +159,8 @@ class Cloud:
             if isinstance(api, ScopedAPI):
                 api.use(self.policy, self.quotas)
             apis[fam.name] = api
+            if hasattr(api, "notifier"):  # an API that emits notifications itself
+                api.notifier = self.notifier.prepare(f"{fam.name}-api", conf.host)
             setattr(self, fam.name, api)
         self._apis = dict(apis)
         # Families start in registration order: what a family's services call (compute

@@ -23,11 +23,11 @@ from typing import Any
 from oslo_config import cfg
 
 from stackcore import conf as sc_conf
-from stackcore import exception, faults, schemas, validate
+from stackcore import exception, faults, notifications, schemas, validate
 from stackcore import schemas as s
 from stackcore.db import api as db_api
 from stackcore.db import paging
-from stackcore.network import exceptions
+from stackcore.network import exceptions, notify
 from stackcore.network import schemas as ns
 from stackcore.network import security_groups as sg
 from stackcore.network.agents import state as agents
@@ -318,6 +318,9 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
     ``plugins`` are the loaded (type, mechanism) drivers; when omitted they are loaded from
     ``[ml2]``."""
 
+    #: what the network/subnet/port events are sent through (the Cloud sets it)
+    notifier: notifications.Notifier = notifications.NULL
+
     def __init__(
         self,
         conf: cfg.ConfigOpts,
@@ -332,6 +335,8 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
         # DHCP: agents notified of changes, DHCP ports removed with what they serve
         self.plugin = dhcp_hooks.attach(ML2Plugin(conf, db, type_plugins, mechanism_plugins),
                                         db, transport)
+        # network/subnet/port notifications, .end after the commit (see .notify)
+        self.plugin = notify.attach(self.plugin, lambda: self.notifier)
         self.plugin.initialize()
 
     # --- ownership ------------------------------------------------------------------------

@@ -64,6 +64,25 @@ _ATTACHMENTS = {
     "items": {"type": "object", "properties": ATTACHMENT_FIELDS,
               "required": list(ATTACHMENT_FIELDS), "additionalProperties": False},
 }
+#: network resources (Neutron's attribute names); a port's binding profile and vif details are
+#: never in a payload (what a driver put there is not for the bus)
+_BOOL = {"type": "boolean"}
+NETWORK_FIELDS: dict[str, Any] = {
+    "id": _STR, "name": _STR, "project_id": _STR, "shared": _BOOL, "admin_state_up": _BOOL,
+    "status": _STR, "mtu": {"type": ["integer", "null"]}, "created_at": _OPT_TIME,
+}
+SUBNET_FIELDS: dict[str, Any] = {
+    "id": _STR, "network_id": _STR, "name": _STR, "project_id": _STR, "ip_version": _INT,
+    "cidr": _STR, "gateway_ip": _OPT_STR, "enable_dhcp": _BOOL, "created_at": _OPT_TIME,
+}
+PORT_FIELDS: dict[str, Any] = {
+    "id": _STR, "network_id": _STR, "name": _STR, "project_id": _STR, "mac_address": _STR,
+    "fixed_ips": {"type": "array", "items": {
+        "type": "object", "properties": {"subnet_id": _STR, "ip_address": _STR},
+        "required": ["subnet_id", "ip_address"], "additionalProperties": False}},
+    "device_id": _STR, "device_owner": _STR, "status": _STR, "admin_state_up": _BOOL,
+    "binding:host_id": _STR, "binding:vnic_type": _STR, "created_at": _OPT_TIME,
+}
 _COMPUTE_STATS: dict[str, Any] = {
     "host": _STR, "reporting": {"type": "boolean"}, "report_error": _OPT_STR,
     "hypervisor_hostname": _STR, "hypervisor_type": _STR, "vcpus": _INT, "vcpus_used": _INT,
@@ -121,11 +140,31 @@ def _lifecycle(resource: str, fields: dict[str, Any], actions: tuple[str, ...],
     return found
 
 
+def _network_lifecycle(resource: str, fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Neutron's events: ``create.start`` / ``create.error`` carry what was asked (no id yet),
+    ``create.end`` / ``update.end`` the whole resource, the others its id (and an update's
+    changes)."""
+    found = {}
+    for action in ("create", "update", "delete"):
+        for phase in ("start", "end", "error"):
+            event = f"{resource}.{action}.{phase}"
+            if phase == "end" and action != "delete":
+                required = list(fields)
+            else:
+                required = [] if action == "create" else ["id"]
+            extra = {"fault": _FAULT} if phase == "error" else None
+            found[event] = _schema(event, fields, required, extra)
+    return found
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     **_lifecycle("instance", INSTANCE_FIELDS, ("create", "delete")),
     **_lifecycle("volume", VOLUME_FIELDS, ("create", "delete", "resize")),
     **_lifecycle("volume", VOLUME_FIELDS, ("attach", "detach"), {"attachments": _ATTACHMENTS}),
     **_lifecycle("snapshot", SNAPSHOT_FIELDS, ("create", "delete")),
+    **_network_lifecycle("network", NETWORK_FIELDS),
+    **_network_lifecycle("subnet", SUBNET_FIELDS),
+    **_network_lifecycle("port", PORT_FIELDS),
     # samples: a failed report has only host, reporting and report_error
     "compute.stats": _schema("compute.stats", _COMPUTE_STATS,
                              ["host", "reporting", "report_error"]),

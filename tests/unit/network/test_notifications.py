@@ -1,0 +1,83 @@
+"""Network notifications (Neutron's event types): network/subnet/port create, update and
+delete, ``.start`` before ``.end`` (sent after the commit), ``.error`` with the fault when a
+mechanism driver raises, nothing for bad input the API refuses; every payload is validated
+against its schema by the ``captured`` fixture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stackcore import exception
+from stackcore.network import exceptions
+from stackcore.project import RequestContext
+from tests.unit.test_notifications import LOG_DRIVER, captured  # noqa: F401 (fixture)
+
+ALICE = RequestContext(user_id="alice", project_id="project-a", roles=["member"])
+
+
+@pytest.fixture
+def database_url() -> None:
+    """SQLite only: what is emitted does not depend on the database (kept cheap)."""
+    return None
+
+
+def _cloud(net_cloud: Any, **overrides: Any) -> Any:
+    return net_cloud(**LOG_DRIVER, **overrides)
+
+
+def test_network_subnet_port_lifecycle(net_cloud, captured) -> None:  # noqa: F811
+    cloud = _cloud(net_cloud)
+    api = cloud.as_project(ALICE).network
+    net = api.create_network("blue")
+    subnet = api.create_subnet(net.id, "10.0.0.0/24", name="s")
+    port = api.create_port(net.id, name="p")
+    api.update_network(net.id, name="green")
+    api.delete_port(port.id)
+    api.delete_subnet(subnet.id)
+    api.delete_network(net.id)
+    expected = [f"{r}.{a}.{p}" for r, a in (("network", "create"), ("subnet", "create"),
+                                            ("port", "create"), ("network", "update"),
+                                            ("port", "delete"), ("subnet", "delete"),
+                                            ("network", "delete"))
+                for p in ("start", "end")]
+    captured.expect(("network.", "subnet.", "port."), expected)
+    created = captured.of("network.create.end")[0]
+    assert created["publisher_id"].startswith("stackcore-network-api:"), created
+    payload = created["payload"]
+    assert payload["id"] == net.id and payload["name"] == "blue", payload
+    assert payload["context"]["project_id"] == "project-a", payload
+    assert payload["context"]["user_id"] == "alice", payload
+    assert captured.of("network.create.start")[0]["payload"]["name"] == "blue"
+    assert captured.of("network.update.end")[0]["payload"]["name"] == "green"
+    port_end = captured.of("port.create.end")[0]["payload"]
+    assert port_end["id"] == port.id and port_end["fixed_ips"][0]["subnet_id"] == subnet.id, \
+        port_end
+    assert "binding:profile" not in port_end, port_end
+    assert captured.of("subnet.create.end")[0]["payload"]["cidr"] == "10.0.0.0/24"
+    assert captured.of("network.delete.end")[0]["payload"]["id"] == net.id
+
+
+def test_mechanism_driver_failure_is_an_error_event(net_cloud, captured) -> None:  # noqa: F811
+    cloud = _cloud(net_cloud, mech_fake={"fail_on": ["create_network_precommit"]})
+    with pytest.raises(exceptions.MechanismDriverError):
+        cloud.network.create_network("red")
+    captured.expect(("network.",), ["network.create.start", "network.create.error"])
+    error = captured.of("network.create.error")[0]
+    assert error["priority"] == "ERROR", error
+    fault = error["payload"]["fault"]
+    assert fault["exc_class"] == "MechanismDriverError", fault
+    assert fault["step"] == "create_network", fault
+    assert error["payload"]["name"] == "red", error
+
+
+def test_bad_input_emits_nothing(net_cloud, captured) -> None:  # noqa: F811
+    cloud = _cloud(net_cloud)
+    with pytest.raises(exception.Invalid):
+        cloud.network.create_network("x", network_type="vlan", segments=[
+            {"network_type": "vxlan"}])
+    net = cloud.network.create_network("ok")
+    with pytest.raises(exception.Invalid):
+        cloud.network.create_subnet(net.id, "not-a-cidr")
+    captured.expect(("network.", "subnet."), ["network.create.start", "network.create.end"])

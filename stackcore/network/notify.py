@@ -12,9 +12,10 @@ it emits nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stackcore.notifications import schemas
 
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
     from stackcore.notifications.notifier import Notifier
 
 _FIELDS = {"network": schemas.NETWORK_FIELDS, "subnet": schemas.SUBNET_FIELDS,
-           "port": schemas.PORT_FIELDS}
+           "port": schemas.PORT_FIELDS, "security_group": schemas.SECURITY_GROUP_FIELDS,
+           "security_group_rule": schemas.SECURITY_GROUP_RULE_FIELDS}
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fields(resource: str, found: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,3 +83,36 @@ def attach(plugin: ML2Plugin, notifier: Callable[[], Notifier]) -> ML2Plugin:
         wrap(resource, "update", by_id(resource))
         wrap(resource, "delete", by_id(resource))
     return plugin
+
+
+def emits(resource: str, action: str) -> Callable[[F], F]:
+    """A network API method (``self.notifier``) sending ``<resource>.<action>.start``,
+    ``.end`` / ``.error`` around it, for what the API does itself (security groups). Put
+    under the schema and policy decorators: a call they refuse emits nothing. The method
+    returns after its ``with db.transaction()`` block, so ``.end`` follows the commit; the
+    ``.start`` payload is the first argument: the name of what is made, else its id."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Any, first: str, *args: Any, **kwargs: Any) -> Any:
+            send = self.notifier
+            if not send.enabled:
+                return method(self, first, *args, **kwargs)
+            event = f"{resource}.{action}"
+            key = {"security_group": "name", "security_group_rule": "security_group_id"}[
+                resource] if action == "create" else "id"
+            start = {key: first}
+            send.info(f"{event}.start", lambda: start)
+            try:
+                result = method(self, first, *args, **kwargs)
+            except Exception as err:
+                send.error(f"{event}.error", lambda: start, err, f"{action}_{resource}")
+                raise
+            end = fields(resource, dataclasses.asdict(result)) \
+                if dataclasses.is_dataclass(result) and not isinstance(result, type) else start
+            send.info(f"{event}.end", lambda: end)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from stackcore import exception, schemas, validate
 from stackcore import schemas as s
 from stackcore.db import paging
+from stackcore.network import notify
 from stackcore.project import policy
 
 if TYPE_CHECKING:
@@ -460,6 +461,7 @@ class SecurityGroupsMixin:
 
     @schemas.accepts(name=s.NAME, description=s.DESCRIPTION)
     @policy.authorize("network:security_group:create")
+    @notify.emits("security_group", "create")
     def create_security_group(self, name: str, *, description: str = "") -> SecurityGroup:
         """A group of the caller's project with the default egress rules (any, IPv4 and
         IPv6), as Neutron makes them. ``default`` is reserved for the project's own."""
@@ -518,6 +520,7 @@ class SecurityGroupsMixin:
 
     @schemas.accepts(security_group_id=s.UUID, name=s.NAME, description=s.DESCRIPTION)
     @policy.authorize("network:security_group:update")
+    @notify.emits("security_group", "update")
     def update_security_group(self, security_group_id: str, *, name: str | None = None,
                               description: str | None = None) -> SecurityGroup:
         with self.db.transaction() as session:
@@ -536,6 +539,7 @@ class SecurityGroupsMixin:
 
     @schemas.accepts(security_group_id=s.UUID)
     @policy.authorize("network:security_group:delete")
+    @notify.emits("security_group", "delete")
     def delete_security_group(self, security_group_id: str) -> None:
         """Delete a group and its rules (and the rules of other groups that name it as their
         remote group). Conflict while ports are members or for the default group; a missing
@@ -566,6 +570,7 @@ class SecurityGroupsMixin:
 
     @schemas.accepts(**RULE_SCHEMA)
     @policy.authorize("network:security_group_rule:create")
+    @notify.emits("security_group_rule", "create")
     def create_security_group_rule(
         self, security_group_id: str, direction: str, *, ethertype: str = "IPv4",
         protocol: str | int | None = None, port_range_min: int | None = None,
@@ -635,6 +640,7 @@ class SecurityGroupsMixin:
 
     @schemas.accepts(security_group_rule_id=s.UUID)
     @policy.authorize("network:security_group_rule:delete")
+    @notify.emits("security_group_rule", "delete")
     def delete_security_group_rule(self, security_group_rule_id: str) -> None:
         """Delete a rule; a missing one is fine."""
         from stackcore.network import models as m

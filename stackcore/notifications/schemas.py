@@ -83,6 +83,20 @@ PORT_FIELDS: dict[str, Any] = {
     "device_id": _STR, "device_owner": _STR, "status": _STR, "admin_state_up": _BOOL,
     "binding:host_id": _STR, "binding:vnic_type": _STR, "created_at": _OPT_TIME,
 }
+SECURITY_GROUP_RULE_FIELDS: dict[str, Any] = {
+    "id": _STR, "security_group_id": _STR, "project_id": _STR, "direction": _STR,
+    "ethertype": _STR, "protocol": {"type": ["integer", "null"]},
+    "port_range_min": {"type": ["integer", "null"]},
+    "port_range_max": {"type": ["integer", "null"]}, "remote_ip_prefix": _OPT_STR,
+    "remote_group_id": _OPT_STR, "description": _STR, "created_at": _OPT_TIME,
+}
+SECURITY_GROUP_FIELDS: dict[str, Any] = {
+    "id": _STR, "name": _STR, "description": _STR, "project_id": _STR,
+    "rules": {"type": "array", "items": {
+        "type": "object", "properties": SECURITY_GROUP_RULE_FIELDS,
+        "required": list(SECURITY_GROUP_RULE_FIELDS), "additionalProperties": False}},
+    "created_at": _OPT_TIME,
+}
 _COMPUTE_STATS: dict[str, Any] = {
     "host": _STR, "reporting": {"type": "boolean"}, "report_error": _OPT_STR,
     "hypervisor_hostname": _STR, "hypervisor_type": _STR, "vcpus": _INT, "vcpus_used": _INT,
@@ -140,12 +154,14 @@ def _lifecycle(resource: str, fields: dict[str, Any], actions: tuple[str, ...],
     return found
 
 
-def _network_lifecycle(resource: str, fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _network_lifecycle(resource: str, fields: dict[str, Any],
+                       actions: tuple[str, ...] = ("create", "update", "delete"),
+                       ) -> dict[str, dict[str, Any]]:
     """Neutron's events: ``create.start`` / ``create.error`` carry what was asked (no id yet),
     ``create.end`` / ``update.end`` the whole resource, the others its id (and an update's
     changes)."""
     found = {}
-    for action in ("create", "update", "delete"):
+    for action in actions:
         for phase in ("start", "end", "error"):
             event = f"{resource}.{action}.{phase}"
             if phase == "end" and action != "delete":
@@ -165,6 +181,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     **_network_lifecycle("network", NETWORK_FIELDS),
     **_network_lifecycle("subnet", SUBNET_FIELDS),
     **_network_lifecycle("port", PORT_FIELDS),
+    **_network_lifecycle("security_group", SECURITY_GROUP_FIELDS),
+    **_network_lifecycle("security_group_rule", SECURITY_GROUP_RULE_FIELDS,
+                         ("create", "delete")),
     # samples: a failed report has only host, reporting and report_error
     "compute.stats": _schema("compute.stats", _COMPUTE_STATS,
                              ["host", "reporting", "report_error"]),

@@ -81,3 +81,25 @@ def test_bad_input_emits_nothing(net_cloud, captured) -> None:  # noqa: F811
     with pytest.raises(exception.Invalid):
         cloud.network.create_subnet(net.id, "not-a-cidr")
     captured.expect(("network.", "subnet."), ["network.create.start", "network.create.end"])
+
+
+def test_security_group_and_rule_lifecycle(net_cloud, captured) -> None:  # noqa: F811
+    cloud = _cloud(net_cloud)
+    api = cloud.as_project(ALICE).network
+    group = api.create_security_group("web")
+    rule = api.create_security_group_rule(group.id, "ingress", protocol="tcp",
+                                          port_range_min=80, port_range_max=80)
+    api.update_security_group(group.id, name="www")
+    api.delete_security_group_rule(rule.id)
+    api.delete_security_group(group.id)
+    expected = [f"{r}.{a}.{p}" for r, a in (
+        ("security_group", "create"), ("security_group_rule", "create"),
+        ("security_group", "update"), ("security_group_rule", "delete"),
+        ("security_group", "delete")) for p in ("start", "end")]
+    captured.expect(("security_group",), expected)
+    made = captured.of("security_group.create.end")[0]["payload"]
+    assert made["id"] == group.id and len(made["rules"]) == 2, made  # the default egress
+    assert made["context"]["project_id"] == "project-a", made
+    ruled = captured.of("security_group_rule.create.end")[0]["payload"]
+    assert (ruled["id"], ruled["protocol"], ruled["port_range_min"]) == (rule.id, 6, 80), ruled
+    assert captured.of("security_group.update.end")[0]["payload"]["name"] == "www"

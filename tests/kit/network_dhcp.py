@@ -102,6 +102,16 @@ class ServesIPv6ButSaysItCannot(FakeDhcpDriver):
     capabilities: ClassVar[dict[str, bool]] = {"ipv6": False}
 
 
+class IgnoresDnsNameservers(FakeDhcpDriver):
+    """Hands out the routes but never a subnet's DNS servers."""
+
+    def _write(self, network: DhcpNetwork) -> None:
+        super()._write(network)
+        options = {s.id: [[], [list(r) for r in s.served_routes()]]
+                   for s in network.dhcp_subnets((4, 6))}
+        (self.root / network.id / "options.json").write_text(json.dumps(options))
+
+
 def _b(name: str, cls: type, kills: tuple[str, ...], expect: str, defect: str,
        outcome: str = "fail", capability: str = "") -> Broken:
     return Broken("network.dhcp", f"zoo-{name}", f"{M}:{cls.__name__}", kills, expect,
@@ -139,6 +149,10 @@ ZOO = [
        (RS + "test_new_driver_object_finds_and_adopts_the_server",),
        "server_id() after the new object's enable() with a port added meanwhile (the server "
        "adopted, not restarted): expected", "a port count in the server's configuration"),
+    _b("ignores-dns-nameservers", IgnoresDnsNameservers,
+       (RL + "test_dns_servers_and_routes_are_served_and_updated_without_restart",),
+       "DNS servers and routes served after enable(): expected",
+       "a subnet's dns_nameservers are not handed out"),
     _b("claims-ipv6", ClaimsIPv6, (V6 + "test_ipv6_addresses_are_served",),
        "host entries served on a dual-stack network: expected",
        "declares ipv6 but serves IPv4 only", capability="ipv6"),

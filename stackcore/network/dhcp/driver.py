@@ -88,6 +88,12 @@ class DhcpSubnet:
     ip_version: int
     gateway_ip: str | None
     enable_dhcp: bool
+    #: DNS servers to hand out, in order (Neutron's ``dns_nameservers``; DHCP option 6)
+    dns_nameservers: tuple[str, ...] = ()
+    #: ``(destination CIDR, nexthop)`` routes to hand out (Neutron's ``host_routes``; DHCP
+    #: classless static routes, option 121). A driver that sends them also sends the default
+    #: route via ``gateway_ip`` among them: a client given option 121 ignores the router option.
+    host_routes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DhcpSubnet:
@@ -96,8 +102,23 @@ class DhcpSubnet:
         gateway = d.get("gateway_ip")
         if gateway is not None:
             gateway = str(ipaddress.ip_address(gateway))
+        dns = tuple(str(ipaddress.ip_address(a)) for a in d.get("dns_nameservers") or ())
+        routes = tuple((str(ipaddress.ip_network(r["destination"], strict=True)),
+                        str(ipaddress.ip_address(r["nexthop"])))
+                       for r in d.get("host_routes") or ())
         return cls(_check_id("subnet.id", d["id"]), str(net), net.version, gateway,
-                   bool(d["enable_dhcp"]))
+                   bool(d["enable_dhcp"]), dns, routes)
+
+    def served_routes(self) -> tuple[tuple[str, str], ...]:
+        """The classless static routes a client of this subnet gets: ``host_routes`` plus
+        the default route via the gateway (unless a route to ``0.0.0.0/0`` is given); none
+        when there are no host routes (the router option then gives the default route)."""
+        if not self.host_routes:
+            return ()
+        default = str(ipaddress.ip_network(self.cidr).supernet(new_prefix=0))
+        if self.gateway_ip is None or any(d == default for d, _ in self.host_routes):
+            return self.host_routes
+        return (*self.host_routes, (default, self.gateway_ip))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +251,15 @@ class DhcpDriver(abc.ABC):
         driver's memory), sorted as :meth:`DhcpNetwork.host_entries`; ``[]`` when no server
         runs for the network."""
         raise exception.CapabilityNotSupported(type(self).__name__, "served_hosts")
+
+    def served_subnet_options(self, network_id: str) -> dict[str, tuple[tuple[str, ...],
+                                                                        tuple[tuple[str, str],
+                                                                              ...]]]:
+        """Per served subnet id, the ``(DNS servers, classless static routes)`` the running
+        server hands out now (read from its files), as :attr:`DhcpSubnet.dns_nameservers`
+        and :meth:`DhcpSubnet.served_routes`; ``{}`` when no server runs. A change of a
+        subnet's DNS servers or routes reaches it through :meth:`enable` without a restart."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "served_subnet_options")
 
     def server_id(self, network_id: str) -> str | None:
         """What identifies the running server process (e.g. its pid): equal before and after

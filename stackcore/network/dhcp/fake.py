@@ -31,11 +31,18 @@ class FakeDhcpDriver(DhcpDriver):
         path = self.root / network.id / "hosts.json"
         path.with_suffix(".tmp").write_text(json.dumps(entries))
         os.replace(path.with_suffix(".tmp"), path)
+        options = {s.id: [list(s.dns_nameservers), [list(r) for r in s.served_routes()]]
+                   for s in network.dhcp_subnets((4, 6))}
+        opts = self.root / network.id / "options.json"
+        opts.with_suffix(".tmp").write_text(json.dumps(options))
+        os.replace(opts.with_suffix(".tmp"), opts)
 
     def enable(self, network: DhcpNetwork, device: DhcpDevice) -> None:
         path = self.root / network.id
         path.mkdir(exist_ok=True)
-        shape = json.dumps([[dataclasses.asdict(s) for s in network.dhcp_subnets((4, 6))],
+        # DNS servers and routes are options re-read without a restart (as dnsmasq's opts file)
+        shape = json.dumps([[dataclasses.asdict(dataclasses.replace(
+            s, dns_nameservers=(), host_routes=())) for s in network.dhcp_subnets((4, 6))],
                             device.interface])
         server = path / "server"
         if not server.exists() or (path / "shape").read_text() != shape:
@@ -60,6 +67,16 @@ class FakeDhcpDriver(DhcpDriver):
         except FileNotFoundError:
             return []
         return [HostEntry(**e) for e in raw]
+
+    def served_subnet_options(self, network_id: str) -> dict[str, tuple[tuple[str, ...],
+                                                                        tuple[tuple[str, str],
+                                                                              ...]]]:
+        try:
+            raw = json.loads((self.root / network_id / "options.json").read_text())
+        except FileNotFoundError:
+            return {}
+        return {k: (tuple(dns), tuple((d, h) for d, h in routes))
+                for k, (dns, routes) in raw.items()}
 
     def server_id(self, network_id: str) -> str | None:
         try:

@@ -121,7 +121,9 @@ class DhcpRPCEndpoint:
             return {
                 "id": network.id, "mtu": network.mtu,
                 "subnets": [{"id": s.id, "cidr": s.cidr, "ip_version": s.ip_version,
-                             "gateway_ip": s.gateway_ip, "enable_dhcp": s.enable_dhcp}
+                             "gateway_ip": s.gateway_ip, "enable_dhcp": s.enable_dhcp,
+                             "dns_nameservers": list(s.dns_nameservers or []),
+                             "host_routes": [dict(r) for r in s.host_routes or []]}
                             for s in subnets],
                 "ports": [{"id": p.id, "mac_address": p.mac_address,
                            "device_owner": p.device_owner, "admin_state_up": p.admin_state_up,

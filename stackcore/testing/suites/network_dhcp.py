@@ -27,6 +27,8 @@ What is checked, by feature:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 import subprocess
 import uuid
@@ -228,6 +230,36 @@ class TestDhcpReload:
         check.step("enable() with a second subnet", lambda: driver.enable(grown, device))
         _expect_served(driver, grown, (4,), "after a subnet was added")
         _server(driver, network.id, "after a subnet was added")
+
+    def test_dns_servers_and_routes_are_served_and_updated_without_restart(
+            self, dhcp_kit: DhcpKit) -> None:
+        """A subnet's dns_nameservers and host_routes (with the default route via the
+        gateway among the classless routes) are handed out, and a change reaches the running
+        server through enable() without restarting it."""
+        driver = dhcp_kit.driver()
+        plain = dhcp_kit.subnet("10.250.0.0/24")
+        sub = dataclasses.replace(plain, dns_nameservers=("10.250.0.53", "192.0.2.53"),
+                                  host_routes=(("198.51.100.0/24", "10.250.0.254"),))
+        network, device = dhcp_kit.network((sub,), (dhcp_kit.port(sub, host=2),
+                                                    dhcp_kit.port(sub)))
+        check.step("enable()", lambda: driver.enable(network, device))
+        server = _server(driver, network.id, "after enable()")
+        for subnets, when in (
+                ((sub,), "after enable()"),
+                ((dataclasses.replace(sub, dns_nameservers=("203.0.113.53",), host_routes=(
+                    ("203.0.113.0/24", "10.250.0.253"), ("0.0.0.0/0", "10.250.0.252"))),),
+                 "after the subnet's DNS servers and routes changed"),
+                ((plain,), "after they were removed")):
+            changed = DhcpNetwork(network.id, network.mtu, subnets, network.ports)
+            check.step(f"enable() {when}", functools.partial(driver.enable, changed, device))
+            got = check.step("served_subnet_options()",
+                             lambda: driver.served_subnet_options(network.id))
+            wanted = {s.id: (s.dns_nameservers, s.served_routes()) for s in subnets}
+            got_set = {k: v for k, v in got.items() if v != ((), ())}
+            wanted_set = {k: v for k, v in wanted.items() if v != ((), ())}
+            check.equal(got_set, wanted_set, f"DNS servers and routes served {when}")
+        check.equal(driver.server_id(network.id), server,
+                    "server_id() after DNS server/route changes (no restart)")
 
 
 @FAMILY

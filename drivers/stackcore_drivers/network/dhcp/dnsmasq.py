@@ -8,13 +8,18 @@ Per network, under ``<state_dir>/<network_id>/``:
   (addresses parsed, interface and path names checked) before it is written. A change of this
   file (subnets, interface, lease time) restarts dnsmasq;
 * ``hosts`` (``dhcp-hostsfile``: ``MAC,IP,hostname`` per port address) and ``opts``
-  (``dhcp-optsfile``: router and MTU per subnet) - rewritten atomically, then dnsmasq is sent
-  SIGHUP, which makes it re-read both: a port change never restarts it;
+  (``dhcp-optsfile``, per subnet tag: router, MTU, the subnet's ``dns_nameservers`` as
+  option 6 and, when it has ``host_routes``, them plus the default route via the gateway as
+  classless static routes, option 121 and Microsoft's 249 for old Windows clients, as Neutron
+  writes them) - rewritten atomically, then dnsmasq is sent SIGHUP, which makes it re-read
+  both (dnsmasq(8): SIGHUP re-reads --dhcp-hostsfile and --dhcp-optsfile): a port, DNS server
+  or route change never restarts it;
 * ``pid`` - written by dnsmasq. A pid counts as this network's dnsmasq only if that process's
   command line names this network's ``dnsmasq.conf`` (a reused pid is never signalled).
 
 Ranges are ``static``: dnsmasq answers only the MACs of its hosts file, with their fixed IP.
-DNS is off (``port=0``): no name service in the namespace yet, and no DNS server option sent.
+DNS is off (``port=0``): no name service in the namespace yet; DNS servers are sent only when
+the subnet lists them (``dns_nameservers``), otherwise no DNS server option is sent.
 No lease database (``leasefile-ro``): leases follow from the hosts file alone.
 
 dnsmasq keeps running when the agent stops (guests keep renewing while the agent restarts);
@@ -148,6 +153,13 @@ class DnsmasqDriver(DhcpDriver):
                                                    if subnet.gateway_ip else ""))
             if network.mtu:
                 lines.append(f"{tag},option:mtu,{network.mtu}")
+            # values were parsed as addresses/CIDRs: no comma or newline can reach the file
+            if subnet.dns_nameservers:
+                lines.append(f"{tag},option:dns-server," + ",".join(subnet.dns_nameservers))
+            routes = ",".join(f"{dest},{hop}" for dest, hop in subnet.served_routes())
+            if routes:
+                lines.append(f"{tag},option:classless-static-route,{routes}")
+                lines.append(f"{tag},249,{routes}")
         return "\n".join(lines) + "\n"
 
     # --- the process ----------------------------------------------------------------------
@@ -248,6 +260,23 @@ class DnsmasqDriver(DhcpDriver):
             mac, ip, hostname = line.split(",")
             entries.append(HostEntry(mac, ip, hostname))
         return entries
+
+    def served_subnet_options(self, network_id: str) -> dict[str, tuple[tuple[str, ...],
+                                                                        tuple[tuple[str, str],
+                                                                              ...]]]:
+        if self._pid(network_id) is None:
+            return {}
+        served: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
+        for line in (self._dir(network_id) / "opts").read_text().splitlines():
+            tag, option, *values = line.split(",")
+            subnet_id = tag.removeprefix("tag:subnet-")
+            dns, routes = served.get(subnet_id, ((), ()))
+            if option == "option:dns-server":
+                dns = tuple(values)
+            elif option == "option:classless-static-route":
+                routes = tuple(zip(values[::2], values[1::2], strict=True))
+            served[subnet_id] = (dns, routes)
+        return served
 
     def server_id(self, network_id: str) -> str | None:
         pid = self._pid(network_id)

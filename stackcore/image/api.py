@@ -46,7 +46,7 @@ from typing import Any
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from stackcore import exception, faults, schemas, validate
+from stackcore import exception, faults, notifications, schemas, validate
 from stackcore import progress as copy_progress
 from stackcore import schemas as s
 from stackcore.db import api as db_api
@@ -195,6 +195,11 @@ def _view(row: models.Image, progress: copy_progress.Progress | None = None) -> 
                  progress)
 
 
+def _payload(image: Image) -> dict[str, Any]:
+    """An image's notification fields (:data:`stackcore.notifications.schemas.IMAGE_FIELDS`)."""
+    return {name: getattr(image, name) for name in notifications.schemas.IMAGE_FIELDS}
+
+
 def _views(session: Any, rows: Sequence[models.Image]) -> list[Image]:
     """Images with the progress of those being uploaded (one more query, only if any is)."""
     saving = [row.id for row in rows if row.status == "saving"]
@@ -204,6 +209,14 @@ def _views(session: Any, rows: Sequence[models.Image]) -> list[Image]:
 
 class ImageAPI(ScopedAPI):
     """Images: records, uploads into stores, downloads, visibility and protection."""
+
+    #: what Glance's ``image.*`` events are sent through (the Cloud sets it); each is sent
+    #: after the transaction that made the change committed, never inside it
+    notifier: notifications.Notifier = notifications.NULL
+
+    def _notify(self, event_type: str, image: Image) -> Image:
+        self.notifier.info(event_type, lambda: _payload(image))
+        return image
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database,
                  stores: Mapping[str, ImageStore]) -> None:
@@ -244,7 +257,7 @@ class ImageAPI(ScopedAPI):
         with self.db.transaction() as session:
             self.quotas.check(session, self.project_id, {"image_count_total": 1})
             session.add(row)
-        return _view(row)
+        return self._notify("image.create", _view(row))
 
     def _row(self, session: Any, image_id: str) -> models.Image:
         image = models.Image
@@ -303,7 +316,8 @@ class ImageAPI(ScopedAPI):
             if protected is not None:
                 row.protected = protected
             session.flush()
-            return _view(row)
+            image = _view(row)
+        return self._notify("image.update", image)
 
     @schemas.accepts(image_id=_ID)
     @policy.authorize("image:delete")
@@ -323,6 +337,7 @@ class ImageAPI(ScopedAPI):
                 if users:
                     raise exception.Conflict(f"image {image_id} is used by {users} {what}(s)")
             store, location, status = row.store, row.location, row.status
+            gone = dataclasses.replace(_view(row), status="deleted")
             session.delete(row)
             session.execute(sa.delete(models.ImageFault).where(
                 models.ImageFault.image_id == image_id))
@@ -332,6 +347,7 @@ class ImageAPI(ScopedAPI):
             self.stores[store].delete(location)
         if status == "killed":  # what the dead upload left, if its clean-up could not
             self._discard(image_id)
+        self._notify("image.delete", gone)
 
     def _set_status(self, image_id: str, rule: str, wanted: str, allowed: tuple[str, ...]
                     ) -> Image:
@@ -342,7 +358,8 @@ class ImageAPI(ScopedAPI):
                                              f"{' or '.join(allowed)}")
             row.status = wanted
             session.flush()
-            return _view(row)
+            image = _view(row)
+        return self._notify("image.update", image)
 
     @schemas.accepts(image_id=_ID)
     @policy.authorize("image:deactivate")
@@ -407,14 +424,22 @@ class ImageAPI(ScopedAPI):
             row.status = "saving"  # one upload at a time
             row.upload_owner, row.upload_heartbeat = me, utcnow()
             disk_format = row.disk_format
+            prepared = _view(row)
+        self._notify("image.prepare", prepared)
         uploads.started(image_id)
         try:
             if previous == "killed":  # what the dead upload left, if its clean-up could not
                 self._discard(image_id)
-            return self._upload(image_id, project_id, stream, size, sha256, store_name,
-                                target, disk_format, me, room)
+            image = self._upload(image_id, project_id, stream, size, sha256, store_name,
+                                 target, disk_format, me, room)
+        except Exception as err:
+            # Glance's failed upload: image.upload at priority ERROR, with the fault
+            self.notifier.error("image.upload", lambda: {"id": image_id}, err, "upload")
+            raise
         finally:
             uploads.finished(image_id)
+        self._notify("image.upload", image)
+        return self._notify("image.activate", image)
 
     def _room(self, session: Any, project_id: str, adding: int) -> int | None:
         """Bytes ``project_id`` may still store under its ``image_size_total`` quota (None:

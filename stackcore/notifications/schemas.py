@@ -97,6 +97,14 @@ SECURITY_GROUP_FIELDS: dict[str, Any] = {
         "required": list(SECURITY_GROUP_RULE_FIELDS), "additionalProperties": False}},
     "created_at": _OPT_TIME,
 }
+#: an image (Glance's events; the fields of :class:`stackcore.image.api.Image`)
+IMAGE_FIELDS: dict[str, Any] = {
+    "id": _STR, "name": _STR, "status": _STR, "disk_format": _STR, "container_format": _STR,
+    "visibility": _STR, "protected": _BOOL, "project_id": _STR, "size_bytes": _INT,
+    "sha256": _OPT_STR, "virtual_size": {"type": ["integer", "null"]}, "store": _OPT_STR,
+    "properties": {"type": "object", "additionalProperties": _STR},
+    "created_at": _OPT_TIME,
+}
 _COMPUTE_STATS: dict[str, Any] = {
     "host": _STR, "reporting": {"type": "boolean"}, "report_error": _OPT_STR,
     "hypervisor_hostname": _STR, "hypervisor_type": _STR, "vcpus": _INT, "vcpus_used": _INT,
@@ -184,6 +192,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     **_network_lifecycle("security_group", SECURITY_GROUP_FIELDS),
     **_network_lifecycle("security_group_rule", SECURITY_GROUP_RULE_FIELDS,
                          ("create", "delete")),
+    # Glance's image events (no phases): each after its change committed
+    **{f"image.{e}": _schema(f"image.{e}", IMAGE_FIELDS, list(IMAGE_FIELDS))
+       for e in ("create", "update", "delete", "prepare", "activate")},
+    # a failed upload is image.upload at priority ERROR: the image id and the fault
+    "image.upload": _schema("image.upload", {**IMAGE_FIELDS, "fault": _FAULT}, ["id"]),
     # samples: a failed report has only host, reporting and report_error
     "compute.stats": _schema("compute.stats", _COMPUTE_STATS,
                              ["host", "reporting", "report_error"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from stackcore import exception
 from stackcore.client import format as fmt
 from stackcore.client.base import CloudCommand, CloudLister, CloudShowOne
 
@@ -71,6 +72,25 @@ class DeleteNetwork(CloudCommand):
             self.cloud.network.delete_network(network)
 
 
+def _host_route(value: str) -> dict[str, str]:
+    """OpenStackClient's ``--host-route destination=CIDR,gateway=IP`` as the API's
+    ``{"destination", "nexthop"}`` (the values are validated by the API)."""
+    parts = dict(item.partition("=")[::2] for item in value.split(","))
+    if set(parts) != {"destination", "gateway"} or value.count(",") != 1:
+        raise exception.Invalid("--host-route", f"{value!r} must be "
+                                "destination=CIDR,gateway=IP", value)
+    return {"destination": parts["destination"], "nexthop": parts["gateway"]}
+
+
+def _dns_and_route_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dns-nameserver", action="append", default=[], metavar="ADDRESS",
+                        dest="dns_nameservers", help="a DNS server DHCP hands out (repeatable, "
+                        "in order)")
+    parser.add_argument("--host-route", action="append", default=[],
+                        metavar="destination=CIDR,gateway=IP", dest="host_routes",
+                        help="a route DHCP hands out (repeatable)")
+
+
 class CreateSubnet(CloudShowOne):
     """Create a subnet of a network."""
 
@@ -82,14 +102,51 @@ class CreateSubnet(CloudShowOne):
         parser.add_argument("--gateway", default="auto",
                             help="an address, 'auto' (the first usable one) or 'none'")
         parser.add_argument("--no-dhcp", action="store_true")
+        _dns_and_route_options(parser)
         return parser
 
     def take_action(self, args: argparse.Namespace) -> Any:
+        routes = [_host_route(r) for r in args.host_routes]
         subnet = self.cloud.network.create_subnet(
             args.network, args.subnet_range, name=args.name,
             gateway_ip=None if args.gateway == "none" else args.gateway,
-            enable_dhcp=not args.no_dhcp)
+            enable_dhcp=not args.no_dhcp, dns_nameservers=args.dns_nameservers,
+            host_routes=routes)
         return fmt.show(subnet)
+
+
+class SetSubnet(CloudShowOne):
+    """Change a subnet. As OpenStackClient's ``subnet set``: ``--dns-nameserver`` and
+    ``--host-route`` add to the subnet's lists; ``--no-dns-nameservers`` /
+    ``--no-host-route`` clear them first."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        _id_parser(parser, "subnet", many=False)
+        parser.add_argument("--name")
+        dhcp = parser.add_mutually_exclusive_group()
+        dhcp.add_argument("--dhcp", action="store_true", default=None, dest="dhcp")
+        dhcp.add_argument("--no-dhcp", action="store_false", dest="dhcp")
+        _dns_and_route_options(parser)
+        parser.add_argument("--no-dns-nameservers", action="store_true")
+        parser.add_argument("--no-host-route", action="store_true")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        routes = [_host_route(r) for r in args.host_routes]
+        changes: dict[str, Any] = {}
+        if args.name is not None:
+            changes["name"] = args.name
+        if args.dhcp is not None:
+            changes["enable_dhcp"] = args.dhcp
+        current = self.cloud.network.get_subnet(args.subnet)
+        if args.dns_nameservers or args.no_dns_nameservers:
+            kept = [] if args.no_dns_nameservers else list(current.dns_nameservers)
+            changes["dns_nameservers"] = kept + args.dns_nameservers
+        if routes or args.no_host_route:
+            kept_routes = [] if args.no_host_route else [dict(r) for r in current.host_routes]
+            changes["host_routes"] = kept_routes + routes
+        return fmt.show(self.cloud.network.update_subnet(args.subnet, **changes))
 
 
 class ListSubnet(CloudLister):

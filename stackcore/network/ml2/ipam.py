@@ -158,7 +158,7 @@ def validate_dns_nameservers(ip_version: int, value: Any, limit: int) -> list[st
         field = f"dns_nameservers[{index}]"
         addr = _address(field, item)
         if addr.version != ip_version:
-            raise exception.Invalid(field, f"is IPv{addr.version} but the subnet is "
+            raise exception.Invalid(field, f"{addr} is IPv{addr.version} but the subnet is "
                                     f"IPv{ip_version}", item)
         if str(addr) in result:
             raise exception.Invalid(field, f"duplicate nameserver {addr}", item)
@@ -175,23 +175,24 @@ def validate_host_routes(ip_version: int, value: Any, limit: int) -> list[dict[s
                                        "{destination, nexthop}")):
         field = f"host_routes[{index}]"
         if not isinstance(item, Mapping) or set(item) != {"destination", "nexthop"}:
-            raise exception.Invalid(field, "must be a mapping with exactly destination and "
-                                    "nexthop", item)
+            raise exception.Invalid(field, f"{item!r} must be a mapping with exactly "
+                                    "destination and nexthop", item)
         destination = item["destination"]
         if not isinstance(destination, str):
-            raise exception.Invalid(f"{field}.destination", "must be a CIDR string",
-                                    destination)
+            raise exception.Invalid(f"{field}.destination",
+                                    f"{destination!r} must be a CIDR string", destination)
         try:
             net = ipaddress.ip_network(destination, strict=True)
         except ValueError as err:
-            raise exception.Invalid(f"{field}.destination", str(err), destination) from None
+            raise exception.Invalid(f"{field}.destination", f"{destination!r}: {err}",
+                                    destination) from None
         if net.version != ip_version:
-            raise exception.Invalid(f"{field}.destination", f"is IPv{net.version} but the "
+            raise exception.Invalid(f"{field}.destination", f"{net} is IPv{net.version} but the "
                                     f"subnet is IPv{ip_version}", destination)
         nexthop = _address(f"{field}.nexthop", item["nexthop"])
         if nexthop.version != ip_version:
-            raise exception.Invalid(f"{field}.nexthop", f"is IPv{nexthop.version} but the "
-                                    f"subnet is IPv{ip_version}", item["nexthop"])
+            raise exception.Invalid(f"{field}.nexthop", f"{nexthop} is IPv{nexthop.version} "
+                                    f"but the subnet is IPv{ip_version}", item["nexthop"])
         if any(r["destination"] == str(net) for r in result):
             raise exception.Invalid(f"{field}.destination", f"duplicate route to {net}",
                                     destination)

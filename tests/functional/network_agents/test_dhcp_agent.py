@@ -417,3 +417,66 @@ def test_linux_bridge_datapath_guest_gets_its_address(
         if l2 is not None:
             l2.stop()
         ip("netns", "delete", datapath, check=False)
+
+
+#: the DNS servers and classless routes (options 6, 121 and Microsoft's 249) a guest got
+OPTIONS_SCRIPT = """#!/bin/sh
+[ "$1" = bound ] || exit 0
+printf '%s|%s|%s|%s\\n' "$dns" "$staticroutes" "$msstaticroutes" "$router" > "$LEASE_FILE"
+"""
+
+
+def test_guest_gets_the_subnets_dns_servers_and_routes_and_their_changes(
+    server: stackcore.Cloud, lab: Lab
+) -> None:
+    """dns_nameservers and host_routes reach a real DHCP client (busybox udhcpc asks for
+    options 6, 121 and 249), and an update_subnet reaches the running dnsmasq (SIGHUP: the
+    same pid) so the next lease carries the new values."""
+    net = server.network
+    x, subnet = lab.network("dns", "10.78.0.0/24", dns_nameservers=["10.78.0.53", "192.0.2.53"],
+                            host_routes=[{"destination": "198.51.100.0/24",
+                                          "nexthop": "10.78.0.254"}])
+    agent = lab.agent()
+    agent.start()
+    pid = agent.driver.server_id(x.id)
+    assert _alive(pid), f"no dnsmasq for network {x.id}: {agent.errors}"
+    vm = net.create_port(x.id, host=HOST)
+    lab.plug_guest(vm)
+    wait_until(lambda: net.get_port(vm.id).status == "ACTIVE", 15, "guest port ACTIVE")
+    wait_until(lambda: served(agent, x.id).get(vm.mac_address), 10,
+               f"host entry of {vm.mac_address}")
+    script = lab.tmp / "options.sh"
+    script.write_text(OPTIONS_SCRIPT)
+    script.chmod(0o755)
+
+    def options() -> list[str]:
+        lease = lab.tmp / f"options-{vm.id}"
+        lease.unlink(missing_ok=True)
+        result = subprocess.run(
+            ["ip", "netns", "exec", lab.guests[vm.id], "busybox", "udhcpc", "-i", "eth0",
+             "-n", "-q", "-f", "-t", "8", "-T", "1", "-O", "staticroutes", "-O",
+             "msstaticroutes", "-s", str(script)],
+            env={**os.environ, "LEASE_FILE": str(lease)}, capture_output=True, text=True,
+            timeout=60, check=False)
+        assert result.returncode == 0 and lease.exists(), (
+            f"udhcpc got no lease: exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+        return [part.strip() for part in lease.read_text().split("|")]
+
+    routes = "198.51.100.0/24 10.78.0.254 0.0.0.0/0 10.78.0.1"
+    got = options()
+    assert got == ["10.78.0.53 192.0.2.53", routes, routes, "10.78.0.1"], got
+
+    net.update_subnet(subnet.id, dns_nameservers=["203.0.113.53"],
+                      host_routes=[{"destination": "203.0.113.0/24",
+                                    "nexthop": "10.78.0.253"}])
+    new_routes = "203.0.113.0/24 10.78.0.253 0.0.0.0/0 10.78.0.1"
+    wait_until(lambda: agent.driver.served_subnet_options(x.id).get(subnet.id, ((), ()))[0]
+               == ("203.0.113.53",), 10, "the new DNS servers in dnsmasq's opts file")
+    got = options()
+    assert got == ["203.0.113.53", new_routes, new_routes, "10.78.0.1"], got
+    net.update_subnet(subnet.id, dns_nameservers=[], host_routes=[])
+    wait_until(lambda: agent.driver.served_subnet_options(x.id).get(subnet.id, ((), ()))
+               == ((), ()), 10, "DNS servers and routes gone from dnsmasq's opts file")
+    got = options()
+    assert got == ["", "", "", "10.78.0.1"], got
+    assert agent.driver.server_id(x.id) == pid, "dnsmasq was restarted for an option change"

@@ -94,7 +94,8 @@ class Runtime:
             check_down_time(ctx.conf.network.agent_down_time, ctx.conf.agent.report_interval,
                             "[network] agent_down_time", "[agent] report_interval")
         plugin = ctx.apis["network"].plugin
-        ctx.run(AgentStateEndpoint(ctx.conf, ctx.db, plugin.rebind_failed_ports),
+        ctx.run(AgentStateEndpoint(ctx.conf, ctx.db, plugin.rebind_failed_ports,
+                                   plugin.type_usage),
                 NETWORK_BINARY, ctx.conf.host, "nova")
         ctx.run(AgentRPCEndpoint(ctx.conf, ctx.db, plugin.mechanism_manager), AGENT_RPC_BINARY,
                 ctx.conf.host, "nova")

@@ -128,6 +128,36 @@ _VOLUME_STATS: dict[str, Any] = {
 }
 
 
+_AGENT = {
+    "type": "object",
+    "properties": {"id": _STR, "agent_type": _STR, "binary": _STR, "host": _STR,
+                   "admin_state_up": _BOOL, "alive": _BOOL,
+                   "heartbeat_age_s": {"type": "number"}},
+    "required": ["id", "agent_type", "binary", "host", "admin_state_up", "alive",
+                 "heartbeat_age_s"],
+    "additionalProperties": False,
+}
+_NETWORK_AGENTS: dict[str, Any] = {
+    "host": _STR, "agent_down_time": _INT, "agents": {"type": "array", "items": _AGENT},
+}
+_OPT_INT = {"type": ["integer", "null"]}
+_SEGMENT_RANGE = {
+    "type": "object",
+    "properties": {"physical_network": _OPT_STR, "first": _OPT_INT, "last": _OPT_INT,
+                   "total": _INT, "allocated": _INT, "free": _INT},
+    "required": ["physical_network", "first", "last", "total", "allocated", "free"],
+    "additionalProperties": False,
+}
+_NETWORK_SEGMENTS: dict[str, Any] = {
+    "host": _STR, "reporting": _BOOL, "report_error": _OPT_STR,
+    "types": {"type": "array", "items": {
+        "type": "object",
+        "properties": {"network_type": _STR,
+                       "ranges": {"type": "array", "items": _SEGMENT_RANGE}},
+        "required": ["network_type", "ranges"], "additionalProperties": False}},
+}
+
+
 def _schema(event_type: str, fields: dict[str, Any], required: list[str],
             extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The schema of one event type: the envelope plus ``fields``, of which ``required``
@@ -202,6 +232,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                              ["host", "reporting", "report_error"]),
     "volume.stats": _schema("volume.stats", _VOLUME_STATS,
                             ["host", "reporting", "report_error"]),
+    "agent.stats": _schema("agent.stats", _NETWORK_AGENTS, list(_NETWORK_AGENTS)),
+    "segment.stats": _schema("segment.stats", _NETWORK_SEGMENTS,
+                                ["host", "reporting", "report_error"]),
 }
 
 #: every event type stackcore emits

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from stackcore import exception, validate
+from stackcore import exception, notifications, validate
 from stackcore.rpc import Target, Transport
 
 if TYPE_CHECKING:
@@ -109,22 +109,61 @@ class AgentStateEndpoint:
 
     Runs as the ``network`` service of a Cloud. ``on_agent_up(host)`` is called after the
     report committed when an agent (re)appears: the plugin rebinds that host's failed ports.
+    Its periodic work publishes the ``agent.stats`` (liveness) and ``segment.stats``
+    (``type_usage()``: segmentation IDs per type and physical network) samples.
     """
 
     target = Target(TOPIC, version="1.0")
+    #: where the samples go (the Cloud sets it)
+    notifier: notifications.Notifier = notifications.NULL
 
     def __init__(
-        self, conf: cfg.ConfigOpts, db: db_api.Database, on_agent_up: Callable[[str], Any]
+        self, conf: cfg.ConfigOpts, db: db_api.Database, on_agent_up: Callable[[str], Any],
+        type_usage: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.conf = conf
         self.db = db
         self.on_agent_up = on_agent_up
+        self.type_usage = type_usage
 
     def init_host(self) -> None:
         """Nothing to reconcile: reports are idempotent upserts."""
 
     def periodic_tasks(self) -> None:
-        """Nothing periodic: liveness is computed from heartbeats when asked."""
+        """The samples (liveness itself is computed from heartbeats when asked). Built only
+        when notifications are on; a sample that cannot be built is logged, never raised."""
+        self.notifier.sample("agent.stats", self._agents_sample)
+        if self.type_usage is not None:
+            self.notifier.sample("segment.stats", self._segments_sample)
+
+    def _agents_sample(self) -> dict[str, Any]:
+        import sqlalchemy as sa
+
+        from stackcore import service
+        from stackcore.db.models import utcnow
+        from stackcore.network.models import Agent
+        down_time = self.conf.network.agent_down_time
+        now = utcnow()
+        with self.db.read() as session:
+            rows = session.execute(sa.select(Agent).order_by(Agent.host, Agent.agent_type)
+                                   ).scalars().all()
+            agents = [{"id": row.id, "agent_type": row.agent_type, "binary": row.binary,
+                       "host": row.host, "admin_state_up": row.admin_state_up,
+                       "alive": service.is_up(row.heartbeat_at, down_time, now),
+                       "heartbeat_age_s": round((now - row.heartbeat_at).total_seconds(), 3)}
+                      for row in rows]
+        return {"host": self.conf.host, "agent_down_time": down_time, "agents": agents}
+
+    def _segments_sample(self) -> dict[str, Any]:
+        assert self.type_usage is not None
+        try:
+            types = self.type_usage()
+        except exception.StackcoreError as err:  # a type driver's bad report: sampled as not
+            # reporting, as compute.stats and volume.stats are
+            LOG.error("segment usage could not be read: %s", err)
+            return {"host": self.conf.host, "reporting": False, "report_error": str(err)}
+        return {"host": self.conf.host, "reporting": True, "report_error": None,
+                "types": types}
 
     def report_state(self, agent_state: dict[str, Any], start_flag: bool = False) -> dict[str,
                                                                                           Any]:

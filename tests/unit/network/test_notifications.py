@@ -12,6 +12,7 @@ import pytest
 from stackcore import exception
 from stackcore.network import exceptions
 from stackcore.project import RequestContext
+from tests.conftest import wait_until
 from tests.unit.test_notifications import LOG_DRIVER, captured  # noqa: F401 (fixture)
 
 ALICE = RequestContext(user_id="alice", project_id="project-a", roles=["member"])
@@ -103,3 +104,28 @@ def test_security_group_and_rule_lifecycle(net_cloud, captured) -> None:  # noqa
     ruled = captured.of("security_group_rule.create.end")[0]["payload"]
     assert (ruled["id"], ruled["protocol"], ruled["port_range_min"]) == (rule.id, 6, 80), ruled
     assert captured.of("security_group.update.end")[0]["payload"]["name"] == "www"
+
+
+def test_agent_liveness_and_segment_usage_samples(net_cloud, captured) -> None:  # noqa: F811
+    from stackcore.network.agents.state import AgentStateRPCAPI
+
+    cloud = _cloud(net_cloud)
+    cloud.network.create_network("v", network_type="vlan", physical_network="data")
+    AgentStateRPCAPI(cloud.transport).report_state(
+        {"agent_type": "Fake agent", "host": "h1", "binary": "fake-agent",
+         "configurations": {}}, start_flag=True)
+    cloud.tick()  # (the service also samples once as it starts: the last one is this tick's)
+    wait_until(lambda: captured.of("agent.stats")
+               and captured.of("agent.stats")[-1]["payload"]["agents"], 10,
+               f"an agent.stats sample naming the agent ({captured.of('agent.stats')})")
+    sample = captured.of("agent.stats")[-1]
+    assert sample["priority"] == "SAMPLE", sample
+    (agent,) = sample["payload"]["agents"]
+    assert (agent["host"], agent["agent_type"], agent["alive"]) == ("h1", "Fake agent", True), \
+        agent
+    assert 0 <= agent["heartbeat_age_s"] < sample["payload"]["agent_down_time"], agent
+    usage = {t["network_type"]: t["ranges"] for t in
+             captured.of("segment.stats")[-1]["payload"]["types"]}
+    (vlan,) = usage["vlan"]
+    assert (vlan["physical_network"], vlan["total"], vlan["allocated"], vlan["free"]) == (
+        "data", 3, 1, 2), usage

@@ -1,8 +1,9 @@
 """Notifications on a real RabbitMQ: a Cloud whose services talk over RabbitMQ (RPC and, by
-default, notifications: ``[notifications] transport_url`` unset) runs a server and a volume
-through their lifecycle; an oslo.messaging notification listener on the test's own topic - a
-consumer as Ceilometer would be one - receives every event in order, each payload valid
-against its schema, each message with its priority and publisher."""
+default, notifications: ``[notifications] transport_url`` unset) runs a server, a volume, a
+network and an image through their lifecycle; an oslo.messaging notification listener on the
+test's own topic - a consumer as Ceilometer would be one - receives every event in order, each
+payload valid against its schema, each message with its priority and publisher (the network
+and image events come from those families' APIs, the stats samples from the services)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,11 @@ def test_lifecycle_events_consumed_from_rabbitmq(listener, image_file) -> None:
         attachment = cloud.volume.attach(vol.id, CONNECTOR)["attachment_id"]
         cloud.volume.detach(vol.id, attachment)
         cloud.volume.delete(vol.id)
+        net = cloud.network.create_network("blue")
+        cloud.network.delete_network(net.id)
+        image = cloud.image.create("up")
+        cloud.image.upload(image.id, b"\0" * 4096)
+        cloud.image.delete(image.id)
         cloud.tick()
         expected = [
             "instance.create.start", "instance.create.end",
@@ -110,10 +116,14 @@ def test_lifecycle_events_consumed_from_rabbitmq(listener, image_file) -> None:
             "volume.attach.start", "volume.attach.end",
             "volume.detach.start", "volume.detach.end",
             "volume.delete.start", "volume.delete.end",
+            "network.create.start", "network.create.end",
+            "network.delete.start", "network.delete.end",
+            "image.create", "image.prepare", "image.upload", "image.activate", "image.delete",
         ]
         wait_until(lambda: len(collector.types()) >= len(expected), 30,
                    f"{len(expected)} lifecycle notifications on {topic}")
-        wait_until(lambda: {"compute.stats", "volume.stats"} <= {
+        wait_until(lambda: {"compute.stats", "volume.stats", "agent.stats",
+                            "segment.stats"} <= {
             e for _, _, e, _ in list(collector.received)}, 30, "stats samples")
     finally:
         cloud.close()
@@ -124,8 +134,9 @@ def test_lifecycle_events_consumed_from_rabbitmq(listener, image_file) -> None:
         assert payload["event_type"] == event_type
         assert priority == ("sample" if event_type.endswith(".stats") else "info"), \
             (priority, event_type)
-        service = event_type.split(".")[0].replace("instance", "compute").replace(
-            "snapshot", "volume")
+        service = {"instance": "compute", "snapshot": "volume", "network": "network-api",
+                   "image": "image-api", "agent": "network", "segment": "network"}.get(
+            event_type.split(".")[0], event_type.split(".")[0])
         assert publisher_id.startswith(f"stackcore-{service}:"), (publisher_id, event_type)
     payloads = {e: p for _, _, e, p in collector.received}
     assert payloads["instance.create.end"]["uuid"] == server.id
@@ -133,3 +144,5 @@ def test_lifecycle_events_consumed_from_rabbitmq(listener, image_file) -> None:
     assert payloads["volume.attach.end"]["attachments"][0]["id"] == attachment
     assert payloads["volume.delete.end"]["status"] == "deleted"
     assert payloads["volume.create.start"]["context"]["request_id"].startswith("req-")
+    assert payloads["network.create.end"]["id"] == net.id
+    assert payloads["image.activate"]["status"] == "active"

@@ -57,6 +57,7 @@ from stackcore.image import format as image_format
 from stackcore.image import models, stats, uploads, url_filter
 from stackcore.image import quotas as image_quotas
 from stackcore.image.store import ChunkReader, ImageStore, SizeLimitExceeded, check_range
+from stackcore.project import context as request_context
 from stackcore.project import policy
 from stackcore.project.scope import ScopedAPI
 
@@ -654,19 +655,45 @@ class ImageAPI(ScopedAPI):
         with self.db.read() as session:
             row = self._row(session, image_id)
             status, store, location, path = row.status, row.store, row.location, row.path
+            owner = row.project_id
         if status != "active":
             raise exception.InvalidState(f"image {image_id} is {status}, not active")
         if store is not None and location is not None:
             if store not in self.stores:
                 raise exception.BackendUnavailable(f"image {image_id} is in store {store!r}, "
                                                    "which this cloud does not configure")
-            return self.stores[store].get(location, offset, length)
+            return self._sending(image_id, owner, self.stores[store].get(location, offset,
+                                                                         length))
         try:  # a registered local file
             handle = open(path, "rb")  # closed by the ChunkReader
         except FileNotFoundError:
             raise exception.NotFound("image file", path) from None
         handle.seek(offset)
-        return ChunkReader(handle, length)
+        return self._sending(image_id, owner, ChunkReader(handle, length))
+
+    def _sending(self, image_id: str, owner: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """The chunks; with notifications on, Glance's ``image.send`` once they were read to
+        the end (``bytes_sent``; a download dropped half-way sends nothing), sent as the
+        request that asked for the download (the reader may iterate after the call)."""
+        if not self.notifier.enabled:
+            return chunks
+        asked = request_context.current()
+
+        def counted() -> Iterator[bytes]:
+            sent = 0
+            try:
+                for chunk in chunks:
+                    sent += len(chunk)
+                    yield chunk
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            with request_context.serving(asked):
+                self.notifier.info("image.send", lambda: {
+                    "image_id": image_id, "owner_id": owner, "bytes_sent": sent})
+
+        return counted()
 
     # --- stores -----------------------------------------------------------------------------
 

@@ -225,6 +225,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     # Glance's image events (no phases): each after its change committed
     **{f"image.{e}": _schema(f"image.{e}", IMAGE_FIELDS, list(IMAGE_FIELDS))
        for e in ("create", "update", "delete", "prepare", "activate")},
+    # a download read to its end; the receiver is the envelope's context
+    "image.send": _schema("image.send", {"image_id": _STR, "owner_id": _STR,
+                                         "bytes_sent": _INT},
+                          ["image_id", "owner_id", "bytes_sent"]),
     # a failed upload is image.upload at priority ERROR: the image id and the fault
     "image.upload": _schema("image.upload", {**IMAGE_FIELDS, "fault": _FAULT}, ["id"]),
     # samples: a failed report has only host, reporting and report_error

@@ -32,11 +32,16 @@ def test_image_lifecycle(make_cloud: Any, tmp_path: Path, captured) -> None:  # 
     api.update(image.id, name="uno")
     data = b"\0" * 4096
     api.upload(image.id, data, size=len(data))
+    assert b"".join(api.download(image.id)) == data
+    partial = api.download(image.id)
+    next(iter(partial))
+    partial.close()  # type: ignore[attr-defined]  # dropped half-way: no image.send
     cloud.image.deactivate(image.id)  # admin rules
     cloud.image.reactivate(image.id)
     api.delete(image.id)
     captured.expect(("image.",), ["image.create", "image.update", "image.prepare",
-                                  "image.upload", "image.activate", "image.update",
+                                  "image.upload", "image.activate", "image.send",
+                                  "image.update",
                                   "image.update", "image.delete"])
     created = captured.of("image.create")[0]
     assert created["publisher_id"].startswith("stackcore-image-api:"), created
@@ -47,6 +52,10 @@ def test_image_lifecycle(make_cloud: Any, tmp_path: Path, captured) -> None:  # 
     assert (active["status"], active["size_bytes"], active["name"]) == ("active", 4096, "uno"), \
         active
     assert captured.of("image.delete")[0]["payload"]["status"] == "deleted"
+    sent = captured.of("image.send")[0]["payload"]
+    assert (sent["image_id"], sent["owner_id"], sent["bytes_sent"]) == (
+        image.id, "project-a", 4096), sent
+    assert sent["context"]["user_id"] == "alice", sent
 
 
 def test_refused_upload_is_an_error_and_bad_input_emits_nothing(

@@ -1,8 +1,10 @@
 """Notifications and telemetry through oslo.messaging's Notifier (doc/source/notifications.rst).
 
-Managers emit versioned payloads at every resource lifecycle point (``instance.create.start``,
-``volume.attach.end``, ``snapshot.delete.error`` ...) and their periodic stats reports as
-samples (``compute.stats``, ``volume.stats``); ``[notifications] driver`` chooses where they go
+Managers and the network and image APIs emit versioned payloads at every resource lifecycle
+point (``instance.create.start``, ``volume.attach.end``, ``port.delete.end``,
+``image.activate`` ...) and the services' periodic stats reports as samples
+(``compute.stats``, ``volume.stats``, ``agent.stats``, ``segment.stats``);
+``[notifications] driver`` chooses where they go
 (``noop``, ``log``, ``messaging``). Every payload's JSON schema is in :mod:`.schemas`.
 """
 

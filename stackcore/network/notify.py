@@ -69,7 +69,10 @@ def attach(plugin: ML2Plugin, notifier: Callable[[], Notifier]) -> ML2Plugin:
     def by_id(resource: str) -> Callable[..., dict[str, Any]]:
         def before(resource_id: str, changes: Mapping[str, Any] | None = None,
                    *_: Any, **__: Any) -> dict[str, Any]:
-            return {"id": resource_id, **fields(resource, changes or {})}
+            # the changes named by the schema, but a port's requested fixed_ips (a subnet
+            # without an address yet): .end has the addresses allocated
+            asked = {k: v for k, v in (changes or {}).items() if k != "fixed_ips"}
+            return {"id": resource_id, **fields(resource, asked)}
         return before
 
     wrap("network", "create", lambda name, *_, **__: {"name": name})

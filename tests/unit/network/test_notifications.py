@@ -35,11 +35,13 @@ def test_network_subnet_port_lifecycle(net_cloud, captured) -> None:  # noqa: F8
     subnet = api.create_subnet(net.id, "10.0.0.0/24", name="s")
     port = api.create_port(net.id, name="p")
     api.update_network(net.id, name="green")
+    api.update_port(port.id, fixed_ips=[{"subnet_id": subnet.id}], name="q")
     api.delete_port(port.id)
     api.delete_subnet(subnet.id)
     api.delete_network(net.id)
     expected = [f"{r}.{a}.{p}" for r, a in (("network", "create"), ("subnet", "create"),
                                             ("port", "create"), ("network", "update"),
+                                            ("port", "update"),
                                             ("port", "delete"), ("subnet", "delete"),
                                             ("network", "delete"))
                 for p in ("start", "end")]
@@ -56,6 +58,9 @@ def test_network_subnet_port_lifecycle(net_cloud, captured) -> None:  # noqa: F8
     assert port_end["id"] == port.id and port_end["fixed_ips"][0]["subnet_id"] == subnet.id, \
         port_end
     assert "binding:profile" not in port_end, port_end
+    assert captured.of("port.update.start")[0]["payload"]["name"] == "q"
+    updated = captured.of("port.update.end")[0]["payload"]
+    assert updated["fixed_ips"][0]["ip_address"], updated
     assert captured.of("subnet.create.end")[0]["payload"]["cidr"] == "10.0.0.0/24"
     assert captured.of("network.delete.end")[0]["payload"]["id"] == net.id
 

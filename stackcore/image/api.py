@@ -530,9 +530,9 @@ class ImageAPI(ScopedAPI):
         """Mark ``killed`` every image whose upload's process died (:mod:`stackcore.image.
         uploads`), recording a fault, and remove what the upload left in the stores. Run at
         every start-up of a cloud with the image family; returns the image ids it reset."""
-        return self.reap_interrupted_uploads()
+        return self._reap_interrupted_uploads()
 
-    def reap_interrupted_uploads(self) -> list[str]:
+    def _reap_interrupted_uploads(self) -> list[str]:
         """What :meth:`reset_interrupted_uploads` does, without its policy check: the image
         family's own start-up and periodic reaper call this (they act for the cloud, not for
         a caller, and checking a rule would load oslo.policy and parse every rule during

@@ -84,7 +84,7 @@ class Runtime:
         from stackcore.image.api import HEARTBEATS_PER_TIMEOUT
 
         api = ctx.apis["image"]
-        api.reap_interrupted_uploads()
+        api._reap_interrupted_uploads()  # noqa: SLF001 - the family's own API
         interval = self.conf.image.interrupted_upload_timeout / HEARTBEATS_PER_TIMEOUT
         self._stopping = threading.Event()
         self._reaper = threading.Thread(target=self._reap, args=(api, interval), daemon=True,
@@ -96,7 +96,7 @@ class Runtime:
 
         while not self._stopping.wait(interval):
             try:
-                api.reap_interrupted_uploads()
+                api._reap_interrupted_uploads()  # noqa: SLF001 - the family's own API
             except Exception as err:  # noqa: BLE001 - a database outage: the next round retries
                 logging.getLogger(__name__).warning("checking for interrupted image uploads "
                                                     "failed: %s", err)

@@ -151,6 +151,7 @@ class Cloud:
         from stackcore.project.quota import Quotas
 
         self.policy = Policy(conf)
+        self.policy.check_config()
         self.quotas = Quotas(conf, project_opts.resources())
         ctx = families.StartContext(conf, self.db, self.transport, apis, self._run, self.policy,
                                     self.quotas)

@@ -123,16 +123,35 @@ class Policy:
         enforcer.register_defaults(list_rules())
         return enforcer
 
-    def _load_rules(self, enforcer: oslo_policy.Enforcer) -> None:
-        """(Re)load the policy file and directories; what oslo.policy cannot read is one
-        ConfigError naming ``[oslo_policy]`` (oslo.policy raises ValueError for a file that is
-        not YAML, OSError for one it cannot open)."""
+    def check_config(self) -> None:
+        """At start-up: a bad ``[oslo_policy]`` is one ConfigError now, not at the first call.
+
+        Without a policy file or directory (the embedded default: the rules' defaults only),
+        nothing is loaded - importing oslo.policy and parsing every rule is about a third of
+        a ``Cloud()``, so the first API call pays it. With one, it is read now (and checked
+        for changes as usual afterwards)."""
+        options = self.conf.oslo_policy
+        self._check_dirs()
+        found = [self.conf.find_file(name) for name in
+                 (options.policy_file, *(options.policy_dirs or ()))]
+        if any(found):
+            self._load_rules(self.enforcer)
+            self._next_reload = time.monotonic() + self.RELOAD_INTERVAL
+
+    def _check_dirs(self) -> None:
         options = self.conf.oslo_policy
         if any(not str(entry).strip() for entry in options.policy_dirs or ()):
             raise exception.ConfigError(
                 f"[oslo_policy] policy_dirs = {list(options.policy_dirs)!r} has an empty entry "
                 "(oslo.policy would read every file of the working directory as policy)",
                 section="oslo_policy", option="policy_dirs")
+
+    def _load_rules(self, enforcer: oslo_policy.Enforcer) -> None:
+        """(Re)load the policy file and directories; what oslo.policy cannot read is one
+        ConfigError naming ``[oslo_policy]`` (oslo.policy raises ValueError for a file that is
+        not YAML, OSError for one it cannot open)."""
+        options = self.conf.oslo_policy
+        self._check_dirs()
         try:
             enforcer.load_rules()
         except (ValueError, OSError) as err:

@@ -127,3 +127,15 @@ def test_auto_migrate_off_on_an_empty_database_says_what_to_do(tmp_path: Path) -
         stackcore.Cloud(overrides={"database": {"connection": f"sqlite:///{tmp_path}/e.sqlite",
                                                 "auto_migrate": False}})
     assert "auto_migrate" in str(caught.value), str(caught.value)
+
+
+def test_a_policy_file_that_cannot_be_read_fails_the_start(tmp_path: Path) -> None:
+    """The policy is loaded at start-up only when a file exists (the embedded default's
+    rules are the defaults, loaded on first use), but then it is checked there."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"compute:server:get": [unclosed\n', encoding="utf-8")
+    with pytest.raises(exception.ConfigError) as caught:
+        stackcore.Cloud(_file(tmp_path, f"[oslo_policy]\npolicy_file = {policy}\n"),
+                        fake_hosts=1)
+    assert "[oslo_policy]" in str(caught.value) and str(policy) in str(caught.value), \
+        str(caught.value)

@@ -18,7 +18,10 @@ QEMU_IMG = "qemu-img"
 _FORMATS = ("raw", "qcow2")
 
 
-def _run(args: list[str], what: str) -> str:
+def run_qemu_img(args: list[str], what: str, hint: str = "") -> str:
+    """``qemu-img ARGS`` (argument list, never a shell); its stdout. Any failure is one
+    DriverError naming ``what`` (and ``hint``, what else the operation needs, after
+    qemu-img's own message)."""
     try:
         done = subprocess.run(  # fixed program, argument list (never a shell)
             [QEMU_IMG, *args], check=True, capture_output=True, text=True, timeout=600
@@ -30,7 +33,7 @@ def _run(args: list[str], what: str) -> str:
     except subprocess.CalledProcessError as err:
         raise exception.DriverError(
             f"{what}: qemu-img exited {err.returncode}: {err.stderr.strip()}"
-        ) from err
+            + (f" ({hint})" if hint else "")) from err
     except subprocess.TimeoutExpired as err:
         raise exception.DriverError(f"{what}: qemu-img timed out") from err
     return done.stdout
@@ -57,7 +60,7 @@ def create_overlay(base: str, base_format: str, overlay: str, min_size_bytes: in
                min_size_bytes)
     partial = overlay + ".part"
     try:
-        _run(["create", "-q", "-f", "qcow2", "-F", base_format, "-b", os.path.abspath(base),
+        run_qemu_img(["create", "-q", "-f", "qcow2", "-F", base_format, "-b", os.path.abspath(base),
               partial, str(size)], f"creating overlay {overlay}")
         os.replace(partial, overlay)
     finally:
@@ -70,7 +73,7 @@ def convert(source: str, source_format: str, target: str, target_format: str) ->
     check_format(target_format)
     partial = target + ".part"
     try:
-        _run(["convert", "-f", source_format, "-O", target_format, source, partial],
+        run_qemu_img(["convert", "-f", source_format, "-O", target_format, source, partial],
              f"writing snapshot {target}")
         os.replace(partial, target)
     finally:

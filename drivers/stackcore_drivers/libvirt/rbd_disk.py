@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import threading
 import uuid as uuid_lib
 import xml.etree.ElementTree as ET
@@ -40,6 +39,7 @@ from typing import Any
 
 from stackcore import exception, image
 from stackcore_drivers import ceph
+from stackcore_drivers.libvirt import images
 from stackcore_drivers.libvirt.domain_xml import sub
 
 LOG = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ LAYERING = 1  # rbd.RBD_FEATURE_LAYERING, spelt out so that loading needs no bin
 #: and nothing that means something in an RBD spec (``/``, ``@``, ``:``).
 _POOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 _LOCATION = re.compile(r"^rbd://(?P<fsid>[^/]+)/(?P<pool>[^/]+)/(?P<name>[^/]+)/(?P<snap>[^/]+)\Z")
-_QEMU_IMG_TIMEOUT = 600
 
 
 def disk_name(instance_uuid: str) -> str:
@@ -327,17 +326,5 @@ class RbdDisks:
     @staticmethod
     def _convert(args: list[str], what: str, *, target: bool = False) -> None:
         # -n: the target exists (made above with the bindings), qemu-img must not create it
-        command = ["qemu-img", "convert", *(["-n"] if target else []), *args]  # no shell
-        try:
-            subprocess.run(command, check=True, capture_output=True, text=True,
-                           timeout=_QEMU_IMG_TIMEOUT)
-        except FileNotFoundError:
-            raise exception.DriverError(
-                f"{what}: qemu-img is not installed (Debian: apt-get install qemu-utils)"
-            ) from None
-        except subprocess.CalledProcessError as err:
-            raise exception.DriverError(
-                f"{what}: qemu-img exited {err.returncode}: {err.stderr.strip()} (QEMU's rbd "
-                "block driver: Debian's qemu-block-extra)") from err
-        except subprocess.TimeoutExpired as err:
-            raise exception.DriverError(f"{what}: qemu-img timed out") from err
+        images.run_qemu_img(["convert", *(["-n"] if target else []), *args], what,
+                            hint="QEMU's rbd block driver: Debian's qemu-block-extra")

@@ -52,6 +52,22 @@ def run(*args: str) -> str:
     return subprocess.run(list(args), check=True, capture_output=True, text=True).stdout
 
 
+def libvirt_cloud_overrides(tmp_path: Any, libvirt: dict[str, Any] | None = None,
+                            **sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The overrides of an embedded Cloud whose one compute host ``kvm-1`` runs the libvirt
+    driver on the test libvirtd: ``libvirt`` adds [libvirt] options, ``sections`` others."""
+    return {
+        "DEFAULT": {"state_path": str(tmp_path / "state")},
+        "compute": {"driver": "libvirt", "hosts": ["kvm-1"]},
+        "libvirt": {
+            "connection_uri": backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),
+            "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
+            **(libvirt or {}),
+        },
+        **sections,
+    }
+
+
 def make_driver(tmp_path: Any, uri: str | None = None, **options: Any) -> LibvirtDriver:
     settings = {
         "connection_uri": uri or backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),

@@ -19,7 +19,7 @@ from stackcore_drivers.libvirt import domain_xml
 import stackcore
 from tests.conftest import wait_until
 
-from .conftest import backend_env, libvirt, run
+from .conftest import libvirt, libvirt_cloud_overrides, run
 
 pytestmark = pytest.mark.real
 
@@ -45,17 +45,11 @@ def _boot_sector(lines: list[str] = LINES) -> bytes:
 
 @pytest.fixture
 def cloud(tmp_path: Any) -> Any:
-    with stackcore.Cloud(overrides={
-        "DEFAULT": {"state_path": str(tmp_path / "state")},
-        "compute": {"driver": "libvirt", "hosts": ["kvm-1"]},
-        "libvirt": {
-            "connection_uri": backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),
-            "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
-            "soft_reboot_timeout": 2,
-            # no hot-plug here; SeaBIOS probing 8 root ports adds ~5 s to the boot
-            "pcie_root_ports": 0,
-        },
-    }) as made:
+    with stackcore.Cloud(overrides=libvirt_cloud_overrides(tmp_path, {
+        "soft_reboot_timeout": 2,
+        # no hot-plug here; SeaBIOS probing 8 root ports adds ~5 s to the boot
+        "pcie_root_ports": 0,
+    })) as made:
         yield made
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import stackcore
 
-from .conftest import backend_env, libvirt, run
+from .conftest import libvirt, libvirt_cloud_overrides, run
 
 pytestmark = pytest.mark.real
 
@@ -22,15 +22,8 @@ HOSTILE = "kvm <web> & 'db' \"x\""
 
 @pytest.fixture
 def cloud(tmp_path: Any) -> Any:
-    with stackcore.Cloud(overrides={
-        "DEFAULT": {"state_path": str(tmp_path / "state")},
-        "compute": {"driver": "libvirt", "hosts": ["kvm-1"]},
-        "libvirt": {
-            "connection_uri": backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),
-            "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
-            "soft_reboot_timeout": 2,
-        },
-    }) as made:
+    with stackcore.Cloud(overrides=libvirt_cloud_overrides(
+            tmp_path, {"soft_reboot_timeout": 2})) as made:
         yield made
 
 

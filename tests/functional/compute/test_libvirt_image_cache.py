@@ -13,26 +13,21 @@ import pytest
 
 import stackcore
 
-from .conftest import backend_env, run
+from .conftest import backend_env, libvirt_cloud_overrides, run
 
 pytestmark = pytest.mark.real
 
 
 @pytest.fixture
 def cloud(tmp_path: Any) -> Any:
-    with stackcore.Cloud(overrides={
-        "DEFAULT": {"state_path": str(tmp_path / "state")},
-        "compute": {"driver": "libvirt", "hosts": ["kvm-1"]},
-        "libvirt": {
-            "connection_uri": backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),
-            "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
-        },
-        "image": {"stores": ["file", "rbd"], "default_store": "rbd"},
-        "image_store_rbd": {
+    with stackcore.Cloud(overrides=libvirt_cloud_overrides(
+        tmp_path,
+        image={"stores": ["file", "rbd"], "default_store": "rbd"},
+        image_store_rbd={
             "rbd_store_ceph_conf": backend_env("STACKCORE_TEST_CEPH_CONF", "ceph"),
             "rbd_store_pool": backend_env("STACKCORE_TEST_CEPH_POOL", "ceph"),
         },
-    }) as made:
+    )) as made:
         yield made
 
 

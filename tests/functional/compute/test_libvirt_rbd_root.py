@@ -29,7 +29,15 @@ from stackcore import exception
 from stackcore.compute.objects import Flavor, Image, Instance
 from tests.conftest import wait_until
 
-from .conftest import HOST, backend_env, domain_of, make_driver, qemu_protocol_nodes, run
+from .conftest import (
+    HOST,
+    backend_env,
+    domain_of,
+    libvirt_cloud_overrides,
+    make_driver,
+    qemu_protocol_nodes,
+    run,
+)
 
 try:
     import rbd
@@ -239,19 +247,13 @@ def test_cloud_server_of_an_rbd_store_image_clones_it(tmp_path: Any,
     server snapshots the RBD disk into cloud.image."""
     import stackcore
 
-    with stackcore.Cloud(overrides={
-        "DEFAULT": {"state_path": str(tmp_path / "state")},
-        "compute": {"driver": "libvirt", "hosts": ["kvm-1"]},
-        "libvirt": {
-            "connection_uri": backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),
-            "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
-            "images_type": "rbd", "images_rbd_pool": ceph["pool"],
-            "images_rbd_ceph_conf": ceph["conf"],
-        },
-        "image": {"stores": ["rbd"], "default_store": "rbd"},
-        "image_store_rbd": {"rbd_store_ceph_conf": ceph["conf"],
-                            "rbd_store_pool": ceph["pool"]},
-    }) as cloud:
+    with stackcore.Cloud(overrides=libvirt_cloud_overrides(
+        tmp_path,
+        {"images_type": "rbd", "images_rbd_pool": ceph["pool"],
+         "images_rbd_ceph_conf": ceph["conf"]},
+        image={"stores": ["rbd"], "default_store": "rbd"},
+        image_store_rbd={"rbd_store_ceph_conf": ceph["conf"], "rbd_store_pool": ceph["pool"]},
+    )) as cloud:
         # disk_gb 0: the root disk is the image's size, so the snapshot is 1 MiB, not 1 GiB
         cloud.compute.create_flavor("rbd.tiny", vcpus=1, ram_mb=128, disk_gb=0)
         image = cloud.image.create("raw-on-ceph", disk_format="raw",

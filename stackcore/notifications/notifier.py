@@ -102,13 +102,15 @@ _FIELDS = {
     "volume": tuple(schemas.VOLUME_FIELDS),
     "snapshot": tuple(schemas.SNAPSHOT_FIELDS),
     "attachment": tuple(schemas.ATTACHMENT_FIELDS),
+    "backup": tuple(schemas.BACKUP_FIELDS),
 }
 
 
 def fields(kind: str, row: Any) -> dict[str, Any]:
     """The payload fields of a ``kind`` resource (``instance``, ``volume``, ``snapshot``,
-    ``attachment``) from its database row: exactly those its schema lists, so a secret column
-    (``provider_auth``, a ``connector``) is never read into a payload."""
+    ``attachment``, ``backup``) from its database row: exactly those its schema lists, so a
+    secret column (``provider_auth``, a ``connector``, a backup's ``driver_data``) is never
+    read into a payload."""
     return {name: getattr(row, name) for name in _FIELDS[kind]}
 
 

@@ -54,6 +54,15 @@ SNAPSHOT_FIELDS: dict[str, Any] = {
     "user_id": _STR, "volume_size": _INT, "status": _STR, "created_at": _OPT_TIME,
     "deleted_at": _OPT_TIME,
 }
+#: a volume backup (Cinder's backup events); never ``location`` nor ``driver_data`` (what a
+#: backup driver keeps there - a target's address, a key's id - is not for the bus)
+BACKUP_FIELDS: dict[str, Any] = {
+    "id": _STR, "volume_id": _STR, "display_name": _OPT_STR, "project_id": _STR,
+    "user_id": _STR, "size": _INT, "size_bytes": _INT, "status": _STR, "host": _OPT_STR,
+    "backup_driver": _STR, "parent_id": _OPT_STR, "is_incremental": {"type": "boolean"},
+    "checksum": _OPT_STR, "stored_bytes": {"type": ["integer", "null"]},
+    "created_at": _OPT_TIME, "deleted_at": _OPT_TIME,
+}
 ATTACHMENT_FIELDS: dict[str, Any] = {
     "id": _STR, "instance_uuid": _OPT_STR, "mountpoint": _OPT_STR, "attach_status": _STR,
 }
@@ -216,6 +225,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     **_lifecycle("volume", VOLUME_FIELDS, ("create", "delete", "resize")),
     **_lifecycle("volume", VOLUME_FIELDS, ("attach", "detach"), {"attachments": _ATTACHMENTS}),
     **_lifecycle("snapshot", SNAPSHOT_FIELDS, ("create", "delete")),
+    **_lifecycle("backup", BACKUP_FIELDS, ("create", "delete")),
+    # a restore names the volume written (``volume_id`` is the volume backed up)
+    **_lifecycle("backup", BACKUP_FIELDS, ("restore",), {"restore_volume_id": _STR}),
     **_network_lifecycle("network", NETWORK_FIELDS),
     **_network_lifecycle("subnet", SUBNET_FIELDS),
     **_network_lifecycle("port", PORT_FIELDS),

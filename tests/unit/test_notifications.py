@@ -209,6 +209,62 @@ def test_volume_driver_failure_is_an_error_event(vcloud, captured) -> None:
     assert "injected failure in fake create_volume" in payload["fault"]["message"], payload
 
 
+def test_backup_lifecycle(vcloud, captured, tmp_path) -> None:
+    """Cinder's backup events from the volume service: create, restore (naming the volume
+    written), delete, and an error with the fault when the data does not come back."""
+    cloud = vcloud(overrides={**LOG_DRIVER,
+                              "DEFAULT": {"state_path": str(tmp_path / "state")},
+                              "backup": {"backup_driver": "posix"},
+                              "backup_posix": {"backup_posix_path": str(tmp_path / "b")}})
+    vol = cloud.volume.create(1, name="data")
+    backup = cloud.volume.create_backup(vol.id, name="nightly")
+    restored = cloud.volume.restore_backup(backup.id)
+    cloud.volume.delete_backup(backup.id)
+    captured.expect(("backup.",), [
+        "backup.create.start", "backup.create.end",
+        "backup.restore.start", "backup.restore.end",
+        "backup.delete.start", "backup.delete.end",
+    ])
+    by_type = {m["event_type"]: m["payload"] for m in captured.of("backup.")}
+    host = manager_of(cloud).host
+    assert all(m["publisher_id"] == f"stackcore-volume:{host}"
+               for m in captured.of("backup.")), captured.messages
+    start, end = by_type["backup.create.start"], by_type["backup.create.end"]
+    assert (start["id"], start["status"], start["volume_id"]) == \
+        (backup.id, "creating", vol.id), start
+    assert (end["status"], end["checksum"], end["display_name"], end["size_bytes"]) == \
+        ("available", backup.checksum, "nightly", 1024**3), end
+    assert end["stored_bytes"] == backup.stored_bytes and end["backup_driver"] == "posix", end
+    assert by_type["backup.restore.start"]["status"] == "restoring", by_type
+    assert {by_type[f"backup.restore.{p}"]["restore_volume_id"] for p in ("start", "end")} \
+        == {restored.id}, by_type
+    assert by_type["backup.restore.end"]["status"] == "available", by_type
+    assert by_type["backup.delete.start"]["status"] == "deleting", by_type
+    deleted = by_type["backup.delete.end"]
+    assert deleted["status"] == "deleted" and deleted["deleted_at"], deleted
+    for message in captured.of("backup."):
+        assert "location" not in message["payload"] and \
+            str(tmp_path / "b") not in json.dumps(message["payload"]), message
+
+    # data that does not verify: backup.restore.error with the fault, at priority ERROR
+    second = cloud.volume.create_backup(vol.id)
+    stored = tmp_path / "b" / f"backup-{second.id}"
+    with open(stored, "r+b") as handle:
+        handle.write(b"corrupted")
+    target = cloud.volume.create(1)
+    cloud.volume.restore_backup(second.id, target.id)
+    captured.expect(("backup.restore.",), [
+        "backup.restore.start", "backup.restore.end",
+        "backup.restore.start", "backup.restore.error"])
+    error = captured.of("backup.restore.error")[0]
+    assert error["priority"] == "ERROR", error
+    payload = error["payload"]
+    assert (payload["id"], payload["restore_volume_id"], payload["status"]) == \
+        (second.id, target.id, "error"), payload
+    assert payload["fault"]["step"] == "verify" and \
+        "is not the data backed up" in payload["fault"]["message"], payload
+
+
 def test_noop_is_the_default_and_sends_nothing(vcloud, captured) -> None:
     cloud = vcloud()
     assert cloud.notifier.enabled is False

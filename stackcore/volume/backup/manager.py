@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
-from stackcore import exception, faults, managers
+from stackcore import exception, faults, managers, notifications
 from stackcore.db import models as core_models
 from stackcore.volume import models, objects
 from stackcore.volume.backup import stats as backup_stats
@@ -129,6 +129,24 @@ class BackupManager:
         session.add(faults.new(models.VolumeFault, err, step=step, resource=resource,
                                resource_id=resource_id, host=self.host))
 
+    def _notify(self, event_type: str, backup_id: str, err: BaseException | None = None,
+                step: str = "", restore_volume_id: str | None = None) -> None:
+        """Emit ``event_type`` (``backup.create.start`` ...) with the backup as the database has
+        it now - after the step's transaction, so an ``.end`` shows ``available`` - and, for a
+        restore, the volume written; with ``err``, as an ``.error`` with the fault."""
+        def build() -> dict[str, Any]:
+            with self.db.read() as session:
+                found = notifications.fields("backup",
+                                             session.get(models.VolumeBackup, backup_id))
+            if restore_volume_id is not None:
+                found["restore_volume_id"] = restore_volume_id
+            return found
+        notifier = self.volumes.notifier
+        if err is None:
+            notifier.info(event_type, build)
+        else:
+            notifier.error(event_type, build, err, step)
+
     @staticmethod
     def _update(update: Any, step: str) -> dict[str, Any]:
         if update is None:
@@ -182,6 +200,7 @@ class BackupManager:
     def _create_backup(self, backup_id: str, volume_id: str) -> None:
         staged = self._staging(f"backup-{backup_id}.raw")
         step = "copy_volume_to_image"
+        self._notify("backup.create.start", backup_id)
         try:
             volume = self.volumes.volume_object(volume_id)
             self.volumes.driver_call(step, self.volumes.driver.copy_volume_to_image, volume,
@@ -213,6 +232,8 @@ class BackupManager:
                 self._volume_back(session, volume_id)
         except Exception as err:  # noqa: BLE001 - a database outage too: never left creating
             self._fail_create(backup_id, volume_id, step, err)
+        else:
+            self._notify("backup.create.end", backup_id)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(staged)
@@ -248,6 +269,7 @@ class BackupManager:
                             .where(models.VolumeBackup.id == backup_id)
                             .values(status=BackupStatus.ERROR))
             self._volume_back(session, volume_id)
+        self._notify("backup.create.error", backup_id, err, step)
 
     # --- restore ---------------------------------------------------------------------------
 
@@ -271,6 +293,7 @@ class BackupManager:
         target = self._staging(f"restore-{backup_id}-{volume_id}.raw")
         step = "restore_backup"
         written = False
+        self._notify("backup.restore.start", backup_id, restore_volume_id=volume_id)
         try:
             with self.db.read() as session:
                 row = session.get(models.VolumeBackup, backup_id)
@@ -308,6 +331,8 @@ class BackupManager:
                     vol.previous_status = None
         except Exception as err:  # noqa: BLE001 - never left restoring
             self._fail_restore(backup_id, volume_id, step, err, written)
+        else:
+            self._notify("backup.restore.end", backup_id, restore_volume_id=volume_id)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
@@ -332,6 +357,7 @@ class BackupManager:
                 vol.status = previous if previous is not None and not written \
                     else VolumeStatus.ERROR
                 vol.previous_status = None
+        self._notify("backup.restore.error", backup_id, err, step, restore_volume_id=volume_id)
 
     # --- delete ----------------------------------------------------------------------------
 
@@ -361,6 +387,7 @@ class BackupManager:
                     "delete that one first", backup_id=backup_id, dependent=child)
             row.status = BackupStatus.DELETING
             backup = backup_object(session, row)
+        self._notify("backup.delete.start", backup_id)
         try:
             self._call("delete_backup", self.driver.delete_backup, backup)
         except Exception as err:
@@ -369,12 +396,14 @@ class BackupManager:
                 session.execute(sa.update(models.VolumeBackup)
                                 .where(models.VolumeBackup.id == backup_id)
                                 .values(status=BackupStatus.ERROR))
+            self._notify("backup.delete.error", backup_id, err, "delete_backup")
             raise
         with self.db.transaction() as session:
             session.execute(sa.update(models.VolumeBackup)
                             .where(models.VolumeBackup.id == backup_id)
                             .values(status=BackupStatus.DELETED,
                                     deleted_at=core_models.utcnow()))
+        self._notify("backup.delete.end", backup_id)
 
     # --- reconciliation --------------------------------------------------------------------
 

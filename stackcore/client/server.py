@@ -26,6 +26,10 @@ class CreateServer(CloudShowOne):
                             help="a port on this network (repeatable)")
         parser.add_argument("--volume", action="append", default=[], metavar="VOLUME_ID",
                             help="attach this volume at boot (repeatable)")
+        parser.add_argument("--security-group", action="append", default=[],
+                            metavar="SECURITY_GROUP",
+                            help="name or id of a security group for the server's ports "
+                                 "(repeatable; default: the project's default group)")
         add_wait(parser)
         return parser
 
@@ -34,7 +38,8 @@ class CreateServer(CloudShowOne):
         server = compute.create_server(
             args.name, args.flavor, args.image, availability_zone=args.availability_zone,
             networks=[{"network_id": n} for n in args.network] or None,
-            volumes=args.volume or None, wait=False)
+            volumes=args.volume or None,
+            security_groups=args.security_group or None, wait=False)
         if args.wait:
             server = self.wait_for(
                 f"server {server.id}", lambda: compute.get_server(server.id),

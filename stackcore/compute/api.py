@@ -352,7 +352,8 @@ class ComputeAPI(PlacementAPI):
     @schemas.accepts(name=s.NAME, flavor=cs.FLAVOR_NAME_OR_ID, image=cs.IMAGE_NAME_OR_ID,
                      availability_zone=s.optional(s.ZONE), metadata=s.optional(s.STRING_MAP),
                      wait=s.BOOLEAN, timeout=s.TIMEOUT, server_group=s.OPTIONAL_UUID,
-                     networks=cs.NETWORKS, volumes=cs.VOLUMES)
+                     networks=cs.NETWORKS, volumes=cs.VOLUMES,
+                     security_groups=cs.SECURITY_GROUPS)
     @policy.authorize("compute:server:create")
     def create_server(
         self,
@@ -366,6 +367,7 @@ class ComputeAPI(PlacementAPI):
         server_group: str | None = None,
         networks: Sequence[Mapping[str, Any]] | None = None,
         volumes: Sequence[str | Mapping[str, str]] | None = None,
+        security_groups: Sequence[str] | None = None,
     ) -> Server:
         """Boot a server. Returns once it is ACTIVE or ERROR (``wait``), else while BUILDING.
 
@@ -381,6 +383,12 @@ class ComputeAPI(PlacementAPI):
         ``volumes``: volume ids, or ``{"volume_id"[, "mountpoint"]}``; each is attached at
         boot (default devices ``/dev/vdb``, ``/dev/vdc``...) and detached when the server is
         deleted (the volume itself stays; see :meth:`list_server_volumes`).
+        ``security_groups``: names or ids of the caller's security groups for the ports the
+        server creates (default: the project's ``default`` group); resolved here, so a name
+        that is unknown or ambiguous fails this call and nothing is made. Unlike Nova, which
+        silently leaves a given port's groups alone, a ``port_id`` request with
+        ``security_groups`` is refused: the port keeps the groups it has (change them with
+        ``cloud.network.update_port``), and saying otherwise would be a lie.
         """
         validate.name("name", name)
         meta = validate.string_map("metadata", metadata)
@@ -391,6 +399,7 @@ class ComputeAPI(PlacementAPI):
         if server_group is not None:
             self.get_server_group(server_group)  # the caller's (NotFound otherwise)
         network_requests = self._check_networks(networks)
+        self._apply_security_groups(network_requests, security_groups)
         boot_volumes = self._check_boot_volumes(volumes)
         server_id = str(uuid.uuid4())
         flavor_record = _flavor_record(flavor_view)
@@ -486,6 +495,27 @@ class ComputeAPI(PlacementAPI):
                                           for ip in fixed]
                 result.append(entry)
         return result
+
+    def _apply_security_groups(self, requests: list[dict[str, Any]],
+                               security_groups: Sequence[str] | None) -> None:
+        """Resolve ``create_server(security_groups=...)`` and put the group ids on each port
+        request that creates a port (the compute host creates it with them)."""
+        if security_groups is None:
+            return
+        for index, request in enumerate(requests):
+            if "port_id" in request:
+                raise exception.Invalid(
+                    f"networks[{index}].port_id", "cannot be combined with security_groups: "
+                    "a given port keeps its own groups (set them with "
+                    "cloud.network.update_port)", request["port_id"])
+        if not requests:
+            raise exception.Invalid("security_groups", "apply to the ports the server "
+                                    "creates, and it creates none (give networks)",
+                                    list(security_groups))
+        assert self.network is not None  # _check_networks refused networks without it
+        group_ids = self.network.resolve_security_groups(security_groups)
+        for request in requests:
+            request["security_groups"] = group_ids
 
     def _check_boot_volumes(self, volumes: Any) -> list[tuple[str, str]]:
         """Validate ``create_server(volumes=...)``: each volume exists and can be attached;

@@ -47,6 +47,8 @@ VOLUME_REQUEST = s.one_of(
                   required=["volume_id"]))
 NETWORKS = s.optional(s.array(NETWORK_REQUEST, 16))
 VOLUMES = s.optional(s.array(VOLUME_REQUEST, 26))
+#: names or ids of security groups (resolved by the network API)
+SECURITY_GROUPS = s.optional(s.array(s.NAME, 16))
 
 SERVER_SORT_KEYS = ("created_at", "name", "id")
 NAME_SORT_KEYS = ("name", "id")

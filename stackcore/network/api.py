@@ -811,7 +811,8 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
         project_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Give an instance its ports on ``host``: each request is ``{"network_id"[,
-        "fixed_ips"]}`` (a port is created, and deleted with the instance) or
+        "fixed_ips"][, "security_groups"]}`` (a port is created - in those groups, ids; by
+        default the project's default group - and deleted with the instance) or
         ``{"port_id"}`` (an existing, unused port is taken). Every port is bound to ``host``;
         if any cannot be bound, everything done here is undone and
         :class:`~stackcore.network.exceptions.PortBindingFailed` lists the reasons.
@@ -844,6 +845,8 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
                         "vnic_type": "normal", "profile": {}, "device_id": instance_uuid,
                         "device_owner": COMPUTE_OWNER, "delete_with_device": True,
                         "admin_state_up": True,
+                        # resolved by create_server; None: the project's default group
+                        "security_groups": _group_ids(request.get("security_groups")),
                     }
                     network_id = validate.uuid_like(f"{field}.network_id",
                                                     request["network_id"])
@@ -861,6 +864,8 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
                 self.plugin.update_port(port_id, {"device_id": "", "device_owner": "",
                                                   "host": ""})
             raise
+        if ports:
+            self._notify_agents()  # new members of their groups (remote-group rules)
         return [self._network_info(port) for port in ports]
 
     @schemas.accepts(instance_uuid=s.UUID)
@@ -869,12 +874,15 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
         """Release an instance's ports: those created for it are deleted, those it was given
         are unbound and freed. Idempotent."""
         instance_uuid = validate.uuid_like("instance_uuid", instance_uuid)
-        for port in self.plugin.list_ports({"device_id": instance_uuid}):
+        ports = self.plugin.list_ports({"device_id": instance_uuid})
+        for port in ports:
             if port["delete_with_device"]:
                 self.plugin.delete_port(port["id"])
             else:
                 self.plugin.update_port(port["id"], {"device_id": "", "device_owner": "",
                                                      "host": ""})
+        if ports:
+            self._notify_agents()  # their addresses leave their groups' members
 
     @schemas.accepts(instance_uuid=s.UUID)
     @policy.authorize("network:instance_ports")

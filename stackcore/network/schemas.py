@@ -22,10 +22,11 @@ HOST_ROUTES = s.array(s.obj({"destination": s.CIDR, "nexthop": s.IP_ADDRESS},
                             required=["destination", "nexthop"]), 1024)
 GATEWAY = s.one_of({"const": "auto"}, {"type": "null"}, s.IP_ADDRESS)
 PROFILE = s.json_document()
+SECURITY_GROUPS = s.array(s.UUID, 16)
 PORT_REQUEST = s.one_of(
-    s.obj({"network_id": s.UUID, "fixed_ips": s.optional(FIXED_IPS)}, required=["network_id"]),
+    s.obj({"network_id": s.UUID, "fixed_ips": s.optional(FIXED_IPS),
+           "security_groups": s.optional(SECURITY_GROUPS)}, required=["network_id"]),
     s.obj({"port_id": s.UUID}, required=["port_id"]))
 SORT_KEYS = ("name", "id")
-SECURITY_GROUPS = s.array(s.UUID, 16)
 ADDRESS_PAIRS = s.array(s.obj({"ip_address": s.string(64), "mac_address": s.MAC},
                               required=["ip_address"]), 10)

@@ -233,6 +233,14 @@ def _default_rules(group_id: str, project_id: str) -> list[dict[str, Any]]:
     return rules
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def ensure_default_group(db: Any, project_id: str) -> str:
     """The id of ``project_id``'s default group, made (with its four rules) if missing, in a
     transaction of its own: two first uses racing both end with the one group."""
@@ -491,6 +499,53 @@ class SecurityGroupsMixin:
     def get_security_group(self, security_group_id: str) -> SecurityGroup:
         with self.db.transaction() as session:
             return self._group_view(session, self._visible_group(session, security_group_id))
+
+    @schemas.accepts(names_or_ids=s.array(s.NAME, 16))
+    @policy.authorize("network:security_group:get")
+    def resolve_security_groups(self, names_or_ids: Sequence[str]) -> list[str]:
+        """The ids of the caller's groups named by ``names_or_ids`` (each an id or a name, as
+        Nova's ``security_groups`` on a server): ``default`` is the project's default group
+        (made on first use, as for a port); a name more than one group has is a Conflict
+        listing them (Nova's rule: a name is only a handle when it is unique); a name or id
+        the caller cannot see is NotFound; another project's group (an admin sees it) and one
+        group named twice are Invalid - a port can only be in its own project's groups."""
+        import sqlalchemy as sa
+
+        from stackcore.network import models as m
+        if isinstance(names_or_ids, str) or not isinstance(names_or_ids, Sequence):
+            raise exception.Invalid("security_groups", "must be a list of security group "
+                                    "names or ids", names_or_ids)
+        found: list[str] = []
+        for index, item in enumerate(names_or_ids):
+            field = f"security_groups[{index}]"
+            item = validate.name(field, item)
+            if item == DEFAULT_NAME:
+                group_id = ensure_default_group(self.db, self.project_id)
+            else:
+                with self.db.transaction() as session:
+                    if _is_uuid(item):  # an id first, as Nova reads it
+                        row = self._visible_group(session, str(uuid.UUID(item)))
+                        if row.project_id != self.project_id:  # an admin sees it; a port
+                            raise exception.Invalid(           # cannot be in it
+                                field, f"is a security group of project {row.project_id}; "
+                                f"ports of project {self.project_id} can only be in that "
+                                "project's groups", item)
+                        group_id = str(row.id)
+                    else:
+                        ids = sorted(session.execute(sa.select(m.SecurityGroup.id).where(
+                            m.SecurityGroup.project_id == self.project_id,
+                            m.SecurityGroup.name == item)).scalars())
+                        if not ids:
+                            raise exception.NotFound("security_group", item)
+                        if len(ids) > 1:
+                            raise exception.Conflict(
+                                f"{field}: {len(ids)} security groups are named {item!r} "
+                                f"({', '.join(ids)}); give the id")
+                        group_id = ids[0]
+            if group_id in found:
+                raise exception.Invalid(field, "names a group already listed", item)
+            found.append(group_id)
+        return found
 
     @schemas.accepts(name=s.optional(s.NAME), all_projects=s.BOOLEAN,
                      **paging.schema(("name", "id")))

@@ -171,3 +171,20 @@ def test_errors_are_one_line_naming_the_culprit(config, tmp_path, monkeypatch) -
     status, _, err = run("flavor", "list")
     assert (status, err) == (1, "stackcore-client: ConfigError: no deployment given: pass "
                                 "--config-file or set $STACKCORE_CONFIG_FILE\n")
+
+
+def test_server_create_refuses_an_unknown_security_group_naming_it(config, tmp_path) -> None:
+    data = tmp_path / "image.raw"
+    data.write_bytes(b"\0" * 65536)
+    for command in (("flavor", "create", "small", "--vcpus", "1", "--ram", "64"),
+                    ("image", "create", "img", "--file", str(data))):
+        status, _, err = run("--config-file", config, *command)
+        assert status == 0, err
+    network = json.loads(run("--config-file", config, "network", "create", "net",
+                             "-f", "json")[1])
+    status, out, err = run("--config-file", config, "server", "create", "vm", "--flavor",
+                           "small", "--image", "img", "--network", network["id"],
+                           "--security-group", "nosuch")
+    assert status == 1 and "nosuch" in err and "security_group" in err, (status, out, err)
+    status, out, err = run("--config-file", config, "server", "list", "-f", "value")
+    assert (status, out) == (0, ""), (status, out, err)

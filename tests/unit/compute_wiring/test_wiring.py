@@ -387,3 +387,69 @@ def test_volume_side_detach_of_a_server_attachment_is_refused(
     assert cloud.volume.get(volume.id).status == "available"
     assert cloud.compute.list_server_volumes(server.id) == []
     cloud.volume.delete(volume.id)
+
+
+def test_security_groups_on_create_server_apply_to_the_ports_it_creates(
+        make_cloud: Callable[..., stackcore.Cloud], image_file: str) -> None:
+    cloud = _cloud(make_cloud, image_file, hosts=1)
+    network = _net(cloud)
+    web = cloud.network.create_security_group("web")
+    ssh = cloud.network.create_security_group("ssh")
+    default = cloud.network.list_security_groups(name="default")[0]
+
+    server = cloud.compute.create_server(
+        "grouped", "small", "img", networks=[{"network_id": network.id}] * 2,
+        security_groups=["web", ssh.id])
+    assert server.status == "ACTIVE", server.fault
+    ports = cloud.network.list_ports(device_id=server.id)
+    assert [sorted(p.security_groups) for p in ports] == [sorted([web.id, ssh.id])] * 2, ports
+
+    plain = cloud.compute.create_server("plain", "small", "img",
+                                        networks=[{"network_id": network.id}])
+    assert [p.security_groups for p in cloud.network.list_ports(device_id=plain.id)] == \
+        [(default.id,)]
+    named_default = cloud.compute.create_server(
+        "default", "small", "img", networks=[{"network_id": network.id}],
+        security_groups=["default", "web"])
+    assert [sorted(p.security_groups) for p in
+            cloud.network.list_ports(device_id=named_default.id)] == \
+        [sorted([default.id, web.id])]
+
+
+@pytest.mark.parametrize("case", ["unknown", "ambiguous", "twice", "port_id", "no_networks",
+                                  "other_project"])
+def test_bad_security_groups_on_create_server_fail_the_call_and_make_nothing(
+        make_cloud: Callable[..., stackcore.Cloud], image_file: str, case: str) -> None:
+    cloud = _cloud(make_cloud, image_file, hosts=1)
+    network = _net(cloud)
+    web = cloud.network.create_security_group("web")
+    networks: list[dict[str, str]] = [{"network_id": network.id}]
+    groups = ["web"]
+    if case == "unknown":
+        groups, error, text = ["nosuch<>&'\"$;"], exception.NotFound, "nosuch<>&"
+    elif case == "ambiguous":
+        other = cloud.network.create_security_group("web")
+        ids = ", ".join(sorted([web.id, other.id]))
+        error, text = exception.Conflict, f"2 security groups are named 'web' ({ids})"
+    elif case == "twice":
+        groups, error, text = ["web", web.id], exception.Invalid, "security_groups[1]"
+    elif case == "port_id":
+        port = cloud.network.create_port(network.id)
+        networks.append({"port_id": port.id})
+        error, text = exception.Invalid, "networks[1].port_id"
+    elif case == "no_networks":
+        networks, error, text = [], exception.Invalid, "security_groups"
+    else:
+        from stackcore.project.context import RequestContext
+        theirs = cloud.as_project(RequestContext(user_id="u-other", project_id="p-other",
+                                                 roles=["member"]))
+        groups = [theirs.network.create_security_group("theirs").id]
+        # the admin sees the group, but the server's ports cannot be in it
+        error, text = exception.Invalid, "is a security group of project p-other"
+    ports_before = {p.id for p in cloud.network.list_ports(all_projects=True)}
+    with pytest.raises(error) as caught:
+        cloud.compute.create_server("s", "small", "img", networks=networks,
+                                    security_groups=groups)
+    assert text in str(caught.value), caught.value
+    assert cloud.compute.list_servers() == [], "a refused request made a server"
+    assert {p.id for p in cloud.network.list_ports(all_projects=True)} == ports_before

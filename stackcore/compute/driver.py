@@ -45,6 +45,8 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     "suspend": ("suspend", "resume"),
     "console_output": ("get_console_output",),
     "rescue": ("rescue", "unrescue"),
+    # online volume extend: show a running guest the new size of a grown volume
+    "extend_volume": ("extend_volume",),
 }
 
 
@@ -194,6 +196,18 @@ class HypervisorDriver(abc.ABC):
         can hold secrets), so drivers find the disk by ``mountpoint``. The manager ends the
         export after this returns. Capability: ``attach_volume``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "attach_volume")
+
+    def extend_volume(self, instance: Instance, mountpoint: str, new_size_bytes: int) -> None:
+        """The volume attached at ``mountpoint`` grew on its backend to ``new_size_bytes``:
+        make the running guest see that size (libvirt: ``virDomainBlockResize``). On an
+        instance that is not running there is nothing to do (a disk's size is read when it
+        is opened), but the mountpoint must be attached: one with no volume raises
+        :class:`~stackcore.exception.NotFound`. Called by the compute manager for the
+        ``volume-extended`` instance event (:mod:`stackcore.rpc.instance_events`), after the
+        volume service grew the volume, under the instance's lock and in no transaction;
+        raising records a fault on the server, whose state does not change (the guest sees
+        the size at its next power cycle). Capability: ``extend_volume``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "extend_volume")
 
     def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
         """Connect the instance's VIFs to their networks; plugging a plugged VIF succeeds. A

@@ -87,6 +87,7 @@ class FakeHypervisorDriver(HypervisorDriver):
         "suspend": True,
         "console_output": True,
         "rescue": True,
+        "extend_volume": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -220,6 +221,19 @@ class FakeHypervisorDriver(HypervisorDriver):
         with self.backend.lock:
             self._maybe_fail("detach_volume")
             self._domain(instance).volumes.pop(mountpoint, None)
+
+    def extend_volume(self, instance: Instance, mountpoint: str, new_size_bytes: int) -> None:
+        """Records the size the guest sees (``volumes[mountpoint]["guest_size_bytes"]``),
+        when the instance runs."""
+        with self.backend.lock:
+            self._maybe_fail("extend_volume")
+            domain = self._domain(instance)
+            if mountpoint not in domain.volumes:
+                raise exception.NotFound("volume attachment", mountpoint,
+                                         f"no volume at {mountpoint} on {instance.uuid}")
+            if domain.power_state == PowerState.RUNNING:
+                domain.volumes[mountpoint] = {**domain.volumes[mountpoint],
+                                              "guest_size_bytes": new_size_bytes}
 
     def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
         for vif in network_info:

@@ -47,7 +47,7 @@ from stackcore.db import api as db_api
 from stackcore.db import models as db_models
 from stackcore.image import cache as image_cache
 from stackcore.image import models as image_models
-from stackcore.rpc import Target, Transport
+from stackcore.rpc import Target, Transport, instance_events
 
 if TYPE_CHECKING:
     from stackcore.image.api import ImageAPI
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from stackcore.volume.api import VolumeAPI
 
 LOG = logging.getLogger(__name__)
-TOPIC = "compute"
+TOPIC = instance_events.COMPUTE_TOPIC
 T = TypeVar("T")
 
 #: the figures of a hypervisor stats report published in each ``compute.stats`` sample
@@ -89,7 +89,7 @@ class ComputeManager:
     from them. ``image_api`` (``cloud.image``) takes the snapshots of ``snapshot_instance``.
     """
 
-    target = Target(TOPIC, version="1.2")
+    target = Target(TOPIC, version=instance_events.VERSION)
     #: where lifecycle events and stats samples go (the Cloud sets its own)
     notifier: notifications.Notifier = notifications.NULL
 
@@ -970,6 +970,49 @@ class ComputeManager:
         self._power_action(instance_uuid, "resume", TaskState.RESUMING, (VmState.SUSPENDED,),
                            self.driver.resume, "suspend", (objects.PowerState.RUNNING,),
                            VmState.ACTIVE)
+
+    # --- instance events (API 1.3; Nova's os-server-external-events) ------------------------
+
+    def external_instance_event(self, instance_uuid: str, name: str, tag: str) -> None:
+        """Act on an event another family sent about one of this host's servers
+        (:mod:`stackcore.rpc.instance_events`). ``volume-extended`` (``tag``: the volume):
+        the driver shows the guest the volume's new size, read from the volume service now
+        (the event carries none, so a late or repeated event is harmless). A server that is
+        gone, not on this host or in a task is left alone (a build or rebuild opens the
+        disk at its new size anyway); a driver without ``extend_volume`` or failing records
+        a fault on the server, whose state does not change. Never raises: it is a cast."""
+        if name != instance_events.VOLUME_EXTENDED:
+            LOG.warning("server %s: ignoring unknown instance event %r (%s)", instance_uuid,
+                        name, tag)
+            return
+        try:
+            self._volume_extended(instance_uuid, tag)
+        except Exception as err:  # noqa: BLE001 - recorded on the server
+            LOG.warning("server %s: showing the guest volume %s's new size failed: %s",
+                        instance_uuid, tag, err)
+            with contextlib.suppress(Exception):
+                self._record_fault(instance_uuid, "extend_volume", err)
+
+    def _volume_extended(self, instance_uuid: str, volume_id: str) -> None:
+        with self._instance_lock(instance_uuid):
+            with self.db.read() as session:
+                row = session.get(models.Instance, instance_uuid)
+                bdm = session.execute(sa.select(BlockDeviceMapping).where(
+                    BlockDeviceMapping.instance_uuid == instance_uuid,
+                    BlockDeviceMapping.volume_id == volume_id)).scalar_one_or_none()
+            if row is None or row.host != self.host or row.deleted_at is not None \
+                    or row.task_state is not None or bdm is None \
+                    or bdm.status != BdmStatus.ATTACHED:
+                LOG.info("server %s: volume-extended for %s ignored (server or mapping not "
+                         "settled here)", instance_uuid, volume_id)
+                return
+            self._capable("extend_volume")
+            size_gb = self._require(self.volume_api, "volumes").get(volume_id).size
+            _, instance = self._load(instance_uuid)
+            self._driver_call("extend_volume", self.driver.extend_volume, instance,
+                              bdm.device_name, size_gb * 1024**3)
+            LOG.info("server %s: the guest sees volume %s at %s as %d GiB", instance_uuid,
+                     volume_id, bdm.device_name, size_gb)
 
     _CONSOLE_STATES = (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED)
 

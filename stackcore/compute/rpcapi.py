@@ -14,7 +14,8 @@ from stackcore.rpc import Target, Transport
 class ComputeRPCAPI:
     """Calls into the compute service of one host. Speaks compute API 1.0; the volume calls
     need 1.1; pause/unpause, suspend/resume, console output, snapshots, rebuild and rescue
-    1.2."""
+    1.2. API 1.3 adds ``external_instance_event``, which other families cast with
+    :func:`stackcore.rpc.instance_events.send` (they may not import compute)."""
 
     VERSION = "1.0"
 

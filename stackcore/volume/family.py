@@ -87,6 +87,7 @@ class Runtime:
         stores = getattr(image, "stores", None)
         for manager, host, zone in backends.build_managers(ctx.conf, ctx.db, self.backends,
                                                            stores, self.backup, image):
+            manager.transport = ctx.transport  # instance events to compute hosts
             ctx.run(manager, VOLUME_BINARY, host, zone)
 
     def stop(self) -> None:

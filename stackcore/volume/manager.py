@@ -32,7 +32,7 @@ from stackcore.db import models as core_models
 from stackcore.image import cache as image_cache
 from stackcore.image import format as image_format
 from stackcore.image import models as image_models
-from stackcore.rpc import Target
+from stackcore.rpc import Target, Transport, instance_events
 from stackcore.volume import connection_info, models, objects, stats
 from stackcore.volume import opts as volume_opts
 from stackcore.volume.driver import MODEL_UPDATE_KEYS, VolumeDriver
@@ -110,6 +110,8 @@ class VolumeManager:
     target = Target(TOPIC, version="1.1")
     #: where lifecycle events and stats samples go (the Cloud sets its own)
     notifier: notifications.Notifier = notifications.NULL
+    #: where instance events go (the compute hosts of attached servers); the family sets it
+    transport: Transport | None = None
 
     def __init__(
         self,
@@ -807,6 +809,27 @@ class VolumeManager:
                          status=row.previous_status or VolumeStatus.AVAILABLE,
                          previous_status=None)
             self._notify("volume.resize.end", volume_id)
+            if row.previous_status == VolumeStatus.IN_USE:
+                self._tell_servers_extended(volume_id)
+
+    def _tell_servers_extended(self, volume_id: str) -> None:
+        """Cinder's ``volume-extended`` event to the compute host of every server the volume
+        is attached to, so its hypervisor shows the guest the new size (best effort: see
+        :mod:`stackcore.rpc.instance_events`). Sent after the size is committed: the compute
+        service reads it from the volume."""
+        if self.transport is None:
+            return
+        with self.db.read() as session:
+            attached = session.execute(sa.select(
+                models.Attachment.instance_uuid, models.Attachment.connector).where(
+                models.Attachment.volume_id == volume_id,
+                models.Attachment.attach_status == AttachStatus.ATTACHED,
+                models.Attachment.instance_uuid.is_not(None))).all()
+        for instance_uuid, connector in attached:
+            host = (connector or {}).get("host")
+            if host:
+                instance_events.send(self.transport, host, instance_uuid,
+                                     instance_events.VOLUME_EXTENDED, volume_id)
 
     # --- backups (stackcore.volume.backup.manager) ------------------------------------------
 

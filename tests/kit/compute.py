@@ -195,6 +195,13 @@ class DetachNoop(FakeHypervisorDriver):
         self._domain(instance)
 
 
+class ExtendAnything(FakeHypervisorDriver):
+    """extend_volume that never looks at the instance's volumes."""
+
+    def extend_volume(self, instance: Instance, mountpoint: str, new_size_bytes: int) -> None:
+        self._domain(instance)
+
+
 class PlugAnything(FakeHypervisorDriver):
     def plug_vifs(self, instance: Instance, network_info: Sequence[Mapping[str, Any]]) -> None:
         self._domain(instance).vifs.extend(network_info)
@@ -217,7 +224,7 @@ def _liar(capability: str) -> type[FakeHypervisorDriver]:
 
 LIARS = {cap: _liar(cap) for cap in ("pause", "suspend", "console_output", "snapshot",
                                      "live_snapshot", "rescue", "attach_volume",
-                                     "plug_vifs")}
+                                     "extend_volume", "plug_vifs")}
 for _cap, _cls in LIARS.items():
     globals()[_cls.__name__] = _cls
 
@@ -246,6 +253,7 @@ CAP_TESTS = {
     "rescue": [C + "test_rescue_unrescue"],
     "attach_volume": [C + "test_attach_unknown_volume_type_is_refused",
                       C + "test_attach_detach_round_trip"],
+    "extend_volume": [C + "test_extend_volume_needs_an_attached_volume"],
     "plug_vifs": [C + "test_unknown_vif_type_is_refused", C + "test_plug_unplug_idempotent"],
 }
 
@@ -329,6 +337,9 @@ ZOO = [
     _b("detach-noop", DetachNoop, [C + "test_attach_detach_round_trip"],
        "attach_volume() at /dev/vdb again, after the detach (it must be free) raised Conflict",
        "detach frees nothing", capability="attach_volume"),
+    _b("extend-anything", ExtendAnything, CAP_TESTS["extend_volume"],
+       "extend_volume() of /dev/vdb, where no volume is attached: expected NotFound, got no "
+       "error", "extend_volume without looking for the volume", capability="extend_volume"),
     _b("plug-anything", PlugAnything, [C + "test_unknown_vif_type_is_refused"],
        "plug_vifs() of vif_type 'carrier-pigeon': expected Invalid, got no error",
        "unknown VIF types plugged", capability="plug_vifs"),

@@ -107,6 +107,7 @@ class LibvirtDriver(HypervisorDriver):
         "suspend": True,
         "console_output": True,
         "rescue": True,
+        "extend_volume": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -753,6 +754,28 @@ class LibvirtDriver(HypervisorDriver):
             )
             self._remove_secrets(self._conn(),
                                  volume.secret_usage_id(instance.uuid, target_dev))
+
+    def extend_volume(self, instance: Instance, mountpoint: str, new_size_bytes: int) -> None:
+        """``virDomainBlockResize`` of the disk at ``mountpoint`` in the running domain: QEMU
+        re-reads the grown volume (iSCSI READ CAPACITY, the NFS file's or RBD image's size)
+        and the guest gets a capacity-change event. Every volume here is a network disk QEMU
+        opens itself, so there is no host device to rescan first. A stopped domain needs
+        nothing: QEMU reads the size when it opens the disk at start."""
+        import libvirt
+        target_dev, _ = volume.target_from_mountpoint(mountpoint)
+        with self._with_domain("extend_volume", instance) as dom:
+            active = bool(dom.isActive())
+            doc = domain_xml.parse(dom.XMLDesc(0 if active else
+                                               libvirt.VIR_DOMAIN_XML_INACTIVE))
+            if domain_xml.find_disk(doc, target_dev) is None:
+                raise exception.NotFound("volume attachment", mountpoint,
+                                         f"no disk {target_dev} on instance {instance.uuid}")
+            if not active:
+                return
+            dom.blockResize(target_dev, int(new_size_bytes),
+                            libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            LOG.info("instance %s: disk %s resized to %d bytes", instance.uuid, target_dev,
+                     new_size_bytes)
 
     def _detach_device(
         self, dom: Any, find: Callable[[ET.Element], ET.Element | None], what: str

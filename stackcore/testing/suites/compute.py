@@ -20,7 +20,8 @@ What is checked, by feature:
 * ``failure-cleanup`` - a spawn that fails leaves nothing once ``destroy`` (the manager's
   cleanup) ran;
 * every capability (``pause``, ``suspend``, ``console_output``, ``snapshot``,
-  ``live_snapshot``, ``rescue``, ``attach_volume``, ``plug_vifs``) by behaviour, whatever is
+  ``live_snapshot``, ``rescue``, ``attach_volume``, ``extend_volume``, ``plug_vifs``) by
+  behaviour, whatever is
   declared (``rescue``: ``get_info`` says ``rescued`` and running, unrescue undoes it,
   twice is fine, a rescued instance is destroyed with all it made):
   pause/suspend must reach the state ``get_info`` reports and come back (a ``pause`` that
@@ -44,7 +45,7 @@ import pytest
 
 from stackcore import exception
 from stackcore.compute import stats
-from stackcore.compute.driver import HypervisorDriver, snapshot_format
+from stackcore.compute.driver import HypervisorDriver, effective_capabilities, snapshot_format
 from stackcore.compute.objects import Flavor, Image, Instance, PowerState, RebootType
 from stackcore.testing import check, datapath
 from stackcore.testing.harness import DriverUnderTest
@@ -465,6 +466,31 @@ class TestComputeCapabilities:
                    lambda: compute_driver.detach_volume(instance, volume, "/dev/vdb"))
         check.step("attach_volume() at /dev/vdb again, after the detach (it must be free)",
                    lambda: compute_driver.attach_volume(instance, volume, "/dev/vdb"))
+        check.step("detach_volume() of /dev/vdb",
+                   lambda: compute_driver.detach_volume(instance, volume, "/dev/vdb"))
+
+    @pytest.mark.capability("extend_volume")
+    def test_extend_volume_needs_an_attached_volume(
+        self, compute_driver: HypervisorDriver, make_instance: Any
+    ) -> None:
+        """A mountpoint with no volume is NotFound (the manager records that as a fault: the
+        guest was not shown the size). With ``attach_volume`` too: a volume attached to a
+        stopped instance is extended without error (its size is read when it starts) and
+        the instance stays stopped."""
+        needs(compute_driver, "extend_volume")
+        instance = _spawned(compute_driver, make_instance)
+        check.raises(exception.NotFound,
+                     lambda: compute_driver.extend_volume(instance, "/dev/vdb", 2 * 1024**3),
+                     "extend_volume() of /dev/vdb, where no volume is attached")
+        if "attach_volume" not in effective_capabilities(compute_driver):
+            return
+        check.step("power_off()", lambda: compute_driver.power_off(instance))
+        volume = json.loads(json.dumps(VOLUME))
+        check.step("attach_volume() at /dev/vdb",
+                   lambda: compute_driver.attach_volume(instance, volume, "/dev/vdb"))
+        check.step("extend_volume() of /dev/vdb on the stopped instance",
+                   lambda: compute_driver.extend_volume(instance, "/dev/vdb", 2 * 1024**3))
+        expect_state(compute_driver, instance, PowerState.SHUTDOWN, "after extend_volume()")
         check.step("detach_volume() of /dev/vdb",
                    lambda: compute_driver.detach_volume(instance, volume, "/dev/vdb"))
 

@@ -149,3 +149,37 @@ def test_attach_to_an_unreachable_target_fails_cleanly(
         kvm_driver.attach_volume(instance, {**iscsi_lun, "data": data}, "/dev/sdb")
     assert "sdb" not in kvm_driver.attached_disks(instance)
     assert kvm_driver.secrets_of(instance) == []  # the secret made for it was removed
+
+
+def test_extend_of_an_attached_rbd_volume_is_seen_by_qemu(
+    kvm_driver: Any, booted: Any, rbd_image: Any
+) -> None:
+    """The RBD image grows on the cluster (as the rbd volume driver's extend does); after
+    extend_volume QEMU's own view of the disk (QMP query-block) has the new size. (A SCSI
+    disk: its detach needs no guest OS to acknowledge it.)"""
+    import json
+    import subprocess
+
+    from .conftest import backend_env
+
+    instance = booted()
+    dom = domain_of(kvm_driver, instance)
+    kvm_driver.attach_volume(instance, rbd_image, "/dev/sdb")
+
+    def qemu_size() -> int:
+        for node in qemu_block_devices(dom).values():
+            inserted = node.get("inserted") or {}
+            if rbd_image["data"]["name"].rsplit("/", 1)[1] in json.dumps(inserted):
+                return int(inserted["image"]["virtual-size"])
+        raise AssertionError(f"QEMU does not show {rbd_image['data']['name']}")
+
+    assert qemu_size() == 64 * 1024**2
+    subprocess.run(["rbd", "-c", backend_env("STACKCORE_TEST_CEPH_CONF", "ceph"), "resize",
+                    rbd_image["data"]["name"], "--size", "128"], check=True,
+                   capture_output=True)
+    kvm_driver.extend_volume(instance, "/dev/sdb", 128 * 1024**2)
+    assert qemu_size() == 128 * 1024**2, qemu_block_devices(dom)
+    with pytest.raises(exception.NotFound):
+        kvm_driver.extend_volume(instance, "/dev/sdc", 128 * 1024**2)
+    kvm_driver.detach_volume(instance, rbd_image, "/dev/sdb")
+    assert kvm_driver.get_info(instance).power_state == PowerState.RUNNING

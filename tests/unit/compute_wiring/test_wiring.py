@@ -24,6 +24,7 @@ from stackcore.compute.models import BlockDeviceMapping, NetworkRequest
 from stackcore.db import models as db_models
 from stackcore.network import exceptions as net_exc
 from stackcore.volume.manager import BINARY as VOLUME_BINARY
+from tests.conftest import wait_until
 
 
 class Killed(BaseException):
@@ -453,3 +454,42 @@ def test_bad_security_groups_on_create_server_fail_the_call_and_make_nothing(
     assert text in str(caught.value), caught.value
     assert cloud.compute.list_servers() == [], "a refused request made a server"
     assert {p.id for p in cloud.network.list_ports(all_projects=True)} == ports_before
+
+
+def test_an_attached_volume_extended_is_seen_by_the_guest(
+        make_cloud: Callable[..., stackcore.Cloud], image_file: str) -> None:
+    """volume.extend of an in-use volume: the volume service sends volume-extended to the
+    server's compute host, whose driver shows the running guest the new size; a stopped
+    server needs nothing (its disk is opened at the new size); a driver failure is a fault on
+    the server, which stays ACTIVE."""
+    cloud = _cloud(make_cloud, image_file, hosts=1,
+                   fake_hypervisor={"fail_on": ["extend_volume:nosuch-host"]})
+    server = cloud.compute.create_server("grow", "small", "img")
+    vol = cloud.volume.create(1)
+    device = cloud.compute.attach_volume(server.id, vol.id).device
+    grown = cloud.volume.extend(vol.id, 3)
+    assert (grown.size, grown.status) == (3, "in-use"), grown
+
+    def guest_size() -> Any:
+        return _domain(cloud, server.host, server.id).volumes[device].get("guest_size_bytes")
+    wait_until(lambda: guest_size() == 3 * 1024**3, 10,
+               f"the guest to see 3 GiB at {device} (sees {guest_size()})")
+    assert cloud.compute.get_server(server.id).fault is None
+
+    # a stopped server: nothing to show now, no fault
+    cloud.compute.stop_server(server.id)
+    cloud.volume.extend(vol.id, 4)
+    compute = _compute(cloud, server.host)
+    compute.external_instance_event(server.id, "volume-extended", vol.id)  # as the cast does
+    assert guest_size() == 3 * 1024**3 and cloud.compute.get_server(server.id).fault is None
+    cloud.compute.start_server(server.id)
+
+    # the driver fails: a fault on the server, whose state does not change
+    cloud.conf.set_override("fail_on", [f"extend_volume:{server.host}"], "fake_hypervisor")
+    cloud.volume.extend(vol.id, 5)
+    wait_until(lambda: cloud.compute.get_server(server.id).fault is not None, 10,
+               "a fault on the server after the failed extend_volume")
+    got = cloud.compute.get_server(server.id)
+    assert got.status == "ACTIVE" and got.fault.step == "extend_volume" and \
+        "injected failure in fake extend_volume" in got.fault.message, got
+    assert guest_size() == 3 * 1024**3

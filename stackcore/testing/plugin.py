@@ -43,6 +43,7 @@ import datetime
 import json
 import os
 import platform
+import traceback
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
@@ -89,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "family(name): suite of this plugin family")
     spec = config.getoption("--stackcore-driver") or config.getini("stackcore_driver")
     config.stash[_RESULTS_KEY] = {}
-    config.stash[_STARTED_KEY] = _now()
+    config.stash[_STARTED_KEY] = now()
     if not spec:
         config.stash[_TARGET_KEY] = None
         return
@@ -120,7 +121,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
             f"capabilities: {declared or 'none'}")
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
@@ -144,14 +145,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         cap = item.get_closest_marker("capability")
         if cap is not None and not target.declared.get(cap.args[0], False):
             item.add_marker(pytest.mark.xfail(
-                strict=True,
-                reason=f"capability {cap.args[0]!r} is declared unsupported by "
-                f"{target.family}:{target.name}; unexpected success means the declaration "
-                "is wrong",
-            ))
+                strict=True, reason=unsupported_reason(target, cap.args[0])))
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def unsupported_reason(target: harness.DriverUnderTest, capability: str) -> str:
+    """Why a test of ``capability`` is expected to fail (also the unittest runner's reason)."""
+    return (f"capability {capability!r} is declared unsupported by "
+            f"{target.family}:{target.name}; unexpected success means the declaration is wrong")
 
 
 # --- checks after the test body -----------------------------------------------------------
@@ -166,9 +169,10 @@ def verify_after(request: pytest.FixtureRequest, what: str, check: Callable[[], 
     request.node.stash.setdefault(_VERIFY_KEY, []).append((what, check))
 
 
-def _run_checks(item: pytest.Item) -> list[str]:
+def run_checks(stash: pytest.Stash) -> list[str]:
+    """Run the checks :func:`verify_after` registered in a test's stash; their failures."""
     failures = []
-    checks = item.stash.get(_VERIFY_KEY, [])
+    checks = stash.get(_VERIFY_KEY, [])
     while checks:
         what, check = checks.pop()
         try:
@@ -183,12 +187,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
     try:
         result = yield
     except BaseException as err:
-        failures = _run_checks(pyfuncitem)
+        failures = run_checks(pyfuncitem.stash)
         if failures:
             pyfuncitem.stash[_VERIFY_FAILED_KEY] = "; ".join(failures)
             err.add_note("and after the test: " + "; ".join(failures))
         raise
-    failures = _run_checks(pyfuncitem)
+    failures = run_checks(pyfuncitem.stash)
     if failures:
         pyfuncitem.stash[_VERIFY_FAILED_KEY] = "; ".join(failures)
         raise AssertionError("after the test: " + "; ".join(failures))
@@ -204,6 +208,11 @@ def _feature(item: pytest.Item) -> str:
         if marker is not None:
             return str(marker.args[0])
     return "other"
+
+
+def exconly(err: BaseException) -> str:
+    """An exception as pytest's report of it reads (type, message and notes)."""
+    return "".join(traceback.format_exception_only(type(err), err)).rstrip()
 
 
 def _message(report: pytest.TestReport) -> str:
@@ -294,7 +303,7 @@ def result_document(target: harness.DriverUnderTest, records: dict[str, dict[str
         "run": run,
         "host": platform.node(),
         "started_at": started,
-        "finished_at": _now(),
+        "finished_at": now(),
         "summary": {o: all_outcomes.count(o) for o in sorted(set(all_outcomes))},
         "features": features,
     }

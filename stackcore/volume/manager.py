@@ -1004,11 +1004,16 @@ class VolumeManager:
             self._update(volume_id, status=VolumeStatus.IN_USE)
             self._notify("volume.attach.end", volume_id, attachments=[attachment_id])
         data = {**info["data"], "access_mode": "rw"}
-        return {**info, "data": data, "attachment_id": attachment_id}
+        # multiattach: the hypervisor must let several guests have the disk (libvirt's
+        # <shareable/>), as Nova reads it from the volume
+        return {**info, "data": data, "attachment_id": attachment_id,
+                "multiattach": bool(volume.multiattach)}
 
     def detach_volume(self, volume_id: str, attachment_id: str | None = None) -> None:
         """End one attachment, or every one (``attachment_id=None``: force detach, the driver
-        gets ``connector=None``; refused with Conflict while a server holds one). The export
+        gets ``connector=None``; refused with Conflict while a server holds one). The host's
+        connection (``terminate_connection``) ends when no other attachment of the volume
+        comes from that host (a multiattach volume on two servers of one host); the export
         is removed once nothing uses it."""
         with self._locked(volume_id):
             with self.db.transaction() as session:
@@ -1036,11 +1041,25 @@ class VolumeManager:
                     att.attach_status = AttachStatus.DETACHING
                 volume = self._volume(row, session)
                 ended = [att.id for att in atts]
+                connector = atts[0].connector if attachment_id is not None else None
+                # Cinder's rule for a multiattach volume: the host's connection serves every
+                # attachment from that host, so it ends with the last of them, not the first.
+                host = (connector or {}).get("host")
+                shared = attachment_id is not None and host is not None and any(
+                    (other.connector or {}).get("host") == host
+                    for other in session.execute(sa.select(models.Attachment).where(
+                        models.Attachment.volume_id == volume_id,
+                        models.Attachment.id != attachment_id,
+                        models.Attachment.attach_status.in_(
+                            [AttachStatus.ATTACHING, AttachStatus.ATTACHED]))).scalars())
             self._notify("volume.detach.start", volume_id, attachments=ended)
-            connector = atts[0].connector if attachment_id is not None else None
             try:
-                self._driver_call("terminate_connection", self.driver.terminate_connection,
-                                  volume, connector)
+                if shared:
+                    LOG.info("volume %s: attachment %s ended; host %s keeps its connection for "
+                             "its other attachment(s)", volume_id, attachment_id, host)
+                else:
+                    self._driver_call("terminate_connection",
+                                      self.driver.terminate_connection, volume, connector)
             except Exception as err:
                 self._fault("volume", volume_id, "terminate_connection", err)
                 for att in atts:

@@ -88,6 +88,9 @@ class VolumeDisk:
     secret_usage_type: str | None = None
     existing_secret_uuid: str | None = None
     secret: SecretSpec | None = None
+    #: a multiattach volume: ``<shareable/>`` (QEMU then takes no exclusive lock on it and
+    #: libvirt lets several domains have it, as Nova does for multiattach volumes)
+    shareable: bool = False
 
     def element(self, secret_uuid: str | None = None) -> ET.Element:
         """The ``<disk>``; ``secret_uuid`` is the uuid of :attr:`secret` once defined."""
@@ -111,6 +114,8 @@ class VolumeDisk:
         sub(disk, "target", dev=self.target_dev, bus=self.bus)
         if self.serial:
             sub(disk, "serial", self.serial)
+        if self.shareable:
+            sub(disk, "shareable")
         return disk
 
 
@@ -183,8 +188,12 @@ def parse(
     if not isinstance(data, Mapping):
         raise exception.Invalid("connection_info.data", "must be a mapping")
     target_dev, bus = target_from_mountpoint(mountpoint)
+    multiattach = connection_info.get("multiattach", False)
+    if not isinstance(multiattach, bool):
+        raise exception.Invalid("connection_info.multiattach", "must be true or false",
+                                multiattach)
     common: dict[str, Any] = {"kind": kind, "target_dev": target_dev, "bus": bus,
-                              "serial": _serial(data)}
+                              "serial": _serial(data), "shareable": multiattach}
     if kind == "iscsi":
         return _parse_iscsi(data, instance_uuid, common)
     if kind == "nfs":

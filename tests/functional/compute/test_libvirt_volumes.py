@@ -183,3 +183,25 @@ def test_extend_of_an_attached_rbd_volume_is_seen_by_qemu(
         kvm_driver.extend_volume(instance, "/dev/sdc", 128 * 1024**2)
     kvm_driver.detach_volume(instance, rbd_image, "/dev/sdb")
     assert kvm_driver.get_info(instance).power_state == PowerState.RUNNING
+
+
+def test_a_multiattach_volume_is_shared_by_two_running_domains(
+    kvm_driver: Any, booted: Any, rbd_image: Any
+) -> None:
+    """connection_info ``multiattach`` -> ``<shareable/>``: two running QEMUs have the same RBD
+    image open at once; detaching it from one leaves it open in the other."""
+    shared = {**rbd_image, "multiattach": True}
+    first, second = booted("first"), booted("second")
+    for instance in (first, second):
+        kvm_driver.attach_volume(instance, shared, "/dev/sdb")
+        disk = _network_disk(kvm_driver, instance, "sdb")
+        assert disk.find("shareable") is not None, "no <shareable/> in the disk XML"
+    doms = [domain_of(kvm_driver, i) for i in (first, second)]
+    assert all(opened_by_qemu(dom, shared) for dom in doms), \
+        [qemu_protocol_nodes(dom) for dom in doms]
+    kvm_driver.detach_volume(first, shared, "/dev/sdb")
+    assert not opened_by_qemu(doms[0], shared) and opened_by_qemu(doms[1], shared), \
+        [qemu_protocol_nodes(dom) for dom in doms]
+    kvm_driver.detach_volume(second, shared, "/dev/sdb")
+    with pytest.raises(exception.Invalid, match="connection_info.multiattach"):
+        kvm_driver.attach_volume(first, {**rbd_image, "multiattach": "yes"}, "/dev/sdb")

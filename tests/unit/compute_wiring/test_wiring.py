@@ -493,3 +493,60 @@ def test_an_attached_volume_extended_is_seen_by_the_guest(
     assert got.status == "ACTIVE" and got.fault.step == "extend_volume" and \
         "injected failure in fake extend_volume" in got.fault.message, got
     assert guest_size() == 3 * 1024**3
+
+
+def test_a_multiattach_volume_on_two_servers_detached_from_one_stays_with_the_other(
+        make_cloud: Callable[..., stackcore.Cloud], image_file: str) -> None:
+    cloud = _cloud(make_cloud, image_file, hosts=2)
+    cloud.volume.create_type("shared", {"multiattach": "<is> True"})
+    vol = cloud.volume.create(1, volume_type="shared")
+    assert vol.multiattach is True, vol
+    one = cloud.compute.create_server("one", "small", "img")
+    two = cloud.compute.create_server("two", "small", "img")
+    plain = cloud.volume.create(1)
+    cloud.compute.attach_volume(one.id, plain.id)
+    with pytest.raises(exception.InvalidState, match="is in-use, not available"):
+        cloud.compute.attach_volume(two.id, plain.id)  # not multiattach: refused
+
+    for server in (one, two):
+        device = cloud.compute.attach_volume(server.id, vol.id, "/dev/vdc").device
+        info = _domain(cloud, server.host, server.id).volumes[device]
+        # what the hypervisor gets says the disk is shared (libvirt: <shareable/>)
+        assert info["multiattach"] is True and info["data"]["volume_id"] == vol.id, info
+    got = cloud.volume.get(vol.id)
+    assert got.status == "in-use" and sorted(a.instance_uuid for a in got.attachments) == \
+        sorted([one.id, two.id]), got.attachments
+    with pytest.raises(exception.InvalidState):
+        cloud.volume.delete(vol.id)
+
+    cloud.compute.detach_volume(one.id, vol.id)
+    got = cloud.volume.get(vol.id)
+    assert got.status == "in-use" and [a.instance_uuid for a in got.attachments] == [two.id], \
+        got.attachments
+    assert "/dev/vdc" not in _domain(cloud, one.host, one.id).volumes
+    assert _domain(cloud, two.host, two.id).volumes["/dev/vdc"]["data"]["volume_id"] == vol.id
+    assert _exports(cloud).get(vol.id) == [two.host], _exports(cloud)  # one's connection ended
+    cloud.compute.detach_volume(two.id, vol.id)
+    assert cloud.volume.get(vol.id).status == "available"
+    assert vol.id not in _exports(cloud)
+    cloud.volume.delete(vol.id)
+
+
+def test_detaching_a_multiattach_volume_from_one_of_two_servers_on_one_host_keeps_the_host_connected(
+        make_cloud: Callable[..., stackcore.Cloud], image_file: str) -> None:
+    """Cinder's rule: the host's connection to a multiattach volume ends with the last
+    attachment from that host, not with the first detach."""
+    cloud = _cloud(make_cloud, image_file, hosts=1)
+    cloud.volume.create_type("shared", {"multiattach": "<is> True"})
+    vol = cloud.volume.create(1, volume_type="shared")
+    one = cloud.compute.create_server("one", "small", "img")
+    two = cloud.compute.create_server("two", "small", "img")
+    assert one.host == two.host
+    for server in (one, two):
+        cloud.compute.attach_volume(server.id, vol.id)
+    assert _exports(cloud) == {vol.id: [one.host]}
+    cloud.compute.detach_volume(one.id, vol.id)
+    assert _exports(cloud) == {vol.id: [two.host]}, "the other server's connection ended"
+    assert cloud.volume.get(vol.id).status == "in-use"
+    cloud.compute.detach_volume(two.id, vol.id)
+    assert _exports(cloud) == {} and cloud.volume.get(vol.id).status == "available"

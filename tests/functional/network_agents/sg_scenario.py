@@ -105,3 +105,80 @@ def run(cloud: stackcore.Cloud, lab: Lab, hosts: tuple[str, str],
                     allowed_address_pairs=[])
     wait_until(lambda: reach(b, f"{PREFIX}99"), SETTLE,
                "b -> a once a's port security is off")
+
+
+class EchoStream:
+    """A long-lived flow: one ICMP identifier for every echo (``icmp_ping.py ADDRESS 0``), so
+    the firewall's conntrack sees one connection that stays established while it runs.
+    ``answered_since(n)`` / ``lost_since(n)``: echoes answered / lost after the first ``n``."""
+
+    def __init__(self, namespace: str, address: str) -> None:
+        import threading
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, sys.executable, str(PING), address, "0", "1"],
+            stdout=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.strip())
+
+    def seen(self) -> int:
+        return len(self.lines)
+
+    def answered_since(self, start: int) -> int:
+        return sum(line.startswith("ok ") for line in self.lines[start:])
+
+    def lost_since(self, start: int) -> int:
+        return sum(line.startswith("lost ") for line in self.lines[start:])
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
+
+
+def revoked_rule_ends_established_flows(cloud: stackcore.Cloud, lab: Lab,
+                                        hosts: tuple[str, str],
+                                        settled: Callable[[], None]) -> None:
+    """A flow a rule accepted, still running when the rule is deleted, stops: the agent
+    forgets the connections of the port that lost the rule (without that, conntrack keeps
+    the established flow alive as long as it keeps sending)."""
+    net = cloud.network
+    here, there = hosts
+    network = net.create_network("sg-revoke")
+    subnet = net.create_subnet(network.id, "192.168.161.0/24")
+    client = net.create_security_group("client")
+    server = net.create_security_group("server")
+    a = net.create_port(network.id, host=here, security_groups=[client.id], fixed_ips=[
+        {"subnet_id": subnet.id, "ip_address": "192.168.161.10"}])
+    b = net.create_port(network.id, host=there, security_groups=[server.id], fixed_ips=[
+        {"subnet_id": subnet.id, "ip_address": "192.168.161.11"}])
+    ns_a = lab.vm(here, a)
+    lab.vm(there, b)
+    settled()
+    wait_until(lambda: all(net.get_port(p.id).status == "ACTIVE" for p in (a, b)), SETTLE,
+               "both ports ACTIVE")
+    rule = net.create_security_group_rule(server.id, "ingress", protocol="icmp",
+                                          remote_group_id=client.id)
+    wait_until(lambda: ping(ns_a, "192.168.161.11"), SETTLE, "a -> b after the ICMP rule")
+    stream = EchoStream(ns_a, "192.168.161.11")
+    try:
+        wait_until(lambda: stream.answered_since(0) >= 3, SETTLE,
+                   f"the echo stream answered (so far {stream.lines})")
+        net.delete_security_group_rule(rule.id)
+        # once the flow stops, it stays stopped: several echoes in a row lost, none answered
+        start = [stream.seen()]
+
+        def stopped() -> bool:
+            if stream.answered_since(start[0]):
+                start[0] = stream.seen()  # not yet: count from the last answered echo
+                return False
+            return stream.lost_since(start[0]) >= 3
+        wait_until(stopped, SETTLE, "the established echo stream to stop after the rule was "
+                   f"deleted (its lines until the delete: {stream.lines[-6:]})")
+    finally:
+        stream.stop()

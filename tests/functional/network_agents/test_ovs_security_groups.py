@@ -75,6 +75,23 @@ def test_security_groups_filter_real_traffic_with_conntrack_flows(
     assert any("ct(commit,zone=" in f for f in flows), flows
 
 
+def test_a_deleted_rule_ends_the_connections_it_accepted(
+    server: stackcore.Cloud, firewall_agent: Callable[[str], OvsAgent],  # noqa: F811
+    lab: OvsLab,  # noqa: F811
+) -> None:
+    agents = [firewall_agent("host-a"), firewall_agent("host-b")]
+    for agent in agents:
+        agent.start()
+
+    def settled() -> None:
+        for agent in agents:
+            agent.sync_once()
+        agents[0].sync_once()
+
+    sg_scenario.revoked_rule_ends_established_flows(server, _Vms(lab), ("host-a", "host-b"),
+                                                    settled)
+
+
 def test_every_kind_of_rule_loads_into_a_bridge(ovsdbs: dict[str, Ovsdb]) -> None:  # noqa: F811
     """IPv4 and IPv6, every protocol form (any, port ranges as masks, ICMP type/code, a bare
     number), CIDR pairs with their own MACs: ovs-vswitchd takes every flow the firewall

@@ -44,7 +44,7 @@ from stackcore_drivers.network.ovs.bridges import (
     patch_port_name,
 )
 from stackcore_drivers.network.ovs.firewall import TRUNK_INGRESS, FirewallPort, firewall_flows
-from stackcore_drivers.network.ovs.openflow import OfctlBridge, rundir_for
+from stackcore_drivers.network.ovs.openflow import Conntrack, OfctlBridge, rundir_for
 from stackcore_drivers.network.ovs.ovsdb import Ovsdb
 from stackcore_drivers.network.ovs.pipeline import (
     LocalNetwork,
@@ -120,6 +120,9 @@ class OvsAgent(L2Agent):
         #: and the passes until the next whole replacement (see _program_flows)
         self._int_flows: list[str] | None = None
         self._until_full = 0
+        self.conntrack = Conntrack(rundir, opts.ovsdb_timeout)
+        #: each filtered port's conntrack zone (its ofport) -> the rules last enforced there
+        self._enforced: dict[int, frozenset[Any]] = {}
 
     def configurations(self) -> dict[str, Any]:
         opts = self.conf.ovs
@@ -251,6 +254,8 @@ class OvsAgent(L2Agent):
                         for iface_id, (vif, tag, _) in sorted(wanted_tags.items())
                         if tag != DEAD_VLAN_TAG and vif.ofport > 0]
         self._program_flows(wired, peers_of, dead, filtered)
+        if filtered is not None:
+            self._forget_revoked_connections(filtered)
 
         up: set[str] = set()
         for iface_id, (vif, tag, other) in wanted_tags.items():
@@ -313,6 +318,29 @@ class OvsAgent(L2Agent):
             bridge.change_flows(previous, flows)
             self._until_full -= 1
         self._int_flows = flows
+
+    def _forget_revoked_connections(self, filtered: list[FirewallPort]) -> None:
+        """After the flows changed: a port that lost a rule (a rule deleted, a group left, a
+        remote group member gone) has its conntrack zone flushed, so connections the lost
+        rule had accepted are checked again as new - Neutron's conntrack cleanup, by zone
+        (each filtered port has one: its ofport). Connections the remaining rules allow are
+        committed again on their next packet; the others stop. A port that gained rules
+        only keeps its connections. Not enforced yet (an agent's first pass): nothing to
+        forget; a port unfiltered since (port security off) lets everything pass anyway."""
+        now = {port.ofport: frozenset(port.security.rules) for port in filtered
+               if port.security is not None and port.security.enabled}
+        for zone, rules in now.items():
+            before = self._enforced.get(zone)
+            if before is not None and not before <= rules:
+                try:
+                    self.conntrack.flush_zone(zone)
+                    LOG.info("OVS agent %s: conntrack zone %d flushed (%d rule(s) revoked)",
+                             self.host, zone, len(before - rules))
+                except exception.StackcoreError as err:
+                    LOG.error("OVS agent %s: flushing conntrack zone %d failed: %s", self.host,
+                              zone, err)
+                    now[zone] = before  # try again at the next pass
+        self._enforced = now
 
     def _restore_local_vlans(self, vifs: Any, state: HostState) -> dict[str, int]:
         """Local VLANs recorded on the VM ports by the previous run, for networks still here."""

@@ -30,8 +30,10 @@ and the reply of a connection a port accepted is ``+est`` when it leaves that po
     ``ct(commit)``, output; everything else dropped.
 
 Broadcast and multicast go through ``NORMAL`` unfiltered on the way in (ARP, ND, DHCP need
-them), as with Neutron's firewall. Removing a rule stops new connections; connections it had
-accepted run until conntrack expires them.
+them), as with Neutron's firewall. Removing a rule also ends the connections it had accepted:
+the agent flushes the conntrack zone of every port that lost a rule right after the new
+flows are in (``OvsAgent._forget_revoked_connections``), so their next packet is ``+new`` and
+meets the remaining rules.
 """
 
 from __future__ import annotations

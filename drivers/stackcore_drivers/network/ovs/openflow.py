@@ -111,3 +111,37 @@ def _match(flow: str) -> str:
     """The match part of a flow (``table=..,priority=..,<fields>``): what ``delete_strict``
     names it by."""
     return flow.split(" actions=", 1)[0]
+
+
+class Conntrack:
+    """ovs-vswitchd's connection tracker (``ovs-appctl dpctl/...``): the userspace datapath's
+    conntrack lives in ovs-vswitchd, not in the kernel, so the kernel's tools cannot see it.
+    The control socket is ``<rundir>/ovs-vswitchd.ctl`` when the daemon was started with it
+    (this project's instances), else ovs-appctl finds ``ovs-vswitchd`` by its pidfile."""
+
+    def __init__(self, rundir: str, timeout: float = 10.0) -> None:
+        ctl = os.path.join(rundir, "ovs-vswitchd.ctl")
+        self.target = ctl if os.path.exists(ctl) else "ovs-vswitchd"
+        self.rundir = rundir
+        self.timeout = timeout
+
+    def flush_zone(self, zone: int) -> None:
+        """Forget every connection of conntrack zone ``zone`` (an integer, 0-65535)."""
+        if not 0 <= int(zone) <= 0xFFFF:
+            raise exception.Invalid("zone", "must be 0-65535", zone)
+        binary = shutil.which("ovs-appctl")
+        if binary is None:
+            raise exception.DriverError("ovs-appctl is not installed (package "
+                                        "openvswitch-common)")
+        try:
+            result = subprocess.run(
+                [binary, "-t", self.target, "dpctl/flush-conntrack", f"zone={int(zone)}"],
+                capture_output=True, text=True, timeout=self.timeout, check=False,
+                env={**os.environ, "OVS_RUNDIR": self.rundir})
+        except subprocess.TimeoutExpired:
+            raise exception.DriverError(
+                f"ovs-appctl dpctl/flush-conntrack zone={zone}: no answer in "
+                f"{self.timeout:g} s") from None
+        if result.returncode != 0:
+            raise exception.DriverError(
+                f"ovs-appctl dpctl/flush-conntrack zone={zone}: {result.stderr.strip()}")

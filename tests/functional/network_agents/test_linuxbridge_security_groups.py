@@ -91,6 +91,23 @@ def test_security_groups_filter_real_traffic_with_nftables(
         firewall.NftFirewall(lab.ns["host-a"]).list_ruleset()
 
 
+def test_a_deleted_rule_ends_the_connections_it_accepted(
+    server: stackcore.Cloud,  # noqa: F811
+    firewall_agent: Callable[[str], LinuxBridgeAgent],
+    lab: Lab,  # noqa: F811
+) -> None:
+    agents = [firewall_agent("host-a"), firewall_agent("host-b")]
+    for agent in agents:
+        agent.start()
+
+    def settled() -> None:
+        for agent in agents:
+            agent.sync_once()
+
+    sg_scenario.revoked_rule_ends_established_flows(server, _Vms(lab), ("host-a", "host-b"),
+                                                    settled)
+
+
 def test_every_kind_of_rule_is_accepted_by_the_kernel(lab: Lab) -> None:  # noqa: F811
     """IPv4 and IPv6, every protocol form (any, ports, ICMP type/code, a bare number), CIDR
     pairs with their own MACs: the ruleset the agent builds loads (checked by the kernel,

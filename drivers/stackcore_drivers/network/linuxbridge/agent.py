@@ -82,6 +82,8 @@ class LinuxBridgeAgent(L2Agent):
         self.firewall = (NftFirewall(conf.linux_bridge.namespace or None)
                          if self.firewall_enabled else None)
         self._stale_firewall_checked = False
+        #: port id -> the security group rules last enforced for it (see reconcile)
+        self._enforced: dict[str, frozenset[Any]] = {}
 
     def configurations(self) -> dict[str, Any]:
         lb = self.conf.linux_bridge
@@ -176,6 +178,7 @@ class LinuxBridgeAgent(L2Agent):
                 FilteredTap(ip_lib.tap_name(p.port_id), self.bridge_for(p), p.mac_address,
                             p.security)
                 for p in state.ports.values() if self.why_not(p) is None])
+            self._forget_revoked_connections(state)
         errors: dict[str, str] = {}
         wired: set[str] = set()
         wanted: dict[str, str] = {}          # bridge -> network id
@@ -213,6 +216,33 @@ class LinuxBridgeAgent(L2Agent):
                 LOG.error("Linux bridge agent %s: cannot wire port %s: %s", self.host, pid, why)
         self.port_errors = errors
         return wired
+
+    def _forget_revoked_connections(self, state: HostState) -> None:
+        """After the ruleset changed: the conntrack entries of every port that lost a rule
+        (a rule deleted, a group left, a remote-group member gone) are deleted, so the
+        connections the lost rule had accepted are checked again as new - Neutron's
+        conntrack cleanup. A port that only gained rules keeps its connections; a failure
+        is logged and tried again at the next pass."""
+        assert self.firewall is not None
+        now = {p.port_id: (frozenset(p.security.rules), p.security.addresses)
+               for p in state.ports.values()
+               if p.security is not None and p.security.enabled and self.why_not(p) is None}
+        enforced: dict[str, frozenset[Any]] = {}
+        for port_id, (rules, addresses) in now.items():
+            enforced[port_id] = rules
+            before = self._enforced.get(port_id)
+            if before is None or before <= rules:
+                continue
+            try:
+                count = self.firewall.forget_connections(a for a, _ in addresses)
+                LOG.info("Linux bridge agent %s: port %s lost %d rule(s); %d tracked "
+                         "connection(s) forgotten", self.host, port_id, len(before - rules),
+                         count)
+            except exception.StackcoreError as err:
+                LOG.error("Linux bridge agent %s: forgetting the connections of port %s "
+                          "failed: %s", self.host, port_id, err)
+                enforced[port_id] = before  # again at the next pass
+        self._enforced = enforced
 
     def _wire_network(self, port: BoundPort, state: HostState) -> tuple[str, str | None]:
         """Bridge + segment device of one network; on failure delete what this made.

@@ -31,8 +31,9 @@ Both tables are replaced in one ``nft -f`` transaction (atomic: never half a rul
 only rules of existing ports changed, just their chains are flushed and refilled) built
 from validated values only - device names checked against the kernel's name rules, MACs,
 addresses re-printed by :mod:`ipaddress`, integers - and run as an argument list, never
-through a shell. Removing a rule stops new connections; connections it accepted run until
-conntrack expires them.
+through a shell. Removing a rule stops new connections, and the agent then deletes the
+conntrack entries of the ports that lost a rule (:meth:`NftFirewall.forget_connections`), so
+the connections it had accepted meet the remaining rules again.
 """
 
 from __future__ import annotations
@@ -307,6 +308,41 @@ class NftFirewall:
             f"table {family} {TABLE} {{}}\ndelete table {family} {TABLE}\n"
             for family in ("bridge", "inet")))
         self._applied = None
+
+    def forget_connections(self, addresses: Iterable[str]) -> int:
+        """Delete the kernel's conntrack entries (every zone, both directions) of connections
+        from or to ``addresses`` (IPs or CIDRs: a port's fixed IPs and address pairs), so
+        their next packet is new and meets the rules as they are now; returns how many were
+        deleted. Through netlink (pyroute2), in the agent's namespace."""
+        from pyroute2 import Conntrack
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        networks = [_net(a) for a in addresses]
+        if not networks:
+            return 0
+
+        def ours(address: str | None) -> bool:
+            if not address:
+                return False
+            ip = ipaddress.ip_address(address)
+            return any(ip.version == n.version and ip in n for n in networks)
+
+        deleted = 0
+        ct = Conntrack(netns=self.namespace) if self.namespace else Conntrack()
+        try:
+            for entry in list(ct.dump_entries()):
+                orig = entry.tuple_orig
+                if ours(orig.saddr) or ours(orig.daddr):
+                    try:
+                        ct.entry("del", tuple_orig=orig, zone=entry.zone)
+                        deleted += 1
+                    except NetlinkError as err:
+                        if err.code != 2:  # ENOENT: it ended meanwhile
+                            raise exception.DriverError(
+                                f"deleting conntrack entry {orig}: {err}") from None
+        finally:
+            ct.close()
+        return deleted
 
     def list_ruleset(self) -> str:
         """The agent's two tables as nft prints them (tests, kit)."""

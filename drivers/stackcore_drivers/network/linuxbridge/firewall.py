@@ -328,7 +328,10 @@ class NftFirewall:
             return any(ip.version == n.version and ip in n for n in networks)
 
         deleted = 0
-        ct = Conntrack(netns=self.namespace) if self.namespace else Conntrack()
+        try:
+            ct = Conntrack(netns=self.namespace) if self.namespace else Conntrack()
+        except (OSError, NetlinkError) as err:
+            raise exception.DriverError(f"conntrack netlink socket: {err}") from None
         try:
             for entry in list(ct.dump_entries()):
                 orig = entry.tuple_orig
@@ -338,8 +341,9 @@ class NftFirewall:
                         deleted += 1
                     except NetlinkError as err:
                         if err.code != 2:  # ENOENT: it ended meanwhile
-                            raise exception.DriverError(
-                                f"deleting conntrack entry {orig}: {err}") from None
+                            raise
+        except (OSError, NetlinkError) as err:
+            raise exception.DriverError(f"forgetting tracked connections: {err}") from None
         finally:
             ct.close()
         return deleted

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Tier "template": every third-party template of examples/ (one per family: hypervisor, volume,
 # ML2 type, ML2 mechanism, scheduler filter/weigher, L2 agent), copied out of the tree, runs the
-# conformance kit in its own tox "conformance" env.
+# conformance kit in its own tox "conformance" env (pytest); a template with a
+# "conformance-stestr" env (the same kit as testtools cases under stestr) also runs `stestr run`
+# in the conformance env's virtualenv (`tox exec`: a second virtualenv would cost ~30 s), which
+# must write the JSON result too.
 #
 # stackcore-framework and every dependency are built/fetched ONCE into a local wheelhouse; the
 # templates' tox envs install from it only (PIP_FIND_LINKS + PIP_NO_INDEX, which tox passes to
@@ -17,7 +20,7 @@ trap 'rm -rf "$WORK"; tier_end' EXIT
 WHEELHOUSE="$WORK/wheelhouse"
 
 build_wheelhouse() {
-  .venv/bin/python -m pip wheel -q --wheel-dir "$WHEELHOUSE" . pytest "setuptools>=69" wheel
+  .venv/bin/python -m pip wheel -q --wheel-dir "$WHEELHOUSE" . pytest stestr "setuptools>=69" wheel
 }
 
 # One template: copied out of the tree, its tox env from the wheelhouse only; then the env
@@ -31,6 +34,17 @@ run_template() {
     PIP_FIND_LINKS="$WHEELHOUSE" PIP_NO_INDEX=1 .venv/bin/tox -q -c "$dir/tox.ini" \
       -e conformance
     rc=$?
+    if [ "$rc" -eq 0 ] && grep -q '^\[testenv:conformance-stestr\]' "$dir/tox.ini"; then
+      rm -rf "$dir/.stackcore-conformance"
+      # from the template's directory: tox exec rewrites an argument naming a path that
+      # exists where it is called ("run" in /)
+      (cd "$dir" && PIP_FIND_LINKS="$WHEELHOUSE" PIP_NO_INDEX=1 "$OLDPWD/.venv/bin/tox" -q \
+        -c "$dir/tox.ini" exec -e conformance -- stestr run)
+      rc=$?
+      if [ "$rc" -eq 0 ] && ! ls "$dir"/.stackcore-conformance/*.json >/dev/null 2>&1; then
+        echo "!! $name: stestr wrote no JSON result in .stackcore-conformance/"; rc=1
+      fi
+    fi
     if [ "$rc" -eq 0 ]; then
       "$dir/.tox/conformance/bin/python" -m pip show -q stackcore-framework >/dev/null ||
         { echo "!! stackcore-framework is not installed in $name's env"; rc=1; }

@@ -66,11 +66,9 @@ def test_kernel_netfilter_pieces_are_those_the_docs_record(lab: Lab) -> None:  #
                      "bridge_conntrack": False, "bridge_netfilter": True}, found
 
 
-def test_security_groups_filter_real_traffic_with_nftables(
-    server: stackcore.Cloud,  # noqa: F811
-    firewall_agent: Callable[[str], LinuxBridgeAgent],
-    lab: Lab,  # noqa: F811
-) -> None:
+def _running(firewall_agent: Callable[[str], LinuxBridgeAgent]
+             ) -> tuple[list[LinuxBridgeAgent], Callable[[], None]]:
+    """Both hosts' agents started, and the scenario's ``settled()``."""
     agents = [firewall_agent("host-a"), firewall_agent("host-b")]
     for agent in agents:
         agent.start()
@@ -79,6 +77,15 @@ def test_security_groups_filter_real_traffic_with_nftables(
         for agent in agents:
             agent.sync_once()
 
+    return agents, settled
+
+
+def test_security_groups_filter_real_traffic_with_nftables(
+    server: stackcore.Cloud,  # noqa: F811
+    firewall_agent: Callable[[str], LinuxBridgeAgent],
+    lab: Lab,  # noqa: F811
+) -> None:
+    agents, settled = _running(firewall_agent)
     sg_scenario.run(server, _Vms(lab), ("host-a", "host-b"), settled)
     assert agents[0].firewall is not None
     assert "ct state established,related accept" in agents[0].firewall.list_ruleset()
@@ -96,14 +103,7 @@ def test_a_deleted_rule_ends_the_connections_it_accepted(
     firewall_agent: Callable[[str], LinuxBridgeAgent],
     lab: Lab,  # noqa: F811
 ) -> None:
-    agents = [firewall_agent("host-a"), firewall_agent("host-b")]
-    for agent in agents:
-        agent.start()
-
-    def settled() -> None:
-        for agent in agents:
-            agent.sync_once()
-
+    _, settled = _running(firewall_agent)
     sg_scenario.revoked_rule_ends_established_flows(server, _Vms(lab), ("host-a", "host-b"),
                                                     settled)
 

@@ -57,10 +57,9 @@ class _Vms:
         return self.lab.vms[port.id]
 
 
-def test_security_groups_filter_real_traffic_with_conntrack_flows(
-    server: stackcore.Cloud, firewall_agent: Callable[[str], OvsAgent],  # noqa: F811
-    lab: OvsLab,  # noqa: F811
-) -> None:
+def _running(firewall_agent: Callable[[str], OvsAgent]
+             ) -> tuple[list[OvsAgent], Callable[[], None]]:
+    """Both hosts' agents started, and the scenario's ``settled()``."""
     agents = [firewall_agent("host-a"), firewall_agent("host-b")]
     for agent in agents:
         agent.start()
@@ -70,6 +69,14 @@ def test_security_groups_filter_real_traffic_with_conntrack_flows(
             agent.sync_once()
         agents[0].sync_once()  # host-a learns host-b's tunnel endpoint
 
+    return agents, settled
+
+
+def test_security_groups_filter_real_traffic_with_conntrack_flows(
+    server: stackcore.Cloud, firewall_agent: Callable[[str], OvsAgent],  # noqa: F811
+    lab: OvsLab,  # noqa: F811
+) -> None:
+    agents, settled = _running(firewall_agent)
     sg_scenario.run(server, _Vms(lab), ("host-a", "host-b"), settled)
     flows = agents[0].openflow["br-int"].dump_flows()
     assert any("ct(commit,zone=" in f for f in flows), flows
@@ -79,15 +86,7 @@ def test_a_deleted_rule_ends_the_connections_it_accepted(
     server: stackcore.Cloud, firewall_agent: Callable[[str], OvsAgent],  # noqa: F811
     lab: OvsLab,  # noqa: F811
 ) -> None:
-    agents = [firewall_agent("host-a"), firewall_agent("host-b")]
-    for agent in agents:
-        agent.start()
-
-    def settled() -> None:
-        for agent in agents:
-            agent.sync_once()
-        agents[0].sync_once()
-
+    _, settled = _running(firewall_agent)
     sg_scenario.revoked_rule_ends_established_flows(server, _Vms(lab), ("host-a", "host-b"),
                                                     settled)
 

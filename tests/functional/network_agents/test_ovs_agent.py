@@ -197,8 +197,10 @@ def test_vlan_and_vxlan_ports_on_two_hosts(
         assert port.vif_details["port_filter"] is False
     tap_a_vlan, tap_a_vx = plug_vif(db_a, a_vlan), plug_vif(db_a, a_vx)
     tap_b_vx = plug_vif(db_b, b_vx)
-    agent_a.sync_once()
-    agent_b.sync_once()
+    passes_until([agent_a, agent_b], lambda: all(
+        1 <= (port_row(db, tap)["tag"] or 0) <= 4094
+        for db, tap in ((db_a, tap_a_vlan), (db_a, tap_a_vx), (db_b, tap_b_vx))),
+        "the three VIFs tagged with a local VLAN")
 
     # local VLAN tags: one per network, recorded with the segment in other_config
     row_vlan, row_vx = port_row(db_a, tap_a_vlan), port_row(db_a, tap_a_vx)
@@ -253,7 +255,9 @@ def test_restart_resyncs_without_disturbing_ports_that_are_right(
     a_vlan = net.create_port(vlan_net.id, host="host-a")
     net.create_port(vx_net.id, host="host-b")
     tap_vx, tap_vlan = plug_vif(db_a, a_vx), plug_vif(db_a, a_vlan)
-    agent_a.sync_once()
+    passes_until([agent_a], lambda: all(1 <= (port_row(db_a, tap)["tag"] or 0) <= 4094
+                                        for tap in (tap_vx, tap_vlan)),
+                 "both VIFs tagged with a local VLAN")
     before_vx, before_vlan = port_row(db_a, tap_vx), port_row(db_a, tap_vlan)
     tunnel_uuid = db_a.execute(db_a.api.db_find("Port", ("name", "=", "vxlan-0a320002"),
                                                 columns=["_uuid"]))[0]["_uuid"]

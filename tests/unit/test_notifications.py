@@ -217,14 +217,16 @@ def test_backup_lifecycle(vcloud, captured, tmp_path) -> None:
                               "backup": {"backup_driver": "posix"},
                               "backup_posix": {"backup_posix_path": str(tmp_path / "b")}})
     vol = cloud.volume.create(1, name="data")
+    # Each call returns once the database shows its result; its .end is sent right after
+    # that commit, so the next call's .start may overtake it: await each step's events.
     backup = cloud.volume.create_backup(vol.id, name="nightly")
+    expected = ["backup.create.start", "backup.create.end"]
+    captured.expect(("backup.",), expected)
     restored = cloud.volume.restore_backup(backup.id)
+    expected += ["backup.restore.start", "backup.restore.end"]
+    captured.expect(("backup.",), expected)
     cloud.volume.delete_backup(backup.id)
-    captured.expect(("backup.",), [
-        "backup.create.start", "backup.create.end",
-        "backup.restore.start", "backup.restore.end",
-        "backup.delete.start", "backup.delete.end",
-    ])
+    captured.expect(("backup.",), [*expected, "backup.delete.start", "backup.delete.end"])
     by_type = {m["event_type"]: m["payload"] for m in captured.of("backup.")}
     host = manager_of(cloud).host
     assert all(m["publisher_id"] == f"stackcore-volume:{host}"

@@ -86,7 +86,7 @@ def validate_all(conf: cfg.ConfigOpts) -> None:
                 safe = isinstance(err.__cause__ or err.__context__ or err, SafeValueError)
                 _refuse(conf, group_name, opt_name, reason,
                         secret_reason=reason if safe else "(value hidden: secret option)")
-            except (cfg.TemplateSubstitutionError, cfg.NoSuchOptError) as err:
+            except (cfg.TemplateSubstitutionError, cfg.NoSuchOptError, cfg.NoSuchGroupError) as err:
                 hint = "a '$' starts a reference to another option; write '$$' for a literal '$'"
                 _refuse(conf, group_name, opt_name, f"{err}: {hint}", secret_reason=hint)
             problem = _value_problem(opt, value)

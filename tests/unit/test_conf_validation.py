@@ -19,6 +19,8 @@ from stackcore import conf, exception
 BAD = [
     ("[database]\nconnection = postgresql://u:pa$word@h/db\n", "database", "connection", "'$$'"),
     ("[compute]\navailability_zone = z$one\n", "compute", "availability_zone", "'$$'"),
+    # a reference to an option of a group that does not exist (found by the fuzz test below)
+    ("[backup]\nbackup_driver = $A.\n", "backup", "backup_driver", "no such group [A]"),
     ("[scheduler]\ncpu_allocation_ratio = nan\n", "scheduler", "cpu_allocation_ratio",
      "not a finite number"),
     ("[scheduler]\nram_allocation_ratio = inf\n", "scheduler", "ram_allocation_ratio",

@@ -995,20 +995,21 @@ class ComputeManager:
 
     def _volume_extended(self, instance_uuid: str, volume_id: str) -> None:
         with self._instance_lock(instance_uuid):
+            try:
+                row, instance = self._load(instance_uuid)
+            except exception.NotFound:
+                row = None
             with self.db.read() as session:
-                row = session.get(models.Instance, instance_uuid)
                 bdm = session.execute(sa.select(BlockDeviceMapping).where(
                     BlockDeviceMapping.instance_uuid == instance_uuid,
                     BlockDeviceMapping.volume_id == volume_id)).scalar_one_or_none()
-            if row is None or row.host != self.host or row.deleted_at is not None \
-                    or row.task_state is not None or bdm is None \
-                    or bdm.status != BdmStatus.ATTACHED:
+            if row is None or row.host != self.host or row.task_state is not None \
+                    or bdm is None or bdm.status != BdmStatus.ATTACHED:
                 LOG.info("server %s: volume-extended for %s ignored (server or mapping not "
                          "settled here)", instance_uuid, volume_id)
                 return
             self._capable("extend_volume")
             size_gb = self._require(self.volume_api, "volumes").get(volume_id).size
-            _, instance = self._load(instance_uuid)
             self._driver_call("extend_volume", self.driver.extend_volume, instance,
                               bdm.device_name, size_gb * 1024**3)
             LOG.info("server %s: the guest sees volume %s at %s as %d GiB", instance_uuid,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,8 +24,10 @@ from stackcore.compute import block_devices, models
 from stackcore.compute import schemas as cs
 from stackcore.compute.driver import snapshot_format
 from stackcore.compute.family import COMPUTE_BINARY
+from stackcore.compute.migration import RESIZE_TASKS
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
 from stackcore.compute.placement import claims
+from stackcore.compute.placement import models as sched_models
 from stackcore.compute.placement import request as placement_request
 from stackcore.compute.placement.api import PlacementAPI, add_member
 from stackcore.compute.placement.rpcapi import SchedulerRPCAPI
@@ -48,6 +51,7 @@ DISK_FORMATS, ARCHITECTURES, VM_MODES = cs.DISK_FORMATS, cs.ARCHITECTURES, cs.VM
 #: the most console lines get_console_output(length=...) returns
 MAX_CONSOLE_LINES = 10000
 T = TypeVar("T")
+LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +106,22 @@ class ServerVolume:
     status: str
     boot: bool
     attachment_id: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerMigration:
+    """One resize or cold migration of a server (see :mod:`stackcore.compute.migration`)."""
+
+    id: str
+    server_id: str
+    migration_type: str  # resize | migration
+    status: str  # pre-migrating ... finished, confirmed, reverted, error
+    source_host: str
+    dest_host: str | None
+    old_flavor_id: str
+    new_flavor_id: str
+    error: str | None
+    created_at: datetime.datetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -759,14 +779,26 @@ class ComputeAPI(PlacementAPI):
         scheduler takes to claim a host: the scheduler then claims nothing for it (or, if it
         claimed first, the server has a host and the delete goes through that host). If the
         local clean-up fails, the server is left in ERROR with a fault and the delete can be
-        retried."""
+        retried.
+
+        A RESIZED server is confirmed first (its old host removes its copy), as Nova does; a
+        server in the middle of a resize or migration is refused (InvalidState) until that
+        ends: its steps run on two hosts, and the migration's repair, not a delete, finishes
+        an interrupted one."""
         validate.uuid_like("server_id", server_id)
+        if self.get_server(server_id, include_deleted=True).status == "RESIZED":
+            self.confirm_resize(server_id)
         with self.db.transaction() as session:
             row = session.get(models.Instance, server_id, with_for_update=True)
             if row is None or not self._visible(row.project_id):
                 raise exception.NotFound("server", server_id)
             if row.vm_state == VmState.DELETED:
                 return
+            if row.task_state in RESIZE_TASKS or row.vm_state == VmState.RESIZED:
+                doing = row.task_state or row.vm_state
+                raise exception.InvalidState(
+                    f"server {server_id} is being resized or migrated ({doing}): delete it "
+                    "once that is done", state=row.vm_state)
             host = row.host
             if host is None:
                 row.task_state = TaskState.DELETING
@@ -1082,6 +1114,190 @@ class ComputeAPI(PlacementAPI):
         if not wait:
             return self.get_server(server_id)
         return self.wait_for_server(server_id, ("ACTIVE", "STOPPED", "ERROR"), timeout)
+
+    # --- resize and cold migration (stackcore.compute.migration) -----------------------------
+
+    _MIGRATE_FROM = (VmState.ACTIVE, VmState.STOPPED)
+
+    @schemas.accepts(server_id=s.UUID, flavor=cs.FLAVOR_NAME_OR_ID, wait=s.BOOLEAN,
+                     timeout=s.TIMEOUT)
+    @policy.authorize("compute:server:resize")
+    def resize_server(self, server_id: str, flavor: str, wait: bool = True,
+                      timeout: float | None = None) -> Server:
+        """Resize an ACTIVE or STOPPED server to ``flavor``: the scheduler picks a host for
+        the new flavor (not the server's own unless ``[compute] allow_resize_to_same_host``),
+        the server is powered off, moved with its disks, ports and volumes, and started there
+        with the new flavor if it was running. Ends RESIZED (Nova's VERIFY_RESIZE): confirm
+        with :meth:`confirm_resize`, undo with :meth:`revert_resize`; both hosts keep room for
+        the server until then. The root disk never shrinks (a flavor with a smaller disk is
+        refused), and the quota counts the larger of both flavors meanwhile.
+
+        Returns once RESIZED (or back in its old state with a fault, when a step failed and
+        was rolled back) with ``wait``. NoValidHost (state kept, fault recorded) when no host
+        fits; CapabilityNotSupported when the host's driver cannot resize."""
+        validate.uuid_like("server_id", server_id)
+        new = self.get_flavor(flavor)
+        return self._migrate(server_id, new, "resize", wait, timeout)
+
+    @schemas.accepts(server_id=s.UUID, wait=s.BOOLEAN, timeout=s.TIMEOUT)
+    @policy.authorize("compute:server:migrate")
+    def migrate_server(self, server_id: str, wait: bool = True,
+                       timeout: float | None = None) -> Server:
+        """Cold-migrate an ACTIVE or STOPPED server to another host (same flavor): a resize
+        that must change hosts, confirmed or reverted the same way. Admin only, as in
+        Nova."""
+        validate.uuid_like("server_id", server_id)
+        return self._migrate(server_id, self.get_server(server_id).flavor, "migration", wait,
+                             timeout)
+
+    def _migrate(self, server_id: str, new: Flavor, kind: str, wait: bool,
+                 timeout: float | None) -> Server:
+        source = self._host_of(server_id, "resize")
+        new_record = _flavor_record(new)
+        migration_id = str(uuid.uuid4())
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, server_id, with_for_update=True)
+            assert row is not None  # _host_of found it
+            if row.vm_state not in self._MIGRATE_FROM or row.task_state is not None:
+                raise exception.InvalidState(
+                    f"cannot {'resize' if kind == 'resize' else 'migrate'} server {server_id} "
+                    f"while it is {row.vm_state}"
+                    + (f" ({row.task_state})" if row.task_state else "")
+                    + " (only active or stopped servers)", state=row.vm_state)
+            old = dict(row.flavor)
+            if kind == "resize":
+                if new.id == row.flavor_id:
+                    raise exception.Invalid("flavor", f"server {server_id} already has flavor "
+                                            f"{new.name!r}; a resize needs another one",
+                                            new.name)
+                if new.disk_gb < int(old["disk_gb"]):
+                    raise exception.Invalid(
+                        "flavor", f"flavor {new.name!r} has a {new.disk_gb} GiB disk, server "
+                        f"{server_id} has {old['disk_gb']} GiB: disks never shrink", new.name)
+            grow = {"cores": max(0, new.vcpus - int(old["vcpus"])),
+                    "ram": max(0, new.ram_mb - int(old["ram_mb"]))}
+            if any(grow.values()):
+                self.quotas.check(session, row.project_id, grow)
+            row.task_state = TaskState.RESIZE_PREP
+            row.vcpus = max(new.vcpus, int(old["vcpus"]))
+            row.memory_mb = max(new.ram_mb, int(old["ram_mb"]))
+            session.add(models.Migration(
+                id=migration_id, instance_uuid=server_id, migration_type=kind,
+                status=models.MigrationStatus.PRE_MIGRATING, source_host=source,
+                old_flavor_id=row.flavor_id, old_flavor=old, new_flavor_id=new.id,
+                new_flavor=new_record, old_vm_state=row.vm_state, disk_info={},
+                source_attachments={}))
+            image = session.get(image_models.Image, row.image_id)
+            group = session.execute(
+                sa.select(sched_models.ServerGroupMember.group_id)
+                .where(sched_models.ServerGroupMember.instance_uuid == server_id)
+            ).scalar_one_or_none()
+            zone = row.availability_zone
+        same_host = kind == "resize" and self.conf.compute.allow_resize_to_same_host
+        request = placement_request.build(
+            new_record, dict(image.properties) if image else {}, availability_zone=zone,
+            server_group=group, exclude_hosts=() if same_host else (source,))
+        try:
+            chosen = self.scheduler_rpc.select_migration_destination(server_id, migration_id,
+                                                                     request)
+            self.compute_rpc.resize_instance(source, server_id, migration_id)
+        except exception.StackcoreError as err:
+            self._abort_migration(server_id, migration_id, err)
+            raise
+        if not wait:
+            return self.get_server(server_id)
+        LOG.info("server %s: %s from %s to %s", server_id, kind, source, chosen["host"])
+        return self.wait_for_server(server_id, ("RESIZED", "ACTIVE", "STOPPED", "ERROR"),
+                                    timeout)
+
+    def _abort_migration(self, server_id: str, migration_id: str, err: BaseException) -> None:
+        """The scheduler found no host, or the source host was never reached: claims back
+        as before (if they were moved), the server's old state kept with the fault."""
+        with self.db.transaction() as session:
+            migration = session.get(models.Migration, migration_id, with_for_update=True)
+            if migration is None or migration.status not in (
+                    models.MigrationStatus.PRE_MIGRATING, models.MigrationStatus.MIGRATING):
+                return  # a host took it over meanwhile: the migration's own repair decides
+            claims.move_back_from_migration(session, server_id, migration_id)
+            migration.status = models.MigrationStatus.ERROR
+            migration.error = f"{type(err).__name__}: {err}"[:2000]
+            old = migration.old_flavor
+            session.add(faults.new(models.InstanceFault, err, step="resize",
+                                   instance_uuid=server_id))
+            session.execute(sa.update(models.Instance).where(models.Instance.uuid == server_id)
+                            .values(task_state=None, vcpus=int(old["vcpus"]),
+                                    memory_mb=int(old["ram_mb"])))
+
+    def _finished_migration(self, server_id: str, status: str) -> models.Migration:
+        """The server's migration waiting for confirm or revert, now moved to ``status``
+        with the server's task (atomically: a concurrent confirm and revert cannot both
+        start). InvalidState unless the server is RESIZED with no task."""
+        task = (TaskState.RESIZE_CONFIRMING if status == models.MigrationStatus.CONFIRMING
+                else TaskState.RESIZE_REVERTING)
+        self.get_server(server_id)  # the caller's (NotFound otherwise)
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, server_id, with_for_update=True)
+            migration = session.execute(
+                sa.select(models.Migration).where(
+                    models.Migration.instance_uuid == server_id,
+                    models.Migration.status == models.MigrationStatus.FINISHED)
+            ).scalar_one_or_none()
+            if row is None or row.vm_state != VmState.RESIZED or row.task_state is not None \
+                    or migration is None:
+                state = row.vm_state if row is not None else "gone"
+                raise exception.InvalidState(
+                    f"server {server_id} is {state}"
+                    + (f" ({row.task_state})" if row is not None and row.task_state else "")
+                    + ", not resized: there is no resize or migration to confirm or revert",
+                    state=state)
+            migration.status = status
+            row.task_state = task
+            session.flush()
+            session.expunge(migration)
+        return migration
+
+    @schemas.accepts(server_id=s.UUID, wait=s.BOOLEAN, timeout=s.TIMEOUT)
+    @policy.authorize("compute:server:confirm_resize")
+    def confirm_resize(self, server_id: str, wait: bool = True,
+                       timeout: float | None = None) -> Server:
+        """Keep a RESIZED server as it is now: the old host removes its copy and gives back
+        its claim; the server is ACTIVE (or STOPPED) again. A failure there leaves it
+        RESIZED with the fault (confirm again)."""
+        migration = self._finished_migration(server_id, models.MigrationStatus.CONFIRMING)
+        self.compute_rpc.confirm_resize(migration.source_host, server_id, migration.id)
+        if not wait:
+            return self.get_server(server_id)
+        return self.wait_for_server(server_id, ("ACTIVE", "STOPPED", "RESIZED", "ERROR"),
+                                    timeout)
+
+    @schemas.accepts(server_id=s.UUID, wait=s.BOOLEAN, timeout=s.TIMEOUT)
+    @policy.authorize("compute:server:revert_resize")
+    def revert_resize(self, server_id: str, wait: bool = True,
+                      timeout: float | None = None) -> Server:
+        """Undo a resize or migration: the new host removes the server, the old host starts
+        it again as it was (old flavor, ports and volumes back), the new host's claim is
+        released. A failure on the new host leaves it RESIZED with the fault (revert
+        again); one on the old host leaves it ERROR there."""
+        migration = self._finished_migration(server_id, models.MigrationStatus.REVERTING)
+        assert migration.dest_host is not None  # finished migrations have one
+        self.compute_rpc.revert_resize(migration.dest_host, server_id, migration.id)
+        if not wait:
+            return self.get_server(server_id)
+        return self.wait_for_server(server_id, ("ACTIVE", "STOPPED", "RESIZED", "ERROR"),
+                                    timeout)
+
+    @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:migrations")
+    def list_server_migrations(self, server_id: str) -> list[ServerMigration]:
+        """The server's resizes and migrations, oldest first."""
+        self.get_server(server_id, include_deleted=True)
+        with self.db.read() as session:
+            rows = session.execute(
+                sa.select(models.Migration).where(models.Migration.instance_uuid == server_id)
+                .order_by(models.Migration.created_at, models.Migration.id)).scalars().all()
+            return [ServerMigration(r.id, r.instance_uuid, r.migration_type, r.status,
+                                    r.source_host, r.dest_host, r.old_flavor_id,
+                                    r.new_flavor_id, r.error, r.created_at) for r in rows]
 
     def _fault_keep_state(self, server_id: str, step: str, err: BaseException,
                           **values: Any) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
-from stackcore.compute.objects import Image, Instance, InstanceInfo, RebootType
+from stackcore.compute.objects import Flavor, Image, Instance, InstanceInfo, RebootType
 from stackcore.plugins.contract import Contract
 
 if TYPE_CHECKING:  # oslo.config is imported by whoever builds the driver, not by the contract
@@ -47,6 +47,9 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     "rescue": ("rescue", "unrescue"),
     # online volume extend: show a running guest the new size of a grown volume
     "extend_volume": ("extend_volume",),
+    # resize and cold migrate, with confirm and revert (stackcore.compute.migration)
+    "resize": ("migrate_disk_and_power_off", "finish_migration", "confirm_migration",
+               "revert_migration", "finish_revert_migration"),
 }
 
 
@@ -273,6 +276,77 @@ class HypervisorDriver(abc.ABC):
         NotFound for an instance the backend does not have. The API cuts the last lines a
         caller asks for. Capability: ``console_output``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "console_output")
+
+    # --- resize and cold migrate (capability ``resize``) -----------------------------------
+    # The manager calls these in this order, each under the instance's lock and in no
+    # transaction: on the source host migrate_disk_and_power_off; on the destination
+    # finish_migration; then either confirm_migration on the source, or revert_migration on
+    # the destination followed by finish_revert_migration on the source. Source and
+    # destination may be the same host (a same-host resize). A failure of
+    # migrate_disk_and_power_off or finish_migration is rolled back by the manager with
+    # revert_migration (destination) and finish_revert_migration (source), so both must cope
+    # with anything the forward steps can leave half done - and be idempotent, since a
+    # restart in the middle calls them again.
+
+    def migrate_disk_and_power_off(
+        self, instance: Instance, dest_host: str, new_flavor: Flavor,
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> Mapping[str, Any]:
+        """Source host: power the instance off and make its local disks available to
+        ``dest_host`` (copied there, or nothing to do on shared storage or the same host),
+        keeping on this host whatever :meth:`finish_revert_migration` needs to bring the
+        instance back as it was. Returns the ``disk_info`` (JSON-serialisable) that
+        :meth:`finish_migration` receives. A root disk larger than ``new_flavor.disk_gb``
+        raises :class:`~stackcore.exception.Invalid` (disks never shrink) before anything
+        changes. The volumes stay connected to this host until confirm or revert; the manager
+        connects them to the destination itself. Capability: ``resize``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "resize")
+
+    def finish_migration(
+        self, instance: Instance, disk_info: Mapping[str, Any],
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], resize_instance: bool,
+        power_on: bool,
+    ) -> None:
+        """Destination host: make the instance here from ``disk_info`` with
+        ``instance.flavor`` (the new flavor; with ``resize_instance`` the root disk grows to
+        its ``disk_gb``), its ports already bound to this host (``network_info``) and its
+        volumes exported to this host (``block_device_info`` with ``connection_info``), and
+        start it when ``power_on`` (it was running before). Raising: the manager calls
+        :meth:`revert_migration` here and :meth:`finish_revert_migration` on the source.
+        Capability: ``resize``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "resize")
+
+    def confirm_migration(self, instance: Instance,
+                          network_info: Sequence[Mapping[str, Any]]) -> None:
+        """Source host, after the user confirmed: remove what
+        :meth:`migrate_disk_and_power_off` kept here for a revert (the old definition and
+        disks; on the same host, the backup of the old disks). The instance on the
+        destination is untouched. Confirming twice succeeds. Capability: ``resize``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "resize")
+
+    def revert_migration(self, instance: Instance,
+                         network_info: Sequence[Mapping[str, Any]],
+                         block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        """Destination host, on revert (or after a failed :meth:`finish_migration`): remove
+        what :meth:`finish_migration` made here - but on the same host nothing
+        :meth:`migrate_disk_and_power_off` kept for the revert. Succeeds when nothing was
+        made. The manager ends the destination's volume exports afterwards. Capability:
+        ``resize``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "resize")
+
+    def finish_revert_migration(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], power_on: bool,
+    ) -> None:
+        """Source host, after :meth:`revert_migration`: bring the instance back here as it
+        was before :meth:`migrate_disk_and_power_off` (old flavor in ``instance.flavor``, old
+        disks), its ports bound here again and its volumes exported here
+        (``block_device_info`` with ``connection_info``), and start it when ``power_on``.
+        Also the rollback of a failed migration, so it must cope with an instance that was
+        never powered off. Capability: ``resize``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "resize")
 
 
 #: disk formats a snapshot is written in as is; any other base image gives a qcow2 snapshot

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.compute.driver import HypervisorDriver
-from stackcore.compute.objects import Image, Instance, InstanceInfo, PowerState, RebootType
+from stackcore.compute.objects import (
+    Flavor,
+    Image,
+    Instance,
+    InstanceInfo,
+    PowerState,
+    RebootType,
+)
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -51,6 +58,8 @@ class _FakeDomain:
     vifs: list[Mapping[str, Any]] = dataclasses.field(default_factory=list)
     console: list[str] = dataclasses.field(default_factory=list)
     rescue_image: str | None = None
+    #: the flavor it runs with (``name``, ``vcpus``, ``ram_mb``, ``disk_gb``)
+    flavor: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class _FakeBackend:
@@ -59,6 +68,8 @@ class _FakeBackend:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.domains: dict[str, _FakeDomain] = {}
+        #: same-host resizes: the domain as it was, kept until confirm or revert
+        self.resize_backups: dict[str, _FakeDomain] = {}
 
 
 #: VIF types the fake plugs (any other is refused, as a real hypervisor would).
@@ -88,6 +99,7 @@ class FakeHypervisorDriver(HypervisorDriver):
         "console_output": True,
         "rescue": True,
         "extend_volume": True,
+        "resize": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -163,7 +175,7 @@ class FakeHypervisorDriver(HypervisorDriver):
                 raise exception.Conflict(f"fake domain {instance.uuid} already exists")
             # Defined first, started second: a failure in between leaves a half-made domain,
             # which is exactly what the manager's cleanup must remove.
-            domain = _FakeDomain(PowerState.SHUTDOWN)
+            domain = _FakeDomain(PowerState.SHUTDOWN, flavor=_flavor(instance.flavor))
             self.backend.domains[instance.uuid] = domain
             self._maybe_fail("spawn")
             if not os.path.isfile(image.path):  # a real hypervisor cannot boot it either
@@ -294,8 +306,89 @@ class FakeHypervisorDriver(HypervisorDriver):
         with self.backend.lock:
             return "\n".join(self._domain(instance).console) + "\n"
 
+    # --- resize and cold migrate ----------------------------------------------------------
+    # The "disks" are the domain's console log, carried to the destination in disk_info; a
+    # same-host resize keeps the old domain in resize_backups until confirm or revert.
+
+    def migrate_disk_and_power_off(
+        self, instance: Instance, dest_host: str, new_flavor: Flavor,
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> Mapping[str, Any]:
+        with self.backend.lock:
+            self._maybe_fail("migrate_disk_and_power_off")
+            domain = self._domain(instance)
+            if int(domain.flavor.get("disk_gb", 0)) > new_flavor.disk_gb:
+                raise exception.Invalid(
+                    "flavor", f"the root disk of {instance.uuid} is "
+                    f"{domain.flavor.get('disk_gb')} GiB; flavor {new_flavor.name!r} has "
+                    f"{new_flavor.disk_gb} GiB (disks never shrink)", new_flavor.name)
+            domain.power_state = PowerState.SHUTDOWN
+            if dest_host == self.host:
+                self.backend.resize_backups.setdefault(instance.uuid,
+                                                       dataclasses.replace(domain))
+            return {"source_host": self.host, "console": list(domain.console)}
+
+    def finish_migration(
+        self, instance: Instance, disk_info: Mapping[str, Any],
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], resize_instance: bool,
+        power_on: bool,
+    ) -> None:
+        with self.backend.lock:
+            self._maybe_fail("finish_migration")
+            domain = _FakeDomain(PowerState.RUNNING if power_on else PowerState.SHUTDOWN,
+                                 flavor=_flavor(instance.flavor),
+                                 console=[*disk_info.get("console", ()),
+                                          f"fake console: {instance.name} migrated to "
+                                          f"{self.host}"])
+            domain.vifs = list(network_info)
+            for bdm in block_device_info:
+                domain.volumes[str(bdm.get("mount_device", ""))] = bdm["connection_info"]
+            self.backend.domains[instance.uuid] = domain
+
+    def confirm_migration(self, instance: Instance,
+                          network_info: Sequence[Mapping[str, Any]]) -> None:
+        with self.backend.lock:
+            self._maybe_fail("confirm_migration")
+            if self.backend.resize_backups.pop(instance.uuid, None) is None:
+                self.backend.domains.pop(instance.uuid, None)  # the source's old domain
+
+    def revert_migration(self, instance: Instance,
+                         network_info: Sequence[Mapping[str, Any]],
+                         block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        with self.backend.lock:
+            self._maybe_fail("revert_migration")
+            self.backend.domains.pop(instance.uuid, None)
+
+    def finish_revert_migration(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], power_on: bool,
+    ) -> None:
+        with self.backend.lock:
+            self._maybe_fail("finish_revert_migration")
+            backup = self.backend.resize_backups.pop(instance.uuid, None)
+            if backup is not None:
+                self.backend.domains[instance.uuid] = backup
+            domain = self._domain(instance)
+            domain.flavor = _flavor(instance.flavor)
+            domain.vifs = list(network_info)
+            domain.volumes = {str(b.get("mount_device", "")): b["connection_info"]
+                              for b in block_device_info}
+            domain.power_state = PowerState.RUNNING if power_on else PowerState.SHUTDOWN
+
     # --- test helpers (not part of the contract) ------------------------------------------
 
     def attached_volumes(self, instance: Instance) -> dict[str, Mapping[str, Any]]:
         with self.backend.lock:
             return dict(self._domain(instance).volumes)
+
+    def flavor_of(self, instance: Instance) -> dict[str, Any]:
+        """The flavor the fake domain runs with."""
+        with self.backend.lock:
+            return dict(self._domain(instance).flavor)
+
+
+def _flavor(flavor: Flavor) -> dict[str, Any]:
+    return {"name": flavor.name, "vcpus": flavor.vcpus, "ram_mb": flavor.ram_mb,
+            "disk_gb": flavor.disk_gb}

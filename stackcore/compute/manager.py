@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from stackcore import exception, faults, managers, notifications
-from stackcore.compute import block_devices, models, objects, stats
+from stackcore.compute import block_devices, migration, models, objects, stats
 from stackcore.compute.driver import HypervisorDriver, effective_capabilities
 from stackcore.compute.family import COMPUTE_BINARY as BINARY
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
@@ -67,6 +67,9 @@ _SAMPLED_STATS = ("hypervisor_hostname", "hypervisor_type", "vcpus", "vcpus_used
 #: ``suspend`` (then it is powered off hard, as ``power_off`` does)
 _COLD_SNAPSHOT_SHUTDOWN = 60
 
+#: the compute API this manager serves (instance_events speaks 1.3 of it)
+API_VERSION = "1.4"
+
 _POWER_TO_VM = {
     objects.PowerState.RUNNING: VmState.ACTIVE,
     objects.PowerState.SHUTDOWN: VmState.STOPPED,
@@ -80,7 +83,9 @@ class ComputeManager:
 
     API versions: 1.0 build/terminate/reboot/stop/start; 1.1 attach_volume/detach_volume;
     1.2 pause/unpause, suspend/resume, get_console_output, snapshot_instance,
-    rebuild_instance, rescue/unrescue.
+    rebuild_instance, rescue/unrescue; 1.3 external_instance_event; 1.4 resize and cold
+    migration (resize_instance, finish_resize, confirm_resize, revert_resize,
+    finish_revert_resize: :mod:`stackcore.compute.migration`).
 
     ``network_api`` and ``volume_api`` are the cloud's family APIs (``cloud.network``,
     ``cloud.volume``); without them, servers asking for ports or volumes fail to build.
@@ -89,7 +94,7 @@ class ComputeManager:
     from them. ``image_api`` (``cloud.image``) takes the snapshots of ``snapshot_instance``.
     """
 
-    target = Target(TOPIC, version=instance_events.VERSION)
+    target = Target(TOPIC, version=API_VERSION)
     #: where lifecycle events and stats samples go (the Cloud sets its own)
     notifier: notifications.Notifier = notifications.NULL
 
@@ -122,6 +127,7 @@ class ComputeManager:
         self._transport = transport
         self._locks = managers.KeyedLocks()
         self._orphans = managers.Orphans()
+        self.migrations = migration.HostMigrations(self)
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -291,13 +297,19 @@ class ComputeManager:
                     models.Instance.vm_state != VmState.DELETED,
                 )
             ).scalars().all()
-            known = {row.uuid for row in rows}
+            known = {row.uuid for row in rows} | self.migrations.migrating_here()
         cause = f"a restart of {BINARY} on {self.host}"
         for row in rows:
+            if row.task_state in migration.RESIZE_TASKS:
+                continue  # the migration's owner repairs it (below)
             try:
                 self._reconcile(row, row.uuid in on_backend, cause)
             except Exception as err:  # noqa: BLE001 - one server never stops the start-up
                 LOG.warning("reconciling server %s on %s failed: %s", row.uuid, self.host, err)
+        try:
+            self.migrations.reconcile_at_start()
+        except Exception as err:  # noqa: BLE001 - the periodic repair tries again
+            LOG.warning("repairing the migrations of %s failed: %s", self.host, err)
         self.unknown_instances = sorted(on_backend - known)
         if self.unknown_instances:
             LOG.warning(
@@ -345,7 +357,7 @@ class ComputeManager:
                 # allows it): a suspended server stays SUSPENDED
                 suspended = (row.vm_state == VmState.SUSPENDED
                              and power == objects.PowerState.SHUTDOWN)
-                if row.vm_state != VmState.ERROR and not suspended:
+                if row.vm_state not in (VmState.ERROR, VmState.RESIZED) and not suspended:
                     values["vm_state"] = _POWER_TO_VM.get(power, row.vm_state)
                     if info.rescued and power == objects.PowerState.RUNNING:
                         values["vm_state"] = VmState.RESCUED
@@ -373,6 +385,8 @@ class ComputeManager:
                           models.Instance.task_state)
                 .where(models.Instance.host == self.host,
                        models.Instance.vm_state != VmState.DELETED,
+                       sa.or_(models.Instance.task_state.is_(None),
+                              models.Instance.task_state.not_in(migration.RESIZE_TASKS)),
                        sa.or_(models.Instance.vm_state == VmState.BUILDING,
                               models.Instance.task_state.is_not(None),
                               models.Instance.uuid.in_(moving)))
@@ -387,7 +401,7 @@ class ComputeManager:
                 LOG.warning("reconciling orphaned server %s on %s failed: %s", uuid, self.host,
                             err)
         self._destroy_failed_build_leftovers()
-        return due
+        return due + self.migrations.reconcile_orphans()
 
     def _destroy_failed_build_leftovers(self) -> None:
         """A build that failed while the hypervisor could not be reached (its daemon
@@ -1249,3 +1263,20 @@ class ComputeManager:
 
         self._power_action(instance_uuid, "unrescue", TaskState.UNRESCUING, (VmState.RESCUED,),
                            unrescue, "rescue", (objects.PowerState.RUNNING,), VmState.ACTIVE)
+
+    # --- resize and cold migration (API 1.4; stackcore.compute.migration) ------------------
+
+    def resize_instance(self, instance_uuid: str, migration_id: str) -> None:
+        self.migrations.resize_instance(instance_uuid, migration_id)
+
+    def finish_resize(self, instance_uuid: str, migration_id: str) -> None:
+        self.migrations.finish_resize(instance_uuid, migration_id)
+
+    def confirm_resize(self, instance_uuid: str, migration_id: str) -> None:
+        self.migrations.confirm_resize(instance_uuid, migration_id)
+
+    def revert_resize(self, instance_uuid: str, migration_id: str) -> None:
+        self.migrations.revert_resize(instance_uuid, migration_id)
+
+    def finish_revert_resize(self, instance_uuid: str, migration_id: str) -> None:
+        self.migrations.finish_revert_resize(instance_uuid, migration_id)

@@ -143,6 +143,64 @@ class Allocation(Base):
 
 
 
+class MigrationStatus(enum.StrEnum):
+    #: the API took the server's task; the scheduler has not placed it yet
+    PRE_MIGRATING = "pre-migrating"
+    #: claims held on both hosts; the source host is sending the instance
+    MIGRATING = "migrating"
+    #: the destination host is making the instance with the new flavor
+    POST_MIGRATING = "post-migrating"
+    #: running on the destination: the server is RESIZED until confirm or revert
+    FINISHED = "finished"
+    #: the source host removes what it kept for a revert
+    CONFIRMING = "confirming"
+    CONFIRMED = "confirmed"
+    #: the destination host removes the new instance (a revert, or a failed migration)
+    REVERTING = "reverting"
+    #: the source host brings the server back as it was
+    FINISH_REVERTING = "finish-reverting"
+    REVERTED = "reverted"
+    #: failed and rolled back (``error`` says why; the fault is the server's)
+    ERROR = "error"
+
+
+class Migration(Base):
+    """One resize or cold migration of a server, from its ``source_host`` to ``dest_host``.
+
+    While it is in progress (``pre-migrating`` to ``finished``) the server's claim on the
+    source host is held by the migration (``allocations.instance_uuid`` = this ``id``, as
+    Nova's placement does with the migration as consumer) and the server holds a new claim
+    on the destination: both hosts keep room for the server until confirm (the source's is
+    released) or revert (the destination's is released and the source's given back to the
+    server). ``source_attachments`` are the volume attachments of the source host, kept
+    until then so that the volumes never look free in between."""
+
+    __tablename__ = "migrations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid"), index=True)
+    #: ``resize`` (a new flavor) or ``migration`` (cold migrate: same flavor, another host)
+    migration_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    source_host: Mapped[str] = mapped_column(String(255))
+    dest_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    old_flavor_id: Mapped[str] = mapped_column(String(36))
+    old_flavor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    new_flavor_id: Mapped[str] = mapped_column(String(36))
+    new_flavor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: the server's vm_state before (``active`` or ``stopped``): what it is again afterwards
+    old_vm_state: Mapped[str] = mapped_column(String(32))
+    #: what the source host's driver handed to the destination's (driver-defined, JSON)
+    disk_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: ``{volume_id: attachment_id}`` of the source host, ended at confirm or revert
+    source_attachments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: why the migration is being rolled back (a step's failure, an interruption)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow,
+                                                          onupdate=utcnow)
+
+
 class BdmStatus(enum.StrEnum):
     #: Asked for at create_server; attached by the build on the chosen host.
     RESERVED = "reserved"

@@ -49,6 +49,13 @@ OPTS = lazy.options(lambda cfg: [
         help="iSCSI initiator name given to volume backends in the host connector. Empty: "
         "/etc/iscsi/initiatorname.iscsi, else iqn.2010-10.dev.stackcore:<host>.",
     ),
+    cfg.BoolOpt(
+        "allow_resize_to_same_host",
+        default=False,
+        help="Whether a resize may pick the server's own host (Nova's option of the same "
+        "name; a cold migration never does). Off by default, as in Nova: a resize on the "
+        "same host holds both flavors' claims there until confirm or revert.",
+    ),
 ])
 
 

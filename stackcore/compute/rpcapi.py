@@ -15,7 +15,11 @@ class ComputeRPCAPI:
     """Calls into the compute service of one host. Speaks compute API 1.0; the volume calls
     need 1.1; pause/unpause, suspend/resume, console output, snapshots, rebuild and rescue
     1.2. API 1.3 adds ``external_instance_event``, which other families cast with
-    :func:`stackcore.rpc.instance_events.send` (they may not import compute)."""
+    :func:`stackcore.rpc.instance_events.send` (they may not import compute). API 1.4:
+    resize and cold migrate (``resize_instance`` on the source, ``finish_resize`` on the
+    destination, ``confirm_resize`` on the source, ``revert_resize`` on the destination,
+    ``finish_revert_resize`` on the source), all casts: the server's state says when each
+    is done (:mod:`stackcore.compute.migration`)."""
 
     VERSION = "1.0"
 
@@ -84,6 +88,30 @@ class ComputeRPCAPI:
 
     def unrescue_instance(self, host: str, instance_uuid: str) -> None:
         self._v12(host).call("unrescue_instance", instance_uuid=instance_uuid)
+
+
+    def _v14(self, host: str) -> Any:
+        return self._client.prepare(server=host, version="1.4")
+
+    def resize_instance(self, host: str, instance_uuid: str, migration_id: str) -> None:
+        self._v14(host).cast("resize_instance", instance_uuid=instance_uuid,
+                             migration_id=migration_id)
+
+    def finish_resize(self, host: str, instance_uuid: str, migration_id: str) -> None:
+        self._v14(host).cast("finish_resize", instance_uuid=instance_uuid,
+                             migration_id=migration_id)
+
+    def confirm_resize(self, host: str, instance_uuid: str, migration_id: str) -> None:
+        self._v14(host).cast("confirm_resize", instance_uuid=instance_uuid,
+                             migration_id=migration_id)
+
+    def revert_resize(self, host: str, instance_uuid: str, migration_id: str) -> None:
+        self._v14(host).cast("revert_resize", instance_uuid=instance_uuid,
+                             migration_id=migration_id)
+
+    def finish_revert_resize(self, host: str, instance_uuid: str, migration_id: str) -> None:
+        self._v14(host).cast("finish_revert_resize", instance_uuid=instance_uuid,
+                             migration_id=migration_id)
 
 
 __getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

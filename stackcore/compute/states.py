@@ -15,6 +15,10 @@ class VmState(enum.StrEnum):
     PAUSED = "paused"
     SUSPENDED = "suspended"
     RESCUED = "rescued"
+    #: resized or migrated to its new host and running (or stopped) there, waiting for
+    #: ``confirm_resize`` or ``revert_resize`` (Nova's status ``VERIFY_RESIZE``); both hosts
+    #: keep their claims until then
+    RESIZED = "resized"
     ERROR = "error"
     DELETED = "deleted"
 
@@ -35,3 +39,11 @@ class TaskState(enum.StrEnum):
     REBUILDING = "rebuilding"
     RESCUING = "rescuing"
     UNRESCUING = "unrescuing"
+    #: resize / cold migrate (see stackcore.compute.migration): claims being made
+    RESIZE_PREP = "resize_prep"
+    #: the source host powers the instance off and sends its disks
+    RESIZE_MIGRATING = "resize_migrating"
+    #: the destination host builds the instance with the new flavor
+    RESIZE_FINISH = "resize_finish"
+    RESIZE_CONFIRMING = "resize_confirming"
+    RESIZE_REVERTING = "resize_reverting"

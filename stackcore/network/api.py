@@ -884,6 +884,37 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
         if ports:
             self._notify_agents()  # their addresses leave their groups' members
 
+    @schemas.accepts(instance_uuid=s.UUID, host=s.HOST)
+    @policy.authorize("network:instance_ports")
+    def migrate_ports_for_instance(self, instance_uuid: str, host: str
+                                   ) -> list[dict[str, Any]]:
+        """Bind every port of an instance to ``host`` (a resize or migration moved it there,
+        or a revert moved it back): each is unbound and bound again by the mechanism drivers,
+        addresses and MACs kept. If one cannot be bound there, those already moved are bound
+        to their previous host again and
+        :class:`~stackcore.network.exceptions.PortBindingFailed` lists the reasons. Returns
+        the instance's ``network_info`` on ``host``; ports already bound there are left
+        alone, so a repeated call (a reconciliation) changes nothing."""
+        instance_uuid = validate.uuid_like("instance_uuid", instance_uuid)
+        host = validate.name("host", host)
+        moved: list[tuple[str, str]] = []
+        try:
+            for port in self.plugin.list_ports({"device_id": instance_uuid}):
+                if port.get("host") == host:
+                    continue
+                view = _port_view(self.plugin.update_port(port["id"], {"host": host}))
+                moved.append((port["id"], str(port.get("host") or "")))
+                if view.vif_type == mech_api.VIF_TYPE_BINDING_FAILED:
+                    raise exceptions.PortBindingFailed(
+                        view.id, host, [str(f) for f in view.binding_failures])
+        except BaseException:
+            for port_id, previous in moved:
+                self.plugin.update_port(port_id, {"host": previous})
+            raise
+        if moved:
+            self._notify_agents()  # the ports' rules now belong on another host's agent
+        return self.network_info_for_instance(instance_uuid)
+
     @schemas.accepts(instance_uuid=s.UUID)
     @policy.authorize("network:instance_ports")
     def network_info_for_instance(self, instance_uuid: str) -> list[dict[str, Any]]:

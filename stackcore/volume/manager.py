@@ -944,6 +944,18 @@ class VolumeManager:
             session.execute(sa.update(models.Attachment)
                             .where(models.Attachment.id == attachment_id).values(**values))
 
+    @staticmethod
+    def _only_attached_to(session: Any, volume_id: str, instance_uuid: str | None) -> bool:
+        """Whether every live attachment of the volume is server ``instance_uuid``'s (and
+        there is one)."""
+        if instance_uuid is None:
+            return False
+        owners = set(session.execute(sa.select(models.Attachment.instance_uuid).where(
+            models.Attachment.volume_id == volume_id,
+            models.Attachment.attach_status.in_([AttachStatus.ATTACHING,
+                                                 AttachStatus.ATTACHED]))).scalars())
+        return owners == {instance_uuid}
+
     def attach_volume(
         self,
         volume_id: str,
@@ -959,7 +971,11 @@ class VolumeManager:
             with self.db.transaction() as session:
                 row = self._row(session, volume_id)
                 allowed = [VolumeStatus.AVAILABLE]
-                if row.multiattach:
+                if row.multiattach or self._only_attached_to(session, volume_id,
+                                                             instance_uuid):
+                    # a second attachment of the same server (Cinder's rule too): a resize
+                    # or migration connects the volume to the new host before the old
+                    # host's attachment ends, so the volume is never free in between
                     allowed.append(VolumeStatus.IN_USE)
                 if row.status not in allowed:
                     raise exception.InvalidState(

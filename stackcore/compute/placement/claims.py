@@ -89,3 +89,31 @@ def release(session: Session, instance_uuid: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return True
+
+
+def move_to_migration(session: Session, instance_uuid: str, migration_id: str) -> bool:
+    """Hand the claim ``instance_uuid`` holds over to its migration ``migration_id`` (same
+    host, same amounts): the source host keeps the room while the server claims its
+    destination. False if the server held no claim. Nova's placement does the same with the
+    migration as the allocation's consumer."""
+    alloc = models.Allocation
+    moved = session.execute(
+        sa.update(alloc).where(alloc.instance_uuid == instance_uuid)
+        .values(instance_uuid=migration_id).execution_options(synchronize_session=False))
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+def move_back_from_migration(session: Session, instance_uuid: str, migration_id: str) -> bool:
+    """Undo :func:`move_to_migration` (a revert, or a migration that failed): whatever the
+    server claimed meanwhile (its destination) is released first, then the migration's claim
+    on the source is the server's again. Idempotent: False if the migration held nothing."""
+    alloc = models.Allocation
+    held = session.execute(sa.select(alloc.host).where(
+        alloc.instance_uuid == migration_id)).scalar_one_or_none()
+    if held is None:
+        return False
+    release(session, instance_uuid)
+    session.execute(
+        sa.update(alloc).where(alloc.instance_uuid == migration_id)
+        .values(instance_uuid=instance_uuid).execution_options(synchronize_session=False))
+    return True

@@ -55,6 +55,10 @@ IO_TASKS = (TaskState.SCHEDULING, TaskState.SPAWNING, TaskState.DELETING, TaskSt
             TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON)
 
 
+class _NoRoom(Exception):
+    """The candidate had no room for a migration's claim: its transaction is rolled back."""
+
+
 class _GroupConflict(Exception):
     """A concurrent member of the server's hard-policy group took the candidate first."""
 
@@ -65,7 +69,7 @@ class SchedulerManager:
     API versions: 1.0 select_destinations; 1.1 explain, reschedule.
     """
 
-    target = Target(TOPIC, version="1.1")
+    target = Target(TOPIC, version="1.2")
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database) -> None:
         self.conf = conf
@@ -302,6 +306,55 @@ class SchedulerManager:
             session.add(sched_models.SchedulingAttempt(instance_uuid=instance_uuid,
                                                        host=candidate))
             return True
+
+    def select_migration_destination(self, instance_uuid: str, migration_id: str,
+                                     request: dict[str, Any]) -> dict[str, Any]:
+        """Place a resize or cold migration (API 1.2): pick a host for the server's new
+        flavor in ``request`` (``exclude_hosts`` names the source unless a same-host resize
+        is allowed) and, in one transaction per candidate, hand the server's source claim
+        over to the migration (:func:`claims.move_to_migration`) and claim ``request`` for
+        the server on the candidate. Returns ``{"host": ...}``. Raises NoValidHost (nothing
+        moved or claimed) when no host fits, InvalidState when the server or the migration
+        is no longer waiting for a host."""
+        req = self._request(instance_uuid, request)
+        hosts = self._current_host_states()
+        decision = self.handler.run(hosts, req, exclude=sorted(req.exclude_hosts))
+        reasons: list[str] = []
+        want = claims.Request(req.vcpus, req.memory_mb, req.disk_gb)
+        ratios = self._ratios()
+        for candidate in self._ranking(decision, self.conf.scheduler.max_attempts):
+            if not self._claim_migration(instance_uuid, migration_id, candidate, want, ratios):
+                self._claimed(hosts, candidate, None)
+                reasons.append(self._lost_claim(candidate))
+                continue
+            self._claimed(hosts, candidate, want)
+            return {"host": candidate}
+        raise exception.NoValidHost("no valid host was found",
+                                    reasons=decision.reasons() + reasons)
+
+    @db_api.retry_on_conflict
+    def _claim_migration(self, instance_uuid: str, migration_id: str, candidate: str,
+                         want: claims.Request, ratios: claims.Ratios) -> bool:
+        """One transaction: lock the server's row, move its claim to the migration, claim
+        ``want`` on ``candidate`` for it and record the destination. False (all rolled
+        back) if the candidate has no room."""
+        try:
+            with self.db.transaction() as session:
+                row = session.get(models.Instance, instance_uuid, with_for_update=True)
+                migration = session.get(models.Migration, migration_id)
+                if row is None or row.task_state != TaskState.RESIZE_PREP or migration is None \
+                        or migration.status != models.MigrationStatus.PRE_MIGRATING:
+                    raise exception.InvalidState(
+                        f"server {instance_uuid} is no longer waiting for a host for migration "
+                        f"{migration_id}")
+                claims.move_to_migration(session, instance_uuid, migration_id)
+                if not claims.claim(session, candidate, instance_uuid, want, ratios):
+                    raise _NoRoom(candidate)
+                migration.dest_host = candidate
+                migration.status = models.MigrationStatus.MIGRATING
+        except _NoRoom:
+            return False
+        return True
 
     @staticmethod
     def _ranking(decision: handler.Decision, attempts: int) -> Iterator[str]:

@@ -1,5 +1,6 @@
 """Client side of the scheduler RPC API (see :class:`stackcore.compute.placement.manager.
-SchedulerManager`). Speaks 1.1: ``explain`` and ``reschedule`` need a 1.1 scheduler."""
+SchedulerManager`). Speaks 1.1: ``explain`` and ``reschedule`` need a 1.1 scheduler,
+``select_migration_destination`` a 1.2 one."""
 
 from __future__ import annotations
 
@@ -26,4 +27,11 @@ class SchedulerRPCAPI:
     def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> dict[str, Any]:
         result: dict[str, Any] = self._client.call(
             "reschedule", instance_uuid=instance_uuid, failed_host=failed_host, reason=reason)
+        return result
+
+    def select_migration_destination(self, instance_uuid: str, migration_id: str,
+                                     request: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._client.prepare(version="1.2").call(
+            "select_migration_destination", instance_uuid=instance_uuid,
+            migration_id=migration_id, request=request)
         return result

@@ -60,6 +60,8 @@ class _FakeDomain:
     rescue_image: str | None = None
     #: the flavor it runs with (``name``, ``vcpus``, ``ram_mb``, ``disk_gb``)
     flavor: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the host it was migrated to: this is the old copy, kept for a revert
+    migrated_to: str | None = None
 
 
 class _FakeBackend:
@@ -327,6 +329,8 @@ class FakeHypervisorDriver(HypervisorDriver):
             if dest_host == self.host:
                 self.backend.resize_backups.setdefault(instance.uuid,
                                                        dataclasses.replace(domain))
+            else:
+                domain.migrated_to = dest_host
             return {"source_host": self.host, "console": list(domain.console)}
 
     def finish_migration(
@@ -351,8 +355,11 @@ class FakeHypervisorDriver(HypervisorDriver):
                           network_info: Sequence[Mapping[str, Any]]) -> None:
         with self.backend.lock:
             self._maybe_fail("confirm_migration")
-            if self.backend.resize_backups.pop(instance.uuid, None) is None:
-                self.backend.domains.pop(instance.uuid, None)  # the source's old domain
+            if self.backend.resize_backups.pop(instance.uuid, None) is not None:
+                return  # same host: the old copy was the backup; the new one stays
+            domain = self.backend.domains.get(instance.uuid)
+            if domain is not None and domain.migrated_to is not None:
+                del self.backend.domains[instance.uuid]  # the old copy kept for a revert
 
     def revert_migration(self, instance: Instance,
                          network_info: Sequence[Mapping[str, Any]],
@@ -371,6 +378,7 @@ class FakeHypervisorDriver(HypervisorDriver):
             if backup is not None:
                 self.backend.domains[instance.uuid] = backup
             domain = self._domain(instance)
+            domain.migrated_to = None
             domain.flavor = _flavor(instance.flavor)
             domain.vifs = list(network_info)
             domain.volumes = {str(b.get("mount_device", "")): b["connection_info"]

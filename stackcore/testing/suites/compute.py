@@ -20,14 +20,16 @@ What is checked, by feature:
 * ``failure-cleanup`` - a spawn that fails leaves nothing once ``destroy`` (the manager's
   cleanup) ran;
 * every capability (``pause``, ``suspend``, ``console_output``, ``snapshot``,
-  ``live_snapshot``, ``rescue``, ``attach_volume``, ``extend_volume``, ``plug_vifs``) by
-  behaviour, whatever is
+  ``live_snapshot``, ``rescue``, ``attach_volume``, ``extend_volume``, ``plug_vifs``,
+  ``resize``) by behaviour, whatever is
   declared (``rescue``: ``get_info`` says ``rescued`` and running, unrescue undoes it,
   twice is fine, a rescued instance is destroyed with all it made):
   pause/suspend must reach the state ``get_info`` reports and come back (a ``pause`` that
   returns with the instance still running fails), a snapshot is read back with ``qemu-io``
   in the format the contract names (``snapshot`` of a stopped instance; ``live_snapshot`` of
-  a running one, which must still run).
+  a running one, which must still run); ``resize`` on one host: power states through
+  migrate/finish/revert/confirm, listed once throughout, the rollbacks the manager runs
+  keep the instance, a smaller disk refused.
 
 Everything a test creates is destroyed right after it, and that check is part of the test: an
 instance ``destroy`` left behind fails the test that made it.
@@ -35,6 +37,7 @@ instance ``destroy`` left behind fails the test that made it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import uuid
@@ -156,6 +159,24 @@ def expect_state(driver: HypervisorDriver, instance: Instance, expected: PowerSt
     got = _state(driver, instance, when)
     check.that(got == expected, f"power state {when}", expected.name,
                getattr(got, "name", repr(got)))
+
+
+#: the flavor resize tests grow an instance to
+BIGGER = Flavor("conformance-bigger", vcpus=2, ram_mb=128, disk_gb=2)
+
+
+def _json_round_trip(value: Any, what: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as err:
+        raise check.KitError(f"{what}: expected something JSON can carry, got {value!r} "
+                             f"({err})") from None
+
+
+def _listed_once(driver: HypervisorDriver, instance: Instance, when: str) -> None:
+    listed = check.step(f"list_instances() {when}", driver.list_instances)
+    check.that(listed.count(instance.uuid) == 1, f"instance {instance.uuid} in "
+               f"list_instances() {when}", "listed once", listed)
 
 
 @FAMILY
@@ -493,6 +514,77 @@ class TestComputeCapabilities:
         expect_state(compute_driver, instance, PowerState.SHUTDOWN, "after extend_volume()")
         check.step("detach_volume() of /dev/vdb",
                    lambda: compute_driver.detach_volume(instance, volume, "/dev/vdb"))
+
+    @pytest.mark.capability("resize")
+    def test_same_host_resize_confirm_and_revert(
+        self, compute_driver: HypervisorDriver, make_instance: Any
+    ) -> None:
+        """A resize on one host, as the manager drives it: migrate_disk_and_power_off stops
+        the instance and returns JSON; finish_migration starts it with the new flavor;
+        revert_migration + finish_revert_migration bring the old one back running; a second
+        resize is confirmed (twice) and the new instance keeps running. Listed once
+        throughout."""
+        needs(compute_driver, "resize")
+        old = _spawned(compute_driver, make_instance)
+        new = dataclasses.replace(old, flavor=BIGGER)
+        for round_ in ("revert", "confirm"):
+            disk_info = check.step(
+                f"migrate_disk_and_power_off() to this host ({round_})",
+                lambda: compute_driver.migrate_disk_and_power_off(old, HOST, BIGGER, [], []))
+            _json_round_trip(disk_info, "migrate_disk_and_power_off()'s disk_info")
+            expect_state(compute_driver, old, PowerState.SHUTDOWN,
+                         "after migrate_disk_and_power_off()")
+            check.step("finish_migration(resize_instance=True, power_on=True)",
+                       lambda: compute_driver.finish_migration(
+                           new, json.loads(json.dumps(disk_info)), [], [], True, True))
+            expect_state(compute_driver, new, PowerState.RUNNING, "after finish_migration()")
+            _listed_once(compute_driver, old, "after finish_migration()")
+            if round_ == "revert":
+                check.step("revert_migration()",
+                           lambda: compute_driver.revert_migration(new, [], []))
+                check.step("finish_revert_migration(power_on=True)",
+                           lambda: compute_driver.finish_revert_migration(old, [], [], True))
+                expect_state(compute_driver, old, PowerState.RUNNING,
+                             "after finish_revert_migration()")
+                _listed_once(compute_driver, old, "after finish_revert_migration()")
+        for attempt in ("confirm_migration()", "a second confirm_migration()"):
+            check.step(attempt, lambda: compute_driver.confirm_migration(old, []))
+            expect_state(compute_driver, new, PowerState.RUNNING, f"after {attempt}")
+            _listed_once(compute_driver, new, f"after {attempt}")
+
+    @pytest.mark.capability("resize")
+    def test_resize_rollbacks_keep_the_instance(
+        self, compute_driver: HypervisorDriver, make_instance: Any
+    ) -> None:
+        """The manager's rollbacks: after a finish_migration that never happened (it
+        failed), revert_migration must not remove what the revert needs, and
+        finish_revert_migration brings the instance back running; finish_revert_migration of
+        an instance never powered off (migrate_disk_and_power_off failed early) just keeps it
+        running. A flavor with a smaller disk is refused before anything changes."""
+        needs(compute_driver, "resize")
+        instance = _spawned(compute_driver, make_instance)
+        smaller = Flavor("conformance-smaller", vcpus=1, ram_mb=64, disk_gb=0)
+        check.raises(exception.Invalid,
+                     lambda: compute_driver.migrate_disk_and_power_off(instance, HOST, smaller,
+                                                                       [], []),
+                     "migrate_disk_and_power_off() to a flavor with a smaller disk")
+        expect_state(compute_driver, instance, PowerState.RUNNING,
+                     "after the refused migrate_disk_and_power_off()")
+        check.step("finish_revert_migration() of an instance never migrated",
+                   lambda: compute_driver.finish_revert_migration(instance, [], [], True))
+        expect_state(compute_driver, instance, PowerState.RUNNING,
+                     "after finish_revert_migration() of an instance never migrated")
+        check.step("migrate_disk_and_power_off() to this host",
+                   lambda: compute_driver.migrate_disk_and_power_off(instance, HOST, BIGGER,
+                                                                      [], []))
+        check.step("revert_migration() with no finish_migration() before it",
+                   lambda: compute_driver.revert_migration(
+                       dataclasses.replace(instance, flavor=BIGGER), [], []))
+        check.step("finish_revert_migration(power_on=True)",
+                   lambda: compute_driver.finish_revert_migration(instance, [], [], True))
+        expect_state(compute_driver, instance, PowerState.RUNNING,
+                     "after the rollback of a failed finish_migration()")
+        _listed_once(compute_driver, instance, "after the rollback")
 
     @pytest.mark.capability("plug_vifs")
     def test_unknown_vif_type_is_refused(

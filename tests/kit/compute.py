@@ -215,6 +215,50 @@ class PlugTwiceFails(FakeHypervisorDriver):
         super().plug_vifs(instance, network_info)
 
 
+class ConfirmRemovesLive(FakeHypervisorDriver):
+    """confirm_migration that removes "the old copy" without knowing which one it is: on the
+    same host a second confirm removes the live instance."""
+
+    def confirm_migration(self, instance: Instance,
+                          network_info: Sequence[Mapping[str, Any]]) -> None:
+        with self.backend.lock:
+            if self.backend.resize_backups.pop(instance.uuid, None) is None:
+                self.backend.domains.pop(instance.uuid, None)
+
+
+class RevertDropsBackup(FakeHypervisorDriver):
+    """revert_migration that also removes what the revert needs (the same-host backup)."""
+
+    def revert_migration(self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+                         block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        super().revert_migration(instance, network_info, block_device_info)
+        with self.backend.lock:
+            self.backend.resize_backups.pop(instance.uuid, None)
+
+
+class ShrinkAllowed(FakeHypervisorDriver):
+    """migrate_disk_and_power_off that never compares the disks."""
+
+    def migrate_disk_and_power_off(self, instance: Instance, dest_host: str, new_flavor: Any,
+                                   network_info: Sequence[Mapping[str, Any]],
+                                   block_device_info: Sequence[Mapping[str, Any]]
+                                   ) -> Mapping[str, Any]:
+        bigger = type(new_flavor)(new_flavor.name, new_flavor.vcpus, new_flavor.ram_mb, 10**6)
+        return super().migrate_disk_and_power_off(instance, dest_host, bigger, network_info,
+                                                  block_device_info)
+
+
+class FinishLeavesOff(FakeHypervisorDriver):
+    """finish_migration that ignores power_on."""
+
+    def finish_migration(self, instance: Instance, disk_info: Mapping[str, Any],
+                         network_info: Sequence[Mapping[str, Any]],
+                         block_device_info: Sequence[Mapping[str, Any]], resize_instance: bool,
+                         power_on: bool) -> None:
+        super().finish_migration(instance, disk_info, network_info, block_device_info,
+                                 resize_instance, False)
+
+
 def _liar(capability: str) -> type[FakeHypervisorDriver]:
     """Implements ``capability`` (inherited) but declares it unsupported."""
     caps = {**FakeHypervisorDriver.capabilities, capability: False}
@@ -224,7 +268,7 @@ def _liar(capability: str) -> type[FakeHypervisorDriver]:
 
 LIARS = {cap: _liar(cap) for cap in ("pause", "suspend", "console_output", "snapshot",
                                      "live_snapshot", "rescue", "attach_volume",
-                                     "extend_volume", "plug_vifs")}
+                                     "extend_volume", "plug_vifs", "resize")}
 for _cap, _cls in LIARS.items():
     globals()[_cls.__name__] = _cls
 
@@ -255,6 +299,8 @@ CAP_TESTS = {
                       C + "test_attach_detach_round_trip"],
     "extend_volume": [C + "test_extend_volume_needs_an_attached_volume"],
     "plug_vifs": [C + "test_unknown_vif_type_is_refused", C + "test_plug_unplug_idempotent"],
+    "resize": [C + "test_same_host_resize_confirm_and_revert",
+               C + "test_resize_rollbacks_keep_the_instance"],
 }
 
 ZOO = [
@@ -345,6 +391,18 @@ ZOO = [
        "unknown VIF types plugged", capability="plug_vifs"),
     _b("plug-twice-fails", PlugTwiceFails, [C + "test_plug_unplug_idempotent"],
        "a second plug_vifs() raised Conflict", "plugging a plugged VIF fails", capability="plug_vifs"),
+    _b("confirm-removes-live", ConfirmRemovesLive, [C + "test_same_host_resize_confirm_and_revert"],
+       "get_info() after a second confirm_migration() raised NotFound",
+       "a second confirm removes the resized instance", capability="resize"),
+    _b("revert-drops-backup", RevertDropsBackup, CAP_TESTS["resize"],
+       "finish_revert_migration(power_on=True) raised NotFound",
+       "revert_migration removes what finish_revert_migration needs", capability="resize"),
+    _b("shrink-allowed", ShrinkAllowed, [C + "test_resize_rollbacks_keep_the_instance"],
+       "migrate_disk_and_power_off() to a flavor with a smaller disk: expected Invalid, got "
+       "no error", "a disk shrinks", capability="resize"),
+    _b("finish-leaves-off", FinishLeavesOff, [C + "test_same_host_resize_confirm_and_revert"],
+       "power state after finish_migration(): expected RUNNING, got SHUTDOWN",
+       "finish_migration ignores power_on", capability="resize"),
     *[_b(f"liar-{cap}", LIARS[cap], CAP_TESTS[cap],
          f"capability {cap!r} is declared unsupported", f"{cap} works but is declared "
          "unsupported", "unexpected-success", cap) for cap in LIARS],

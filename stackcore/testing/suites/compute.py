@@ -534,9 +534,10 @@ class TestComputeCapabilities:
             _json_round_trip(disk_info, "migrate_disk_and_power_off()'s disk_info")
             expect_state(compute_driver, old, PowerState.SHUTDOWN,
                          "after migrate_disk_and_power_off()")
+            carried = json.loads(json.dumps(disk_info))  # as the migration row keeps it
             check.step("finish_migration(resize_instance=True, power_on=True)",
-                       lambda: compute_driver.finish_migration(
-                           new, json.loads(json.dumps(disk_info)), [], [], True, True))
+                       functools.partial(compute_driver.finish_migration, new, carried, [], [],
+                                         True, True))
             expect_state(compute_driver, new, PowerState.RUNNING, "after finish_migration()")
             _listed_once(compute_driver, old, "after finish_migration()")
             if round_ == "revert":

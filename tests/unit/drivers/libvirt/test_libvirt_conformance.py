@@ -42,6 +42,9 @@ def test_compute_conformance_suite_passes_on_the_test_driver(tmp_path: Any) -> N
     # snapshots are cold (the manager suspends a running guest): live_snapshot is not
     # declared, and its test fails as expected
     assert outcomes.pop("live_snapshot") == "unsupported", outcomes
+    # resize and cold migration are not implemented by the libvirt driver yet: the
+    # capability is not declared, and its tests fail as expected
+    assert outcomes.pop("resize") == "unsupported", outcomes
     assert {o for n, o in outcomes.items() if n not in hotplug} == {"pass"}, outcomes
     assert {outcomes[n] for n in hotplug} == {"skip"}, outcomes
     reasons = report["features"]["plug_vifs"]["reasons"]

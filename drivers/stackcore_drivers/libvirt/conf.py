@@ -78,6 +78,13 @@ OPTS: list[cfg.Opt] = [
         "HARD reboot (power cycle).",
     ),
     cfg.IntOpt(
+        "shutdown_timeout",
+        default=60,
+        min=0,
+        help="Seconds a resize or cold migration waits for the guest to shut down cleanly "
+        "before it is powered off hard (Nova's [DEFAULT] shutdown_timeout).",
+    ),
+    cfg.IntOpt(
         "device_detach_timeout",
         default=20,
         min=1,

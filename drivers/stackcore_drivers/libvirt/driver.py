@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
 from stackcore.compute import (
+    Flavor,
     HypervisorDriver,
     Image,
     Instance,
@@ -88,6 +90,10 @@ RESCUE_DISK = "disk.rescue"
 UNRESCUE_XML = "unrescue.xml"
 #: the ``<serial>`` that marks the rescue disk in a domain's definition
 RESCUE_SERIAL = "stackcore-rescue"
+#: a resize keeps the instance directory as it was in ``<uuid>_resize`` until confirm or
+#: revert; ``migration.json`` there says where the instance went
+RESIZE_SUFFIX = "_resize"
+RESIZE_META = "migration.json"
 _POLL = 0.2
 
 
@@ -108,6 +114,7 @@ class LibvirtDriver(HypervisorDriver):
         "console_output": True,
         "rescue": True,
         "extend_volume": True,
+        "resize": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -237,10 +244,15 @@ class LibvirtDriver(HypervisorDriver):
     # --- required ------------------------------------------------------------------------
 
     def unavailable_features(self) -> dict[str, str]:
+        missing = {}
+        if self.rbd_disks is not None and not self.is_test_driver:
+            missing["resize"] = ("resize of RBD root disks ([libvirt] images_type = rbd) is "
+                                 "not implemented yet: a revert needs an RBD snapshot of the "
+                                 "old disk")
         if not self.is_test_driver:
-            return {}
+            return missing
         reason = "libvirt's test driver (test:///default) has no device hot-plug"
-        return {"attach_volume": reason, "plug_vifs": reason}
+        return {**missing, "attach_volume": reason, "plug_vifs": reason}
 
     def init_host(self, host: str) -> None:
         os.makedirs(self.instances_path, exist_ok=True)
@@ -704,6 +716,195 @@ class LibvirtDriver(HypervisorDriver):
             if source is None:
                 raise exception.DriverError(f"instance {instance.uuid} has no file root disk")
             images.convert(source, "qcow2", image_path, target_format)
+
+    # --- resize and cold migration (capability ``resize``) ---------------------------------
+    # Root disks are qcow2 overlays in the instance directory (RBD roots: not yet, see
+    # unavailable_features). Like Nova's libvirt driver: the source keeps the directory as it
+    # was in <uuid>_resize (and, on another host, the old definition) until confirm or
+    # revert; the destination grows the overlay in place. Another host must share
+    # [libvirt] instances_path (NFS, as Nova's "shared instance storage"): the destination
+    # checks for a token the source wrote, and refuses without it (the migration is rolled
+    # back). A copy between hosts without shared storage is not implemented yet.
+
+    def _resize_dir(self, instance_uuid: str) -> str:
+        return self._instance_dir(instance_uuid) + RESIZE_SUFFIX
+
+    def _resize_meta(self, instance_uuid: str) -> dict[str, Any]:
+        """What migrate_disk_and_power_off recorded ({} if there is no backup here)."""
+        try:
+            with open(os.path.join(self._resize_dir(instance_uuid), RESIZE_META),
+                      encoding="utf-8") as handle:
+                meta: dict[str, Any] = json.load(handle)
+        except FileNotFoundError:
+            return {}
+        return meta
+
+    def migrate_disk_and_power_off(
+        self, instance: Instance, dest_host: str, new_flavor: Flavor,
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> Mapping[str, Any]:
+        """Refuse a smaller disk; shut the guest down ([libvirt] shutdown_timeout, then
+        hard); keep the instance directory as it is in ``<uuid>_resize``."""
+        import libvirt
+        if new_flavor.disk_gb < instance.flavor.disk_gb:
+            raise exception.Invalid(
+                "flavor", f"instance {instance.uuid} has a {instance.flavor.disk_gb} GiB root "
+                f"disk; flavor {new_flavor.name!r} has {new_flavor.disk_gb} GiB (disks never "
+                "shrink)", new_flavor.name)
+        missing = self.unavailable_features().get("resize")
+        if missing:
+            raise exception.CapabilityNotSupported(type(self).__name__, "resize")
+        with self._with_domain("migrate_disk_and_power_off", instance) as dom:
+            if dom.isActive() and not self._clean_shutdown(dom, self.opts.shutdown_timeout):
+                self._force_off(dom)
+            if dom.hasManagedSaveImage(0):
+                dom.managedSaveRemove(0)  # a saved memory state cannot take another flavor
+            definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        directory = self._instance_dir(instance.uuid)
+        backup = self._resize_dir(instance.uuid)
+        token = uuid_lib.uuid4().hex
+        if not os.path.isdir(backup):  # a repeated call keeps the first backup
+            partial = backup + ".part"
+            shutil.rmtree(partial, ignore_errors=True)
+            os.makedirs(directory, exist_ok=True)
+            shutil.copytree(directory, partial, symlinks=True)
+            with open(os.path.join(partial, "resize.xml"), "w", encoding="utf-8") as handle:
+                handle.write(definition)
+            os.replace(partial, backup)
+        with open(os.path.join(backup, RESIZE_META), "w", encoding="utf-8") as handle:
+            json.dump({"source_host": self.host, "dest_host": dest_host, "token": token},
+                      handle)
+        return {"source_host": self.host, "token": token}
+
+    def _shares_storage_with(self, instance_uuid: str, disk_info: Mapping[str, Any]) -> bool:
+        """Whether the source's backup (and so its instances_path) is visible here."""
+        return self._resize_meta(instance_uuid).get("token") == disk_info.get("token")
+
+    def finish_migration(
+        self, instance: Instance, disk_info: Mapping[str, Any],
+        network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], resize_instance: bool,
+        power_on: bool,
+    ) -> None:
+        """Grow the overlay to the new flavor (pointed at this host's copy of the image),
+        define the domain with the new flavor, ports and volumes, start it if asked."""
+        if not self._shares_storage_with(instance.uuid, disk_info):
+            raise exception.DriverError(
+                f"instance {instance.uuid}: {disk_info.get('source_host')} and {self.host} do "
+                f"not share [libvirt] instances_path ({self.instances_path}); a resize or "
+                "migration between hosts needs shared instance storage (copying disks between "
+                "hosts is not implemented yet)", instance=instance.uuid)
+        vifs = [vif.parse(v) for v in network_info]
+        volumes = [volume.parse(bdm.get("connection_info") or {}, instance.uuid,
+                                str(bdm.get("mount_device") or ""))
+                   for bdm in block_device_info]
+        with self._translated("finish_migration", instance):
+            conn = self._conn()
+            if self.is_test_driver:
+                root = domain_xml.file_disk(instance.image.path, instance.image.disk_format
+                                            or "raw", "vda", "virtio")
+                console = None
+            else:
+                overlay = os.path.join(self._instance_dir(instance.uuid), ROOT_DISK)
+                if resize_instance:
+                    images.grow(overlay, instance.flavor.disk_gb * host.GiB)
+                if images.backing_file(overlay) != os.path.abspath(instance.image.path):
+                    images.rebase_unsafe(overlay, instance.image.path,
+                                         instance.image.disk_format)
+                root = domain_xml.file_disk(overlay, "qcow2", "vda", "virtio")
+                console = os.path.join(self._instance_dir(instance.uuid), CONSOLE_LOG)
+            self._define_and_start(conn, instance, root, console, volumes, vifs, power_on)
+
+    def _define_and_start(self, conn: Any, instance: Instance, root: ET.Element,
+                          console: str | None, volumes: list[volume.VolumeDisk],
+                          vifs: list[Any], power_on: bool) -> None:
+        """(Re)define the domain of ``instance`` from scratch (flavor, root disk, volumes,
+        VIFs) and start it when ``power_on`` and not running."""
+        secrets: list[Any] = []
+        devices = []
+        for spec in volumes:
+            devices.append(spec.element(self._define_secret(conn, spec, secrets)))
+        devices.extend(v.element() for v in vifs)
+        document = domain_xml.build_domain(instance, self.host, self._settings_for(conn),
+                                           root_disk=root, console_log=console,
+                                           devices=devices)
+        existing = self._find(conn, instance.uuid)
+        if existing is not None and existing.isActive():
+            self._force_off(existing)
+        dom = conn.defineXML(domain_xml.to_string(document))
+        if power_on and not dom.isActive():
+            dom.create()
+
+    def confirm_migration(self, instance: Instance,
+                          network_info: Sequence[Mapping[str, Any]]) -> None:
+        """Remove the backup; on another host than the instance's new one, also the old
+        definition (the files are the instance's now, on shared storage)."""
+        meta = self._resize_meta(instance.uuid)
+        if meta and meta.get("dest_host") != self.host:
+            with self._translated("confirm_migration", instance):
+                conn = self._conn()
+                dom = self._find(conn, instance.uuid)
+                if dom is not None:
+                    self._force_off(dom)
+                    self._undefine(dom)
+                self._remove_secrets(conn, volume.secret_usage_prefix(instance.uuid))
+        shutil.rmtree(self._resize_dir(instance.uuid), ignore_errors=True)
+
+    def revert_migration(self, instance: Instance,
+                         network_info: Sequence[Mapping[str, Any]],
+                         block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        """Stop the new instance; on another host than the source, undefine it too. The
+        files stay: they are the source's (shared storage), restored from the backup by
+        finish_revert_migration."""
+        meta = self._resize_meta(instance.uuid)
+        with self._translated("revert_migration", instance):
+            conn = self._conn()
+            dom = self._find(conn, instance.uuid)
+            if dom is None:
+                return
+            self._force_off(dom)
+            if meta.get("source_host", self.host) != self.host:
+                self._undefine(dom)
+                self._remove_secrets(conn, volume.secret_usage_prefix(instance.uuid))
+
+    def finish_revert_migration(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], power_on: bool,
+    ) -> None:
+        """Put the instance directory back from the backup (if there is one), define the
+        domain with the old flavor, ports and volumes, start it if asked."""
+        vifs = [vif.parse(v) for v in network_info]
+        volumes = [volume.parse(bdm.get("connection_info") or {}, instance.uuid,
+                                str(bdm.get("mount_device") or ""))
+                   for bdm in block_device_info]
+        directory = self._instance_dir(instance.uuid)
+        backup = self._resize_dir(instance.uuid)
+        if not os.path.isdir(backup):
+            # nothing was migrated (migrate_disk_and_power_off failed early): a running
+            # instance is left running; a stopped one is defined afresh below (its volumes
+            # were exported to this host again)
+            with self._translated("finish_revert_migration", instance):
+                dom = self._find(self._conn(), instance.uuid)
+                if dom is not None and dom.isActive():
+                    return
+        if os.path.isdir(backup):
+            for name in (RESIZE_META, "resize.xml"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(backup, name))
+            shutil.rmtree(directory, ignore_errors=True)
+            os.replace(backup, directory)
+        with self._translated("finish_revert_migration", instance):
+            conn = self._conn()
+            if self.is_test_driver:
+                root = domain_xml.file_disk(instance.image.path, instance.image.disk_format
+                                            or "raw", "vda", "virtio")
+                console = None
+            else:
+                root = domain_xml.file_disk(os.path.join(directory, ROOT_DISK), "qcow2",
+                                            "vda", "virtio")
+                console = os.path.join(directory, CONSOLE_LOG)
+            self._define_and_start(conn, instance, root, console, volumes, vifs, power_on)
 
     # --- volumes ---------------------------------------------------------------------------
 

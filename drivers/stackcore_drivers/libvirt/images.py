@@ -8,6 +8,7 @@ would take it for a good one.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -90,3 +91,30 @@ def copy(source: str, target: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(partial)
+
+
+def grow(path: str, size_bytes: int) -> None:
+    """Grow the qcow2 ``path`` to ``size_bytes`` (a resize's new root disk); a disk already
+    that large is left as it is (disks never shrink)."""
+    info = json.loads(run_qemu_img(["info", "--output=json", "-U", path],
+                                   f"reading the size of {path}"))
+    if int(info.get("virtual-size", 0)) >= size_bytes:
+        return
+    run_qemu_img(["resize", "-q", "-f", "qcow2", path, str(size_bytes)],
+                 f"growing {path} to {size_bytes} bytes")
+
+
+def backing_file(path: str) -> str | None:
+    """The backing file the qcow2 ``path`` names (None: it has none)."""
+    info = json.loads(run_qemu_img(["info", "--output=json", "-U", path],
+                                   f"reading the backing file of {path}"))
+    backing = info.get("full-backing-filename") or info.get("backing-filename")
+    return str(backing) if backing else None
+
+
+def rebase_unsafe(path: str, backing: str, backing_format: str) -> None:
+    """Point the qcow2 ``path`` at ``backing`` without copying anything: the same image in
+    another host's image cache (a migrated disk), identical content."""
+    check_format(backing_format)
+    run_qemu_img(["rebase", "-q", "-u", "-f", "qcow2", "-F", backing_format, "-b",
+                  os.path.abspath(backing), path], f"pointing {path} at {backing}")

@@ -68,7 +68,8 @@ def libvirt_cloud_overrides(tmp_path: Any, libvirt: dict[str, Any] | None = None
     }
 
 
-def make_driver(tmp_path: Any, uri: str | None = None, **options: Any) -> LibvirtDriver:
+def make_driver(tmp_path: Any, uri: str | None = None, host: str = HOST,
+                **options: Any) -> LibvirtDriver:
     settings = {
         "connection_uri": uri or backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"),
         "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
@@ -81,8 +82,8 @@ def make_driver(tmp_path: Any, uri: str | None = None, **options: Any) -> Libvir
     sc_conf.register(conf, LibvirtDriver.list_opts())
     for key, value in settings.items():
         sc_conf.set_override(conf, "libvirt", key, value)
-    driver = LibvirtDriver(conf, HOST)
-    driver.init_host(HOST)
+    driver = LibvirtDriver(conf, host)
+    driver.init_host(host)
     return driver
 
 

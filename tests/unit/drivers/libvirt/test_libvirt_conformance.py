@@ -34,7 +34,7 @@ def test_compute_conformance_suite_passes_on_the_test_driver(tmp_path: Any) -> N
     assert report["driver"] == "libvirt"
     outcomes = {name: feature["result"] for name, feature in report["features"].items()}
     expected = {"lifecycle", "stats", "attach_volume", "console_output", "pause", "plug_vifs",
-                "snapshot", "suspend"}
+                "snapshot", "suspend", "resize"}
     assert expected <= set(outcomes)
     # libvirt's test driver has no device hot-plug: the driver says so
     # (unavailable_features) and the kit skips exactly those capabilities, with the reason.
@@ -42,9 +42,6 @@ def test_compute_conformance_suite_passes_on_the_test_driver(tmp_path: Any) -> N
     # snapshots are cold (the manager suspends a running guest): live_snapshot is not
     # declared, and its test fails as expected
     assert outcomes.pop("live_snapshot") == "unsupported", outcomes
-    # resize and cold migration are not implemented by the libvirt driver yet: the
-    # capability is not declared, and its tests fail as expected
-    assert outcomes.pop("resize") == "unsupported", outcomes
     assert {o for n, o in outcomes.items() if n not in hotplug} == {"pass"}, outcomes
     assert {outcomes[n] for n in hotplug} == {"skip"}, outcomes
     reasons = report["features"]["plug_vifs"]["reasons"]

@@ -229,12 +229,15 @@ class HostMigrations:
                 network_info = self._ports_here(uuid)
                 step = "connect_volumes"
                 infos, _ = self._connect_volumes_here(uuid, bdms)
-                step = "finish_migration"
-                m._driver_call(step, m.driver.finish_migration, instance,
-                               dict(migration.disk_info), network_info,
-                               block_devices.block_device_info(bdms, infos),
-                               migration.migration_type == "resize",
-                               migration.old_vm_state == VmState.ACTIVE)
+                step = "fetch_image"  # a qcow2 overlay backs onto this host's copy
+                _, _, _, source = m._load_with_requests(uuid, False)
+                with m._cached_image(m._source_to_fetch(source, instance.image)):
+                    step = "finish_migration"
+                    m._driver_call(step, m.driver.finish_migration, instance,
+                                   dict(migration.disk_info), network_info,
+                                   block_devices.block_device_info(bdms, infos),
+                                   migration.migration_type == "resize",
+                                   migration.old_vm_state == VmState.ACTIVE)
                 power = m._power_state(instance)
                 step = "finish_resize"
                 new = migration.new_flavor

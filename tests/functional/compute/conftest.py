@@ -75,6 +75,8 @@ def make_driver(tmp_path: Any, uri: str | None = None, host: str = HOST,
         "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
         "instances_path": str(tmp_path / "instances"),
         "soft_reboot_timeout": 2,
+        # the test guests have no OS to answer an ACPI shutdown: a resize powers off at once
+        "shutdown_timeout": 0,
         "device_detach_timeout": 10,
         **options,
     }

@@ -11,13 +11,16 @@ import stackcore
 from stackcore import exception
 from stackcore.compute import fake, models
 from stackcore.compute.objects import PowerState
+from tests.conftest import wait_until
 
 
-def _cloud(make_cloud, image_file, hosts=2, **compute):
+def _cloud(make_cloud, image_file, hosts=2, overrides_rpc=False, **compute):
     overrides = {"compute": compute} if compute else {}
     fail = compute.pop("fail_on", None)
     if fail:
         overrides["fake_hypervisor"] = {"fail_on": fail}
+    if overrides_rpc:  # the orphans' grace: one second
+        overrides["DEFAULT"] = {"rpc_call_timeout": 1}
     cloud = make_cloud(fake_hosts=hosts, overrides=overrides)
     cloud.compute.create_flavor("small", 1, 512, 1)
     cloud.compute.create_flavor("large", 2, 1024, 2)
@@ -346,3 +349,32 @@ def test_a_finish_interrupted_by_a_restart_is_rolled_back(restartable) -> None:
     assert _domains(again, server.host)[server.id].power_state is PowerState.RUNNING
     assert _allocations(again)[0] == {server.id: (server.host, 1, 512)}
     assert again.compute.list_server_migrations(server.id)[0].status == "error"
+
+
+# --- a server left with no host ----------------------------------------------------------
+
+
+def test_a_server_left_scheduling_with_no_host_becomes_error(make_cloud, image_file) -> None:
+    """create_server cut off between its intent and the claim (its process gone): the
+    scheduler fails the server once it has been left so for rpc_call_timeout."""
+    import uuid as _uuid
+
+    from stackcore.compute.placement.manager import SchedulerManager
+
+    cloud = _cloud(make_cloud, image_file, overrides_rpc=True)
+    orphan = str(_uuid.uuid4())
+    with cloud.db.transaction() as session:
+        session.add(models.Instance(
+            uuid=orphan, name="cut-off", project_id="admin", user_id="admin",
+            flavor_id="x", flavor={"name": "small", "vcpus": 1, "ram_mb": 512, "disk_gb": 1},
+            image_id="x", vm_state="building", task_state="scheduling"))
+    placed = cloud.compute.create_server("placed", "small", "img")
+    scheduler = SchedulerManager(cloud.conf, cloud.db)
+    assert scheduler.reconcile_unplaced() == []  # first seen now: not an orphan yet
+    failed = wait_until(scheduler.reconcile_unplaced, 30, "the unplaced server failed")
+    assert failed == [orphan]
+    after = cloud.compute.get_server(orphan)
+    assert (after.status, after.task_state, after.fault.step) == ("ERROR", None, "schedule")
+    assert "no host was claimed" in after.fault.message
+    assert cloud.compute.get_server(placed.id).status == "ACTIVE"
+    assert orphan not in _allocations(cloud)[0]

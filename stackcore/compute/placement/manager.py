@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 from sqlalchemy.orm import Session
 
-from stackcore import exception, service
+from stackcore import exception, faults, managers, service
 from stackcore.compute import models
 from stackcore.compute.family import COMPUTE_BINARY
 from stackcore.compute.placement import claims, load_handler
@@ -79,12 +79,49 @@ class SchedulerManager:
         self._states_lock = threading.Lock()
         self._states: HostSet | None = None
         self._states_read_at = 0.0
+        # servers being placed by this process now (not orphans), and the orphans' clock
+        self._placing = managers.KeyedLocks()
+        self._orphans = managers.Orphans()
 
     def init_host(self) -> None:
         """Nothing to reconcile: the scheduler keeps no state outside the database."""
 
     def periodic_tasks(self) -> None:
-        """Nothing periodic."""
+        self.reconcile_unplaced()
+
+    def reconcile_unplaced(self) -> list[str]:
+        """Periodic: a server left ``building`` (``scheduling``) with no host is an orphan
+        once it has been seen so, with no placement of this process working on it, for
+        ``rpc_call_timeout`` seconds - its ``create_server`` was cut off between the intent
+        and the claim (the API process killed, or the database gone while the API recorded
+        the scheduler's failure), and no compute host owns it. It becomes ERROR with a fault
+        saying so; nothing was claimed for it. Returns the servers it failed."""
+        inst = models.Instance
+        with self.db.read() as session:
+            unplaced = list(session.execute(sa.select(inst.uuid).where(
+                inst.vm_state == VmState.BUILDING, inst.host.is_(None),
+                inst.task_state == TaskState.SCHEDULING)).scalars())
+        due = self._orphans.due({uuid: TaskState.SCHEDULING for uuid in unplaced},
+                                self._placing.busy, self.conf.rpc_call_timeout,
+                                time.monotonic())
+        failed = []
+        for uuid in due:
+            why = (f"scheduling of server {uuid} was cut off: no host was claimed for it "
+                   f"within {self.conf.rpc_call_timeout} s ([DEFAULT] rpc_call_timeout), and "
+                   "its create_server call is gone (an API process stopped, or the database "
+                   "went away while it recorded the outcome)")
+            with self.db.transaction() as session:
+                row = session.get(models.Instance, uuid, with_for_update=True)
+                if row is None or row.vm_state != VmState.BUILDING or row.host is not None \
+                        or row.task_state != TaskState.SCHEDULING:
+                    continue  # placed, deleted or failed meanwhile
+                session.add(faults.new(models.InstanceFault, exception.NoValidHost(why),
+                                       step="schedule", instance_uuid=uuid))
+                row.vm_state = VmState.ERROR
+                row.task_state = None
+            LOG.warning("%s; it is ERROR now", why)
+            failed.append(uuid)
+        return failed
 
     def _ratios(self) -> claims.Ratios:
         sched = self.conf.scheduler
@@ -232,6 +269,11 @@ class SchedulerManager:
         ``availability_zone``, ``extra_specs``, ``image_properties``, ``server_group`` (id)
         and ``exclude_hosts``. Raises NoValidHost with one reason per filter that rejected
         hosts, NotFound (nothing claimed) if the server was deleted while being scheduled."""
+        with self._placing.locked(instance_uuid):
+            return self._select_destinations(instance_uuid, request)
+
+    def _select_destinations(self, instance_uuid: str, request: dict[str, Any]
+                             ) -> dict[str, Any]:
         req = self._request(instance_uuid, request)
         hosts = self._current_host_states()
         if not len(hosts):

@@ -437,8 +437,9 @@ class VolumeManager:
         attachment attaching/detaching) is an orphan once it has been seen so, in the same
         state and with no request of this service holding it, for ``rpc_call_timeout``
         seconds (by then the caller has stopped waiting, and a request on its way would have
-        arrived). A create (volume or snapshot) that never started is started; anything else
-        is handled as at start-up (:meth:`init_host`). Returns the volumes it handled."""
+        arrived). A create (volume or snapshot) that never started is started; a volume
+        left creating with no backend at all is removed (:meth:`_remove_unplaced`); anything
+        else is handled as at start-up (:meth:`init_host`). Returns the volumes it handled."""
         att, snap, vol = models.Attachment, models.Snapshot, models.Volume
         with self.db.transaction() as session:
             transient: dict[str, Any] = {
@@ -458,16 +459,42 @@ class VolumeManager:
                     .where(vol.host == self.host, att.attach_status.in_(
                         [AttachStatus.ATTACHING, AttachStatus.DETACHING]))):
                 transient.setdefault(vid, []).append(f"attachment {aid} {status}")
+            # Unplaced: a create the volume API cut off between its row and the claim (its
+            # process gone, or the database gone while it removed the row after a failed
+            # placement). No backend owns it, so every volume service looks at it; the first
+            # to find it due removes it (under a row lock, re-checked).
+            unplaced = set(session.execute(sa.select(vol.id).where(
+                vol.host.is_(None), vol.status == VolumeStatus.CREATING)).scalars())
+            for vid in unplaced:
+                transient[vid] = ["unplaced"]
         due = self._orphans.due({k: tuple(sorted(v)) for k, v in transient.items()},
                                 self._locks.busy, self.conf.rpc_call_timeout,
                                 time.monotonic())
         for volume_id in due:
             try:
+                if volume_id in unplaced:
+                    self._remove_unplaced(volume_id)
+                    continue
                 self._reconcile_orphan(volume_id)
             except Exception as err:  # noqa: BLE001 - the next pass tries again
                 LOG.warning("reconciling orphaned volume %s on %s failed: %s", volume_id,
                             self.host, err)
         return due
+
+    def _remove_unplaced(self, volume_id: str) -> None:
+        """Remove a volume row left ``creating`` with no backend: what the volume API does
+        itself when placement fails (its caller got the error, never the volume). Nothing
+        was claimed for it: a placement still running finds the row gone and its claim is
+        rolled back (:func:`claims.claim` raises NotFound)."""
+        vol = models.Volume
+        with self.db.transaction() as session:
+            row = session.get(vol, volume_id, with_for_update=True)
+            if row is None or row.host is not None or row.status != VolumeStatus.CREATING:
+                return  # placed or deleted meanwhile
+            session.delete(row)
+        LOG.warning("volume %s: left creating with no backend for %d s (its create was cut "
+                    "off before a backend was claimed); removed", volume_id,
+                    self.conf.rpc_call_timeout)
 
     def _reconcile_orphan(self, volume_id: str) -> None:
         with self.db.transaction() as session:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from stackcore import exception
 from stackcore.volume import models
 
 
@@ -37,11 +38,15 @@ def claim(session: Session, host: str, pool: str, volume_id: str, size: int, thi
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
     v = models.Volume
-    session.execute(
+    moved = session.execute(
         sa.update(v).where(v.id == volume_id)
         .values(host=host, pool=pool, allocated_gb=v.allocated_gb + size)
         .execution_options(synchronize_session=False)
     )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        # the row went while it was placed (a volume service removed it as left unplaced):
+        # raising rolls the pool's claim back with the transaction - nothing leaks
+        raise exception.NotFound("volume", volume_id)
     return True
 
 

@@ -99,7 +99,17 @@ def test_services_survive_a_postgresql_crash_mid_operation(
             servers = set(conn.execute(sa.text("SELECT uuid FROM instances")).scalars())
             volumes = set(conn.execute(sa.text("SELECT id FROM volumes")).scalars())
         failed = [f"{o.op}: {o.detail}" for o in workload.failures()]
-        assert servers == created["server"], (servers ^ created["server"], failed)
+        # A create_server the outage cut off after its row was written raised to its caller
+        # (who never got the id) but leaves a server anyone can list - ERROR with a fault
+        # (the scheduler fails one left unplaced), or built (the compute host builds one
+        # whose request never arrived), as a lost API reply leaves one in Nova. At most one
+        # such server per create_server that failed on the database, none transient (checked
+        # above); a volume create cut off that way is removed (the API's own rule).
+        cut_off = sum(o.op == "create_server" and "database" in o.detail
+                      for o in workload.failures())
+        assert created["server"] <= servers, (created["server"] - servers, failed)
+        unreturned = servers - created["server"]
+        assert len(unreturned) <= cut_off, (unreturned, failed)
         assert volumes == created["volume"], (volumes ^ created["volume"], failed)
         assert seconds < 60, f"a server was built only {seconds:.1f} s after the restart"
         with engine.connect() as conn:

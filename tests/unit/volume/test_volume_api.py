@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from stackcore import exception
 from stackcore.volume import models
+from tests.conftest import wait_until
 from tests.unit.volume.conftest import manager_of
 
 GiB = 1024**3
@@ -478,3 +479,40 @@ def test_volume_from_a_store_image_is_offered_to_clone_image(vcloud) -> None:
     cloud.volume.delete(copied.id)
     cloud.volume.delete(broken.id)
     cloud.image.delete(image.id)  # nothing depends on it any more
+
+
+def test_a_volume_left_creating_with_no_backend_is_removed(vcloud) -> None:
+    """volume.create cut off between its row and the claim (its process gone, or the
+    database gone while it removed the row of a failed placement): once left so for
+    rpc_call_timeout the volume service removes the row, as the API would have; a
+    placement that finds its row gone rolls its claim back instead of leaking it."""
+    import uuid
+
+    from stackcore.volume.placement import claims
+
+    cloud = vcloud(overrides={"DEFAULT": {"rpc_call_timeout": 1}})
+    manager = manager_of(cloud)
+    placed = cloud.volume.create(1)
+    orphan = str(uuid.uuid4())
+    with cloud.db.transaction() as session:
+        session.add(models.Volume(project_id="admin", user_id="admin", id=orphan, size=1,
+                                  status="creating"))
+    assert orphan not in manager.reconcile_orphans(), "first seen now: not an orphan yet"
+    wait_until(lambda: orphan in manager.reconcile_orphans(), 30,
+               "the orphan pass taking the unplaced volume")
+    with cloud.db.transaction() as session:
+        assert session.get(models.Volume, orphan) is None, "the unplaced row is still there"
+    assert [v.id for v in cloud.volume.list_volumes()] == [placed.id]
+
+    def allocated() -> int:
+        with cloud.db.transaction() as session:
+            return session.execute(sa.select(sa.func.sum(
+                models.VolumePool.allocated_capacity_gb))).scalar_one()
+
+    before = allocated()
+    host, _, pool = placed.host.partition("#")
+    with pytest.raises(exception.NotFound, match=orphan):
+        with cloud.db.transaction() as session:
+            claims.claim(session, host, pool, orphan, 1, True)
+    assert allocated() == before, f"a claim for a removed volume leaked: {before} -> " \
+        f"{allocated()} GiB"

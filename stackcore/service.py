@@ -177,7 +177,7 @@ def beat(db: db_api.Database, who: list[tuple[str, str]]) -> None:
     svc = models.Service
     condition = sa.or_(*[sa.and_(svc.host == host, svc.binary == binary)
                          for host, binary in who])
-    with db.engine.begin() as conn:
+    with db.urgent_engine.begin() as conn:  # first in this process's queue of writers
         conn.execute(sa.update(svc).where(condition).values(
             last_seen_at=models.utcnow(), report_count=svc.report_count + 1))
 

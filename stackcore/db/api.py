@@ -47,6 +47,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from stackcore import exception
+from stackcore.db.writer_gate import URGENT, WriterGate
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,7 +95,12 @@ class Database:
             raise exception.ConfigError(
                 f"[database] connection {redact(url)} cannot be used: {type(err).__name__}"
             ) from err
+        #: SQLite: this process's writers take turns in order, heartbeats first (see
+        #: :mod:`stackcore.db.writer_gate`); None elsewhere (the server queues fairly).
+        self.writer_gate: WriterGate | None = None
         if self.dialect == "sqlite":
+            self.writer_gate = WriterGate()
+            self.writer_gate.install(self.engine)  # before the listener that sends BEGIN
             _make_sqlite_transactional(self.engine)
         elif self.dialect in _MYSQL_DIALECTS:
             event.listen(self.engine, "reset", _release_mysql_named_locks)
@@ -102,6 +108,9 @@ class Database:
         # read(): the same engine and pool, its connections begin a deferred transaction
         self._readers = sessionmaker(self.engine.execution_options(stackcore_read=True),
                                      expire_on_commit=False)
+        #: The same engine for a transaction that must not wait behind this process's other
+        #: writers (heartbeats: a late one is a service declared down).
+        self.urgent_engine = self.engine.execution_options(**{URGENT: True})
 
         # Writers bump a generation counter after commit so that waiters in this process
         # (``wait_for_write``) wake at once instead of sleeping out a poll interval.

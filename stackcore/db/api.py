@@ -111,6 +111,7 @@ class Database:
         #: The same engine for a transaction that must not wait behind this process's other
         #: writers (heartbeats: a late one is a service declared down).
         self.urgent_engine = self.engine.execution_options(**{URGENT: True})
+        self._urgent_sessions = sessionmaker(self.urgent_engine, expire_on_commit=False)
 
         # Writers bump a generation counter after commit so that waiters in this process
         # (``wait_for_write``) wake at once instead of sleeping out a poll interval.
@@ -118,18 +119,23 @@ class Database:
         self._changed = threading.Condition()
         event.listen(self._sessions, "do_orm_execute", _flag_dml)
         event.listen(self._sessions, "after_flush", _flag_flush)
+        event.listen(self._urgent_sessions, "do_orm_execute", _flag_dml)
+        event.listen(self._urgent_sessions, "after_flush", _flag_flush)
         event.listen(self._readers, "do_orm_execute", _refuse_dml)
         event.listen(self._readers, "before_flush", _refuse_flush)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, urgent: bool = False) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error.
+
+        ``urgent``: on SQLite, this transaction goes first in the process's queue of writers
+        (liveness reports: a late one is a service or agent declared down).
 
         On a server database, the transaction starts on a connection proven to answer (waiting
         up to about :data:`RECONNECT_WAIT` seconds for the database to take connections again);
         an outage during it raises BackendUnavailable naming the database."""
         if self.dialect == "sqlite":  # a file: nothing to reconnect to
-            with self._sessions() as session:
+            with (self._urgent_sessions if urgent else self._sessions)() as session:
                 with session.begin():
                     yield session
                 self._committed(session)

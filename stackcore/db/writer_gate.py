@@ -10,9 +10,10 @@ could lose that race for seconds on a busy machine, and a running service was de
 What. :class:`WriterGate` queues this process's writers *before* they ask SQLite for the lock
 (at their ``BEGIN IMMEDIATE``, the engine's ``begin`` event) and lets them through one at a
 time in arrival order; a transaction whose connection carries the execution option
-``stackcore_urgent`` (the heartbeats', :data:`URGENT`) goes right after the transaction in
-progress. The writer leaves the gate when its transaction commits or rolls back, or when its
-connection goes back to the pool if neither happened (a failed ``BEGIN``).
+``stackcore_urgent`` (heartbeats and agents' liveness reports, :data:`URGENT`) goes right
+after the transaction in progress and the urgent ones queued before it. The writer leaves
+the gate when its transaction commits or rolls back, or when its connection goes back to
+the pool if neither happened (a failed ``BEGIN``).
 
 What it is not. Readers (``Database.read()``, a deferred ``BEGIN``) never queue: in WAL mode
 they need no lock. Other processes are not in the gate; against them SQLite's own lock and busy
@@ -50,7 +51,9 @@ class WriterGate:
     def __init__(self, wait_limit: float = WAIT_LIMIT) -> None:
         self.wait_limit = wait_limit
         self._cond = threading.Condition()
-        self._queue: collections.deque[object] = collections.deque()
+        # urgent writers go before the others, each kind in arrival order
+        self._urgent: collections.deque[object] = collections.deque()
+        self._normal: collections.deque[object] = collections.deque()
         self._holder: int | None = None  # thread id holding the gate
         self._depth = 0  # nested turns of that thread
 
@@ -63,24 +66,25 @@ class WriterGate:
                 self._depth += 1
                 return True
             ticket = object()
-            if urgent:
-                self._queue.appendleft(ticket)
-            else:
-                self._queue.append(ticket)
+            queue = self._urgent if urgent else self._normal
+            queue.append(ticket)
             deadline = time.monotonic() + self.wait_limit
-            while self._holder is not None or self._queue[0] is not ticket:
+            while self._holder is not None or self._head() is not ticket:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self._queue.remove(ticket)
+                    queue.remove(ticket)
                     self._cond.notify_all()  # the head may have changed
                     LOG.warning("a database writer waited %.0f s for its turn; it goes on to "
                                 "SQLite's lock without one", self.wait_limit)
                     return False
                 self._cond.wait(left)
-            self._queue.popleft()
+            queue.popleft()
             self._holder = me
             self._depth = 1
             return True
+
+    def _head(self) -> object:
+        return self._urgent[0] if self._urgent else self._normal[0]
 
     def leave(self) -> None:
         """End one turn of the holding thread (the gate opens when its outermost one ends)."""
@@ -95,7 +99,7 @@ class WriterGate:
     def waiting(self) -> int:
         """How many writers wait for their turn now (for tests and diagnostics)."""
         with self._cond:
-            return len(self._queue)
+            return len(self._urgent) + len(self._normal)
 
     def install(self, engine: sa.Engine) -> None:
         """Gate ``engine``'s write transactions: enter before their ``BEGIN IMMEDIATE`` is

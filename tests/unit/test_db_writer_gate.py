@@ -30,7 +30,7 @@ def _await(condition, what: str, timeout: float = 30.0) -> None:  # type: ignore
         time.sleep(0.005)
 
 
-def test_writers_get_their_turn_in_arrival_order_and_a_heartbeat_goes_first(
+def test_writers_get_their_turn_in_arrival_order_and_urgent_ones_go_first(
         db: api.Database) -> None:
     gate = db.writer_gate
     assert gate is not None, "a SQLite database has a writer gate"
@@ -43,7 +43,12 @@ def test_writers_get_their_turn_in_arrival_order_and_a_heartbeat_goes_first(
             holding.set()
             release.wait(30)
 
-    def writer(name: str, engine: sa.Engine) -> None:
+    def writer(name: str, engine: sa.Engine | None) -> None:
+        if engine is None:  # an agent's liveness report: an urgent ORM transaction
+            with db.transaction(urgent=True) as session:
+                order.append(name)
+                session.execute(sa.text("INSERT INTO log VALUES (:n)"), {"n": name})
+            return
         with engine.begin() as conn:
             order.append(name)  # inside the transaction: the order turns were given in
             conn.exec_driver_sql("INSERT INTO log VALUES (?)", (name,))
@@ -51,8 +56,9 @@ def test_writers_get_their_turn_in_arrival_order_and_a_heartbeat_goes_first(
     threads = [threading.Thread(target=holder)]
     threads[0].start()
     assert holding.wait(30), "the first writer never began"
-    queued = [("w1", db.engine), ("w2", db.engine), ("w3", db.engine),
-              ("heartbeat", db.urgent_engine)]
+    queued: list[tuple[str, sa.Engine | None]] = [
+        ("w1", db.engine), ("report", None), ("w2", db.engine), ("heartbeat", db.urgent_engine),
+        ("w3", db.engine)]
     for n, (name, engine) in enumerate(queued, start=1):
         thread = threading.Thread(target=writer, args=(name, engine))
         thread.start()
@@ -61,10 +67,10 @@ def test_writers_get_their_turn_in_arrival_order_and_a_heartbeat_goes_first(
     release.set()
     for thread in threads:
         thread.join(30)
-    assert order == ["heartbeat", "w1", "w2", "w3"], order
+    assert order == ["report", "heartbeat", "w1", "w2", "w3"], order
     with db.read() as session:
         written = session.execute(sa.text("SELECT who FROM log")).scalars().all()
-    assert sorted(written) == ["heartbeat", "holder", "w1", "w2", "w3"], written
+    assert sorted(written) == ["heartbeat", "holder", "report", "w1", "w2", "w3"], written
     assert gate.waiting == 0
 
 

@@ -168,7 +168,7 @@ class AgentStateEndpoint:
     def report_state(self, agent_state: dict[str, Any], start_flag: bool = False) -> dict[str,
                                                                                           Any]:
         """Record one report; returns the agent as stored (with ``alive``)."""
-        with self.db.transaction() as session:
+        with self.db.transaction(urgent=True) as session:  # a liveness report
             agent, came_up = record_report(
                 session, agent_state, self.conf.network.agent_down_time, start_flag
             )

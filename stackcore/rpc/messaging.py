@@ -8,14 +8,26 @@ Every stackcore endpoint is exposed through one generic oslo endpoint whose only
 :func:`stackcore.rpc.base.dispatch`. That keeps errors, versions and the payload format exactly
 as in-process, rather than relying on oslo's remote-exception reconstruction (which needs
 ``allowed_remote_exmods`` and positional-argument compatible exception classes).
+
+Calls are published *mandatory* (oslo.messaging ``TransportOptions(at_least_once=True)``).
+Why: services declare their queues non-durable, so right after a broker restart there is a
+moment when a service has reconnected but not yet declared its queue again; a call published
+then was silently dropped by the broker and its caller waited the whole ``rpc_call_timeout``
+for a reply that could never come (RabbitMQ recovery measured 15-17 s). Mandatory, the broker
+returns a call no queue takes at once (``MessageUndeliverable``) and the client sends it again,
+with back-off, until a queue takes it or the call's own timeout is spent; a call nothing ever
+takes fails saying that no service consumes its queue. Casts stay fire-and-forget: many go to
+agents that may be gone for good, and a lost cast is repaired by its receiver's orphan pass.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
+import tenacity
 from oslo_config import cfg
 
 from stackcore import exception
@@ -111,6 +123,8 @@ class _Client(base.Client):
             ),
             timeout=transport._timeout,  # noqa: SLF001
         )
+        # calls only: a cast stays fire-and-forget (module doc)
+        self._mandatory = oslo_messaging.TransportOptions(at_least_once=True)
 
     def prepare(self, server: str | None = None, version: str | None = None) -> base.Client:
         target = base.Target(
@@ -122,11 +136,36 @@ class _Client(base.Client):
         import oslo_messaging
 
         payload = base.encode(kwargs)
-        try:
-            reply = self._rpc.call(
+        timeout = self._transport._timeout  # noqa: SLF001
+        deadline = time.monotonic() + timeout
+        where = f"{self.target.topic}.{self.target.server or '*'}"
+
+        def send() -> str:
+            # each attempt waits for its reply only as long as the call has left
+            left = max(0.1, deadline - time.monotonic())
+            reply: str = self._rpc.prepare(timeout=left, transport_options=self._mandatory).call(
                 {}, "stackcore_dispatch", rpc_method=method, version=self.target.version,
                 payload=payload,
             )
+            return reply
+
+        def not_taken(state: tenacity.RetryCallState) -> None:
+            log = LOG.info if state.attempt_number == 1 else LOG.debug
+            log("rpc %s to %s: no queue took it (its service is not consuming yet); sending "
+                "it again", method, where)
+
+        resend = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(oslo_messaging.MessageUndeliverable),
+            stop=tenacity.stop_after_delay(timeout),
+            wait=tenacity.wait_exponential(multiplier=0.02, max=1.0),
+            before_sleep=not_taken, reraise=True)
+        try:
+            reply = resend(send)
+        except oslo_messaging.MessageUndeliverable as err:
+            raise exception.RPCError(
+                f"RPC {method} to {where} over {self._transport.where}: no service consumes "
+                f"its queue (not taken for {timeout}s)"
+            ) from err
         except oslo_messaging.MessagingTimeout as err:
             raise exception.RPCError(
                 f"no reply from {self.target.topic}.{self.target.server or '*'} for {method} "

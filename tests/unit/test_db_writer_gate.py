@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from stackcore.db import api
 from stackcore.db.writer_gate import WriterGate
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -21,13 +22,6 @@ def db(tmp_path: Path) -> Iterator[api.Database]:
         conn.exec_driver_sql("CREATE TABLE log (who TEXT)")
     yield database
     database.dispose()
-
-
-def _await(condition, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 def test_writers_get_their_turn_in_arrival_order_and_urgent_ones_go_first(
@@ -63,7 +57,8 @@ def test_writers_get_their_turn_in_arrival_order_and_urgent_ones_go_first(
         thread = threading.Thread(target=writer, args=(name, engine))
         thread.start()
         threads.append(thread)
-        _await(lambda n=n: gate.waiting == n, f"{n} writers queued (now {gate.waiting})")
+        wait_until(lambda n=n: gate.waiting == n, 30, f"{n} writers queued (now {gate.waiting})",
+                   interval=0.005)
     release.set()
     for thread in threads:
         thread.join(30)
@@ -118,7 +113,7 @@ def test_one_holder_at_a_time_and_its_own_nested_turns_go_through() -> None:
     got: list[bool] = []
     other = threading.Thread(target=lambda: got.append(gate.enter()))
     other.start()
-    _await(lambda: gate.waiting == 1, "the other thread queued")
+    wait_until(lambda: gate.waiting == 1, 30, "the other thread queued", interval=0.005)
     gate.leave()
     other.join(0.2)  # the gate stays closed: one nested turn of the holder is still open
     assert other.is_alive() and got == [], f"the gate opened early: {got}"

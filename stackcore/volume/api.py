@@ -635,6 +635,8 @@ class VolumeAPI(BackupAPI, ScopedAPI):
                                            resource="volume", resource_id=volume_id,
                                            host=None))
             raise
+        except exception.InvalidState:
+            raise  # the driver refused: the volume kept its status and size (and the fault)
         except exception.StackcoreError:
             pass  # recorded as error_extending + fault by the manager
         return self.get(volume_id)

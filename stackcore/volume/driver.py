@@ -266,8 +266,14 @@ class VolumeDriver(abc.ABC):
 
     @abc.abstractmethod
     def extend_volume(self, volume: Volume, new_size: int) -> None:
-        """Grow the volume to ``new_size`` GiB keeping its data. Called only on attached
-        volumes when the driver declares ``online_extend``."""
+        """Grow the volume to ``new_size`` GiB keeping its data. Called on attached volumes
+        (``volume.attached``) only when the driver declares ``online_extend``.
+
+        Raising :class:`~stackcore.exception.InvalidState` *before changing anything* refuses
+        an extend this volume cannot take now (an attached volume whose data a hypervisor holds
+        open in a form the backend cannot grow under it): the caller gets that error and the
+        volume keeps its status and size. Any other error leaves it ``error_extending`` with
+        a fault."""
 
     # --- snapshots ------------------------------------------------------------------------
 

@@ -182,6 +182,7 @@ class VolumeManager:
             driver_data=dict(row.driver_data or {}),
             multiattach=row.multiattach,
             pool=row.pool,
+            attached=VolumeStatus.IN_USE in (row.status, row.previous_status),
         )
 
     def _load(self, volume_id: str) -> tuple[models.Volume, objects.Volume]:
@@ -825,11 +826,18 @@ class VolumeManager:
             try:
                 self._driver_call("extend_volume", self.driver.extend_volume, volume, new_size)
             except Exception as err:
+                # InvalidState: the driver refused before changing anything (contract)
+                refused = isinstance(err, exception.InvalidState)
+                status = (row.previous_status or VolumeStatus.AVAILABLE) if refused \
+                    else VolumeStatus.ERROR_EXTENDING
                 with self.db.transaction() as session:
-                    self._fault("volume", volume_id, "extend_volume", err, session)
+                    if not refused:  # a refusal is the caller's answer, not a failure
+                        self._fault("volume", volume_id, "extend_volume", err, session)
                     claims.release_part(session, volume_id, new_size - row.size)
                     session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
-                                    .values(status=VolumeStatus.ERROR_EXTENDING))
+                                    .values(status=status,
+                                            previous_status=None if refused else
+                                            models.Volume.previous_status))
                 self._notify("volume.resize.error", volume_id, err, "extend_volume")
                 raise
             self._update(volume_id, size=new_size,

@@ -37,6 +37,9 @@ class Volume:
     driver_data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     multiattach: bool = False
     pool: str | None = None  # the pool placement chose (a pool_name from the driver's stats)
+    #: whether a host has the volume attached now (a hypervisor may hold it open): a driver
+    #: must not rewrite what such a reader caches (a qcow2 header, its L1 table) behind it
+    attached: bool = False
 
     @property
     def name(self) -> str:

@@ -452,9 +452,21 @@ class NfsDriver(VolumeDriver):
                                    "from_snapshot:after_create")
 
     def extend_volume(self, volume: Volume, new_size: int) -> None:
+        """``qemu-img resize`` of the volume's active file. Attached, only a raw one: growing
+        a raw file under a running QEMU is safe (QEMU learns the size from the hypervisor's
+        block resize), but a qcow2 image's header and L1 table are cached by the QEMU that
+        has it open, and rewriting them behind it corrupts the image. So an attached volume
+        whose active file is qcow2 (``nfs_qcow2_volumes``, or any volume with a snapshot)
+        is refused before anything changes (Cinder's NFS driver refuses every attached
+        extend, bug 1870367)."""
         share = self._share_of(volume)
         active = self._active(share, volume)
         fmt = self._format(share, volume, active)
+        if volume.attached and fmt != "raw":
+            raise exception.InvalidState(
+                f"volume {volume.id} is attached and its active file {active} is {fmt}: "
+                "growing it while a hypervisor has it open would corrupt it; detach it, "
+                "extend it, attach it again", state="in-use")
         self._qemu_img("resize", "-f", fmt, share.url(active), f"{new_size}G")
         info = self._info(share, active, volume)
         if info["virtual-size"] != new_size * GiB:

@@ -236,7 +236,7 @@ class Volumes:
     def attach(self, volume: Volume, connector: Mapping[str, Any] = CONNECTOR
                ) -> tuple[Volume, dict[str, Any]]:
         """create_export + initialize_connection, schema-checked; export removed at
-        teardown."""
+        teardown. The volume returned is ``attached``."""
         update = check.step("create_export()", lambda: self.driver.create_export(volume,
                                                                                  connector))
         volume = self.track(apply(volume, update, "create_export"))
@@ -248,7 +248,8 @@ class Volumes:
         except exception.DriverError as err:
             raise check.KitError(f"connection_info from initialize_connection(): expected "
                                  f"one meeting the protocol's schema, got: {err}") from None
-        return volume, info
+        # what the manager tells the driver of a volume a host has attached
+        return self.track(dataclasses.replace(volume, attached=True)), info
 
     def detach(self, volume: Volume, connector: Mapping[str, Any] | None = CONNECTOR) -> None:
         check.step("terminate_connection()",

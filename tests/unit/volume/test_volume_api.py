@@ -195,6 +195,38 @@ def test_failed_extend_and_snapshot(vcloud) -> None:
     assert f"snapshot-{snap.id}" not in objects_on(cloud)
 
 
+def test_an_extend_the_driver_refuses_keeps_the_attached_volume_in_use(
+        vcloud, monkeypatch) -> None:
+    """A driver refusing (InvalidState, nothing changed: the volume is attached and it cannot
+    grow it under an open hypervisor) - the caller gets the refusal, the volume keeps its
+    status and size (no fault: nothing failed), the claim is given back. The driver was told
+    the volume is attached."""
+    cloud = vcloud()
+    vol = cloud.volume.create(1)
+    info = cloud.volume.attach(vol.id, CONNECTOR)
+    driver = manager_of(cloud).driver
+    seen: list[bool] = []
+
+    def refuse(volume, new_size):  # type: ignore[no-untyped-def]
+        seen.append(volume.attached)
+        raise exception.InvalidState(f"volume {volume.id} cannot grow while attached",
+                                     state="in-use")
+
+    monkeypatch.setattr(driver, "extend_volume", refuse)
+    with pytest.raises(exception.InvalidState) as caught:
+        cloud.volume.extend(vol.id, 2)
+    assert "cannot grow while attached" in str(caught.value), str(caught.value)
+    assert seen == [True], f"extend_volume saw attached={seen}"
+    view = cloud.volume.get(vol.id)
+    assert (view.status, view.size) == ("in-use", 1), (view.status, view.size)
+    assert view.fault is None, view.fault
+    assert cloud.volume.list_pools()[0].allocated_capacity_gb == 1
+    monkeypatch.undo()
+    cloud.volume.detach(vol.id, info["attachment_id"])
+    grown = cloud.volume.extend(vol.id, 2)
+    assert (grown.status, grown.size) == ("available", 2), (grown.status, grown.size)
+
+
 def test_volume_types_map_to_backends_and_zones(vcloud) -> None:
     cloud = vcloud(volume={"enabled_backends": ["fast", "slow"]},
                    overrides={"slow": {"backend_availability_zone": "az2",

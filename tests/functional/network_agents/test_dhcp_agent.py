@@ -16,8 +16,11 @@ came through the server's notifications.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +30,7 @@ import pytest
 from stackcore_drivers.network.conf import load_agent_conf
 from stackcore_drivers.network.dhcp import interface
 from stackcore_drivers.network.dhcp.agent import DhcpAgent
+from stackcore_drivers.network.dhcp.dnsmasq import DnsmasqDriver
 from stackcore_drivers.network.linuxbridge import conf as lb_conf
 from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
 from stackcore_drivers.network.ovs import conf as ovs_conf
@@ -34,7 +38,8 @@ from stackcore_drivers.network.ovs.agent import OvsAgent
 from stackcore_drivers.network.ovs.ovsdb import Ovsdb
 
 import stackcore
-from stackcore.network.dhcp import netns_name
+from stackcore import lifecycle
+from stackcore.network.dhcp import DhcpDevice, DhcpNetwork, netns_name
 from tests.conftest import backend_env, wait_until
 from tests.functional.processes import terminate
 
@@ -480,3 +485,51 @@ def test_guest_gets_the_subnets_dns_servers_and_routes_and_their_changes(
     got = options()
     assert got == ["", "", "", "10.78.0.1"], got
     assert agent.driver.server_id(x.id) == pid, "dnsmasq was restarted for an option change"
+
+
+def test_dnsmasq_started_by_an_agent_thread_stops_on_sigterm(tmp_path: Path) -> None:
+    """The agent's threads block SIGTERM/SIGINT (stackcore.lifecycle) and a signal mask
+    survives fork and exec: the real dnsmasq, started from such a thread as the agent does,
+    still ends promptly on one SIGTERM (the driver starts it with
+    lifecycle.unblock_stop_signals)."""
+    network_id, subnet_id, port_id = (str(uuid.uuid4()) for _ in range(3))
+    namespace = netns_name(network_id)
+    ip("netns", "add", namespace)
+    conf = load_agent_conf(DhcpAgent.list_opts()[1:])
+    driver = DnsmasqDriver(conf, str(tmp_path / "driver"))
+    try:
+        ip("-n", namespace, "link", "add", "ns-sig0", "type", "veth", "peer", "name", "ns-sig1")
+        ip("-n", namespace, "link", "set", "ns-sig1", "up")
+        ip("-n", namespace, "addr", "add", "10.83.0.2/24", "dev", "ns-sig0")
+        ip("-n", namespace, "link", "set", "ns-sig0", "up")
+        network = DhcpNetwork.from_dict({
+            "id": network_id, "mtu": 1500,
+            "subnets": [{"id": subnet_id, "cidr": "10.83.0.0/24", "enable_dhcp": True,
+                         "gateway_ip": "10.83.0.1"}],
+            "ports": [{"id": port_id, "mac_address": "fa:16:3e:00:83:02",
+                       "fixed_ips": [{"subnet_id": subnet_id, "ip_address": "10.83.0.2"}]}]})
+        device = DhcpDevice(namespace, "ns-sig0", network.ports[0])
+        failures: list[BaseException] = []
+
+        def agent_thread() -> None:
+            lifecycle.block_stop_signals()   # as every agent's thread has them
+            try:
+                driver.enable(network, device)
+            except BaseException as err:
+                failures.append(err)
+
+        thread = threading.Thread(target=agent_thread)
+        thread.start()
+        thread.join(60)
+        assert not failures, f"dnsmasq did not start: {failures}"
+        pid = driver.server_id(network_id)
+        assert _alive(pid), f"no dnsmasq after enable: pid {pid}"
+        blocked = Path(f"/proc/{pid}/status").read_text().split("SigBlk:")[1].split()[0]
+        sent = time.monotonic()
+        os.kill(int(str(pid)), signal.SIGTERM)
+        wait_until(lambda: not _alive(pid), 3, f"dnsmasq {pid} ended after one SIGTERM "
+                   f"(its blocked signals, SigBlk: {blocked})")
+        print(f"\nSIGTERM -> exit, dnsmasq: {time.monotonic() - sent:.2f} s")
+    finally:
+        driver.disable(network_id)
+        ip("netns", "delete", namespace, check=False)

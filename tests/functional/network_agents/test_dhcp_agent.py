@@ -50,6 +50,8 @@ INSTANCE = "sc-dhcp"
 HOST = "dhcp-host"
 DP_NS = f"stackcore-ovs-{INSTANCE}"
 OWNED_BRIDGES = ("br-int", "br-tun", "br-phys")
+#: the secret the metadata tests' agents share with the stub metadata service
+SECRET = "functional-metadata-secret"
 #: the lease a guest got, as busybox udhcpc hands it to its script (environment variables)
 LEASE_SCRIPT = """#!/bin/sh
 [ "$1" = bound ] || exit 0
@@ -136,12 +138,18 @@ class Lab:
         self.script.write_text(LEASE_SCRIPT)
         self.script.chmod(0o755)
 
-    def agent(self) -> DhcpAgent:
+    def agent(self, metadata_url: str | None = None) -> DhcpAgent:
+        """An agent (not started); with isolated metadata forwarding to ``metadata_url``
+        (signing with :data:`SECRET`) when given."""
+        metadata = ({"enable_isolated_metadata": True, "metadata_url": metadata_url,
+                     "metadata_proxy_shared_secret": SECRET} if metadata_url
+                    else {"enable_isolated_metadata": False})
         conf = load_agent_conf(DhcpAgent.list_opts()[1:], overrides={
             "DEFAULT": {"host": self.host, "state_path": str(self.tmp / "agent")},
             "agent": {"report_interval": 1},
             "dhcp": {"interface_driver": "openvswitch" if self.ovsdb else "linuxbridge",
-                     "datapath_namespace": self.datapath, "resync_interval": 60},
+                     "datapath_namespace": self.datapath, "resync_interval": 60,
+                     **metadata},
             "ovs": {"ovsdb_connection": self.ovsdb.target if self.ovsdb else "unix:/none"}})
         agent = DhcpAgent(conf, self.server.transport)
         self.agents.append(agent)
@@ -196,6 +204,7 @@ class Lab:
             agent.stop()
         cleaner = self.agent()
         for network_id in self.networks:
+            cleaner.proxies.stop(network_id)
             cleaner.driver.disable(network_id)
             cleaner.plugger.unplug(netns_name(network_id))
         cleaner.stop()
@@ -344,7 +353,7 @@ def test_agent_process_over_rabbitmq_stops_within_the_deadline_leaving_dnsmasq(
         f"state_path = {tmp_path / 'agent'}\n"
         "[agent]\nreport_interval = 1\n"
         f"[dhcp]\ninterface_driver = openvswitch\ndatapath_namespace = {DP_NS}\n"
-        "resync_interval = 60\n"
+        "resync_interval = 60\nenable_isolated_metadata = false\n"
         f"[ovs]\novsdb_connection = {ovsdb.target}\n")
     log = tmp_path / "dhcp-agent.log"
     reader = lab.agent()   # never started: reads the dnsmasq driver's files

@@ -56,7 +56,13 @@ def test_linuxbridge_agent_refuses_a_bad_local_ip(tmp_path: Path,
      "interface_driver = macvtap\n", "[dhcp] interface_driver = 'macvtap' is invalid"),
     ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[dnsmasq]\nlease_duration = 5\n",
      "[dnsmasq] lease_duration"),
-], ids=["in-process-rpc", "unknown-driver", "bad-interface-driver", "short-lease"])
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n",
+     "[dhcp] enable_isolated_metadata is on but [dhcp] metadata_proxy_shared_secret is empty"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[dhcp]\n"
+     "metadata_proxy_shared_secret = s3cret\nmetadata_url = 127.0.0.1:8775\n",
+     "[dhcp] metadata_url '127.0.0.1:8775' is not an http(s) URL with a host"),
+], ids=["in-process-rpc", "unknown-driver", "bad-interface-driver", "short-lease",
+        "metadata-without-secret", "metadata-url-without-scheme"])
 def test_dhcp_agent_refuses_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        content: str, message: str) -> None:
     from stackcore_drivers.network.dhcp import cmd as dhcp_cmd

@@ -609,6 +609,30 @@ class StubMetadata:
         self.server.server_close()
 
 
+def start_as_the_console_script(agent: DhcpAgent) -> None:
+    """``agent.start()`` from a thread with SIGTERM/SIGINT blocked, as in
+    ``stackcore-dhcp-agent`` (its loops inherit the mask; so would the daemons it starts,
+    without stackcore.lifecycle.unblock_stop_signals)."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        lifecycle.block_stop_signals()
+        try:
+            agent.start()
+        except BaseException as err:
+            failures.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive() and not failures, f"agent start: {failures}"
+
+
+def _sigterm_blocked(pid: object) -> bool:
+    blocked = Path(f"/proc/{pid}/status").read_text().split("SigBlk:")[1].split()[0]
+    return bool(int(blocked, 16) & (1 << (signal.SIGTERM - 1)))
+
+
 def test_guests_reach_the_metadata_service_through_the_proxy_identified_by_their_port(
     server: stackcore.Cloud, lab: Lab
 ) -> None:
@@ -622,9 +646,10 @@ def test_guests_reach_the_metadata_service_through_the_proxy_identified_by_their
         net = server.network
         x, subnet = lab.network("md", "10.84.0.0/24")
         agent = lab.agent(metadata_url=nova.url)
-        agent.start()
+        start_as_the_console_script(agent)
         proxy = agent.proxies.pid(x.id)
         assert _alive(str(proxy)), f"no metadata proxy for network {x.id}: {agent.errors}"
+        assert not _sigterm_blocked(proxy), f"metadata proxy {proxy} has SIGTERM blocked"
         dhcp = wait_until(lambda: dhcp_port(server, x.id), 10, "the DHCP port")
         dhcp_ip = dhcp.fixed_ips[0].ip_address
         script = lab.tmp / "routes.sh"
@@ -685,7 +710,7 @@ def test_guests_reach_the_metadata_service_through_the_proxy_identified_by_their
         agent.stop()
         assert _alive(str(proxy)), "the metadata proxy stopped with the agent"
         agent = lab.agent(metadata_url=nova.url)
-        agent.start()
+        start_as_the_console_script(agent)
         assert agent.proxies.pid(x.id) == proxy, "running proxy not adopted"
         identified(vms[0])
 
@@ -697,9 +722,11 @@ def test_guests_reach_the_metadata_service_through_the_proxy_identified_by_their
         assert _alive(str(restarted)) and restarted != proxy, (restarted, agent.errors)
         identified(vms[1])
 
-        # DHCP off: the proxy stops (on SIGTERM, promptly) and its files go with the namespace
+        # DHCP off: the proxy stops on SIGTERM (not killed [dnsmasq] start_timeout later) and
+        # its files go with the namespace
+        assert not _sigterm_blocked(restarted), f"proxy {restarted} has SIGTERM blocked"
         net.update_subnet(subnet.id, enable_dhcp=False)
-        wait_until(lambda: netns_name(x.id) not in interface.namespaces(), 10,
+        wait_until(lambda: netns_name(x.id) not in interface.namespaces(), 5,
                    "namespace removed after enable_dhcp=False")
         assert not _alive(str(restarted)), f"metadata proxy {restarted} still runs"
         assert x.id not in agent.proxies.active_networks()

@@ -257,10 +257,10 @@ class DhcpAgent:
         self.errors.pop(network_id, None)
 
     def _port_by_address(self, network_id: str, address: str) -> dict[str, Any] | None:
-        """The metadata service's lookup: the port holding ``address`` on a served
-        network (a network this agent does not serve has no guests asking here)."""
-        if network_id not in self.served:
-            return None
+        """The metadata service's lookup: the port holding ``address`` on ``network_id``.
+        Not limited to :attr:`served`: right after a restart the adopted proxies forward
+        before the first pass has filled it. Only the proxies can ask (the socket is root's,
+        mode 0600), and they name their own network."""
         return self.rpc.get_port_by_address(network_id, address)
 
     def sync_ports(self, network_id: str, port_ids: set[str]) -> None:

@@ -72,6 +72,8 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfe
                         "proxy-authenticate", "host", "content-length"})
 #: seconds a forwarded request may take (proxy -> agent -> compute metadata service)
 TIMEOUT = 30.0
+#: sun_path is 108 bytes, its terminating NUL included
+_SOCKET_PATH_MAX = 107
 _NETWORK_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -185,6 +187,10 @@ class MetadataService:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        if len(os.fsencode(self.path)) > _SOCKET_PATH_MAX:
+            raise exception.ConfigError(
+                f"[dhcp] metadata_proxy_socket {self.path!r} is longer than the "
+                f"{_SOCKET_PATH_MAX} bytes of a UNIX socket's path: set a shorter one")
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         Path(self.path).unlink(missing_ok=True)   # left by an agent that stopped
         service = self
@@ -200,8 +206,9 @@ class MetadataService:
 
         self._server = _UnixHTTPServer(self.path, Handler)
         os.chmod(self.path, 0o600)   # only root (the proxies) may claim to be a guest
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="metadata service")
+        # polls for shutdown every 0.1 s: the agent's stop has seconds, not half-seconds
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
+                                        daemon=True, name="metadata service")
         self._thread.start()
 
     def stop(self) -> None:

@@ -63,7 +63,7 @@ class StubMetadata:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -91,7 +91,7 @@ def chain(nova: StubMetadata, tmp_path: Path
         service.start()
         made.append(service)
         proxy = metadata_proxy.make_proxy(NETWORK, socket_path, "127.0.0.1", 0)
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        threading.Thread(target=proxy.serve_forever, args=(0.1,), daemon=True).start()
         made.append(proxy)
         return int(proxy.server_address[1])
 
@@ -179,7 +179,7 @@ def test_metadata_service_down_is_a_502_and_an_agent_away_a_503(
     nova.close()
     assert get(port, "/")[0] == 502
     proxy = metadata_proxy.make_proxy(NETWORK, str(tmp_path / "nobody"), "127.0.0.1", 0)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    threading.Thread(target=proxy.serve_forever, args=(0.1,), daemon=True).start()
     try:
         assert get(int(proxy.server_address[1]), "/")[0] == 503
     finally:
@@ -201,6 +201,11 @@ def test_options_refused_without_a_secret_and_the_secret_is_secret(tmp_path: Pat
         "dhcp": {"metadata_proxy_shared_secret": SECRET, "metadata_url": "ftp://x/"}})
     with pytest.raises(exception.ConfigError, match="metadata_url 'ftp://x/'"):
         metadata_proxy.check_conf(conf)
+    service = metadata_proxy.MetadataService("/" + "s" * 120, "http://127.0.0.1:1", SECRET,
+                                             lambda net, address: None)
+    with pytest.raises(exception.ConfigError, match=r"\[dhcp\] metadata_proxy_socket '/s+' is "
+                       "longer than the 107 bytes"):
+        service.start()
 
 
 def test_every_served_subnet_routes_the_metadata_address_via_the_dhcp_port() -> None:

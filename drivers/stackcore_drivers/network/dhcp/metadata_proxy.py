@@ -70,6 +70,8 @@ IDENTITY_PREFIXES = ("x-instance-id", "x-tenant-id")
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
                         "te", "trailer", "upgrade", "proxy-authorization",
                         "proxy-authenticate", "host", "content-length"})
+#: bytes of a request body forwarded (Nova's password POST is 255 bytes)
+MAX_BODY = 64 * 1024
 #: seconds a forwarded request may take (proxy -> agent -> compute metadata service)
 TIMEOUT = 30.0
 #: sun_path is 108 bytes, its terminating NUL included
@@ -145,8 +147,23 @@ def _error(handler: http.server.BaseHTTPRequestHandler, status: int, text: str) 
         handler.wfile.write(body)
 
 
+class _BadBody(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
 def _body(handler: http.server.BaseHTTPRequestHandler) -> bytes | None:
-    length = int(handler.headers.get("Content-Length") or 0)
+    """The request's body (at most :data:`MAX_BODY` bytes: metadata requests are small, a
+    guest's huge one is refused before it is read)."""
+    try:
+        length = int(handler.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise _BadBody(400, "invalid Content-Length") from None
+    if length < 0:
+        raise _BadBody(400, "invalid Content-Length")
+    if length > MAX_BODY:
+        raise _BadBody(413, f"request body over {MAX_BODY} bytes")
     return handler.rfile.read(length) if length > 0 else None
 
 
@@ -253,10 +270,14 @@ class MetadataService:
         headers += [("X-Instance-ID", instance_id), ("X-Tenant-ID", project_id),
                     ("X-Instance-ID-Signature", sign(self._secret, instance_id))]
         path = self.url.path.rstrip("/") + handler.path
+        try:
+            body = _body(handler)
+        except _BadBody as err:
+            _error(handler, err.status, str(err))
+            return
         conn = self._connection()
         try:
-            conn.request(handler.command, path, body=_body(handler),
-                         headers=dict(headers))
+            conn.request(handler.command, path, body=body, headers=dict(headers))
             response = conn.getresponse()
             LOG.debug("metadata %s %s for server %s (port %s): %s", handler.command,
                       handler.path, instance_id, port.get("id"), response.status)
@@ -358,9 +379,14 @@ def make_proxy(network_id: str, socket_path: str, address: str = METADATA_ADDRES
                                         drop=(NETWORK_HEADER, FORWARDED_HEADER))
             headers += [(NETWORK_HEADER, network_id),
                         (FORWARDED_HEADER, str(self.client_address[0]))]
+            try:
+                body = _body(self)
+            except _BadBody as err:
+                _error(self, err.status, str(err))
+                return
             conn = _UnixConnection(socket_path, TIMEOUT)
             try:
-                conn.request(self.command, self.path, body=_body(self), headers=dict(headers))
+                conn.request(self.command, self.path, body=body, headers=dict(headers))
                 _relay(self, conn.getresponse())
             except OSError as err:
                 LOG.warning("metadata agent at %s unreachable: %s", socket_path, err)

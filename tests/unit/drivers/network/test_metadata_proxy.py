@@ -150,6 +150,10 @@ def test_request_is_identified_from_the_port_signed_and_the_guests_headers_ignor
     assert status == 404
     status, _, _ = get(port, "/openstack/latest/password", method="POST", body=b"pw")
     assert status == 200 and nova.requests[-1]["body"] == b"pw", nova.requests[-1]
+    count = len(nova.requests)
+    status, _, _ = get(port, "/openstack/latest/password", method="POST",
+                       headers={"Content-Length": str(metadata_proxy.MAX_BODY + 1)})
+    assert status == 413 and len(nova.requests) == count, status
 
 
 @pytest.mark.parametrize("ports", [

@@ -49,7 +49,9 @@ from tests.functional.processes import terminate
 pytestmark = pytest.mark.real
 
 REPO = Path(__file__).resolve().parents[3]
-INSTANCE = "sc-dhcp"
+#: the OVS instance (tools/backends/ovs-instance.sh); another name keeps two concurrent runs
+#: of this file (two worktrees) from wiping each other's bridges
+INSTANCE = os.environ.get("STACKCORE_TEST_DHCP_OVS_INSTANCE", "sc-dhcp")
 HOST = "dhcp-host"
 DP_NS = f"stackcore-ovs-{INSTANCE}"
 OWNED_BRIDGES = ("br-int", "br-tun", "br-phys")
@@ -730,5 +732,15 @@ def test_guests_reach_the_metadata_service_through_the_proxy_identified_by_their
                    "namespace removed after enable_dhcp=False")
         assert not _alive(str(restarted)), f"metadata proxy {restarted} still runs"
         assert x.id not in agent.proxies.active_networks()
+
+        # DHCP on again: a proxy again; then an agent with metadata turned off stops it
+        net.update_subnet(subnet.id, enable_dhcp=True)
+        again = wait_until(lambda: agent.proxies.pid(x.id), 10, "a proxy with DHCP on again")
+        agent.stop()
+        agent = lab.agent()   # enable_isolated_metadata = false
+        start_as_the_console_script(agent)
+        assert not _alive(str(again)), f"proxy {again} still runs with metadata off"
+        assert x.id not in agent.proxies.active_networks()
+        assert _alive(agent.driver.server_id(x.id)), "dnsmasq stopped with the proxy"
     finally:
         nova.close()

@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "DEFAULT": {"host": "bench-host", "state_path": str(work / "agent")},
             "agent": {"report_interval": 5},
             "dhcp": {"interface_driver": "linuxbridge", "datapath_namespace": datapath,
-                     "resync_interval": 3600}})
+                     "resync_interval": 3600,
+                     # measures DHCP only (metadata needs the compute service's secret)
+                     "enable_isolated_metadata": False}})
         agent = DhcpAgent(conf, cloud.transport)
         agents.append(agent)
         began = time.perf_counter()

@@ -15,6 +15,11 @@ The signals are not handled by a Python signal handler (a handler that sets a
 event's lock); they are blocked in every thread and taken with ``sigtimedwait`` by the main
 thread, which does nothing else. Start-up itself runs in a helper thread, so a signal during a
 slow start-up (a backend not answering yet) is honoured too.
+
+A signal mask survives ``fork`` and ``exec``: a daemon such a process starts (an agent's
+dnsmasq, its metadata proxy) would be born with SIGTERM blocked and ignore the SIGTERM meant to
+stop it. Every child that is to outlive or be stopped by a signal is therefore started with
+:func:`unblock_stop_signals` as its ``preexec_fn`` (or calls it first thing itself).
 """
 
 from __future__ import annotations
@@ -43,6 +48,18 @@ def block_stop_signals() -> None:
     Call it first thing in ``main``, before anything starts a thread: a thread started earlier
     would take the signal with its default action (immediate death, nothing stopped)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+#: What a child process must take again: the stop signals, and SIGHUP (daemons reload on it)
+CHILD_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
+def unblock_stop_signals() -> None:
+    """Unblock SIGTERM, SIGINT and SIGHUP in the calling thread. Usable as a
+    ``subprocess`` ``preexec_fn`` (it runs in the child between fork and exec, and calls
+    nothing that takes a lock): the program then starts with the signals deliverable, whatever
+    the parent's thread had blocked (see the module doc)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CHILD_SIGNALS)
 
 
 def run_until_signalled(prog: str, start: Callable[[], object],

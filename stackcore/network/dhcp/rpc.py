@@ -17,7 +17,11 @@ by the ``network`` service:
 * ``release_dhcp_port(network_id, host)`` - delete that port (the network has no DHCP subnet
   left). Idempotent;
 * ``get_port_info(port_id)`` (1.1) - one port as in ``get_network_info`` plus its
-  ``network_id``; None when it is gone.
+  ``network_id``; None when it is gone;
+* ``get_port_by_address(network_id, ip_address)`` (1.2) - the port holding ``ip_address`` on
+  ``network_id`` (``id``, ``device_id``, ``device_owner``, ``project_id``), None when no port
+  does: how the metadata proxy of the DHCP agent tells which server a request came from (the
+  guest's source address, never a header the guest sent).
 
 Server -> agents, topic ``network.dhcp_agent`` aimed at each DHCP agent's host (cast,
 :class:`DhcpAgentNotifier`): ``network_changed(network_id, port_ids=None)`` after a port,
@@ -36,7 +40,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from stackcore import validate
+from stackcore import exception, validate
 from stackcore.network.dhcp.driver import AGENT_TYPE, DEVICE_OWNER_DHCP
 from stackcore.rpc import Target, Transport
 
@@ -51,7 +55,10 @@ LOG = logging.getLogger(__name__)
 TOPIC = "network.dhcp"
 AGENT_TOPIC = "network.dhcp_agent"
 #: 1.1: ``get_port_info``; ``network_changed`` may name the ports that changed
-VERSION = "1.1"
+#: 1.2: ``get_port_by_address``
+VERSION = "1.2"
+#: the agents' API (``network_changed``; 1.1: ``port_ids``), versioned apart from the server's
+AGENT_VERSION = "1.1"
 
 
 def dhcp_device_id(host: str, network_id: str) -> str:
@@ -148,6 +155,29 @@ class DhcpRPCEndpoint:
                     "admin_state_up": port.admin_state_up,
                     "fixed_ips": [{"subnet_id": s, "ip_address": a} for s, a in ips]}
 
+    def get_port_by_address(self, network_id: str, ip_address: str) -> dict[str, Any] | None:
+        import ipaddress
+
+        import sqlalchemy as sa
+
+        from stackcore.network import models as m
+        network_id = validate.uuid_like("network_id", network_id)
+        try:
+            address = str(ipaddress.ip_address(ip_address))
+        except ValueError as err:
+            raise exception.Invalid("ip_address", "must be an IP address", ip_address) from err
+        with self.db.transaction() as session:
+            row = session.execute(
+                sa.select(m.Port.id, m.Port.device_id, m.Port.device_owner, m.Port.project_id)
+                .join(m.IPAllocation, m.IPAllocation.port_id == m.Port.id)
+                .where(m.IPAllocation.network_id == network_id,
+                       m.IPAllocation.ip_address == address)
+                .order_by(m.Port.id)).first()
+            if row is None:
+                return None
+            return {"id": row.id, "device_id": row.device_id, "device_owner": row.device_owner,
+                    "project_id": row.project_id}
+
     def _find_dhcp_port(self, network_id: str, host: str) -> dict[str, Any] | None:
         found = self.plugin.list_ports({"network_id": network_id,
                                         "device_id": dhcp_device_id(host, network_id)})
@@ -225,6 +255,11 @@ class DhcpRPCAPI:
         result: dict[str, Any] | None = self._client.call("get_port_info", port_id=port_id)
         return result
 
+    def get_port_by_address(self, network_id: str, ip_address: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._client.prepare(version="1.2").call(
+            "get_port_by_address", network_id=network_id, ip_address=ip_address)
+        return result
+
 
 class DhcpAgentNotifier:
     """Server side of ``network_changed``: tells every DHCP agent (each a consumer of
@@ -233,7 +268,7 @@ class DhcpAgentNotifier:
 
     def __init__(self, db: db_api.Database, transport: Transport) -> None:
         self.db = db
-        self._client = transport.client(Target(AGENT_TOPIC, version=VERSION))
+        self._client = transport.client(Target(AGENT_TOPIC, version=AGENT_VERSION))
 
     def _hosts(self) -> list[str]:
         import sqlalchemy as sa

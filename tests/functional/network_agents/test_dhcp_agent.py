@@ -15,9 +15,15 @@ came through the server's notifications.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +33,7 @@ import pytest
 from stackcore_drivers.network.conf import load_agent_conf
 from stackcore_drivers.network.dhcp import interface
 from stackcore_drivers.network.dhcp.agent import DhcpAgent
+from stackcore_drivers.network.dhcp.dnsmasq import DnsmasqDriver
 from stackcore_drivers.network.linuxbridge import conf as lb_conf
 from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
 from stackcore_drivers.network.ovs import conf as ovs_conf
@@ -34,17 +41,22 @@ from stackcore_drivers.network.ovs.agent import OvsAgent
 from stackcore_drivers.network.ovs.ovsdb import Ovsdb
 
 import stackcore
-from stackcore.network.dhcp import netns_name
+from stackcore import lifecycle
+from stackcore.network.dhcp import DhcpDevice, DhcpNetwork, netns_name
 from tests.conftest import backend_env, wait_until
 from tests.functional.processes import terminate
 
 pytestmark = pytest.mark.real
 
 REPO = Path(__file__).resolve().parents[3]
-INSTANCE = "sc-dhcp"
+#: the OVS instance (tools/backends/ovs-instance.sh); another name keeps two concurrent runs
+#: of this file (two worktrees) from wiping each other's bridges
+INSTANCE = os.environ.get("STACKCORE_TEST_DHCP_OVS_INSTANCE", "sc-dhcp")
 HOST = "dhcp-host"
 DP_NS = f"stackcore-ovs-{INSTANCE}"
 OWNED_BRIDGES = ("br-int", "br-tun", "br-phys")
+#: the secret the metadata tests' agents share with the stub metadata service
+SECRET = "functional-metadata-secret"
 #: the lease a guest got, as busybox udhcpc hands it to its script (environment variables)
 LEASE_SCRIPT = """#!/bin/sh
 [ "$1" = bound ] || exit 0
@@ -131,12 +143,18 @@ class Lab:
         self.script.write_text(LEASE_SCRIPT)
         self.script.chmod(0o755)
 
-    def agent(self) -> DhcpAgent:
+    def agent(self, metadata_url: str | None = None) -> DhcpAgent:
+        """An agent (not started); with isolated metadata forwarding to ``metadata_url``
+        (signing with :data:`SECRET`) when given."""
+        metadata = ({"enable_isolated_metadata": True, "metadata_url": metadata_url,
+                     "metadata_proxy_shared_secret": SECRET} if metadata_url
+                    else {"enable_isolated_metadata": False})
         conf = load_agent_conf(DhcpAgent.list_opts()[1:], overrides={
             "DEFAULT": {"host": self.host, "state_path": str(self.tmp / "agent")},
             "agent": {"report_interval": 1},
             "dhcp": {"interface_driver": "openvswitch" if self.ovsdb else "linuxbridge",
-                     "datapath_namespace": self.datapath, "resync_interval": 60},
+                     "datapath_namespace": self.datapath, "resync_interval": 60,
+                     **metadata},
             "ovs": {"ovsdb_connection": self.ovsdb.target if self.ovsdb else "unix:/none"}})
         agent = DhcpAgent(conf, self.server.transport)
         self.agents.append(agent)
@@ -157,6 +175,10 @@ class Lab:
         ip("link", "add", tap, "netns", self.datapath, "type", "veth", "peer", "name", "eth0",
            "netns", guest, "address", port.mac_address)
         ip("-n", guest, "link", "set", "eth0", "up")
+        # the guest's TCP (metadata) leaves with its checksum to be filled by the NIC, which a
+        # veth never does (see interface.py); a VM's virtio NIC fills it
+        subprocess.run(["ip", "netns", "exec", guest, "ethtool", "-K", "eth0", "tx", "off"],
+                       capture_output=True, timeout=30, check=True)
         ip("-n", self.datapath, "link", "set", tap, "up")
         if self.ovsdb is not None:
             self.ovsdb.execute(self.ovsdb.api.add_port("br-int", tap, external_ids={
@@ -191,6 +213,7 @@ class Lab:
             agent.stop()
         cleaner = self.agent()
         for network_id in self.networks:
+            cleaner.proxies.stop(network_id)
             cleaner.driver.disable(network_id)
             cleaner.plugger.unplug(netns_name(network_id))
         cleaner.stop()
@@ -271,7 +294,8 @@ def test_guest_gets_its_ports_address_and_new_ports_are_served_without_restart(
     wait_until(lambda: namespace not in interface.namespaces(), 10,
                f"namespace {namespace} removed after enable_dhcp=False")
     assert not _alive(pid), f"dnsmasq {pid} still runs"
-    assert dhcp_port(server, x.id) is None
+    # released right after the namespace is removed (the agent's next RPC)
+    wait_until(lambda: dhcp_port(server, x.id) is None, 5, "the DHCP port released")
     net.update_subnet(subnet.id, enable_dhcp=True)
     wait_until(lambda: _alive(agent.driver.server_id(x.id)), 10, "dnsmasq back with DHCP on")
     assert lab.dhcp(vm1)["ip"] == expected_ip
@@ -339,7 +363,7 @@ def test_agent_process_over_rabbitmq_stops_within_the_deadline_leaving_dnsmasq(
         f"state_path = {tmp_path / 'agent'}\n"
         "[agent]\nreport_interval = 1\n"
         f"[dhcp]\ninterface_driver = openvswitch\ndatapath_namespace = {DP_NS}\n"
-        "resync_interval = 60\n"
+        "resync_interval = 60\nenable_isolated_metadata = false\n"
         f"[ovs]\novsdb_connection = {ovsdb.target}\n")
     log = tmp_path / "dhcp-agent.log"
     reader = lab.agent()   # never started: reads the dnsmasq driver's files
@@ -480,3 +504,245 @@ def test_guest_gets_the_subnets_dns_servers_and_routes_and_their_changes(
     got = options()
     assert got == ["", "", "", "10.78.0.1"], got
     assert agent.driver.server_id(x.id) == pid, "dnsmasq was restarted for an option change"
+
+
+def test_dnsmasq_started_by_an_agent_thread_stops_on_sigterm(tmp_path: Path) -> None:
+    """The agent's threads block SIGTERM/SIGINT (stackcore.lifecycle) and a signal mask
+    survives fork and exec: the real dnsmasq, started from such a thread as the agent does,
+    still ends promptly on one SIGTERM (the driver starts it with
+    lifecycle.unblock_stop_signals)."""
+    network_id, subnet_id, port_id = (str(uuid.uuid4()) for _ in range(3))
+    namespace = netns_name(network_id)
+    ip("netns", "add", namespace)
+    conf = load_agent_conf(DhcpAgent.list_opts()[1:])
+    driver = DnsmasqDriver(conf, str(tmp_path / "driver"))
+    try:
+        ip("-n", namespace, "link", "add", "ns-sig0", "type", "veth", "peer", "name", "ns-sig1")
+        ip("-n", namespace, "link", "set", "ns-sig1", "up")
+        ip("-n", namespace, "addr", "add", "10.83.0.2/24", "dev", "ns-sig0")
+        ip("-n", namespace, "link", "set", "ns-sig0", "up")
+        network = DhcpNetwork.from_dict({
+            "id": network_id, "mtu": 1500,
+            "subnets": [{"id": subnet_id, "cidr": "10.83.0.0/24", "enable_dhcp": True,
+                         "gateway_ip": "10.83.0.1"}],
+            "ports": [{"id": port_id, "mac_address": "fa:16:3e:00:83:02",
+                       "fixed_ips": [{"subnet_id": subnet_id, "ip_address": "10.83.0.2"}]}]})
+        device = DhcpDevice(namespace, "ns-sig0", network.ports[0])
+        failures: list[BaseException] = []
+
+        def agent_thread() -> None:
+            lifecycle.block_stop_signals()   # as every agent's thread has them
+            try:
+                driver.enable(network, device)
+            except BaseException as err:
+                failures.append(err)
+
+        thread = threading.Thread(target=agent_thread)
+        thread.start()
+        thread.join(60)
+        assert not failures, f"dnsmasq did not start: {failures}"
+        pid = driver.server_id(network_id)
+        assert _alive(pid), f"no dnsmasq after enable: pid {pid}"
+        blocked = Path(f"/proc/{pid}/status").read_text().split("SigBlk:")[1].split()[0]
+        sent = time.monotonic()
+        os.kill(int(str(pid)), signal.SIGTERM)
+        wait_until(lambda: not _alive(pid), 3, f"dnsmasq {pid} ended after one SIGTERM "
+                   f"(its blocked signals, SigBlk: {blocked})")
+        print(f"\nSIGTERM -> exit, dnsmasq: {time.monotonic() - sent:.2f} s")
+    finally:
+        driver.disable(network_id)
+        ip("netns", "delete", namespace, check=False)
+
+
+#: configures the lease like a guest's DHCP client would: address, classless routes
+ROUTES_SCRIPT = """#!/bin/sh
+[ "$1" = bound ] || exit 0
+ip addr add "$ip/$mask" dev "$interface"
+set -- $staticroutes
+while [ $# -ge 2 ]; do ip route replace "$1" via "$2" dev "$interface"; shift 2; done
+printf '%s\\n' "$staticroutes" > "$LEASE_FILE"
+"""
+#: a guest's HTTP GET (run in its namespace): prints the status, then the body
+GUEST_GET = """
+import json, sys, urllib.error, urllib.request
+request = urllib.request.Request(sys.argv[1], headers=json.loads(sys.argv[2]))
+try:
+    with urllib.request.urlopen(request, timeout=20) as response:
+        print(response.status); print(response.read().decode())
+except urllib.error.HTTPError as err:
+    print(err.code); print(err.read().decode())
+"""
+METADATA_URL = "http://169.254.169.254/openstack/latest/meta_data.json"
+#: what a malicious guest sends, hoping to be taken for another server
+SPOOFED = {"X-Instance-ID": "11111111-1111-4111-8111-111111111111",
+           "X-Instance-ID-Signature": "0" * 64, "X-Tenant-ID": "someone-else",
+           "X-Forwarded-For": "10.0.0.1"}
+
+
+class StubMetadata:
+    """The compute metadata service, as a stub in the test: records each request's path and
+    headers, answers ``{"uuid": <X-Instance-ID>}``."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                stub.requests.append((self.path, {k.lower(): v for k, v in
+                                                  self.headers.items()}))
+                body = json.dumps({"uuid": self.headers.get("X-Instance-ID")}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_as_the_console_script(agent: DhcpAgent) -> None:
+    """``agent.start()`` from a thread with SIGTERM/SIGINT blocked, as in
+    ``stackcore-dhcp-agent`` (its loops inherit the mask; so would the daemons it starts,
+    without stackcore.lifecycle.unblock_stop_signals)."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        lifecycle.block_stop_signals()
+        try:
+            agent.start()
+        except BaseException as err:
+            failures.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive() and not failures, f"agent start: {failures}"
+
+
+def _sigterm_blocked(pid: object) -> bool:
+    blocked = Path(f"/proc/{pid}/status").read_text().split("SigBlk:")[1].split()[0]
+    return bool(int(blocked, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def test_guests_reach_the_metadata_service_through_the_proxy_identified_by_their_port(
+    server: stackcore.Cloud, lab: Lab
+) -> None:
+    """Isolated metadata end to end: each guest gets the route to 169.254.169.254 by DHCP,
+    GETs meta_data.json through the proxy in the qdhcp- namespace, and the stub metadata
+    service sees that guest's server id (from its port, signed), whatever headers the guest
+    sent. The proxy is adopted by a restarted agent, restarted when found dead, and gone with
+    the network's DHCP."""
+    nova = StubMetadata()
+    try:
+        net = server.network
+        x, subnet = lab.network("md", "10.84.0.0/24")
+        agent = lab.agent(metadata_url=nova.url)
+        start_as_the_console_script(agent)
+        proxy = agent.proxies.pid(x.id)
+        assert _alive(str(proxy)), f"no metadata proxy for network {x.id}: {agent.errors}"
+        assert not _sigterm_blocked(proxy), f"metadata proxy {proxy} has SIGTERM blocked"
+        dhcp = wait_until(lambda: dhcp_port(server, x.id), 10, "the DHCP port")
+        dhcp_ip = dhcp.fixed_ips[0].ip_address
+        script = lab.tmp / "routes.sh"
+        script.write_text(ROUTES_SCRIPT)
+        script.chmod(0o755)
+        vms = [net.create_port(x.id, host=HOST, device_id=str(uuid.uuid4()),
+                               device_owner="compute:nova") for _ in range(2)]
+        for vm in vms:
+            lab.plug_guest(vm)
+        for vm in vms:
+            wait_until(lambda vm=vm: net.get_port(vm.id).status == "ACTIVE", 15,
+                       f"guest port {vm.id} ACTIVE")
+            wait_until(lambda vm=vm: served(agent, x.id).get(vm.mac_address), 10,
+                       f"host entry of {vm.mac_address}")
+            lease = lab.tmp / f"routes-{vm.id}"
+            result = subprocess.run(
+                ["ip", "netns", "exec", lab.guests[vm.id], "busybox", "udhcpc", "-i", "eth0",
+                 "-n", "-q", "-f", "-t", "8", "-T", "1", "-O", "staticroutes",
+                 "-s", str(script)],
+                env={**os.environ, "LEASE_FILE": str(lease)}, capture_output=True, text=True,
+                timeout=60, check=False)
+            assert result.returncode == 0 and lease.exists(), (
+                f"udhcpc got no lease: {result.returncode}\n{result.stdout}{result.stderr}")
+            assert lease.read_text().split() == [
+                "169.254.169.254/32", dhcp_ip, "0.0.0.0/0", "10.84.0.1"], lease.read_text()
+            routes = ip("-n", lab.guests[vm.id], "route", "show", "169.254.169.254")
+            assert f"via {dhcp_ip}" in routes, routes
+
+        def guest_get(vm: Any) -> tuple[str, dict[str, Any]]:
+            result = subprocess.run(
+                ["ip", "netns", "exec", lab.guests[vm.id], sys.executable, "-c", GUEST_GET,
+                 METADATA_URL, json.dumps(SPOOFED)],
+                capture_output=True, text=True, timeout=60, check=False)
+            assert result.returncode == 0, f"guest GET failed: {result.stderr[-2000:]}"
+            status, body = result.stdout.split("\n", 1)
+            return status, json.loads(body) if status == "200" else {"text": body}
+
+        def identified(vm: Any) -> None:
+            before = len(nova.requests)
+            status, body = guest_get(vm)
+            assert (status, body) == ("200", {"uuid": vm.device_id}), (
+                f"guest of port {vm.id}: {status} {body}")
+            assert len(nova.requests) == before + 1, nova.requests[before:]
+            path, headers = nova.requests[-1]
+            signature = hmac.new(SECRET.encode(), vm.device_id.encode(),
+                                 hashlib.sha256).hexdigest()
+            seen = {k: headers.get(k) for k in ("x-instance-id", "x-tenant-id",
+                                                "x-instance-id-signature", "x-forwarded-for")}
+            assert (path, seen) == ("/openstack/latest/meta_data.json", {
+                "x-instance-id": vm.device_id, "x-tenant-id": vm.project_id,
+                "x-instance-id-signature": signature,
+                "x-forwarded-for": vm.fixed_ips[0].ip_address}), (path, headers)
+
+        for vm in vms:   # two guests, each identified as itself
+            identified(vm)
+
+        # an agent restart: the proxy kept, adopted, and forwarding to the new agent
+        agent.stop()
+        assert _alive(str(proxy)), "the metadata proxy stopped with the agent"
+        agent = lab.agent(metadata_url=nova.url)
+        start_as_the_console_script(agent)
+        assert agent.proxies.pid(x.id) == proxy, "running proxy not adopted"
+        identified(vms[0])
+
+        # found dead by a pass: started again
+        os.kill(int(str(proxy)), signal.SIGKILL)
+        wait_until(lambda: not _alive(str(proxy)), 5, f"proxy {proxy} killed")
+        agent.sync_once()
+        restarted = agent.proxies.pid(x.id)
+        assert _alive(str(restarted)) and restarted != proxy, (restarted, agent.errors)
+        identified(vms[1])
+
+        # DHCP off: the proxy stops on SIGTERM (not killed [dnsmasq] start_timeout later) and
+        # its files go with the namespace
+        assert not _sigterm_blocked(restarted), f"proxy {restarted} has SIGTERM blocked"
+        net.update_subnet(subnet.id, enable_dhcp=False)
+        wait_until(lambda: netns_name(x.id) not in interface.namespaces(), 5,
+                   "namespace removed after enable_dhcp=False")
+        assert not _alive(str(restarted)), f"metadata proxy {restarted} still runs"
+        assert x.id not in agent.proxies.active_networks()
+
+        # DHCP on again: a proxy again; then an agent with metadata turned off stops it
+        net.update_subnet(subnet.id, enable_dhcp=True)
+        again = wait_until(lambda: agent.proxies.pid(x.id), 10, "a proxy with DHCP on again")
+        agent.stop()
+        agent = lab.agent()   # enable_isolated_metadata = false
+        start_as_the_console_script(agent)
+        wait_until(lambda: not _alive(str(again)), 10,
+                   f"proxy {again} stopped by an agent with metadata off ({agent.errors})")
+        assert x.id not in agent.proxies.active_networks()
+        assert _alive(agent.driver.server_id(x.id)), "dnsmasq stopped with the proxy"
+    finally:
+        nova.close()

@@ -24,9 +24,13 @@ seconds; in between, only the networks named by notifications, within millisecon
 in one thread, never overlapping. A failure is logged and that network retried at the next
 full pass; nothing stops the agent.
 
-On SIGTERM the agent stops within 5 s and **leaves dnsmasq running** (as Neutron does): guests
-keep their leases and renewals while the agent restarts, and the restarted agent adopts the
-servers of the networks still served and stops the others.
+With ``[dhcp] enable_isolated_metadata`` (the default) it also serves the compute metadata
+service to each network's guests through a proxy in the namespace
+(:mod:`.metadata_proxy`): the agent identifies the guest from its port and signs the request.
+
+On SIGTERM the agent stops within 5 s and **leaves dnsmasq and the metadata proxies running**
+(as Neutron does): guests keep their leases and renewals while the agent restarts, and the
+restarted agent adopts the servers of the networks still served and stops the others.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from stackcore.network.dhcp import (
     netns_name,
 )
 from stackcore.rpc import Target
-from stackcore_drivers.network.dhcp import interface
+from stackcore_drivers.network.dhcp import interface, metadata_proxy
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -84,6 +88,22 @@ DHCP_OPTS = lazy.options(lambda cfg: [
     cfg.StrOpt("state_dir", default="",
                help="Directory of the agent's and the DHCP driver's files (dnsmasq "
                     "configurations, hosts files, pid files). Empty: <state_path>/dhcp."),
+    cfg.BoolOpt("enable_isolated_metadata", default=True,
+                help="Serve the compute metadata service to the guests of every served "
+                     "network: 169.254.169.254 on the DHCP port, a route to it via the DHCP "
+                     "port handed out by DHCP on every served subnet, and a proxy in the "
+                     "network's namespace that identifies the guest from its port and signs "
+                     "the request. Needs metadata_proxy_shared_secret."),
+    cfg.StrOpt("metadata_url", default="http://127.0.0.1:8775",
+               help="The compute metadata service the agent forwards guests' requests to "
+                    "(http or https)."),
+    cfg.StrOpt("metadata_proxy_shared_secret", default="", secret=True,
+               help="The secret shared with the compute metadata service: the agent signs "
+                    "each request's X-Instance-ID with it (HMAC-SHA256). Required when "
+                    "enable_isolated_metadata is on."),
+    cfg.StrOpt("metadata_proxy_socket", default="",
+               help="UNIX socket the metadata proxies in the namespaces forward to the agent "
+                    "through. Empty: <state_dir>/metadata_proxy."),
 ])
 
 
@@ -127,8 +147,19 @@ class DhcpAgent:
         root = conf.dhcp.state_dir or os.path.join(conf.state_path, "dhcp")
         self.records = Path(root) / "networks"
         self.records.mkdir(parents=True, exist_ok=True)
+        metadata_proxy.check_conf(conf)
         self.driver: DhcpDriver = driver or load_driver(conf, conf.dhcp.dhcp_driver,
                                                         self.driver_dir(conf))
+        self.metadata = conf.dhcp.enable_isolated_metadata
+        socket_path = conf.dhcp.metadata_proxy_socket or os.path.join(root, "metadata_proxy")
+        #: the proxies in the namespaces (also when metadata is off: to stop those left)
+        self.proxies = metadata_proxy.ProxyManager(os.path.join(root, "metadata"),
+                                                   socket_path)
+        self._metadata_service: metadata_proxy.MetadataService | None = None
+        if self.metadata:
+            self._metadata_service = metadata_proxy.MetadataService(
+                socket_path, conf.dhcp.metadata_url, conf.dhcp.metadata_proxy_shared_secret,
+                self._port_by_address)
         self._ovsdb: Any = None
         self._plugger: interface.Plugger | None = None
         self._state = AgentStateRPCAPI(transport)
@@ -199,6 +230,8 @@ class DhcpAgent:
         if all(p.id != port.id for p in network.ports):
             network = DhcpNetwork(network.id, network.mtu, network.subnets,
                                   (*network.ports, port))
+        if self.metadata:
+            network = metadata_proxy.with_metadata_route(network, port)
         namespace = netns_name(network_id)
         previous = self.served.get(network_id)
         same_shape = (previous is not None and previous[1].port == port
@@ -210,11 +243,25 @@ class DhcpAgent:
             device = previous[1]
         else:
             cidrs = {s.id: s.cidr for s in network.dhcp_subnets()}
-            name = self.plugger.plug(namespace, port, cidrs, network.mtu)
+            extra = [metadata_proxy.METADATA_CIDR] if self.metadata else []
+            name = self.plugger.plug(namespace, port, cidrs, network.mtu,
+                                     extra_addresses=extra)
             device = DhcpDevice(namespace, name, port)
             self.driver.enable(network, device)
+        # every pass: a proxy found dead is started again
+        if self.metadata:
+            self.proxies.ensure(network_id, namespace)
+        else:
+            self.proxies.stop(network_id)
         self.served[network_id] = (network, device)
         self.errors.pop(network_id, None)
+
+    def _port_by_address(self, network_id: str, address: str) -> dict[str, Any] | None:
+        """The metadata service's lookup: the port holding ``address`` on ``network_id``.
+        Not limited to :attr:`served`: right after a restart the adopted proxies forward
+        before the first pass has filled it. Only the proxies can ask (the socket is root's,
+        mode 0600), and they name their own network."""
+        return self.rpc.get_port_by_address(network_id, address)
 
     def sync_ports(self, network_id: str, port_ids: set[str]) -> None:
         """Only ``port_ids`` of a served network changed: re-read those ports and reload the
@@ -239,6 +286,7 @@ class DhcpAgent:
     def cleanup_network(self, network_id: str, release: bool = True) -> None:
         """Stop serving ``network_id``: driver, namespace, records; the DHCP port released
         when ``release`` (the network still exists). Idempotent."""
+        self.proxies.stop(network_id)
         self.driver.disable(network_id)
         self.plugger.unplug(netns_name(network_id))
         if release:
@@ -260,7 +308,7 @@ class DhcpAgent:
                 self._failed.clear()
             active = set(self.rpc.get_active_networks(self.host))
             found = ({p.name for p in self.records.iterdir()} | self.driver.active_networks()
-                     | set(self.served))
+                     | self.proxies.active_networks() | set(self.served))
             for network_id in sorted(active | found):
                 self._guarded(network_id)
 
@@ -299,6 +347,8 @@ class DhcpAgent:
         caller, but a server that does not answer yet is retried by the loop), and keep doing
         all three until :meth:`stop`."""
         self._stop.clear()
+        if self._metadata_service is not None:
+            self._metadata_service.start()   # before the pass: adopted proxies forward to it
         endpoint = NotificationEndpoint(self)
         self._server = self.transport.serve(endpoint.target, endpoint)
         # Reported before the first pass: the server notifies only the agents it knows, and a
@@ -365,6 +415,8 @@ class DhcpAgent:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
+        if self._metadata_service is not None:
+            self._metadata_service.stop()
         if self._ovsdb is not None:
             self._ovsdb.close()
             self._ovsdb = None

@@ -4,8 +4,10 @@
 
 Runs the DHCP agent of the host named by ``[DEFAULT] host``; it needs only the server's RPC bus
 (``[DEFAULT] transport_url``, e.g. rabbit://) and never opens the database. It runs until
-SIGTERM/SIGINT and ends within 5 s of the first one; stopping leaves the dnsmasq processes
-running (the next start adopts them, or stops those whose network went meanwhile).
+SIGTERM/SIGINT and ends within 5 s of the first one; stopping leaves the dnsmasq and metadata
+proxy processes running (the next start adopts them, or stops those whose network went
+meanwhile). It refuses to start with ``[dhcp] enable_isolated_metadata`` on and no ``[dhcp]
+metadata_proxy_shared_secret``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from stackcore import exception, rpc
 from stackcore.network.agents import block_stop_signals, run_until_signalled
 from stackcore.network.dhcp import load_driver
 from stackcore_drivers.network.conf import load_agent_conf
+from stackcore_drivers.network.dhcp import metadata_proxy
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -51,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the driver now, before anything connects: its name and its options' values
         driver = load_driver(conf, conf.dhcp.dhcp_driver, DhcpAgent.driver_dir(conf))
         sc_conf.validate_all(conf)
+        metadata_proxy.check_conf(conf)
     except exception.StackcoreError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 1

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from stackcore import exception, lazy
+from stackcore.network.agents import unblock_stop_signals
 from stackcore.network.dhcp import DhcpDevice, DhcpDriver, DhcpNetwork, HostEntry
 
 if TYPE_CHECKING:
@@ -183,8 +184,11 @@ class DnsmasqDriver(DhcpDriver):
         with open(path / "start.log", "w") as log:
             # dnsmasq forks its daemon and exits once it runs (or with the reason it cannot):
             # its output goes to a file, as the daemon may keep the descriptors it inherited
+            # the agent blocks SIGTERM in every thread (stackcore.lifecycle) and the mask
+            # survives fork and exec: without this, dnsmasq would ignore the SIGTERM of _stop
             result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    timeout=self.conf.dnsmasq.start_timeout, check=False)
+                                    timeout=self.conf.dnsmasq.start_timeout, check=False,
+                                    preexec_fn=unblock_stop_signals)
         if result.returncode != 0:
             raise exception.DriverError(
                 f"dnsmasq for network {network_id} did not start (exit {result.returncode}): "

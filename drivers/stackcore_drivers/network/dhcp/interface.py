@@ -85,10 +85,11 @@ class Plugger:
     def _dp(self) -> list[str]:
         return ["-n", self.dp] if self.dp else []
 
-    def plug(self, namespace: str, port: DhcpPort, cidrs: dict[str, str], mtu: int) -> str:
+    def plug(self, namespace: str, port: DhcpPort, cidrs: dict[str, str], mtu: int,
+             extra_addresses: Iterable[str] = ()) -> str:
         """Make ``port``'s device in ``namespace`` (idempotent); ``cidrs``: subnet id -> CIDR
-        of the subnets whose addresses it gets. Returns the interface name in the
-        namespace."""
+        of the subnets whose addresses it gets; ``extra_addresses``: CIDRs it has besides
+        (the metadata address). Returns the interface name in the namespace."""
         if namespace not in namespaces():
             ip("netns", "add", namespace)
         inner, outer = ns_device(port.id), host_device(port.id)
@@ -115,7 +116,7 @@ class Plugger:
         ip(*self._dp(), "link", "set", outer, "up")
         self._addresses(namespace, inner, [
             f"{address}/{ipaddress.ip_network(cidrs[subnet]).prefixlen}"
-            for subnet, address in port.fixed_ips if subnet in cidrs])
+            for subnet, address in port.fixed_ips if subnet in cidrs] + list(extra_addresses))
         if self.ovsdb is not None:
             db = self.ovsdb
             db.execute(db.api.add_port(self.bridge, outer, may_exist=True))

@@ -29,7 +29,8 @@ class RecordingPlugger:
     def __init__(self) -> None:
         self.namespaces: dict[str, DhcpPort] = {}
 
-    def plug(self, namespace: str, port: DhcpPort, cidrs: dict[str, str], mtu: int) -> str:
+    def plug(self, namespace: str, port: DhcpPort, cidrs: dict[str, str], mtu: int,
+             extra_addresses: Any = ()) -> str:
         self.namespaces[namespace] = port
         return ("ns-" + port.id)[:14]
 
@@ -51,7 +52,10 @@ def make_agent(server: stackcore.Cloud, tmp_path: Path
     def make() -> tuple[DhcpAgent, RecordingPlugger]:
         conf = load_agent_conf(DhcpAgent.list_opts()[1:], overrides={
             "DEFAULT": {"host": HOST, "state_path": str(tmp_path / "agent")},
-            "agent": {"report_interval": 1}, "dhcp": {"resync_interval": 60}})
+            "agent": {"report_interval": 1},
+            # no namespaces here for the metadata proxies (tests/unit/drivers/network/
+            # test_metadata_proxy.py, and the functional tests)
+            "dhcp": {"resync_interval": 60, "enable_isolated_metadata": False}})
         agent = DhcpAgent(conf, server.transport,
                           FakeDhcpDriver(conf, str(tmp_path / "agent" / "fake")))
         agent._plugger = plugger  # type: ignore[assignment]

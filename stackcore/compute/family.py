@@ -64,6 +64,10 @@ class Runtime:
         from stackcore.compute import driver
         from stackcore.plugins import loader
 
+        if "metadata" in self.services:  # its configuration fails start-up before any service
+            from stackcore.compute.metadata.service import check_config
+
+            check_config(self.conf)
         if "compute" in self.services and self.conf.compute.hosts:
             self.driver = loader.load_one(driver.NAMESPACE, self.conf.compute.driver,
                                           driver.CONTRACT)

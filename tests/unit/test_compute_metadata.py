@@ -277,3 +277,41 @@ def test_start_refused_without_secret_or_with_bad_vendor_file(make_cloud,
             f"{label}: {caught.value}"
     with socket.socket() as sock:  # nothing was left listening
         sock.bind(("127.0.0.1", port))
+
+
+def test_stackcore_service_metadata_ends_promptly_on_sigterm(tmp_path: Path) -> None:
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = _free_port()
+    config = tmp_path / "metadata.conf"
+    config.write_text(f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n"
+                      f"[metadata]\nlisten_port = {port}\n"
+                      f"metadata_proxy_shared_secret = {SECRET}\n")
+    log = tmp_path / "service.log"
+    with open(log, "w") as errors:
+        proc = subprocess.Popen([sys.executable, "-m", "stackcore.cli.main", "service",
+                                 "metadata", "--config-file", str(config)],
+                                stdout=subprocess.PIPE, stderr=errors, text=True,
+                                stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline() if ready else ""
+        assert "running" in line, f"{line!r}\n{log.read_text()[-3000:]}"
+        status, _, body = Client(port).request("/openstack", headers={})
+        assert status == 400 and b"X-Instance-ID" in body, (status, body)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        took = time.monotonic() - sent
+        assert (proc.returncode, took < 5) == (0, True), \
+            f"exit {proc.returncode} after {took:.2f} s\n{log.read_text()[-3000:]}"
+        assert SECRET not in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

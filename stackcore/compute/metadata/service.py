@@ -77,6 +77,18 @@ def load_vendor_data(path: str) -> dict[str, Any]:
     return data
 
 
+def check_config(conf: cfg.ConfigOpts) -> dict[str, Any]:
+    """The vendor data, once the ``[metadata]`` options are checked: a secret is set and the
+    vendor data file is a JSON object. ConfigError naming the option otherwise - raised when
+    the process loads its plugins, before any service starts."""
+    if not conf.metadata.metadata_proxy_shared_secret:
+        raise exception.ConfigError(
+            "the metadata service needs [metadata] metadata_proxy_shared_secret: it answers "
+            "only requests signed by a metadata proxy", section="metadata",
+            option="metadata_proxy_shared_secret")
+    return load_vendor_data(conf.metadata.vendor_data_file)
+
+
 class _Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -92,13 +104,8 @@ class MetadataServer:
 
     def __init__(self, conf: cfg.ConfigOpts, db: Database, network: NetworkAPI | None) -> None:
         options = conf.metadata
-        if not options.metadata_proxy_shared_secret:
-            raise exception.ConfigError(
-                "the metadata service needs [metadata] metadata_proxy_shared_secret: it answers "
-                "only requests signed by a metadata proxy", section="metadata",
-                option="metadata_proxy_shared_secret")
+        self.vendor_data = check_config(conf)
         self._secret = str(options.metadata_proxy_shared_secret)
-        self.vendor_data = load_vendor_data(options.vendor_data_file)
         self.db = db
         self.network = network
         self._host, self._port = str(options.listen_host), int(options.listen_port)

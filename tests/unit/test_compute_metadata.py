@@ -315,3 +315,30 @@ def test_stackcore_service_metadata_ends_promptly_on_sigterm(tmp_path: Path) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_content_functions_hostnames_and_ipv6() -> None:
+    assert content.hostname("Web Server #1!", "u") == "web-server-1"
+    assert content.hostname("!!!", "abc") == "server-abc"
+    assert len(content.hostname("x" * 100, "u")) == 63
+    static6 = content.Subnet("s6", "2001:db8::/64", 6, None, False, ("2001:db8::53",),
+                             ({"destination": "2001:db8:1::/48", "nexthop": "2001:db8::1"},))
+    dhcp6 = content.Subnet("d6", "2001:db8:2::/64", 6, "2001:db8:2::1", True)
+    port = content.Port("p" * 36, "net", "fa:16:3e:00:00:01", 1450, "ovs", (
+        content.PortAddress("2001:db8::5", static6), content.PortAddress("2001:db8:2::5",
+                                                                         dhcp6)))
+    data = content.network_data([port])
+    assert data["links"] == [{"id": "tap" + "p" * 11, "vif_id": "p" * 36, "type": "ovs",
+                              "mtu": 1450, "ethernet_mac_address": "fa:16:3e:00:00:01"}]
+    assert data["networks"] == [
+        {"id": "network0", "link": "tap" + "p" * 11, "network_id": "net", "type": "ipv6",
+         "ip_address": "2001:db8::5", "netmask": "ffff:ffff:ffff:ffff::",
+         "routes": [{"network": "2001:db8:1::", "netmask": "ffff:ffff:ffff::",
+                     "gateway": "2001:db8::1"}],  # no gateway: no default route
+         "services": [{"type": "dns", "address": "2001:db8::53"}]},
+        {"id": "network1", "link": "tap" + "p" * 11, "network_id": "net",
+         "type": "ipv6_dhcp", "services": []}], data
+    assert content.resolve({"a": {"b": "x"}}, "/a/b/c") is None
+    assert content.resolve({"a": {"_hidden": "x"}}, "/a/_hidden") is None
+    assert content.resolve({"a": {"_hidden": "x", "b": {}}}, "/a") == (
+        "text/plain; charset=utf-8", b"b/")

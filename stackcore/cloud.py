@@ -51,8 +51,11 @@ class ProjectView:
     project: ProjectAPI
     volume: VolumeAPI
 
-#: every service a process can run (each family says which it provides)
+#: the services a process runs by default (each family says which it provides)
 ALL_SERVICES = families.services()
+#: services a process runs only when it names them (they listen on a port: the metadata
+#: service), see ``Family.named_services``
+NAMED_SERVICES = families.named_services()
 
 
 class Cloud:
@@ -64,7 +67,8 @@ class Cloud:
         (``compute-1`` ... ``compute-N``).
     :param overrides: ``{group: {option: value}}`` applied over the files.
     :param services: which services this process runs (``scheduler``, ``compute``, ``volume``,
-        ``network``); ``()`` for an API-only client.
+        ``network``... default: all of them); ``()`` for an API-only client. The named services
+        (``metadata``) run only where they are listed here.
     """
 
     def __init__(
@@ -79,10 +83,11 @@ class Cloud:
         for path in files:
             if not os.path.isfile(path):
                 raise exception.ConfigError(f"config file {path!r} does not exist")
-        unknown = sorted(set(services) - set(ALL_SERVICES))
+        unknown = sorted(set(services) - set(ALL_SERVICES) - set(NAMED_SERVICES))
         if unknown:
             raise exception.ConfigError(
-                f"unknown service(s) {', '.join(unknown)} (known: {', '.join(ALL_SERVICES)})"
+                f"unknown service(s) {', '.join(unknown)} (known: "
+                f"{', '.join(ALL_SERVICES + NAMED_SERVICES)})"
             )
         # Overrides for plugin option groups can only be set once the plugin has registered
         # them: core groups are applied now, the rest after plugins load (see _start).

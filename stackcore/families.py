@@ -113,8 +113,12 @@ class Family:
     title: str
     package: str  # "stackcore.compute"
     kinds: tuple[PluginKind, ...] = ()
-    #: services this family can run in a process, e.g. ("scheduler", "compute")
+    #: services this family can run in a process, e.g. ("scheduler", "compute"): a process
+    #: runs them all unless it names some (``Cloud(services=...)``)
     services: tuple[str, ...] = ()
+    #: services that run only where a process names them, e.g. ("metadata",): they listen on
+    #: a port, so one process of a deployment runs each, never every process by default
+    named_services: tuple[str, ...] = ()
     #: families whose APIs this one's API uses (they must be registered before it)
     requires: tuple[str, ...] = ()
     #: modules whose import defines the family's tables on the shared Base
@@ -188,8 +192,19 @@ def kinds() -> tuple[PluginKind, ...]:
 
 
 def services() -> tuple[str, ...]:
-    """Every service name a process can run, in start order."""
+    """The services a process runs by default (all of them but the named ones), in start
+    order."""
     return tuple(s for fam in all_families() for s in fam.services)
+
+
+def named_services() -> tuple[str, ...]:
+    """The services that run only where a process names them (``Family.named_services``)."""
+    return tuple(s for fam in all_families() for s in fam.named_services)
+
+
+def all_services() -> tuple[str, ...]:
+    """Every service name a process can run: the default ones, then the named ones."""
+    return services() + named_services()
 
 
 def get(name: str) -> PluginKind:

@@ -23,6 +23,8 @@ Rules beyond plain JSON Schema, as formats (enforced, not annotations):
 * ``identifier`` - a backend object name: letters, digits, ``_.:-``;
 * ``uuid``, ``ip-address``, ``ipv4-or-ipv6-cidr``, ``mac``, ``device-name`` (``/dev/vdb``,
   ``/dev/sdc``, no ``..``);
+* ``keypair-name`` - Nova's: letters, digits, spaces and ``_-.@``, not blank;
+* ``base64`` - standard base64 with padding, MIME line breaks (CR, LF) allowed;
 * booleans are only ``True``/``False`` (``"false"`` is refused, not taken as true), integers
   are never ``True`` or ``3.0``; and ``maxDepth`` bounds how deeply a structure nests.
 """
@@ -46,6 +48,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 _DEVICE = re.compile(r"^/dev/(vd|sd|xvd|hd)[a-z]{1,2}$")
+#: Nova's keypair names (microversion 2.92): letters, digits, spaces and ``_-.@``
+_KEYPAIR_NAME = re.compile(r"^[A-Za-z0-9 _.@-]+$")
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 
 #: no argument nests deeper than this (a schema's own ``maxDepth`` may say less)
 MAX_NESTING = 32
@@ -174,6 +179,21 @@ def _cidr(value: str) -> bool:
     return "/" in value
 
 
+def _base64(value: str) -> bool:
+    """Standard base64 (padding included), whose lines may be broken by CR/LF as MIME does."""
+    import base64
+    import binascii
+
+    compact = value.replace("\r", "").replace("\n", "")
+    if len(compact) % 4 or not _BASE64.match(compact):
+        return False
+    try:
+        base64.b64decode(compact, validate=True)
+    except binascii.Error:
+        return False
+    return True
+
+
 def _depth(value: Any, limit: int) -> bool:
     stack = [(value, 1)]
     while stack:
@@ -199,6 +219,9 @@ FORMATS: dict[str, Callable[[object], bool]] = {
     "ipv4-or-ipv6-cidr": _raises_to_false(_cidr),
     "mac": lambda v: not isinstance(v, str) or bool(_MAC.match(v)),
     "device-name": lambda v: not isinstance(v, str) or bool(_DEVICE.match(v)),
+    "keypair-name": lambda v: not isinstance(v, str) or (bool(_KEYPAIR_NAME.match(v))
+                                                         and bool(v.strip())),
+    "base64": _raises_to_false(_base64),
 }
 
 
@@ -301,6 +324,8 @@ def _rule(error: Any) -> str:
             "ipv4-or-ipv6-cidr": "is not a CIDR (address/prefix)",
             "mac": "is not a MAC address (xx:xx:xx:xx:xx:xx)",
             "device-name": "is not a device name like /dev/vdb",
+            "keypair-name": "may contain only letters, digits, spaces and _-.@ (not blank)",
+            "base64": "is not valid base64 (MIME line breaks are allowed)",
         }.get(expected, f"does not match format {expected}"),
         "minimum": lambda: f"must be >= {expected}",
         "maximum": lambda: f"must be <= {expected}",

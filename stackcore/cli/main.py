@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_conformance)
 
     p = sub.add_parser("service", help="run one service from a config file")
-    p.add_argument("name", choices=families.services())
+    p.add_argument("name", choices=families.all_services())
     p.add_argument("--config-file", required=True)
     p.set_defaults(func=_service)
 

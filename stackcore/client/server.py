@@ -4,10 +4,12 @@ suspend, rescue, rebuild, volume attach/detach), server snapshots and the consol
 from __future__ import annotations
 
 import argparse
+import base64
 from typing import Any
 
 from stackcore.client import format as fmt
 from stackcore.client.base import CloudCommand, CloudLister, CloudShowOne, add_wait
+from stackcore.client.keypair import read_file
 
 COLUMNS = ("id", "name", "status", "task_state", "host", "flavor", "image_id")
 _SETTLED = ("ACTIVE", "ERROR")
@@ -30,16 +32,25 @@ class CreateServer(CloudShowOne):
                             metavar="SECURITY_GROUP",
                             help="name or id of a security group for the server's ports "
                                  "(repeatable; default: the project's default group)")
+        parser.add_argument("--key-name", metavar="KEYPAIR",
+                            help="one's keypair whose public key the server gets")
+        parser.add_argument("--user-data", metavar="FILE",
+                            help="a file handed to the server by the metadata service "
+                                 "(cloud-init config, script...; sent base64-encoded)")
         add_wait(parser)
         return parser
 
     def take_action(self, args: argparse.Namespace) -> Any:
         compute = self.cloud.compute
+        user_data = None
+        if args.user_data is not None:
+            user_data = base64.b64encode(read_file("--user-data", args.user_data)).decode()
         server = compute.create_server(
             args.name, args.flavor, args.image, availability_zone=args.availability_zone,
             networks=[{"network_id": n} for n in args.network] or None,
             volumes=args.volume or None,
-            security_groups=args.security_group or None, wait=False)
+            security_groups=args.security_group or None, key_name=args.key_name,
+            user_data=user_data, wait=False)
         if args.wait:
             server = self.wait_for(
                 f"server {server.id}", lambda: compute.get_server(server.id),

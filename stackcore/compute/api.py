@@ -20,7 +20,7 @@ from oslo_config import cfg
 
 from stackcore import exception, faults, schemas, service, validate, wait
 from stackcore import schemas as s
-from stackcore.compute import block_devices, models
+from stackcore.compute import block_devices, keypairs, models
 from stackcore.compute import schemas as cs
 from stackcore.compute.driver import snapshot_format
 from stackcore.compute.family import COMPUTE_BINARY
@@ -93,6 +93,8 @@ class Server:
     fault: Fault | None
     project_id: str = "admin"
     user_id: str = "admin"
+    #: the keypair the server was booted with (its key is a copy, see create_server)
+    key_name: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,11 +157,12 @@ def _flavor_view(row: models.Flavor) -> Flavor:
     return Flavor(row.id, row.name, row.vcpus, row.ram_mb, row.disk_gb, dict(row.extra_specs))
 
 
-class ComputeAPI(PlacementAPI):
+class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
     """Flavors, images, servers, their volumes and hosts (and, from PlacementAPI, aggregates
-    and server groups). ``network`` and ``volume`` are the cloud's family APIs, used to check
-    what a server asks for and to clean up after a server deleted without its host; ``image``
-    (``cloud.image``) takes the snapshots of :meth:`create_image`."""
+    and server groups; from KeyPairsAPI, keypairs). ``network`` and ``volume`` are the
+    cloud's family APIs, used to check what a server asks for and to clean up after a server
+    deleted without its host; ``image`` (``cloud.image``) takes the snapshots of
+    :meth:`create_image`."""
 
     BOUND_APIS = ("network", "volume", "image")
 
@@ -373,7 +376,8 @@ class ComputeAPI(PlacementAPI):
                      availability_zone=s.optional(s.ZONE), metadata=s.optional(s.STRING_MAP),
                      wait=s.BOOLEAN, timeout=s.TIMEOUT, server_group=s.OPTIONAL_UUID,
                      networks=cs.NETWORKS, volumes=cs.VOLUMES,
-                     security_groups=cs.SECURITY_GROUPS)
+                     security_groups=cs.SECURITY_GROUPS, key_name=s.optional(cs.KEYPAIR_NAME),
+                     user_data=s.optional(cs.USER_DATA))
     @policy.authorize("compute:server:create")
     def create_server(
         self,
@@ -388,6 +392,8 @@ class ComputeAPI(PlacementAPI):
         networks: Sequence[Mapping[str, Any]] | None = None,
         volumes: Sequence[str | Mapping[str, str]] | None = None,
         security_groups: Sequence[str] | None = None,
+        key_name: str | None = None,
+        user_data: str | None = None,
     ) -> Server:
         """Boot a server. Returns once it is ACTIVE or ERROR (``wait``), else while BUILDING.
 
@@ -409,8 +415,16 @@ class ComputeAPI(PlacementAPI):
         silently leaves a given port's groups alone, a ``port_id`` request with
         ``security_groups`` is refused: the port keeps the groups it has (change them with
         ``cloud.network.update_port``), and saying otherwise would be a lie.
+        ``key_name``: a keypair of the caller (:meth:`create_keypair`); the server keeps a copy
+        of its public key, so deleting the keypair later changes nothing for the server.
+        ``user_data``: base64 (MIME line breaks allowed), at most 65535 characters, handed to
+        the guest by the metadata service (:mod:`stackcore.compute.metadata`). Neither is
+        shown by :meth:`get_server` (only ``key_name``).
         """
         validate.name("name", name)
+        key_data = self._server_key(key_name) if key_name is not None else None
+        stored_user_data = (keypairs.check_user_data("user_data", user_data)
+                            if user_data is not None else None)
         meta = validate.string_map("metadata", metadata)
         if availability_zone is not None:
             validate.name("availability_zone", availability_zone)
@@ -449,6 +463,9 @@ class ComputeAPI(PlacementAPI):
                     metadata_=meta,
                     vm_state=VmState.BUILDING,
                     task_state=TaskState.SCHEDULING,
+                    key_name=key_name,
+                    key_data=key_data,
+                    user_data=stored_user_data,
                 )
             )
         request = placement_request.build(flavor_record, image_view.properties,
@@ -696,6 +713,7 @@ class ComputeAPI(PlacementAPI):
             fault=None if fault is None else faults.view(fault),
             project_id=row.project_id,
             user_id=row.user_id,
+            key_name=row.key_name,
         )
 
     @schemas.accepts(status=s.optional(s.enum(*cs.SERVER_STATUSES)), host=s.optional(s.HOST),

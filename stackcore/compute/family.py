@@ -1,7 +1,9 @@
 """The compute family's descriptor and its runtime in a Cloud (see :mod:`stackcore.families`).
 
 Services: ``scheduler`` (compute placement, :mod:`stackcore.compute.placement.manager`) and
-``compute`` (one :class:`~stackcore.compute.manager.ComputeManager` per configured host).
+``compute`` (one :class:`~stackcore.compute.manager.ComputeManager` per configured host); the
+named service ``metadata`` (:mod:`stackcore.compute.metadata`) runs only where a process names
+it, since it listens on a port.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from stackcore.families import Family, PluginKind, StartContext
 if TYPE_CHECKING:
     from oslo_config import cfg
 
+    from stackcore.compute.metadata.service import MetadataServer
     from stackcore.plugins.loader import Plugin
 
 SCHEDULER_BINARY = "stackcore-scheduler"
@@ -34,6 +37,7 @@ FAMILY = Family(
                    "stackcore.testing.suites.scheduler", "Compute host weighers"),
     ),
     services=("scheduler", "compute"),
+    named_services=("metadata",),
     requires=("volume", "network"),
     models=("stackcore.compute.models", "stackcore.compute.placement.models"),
     options="stackcore.compute.opts:list_opts",
@@ -52,12 +56,18 @@ class Runtime:
         self.conf = conf
         self.services = services
         self.driver: Plugin | None = None
+        #: the metadata service, where this process runs it
+        self.metadata: MetadataServer | None = None
 
     def load_plugins(self, pending: Mapping[str, Mapping[str, Any]]) -> None:
         from stackcore import conf as sc_conf
         from stackcore.compute import driver
         from stackcore.plugins import loader
 
+        if "metadata" in self.services:  # its configuration fails start-up before any service
+            from stackcore.compute.metadata.service import check_config
+
+            check_config(self.conf)
         if "compute" in self.services and self.conf.compute.hosts:
             self.driver = loader.load_one(driver.NAMESPACE, self.conf.compute.driver,
                                           driver.CONTRACT)
@@ -90,6 +100,15 @@ class Runtime:
                                          image_stores=getattr(image, "stores", None),
                                          image_api=image)
                 ctx.run(manager, COMPUTE_BINARY, host, conf.compute.availability_zone)
+        if "metadata" in self.services:
+            from stackcore.compute.metadata.service import MetadataServer
+
+            server = MetadataServer(conf, ctx.db, ctx.apis.get("network"))
+            server.start()
+            self.metadata = server
 
     def stop(self) -> None:
-        """Nothing beyond the services."""
+        """Stop the metadata service (the other services are the Cloud's)."""
+        server, self.metadata = self.metadata, None
+        if server is not None:
+            server.stop()

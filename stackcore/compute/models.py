@@ -3,7 +3,8 @@
 * hosts - :class:`ComputeNode` (latest validated stats and the claimed totals) and
   :class:`Allocation` (what one server holds on its host);
 * flavors - :class:`Flavor` (images are the image family's: :mod:`stackcore.image.models`);
-* servers - :class:`Instance` (soft-deleted) and :class:`InstanceFault`;
+* servers - :class:`Instance` (soft-deleted) and :class:`InstanceFault`; keypairs -
+  :class:`KeyPair` (SSH public keys of a user, copied into the servers booted with them);
 * wiring to the network and volume families - :class:`NetworkRequest` (what
   ``create_server(networks=...)`` asked for, kept so that the compute manager of whichever host
   the server lands on, first choice or an alternate after a reschedule, can allocate and bind
@@ -115,6 +116,33 @@ class Instance(Base):
     updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     launched_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     deleted_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    #: the keypair named at create_server (the name only: the key is ``key_data``)
+    key_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: a copy of that keypair's public key: deleting the keypair later changes nothing for
+    #: this server (as in Nova). Deferred, like ``user_data``: list queries never load the
+    #: big columns, only the metadata service reads them.
+    key_data: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
+    #: the user data given at create_server, base64 as given (at most 65535 characters)
+    user_data: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
+
+
+class KeyPair(Base):
+    """An SSH public key of a *user* (Nova's keypair: unique per user and name, the user's
+    across projects), imported only: no private key ever passes through a service. The row
+    also records the project it was created in, which its ``key_pairs`` quota counts."""
+
+    __tablename__ = "key_pairs"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uniq_key_pairs0user_id0name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    project_id: Mapped[str] = project_column()
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)
+    #: ``ssh`` (Nova's other type, ``x509``, is not supported)
+    type: Mapped[str] = mapped_column(String(16), default="ssh")
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class InstanceFault(Base):

@@ -1,7 +1,8 @@
 """Options of the compute family (``[compute]``), and the list of every compute option group.
 
 Compute placement's options live in the shared ``[scheduler]`` group
-(:mod:`stackcore.compute.placement.opts`); a hypervisor driver adds its own groups through
+(:mod:`stackcore.compute.placement.opts`), the metadata service's in ``[metadata]``
+(:mod:`stackcore.compute.metadata.opts`); a hypervisor driver adds its own groups through
 ``list_opts()``, registered when the driver loads.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackcore import lazy
+from stackcore.compute.metadata import opts as metadata_opts
 from stackcore.compute.placement import opts as placement_opts
 from stackcore.conf.optiontypes import NAME, UniqueList
 
@@ -61,7 +63,8 @@ OPTS = lazy.options(lambda cfg: [
 
 def list_opts() -> list[tuple[str, Any]]:
     """Every option group the compute family registers on a Cloud."""
-    return [(GROUP, OPTS), (placement_opts.GROUP, placement_opts.OPTS)]
+    return [(GROUP, OPTS), (placement_opts.GROUP, placement_opts.OPTS),
+            (metadata_opts.GROUP, metadata_opts.OPTS)]
 
 
 def plugin_opts() -> list[tuple[str, Any]]:

@@ -73,6 +73,15 @@ _RULES = [
     ("compute:image:list", p.ANY, "List the images one may use.", "list_images"),
     ("compute:image:delete", p.ADMIN_OR_OWNER, "Delete an image.", "delete_image"),
     ("compute:image:publicize", p.ADMIN_ONLY, "Register a public image.", "register_image"),
+    # keypairs (a user's, in every project)
+    ("compute:keypair:create", p.ADMIN_OR_OWNER, "Import an SSH public key as a keypair.",
+     "create_keypair"),
+    ("compute:keypair:get", p.ADMIN_OR_OWNER, "Read one's keypair.", "get_keypair"),
+    ("compute:keypair:list", p.ADMIN_OR_OWNER, "List one's keypairs.", "list_keypairs"),
+    ("compute:keypair:delete", p.ADMIN_OR_OWNER, "Delete one's keypair.", "delete_keypair"),
+    ("compute:keypair:other_user", p.ADMIN_ONLY,
+     "Create, read, list or delete the keypairs of another user (user_id=...).",
+     "create_keypair"),
     # placement
     ("compute:aggregate:manage", p.ADMIN_ONLY, "Create, change and delete host aggregates.",
      "create_aggregate"),

@@ -1,7 +1,7 @@
 """The compute family's countable resources, counted from its rows (see
 :mod:`stackcore.project.quota`). Every ``[quota]`` default is -1 (unlimited): a deployment
 serving several projects sets its limits (Nova's defaults: 10 instances, 20 cores, 51200 MB
-RAM, 10 server groups)."""
+RAM, 10 server groups, 100 keypairs - per user in Nova, per project here)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,24 @@ RESOURCES = [
     Resource("cores", UNLIMITED, "vCPUs of a project's servers", f"{_HERE}:count"),
     Resource("ram", UNLIMITED, "MB of RAM of a project's servers", f"{_HERE}:count"),
     Resource("server_groups", UNLIMITED, "Server groups per project", f"{_HERE}:count"),
+    Resource("key_pairs", UNLIMITED, "Keypairs created in a project (by any of its users)",
+             f"{_HERE}:count"),
 ]
 
 
 def count(project_id: str | BindParameter[str], resource: str) -> ColumnElement[int]:
     """Usage of ``resource`` by ``project_id``: servers not deleted (whatever their state,
-    ERROR included - Nova's rule), their vCPUs and RAM, the server groups."""
+    ERROR included - Nova's rule), their vCPUs and RAM, the server groups, the keypairs created
+    in the project."""
     import sqlalchemy as sa
 
     from stackcore.compute import models
     from stackcore.compute.placement import models as placement_models
     from stackcore.compute.states import VmState
 
+    if resource == "key_pairs":
+        return sa.select(sa.func.count()).select_from(models.KeyPair).where(
+            models.KeyPair.project_id == project_id).scalar_subquery()
     if resource == "server_groups":
         group = placement_models.ServerGroup
         return sa.select(sa.func.count()).select_from(group).where(

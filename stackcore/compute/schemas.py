@@ -50,5 +50,15 @@ VOLUMES = s.optional(s.array(VOLUME_REQUEST, 26))
 #: names or ids of security groups (resolved by the network API)
 SECURITY_GROUPS = s.optional(s.array(s.NAME, 16))
 
+#: Nova's keypair names: letters, digits, spaces and ``_-.@``, 1-255 characters
+KEYPAIR_NAME = s.string(255, "keypair-name")
+#: one OpenSSH public key line (``ssh-ed25519 AAAA... comment``); an RSA-16384 key fits
+PUBLIC_KEY = s.string(16384)
+#: user data: base64 (MIME line breaks allowed), at most 65535 characters as in Nova
+USER_DATA_MAX = 65535
+USER_DATA = {"type": "string", "format": "base64", "minLength": 1, "maxLength": USER_DATA_MAX}
+#: whose keypair (an admin names another user: rule ``compute:keypair:other_user``)
+USER_ID = s.string(255)
+
 SERVER_SORT_KEYS = ("created_at", "name", "id")
 NAME_SORT_KEYS = ("name", "id")

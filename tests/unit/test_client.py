@@ -188,3 +188,67 @@ def test_server_create_refuses_an_unknown_security_group_naming_it(config, tmp_p
     assert status == 1 and "nosuch" in err and "security_group" in err, (status, out, err)
     status, out, err = run("--config-file", config, "server", "list", "-f", "value")
     assert (status, out) == (0, ""), (status, out, err)
+
+
+def test_keypairs_and_a_server_with_key_and_user_data(config, tmp_path) -> None:
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    import stackcore
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    key_file = tmp_path / "id_ed25519"
+    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.OpenSSH,
+                                               serialization.NoEncryption()))
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                               serialization.PublicFormat.OpenSSH).decode()
+    public += " me@laptop"
+    (tmp_path / "id_ed25519.pub").write_text(public + "\n")
+    digest = hashlib.md5(base64.b64decode(public.split()[1]), usedforsecurity=False).hexdigest()
+    printed = "MD5:" + ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+    status, out, err = run("--config-file", config, "keypair", "create", "mine",
+                           "--public-key", str(tmp_path / "id_ed25519.pub"), "-f", "json")
+    assert status == 0, err
+    made = json.loads(out)
+    assert (made["name"], made["public_key"], "MD5:" + made["fingerprint"]) == \
+        ("mine", public, printed), made
+    assert run("--config-file", config, "keypair", "list", "-f", "value") == \
+        (0, f"mine {made['fingerprint']} ssh\n", "")
+    assert json.loads(run("--config-file", config, "keypair", "show", "mine", "-f",
+                          "json")[1])["public_key"] == public
+    status, _, err = run("--config-file", config, "keypair", "create", "bad",
+                         "--public-key", str(key_file))  # the private key: refused
+    assert status == 1 and err.startswith("stackcore-client: Invalid: invalid public_key: "), err
+    status, _, err = run("--config-file", config, "keypair", "create", "bad",
+                         "--public-key", str(tmp_path / "missing.pub"))
+    assert (status, err) == (1, f"stackcore-client: Invalid: invalid --public-key: "
+                                f"{tmp_path / 'missing.pub'}: No such file or directory\n")
+
+    data = tmp_path / "image.raw"
+    data.write_bytes(b"\0" * 65536)
+    for command in (("flavor", "create", "small", "--vcpus", "1", "--ram", "64"),
+                    ("image", "create", "img", "--file", str(data))):
+        assert run("--config-file", config, *command)[0] == 0
+    script = tmp_path / "user-data"
+    script.write_bytes(b"#!/bin/sh\necho \xe2\x9c\x93 hello\n")
+    status, out, err = run("--config-file", config, "server", "create", "vm", "--flavor",
+                           "small", "--image", "img", "--key-name", "mine", "--user-data",
+                           str(script), "-f", "json")
+    assert status == 0, err
+    server = json.loads(out)
+    assert server["key_name"] == "mine" and "user_data" not in server, server
+    with stackcore.Cloud(config, services=()) as cloud, cloud.db.read() as session:
+        from stackcore.compute import models
+
+        row = session.get(models.Instance, server["id"])
+        assert row is not None and row.key_data == public, row
+        assert base64.b64decode(row.user_data or "") == script.read_bytes()
+    status, _, err = run("--config-file", config, "server", "create", "vm2", "--flavor",
+                         "small", "--image", "img", "--key-name", "nosuch")
+    assert status == 1 and "key_name" in err and "nosuch" in err, err
+    assert run("--config-file", config, "keypair", "delete", "mine", "mine")[0] == 0
+    assert run("--config-file", config, "keypair", "list", "-f", "value") == (0, "", "")

@@ -245,8 +245,9 @@ def test_policy_file_overrides_a_default(tmp_path, image_file) -> None:
 #: policy.READ_PREFIXES; a new method lands on the write side unless it is listed here)
 READS = {
     "compute": {"explain_placement", "get_aggregate", "get_console_output", "get_flavor",
-                "get_image", "get_server",
+                "get_image", "get_keypair", "get_server",
                 "get_server_group", "list_aggregates", "list_faults", "list_flavors",
+                "list_keypairs",
                 "list_hosts", "list_images", "list_server_migrations", "list_server_volumes",
                 "list_servers", "wait_for_server"},
     "volume": {"explain_placement", "faults", "get", "get_backup", "get_snapshot", "get_type",

@@ -746,3 +746,103 @@ def test_guests_reach_the_metadata_service_through_the_proxy_identified_by_their
         assert _alive(agent.driver.server_id(x.id)), "dnsmasq stopped with the proxy"
     finally:
         nova.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_two_guests_each_read_their_own_servers_metadata_from_the_metadata_service(
+    ovsdb: Ovsdb, tmp_path: Path, image_file: str
+) -> None:
+    """The whole isolated-metadata path with the real compute metadata service: two servers
+    (fake hypervisor on this lab's host, each with its own keypair and user data) whose
+    ports are cabled as guest namespaces; each guest is configured by DHCP (address and the
+    route to 169.254.169.254) and reads, through route -> proxy -> DHCP agent -> the signed
+    request -> the metadata service, its own server's uuid, public key, user data, network
+    data and EC2 local-ipv4 - also when it sends another server's identity headers."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    port = _free_port()
+    cloud = stackcore.Cloud(services=["network", "scheduler", "compute", "metadata"],
+                            overrides={
+        "DEFAULT": {"periodic_interval": 3600, "state_path": str(tmp_path / "cloud")},
+        "compute": {"hosts": [HOST]},
+        "ml2": {"mechanism_drivers": ["openvswitch"], "project_network_types": ["vxlan"]},
+        "ml2_type_vxlan": {"vni_ranges": ["1000:1999"]},
+        "network": {"agent_down_time": 15},
+        "metadata": {"metadata_proxy_shared_secret": SECRET, "listen_port": port}})
+    ovs_agent = start_ovs_agent(cloud, ovsdb)
+    lab = Lab(cloud, ovsdb, tmp_path)
+    try:
+        cloud.compute.create_flavor("tiny", 1, 128, 1)
+        cloud.compute.register_image("img", image_file, "raw", visibility="public")
+        net, _subnet = lab.network("md-real", "10.85.0.0/24")
+        agent = lab.agent(metadata_url=f"http://127.0.0.1:{port}")
+        start_as_the_console_script(agent)
+        script = lab.tmp / "routes.sh"
+        script.write_text(ROUTES_SCRIPT)
+        script.chmod(0o755)
+        guests = []
+        for i in range(2):
+            key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+                serialization.Encoding.OpenSSH,
+                serialization.PublicFormat.OpenSSH).decode() + f" guest{i}"
+            cloud.compute.create_keypair(f"key-{i}", key)
+            user_data = f"#!/bin/sh\necho 'guest {i} <&>'"
+            server = cloud.compute.create_server(
+                f"guest-{i}", "tiny", "img", key_name=f"key-{i}",
+                user_data=base64.b64encode(user_data.encode()).decode(),
+                networks=[{"network_id": net.id}])
+            assert server.status == "ACTIVE", (server.status, server.fault)
+            (vm,) = cloud.network.list_ports(device_id=server.id)
+            lab.plug_guest(vm)
+            guests.append((server, vm, key, user_data))
+        for server, vm, _, _ in guests:
+            wait_until(lambda vm=vm: cloud.network.get_port(vm.id).status == "ACTIVE", 15,
+                       f"guest port {vm.id} ACTIVE")
+            wait_until(lambda vm=vm: served(agent, net.id).get(vm.mac_address), 10,
+                       f"host entry of {vm.mac_address}")
+            lease = lab.tmp / f"routes-{vm.id}"
+            result = subprocess.run(
+                ["ip", "netns", "exec", lab.guests[vm.id], "busybox", "udhcpc", "-i", "eth0",
+                 "-n", "-q", "-f", "-t", "8", "-T", "1", "-O", "staticroutes",
+                 "-s", str(script)],
+                env={**os.environ, "LEASE_FILE": str(lease)}, capture_output=True, text=True,
+                timeout=60, check=False)
+            assert result.returncode == 0 and lease.exists(), (
+                f"udhcpc got no lease: {result.returncode}\n{result.stdout}{result.stderr}")
+
+        def guest_get(vm: Any, path: str) -> str:
+            result = subprocess.run(
+                ["ip", "netns", "exec", lab.guests[vm.id], sys.executable, "-c", GUEST_GET,
+                 f"http://169.254.169.254{path}", json.dumps(SPOOFED)],
+                capture_output=True, text=True, timeout=60, check=False)
+            assert result.returncode == 0, f"guest GET {path} failed: {result.stderr[-2000:]}"
+            status, body = result.stdout.split("\n", 1)
+            assert status == "200", f"guest of port {vm.id}: GET {path}: {status} {body}"
+            return body[:-1]  # GUEST_GET's print adds a newline
+
+        for server, vm, key, user_data in guests:
+            meta = json.loads(guest_get(vm, "/openstack/latest/meta_data.json"))
+            assert (meta["uuid"], meta["name"], meta["public_keys"]) == (
+                server.id, server.name, {f"key-{guests.index((server, vm, key, user_data))}":
+                                         key}), meta
+            assert guest_get(vm, "/openstack/latest/user_data") == user_data
+            links = json.loads(guest_get(vm, "/openstack/latest/network_data.json"))["links"]
+            assert [link["ethernet_mac_address"] for link in links] == [vm.mac_address], links
+            assert guest_get(vm, "/latest/meta-data/local-ipv4") == \
+                vm.fixed_ips[0].ip_address
+            assert guest_get(vm, "/latest/meta-data/instance-id") == server.id
+    finally:
+        lab.destroy()
+        ovs_agent.stop()
+        cloud.close()

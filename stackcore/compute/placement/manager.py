@@ -351,11 +351,12 @@ class SchedulerManager:
 
     def select_migration_destination(self, instance_uuid: str, migration_id: str,
                                      request: dict[str, Any]) -> dict[str, Any]:
-        """Place a resize or cold migration (API 1.2): pick a host for the server's new
-        flavor in ``request`` (``exclude_hosts`` names the source unless a same-host resize
-        is allowed) and, in one transaction per candidate, hand the server's source claim
-        over to the migration (:func:`claims.move_to_migration`) and claim ``request`` for
-        the server on the candidate. Returns ``{"host": ...}``. Raises NoValidHost (nothing
+        """Place a resize, cold migration or evacuation (API 1.2): pick a host for the
+        server's new flavor in ``request`` (``exclude_hosts`` names the source unless a
+        same-host resize is allowed; an evacuation's always does) and, in one transaction
+        per candidate, hand the server's source claim over to the migration
+        (:func:`claims.move_to_migration`) and claim ``request`` for the server on the
+        candidate. Returns ``{"host": ...}``. Raises NoValidHost (nothing
         moved or claimed) when no host fits, InvalidState when the server or the migration
         is no longer waiting for a host."""
         req = self._request(instance_uuid, request)
@@ -384,7 +385,10 @@ class SchedulerManager:
             with self.db.transaction() as session:
                 row = session.get(models.Instance, instance_uuid, with_for_update=True)
                 migration = session.get(models.Migration, migration_id)
-                if row is None or row.task_state != TaskState.RESIZE_PREP or migration is None \
+                task = (TaskState.EVACUATING if migration is not None
+                        and migration.migration_type == models.EVACUATION
+                        else TaskState.RESIZE_PREP)
+                if row is None or row.task_state != task or migration is None \
                         or migration.status != models.MigrationStatus.PRE_MIGRATING:
                     raise exception.InvalidState(
                         f"server {instance_uuid} is no longer waiting for a host for migration "

@@ -1,10 +1,11 @@
 """Evacuation of servers from a dead compute host (stackcore.compute.evacuation), with a real
-"host down": each compute host is a cloud process of its own (its services over a RabbitMQ
-virtual host of the test's own, on a shared database - the embedded SQLite file, or
-PostgreSQL), the API, scheduler, volume and network services another. A host goes down by
-stopping its process: its heartbeat ages past ``service_down_time`` (3 s here). Its fake
-hypervisor keeps its instances (as a real hypervisor keeps running guests), so the process
-that starts again finds the old instance of an evacuated server and must destroy it."""
+"host down": each compute host is a cloud of its own (its own services, RPC connections over a
+RabbitMQ virtual host of the test's own, and database engine on the shared database - the
+embedded SQLite file, or PostgreSQL), the API, scheduler, volume and network services another.
+A host goes down by stopping its cloud: its heartbeat ages past ``service_down_time`` (3 s
+here). The clouds share this interpreter only so that a host's fake hypervisor (in memory)
+outlives its compute service, as a real hypervisor's guests do: the compute service that
+starts again finds the old instance of an evacuated server and must destroy it."""
 
 from __future__ import annotations
 

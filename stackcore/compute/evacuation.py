@@ -27,8 +27,11 @@ rebuild leaves the server ERROR on the new host with the fault and nothing half-
 (its ports and volumes stay with it there: rebuild or delete it). Repair is the new host's:
 an evacuation left ``migrating`` for ``rpc_call_timeout`` seconds (its cast lost) is started
 by its orphan pass; one left ``post-migrating`` by a restart (or for that long with no work on
-it) is ERROR, "interrupted". The old host never touches the server itself: its row is the new
-host's from the moment it was taken.
+it) is ERROR, "interrupted". An evacuation cut off before it was placed (``pre-migrating``:
+its source is down, no host owns it) is ended by the scheduler's periodic pass
+(:meth:`~stackcore.compute.placement.manager.SchedulerManager.reconcile_unplaced_evacuations`).
+The old host never touches the server itself: its row is the new host's from the moment it
+was taken.
 """
 
 # HostEvacuations is the compute manager's own code, in a module of its own for size: it uses

@@ -9,7 +9,7 @@ starts again finds the old instance of an evacuated server and must destroy it."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,11 @@ from stackcore.compute.rpcapi import ComputeRPCAPI
 from stackcore.project.context import RequestContext
 from tests.conftest import wait_until
 
-pytestmark = [pytest.mark.real, pytest.mark.rabbit]
+
+def _over_rabbit(test: Callable[..., None]) -> Callable[..., None]:
+    """The tests with a cloud per host: their RPC goes through RabbitMQ."""
+    return pytest.mark.real(pytest.mark.rabbit(test))
+
 
 #: seconds a host stays "up" after its last heartbeat (heartbeats every second)
 DOWN_TIME = 3
@@ -114,6 +118,7 @@ def _state(cloud: stackcore.Cloud, server_id: str) -> tuple[Any, ...]:
     return found.status, found.task_state, found.host
 
 
+@_over_rabbit
 def test_evacuation_round_trip(deployment: Deployment) -> None:
     api = deployment.api.compute
     deployment.start("compute-1")
@@ -166,6 +171,7 @@ def test_evacuation_round_trip(deployment: Deployment) -> None:
     assert deployment.api.network.list_ports(device_id=server.id) == []
 
 
+@_over_rabbit
 def test_stopped_stays_stopped_error_comes_back_and_no_valid_host_changes_nothing(
         deployment: Deployment) -> None:
     api = deployment.api.compute
@@ -197,6 +203,7 @@ def test_stopped_stays_stopped_error_comes_back_and_no_valid_host_changes_nothin
     assert deployment.domains("compute-2")[failed.id].power_state is PowerState.RUNNING
 
 
+@_over_rabbit
 def test_a_failed_spawn_is_error_on_the_new_host_with_nothing_half_made(
         deployment: Deployment) -> None:
     api = deployment.api.compute
@@ -230,6 +237,7 @@ def test_a_failed_spawn_is_error_on_the_new_host_with_nothing_half_made(
     assert deployment.api.volume.get(volume.id).status == "available"
 
 
+@_over_rabbit
 def test_a_lost_cast_is_started_and_an_interrupted_rebuild_is_error(
         deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
     api = deployment.api.compute
@@ -267,6 +275,7 @@ def test_a_lost_cast_is_started_and_an_interrupted_rebuild_is_error(
     assert deployment.domains("compute-2")[lost.id].power_state is PowerState.RUNNING
 
 
+@_over_rabbit
 def test_non_admins_may_not_evacuate(deployment: Deployment) -> None:
     deployment.start("compute-1")
     owner = deployment.api.as_project(RequestContext("u1", "p1", ["member"]))
@@ -277,3 +286,39 @@ def test_non_admins_may_not_evacuate(deployment: Deployment) -> None:
     assert deployment.api.compute.list_server_migrations(server.id) == []
 
 
+
+
+def test_an_evacuation_cut_off_before_placement_is_repaired_by_the_scheduler(
+        make_cloud: Callable[..., stackcore.Cloud], image_file: str) -> None:
+    """evacuate_server cut off between its intent and the scheduler (its process gone): the
+    source host is down, so the scheduler ends it once left so for rpc_call_timeout."""
+    from stackcore.compute.placement.manager import SchedulerManager
+
+    cloud = make_cloud(fake_hosts=1, overrides={"DEFAULT": {"rpc_call_timeout": 1}})
+    cloud.compute.create_flavor("small", 1, 512, 1)
+    cloud.compute.register_image("img", image_file)
+    server = cloud.compute.create_server("s", "small", "img")
+    with cloud.db.transaction() as session:
+        row = session.get(models.Instance, server.id)
+        row.task_state = "evacuating"
+        session.add(models.Migration(
+            id="00000000-0000-0000-0000-0000000000e1", instance_uuid=server.id,
+            migration_type="evacuation", status="pre-migrating", source_host="compute-1",
+            old_flavor_id=row.flavor_id, old_flavor=row.flavor, new_flavor_id=row.flavor_id,
+            new_flavor=row.flavor, old_vm_state="active", disk_info={},
+            source_attachments={}))
+    scheduler = SchedulerManager(cloud.conf, cloud.db)
+    assert scheduler.reconcile_unplaced_evacuations() == []  # first seen now
+    repaired = wait_until(scheduler.reconcile_unplaced_evacuations, 30,
+                          "the cut-off evacuation repaired")
+    assert repaired == [server.id]
+    after = cloud.compute.get_server(server.id)
+    assert (after.status, after.task_state, after.host) == ("ACTIVE", None, "compute-1")
+    assert after.fault.step == "evacuate" and "cut off before a host was chosen" in \
+        after.fault.message, after.fault
+    [migration] = cloud.compute.list_server_migrations(server.id)
+    assert migration.status == "error", migration
+    with cloud.db.read() as session:
+        claims = {a.instance_uuid: a.host
+                  for a in session.execute(sa.select(models.Allocation)).scalars()}
+    assert claims == {server.id: "compute-1"}, claims

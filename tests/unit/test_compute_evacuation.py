@@ -9,6 +9,8 @@ starts again finds the old instance of an evacuated server and must destroy it."
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import stackcore
-from stackcore import exception
+from stackcore import exception, notifications
 from stackcore.compute import fake, models
 from stackcore.compute.objects import PowerState
 from stackcore.compute.rpcapi import ComputeRPCAPI
@@ -58,7 +60,8 @@ class Deployment:
         """Start the compute process of ``host`` (its start-up reconciliation included);
         its periodic tasks run every second."""
         overrides = {**self.base, "DEFAULT": {**self.base["DEFAULT"], "periodic_interval": 1},
-                     "compute": {"hosts": [host]}}
+                     "compute": {"hosts": [host]},
+                     "notifications": {"driver": "log"}}  # see events()
         if fake_hypervisor:
             overrides["fake_hypervisor"] = fake_hypervisor
         self.hosts[host] = stackcore.Cloud(overrides=overrides, services=("compute",))
@@ -85,6 +88,35 @@ class Deployment:
         for cloud in self.hosts.values():
             cloud.close()
         self.api.close()
+
+
+class _Events(logging.Handler):
+    """The ``instance.evacuate.*`` notifications the compute hosts send (oslo.messaging's
+    ``log`` driver), each payload checked against its schema."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.found: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = json.loads(record.getMessage())
+        if message["event_type"].startswith("instance.evacuate."):
+            notifications.validate(message["payload"])
+            self.found.append((message["event_type"], message["payload"]))
+
+    def types(self) -> list[str]:
+        return [event for event, _ in self.found]
+
+
+@pytest.fixture
+def events() -> Iterator[_Events]:
+    logger = logging.getLogger("oslo.messaging.notification")
+    handler, level = _Events(), logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture
@@ -119,7 +151,7 @@ def _state(cloud: stackcore.Cloud, server_id: str) -> tuple[Any, ...]:
 
 
 @_over_rabbit
-def test_evacuation_round_trip(deployment: Deployment) -> None:
+def test_evacuation_round_trip(deployment: Deployment, events: _Events) -> None:
     api = deployment.api.compute
     deployment.start("compute-1")
     server, volume = _wired(deployment.api)
@@ -153,6 +185,10 @@ def test_evacuation_round_trip(deployment: Deployment) -> None:
     claims = deployment.allocations()
     assert claims == {server.id: ("compute-2", 1), migration.id: ("compute-1", 1)}, claims
     assert server.id in deployment.domains("compute-1"), "the dead host was touched"
+    wait_until(lambda: len(events.types()) >= 2, 10, f"two events (so far {events.types()})")
+    assert events.types() == ["instance.evacuate.start", "instance.evacuate.end"]
+    assert (events.found[1][1]["host"], events.found[1][1]["vm_state"]) == \
+        ("compute-2", "active"), events.found[1]
 
     deployment.start("compute-1")  # back: its old instance goes, and the migration's claim
 
@@ -205,7 +241,7 @@ def test_stopped_stays_stopped_error_comes_back_and_no_valid_host_changes_nothin
 
 @_over_rabbit
 def test_a_failed_spawn_is_error_on_the_new_host_with_nothing_half_made(
-        deployment: Deployment) -> None:
+        deployment: Deployment, events: _Events) -> None:
     api = deployment.api.compute
     deployment.start("compute-1")
     server, volume = _wired(deployment.api)
@@ -219,6 +255,9 @@ def test_a_failed_spawn_is_error_on_the_new_host_with_nothing_half_made(
     assert after.fault.step == "spawn" and "injected failure" in after.fault.message, \
         after.fault
     assert server.id not in deployment.domains("compute-2")
+    wait_until(lambda: len(events.types()) >= 2, 10, f"two events (so far {events.types()})")
+    assert events.types() == ["instance.evacuate.start", "instance.evacuate.error"]
+    assert events.found[1][1]["fault"]["step"] == "spawn", events.found[1]
     # the ports and volumes stay with the server where it is now: rebuild or delete it
     assert deployment.api.network.get_port(port.id).host == "compute-2"
     assert _attachments(deployment.api, volume.id) == [(server.id, "compute-2")]

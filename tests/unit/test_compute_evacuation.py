@@ -290,6 +290,11 @@ def test_a_lost_cast_is_started_and_an_interrupted_rebuild_is_error(
     pending = api.evacuate_server(lost.id, wait=False)
     assert (pending.status, pending.task_state) == ("ACTIVE", "evacuating")
     assert api.list_server_migrations(lost.id)[0].status == "migrating"
+    # one owner at a time: no delete, no second evacuation meanwhile
+    with pytest.raises(exception.InvalidState, match="being resized, migrated or evacuated"):
+        api.delete_server(lost.id)
+    with pytest.raises(exception.InvalidState, match=r"while it is active \(evacuating\)"):
+        api.evacuate_server(lost.id)
     # the new host's orphan pass starts it once left so for rpc_call_timeout
     after = api.wait_for_server(lost.id, ("ACTIVE", "ERROR"), 120)
     assert (after.status, after.host, after.fault) == ("ACTIVE", "compute-2", None)

@@ -1289,8 +1289,8 @@ class ComputeAPI(PlacementAPI):
             flavor, dict(image.properties) if image else {}, availability_zone=zone,
             server_group=group, exclude_hosts=(source,))
         try:
-            chosen = self.scheduler_rpc.select_migration_destination(server_id, migration_id,
-                                                                     request)
+            chosen = self.scheduler_rpc.select_migration_destination(
+                server_id, migration_id, request, evacuation=True)
             self.compute_rpc.evacuate_instance(chosen["host"], server_id, migration_id)
         except exception.StackcoreError as err:
             self._abort_migration(server_id, migration_id, err, "evacuate")

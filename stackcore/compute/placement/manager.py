@@ -66,10 +66,12 @@ class _GroupConflict(Exception):
 class SchedulerManager:
     """RPC endpoint of the scheduler service (topic ``scheduler``).
 
-    API versions: 1.0 select_destinations; 1.1 explain, reschedule.
+    API versions: 1.0 select_destinations; 1.1 explain, reschedule; 1.2
+    select_migration_destination (resize, cold migration); 1.3 the same for an evacuation
+    (a 1.2 scheduler would refuse its task state: the caller asks for 1.3).
     """
 
-    target = Target(TOPIC, version="1.2")
+    target = Target(TOPIC, version="1.3")
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database) -> None:
         self.conf = conf
@@ -392,7 +394,7 @@ class SchedulerManager:
 
     def select_migration_destination(self, instance_uuid: str, migration_id: str,
                                      request: dict[str, Any]) -> dict[str, Any]:
-        """Place a resize, cold migration or evacuation (API 1.2): pick a host for the
+        """Place a resize, cold migration (API 1.2) or evacuation (1.3): pick a host for the
         server's new flavor in ``request`` (``exclude_hosts`` names the source unless a
         same-host resize is allowed; an evacuation's always does) and, in one transaction
         per candidate, hand the server's source claim over to the migration

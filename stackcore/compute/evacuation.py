@@ -144,6 +144,9 @@ class HostEvacuations(moves.HostMoves):
             m._cleanup_half_made(instance, network_info, device_info)
             self._fail(uuid, migration.id, step, err)
             return
+        if moved != 1:  # declared interrupted meanwhile (ERROR): what was made here goes
+            m._cleanup_half_made(instance, network_info, device_info)
+            return
         m._notify("instance.evacuate.end", uuid)
 
     def _fail(self, uuid: str, migration_id: str, step: str, err: BaseException) -> None:
@@ -240,26 +243,29 @@ class HostEvacuations(moves.HostMoves):
         """This host's compute service is back: destroy the old instance of each server
         evacuated from here (the driver's destroy: the ports and volumes are the new host's
         now) and release the migration's claim (migration ``completed``, so it is read once).
-        Only evacuations the new host took (done, or failed after taking the server); never
-        touches the servers themselves. A failure is logged and retried on the next pass."""
+        Evacuations that got a new host (``done``, or ``error`` - failed after taking the
+        server, or given up before); never touches the servers themselves, nor an instance
+        of a server that lives here again (given up before it was taken, or evacuated back
+        since: only the claim the migration may still hold goes). One that never got a new
+        host (no valid host) held nothing and is left ``error``. A failure is logged and
+        retried on the next pass."""
         mig, inst = models.Migration, models.Instance
         with self.m.db.read() as session:
             rows = session.execute(
-                sa.select(mig.id, mig.instance_uuid)
+                sa.select(mig.id, mig.instance_uuid, inst.host)
                 .join(inst, inst.uuid == mig.instance_uuid)
                 .where(mig.migration_type == EVACUATION, mig.source_host == self.m.host,
-                       mig.status.in_(ENDED), mig.dest_host.is_not(None),
-                       sa.or_(inst.host.is_(None), inst.host != self.m.host))
+                       mig.status.in_(ENDED), mig.dest_host.is_not(None))
                 .order_by(mig.created_at)).all()
         if not rows:
             return []
         m = self.m
         on_backend = set(m._driver_call("list_instances", m.driver.list_instances))
         cleaned = []
-        for migration_id, uuid in rows:
+        for migration_id, uuid, host in rows:
             try:
                 with m._instance_lock(uuid):
-                    if uuid in on_backend:
+                    if uuid in on_backend and host != m.host:
                         m._driver_call("destroy", m.driver.destroy, self._old_instance(uuid),
                                        [], [], True)
                         on_backend.discard(uuid)

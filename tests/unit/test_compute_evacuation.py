@@ -238,6 +238,16 @@ def test_stopped_stays_stopped_error_comes_back_and_no_valid_host_changes_nothin
     assert (revived.status, revived.host) == ("ACTIVE", "compute-2"), revived.fault
     assert deployment.domains("compute-2")[failed.id].power_state is PowerState.RUNNING
 
+    deployment.start("compute-1")
+    # the one that never got a host stays error (it held nothing); the others completed
+    statuses = [m.status for m in api.list_server_migrations(stopped.id)]
+    assert statuses == ["error", "completed"], statuses
+    assert [m.status for m in api.list_server_migrations(failed.id)] == ["completed"]
+    assert stopped.id not in deployment.domains("compute-1")
+    assert failed.id not in deployment.domains("compute-1")
+    assert deployment.allocations() == {stopped.id: ("compute-2", 1),
+                                        failed.id: ("compute-2", 1)}
+
 
 @_over_rabbit
 def test_a_failed_spawn_is_error_on_the_new_host_with_nothing_half_made(

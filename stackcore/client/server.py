@@ -1,5 +1,6 @@
 """``server create/list/show/delete``, the lifecycle actions (start, stop, reboot, pause,
-suspend, rescue, rebuild, volume attach/detach), server snapshots and the console log."""
+suspend, rescue, rebuild, evacuate, volume attach/detach), server snapshots and the console
+log."""
 
 from __future__ import annotations
 
@@ -208,6 +209,29 @@ class RebuildServer(_OneServer):
     def take_action(self, args: argparse.Namespace) -> Any:
         compute = self.cloud.compute
         server = compute.rebuild_server(args.server, args.image, wait=False)
+        if args.wait:
+            server = self.wait_for(
+                f"server {server.id}", lambda: compute.get_server(server.id),
+                lambda s: s.status + (f" ({s.task_state})" if s.task_state else ""),
+                lambda s: s.status in (*_SETTLED, "STOPPED") and s.task_state is None,
+                args.timeout or self.cloud.conf.compute.build_timeout)
+        return fmt.show(server)
+
+
+class EvacuateServer(_OneServer):
+    """Rebuild a server of a dead host on another host (admin; as ``openstack server
+    evacuate``): its host's compute service must be down - fence the host first. Same ports
+    and volumes; the root disk is made afresh from the image (a local disk's writes are
+    lost)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        add_wait(parser)
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        compute = self.cloud.compute
+        server = compute.evacuate_server(args.server, wait=False)
         if args.wait:
             server = self.wait_for(
                 f"server {server.id}", lambda: compute.get_server(server.id),

@@ -20,7 +20,7 @@ from oslo_config import cfg
 
 from stackcore import exception, faults, schemas, service, validate, wait
 from stackcore import schemas as s
-from stackcore.compute import block_devices, keypairs, models
+from stackcore.compute import block_devices, evacuation, keypairs, models
 from stackcore.compute import schemas as cs
 from stackcore.compute.driver import snapshot_format
 from stackcore.compute.family import COMPUTE_BINARY
@@ -112,12 +112,13 @@ class ServerVolume:
 
 @dataclasses.dataclass(frozen=True)
 class ServerMigration:
-    """One resize or cold migration of a server (see :mod:`stackcore.compute.migration`)."""
+    """One resize, cold migration (see :mod:`stackcore.compute.migration`) or evacuation
+    (:mod:`stackcore.compute.evacuation`) of a server."""
 
     id: str
     server_id: str
-    migration_type: str  # resize | migration
-    status: str  # pre-migrating ... finished, confirmed, reverted, error
+    migration_type: str  # resize | migration | evacuation
+    status: str  # pre-migrating ... finished, confirmed, reverted, error; done, completed
     source_host: str
     dest_host: str | None
     old_flavor_id: str
@@ -800,9 +801,9 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         retried.
 
         A RESIZED server is confirmed first (its old host removes its copy), as Nova does; a
-        server in the middle of a resize or migration is refused (InvalidState) until that
-        ends: its steps run on two hosts, and the migration's repair, not a delete, finishes
-        an interrupted one."""
+        server in the middle of a resize, migration or evacuation is refused (InvalidState)
+        until that ends: its steps run on two hosts, and the migration's repair, not a
+        delete, finishes an interrupted one."""
         validate.uuid_like("server_id", server_id)
         if self.get_server(server_id, include_deleted=True).status == "RESIZED":
             self.confirm_resize(server_id)
@@ -812,11 +813,12 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                 raise exception.NotFound("server", server_id)
             if row.vm_state == VmState.DELETED:
                 return
-            if row.task_state in RESIZE_TASKS or row.vm_state == VmState.RESIZED:
+            if row.task_state in RESIZE_TASKS or row.vm_state == VmState.RESIZED \
+                    or row.task_state in evacuation.TASKS:
                 doing = row.task_state or row.vm_state
                 raise exception.InvalidState(
-                    f"server {server_id} is being resized or migrated ({doing}): delete it "
-                    "once that is done", state=row.vm_state)
+                    f"server {server_id} is being resized, migrated or evacuated ({doing}): "
+                    "delete it once that is done", state=row.vm_state)
             host = row.host
             if host is None:
                 row.task_state = TaskState.DELETING
@@ -1220,7 +1222,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                                                                      request)
             self.compute_rpc.resize_instance(source, server_id, migration_id)
         except exception.StackcoreError as err:
-            self._abort_migration(server_id, migration_id, err)
+            self._abort_migration(server_id, migration_id, err, "resize")
             raise
         if not wait:
             return self.get_server(server_id)
@@ -1228,23 +1230,93 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         return self.wait_for_server(server_id, ("RESIZED", "ACTIVE", "STOPPED", "ERROR"),
                                     timeout)
 
-    def _abort_migration(self, server_id: str, migration_id: str, err: BaseException) -> None:
-        """The scheduler found no host, or the source host was never reached: claims back
-        as before (if they were moved), the server's old state kept with the fault."""
+    def _abort_migration(self, server_id: str, migration_id: str, err: BaseException,
+                         step: str) -> None:
+        """The scheduler found no host, or the host that has the next step was never
+        reached: claims back as before (if they were moved), the server's old state kept
+        with the fault (``step``)."""
         with self.db.transaction() as session:
             migration = session.get(models.Migration, migration_id, with_for_update=True)
             if migration is None or migration.status not in (
                     models.MigrationStatus.PRE_MIGRATING, models.MigrationStatus.MIGRATING):
                 return  # a host took it over meanwhile: the migration's own repair decides
-            claims.move_back_from_migration(session, server_id, migration_id)
+            if not claims.move_back_from_migration(session, server_id, migration_id) \
+                    and migration.dest_host is not None:
+                claims.release(session, server_id)  # it held nothing before (an ERROR one)
             migration.status = models.MigrationStatus.ERROR
             migration.error = f"{type(err).__name__}: {err}"[:2000]
             old = migration.old_flavor
-            session.add(faults.new(models.InstanceFault, err, step="resize",
+            session.add(faults.new(models.InstanceFault, err, step=step,
                                    instance_uuid=server_id))
             session.execute(sa.update(models.Instance).where(models.Instance.uuid == server_id)
                             .values(task_state=None, vcpus=int(old["vcpus"]),
                                     memory_mb=int(old["ram_mb"])))
+
+    # --- evacuation (stackcore.compute.evacuation) ----------------------------------------
+
+    @schemas.accepts(server_id=s.UUID, wait=s.BOOLEAN, timeout=s.TIMEOUT)
+    @policy.authorize("compute:server:evacuate")
+    def evacuate_server(self, server_id: str, wait: bool = True,
+                        timeout: float | None = None) -> Server:
+        """Rebuild an ACTIVE, STOPPED or ERROR server of a dead host on another host the
+        scheduler picks (task ``evacuating``): same ports (addresses kept) and volumes, the
+        root disk made afresh from its image - what was written to a local root disk is
+        lost. ACTIVE and ERROR servers end ACTIVE, STOPPED ones STOPPED. The dead host
+        destroys its old instance and gives back its claim when its compute service comes
+        back. Admin only, as in Nova.
+
+        Conflict while the host's compute service is up (its heartbeat younger than
+        ``service_down_time``): the server would run twice; fence the host first.
+        NoValidHost (state and claims kept, fault ``evacuate``) when no other host fits.
+        Returns once done with ``wait`` (ACTIVE, STOPPED, or ERROR with the fault)."""
+        validate.uuid_like("server_id", server_id)
+        source = self._host_of(server_id)
+        if self._service_up(source):
+            raise exception.Conflict(
+                f"cannot evacuate server {server_id}: the compute service of its host "
+                f"{source} is up (heartbeat within [DEFAULT] service_down_time = "
+                f"{self.conf.service_down_time} s) and the server would run twice; fence "
+                f"{source} (stop its compute service) and evacuate once it is reported down")
+        migration_id = str(uuid.uuid4())
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, server_id, with_for_update=True)
+            assert row is not None  # _host_of found it
+            if row.host != source or row.vm_state not in evacuation.FROM_STATES \
+                    or row.task_state is not None:
+                raise exception.InvalidState(
+                    f"cannot evacuate server {server_id} while it is {row.vm_state}"
+                    + (f" ({row.task_state})" if row.task_state else "")
+                    + (f" on {row.host}" if row.host != source else "")
+                    + " (only active, stopped or error servers)", state=row.vm_state)
+            flavor = dict(row.flavor)
+            row.task_state = TaskState.EVACUATING
+            session.add(models.Migration(
+                id=migration_id, instance_uuid=server_id,
+                migration_type=models.EVACUATION,
+                status=models.MigrationStatus.PRE_MIGRATING, source_host=source,
+                old_flavor_id=row.flavor_id, old_flavor=flavor, new_flavor_id=row.flavor_id,
+                new_flavor=flavor, old_vm_state=row.vm_state, disk_info={},
+                source_attachments={}))
+            image = session.get(image_models.Image, row.image_id)
+            group = session.execute(
+                sa.select(sched_models.ServerGroupMember.group_id)
+                .where(sched_models.ServerGroupMember.instance_uuid == server_id)
+            ).scalar_one_or_none()
+            zone = row.availability_zone
+        request = placement_request.build(
+            flavor, dict(image.properties) if image else {}, availability_zone=zone,
+            server_group=group, exclude_hosts=(source,))
+        try:
+            chosen = self.scheduler_rpc.select_migration_destination(
+                server_id, migration_id, request, evacuation=True)
+            self.compute_rpc.evacuate_instance(chosen["host"], server_id, migration_id)
+        except exception.StackcoreError as err:
+            self._abort_migration(server_id, migration_id, err, "evacuate")
+            raise
+        LOG.info("server %s: evacuation from %s to %s", server_id, source, chosen["host"])
+        if not wait:
+            return self.get_server(server_id)
+        return self.wait_for_server(server_id, ("ACTIVE", "STOPPED", "ERROR"), timeout)
 
     def _finished_migration(self, server_id: str, status: str) -> models.Migration:
         """The server's migration waiting for confirm or revert, now moved to ``status``

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from stackcore import exception, faults, managers, notifications
-from stackcore.compute import block_devices, migration, models, objects, stats
+from stackcore.compute import block_devices, evacuation, migration, models, objects, stats
 from stackcore.compute.driver import HypervisorDriver, effective_capabilities
 from stackcore.compute.family import COMPUTE_BINARY as BINARY
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
@@ -68,7 +68,9 @@ _SAMPLED_STATS = ("hypervisor_hostname", "hypervisor_type", "vcpus", "vcpus_used
 _COLD_SNAPSHOT_SHUTDOWN = 60
 
 #: the compute API this manager serves (instance_events speaks 1.3 of it)
-API_VERSION = "1.4"
+API_VERSION = "1.5"
+#: task states the generic reconciliation leaves to their own repair (a move's owner)
+_MOVE_TASKS = migration.RESIZE_TASKS | evacuation.TASKS
 
 _POWER_TO_VM = {
     objects.PowerState.RUNNING: VmState.ACTIVE,
@@ -85,7 +87,8 @@ class ComputeManager:
     1.2 pause/unpause, suspend/resume, get_console_output, snapshot_instance,
     rebuild_instance, rescue/unrescue; 1.3 external_instance_event; 1.4 resize and cold
     migration (resize_instance, finish_resize, confirm_resize, revert_resize,
-    finish_revert_resize: :mod:`stackcore.compute.migration`).
+    finish_revert_resize: :mod:`stackcore.compute.migration`); 1.5 evacuate_instance
+    (:mod:`stackcore.compute.evacuation`).
 
     ``network_api`` and ``volume_api`` are the cloud's family APIs (``cloud.network``,
     ``cloud.volume``); without them, servers asking for ports or volumes fail to build.
@@ -128,6 +131,7 @@ class ComputeManager:
         self._locks = managers.KeyedLocks()
         self._orphans = managers.Orphans()
         self.migrations = migration.HostMigrations(self)
+        self.evacuations = evacuation.HostEvacuations(self)
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -289,6 +293,10 @@ class ComputeManager:
           :attr:`unknown_instances` and logged (never destroyed: they may not be ours).
         """
         self._driver_call("init_host", self.driver.init_host, self.host)
+        try:  # servers evacuated while this host was down: their old instances go first
+            self.evacuations.clean_up_evacuated()
+        except Exception as err:  # noqa: BLE001 - the periodic pass tries again
+            LOG.warning("removing the instances evacuated from %s failed: %s", self.host, err)
         on_backend = set(self._driver_call("list_instances", self.driver.list_instances))
         with self.db.transaction() as session:
             rows = session.execute(
@@ -297,11 +305,12 @@ class ComputeManager:
                     models.Instance.vm_state != VmState.DELETED,
                 )
             ).scalars().all()
-            known = {row.uuid for row in rows} | self.migrations.migrating_here()
+            known = ({row.uuid for row in rows} | self.migrations.migrating_here()
+                     | self.evacuations.here())
         cause = f"a restart of {BINARY} on {self.host}"
         for row in rows:
-            if row.task_state in migration.RESIZE_TASKS:
-                continue  # the migration's owner repairs it (below)
+            if row.task_state in _MOVE_TASKS:
+                continue  # the migration's or evacuation's owner repairs it (below)
             try:
                 self._reconcile(row, row.uuid in on_backend, cause)
             except Exception as err:  # noqa: BLE001 - one server never stops the start-up
@@ -310,6 +319,10 @@ class ComputeManager:
             self.migrations.reconcile_at_start()
         except Exception as err:  # noqa: BLE001 - the periodic repair tries again
             LOG.warning("repairing the migrations of %s failed: %s", self.host, err)
+        try:
+            self.evacuations.reconcile_at_start()
+        except Exception as err:  # noqa: BLE001 - the periodic repair tries again
+            LOG.warning("repairing the evacuations to %s failed: %s", self.host, err)
         self.unknown_instances = sorted(on_backend - known)
         if self.unknown_instances:
             LOG.warning(
@@ -386,7 +399,7 @@ class ComputeManager:
                 .where(models.Instance.host == self.host,
                        models.Instance.vm_state != VmState.DELETED,
                        sa.or_(models.Instance.task_state.is_(None),
-                              models.Instance.task_state.not_in(migration.RESIZE_TASKS)),
+                              models.Instance.task_state.not_in(_MOVE_TASKS)),
                        sa.or_(models.Instance.vm_state == VmState.BUILDING,
                               models.Instance.task_state.is_not(None),
                               models.Instance.uuid.in_(moving)))
@@ -401,7 +414,7 @@ class ComputeManager:
                 LOG.warning("reconciling orphaned server %s on %s failed: %s", uuid, self.host,
                             err)
         self._destroy_failed_build_leftovers()
-        return due + self.migrations.reconcile_orphans()
+        return due + self.migrations.reconcile_orphans() + self.evacuations.reconcile_orphans()
 
     def _destroy_failed_build_leftovers(self) -> None:
         """A build that failed while the hypervisor could not be reached (its daemon
@@ -1280,3 +1293,8 @@ class ComputeManager:
 
     def finish_revert_resize(self, instance_uuid: str, migration_id: str) -> None:
         self.migrations.finish_revert_resize(instance_uuid, migration_id)
+
+    # --- evacuation (API 1.5; stackcore.compute.evacuation) --------------------------------
+
+    def evacuate_instance(self, instance_uuid: str, migration_id: str) -> None:
+        self.evacuations.evacuate_instance(instance_uuid, migration_id)

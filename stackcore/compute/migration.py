@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from stackcore import exception, faults, managers
-from stackcore.compute import block_devices, models, objects
-from stackcore.compute.models import BlockDeviceMapping, MigrationStatus
+from stackcore.compute import block_devices, models, moves, objects
+from stackcore.compute.models import MigrationStatus
 from stackcore.compute.placement import claims
 from stackcore.compute.states import TaskState, VmState
 
@@ -71,103 +71,19 @@ DEST_OWNED = (MigrationStatus.POST_MIGRATING, MigrationStatus.REVERTING)
 IN_PROGRESS = (*SOURCE_OWNED, *DEST_OWNED, MigrationStatus.FINISHED)
 
 
-class HostMigrations:
+class HostMigrations(moves.HostMoves):
     """The migration steps of one compute host (its :class:`ComputeManager` delegates its
     API 1.4 methods here). Every step runs under the server's lock on this host."""
 
     def __init__(self, manager: ComputeManager) -> None:
-        self.m = manager
+        super().__init__(manager)
         self._orphans = managers.Orphans()
 
-    # --- plumbing --------------------------------------------------------------------------
-
-    def _rpc(self) -> Any:
-        from stackcore.compute.rpcapi import ComputeRPCAPI
-
-        if self.m._transport is None:
-            raise exception.ConfigError(
-                f"the compute service on {self.m.host} has no RPC transport: a migration "
-                "hands its steps over between hosts")
-        return ComputeRPCAPI(self.m._transport)
-
-    def _load(self, uuid: str, migration_id: str, status: MigrationStatus, host_field: str
-              ) -> tuple[models.Migration, objects.Instance] | None:
-        """The migration and the server, if the migration is ``status`` and this host is
-        its ``host_field`` (``source_host`` / ``dest_host``); None otherwise (a stale or
-        repeated request: someone else owns it now)."""
-        with self.m.db.read() as session:
-            migration = session.get(models.Migration, migration_id)
-            if migration is None or migration.instance_uuid != uuid \
-                    or migration.status != status \
-                    or getattr(migration, host_field) != self.m.host:
-                return None
-            session.expunge(migration)
-        try:
-            _, instance = self.m._load(uuid)
-        except exception.NotFound:
-            return None
-        return migration, instance
+    # --- plumbing ---------------------------------------------------------------------------
 
     def _with_flavor(self, instance: objects.Instance, flavor: dict[str, Any]
                      ) -> objects.Instance:
         return dataclasses.replace(instance, flavor=objects.Flavor(**flavor), host=self.m.host)
-
-    def _hand_over(self, migration_id: str, expected: MigrationStatus, status: MigrationStatus,
-                   task: TaskState | None, error: str | None = None,
-                   **instance_values: Any) -> bool:
-        """Move the migration from ``expected`` to ``status`` and the server's task to
-        ``task`` in one transaction; False (nothing changed) if it was not ``expected``."""
-        with self.m.db.transaction() as session:
-            values: dict[str, Any] = {"status": status}
-            if error is not None:
-                values["error"] = error[:2000]
-            moved = session.execute(
-                sa.update(models.Migration)
-                .where(models.Migration.id == migration_id,
-                       models.Migration.status == expected)
-                .values(**values)).rowcount  # type: ignore[attr-defined]
-            if moved != 1:
-                return False
-            uuid = session.execute(sa.select(models.Migration.instance_uuid).where(
-                models.Migration.id == migration_id)).scalar_one()
-            session.execute(sa.update(models.Instance).where(models.Instance.uuid == uuid)
-                            .values(task_state=task, **instance_values))
-        return True
-
-    def _bdms(self, uuid: str) -> list[BlockDeviceMapping]:
-        with self.m.db.read() as session:
-            rows = block_devices.rows(session, uuid)
-            for row in rows:
-                session.expunge(row)
-        return rows
-
-    def _connect_volumes_here(self, uuid: str, bdms: list[BlockDeviceMapping]
-                              ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        """A new attachment of each volume to this host (the volume service allows it while
-        the server holds the volume); the connection_infos and the new attachment ids, both
-        by volume id. The mappings point at the new attachments."""
-        volume = self.m._require(self.m.volume_api, "volumes")
-        infos: dict[str, dict[str, Any]] = {}
-        created: dict[str, str] = {}
-        for bdm in bdms:
-            info = dict(volume.attach(bdm.volume_id, self.m.connector(), uuid, bdm.device_name))
-            created[bdm.volume_id] = str(info.pop("attachment_id"))
-            infos[bdm.volume_id] = info
-            self.m._set_bdm(bdm.id, attachment_id=created[bdm.volume_id])
-        return infos, created
-
-    def _end_attachments(self, uuid: str, volume_id: str, attachment_ids: set[str]) -> None:
-        volume = self.m._require(self.m.volume_api, "volumes")
-        for attachment_id in sorted(attachment_ids):
-            try:
-                volume.detach_from_server(volume_id, attachment_id, uuid)
-            except exception.NotFound:
-                continue  # ended already (a repeated step)
-
-    def _ports_here(self, uuid: str) -> list[dict[str, Any]]:
-        if self.m.network_api is None:
-            return []
-        return self.m.network_api.migrate_ports_for_instance(uuid, self.m.host)
 
     # --- the steps (compute API 1.4) -------------------------------------------------------
 
@@ -175,7 +91,7 @@ class HostMigrations:
         """Source host: power off and send the disks, then hand over to the destination."""
         m = self.m
         with m._instance_lock(uuid):
-            loaded = self._load(uuid, migration_id, MigrationStatus.MIGRATING, "source_host")
+            loaded = self.load(uuid, migration_id, MigrationStatus.MIGRATING, "source_host")
             if loaded is None:
                 return
             migration, instance = loaded
@@ -183,7 +99,7 @@ class HostMigrations:
             m._notify("instance.resize.start", uuid)
             step = "migrate_disk_and_power_off"
             try:
-                rpc = self._rpc()
+                rpc = self.rpc()
                 disk_info = m._driver_call(
                     step, m.driver.migrate_disk_and_power_off, instance,
                     str(migration.dest_host), objects.Flavor(**migration.new_flavor),
@@ -193,7 +109,7 @@ class HostMigrations:
                                     .where(models.Migration.id == migration_id)
                                     .values(disk_info=dict(disk_info)))
                 step = "hand_over"
-                handed = self._hand_over(migration_id, MigrationStatus.MIGRATING,
+                handed = self.hand_over(migration_id, MigrationStatus.MIGRATING,
                                          MigrationStatus.POST_MIGRATING,
                                          TaskState.RESIZE_FINISH)
             except Exception as err:  # noqa: BLE001 - rolled back, recorded as a fault
@@ -210,12 +126,12 @@ class HostMigrations:
         the source for the rest of the rollback."""
         m = self.m
         with m._instance_lock(uuid):
-            loaded = self._load(uuid, migration_id, MigrationStatus.POST_MIGRATING, "dest_host")
+            loaded = self.load(uuid, migration_id, MigrationStatus.POST_MIGRATING, "dest_host")
             if loaded is None:
                 return
             migration, instance = loaded
             instance = self._with_flavor(instance, migration.new_flavor)
-            bdms = self._bdms(uuid)
+            bdms = self.bdms(uuid)
             network_info: list[dict[str, Any]] = []
             step = "migrate_ports"
             try:
@@ -226,9 +142,9 @@ class HostMigrations:
                             .where(models.Migration.id == migration_id)
                             .values(source_attachments={b.volume_id: b.attachment_id
                                                         for b in bdms}))
-                network_info = self._ports_here(uuid)
+                network_info = self.ports_here(uuid)
                 step = "connect_volumes"
-                infos, _ = self._connect_volumes_here(uuid, bdms)
+                infos, _ = self.connect_volumes_here(uuid, bdms)
                 step = "fetch_image"  # a qcow2 overlay backs onto this host's copy
                 _, _, _, source = m._load_with_requests(uuid, False)
                 with m._cached_image(m._source_to_fetch(source, instance.image)):
@@ -241,7 +157,7 @@ class HostMigrations:
                 power = m._power_state(instance)
                 step = "finish_resize"
                 new = migration.new_flavor
-                if not self._hand_over(
+                if not self.hand_over(
                         migration_id, MigrationStatus.POST_MIGRATING, MigrationStatus.FINISHED,
                         None, host=m.host, flavor=new, flavor_id=migration.new_flavor_id,
                         vm_state=VmState.RESIZED, power_state=int(power)):
@@ -261,7 +177,7 @@ class HostMigrations:
         rollback to the source. A failure of the clean-up is recorded; the rollback goes
         on (the source's side must still be restored)."""
         m = self.m
-        bdms = self._bdms(uuid)
+        bdms = self.bdms(uuid)
         try:
             m._driver_call("revert_migration", m.driver.revert_migration, instance,
                            m._network_info(uuid), block_devices.block_device_info(bdms))
@@ -275,7 +191,7 @@ class HostMigrations:
             source = kept.get(bdm.volume_id)
             if bdm.attachment_id is not None and bdm.attachment_id != source:
                 try:
-                    self._end_attachments(uuid, bdm.volume_id, {bdm.attachment_id})
+                    self.end_attachments(uuid, bdm.volume_id, {bdm.attachment_id})
                 except Exception as err:  # noqa: BLE001
                     m._record_fault(uuid, "cleanup", f"ending the export of volume "
                                                      f"{bdm.volume_id} to {m.host} failed: "
@@ -291,18 +207,18 @@ class HostMigrations:
         with self.m.db.read() as session:
             source = session.execute(sa.select(models.Migration.source_host).where(
                 models.Migration.id == migration_id)).scalar_one()
-        if not self._hand_over(migration_id, expected, MigrationStatus.FINISH_REVERTING,
+        if not self.hand_over(migration_id, expected, MigrationStatus.FINISH_REVERTING,
                                TaskState.RESIZE_REVERTING, error=why):
             return
         if source == self.m.host:
             self._finish_revert(uuid, migration_id)
         else:
-            self._rpc().finish_revert_resize(source, uuid, migration_id)
+            self.rpc().finish_revert_resize(source, uuid, migration_id)
 
     def _roll_back_here(self, uuid: str, migration_id: str, expected: MigrationStatus,
                         why: str) -> None:
         """A failure on the source before the destination did anything: restore here."""
-        if self._hand_over(migration_id, expected, MigrationStatus.FINISH_REVERTING,
+        if self.hand_over(migration_id, expected, MigrationStatus.FINISH_REVERTING,
                            TaskState.RESIZE_REVERTING, error=why):
             self._finish_revert(uuid, migration_id)
         self.m._notify("instance.resize.error", uuid, exception.DriverError(why),
@@ -313,7 +229,7 @@ class HostMigrations:
         attachments, release the source claim; the server is ACTIVE (or STOPPED) again."""
         m = self.m
         with m._instance_lock(uuid):
-            loaded = self._load(uuid, migration_id, MigrationStatus.CONFIRMING, "source_host")
+            loaded = self.load(uuid, migration_id, MigrationStatus.CONFIRMING, "source_host")
             if loaded is None:
                 return
             migration, instance = loaded
@@ -324,10 +240,10 @@ class HostMigrations:
                 m._driver_call(step, m.driver.confirm_migration, instance,
                                m._network_info(uuid))
                 step = "detach_volumes"
-                current = {b.volume_id: b.attachment_id for b in self._bdms(uuid)}
+                current = {b.volume_id: b.attachment_id for b in self.bdms(uuid)}
                 for volume_id, attachment_id in dict(migration.source_attachments).items():
                     if attachment_id and attachment_id != current.get(volume_id):
-                        self._end_attachments(uuid, volume_id, {attachment_id})
+                        self.end_attachments(uuid, volume_id, {attachment_id})
                 step = "finish_confirm"
                 new = migration.new_flavor
                 with m.db.transaction() as session:
@@ -345,7 +261,7 @@ class HostMigrations:
                                     vcpus=int(new["vcpus"]), memory_mb=int(new["ram_mb"])))
             except Exception as err:  # noqa: BLE001 - RESIZED again: confirm may be retried
                 m._record_fault(uuid, step, err)
-                self._hand_over(migration_id, MigrationStatus.CONFIRMING,
+                self.hand_over(migration_id, MigrationStatus.CONFIRMING,
                                 MigrationStatus.FINISHED, None)
                 m._notify("instance.resize_confirm.error", uuid, err, step)
                 return
@@ -357,7 +273,7 @@ class HostMigrations:
         source. A failure leaves it RESIZED with the fault (revert may be retried)."""
         m = self.m
         with m._instance_lock(uuid):
-            loaded = self._load(uuid, migration_id, MigrationStatus.REVERTING, "dest_host")
+            loaded = self.load(uuid, migration_id, MigrationStatus.REVERTING, "dest_host")
             if loaded is None:
                 return
             migration, instance = loaded
@@ -368,7 +284,7 @@ class HostMigrations:
                                m._network_info(uuid), m._block_device_info(uuid))
             except Exception as err:  # noqa: BLE001
                 m._record_fault(uuid, "revert_migration", err)
-                self._hand_over(migration_id, MigrationStatus.REVERTING,
+                self.hand_over(migration_id, MigrationStatus.REVERTING,
                                 MigrationStatus.FINISHED, None)
                 m._notify("instance.resize_revert.error", uuid, err, "revert_migration")
                 return
@@ -386,7 +302,7 @@ class HostMigrations:
         back to before the migration. A failure leaves the server ERROR here, with the
         source claim its own and the destination's released."""
         m = self.m
-        loaded = self._load(uuid, migration_id, MigrationStatus.FINISH_REVERTING, "source_host")
+        loaded = self.load(uuid, migration_id, MigrationStatus.FINISH_REVERTING, "source_host")
         if loaded is None:
             return
         migration, instance = loaded
@@ -397,15 +313,15 @@ class HostMigrations:
             "vcpus": int(old["vcpus"]), "memory_mb": int(old["ram_mb"]), "task_state": None}
         step = "migrate_ports"
         try:
-            network_info = self._ports_here(uuid)
+            network_info = self.ports_here(uuid)
             step = "connect_volumes"
-            bdms = self._bdms(uuid)
+            bdms = self.bdms(uuid)
             before = {b.volume_id: b.attachment_id for b in bdms}
-            infos, created = self._connect_volumes_here(uuid, bdms)
+            infos, created = self.connect_volumes_here(uuid, bdms)
             for volume_id, attachment_id in created.items():
                 stale = {before.get(volume_id),
                          dict(migration.source_attachments).get(volume_id)}
-                self._end_attachments(uuid, volume_id,
+                self.end_attachments(uuid, volume_id,
                                       {a for a in stale if a and a != attachment_id})
             step = "finish_revert_migration"
             m._driver_call(step, m.driver.finish_revert_migration, instance, network_info,
@@ -443,12 +359,14 @@ class HostMigrations:
 
     def owned(self, pending_only: bool) -> list[tuple[str, str, str]]:
         """``(instance_uuid, migration_id, status)`` of the migrations whose step is this
-        host's; with ``pending_only``, without ``pre-migrating`` (the API's)."""
+        host's; with ``pending_only``, without ``pre-migrating`` (the API's). Evacuations
+        are not: their statuses mean other things (:mod:`stackcore.compute.evacuation`)."""
         mig = models.Migration
         source = [s for s in SOURCE_OWNED
                   if not (pending_only and s == MigrationStatus.PRE_MIGRATING)]
         with self.m.db.read() as session:
             rows = session.execute(sa.select(mig.instance_uuid, mig.id, mig.status).where(
+                mig.migration_type != models.EVACUATION,  # stackcore.compute.evacuation's
                 sa.or_(sa.and_(mig.source_host == self.m.host, mig.status.in_(source)),
                        sa.and_(mig.dest_host == self.m.host, mig.status.in_(DEST_OWNED))))
                 .order_by(mig.created_at)).all()
@@ -461,6 +379,7 @@ class HostMigrations:
         mig = models.Migration
         with self.m.db.read() as session:
             return set(session.execute(sa.select(mig.instance_uuid).where(
+                mig.migration_type != models.EVACUATION,
                 sa.or_(mig.source_host == self.m.host, mig.dest_host == self.m.host),
                 mig.status.in_(IN_PROGRESS))).scalars())
 
@@ -501,7 +420,7 @@ class HostMigrations:
                 self._roll_back_here(uuid, migration_id, MigrationStatus.MIGRATING, why)
         elif status == MigrationStatus.POST_MIGRATING:
             with self.m._instance_lock(uuid):
-                loaded = self._load(uuid, migration_id, MigrationStatus.POST_MIGRATING,
+                loaded = self.load(uuid, migration_id, MigrationStatus.POST_MIGRATING,
                                     "dest_host")
                 if loaded is None:
                     return

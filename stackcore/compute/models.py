@@ -190,10 +190,20 @@ class MigrationStatus(enum.StrEnum):
     REVERTED = "reverted"
     #: failed and rolled back (``error`` says why; the fault is the server's)
     ERROR = "error"
+    #: an evacuation: the new host rebuilt the server; the dead source host still has to
+    #: destroy its old instance and give back the migration's claim when it comes back
+    DONE = "done"
+    #: an evacuation the source host cleaned up after (old instance destroyed, claim released)
+    COMPLETED = "completed"
+
+
+#: ``Migration.migration_type`` of an evacuation (stackcore.compute.evacuation)
+EVACUATION = "evacuation"
 
 
 class Migration(Base):
-    """One resize or cold migration of a server, from its ``source_host`` to ``dest_host``.
+    """One resize, cold migration or evacuation of a server, from its ``source_host`` to
+    ``dest_host``.
 
     While it is in progress (``pre-migrating`` to ``finished``) the server's claim on the
     source host is held by the migration (``allocations.instance_uuid`` = this ``id``, as
@@ -207,7 +217,8 @@ class Migration(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid"), index=True)
-    #: ``resize`` (a new flavor) or ``migration`` (cold migrate: same flavor, another host)
+    #: ``resize`` (a new flavor), ``migration`` (cold migrate: same flavor, another host) or
+    #: ``evacuation`` (rebuilt on another host, its own is down)
     migration_type: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
     source_host: Mapped[str] = mapped_column(String(255))
@@ -216,7 +227,8 @@ class Migration(Base):
     old_flavor: Mapped[dict[str, Any]] = mapped_column(JSON)
     new_flavor_id: Mapped[str] = mapped_column(String(36))
     new_flavor: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: the server's vm_state before (``active`` or ``stopped``): what it is again afterwards
+    #: the server's vm_state before (``active`` or ``stopped``; an evacuation also from
+    #: ``error``): what it is again afterwards (an evacuated ERROR server ends ACTIVE)
     old_vm_state: Mapped[str] = mapped_column(String(32))
     #: what the source host's driver handed to the destination's (driver-defined, JSON)
     disk_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

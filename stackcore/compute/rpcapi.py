@@ -19,7 +19,9 @@ class ComputeRPCAPI:
     resize and cold migrate (``resize_instance`` on the source, ``finish_resize`` on the
     destination, ``confirm_resize`` on the source, ``revert_resize`` on the destination,
     ``finish_revert_resize`` on the source), all casts: the server's state says when each
-    is done (:mod:`stackcore.compute.migration`)."""
+    is done (:mod:`stackcore.compute.migration`). API 1.5: ``evacuate_instance`` on the
+    host the scheduler chose for a server of a dead host (a cast:
+    :mod:`stackcore.compute.evacuation`)."""
 
     VERSION = "1.0"
 
@@ -112,6 +114,10 @@ class ComputeRPCAPI:
     def finish_revert_resize(self, host: str, instance_uuid: str, migration_id: str) -> None:
         self._v14(host).cast("finish_revert_resize", instance_uuid=instance_uuid,
                              migration_id=migration_id)
+
+    def evacuate_instance(self, host: str, instance_uuid: str, migration_id: str) -> None:
+        self._client.prepare(server=host, version="1.5").cast(
+            "evacuate_instance", instance_uuid=instance_uuid, migration_id=migration_id)
 
 
 __getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

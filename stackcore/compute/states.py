@@ -47,3 +47,6 @@ class TaskState(enum.StrEnum):
     RESIZE_FINISH = "resize_finish"
     RESIZE_CONFIRMING = "resize_confirming"
     RESIZE_REVERTING = "resize_reverting"
+    #: evacuation from a dead host (see stackcore.compute.evacuation): a host is being
+    #: chosen, then the new host rebuilds the server there
+    EVACUATING = "evacuating"

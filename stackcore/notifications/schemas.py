@@ -222,7 +222,7 @@ def _network_lifecycle(resource: str, fields: dict[str, Any],
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     **_lifecycle("instance", INSTANCE_FIELDS, ("create", "delete", "resize", "resize_confirm",
-                                               "resize_revert")),
+                                               "resize_revert", "evacuate")),
     **_lifecycle("volume", VOLUME_FIELDS, ("create", "delete", "resize")),
     **_lifecycle("volume", VOLUME_FIELDS, ("attach", "detach"), {"attachments": _ATTACHMENTS}),
     **_lifecycle("snapshot", SNAPSHOT_FIELDS, ("create", "delete")),

@@ -167,6 +167,8 @@ def test_errors_are_one_line_naming_the_culprit(config, tmp_path, monkeypatch) -
         "is raw"), err
     status, out, err = run("--config-file", config, "image", "list", "-f", "value")
     assert (status, out) == (0, ""), f"a failed image create left {out!r} {err}"
+    assert run("--config-file", config, "server", "evacuate", missing) == \
+        (1, "", f"stackcore-client: NotFound: server {missing!r} not found\n")
     monkeypatch.delenv("STACKCORE_CONFIG_FILE", raising=False)
     status, _, err = run("flavor", "list")
     assert (status, err) == (1, "stackcore-client: ConfigError: no deployment given: pass "

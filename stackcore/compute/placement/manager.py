@@ -66,10 +66,12 @@ class _GroupConflict(Exception):
 class SchedulerManager:
     """RPC endpoint of the scheduler service (topic ``scheduler``).
 
-    API versions: 1.0 select_destinations; 1.1 explain, reschedule.
+    API versions: 1.0 select_destinations; 1.1 explain, reschedule; 1.2
+    select_migration_destination (resize, cold migration); 1.3 the same for an evacuation
+    (a 1.2 scheduler would refuse its task state: the caller asks for 1.3).
     """
 
-    target = Target(TOPIC, version="1.2")
+    target = Target(TOPIC, version="1.3")
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database) -> None:
         self.conf = conf
@@ -82,12 +84,14 @@ class SchedulerManager:
         # servers being placed by this process now (not orphans), and the orphans' clock
         self._placing = managers.KeyedLocks()
         self._orphans = managers.Orphans()
+        self._evacuation_orphans = managers.Orphans()  # (a clock of their own)
 
     def init_host(self) -> None:
         """Nothing to reconcile: the scheduler keeps no state outside the database."""
 
     def periodic_tasks(self) -> None:
         self.reconcile_unplaced()
+        self.reconcile_unplaced_evacuations()
 
     def reconcile_unplaced(self) -> list[str]:
         """Periodic: a server left ``building`` (``scheduling``) with no host is an orphan
@@ -122,6 +126,45 @@ class SchedulerManager:
             LOG.warning("%s; it is ERROR now", why)
             failed.append(uuid)
         return failed
+
+    def reconcile_unplaced_evacuations(self) -> list[str]:
+        """Periodic: an evacuation left ``pre-migrating`` (no host chosen), with no placement
+        of this process working on it, for ``rpc_call_timeout`` seconds - its
+        ``evacuate_server`` was cut off before the scheduler placed it. Its source host is
+        down (that is why it was evacuated), so nothing else owns it: the migration is
+        ``error`` and the server's task cleared with a fault; nothing was claimed or moved
+        (that happens with the placement). Returns the servers it repaired."""
+        mig = models.Migration
+        with self.db.read() as session:
+            rows = {str(m): str(u) for m, u in session.execute(
+                sa.select(mig.id, mig.instance_uuid).where(
+                    mig.migration_type == models.EVACUATION,
+                    mig.status == models.MigrationStatus.PRE_MIGRATING)).all()}
+        due = self._evacuation_orphans.due(
+            {m: models.MigrationStatus.PRE_MIGRATING for m in rows},
+            lambda key: self._placing.busy(rows[key]), self.conf.rpc_call_timeout,
+            time.monotonic())
+        repaired = []
+        for migration_id in due:
+            uuid = rows[migration_id]
+            why = (f"evacuation {migration_id} of server {uuid} was cut off before a host was "
+                   f"chosen (no placement within {self.conf.rpc_call_timeout} s, [DEFAULT] "
+                   "rpc_call_timeout): its evacuate_server call is gone")
+            with self.db.transaction() as session:
+                row = session.get(models.Instance, uuid, with_for_update=True)
+                migration = session.get(mig, migration_id)
+                if migration is None \
+                        or migration.status != models.MigrationStatus.PRE_MIGRATING:
+                    continue  # placed or failed meanwhile
+                migration.status = models.MigrationStatus.ERROR
+                migration.error = why
+                if row is not None and row.task_state == TaskState.EVACUATING:
+                    session.add(faults.new(models.InstanceFault, exception.NoValidHost(why),
+                                           step="evacuate", instance_uuid=uuid))
+                    row.task_state = None
+            LOG.warning("%s; the server keeps its state", why)
+            repaired.append(uuid)
+        return repaired
 
     def _ratios(self) -> claims.Ratios:
         sched = self.conf.scheduler
@@ -351,28 +394,30 @@ class SchedulerManager:
 
     def select_migration_destination(self, instance_uuid: str, migration_id: str,
                                      request: dict[str, Any]) -> dict[str, Any]:
-        """Place a resize or cold migration (API 1.2): pick a host for the server's new
-        flavor in ``request`` (``exclude_hosts`` names the source unless a same-host resize
-        is allowed) and, in one transaction per candidate, hand the server's source claim
-        over to the migration (:func:`claims.move_to_migration`) and claim ``request`` for
-        the server on the candidate. Returns ``{"host": ...}``. Raises NoValidHost (nothing
+        """Place a resize, cold migration (API 1.2) or evacuation (1.3): pick a host for the
+        server's new flavor in ``request`` (``exclude_hosts`` names the source unless a
+        same-host resize is allowed; an evacuation's always does) and, in one transaction
+        per candidate, hand the server's source claim over to the migration
+        (:func:`claims.move_to_migration`) and claim ``request`` for the server on the
+        candidate. Returns ``{"host": ...}``. Raises NoValidHost (nothing
         moved or claimed) when no host fits, InvalidState when the server or the migration
         is no longer waiting for a host."""
-        req = self._request(instance_uuid, request)
-        hosts = self._current_host_states()
-        decision = self.handler.run(hosts, req, exclude=sorted(req.exclude_hosts))
-        reasons: list[str] = []
-        want = claims.Request(req.vcpus, req.memory_mb, req.disk_gb)
-        ratios = self._ratios()
-        for candidate in self._ranking(decision, self.conf.scheduler.max_attempts):
-            if not self._claim_migration(instance_uuid, migration_id, candidate, want, ratios):
-                self._claimed(hosts, candidate, None)
-                reasons.append(self._lost_claim(candidate))
-                continue
-            self._claimed(hosts, candidate, want)
-            return {"host": candidate}
-        raise exception.NoValidHost("no valid host was found",
-                                    reasons=decision.reasons() + reasons)
+        with self._placing.locked(instance_uuid):  # not an orphan while placed here
+            req = self._request(instance_uuid, request)
+            hosts = self._current_host_states()
+            decision = self.handler.run(hosts, req, exclude=sorted(req.exclude_hosts))
+            reasons: list[str] = []
+            want = claims.Request(req.vcpus, req.memory_mb, req.disk_gb)
+            ratios = self._ratios()
+            for candidate in self._ranking(decision, self.conf.scheduler.max_attempts):
+                if not self._claim_migration(instance_uuid, migration_id, candidate, want, ratios):
+                    self._claimed(hosts, candidate, None)
+                    reasons.append(self._lost_claim(candidate))
+                    continue
+                self._claimed(hosts, candidate, want)
+                return {"host": candidate}
+            raise exception.NoValidHost("no valid host was found",
+                                        reasons=decision.reasons() + reasons)
 
     @db_api.retry_on_conflict
     def _claim_migration(self, instance_uuid: str, migration_id: str, candidate: str,
@@ -384,7 +429,10 @@ class SchedulerManager:
             with self.db.transaction() as session:
                 row = session.get(models.Instance, instance_uuid, with_for_update=True)
                 migration = session.get(models.Migration, migration_id)
-                if row is None or row.task_state != TaskState.RESIZE_PREP or migration is None \
+                task = (TaskState.EVACUATING if migration is not None
+                        and migration.migration_type == models.EVACUATION
+                        else TaskState.RESIZE_PREP)
+                if row is None or row.task_state != task or migration is None \
                         or migration.status != models.MigrationStatus.PRE_MIGRATING:
                     raise exception.InvalidState(
                         f"server {instance_uuid} is no longer waiting for a host for migration "

@@ -1,6 +1,6 @@
 """Client side of the scheduler RPC API (see :class:`stackcore.compute.placement.manager.
 SchedulerManager`). Speaks 1.1: ``explain`` and ``reschedule`` need a 1.1 scheduler,
-``select_migration_destination`` a 1.2 one."""
+``select_migration_destination`` a 1.2 one, and a 1.3 one for an evacuation."""
 
 from __future__ import annotations
 
@@ -30,8 +30,12 @@ class SchedulerRPCAPI:
         return result
 
     def select_migration_destination(self, instance_uuid: str, migration_id: str,
-                                     request: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._client.prepare(version="1.2").call(
+                                     request: dict[str, Any], evacuation: bool = False
+                                     ) -> dict[str, Any]:
+        """``evacuation``: the migration is one (an older scheduler refuses the call with
+        RPCVersionError rather than the server's task state)."""
+        result: dict[str, Any] = self._client.prepare(
+            version="1.3" if evacuation else "1.2").call(
             "select_migration_destination", instance_uuid=instance_uuid,
             migration_id=migration_id, request=request)
         return result

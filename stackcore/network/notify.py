@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 _FIELDS = {"network": schemas.NETWORK_FIELDS, "subnet": schemas.SUBNET_FIELDS,
            "port": schemas.PORT_FIELDS, "security_group": schemas.SECURITY_GROUP_FIELDS,
-           "security_group_rule": schemas.SECURITY_GROUP_RULE_FIELDS}
+           "security_group_rule": schemas.SECURITY_GROUP_RULE_FIELDS,
+           "router": schemas.ROUTER_FIELDS, "floatingip": schemas.FLOATINGIP_FIELDS}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,7 +103,8 @@ def emits(resource: str, action: str) -> Callable[[F], F]:
             if not send.enabled:
                 return method(self, first, *args, **kwargs)
             event = f"{resource}.{action}"
-            key = {"security_group": "name", "security_group_rule": "security_group_id"}[
+            key = {"security_group": "name", "security_group_rule": "security_group_id",
+                   "router": "name", "floatingip": "floating_network_id"}[
                 resource] if action == "create" else "id"
             start = {key: first}
             send.info(f"{event}.start", lambda: start)

@@ -53,3 +53,20 @@ def test_dhcp_agent_refuses_bad_config(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_text(content + f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n")
     assert dhcp_cmd.main(["--config-file", str(path)]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "[DEFAULT] transport_url must name the server's RPC bus"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[l3]\n"
+     "interface_driver = macvtap\n", "[l3] interface_driver = 'macvtap' is invalid"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[l3]\nresync_interval = 0.1\n",
+     "[l3] resync_interval"),
+], ids=["in-process-rpc", "bad-interface-driver", "short-resync"])
+def test_l3_agent_refuses_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     content: str, message: str) -> None:
+    from stackcore_drivers.network.l3 import cmd as l3_cmd
+
+    path = tmp_path / "agent.conf"
+    path.write_text(content + f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n")
+    assert l3_cmd.main(["--config-file", str(path)]) == 1
+    assert message in capsys.readouterr().err

@@ -435,6 +435,14 @@ class RoutersMixin:
         with self.db.transaction() as session:
             row = session.get(m.Router, router_id, with_for_update=True)
             if row is not None:
+                # an interface attached meanwhile (add_router_interface checks the router
+                # under this lock after making its port): the router stays
+                late = self._router_view(session, row).interfaces
+                if late:
+                    raise exception.Conflict(
+                        f"router {router_id} got an interface on subnet(s) "
+                        f"{_sorted_ids([i.subnet_id for i in late])} meanwhile: remove it "
+                        "first")
                 session.delete(row)
         self._l3_notify([router_id], {router_id: host})
 
@@ -446,6 +454,7 @@ class RoutersMixin:
         """Attach ``subnet_id`` (an IPv4 subnet of the router's project, with a gateway, not
         external) to the router: a port holding the subnet's gateway address. Conflict when
         the subnet is already on the router or overlaps one that is."""
+        from stackcore.network import models as m
         from stackcore.network.ml2.plugin import Owner
         with self.db.transaction() as session:
             row = self._router_row(session, router_id)
@@ -486,8 +495,21 @@ class RoutersMixin:
             "admin_state_up": True, "security_groups": [], "port_security_enabled": False},
             Owner(subnet["project_id"]))
         try:
-            with self.db.transaction() as session:   # deleted meanwhile: undo
-                self._router_row(session, router_id)
+            # Under the router's row lock (delete_router re-checks its interfaces under it):
+            # a router deleted meanwhile, or a subnet overlapping this one attached by a
+            # concurrent call, undoes this interface - one of two racing calls wins.
+            with self.db.transaction() as session:
+                row = self._router_row(session, router_id, lock=True)
+                for attached in self._router_view(session, row).interfaces:
+                    if attached.port_id == port["id"]:
+                        continue
+                    found = session.get(m.Subnet, attached.subnet_id)
+                    if attached.subnet_id == subnet_id or (
+                            found is not None and ipaddress.ip_network(found.cidr)
+                            .overlaps(cidr)):
+                        raise exception.Conflict(
+                            f"subnet {subnet_id} ({subnet['cidr']}) overlaps subnet "
+                            f"{attached.subnet_id} attached to router {router_id} meanwhile")
         except BaseException:
             self.plugin.delete_port(port["id"])
             raise

@@ -216,3 +216,55 @@ def test_sync_routers_claims_once_and_binds(lab) -> None:
              if p.device_id == router.id}
     assert hosts == {"host-1"}, hosts
     assert rpc.sync_routers("host-1", [router.id])[0]["id"] == router.id
+
+
+def test_a_gateway_that_cannot_get_an_address_leaves_no_router(net_cloud) -> None:
+    cloud = net_cloud()
+    admin = cloud.network
+    ext = admin.create_network("ext", network_type="flat", physical_network="ext",
+                               router_external=True)
+    admin.create_subnet(ext.id, "203.0.113.0/24",
+                        allocation_pools=[{"start": "203.0.113.10", "end": "203.0.113.10"}])
+    admin.create_floatingip(ext.id)   # the only address
+    before = _counts(cloud)
+    with pytest.raises(exception.QuotaExceeded, match="no free IP address"):
+        admin.create_router("r", external_gateway={"network_id": ext.id})
+    assert _counts(cloud) == before
+    assert admin.list_routers(all_projects=True) == []
+
+
+def _race(first: Any, second: Any) -> tuple[Any, Any]:
+    from tests.unit.network.test_races import _race as race
+    return race(first, second)
+
+
+def test_two_agents_claiming_at_once_never_share_a_router(lab) -> None:
+    api = lab.cloud.network
+    rpc = L3RPCEndpoint(api.conf, api.db, api.plugin)
+    for round_no in range(10):
+        router = lab.a.create_router(f"r{round_no}")
+        one, two = _race(lambda: rpc.sync_routers("host-1"), lambda: rpc.sync_routers("host-2"))
+        assert not isinstance(one, Exception) and not isinstance(two, Exception), (one, two)
+        winners = [h for h, got in (("host-1", one), ("host-2", two))
+                   if router.id in {r["id"] for r in got}]
+        assert len(winners) == 1, f"round {round_no}: router {router.id} given to {winners}"
+        assert lab.a.get_router(router.id).host == winners[0]
+
+
+def test_deleting_a_router_while_an_interface_is_added_lets_one_win(lab) -> None:
+    for round_no in range(6):
+        router = lab.a.create_router(f"r{round_no}")
+        added, deleted = _race(lambda: lab.a.add_router_interface(router.id, lab.sub.id),
+                               lambda: lab.a.delete_router(router.id))
+        where = f"round {round_no}: add -> {added!r}, delete -> {deleted!r}"
+        ports = [p for p in lab.admin.list_ports(all_projects=True)
+                 if p.device_id == router.id]
+        if isinstance(deleted, exception.Conflict):
+            assert not isinstance(added, Exception), where
+            assert [p.id for p in ports] == [added.port_id], where
+            lab.a.remove_router_interface(router.id, lab.sub.id)
+            lab.a.delete_router(router.id)
+        else:
+            assert deleted is None and isinstance(added, exception.NotFound), where
+            assert ports == [], where
+        assert lab.a.list_routers() == [], where

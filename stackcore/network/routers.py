@@ -11,7 +11,8 @@ is the router's id; they are the server's (``network:router_*``): ``delete_port`
 A **floating IP** is an address of an external network (held by a ``network:floatingip`` port)
 that, associated with a port, is translated 1:1 to the port's fixed IPv4 address by the router
 that has a gateway on that external network and an interface on the port's subnet (none: the
-external network is not reachable from the port, refused). Deleting the port disassociates it.
+external network is not reachable from the port, refused). Deleting the port, or taking the
+address away from it, disassociates it.
 
 One L3 agent serves a router (``host``; see :mod:`stackcore.network.l3.rpc`); every change is
 cast to it (``routers_updated``). Every argument is checked before anything is written; a
@@ -111,8 +112,9 @@ def _sorted_ids(values: Sequence[str]) -> str:
 
 def attach(plugin: ML2Plugin, db: db_api.Database,
            notifier: L3AgentNotifier | None) -> ML2Plugin:
-    """What the ML2 plugin does for L3: deleting a port first disassociates its floating IPs
-    (their routers' agents are told). Returns ``plugin``."""
+    """What the ML2 plugin does for L3: deleting a port first disassociates its floating IPs,
+    changing its fixed IPs disassociates those of addresses it lost (their routers' agents
+    are told). Returns ``plugin``."""
     delete_port = plugin.delete_port
 
     @functools.wraps(delete_port)
@@ -132,7 +134,32 @@ def attach(plugin: ML2Plugin, db: db_api.Database,
         if hosts and notifier is not None:
             notifier.routers_updated(hosts)
 
+    update_port = plugin.update_port
+
+    @functools.wraps(update_port)
+    def update_port_and_disassociate(port_id: str, changes: Mapping[str, Any], *args: Any,
+                                     **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = update_port(port_id, changes, *args, **kwargs)
+        if "fixed_ips" not in changes:
+            return result
+        import sqlalchemy as sa
+
+        from stackcore.network import models as m
+        kept = [ip["ip_address"] for ip in result.get("fixed_ips", [])]
+        with db.transaction() as session:   # an address the port no longer has
+            stale = sa.and_(m.FloatingIP.fixed_port_id == port_id,
+                            m.FloatingIP.fixed_ip_address.not_in(kept))
+            routers = sorted({r for r in session.execute(
+                sa.select(m.FloatingIP.router_id).where(stale)).scalars() if r})
+            session.execute(sa.update(m.FloatingIP).where(stale).values(
+                fixed_port_id=None, fixed_ip_address=None, router_id=None,
+                revision=m.FloatingIP.revision + 1))
+        if routers and notifier is not None:
+            notifier.routers_updated(notifier.hosts(routers))
+        return result
+
     plugin.delete_port = delete_port_and_disassociate  # type: ignore[method-assign]
+    plugin.update_port = update_port_and_disassociate  # type: ignore[method-assign]
     return plugin
 
 

@@ -11,8 +11,13 @@ import sqlalchemy as sa
 
 from stackcore import exception
 from stackcore.network import models as m
+from stackcore.network.agents.state import AgentStateEndpoint
+from stackcore.network.l3 import AGENT_TOPIC
 from stackcore.network.l3.rpc import L3RPCEndpoint
 from stackcore.project.context import RequestContext
+from stackcore.rpc import Target
+from tests.conftest import wait_until
+from tests.unit.network.test_races import _race as race
 
 A = RequestContext(user_id="alice", project_id="project-a", roles=["member"])
 B = RequestContext(user_id="bob", project_id="project-b", roles=["member"])
@@ -152,6 +157,10 @@ def test_floating_ip_lifecycle(lab) -> None:
         lab.a.update_router(router.id, external_gateway=None)
     assert lab.a.update_floatingip(fip.id, port_id=None).port_id is None
     lab.a.update_floatingip(fip.id, port_id=port.id)
+    lab.a.update_port(port.id, fixed_ips=[{"subnet_id": lab.sub.id, "ip_address": "10.0.0.99"}])
+    assert lab.a.get_floatingip(fip.id).port_id is None   # its address went
+    lab.a.update_floatingip(fip.id, port_id=port.id)
+    assert lab.a.get_floatingip(fip.id).fixed_ip_address == "10.0.0.99"
     lab.a.delete_port(port.id)   # disassociates
     found = lab.a.get_floatingip(fip.id)
     assert (found.port_id, found.router_id) == (None, None), found
@@ -234,7 +243,6 @@ def test_a_gateway_that_cannot_get_an_address_leaves_no_router(net_cloud) -> Non
 
 
 def _race(first: Any, second: Any) -> tuple[Any, Any]:
-    from tests.unit.network.test_races import _race as race
     return race(first, second)
 
 
@@ -268,3 +276,35 @@ def test_deleting_a_router_while_an_interface_is_added_lets_one_win(lab) -> None
             assert deleted is None and isinstance(added, exception.NotFound), where
             assert ports == [], where
         assert lab.a.list_routers() == [], where
+
+
+def test_changes_are_cast_to_the_owning_agent(lab) -> None:
+    class Endpoint:
+        def __init__(self, host: str) -> None:
+            self.target = Target(AGENT_TOPIC, server=host, version="1.0")
+            self.seen: list[list[str]] = []
+
+        def routers_updated(self, router_ids: list[str]) -> None:
+            self.seen.append(router_ids)
+
+    api = lab.cloud.network
+    one, two = Endpoint("host-1"), Endpoint("host-2")
+    servers = [api.transport.serve(e.target, e) for e in (one, two)]
+    try:
+        # the agents are known from their reports
+        state = AgentStateEndpoint(api.conf, api.db, lambda host: 0, lambda: [])
+        for host in ("host-1", "host-2"):
+            state.report_state({"agent_type": "L3 agent", "binary": "stackcore-l3-agent",
+                                "host": host, "topic": AGENT_TOPIC, "configurations": {}})
+        router = lab.a.create_router("r")   # nobody serves it: every agent is told
+        wait_until(lambda: [router.id] in one.seen and [router.id] in two.seen, 5,
+                   f"routers_updated of unclaimed {router.id} to both ({one.seen}, {two.seen})")
+        L3RPCEndpoint(api.conf, api.db, api.plugin).sync_routers("host-2")
+        one.seen.clear()
+        two.seen.clear()
+        lab.a.add_router_interface(router.id, lab.sub.id)
+        wait_until(lambda: [router.id] in two.seen, 5, f"routers_updated to host-2 ({two.seen})")
+        assert one.seen == [], one.seen
+    finally:
+        for server in servers:
+            server.stop()

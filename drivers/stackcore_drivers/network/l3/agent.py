@@ -149,8 +149,10 @@ class L3Agent(ResyncLoop):
         return self._plugger
 
     def configurations(self) -> dict[str, Any]:
+        # the routers whose last pass failed, with why: visible in list_agents (the
+        # server has no other view of the data plane)
         return {"interface_driver": self.conf.l3.interface_driver,
-                "routers": len(self.served)}
+                "routers": len(self.served), "failed_routers": dict(sorted(self.errors.items()))}
 
     def report_state(self) -> dict[str, Any] | None:
         state = {"agent_type": AGENT_TYPE, "binary": self.BINARY, "host": self.host,

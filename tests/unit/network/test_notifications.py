@@ -157,3 +157,16 @@ def test_router_and_floatingip_lifecycle(net_cloud, captured) -> None:  # noqa: 
     captured.expect(("router.", "floatingip."), expected)
     created = captured.of("router.create.end")[0]["payload"]
     assert created["external_gateway"]["network_id"] == ext.id, created
+
+
+def test_a_router_made_with_every_default_is_notified_with_its_name(net_cloud,
+                                                                    captured) -> None:  # noqa: F811
+    api = _cloud(net_cloud).as_project(ALICE).network
+    router = api.create_router()            # name left to its default ("")
+    api.update_router(router_id=router.id, name="x")   # the first argument by keyword
+    captured.expect(("router.",), ["router.create.start", "router.create.end",
+                                   "router.update.start", "router.update.end"])
+    start = captured.of("router.create.start")[0]["payload"]
+    assert start["name"] == "", start
+    update = captured.of("router.update.start")[0]["payload"]
+    assert update["id"] == router.id, update

@@ -122,13 +122,19 @@ def attach(plugin: ML2Plugin, db: db_api.Database,
         import sqlalchemy as sa
 
         from stackcore.network import models as m
-        with db.transaction() as session:
-            routers = sorted({r for r in session.execute(
-                sa.select(m.FloatingIP.router_id).where(
-                    m.FloatingIP.fixed_port_id == port_id)).scalars() if r})
-            session.execute(sa.update(m.FloatingIP).where(m.FloatingIP.fixed_port_id == port_id)
-                            .values(fixed_port_id=None, fixed_ip_address=None,
-                                    router_id=None, revision=m.FloatingIP.revision + 1))
+        with db.read() as session:   # most ports have none: no write transaction then
+            associated = session.execute(sa.select(m.FloatingIP.id).where(
+                m.FloatingIP.fixed_port_id == port_id).limit(1)).first() is not None
+        routers: list[str] = []
+        if associated:
+            with db.transaction() as session:
+                routers = sorted({r for r in session.execute(
+                    sa.select(m.FloatingIP.router_id).where(
+                        m.FloatingIP.fixed_port_id == port_id)).scalars() if r})
+                session.execute(sa.update(m.FloatingIP)
+                                .where(m.FloatingIP.fixed_port_id == port_id)
+                                .values(fixed_port_id=None, fixed_ip_address=None,
+                                        router_id=None, revision=m.FloatingIP.revision + 1))
         hosts = notifier.hosts(routers) if notifier is not None and routers else {}
         delete_port(port_id, *args, **kwargs)
         if hosts and notifier is not None:
@@ -146,9 +152,13 @@ def attach(plugin: ML2Plugin, db: db_api.Database,
 
         from stackcore.network import models as m
         kept = [ip["ip_address"] for ip in result.get("fixed_ips", [])]
+        stale = sa.and_(m.FloatingIP.fixed_port_id == port_id,
+                        m.FloatingIP.fixed_ip_address.not_in(kept))
+        with db.read() as session:
+            if session.execute(sa.select(m.FloatingIP.id).where(stale).limit(1)).first() \
+                    is None:
+                return result
         with db.transaction() as session:   # an address the port no longer has
-            stale = sa.and_(m.FloatingIP.fixed_port_id == port_id,
-                            m.FloatingIP.fixed_ip_address.not_in(kept))
             routers = sorted({r for r in session.execute(
                 sa.select(m.FloatingIP.router_id).where(stale)).scalars() if r})
             session.execute(sa.update(m.FloatingIP).where(stale).values(

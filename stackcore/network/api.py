@@ -27,13 +27,14 @@ from stackcore import exception, faults, notifications, schemas, validate
 from stackcore import schemas as s
 from stackcore.db import api as db_api
 from stackcore.db import paging
-from stackcore.network import exceptions, notify
+from stackcore.network import exceptions, notify, routers
 from stackcore.network import schemas as ns
 from stackcore.network import security_groups as sg
 from stackcore.network.agents import state as agents
 from stackcore.network.contracts import mechanism_driver as mech_api
 from stackcore.network.contracts import type_driver
 from stackcore.network.dhcp import hooks as dhcp_hooks
+from stackcore.network.l3.rpc import DEVICE_OWNER_FLOATINGIP, L3AgentNotifier
 from stackcore.network.ml2 import ipam, managers
 from stackcore.network.ml2.plugin import COMPUTE_OWNER, ML2Plugin, Owner
 from stackcore.plugins import loader
@@ -313,8 +314,9 @@ def _provider_segment(
             "segmentation_id": segmentation_id}
 
 
-class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
-    """Networks, subnets, ports, agents, security groups (:mod:`.security_groups`).
+class NetworkAPI(routers.RoutersMixin, sg.SecurityGroupsMixin, ScopedAPI):
+    """Networks, subnets, ports, agents, security groups (:mod:`.security_groups`),
+    routers and floating IPs (:mod:`.routers`).
     ``plugins`` are the loaded (type, mechanism) drivers; when omitted they are loaded from
     ``[ml2]``."""
 
@@ -337,6 +339,9 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
                                         db, transport)
         # network/subnet/port notifications, .end after the commit (see .notify)
         self.plugin = notify.attach(self.plugin, lambda: self.notifier)
+        # L3: a deleted port's floating IPs disassociated (their routers' agents told)
+        self.plugin = routers.attach(
+            self.plugin, db, None if transport is None else L3AgentNotifier(db, transport))
         self.plugin.initialize()
 
     # --- ownership ------------------------------------------------------------------------
@@ -456,6 +461,11 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
             provider = [_provider_segment("", network_type, physical_network, segmentation_id)]
         if provider is not None:
             self._authorize("network:create:provider")
+        if router_external and (provider is None or any(
+                seg["network_type"] not in ("flat", "vlan") for seg in provider)):
+            raise exception.Invalid("router_external", "an external network is a flat or VLAN "
+                                    "provider network (network_type flat or vlan)",
+                                    router_external)
         owner = self._owner(shared=shared, router_external=router_external)
         return self._network_out(self.plugin.create_network(name, admin_state_up, provider,
                                                             owner))
@@ -771,6 +781,10 @@ class NetworkAPI(sg.SecurityGroupsMixin, ScopedAPI):
         except exception.NotFound:
             return
         self._own(port, "port", "network:port:delete")
+        if port["device_owner"] in (*routers.ROUTER_OWNERS, DEVICE_OWNER_FLOATINGIP):
+            raise exception.Conflict(
+                f"port {port_id} is a {port['device_owner']} port of {port['device_id']}: "
+                "remove_router_interface, update_router or delete_floatingip removes it")
         self.plugin.delete_port(port_id)
         self._notify_agents()  # its addresses leave its groups' members
 

@@ -1,7 +1,8 @@
 """The network family's descriptor and its runtime in a Cloud (see :mod:`stackcore.families`).
 
 Service: ``network`` - the agents' endpoints (state reports on ``network.reports``, the agent RPC
-on ``network.agents``, the DHCP agents' RPC on ``network.dhcp``) and, for the embedded
+on ``network.agents``, the DHCP agents' RPC on ``network.dhcp``, the L3 agents' on
+``network.l3``) and, for the embedded
 default, the L2 agents named in ``[network] local_agents``. The ML2 plugin itself is a library
 of the API: all of its state is in the shared database.
 """
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 NETWORK_BINARY = "stackcore-network"
 AGENT_RPC_BINARY = "stackcore-network-agents"
 DHCP_RPC_BINARY = "stackcore-network-dhcp"
+L3_RPC_BINARY = "stackcore-network-l3"
 
 FAMILY = Family(
     name="network",
@@ -87,6 +89,7 @@ class Runtime:
         from stackcore.network.agents.rpc import AgentRPCEndpoint
         from stackcore.network.agents.state import AgentStateEndpoint
         from stackcore.network.dhcp.rpc import DhcpRPCEndpoint
+        from stackcore.network.l3.rpc import L3RPCEndpoint
 
         if self.agent_plugins:
             from stackcore.service import check_down_time
@@ -101,6 +104,7 @@ class Runtime:
                 ctx.conf.host, "nova")
         ctx.run(DhcpRPCEndpoint(ctx.conf, ctx.db, plugin), DHCP_RPC_BINARY, ctx.conf.host,
                 "nova")
+        ctx.run(L3RPCEndpoint(ctx.conf, ctx.db, plugin), L3_RPC_BINARY, ctx.conf.host, "nova")
         # Local L2 agents last: they report to and query the endpoints started above.
         for found in self.agent_plugins:
             agent = found.cls(ctx.conf, ctx.transport)

@@ -274,3 +274,47 @@ class SecurityGroupPortBinding(Base):
                                          primary_key=True)
     security_group_id: Mapped[str] = mapped_column(
         ForeignKey("security_groups.id"), primary_key=True, index=True)
+
+
+class Router(Base):
+    """A project's router (Neutron's L3 ``routers``). Its ports are the ports whose
+    ``device_id`` is the router's id (``device_owner`` ``network:router_gateway`` or
+    ``network:router_interface``); ``gw_port_id`` names the gateway one.
+
+    ``host`` is the one L3 agent that serves it ("" until an agent claims it with a
+    conditional UPDATE: two agents never both win the same router)."""
+
+    __tablename__ = "routers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = project_column()
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    gw_port_id: Mapped[str | None] = mapped_column(
+        ForeignKey("ports.id", ondelete="SET NULL"), nullable=True)
+    enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    host: Mapped[str] = mapped_column(String(255), default="", server_default="", index=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FloatingIP(Base):
+    """An address of an external network (held by a ``network:floatingip`` port) and, when
+    associated, the fixed address of a port it is translated to 1:1 by ``router_id``."""
+
+    __tablename__ = "floatingips"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = project_column()
+    floating_network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    floating_port_id: Mapped[str] = mapped_column(ForeignKey("ports.id"), index=True)
+    floating_ip_address: Mapped[str] = mapped_column(String(64))
+    fixed_port_id: Mapped[str | None] = mapped_column(
+        ForeignKey("ports.id", ondelete="SET NULL"), nullable=True, index=True)
+    fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    router_id: Mapped[str | None] = mapped_column(
+        ForeignKey("routers.id", ondelete="SET NULL"), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

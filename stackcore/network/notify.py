@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 _FIELDS = {"network": schemas.NETWORK_FIELDS, "subnet": schemas.SUBNET_FIELDS,
            "port": schemas.PORT_FIELDS, "security_group": schemas.SECURITY_GROUP_FIELDS,
-           "security_group_rule": schemas.SECURITY_GROUP_RULE_FIELDS}
+           "security_group_rule": schemas.SECURITY_GROUP_RULE_FIELDS,
+           "router": schemas.ROUTER_FIELDS, "floatingip": schemas.FLOATINGIP_FIELDS}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,24 +92,33 @@ def attach(plugin: ML2Plugin, notifier: Callable[[], Notifier]) -> ML2Plugin:
 
 def emits(resource: str, action: str) -> Callable[[F], F]:
     """A network API method (``self.notifier``) sending ``<resource>.<action>.start``,
-    ``.end`` / ``.error`` around it, for what the API does itself (security groups). Put
+    ``.end`` / ``.error`` around it, for what the API does itself (security groups, routers,
+    floating IPs). Put
     under the schema and policy decorators: a call they refuse emits nothing. The method
     returns after its ``with db.transaction()`` block, so ``.end`` follows the commit; the
     ``.start`` payload is the first argument: the name of what is made, else its id."""
 
     def decorate(method: F) -> F:
+        signature = inspect.signature(method)
+        first_name = next(p for p in signature.parameters if p != "self")
+
         @functools.wraps(method)
-        def wrapper(self: Any, first: str, *args: Any, **kwargs: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             send = self.notifier
             if not send.enabled:
-                return method(self, first, *args, **kwargs)
+                return method(self, *args, **kwargs)
+            # the first parameter however it was passed (by keyword, or left to its default)
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            first = bound.arguments[first_name]
             event = f"{resource}.{action}"
-            key = {"security_group": "name", "security_group_rule": "security_group_id"}[
+            key = {"security_group": "name", "security_group_rule": "security_group_id",
+                   "router": "name", "floatingip": "floating_network_id"}[
                 resource] if action == "create" else "id"
             start = {key: first}
             send.info(f"{event}.start", lambda: start)
             try:
-                result = method(self, first, *args, **kwargs)
+                result = method(self, *args, **kwargs)
             except Exception as err:
                 send.error(f"{event}.error", lambda: start, err, f"{action}_{resource}")
                 raise

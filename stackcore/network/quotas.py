@@ -21,6 +21,9 @@ RESOURCES = [
              f"{_HERE}:count"),
     Resource("security_group_rules", UNLIMITED,
              "Security group rules per project (Neutron: 100)", f"{_HERE}:count"),
+    Resource("routers", UNLIMITED, "Routers per project (Neutron: 10)", f"{_HERE}:count"),
+    Resource("floatingips", UNLIMITED, "Floating IPs per project (Neutron: 50)",
+             f"{_HERE}:count"),
 ]
 
 
@@ -32,6 +35,8 @@ def count(project_id: str | BindParameter[str], resource: str) -> ColumnElement[
     column = {"networks": models.Network.project_id, "subnets": models.Subnet.project_id,
               "ports": models.Port.project_id,
               "security_groups": models.SecurityGroup.project_id,
-              "security_group_rules": models.SecurityGroupRule.project_id}[resource]
+              "security_group_rules": models.SecurityGroupRule.project_id,
+              "routers": models.Router.project_id,
+              "floatingips": models.FloatingIP.project_id}[resource]
     return sa.select(sa.func.count()).select_from(column.class_).where(
         column == project_id).scalar_subquery()

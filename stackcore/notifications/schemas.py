@@ -106,6 +106,17 @@ SECURITY_GROUP_FIELDS: dict[str, Any] = {
         "required": list(SECURITY_GROUP_RULE_FIELDS), "additionalProperties": False}},
     "created_at": _OPT_TIME,
 }
+#: a router (its gateway and interfaces as :class:`stackcore.network.routers.Router` has them)
+ROUTER_FIELDS: dict[str, Any] = {
+    "id": _STR, "name": _STR, "project_id": _STR, "admin_state_up": _BOOL, "status": _STR,
+    "external_gateway": {"type": ["object", "null"]}, "interfaces": {"type": "array"},
+    "host": _STR, "created_at": _OPT_TIME,
+}
+FLOATINGIP_FIELDS: dict[str, Any] = {
+    "id": _STR, "project_id": _STR, "floating_network_id": _STR,
+    "floating_ip_address": _STR, "port_id": _OPT_STR, "fixed_ip_address": _OPT_STR,
+    "router_id": _OPT_STR, "status": _STR, "created_at": _OPT_TIME,
+}
 #: an image (Glance's events; the fields of :class:`stackcore.image.api.Image`)
 IMAGE_FIELDS: dict[str, Any] = {
     "id": _STR, "name": _STR, "status": _STR, "disk_format": _STR, "container_format": _STR,
@@ -235,6 +246,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     **_network_lifecycle("security_group", SECURITY_GROUP_FIELDS),
     **_network_lifecycle("security_group_rule", SECURITY_GROUP_RULE_FIELDS,
                          ("create", "delete")),
+    **_network_lifecycle("router", ROUTER_FIELDS),
+    **_network_lifecycle("floatingip", FLOATINGIP_FIELDS),
     # Glance's image events (no phases): each after its change committed
     **{f"image.{e}": _schema(f"image.{e}", IMAGE_FIELDS, list(IMAGE_FIELDS))
        for e in ("create", "update", "delete", "prepare", "activate")},

@@ -223,16 +223,16 @@ def _insert(session: Session, subnet: Subnet, port_id: str, address: str) -> boo
 
 
 def allocate_specific(session: Session, subnet: Subnet, port_id: str, address: Any,
-                      field: str) -> str:
-    """Allocate ``address`` in ``subnet``; Invalid when it is not usable there, Conflict
-    when another port has it."""
+                      field: str, allow_gateway: bool = False) -> str:
+    """Allocate ``address`` in ``subnet``; Invalid when it is not usable there (its gateway
+    but for a router interface: ``allow_gateway``), Conflict when another port has it."""
     addr = _address(field, address)
     net = ipaddress.ip_network(subnet.cidr)
     low, high = _usable_range(net)
     if addr.version != net.version or not low <= int(addr) <= high:
         raise exception.Invalid(field, f"{addr} is not a usable address of subnet {subnet.id} "
                                 f"({subnet.cidr})", address)
-    if subnet.gateway_ip is not None and str(addr) == subnet.gateway_ip:
+    if not allow_gateway and subnet.gateway_ip is not None and str(addr) == subnet.gateway_ip:
         raise exception.Invalid(field, f"{addr} is the gateway of subnet {subnet.id}", address)
     if not _insert(session, subnet, port_id, str(addr)):
         raise exception.Conflict(

@@ -36,6 +36,8 @@ from stackcore.plugins.loader import Plugin
 LOG = logging.getLogger(__name__)
 
 COMPUTE_OWNER = "compute:stackcore"
+#: the ``device_owner`` of a router's port on one of its internal subnets
+ROUTER_INTERFACE = "network:router_interface"
 
 
 def _segment_dict(row: m.NetworkSegment) -> dict[str, Any]:
@@ -624,8 +626,10 @@ class ML2Plugin:
             if address is None:
                 ipam.allocate_any(session, subnet, port.id)
             else:
+                # a router interface holds its subnet's gateway address (Neutron's rule)
                 ipam.allocate_specific(session, subnet, port.id, address,
-                                       f"{field}.ip_address")
+                                       f"{field}.ip_address",
+                                       allow_gateway=port.device_owner == ROUTER_INTERFACE)
 
     def create_port(self, network_id: str, attrs: Mapping[str, Any],
                     owner: Owner | None = None) -> dict[str, Any]:

@@ -134,3 +134,39 @@ def test_agent_liveness_and_segment_usage_samples(net_cloud, captured) -> None: 
     (vlan,) = usage["vlan"]
     assert (vlan["physical_network"], vlan["total"], vlan["allocated"], vlan["free"]) == (
         "data", 3, 1, 2), usage
+
+
+def test_router_and_floatingip_lifecycle(net_cloud, captured) -> None:  # noqa: F811
+    cloud = _cloud(net_cloud)
+    admin = cloud.network
+    ext = admin.create_network("ext", network_type="flat", physical_network="ext",
+                               router_external=True)
+    admin.create_subnet(ext.id, "203.0.113.0/24")
+    api = cloud.as_project(ALICE).network
+    router = api.create_router("r", external_gateway={"network_id": ext.id})
+    api.update_router(router.id, name="r2")
+    fip = api.create_floatingip(ext.id)
+    api.update_floatingip(fip.id, port_id=None)
+    api.delete_floatingip(fip.id)
+    api.delete_router(router.id)
+    expected = [f"{r}.{a}.{p}" for r, a in (("router", "create"), ("router", "update"),
+                                            ("floatingip", "create"),
+                                            ("floatingip", "update"),
+                                            ("floatingip", "delete"), ("router", "delete"))
+                for p in ("start", "end")]
+    captured.expect(("router.", "floatingip."), expected)
+    created = captured.of("router.create.end")[0]["payload"]
+    assert created["external_gateway"]["network_id"] == ext.id, created
+
+
+def test_a_router_made_with_every_default_is_notified_with_its_name(net_cloud,
+                                                                    captured) -> None:  # noqa: F811
+    api = _cloud(net_cloud).as_project(ALICE).network
+    router = api.create_router()            # name left to its default ("")
+    api.update_router(router_id=router.id, name="x")   # the first argument by keyword
+    captured.expect(("router.",), ["router.create.start", "router.create.end",
+                                   "router.update.start", "router.update.end"])
+    start = captured.of("router.create.start")[0]["payload"]
+    assert start["name"] == "", start
+    update = captured.of("router.update.start")[0]["payload"]
+    assert update["id"] == router.id, update

@@ -253,10 +253,11 @@ READS = {
     "volume": {"explain_placement", "faults", "get", "get_backup", "get_snapshot", "get_type",
                "list_backups", "list_pools", "list_snapshots", "list_types", "list_volumes",
                "type_usage", "wait", "wait_backup", "wait_snapshot"},
-    "network": {"get_network", "get_port", "get_security_group", "get_security_group_rule",
-                "get_subnet", "list_agents", "list_faults", "list_networks", "list_ports",
-                "list_security_group_rules", "list_security_groups", "list_segments",
-                "list_subnets", "network_info_for_instance", "type_usage"},
+    "network": {"get_floatingip", "get_network", "get_port", "get_router",
+                "get_security_group", "get_security_group_rule", "get_subnet", "list_agents",
+                "list_faults", "list_floatingips", "list_networks", "list_ports",
+                "list_routers", "list_security_group_rules", "list_security_groups",
+                "list_segments", "list_subnets", "network_info_for_instance", "type_usage"},
     "project": {"get_quotas", "list_quota_resources"},
 }
 

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -58,6 +56,7 @@ from stackcore.network.dhcp import (
 )
 from stackcore.rpc import Target
 from stackcore_drivers.network.dhcp import interface, metadata_proxy
+from stackcore_drivers.network.resync import RETRY_INTERVAL, ResyncLoop
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -66,10 +65,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-#: Seconds before a network whose pass failed is passed again (e.g. the L2 datapath was not
-#: set up yet: the L2 agent makes br-int when it starts), and before a full pass the server
-#: did not answer is tried again.
-RETRY_INTERVAL = 1.0
 
 DHCP_OPTS = lazy.options(lambda cfg: [
     cfg.StrOpt("dhcp_driver", default="dnsmasq",
@@ -118,7 +113,7 @@ class NotificationEndpoint:
         self._agent.network_changed(network_id, port_ids)
 
 
-class DhcpAgent:
+class DhcpAgent(ResyncLoop):
     """Serves DHCP for every network with a DHCP subnet on host ``conf.host``."""
 
     BINARY: ClassVar[str] = "stackcore-dhcp-agent"
@@ -169,17 +164,12 @@ class DhcpAgent:
         self.served: dict[str, tuple[DhcpNetwork, DhcpDevice]] = {}
         #: per network id, the last failure (cleared when a pass serves it)
         self.errors: dict[str, str] = {}
-        #: notified networks -> the ports that changed (None: more than ports changed)
-        self._dirty: dict[str, set[str] | None] = {}
-        #: networks whose last pass failed: passed again RETRY_INTERVAL seconds later
-        self._failed: set[str] = set()
-        self._lock = threading.Lock()
-        self._pass_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        # the shared loop's state (.resync): notified networks -> the ports that changed
+        self.init_loop()
         self._server: Server | None = None
-        self._synced = False
+
+    def resync_interval(self) -> float:
+        return float(self.conf.dhcp.resync_interval)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -245,7 +235,7 @@ class DhcpAgent:
             cidrs = {s.id: s.cidr for s in network.dhcp_subnets()}
             extra = [metadata_proxy.METADATA_CIDR] if self.metadata else []
             name = self.plugger.plug(namespace, port, cidrs, network.mtu,
-                                     extra_addresses=extra)
+                                     extra=extra)
             device = DhcpDevice(namespace, name, port)
             self.driver.enable(network, device)
         # every pass: a proxy found dead is started again
@@ -330,15 +320,10 @@ class DhcpAgent:
             self.errors[network_id] = f"{type(err).__name__}: {err}"
             LOG.exception("%s on %s: network %s not served this pass (retried in %g s)",
                           self.BINARY, self.host, network_id, RETRY_INTERVAL)
-            with self._lock:
-                self._failed.add(network_id)
+            self.failed(network_id)
 
     def network_changed(self, network_id: str, port_ids: list[str] | None = None) -> None:
-        with self._lock:
-            known = self._dirty.get(network_id, set())
-            self._dirty[network_id] = (None if known is None or port_ids is None
-                                       else known | set(port_ids))
-        self._wake.set()
+        self.mark(network_id, port_ids)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -361,60 +346,17 @@ class DhcpAgent:
         except exception.RPCError as err:
             LOG.warning("%s on %s: first pass failed, the server does not answer yet: %s",
                         self.BINARY, self.host, err)
-        self._threads = [
-            threading.Thread(target=self._report_loop, daemon=True,
-                             name=f"{self.BINARY}-{self.host} report"),
-            threading.Thread(target=self._sync_loop, daemon=True,
-                             name=f"{self.BINARY}-{self.host} sync"),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _report_loop(self) -> None:
-        interval = self.conf.agent.report_interval
-        while not self._stop.wait(interval):
-            self.report_state()
-
-    def _sync_loop(self) -> None:
-        interval = self.conf.dhcp.resync_interval
-        # the first pass failed (no server yet): the next one soon, not a resync interval later
-        due = time.monotonic() + (interval if self._synced else RETRY_INTERVAL)
-        while not self._stop.is_set():
-            with self._lock:
-                retry = bool(self._failed)
-            wait = max(0.0, due - time.monotonic())
-            if not self._wake.wait(min(wait, RETRY_INTERVAL) if retry else wait) and retry:
-                with self._lock:   # a failed network's turn again, whole
-                    self._dirty.update(dict.fromkeys(self._failed))
-                    self._failed.clear()
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                if time.monotonic() >= due:
-                    due = time.monotonic() + interval
-                    self.sync_once()
-                else:
-                    self.sync_changed()
-            except Exception:
-                # the server did not answer the list of networks: the whole pass again soon
-                LOG.exception("%s on %s: pass failed (retried in %g s)", self.BINARY,
-                              self.host, RETRY_INTERVAL)
-                due = time.monotonic() + RETRY_INTERVAL
+        self.run_loops()
 
     def stop(self, timeout: float = 3.0) -> None:
         """Stop listening and the loops (dnsmasq keeps running: see the module doc). A pass
         still running after ``timeout`` seconds is abandoned (idempotent: the next start
         finishes it)."""
         self._stop.set()
-        self._wake.set()
         if self._server is not None:
             self._server.stop()
             self._server = None
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._threads = []
+        self.stop_loops(timeout)
         if self._metadata_service is not None:
             self._metadata_service.stop()
         if self._ovsdb is not None:

@@ -1,4 +1,5 @@
-"""Plugging a DHCP port into the host's L2 datapath, inside the network's namespace.
+"""Plugging a DHCP port (or a router's ports: the L3 agent uses this too) into the host's L2
+datapath, inside the network's (router's) namespace.
 
 The port is a veth pair: ``ns-<port id[:11]>`` in ``qdhcp-<network>`` (the port's MAC, its
 addresses, up) and ``tap<port id[:11]>`` in the datapath's namespace (``[dhcp]
@@ -11,6 +12,10 @@ datapath_namespace``, empty: the agent's own), which is
   moved to another namespace (Neutron's ``ovs_use_veth``);
 * ``linuxbridge``: left as is: the Linux bridge agent enslaves ``tap<port id[:11]>`` to the
   network's bridge like a VM tap.
+
+A router's namespace holds several ports: their inner devices are ``qg-`` (gateway) and
+``qr-`` (interfaces) + the port id, plugged with ``exclusive=False`` (a DHCP namespace holds
+one port: plugging another removes the older one).
 
 Commands run with argument lists (``ip``, ``ethtool``); no shell.
 """
@@ -35,8 +40,12 @@ LOG = logging.getLogger(__name__)
 TIMEOUT = 30
 
 
-def ns_device(port_id: str) -> str:
-    return ("ns-" + port_id)[:14]
+#: the prefixes of the inner devices this module makes (DHCP, router gateway, interface)
+DEVICE_PREFIXES = ("ns-", "qg-", "qr-")
+
+
+def ns_device(port_id: str, prefix: str = "ns-") -> str:
+    return (prefix + port_id)[:14]
 
 
 def host_device(port_id: str) -> str:
@@ -57,14 +66,14 @@ def _run(argv: list[str]) -> None:
         raise exception.DriverError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
 
 
-def namespaces() -> set[str]:
-    """The ``qdhcp-`` namespaces of this machine."""
+def namespaces(prefix: str = NETNS_PREFIX) -> set[str]:
+    """The ``qdhcp-`` (``prefix``) namespaces of this machine."""
     out = ip("-j", "netns", "list").stdout.strip()
     return {n["name"] for n in (json.loads(out) if out else [])
-            if n["name"].startswith(NETNS_PREFIX)}
+            if n["name"].startswith(prefix)}
 
 
-def _links(namespace: str | None) -> dict[str, dict[str, Any]]:
+def links(namespace: str | None) -> dict[str, dict[str, Any]]:
     args = ["-n", namespace] if namespace else []
     out = ip(*args, "-j", "link", "show").stdout.strip()
     return {link["ifname"]: link for link in (json.loads(out) if out else [])}
@@ -85,19 +94,22 @@ class Plugger:
     def _dp(self) -> list[str]:
         return ["-n", self.dp] if self.dp else []
 
-    def plug(self, namespace: str, port: DhcpPort, cidrs: dict[str, str], mtu: int,
-             extra_addresses: Iterable[str] = ()) -> str:
+    def plug(self, namespace: str, port: DhcpPort, cidrs: dict[str, str], mtu: int, *,
+             prefix: str = "ns-", exclusive: bool = True, extra: Iterable[str] = ()) -> str:
         """Make ``port``'s device in ``namespace`` (idempotent); ``cidrs``: subnet id -> CIDR
-        of the subnets whose addresses it gets; ``extra_addresses``: CIDRs it has besides
-        (the metadata address). Returns the interface name in the namespace."""
-        if namespace not in namespaces():
+        of the subnets whose addresses it gets; ``extra``: more ``address/prefixlen`` it
+        holds (the metadata address, a router's floating IPs). ``prefix``: of the inner
+        device's name;
+        ``exclusive``: the namespace holds this port only (others are removed). Returns the
+        interface name in the namespace."""
+        if namespace not in namespaces(namespace):
             ip("netns", "add", namespace)
-        inner, outer = ns_device(port.id), host_device(port.id)
-        links = _links(namespace)
-        link = links.get(inner)
+        inner, outer = ns_device(port.id, prefix), host_device(port.id)
+        found = links(namespace)
+        link = found.get(inner)
         if link is None or link.get("address") != port.mac_address:
-            for name in links:   # an older DHCP port of this network (recreated meanwhile)
-                if name.startswith("ns-"):
+            for name in found:   # an older DHCP port of this network (recreated meanwhile)
+                if name == inner or (exclusive and name.startswith(DEVICE_PREFIXES)):
                     self._delete_pair(namespace, name)
             ip(*self._dp(), "link", "del", outer, check=False)   # a stale half of a pair
             ip(*self._dp(), "link", "add", outer, "type", "veth", "peer", "name", inner,
@@ -115,8 +127,8 @@ class Plugger:
         ip("-n", namespace, "link", "set", inner, "up")
         ip(*self._dp(), "link", "set", outer, "up")
         self._addresses(namespace, inner, [
-            f"{address}/{ipaddress.ip_network(cidrs[subnet]).prefixlen}"
-            for subnet, address in port.fixed_ips if subnet in cidrs] + list(extra_addresses))
+            *(f"{address}/{ipaddress.ip_network(cidrs[subnet]).prefixlen}"
+              for subnet, address in port.fixed_ips if subnet in cidrs), *extra])
         if self.ovsdb is not None:
             db = self.ovsdb
             db.execute(db.api.add_port(self.bridge, outer, may_exist=True))
@@ -135,6 +147,10 @@ class Plugger:
         for cidr in sorted(have - set(wanted)):
             ip("-n", namespace, "addr", "del", cidr, "dev", device)
 
+    def unplug_device(self, namespace: str, inner: str) -> None:
+        """Remove one port's device (``inner``, its name in ``namespace``); idempotent."""
+        self._delete_pair(namespace, inner)
+
     def _delete_pair(self, namespace: str, inner: str) -> None:
         outer = "tap" + inner[3:]
         if self.ovsdb is not None:
@@ -144,9 +160,9 @@ class Plugger:
 
     def unplug(self, namespace: str) -> None:
         """Remove the namespace and the DHCP port's device(s) in it (idempotent)."""
-        if namespace not in namespaces():
+        if namespace not in namespaces(namespace):
             return
-        for name in _links(namespace):
-            if name.startswith("ns-"):
+        for name in links(namespace):
+            if name.startswith(DEVICE_PREFIXES):
                 self._delete_pair(namespace, name)
         ip("netns", "del", namespace, check=False)

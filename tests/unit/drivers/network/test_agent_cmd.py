@@ -83,3 +83,20 @@ def test_a_refused_start_leaves_the_test_process_mask_to_the_fixture() -> None:
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())
     assert {signal.SIGTERM, signal.SIGINT} <= blocked, blocked
     assert signal.SIGTERM not in before, f"the mask was not restored by an earlier test: {before}"
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "[DEFAULT] transport_url must name the server's RPC bus"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[l3]\n"
+     "interface_driver = macvtap\n", "[l3] interface_driver = 'macvtap' is invalid"),
+    ("[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:1/\n[l3]\nresync_interval = 0.1\n",
+     "[l3] resync_interval"),
+], ids=["in-process-rpc", "bad-interface-driver", "short-resync"])
+def test_l3_agent_refuses_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     content: str, message: str) -> None:
+    from stackcore_drivers.network.l3 import cmd as l3_cmd
+
+    path = tmp_path / "agent.conf"
+    path.write_text(content + f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n")
+    assert l3_cmd.main(["--config-file", str(path)]) == 1
+    assert message in capsys.readouterr().err

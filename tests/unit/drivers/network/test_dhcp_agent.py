@@ -29,8 +29,8 @@ class RecordingPlugger:
     def __init__(self) -> None:
         self.namespaces: dict[str, DhcpPort] = {}
 
-    def plug(self, namespace: str, port: DhcpPort, cidrs: dict[str, str], mtu: int,
-             extra_addresses: Any = ()) -> str:
+    def plug(self, namespace: str, port: DhcpPort, cidrs: dict[str, str], mtu: int, *,
+             prefix: str = "ns-", exclusive: bool = True, extra: Any = ()) -> str:
         self.namespaces[namespace] = port
         return ("ns-" + port.id)[:14]
 

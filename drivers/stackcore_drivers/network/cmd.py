@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from stackcore import exception, rpc
 from stackcore.network.agents import block_stop_signals, run_until_signalled
@@ -30,12 +30,30 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 
-def run_agent(prog: str, agent_cls: type[L2Agent],
-              groups: Sequence[tuple[str, Sequence[cfg.Opt]]], argv: Sequence[str] | None) -> int:
-    """Run the agent until SIGTERM/SIGINT; the process ends within 5 s of the first signal
+class AgentProcess(Protocol):
+    """What :func:`run_agent_process` runs: an agent started once, stopped once."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+#: Checks an agent's loaded configuration (raising StackcoreError naming the culprit) and
+#: returns how to make the agent on the RPC transport - so nothing connects before the whole
+#: configuration is known to be good.
+Prepare = Callable[["cfg.ConfigOpts"], Callable[["Transport"], AgentProcess]]
+
+
+def run_agent_process(prog: str, description: str,
+                      groups: Sequence[tuple[str, Sequence[cfg.Opt]]],
+                      argv: Sequence[str] | None, prepare: Prepare) -> int:
+    """The console script of every network agent (L2, DHCP, L3): parse ``--config-file``,
+    block the stop signals before any thread starts, load and check the configuration (1 and
+    one line naming the culprit if bad: ``[DEFAULT] transport_url`` must name a real bus),
+    then run the agent until SIGTERM/SIGINT; the process ends within 5 s of the first signal
     (:func:`stackcore.network.agents.run_until_signalled`: a pass still running then is
     abandoned, the next start's first pass finishes it)."""
-    parser = argparse.ArgumentParser(prog=prog, description=(agent_cls.__doc__ or "").strip())
+    parser = argparse.ArgumentParser(prog=prog, description=description.strip())
     parser.add_argument("--config-file", action="append", default=[], metavar="PATH",
                         help="configuration file (repeatable; later files win)")
     args = parser.parse_args(argv)
@@ -48,15 +66,15 @@ def run_agent(prog: str, agent_cls: type[L2Agent],
             raise exception.ConfigError("[DEFAULT] transport_url must name the server's RPC "
                                         "bus (e.g. rabbit://...): in-process RPC cannot "
                                         "reach another process")
-        agent_cls.check_config(conf)
+        make = prepare(conf)
     except exception.StackcoreError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 1
-    running: list[tuple[L2Agent, Transport]] = []
+    running: list[tuple[AgentProcess, Transport]] = []
 
     def start() -> None:
         transport = rpc.get_transport(conf)
-        agent = agent_cls(conf, transport)
+        agent = make(transport)
         running.append((agent, transport))
         agent.start()
 
@@ -68,6 +86,16 @@ def run_agent(prog: str, agent_cls: type[L2Agent],
     run_until_signalled(prog, start, stop,
                         ready=lambda: LOG.info("%s running on host %s", prog, conf.host))
     return 0  # not reached: run_until_signalled ends the process
+
+
+def run_agent(prog: str, agent_cls: type[L2Agent],
+              groups: Sequence[tuple[str, Sequence[cfg.Opt]]], argv: Sequence[str] | None) -> int:
+    """An L2 agent's console script (:func:`run_agent_process`)."""
+    def prepare(conf: cfg.ConfigOpts) -> Callable[[Transport], AgentProcess]:
+        agent_cls.check_config(conf)
+        return lambda transport: agent_cls(conf, transport)
+
+    return run_agent_process(prog, agent_cls.__doc__ or "", groups, argv, prepare)
 
 
 def ovs_agent(argv: Sequence[str] | None = None) -> int:

@@ -18,8 +18,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from stackcore_drivers.network.dhcp import interface
+
 if TYPE_CHECKING:
     from oslo_config import cfg
+
+    from stackcore.rpc import Transport
 
 LOG = logging.getLogger(__name__)
 
@@ -128,3 +132,58 @@ class ResyncLoop:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
+
+
+class NamespaceAgent(ResyncLoop):
+    """What the agents that plug ports into namespaces of their own (DHCP, L3) share besides
+    the loop: the port plugger of their ``[<CONF_GROUP>] interface_driver`` (made on first
+    use: an OVS connection is opened only when needed), their liveness report, and closing
+    both. Subclasses set :attr:`CONF_GROUP`, :attr:`AGENT_TYPE` and :attr:`AGENT_TOPIC`, call
+    :meth:`init_agent` in ``__init__`` and provide :meth:`configurations`."""
+
+    CONF_GROUP: ClassVar[str] = ""
+    AGENT_TYPE: ClassVar[str] = ""
+    AGENT_TOPIC: ClassVar[str] = ""
+
+    def init_agent(self, transport: Transport) -> None:
+        from stackcore.network.agents import AgentStateRPCAPI
+
+        self._ovsdb: Any = None
+        self._plugger: interface.Plugger | None = None
+        self._state = AgentStateRPCAPI(transport)
+        self._start_flag = True
+        self.init_loop()
+
+    def configurations(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def plugger(self) -> interface.Plugger:
+        if self._plugger is None:
+            group = getattr(self.conf, self.CONF_GROUP)
+            if group.interface_driver == "openvswitch":
+                from stackcore_drivers.network.ovs.ovsdb import Ovsdb
+
+                self._ovsdb = Ovsdb(self.conf.ovs.ovsdb_connection, self.conf.ovs.ovsdb_timeout)
+            self._plugger = interface.Plugger(
+                group.interface_driver, group.datapath_namespace or None,
+                self.conf.ovs.integration_bridge, self._ovsdb)
+        return self._plugger
+
+    def close_plugger(self) -> None:
+        if self._ovsdb is not None:
+            self._ovsdb.close()
+            self._ovsdb = None
+            self._plugger = None
+
+    def report_state(self) -> dict[str, Any] | None:
+        state = {"agent_type": self.AGENT_TYPE, "binary": self.BINARY, "host": self.host,
+                 "topic": self.AGENT_TOPIC, "configurations": self.configurations()}
+        try:
+            agent: dict[str, Any] = self._state.report_state(state,
+                                                             start_flag=self._start_flag)
+        except Exception as err:  # noqa: BLE001 - the server may be down; try again later
+            LOG.warning("%s on %s: state report failed: %s", self.BINARY, self.host, err)
+            return None
+        self._start_flag = False
+        return agent

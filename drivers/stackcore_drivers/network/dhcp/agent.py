@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception, lazy
-from stackcore.network.agents import AgentStateRPCAPI
 from stackcore.network.dhcp import (
     AGENT_TOPIC,
     AGENT_TYPE,
@@ -55,8 +54,8 @@ from stackcore.network.dhcp import (
     netns_name,
 )
 from stackcore.rpc import Target
-from stackcore_drivers.network.dhcp import interface, metadata_proxy
-from stackcore_drivers.network.resync import RETRY_INTERVAL, ResyncLoop
+from stackcore_drivers.network.dhcp import metadata_proxy
+from stackcore_drivers.network.resync import RETRY_INTERVAL, NamespaceAgent
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -113,10 +112,13 @@ class NotificationEndpoint:
         self._agent.network_changed(network_id, port_ids)
 
 
-class DhcpAgent(ResyncLoop):
+class DhcpAgent(NamespaceAgent):
     """Serves DHCP for every network with a DHCP subnet on host ``conf.host``."""
 
     BINARY: ClassVar[str] = "stackcore-dhcp-agent"
+    CONF_GROUP: ClassVar[str] = "dhcp"
+    AGENT_TYPE: ClassVar[str] = AGENT_TYPE
+    AGENT_TOPIC: ClassVar[str] = AGENT_TOPIC
 
     @classmethod
     def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -155,17 +157,13 @@ class DhcpAgent(ResyncLoop):
             self._metadata_service = metadata_proxy.MetadataService(
                 socket_path, conf.dhcp.metadata_url, conf.dhcp.metadata_proxy_shared_secret,
                 self._port_by_address)
-        self._ovsdb: Any = None
-        self._plugger: interface.Plugger | None = None
-        self._state = AgentStateRPCAPI(transport)
         self.rpc = DhcpRPCAPI(transport)
-        self._start_flag = True
         #: what was last given to the driver per network (to tell reload from enable)
         self.served: dict[str, tuple[DhcpNetwork, DhcpDevice]] = {}
         #: per network id, the last failure (cleared when a pass serves it)
         self.errors: dict[str, str] = {}
         # the shared loop's state (.resync): notified networks -> the ports that changed
-        self.init_loop()
+        self.init_agent(transport)
         self._server: Server | None = None
 
     def resync_interval(self) -> float:
@@ -173,33 +171,10 @@ class DhcpAgent(ResyncLoop):
 
     # --- plumbing -------------------------------------------------------------------------
 
-    @property
-    def plugger(self) -> interface.Plugger:
-        if self._plugger is None:
-            if self.conf.dhcp.interface_driver == "openvswitch":
-                from stackcore_drivers.network.ovs.ovsdb import Ovsdb
-
-                self._ovsdb = Ovsdb(self.conf.ovs.ovsdb_connection, self.conf.ovs.ovsdb_timeout)
-            self._plugger = interface.Plugger(
-                self.conf.dhcp.interface_driver, self.conf.dhcp.datapath_namespace or None,
-                self.conf.ovs.integration_bridge, self._ovsdb)
-        return self._plugger
-
     def configurations(self) -> dict[str, Any]:
         return {"dhcp_driver": self.conf.dhcp.dhcp_driver,
                 "interface_driver": self.conf.dhcp.interface_driver,
                 "networks": len(self.served)}
-
-    def report_state(self) -> dict[str, Any] | None:
-        state = {"agent_type": AGENT_TYPE, "binary": self.BINARY, "host": self.host,
-                 "topic": AGENT_TOPIC, "configurations": self.configurations()}
-        try:
-            agent = self._state.report_state(state, start_flag=self._start_flag)
-        except Exception as err:  # noqa: BLE001 - the server may be down; try again later
-            LOG.warning("%s on %s: state report failed: %s", self.BINARY, self.host, err)
-            return None
-        self._start_flag = False
-        return agent
 
     # --- one network ----------------------------------------------------------------------
 
@@ -359,7 +334,4 @@ class DhcpAgent(ResyncLoop):
         self.stop_loops(timeout)
         if self._metadata_service is not None:
             self._metadata_service.stop()
-        if self._ovsdb is not None:
-            self._ovsdb.close()
-            self._ovsdb = None
-            self._plugger = None
+        self.close_plugger()

@@ -12,17 +12,12 @@ metadata_proxy_shared_secret``.
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from stackcore import conf as sc_conf
-from stackcore import exception, rpc
-from stackcore.network.agents import block_stop_signals, run_until_signalled
 from stackcore.network.dhcp import load_driver
-from stackcore_drivers.network.conf import load_agent_conf
+from stackcore_drivers.network.cmd import run_agent_process
 from stackcore_drivers.network.dhcp import metadata_proxy
 
 if TYPE_CHECKING:
@@ -31,49 +26,21 @@ if TYPE_CHECKING:
     from stackcore.rpc import Transport
     from stackcore_drivers.network.dhcp.agent import DhcpAgent
 
-LOG = logging.getLogger(__name__)
 PROG = "stackcore-dhcp-agent"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from stackcore_drivers.network.dhcp.agent import DhcpAgent
 
-    parser = argparse.ArgumentParser(prog=PROG, description=(DhcpAgent.__doc__ or "").strip())
-    parser.add_argument("--config-file", action="append", default=[], metavar="PATH",
-                        help="configuration file (repeatable; later files win)")
-    args = parser.parse_args(argv)
-    block_stop_signals()  # before anything starts a thread
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        conf = load_agent_conf(DhcpAgent.list_opts()[1:], args.config_file)
-        if not conf.transport_url or conf.transport_url.startswith("inprocess"):
-            raise exception.ConfigError("[DEFAULT] transport_url must name the server's RPC "
-                                        "bus (e.g. rabbit://...): in-process RPC cannot "
-                                        "reach another process")
+    def prepare(conf: cfg.ConfigOpts) -> Callable[[Transport], DhcpAgent]:
         # the driver now, before anything connects: its name and its options' values
         driver = load_driver(conf, conf.dhcp.dhcp_driver, DhcpAgent.driver_dir(conf))
         sc_conf.validate_all(conf)
         metadata_proxy.check_conf(conf)
-    except exception.StackcoreError as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
-        return 1
-    running: list[tuple[DhcpAgent, Transport]] = []
+        return lambda transport: DhcpAgent(conf, transport, driver)
 
-    def start() -> None:
-        transport = rpc.get_transport(conf)
-        agent = DhcpAgent(conf, transport, driver)
-        running.append((agent, transport))
-        agent.start()
-
-    def stop() -> None:
-        for agent, transport in running:
-            agent.stop()
-            transport.close()
-
-    run_until_signalled(PROG, start, stop,
-                        ready=lambda: LOG.info("%s running on host %s", PROG, conf.host))
-    return 0  # not reached: run_until_signalled ends the process
+    return run_agent_process(PROG, DhcpAgent.__doc__ or "", DhcpAgent.list_opts()[1:], argv,
+                             prepare)
 
 
 def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:

@@ -40,13 +40,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception, lazy
-from stackcore.network.agents import AgentStateRPCAPI
 from stackcore.network.dhcp import DhcpPort
 from stackcore.network.l3 import AGENT_TOPIC, AGENT_TYPE, L3RPCAPI, NETNS_PREFIX, netns_name
 from stackcore.rpc import Target
 from stackcore_drivers.network.dhcp import interface
 from stackcore_drivers.network.l3 import ruleset
-from stackcore_drivers.network.resync import RETRY_INTERVAL, ResyncLoop
+from stackcore_drivers.network.resync import RETRY_INTERVAL, NamespaceAgent
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -95,10 +94,13 @@ class NotificationEndpoint:
             self._agent.mark(router_id)
 
 
-class L3Agent(ResyncLoop):
+class L3Agent(NamespaceAgent):
     """Serves the routers of host ``conf.host`` (module doc)."""
 
     BINARY: ClassVar[str] = "stackcore-l3-agent"
+    CONF_GROUP: ClassVar[str] = "l3"
+    AGENT_TYPE: ClassVar[str] = AGENT_TYPE
+    AGENT_TOPIC: ClassVar[str] = AGENT_TOPIC
 
     @classmethod
     def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -117,18 +119,14 @@ class L3Agent(ResyncLoop):
         root = conf.l3.state_dir or os.path.join(conf.state_path, "l3")
         self.records = Path(root) / "routers"
         self.records.mkdir(parents=True, exist_ok=True)
-        self._ovsdb: Any = None
-        self._plugger: interface.Plugger | None = None
-        self._state = AgentStateRPCAPI(transport)
         self.rpc = L3RPCAPI(transport)
-        self._start_flag = True
         #: router id -> the router as last applied (the server's dict)
         self.served: dict[str, dict[str, Any]] = {}
         #: router id -> the nftables text last applied
         self.rulesets: dict[str, str] = {}
         #: per router id, the last failure (cleared when a pass serves it)
         self.errors: dict[str, str] = {}
-        self.init_loop()
+        self.init_agent(transport)
         self._server: Server | None = None
 
     def resync_interval(self) -> float:
@@ -136,34 +134,11 @@ class L3Agent(ResyncLoop):
 
     # --- plumbing -------------------------------------------------------------------------
 
-    @property
-    def plugger(self) -> interface.Plugger:
-        if self._plugger is None:
-            if self.conf.l3.interface_driver == "openvswitch":
-                from stackcore_drivers.network.ovs.ovsdb import Ovsdb
-
-                self._ovsdb = Ovsdb(self.conf.ovs.ovsdb_connection, self.conf.ovs.ovsdb_timeout)
-            self._plugger = interface.Plugger(
-                self.conf.l3.interface_driver, self.conf.l3.datapath_namespace or None,
-                self.conf.ovs.integration_bridge, self._ovsdb)
-        return self._plugger
-
     def configurations(self) -> dict[str, Any]:
         # the routers whose last pass failed, with why: visible in list_agents (the
         # server has no other view of the data plane)
         return {"interface_driver": self.conf.l3.interface_driver,
                 "routers": len(self.served), "failed_routers": dict(sorted(self.errors.items()))}
-
-    def report_state(self) -> dict[str, Any] | None:
-        state = {"agent_type": AGENT_TYPE, "binary": self.BINARY, "host": self.host,
-                 "topic": AGENT_TOPIC, "configurations": self.configurations()}
-        try:
-            agent = self._state.report_state(state, start_flag=self._start_flag)
-        except Exception as err:  # noqa: BLE001 - the server may be down; try again later
-            LOG.warning("%s on %s: state report failed: %s", self.BINARY, self.host, err)
-            return None
-        self._start_flag = False
-        return agent
 
     # --- records --------------------------------------------------------------------------
 
@@ -312,7 +287,4 @@ class L3Agent(ResyncLoop):
             self._server.stop()
             self._server = None
         self.stop_loops(timeout)
-        if self._ovsdb is not None:
-            self._ovsdb.close()
-            self._ovsdb = None
-            self._plugger = None
+        self.close_plugger()

@@ -139,7 +139,7 @@ def test_matrix_shows_every_outcome_with_reasons(capsys, tmp_path) -> None:
     assert "conformance run ci-7" in rst and ".. list-table::" in rst
 
 
-def test_conformance_require_config_runs_only_configured_drivers(tmp_path) -> None:
+def test_conformance_require_config_runs_only_configured_drivers(tmp_path, monkeypatch) -> None:
     import glob
     import tempfile
 
@@ -147,6 +147,10 @@ def test_conformance_require_config_runs_only_configured_drivers(tmp_path) -> No
     configs.mkdir()
     (configs / "compute-fake.conf").write_text("[fake_hypervisor]\nvcpus = 4\n")
     results = tmp_path / "results"
+    # a temporary directory of this test's own: another run on the machine (a second
+    # checkout's tests) may make and remove its own stackcore-conformance-* meanwhile
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     pattern = os.path.join(tempfile.gettempdir(), "stackcore-conformance-*")
     before = set(glob.glob(pattern))
     assert main(["conformance", "--family", "compute", "--config-dir", str(configs),

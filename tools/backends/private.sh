@@ -9,6 +9,9 @@
 #   tools/backends/private.sh KIND kill NAME    kill it as a crash would (SIGKILL; postgres:
 #                                               immediate shutdown); its data stays
 #   tools/backends/private.sh KIND stop NAME    stop it and delete its state
+#   tools/backends/private.sh nfs freeze NAME   make it stop answering without closing a
+#                                               connection (SIGSTOP: a hung server)
+#   tools/backends/private.sh nfs thaw NAME     let a frozen one answer again (SIGCONT)
 #   tools/backends/private.sh KIND env NAME     its variables (KEY=VALUE lines)
 #   tools/backends/private.sh rabbitmq queues NAME
 #                                               its queues: name, consumers, messages (what a
@@ -99,6 +102,13 @@ priv_kill_pid() {
     kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 100); do sb_pid_running "$pid" || break; sleep 0.05; done
   fi
+}
+
+priv_signal_pid() {
+  local pidf="$1" signal="$2" pid
+  [[ -s "$pidf" ]] || { echo "$0: no process (${pidf})" >&2; exit 1; }
+  pid="$(tr -dc '0-9' <"$pidf")"
+  kill "-${signal}" "$pid"
 }
 
 priv_need() {
@@ -385,6 +395,8 @@ env_nfs() {
 }
 
 kill_nfs() { priv_kill_pid "$1/ganesha.pid"; }
+freeze_nfs() { priv_signal_pid "$1/ganesha.pid" STOP; }
+thaw_nfs() { priv_signal_pid "$1/ganesha.pid" CONT; }
 
 stop_nfs() {
   local id
@@ -455,6 +467,10 @@ case "$action" in
   kill)
     [[ -d "$dir" ]] || exit 0
     "kill_${kind}" "$dir"
+    ;;
+  freeze|thaw)
+    [[ "$kind" == nfs && -d "$dir" ]] || usage
+    "${action}_${kind}" "$dir"
     ;;
   queues)
     [[ "$kind" == rabbitmq && -d "$dir" ]] || usage

@@ -51,6 +51,7 @@ def _lib() -> ctypes.CDLL:
     vp = ctypes.c_void_p
     lib.nfs_init_context.restype = vp
     lib.nfs_destroy_context.argtypes = [vp]
+    lib.nfs_set_timeout.argtypes = [vp, ctypes.c_int]
     lib.nfs_get_error.restype = ctypes.c_char_p
     lib.nfs_get_error.argtypes = [vp]
     lib.nfs_mount.argtypes = [vp, ctypes.c_char_p, ctypes.c_char_p]
@@ -73,11 +74,19 @@ def _lib() -> ctypes.CDLL:
 class NfsShare:
     """One NFS export, mounted in userspace: ``with NfsShare(server, export) as share: ...``.
 
-    Thread-safe by serialising calls on the context (libnfs contexts are not thread-safe)."""
+    Thread-safe by serialising calls on the context (libnfs contexts are not thread-safe).
 
-    def __init__(self, server: str, export: str) -> None:
+    Every synchronous call is bounded by ``timeout`` seconds (libnfs waits forever by default:
+    a server that stops answering would hold the calling thread, and with it the resource it
+    works on, for ever). A context whose call failed other than with "no such file" (timed
+    out, connection lost, server restarted) is replaced by a fresh mount before the next call,
+    so one crash of the server does not poison a long-lived share."""
+
+    def __init__(self, server: str, export: str, timeout: float = 60.0) -> None:
         self.server, self.export = server, export
+        self.timeout = timeout
         self._ctx: int | None = None
+        self._broken = False
         self._lock = threading.RLock()
 
     def __enter__(self) -> NfsShare:
@@ -96,12 +105,14 @@ class NfsShare:
             ctx = lib.nfs_init_context()
             if not ctx:
                 raise exception.BackendUnavailable("libnfs could not allocate a context")
+            lib.nfs_set_timeout(ctx, max(1, int(self.timeout * 1000)))  # milliseconds
             if lib.nfs_mount(ctx, self.server.encode(), self.export.encode()) != 0:
                 error = (lib.nfs_get_error(ctx) or b"").decode(errors="replace")
                 lib.nfs_destroy_context(ctx)
                 raise exception.BackendUnavailable(
                     f"cannot mount nfs://{self.server}{self.export}: {error}")
             self._ctx = ctx
+            self._broken = False
 
     def close(self) -> None:
         with self._lock:
@@ -109,17 +120,26 @@ class NfsShare:
                 _lib().nfs_destroy_context(self._ctx)
                 self._ctx = None
 
+    def _ready(self) -> None:
+        """(Re)mount if there is no context or the last call left it broken. Caller holds
+        the lock."""
+        if self._broken:
+            self.close()
+        self.connect()
+
     def _call(self, what: str, rc: int) -> int:
         if rc < 0:
             error = (_lib().nfs_get_error(self._ctx) or b"").decode(errors="replace")
             if "NOENT" in error or rc == -2:
                 raise FileNotFoundError(f"{what}: {error}")
+            self._broken = True
             raise exception.DriverError(f"nfs {what} on {self.server}:{self.export}: {error}")
         return rc
 
     def statvfs(self) -> tuple[int, int]:
         """(total bytes, available bytes) of the share."""
         with self._lock:
+            self._ready()
             st = _StatVfs64()
             self._call("statvfs", _lib().nfs_statvfs64(self._ctx, b"/", ctypes.byref(st)))
             return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
@@ -127,6 +147,7 @@ class NfsShare:
     def stat(self, name: str) -> tuple[int, int]:
         """(apparent size, allocated bytes) of ``/name``; FileNotFoundError if absent."""
         with self._lock:
+            self._ready()
             st = _Stat64()
             self._call(f"stat {name}", _lib().nfs_stat64(self._ctx, f"/{name}".encode(),
                                                           ctypes.byref(st)))
@@ -141,6 +162,7 @@ class NfsShare:
 
     def listdir(self) -> list[str]:
         with self._lock:
+            self._ready()
             lib = _lib()
             handle = ctypes.c_void_p()
             self._call("opendir", lib.nfs_opendir(self._ctx, b"/", ctypes.byref(handle)))
@@ -160,6 +182,7 @@ class NfsShare:
     def unlink(self, name: str) -> bool:
         """Remove ``/name``; False if it did not exist."""
         with self._lock:
+            self._ready()
             try:
                 self._call(f"unlink {name}", _lib().nfs_unlink(self._ctx, f"/{name}".encode()))
             except FileNotFoundError:
@@ -168,11 +191,13 @@ class NfsShare:
 
     def rename(self, old: str, new: str) -> None:
         with self._lock:
+            self._ready()
             self._call(f"rename {old}", _lib().nfs_rename(self._ctx, f"/{old}".encode(),
                                                           f"/{new}".encode()))
 
     def read_bytes(self, name: str, limit: int = 1 << 20) -> bytes:
         with self._lock:
+            self._ready()
             lib = _lib()
             fh = ctypes.c_void_p()
             self._call(f"open {name}", lib.nfs_open(self._ctx, f"/{name}".encode(), O_RDONLY,
@@ -187,6 +212,7 @@ class NfsShare:
     def write_bytes(self, name: str, data: bytes, mode: int = 0o600) -> None:
         """Replace ``/name`` atomically (write a temporary file, rename it over)."""
         with self._lock:
+            self._ready()
             lib = _lib()
             tmp = f"{name}.tmp"
             fh = ctypes.c_void_p()

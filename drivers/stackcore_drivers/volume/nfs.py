@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 
 
 
+MiB = 1 << 20
+# The slowest copy that is still progressing: below it a data-copying qemu-img command is taken
+# for one whose server stopped answering (a 1 TiB volume still gets 73 hours). Deliberately far
+# under any real share's throughput; it only has to bound a hang, not to predict a copy.
+_MIN_COPY_RATE = 4 * MiB
+
 OPTS = lazy.options(lambda cfg: [
     cfg.ListOpt("nfs_shares", default=[],
                 help="NFS shares as host:/export entries; each is a pool."),
@@ -55,10 +61,15 @@ OPTS = lazy.options(lambda cfg: [
     cfg.StrOpt("nfs_mount_options", help="Mount options for every share (mount access)."),
     cfg.BoolOpt("nfs_qcow2_volumes", default=False,
                 help="Create volumes as qcow2 files (else sparse raw files)."),
+    cfg.IntOpt("nfs_operation_timeout", default=60, min=1,
+               help="Seconds a call to the share may take before it fails (and the resource "
+               "goes to ERROR with a fault) instead of waiting for a server that stopped "
+               "answering: each userspace NFS call and each qemu-img command that copies no "
+               "data. A command that copies data gets this plus 1 s per "
+               f"{_MIN_COPY_RATE // MiB} MiB it copies."),
 ])
 
 _SHARE = re.compile(r"^(?P<host>[^:\s]+):(?P<path>/\S*)$")
-_QEMU_IMG_TIMEOUT = 3600
 
 
 def _kernel_has_nfs() -> bool:
@@ -86,13 +97,13 @@ class ShareAccess(Protocol):
 class QemuShare:
     """Userspace access: qemu's nfs:// URLs for data, libnfs for files and capacity."""
 
-    def __init__(self, share: str) -> None:
+    def __init__(self, share: str, timeout: float) -> None:
         from stackcore_drivers.volume.libnfs import NfsShare
 
         match = _SHARE.match(share)
         assert match is not None
         self.host, self.path = match.group("host"), match.group("path").rstrip("/") or "/"
-        self.client = NfsShare(self.host, self.path)
+        self.client = NfsShare(self.host, self.path, timeout)
         self.client.connect()
 
     def url(self, name: str) -> str:
@@ -277,7 +288,7 @@ class NfsDriver(VolumeDriver):
         if self._access_mode() == "mount":
             base = os.path.join(self.configuration.nfs_mount_point_base)
             return MountedShare(share, base, self._options[share])
-        return QemuShare(share)
+        return QemuShare(share, self.configuration.nfs_operation_timeout)
 
     def _share_of(self, volume: Volume) -> ShareAccess:
         share = volume.provider_location or volume.pool
@@ -287,9 +298,12 @@ class NfsDriver(VolumeDriver):
 
     # --- qemu-img ------------------------------------------------------------------------
 
-    @staticmethod
-    def _qemu_img(*args: str) -> str:
-        out, _ = execute("qemu-img", *args, timeout=_QEMU_IMG_TIMEOUT)
+    def _qemu_img(self, *args: str, copies: int = 0) -> str:
+        """Run ``qemu-img args``, bounded (``nfs_operation_timeout``, plus time for the
+        ``copies`` bytes a data copy moves) so a server that stops answering fails the call
+        instead of holding it for ever."""
+        timeout = self.configuration.nfs_operation_timeout + copies // _MIN_COPY_RATE
+        out, _ = execute("qemu-img", *args, timeout=timeout)
         return out
 
     def _info(self, share: ShareAccess, name: str, volume: Volume) -> dict[str, Any]:
@@ -421,7 +435,7 @@ class NfsDriver(VolumeDriver):
         self.checkpoint(point)
         # -n: the target exists at the (possibly larger) size; qemu-img keeps it sparse.
         self._qemu_img("convert", "-n", "-f", source_fmt, "-O", fmt, source,
-                       share.url(volume.name))
+                       share.url(volume.name), copies=size_gb * GiB)
         return {"provider_location": self._share_name(volume), "driver_data": {"format": fmt}}
 
     def create_cloned_volume(self, volume: Volume, src_volume: Volume) -> ModelUpdate:
@@ -542,7 +556,7 @@ class NfsDriver(VolumeDriver):
         else:
             args += ["-b", share.backing_ref(new_backing), "-F",
                      self._format(share, volume, new_backing)]
-        self._qemu_img(*args, share.url(name))
+        self._qemu_img(*args, share.url(name), copies=volume.size * GiB)
 
     def _backing_of(self, share: ShareAccess, volume: Volume, name: str) -> str | None:
         if not share.exists(name):
@@ -591,7 +605,7 @@ class NfsDriver(VolumeDriver):
         fmt = self._format(share, volume, active)
         self.checkpoint("image_to_volume:before_convert")
         self._qemu_img("convert", "-n", "-f", image.disk_format, "-O", fmt, image.path,
-                       share.url(active))
+                       share.url(active), copies=volume.size * GiB)
 
     def copy_volume_to_image(self, volume: Volume, image: ImageFile) -> None:
         share = self._share_of(volume)
@@ -599,7 +613,7 @@ class NfsDriver(VolumeDriver):
         fmt = self._format(share, volume, active)
         try:
             self._qemu_img("convert", "-f", fmt, "-O", image.disk_format, share.url(active),
-                           image.path)
+                           image.path, copies=volume.size * GiB)
             self.checkpoint("volume_to_image:after_convert")
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

@@ -7,7 +7,10 @@ and callers never pass secrets as arguments (tgt CHAP goes through a 0600 config
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+from typing import Any
 
 from stackcore import exception
 
@@ -18,9 +21,26 @@ def execute(*cmd: str, check_exit_code: bool | list[int] = True,
     from oslo_concurrency import processutils  # ~80 ms (oslo.utils): imported on first run
 
     merged = None if env is None else {**os.environ, **env}  # processutils replaces env
+    started: list[subprocess.Popen[Any]] = []
     try:
         out, err = processutils.execute(*cmd, check_exit_code=check_exit_code,
-                                        env_variables=merged, timeout=timeout)
+                                        env_variables=merged, timeout=timeout,
+                                        on_execute=started.append)
+    except subprocess.TimeoutExpired as expired:
+        # processutils leaves a timed-out child running: a command stuck on a backend that
+        # stopped answering (qemu-img on a frozen NFS server) would hold its files and keep
+        # going after the caller recorded the failure. Kill it and reap it (not waiting for
+        # ever: a process in uninterruptible sleep on a hard NFS mount dies only when the
+        # server answers).
+        for child in started:
+            child.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=10)
+        raise exception.DriverError(
+            f"{cmd[0]} {cmd[1] if len(cmd) > 1 else ''} did not finish in {timeout} s (killed); "
+            "its backend may have stopped answering",
+            command=cmd[0], exit_code=None,
+        ) from expired
     except processutils.ProcessExecutionError as failed:
         raise exception.DriverError(
             f"{cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed (exit {failed.exit_code}): "

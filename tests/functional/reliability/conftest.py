@@ -18,8 +18,11 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,14 @@ class PrivateBackend:
     def kill(self) -> None:
         """Kill it as a crash would (SIGKILL; PostgreSQL: immediate shutdown)."""
         _run("bash", str(PRIVATE), self.kind, "kill", self.name)
+
+    def freeze(self) -> None:
+        """nfs only: make it stop answering, its connections left open (SIGSTOP)."""
+        _run("bash", str(PRIVATE), self.kind, "freeze", self.name)
+
+    def thaw(self) -> None:
+        """nfs only: let a frozen instance answer again (SIGCONT)."""
+        _run("bash", str(PRIVATE), self.kind, "thaw", self.name)
 
     def stop(self) -> None:
         """Stop it and delete its state."""
@@ -145,6 +156,23 @@ def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what} (last: {value!r})",
-                        pytrace=False)
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what} (last: {value!r})"
+                        f"\n{where_threads_are()}", pytrace=False)
         time.sleep(interval)
+
+
+def where_threads_are(names: Collection[str] | None = None) -> str:
+    """The stack of every other thread of this process (or of those named ``names``) and the
+    child processes still running: what a timed-out wait prints, so a call stuck in a driver
+    or a backend command shows where it is stuck instead of only that something is."""
+    current = threading.get_ident()
+    by_ident = {t.ident: t.name for t in threading.enumerate()}
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        name = by_ident.get(ident, str(ident))
+        if ident == current or (names is not None and name not in names):
+            continue
+        parts.append(f"--- thread {name}:\n" + "".join(traceback.format_stack(frame)[-12:]))
+    children = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "pid,etimes,args"],
+                              capture_output=True, text=True, check=False).stdout
+    return "\n".join(parts) + f"\n--- child processes:\n{children}"

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from stackcore import exception
 
+from .conftest import where_threads_are
+
 
 @dataclass
 class Outcome:
@@ -85,7 +87,9 @@ class Workload:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         alive = [t.name for t in self._threads if t.is_alive()]
-        assert not alive, f"workload threads still in a call {timeout:g} s after stop: {alive}"
+        if alive:
+            raise AssertionError(f"workload threads still in a call {timeout:g} s after stop: "
+                                 f"{alive}\n{where_threads_are()}")
         assert not self.crashed, self.crashed[0]
 
     def failures(self) -> list[Outcome]:

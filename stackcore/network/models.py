@@ -282,7 +282,9 @@ class Router(Base):
     ``network:router_interface``); ``gw_port_id`` names the gateway one.
 
     ``host`` is the one L3 agent that serves it ("" until an agent claims it with a
-    conditional UPDATE: two agents never both win the same router)."""
+    conditional UPDATE: two agents never both win the same router). ``status`` is what that
+    agent last reported: ``BUILD`` until it first served the router, ``ACTIVE`` once it has,
+    ``ERROR`` when its last attempt failed (``fault`` says why)."""
 
     __tablename__ = "routers"
 
@@ -290,7 +292,8 @@ class Router(Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     project_id: Mapped[str] = project_column()
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
-    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    status: Mapped[str] = mapped_column(String(16), default="BUILD")
+    fault: Mapped[str | None] = mapped_column(Text, nullable=True)
     gw_port_id: Mapped[str | None] = mapped_column(
         ForeignKey("ports.id", ondelete="SET NULL"), nullable=True)
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)

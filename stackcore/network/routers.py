@@ -80,6 +80,8 @@ class Router:
     host: str  # the L3 agent serving it ("" until one claims it)
     created_at: datetime.datetime
     project_id: str = "admin"
+    #: why the serving L3 agent could not serve it (``status`` ``ERROR``), else None
+    fault: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +98,11 @@ class FloatingIP:
 
 
 def _fip_view(row: Any) -> FloatingIP:
+    # the status is the serving L3 agent's word (DOWN until it applied the association):
+    # an association the data plane does not carry yet is not reported as working
     return FloatingIP(row.id, row.floating_network_id, row.floating_ip_address,
                       row.fixed_port_id, row.fixed_ip_address, row.router_id,
-                      "ACTIVE" if row.fixed_port_id else "DOWN", row.created_at,
-                      row.project_id)
+                      row.status, row.created_at, row.project_id)
 
 
 def _ipv4(address: str) -> bool:
@@ -134,7 +137,8 @@ def attach(plugin: ML2Plugin, db: db_api.Database,
                 session.execute(sa.update(m.FloatingIP)
                                 .where(m.FloatingIP.fixed_port_id == port_id)
                                 .values(fixed_port_id=None, fixed_ip_address=None,
-                                        router_id=None, revision=m.FloatingIP.revision + 1))
+                                        router_id=None, status="DOWN",
+                                        revision=m.FloatingIP.revision + 1))
         hosts = notifier.hosts(routers) if notifier is not None and routers else {}
         delete_port(port_id, *args, **kwargs)
         if hosts and notifier is not None:
@@ -162,7 +166,7 @@ def attach(plugin: ML2Plugin, db: db_api.Database,
             routers = sorted({r for r in session.execute(
                 sa.select(m.FloatingIP.router_id).where(stale)).scalars() if r})
             session.execute(sa.update(m.FloatingIP).where(stale).values(
-                fixed_port_id=None, fixed_ip_address=None, router_id=None,
+                fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN",
                 revision=m.FloatingIP.revision + 1))
         if routers and notifier is not None:
             notifier.routers_updated(notifier.hosts(routers))
@@ -235,7 +239,7 @@ class RoutersMixin:
         interfaces = tuple(RouterInterface(row.id, f.subnet_id, f.id, f.ip_address)
                            for f in found if f.device_owner == DEVICE_OWNER_INTERFACE)
         return Router(row.id, row.name, row.admin_state_up, row.status, gateway, interfaces,
-                      row.host, row.created_at, row.project_id)
+                      row.host, row.created_at, row.project_id, row.fault)
 
     def _external_network(self, field: str, network_id: str) -> dict[str, Any]:
         """An external network (every project may use one) with an IPv4 subnet; NotFound
@@ -355,7 +359,7 @@ class RoutersMixin:
         with self.db.transaction() as session:
             self.quotas.check(session, self.project_id, {"routers": 1})
             session.add(m.Router(id=router_id, name=name, project_id=self.project_id,
-                                 admin_state_up=admin_state_up, status="ACTIVE",
+                                 admin_state_up=admin_state_up, status="BUILD",
                                  enable_snat=gateway[1] if gateway else True))
         if gateway is not None:
             try:
@@ -651,7 +655,8 @@ class RoutersMixin:
                     id=fip_id, project_id=self.project_id,
                     floating_network_id=floating_network_id, floating_port_id=port["id"],
                     floating_ip_address=port["fixed_ips"][0]["ip_address"],
-                    fixed_port_id=found[0], fixed_ip_address=found[1], router_id=found[2])
+                    fixed_port_id=found[0], fixed_ip_address=found[1], router_id=found[2],
+                    status="DOWN")
                 session.add(row)
                 session.flush()
                 view = _fip_view(row)
@@ -712,6 +717,7 @@ class RoutersMixin:
             found = self._association(session, row.floating_network_id, port_row, row.id) \
                 if port_row is not None else (None, None, None)
             row.fixed_port_id, row.fixed_ip_address, row.router_id = found
+            row.status = "DOWN"  # until the serving agent reports it applied
             row.revision += 1
             session.flush()
             view = _fip_view(row)

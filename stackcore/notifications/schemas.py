@@ -110,7 +110,7 @@ SECURITY_GROUP_FIELDS: dict[str, Any] = {
 ROUTER_FIELDS: dict[str, Any] = {
     "id": _STR, "name": _STR, "project_id": _STR, "admin_state_up": _BOOL, "status": _STR,
     "external_gateway": {"type": ["object", "null"]}, "interfaces": {"type": "array"},
-    "host": _STR, "created_at": _OPT_TIME,
+    "host": _STR, "created_at": _OPT_TIME, "fault": _OPT_STR,
 }
 FLOATINGIP_FIELDS: dict[str, Any] = {
     "id": _STR, "project_id": _STR, "floating_network_id": _STR,

@@ -1,6 +1,6 @@
 """The RPC between the server and the L3 agents.
 
-Agent -> server, topic ``network.l3`` (API 1.0; Neutron's ``q-l3-plugin``), served by the
+Agent -> server, topic ``network.l3`` (API 1.1; Neutron's ``q-l3-plugin``), served by the
 ``network`` service:
 
 * ``sync_routers(host, router_ids=None)`` - the routers the agent on ``host`` serves, each
@@ -11,6 +11,14 @@ Agent -> server, topic ``network.l3`` (API 1.0; Neutron's ``q-l3-plugin``), serv
   claimed by the asking agent with a conditional ``UPDATE ... WHERE host = <what was read>``,
   so two agents asking at once never both get it. The router's ports are then bound to the
   agent's host, so that host's L2 agent wires them like any other port.
+* ``update_router_status(host, router_id, status, fault=None, floating_ips=())`` (1.1) -
+  what the agent made of the router in its last pass: ``ACTIVE`` (served; each of
+  ``floating_ips``, ``{"id", "fixed_ip_address"}`` as the agent applied them, becomes
+  ``ACTIVE``) or ``ERROR`` (``fault`` says why; those floating IPs become ``ERROR``). Taken
+  only from the agent serving the router, and a floating IP's status only while it is still
+  associated as reported, so a report overtaken by a change (a re-association, the router
+  moving to another agent) cannot mark the new state as applied. Neutron's agents report
+  floating IP statuses the same way (``update_floatingip_statuses``).
 
 Server -> agents, topic ``network.l3_agent`` aimed at the owning agent's host (a cast,
 :class:`L3AgentNotifier`): ``routers_updated(router_ids)`` after a router, one of its
@@ -28,7 +36,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from stackcore import validate
+from stackcore import exception, validate
 from stackcore.rpc import Target, Transport
 
 if TYPE_CHECKING:
@@ -42,12 +50,16 @@ LOG = logging.getLogger(__name__)
 
 TOPIC = "network.l3"
 AGENT_TOPIC = "network.l3_agent"
-VERSION = "1.0"
+VERSION = "1.1"
+#: the agents' own API (``routers_updated``), versioned apart from the server's
+AGENT_VERSION = "1.0"
 AGENT_TYPE = "L3 agent"
 NETNS_PREFIX = "qrouter-"
 DEVICE_OWNER_GATEWAY = "network:router_gateway"
 DEVICE_OWNER_INTERFACE = "network:router_interface"
 DEVICE_OWNER_FLOATINGIP = "network:floatingip"
+#: a router's recorded fault is cut to this many characters (an agent's error text is unbounded)
+_FAULT_CHARS = 4000
 
 
 def netns_name(router_id: str) -> str:
@@ -180,7 +192,7 @@ class L3RPCEndpoint:
         import sqlalchemy as sa
 
         from stackcore.network import models as m
-        host = validate.name("host", host)
+        host = validate.identifier("host", host, 255)
         if router_ids is not None:
             router_ids = [validate.uuid_like(f"router_ids[{i}]", r)
                           for i, r in enumerate(router_ids)]
@@ -197,6 +209,45 @@ class L3RPCEndpoint:
             return [router_info(session, row) for row in rows if row.host == host]
 
 
+    def update_router_status(self, host: str, router_id: str, status: str,
+                             fault: str | None = None,
+                             floating_ips: Sequence[Mapping[str, str]] = ()) -> bool:
+        """(module doc) True when the report was taken, False when ``host`` does not serve
+        ``router_id`` (any more)."""
+        import sqlalchemy as sa
+
+        from stackcore.network import models as m
+        host = validate.identifier("host", host, 255)
+        router_id = validate.uuid_like("router_id", router_id)
+        status = validate.choice("status", status, ("ACTIVE", "ERROR"))
+        if fault is not None and not isinstance(fault, str):
+            raise exception.Invalid("fault", "must be a string or null", fault)
+        applied: list[tuple[str, str]] = []
+        for i, fip in enumerate(floating_ips):
+            if not isinstance(fip, Mapping):
+                raise exception.Invalid(f"floating_ips[{i}]", "must be an object", fip)
+            try:
+                fixed = str(ipaddress.ip_address(str(fip.get("fixed_ip_address"))))
+            except ValueError:
+                raise exception.Invalid(f"floating_ips[{i}].fixed_ip_address",
+                                        "must be an IP address",
+                                        fip.get("fixed_ip_address")) from None
+            applied.append((validate.uuid_like(f"floating_ips[{i}].id", fip.get("id")), fixed))
+        with self.db.transaction() as session:
+            taken = session.execute(
+                sa.update(m.Router).where(m.Router.id == router_id, m.Router.host == host)
+                .values(status=status,
+                        fault=None if status == "ACTIVE" else (fault or "")[:_FAULT_CHARS])
+            ).rowcount  # type: ignore[attr-defined]
+            if not taken:
+                return False
+            for fip_id, fixed in applied:
+                session.execute(sa.update(m.FloatingIP).where(
+                    m.FloatingIP.id == fip_id, m.FloatingIP.router_id == router_id,
+                    m.FloatingIP.fixed_ip_address == fixed).values(status=status))
+        return True
+
+
 class L3RPCAPI:
     """Client side, used by the L3 agents."""
 
@@ -211,6 +262,13 @@ class L3RPCAPI:
                                                          router_ids=router_ids)
         return result
 
+    def update_router_status(self, host: str, router_id: str, status: str,
+                             fault: str | None = None,
+                             floating_ips: Sequence[Mapping[str, str]] = ()) -> bool:
+        return bool(self._client.call("update_router_status", host=host, router_id=router_id,
+                                      status=status, fault=fault,
+                                      floating_ips=[dict(f) for f in floating_ips]))
+
 
 class L3AgentNotifier:
     """Server side of ``routers_updated``. Never raises: a notification is an optimisation
@@ -218,7 +276,7 @@ class L3AgentNotifier:
 
     def __init__(self, db: db_api.Database, transport: Transport) -> None:
         self.db = db
-        self._client = transport.client(Target(AGENT_TOPIC, version=VERSION))
+        self._client = transport.client(Target(AGENT_TOPIC, version=AGENT_VERSION))
 
     def hosts(self, router_ids: Sequence[str]) -> dict[str, str]:
         """router id -> the host serving it ("" when nobody does yet), read now (a delete

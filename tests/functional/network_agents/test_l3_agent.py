@@ -202,6 +202,10 @@ def test_router_routes_snats_and_floating_ips_and_survives_a_restart(
     namespace = netns_name(router.id)
     wait_until(lambda: _ready(agent, server, router.id), 30,
                f"router {router.id} served and wired ({agent.errors})")
+    # the agent's report: served (the report follows the pass that served it)
+    wait_until(lambda: net.get_router(router.id).status == "ACTIVE", 30,
+               f"router {router.id} ACTIVE ({net.get_router(router.id)})")
+    assert net.get_router(router.id).fault is None
     gateway_ip = net.get_router(router.id).external_gateway["external_fixed_ips"][0][
         "ip_address"]
 
@@ -243,8 +247,11 @@ def test_router_routes_snats_and_floating_ips_and_survives_a_restart(
     fip = net.create_floatingip(ext.id, port_id=g1.id)
     assert wait_until(lambda: ping(outside, fip.floating_ip_address, 1), 20,
                       f"outside -> floating IP {fip.floating_ip_address} -> {g1_ip}")
+    wait_until(lambda: net.get_floatingip(fip.id).status == "ACTIVE", 20,
+               f"floating IP {fip.id} reported ACTIVE ({net.get_floatingip(fip.id)})")
     assert not ping(outside, g1_ip, 1), f"outside reached {g1_ip} directly"
-    net.update_floatingip(fip.id, port_id=None)
+    gone = net.update_floatingip(fip.id, port_id=None)
+    assert gone.status == "DOWN", gone
     wait_until(lambda: not ping(outside, fip.floating_ip_address, 1, 0.5), 20,
                f"floating IP {fip.floating_ip_address} unreachable after disassociation")
     net.update_floatingip(fip.id, port_id=g1.id)

@@ -227,6 +227,69 @@ def test_sync_routers_claims_once_and_binds(lab) -> None:
     assert rpc.sync_routers("host-1", [router.id])[0]["id"] == router.id
 
 
+def test_status_is_what_the_serving_agent_reported(lab) -> None:
+    """A router is BUILD until its agent served it, then ACTIVE, or ERROR with the fault the
+    agent reported; a floating IP is DOWN until the agent applied its association; reports
+    from an agent that does not serve the router, or about an association that changed
+    since, change nothing."""
+    router = lab.a.create_router("r", external_gateway={"network_id": lab.ext.id})
+    lab.a.add_router_interface(router.id, lab.sub.id)
+    port = lab.a.create_port(lab.net.id)
+    fip = lab.a.create_floatingip(lab.ext.id, port_id=port.id)
+    fixed = port.fixed_ips[0].ip_address
+    seen = lab.a.get_router(router.id)
+    assert (seen.status, seen.fault, fip.status) == ("BUILD", None, "DOWN"), (seen, fip)
+    api = lab.cloud.network
+    rpc = L3RPCEndpoint(api.conf, api.db, api.plugin)
+    applied = [{"id": fip.id, "fixed_ip_address": fixed}]
+    assert rpc.update_router_status("host-1", router.id, "ACTIVE", None, applied) is False
+    assert lab.a.get_router(router.id).status == "BUILD"   # nobody serves it yet
+    rpc.sync_routers("host-1")
+    assert rpc.update_router_status("host-2", router.id, "ACTIVE", None, applied) is False
+    assert rpc.update_router_status("host-1", router.id, "ACTIVE", None, applied) is True
+    seen = lab.a.get_router(router.id)
+    assert (seen.status, seen.fault) == ("ACTIVE", None), seen
+    assert lab.a.get_floatingip(fip.id).status == "ACTIVE"
+
+    rpc.update_router_status("host-1", router.id, "ERROR", "DriverError: nft failed", applied)
+    seen = lab.a.get_router(router.id)
+    assert (seen.status, seen.fault) == ("ERROR", "DriverError: nft failed"), seen
+    assert lab.a.get_floatingip(fip.id).status == "ERROR"
+    rpc.update_router_status("host-1", router.id, "ACTIVE", None, applied)
+    assert lab.a.get_router(router.id).fault is None
+
+    # a change makes the floating IP DOWN until a report about the new association
+    lab.a.update_floatingip(fip.id, port_id=None)
+    assert lab.a.get_floatingip(fip.id).status == "DOWN"
+    lab.a.update_floatingip(fip.id, port_id=port.id)
+    lab.a.update_port(port.id, fixed_ips=[{"subnet_id": lab.sub.id, "ip_address": "10.0.0.77"}])
+    lab.a.update_floatingip(fip.id, port_id=port.id)
+    rpc.update_router_status("host-1", router.id, "ACTIVE", None, applied)  # the old address
+    assert lab.a.get_floatingip(fip.id).status == "DOWN", "a stale report was taken"
+    rpc.update_router_status("host-1", router.id, "ACTIVE", None,
+                             [{"id": fip.id, "fixed_ip_address": "10.0.0.77"}])
+    assert lab.a.get_floatingip(fip.id).status == "ACTIVE"
+
+
+@pytest.mark.parametrize("args, field", [
+    (("host-1", "not-a-uuid", "ACTIVE"), "router_id"),
+    (("host-1", "8a1c4f9e-0000-4000-8000-000000000000", "UP"), "status"),
+    (("host<>&;", "8a1c4f9e-0000-4000-8000-000000000000", "ACTIVE"), "host"),
+    (("host-1", "8a1c4f9e-0000-4000-8000-000000000000", "ERROR", 5), "fault"),
+    (("host-1", "8a1c4f9e-0000-4000-8000-000000000000", "ACTIVE", None,
+      [{"id": "8a1c4f9e-0000-4000-8000-000000000001", "fixed_ip_address": "10.0.0"}]),
+     "floating_ips[0].fixed_ip_address"),
+    (("host-1", "8a1c4f9e-0000-4000-8000-000000000000", "ACTIVE", None,
+      [{"id": "x", "fixed_ip_address": "10.0.0.5"}]), "floating_ips[0].id"),
+])
+def test_status_report_refusals_name_the_culprit(lab, args, field) -> None:
+    api = lab.cloud.network
+    rpc = L3RPCEndpoint(api.conf, api.db, api.plugin)
+    with pytest.raises(exception.Invalid) as err:
+        rpc.update_router_status(*args)
+    assert err.value.kwargs["field"] == field, err.value
+
+
 def test_a_gateway_that_cannot_get_an_address_leaves_no_router(net_cloud) -> None:
     cloud = net_cloud()
     admin = cloud.network

@@ -15,7 +15,10 @@ Per router it
 3. sets the default route via the external subnet's gateway;
 4. replaces the router's nftables table (SNAT, floating IPs: :mod:`.ruleset`) atomically
    with ``nft -f -`` when its text changed, and flushes the conntrack entries of floating IPs
-   that went away (:mod:`.conntrack`).
+   that went away (:mod:`.conntrack`);
+5. reports the outcome to the server (``update_router_status``): ``ACTIVE`` with the floating
+   IPs it applied, or ``ERROR`` with the failure - only when it differs from the last report,
+   so a full resync of unchanged routers costs no RPC.
 
 What was applied is recorded per router under ``<state_dir>/routers`` (the floating IPs): a
 restarted agent adopts the namespaces it finds - plugging is idempotent, so a router that is
@@ -126,6 +129,8 @@ class L3Agent(NamespaceAgent):
         self.rulesets: dict[str, str] = {}
         #: per router id, the last failure (cleared when a pass serves it)
         self.errors: dict[str, str] = {}
+        #: router id -> (status, fault, floating IPs applied) last reported to the server
+        self.reported: dict[str, tuple[str, str | None, tuple[tuple[str, str], ...]]] = {}
         self.init_agent(transport)
         self._server: Server | None = None
 
@@ -204,12 +209,35 @@ class L3Agent(NamespaceAgent):
                      namespace)
         self.served[router_id] = info
         self.errors.pop(router_id, None)
+        self._report(router_id, "ACTIVE", None, fips)
+
+    def _report(self, router_id: str, status: str, fault: str | None,
+                fips: Sequence[dict[str, Any]]) -> None:
+        """Tell the server the router's status (step 5 of the module doc). A report that
+        cannot be sent is logged and sent again after the next pass: the status is what
+        users read, never a reason to undo what the pass did."""
+        applied = tuple(sorted((str(f["id"]), str(f["fixed_ip_address"])) for f in fips
+                               if f.get("fixed_ip_address")))
+        report = (status, fault, applied)
+        if self.reported.get(router_id) == report:
+            return
+        try:
+            self.rpc.update_router_status(
+                self.host, router_id, status, fault,
+                [{"id": i, "fixed_ip_address": a} for i, a in applied])
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            self.reported.pop(router_id, None)
+            LOG.warning("%s on %s: status %s of router %s not reported: %s", self.BINARY,
+                        self.host, status, router_id, err)
+            return
+        self.reported[router_id] = report
 
     def cleanup_router(self, router_id: str) -> None:
         """Stop serving ``router_id``: its devices, namespace and record. Idempotent."""
         self.plugger.unplug(netns_name(router_id))
         self._record(router_id).unlink(missing_ok=True)
         self.rulesets.pop(router_id, None)
+        self.reported.pop(router_id, None)
         if self.served.pop(router_id, None) is not None:
             LOG.info("%s on %s: router %s no longer served", self.BINARY, self.host,
                      router_id)
@@ -235,6 +263,9 @@ class L3Agent(NamespaceAgent):
                 LOG.exception("%s on %s: router %s not served this pass (retried in %g s)",
                               self.BINARY, self.host, router_id, RETRY_INTERVAL)
                 self.failed(router_id)
+                if router_id in by_id:
+                    self._report(router_id, "ERROR", self.errors[router_id],
+                                 by_id[router_id].get("floating_ips") or [])
 
     def sync_once(self) -> None:
         """A full resync: every router of this host synced, every other one found here

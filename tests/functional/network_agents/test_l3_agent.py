@@ -27,6 +27,8 @@ import pytest
 from stackcore_drivers.network.conf import load_agent_conf
 from stackcore_drivers.network.dhcp import interface
 from stackcore_drivers.network.l3.agent import L3Agent
+from stackcore_drivers.network.linuxbridge import conf as lb_conf
+from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
 from stackcore_drivers.network.ovs import conf as ovs_conf
 from stackcore_drivers.network.ovs.agent import OvsAgent
 from stackcore_drivers.network.ovs.ovsdb import Ovsdb
@@ -110,8 +112,11 @@ def ovs_agent(server: stackcore.Cloud, ovsdb: Ovsdb) -> Iterator[OvsAgent]:
 class Lab:
     """L3 agents (:meth:`agent`) and guests; :meth:`destroy` removes what the test made."""
 
-    def __init__(self, server: stackcore.Cloud, ovsdb: Ovsdb, tmp: Path) -> None:
+    def __init__(self, server: stackcore.Cloud, ovsdb: Ovsdb | None, tmp: Path,
+                 host: str = HOST, datapath: str = DP_NS) -> None:
+        """``ovsdb`` None: the Linux bridge datapath, in namespace ``datapath``."""
         self.server, self.ovsdb, self.tmp = server, ovsdb, tmp
+        self.host, self.datapath = host, datapath
         self.agents: list[L3Agent] = []
         self.guests: dict[str, str] = {}
         self.routers: set[str] = set()
@@ -119,11 +124,11 @@ class Lab:
 
     def agent(self) -> L3Agent:
         conf = load_agent_conf(L3Agent.list_opts()[1:], overrides={
-            "DEFAULT": {"host": HOST, "state_path": str(self.tmp / "agent")},
+            "DEFAULT": {"host": self.host, "state_path": str(self.tmp / "agent")},
             "agent": {"report_interval": 1},
-            "l3": {"interface_driver": "openvswitch", "datapath_namespace": DP_NS,
-                   "resync_interval": 60},
-            "ovs": {"ovsdb_connection": self.ovsdb.target}})
+            "l3": {"interface_driver": "openvswitch" if self.ovsdb else "linuxbridge",
+                   "datapath_namespace": self.datapath, "resync_interval": 60},
+            "ovs": {"ovsdb_connection": self.ovsdb.target if self.ovsdb else "unix:/none"}})
         agent = L3Agent(conf, self.server.transport)
         self.agents.append(agent)
         return agent
@@ -131,24 +136,26 @@ class Lab:
     def guest(self, network_id: str, cidr_prefix: int, gateway: str | None) -> tuple[Any, str]:
         """A port bound to the host and a namespace cabled as it, with its address and (with
         ``gateway``) a default route."""
-        port = self.server.network.create_port(network_id, host=HOST)
+        port = self.server.network.create_port(network_id, host=self.host)
         name = f"scl3-{self.tag}-g{len(self.guests)}"
         ip("netns", "add", name)
         self.guests[port.id] = name
         tap = interface.host_device(port.id)
-        ip("link", "add", tap, "netns", DP_NS, "type", "veth", "peer", "name", "eth0",
+        ip("link", "add", tap, "netns", self.datapath, "type", "veth", "peer", "name", "eth0",
            "netns", name, "address", port.mac_address)
         ip("-n", name, "link", "set", "lo", "up")
         ip("-n", name, "link", "set", "eth0", "up")
-        ip("-n", DP_NS, "link", "set", tap, "up")
+        ip("-n", self.datapath, "link", "set", tap, "up")
         subprocess.run(["ip", "netns", "exec", name, "ethtool", "-K", "eth0", "tx", "off"],
                        capture_output=True, check=False)
         ip("-n", name, "addr", "add", f"{port.fixed_ips[0].ip_address}/{cidr_prefix}", "dev",
            "eth0")
         if gateway:
             ip("-n", name, "route", "add", "default", "via", gateway)
-        self.ovsdb.execute(self.ovsdb.api.add_port("br-int", tap, external_ids={
-            "iface-id": port.id, "attached-mac": port.mac_address, "iface-status": "active"}))
+        if self.ovsdb is not None:   # else the Linux bridge agent enslaves the tap
+            self.ovsdb.execute(self.ovsdb.api.add_port("br-int", tap, external_ids={
+                "iface-id": port.id, "attached-mac": port.mac_address,
+                "iface-status": "active"}))
         wait_until(lambda: self.server.network.get_port(port.id).status == "ACTIVE", 20,
                    f"guest port {port.id} ACTIVE")
         return port, name
@@ -161,8 +168,9 @@ class Lab:
             cleaner.cleanup_router(router_id)
         cleaner.stop()
         for port_id, guest in list(self.guests.items()):
-            self.ovsdb.execute(self.ovsdb.api.del_port(interface.host_device(port_id),
-                                                       if_exists=True))
+            if self.ovsdb is not None:
+                self.ovsdb.execute(self.ovsdb.api.del_port(interface.host_device(port_id),
+                                                           if_exists=True))
             ip("netns", "delete", guest, check=False)
 
 
@@ -277,6 +285,72 @@ def test_router_routes_snats_and_floating_ips_and_survives_a_restart(
     net.delete_router(router.id)
     wait_until(lambda: namespace not in interface.namespaces(namespace), 20,
                f"namespace {namespace} removed after the router's delete")
+
+
+def test_linux_bridge_datapath_router_snats_and_forwards_a_floating_ip(
+        make_server: Callable[..., stackcore.Cloud], tmp_path: Path) -> None:
+    """The same router on the Linux bridge datapath: its qg-/qr- devices are tap veths the
+    Linux bridge agent enslaves to the networks' bridges, like a VM's. The host is a
+    namespace with two veths as the NICs of two flat physical networks: the external one and
+    the project's."""
+    server = make_server("linuxbridge", ml2_type_flat={"flat_networks": ["*"]})
+    host, datapath = "l3-lb-host", f"sc-l3lb-{uuid.uuid4().hex[:6]}"
+    ip("netns", "add", datapath)
+    l2: LinuxBridgeAgent | None = None
+    lab = Lab(server, None, tmp_path, host, datapath)
+    try:
+        for nic, peer in (("ph0", "ph1"), ("pa0", "pa1")):
+            ip("-n", datapath, "link", "add", nic, "type", "veth", "peer", "name", peer)
+        for device in ("lo", "ph0", "ph1", "pa0", "pa1"):
+            ip("-n", datapath, "link", "set", device, "up")
+        l2 = LinuxBridgeAgent(load_agent_conf(
+            [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)],
+            overrides={"DEFAULT": {"host": host},
+                       "agent": {"report_interval": 1, "polling_interval": 0.2},
+                       "linux_bridge": {"namespace": datapath, "physical_interface_mappings": {
+                           "physnet1": "ph0", "physnet2": "pa0"}}}),
+            server.transport)
+        l2.start()
+        net = server.network
+        ext = net.create_network("ext", network_type="flat", physical_network="physnet1",
+                                 router_external=True)
+        net.create_subnet(ext.id, "198.51.100.0/24", enable_dhcp=False)
+        n1 = net.create_network("n1", network_type="flat", physical_network="physnet2")
+        s1 = net.create_subnet(n1.id, "10.62.1.0/24", enable_dhcp=False)
+        agent = lab.agent()
+        agent.start()
+        router = net.create_router("r1", external_gateway={"network_id": ext.id})
+        lab.routers.add(router.id)
+        net.add_router_interface(router.id, s1.id)
+        wait_until(lambda: _ready(agent, server, router.id), 30,
+                   f"router {router.id} served and its taps enslaved ({agent.errors})")
+        wait_until(lambda: net.get_router(router.id).status == "ACTIVE", 30,
+                   f"router {router.id} ACTIVE ({net.get_router(router.id)})")
+        gateway_ip = net.get_router(router.id).external_gateway["external_fixed_ips"][0][
+            "ip_address"]
+        g1, ns1 = lab.guest(n1.id, 24, s1.gateway_ip)
+        target, outside = lab.guest(ext.id, 24, None)
+        target_ip = target.fixed_ips[0].ip_address
+        # SNAT: the guest reaches the outside, which has no route into the project subnet
+        assert wait_until(lambda: ping(ns1, target_ip), 20,
+                          f"guest {g1.fixed_ips[0].ip_address} -> outside {target_ip} (SNAT "
+                          f"to {gateway_ip})")
+        fip = net.create_floatingip(ext.id, port_id=g1.id)
+        assert wait_until(lambda: ping(outside, fip.floating_ip_address, 1), 20,
+                          f"outside -> floating IP {fip.floating_ip_address}")
+        wait_until(lambda: net.get_floatingip(fip.id).status == "ACTIVE", 20,
+                   f"floating IP {fip.id} ACTIVE ({net.get_floatingip(fip.id)})")
+        net.delete_floatingip(fip.id)
+        net.remove_router_interface(router.id, s1.id)
+        net.delete_router(router.id)
+        namespace = netns_name(router.id)
+        wait_until(lambda: namespace not in interface.namespaces(namespace), 20,
+                   f"namespace {namespace} removed after the router's delete")
+    finally:
+        lab.destroy()
+        if l2 is not None:
+            l2.stop()
+        ip("netns", "delete", datapath, check=False)
 
 
 @pytest.mark.rabbit

@@ -3,10 +3,13 @@ service) whose agents run in this process over the in-process RPC transport."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+from stackcore_drivers.network.conf import load_agent_conf
+from stackcore_drivers.network.linuxbridge import conf as lb_conf
+from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
 
 import stackcore
 
@@ -39,3 +42,18 @@ def make_server() -> Iterator[Callable[..., stackcore.Cloud]]:
     yield make
     for cloud in clouds:
         cloud.close()
+
+
+def start_linux_bridge_agent(server: stackcore.Cloud, host: str, namespace: str,
+                             mappings: Mapping[str, str]) -> LinuxBridgeAgent:
+    """A started Linux bridge agent for ``host`` whose bridges live in network namespace
+    ``namespace`` (a simulated host), each physical network of ``mappings`` on its NIC."""
+    agent = LinuxBridgeAgent(load_agent_conf(
+        [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)],
+        overrides={"DEFAULT": {"host": host},
+                   "agent": {"report_interval": 1, "polling_interval": 0.2},
+                   "linux_bridge": {"namespace": namespace,
+                                    "physical_interface_mappings": dict(mappings)}}),
+        server.transport)
+    agent.start()
+    return agent

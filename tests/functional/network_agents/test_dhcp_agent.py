@@ -34,7 +34,6 @@ from stackcore_drivers.network.conf import load_agent_conf
 from stackcore_drivers.network.dhcp import interface
 from stackcore_drivers.network.dhcp.agent import DhcpAgent
 from stackcore_drivers.network.dhcp.dnsmasq import DnsmasqDriver
-from stackcore_drivers.network.linuxbridge import conf as lb_conf
 from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
 from stackcore_drivers.network.ovs import conf as ovs_conf
 from stackcore_drivers.network.ovs.agent import OvsAgent
@@ -45,6 +44,8 @@ from stackcore import lifecycle
 from stackcore.network.dhcp import DhcpDevice, DhcpNetwork, netns_name
 from tests.conftest import backend_env, wait_until
 from tests.functional.processes import terminate
+
+from .conftest import start_linux_bridge_agent
 
 pytestmark = pytest.mark.real
 
@@ -409,14 +410,7 @@ def test_linux_bridge_datapath_guest_gets_its_address(
         ip("-n", datapath, "link", "add", "ph0", "type", "veth", "peer", "name", "ph1")
         for device in ("lo", "ph0", "ph1"):
             ip("-n", datapath, "link", "set", device, "up")
-        l2 = LinuxBridgeAgent(load_agent_conf(
-            [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)],
-            overrides={"DEFAULT": {"host": host},
-                       "agent": {"report_interval": 1, "polling_interval": 0.2},
-                       "linux_bridge": {"namespace": datapath,
-                                        "physical_interface_mappings": {"physnet1": "ph0"}}}),
-            server.transport)
-        l2.start()
+        l2 = start_linux_bridge_agent(server, host, datapath, {"physnet1": "ph0"})
         net = server.network
         flat = net.create_network("flat", network_type="flat", physical_network="physnet1")
         lab.networks.add(flat.id)

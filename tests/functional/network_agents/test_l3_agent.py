@@ -27,7 +27,6 @@ import pytest
 from stackcore_drivers.network.conf import load_agent_conf
 from stackcore_drivers.network.dhcp import interface
 from stackcore_drivers.network.l3.agent import L3Agent
-from stackcore_drivers.network.linuxbridge import conf as lb_conf
 from stackcore_drivers.network.linuxbridge.agent import LinuxBridgeAgent
 from stackcore_drivers.network.ovs import conf as ovs_conf
 from stackcore_drivers.network.ovs.agent import OvsAgent
@@ -37,6 +36,8 @@ import stackcore
 from stackcore.network.l3 import netns_name
 from tests.conftest import backend_env, wait_until
 from tests.functional.processes import terminate
+
+from .conftest import start_linux_bridge_agent
 
 pytestmark = pytest.mark.real
 
@@ -303,14 +304,8 @@ def test_linux_bridge_datapath_router_snats_and_forwards_a_floating_ip(
             ip("-n", datapath, "link", "add", nic, "type", "veth", "peer", "name", peer)
         for device in ("lo", "ph0", "ph1", "pa0", "pa1"):
             ip("-n", datapath, "link", "set", device, "up")
-        l2 = LinuxBridgeAgent(load_agent_conf(
-            [("linux_bridge", lb_conf.LINUX_BRIDGE_OPTS), ("vxlan", lb_conf.VXLAN_OPTS)],
-            overrides={"DEFAULT": {"host": host},
-                       "agent": {"report_interval": 1, "polling_interval": 0.2},
-                       "linux_bridge": {"namespace": datapath, "physical_interface_mappings": {
-                           "physnet1": "ph0", "physnet2": "pa0"}}}),
-            server.transport)
-        l2.start()
+        l2 = start_linux_bridge_agent(server, host, datapath,
+                                      {"physnet1": "ph0", "physnet2": "pa0"})
         net = server.network
         ext = net.create_network("ext", network_type="flat", physical_network="physnet1",
                                  router_external=True)

@@ -249,9 +249,11 @@ class L3RPCEndpoint:
 
 
 class L3RPCAPI:
-    """Client side, used by the L3 agents."""
+    """Client side, used by the L3 agents. Each call asks for the API version that brought
+    its method (``sync_routers`` 1.0, ``update_router_status`` 1.1), so a newer agent keeps
+    serving routers from a server one version older (rolling upgrades: the server first)."""
 
-    VERSION = VERSION
+    VERSION = "1.0"
 
     def __init__(self, transport: Transport) -> None:
         self._client = transport.client(Target(TOPIC, version=self.VERSION))
@@ -265,9 +267,9 @@ class L3RPCAPI:
     def update_router_status(self, host: str, router_id: str, status: str,
                              fault: str | None = None,
                              floating_ips: Sequence[Mapping[str, str]] = ()) -> bool:
-        return bool(self._client.call("update_router_status", host=host, router_id=router_id,
-                                      status=status, fault=fault,
-                                      floating_ips=[dict(f) for f in floating_ips]))
+        return bool(self._client.prepare(version="1.1").call(
+            "update_router_status", host=host, router_id=router_id, status=status, fault=fault,
+            floating_ips=[dict(f) for f in floating_ips]))
 
 
 class L3AgentNotifier:

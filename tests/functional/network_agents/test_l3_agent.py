@@ -259,6 +259,11 @@ def test_router_routes_snats_and_floating_ips_and_survives_a_restart(
     wait_until(lambda: net.get_floatingip(fip.id).status == "ACTIVE", 20,
                f"floating IP {fip.id} reported ACTIVE ({net.get_floatingip(fip.id)})")
     assert not ping(outside, g1_ip, 1), f"outside reached {g1_ip} directly"
+    # hairpin: a neighbour on g1's own subnet reaches it by its floating IP too (the reply
+    # comes back through the router, not straight from g1's fixed address)
+    _, ns3 = lab.guest(n1.id, 24, s1.gateway_ip)
+    assert ping(ns3, fip.floating_ip_address), \
+        f"guest on {s1.cidr} -> its neighbour's floating IP {fip.floating_ip_address}"
     gone = net.update_floatingip(fip.id, port_id=None)
     assert gone.status == "DOWN", gone
     wait_until(lambda: not ping(outside, fip.floating_ip_address, 1, 0.5), 20,

@@ -11,7 +11,12 @@ the new ones, never none. Its chains:
 * ``postrouting`` (nat, srcnat priority): per floating IP, traffic from its fixed address
   leaving by the gateway device gets the floating address as source (1:1), before the router's
   SNAT: traffic of the internal subnets leaving by the gateway device gets the gateway's
-  address (only with ``enable_snat``). Traffic between internal subnets is routed untouched;
+  address (only with ``enable_snat``). Traffic between internal subnets is routed untouched.
+  **Hairpin**: a connection from inside to a floating IP (DNATed, and neither coming in nor
+  leaving by the gateway device) gets the gateway's address as source: without it a guest
+  reaching a neighbour on its own subnet by the neighbour's floating IP would get the reply
+  straight from the neighbour's fixed address, which its connection does not know (Neutron's
+  agent adds the same rule);
 * ``forward`` (filter): a new connection coming in by the gateway device that was not
   DNATed (to a floating IP) is dropped - the outside reaches a guest by its floating IP only,
   even when an upstream router routes the internal subnets to this one. Replies of the
@@ -64,6 +69,9 @@ def build(gateway_device: str | None, gateway_ip: str | None, enable_snat: bool,
             fixed = _address(fip["fixed_ip_address"])
             dnat.append(f"ip daddr {floating} dnat to {fixed}")
             snat.append(f'oifname "{device}" ip saddr {fixed} snat to {floating}')
+        if floating_ips:
+            snat.append(f'iifname != "{device}" oifname != "{device}" '
+                        f"ct status & dnat == dnat snat to {_address(gateway_ip)}")
         cidrs = sorted({_network(c) for c in internal_cidrs})
         if enable_snat and cidrs:
             snat.append(f'oifname "{device}" ip saddr {{ {", ".join(cidrs)} }} '

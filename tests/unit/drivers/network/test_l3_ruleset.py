@@ -29,11 +29,23 @@ def test_snat_floating_ips_and_inbound_filter() -> None:
             "snat to 203.0.113.2")
     assert lines.index(one_to_one) < lines.index(snat), text   # 1:1 before the router's SNAT
     assert 'iifname "qg-0123456789a" ct state new ct status & dnat == 0 drop' in lines, text
+    hairpin = ('iifname != "qg-0123456789a" oifname != "qg-0123456789a" '
+               "ct status & dnat == dnat snat to 203.0.113.2")
+    assert hairpin in lines, text
+
+
+def test_hairpin_only_with_floating_ips_even_without_snat() -> None:
+    assert "ct status & dnat == dnat" not in ruleset.build(
+        "qg-x", "203.0.113.2", True, ["10.0.0.0/24"], []), "hairpin rule with no floating IP"
+    text = ruleset.build("qg-x", "203.0.113.2", False, ["10.0.0.0/24"], FIPS[:1])
+    assert ('iifname != "qg-x" oifname != "qg-x" ct status & dnat == dnat snat to 203.0.113.2'
+            in text), text
 
 
 def test_without_snat_only_floating_ips() -> None:
     text = ruleset.build("qg-x", "203.0.113.2", False, ["10.0.0.0/24"], FIPS[:1])
-    assert "snat to 203.0.113.9" in text and "snat to 203.0.113.2" not in text, text
+    assert "snat to 203.0.113.9" in text, text
+    assert 'ip saddr { 10.0.0.0/24 } snat' not in text, text
 
 
 def test_without_gateway_an_empty_table() -> None:

@@ -50,9 +50,22 @@ from stackcore.scheduler import handler
 LOG = logging.getLogger(__name__)
 TOPIC = "scheduler"
 
-#: task states that keep a host's disk or hypervisor busy (Nova's num_io_ops)
-IO_TASKS = (TaskState.SCHEDULING, TaskState.SPAWNING, TaskState.DELETING, TaskState.REBOOTING,
-            TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON)
+#: task states that keep a host's disk or hypervisor busy: a server in one counts in its
+#: host's ``num_io_ops`` (IoOpsFilter, IoOpsWeigher). Nova's ``Stats.io_workload`` counts
+#: builds, rebuilds (an evacuation is a rebuild there), resizes and cold migrations, snapshots
+#: and rescues; those are here (a build is ``scheduling`` then ``spawning``; an evacuation is
+#: ``evacuating``; every step of a resize or cold migration: each copies, builds or removes
+#: disks), with the deletes, reboots and power changes this scheduler counted before (they
+#: work the hypervisor too). The host is the server's: a resize counts on its source until
+#: the destination takes the server, an evacuation on its new host once taken (before, on the
+#: dead host, which takes no placement anyway).
+IO_TASKS = frozenset({
+    TaskState.SCHEDULING, TaskState.SPAWNING, TaskState.DELETING, TaskState.REBOOTING,
+    TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON,
+    TaskState.REBUILDING, TaskState.EVACUATING, TaskState.IMAGE_SNAPSHOT, TaskState.RESCUING,
+    TaskState.RESIZE_PREP, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_FINISH,
+    TaskState.RESIZE_CONFIRMING, TaskState.RESIZE_REVERTING,
+})
 
 
 class _NoRoom(Exception):
@@ -188,7 +201,7 @@ class SchedulerManager:
             io_ops = dict(session.execute(
                 sa.select(models.Instance.host, sa.func.count())
                 .where(models.Instance.host.is_not(None),
-                       models.Instance.task_state.in_([str(t) for t in IO_TASKS]),
+                       models.Instance.task_state.in_(sorted(str(t) for t in IO_TASKS)),
                        models.Instance.vm_state != VmState.DELETED)
                 .group_by(models.Instance.host)
             ).all())

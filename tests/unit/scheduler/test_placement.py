@@ -172,7 +172,7 @@ def test_a_server_resizing_rebuilding_or_evacuating_counts_as_an_io_op(
     cloud.compute.create_flavor("small", 1, 512, 1)
     cloud.compute.register_image("img", image_file)
     busy = cloud.compute.create_server("busy", "small", "img")
-    idle = cloud.compute.create_server("idle", "small", "img")
+    cloud.compute.create_server("idle", "small", "img")  # an idle server counts nothing
     scheduler = SchedulerManager(cloud.conf, cloud.db)
 
     def io_ops() -> dict[str, int]:

@@ -252,6 +252,56 @@ def test_a_server_deleted_while_its_old_host_was_down_is_destroyed_there_as_it_w
 
 
 @_over_rabbit
+def test_evacuation_to_a_named_host_goes_through_the_filters_and_a_refusal_leaves_nothing(
+        deployment: Deployment) -> None:
+    api = deployment.api.compute
+    deployment.start("compute-1")
+    server = api.create_server("s", "small", "img")
+    for host in ("compute-2", "compute-3", "compute-4"):
+        deployment.start(host)
+    deployment.kill("compute-1")
+    api.set_host_enabled("compute-3", False, "maintenance")
+    deployment.kill("compute-4")
+
+    def unchanged() -> None:
+        after = api.get_server(server.id)
+        assert (after.status, after.task_state, after.host, after.fault) == \
+            ("ACTIVE", None, "compute-1", None), after
+        assert api.list_server_migrations(server.id) == [], "a refusal recorded a migration"
+        assert deployment.allocations() == {server.id: ("compute-1", 1)}
+
+    with pytest.raises(exception.NotFound, match="to nowhere: no compute host 'nowhere'"):
+        api.evacuate_server(server.id, host="nowhere")
+    unchanged()
+    with pytest.raises(exception.Invalid,
+                       match="compute-1 is the host of server .* name another host"):
+        api.evacuate_server(server.id, host="compute-1")
+    unchanged()
+    with pytest.raises(exception.Conflict,
+                       match="to compute-4: the compute service of compute-4 is down"):
+        api.evacuate_server(server.id, host="compute-4")
+    unchanged()
+    with pytest.raises(exception.NoValidHost) as refused:
+        api.evacuate_server(server.id, host="compute-3")
+    assert str(refused.value) == (f"host compute-3 cannot take server {server.id}: "
+                                  "ComputeFilter: service disabled (maintenance)"), refused.value
+    unchanged()
+
+    api.set_host_enabled("compute-3", True)
+    # named: compute-3, where the scheduler's own pick among the two idle hosts (equal
+    # weights, the first in name order) would be compute-2
+    after = api.evacuate_server(server.id, host="compute-3", timeout=120)
+
+    assert (after.status, after.task_state, after.host, after.fault) == \
+        ("ACTIVE", None, "compute-3", None), after
+    assert deployment.domains("compute-3")[server.id].power_state is PowerState.RUNNING
+    assert server.id not in deployment.domains("compute-2")
+    [migration] = api.list_server_migrations(server.id)
+    assert (migration.status, migration.source_host, migration.dest_host) == \
+        ("done", "compute-1", "compute-3"), migration
+
+
+@_over_rabbit
 def test_stopped_stays_stopped_error_comes_back_and_no_valid_host_changes_nothing(
         deployment: Deployment) -> None:
     api = deployment.api.compute

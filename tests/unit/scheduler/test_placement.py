@@ -190,3 +190,33 @@ def test_a_server_resizing_rebuilding_or_evacuating_counts_as_an_io_op(
         [h for h in ("compute-1", "compute-2") if h != busy.host], decision
     assert any("IoOpsFilter rejected 1 host(s)" in r and "1 I/O operations" in r
                for r in decision["reasons"]), decision["reasons"]
+
+
+def test_a_requested_host_is_the_only_candidate_and_its_refusal_names_it(make_cloud) -> None:
+    """select_migration_destination with a ``requested_host`` (API 1.4): the filters run on
+    that host alone; NoValidHost names it and says why, and nothing is claimed."""
+    from stackcore.compute.placement.manager import SchedulerManager
+    from stackcore.compute.placement.request import build
+
+    cloud = make_cloud(fake_hosts=2)
+    scheduler = SchedulerManager(cloud.conf, cloud.db)
+    flavor = {"vcpus": 1, "ram_mb": 512, "disk_gb": 1}
+    server, migration = "00000000-0000-0000-0000-0000000000a1", "m-1"
+    cases = {
+        "nowhere": "nowhere is no compute host",
+        "compute-1": "compute-1 is excluded (the host the server is moved away from)",
+    }
+    for host, why in cases.items():
+        request = build(flavor, exclude_hosts=("compute-1",), requested_host=host)
+        with pytest.raises(exception.NoValidHost) as refused:
+            scheduler.select_migration_destination(server, migration, request)
+        assert str(refused.value) == f"host {host} cannot take server {server}: {why}", \
+            refused.value
+    huge = build({**flavor, "ram_mb": 10 ** 7}, exclude_hosts=("compute-1",),
+                 requested_host="compute-2")
+    with pytest.raises(exception.NoValidHost) as refused:
+        scheduler.select_migration_destination(server, migration, huge)
+    assert refused.value.kwargs["reasons"] == [
+        "RamFilter: needs 10000000 MB, it had 49152 MB free"], refused.value
+    with cloud.db.read() as session:
+        assert session.execute(sa.select(models.Allocation)).scalars().all() == []

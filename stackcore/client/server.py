@@ -222,16 +222,18 @@ class EvacuateServer(_OneServer):
     """Rebuild a server of a dead host on another host (admin; as ``openstack server
     evacuate``): its host's compute service must be down - fence the host first. Same ports
     and volumes; the root disk is made afresh from the image (a local disk's writes are
-    lost)."""
+    lost). With --host, rebuilt on that host if it passes the scheduler's filters."""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
+        parser.add_argument("--host", help="the compute host to rebuild it on (still "
+                            "filtered by the scheduler; default: the scheduler picks one)")
         add_wait(parser)
         return parser
 
     def take_action(self, args: argparse.Namespace) -> Any:
         compute = self.cloud.compute
-        server = compute.evacuate_server(args.server, wait=False)
+        server = compute.evacuate_server(args.server, wait=False, host=args.host)
         if args.wait:
             server = self.wait_for(
                 f"server {server.id}", lambda: compute.get_server(server.id),

@@ -1254,10 +1254,11 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
 
     # --- evacuation (stackcore.compute.evacuation) ----------------------------------------
 
-    @schemas.accepts(server_id=s.UUID, wait=s.BOOLEAN, timeout=s.TIMEOUT)
+    @schemas.accepts(server_id=s.UUID, wait=s.BOOLEAN, timeout=s.TIMEOUT,
+                     host=s.optional(s.HOST))
     @policy.authorize("compute:server:evacuate")
     def evacuate_server(self, server_id: str, wait: bool = True,
-                        timeout: float | None = None) -> Server:
+                        timeout: float | None = None, host: str | None = None) -> Server:
         """Rebuild an ACTIVE, STOPPED or ERROR server of a dead host on another host the
         scheduler picks (task ``evacuating``): same ports (addresses kept) and volumes, the
         root disk made afresh from its image - what was written to a local root disk is
@@ -1265,18 +1266,32 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         destroys its old instance and gives back its claim when its compute service comes
         back. Admin only, as in Nova.
 
+        ``host`` names the host to rebuild it on; the scheduler still runs its filters on
+        it (Nova's evacuate to a host, not forced). Refused, naming the host and with
+        nothing recorded (no migration, no fault, state and claims kept): NotFound if it is
+        no compute host, Invalid if it is the server's own host, Conflict if its compute
+        service is down, NoValidHost with the filters' reasons if it fails them (or has no
+        room left).
+
         Conflict while the host's compute service is up (its heartbeat younger than
         ``service_down_time``): the server would run twice; fence the host first.
         NoValidHost (state and claims kept, fault ``evacuate``) when no other host fits.
         Returns once done with ``wait`` (ACTIVE, STOPPED, or ERROR with the fault)."""
         validate.uuid_like("server_id", server_id)
         source = self._host_of(server_id)
+        if host is not None:
+            self._check_evacuation_host(server_id, source, host)
         if self._service_up(source):
             raise exception.Conflict(
                 f"cannot evacuate server {server_id}: the compute service of its host "
                 f"{source} is up (heartbeat within [DEFAULT] service_down_time = "
                 f"{self.conf.service_down_time} s) and the server would run twice; fence "
                 f"{source} (stop its compute service) and evacuate once it is reported down")
+        if host is not None and not self._service_up(host):
+            raise exception.Conflict(
+                f"cannot evacuate server {server_id} to {host}: the compute service of "
+                f"{host} is down (no heartbeat within [DEFAULT] service_down_time = "
+                f"{self.conf.service_down_time} s)")
         migration_id = str(uuid.uuid4())
         with self.db.transaction() as session:
             row = session.get(models.Instance, server_id, with_for_update=True)
@@ -1305,10 +1320,20 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             zone = row.availability_zone
         request = placement_request.build(
             flavor, dict(image.properties) if image else {}, availability_zone=zone,
-            server_group=group, exclude_hosts=(source,))
+            server_group=group, exclude_hosts=(source,), requested_host=host)
         try:
             chosen = self.scheduler_rpc.select_migration_destination(
                 server_id, migration_id, request, evacuation=True)
+        except exception.NoValidHost as err:
+            if host is None:
+                self._abort_migration(server_id, migration_id, err, "evacuate")
+            else:  # the named host refused: as if never asked
+                self._forget_evacuation(server_id, migration_id)
+            raise
+        except exception.StackcoreError as err:
+            self._abort_migration(server_id, migration_id, err, "evacuate")
+            raise
+        try:
             self.compute_rpc.evacuate_instance(chosen["host"], server_id, migration_id)
         except exception.StackcoreError as err:
             self._abort_migration(server_id, migration_id, err, "evacuate")
@@ -1317,6 +1342,36 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         if not wait:
             return self.get_server(server_id)
         return self.wait_for_server(server_id, ("ACTIVE", "STOPPED", "ERROR"), timeout)
+
+    def _check_evacuation_host(self, server_id: str, source: str, host: str) -> None:
+        """The named host of an evacuation is a compute host other than the server's."""
+        validate.name("host", host)
+        if host == source:
+            raise exception.Invalid(
+                "host", f"{host} is the host of server {server_id}, the one it is evacuated "
+                "from: name another host", host)
+        with self.db.read() as session:
+            known = session.execute(sa.select(db_models.Service.id).where(
+                db_models.Service.host == host, db_models.Service.binary == COMPUTE_BINARY)
+            ).first()
+        if known is None:
+            raise exception.NotFound("compute host", host,
+                                     f"cannot evacuate server {server_id} to {host}: no "
+                                     f"compute host {host!r}")
+
+    def _forget_evacuation(self, server_id: str, migration_id: str) -> None:
+        """The evacuation's named host refused it before anything was claimed or moved:
+        its migration goes and the server's task is cleared, with no fault - a refused
+        request leaves nothing behind."""
+        with self.db.transaction() as session:
+            migration = session.get(models.Migration, migration_id, with_for_update=True)
+            if migration is None \
+                    or migration.status != models.MigrationStatus.PRE_MIGRATING:
+                return  # taken over meanwhile (the scheduler's orphan pass): its story
+            session.delete(migration)
+            session.execute(sa.update(models.Instance).where(
+                models.Instance.uuid == server_id,
+                models.Instance.task_state == TaskState.EVACUATING).values(task_state=None))
 
     def _finished_migration(self, server_id: str, status: str) -> models.Migration:
         """The server's migration waiting for confirm or revert, now moved to ``status``

@@ -18,7 +18,9 @@ who owns the next step, each status one owner, as for resize
                                       dead host's attachments ended (its exports stop),
                                       spawn from the image  -> done (server ACTIVE/STOPPED)
     done            old host          once its compute service is back: destroys its old
-                                      instance, releases the migration's claim -> completed
+                                      instance (unplugging its VIFs and detaching its
+                                      volumes there, as recorded before the new host moved
+                                      them), releases the migration's claim -> completed
     error           (failed)          if the new host had taken the server, the old host
                                       cleans up as after ``done`` -> completed
 
@@ -102,13 +104,19 @@ class HostEvacuations(moves.HostMoves):
         device_info: list[dict[str, Any]] = []
         step = "migrate_ports"
         try:
-            network_info = self.ports_here(uuid)
-            step = "connect_volumes"
+            # What the dead host's instance was wired with, recorded before anything is
+            # moved here: its destroy, when that host is back, unplugs those VIFs and
+            # detaches those devices there (the ports' bindings are this host's by then).
             dead = {b.volume_id: b.attachment_id for b in bdms}
-            with m.db.transaction() as session:  # recorded before any is replaced
+            with m.db.transaction() as session:
                 session.execute(sa.update(models.Migration)
                                 .where(models.Migration.id == migration.id)
-                                .values(source_attachments=dead))
+                                .values(source_attachments=dead,
+                                        source_network_info=m._network_info(uuid),
+                                        source_block_devices=block_devices.block_device_info(
+                                            bdms)))
+            network_info = self.ports_here(uuid)
+            step = "connect_volumes"
             infos, created = self.connect_volumes_here(uuid, bdms)
             for volume_id, attachment_id in created.items():
                 old = dead.get(volume_id)
@@ -241,8 +249,11 @@ class HostEvacuations(moves.HostMoves):
 
     def clean_up_evacuated(self) -> list[str]:
         """This host's compute service is back: destroy the old instance of each server
-        evacuated from here (the driver's destroy: the ports and volumes are the new host's
-        now) and release the migration's claim (migration ``completed``, so it is read once).
+        evacuated from here and release the migration's claim (migration ``completed``, so it
+        is read once). The destroy is the driver's only, with the wiring the old instance had
+        here (:meth:`_old_wiring`) so that it unplugs its VIFs and detaches its volumes on this
+        host; the ports' bindings and the volume attachments are the new host's now and are
+        not touched (as Nova's ``_destroy_evacuated_instances``).
         Evacuations that got a new host (``done``, or ``error`` - failed after taking the
         server, or given up before); never touches the servers themselves, nor an instance
         of a server that lives here again (given up before it was taken, or evacuated back
@@ -252,7 +263,8 @@ class HostEvacuations(moves.HostMoves):
         mig, inst = models.Migration, models.Instance
         with self.m.db.read() as session:
             rows = session.execute(
-                sa.select(mig.id, mig.instance_uuid, inst.host)
+                sa.select(mig.id, mig.instance_uuid, inst.host, mig.source_network_info,
+                          mig.source_block_devices)
                 .join(inst, inst.uuid == mig.instance_uuid)
                 .where(mig.migration_type == EVACUATION, mig.source_host == self.m.host,
                        mig.status.in_(ENDED), mig.dest_host.is_not(None))
@@ -262,12 +274,13 @@ class HostEvacuations(moves.HostMoves):
         m = self.m
         on_backend = set(m._driver_call("list_instances", m.driver.list_instances))
         cleaned = []
-        for migration_id, uuid, host in rows:
+        for migration_id, uuid, host, network_info, block_device_info in rows:
             try:
                 with m._instance_lock(uuid):
                     if uuid in on_backend and host != m.host:
                         m._driver_call("destroy", m.driver.destroy, self._old_instance(uuid),
-                                       [], [], True)
+                                       *self._old_wiring(uuid, network_info,
+                                                         block_device_info), True)
                         on_backend.discard(uuid)
                     with m.db.transaction() as session:
                         moved = session.execute(
@@ -286,6 +299,24 @@ class HostEvacuations(moves.HostMoves):
         if cleaned:
             m.update_available_resource()
         return cleaned
+
+    def _old_wiring(self, uuid: str, network_info: list[dict[str, Any]] | None,
+                    block_device_info: list[dict[str, Any]] | None
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The ``network_info`` and ``block_device_info`` of the old instance on this host:
+        as the new host recorded them before it moved the ports and volumes (also right
+        once the server is deleted: its ports and mappings are gone then). An evacuation
+        recorded without them (made before they were) gets the server's ports and mappings
+        as they are now, as Nova does: the same VIFs (port ids, MACs, device names) and
+        devices, the ports' binding details being the new host's. No ``connection_info``
+        (the driver contract's destroy never gets one: it is never stored, and asking the
+        volume service for one for this host's connector would export the volumes to the
+        dead host again, which the evacuation ended)."""
+        if network_info is None:
+            network_info = self.m._network_info(uuid)
+        if block_device_info is None:
+            block_device_info = self.m._block_device_info(uuid)
+        return list(network_info), list(block_device_info)
 
     def _old_instance(self, uuid: str) -> objects.Instance:
         """The server as this host's driver knew it (also a deleted one: its old instance

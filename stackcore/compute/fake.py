@@ -12,6 +12,7 @@ manager's cleanup path is exercised.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import shutil
@@ -72,6 +73,20 @@ class _FakeBackend:
         self.domains: dict[str, _FakeDomain] = {}
         #: same-host resizes: the domain as it was, kept until confirm or revert
         self.resize_backups: dict[str, _FakeDomain] = {}
+        #: the latest successful destroys, oldest first: what the manager handed the driver
+        #: to unplug and detach (a real driver's cleanup depends on it; tests read it here).
+        #: Bounded: the fake is also the embedded cloud's long-running default.
+        self.destroyed: collections.deque[DestroyCall] = collections.deque(maxlen=256)
+
+
+@dataclasses.dataclass(frozen=True)
+class DestroyCall:
+    """One :meth:`FakeHypervisorDriver.destroy`, as it was called."""
+
+    instance_uuid: str
+    network_info: list[dict[str, Any]]
+    block_device_info: list[dict[str, Any]]
+    destroy_disks: bool
 
 
 #: VIF types the fake plugs (any other is refused, as a real hypervisor would).
@@ -199,6 +214,9 @@ class FakeHypervisorDriver(HypervisorDriver):
         with self.backend.lock:
             self._maybe_fail("destroy")
             self.backend.domains.pop(instance.uuid, None)
+            self.backend.destroyed.append(DestroyCall(
+                instance.uuid, [dict(v) for v in network_info],
+                [dict(b) for b in block_device_info], destroy_disks))
 
     def get_info(self, instance: Instance) -> InstanceInfo:
         with self.backend.lock:

@@ -234,6 +234,15 @@ class Migration(Base):
     disk_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: ``{volume_id: attachment_id}`` of the source host, ended at confirm or revert
     source_attachments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: an evacuation: the ``network_info`` of the server's ports as bound to the dead source
+    #: host, recorded by the new host before it binds them to itself, so that the source's
+    #: destroy of its old instance unplugs what it had (NULL: not recorded)
+    source_network_info: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON,
+                                                                             nullable=True)
+    #: an evacuation: the ``block_device_info`` of the server on the dead source host
+    #: (``mount_device``, ``volume_id``), recorded with :attr:`source_network_info`
+    source_block_devices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON,
+                                                                              nullable=True)
     #: why the migration is being rolled back (a step's failure, an interruption)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

@@ -169,6 +169,9 @@ def test_errors_are_one_line_naming_the_culprit(config, tmp_path, monkeypatch) -
     assert (status, out) == (0, ""), f"a failed image create left {out!r} {err}"
     assert run("--config-file", config, "server", "evacuate", missing) == \
         (1, "", f"stackcore-client: NotFound: server {missing!r} not found\n")
+    assert run("--config-file", config, "server", "evacuate", missing, "--host",
+               "compute-9") == \
+        (1, "", f"stackcore-client: NotFound: server {missing!r} not found\n")
     monkeypatch.delenv("STACKCORE_CONFIG_FILE", raising=False)
     status, _, err = run("flavor", "list")
     assert (status, err) == (1, "stackcore-client: ConfigError: no deployment given: pass "

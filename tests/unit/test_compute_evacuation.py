@@ -157,6 +157,9 @@ def test_evacuation_round_trip(deployment: Deployment, events: _Events) -> None:
     server, volume = _wired(deployment.api)
     assert server.host == "compute-1"
     port = deployment.api.network.list_ports(device_id=server.id)[0]
+    # what compute-1's instance is wired with: its destroy there gets it back (below)
+    wired_on_1 = deployment.api.network.network_info_for_instance(server.id)
+    assert [(v["id"], v["vif_type"]) for v in wired_on_1] == [(port.id, "fake")], wired_on_1
     deployment.start("compute-2")
 
     with pytest.raises(exception.Conflict, match="compute-1 is up .* would run twice"):
@@ -193,6 +196,18 @@ def test_evacuation_round_trip(deployment: Deployment, events: _Events) -> None:
     deployment.start("compute-1")  # back: its old instance goes, and the migration's claim
 
     assert server.id not in deployment.domains("compute-1")
+    # destroyed with what it had on compute-1 (its VIF, its volume's device), so that the
+    # driver unplugs and detaches them there ...
+    [destroyed] = [d for d in fake.backend_for(deployment.state, "compute-1").destroyed
+                   if d.instance_uuid == server.id]
+    assert (destroyed.network_info, destroyed.block_device_info, destroyed.destroy_disks) \
+        == (wired_on_1, [{"mount_device": "/dev/vdb", "volume_id": volume.id}], True), \
+        destroyed
+    # ... without touching the new host's binding and attachment
+    rebound = deployment.api.network.get_port(port.id)
+    assert (rebound.host, rebound.vif_type) == ("compute-2", moved.vif_type), rebound
+    assert _attachments(deployment.api, volume.id) == [(server.id, "compute-2")]
+    assert deployment.domains("compute-2")[server.id].power_state is PowerState.RUNNING
     assert api.list_server_migrations(server.id)[0].status == "completed"
     assert deployment.allocations() == {server.id: ("compute-2", 1)}
     assert _state(deployment.api, server.id) == ("ACTIVE", None, "compute-2")
@@ -205,6 +220,85 @@ def test_evacuation_round_trip(deployment: Deployment, events: _Events) -> None:
     assert deployment.allocations() == {}
     assert deployment.api.volume.get(volume.id).status == "available"
     assert deployment.api.network.list_ports(device_id=server.id) == []
+
+
+@_over_rabbit
+def test_a_server_deleted_while_its_old_host_was_down_is_destroyed_there_as_it_was_wired(
+        deployment: Deployment) -> None:
+    """Its ports and volume mappings are gone by the time the old host is back: the old
+    instance is destroyed with what the new host recorded before moving them."""
+    api = deployment.api.compute
+    deployment.start("compute-1")
+    server, volume = _wired(deployment.api)
+    wired_on_1 = deployment.api.network.network_info_for_instance(server.id)
+    deployment.start("compute-2")
+    deployment.kill("compute-1")
+    after = api.evacuate_server(server.id, timeout=120)
+    assert (after.status, after.host) == ("ACTIVE", "compute-2"), after.fault
+    api.delete_server(server.id)
+    assert deployment.api.network.list_ports(device_id=server.id) == []
+    assert deployment.api.volume.get(volume.id).status == "available"
+
+    deployment.start("compute-1")
+
+    assert server.id not in deployment.domains("compute-1")
+    [destroyed] = [d for d in fake.backend_for(deployment.state, "compute-1").destroyed
+                   if d.instance_uuid == server.id]
+    assert (destroyed.network_info, destroyed.block_device_info) == \
+        (wired_on_1, [{"mount_device": "/dev/vdb", "volume_id": volume.id}]), destroyed
+    assert [v["id"] for v in wired_on_1] and wired_on_1[0]["mac_address"], wired_on_1
+    assert api.list_server_migrations(server.id)[0].status == "completed"
+    assert deployment.allocations() == {}
+
+
+@_over_rabbit
+def test_evacuation_to_a_named_host_goes_through_the_filters_and_a_refusal_leaves_nothing(
+        deployment: Deployment) -> None:
+    api = deployment.api.compute
+    deployment.start("compute-1")
+    server = api.create_server("s", "small", "img")
+    for host in ("compute-2", "compute-3", "compute-4"):
+        deployment.start(host)
+    deployment.kill("compute-1")
+    api.set_host_enabled("compute-3", False, "maintenance")
+    deployment.kill("compute-4")
+
+    def unchanged() -> None:
+        after = api.get_server(server.id)
+        assert (after.status, after.task_state, after.host, after.fault) == \
+            ("ACTIVE", None, "compute-1", None), after
+        assert api.list_server_migrations(server.id) == [], "a refusal recorded a migration"
+        assert deployment.allocations() == {server.id: ("compute-1", 1)}
+
+    with pytest.raises(exception.NotFound, match="to nowhere: no compute host 'nowhere'"):
+        api.evacuate_server(server.id, host="nowhere")
+    unchanged()
+    with pytest.raises(exception.Invalid,
+                       match="compute-1 is the host of server .* name another host"):
+        api.evacuate_server(server.id, host="compute-1")
+    unchanged()
+    with pytest.raises(exception.Conflict,
+                       match="to compute-4: the compute service of compute-4 is down"):
+        api.evacuate_server(server.id, host="compute-4")
+    unchanged()
+    with pytest.raises(exception.NoValidHost) as refused:
+        api.evacuate_server(server.id, host="compute-3")
+    assert str(refused.value) == (f"host compute-3 cannot take server {server.id}: "
+                                  "ComputeFilter: service disabled (maintenance)"), refused.value
+    unchanged()
+
+    api.set_host_enabled("compute-3", True)
+    # named: compute-3, where the scheduler's own pick among the two idle hosts (equal
+    # weights, the first in name order) would be compute-2
+    after = api.evacuate_server(server.id, host="compute-3", timeout=120)
+
+    assert (after.status, after.task_state, after.host, after.fault) == \
+        ("ACTIVE", None, "compute-3", None), after
+    assert deployment.domains("compute-3")[server.id].power_state is PowerState.RUNNING
+    assert server.id not in deployment.domains("compute-2")
+    [migration] = api.list_server_migrations(server.id)
+    assert (migration.status, migration.source_host, migration.dest_host) == \
+        ("done", "compute-1", "compute-3"), migration
 
 
 @_over_rabbit

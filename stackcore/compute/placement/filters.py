@@ -410,7 +410,9 @@ class NumInstancesFilter(HostFilter):
 
 class IoOpsFilter(HostFilter):
     """The host has fewer than ``[scheduler] max_io_ops_per_host`` instances in an I/O-heavy
-    task (building, deleting, rebooting, powering on/off)."""
+    task (building, rebuilding, evacuating, resizing or migrating, snapshotting, rescuing,
+    deleting, rebooting, powering on/off): the task states of
+    :data:`stackcore.compute.placement.manager.IO_TASKS`."""
 
     capabilities = _WHOLE_SET
 

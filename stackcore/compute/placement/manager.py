@@ -50,9 +50,22 @@ from stackcore.scheduler import handler
 LOG = logging.getLogger(__name__)
 TOPIC = "scheduler"
 
-#: task states that keep a host's disk or hypervisor busy (Nova's num_io_ops)
-IO_TASKS = (TaskState.SCHEDULING, TaskState.SPAWNING, TaskState.DELETING, TaskState.REBOOTING,
-            TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON)
+#: task states that keep a host's disk or hypervisor busy: a server in one counts in its
+#: host's ``num_io_ops`` (IoOpsFilter, IoOpsWeigher). Nova's ``Stats.io_workload`` counts
+#: builds, rebuilds (an evacuation is a rebuild there), resizes and cold migrations, snapshots
+#: and rescues; those are here (a build is ``scheduling`` then ``spawning``; an evacuation is
+#: ``evacuating``; every step of a resize or cold migration: each copies, builds or removes
+#: disks), with the deletes, reboots and power changes this scheduler counted before (they
+#: work the hypervisor too). The host is the server's: a resize counts on its source until
+#: the destination takes the server, an evacuation on its new host once taken (before, on the
+#: dead host, which takes no placement anyway).
+IO_TASKS = frozenset({
+    TaskState.SCHEDULING, TaskState.SPAWNING, TaskState.DELETING, TaskState.REBOOTING,
+    TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON,
+    TaskState.REBUILDING, TaskState.EVACUATING, TaskState.IMAGE_SNAPSHOT, TaskState.RESCUING,
+    TaskState.RESIZE_PREP, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_FINISH,
+    TaskState.RESIZE_CONFIRMING, TaskState.RESIZE_REVERTING,
+})
 
 
 class _NoRoom(Exception):
@@ -68,10 +81,11 @@ class SchedulerManager:
 
     API versions: 1.0 select_destinations; 1.1 explain, reschedule; 1.2
     select_migration_destination (resize, cold migration); 1.3 the same for an evacuation
-    (a 1.2 scheduler would refuse its task state: the caller asks for 1.3).
+    (a 1.2 scheduler would refuse its task state: the caller asks for 1.3); 1.4 its request's
+    ``requested_host`` (an evacuation to a named host) honoured.
     """
 
-    target = Target(TOPIC, version="1.3")
+    target = Target(TOPIC, version="1.4")
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database) -> None:
         self.conf = conf
@@ -188,7 +202,7 @@ class SchedulerManager:
             io_ops = dict(session.execute(
                 sa.select(models.Instance.host, sa.func.count())
                 .where(models.Instance.host.is_not(None),
-                       models.Instance.task_state.in_([str(t) for t in IO_TASKS]),
+                       models.Instance.task_state.in_(sorted(str(t) for t in IO_TASKS)),
                        models.Instance.vm_state != VmState.DELETED)
                 .group_by(models.Instance.host)
             ).all())
@@ -399,25 +413,55 @@ class SchedulerManager:
         same-host resize is allowed; an evacuation's always does) and, in one transaction
         per candidate, hand the server's source claim over to the migration
         (:func:`claims.move_to_migration`) and claim ``request`` for the server on the
-        candidate. Returns ``{"host": ...}``. Raises NoValidHost (nothing
-        moved or claimed) when no host fits, InvalidState when the server or the migration
-        is no longer waiting for a host."""
+        candidate. With a ``requested_host`` (API 1.4) that host is the only candidate, still
+        filtered. Returns ``{"host": ...}``. Raises NoValidHost (nothing moved or claimed)
+        when no host fits - naming the requested host, when there is one, with why it does
+        not - and InvalidState when the server or the migration is no longer waiting for a
+        host."""
         with self._placing.locked(instance_uuid):  # not an orphan while placed here
             req = self._request(instance_uuid, request)
             hosts = self._current_host_states()
-            decision = self.handler.run(hosts, req, exclude=sorted(req.exclude_hosts))
+            if req.requested_host is not None:
+                decision = self._requested(hosts, req, instance_uuid)
+                ranking: Iterator[str] = iter(decision.names)
+                refused = f"host {req.requested_host} cannot take server {instance_uuid}"
+            else:
+                decision = self.handler.run(hosts, req, exclude=sorted(req.exclude_hosts))
+                ranking = self._ranking(decision, self.conf.scheduler.max_attempts)
+                refused = "no valid host was found"
             reasons: list[str] = []
             want = claims.Request(req.vcpus, req.memory_mb, req.disk_gb)
             ratios = self._ratios()
-            for candidate in self._ranking(decision, self.conf.scheduler.max_attempts):
+            for candidate in ranking:
                 if not self._claim_migration(instance_uuid, migration_id, candidate, want, ratios):
                     self._claimed(hosts, candidate, None)
                     reasons.append(self._lost_claim(candidate))
                     continue
                 self._claimed(hosts, candidate, want)
                 return {"host": candidate}
-            raise exception.NoValidHost("no valid host was found",
-                                        reasons=decision.reasons() + reasons)
+            raise exception.NoValidHost(refused, reasons=decision.reasons() + reasons)
+
+    def _requested(self, hosts: HostSet, req: ComputeRequest, instance_uuid: str
+                   ) -> handler.Decision:
+        """The filters run on the requested host alone (a set of one: the trace then says
+        why exactly that host fails). NoValidHost naming it if it is no compute host, is
+        excluded (the server's own), or fails a filter."""
+        name = req.requested_host
+        assert name is not None
+        refused = f"host {name} cannot take server {instance_uuid}"
+        i = hosts.index.get(name)
+        if i is None:
+            raise exception.NoValidHost(refused, reasons=[f"{name} is no compute host"])
+        if name in req.exclude_hosts:
+            raise exception.NoValidHost(refused, reasons=[
+                f"{name} is excluded (the host the server is moved away from)"])
+        state = hosts.state(i)
+        decision = self.handler.run(HostSet.from_states([state]), req)
+        if not decision.passed.size:
+            raise exception.NoValidHost(refused, reasons=[
+                f"{step.name}: {step.filter.reason(state, req)}"
+                for step in decision.steps if step.rejected])
+        return decision
 
     @db_api.retry_on_conflict
     def _claim_migration(self, instance_uuid: str, migration_id: str, candidate: str,

@@ -79,7 +79,8 @@ OPTS = lazy.options(lambda cfg: [
         "max_io_ops_per_host",
         default=8,
         min=1,
-        help="IoOpsFilter: a host with this many instances in a task (building, deleting, "
+        help="IoOpsFilter: a host with this many instances in an I/O-heavy task (building, "
+        "rebuilding, evacuating, resizing or migrating, snapshotting, rescuing, deleting, "
         "rebooting...) takes no more.",
     ),
     cfg.FloatOpt("ram_weight_multiplier", default=1.0,

@@ -58,6 +58,9 @@ class ComputeRequest:
     image_properties: Mapping[str, str] = dataclasses.field(default_factory=dict)
     server_group: ServerGroupInfo | None = None
     exclude_hosts: frozenset[str] = frozenset()
+    #: the only host the request may be placed on, still through the filters (an evacuation
+    #: to a named host, as Nova's non-forced ``host``); None: any host
+    requested_host: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComputeRequest:
@@ -71,6 +74,7 @@ class ComputeRequest:
             image_properties=str_map_field(data, "image_properties"),
             server_group=ServerGroupInfo.from_dict(group) if group else None,
             exclude_hosts=frozenset(str(h) for h in data.get("exclude_hosts") or ()),
+            requested_host=str(data["requested_host"]) if data.get("requested_host") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,14 +87,17 @@ class ComputeRequest:
             "image_properties": dict(self.image_properties),
             "server_group": self.server_group.to_dict() if self.server_group else None,
             "exclude_hosts": sorted(self.exclude_hosts),
+            "requested_host": self.requested_host,
         }
 
 
 def build(flavor: Mapping[str, Any], image_properties: Mapping[str, str] | None = None, *,
           availability_zone: str | None = None, server_group: str | None = None,
-          exclude_hosts: Iterable[str] = ()) -> dict[str, Any]:
+          exclude_hosts: Iterable[str] = (), requested_host: str | None = None
+          ) -> dict[str, Any]:
     """The request dict for a server of ``flavor`` (``vcpus``, ``ram_mb``, ``disk_gb``,
-    ``extra_specs``) booting an image with ``image_properties``."""
+    ``extra_specs``) booting an image with ``image_properties``; ``requested_host``: the only
+    host it may go to (a scheduler honours it from API 1.4 on: ask for that version)."""
     request: dict[str, Any] = {
         "vcpus": flavor["vcpus"],
         "memory_mb": flavor["ram_mb"],
@@ -103,4 +110,6 @@ def build(flavor: Mapping[str, Any], image_properties: Mapping[str, str] | None 
     excluded = sorted(exclude_hosts)
     if excluded:
         request["exclude_hosts"] = excluded
+    if requested_host is not None:
+        request["requested_host"] = requested_host
     return request

@@ -1,6 +1,7 @@
 """Client side of the scheduler RPC API (see :class:`stackcore.compute.placement.manager.
 SchedulerManager`). Speaks 1.1: ``explain`` and ``reschedule`` need a 1.1 scheduler,
-``select_migration_destination`` a 1.2 one, and a 1.3 one for an evacuation."""
+``select_migration_destination`` a 1.2 one, a 1.3 one for an evacuation, and a 1.4 one for
+a request naming its host (``requested_host``: an older scheduler would ignore it)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ class SchedulerRPCAPI:
                                      request: dict[str, Any], evacuation: bool = False
                                      ) -> dict[str, Any]:
         """``evacuation``: the migration is one (an older scheduler refuses the call with
-        RPCVersionError rather than the server's task state)."""
-        result: dict[str, Any] = self._client.prepare(
-            version="1.3" if evacuation else "1.2").call(
+        RPCVersionError rather than the server's task state); a ``request`` with a
+        ``requested_host`` asks for 1.4 likewise (an older one would place it anywhere)."""
+        version = "1.4" if request.get("requested_host") else "1.3" if evacuation else "1.2"
+        result: dict[str, Any] = self._client.prepare(version=version).call(
             "select_migration_destination", instance_uuid=instance_uuid,
             migration_id=migration_id, request=request)
         return result

@@ -148,3 +148,75 @@ def test_unknown_filter_name_fails_start_up(make_cloud) -> None:
 def test_volume_filter_in_compute_list_is_refused(make_cloud) -> None:
     with pytest.raises(exception.PluginNotFound, match="CapacityFilter"):
         make_cloud(fake_hosts=1, overrides={"scheduler": {"compute_filters": ["CapacityFilter"]}})
+
+
+#: the task states of resize, cold migration, rebuild, evacuation, snapshot and rescue, which
+#: Nova's io_workload counts (a build and the deletes, reboots and power changes were counted
+#: before)
+_MOVE_AND_REBUILD_TASKS = ("resize_prep", "resize_migrating", "resize_finish",
+                           "resize_confirming", "resize_reverting", "rebuilding",
+                           "evacuating", "image_snapshot", "rescuing")
+
+
+@pytest.mark.parametrize("task_state", _MOVE_AND_REBUILD_TASKS)
+def test_a_server_resizing_rebuilding_or_evacuating_counts_as_an_io_op(
+        make_cloud, image_file, task_state: str) -> None:
+    """Each I/O-heavy task state counts in its host's num_io_ops: the IoOpsFilter refuses the
+    host once max_io_ops_per_host is reached (its reason says so), the other host takes the
+    next server; an idle or deleted server counts nothing."""
+    from stackcore.compute.placement.manager import SchedulerManager
+    from stackcore.compute.placement.opts import DEFAULT_FILTERS
+
+    cloud = make_cloud(fake_hosts=2, overrides={"scheduler": {
+        "max_io_ops_per_host": 1, "compute_filters": [*DEFAULT_FILTERS, "IoOpsFilter"]}})
+    cloud.compute.create_flavor("small", 1, 512, 1)
+    cloud.compute.register_image("img", image_file)
+    busy = cloud.compute.create_server("busy", "small", "img")
+    cloud.compute.create_server("idle", "small", "img")  # an idle server counts nothing
+    scheduler = SchedulerManager(cloud.conf, cloud.db)
+
+    def io_ops() -> dict[str, int]:
+        states = scheduler.host_states()
+        return {s.host: s.num_io_ops for s in states.states()}
+
+    assert io_ops() == {"compute-1": 0, "compute-2": 0}, "idle servers count nothing"
+    with cloud.db.transaction() as session:
+        session.execute(sa.update(models.Instance).where(models.Instance.uuid == busy.id)
+                        .values(task_state=task_state))
+    expected = {"compute-1": 0, "compute-2": 0, busy.host: 1}
+    assert io_ops() == expected, f"a server {task_state} on {busy.host}"
+    decision = scheduler.explain({"vcpus": 1, "memory_mb": 512, "disk_gb": 1})
+    assert [r["host"] for r in decision["ranking"]] == \
+        [h for h in ("compute-1", "compute-2") if h != busy.host], decision
+    assert any("IoOpsFilter rejected 1 host(s)" in r and "1 I/O operations" in r
+               for r in decision["reasons"]), decision["reasons"]
+
+
+def test_a_requested_host_is_the_only_candidate_and_its_refusal_names_it(make_cloud) -> None:
+    """select_migration_destination with a ``requested_host`` (API 1.4): the filters run on
+    that host alone; NoValidHost names it and says why, and nothing is claimed."""
+    from stackcore.compute.placement.manager import SchedulerManager
+    from stackcore.compute.placement.request import build
+
+    cloud = make_cloud(fake_hosts=2)
+    scheduler = SchedulerManager(cloud.conf, cloud.db)
+    flavor = {"vcpus": 1, "ram_mb": 512, "disk_gb": 1}
+    server, migration = "00000000-0000-0000-0000-0000000000a1", "m-1"
+    cases = {
+        "nowhere": "nowhere is no compute host",
+        "compute-1": "compute-1 is excluded (the host the server is moved away from)",
+    }
+    for host, why in cases.items():
+        request = build(flavor, exclude_hosts=("compute-1",), requested_host=host)
+        with pytest.raises(exception.NoValidHost) as refused:
+            scheduler.select_migration_destination(server, migration, request)
+        assert str(refused.value) == f"host {host} cannot take server {server}: {why}", \
+            refused.value
+    huge = build({**flavor, "ram_mb": 10 ** 7}, exclude_hosts=("compute-1",),
+                 requested_host="compute-2")
+    with pytest.raises(exception.NoValidHost) as refused:
+        scheduler.select_migration_destination(server, migration, huge)
+    assert refused.value.kwargs["reasons"] == [
+        "RamFilter: needs 10000000 MB, it had 49152 MB free"], refused.value
+    with cloud.db.read() as session:
+        assert session.execute(sa.select(models.Allocation)).scalars().all() == []

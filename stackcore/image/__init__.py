@@ -7,7 +7,8 @@ The public surface for drivers is what this package re-exports (a store imports 
 * the image store contract - :class:`ImageStore`, ``CONTRACT``, ``NAMESPACE``,
   :class:`StoredImage`, :class:`Readable`, :class:`SizeLimitExceeded`, and the helpers every
   store uses: :class:`Digesting` (size, sha256 and limits in one pass), :class:`ChunkReader`,
-  :func:`check_image_id`, :func:`check_range`, :data:`CHUNK_SIZE`.
+  :func:`check_image_id`, :func:`check_range`, :data:`CHUNK_SIZE`,
+  :data:`WRITE_CHUNK_SIZE`.
 
 Inside the family: :mod:`~stackcore.image.api` (``cloud.image``), :mod:`~stackcore.image.models`
 and ``migrations/``, :mod:`~stackcore.image.stores` (``file``, ``web``),
@@ -27,6 +28,7 @@ from stackcore.image.store import (
     StoredImage,
     check_image_id,
     check_range,
+    WRITE_CHUNK_SIZE,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Readable",
     "SizeLimitExceeded",
     "StoredImage",
+    "WRITE_CHUNK_SIZE",
     "check_image_id",
     "check_range",
     "inspect",

@@ -22,7 +22,7 @@ from stackcore import progress as copy_progress
 from stackcore.client.app import ClientApp
 from stackcore.db import api as db_api
 from stackcore.db.models import CopyProgress
-from stackcore.image.store import CHUNK_SIZE
+from stackcore.image.store import CHUNK_SIZE, WRITE_CHUNK_SIZE
 from tests.conftest import wait_until
 
 CHUNK = 64 * 1024
@@ -183,8 +183,8 @@ class _SlowServer:
 def test_client_image_import_shows_the_images_progress(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)
-    # whole store chunks on each side of the pause: a chunk is read once complete
-    data = b"\0" * (4 * CHUNK_SIZE)
+    # whole chunks of the store's add on each side of the pause: a chunk is read once complete
+    data = b"\0" * (4 * WRITE_CHUNK_SIZE)
     server = _SlowServer(data)
     port = server.url.split(":")[2].split("/")[0]
     config = tmp_path / "stackcore.conf"

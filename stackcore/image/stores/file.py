@@ -32,6 +32,35 @@ if TYPE_CHECKING:
 
 _PART = ".part"
 
+#: Bytes written between two starts of writeback (see :func:`_start_writeback`).
+_WRITEBACK = 32 * 1024 * 1024
+
+
+def _write_all(handle: Any, chunk: bytes) -> int:
+    """Write all of ``chunk`` to the unbuffered ``handle`` (a raw write may be short)."""
+    view = memoryview(chunk)
+    while view:
+        view = view[handle.write(view):]
+    return len(chunk)
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing a range just written to disk, without waiting for it.
+
+    Why: the final fsync would otherwise find the whole image dirty in memory and write it
+    all only then, after the copy - ``cp`` then ``sync`` does exactly that, and an add cost
+    the copy, the hashing and then the whole disk write. Started as the add goes, the disk
+    writes overlap the reading and hashing of the next chunks, and the fsync (still what makes
+    the image durable) waits only for the tail: the upload went from about half to about as
+    fast as ``cp`` + ``sync`` (benchmarks/image_store.py). On Linux POSIX_FADV_DONTNEED on
+    dirty pages starts their writeback (WB_SYNC_NONE, no wait) and drops only pages already
+    clean - the freshly written ones stay cached. It is a hint: where it does nothing or is
+    missing, the fsync still writes everything."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        with contextlib.suppress(OSError):
+            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
 
 class FileStore(ImageStore):
     """Images as files in ``datadir``."""
@@ -92,11 +121,14 @@ class FileStore(ImageStore):
         temp = os.path.join(self.datadir, f".{image_id}.{os.urandom(6).hex()}{_PART}")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            with os.fdopen(fd, "wb") as handle:
+            with os.fdopen(fd, "wb", buffering=0) as handle:
+                written = flushed = 0
                 for chunk in digest.chunks():
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
+                    written += _write_all(handle, chunk)
+                    if written - flushed >= _WRITEBACK:
+                        _start_writeback(fd, flushed, written - flushed)
+                        flushed = written
+                os.fsync(fd)
             try:
                 os.link(temp, final)  # fails if another add of this id published first
             except FileExistsError:

@@ -20,6 +20,7 @@ from stackcore.image.store import (
     CHUNK_SIZE,
     CONTRACT,
     NAMESPACE,
+    WRITE_CHUNK_SIZE,
     ChunkReader,
     Digesting,
     ImageStore,
@@ -28,13 +29,13 @@ from stackcore.image.store import (
     StoredImage,
     check_image_id,
     check_range,
-    WRITE_CHUNK_SIZE,
 )
 
 __all__ = [
     "CHUNK_SIZE",
     "CONTRACT",
     "NAMESPACE",
+    "WRITE_CHUNK_SIZE",
     "ChunkReader",
     "Digesting",
     "ImageStore",
@@ -42,7 +43,6 @@ __all__ = [
     "Readable",
     "SizeLimitExceeded",
     "StoredImage",
-    "WRITE_CHUNK_SIZE",
     "check_image_id",
     "check_range",
     "inspect",

@@ -49,10 +49,10 @@ from stackcore.image import stats
 from stackcore.image.store import (
     CHUNK_SIZE,
     CONFORMANCE_SECTION,
+    WRITE_CHUNK_SIZE,
     ImageStore,
     SizeLimitExceeded,
     StoredImage,
-    WRITE_CHUNK_SIZE,
 )
 from stackcore.testing import check
 from stackcore.testing.harness import DriverUnderTest

@@ -151,26 +151,28 @@ def test_digesting_reads_at_most_one_byte_past_a_limit(declared: int | None,
 
 def test_file_store_starts_writeback_as_it_goes_and_fsyncs_before_returning(
         file_store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    advised: list[tuple[int, int, int]] = []
+    started: list[tuple[int, int, int, int]] = []  # offset, length, flags, result
     synced: list[int] = []  # inodes
-    real_advise, real_fsync = os.posix_fadvise, os.fsync
+    real_range, real_fsync = file_module._sync_file_range(), os.fsync
+    assert real_range is not None, "libc has no sync_file_range"
 
-    def advise(fd: int, offset: int, length: int, advice: int) -> None:
-        advised.append((offset, length, advice))
-        real_advise(fd, offset, length, advice)
+    def sync_range(fd: int, offset: int, length: int, flags: int) -> int:
+        result: int = real_range(fd, offset, length, flags)
+        started.append((offset, length, flags, result))
+        return result
 
     def fsync(fd: int) -> None:
         synced.append(os.fstat(fd).st_ino)
         real_fsync(fd)
 
     monkeypatch.setattr(file_module, "_WRITEBACK", WRITE_CHUNK_SIZE)
-    monkeypatch.setattr(os, "posix_fadvise", advise)
+    monkeypatch.setattr(file_module, "_sync_file_range", lambda: sync_range)
     monkeypatch.setattr(os, "fsync", fsync)
     data = os.urandom(3 * WRITE_CHUNK_SIZE + 5)
     stored = file_store.add("img-wb", io.BytesIO(data), len(data))
     # every whole chunk handed to the disk as it was written; the tail left to the fsync
-    assert advised == [(i * WRITE_CHUNK_SIZE, WRITE_CHUNK_SIZE, os.POSIX_FADV_DONTNEED)
-                       for i in range(3)], advised
+    assert started == [(i * WRITE_CHUNK_SIZE, WRITE_CHUNK_SIZE,
+                        file_module.SYNC_FILE_RANGE_WRITE, 0) for i in range(3)], started
     path = file_store.local_path(stored.location)
     assert os.stat(path).st_ino in synced, (os.stat(path).st_ino, synced)
     with open(path, "rb") as handle:

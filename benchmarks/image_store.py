@@ -252,6 +252,11 @@ def main(argv: list[str]) -> dict[str, Any]:
         with open(source, "wb") as out:
             for _ in range(args.size_mib):
                 out.write(os.urandom(MiB))
+            # on disk before anything is timed: else the source's own writeback lands in the
+            # first timed operation (the store's upload), e.g. in the journal commit of its
+            # fsync on ext4's data=ordered, and never in the raw copy's
+            out.flush()
+            os.fsync(out.fileno())
         worst: tuple[float, str] | None = None
         for name in args.store or ["file", "rbd", "web"]:
             if name == "web":

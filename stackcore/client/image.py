@@ -1,5 +1,5 @@
 """``image create/list/show/delete/import``: the image service (``cloud.image``), whose upload
-and import show their progress in bytes."""
+(from a file or a volume) and import show their progress in bytes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import argparse
 import contextlib
 import os
 import threading
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
 
 from stackcore import exception
 from stackcore.client import format as fmt
@@ -15,6 +16,9 @@ from stackcore.client.base import CloudCommand, CloudLister, CloudShowOne
 from stackcore.client.progress import CountingReader, Progress
 
 COLUMNS = ("id", "name", "status", "disk_format", "size_bytes", "visibility")
+
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 class CreateImage(CloudShowOne):
@@ -44,9 +48,15 @@ class CreateImage(CloudShowOne):
                 if given:
                     raise exception.Invalid(option, "does not apply to an image made from a "
                                             "volume (--volume)", args.volume)
-            made = self.cloud.volume.upload_to_image(args.volume, args.name,
-                                                     disk_format=args.disk_format,
-                                                     store=args.store)
+            volumes = self.cloud.volume
+            # one blocking call, run beside the display, which reads the progress the upload
+            # records on the volume (the driver's copy, then the bytes into the store)
+            made = _beside(self, f"uploading volume {args.volume} into an image",
+                           lambda: volumes.upload_to_image(args.volume, args.name,
+                                                           disk_format=args.disk_format,
+                                                           store=args.store),
+                           lambda: volumes.get(args.volume), lambda volume: volume.status,
+                           24 * 3600.0)
             return fmt.show(self.cloud.image.get(made["id"]))
         # The file is opened before the image is created: a wrong path leaves no queued image.
         with contextlib.ExitStack() as stack:
@@ -85,25 +95,35 @@ class ImportImage(CloudShowOne):
 
     def take_action(self, args: argparse.Namespace) -> Any:
         api = self.cloud.image
-        outcome: dict[str, Any] = {}
-
-        def fetch() -> None:
-            try:
-                outcome["image"] = api.import_from_url(args.image, args.url, store=args.store)
-            except BaseException as err:  # noqa: BLE001 - raised again below, in the command
-                outcome["error"] = err
-
         # The import is one blocking API call; it runs beside the display, which reads the
         # progress the import records on the image (what another client would see too).
-        worker = threading.Thread(target=fetch, name=f"image-import-{args.image}", daemon=True)
-        worker.start()
-        self.wait_for(f"importing image {args.image}", lambda: api.get(args.image),
-                      lambda image: image.status, lambda _: not worker.is_alive(),
-                      args.timeout, copies=True)
-        worker.join()
-        if "error" in outcome:
-            raise outcome["error"]
-        return fmt.show(outcome["image"])
+        image = _beside(self, f"importing image {args.image}",
+                        lambda: api.import_from_url(args.image, args.url, store=args.store),
+                        lambda: api.get(args.image), lambda image: image.status,
+                        args.timeout)
+        return fmt.show(image)
+
+
+def _beside(command: CloudShowOne, what: str, call: Callable[[], R], read: Callable[[], T],
+            state: Callable[[T], str], timeout: float) -> R:
+    """``call()`` in a thread of its own while the command shows the bytes and state of the
+    resource ``read`` returns (its recorded progress); ``call``'s result, or its error."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as err:  # noqa: BLE001 - raised again below, in the command
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, name=what, daemon=True)
+    worker.start()
+    command.wait_for(what, read, state, lambda _: not worker.is_alive(), timeout, copies=True)
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    result: R = outcome["result"]
+    return result
 
 
 def _open(path: str) -> BinaryIO:

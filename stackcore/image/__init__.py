@@ -7,7 +7,8 @@ The public surface for drivers is what this package re-exports (a store imports 
 * the image store contract - :class:`ImageStore`, ``CONTRACT``, ``NAMESPACE``,
   :class:`StoredImage`, :class:`Readable`, :class:`SizeLimitExceeded`, and the helpers every
   store uses: :class:`Digesting` (size, sha256 and limits in one pass), :class:`ChunkReader`,
-  :func:`check_image_id`, :func:`check_range`, :data:`CHUNK_SIZE`.
+  :func:`check_image_id`, :func:`check_range`, :data:`CHUNK_SIZE`,
+  :data:`WRITE_CHUNK_SIZE`.
 
 Inside the family: :mod:`~stackcore.image.api` (``cloud.image``), :mod:`~stackcore.image.models`
 and ``migrations/``, :mod:`~stackcore.image.stores` (``file``, ``web``),
@@ -19,6 +20,7 @@ from stackcore.image.store import (
     CHUNK_SIZE,
     CONTRACT,
     NAMESPACE,
+    WRITE_CHUNK_SIZE,
     ChunkReader,
     Digesting,
     ImageStore,
@@ -33,6 +35,7 @@ __all__ = [
     "CHUNK_SIZE",
     "CONTRACT",
     "NAMESPACE",
+    "WRITE_CHUNK_SIZE",
     "ChunkReader",
     "Digesting",
     "ImageStore",

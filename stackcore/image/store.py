@@ -72,6 +72,13 @@ CONFORMANCE_SECTION = "store"
 #: Bytes a store reads or yields at a time (callers may get shorter chunks, never longer).
 CHUNK_SIZE = 1024 * 1024
 
+#: Bytes :meth:`Digesting.chunks` reads at a time by default, for writing. Larger than
+#: :data:`CHUNK_SIZE` because an upload pays per chunk (a read, a hand-over to the hashing
+#: thread, a write or a backend request): 8 MiB is also the default RBD object size, so the
+#: rbd store writes whole objects as ``rbd import`` does. Never more than this is read past a
+#: size limit (:class:`Digesting` reads only up to one byte past it).
+WRITE_CHUNK_SIZE = 8 * 1024 * 1024
+
 #: Image ids a store accepts: what the image API makes (UUIDs) and nothing that could name
 #: anything else in a store's namespace (no ``/``, no ``..``, no leading dot).
 IMAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}\Z")
@@ -178,7 +185,7 @@ class Digesting:
         self.size = 0
         self._hash = _BackgroundSha256()
 
-    def chunks(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    def chunks(self, chunk_size: int = WRITE_CHUNK_SIZE) -> Iterator[bytes]:
         """The stream's bytes; raises (mid-iteration) when a limit is crossed, and at the end
         when the stream was shorter than the declared size."""
         try:
@@ -188,8 +195,14 @@ class Digesting:
 
     def _chunks(self, chunk_size: int) -> Iterator[bytes]:
         while True:
+            # never ask for more than one byte past a limit: crossing it is seen as soon as
+            # possible, and a stream over it is read only that byte too far (not a chunk)
+            want = chunk_size
+            for limit in (self.max_size, self.expected):
+                if limit is not None:
+                    want = min(want, limit - self.size + 1)
             try:
-                chunk = self.stream.read(chunk_size)
+                chunk = self.stream.read(want)
             except Exception as err:
                 # the caller's side failed (a client gone mid-upload), not the store
                 raise exception.Invalid("data", f"reading the stream failed after {self.size} "

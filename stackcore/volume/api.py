@@ -54,7 +54,7 @@ IMAGE_FORMATS = ("raw", "qcow2")
 _QCOW2_MAGIC = b"QFI\xfb"
 _FINAL = ("available", "in-use", "error", "error_deleting", "error_extending", "deleted")
 #: the statuses during which a volume may run a copy that reports its progress
-_COPYING = ("creating", "downloading")
+_COPYING = ("creating", "downloading", "uploading")
 
 
 @dataclasses.dataclass(frozen=True)

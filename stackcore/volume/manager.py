@@ -90,6 +90,20 @@ class _StatsGate:
                 self._cond.notify_all()
 
 
+class _Advancing:
+    """``read(n)`` over an open file that tells ``advance`` how many bytes each read gave (the
+    volume's progress while its file is uploaded into an image store)."""
+
+    def __init__(self, handle: Any, advance: Callable[[int], None]) -> None:
+        self._handle = handle
+        self._advance = advance
+
+    def read(self, size: int = -1, /) -> bytes:
+        data: bytes = self._handle.read(size)
+        self._advance(len(data))
+        return data
+
+
 def backend_host(host: str, backend: str) -> str:
     """The service host of one backend: ``<host>@<backend>`` (Cinder's convention)."""
     return f"{host}@{backend}"
@@ -1188,15 +1202,20 @@ class VolumeManager:
             try:
                 images = self._images()
                 image = images.get(image_id)
-                with tempfile.TemporaryDirectory(prefix=f"upload-{volume_id}-",
-                                                 dir=self._scratch()) as tmp:
+                # the volume's progress: the driver's copy into a local file (which reports
+                # no bytes), then the bytes of that file's upload into the store
+                with copy_progress.Reporter(self.db, "volume", volume_id, step) as reporter, \
+                        tempfile.TemporaryDirectory(prefix=f"upload-{volume_id}-",
+                                                    dir=self._scratch()) as tmp:
                     path = os.path.join(tmp, f"{image_id}.{image.disk_format}")
                     self._driver_call(step, self.driver.copy_volume_to_image, volume,
                                       objects.ImageFile(image_id, path, image.disk_format))
                     step = "upload"
+                    size = os.path.getsize(path)
+                    reporter.phase(step, size)
                     with open(path, "rb") as data:
-                        image = images.upload(image_id, data, size=os.path.getsize(path),
-                                              store=store)
+                        image = images.upload(image_id, _Advancing(data, reporter.advance),
+                                              size=size, store=store)
                 step = "finish_upload"
                 with self.db.read() as session:
                     local = session.get(image_models.Image, image_id)

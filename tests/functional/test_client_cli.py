@@ -140,8 +140,12 @@ def test_resources_through_the_cli(deployment, tmp_path) -> None:
     ok(config, "snapshot", "delete", snapshot["id"])
 
     # volume -> image (the volume service writes it, cloud.image stores it) -> volume
-    made = json.loads(ok(config, "image", "create", "from-data", "--volume", volume["id"],
-                         "-f", "json"))
+    status, out, err = client(config, "image", "create", "from-data", "--volume", volume["id"],
+                              "-f", "json")
+    assert status == 0, err
+    made = json.loads(out)
+    # the upload's state and bytes, as the volume records them, on stderr while it runs
+    assert f"uploading volume {volume['id']} into an image: " in err, err
     assert (made["status"], made["progress"], made["properties"]) == \
         ("active", None, f"source_volume_id={volume['id']}"), made
     status, out, err = client(config, "volume", "create", "1", "--image", made["id"],

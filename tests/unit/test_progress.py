@@ -22,7 +22,7 @@ from stackcore import progress as copy_progress
 from stackcore.client.app import ClientApp
 from stackcore.db import api as db_api
 from stackcore.db.models import CopyProgress
-from stackcore.image.store import CHUNK_SIZE
+from stackcore.image.store import CHUNK_SIZE, WRITE_CHUNK_SIZE
 from tests.conftest import wait_until
 
 CHUNK = 64 * 1024
@@ -183,8 +183,8 @@ class _SlowServer:
 def test_client_image_import_shows_the_images_progress(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)
-    # whole store chunks on each side of the pause: a chunk is read once complete
-    data = b"\0" * (4 * CHUNK_SIZE)
+    # whole chunks of the store's add on each side of the pause: a chunk is read once complete
+    data = b"\0" * (4 * WRITE_CHUNK_SIZE)
     server = _SlowServer(data)
     port = server.url.split(":")[2].split("/")[0]
     config = tmp_path / "stackcore.conf"
@@ -277,3 +277,79 @@ def test_a_volume_from_an_image_shows_the_fetch_then_the_drivers_copy(
     done = wait_until(lambda: (v := cloud.volume.get(volume.id)).status != "downloading"
                       and v, 30, "the copy's end")
     assert (done.status, done.progress) == ("available", None), done
+
+
+class _HeldAfterFirstRead:
+    """A stream handed to a store's add that waits for ``resume`` before its second read."""
+
+    def __init__(self, stream: Any, resume: threading.Event) -> None:
+        self._stream, self._resume, self._reads = stream, resume, 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._reads == 1 and not self._resume.wait(60):
+            raise RuntimeError("the test never resumed the upload")
+        self._reads += 1
+        data: bytes = self._stream.read(size)
+        return data
+
+
+def _small_volume_copy(monkeypatch: pytest.MonkeyPatch, size: int,
+                       resume: threading.Event | None = None) -> None:
+    """The fake driver's copy_volume_to_image writes ``size`` zero bytes (not the whole GiB),
+    after ``resume`` when given."""
+    from stackcore.volume.fake import FakeVolumeDriver
+
+    def copy(self: FakeVolumeDriver, volume: Any, image: Any) -> None:
+        if resume is not None and not resume.wait(60):
+            raise RuntimeError("the test never resumed the copy")
+        with open(image.path, "xb") as handle:
+            handle.write(b"\0" * size)
+
+    monkeypatch.setattr(FakeVolumeDriver, "copy_volume_to_image", copy)
+
+
+def test_an_image_from_a_volume_shows_the_drivers_copy_then_the_upload(
+        make_cloud: Callable[..., stackcore.Cloud], monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackcore.image.stores.file import FileStore
+
+    monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)
+    copy_paused, upload_paused = threading.Event(), threading.Event()
+    size = 3 * WRITE_CHUNK_SIZE
+    _small_volume_copy(monkeypatch, size, copy_paused)
+    original_add = FileStore.add
+
+    def held_add(self: FileStore, image_id: str, stream: Any, size: int | None = None,
+                 max_size: int | None = None) -> Any:
+        return original_add(self, image_id, _HeldAfterFirstRead(stream, upload_paused), size,
+                            max_size)
+
+    monkeypatch.setattr(FileStore, "add", held_add)
+    cloud = make_cloud()
+    volume = cloud.volume.create(1, wait=True)
+    outcome: dict[str, Any] = {}
+    uploader = threading.Thread(target=lambda: outcome.update(
+        made=cloud.volume.upload_to_image(volume.id, "from-volume")))
+    uploader.start()
+    try:
+        def progress_is(step: str, done: int, total: int | None) -> Any:
+            def check() -> Any:
+                seen = cloud.volume.get(volume.id).progress
+                return seen if seen is not None and (seen.step, seen.bytes_done,
+                                                     seen.bytes_total) == (step, done, total) \
+                    else None
+            return wait_until(check, 30, f"volume progress {step} {done}/{total}")
+
+        running = progress_is("copy_volume_to_image", 0, None)  # the driver reports no bytes
+        assert cloud.volume.get(volume.id).status == "uploading", running
+        copy_paused.set()
+        progress_is("upload", WRITE_CHUNK_SIZE, size)  # one chunk read, the next one held
+    finally:
+        copy_paused.set()
+        upload_paused.set()
+        uploader.join(60)
+    assert not uploader.is_alive(), "the upload did not end"
+    image = cloud.image.get(outcome["made"]["id"])
+    assert (image.status, image.size_bytes) == ("active", size), image
+    done = cloud.volume.get(volume.id)
+    assert (done.status, done.progress) == ("available", None), done
+

@@ -60,10 +60,13 @@ _NAME = re.compile(r"^image-(?P<id>[A-Za-z0-9][A-Za-z0-9_-]{0,127})\Z")
 _LOCATION = re.compile(r"^rbd://(?P<fsid>[^/]+)/(?P<pool>[^/]+)/(?P<name>[^/]+)/(?P<snap>[^/]+)\Z")
 #: how far ahead an add of unknown size grows its image
 _GROW = 64 * 1024 * 1024
-#: chunks an add writes / a get reads ahead at once (librbd aio): one synchronous chunk at a
-#: time waits a round trip to an OSD per MiB and reached about half of ``rbd import`` /
-#: ``rbd export``'s throughput (benchmarks/image_store.py), which keep several in flight too
+#: chunks a get reads ahead at once (librbd aio): one synchronous chunk at a time waits a
+#: round trip to an OSD per MiB and reached about half of ``rbd export``'s throughput
+#: (benchmarks/image_store.py), which keeps several in flight too
 _WINDOW = 8
+#: writes an add keeps in flight when the cluster's configuration does not say
+#: (``rbd_concurrent_management_ops``, what ``rbd import`` uses; Ceph's default is 10)
+_WRITE_WINDOW = 10
 
 
 def _check_aio(completion: Any, what: str) -> int:
@@ -232,8 +235,10 @@ class RbdStore(ImageStore):
         check_image_id(image_id)
         name = PREFIX + image_id
         digest = Digesting(stream, size, max_size)
-        order = (self.configuration.rbd_store_chunk_size * 1024 * 1024).bit_length() - 1
+        object_size = self.configuration.rbd_store_chunk_size * 1024 * 1024
+        order = object_size.bit_length() - 1
         with self._ioctx() as ioctx:
+            window = self._write_window()
             try:
                 # the name is claimed first, exclusively: of two adds of one id, one gets
                 # ImageExists before reading anything (librbd's rename to a taken name, under
@@ -255,14 +260,17 @@ class RbdStore(ImageStore):
                     try:
                         allocated = size or 0
                         offset = 0
-                        for chunk in digest.chunks():
+                        # whole objects, several in flight, as ``rbd import`` writes: 1 MiB
+                        # chunks (8 writes to each object, which its OSD serialises, 8 in
+                        # flight) reached about 45 % of its throughput
+                        for chunk in digest.chunks(object_size):
                             if offset + len(chunk) > allocated:
                                 drain(0)  # no write in flight across a resize
                                 allocated = offset + len(chunk) + _GROW
                                 image.resize(allocated)
                             pending.append((image.aio_write(chunk, offset, None), offset))
                             offset += len(chunk)
-                            drain(_WINDOW - 1)
+                            drain(window - 1)
                         drain(0)
                     finally:
                         while pending:  # after a failure: nothing completes into a closed image
@@ -278,6 +286,18 @@ class RbdStore(ImageStore):
                 self._remove(ioctx, name)
                 raise
         return digest.result(self._location(name))
+
+    def _write_window(self) -> int:
+        """Writes an add keeps in flight: the cluster configuration's
+        ``rbd_concurrent_management_ops`` (as ``rbd import``), else :data:`_WRITE_WINDOW`.
+        Each holds one object's bytes in memory until it completes."""
+        rados, _ = _bindings()
+        client = self._rados()
+        try:
+            window = int(client.conf_get("rbd_concurrent_management_ops"))
+        except (rados.Error, TypeError, ValueError):  # no such option, or not a number
+            return _WRITE_WINDOW
+        return max(1, window)
 
     def _remove(self, ioctx: Any, name: str) -> None:
         """Remove ``name`` and its snapshot; gone already is fine; Conflict with clones."""

@@ -4,6 +4,7 @@ load-time validation of store plugins."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import socket
@@ -16,7 +17,16 @@ from oslo_config import cfg
 from stackcore import conf as sc_conf
 from stackcore import exception
 from stackcore.image import stats
-from stackcore.image.store import CHUNK_SIZE, CONTRACT, NAMESPACE, ImageStore, SizeLimitExceeded
+from stackcore.image.store import (
+    CHUNK_SIZE,
+    CONTRACT,
+    NAMESPACE,
+    WRITE_CHUNK_SIZE,
+    Digesting,
+    ImageStore,
+    SizeLimitExceeded,
+)
+from stackcore.image.stores import file as file_module
 from stackcore.image.stores.file import FileStore
 from stackcore.image.stores.web import WebStore
 from stackcore.plugins import loader
@@ -98,7 +108,77 @@ def test_stats_schema_refuses_free_over_total() -> None:
         stats.validate({**report, "free_capacity_bytes": 1, "used_bytes": -1}, "test")
 
 
+class _Recorder(io.BytesIO):
+    """A stream recording the size of every read asked of it and the bytes it gave."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.asked: list[int] = []
+        self.given = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.asked.append(-1 if size is None else size)
+        data = super().read(size)
+        self.given += len(data)
+        return data
+
+
+def test_digesting_reads_whole_write_chunks_and_hashes_them_in_order() -> None:
+    data = os.urandom(2 * WRITE_CHUNK_SIZE + 5)
+    stream = _Recorder(data)
+    digest = Digesting(stream, len(data), None)
+    lengths = [len(chunk) for chunk in digest.chunks()]
+    assert lengths == [WRITE_CHUNK_SIZE, WRITE_CHUNK_SIZE, 5], lengths
+    result = digest.result("x://y")
+    assert (result.size, result.sha256) == (len(data), hashlib.sha256(data).hexdigest()), result
+
+
+@pytest.mark.parametrize("declared, max_size", [(None, CHUNK_SIZE + 10), (CHUNK_SIZE + 10, None)])
+def test_digesting_reads_at_most_one_byte_past_a_limit(declared: int | None,
+                                                       max_size: int | None) -> None:
+    # with chunks of WRITE_CHUNK_SIZE a stream over a limit would otherwise be read up to a
+    # whole chunk too far before being refused
+    stream = _Recorder(b"z" * (4 * WRITE_CHUNK_SIZE))
+    digest = Digesting(stream, declared, max_size)
+    with pytest.raises(exception.Invalid, match="size"):
+        for _chunk in digest.chunks():
+            pass
+    assert stream.given == CHUNK_SIZE + 11, (stream.given, stream.asked)
+
+
 # --- file store -----------------------------------------------------------------------------
+
+
+def test_file_store_starts_writeback_as_it_goes_and_fsyncs_before_returning(
+        file_store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[tuple[int, int, int, int]] = []  # offset, length, flags, result
+    synced: list[int] = []  # inodes
+    real_range, real_fsync = file_module._sync_file_range(), os.fsync
+    assert real_range is not None, "libc has no sync_file_range"
+
+    def sync_range(fd: int, offset: int, length: int, flags: int) -> int:
+        result: int = real_range(fd, offset, length, flags)
+        started.append((offset, length, flags, result))
+        return result
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(file_module, "_WRITEBACK", WRITE_CHUNK_SIZE)
+    monkeypatch.setattr(file_module, "_sync_file_range", lambda: sync_range)
+    monkeypatch.setattr(os, "fsync", fsync)
+    data = os.urandom(3 * WRITE_CHUNK_SIZE + 5)
+    stored = file_store.add("img-wb", io.BytesIO(data), len(data))
+    # every whole chunk handed to the disk as it was written; the tail left to the fsync
+    assert started == [(i * WRITE_CHUNK_SIZE, WRITE_CHUNK_SIZE,
+                        file_module.SYNC_FILE_RANGE_WRITE, 0) for i in range(3)], started
+    path = file_store.local_path(stored.location)
+    assert os.stat(path).st_ino in synced, (os.stat(path).st_ino, synced)
+    with open(path, "rb") as handle:
+        assert handle.read() == data
+    assert (stored.size, stored.sha256) == (len(data), hashlib.sha256(data).hexdigest()), stored
+
 
 
 def test_file_store_add_publishes_only_complete_images(file_store: FileStore) -> None:

@@ -5,7 +5,9 @@ inspection then reads the stored bytes back from Ceph)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ import pytest
 import stackcore
 from stackcore import conf as sc_conf
 from stackcore import exception
+from stackcore.testing.suites.image_store import CountingStream
 from tests.conftest import backend_env
 
 rbd = pytest.importorskip("rbd", reason="needs Debian's python3-rbd (tools/backends)")
@@ -64,6 +67,34 @@ def test_images_clone_copy_on_write(store: RbdStore) -> None:
             rbd.RBD().remove(ioctx, clone)
     store.delete(stored.location)
     store.delete(stored.location)
+
+
+def test_add_writes_whole_objects_and_removes_an_image_failed_with_writes_in_flight(
+        store: RbdStore) -> None:
+    object_size = store.configuration.rbd_store_chunk_size * 1024 * 1024
+    data = os.urandom(3 * object_size + 5)
+    stored = store.add(str(uuid.uuid4()), io.BytesIO(data))  # no size: grown as it comes
+    try:
+        assert (stored.size, stored.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert b"".join(store.get(stored.location)) == data
+        with store._ioctx() as ioctx, rbd.Image(ioctx, stored.location.split("/")[-2],
+                                                 read_only=True) as image:
+            assert image.stat()["obj_size"] == object_size, image.stat()
+    finally:
+        store.delete(stored.location)
+    # two objects written or in flight when the stream fails: the image goes (the fixture
+    # checks that nothing is left in the pool)
+    stream = CountingStream(data, fail_at=2 * object_size)
+    with pytest.raises(exception.Invalid, match="data"):
+        store.add(str(uuid.uuid4()), stream, len(data))
+    assert stream.read_bytes == 2 * object_size, stream.read_bytes
+
+
+def test_write_window_is_the_clusters_rbd_concurrent_management_ops(store: RbdStore) -> None:
+    client = store._rados()
+    assert store._write_window() == int(client.conf_get("rbd_concurrent_management_ops"))
+    client.conf_set("rbd_concurrent_management_ops", "3")
+    assert store._write_window() == 3
 
 
 def test_foreign_locations_refused(store: RbdStore) -> None:

@@ -26,9 +26,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from oslo_config import cfg
+if TYPE_CHECKING:
+    # oslo.config is imported by setup() (the commands only): mask() is used by every
+    # notifier, which plugin modules import, and listing plugins must not pay for oslo.config.
+    from oslo_config import cfg
 
 #: libraries whose INFO is noise for an operator (oslo.log's defaults, plus ours)
 _QUIET = ("stevedore=WARN", "alembic=WARN", "kombu=WARN", "amqp=WARN", "urllib3=WARN",
@@ -75,6 +78,7 @@ def options() -> list[cfg.Opt]:
 def setup(config_files: Sequence[str], program: str, *, debug: bool | None = None) -> Any:
     """Configure the root logger from ``config_files``' oslo.log options; returns that
     ConfigOpts. ``debug`` (a command-line flag) wins over the files."""
+    from oslo_config import cfg
     from oslo_log import log
 
     conf = cfg.ConfigOpts()

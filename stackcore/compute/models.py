@@ -18,7 +18,8 @@ The placement tables (aggregates, server groups, scheduling attempts) are in
 :mod:`stackcore.compute.placement.models`, on the same branch.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: SQLAlchemy would eval every string `Mapped[...]`
+# annotation when mapping, a tenth of declaring the models at every start-up (issue 18).
 
 import datetime
 import enum

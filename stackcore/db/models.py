@@ -8,7 +8,8 @@ migrations only; a unit test compares the migrated schema with the models so the
 drift.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: SQLAlchemy would eval every string `Mapped[...]`
+# annotation when mapping, a tenth of declaring the models at every start-up (issue 18).
 
 import datetime
 from typing import Any

@@ -8,7 +8,8 @@ and the volume family (volumes are copied from and to it) read it; both depend o
 never on each other for images.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: SQLAlchemy would eval every string `Mapped[...]`
+# annotation when mapping, a tenth of declaring the models at every start-up (issue 18).
 
 import datetime
 from typing import Any

@@ -8,7 +8,8 @@ primary key that makes a double allocation impossible whatever the free-range ro
 ``physical_network`` is ``""`` (not NULL) for types without one so the keys compare equal.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: SQLAlchemy would eval every string `Mapped[...]`
+# annotation when mapping, a tenth of declaring the models at every start-up (issue 18).
 
 import datetime
 from typing import Any

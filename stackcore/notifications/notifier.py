@@ -12,13 +12,17 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from oslo_config import cfg
 from oslo_context import context as oslo_context
 
 from stackcore import logs
 from stackcore.notifications import schemas, transport
+
+if TYPE_CHECKING:
+    # Annotations only: plugin modules import this package (agents report samples), and
+    # importing oslo.config here would make every plugin listing pay for it.
+    from oslo_config import cfg
 
 LOG = logging.getLogger(__name__)
 

@@ -6,12 +6,15 @@ oslo.messaging is imported only here, and only for the ``messaging`` driver (``l
 
 from __future__ import annotations
 
-from typing import Any
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any
 
 from stackcore import exception
 from stackcore.notifications.logdriver import LogNotifier
+
+if TYPE_CHECKING:
+    # oslo.config is imported where a private ConfigOpts is built (the messaging driver
+    # only): plugin modules import this package, and listing them must not pay for it.
+    from oslo_config import cfg
 
 #: connection retries of one notification: a broker outage costs an operation a bounded
 #: delay and a lost notification, never an operation hung until the broker is back (oslo's
@@ -23,6 +26,7 @@ def _private_conf() -> cfg.ConfigOpts:
     """A ConfigOpts of oslo.messaging's own: see :class:`stackcore.rpc.messaging.
     MessagingTransport` for why not the Cloud's (it owns ``transport_url`` with stackcore's
     meaning) and why the tracing and metrics groups are registered by hand."""
+    from oslo_config import cfg
     from oslo_messaging import opts as messaging_opts
     from oslo_messaging._metrics import client as metrics
     from oslo_messaging._tracing import client as tracing

@@ -205,6 +205,8 @@ def signature_problems(reference: Callable[..., Any], impl: Callable[..., Any]) 
     The rule: every call that binds to ``reference`` must bind to ``impl`` with each argument
     reaching the parameter of the same name. ``impl`` may add parameters only with defaults.
     """
+    if _same_shape(reference, impl):
+        return []
     ref_sig, impl_sig = inspect.signature(reference), inspect.signature(impl)
     ref_params = list(ref_sig.parameters.values())
     impl_params = list(impl_sig.parameters.values())
@@ -250,3 +252,32 @@ def signature_problems(reference: Callable[..., Any], impl: Callable[..., Any]) 
         if extra.default is _EMPTY:
             found.append(f"extra parameter {extra.name!r} has no default (callers never pass it)")
     return found
+
+
+_VARARGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+def _same_shape(reference: Callable[..., Any], impl: Callable[..., Any]) -> bool:
+    """True when ``impl`` certainly meets :func:`signature_problems`' rule, read from the two
+    code objects without building signatures: the same parameter names of the same kinds in
+    the same order, and a default wherever ``reference`` has one. Most plugin methods repeat
+    their base class's signature, and ``inspect.signature`` for each one was a good part of
+    verifying every plugin (every start-up does). False - undecided, the full comparison
+    runs - for anything else: other callables, and functions whose signature is not their
+    code's (``__wrapped__``, ``__signature__``)."""
+    if not (inspect.isfunction(reference) and inspect.isfunction(impl)):
+        return False
+    for fn in (reference, impl):
+        if "__wrapped__" in fn.__dict__ or "__signature__" in fn.__dict__:
+            return False
+    ref, imp = reference.__code__, impl.__code__
+    if (ref.co_argcount, ref.co_posonlyargcount, ref.co_kwonlyargcount,
+            ref.co_flags & _VARARGS) != (imp.co_argcount, imp.co_posonlyargcount,
+                                         imp.co_kwonlyargcount, imp.co_flags & _VARARGS):
+        return False
+    count = ref.co_argcount + ref.co_kwonlyargcount + bin(ref.co_flags & _VARARGS).count("1")
+    if ref.co_varnames[:count] != imp.co_varnames[:count]:
+        return False
+    ref_kw, impl_kw = reference.__kwdefaults__ or {}, impl.__kwdefaults__ or {}
+    return (len(impl.__defaults__ or ()) >= len(reference.__defaults__ or ())
+            and impl_kw.keys() >= ref_kw.keys())

@@ -109,9 +109,17 @@ def _entry_point_owners(namespace: str) -> dict[tuple[str, str], tuple[str, str]
         if marker not in text:
             continue
         owner = _distribution_owner(dist)
-        for ep in dist.entry_points.select(group=namespace):
+        for ep in _parsed_entry_points(dist).select(group=namespace):
             owners.setdefault((ep.name, ep.value), owner)
     return owners
+
+
+@functools.cache
+def _parsed_entry_points(dist: importlib.metadata.Distribution) -> importlib.metadata.EntryPoints:
+    """``dist``'s entry points, parsed once: ``dist.entry_points`` re-reads and re-parses the
+    whole entry_points.txt on every access, and one distribution (stackcore's own) serves
+    most families' namespaces."""
+    return dist.entry_points
 
 
 @functools.cache

@@ -2,7 +2,8 @@
 project by an admin, and the per-project lock creates take (usage is counted from the
 resources' own rows)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: SQLAlchemy would eval every string `Mapped[...]`
+# annotation when mapping, a tenth of declaring the models at every start-up (issue 18).
 
 import datetime
 

@@ -7,7 +7,8 @@ records in ``allocated_gb`` what it holds, so a release can never give back more
 taken.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: SQLAlchemy would eval every string `Mapped[...]`
+# annotation when mapping, a tenth of declaring the models at every start-up (issue 18).
 
 import datetime
 from typing import Any

@@ -94,6 +94,15 @@ def test_constructor_signature_checked() -> None:
         ("def f(self, a, b=1): pass", ["missing parameter 'c'"]),
         ("def f(self, a, b, *, c=2): pass", ["parameter 'b' needs a default (callers may omit it)"]),
         ("def f(self, a, b=1, *, c=2, z): pass", ["extra parameter 'z' has no default (callers never pass it)"]),
+        # the same names and kinds as the contract's, a default missing: not the fast path
+        ("def f(self, a, b=1, *, c): pass", ["parameter 'c' needs a default (callers may omit it)"]),
+        ("def f(self, a, b, *, c=2): pass", ["parameter 'b' needs a default (callers may omit it)"]),
+        # a decorated method is checked by the signature it declares (its __wrapped__), even
+        # when the wrapper's own code has the contract's shape
+        ("import functools\n"
+         "def g(self, a): pass\n"
+         "@functools.wraps(g)\n"
+         "def f(self, a, b=1, *, c=2): pass", ["missing parameter 'b'", "missing parameter 'c'"]),
     ],
 )
 def test_signature_rules(impl: str, expected: list[str]) -> None:

@@ -9,7 +9,8 @@
   already tried and stop after ``[scheduler] max_attempts``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: SQLAlchemy would eval every string `Mapped[...]`
+# annotation when mapping, a tenth of declaring the models at every start-up (issue 18).
 
 import datetime
 from typing import Any

@@ -10,11 +10,12 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import ClassVar
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, ClassVar
 
 from stackcore.network.dhcp.driver import DhcpDevice, DhcpDriver, DhcpNetwork, HostEntry
+
+if TYPE_CHECKING:  # annotations only: listing the DHCP plugins must not import oslo.config
+    from oslo_config import cfg
 
 
 class FakeDhcpDriver(DhcpDriver):

@@ -43,6 +43,16 @@ def _rows(db: db_api.Database) -> list[tuple[Any, ...]]:
             CopyProgress.bytes_done, CopyProgress.bytes_total)).all()]
 
 
+
+def _volume_progress_is(cloud: Any, volume_id: str, step: str, done: int,
+                        total: int | None) -> Any:
+    """Wait until the volume's progress is ``step`` at ``done``/``total`` bytes; returns it."""
+    def check() -> Any:
+        seen = cloud.volume.get(volume_id).progress
+        return seen if seen is not None and (seen.step, seen.bytes_done,
+                                             seen.bytes_total) == (step, done, total) else None
+    return wait_until(check, 30, f"volume progress {step} {done}/{total}")
+
 def test_reporter_records_bytes_while_it_runs_and_removes_them_after(
         db: db_api.Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)  # every advance writes
@@ -260,12 +270,7 @@ def test_a_volume_from_an_image_shows_the_fetch_then_the_drivers_copy(
     volume = cloud.volume.create(1, image_id=image.id, wait=False)
     try:
         def progress_is(step: str, done: int, total: int | None) -> Any:
-            def check() -> Any:
-                seen = cloud.volume.get(volume.id).progress
-                return seen if seen is not None and (seen.step, seen.bytes_done,
-                                                     seen.bytes_total) == (step, done, total) \
-                    else None
-            return wait_until(check, 30, f"volume progress {step} {done}/{total}")
+            return _volume_progress_is(cloud, volume.id, step, done, total)
 
         progress_is("fetch_image", CHUNK_SIZE, size)  # one chunk cached, the next one held
         fetch_paused.set()
@@ -332,12 +337,7 @@ def test_an_image_from_a_volume_shows_the_drivers_copy_then_the_upload(
     uploader.start()
     try:
         def progress_is(step: str, done: int, total: int | None) -> Any:
-            def check() -> Any:
-                seen = cloud.volume.get(volume.id).progress
-                return seen if seen is not None and (seen.step, seen.bytes_done,
-                                                     seen.bytes_total) == (step, done, total) \
-                    else None
-            return wait_until(check, 30, f"volume progress {step} {done}/{total}")
+            return _volume_progress_is(cloud, volume.id, step, done, total)
 
         running = progress_is("copy_volume_to_image", 0, None)  # the driver reports no bytes
         assert cloud.volume.get(volume.id).status == "uploading", running

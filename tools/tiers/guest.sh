@@ -17,7 +17,7 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 tier guest
 
-step "tests in the full-kernel guest" .venv/bin/pytest -rfEs -p no:cacheprovider -m guest \
+step "tests in the full-kernel guest" .venv/bin/pytest -rfEs -p no:cacheprovider --durations=30 -m guest \
   --guest --guest-results .stackcore-conformance tests "$@"
 step "support matrix (lvm from the guest)" .venv/bin/stackcore matrix \
   --results .stackcore-conformance

@@ -65,7 +65,8 @@ step "benchmark smoke test" .venv/bin/python benchmarks/run.py --smoke
 export STACKCORE_TEST_LOG_DIR="${STACKCORE_TEST_LOG_DIR:-$(mktemp -d /tmp/stackcore-test-logs.XXXXXX)}"
 echo "== [unit] logs of the run: ${STACKCORE_TEST_LOG_DIR}"
 hog_start
-step "unit and functional tests" .venv/bin/pytest -rfEs -p no:cacheprovider tests "$@"
+# --durations: the slowest tests in every run's log, where the tier's time goes.
+step "unit and functional tests" .venv/bin/pytest -rfEs -p no:cacheprovider --durations=60 tests "$@"
 hog_stop
 if [ $# -eq 0 ]; then  # a whole run: a subset may make no CHAP secret at all
   step "no secret in the run's logs" .venv/bin/python -m tests.logsecrets "$STACKCORE_TEST_LOG_DIR"

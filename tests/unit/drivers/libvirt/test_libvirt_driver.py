@@ -279,3 +279,34 @@ def test_libvirt_errors_map_to_stackcore_exceptions(
     assert type(translated) is expected
     if expected is exception.BackendUnavailable:
         assert driver.connection._conn is None  # dropped: the next call reconnects
+
+
+def test_a_lookup_error_without_its_cause_is_settled_by_the_domain_list(
+    driver: LibvirtDriver, image: Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libvirt-python reads the thread's last error after the call: a libvirt object freed by
+    the garbage collector in between resets it, and the lookup fails with no error code. An
+    absent domain is still absent (spawn goes on); an existing one is still found."""
+    conn = driver.connection.get()
+    real = conn.lookupByName
+
+    def lookup_losing_the_error(name: str) -> Any:
+        found = None
+        try:
+            found = real(name)
+        except libvirt.libvirtError:
+            pass
+        if found is not None:
+            return found
+        libvirt.virResetLastError()
+        raise libvirt.libvirtError("virDomainLookupByName() failed")
+
+    monkeypatch.setattr(conn, "lookupByName", lookup_losing_the_error)
+    instance = instance_of(image)
+    driver.spawn(instance, image, [], [])
+    assert driver.list_instances() == [instance.uuid]
+    with pytest.raises(exception.Conflict, match="already has a domain"):
+        driver.spawn(instance, image, [], [])
+    driver.destroy(instance, [], [], True)
+    assert driver.list_instances() == []
+    driver.destroy(instance, [], [], True)  # idempotent, through the lost-error lookup too

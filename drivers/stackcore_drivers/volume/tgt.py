@@ -7,6 +7,10 @@ Each target's definition lives in ``<volumes_dir>/<volume name>`` (mode 0600, be
 the CHAP secret) and is applied with ``tgt-admin --conf <file> --update <iqn>``, so no secret is
 ever a command-line argument of ours, and ``ensure`` can re-create a target after tgtd lost it
 (restart) from the same file. IQNs are Cinder's: ``<target_prefix>volume-<id>``.
+Making a target is serialised between every process of the host (:func:`_making_targets`):
+``tgt-admin`` gives a new target the next free target id from a listing, so two made at the
+same time (two volume services, or a service and a test, on one tgtd) would be given the same
+id and one would fail - silently, as tgt-admin does.
 ``provider_location`` = ``"<ip>:<port>,<tid> <iqn> 1"`` and ``provider_auth`` =
 ``"CHAP <user> <secret>"`` (Cinder's formats).
 """
@@ -14,10 +18,13 @@ ever a command-line argument of ours, and ``ensure`` can re-create a target afte
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets
+import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from stackcore import exception
@@ -25,6 +32,25 @@ from stackcore_drivers.volume.processes import execute
 
 LUN = 1  # tgt's LUN 0 is the controller
 _TARGET_LINE = re.compile(r"^Target (\d+): (\S+)$", re.MULTILINE)
+
+
+#: the lock of :func:`_making_targets`: one per host, as tgtd is (``/run/lock`` is the
+#: host's tmpfs for lock files, writable by every user; else the temporary directory)
+LOCK_FILE = os.path.join("/run/lock" if os.access("/run/lock", os.W_OK)
+                         else tempfile.gettempdir(), "stackcore-tgt-admin.lock")
+
+
+@contextlib.contextmanager
+def _making_targets() -> Iterator[None]:
+    """Hold the host's lock of target making (an ``flock``, released if the process dies)
+    while a target is made and awaited: tgt-admin picks the new target's id as the highest
+    listed plus one, and tgtd refuses the second target given an id already taken."""
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def generate_chap() -> tuple[str, str]:
@@ -86,8 +112,9 @@ class TgtTarget:
         tid = self.targets().get(iqn)
         if tid is None:
             try:
-                execute("tgt-admin", "--conf", conf, "--update", iqn)
-                tid = self._wait_for(iqn)
+                with _making_targets():
+                    execute("tgt-admin", "--conf", conf, "--update", iqn)
+                    tid = self._wait_for(iqn)
             except Exception:
                 with contextlib.suppress(Exception):
                     self.remove(volume_name)
@@ -111,8 +138,9 @@ class TgtTarget:
             return
         if not os.path.exists(conf):
             raise exception.DriverError(f"no saved definition for target {iqn}")
-        execute("tgt-admin", "--conf", conf, "--update", iqn)
-        self._wait_for(iqn)
+        with _making_targets():
+            execute("tgt-admin", "--conf", conf, "--update", iqn)
+            self._wait_for(iqn)
 
     def remove(self, volume_name: str) -> None:
         """Delete the target (forced: sessions are dropped) and its definition; idempotent.

@@ -4,7 +4,6 @@ call makes its context current for the calls it makes, and for those only."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -25,10 +24,9 @@ class Echo:
 
 @pytest.fixture(params=["inprocess", pytest.param("rabbit", marks=pytest.mark.rabbit)])
 def transport(request):
+    # on RabbitMQ, a virtual host of its own: the Echo topic is fixed
     url = "inprocess://" if request.param == "inprocess" else \
-        os.environ.get("STACKCORE_TEST_RABBIT_URL") or pytest.fail(
-            "STACKCORE_TEST_RABBIT_URL is not set: start RabbitMQ with tools/backends/up.sh",
-            pytrace=False)
+        request.getfixturevalue("rabbit_url")
     t = rpc.get_transport(conf.load(overrides={"DEFAULT": {"transport_url": url}}))
     yield t
     t.close()

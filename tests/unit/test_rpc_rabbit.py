@@ -59,9 +59,9 @@ def test_call_cast_and_errors_over_rabbit(transport) -> None:
         server.stop()
 
 
-def test_cloud_over_rabbit(make_cloud, image_file) -> None:
-    url = backend_env("STACKCORE_TEST_RABBIT_URL", "rabbitmq")
-    cloud = make_cloud(fake_hosts=1, overrides={"DEFAULT": {"transport_url": url}})
+def test_cloud_over_rabbit(make_cloud, image_file, rabbit_url) -> None:
+    # a virtual host of its own: the services' topics (scheduler, compute.HOST) are fixed
+    cloud = make_cloud(fake_hosts=1, overrides={"DEFAULT": {"transport_url": rabbit_url}})
     cloud.compute.create_flavor("small", 1, 512, 1)
     cloud.compute.register_image("img", image_file)
     server = cloud.compute.create_server("rabbit", "small", "img")

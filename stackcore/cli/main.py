@@ -183,6 +183,8 @@ def _conformance(args: argparse.Namespace) -> int:
                         "-o", "python_files=*.py", "-p", "no:cacheprovider", "-q", "-rfEsX",
                         # a plugin unrelated to the kit, ~1 s of imports per suite run
                         "-p", "no:hypothesispytest",
+                        # where each suite's time goes, in every run's log
+                        "--durations=5", "--durations-min=1",
                         "--stackcore-driver", f"{family.name}:{found.name}",
                         "--stackcore-run", run,
                         "--stackcore-results", os.path.join(args.results, f"{result}.json"),

@@ -8,6 +8,10 @@ Two kinds of tests use the guest, both selected with ``-m guest``:
   reached starts ONE pytest inside the guest for all of them (same node ids, same repository,
   the guest's environment from ``tools/guest/setup.sh``), and each test's reports come back
   through the guest's writable share and are reported here as if they had run here.
+  ``@pytest.mark.guest("device-mapper", concurrent=True)``: the test gets an in-guest pytest
+  of its own, started when the session reaches its first guest test and running at the same
+  time as all the others - for a long test that shares no state with them (the lvm
+  conformance suite: its own volume group and iSCSI target prefix).
 * tests that take the ``guest`` fixture (and carry the marker, with no reason needed) **run on
   the host and drive the guest**: ``guest.run([...])`` runs a command inside it - e.g. the
   host's tgtd and nfs-ganesha serve, the guest attaches with os-brick.
@@ -27,7 +31,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "marked guest; without it they are deselected")
     group.addoption("--guest-results", metavar="DIR",
                     help="copy the conformance results the guest tests leave in the share "
-                    "(results/*.json) into DIR when the session ends")
+                    "(results/*.json, and their output, *.log) into DIR when the session ends")
     group.addoption("--guest-report", metavar="PATH",
                     help="(inside the guest) append each test report to PATH as JSON lines")
 
@@ -57,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "guest(feature): needs the full-kernel test guest: runs inside it (or, "
         "with the guest fixture, drives it from the host); feature names what only the guest "
-        "kernel has")
+        "kernel has; concurrent=True: in an in-guest pytest of its own, alongside the others")
     config.stash[_GUEST_KEY] = _GuestSession(config)
     config.stash[_DESELECTED_KEY] = 0
 
@@ -96,9 +99,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if session is not None and session.figures is not None:
         # (the guest is off by now: the session finished before the terminal summary)
         boot, setup = session.figures
+        batches = ", ".join(f"{name} {seconds:.1f} s"
+                            for name, seconds in sorted(session.batch_seconds.items()))
         terminalreporter.write_line(
             f"guest: booted in {boot:.1f} s, set up in {setup:.1f} s; "
-            f"in-guest pytest {session.batch_seconds:.1f} s; log {session.log_path}")
+            f"in-guest pytest runs (at the same time): {batches or 'none'}")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -110,62 +115,39 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 # --- the guest, shared by the fixture and the delegated tests ----------------------------------
 
 
-class _GuestSession:
-    """The session's one guest (booted on first use) and the in-guest batch of tests."""
+class _Batch:
+    """One pytest run inside the guest, of the given delegated tests, in a thread of its own;
+    each test's reports come back as JSON lines in ``report_path`` (the share)."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.guest: Guest | None = None
-        self.boot_error: str | None = None
-        self._lock = threading.Lock()
-        self.batch: threading.Thread | None = None
-        self.batch_done = threading.Event()
-        self.batch_result: Any = None
-        self.batch_seconds = 0.0
+    def __init__(self, guest: Guest, name: str, nodeids: list[str]) -> None:
+        self.nodeids = set(nodeids)
+        self.report_path = guest.share / f"reports-{name}.jsonl"
+        self.log_path = guest.share / f"pytest-{name}.log"
+        self.done = threading.Event()
+        self.result: Any = None
+        self.seconds = 0.0
         self.reports: dict[str, list[dict[str, Any]]] = {}
         self._offset = 0
-        self.report_path: Path | None = None
-        self.log_path: Path | None = None
-        #: (boot seconds, set-up seconds) of the guest, kept for the summary after close
-        self.figures: tuple[float, float] | None = None
-
-    def get(self) -> Guest:
-        with self._lock:
-            if self.guest is None and self.boot_error is None:
-                try:
-                    self.guest = Guest.boot()
-                except GuestError as err:
-                    self.boot_error = str(err)
-            if self.guest is None:
-                raise GuestError(f"the test guest did not boot: {self.boot_error}")
-            return self.guest
-
-    def start_batch(self, items: list[pytest.Item]) -> None:
-        guest = self.get()
-        self.report_path = guest.share / "reports.jsonl"
-        self.log_path = guest.share / "pytest.log"
-        nodeids = [item.nodeid for item in items]
         argv = [str(REPO / ".venv" / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider",
                 "-rfEs", "-v", "--guest-report", str(self.report_path),
-                "--junitxml", str(guest.share / "junit.xml"), *nodeids]
+                "--junitxml", str(guest.share / f"junit-{name}.xml"), *nodeids]
 
         def run() -> None:
             started = time.monotonic()
             try:
-                self.batch_result = guest.run(
+                self.result = guest.run(
                     ["bash", "-c", 'exec "$@" >"$0" 2>&1', str(self.log_path), *argv],
                     timeout=BATCH_TIMEOUT)
             except GuestError as err:
-                self.batch_result = err
+                self.result = err
             finally:
-                self.batch_seconds = time.monotonic() - started
-                self.batch_done.set()
+                self.seconds = time.monotonic() - started
+                self.done.set()
 
-        self.batch = threading.Thread(target=run, name="guest-pytest", daemon=True)
-        self.batch.start()
+        self.thread = threading.Thread(target=run, name=f"guest-pytest-{name}", daemon=True)
+        self.thread.start()
 
     def _read_reports(self) -> None:
-        assert self.report_path is not None
         try:
             with open(self.report_path, encoding="utf-8") as handle:
                 handle.seek(self._offset)
@@ -183,26 +165,93 @@ class _GuestSession:
         """The item's three reports once its teardown has been reported, None if the batch
         ended without them."""
         while True:
-            done = self.batch_done.is_set()
+            done = self.done.is_set()
             self._read_reports()
             found = self.reports.get(nodeid, [])
             if any(r.get("when") == "teardown" for r in found):
                 return found
             if done:
                 return found or None
-            self.batch_done.wait(0.5)
+            self.done.wait(0.5)
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class _GuestSession:
+    """The session's one guest (booted on first use) and its in-guest pytest batches: one of
+    every delegated test in collection order ("shared"), and one of its own for each test
+    marked ``guest(..., concurrent=True)``, started as soon as the session reaches its first
+    guest test and running alongside everything else (the lvm conformance suite: half the
+    tier's time, on a volume group and target prefix of its own)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.guest: Guest | None = None
+        self.boot_error: str | None = None
+        self._lock = threading.Lock()
+        self.batches: dict[str, _Batch] = {}  # batch name -> batch
+        #: (boot seconds, set-up seconds) of the guest, kept for the summary after close
+        self.figures: tuple[float, float] | None = None
+        self.batch_seconds: dict[str, float] = {}
+
+    def get(self) -> Guest:
+        with self._lock:
+            if self.guest is None and self.boot_error is None:
+                try:
+                    self.guest = Guest.boot()
+                except GuestError as err:
+                    self.boot_error = str(err)
+            if self.guest is None:
+                raise GuestError(f"the test guest did not boot: {self.boot_error}")
+            return self.guest
+
+    def start_concurrent(self, items: list[pytest.Item]) -> None:
+        """Start the batch of each ``concurrent`` delegated test not started yet."""
+        for item in items:
+            name = _concurrent_name(item)
+            if _inside(item) and name is not None and name not in self.batches:
+                self.batches[name] = _Batch(self.get(), name, [item.nodeid])
+
+    def batch_of(self, item: pytest.Item) -> _Batch:
+        """The batch that runs ``item`` (the shared one started on first need)."""
+        name = _concurrent_name(item)
+        if name is not None:
+            self.start_concurrent([item])
+            return self.batches[name]
+        if "shared" not in self.batches:
+            self.batches["shared"] = _Batch(
+                self.get(), "shared",
+                [i.nodeid for i in item.session.items
+                 if _inside(i) and _concurrent_name(i) is None])
+        return self.batches["shared"]
 
     def close(self, failed: bool) -> None:
+        # (each batch has ended: the session waited for its tests' reports; one whose tests
+        # were never reached, after -x or an interrupt, ends with the guest)
+        self.batch_seconds = {name: b.seconds for name, b in self.batches.items()}
         results = self.config.getoption("--guest-results")
         if self.guest is not None and results:
             os.makedirs(results, exist_ok=True)
-            for found in sorted((self.guest.share / "results").glob("*.json")):
-                if found.name != "run.json":
+            for found in sorted((self.guest.share / "results").iterdir()):
+                # the suites' results and their output (*.log)
+                if found.suffix in (".json", ".log") and found.name != "run.json":
                     shutil.copy(found, os.path.join(results, found.name))
         if self.guest is not None:
             self.figures = (self.guest.boot_seconds, self.guest.setup_seconds)
             self.guest.close(keep=failed)
             self.guest = None
+
+
+def _concurrent_name(item: pytest.Item) -> str | None:
+    """The name of the in-guest batch of its own a ``guest(..., concurrent=True)`` test runs
+    in; None for the others."""
+    marker = item.get_closest_marker("guest")
+    if marker is None or not marker.kwargs.get("concurrent"):
+        return None
+    return item.nodeid.rsplit("/", 1)[-1].split("::")[0].removesuffix(".py")
 
 
 @pytest.fixture(scope="session")
@@ -223,15 +272,22 @@ def guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    if IN_GUEST or not _inside(item):
+    if IN_GUEST or item.get_closest_marker("guest") is None:
+        return None
+    if not _inside(item):  # drives the guest: the concurrent batches run meanwhile
+        try:
+            item.config.stash[_GUEST_KEY].start_concurrent(item.session.items)
+        except GuestError:
+            pass  # the guest fixture reports it
         return None
     session: _GuestSession = item.config.stash[_GUEST_KEY]
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    batch = None
     try:
-        if session.batch is None:
-            session.start_batch([i for i in item.session.items if _inside(i)])
-        found = session.reports_of(item.nodeid)
+        session.start_concurrent(item.session.items)
+        batch = session.batch_of(item)
+        found = batch.reports_of(item.nodeid)
     except GuestError as err:
         found = None
         session.boot_error = session.boot_error or str(err)
@@ -241,7 +297,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                                                                        data=data)
             ihook.pytest_runtest_logreport(report=report)
     else:
-        ihook.pytest_runtest_logreport(report=_failed(item, session))
+        ihook.pytest_runtest_logreport(report=_failed(item, session, batch))
     # What pytest's own teardown step would do: finalise the fixtures of the collectors (a
     # package, a module) the next item is not in. An item delegated here sets nothing up, but
     # a host-run item before it left its package's and session's state on the stack, which the
@@ -256,16 +312,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return True
 
 
-def _failed(item: pytest.Item, session: _GuestSession) -> pytest.TestReport:
-    if session.boot_error:
-        why = session.boot_error
+def _failed(item: pytest.Item, session: _GuestSession, batch: _Batch | None
+            ) -> pytest.TestReport:
+    if session.boot_error or batch is None:
+        why = session.boot_error or "the test guest did not boot"
     else:
-        result = session.batch_result
-        tail = ""
-        if session.log_path is not None and session.log_path.exists():
-            tail = "\n".join(session.log_path.read_text(errors="replace").splitlines()[-60:])
-        why = (f"no result from the guest for this test (in-guest pytest: {result!r}); "
-               f"last lines of {session.log_path}:\n{tail}")
+        why = (f"no result from the guest for this test (in-guest pytest: {batch.result!r}); "
+               f"last lines of {batch.log_path}:\n{batch.log_tail()}")
     return pytest.TestReport(item.nodeid, item.location, {k: 1 for k in item.keywords},
                              "failed", why, "call", [], 0.0)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs INSIDE the test guest, once after boot (tests/guest/vm.py calls it through the agent):
 # loads the kernel modules the guest tests need, configures LVM with activation on and builds
-# the volume group on the guest's scratch disk, starts the guest's own tgtd, iscsid and OVS
+# the volume groups on the guest's scratch disk, starts the guest's own tgtd, iscsid and OVS
 # (the project's tools/backends scripts, with their state in the guest's /run), and writes the
 # guest's environment for the tests as JSON into the writable share.
 #
@@ -18,6 +18,7 @@ export LVM_SUPPRESS_FD_WARNINGS=1
 # visible through the overlay and must not be mistaken for the guest's).
 export STACKCORE_BACKENDS_STATE=/run/stackcore-backends
 VG=stackcore-vg
+CONFORMANCE_VG=stackcore-conformance-vg
 LOG="${SHARE}/setup.log"
 exec 3>&2 2>>"$LOG"   # details to the share; the caller sees the failing step below
 
@@ -67,8 +68,18 @@ for dev in /sys/block/vd*; do
   [[ -e "$dev" ]] && disk="/dev/${dev##*/}" && break
 done
 [[ -n "$disk" ]] || fail "no scratch disk (virtio-blk) in the guest"
-pvcreate -y -ff "$disk" >>"$LOG" || fail "pvcreate ${disk}"
-vgcreate "$VG" "$disk" >>"$LOG" || fail "vgcreate ${VG}"
+# Two halves, two volume groups: the tests' ($VG) and the lvm conformance suite's
+# ($CONFORMANCE_VG), which runs at the same time as the other guest tests (tests/guest/
+# plugin.py, concurrent=True) and measures its volume group's free space.
+parted -s "$disk" mklabel gpt mkpart tests 1MiB 50% mkpart conformance 50% 100% >>"$LOG" \
+  || fail "parted ${disk}"
+udevadm settle --timeout=60 || true
+for half in "${disk}1:${VG}" "${disk}2:${CONFORMANCE_VG}"; do
+  part=${half%%:*} vg=${half#*:}
+  [[ -b "$part" ]] || fail "no partition ${part} after parted"
+  pvcreate -y -ff "$part" >>"$LOG" || fail "pvcreate ${part}"
+  vgcreate "$vg" "$part" >>"$LOG" || fail "vgcreate ${vg}"
+done
 
 step "tgtd, ovs (tools/backends/up.sh in the guest)"
 bash "${REPO}/tools/backends/up.sh" tgt ovs >>"$LOG" 2>&1 || fail "tools/backends/up.sh tgt ovs"
@@ -84,7 +95,8 @@ iscsid || fail "iscsid"
 step "environment"
 # shellcheck disable=SC1091
 . "${STACKCORE_BACKENDS_STATE}/env.sh"
-export STACKCORE_TEST_LVM_VG="$VG" STACKCORE_TEST_LVM_PV="$disk"
+export STACKCORE_TEST_LVM_VG="$VG" STACKCORE_TEST_LVM_PV="${disk}1"
+export STACKCORE_TEST_LVM_CONFORMANCE_VG="$CONFORMANCE_VG"
 export STACKCORE_TEST_IN_GUEST=1
 # the host's backends, as the guest reaches them (QEMU's user network: the host's 127.0.0.1)
 export STACKCORE_TEST_HOST_ADDR=10.0.2.2

@@ -19,5 +19,9 @@ tier guest
 
 step "tests in the full-kernel guest" .venv/bin/pytest -rfEs -p no:cacheprovider --durations=30 -m guest \
   --guest --guest-results .stackcore-conformance tests "$@"
+if [ -f .stackcore-conformance/volume-lvm.log ]; then  # where the lvm suite's time went
+  echo "== [guest] the lvm suite's slowest tests"
+  sed -n '/slowest .*durations/,/^$/p' .stackcore-conformance/volume-lvm.log
+fi
 step "support matrix (lvm from the guest)" .venv/bin/stackcore matrix \
   --results .stackcore-conformance

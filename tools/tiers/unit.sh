@@ -21,6 +21,7 @@ set -uo pipefail
 tier unit
 
 HOG_PID=""
+declare -A HALF_PID=() HALF_RC=()  # the two pytest runs of a whole run: pid -> name, name -> rc
 hog_start() {
   # Half the cores by default: with one worker per core the tier took 47 of a CI run's 84
   # minutes (2026-12-03, a 2-core machine), too near CI's 90-minute limit; one busy core
@@ -52,7 +53,10 @@ hog_stop() {
 
 # tier() set `trap tier_end EXIT`: stop the hog first, keeping the exit status for tier_end.
 on_exit() {
-  local rc=$?
+  local rc=$? pid
+  for pid in "${!HALF_PID[@]}"; do  # a tier stopped early leaves no pytest run behind
+    kill -TERM "$pid" 2>/dev/null
+  done
   hog_stop
   (exit "$rc")
   tier_end
@@ -92,7 +96,6 @@ else
     HALF_PID[$!]=$name
     echo "== [unit +${SECONDS}s] ${name} tests started (pid $!): $*"
   }
-  declare -A HALF_PID=() HALF_RC=()
   run_half in-process tests/unit tests/conformance --ignore="$RBD_STORE"
   run_half backends tests/functional tests/guest "$RBD_STORE"
   while [ ${#HALF_RC[@]} -lt 2 ]; do

@@ -7,11 +7,12 @@
 #                then the support matrix; the results carry this run's id
 #   template     every third-party template (examples/, one per family) out of tree in its own
 #                tox env, all installing from one local wheelhouse built once
-#   unit         unit + functional tests (one pytest run; this script's arguments go to it),
-#                with the conformance kit's meta-test against the zoo of broken drivers
+#   unit         unit + functional tests as two pytest runs at the same time (in-process and
+#                backend tests; this script's arguments, a subset, go to a single run), with
+#                the conformance kit's meta-test against the zoo of broken drivers
 #   guest        the tests needing a full kernel, in one nested guest (Debian's kernel under
-#                QEMU TCG), and the lvm conformance suite there; after unit, whose CPU hog
-#                must not run at the same time
+#                QEMU TCG), and the lvm conformance suite there (alongside the others); after
+#                unit, whose load must not run at the same time
 #   docs         the Sphinx docs with -W; last, because the published support matrix is built
 #                from the conformance results of this very run (lvm's from the guest included)
 # Backends and virtualenv stop the run if they fail.  Every tier runs even if an earlier one

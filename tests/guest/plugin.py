@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -120,7 +121,6 @@ class _Batch:
     each test's reports come back as JSON lines in ``report_path`` (the share)."""
 
     def __init__(self, guest: Guest, name: str, nodeids: list[str]) -> None:
-        self.nodeids = set(nodeids)
         self.report_path = guest.share / f"reports-{name}.jsonl"
         self.log_path = guest.share / f"pytest-{name}.log"
         self.done = threading.Event()
@@ -251,7 +251,8 @@ def _concurrent_name(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("guest")
     if marker is None or not marker.kwargs.get("concurrent"):
         return None
-    return item.nodeid.rsplit("/", 1)[-1].split("::")[0].removesuffix(".py")
+    # one per test (two concurrent tests of one module get two batches), usable in file names
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", item.nodeid.rsplit("/", 1)[-1].replace(".py::", "-"))
 
 
 @pytest.fixture(scope="session")

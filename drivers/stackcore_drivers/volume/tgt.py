@@ -112,15 +112,19 @@ class TgtTarget:
         tid = self.targets().get(iqn)
         if tid is None:
             try:
-                with _making_targets():
-                    execute("tgt-admin", "--conf", conf, "--update", iqn)
-                    tid = self._wait_for(iqn)
+                tid = self._make(conf, iqn)
             except Exception:
                 with contextlib.suppress(Exception):
                     self.remove(volume_name)
                 raise
         return {"provider_location": f"{self.portal},{tid} {iqn} {LUN}",
                 "provider_auth": f"CHAP {user} {password}"}
+
+    def _make(self, conf: str, iqn: str) -> int:
+        """Make the target ``iqn`` from its definition ``conf``; its target id."""
+        with _making_targets():
+            execute("tgt-admin", "--conf", conf, "--update", iqn)
+            return self._wait_for(iqn)
 
     def _wait_for(self, iqn: str) -> int:
         for _ in range(20):
@@ -138,9 +142,7 @@ class TgtTarget:
             return
         if not os.path.exists(conf):
             raise exception.DriverError(f"no saved definition for target {iqn}")
-        with _making_targets():
-            execute("tgt-admin", "--conf", conf, "--update", iqn)
-            self._wait_for(iqn)
+        self._make(conf, iqn)
 
     def remove(self, volume_name: str) -> None:
         """Delete the target (forced: sessions are dropped) and its definition; idempotent.

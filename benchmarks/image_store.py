@@ -7,7 +7,7 @@ same run, median of ``--runs``:
 * **upload**: ``store.add`` from an open file (size and sha256 computed on the way; the file
   store fsyncs) against the raw copy - ``cp`` then ``sync`` of the copy (the same durability)
   for ``file``, ``rbd import`` (same object size) for ``rbd``;
-* **download**: ``store.get`` written to a local file against ``cp`` of the stored file /
+* **download**: ``store.download_to`` a local file against ``cp`` of the stored file /
   ``rbd export`` of the stored image / ``curl -o`` of the same URL (the read-only ``web`` store
   has no upload; the server is ``python -m http.server``, a process of its own, for both).
 
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import stackcore
@@ -71,10 +71,10 @@ def make_store(cls: type[ImageStore], options: dict[str, str]) -> ImageStore:
     return store
 
 
-def write_chunks(chunks: Iterator[bytes], path: str) -> None:
-    with open(path, "wb") as out:
-        for chunk in chunks:
-            out.write(chunk)
+def download(store: ImageStore, location: str, path: str) -> None:
+    """The store's copy into a new local file (what the host image cache fetches with)."""
+    with open(path, "xb") as out:
+        store.download_to(location, out.fileno())
 
 
 class FileBench:
@@ -167,7 +167,7 @@ def bench_web(bench: WebBench, size: int, runs: int) -> dict[str, Any]:
     target = os.path.join(bench.work, "download")
     store_times, raw_times = [], []
     for _ in range(runs):
-        store_times.append(timed(lambda: write_chunks(bench.store.get(location), target)))
+        store_times.append(timed(lambda: download(bench.store, location, target)))
         if os.path.getsize(target) != size:
             raise RuntimeError(f"the web store read {os.path.getsize(target)} of {size} bytes")
         os.unlink(target)
@@ -197,7 +197,7 @@ def bench_store(bench: Any, source: str, size: int, runs: int) -> dict[str, Any]
             target = os.path.join(bench.work, "download")
             location = stored.location
             times["download"].append(timed(
-                lambda loc=location, out=target: write_chunks(bench.store.get(loc), out)))
+                lambda loc=location, out=target: download(bench.store, loc, out)))
             os.unlink(target)
             times["raw_download"].append(bench.raw_download(stored.location, target))
             os.unlink(target)

@@ -29,6 +29,7 @@ from stackcore.image.store import (
     StoredImage,
     check_image_id,
     check_range,
+    write_chunks,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "check_image_id",
     "check_range",
     "inspect",
+    "write_chunks",
 ]

@@ -56,7 +56,13 @@ from stackcore.faults import Fault
 from stackcore.image import format as image_format
 from stackcore.image import models, stats, uploads, url_filter
 from stackcore.image import quotas as image_quotas
-from stackcore.image.store import ChunkReader, ImageStore, SizeLimitExceeded, check_range
+from stackcore.image.store import (
+    ChunkReader,
+    ImageStore,
+    SizeLimitExceeded,
+    check_range,
+    close_chunks,
+)
 from stackcore.project import context as request_context
 from stackcore.project import policy
 from stackcore.project.scope import ScopedAPI
@@ -620,9 +626,7 @@ class ImageAPI(ScopedAPI):
         try:
             return self.upload(image_id, _IteratorReader(chunks), size=size, store=store)
         finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            close_chunks(chunks)
 
     def _inspect(self, store: ImageStore, location: str,
                  disk_format: str) -> image_format.Inspected:
@@ -633,15 +637,7 @@ class ImageAPI(ScopedAPI):
             return image_format.inspect(local(location), disk_format, field="data")
         scratch = self.conf.state_path or None
         with tempfile.NamedTemporaryFile(prefix="image-inspect-", dir=scratch) as copy:
-            chunks = store.get(location)
-            try:
-                for chunk in chunks:
-                    copy.write(chunk)
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
-            copy.flush()
+            store.download_to(location, copy.fileno())
             return image_format.inspect(copy.name, disk_format, field="data")
 
     @schemas.accepts(image_id=_ID, offset=s.integer(0, 2**62),
@@ -686,9 +682,7 @@ class ImageAPI(ScopedAPI):
                     sent += len(chunk)
                     yield chunk
             finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
+                close_chunks(chunks)
             with request_context.serving(asked):
                 self.notifier.info("image.send", lambda: {
                     "image_id": image_id, "owner_id": owner, "bytes_sent": sent})

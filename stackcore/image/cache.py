@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from stackcore import exception
 from stackcore.image import format as image_format
-from stackcore.image.store import Digesting, ImageStore, check_image_id
+from stackcore.image.store import WRITE_CHUNK_SIZE, BackgroundSha256, ImageStore, check_image_id
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -63,23 +63,6 @@ class CachedSource:
     size: int
     sha256: str
     disk_format: str
-
-
-class _ChunksReader:
-    """``read(n)`` over a store's chunk iterator, for :class:`Digesting`."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def read(self, size: int = -1, /) -> bytes:
-        if not self._buffer:
-            self._buffer = next(self._chunks, b"")
-        if size < 0 or size >= len(self._buffer):  # the whole chunk: no copy
-            data, self._buffer = self._buffer, b""
-            return data
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
 
 
 class ImageCache:
@@ -170,25 +153,16 @@ class ImageCache:
         partial = os.path.join(self.directory, f".{source.image_id}.{uuid.uuid4().hex}{_PART}")
         started = time.monotonic()
         try:
-            chunks = store.get(source.location)
+            fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
             try:
-                digest = Digesting(_ChunksReader(chunks), None, None)
-                with open(partial, "xb") as out:
-                    for chunk in digest.chunks():
-                        out.write(chunk)
-                        if on_bytes is not None:
-                            on_bytes(len(chunk))
-                    out.flush()
-                    os.fsync(out.fileno())
+                size, sha256 = self._download(store, source, fd, on_bytes)
+                os.fsync(fd)
             finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
-            got = digest.result(source.location)
-            if (got.size, got.sha256) != (source.size, source.sha256):
+                os.close(fd)
+            if (size, sha256) != (source.size, source.sha256):
                 raise exception.Invalid(
                     "image", f"image {source.image_id}: the bytes read from image store "
-                    f"{source.store!r} are {got.size} bytes with sha256 {got.sha256}, the image "
+                    f"{source.store!r} are {size} bytes with sha256 {sha256}, the image "
                     f"record says {source.size} bytes with sha256 {source.sha256} (nothing "
                     "was cached)", source.image_id)
             image_format.inspect(partial, source.disk_format,
@@ -205,7 +179,49 @@ class ImageCache:
             finally:
                 os.close(dirfd)
         LOG.info("image %s cached from store %s (%d bytes in %.2f s)", source.image_id,
-                 source.store, got.size, time.monotonic() - started)
+                 source.store, size, time.monotonic() - started)
+
+    @staticmethod
+    def _download(store: ImageStore, source: CachedSource, fd: int,
+                  on_bytes: Callable[[int], object] | None) -> tuple[int, str]:
+        """Have ``store`` write the image into ``fd``; its size and sha256.
+
+        The sha256 is of the bytes as they are in the file: each piece the store reports
+        written is read back (from the page cache) and hashed in a thread of its own while
+        the store writes the next, so a fetch costs about the longer of the copy and the
+        hashing, not their sum, whichever way the store copies (in the kernel, for the
+        ``file`` store). A store sending more than the record's size is stopped there."""
+        digest = BackgroundSha256()
+        landed = 0
+
+        def hash_landed(count: int) -> None:
+            nonlocal landed
+            end = landed + count
+            if end > source.size:
+                raise exception.Invalid(
+                    "image", f"image {source.image_id}: image store {source.store!r} sent "
+                    f"more than the {source.size} bytes the image record says (stopped at "
+                    f"{end}; nothing was cached)", source.image_id)
+            while landed < end:
+                piece = os.pread(fd, min(WRITE_CHUNK_SIZE, end - landed), landed)
+                if not piece:
+                    raise exception.DriverError(
+                        f"image {source.image_id}: image store {source.store!r} reported "
+                        f"{end} bytes written, the file holds {landed}")
+                digest.update(piece)
+                landed += len(piece)
+            if on_bytes is not None:
+                on_bytes(count)
+
+        try:
+            size = store.download_to(source.location, fd, hash_landed)
+        finally:
+            digest.stop()  # no hashing thread outlives a failed download
+        if size != landed:
+            raise exception.DriverError(
+                f"image {source.image_id}: image store {source.store!r} wrote {size} bytes "
+                f"but reported {landed}")
+        return size, digest.hexdigest()
 
     # --- cleaning ---------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ add from a stream        :meth:`ImageStore.add` (size and sha256 computed on the
                          limit; capability ``writable``)
 get as a stream          :meth:`ImageStore.get` (ranged reads: ``offset``, ``length``),
                          :meth:`ImageStore.get_size`
+copy into a local file   :meth:`ImageStore.download_to` (the base class writes ``get``'s
+                         chunks; a store overrides it only to go faster)
 delete                   :meth:`ImageStore.delete` (idempotent; capability ``writable``)
 discard                  :meth:`ImageStore.discard` (all an image id's data, partial adds
                          included; capability ``discard``)
@@ -43,10 +45,11 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
+import os
 import queue
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from stackcore import exception
@@ -126,7 +129,7 @@ def check_range(offset: int, length: int | None) -> None:
         raise exception.Invalid("length", "must be an integer >= 0 or None", length)
 
 
-class _BackgroundSha256:
+class BackgroundSha256:
     """sha256 of a sequence of chunks, computed in a thread of its own.
 
     Why: hashlib releases the GIL while it hashes a large buffer, so the thread hashes one
@@ -183,7 +186,7 @@ class Digesting:
         self.expected = size
         self.max_size = max_size
         self.size = 0
-        self._hash = _BackgroundSha256()
+        self._hash = BackgroundSha256()
 
     def chunks(self, chunk_size: int = WRITE_CHUNK_SIZE) -> Iterator[bytes]:
         """The stream's bytes; raises (mid-iteration) when a limit is crossed, and at the end
@@ -317,6 +320,29 @@ class ImageStore(abc.ABC):
     def get_size(self, location: str) -> int:
         """The image's size in bytes; ``NotFound`` when nothing is at ``location``."""
 
+    def download_to(self, location: str, out: int,
+                    on_bytes: Callable[[int], object] | None = None) -> int:
+        """Write the whole image at ``location`` into the open file descriptor ``out`` (from
+        its current position on); return the number of bytes written. The bytes are those
+        :meth:`get` yields; only the way differs: the fastest the store has into a local file
+        (the ``file`` store copies inside the kernel, never through Python).
+
+        ``on_bytes(n)`` (n > 0) is called each time ``n`` more bytes have reached ``out``, in
+        order: they can be read back with ``os.pread`` when it is called (the image cache
+        hashes them so, as they land). What it raises stops the copy and propagates - the
+        cache stops a store that sends more than the image record's size that way.
+
+        Called by the per-host image cache's fetch and by the image API's inspection of an
+        image not in a local file, each time into a new file of its own. ``NotFound``, raised
+        before anything is written, when nothing is at ``location``. A failure part-way may
+        leave bytes in ``out``: the caller discards its file. The base class writes
+        :meth:`get`'s chunks."""
+        chunks = self.get(location)
+        try:
+            return write_chunks(chunks, out, on_bytes)
+        finally:
+            close_chunks(chunks)
+
     @abc.abstractmethod
     def locations(self) -> list[str]:
         """The location of every complete image this store holds (a read-only store, which
@@ -368,6 +394,30 @@ class ChunkReader:
 
     def __del__(self) -> None:
         self.close()
+
+
+def close_chunks(chunks: Iterator[bytes]) -> None:
+    """Release what a chunk iterator from :meth:`ImageStore.get` holds (a file, a socket, an
+    RBD image) when it was not read to the end; iterators without ``close`` hold nothing."""
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+def write_chunks(chunks: Iterable[bytes | memoryview], out: int,
+                 on_bytes: Callable[[int], object] | None = None) -> int:
+    """Write every chunk to the file descriptor ``out`` (all of it: a write may be short);
+    ``on_bytes(len(chunk))`` after each. The bytes written. A chunk may be a view of a buffer
+    the iterator reuses: it is written before the next is asked for."""
+    done = 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(out, view):]
+        done += len(chunk)
+        if chunk and on_bytes is not None:
+            on_bytes(len(chunk))
+    return done
 
 
 def _declared_data(cls: type) -> list[str]:

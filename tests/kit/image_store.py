@@ -7,7 +7,7 @@ import collections
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from stackcore import exception
@@ -224,6 +224,42 @@ class DiscardsButDeclaresNot(FileStore):
     capabilities: ClassVar[dict[str, bool]] = {"writable": True, "discard": False}
 
 
+class DownloadDropsTail(FileStore):
+    """``download_to`` writes (and reports) all but the last byte."""
+
+    def download_to(self, location: str, out: int,
+                    on_bytes: Callable[[int], object] | None = None) -> int:
+        data = b"".join(self.get(location))[:-1]
+        os.write(out, data)
+        if on_bytes is not None and data:
+            on_bytes(len(data))
+        return len(data)
+
+
+class DownloadReportsAhead(FileStore):
+    """``download_to`` reports every byte through ``on_bytes`` before writing any."""
+
+    def download_to(self, location: str, out: int,
+                    on_bytes: Callable[[int], object] | None = None) -> int:
+        size = self.get_size(location)
+        if on_bytes is not None and size:
+            on_bytes(size)
+        return super().download_to(location, out)
+
+
+class DownloadIgnoresStop(FileStore):
+    """``download_to`` goes on when ``on_bytes`` raises."""
+
+    def download_to(self, location: str, out: int,
+                    on_bytes: Callable[[int], object] | None = None) -> int:
+        def report(count: int) -> None:
+            if on_bytes is not None:
+                with contextlib.suppress(Exception):
+                    on_bytes(count)
+
+        return super().download_to(location, out, report)
+
+
 def _b(name: str, cls: type, kills: list[str], expect: str, defect: str,
        outcome: str = "fail", capability: str = "") -> Broken:
     if not capability and all(k.startswith(WRITE) for k in kills):
@@ -233,6 +269,15 @@ def _b(name: str, cls: type, kills: list[str], expect: str, defect: str,
 
 
 ZOO = [
+    _b("download-drops-tail", DownloadDropsTail, [DATA + "test_download_to_a_file"],
+       "bytes download_to() returned: expected", "writes all but the last byte"),
+    _b("download-reports-ahead", DownloadReportsAhead, [DATA + "test_download_to_a_file"],
+       "the bytes in the file when on_bytes() reported them: expected",
+       "reports bytes before they are written"),
+    _b("download-ignores-stop", DownloadIgnoresStop,
+       [DATA + "test_download_to_stops_and_refuses"],
+       "(the error passed on): expected Stop, got no error",
+       "goes on copying when on_bytes raises"),
     _b("corrupt-read", CorruptRead, [DATA + "test_read_back_whole"],
        "sha256 of the", "flips a byte of what it reads"),
     _b("ignores-offset", IgnoresOffset, [DATA + "test_ranged_reads"],

@@ -22,7 +22,7 @@ import collections
 import contextlib
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception, lazy
@@ -34,6 +34,7 @@ from stackcore.image import (
     StoredImage,
     check_image_id,
     check_range,
+    write_chunks,
 )
 from stackcore_drivers import ceph
 
@@ -86,8 +87,10 @@ class _Reader:
     """Chunks of an open RBD image snapshot from ``offset``; closes image and ioctx at the
     end (or on close)."""
 
-    def __init__(self, ioctx: Any, image: Any, offset: int, length: int | None) -> None:
+    def __init__(self, ioctx: Any, image: Any, offset: int, length: int | None,
+                 chunk: int = CHUNK_SIZE, window: int = _WINDOW) -> None:
         self._ioctx, self._image = ioctx, image
+        self._chunk, self._window = chunk, window
         size = int(image.size())
         self._ahead = offset  # the next offset to ask for
         self._end = size if length is None else min(size, offset + length)
@@ -99,9 +102,9 @@ class _Reader:
         return self
 
     def _read_ahead(self) -> None:
-        while self._image is not None and len(self._pending) < _WINDOW \
+        while self._image is not None and len(self._pending) < self._window \
                 and self._ahead < self._end:
-            count = min(CHUNK_SIZE, self._end - self._ahead)
+            count = min(self._chunk, self._end - self._ahead)
             box: list[bytes | None] = []
             completion = self._image.aio_read(
                 self._ahead, count, lambda _c, data, box=box: box.append(data))
@@ -288,9 +291,10 @@ class RbdStore(ImageStore):
         return digest.result(self._location(name))
 
     def _write_window(self) -> int:
-        """Writes an add keeps in flight: the cluster configuration's
-        ``rbd_concurrent_management_ops`` (as ``rbd import``), else :data:`_WRITE_WINDOW`.
-        Each holds one object's bytes in memory until it completes."""
+        """Object writes an add (and object reads a download) keeps in flight: the cluster
+        configuration's ``rbd_concurrent_management_ops`` (as ``rbd import`` and ``rbd
+        export``), else :data:`_WRITE_WINDOW`. Each holds one object's bytes in memory until
+        it completes."""
         rados, _ = _bindings()
         client = self._rados()
         try:
@@ -344,8 +348,24 @@ class RbdStore(ImageStore):
     # --- reading ------------------------------------------------------------------------------
 
     def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
-        _, rbd = _bindings()
         check_range(offset, length)
+        return self._reader(location, offset, length)
+
+    def download_to(self, location: str, out: int,
+                    on_bytes: Callable[[int], object] | None = None) -> int:
+        """Read as ``rbd export`` does: whole objects, ``rbd_concurrent_management_ops`` of
+        them in flight (each one object's bytes in memory), written in order as they
+        complete. Through :meth:`get` (1 MiB reads, 8 in flight) it reached 86 % of
+        ``rbd export`` (benchmarks/image_store.py)."""
+        reader = self._reader(location, 0, None, whole_objects=True)
+        try:
+            return write_chunks(reader, out, on_bytes)
+        finally:
+            reader.close()
+
+    def _reader(self, location: str, offset: int, length: int | None,
+                whole_objects: bool = False) -> _Reader:
+        _, rbd = _bindings()
         name = self._name(location)
         ioctx = self._open_ioctx()
         try:
@@ -356,7 +376,15 @@ class RbdStore(ImageStore):
         except BaseException:
             ioctx.close()
             raise
-        return _Reader(ioctx, image, offset, length)
+        if not whole_objects:
+            return _Reader(ioctx, image, offset, length)
+        try:
+            chunk, window = int(image.stat()["obj_size"]), self._write_window()
+        except BaseException:
+            image.close()
+            ioctx.close()
+            raise
+        return _Reader(ioctx, image, offset, length, chunk, window)
 
     def get_size(self, location: str) -> int:
         _, rbd = _bindings()

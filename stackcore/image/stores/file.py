@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import os
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception
@@ -27,6 +28,7 @@ from stackcore.image.store import (
     StoredImage,
     check_image_id,
     check_range,
+    write_chunks,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +80,40 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     function = _sync_file_range()
     if function is not None:
         function(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # an error: the fsync does it all
+
+
+#: Bytes one ``copy_file_range`` call of :meth:`FileStore.download_to` copies: the unit of its
+#: ``on_bytes`` reports (the image cache reads each piece back to hash it as the next is
+#: copied, so a piece is also what the cache holds in memory at once).
+_COPY_STEP = 8 * 1024 * 1024
+
+#: copy_file_range's errors that mean "not between these two files" (another filesystem
+#: before Linux 5.3 or between some filesystem types, a kernel or filesystem without it),
+#: seen on the first call, before anything was copied: then the bytes go through user space.
+_NO_IN_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
+
+
+def _copy_file(source: int, out: int, on_bytes: Callable[[int], object] | None) -> int:
+    """Copy the open file ``source`` from its position to ``out`` at its position.
+
+    Why ``copy_file_range``: the bytes never enter Python (nor user space): the kernel copies
+    page-cache pages, or shares the extents where the filesystem can (XFS, btrfs reflinks) -
+    what ``cp`` does, and the benchmark's yardstick. Handing each 1 MiB chunk of
+    :meth:`FileStore.get` to Python and writing it back reached 21 % of ``cp``'s throughput."""
+    done = 0
+    while True:
+        try:
+            copied = os.copy_file_range(source, out, _COPY_STEP)
+        except OSError as err:
+            if done or err.errno not in _NO_IN_KERNEL_COPY:
+                raise
+            with open(source, "rb", buffering=0, closefd=False) as handle:
+                return write_chunks(ChunkReader(handle, None, _COPY_STEP), out, on_bytes)
+        if not copied:
+            return done
+        done += copied
+        if on_bytes is not None:
+            on_bytes(copied)
 
 
 class FileStore(ImageStore):
@@ -211,6 +247,17 @@ class FileStore(ImageStore):
             handle.close()
             raise
         return ChunkReader(handle, length)
+
+    def download_to(self, location: str, out: int,
+                    on_bytes: Callable[[int], object] | None = None) -> int:
+        try:
+            source = os.open(self._path(location), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise exception.NotFound("image", location) from None
+        try:
+            return _copy_file(source, out, on_bytes)
+        finally:
+            os.close(source)
 
     def get_size(self, location: str) -> int:
         path = self._path(location)

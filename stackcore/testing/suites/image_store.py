@@ -11,7 +11,9 @@ What is checked, by feature:
 * ``data`` - what was stored reads back whole and by ranges (``offset``/``length`` at the
   start, across chunk boundaries, past the end), in chunks no longer than ``CHUNK_SIZE``;
   ``get_size``; a missing image is ``NotFound`` (from the call, not the first chunk); an empty
-  image; bad ranges refused;
+  image; bad ranges refused; ``download_to`` writes the same bytes into a file from its
+  position, reports them through ``on_bytes`` once they are in the file, stops on what
+  ``on_bytes`` raises, and writes nothing for a missing image;
 * ``writable`` (capability) - add reports the size and sha256 of what was sent; delete is
   idempotent; a second add of an id is ``Conflict`` and leaves the first intact; a size limit
   is refused as soon as it is crossed (the rest of the stream unread) with nothing left; a
@@ -38,6 +40,7 @@ import functools
 import hashlib
 import io
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -272,6 +275,67 @@ class TestImageStoreData:
                      "ranged get() of an image that is gone")
         check.raises(exception.NotFound, lambda: image_store.get_size(location),
                      "get_size() of an image that is gone")
+
+
+    def test_download_to_a_file(self, image_store: ImageStore, seed: Seeder) -> None:
+        data = payload()
+        location = seed(data)
+        head = b"head"  # download_to writes from the file's position, after this
+        with tempfile.TemporaryFile() as out:
+            out.write(head)
+            out.flush()
+            fd = out.fileno()
+            reported: list[int] = []
+            seen = bytearray()  # each reported piece, read back when it was reported
+
+            def on_bytes(count: int) -> None:
+                reported.append(count)
+                at = len(head) + len(seen)
+                seen.extend(os.pread(fd, count, at) if count > 0 else b"")
+
+            written = check.step("download_to()",
+                                 lambda: image_store.download_to(location, fd, on_bytes))
+            check.equal(written, len(data), "bytes download_to() returned")
+            check.that(all(n > 0 for n in reported), "on_bytes() counts", "each > 0",
+                       reported)
+            check.equal(sum(reported), len(data), f"sum of the {len(reported)} on_bytes() "
+                        "counts")
+            check.that(bytes(seen) == data, "the bytes in the file when on_bytes() reported "
+                       "them", f"the {len(data)} stored bytes",
+                       f"{len(seen)} bytes" + (", different" if len(seen) == len(data) else ""))
+            got = os.pread(fd, len(head) + len(data) + 1, 0)  # one past: nothing more
+            check.that(got[:len(head)] == head, "the file's first bytes after download_to()",
+                       f"{head!r} (written before it, kept)", got[:len(head)])
+            check.equal(hashlib.sha256(got[len(head):]).hexdigest(),
+                        hashlib.sha256(data).hexdigest(),
+                        f"sha256 of the {len(got) - len(head)} bytes download_to() wrote "
+                        f"({len(data)} stored)")
+
+    def test_download_to_stops_and_refuses(self, image_store: ImageStore,
+                                           seed: Seeder) -> None:
+        class Stop(Exception):
+            pass
+
+        def stop(count: int) -> None:
+            raise Stop(count)
+
+        location = seed(payload())
+        empty = seed(b"")
+        missing = seed(payload(1000))
+        seed.remove(missing)
+        with tempfile.TemporaryFile() as out:
+            fd = out.fileno()
+            check.raises(Stop, lambda: image_store.download_to(location, fd, stop),
+                         "download_to() whose on_bytes() raises (the error passed on)")
+            out.truncate(0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            check.equal(check.step("download_to() of an empty image",
+                                   lambda: image_store.download_to(empty, fd, stop)),
+                        0, "bytes download_to() of an empty image returned")
+            check.raises(exception.NotFound, lambda: image_store.download_to(missing, fd),
+                         "download_to() of an image that is gone")
+            check.equal(os.fstat(fd).st_size, 0,
+                        "bytes in the file after download_to()s of an empty and a missing image")
 
 
 # --- writable ---------------------------------------------------------------------------------

@@ -5,12 +5,13 @@ used images cleaned while images in use stay; servers of uploaded images boot fr
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import io
 import os
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,19 @@ from stackcore.image.stores.file import FileStore
 
 
 class CountingStore:
-    """A real store whose ``get`` calls are counted (per location)."""
+    """A real store whose downloads (``download_to``, what the cache fetches with) are
+    counted, per location."""
 
     def __init__(self, store: ImageStore) -> None:
         self.store = store
-        self.gets: list[str] = []
+        self.downloads: list[str] = []
         self._lock = threading.Lock()
 
-    def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+    def download_to(self, location: str, out: int,
+                    on_bytes: Callable[[int], object] | None = None) -> int:
         with self._lock:
-            self.gets.append(location)
-        return self.store.get(location, offset, length)
+            self.downloads.append(location)
+        return self.store.download_to(location, out, on_bytes)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -94,7 +97,7 @@ def test_concurrent_uses_download_once(stores: dict[str, ImageStore], tmp_path: 
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: boot(), range(8)))
-    assert len(store.gets) == 1, f"8 concurrent uses downloaded {len(store.gets)} times"
+    assert len(store.downloads) == 1, f"8 concurrent uses downloaded {len(store.downloads)} times"
     assert all(r == data for r in results), "a use read other bytes than the image's"
     assert _cached_files(cache.directory) == [source.image_id], os.listdir(cache.directory)
 
@@ -113,7 +116,8 @@ def test_eight_concurrent_boots_on_one_host_download_once(icloud: stackcore.Clou
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         servers = list(pool.map(boot, range(8)))
     assert [s.status for s in servers] == ["ACTIVE"] * 8, [(s.status, s.fault) for s in servers]
-    assert len(counting.gets) == 1, f"8 boots downloaded the image {len(counting.gets)} times"
+    assert len(counting.downloads) == 1, \
+        f"8 boots downloaded the image {len(counting.downloads)} times"
     cached = manager.image_cache.path(source.image_id)
     assert hashlib.sha256(Path(cached).read_bytes()).hexdigest() == source.sha256
     assert manager.images_in_use() == {source.image_id}
@@ -129,6 +133,45 @@ def test_checksum_mismatch_caches_nothing(stores: dict[str, ImageStore], tmp_pat
     assert source.sha256 in str(err.value) and "0" * 64 in str(err.value), err.value
     assert _cached_files(cache.directory) == [], "a refused image was kept"
     assert cache.fetch(source) == cache.path(source.image_id)  # the right record still works
+
+
+def test_a_store_sending_more_than_the_record_says_is_stopped_there(
+        stores: dict[str, ImageStore], tmp_path: Path) -> None:
+    """A store (a web server, a replaced object) sending more bytes than the image record
+    says: the fetch stops at the first piece past the size, naming both, and caches nothing -
+    a hostile server cannot fill the host's disk."""
+    data = os.urandom(3 * 1024 * 1024)
+    source = _put(stores, data)
+    short = dataclasses.replace(source, size=1024 * 1024)
+    reported: list[int] = []
+    cache = ImageCache(str(tmp_path / "cache"), stores)
+    with pytest.raises(exception.Invalid, match="sent more than") as err:
+        with cache.use(short, reported.append):
+            pass
+    assert f"more than the {1024 * 1024} bytes" in str(err.value), err.value
+    assert reported == [], f"bytes past the record's size were reported as progress: {reported}"
+    assert _cached_files(cache.directory) == [], "a stopped fetch left files"
+
+
+def test_the_hash_is_of_the_bytes_in_the_file(stores: dict[str, ImageStore],
+                                              tmp_path: Path) -> None:
+    """A store that reports pieces before they are in the file fails the checksum (the cache
+    hashes what it reads back from the file, not what the store says it sent)."""
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    source = _put(stores, data)
+
+    class ReportsAhead(CountingStore):
+        def download_to(self, location: str, out: int,
+                        on_bytes: Callable[[int], object] | None = None) -> int:
+            if on_bytes is not None:
+                on_bytes(len(data))  # before the copy: the file is empty yet
+            return self.store.download_to(location, out)
+
+    cache = ImageCache(str(tmp_path / "cache"),
+                       {"file": ReportsAhead(stores["file"])})  # type: ignore[dict-item]
+    with pytest.raises(exception.DriverError, match="the file holds 0"):
+        cache.fetch(source)
+    assert _cached_files(cache.directory) == [], "a refused fetch left files"
 
 
 def test_store_bytes_changed_fails_the_boot(icloud: stackcore.Cloud) -> None:

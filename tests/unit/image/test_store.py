@@ -4,6 +4,7 @@ load-time validation of store plugins."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -179,6 +180,78 @@ def test_file_store_starts_writeback_as_it_goes_and_fsyncs_before_returning(
         assert handle.read() == data
     assert (stored.size, stored.sha256) == (len(data), hashlib.sha256(data).hexdigest()), stored
 
+
+
+def _spy_copy_file_range(monkeypatch: pytest.MonkeyPatch,
+                         fail_call: int | None = None) -> list[int]:
+    """Count ``os.copy_file_range``'s calls (their results); call ``fail_call`` (0-based)
+    raises EXDEV, as between two filesystems that cannot copy in the kernel."""
+    results: list[int] = []
+    real = os.copy_file_range
+
+    def spy(source: int, out: int, count: int, *args: Any) -> int:
+        if len(results) == fail_call:
+            results.append(-1)
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        copied = real(source, out, count, *args)
+        results.append(copied)
+        return copied
+
+    monkeypatch.setattr(os, "copy_file_range", spy)
+    return results
+
+
+def _download(store: FileStore, location: str, path: Any) -> tuple[int, list[int], bytes]:
+    reported: list[int] = []
+    with open(path, "wb+") as out:
+        written = store.download_to(location, out.fileno(), reported.append)
+    with open(path, "rb") as handle:
+        return written, reported, handle.read()
+
+
+def test_file_store_download_to_copies_inside_the_kernel(
+        file_store: FileStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    step = 1024 * 1024
+    monkeypatch.setattr(file_module, "_COPY_STEP", step)
+    data = os.urandom(3 * step + 5)
+    stored = file_store.add("img-copy", io.BytesIO(data), len(data))
+    calls = _spy_copy_file_range(monkeypatch)
+    written, reported, got = _download(file_store, stored.location, tmp_path / "out")
+    assert calls == [step, step, step, 5, 0], f"copy_file_range's results: {calls}"
+    assert (written, reported) == (len(data), [step, step, step, 5]), (written, reported)
+    assert got == data, f"{len(got)} bytes copied, {len(data)} stored"
+
+
+def test_file_store_download_to_goes_through_user_space_where_the_kernel_cannot(
+        file_store: FileStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(2 * WRITE_CHUNK_SIZE + 7)
+    stored = file_store.add("img-exdev", io.BytesIO(data), len(data))
+    calls = _spy_copy_file_range(monkeypatch, fail_call=0)
+    written, reported, got = _download(file_store, stored.location, tmp_path / "out")
+    assert calls == [-1], f"copy_file_range was called again after EXDEV: {calls}"
+    assert written == sum(reported) == len(data), (written, reported)
+    assert got == data, f"{len(got)} bytes copied, {len(data)} stored"
+
+
+def test_file_store_download_to_does_not_start_over_after_a_partial_copy(
+        file_store: FileStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error after some bytes were copied is the download's failure: going on through
+    user space would duplicate or skip bytes if the positions moved."""
+    monkeypatch.setattr(file_module, "_COPY_STEP", 4096)
+    data = os.urandom(3 * 4096)
+    stored = file_store.add("img-partial", io.BytesIO(data), len(data))
+    _spy_copy_file_range(monkeypatch, fail_call=1)
+    with pytest.raises(OSError) as err:
+        _download(file_store, stored.location, tmp_path / "out")
+    assert err.value.errno == errno.EXDEV, err.value
+
+
+def test_file_store_download_to_of_a_missing_image_is_not_found(file_store: FileStore,
+                                                                tmp_path: Any) -> None:
+    stored = file_store.add("img-gone", io.BytesIO(b"x"), 1)
+    file_store.delete(stored.location)
+    with pytest.raises(exception.NotFound), open(tmp_path / "out", "wb") as out:
+        file_store.download_to(stored.location, out.fileno())
 
 
 def test_file_store_add_publishes_only_complete_images(file_store: FileStore) -> None:

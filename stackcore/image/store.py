@@ -44,10 +44,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import errno
 import hashlib
 import os
 import queue
 import re
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -198,12 +200,7 @@ class Digesting:
 
     def _chunks(self, chunk_size: int) -> Iterator[bytes]:
         while True:
-            # never ask for more than one byte past a limit: crossing it is seen as soon as
-            # possible, and a stream over it is read only that byte too far (not a chunk)
-            want = chunk_size
-            for limit in (self.max_size, self.expected):
-                if limit is not None:
-                    want = min(want, limit - self.size + 1)
+            want = self._want(chunk_size)
             try:
                 chunk = self.stream.read(want)
             except Exception as err:
@@ -212,17 +209,92 @@ class Digesting:
                                         f"bytes: {type(err).__name__}: {err}") from err
             if not chunk:
                 break
-            self.size += len(chunk)
-            if self.max_size is not None and self.size > self.max_size:
-                raise SizeLimitExceeded(self.max_size, self.size)
-            if self.expected is not None and self.size > self.expected:
-                raise exception.Invalid("size", f"was declared {self.expected} bytes but the "
-                                        "stream holds more", self.expected)
+            self._count(len(chunk))
             self._hash.update(chunk)
             yield chunk
+        self._check_end()
+
+    def _want(self, chunk_size: int) -> int:
+        """Bytes to ask for next: never more than one past a limit, so crossing it is seen as
+        soon as possible and a stream over it is read only that byte too far (not a chunk)."""
+        want = chunk_size
+        for limit in (self.max_size, self.expected):
+            if limit is not None:
+                want = min(want, limit - self.size + 1)
+        return want
+
+    def _count(self, count: int) -> None:
+        """``count`` more bytes read; raise when that crosses a limit."""
+        self.size += count
+        if self.max_size is not None and self.size > self.max_size:
+            raise SizeLimitExceeded(self.max_size, self.size)
+        if self.expected is not None and self.size > self.expected:
+            raise exception.Invalid("size", f"was declared {self.expected} bytes but the "
+                                    "stream holds more", self.expected)
+
+    def _check_end(self) -> None:
         if self.expected is not None and self.size != self.expected:
             raise exception.Invalid("size", f"was declared {self.expected} bytes but the "
                                     f"stream held {self.size}", self.expected)
+
+    def copy_into(self, out: int, on_written: Callable[[int], object] | None = None) -> None:
+        """Write the stream's bytes into the file descriptor ``out`` from its position, with
+        the same checks as :meth:`chunks`; ``on_written(n)`` after every ``n`` bytes.
+
+        Why: when the stream is a regular file whose position is its descriptor's (nothing
+        read ahead into a Python buffer: ``open(path, "rb")`` not read yet), the bytes are
+        copied inside the kernel (``copy_file_range``, as ``cp`` does) and hashed read back
+        from ``out`` (the page cache) by the hashing thread while the next piece is copied:
+        the ``file`` store's upload of a local file then costs about ``cp``'s copy, where
+        reading every chunk into Python and writing it back was CPU-bound
+        (benchmarks/image_store.py). Any other stream, or a kernel that cannot copy between
+        the two files, goes through :meth:`chunks`. Either way the stream's position ends
+        after the bytes read."""
+        source = _kernel_copy_source(self.stream)
+        if source is not None:
+            try:
+                copied = self._copy_in_kernel(source, out, on_written)
+            except BaseException:
+                self._hash.stop()
+                raise
+            finally:  # the Python file object learns where its descriptor now is
+                self.stream.seek(os.lseek(source, 0, os.SEEK_CUR))  # type: ignore[attr-defined]
+            if copied:
+                return
+        for chunk in self.chunks():
+            write_chunks((chunk,), out, on_written)
+
+    def _copy_in_kernel(self, source: int, out: int,
+                        on_written: Callable[[int], object] | None) -> bool:
+        """:meth:`copy_into`'s kernel copy; False when the kernel refused the first copy
+        (nothing copied: the caller goes through Python)."""
+        start = os.lseek(out, 0, os.SEEK_CUR)
+        while True:
+            try:
+                count = os.copy_file_range(source, out, self._want(WRITE_CHUNK_SIZE))
+            except OSError as err:
+                if self.size or err.errno not in NO_IN_KERNEL_COPY:
+                    raise
+                return False
+            if not count:
+                if not self.size:  # or a pseudo-file (/proc) the kernel copies as empty:
+                    return False   # read() tells
+                break
+            at = start + self.size
+            self._count(count)
+            end = at + count
+            while at < end:  # hashed as written, read back from the page cache
+                piece = os.pread(out, end - at, at)
+                if not piece:
+                    raise exception.DriverError(f"the {count} bytes copied at offset "
+                                                f"{end - count} are not in the file")
+                self._hash.update(piece)
+                at += len(piece)
+            if on_written is not None:
+                on_written(count)
+        self._check_end()
+        self._hash.stop()
+        return True
 
     def result(self, location: str) -> StoredImage:
         return StoredImage(location, self.size, self._hash.hexdigest())
@@ -394,6 +466,31 @@ class ChunkReader:
 
     def __del__(self) -> None:
         self.close()
+
+
+#: copy_file_range's errors that mean "not between these two files" (another filesystem
+#: before Linux 5.3 or between some filesystem types, a kernel or filesystem without it, a
+#: descriptor it does not take), seen on the first call, before anything was copied: then the
+#: bytes go through user space.
+NO_IN_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL,
+                               errno.EBADF})
+
+
+def _kernel_copy_source(stream: Readable) -> int | None:
+    """The descriptor of ``stream`` if the kernel may copy from it in place of ``read``: a
+    regular file whose Python position is its descriptor's (so no bytes sit read ahead in a
+    buffer, and seeking it afterwards to the descriptor's position is exact)."""
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+        if not isinstance(fd, int) or not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if stream.tell() != os.lseek(fd, 0, os.SEEK_CUR):  # type: ignore[attr-defined]
+            return None
+        if not stream.seekable():  # type: ignore[attr-defined]
+            return None
+    except (AttributeError, OSError, ValueError, TypeError):  # io.UnsupportedOperation too
+        return None
+    return fd
 
 
 def close_chunks(chunks: Iterator[bytes]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import functools
 import os
 import urllib.parse
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from stackcore import exception
 from stackcore.image.store import (
     IMAGE_ID,
+    NO_IN_KERNEL_COPY,
     ChunkReader,
     Digesting,
     ImageStore,
@@ -38,14 +38,6 @@ _PART = ".part"
 
 #: Bytes written between two starts of writeback (see :func:`_start_writeback`).
 _WRITEBACK = 32 * 1024 * 1024
-
-
-def _write_all(handle: Any, chunk: bytes) -> int:
-    """Write all of ``chunk`` to the unbuffered ``handle`` (a raw write may be short)."""
-    view = memoryview(chunk)
-    while view:
-        view = view[handle.write(view):]
-    return len(chunk)
 
 
 #: sync_file_range's flag: start writing the range's dirty pages, do not wait (<fcntl.h>)
@@ -87,12 +79,6 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
 #: copied, so a piece is also what the cache holds in memory at once).
 _COPY_STEP = 8 * 1024 * 1024
 
-#: copy_file_range's errors that mean "not between these two files" (another filesystem
-#: before Linux 5.3 or between some filesystem types, a kernel or filesystem without it),
-#: seen on the first call, before anything was copied: then the bytes go through user space.
-_NO_IN_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
-
-
 def _copy_file(source: int, out: int, on_bytes: Callable[[int], object] | None) -> int:
     """Copy the open file ``source`` from its position to ``out`` at its position.
 
@@ -105,7 +91,7 @@ def _copy_file(source: int, out: int, on_bytes: Callable[[int], object] | None) 
         try:
             copied = os.copy_file_range(source, out, _COPY_STEP)
         except OSError as err:
-            if done or err.errno not in _NO_IN_KERNEL_COPY:
+            if done or err.errno not in NO_IN_KERNEL_COPY:
                 raise
             with open(source, "rb", buffering=0, closefd=False) as handle:
                 return write_chunks(ChunkReader(handle, None, _COPY_STEP), out, on_bytes)
@@ -174,15 +160,22 @@ class FileStore(ImageStore):
         digest = Digesting(stream, size, max_size)
         temp = os.path.join(self.datadir, f".{image_id}.{os.urandom(6).hex()}{_PART}")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            with os.fdopen(fd, "wb", buffering=0) as handle:
+            # read and write: the kernel copy of a local file hashes what it wrote read back
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+            try:
                 written = flushed = 0
-                for chunk in digest.chunks():
-                    written += _write_all(handle, chunk)
+
+                def start_writeback(count: int) -> None:
+                    nonlocal written, flushed
+                    written += count
                     if written - flushed >= _WRITEBACK:
                         _start_writeback(fd, flushed, written - flushed)
                         flushed = written
+
+                digest.copy_into(fd, start_writeback)
                 os.fsync(fd)
+            finally:
+                os.close(fd)
             try:
                 os.link(temp, final)  # fails if another add of this id published first
             except FileExistsError:

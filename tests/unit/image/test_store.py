@@ -182,14 +182,17 @@ def test_file_store_starts_writeback_as_it_goes_and_fsyncs_before_returning(
 
 
 
-def _spy_copy_file_range(monkeypatch: pytest.MonkeyPatch,
-                         fail_call: int | None = None) -> list[int]:
-    """Count ``os.copy_file_range``'s calls (their results); call ``fail_call`` (0-based)
-    raises EXDEV, as between two filesystems that cannot copy in the kernel."""
+def _spy_copy_file_range(monkeypatch: pytest.MonkeyPatch, fail_call: int | None = None,
+                         asked: list[int] | None = None) -> list[int]:
+    """Count ``os.copy_file_range``'s calls (their results; the counts asked in ``asked``);
+    call ``fail_call`` (0-based) raises EXDEV, as between two filesystems that cannot copy in
+    the kernel."""
     results: list[int] = []
     real = os.copy_file_range
 
     def spy(source: int, out: int, count: int, *args: Any) -> int:
+        if asked is not None:
+            asked.append(count)
         if len(results) == fail_call:
             results.append(-1)
             raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
@@ -252,6 +255,78 @@ def test_file_store_download_to_of_a_missing_image_is_not_found(file_store: File
     file_store.delete(stored.location)
     with pytest.raises(exception.NotFound), open(tmp_path / "out", "wb") as out:
         file_store.download_to(stored.location, out.fileno())
+
+
+def _source(tmp_path: Any, data: bytes) -> Any:
+    path = tmp_path / f"source-{len(data)}"
+    path.write_bytes(data)
+    return path
+
+
+def test_file_store_add_of_a_local_file_copies_inside_the_kernel(
+        file_store: FileStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(2 * WRITE_CHUNK_SIZE + 9)
+    calls = _spy_copy_file_range(monkeypatch)
+    with open(_source(tmp_path, data), "rb") as stream:
+        stored = file_store.add("img-kernel", stream, len(data))
+        assert stream.tell() == len(data), f"the stream is at {stream.tell()} after the add"
+    assert calls == [WRITE_CHUNK_SIZE, WRITE_CHUNK_SIZE, 9, 0], f"copy_file_range: {calls}"
+    assert (stored.size, stored.sha256) == (len(data), hashlib.sha256(data).hexdigest()), stored
+    with open(file_store.local_path(stored.location), "rb") as handle:
+        assert handle.read() == data
+
+
+def test_file_store_kernel_copy_keeps_the_limits(
+        file_store: FileStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local file over the limit: refused having copied at most one byte past it, nothing
+    left; shorter than declared: Invalid naming the size, nothing left."""
+    data = os.urandom(WRITE_CHUNK_SIZE + 100)
+    asked: list[int] = []
+    _spy_copy_file_range(monkeypatch, asked=asked)
+    with open(_source(tmp_path, data), "rb") as stream, \
+            pytest.raises(SizeLimitExceeded) as err:
+        file_store.add("img-limit", stream, max_size=1000)
+    assert sum(asked) <= 1001, f"asked the kernel for {asked} bytes with a 1000-byte limit"
+    assert "1000" in str(err.value), err.value
+    with open(_source(tmp_path, data), "rb") as stream, \
+            pytest.raises(exception.Invalid, match="declared") as err:
+        file_store.add("img-short", stream, size=len(data) + 1)
+    assert err.value.field == "size", err.value  # type: ignore[attr-defined]
+    assert file_store.list_backend_objects() == [], file_store.list_backend_objects()
+
+
+def test_file_store_add_reads_a_stream_with_bytes_read_ahead_through_python(
+        file_store: FileStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A buffered file already read from holds bytes the descriptor is past: the kernel copy
+    would skip them, so the add reads the stream (and stores exactly what is left of it)."""
+    data = os.urandom(3 * 1024 * 1024)
+    calls = _spy_copy_file_range(monkeypatch)
+    with open(_source(tmp_path, data), "rb") as stream:
+        assert stream.read(10) == data[:10]
+        stored = file_store.add("img-buffered", stream)
+    assert calls == [], f"copy_file_range was used on a stream with bytes read ahead: {calls}"
+    assert (stored.size, stored.sha256) == (len(data) - 10,
+                                            hashlib.sha256(data[10:]).hexdigest()), stored
+
+
+def test_file_store_add_falls_back_where_the_kernel_cannot_copy(
+        file_store: FileStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(WRITE_CHUNK_SIZE + 3)
+    calls = _spy_copy_file_range(monkeypatch, fail_call=0)
+    with open(_source(tmp_path, data), "rb") as stream:
+        stored = file_store.add("img-exdev-add", stream, len(data))
+    assert calls == [-1], f"copy_file_range after EXDEV: {calls}"
+    assert (stored.size, stored.sha256) == (len(data), hashlib.sha256(data).hexdigest()), stored
+
+
+def test_file_store_add_of_a_pseudo_file_reads_it(file_store: FileStore) -> None:
+    """/proc files are regular files of size 0 whose bytes only read() produces (some kernels
+    copy them as empty): nothing copied is confirmed by reading."""
+    with open("/proc/self/cmdline", "rb") as stream:
+        stored = file_store.add("img-proc", stream)
+    with open("/proc/self/cmdline", "rb") as stream:
+        wanted = stream.read()
+    assert wanted and stored.size == len(wanted), (stored, len(wanted))
 
 
 def test_file_store_add_publishes_only_complete_images(file_store: FileStore) -> None:

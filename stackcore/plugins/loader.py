@@ -124,7 +124,21 @@ def _parsed_entry_points(dist: importlib.metadata.Distribution) -> importlib.met
 
 @functools.cache
 def _distribution_owner(dist: importlib.metadata.Distribution) -> tuple[str, str]:
-    """(name, version) of ``dist``; its METADATA is parsed on every access, so once here."""
+    """(name, version) of ``dist``, from the ``Name:`` and ``Version:`` lines at the head of
+    its METADATA (or PKG-INFO). Why not ``dist.metadata``: that parses the whole file with the
+    email package - the long description included - and was about a tenth of loading every
+    plugin (benchmarks/import_time.py); both fields are required to come first, in the
+    header block. A file without them falls back to the full parse."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line:  # the end of the header block
+            break
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version"):
+            found.setdefault(key, value.strip())
+            if len(found) == 2:
+                return found["Name"], found["Version"]
     metadata = dist.metadata
     return (metadata["Name"] or "?", metadata["Version"] or "?")
 

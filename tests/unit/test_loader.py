@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+from typing import Any
+
 import pytest
 
 from stackcore import exception
@@ -155,3 +158,30 @@ def test_a_class_not_subclassing_the_base_is_refused_by_name(installed_plugins) 
         loader.load_one(NAMESPACE, "look", CONTRACT)
     assert caught.value.problems[0].startswith(
         "does not subclass stackcore.compute.driver.HypervisorDriver")
+
+
+class _Distribution(importlib.metadata.Distribution):
+    """A distribution whose files are given as texts (no files on disk)."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self._files = files
+
+    def read_text(self, filename: str) -> str | None:
+        return self._files.get(filename)
+
+    def locate_file(self, path: Any) -> Any:
+        raise FileNotFoundError(path)
+
+
+@pytest.mark.parametrize(("files", "owner"), [
+    # the header block only: a "Name:" in the long description must not count
+    ({"METADATA": "Metadata-Version: 2.1\nName: pkg-a\nVersion: 1.2\nSummary: x\n\n"
+                  "Name: not-this\n"}, ("pkg-a", "1.2")),
+    ({"PKG-INFO": "Metadata-Version: 1.0\nVersion: 3\nName: pkg-b\n"}, ("pkg-b", "3")),
+    # no Version in the header block: the email package's full parse decides
+    ({"METADATA": "Metadata-Version: 2.1\nName: pkg-c\n\nVersion: 9\n"}, ("pkg-c", "?")),
+])
+def test_distribution_owner_reads_name_and_version_from_the_header_block(
+        files: dict[str, str], owner: tuple[str, str]) -> None:
+    got = loader._distribution_owner(_Distribution(files))
+    assert got == owner, f"{files}: {got}"

@@ -47,6 +47,27 @@ LOAD_ALL = (
 )
 CLOUD = "import stackcore\ncloud = stackcore.Cloud()\n"
 
+#: Prints, in import order, every module the body imported that is neither the standard
+#: library's nor stackcore's: the third-party libraries it needs.
+LIBRARIES_OF = (
+    "import sys\n"
+    "_before = set(sys.modules)\n"
+    "{body}"
+    "_own = ('stackcore', 'stackcore_drivers', '__editable__', '_distutils_hack')\n"
+    "print(' '.join(m for m in sys.modules if m not in _before and m.split('.')[0] not in "
+    "sys.stdlib_module_names and not m.startswith(_own)))\n"
+)
+
+#: Imports the modules named in argv, in order (what a body's libraries cost on their own).
+IMPORT_LIBRARIES = (
+    "import importlib\n"
+    "for _name in {names!r}:\n"
+    "    try:\n"
+    "        importlib.import_module(_name)\n"
+    "    except Exception:\n"
+    "        pass  # a module importable only in its package's own order: its parent has it\n"
+)
+
 
 def _wall_ms(code: str, env: dict[str, str], runs: int) -> float:
     subprocess.run([sys.executable, "-c", code], check=True, env=env)  # compiles the bytecode
@@ -73,6 +94,18 @@ def _inner_ms(body: str, env: dict[str, str], runs: int, after: str = ""
     return statistics.median(wall), statistics.median(cpu)
 
 
+def _libraries_ms(body: str, env: dict[str, str], runs: int,
+                  after: str = "") -> tuple[float, float, int]:
+    """Median wall and CPU ms of importing, in a fresh interpreter, the third-party modules
+    ``body`` imports (SQLAlchemy, oslo.*, stevedore...), and how many: the floor under it that
+    no change of stackcore's own can remove, short of not importing them."""
+    out = subprocess.run([sys.executable, "-c", LIBRARIES_OF.format(body=body) + after],
+                         check=True, env=env, capture_output=True, text=True).stdout
+    names = out.strip().splitlines()[-1].split() if out.strip() else []
+    wall, cpu = _inner_ms(IMPORT_LIBRARIES.format(names=names), env, runs)
+    return wall, cpu, len(names)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -85,6 +118,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         imported, imported_cpu = _inner_ms(IMPORT, env, args.runs)
         loaded, loaded_cpu = _inner_ms(LOAD_ALL, env, args.runs)
         cloud, cloud_cpu = _inner_ms(CLOUD, env, args.runs, after="cloud.close()\n")
+        _, load_libs_cpu, load_libs = _libraries_ms(LOAD_ALL, env, args.runs)
+        _, cloud_libs_cpu, cloud_libs = _libraries_ms(CLOUD, env, args.runs,
+                                                      after="cloud.close()\n")
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     load = os.getloadavg()[0]
@@ -98,10 +134,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"start, {bare:.0f} ms) | Cloud() ready {cloud:.0f} / {cloud_cpu:.0f} "
           f"({cloud / bare:.1f}x) | goals (CPU) < 100 ms: {'met' if load_met else 'MISSED'}, "
           f"< 150 ms: {'met' if cloud_met else 'MISSED'}")
+    print(f"  floors (CPU ms, the third-party modules each imports, alone): load/verify all "
+          f"{load_libs_cpu:.0f} ({load_libs} modules; stackcore's own share "
+          f"{loaded_cpu - load_libs_cpu:.0f}), Cloud() {cloud_libs_cpu:.0f} ({cloud_libs} "
+          f"modules; stackcore's own share {cloud_cpu - cloud_libs_cpu:.0f})")
     return {
         "bare_interpreter_ms": bare, "import_ms": imported, "import_cpu_ms": imported_cpu,
         "load_all_ms": loaded, "load_all_cpu_ms": loaded_cpu, "cloud_ms": cloud,
         "cloud_cpu_ms": cloud_cpu, "load_average_1min": load,
+        "load_all_libraries_cpu_ms": load_libs_cpu, "cloud_libraries_cpu_ms": cloud_libs_cpu,
         "summary": {
             "text": f"plugins {loaded_cpu:.0f} ms CPU ({loaded:.0f} wall) = {loaded / bare:.1f}x, "
                     f"Cloud() {cloud_cpu:.0f} ms CPU ({cloud:.0f} wall) = {cloud / bare:.1f}x a "

@@ -246,22 +246,34 @@ def test_a_volume_from_an_image_shows_the_fetch_then_the_drivers_copy(
     from stackcore.image.stores.file import FileStore
     from stackcore.volume.fake import FakeVolumeDriver
 
-    monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)
-    fetch_paused, copy_paused = threading.Event(), threading.Event()
-    original_get, original_copy = FileStore.get, FakeVolumeDriver.copy_image_to_volume
+    from stackcore.image.stores import file as file_store
 
-    def paused_get(self: FileStore, location: str, *args: Any, **kwargs: Any) -> Any:
-        for number, chunk in enumerate(original_get(self, location, *args, **kwargs)):
-            if number == 1 and not fetch_paused.wait(60):
+    monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)
+    monkeypatch.setattr(file_store, "_COPY_STEP", CHUNK_SIZE)  # one report per chunk
+    fetch_paused, copy_paused = threading.Event(), threading.Event()
+    original_download, original_copy = FileStore.download_to, \
+        FakeVolumeDriver.copy_image_to_volume
+
+    def paused_download(self: FileStore, location: str, out: int,
+                        on_bytes: Callable[[int], object] | None = None) -> int:
+        reports = 0
+
+        def held_after_the_first(count: int) -> None:
+            nonlocal reports
+            if on_bytes is not None:
+                on_bytes(count)
+            reports += 1
+            if reports == 1 and not fetch_paused.wait(60):
                 raise RuntimeError("the test never resumed the fetch")
-            yield chunk
+
+        return original_download(self, location, out, held_after_the_first)
 
     def paused_copy(self: FakeVolumeDriver, volume: Any, image: Any) -> None:
         if not copy_paused.wait(60):
             raise RuntimeError("the test never resumed the copy")
         original_copy(self, volume, image)
 
-    monkeypatch.setattr(FileStore, "get", paused_get)
+    monkeypatch.setattr(FileStore, "download_to", paused_download)
     monkeypatch.setattr(FakeVolumeDriver, "copy_image_to_volume", paused_copy)
     cloud = make_cloud()
     size = 3 * CHUNK_SIZE

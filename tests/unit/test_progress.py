@@ -243,10 +243,9 @@ def test_client_image_import_shows_the_images_progress(
 
 def test_a_volume_from_an_image_shows_the_fetch_then_the_drivers_copy(
         make_cloud: Callable[..., stackcore.Cloud], monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackcore.image.stores import file as file_store
     from stackcore.image.stores.file import FileStore
     from stackcore.volume.fake import FakeVolumeDriver
-
-    from stackcore.image.stores import file as file_store
 
     monkeypatch.setattr(copy_progress, "INTERVAL", 0.0)
     monkeypatch.setattr(file_store, "_COPY_STEP", CHUNK_SIZE)  # one report per chunk

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from stackcore import exception
 from stackcore.image import format as image_format
-from stackcore.image.store import WRITE_CHUNK_SIZE, BackgroundSha256, ImageStore, check_image_id
+from stackcore.image.store import BackgroundSha256, ImageStore, check_image_id
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -202,14 +202,12 @@ class ImageCache:
                     "image", f"image {source.image_id}: image store {source.store!r} sent "
                     f"more than the {source.size} bytes the image record says (stopped at "
                     f"{end}; nothing was cached)", source.image_id)
-            while landed < end:
-                piece = os.pread(fd, min(WRITE_CHUNK_SIZE, end - landed), landed)
-                if not piece:
-                    raise exception.DriverError(
-                        f"image {source.image_id}: image store {source.store!r} reported "
-                        f"{end} bytes written, the file holds {landed}")
-                digest.update(piece)
-                landed += len(piece)
+            reached = digest.update_from(fd, landed, end)
+            if reached < end:
+                raise exception.DriverError(
+                    f"image {source.image_id}: image store {source.store!r} reported "
+                    f"{end} bytes written, the file holds {reached}")
+            landed = end
             if on_bytes is not None:
                 on_bytes(count)
 

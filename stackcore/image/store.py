@@ -155,6 +155,19 @@ class BackgroundSha256:
             self._thread.start()
         self._queue.put(bytes(chunk))
 
+    def update_from(self, fd: int, start: int, end: int) -> int:
+        """Hash bytes ``start`` to ``end`` of the file ``fd``, read back (``pread``, from the
+        page cache right after they were written) at most :data:`WRITE_CHUNK_SIZE` at a time:
+        what a copy the kernel made (or a store wrote) holds, never what it said it wrote.
+        Returns the offset reached: less than ``end`` when the file is shorter."""
+        while start < end:
+            piece = os.pread(fd, min(WRITE_CHUNK_SIZE, end - start), start)
+            if not piece:
+                break
+            self.update(piece)
+            start += len(piece)
+        return start
+
     def _run(self) -> None:
         while (chunk := self._queue.get()) is not None:
             self._hash.update(chunk)
@@ -282,14 +295,9 @@ class Digesting:
                 break
             at = start + self.size
             self._count(count)
-            end = at + count
-            while at < end:  # hashed as written, read back from the page cache
-                piece = os.pread(out, end - at, at)
-                if not piece:
-                    raise exception.DriverError(f"the {count} bytes copied at offset "
-                                                f"{end - count} are not in the file")
-                self._hash.update(piece)
-                at += len(piece)
+            if self._hash.update_from(out, at, at + count) < at + count:
+                raise exception.DriverError(f"the {count} bytes copied at offset {at} are "
+                                            "not in the file")
             if on_written is not None:
                 on_written(count)
         self._check_end()

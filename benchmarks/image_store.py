@@ -7,7 +7,9 @@ same run, median of ``--runs``:
 * **upload**: ``store.add`` from an open file (size and sha256 computed on the way; the file
   store copies a local file inside the kernel, hashes it read back, and fsyncs) against the
   raw copy - ``cp`` then ``sync`` of the copy (the same durability) for ``file``, ``rbd
-  import`` (same object size) for ``rbd``;
+  import`` (same object size) for ``rbd``, and for ``rbd`` also ``rbd import`` followed by
+  the snapshot and its protection (through the bindings), which the rbd store's upload does
+  so that volumes can clone the image: the rbd upload's goal is judged against that anchor;
 * **download**: ``store.download_to`` a local file against ``cp`` of the stored file /
   ``rbd export`` of the stored image / ``curl -o`` of the same URL (the read-only ``web`` store
   has no upload; the server is ``python -m http.server``, a process of its own, for both).
@@ -110,6 +112,17 @@ class RbdBench:
         self.store = make_store(RbdStore, {"rbd_store_ceph_conf": self.conf,
                                            "rbd_store_pool": self.pool})
         self.object_size = f"{self.store.configuration.rbd_store_chunk_size}M"
+        import rados
+
+        self._client = rados.Rados(conffile=self.conf)
+        self._client.connect()
+
+    def _publish(self, name: str) -> None:
+        import rbd
+
+        with self._client.open_ioctx(self.pool) as ioctx, rbd.Image(ioctx, name) as image:
+            image.create_snap("snap")
+            image.protect_snap("snap")
 
     def _rbd(self, *args: str) -> None:
         run("rbd", "-c", self.conf, *args)
@@ -119,9 +132,15 @@ class RbdBench:
         seconds = timed(lambda: self._rbd("import", "--image-format", "2", "--object-size",
                                           self.object_size, source, name))
         # what the store does after writing, so that volumes can clone the image (as Glance's
-        # rbd store does): timed apart, as the second anchor "import + snapshot"
-        self.publish_s = timed(lambda: (self._rbd("snap", "create", f"{name}@snap"),
-                                        self._rbd("snap", "protect", f"{name}@snap")))
+        # rbd store does): timed apart, as the second anchor "import + snapshot", the one the
+        # goal is judged against. Why: an image without its snapshot cannot be cloned (the
+        # issue's copy-on-write volumes), and the snapshot's id is a monitor map commit that
+        # the monitor batches over ``paxos_propose_interval`` (1 s): 60 ms on a monitor with
+        # nothing pending, up to 1 s after any other map or cluster-log change - a cost of the
+        # cluster that no client's data path can take back. Through the
+        # bindings, in this process: two ``rbd snap`` commands would add two process starts
+        # and cluster connections (about 0.1 s) that the store does not pay
+        self.publish_s = timed(lambda: self._publish(name.split("/", 1)[1]))
 
         def undo() -> None:
             self._rbd("snap", "unprotect", f"{name}@snap")
@@ -327,11 +346,16 @@ def main(argv: list[str]) -> dict[str, Any]:
                 print(f"{name:5} {op:9} store {figures[f'{op}_mib_s']:8.1f} MiB/s  raw "
                       f"{figures[f'raw_{op}_mib_s']:8.1f} MiB/s  = {ratio:.0%} of raw",
                       flush=True)
+                judged = f"{name} {op}"
                 if op == "upload" and "upload_published_ratio" in figures:
+                    # the goal is judged against the anchor that does the same work: see
+                    # RbdBench.raw_upload and doc/source/performance.rst
+                    ratio = figures["upload_published_ratio"]
+                    judged = f"{name} {op} (against import + snapshot)"
                     print(f"{name:5} {op:9} against import + snap create + snap protect "
-                          f"= {figures['upload_published_ratio']:.0%}", flush=True)
+                          f"= {ratio:.0%} (judged)", flush=True)
                 if worst is None or ratio < worst[0]:
-                    worst = (ratio, f"{name} {op}")
+                    worst = (ratio, judged)
         boot = bench_boot(size, work)
         results["boot"] = boot
         print(f"boot  first (fetch into the host cache) {boot['first_boot_ms']:.0f} ms, "

@@ -39,14 +39,23 @@ def _network_disk(driver: Any, instance: Any, dev: str) -> Any:
     return disk
 
 
+@pytest.fixture
+def network_disk(request: Any) -> Any:
+    """The connection_info of the backend fixture named by the parameter. Asked before
+    ``booted`` (as every test here asks its volume fixtures), so the domains are destroyed
+    before the volumes are removed: a backend refuses to remove a volume still open."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.mark.parametrize(
-    ("fixture", "mountpoint"),
+    ("network_disk", "mountpoint"),
     [("iscsi_lun", "/dev/sdb"), ("nfs_file", "/dev/sdc"), ("rbd_image", "/dev/sdd")],
+    indirect=["network_disk"],
 )
 def test_attach_network_disk_is_opened_by_qemu_then_detached(
-    request: Any, kvm_driver: Any, booted: Any, fixture: str, mountpoint: str
+    kvm_driver: Any, network_disk: Any, booted: Any, mountpoint: str
 ) -> None:
-    connection_info = request.getfixturevalue(fixture)
+    connection_info = network_disk
     kind = connection_info["driver_volume_type"]
     dev = mountpoint.rsplit("/", 1)[1]
     instance = booted()
@@ -81,7 +90,7 @@ def test_attach_network_disk_is_opened_by_qemu_then_detached(
 
 
 def test_three_volumes_at_once_then_destroy_cleans_everything(
-    kvm_driver: Any, booted: Any, iscsi_lun: Any, nfs_file: Any, rbd_image: Any
+    kvm_driver: Any, iscsi_lun: Any, nfs_file: Any, rbd_image: Any, booted: Any
 ) -> None:
     instance = booted()
     dom = domain_of(kvm_driver, instance)
@@ -130,7 +139,7 @@ def test_unknown_volume_type_attaches_nothing(kvm_driver: Any, booted: Any) -> N
 
 
 def test_attach_to_a_used_mountpoint_is_a_conflict(
-    kvm_driver: Any, booted: Any, rbd_image: Any, nfs_file: Any
+    kvm_driver: Any, rbd_image: Any, nfs_file: Any, booted: Any
 ) -> None:
     instance = booted()
     kvm_driver.attach_volume(instance, rbd_image, "/dev/sdb")
@@ -152,7 +161,7 @@ def test_attach_to_an_unreachable_target_fails_cleanly(
 
 
 def test_extend_of_an_attached_rbd_volume_is_seen_by_qemu(
-    kvm_driver: Any, booted: Any, rbd_image: Any
+    kvm_driver: Any, rbd_image: Any, booted: Any
 ) -> None:
     """The RBD image grows on the cluster (as the rbd volume driver's extend does); after
     extend_volume QEMU's own view of the disk (QMP query-block) has the new size. (A SCSI
@@ -186,7 +195,7 @@ def test_extend_of_an_attached_rbd_volume_is_seen_by_qemu(
 
 
 def test_a_multiattach_volume_is_shared_by_two_running_domains(
-    kvm_driver: Any, booted: Any, rbd_image: Any
+    kvm_driver: Any, rbd_image: Any, booted: Any
 ) -> None:
     """connection_info ``multiattach`` -> ``<shareable/>``: two running QEMUs have the same RBD
     image open at once; detaching it from one leaves it open in the other."""

@@ -66,8 +66,7 @@ def connect(rados: Any, *, user: str | None, conffile: str, timeout: float | Non
 
 
 def remove_image(ioctx: Any, name: str, patience: float = WATCH_TIMEOUT + 5) -> bool:
-    """Remove the RBD image ``name`` (no snapshots left); False if it was gone already. A
-    removal librbd left half done in the pool's trash is finished.
+    """Remove the RBD image ``name`` (no snapshots left); False if it was gone already.
 
     ``ImageBusy`` (a watcher) is retried with back-off for up to ``patience`` seconds, then
     re-raised: the caller says what a busy image means for it."""
@@ -84,24 +83,10 @@ def remove_image(ioctx: Any, name: str, patience: float = WATCH_TIMEOUT + 5) -> 
         wait=tenacity.wait_exponential(multiplier=0.1, max=2.0),
         retry=tenacity.retry_if_exception_type(rbd.ImageBusy),
         before_sleep=log_busy, reraise=True)
-    removed = True
     for attempt in retrying:
         with attempt:
             try:
                 rbd.RBD().remove(ioctx, name)
             except rbd.ImageNotFound:
-                removed = False
-    # librbd removes a format-2 image by moving it into the pool's trash (source "REMOVING")
-    # and deleting it from there; RBD.list shows such entries. CI once saw the name still
-    # listed after remove returned (the image store kit's discard test, after an open and close
-    # of the image just before): a removal that stopped in between. Finish it, as librbd's own
-    # remove of a name does when it finds its entry in the trash.
-    for entry in list(rbd.RBD().trash_list(ioctx)):
-        if entry.get("name") == name and entry.get("source") == "REMOVING":
-            LOG.warning("rbd: %s was left in the trash by its removal (id %s); removing it "
-                        "from there", name, entry["id"])
-            for attempt in retrying:
-                with attempt, contextlib.suppress(rbd.ImageNotFound):
-                    rbd.RBD().trash_remove(ioctx, entry["id"], force=True)
-            removed = True
-    return removed
+                return False
+    return True

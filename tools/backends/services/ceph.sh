@@ -10,6 +10,11 @@
 SB_CEPH_DIR="${SB_STATE}/ceph"
 SB_CEPH_CONF="${SB_CEPH_DIR}/ceph.conf"
 SB_CEPH_POOL="stackcore"
+# A second pool, for the rbd image store's conformance suite alone: the conformance tier runs
+# suites in parallel, and the volume suite of the rbd driver makes image-store-shaped images
+# (image-<id>, its clone sources) in its pool, which the image store suite's check "nothing of
+# the store's is left" then saw as its own leftovers (two CI runs failed so).
+SB_CEPH_IMAGE_POOL="stackcore-images"
 SB_CEPH_MON_PORT=6789           # msgr v1 port: what qemu/libvirt "host:port" means
 SB_CEPH_MON_V2_PORT=3300
 SB_CEPH_MON="127.0.0.1:${SB_CEPH_MON_PORT}"
@@ -30,7 +35,24 @@ sb_ceph_ready() {
   timeout 15 rados -c "${dir}/ceph.conf" -p "$pool" ls >/dev/null 2>&1
 }
 
-sb_check_ceph() { sb_ceph_ready "$SB_CEPH_DIR" "$SB_CEPH_POOL"; }
+sb_check_ceph() {
+  sb_ceph_ready "$SB_CEPH_DIR" "$SB_CEPH_POOL" &&
+    timeout 15 rados -c "$SB_CEPH_CONF" -p "$SB_CEPH_IMAGE_POOL" ls >/dev/null 2>&1
+}
+
+# sb_ceph_pool NAME DIR POOL: the replicated pool POOL (size 1, 8 PGs) initialised for rbd in
+# the running cluster in DIR, created when missing.
+sb_ceph_pool() {
+  local name="$1" dir="$2" pool="$3" logd="$2/log"
+  timeout 15 rados -c "${dir}/ceph.conf" -p "$pool" ls >/dev/null 2>&1 && return 0
+  sb_ceph_cmd "$dir" osd pool create "$pool" 8 8 replicated >>"${logd}/setup.log" 2>&1 ||
+    sb_fail "$name" "pool create ${pool} failed" "${logd}/setup.log"
+  sb_ceph_cmd "$dir" osd pool set "$pool" size 1 --yes-i-really-mean-it >>"${logd}/setup.log" 2>&1 ||
+    sb_fail "$name" "pool set size 1 of ${pool} failed" "${logd}/setup.log"
+  # rbd pool init writes to the pool, so it also proves its PGs active
+  timeout 120 rbd -c "${dir}/ceph.conf" pool init "$pool" </dev/null >>"${logd}/setup.log" 2>&1 8>&- 9>&- ||
+    sb_fail "$name" "rbd pool init ${pool} timed out (PGs not active?)" "${logd}/setup.log"
+}
 
 # sb_ceph_stop DIR: stop the OSD, then the mon (harmless when nothing runs).
 sb_ceph_stop() {
@@ -166,6 +188,7 @@ up_ceph() {
     fi
     if sb_pid_alive "${dir}/run/mon.a.pid"; then
       sb_ceph_start_osd ceph "$dir" "$SB_CEPH_POOL"
+      sb_ceph_pool ceph "$dir" "$SB_CEPH_IMAGE_POOL"
       if sb_check_ceph; then
         sb_ceph_default_conf
         return 0
@@ -176,6 +199,8 @@ up_ceph() {
   sb_stop_ceph
   rm -rf "$dir"
   sb_ceph_create ceph "$dir" "$SB_CEPH_MON_PORT" "$SB_CEPH_MON_V2_PORT" "$SB_CEPH_POOL"
+  sb_ceph_pool ceph "$dir" "$SB_CEPH_IMAGE_POOL"
+  sb_check_ceph || sb_fail ceph "pool ${SB_CEPH_IMAGE_POOL} not ready" "${dir}/log/setup.log"
   sb_ceph_default_conf
 }
 
@@ -190,7 +215,8 @@ sb_ceph_default_conf() {
 
 env_ceph() {
   sb_env_set ceph "STACKCORE_TEST_CEPH_CONF=${SB_CEPH_CONF}" \
-    "STACKCORE_TEST_CEPH_POOL=${SB_CEPH_POOL}" "STACKCORE_TEST_CEPH_MON=${SB_CEPH_MON}"
+    "STACKCORE_TEST_CEPH_POOL=${SB_CEPH_POOL}" "STACKCORE_TEST_CEPH_MON=${SB_CEPH_MON}" \
+    "STACKCORE_TEST_CEPH_IMAGE_POOL=${SB_CEPH_IMAGE_POOL}"
 }
 
 sb_wipe_ceph() { rm -rf "$SB_CEPH_DIR"; }

@@ -87,7 +87,8 @@ def snapshot(cloud: stackcore.Cloud, server_id: str, name: str) -> tuple[float, 
     return time.perf_counter() - start, queued.id
 
 
-def overlay_of(cloud: stackcore.Cloud, server_id: str, instances: str) -> str:
+def overlay_of(server_id: str, instances: str) -> str:
+    """The libvirt driver's root disk (qcow2 overlay) of the server."""
     path = os.path.join(instances, server_id, "disk")
     if not os.path.exists(path):
         raise RuntimeError(f"no root disk at {path} for server {server_id}")
@@ -131,7 +132,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             server = cloud.compute.create_server("snapshot-bench", "bench", image.id)
             if server.status != "ACTIVE":
                 raise RuntimeError(f"server {server.id} is {server.status}: {server.fault}")
-            overlay = overlay_of(cloud, server.id, instances)
+            overlay = overlay_of(server.id, instances)
             try:
                 for round_ in range(args.runs):
                     seconds, made = snapshot(cloud, server.id, f"active-{round_}")

@@ -76,6 +76,21 @@ class Image:
     visibility: str = "public"
 
 
+_GiB = 1024 ** 3
+
+
+@dataclasses.dataclass(frozen=True)
+class _RootVolume:
+    """The root volume of a server booting from a volume, as create_server settled it."""
+
+    volume_id: str | None  # None until made from the image
+    delete_on_termination: bool
+    size_gb: int = 0
+    volume_type: str | None = None
+    size_given: bool = False
+    made_here: bool = False
+
+
 @dataclasses.dataclass(frozen=True)
 class Server:
     id: str
@@ -108,6 +123,10 @@ class ServerVolume:
     status: str
     boot: bool
     attachment_id: str | None
+    #: the server's root disk (it boots from this volume, ``/dev/vda``)
+    root: bool = False
+    #: deleted with the server
+    delete_on_termination: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,18 +392,19 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
 
     # --- servers ---------------------------------------------------------------------------
 
-    @schemas.accepts(name=s.NAME, flavor=cs.FLAVOR_NAME_OR_ID, image=cs.IMAGE_NAME_OR_ID,
+    @schemas.accepts(name=s.NAME, flavor=cs.FLAVOR_NAME_OR_ID,
+                     image=s.optional(cs.IMAGE_NAME_OR_ID),
                      availability_zone=s.optional(s.ZONE), metadata=s.optional(s.STRING_MAP),
                      wait=s.BOOLEAN, timeout=s.TIMEOUT, server_group=s.OPTIONAL_UUID,
                      networks=cs.NETWORKS, volumes=cs.VOLUMES,
                      security_groups=cs.SECURITY_GROUPS, key_name=s.optional(cs.KEYPAIR_NAME),
-                     user_data=s.optional(cs.USER_DATA))
+                     user_data=s.optional(cs.USER_DATA), boot_volume=cs.BOOT_VOLUME)
     @policy.authorize("compute:server:create")
     def create_server(
         self,
         name: str,
         flavor: str,
-        image: str,
+        image: str | None = None,
         availability_zone: str | None = None,
         metadata: Mapping[str, str] | None = None,
         wait: bool = True,
@@ -395,6 +415,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         security_groups: Sequence[str] | None = None,
         key_name: str | None = None,
         user_data: str | None = None,
+        boot_volume: str | Mapping[str, Any] | None = None,
     ) -> Server:
         """Boot a server. Returns once it is ACTIVE or ERROR (``wait``), else while BUILDING.
 
@@ -421,6 +442,30 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         ``user_data``: base64 (MIME line breaks allowed), at most 65535 characters, handed to
         the guest by the metadata service (:mod:`stackcore.compute.metadata`). Neither is
         shown by :meth:`get_server` (only ``key_name``).
+
+        Boot from volume (``boot_volume``): the root disk ``/dev/vda`` is a volume, not a
+        disk made on the host. The host's hypervisor driver must declare the capability
+        ``boot_from_volume``; a host whose driver does not fails the build before anything is
+        made there (``CapabilityNotSupported`` naming driver and capability) and hands it to
+        an alternate host like any failed build.
+
+        * ``boot_volume="<volume id>"`` or ``{"volume_id"[, "delete_on_termination"]}``
+          without ``image``: an existing available volume (typically made from an image
+          with ``cloud.volume.create(image_id=...)``); kept when the server is deleted unless
+          ``delete_on_termination`` (default False).
+        * ``image`` with ``boot_volume={["size_gb"][, "volume_type"][,
+          "delete_on_termination"]}``: a new volume is made from the image here (in the
+          caller's project and volume quota; ``size_gb`` defaults to the flavor's disk, at
+          least the image's size) and the compute host waits for it to be available before
+          the build; deleted with the server unless ``delete_on_termination`` is False
+          (default True, as Nova). Making it fails -> the server in ERROR with a fault (step
+          ``block_device_mapping``); the volume goes with the server's delete.
+
+        A volume-backed server claims no local disk on its host (the flavor's ``disk_gb`` is
+        not placed, as Nova), and :meth:`get_server` shows ``image_id`` ``""`` (the root
+        volume is in :meth:`list_server_volumes`). Snapshots, rebuild, rescue, resize, cold
+        migration and evacuation of a volume-backed server are refused (``NotSupported``
+        naming the action): snapshot the root volume with ``cloud.volume`` instead.
         """
         validate.name("name", name)
         key_data = self._server_key(key_name) if key_name is not None else None
@@ -430,48 +475,40 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         if availability_zone is not None:
             validate.name("availability_zone", availability_zone)
         flavor_view = self.get_flavor(flavor)
-        image_view = self.get_image(image)
+        root = self._check_boot_volume(boot_volume, image, flavor_view)
+        image_view = self.get_image(image) if image is not None else None
         if server_group is not None:
             self.get_server_group(server_group)  # the caller's (NotFound otherwise)
         network_requests = self._check_networks(networks)
         self._apply_security_groups(network_requests, security_groups)
         boot_volumes = self._check_boot_volumes(volumes)
+        if root is not None and root.volume_id is not None:
+            self._check_attachable("boot_volume", root.volume_id)
+            if root.volume_id in {v for v, _ in boot_volumes}:
+                raise exception.Invalid("volumes", "lists the boot volume again",
+                                        root.volume_id)
         server_id = str(uuid.uuid4())
         flavor_record = _flavor_record(flavor_view)
         with self.db.transaction() as session:
+            # checked before a volume is made from the image, so a refusal leaves none
             self.quotas.check(session, self.project_id, {
                 "instances": 1, "cores": flavor_view.vcpus, "ram": flavor_view.ram_mb})
-            if server_group is not None:
-                add_member(session, server_group, server_id)
-            if network_requests:
-                session.add(NetworkRequest(instance_uuid=server_id, requests=network_requests))
-            for volume_id, device in boot_volumes:
-                session.add(BlockDeviceMapping(instance_uuid=server_id, volume_id=volume_id,
-                                               device_name=device, boot=True,
-                                               status=BdmStatus.RESERVED))
-            session.add(
-                models.Instance(
-                    uuid=server_id,
-                    name=name,
-                    project_id=self.project_id,
-                    user_id=self.user_id,
-                    flavor_id=flavor_view.id,
-                    flavor=flavor_record,
-                    vcpus=flavor_view.vcpus,
-                    memory_mb=flavor_view.ram_mb,
-                    image_id=image_view.id,
-                    availability_zone=availability_zone,
-                    metadata_=meta,
-                    vm_state=VmState.BUILDING,
-                    task_state=TaskState.SCHEDULING,
-                    key_name=key_name,
-                    key_data=key_data,
-                    user_data=stored_user_data,
-                )
-            )
-        request = placement_request.build(flavor_record, image_view.properties,
-                                          availability_zone=availability_zone,
-                                          server_group=server_group)
+        if root is not None and root.volume_id is None:
+            assert image_view is not None
+            root = self._make_root_volume(server_id, root, image_view, flavor_view)
+        try:
+            self._record_server(server_id, name, flavor_view, flavor_record, image_view, root,
+                                availability_zone, meta, server_group, network_requests,
+                                boot_volumes, key_name, key_data, stored_user_data)
+        except BaseException:
+            if root is not None and root.made_here:
+                self._delete_made_root_volume(root)
+            raise
+        # a volume-backed server places no local root disk (Nova's rule)
+        request = placement_request.build(
+            {**flavor_record, "disk_gb": 0} if root is not None else flavor_record,
+            image_view.properties if image_view is not None else {},
+            availability_zone=availability_zone, server_group=server_group)
         try:
             chosen = self.scheduler_rpc.select_destinations(server_id, request)
         except exception.StackcoreError as err:
@@ -486,6 +523,54 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         if not wait:
             return self.get_server(server_id)
         return self.wait_for_server(server_id, timeout=timeout)
+
+    def _record_server(self, server_id: str, name: str, flavor_view: Flavor,
+                       flavor_record: dict[str, Any], image_view: Image | None,
+                       root: _RootVolume | None, availability_zone: str | None,
+                       meta: dict[str, str], server_group: str | None,
+                       network_requests: list[dict[str, Any]],
+                       boot_volumes: list[tuple[str, str]], key_name: str | None,
+                       key_data: str | None, stored_user_data: str | None) -> None:
+        """The server's rows (BUILDING, SCHEDULING), in one transaction with its quota."""
+        with self.db.transaction() as session:
+            self.quotas.check(session, self.project_id, {
+                "instances": 1, "cores": flavor_view.vcpus, "ram": flavor_view.ram_mb})
+            if server_group is not None:
+                add_member(session, server_group, server_id)
+            if network_requests:
+                session.add(NetworkRequest(instance_uuid=server_id, requests=network_requests))
+            if root is not None:
+                assert root.volume_id is not None
+                session.add(BlockDeviceMapping(
+                    instance_uuid=server_id, volume_id=root.volume_id,
+                    device_name=block_devices.ROOT_DEVICE, boot=True, boot_index=0,
+                    delete_on_termination=root.delete_on_termination,
+                    status=BdmStatus.RESERVED))
+            for volume_id, device in boot_volumes:
+                session.add(BlockDeviceMapping(instance_uuid=server_id, volume_id=volume_id,
+                                               device_name=device, boot=True,
+                                               status=BdmStatus.RESERVED))
+            session.add(
+                models.Instance(
+                    uuid=server_id,
+                    name=name,
+                    project_id=self.project_id,
+                    user_id=self.user_id,
+                    flavor_id=flavor_view.id,
+                    flavor=flavor_record,
+                    vcpus=flavor_view.vcpus,
+                    memory_mb=flavor_view.ram_mb,
+                    # a volume-backed server's disk does not come from an image (Nova's "")
+                    image_id=image_view.id if image_view is not None and root is None else "",
+                    availability_zone=availability_zone,
+                    metadata_=meta,
+                    vm_state=VmState.BUILDING,
+                    task_state=TaskState.SCHEDULING,
+                    key_name=key_name,
+                    key_data=key_data,
+                    user_data=stored_user_data,
+                )
+            )
 
     def _check_networks(self, networks: Any) -> list[dict[str, Any]]:
         """Validate ``create_server(networks=...)``: shapes, and that each network exists and
@@ -598,6 +683,96 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                 used.append(device)
             result.append((volume_id, device))
         return result
+
+    def _refuse_volume_backed(self, server_id: str, action: str) -> None:
+        """Invalid when the server boots from a volume: ``action`` works on a local root disk
+        (made from an image, copied between hosts) that such a server does not have."""
+        with self.db.read() as session:
+            root = session.execute(sa.select(BlockDeviceMapping.volume_id).where(
+                BlockDeviceMapping.instance_uuid == server_id,
+                BlockDeviceMapping.boot_index == 0)).scalar_one_or_none()
+        if root is not None:
+            raise exception.Invalid(
+                "server_id", f"server {server_id} boots from volume {root}: {action} of a "
+                "volume-backed server is not supported (its root disk is the volume; use "
+                "cloud.volume for snapshots and backups of it)", server_id)
+
+    def _check_boot_volume(self, boot_volume: Any, image: str | None,
+                           flavor: Flavor) -> _RootVolume | None:
+        """Validate ``create_server(boot_volume=..., image=...)``: which root volume, and
+        whether it is made here. Nothing is made yet."""
+        if boot_volume is None:
+            if image is None:
+                raise exception.Invalid("image", "is required unless the server boots from a "
+                                        "volume (boot_volume)")
+            return None
+        if self.volume is None:
+            raise exception.ConfigError("boot_volume was requested but this cloud has no "
+                                        "volume API")
+        if isinstance(boot_volume, str) or (isinstance(boot_volume, Mapping)
+                                            and "volume_id" in boot_volume):
+            if image is not None:
+                raise exception.Invalid("image", "cannot be combined with an existing boot "
+                                        "volume (boot_volume names one): the volume holds the "
+                                        "root disk", image)
+            volume_id = boot_volume if isinstance(boot_volume, str) \
+                else boot_volume["volume_id"]
+            delete = bool(isinstance(boot_volume, Mapping)
+                          and boot_volume.get("delete_on_termination", False))
+            return _RootVolume(validate.uuid_like("boot_volume", volume_id), delete)
+        if not isinstance(boot_volume, Mapping):
+            raise exception.Invalid("boot_volume", "must be a volume id, {volume_id[, "
+                                    "delete_on_termination]} or {[size_gb][, volume_type][, "
+                                    "delete_on_termination]}", boot_volume)
+        if image is None:
+            raise exception.Invalid("boot_volume", "makes a new volume from the image, and no "
+                                    "image was given (name an existing volume with volume_id)",
+                                    dict(boot_volume))
+        size = boot_volume.get("size_gb")
+        if size is not None:
+            size = validate.integer("boot_volume.size_gb", size, 1, 64 * 1024)
+        volume_type = boot_volume.get("volume_type")
+        if volume_type is not None:
+            volume_type = validate.name("boot_volume.volume_type", volume_type)
+        return _RootVolume(None, bool(boot_volume.get("delete_on_termination", True)),
+                           size_gb=size or max(flavor.disk_gb, 1), volume_type=volume_type,
+                           size_given=size is not None)
+
+    def _make_root_volume(self, server_id: str, root: _RootVolume, image: Image,
+                          flavor: Flavor) -> _RootVolume:
+        """Ask the volume service for the root volume of a server booting ``image`` on a new
+        volume; returns at once (``creating``): the compute host awaits it before the build.
+        The default size grows to the image's virtual size when the flavor's disk is smaller
+        (a size the caller gave is never changed: too small is refused)."""
+        assert self.volume is not None
+        size = root.size_gb
+        if not root.size_given:
+            with self.db.read() as session:
+                row = session.get(image_models.Image, image.id)
+                virtual = (row.virtual_size or row.size_bytes) if row is not None else 0
+            size = max(size, -(-virtual // _GiB))
+        try:
+            volume = self.volume.create(size, name=f"root of server {server_id}",
+                                        volume_type=root.volume_type, image_id=image.id,
+                                        metadata={"server_id": server_id}, wait=False)
+        except exception.Invalid as err:
+            # named as the caller wrote it, not as the volume API calls it
+            field = {"size": "boot_volume.size_gb", "image_id": "image",
+                     "volume_type": "boot_volume.volume_type"}.get(getattr(err, "field", ""))
+            if field is None:
+                raise
+            raise exception.Invalid(field, getattr(err, "reason", str(err)),
+                                    getattr(err, "value", None)) from err
+        return dataclasses.replace(root, volume_id=volume.id, made_here=True)
+
+    def _delete_made_root_volume(self, root: _RootVolume) -> None:
+        """Undo :meth:`_make_root_volume` when the server's own rows could not be written."""
+        assert self.volume is not None and root.volume_id is not None
+        try:
+            block_devices.delete_volume(self.volume, root.volume_id)
+        except exception.StackcoreError as err:
+            LOG.warning("the root volume %s made for a server that was refused could not be "
+                        "deleted: %s", root.volume_id, err)
 
     def _check_attachable(self, field: str, volume_id: str) -> None:
         assert self.volume is not None
@@ -861,6 +1036,8 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                     volume.detach_from_server(bdm.volume_id, bdm.attachment_id, server_id)
                 except exception.NotFound:
                     pass  # the attachment already ended, or the volume is gone
+            if bdm.delete_on_termination and volume is not None:
+                block_devices.delete_volume(volume, bdm.volume_id)
             with self.db.transaction() as session:
                 session.execute(sa.delete(BlockDeviceMapping)
                                 .where(BlockDeviceMapping.id == bdm.id))
@@ -898,7 +1075,14 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         ``available`` again afterwards. NotFound if it is not attached to the server."""
         validate.uuid_like("server_id", server_id)
         volume_id = validate.uuid_like("volume_id", volume_id)
-        self.compute_rpc.detach_volume(self._host_of(server_id), server_id, volume_id)
+        host = self._host_of(server_id)
+        with self.db.read() as session:
+            bdm = session.execute(sa.select(BlockDeviceMapping).where(
+                BlockDeviceMapping.instance_uuid == server_id,
+                BlockDeviceMapping.volume_id == volume_id)).scalar_one_or_none()
+            if bdm is not None:
+                block_devices.refuse_root_detach(bdm)
+        self.compute_rpc.detach_volume(host, server_id, volume_id)
 
     @schemas.accepts(server_id=s.UUID)
     @policy.authorize("compute:server:list_volumes")
@@ -918,7 +1102,8 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
     @staticmethod
     def _volume_view(row: BlockDeviceMapping) -> ServerVolume:
         return ServerVolume(row.instance_uuid, row.volume_id, row.device_name, row.status,
-                            row.boot, row.attachment_id)
+                            row.boot, row.attachment_id, row.boot_index == 0,
+                            bool(row.delete_on_termination))
 
     def _host_of(self, server_id: str, capability: str | None = None) -> str:
         """The host of a server the caller may see (the row's: a non-admin's view hides
@@ -1034,6 +1219,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         before the upload. On failure the image is deleted and the server keeps (or gets
         back) its state with a fault saying why - as Nova does. Capability ``snapshot``."""
         validate.uuid_like("server_id", server_id)
+        self._refuse_volume_backed(server_id, "a snapshot")
         validate.name("name", name)
         meta = validate.string_map("metadata", metadata)
         if self.image is None:
@@ -1081,6 +1267,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         the server's own image), its own root disk attached as the second disk for repair.
         Capability ``rescue``."""
         validate.uuid_like("server_id", server_id)
+        self._refuse_volume_backed(server_id, "rescue")
         server = self.get_server(server_id)
         image_id = self.get_image(image).id if image is not None else server.image_id
         self.compute_rpc.rescue_instance(self._host_of(server_id, "rescue"), server_id,
@@ -1108,6 +1295,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         (``wait``; ACTIVE, STOPPED or ERROR), else while rebuilding. A failure leaves it ERROR
         with a fault naming the step; rebuilding again is the way out."""
         validate.uuid_like("server_id", server_id)
+        self._refuse_volume_backed(server_id, "rebuild")
         image_view = self.get_image(image)
         host = self._host_of(server_id)
         with self.db.transaction() as session:
@@ -1156,6 +1344,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         was rolled back) with ``wait``. NoValidHost (state kept, fault recorded) when no host
         fits; CapabilityNotSupported when the host's driver cannot resize."""
         validate.uuid_like("server_id", server_id)
+        self._refuse_volume_backed(server_id, "resize")
         new = self.get_flavor(flavor)
         return self._migrate(server_id, new, "resize", wait, timeout)
 
@@ -1167,6 +1356,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         that must change hosts, confirmed or reverted the same way. Admin only, as in
         Nova."""
         validate.uuid_like("server_id", server_id)
+        self._refuse_volume_backed(server_id, "cold migration")
         return self._migrate(server_id, self.get_server(server_id).flavor, "migration", wait,
                              timeout)
 
@@ -1278,6 +1468,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         NoValidHost (state and claims kept, fault ``evacuate``) when no other host fits.
         Returns once done with ``wait`` (ACTIVE, STOPPED, or ERROR with the fault)."""
         validate.uuid_like("server_id", server_id)
+        self._refuse_volume_backed(server_id, "evacuation")
         source = self._host_of(server_id)
         if host is not None:
             self._check_evacuation_host(server_id, source, host)

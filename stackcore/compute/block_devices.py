@@ -24,6 +24,8 @@ from stackcore.compute.models import BdmStatus, BlockDeviceMapping
 #: Device names handed out when the caller names none: ``/dev/vdb``, ``/dev/vdc``... (Nova's
 #: choice: the root disk's virtio bus; ``/dev/vda`` is the root disk itself).
 DEFAULT_PREFIX = "/dev/vd"
+#: The root disk's device: a volume-backed server's root volume is mapped here (boot_index 0).
+ROOT_DEVICE = "/dev/vda"
 _INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
 
 
@@ -101,17 +103,63 @@ def rows(session: Any, instance_uuid: str) -> list[BlockDeviceMapping]:
 def block_device_info(bdms: Iterable[BlockDeviceMapping],
                       infos: Mapping[str, Mapping[str, Any]] | None = None
                       ) -> list[dict[str, Any]]:
-    """The ``block_device_info`` a driver gets: ``{mount_device, volume_id[,
-    connection_info]}`` per volume; ``connection_info`` only where ``infos`` has it (it is
-    never stored, so destroy and reconciliation pass the device names only)."""
+    """The ``block_device_info`` a driver gets: ``{mount_device, volume_id[, boot_index][,
+    connection_info]}`` per volume (``boot_index`` 0: the root volume); ``connection_info``
+    only where ``infos`` has it (it is never stored, so destroy and reconciliation pass the
+    device names only)."""
     result = []
     for bdm in bdms:
         entry: dict[str, Any] = {"mount_device": bdm.device_name, "volume_id": bdm.volume_id}
+        if bdm.boot_index is not None:
+            entry["boot_index"] = bdm.boot_index
         if infos is not None and bdm.volume_id in infos:
             entry["connection_info"] = dict(infos[bdm.volume_id])
         result.append(entry)
     return result
 
 
-__all__ = ["BdmStatus", "BlockDeviceMapping", "block_device_info", "check_device_name",
-           "host_connector", "next_device_name", "rows"]
+#: Where a volume settles once made (what a boot from a new volume waits for).
+_SETTLED = ("available", "error", "deleted")
+#: Being made: a delete has to wait for the end of it (the volume API refuses it meanwhile).
+_BEING_MADE = ("creating", "downloading")
+
+
+def await_volume(volume_api: Any, volume_id: str, what: str) -> None:
+    """Wait (the volume API's ``operation_timeout``) until the volume is made; InvalidState
+    naming it and its status when it ended otherwise than ``available``."""
+    volume = volume_api.wait(volume_id, _SETTLED)
+    if volume.status != "available":
+        fault = getattr(volume, "fault", None)
+        raise exception.InvalidState(
+            f"{what} {volume_id} is {volume.status}, not available"
+            + (f": {fault.message}" if fault is not None else ""), state=volume.status)
+
+
+def delete_volume(volume_api: Any, volume_id: str) -> None:
+    """Delete a volume a server owned (``delete_on_termination``), its export already
+    ended; one still being made is awaited first. Gone already is fine."""
+    try:
+        if volume_api.get(volume_id).status in _BEING_MADE:
+            volume_api.wait(volume_id, _SETTLED)
+        volume_api.delete(volume_id)
+    except exception.NotFound:
+        return
+
+
+def refuse_root_detach(bdm: BlockDeviceMapping) -> None:
+    """Invalid for a server's root volume: it is its root disk (Nova refuses it too)."""
+    if bdm.boot_index == 0:
+        raise exception.Invalid(
+            "volume_id", f"volume {bdm.volume_id} is the root disk of server "
+            f"{bdm.instance_uuid} (it boots from it): it is detached when the server is "
+            "deleted", bdm.volume_id)
+
+
+def root_volume(bdms: Iterable[BlockDeviceMapping]) -> BlockDeviceMapping | None:
+    """The mapping of a volume-backed server's root volume, or None."""
+    return next((b for b in bdms if b.boot_index == 0), None)
+
+
+__all__ = ["ROOT_DEVICE", "BdmStatus", "BlockDeviceMapping", "await_volume",
+           "block_device_info", "check_device_name", "delete_volume", "host_connector",
+           "next_device_name", "refuse_root_detach", "root_volume", "rows"]

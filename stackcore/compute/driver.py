@@ -47,6 +47,9 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     "rescue": ("rescue", "unrescue"),
     # online volume extend: show a running guest the new size of a grown volume
     "extend_volume": ("extend_volume",),
+    # a flag on ``spawn``: the root disk may be a volume (``block_device_info`` entry with
+    # ``boot_index`` 0) instead of a disk made from an image
+    "boot_from_volume": ("spawn",),
     # resize and cold migrate, with confirm and revert (stackcore.compute.migration)
     "resize": ("migrate_disk_and_power_off", "finish_migration", "confirm_migration",
                "revert_migration", "finish_revert_migration"),
@@ -140,7 +143,16 @@ class HypervisorDriver(abc.ABC):
         ``segment``...). ``block_device_info`` lists the volumes to attach at boot, each
         ``{"mount_device": "/dev/vdb", "volume_id": ..., "connection_info": {...}}`` with the
         volume already exported to this host. On failure, raise: the manager will call
-        :meth:`destroy` for cleanup, then end the exports and release the ports itself."""
+        :meth:`destroy` for cleanup, then end the exports and release the ports itself.
+
+        Boot from volume (capability ``boot_from_volume``; the manager never asks a driver
+        that does not declare it): one entry has ``"boot_index": 0`` and ``mount_device``
+        ``/dev/vda`` - that volume *is* the root disk. The driver makes no disk from the
+        image (``image.path`` is ``""`` and ``image.disk_format`` the volume's format,
+        ``raw``; ``image.id`` names the image the volume was made from, if any), boots from
+        the volume, and :meth:`destroy` never removes it (the volume service owns it; the
+        manager deletes it afterwards when the server was asked to). Entries without
+        ``boot_index`` are data volumes as before."""
 
     @abc.abstractmethod
     def destroy(

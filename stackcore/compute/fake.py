@@ -117,6 +117,7 @@ class FakeHypervisorDriver(HypervisorDriver):
         "rescue": True,
         "extend_volume": True,
         "resize": True,
+        "boot_from_volume": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -187,6 +188,11 @@ class FakeHypervisorDriver(HypervisorDriver):
         network_info: Sequence[Mapping[str, Any]],
         block_device_info: Sequence[Mapping[str, Any]],
     ) -> None:
+        roots = [b for b in block_device_info if b.get("boot_index") == 0]
+        if len(roots) > 1 or any(b.get("mount_device") != "/dev/vda" for b in roots):
+            raise exception.Invalid("block_device_info", "at most one root volume "
+                                    "(boot_index 0), at /dev/vda",
+                                    [b.get("mount_device") for b in roots])
         with self.backend.lock:
             if instance.uuid in self.backend.domains:
                 raise exception.Conflict(f"fake domain {instance.uuid} already exists")
@@ -195,7 +201,8 @@ class FakeHypervisorDriver(HypervisorDriver):
             domain = _FakeDomain(PowerState.SHUTDOWN, flavor=_flavor(instance.flavor))
             self.backend.domains[instance.uuid] = domain
             self._maybe_fail("spawn")
-            if not os.path.isfile(image.path):  # a real hypervisor cannot boot it either
+            # a root volume is booted as it is; otherwise the image is the root disk's source
+            if not roots and not os.path.isfile(image.path):
                 raise exception.DriverError(f"image file {image.path} of instance "
                                             f"{instance.uuid} does not exist")
             domain.vifs = list(network_info)

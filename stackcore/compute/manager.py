@@ -565,6 +565,10 @@ class ComputeManager:
             # driver error does (the fault names the database), never leaves it BUILDING.
             try:
                 self._update(instance_uuid, task_state=TaskState.SPAWNING)
+                if self._root_volume(instance_uuid) is not None:
+                    step = "boot_from_volume"
+                    self._capable("boot_from_volume")  # before anything is made here
+                    step = "allocate_network"
                 network_info = self._allocate_network(instance_uuid, requests, row.project_id)
                 step = "block_device_mapping"
                 device_info = self._connect_boot_volumes(instance_uuid)
@@ -646,9 +650,19 @@ class ComputeManager:
         self._set_bdm(bdm_id, attachment_id=info.pop("attachment_id", None))
         return info
 
+    def _root_volume(self, instance_uuid: str) -> BlockDeviceMapping | None:
+        with self.db.read() as session:
+            return block_devices.root_volume(block_devices.rows(session, instance_uuid))
+
     def _connect_boot_volumes(self, instance_uuid: str) -> list[dict[str, Any]]:
+        """Export the volumes a build attaches to this host; a root volume still being made
+        from its image (create_server made it a moment ago) is awaited first."""
         with self.db.read() as session:
             bdms = [b for b in block_devices.rows(session, instance_uuid) if b.boot]
+        root = block_devices.root_volume(bdms)
+        if root is not None:
+            block_devices.await_volume(self._require(self.volume_api, "volumes"),
+                                       root.volume_id, "root volume")
         infos = {b.volume_id: self._connect_volume(instance_uuid, b.id, b.volume_id,
                                                    b.device_name) for b in bdms}
         return block_devices.block_device_info(bdms, infos)
@@ -768,6 +782,11 @@ class ComputeManager:
             step = "detach_volumes"
             for bdm in bdms:
                 self._disconnect_volume(instance.uuid, bdm)
+                if bdm.delete_on_termination:  # before its row: a failed delete is retried
+                    step = "delete_volumes"
+                    block_devices.delete_volume(self._require(self.volume_api, "volumes"),
+                                                bdm.volume_id)
+                    step = "detach_volumes"
                 with self.db.transaction() as session:
                     session.execute(sa.delete(BlockDeviceMapping)
                                     .where(BlockDeviceMapping.id == bdm.id))
@@ -880,6 +899,7 @@ class ComputeManager:
                     raise exception.NotFound(
                         "volume attachment", volume_id,
                         f"volume {volume_id} is not attached to server {instance_uuid}")
+                block_devices.refuse_root_detach(bdm)
                 previous = bdm.status
                 bdm.status = BdmStatus.DETACHING
             try:

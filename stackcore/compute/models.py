@@ -286,6 +286,11 @@ class BlockDeviceMapping(Base):
     device_name: Mapped[str] = mapped_column(String(255))
     #: Attached while the server is built (create_server(volumes=...)) rather than later.
     boot: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: 0: this volume is the server's root disk (boot from volume, ``/dev/vda``); else None.
+    boot_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Deleted with the server (a root volume made from an image at boot, or asked for).
+    delete_on_termination: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                        server_default=sa.false())
     status: Mapped[str] = mapped_column(String(32))
     #: The volume service's attachment, once it exported the volume to this host.
     attachment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

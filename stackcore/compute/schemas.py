@@ -45,6 +45,14 @@ NETWORK_REQUEST = s.one_of(
 VOLUME_REQUEST = s.one_of(
     s.UUID, s.obj({"volume_id": s.UUID, "mountpoint": s.optional(s.DEVICE_NAME)},
                   required=["volume_id"]))
+#: ``create_server(boot_volume=...)``: an existing volume (its id, or with
+#: ``delete_on_termination``), or - with ``image`` - how to make a new one from the image
+BOOT_VOLUME = s.optional(s.one_of(
+    s.UUID,
+    s.obj({"volume_id": s.UUID, "delete_on_termination": s.BOOLEAN}, required=["volume_id"]),
+    s.obj({"size_gb": s.integer(1, 16384), "volume_type": s.NAME,
+           "delete_on_termination": s.BOOLEAN}),
+))
 NETWORKS = s.optional(s.array(NETWORK_REQUEST, 16))
 VOLUMES = s.optional(s.array(VOLUME_REQUEST, 26))
 #: names or ids of security groups (resolved by the network API)

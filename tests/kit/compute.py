@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -259,6 +260,64 @@ class FinishLeavesOff(FakeHypervisorDriver):
                                  resize_instance, False)
 
 
+def _root_path(block_device_info: Sequence[Mapping[str, Any]]) -> str | None:
+    for bdm in block_device_info:
+        if bdm.get("boot_index") == 0:
+            return str(bdm["connection_info"]["data"]["device_path"])
+    return None
+
+
+class BootFromImageAnyway(FakeHypervisorDriver):
+    """Declares boot_from_volume but still wants the image file (ignores the root volume)."""
+
+    def spawn(self, instance: Instance, image: Image, network_info: Sequence[Mapping[str, Any]],
+              block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        super().spawn(instance, image, network_info,
+                      [{k: v for k, v in b.items() if k != "boot_index"}
+                       for b in block_device_info])
+
+
+class TwoRootsAccepted(FakeHypervisorDriver):
+    """Boots from the first root volume it finds, whatever else is asked."""
+
+    def spawn(self, instance: Instance, image: Image, network_info: Sequence[Mapping[str, Any]],
+              block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        roots = [b for b in block_device_info if b.get("boot_index") == 0]
+        super().spawn(instance, image, network_info,
+                      [{**roots[0], "mount_device": "/dev/vda"}] if roots
+                      else block_device_info)
+
+
+class DestroyRemovesRootVolume(FakeHypervisorDriver):
+    """Removes the root volume's data with the instance, as if it were a local disk."""
+
+    def spawn(self, instance: Instance, image: Image, network_info: Sequence[Mapping[str, Any]],
+              block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        super().spawn(instance, image, network_info, block_device_info)
+        self._root_paths = {**getattr(self, "_root_paths", {}),
+                            instance.uuid: _root_path(block_device_info)}
+
+    def destroy(self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+                block_device_info: Sequence[Mapping[str, Any]],
+                destroy_disks: bool = True) -> None:
+        super().destroy(instance, network_info, block_device_info, destroy_disks)
+        path = getattr(self, "_root_paths", {}).pop(instance.uuid, None)
+        if path is not None and destroy_disks:
+            os.unlink(path)
+
+
+class SpawnWipesRootVolume(FakeHypervisorDriver):
+    """Formats the root volume at boot, as if it were a new local disk."""
+
+    def spawn(self, instance: Instance, image: Image, network_info: Sequence[Mapping[str, Any]],
+              block_device_info: Sequence[Mapping[str, Any]]) -> None:
+        super().spawn(instance, image, network_info, block_device_info)
+        path = _root_path(block_device_info)
+        if path is not None:
+            with open(path, "r+b") as handle:
+                handle.write(bytes(64 * 1024))
+
+
 def _liar(capability: str) -> type[FakeHypervisorDriver]:
     """Implements ``capability`` (inherited) but declares it unsupported."""
     caps = {**FakeHypervisorDriver.capabilities, capability: False}
@@ -268,7 +327,8 @@ def _liar(capability: str) -> type[FakeHypervisorDriver]:
 
 LIARS = {cap: _liar(cap) for cap in ("pause", "suspend", "console_output", "snapshot",
                                      "live_snapshot", "rescue", "attach_volume",
-                                     "extend_volume", "plug_vifs", "resize")}
+                                     "extend_volume", "plug_vifs", "resize",
+                                     "boot_from_volume")}
 for _cap, _cls in LIARS.items():
     globals()[_cls.__name__] = _cls
 
@@ -301,6 +361,7 @@ CAP_TESTS = {
     "plug_vifs": [C + "test_unknown_vif_type_is_refused", C + "test_plug_unplug_idempotent"],
     "resize": [C + "test_same_host_resize_confirm_and_revert",
                C + "test_resize_rollbacks_keep_the_instance"],
+    "boot_from_volume": [C + "test_boot_from_volume"],
 }
 
 ZOO = [
@@ -403,6 +464,19 @@ ZOO = [
     _b("finish-leaves-off", FinishLeavesOff, [C + "test_same_host_resize_confirm_and_revert"],
        "power state after finish_migration(): expected RUNNING, got SHUTDOWN",
        "finish_migration ignores power_on", capability="resize"),
+    _b("boot-from-image-anyway", BootFromImageAnyway, CAP_TESTS["boot_from_volume"],
+       "spawn() from a root volume, with no image file raised DriverError",
+       "the root volume is ignored: the image file is still needed",
+       capability="boot_from_volume"),
+    _b("two-roots-accepted", TwoRootsAccepted, CAP_TESTS["boot_from_volume"],
+       "spawn() with two root volumes: expected Invalid, got no error",
+       "two root volumes (or one off /dev/vda) accepted", capability="boot_from_volume"),
+    _b("destroy-removes-root-volume", DestroyRemovesRootVolume, CAP_TESTS["boot_from_volume"],
+       "the root volume after destroy(): expected still there", "destroy removes the root "
+       "volume's data", capability="boot_from_volume"),
+    _b("spawn-wipes-root-volume", SpawnWipesRootVolume, CAP_TESTS["boot_from_volume"],
+       "the root volume's first 64 KiB after destroy(): expected 0x5a throughout",
+       "spawn overwrites the root volume", capability="boot_from_volume"),
     *[_b(f"liar-{cap}", LIARS[cap], CAP_TESTS[cap],
          f"capability {cap!r} is declared unsupported", f"{cap} works but is declared "
          "unsupported", "unexpected-success", cap) for cap in LIARS],

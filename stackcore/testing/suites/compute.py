@@ -21,7 +21,7 @@ What is checked, by feature:
   cleanup) ran;
 * every capability (``pause``, ``suspend``, ``console_output``, ``snapshot``,
   ``live_snapshot``, ``rescue``, ``attach_volume``, ``extend_volume``, ``plug_vifs``,
-  ``resize``) by behaviour, whatever is
+  ``resize``, ``boot_from_volume``) by behaviour, whatever is
   declared (``rescue``: ``get_info`` says ``rescued`` and running, unrescue undoes it,
   twice is fine, a rescued instance is destroyed with all it made):
   pause/suspend must reach the state ``get_info`` reports and come back (a ``pause`` that
@@ -29,7 +29,9 @@ What is checked, by feature:
   in the format the contract names (``snapshot`` of a stopped instance; ``live_snapshot`` of
   a running one, which must still run); ``resize`` on one host: power states through
   migrate/finish/revert/confirm, listed once throughout, the rollbacks the manager runs
-  keep the instance, a smaller disk refused.
+  keep the instance, a smaller disk refused; ``boot_from_volume``: a root volume holding the
+  image boots with no image file, ``destroy`` leaves the volume's data alone, two root
+  volumes or one off ``/dev/vda`` refused.
 
 Everything a test creates is destroyed right after it, and that check is part of the test: an
 instance ``destroy`` left behind fails the test that made it.
@@ -37,9 +39,12 @@ instance ``destroy`` left behind fails the test that made it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
+import os
+import shutil
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -401,6 +406,60 @@ class TestComputeCapabilities:
         _check_snapshot(target, instance)
         expect_state(compute_driver, instance, PowerState.SHUTDOWN,
                      "after snapshot() of a stopped instance")
+
+    @pytest.mark.capability("boot_from_volume")
+    def test_boot_from_volume(
+        self, compute_driver: HypervisorDriver, make_instance: Any, compute_image: Image
+    ) -> None:
+        """A root volume (``boot_index`` 0 at ``/dev/vda``; here a raw file holding the
+        image, handed over as an NFS volume already mounted: ``data.device_path``) is booted
+        as it is: no image file is given (``image.path`` ``""``), the instance runs, and
+        ``destroy`` leaves the volume and its data alone. Two root volumes, or one not at
+        ``/dev/vda``, are refused with nothing made."""
+        needs(compute_driver, "boot_from_volume")
+        volume_path = os.path.join(os.path.dirname(compute_image.path),
+                                   f"root-volume-{uuid.uuid4()}.raw")
+        shutil.copyfile(compute_image.path, volume_path)
+        os.chmod(volume_path, 0o666)  # what an NFS share gives the hypervisor's user
+        try:
+            no_file = Image(id=compute_image.id, name=compute_image.name, path="",
+                            disk_format="raw", properties=dict(compute_image.properties))
+            volume_id = str(uuid.uuid4())
+            root = {"mount_device": "/dev/vda", "volume_id": volume_id, "boot_index": 0,
+                    "connection_info": {"driver_volume_type": "nfs", "data": {
+                        "device_path": volume_path, "format": "raw", "volume_id": volume_id,
+                        "export": "127.0.0.1:/stackcore-conformance",
+                        "name": os.path.basename(volume_path), "options": None}}}
+            instance = make_instance(image=no_file)
+            check.step("spawn() from a root volume, with no image file",
+                       lambda: compute_driver.spawn(instance, no_file, [], [root]))
+            expect_state(compute_driver, instance, PowerState.RUNNING,
+                         "after spawn() from a root volume")
+            _listed_once(compute_driver, instance, "after spawn() from a root volume")
+            check.step("destroy()", lambda: compute_driver.destroy(
+                instance, [], [{"mount_device": "/dev/vda", "volume_id": volume_id,
+                                "boot_index": 0}], True))
+            check.that(os.path.isfile(volume_path), "the root volume after destroy()",
+                       "still there (the volume service owns it)", "removed")
+            with open(volume_path, "rb") as handle:
+                head = handle.read(IMAGE_PATTERN_LENGTH)
+            check.that(head == bytes([IMAGE_PATTERN]) * IMAGE_PATTERN_LENGTH,
+                       "the root volume's first 64 KiB after destroy()",
+                       f"{IMAGE_PATTERN:#04x} throughout (untouched)", head[:16].hex() + "...")
+            for bad, what in (([root, {**root, "volume_id": "second"}], "two root volumes"),
+                              ([{**root, "mount_device": "/dev/vdb"}],
+                               "a root volume at /dev/vdb")):
+                refused = make_instance(image=no_file)
+                check.raises(exception.Invalid,
+                             functools.partial(compute_driver.spawn, refused, no_file, [],
+                                               bad),
+                             f"spawn() with {what}")
+                listed = compute_driver.list_instances()
+                check.that(refused.uuid not in listed, f"list_instances() after spawn() with "
+                           f"{what} was refused", f"not to list {refused.uuid}", listed)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(volume_path)
 
     @pytest.mark.capability("live_snapshot")
     def test_live_snapshot_keeps_running(

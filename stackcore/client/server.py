@@ -23,7 +23,14 @@ class CreateServer(CloudShowOne):
         parser = super().get_parser(prog_name)
         parser.add_argument("name")
         parser.add_argument("--flavor", required=True, help="flavor name or id")
-        parser.add_argument("--image", required=True, help="image name or id")
+        parser.add_argument("--image", help="image name or id (the root disk's source)")
+        root = parser.add_mutually_exclusive_group()
+        root.add_argument("--boot-volume", metavar="VOLUME_ID",
+                          help="boot from this existing volume (no --image; it is kept "
+                               "when the server is deleted)")
+        root.add_argument("--boot-from-volume", type=int, metavar="SIZE_GB",
+                          help="with --image: make a root volume of SIZE_GB from the image "
+                               "and boot from it (deleted with the server)")
         parser.add_argument("--availability-zone")
         parser.add_argument("--network", action="append", default=[], metavar="NETWORK_ID",
                             help="a port on this network (repeatable)")
@@ -46,8 +53,12 @@ class CreateServer(CloudShowOne):
         user_data = None
         if args.user_data is not None:
             user_data = base64.b64encode(read_file("--user-data", args.user_data)).decode()
+        boot_volume: str | dict[str, Any] | None = args.boot_volume
+        if args.boot_from_volume is not None:
+            boot_volume = {"size_gb": args.boot_from_volume}
         server = compute.create_server(
-            args.name, args.flavor, args.image, availability_zone=args.availability_zone,
+            args.name, args.flavor, args.image, boot_volume=boot_volume,
+            availability_zone=args.availability_zone,
             networks=[{"network_id": n} for n in args.network] or None,
             volumes=args.volume or None,
             security_groups=args.security_group or None, key_name=args.key_name,
@@ -91,7 +102,8 @@ class ShowServer(_OneServer):
     def take_action(self, args: argparse.Namespace) -> Any:
         compute = self.cloud.compute
         server = compute.get_server(args.server)
-        volumes = [f"{v.volume_id} {v.device}" for v in compute.list_server_volumes(server.id)]
+        volumes = [f"{v.volume_id} {v.device}" + (" (root)" if v.root else "")
+                   for v in compute.list_server_volumes(server.id)]
         return fmt.show(server, {"volumes": volumes})
 
 
@@ -202,7 +214,14 @@ class RebuildServer(_OneServer):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--image", required=True, help="image name or id")
+        parser.add_argument("--image", help="image name or id (the root disk's source)")
+        root = parser.add_mutually_exclusive_group()
+        root.add_argument("--boot-volume", metavar="VOLUME_ID",
+                          help="boot from this existing volume (no --image; it is kept "
+                               "when the server is deleted)")
+        root.add_argument("--boot-from-volume", type=int, metavar="SIZE_GB",
+                          help="with --image: make a root volume of SIZE_GB from the image "
+                               "and boot from it (deleted with the server)")
         add_wait(parser)
         return parser
 

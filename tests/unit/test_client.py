@@ -257,3 +257,33 @@ def test_keypairs_and_a_server_with_key_and_user_data(config, tmp_path) -> None:
     assert status == 1 and "key_name" in err and "nosuch" in err, err
     assert run("--config-file", config, "keypair", "delete", "mine", "mine")[0] == 0
     assert run("--config-file", config, "keypair", "list", "-f", "value") == (0, "", "")
+
+
+def test_server_create_boot_volume_options_reach_the_api(config, tmp_path) -> None:
+    """The client is no deployment (services=()): with no volume service reporting, a root
+    volume cannot be placed - the error says so and nothing is left; the refusals name
+    the argument."""
+    data = tmp_path / "image.raw"
+    data.write_bytes(b"\xeb\x3cboot" + b"\0" * 65530)
+    for command in (("flavor", "create", "small", "--vcpus", "1", "--ram", "64", "--disk", "1"),
+                    ("image", "create", "img", "--file", str(data))):
+        status, _, err = run("--config-file", config, *command)
+        assert status == 0, err
+    status, out, err = run("--config-file", config, "server", "create", "vm", "--flavor",
+                           "small", "--image", "img", "--boot-from-volume", "1")
+    assert status == 1 and "NoValidHost" in err and "volume" in err, (status, out, err)
+    volume_id = "6b0c2d8e-3f1a-4c5e-9d7b-2a4e6f8c0b1d"
+    status, out, err = run("--config-file", config, "server", "create", "vm2", "--flavor",
+                           "small", "--image", "img", "--boot-volume", volume_id)
+    assert status == 1 and "image" in err and "boot volume" in err, (status, out, err)
+    status, out, err = run("--config-file", config, "server", "create", "vm3", "--flavor",
+                           "small", "--boot-volume", volume_id)
+    assert status == 1 and "NotFound" in err and volume_id in err, (status, out, err)
+    status, out, err = run("--config-file", config, "server", "create", "vm4", "--flavor",
+                           "small")
+    assert status == 1 and "image" in err and "boot_volume" in err, (status, out, err)
+    with pytest.raises(SystemExit):  # argparse: the two are mutually exclusive
+        run("--config-file", config, "server", "create", "vm5", "--flavor", "small",
+            "--boot-volume", volume_id, "--boot-from-volume", "1")
+    for listing in (("server", "list"), ("volume", "list")):
+        assert run("--config-file", config, *listing, "-f", "value") == (0, "", ""), listing

@@ -1452,7 +1452,10 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         """Rebuild an ACTIVE, STOPPED or ERROR server of a dead host on another host the
         scheduler picks (task ``evacuating``): same ports (addresses kept) and volumes, the
         root disk made afresh from its image - what was written to a local root disk is
-        lost. ACTIVE and ERROR servers end ACTIVE, STOPPED ones STOPPED. The dead host
+        lost. A volume-backed server keeps its root disk: its root volume is exported to the
+        new host and booted there with its data (Nova's evacuation on shared storage; the
+        new host's driver must declare ``boot_from_volume``, and no local disk is claimed
+        there). ACTIVE and ERROR servers end ACTIVE, STOPPED ones STOPPED. The dead host
         destroys its old instance and gives back its claim when its compute service comes
         back. Admin only, as in Nova.
 
@@ -1468,7 +1471,6 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         NoValidHost (state and claims kept, fault ``evacuate``) when no other host fits.
         Returns once done with ``wait`` (ACTIVE, STOPPED, or ERROR with the fault)."""
         validate.uuid_like("server_id", server_id)
-        self._refuse_volume_backed(server_id, "evacuation")
         source = self._host_of(server_id)
         if host is not None:
             self._check_evacuation_host(server_id, source, host)
@@ -1509,8 +1511,11 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                 .where(sched_models.ServerGroupMember.instance_uuid == server_id)
             ).scalar_one_or_none()
             zone = row.availability_zone
+            volume_backed = block_devices.root_volume(
+                block_devices.rows(session, server_id)) is not None
         request = placement_request.build(
-            flavor, dict(image.properties) if image else {}, availability_zone=zone,
+            {**flavor, "disk_gb": 0} if volume_backed else flavor,
+            dict(image.properties) if image else {}, availability_zone=zone,
             server_group=group, exclude_hosts=(source,), requested_host=host)
         try:
             chosen = self.scheduler_rpc.select_migration_destination(

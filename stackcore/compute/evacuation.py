@@ -5,7 +5,9 @@ heartbeat is fresh: the server would run twice - the operator fences the host fi
 scheduler picks another host and claims there, as for a cold migration, and that host
 rebuilds the server from its image with the same ports (addresses kept) and volumes. As in
 Nova without shared storage, the root disk is made afresh: what was written to a local root
-disk is lost; volumes keep their data.
+disk is lost; volumes keep their data. A volume-backed server (boot from volume) is Nova's
+shared-storage case: its root volume is exported to the new host and booted there, data and
+all (the new host's driver must declare ``boot_from_volume``).
 
 The :class:`~stackcore.compute.models.Migration` row (``migration_type`` ``evacuation``) says
 who owns the next step, each status one owner, as for resize
@@ -104,6 +106,10 @@ class HostEvacuations(moves.HostMoves):
         device_info: list[dict[str, Any]] = []
         step = "migrate_ports"
         try:
+            if block_devices.root_volume(bdms) is not None:
+                step = "boot_from_volume"
+                m._capable("boot_from_volume")  # before anything is moved here
+                step = "migrate_ports"
             # What the dead host's instance was wired with, recorded before anything is
             # moved here: its destroy, when that host is back, unplugs those VIFs and
             # detaches those devices there (the ports' bindings are this host's by then).

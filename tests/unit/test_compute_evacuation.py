@@ -252,6 +252,56 @@ def test_a_server_deleted_while_its_old_host_was_down_is_destroyed_there_as_it_w
 
 
 @_over_rabbit
+def test_a_volume_backed_server_is_evacuated_with_its_root_volume_data_and_all(
+        deployment: Deployment) -> None:
+    """Nova's shared-storage evacuation: the new host boots the same root volume (what the
+    guest wrote is there), claims no disk for it, and the old host, back, destroys its old
+    instance without touching the volume."""
+    api = deployment.api.compute
+    deployment.start("compute-1")
+    server = api.create_server("bfv", "small", "img", boot_volume={})
+    assert (server.status, server.host) == ("ACTIVE", "compute-1"), server.fault
+    [root] = api.list_server_volumes(server.id)
+    volume_driver = next(s.manager.driver for s in deployment.api.services
+                         if s.binary == "stackcore-volume")
+    backing = volume_driver._path(f"volume-{root.volume_id}")  # the fake's own file
+    with open(backing, "r+b") as disk:  # what the guest wrote on its root disk
+        disk.seek(4096)
+        disk.write(b"written by the guest on compute-1")
+    deployment.start("compute-2")
+    deployment.kill("compute-1")
+
+    after = api.evacuate_server(server.id, timeout=120)
+
+    assert (after.status, after.task_state, after.host, after.fault) == \
+        ("ACTIVE", None, "compute-2", None)
+    domain = deployment.domains("compute-2")[server.id]
+    assert sorted(domain.volumes) == ["/dev/vda"], domain.volumes
+    assert domain.volumes["/dev/vda"]["data"]["volume_id"] == root.volume_id
+    with open(backing, "rb") as disk:
+        disk.seek(4096)
+        assert disk.read(33) == b"written by the guest on compute-1"
+    assert _attachments(deployment.api, root.volume_id) == [(server.id, "compute-2")]
+    with deployment.api.db.read() as session:
+        disks = {a.host: a.disk_gb for a in session.execute(sa.select(models.Allocation))
+                 .scalars()}
+    assert disks == {"compute-1": 0, "compute-2": 0}, disks
+
+    deployment.start("compute-1")
+
+    assert server.id not in deployment.domains("compute-1")
+    [destroyed] = [d for d in fake.backend_for(deployment.state, "compute-1").destroyed
+                   if d.instance_uuid == server.id]
+    assert destroyed.block_device_info == [{"mount_device": "/dev/vda", "boot_index": 0,
+                                            "volume_id": root.volume_id}], destroyed
+    assert _attachments(deployment.api, root.volume_id) == [(server.id, "compute-2")]
+    assert deployment.api.volume.get(root.volume_id).status == "in-use"
+    api.delete_server(server.id)
+    with pytest.raises(exception.NotFound):
+        deployment.api.volume.get(root.volume_id)
+
+
+@_over_rabbit
 def test_evacuation_to_a_named_host_goes_through_the_filters_and_a_refusal_leaves_nothing(
         deployment: Deployment) -> None:
     api = deployment.api.compute

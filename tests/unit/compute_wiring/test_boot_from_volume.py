@@ -1,7 +1,8 @@
 """Boot from volume through the core API, on the fake hypervisor and the fake volume driver
 (SQLite and PostgreSQL): the root disk is a volume (an existing one, or one made from the
 image at boot), the host claims no local disk for it, it is deleted with the server when
-asked, and every action that needs a local root disk is refused naming the server.
+asked, and every action that needs a local root disk is refused naming the server
+(evacuation keeps the root volume: tests/unit/test_compute_evacuation.py).
 
 What is checked is what the fake backends hold (the fake hypervisor's domain, the fake volume
 driver's volumes and exports) and the rows, not only the server's status."""
@@ -198,7 +199,6 @@ def test_actions_that_need_a_local_root_disk_are_refused_naming_the_server(
         "rebuild": lambda: cloud.compute.rebuild_server(server.id, "img"),
         "resize": lambda: cloud.compute.resize_server(server.id, "large"),
         "cold migration": lambda: cloud.compute.migrate_server(server.id),
-        "evacuation": lambda: cloud.compute.evacuate_server(server.id),
     }
     for action, call in actions.items():
         with pytest.raises(exception.Invalid) as refused:

@@ -73,8 +73,11 @@ class DomainSettings:
     virtio_scsi: bool = False
 
 
-def metadata_element(instance: Instance, host: str) -> ET.Element:
-    """``<stackcore:instance>``: who this domain belongs to and what it was made from."""
+def metadata_element(instance: Instance, host: str,
+                     boot_volume: str | None = None) -> ET.Element:
+    """``<stackcore:instance>``: who this domain belongs to and what it was made from.
+    ``boot_volume`` (the volume id, ``""`` if unknown) records that the root disk is a
+    volume: ``<stackcore:boot-volume id=.../>``."""
     root = ET.Element(_q("instance"))
     sub(root, _q("uuid"), instance.uuid)
     sub(root, _q("host"), host)
@@ -84,6 +87,8 @@ def metadata_element(instance: Instance, host: str) -> ET.Element:
         ram_mb=str(flavor.ram_mb), disk_gb=str(flavor.disk_gb))
     sub(root, _q("image"), id=instance.image.id, name=instance.image.name,
         disk_format=instance.image.disk_format)
+    if boot_volume is not None:
+        sub(root, _q("boot-volume"), id=boot_volume)
     for key, value in sorted(instance.metadata.items()):
         sub(root, _q("meta"), value, key=key)
     sub(root, _q("created"), datetime.datetime.now(datetime.UTC).isoformat())
@@ -98,16 +103,18 @@ def build_domain(
     root_disk: ET.Element | None,
     console_log: str | None,
     devices: list[ET.Element],
+    boot_volume: str | None = None,
 ) -> ET.Element:
     """The full ``<domain>`` of ``instance``: flavor sizes, metadata, root disk, console and
-    any extra device elements (volumes, interfaces)."""
+    any extra device elements (volumes, interfaces). ``boot_volume``: the root disk is that
+    volume (its id; see :func:`boot_volume`)."""
     domain = ET.Element("domain", type=settings.domain_type)
     sub(domain, "name", domain_name(instance.uuid))
     sub(domain, "uuid", instance.uuid)
     # libvirt refuses line breaks in a title; the full name is kept in the metadata.
     sub(domain, "title", " ".join(instance.name.splitlines()) or instance.uuid)
     metadata = sub(domain, "metadata")
-    metadata.append(metadata_element(instance, host))
+    metadata.append(metadata_element(instance, host, boot_volume))
     sub(domain, "memory", str(instance.flavor.ram_mb), unit="MiB")
     sub(domain, "vcpu", str(instance.flavor.vcpus))
 
@@ -180,6 +187,13 @@ def ownership(domain: ET.Element) -> Ownership | None:
     if name != domain_name(uuid):
         return None
     return Ownership(uuid=uuid, host=record.findtext(_q("host")) or "")
+
+
+def boot_volume(domain: ET.Element) -> str | None:
+    """The id of the volume a parsed domain boots from (``""`` if it was not given), or None
+    when its root disk is the driver's own (made from an image)."""
+    record = domain.find(f"metadata/{_q('instance')}/{_q('boot-volume')}")
+    return None if record is None else record.get("id", "")
 
 
 def find_disk(domain: ET.Element, target_dev: str) -> ET.Element | None:

@@ -10,6 +10,12 @@ images_type = rbd`` the root disk is the RBD image ``<uuid>_disk`` instead (a cl
 rbd image store's snapshot, or an import: :mod:`.rbd_disk`); destroy removes it, cold snapshots
 read it back with qemu-img, rescue adds its local rescue disk next to it.
 
+Boot from volume (``block_device_info`` entry with ``boot_index`` 0): the root disk ``vda`` is
+that volume's ``<disk>`` (as any attached volume's) and the domain's metadata records the volume
+(``<stackcore:boot-volume>``). Nothing is made from the image and destroy never touches the
+volume. Snapshot, rescue, resize and cold migration of such an instance are refused (Invalid):
+each would work on a disk the driver owns, and this one belongs to the volume service.
+
 ``test:///default`` (libvirt's in-process test driver) is supported for the lifecycle: there the
 domain's disk points at the image file itself (the test driver never opens disks, so no overlay
 is made and qemu-img is not needed), snapshots copy that file, and features the test driver
@@ -19,6 +25,7 @@ lacks (device hot-plug, secrets) raise CapabilityNotSupported.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -97,6 +104,58 @@ RESIZE_META = "migration.json"
 _POLL = 0.2
 
 
+@dataclasses.dataclass(frozen=True)
+class BootVolume:
+    """The volume an instance boots from: its root disk ``vda``."""
+
+    volume_id: str  # "" when the mapping named none
+    disk: volume.VolumeDisk
+
+
+def is_boot_entry(bdm: Mapping[str, Any]) -> bool:
+    """Whether a block device mapping is the boot volume (``boot_index`` 0; not False)."""
+    boot_index = bdm.get("boot_index")
+    return isinstance(boot_index, int) and not isinstance(boot_index, bool) and boot_index == 0
+
+
+def block_devices(instance_uuid: str, block_device_info: Sequence[Mapping[str, Any]]
+                  ) -> tuple[BootVolume | None, list[volume.VolumeDisk]]:
+    """Validate ``block_device_info`` (entries with ``connection_info``): the boot volume
+    (the one entry with ``boot_index`` 0, at ``/dev/vda`` or with no ``mount_device``), if
+    any, and the data volumes (every other entry). Raises Invalid naming the field."""
+    boot_entries: list[Mapping[str, Any]] = []
+    data: list[Mapping[str, Any]] = []
+    for bdm in block_device_info:
+        boot_index = bdm.get("boot_index")
+        if boot_index is not None and (isinstance(boot_index, bool)
+                                       or not isinstance(boot_index, int)):
+            raise exception.Invalid("block_device_info.boot_index",
+                                    "must be an integer or absent", boot_index)
+        (boot_entries if is_boot_entry(bdm) else data).append(bdm)
+    if len(boot_entries) > 1:
+        raise exception.Invalid(
+            "block_device_info.boot_index",
+            f"{len(boot_entries)} volumes have boot_index 0; an instance has one root disk",
+            [b.get("volume_id") for b in boot_entries])
+    boot = None
+    if boot_entries:
+        entry = boot_entries[0]
+        connection_info = entry.get("connection_info") or {}
+        mountpoint = str(entry.get("mount_device") or entry.get("mountpoint")
+                         or volume.ROOT_MOUNTPOINT)
+        disk = volume.parse_root(connection_info, instance_uuid, mountpoint)
+        data_section = connection_info.get("data")
+        volume_id = entry.get("volume_id") or (
+            data_section.get("volume_id") if isinstance(data_section, Mapping) else None)
+        boot = BootVolume(str(volume_id or ""), disk)
+    volumes = [
+        volume.parse(bdm.get("connection_info") or {}, instance_uuid,
+                     str(bdm.get("mount_device") or bdm.get("mountpoint") or ""))
+        for bdm in data
+    ]
+    return boot, volumes
+
+
 class LibvirtDriver(HypervisorDriver):
     """KVM/QEMU (or libvirt's test driver) behind the hypervisor contract."""
 
@@ -115,6 +174,7 @@ class LibvirtDriver(HypervisorDriver):
         "rescue": True,
         "extend_volume": True,
         "resize": True,
+        "boot_from_volume": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -327,14 +387,11 @@ class LibvirtDriver(HypervisorDriver):
             raise exception.Invalid("instance.uuid", "must be a uuid", instance.uuid) from None
         # Everything is validated before anything is made.
         vifs = [vif.parse(v) for v in network_info]
-        volumes = [
-            volume.parse(bdm.get("connection_info") or {}, instance.uuid,
-                         str(bdm.get("mount_device") or bdm.get("mountpoint") or ""))
-            for bdm in block_device_info
-        ]
-        if not self.is_test_driver:
+        boot, volumes = block_devices(instance.uuid, block_device_info)
+        # a volume-backed instance reads nothing of the image (its path is "")
+        if boot is None and not self.is_test_driver:
             images.check_format(image.disk_format)
-        if self.needs_image_file(image) and not os.path.isfile(image.path):
+        if boot is None and self.needs_image_file(image) and not os.path.isfile(image.path):
             # the test driver never opens it: say so here
             raise exception.Invalid("image.path", f"image file {image.path} does not exist",
                                     image.path)
@@ -345,7 +402,11 @@ class LibvirtDriver(HypervisorDriver):
             secrets: list[Any] = []
             try:
                 os.makedirs(self._instance_dir(instance.uuid), exist_ok=True)
-                root, console = self._root_disk(instance, image)
+                if boot is not None:
+                    root = boot.disk.element(self._define_secret(conn, boot.disk, secrets))
+                    console = self._console_log(instance.uuid)
+                else:
+                    root, console = self._root_disk(instance, image)
                 devices = []
                 for spec in volumes:
                     secret_uuid = self._define_secret(conn, spec, secrets)
@@ -353,7 +414,7 @@ class LibvirtDriver(HypervisorDriver):
                 devices.extend(v.element() for v in vifs)
                 document = domain_xml.build_domain(
                     instance, self.host, settings, root_disk=root, console_log=console,
-                    devices=devices,
+                    devices=devices, boot_volume=boot.volume_id if boot is not None else None,
                 )
                 dom = conn.defineXML(domain_xml.to_string(document))
                 dom.create()
@@ -386,8 +447,15 @@ class LibvirtDriver(HypervisorDriver):
                 instance=instance.uuid,
             )
 
+    def _console_log(self, instance_uuid: str) -> str | None:
+        """The serial console log of a domain (None on the test driver: it has no console)."""
+        if self.is_test_driver:
+            return None
+        return os.path.join(self._instance_dir(instance_uuid), CONSOLE_LOG)
+
     def _root_disk(self, instance: Instance, image: Image) -> tuple[ET.Element, str | None]:
-        """The root disk element and the console log path (None on the test driver)."""
+        """The root disk element made from ``image`` and the console log path (None on the
+        test driver)."""
         if self.is_test_driver:
             return domain_xml.file_disk(image.path, image.disk_format or "raw", "vda",
                                         "virtio"), None
@@ -419,8 +487,10 @@ class LibvirtDriver(HypervisorDriver):
         rbd_root = None  # (pool, image) of an RBD root disk, as the domain says
         if dom is not None:
             try:
-                rbd_root = rbd_disk.rbd_source(
-                    domain_xml.find_disk(domain_xml.parse(dom.XMLDesc(0)), "vda"))
+                doc = domain_xml.parse(dom.XMLDesc(0))
+                # a boot volume's vda is the volume service's: never taken for our disk
+                if domain_xml.boot_volume(doc) is None:
+                    rbd_root = rbd_disk.rbd_source(domain_xml.find_disk(doc, "vda"))
             except libvirt.libvirtError as err:
                 if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
@@ -473,6 +543,26 @@ class LibvirtDriver(HypervisorDriver):
         if dom.hasManagedSaveImage(0):
             dom.managedSaveRemove(0)
         dom.undefine()
+
+    # --- boot from volume --------------------------------------------------------------------
+
+    @staticmethod
+    def _boot_volume_of(dom: Any) -> str | None:
+        """The id of the volume the domain boots from (persistent definition), else None."""
+        import libvirt
+        return domain_xml.boot_volume(
+            domain_xml.parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
+
+    @staticmethod
+    def _refuse_boot_volume(instance: Instance, volume_id: str | None, action: str) -> None:
+        """Invalid when the instance boots from a volume (``volume_id`` not None): ``action``
+        would work on a root disk the driver owns, and this one is the volume service's."""
+        if volume_id is None:
+            return
+        raise exception.Invalid(
+            "instance", f"instance {instance.uuid} boots from volume {volume_id or '(no id)'}: "
+            f"{action} is not supported by the libvirt driver for a volume-backed instance",
+            instance.uuid)
 
     # --- secrets -------------------------------------------------------------------------------
 
@@ -614,8 +704,12 @@ class LibvirtDriver(HypervisorDriver):
         """Define the domain again with a rescue disk (a qcow2 copy of ``rescue_image``,
         ``<serial>`` ``stackcore-rescue``) booted first (per-device boot order) and every other
         disk as it was; the original definition is kept in ``unrescue.xml`` for
-        :meth:`unrescue`. A failure restores the original definition."""
+        :meth:`unrescue`. A failure restores the original definition. A volume-backed
+        instance is refused (Invalid): its root disk is not the driver's to boot around."""
         import libvirt
+        with self._with_domain("rescue", instance) as dom:
+            # before the image checks: nothing about the image makes this possible
+            self._refuse_boot_volume(instance, self._boot_volume_of(dom), "rescue")
         if not self.is_test_driver:
             images.check_format(rescue_image.disk_format)
         if not os.path.isfile(rescue_image.path):
@@ -705,8 +799,10 @@ class LibvirtDriver(HypervisorDriver):
         suspended (managed save) - the manager suspends a running one around the call - so
         its disk is consistent and no QEMU holds it. The qcow2 overlay is flattened into
         ``image_path`` in :func:`~stackcore.compute.snapshot_format` of the base image's
-        format. A running domain is refused (InvalidState), never copied while it writes."""
+        format. A running domain is refused (InvalidState), never copied while it writes; a
+        volume-backed one (Invalid): its root disk is the volume service's to snapshot."""
         with self._with_domain("snapshot", instance) as dom:
+            self._refuse_boot_volume(instance, self._boot_volume_of(dom), "snapshot")
             if dom.isActive():
                 raise exception.InvalidState(
                     f"instance {instance.uuid} is running: the libvirt driver takes cold "
@@ -757,9 +853,20 @@ class LibvirtDriver(HypervisorDriver):
         network_info: Sequence[Mapping[str, Any]],
         block_device_info: Sequence[Mapping[str, Any]],
     ) -> Mapping[str, Any]:
-        """Refuse a smaller disk; shut the guest down ([libvirt] shutdown_timeout, then
-        hard); keep the instance directory as it is in ``<uuid>_resize``."""
+        """Refuse a volume-backed instance (Invalid) and a smaller disk; shut the guest down
+        ([libvirt] shutdown_timeout, then hard); keep the instance directory as it is in
+        ``<uuid>_resize``."""
         import libvirt
+        # the source's entries may carry no connection_info: only boot_index is read here
+        for bdm in block_device_info:
+            if is_boot_entry(bdm):
+                self._refuse_boot_volume(instance, str(bdm.get("volume_id") or ""),
+                                         "resize or cold migration")
+        with self._translated("migrate_disk_and_power_off", instance):
+            dom = self._find(self._conn(), instance.uuid)
+            if dom is not None:  # the definition has the last word (bdms may lack boot_index)
+                self._refuse_boot_volume(instance, self._boot_volume_of(dom),
+                                         "resize or cold migration")
         if new_flavor.disk_gb < instance.flavor.disk_gb:
             raise exception.Invalid(
                 "flavor", f"instance {instance.uuid} has a {instance.flavor.disk_gb} GiB root "
@@ -801,17 +908,18 @@ class LibvirtDriver(HypervisorDriver):
         power_on: bool,
     ) -> None:
         """Grow the overlay to the new flavor (pointed at this host's copy of the image),
-        define the domain with the new flavor, ports and volumes, start it if asked."""
+        define the domain with the new flavor, ports and volumes, start it if asked. A
+        volume-backed instance is refused (Invalid), as migrate_disk_and_power_off does."""
+        vifs = [vif.parse(v) for v in network_info]
+        boot, volumes = block_devices(instance.uuid, block_device_info)
+        self._refuse_boot_volume(instance, boot.volume_id if boot else None,
+                                 "resize or cold migration")
         if not self._shares_storage_with(instance.uuid, disk_info):
             raise exception.DriverError(
                 f"instance {instance.uuid}: {disk_info.get('source_host')} and {self.host} do "
                 f"not share [libvirt] instances_path ({self.instances_path}); a resize or "
                 "migration between hosts needs shared instance storage (copying disks between "
                 "hosts is not implemented yet)", instance=instance.uuid)
-        vifs = [vif.parse(v) for v in network_info]
-        volumes = [volume.parse(bdm.get("connection_info") or {}, instance.uuid,
-                                str(bdm.get("mount_device") or ""))
-                   for bdm in block_device_info]
         with self._translated("finish_migration", instance):
             conn = self._conn()
             if self.is_test_driver:
@@ -829,19 +937,24 @@ class LibvirtDriver(HypervisorDriver):
                 console = os.path.join(self._instance_dir(instance.uuid), CONSOLE_LOG)
             self._define_and_start(conn, instance, root, console, volumes, vifs, power_on)
 
-    def _define_and_start(self, conn: Any, instance: Instance, root: ET.Element,
+    def _define_and_start(self, conn: Any, instance: Instance, root: ET.Element | BootVolume,
                           console: str | None, volumes: list[volume.VolumeDisk],
                           vifs: list[Any], power_on: bool) -> None:
-        """(Re)define the domain of ``instance`` from scratch (flavor, root disk, volumes,
-        VIFs) and start it when ``power_on`` and not running."""
+        """(Re)define the domain of ``instance`` from scratch (flavor, root disk - the
+        driver's own, or a boot volume -, volumes, VIFs) and start it when ``power_on`` and
+        not running."""
         secrets: list[Any] = []
+        boot_volume = None
+        if isinstance(root, BootVolume):
+            boot_volume = root.volume_id
+            root = root.disk.element(self._define_secret(conn, root.disk, secrets))
         devices = []
         for spec in volumes:
             devices.append(spec.element(self._define_secret(conn, spec, secrets)))
         devices.extend(v.element() for v in vifs)
         document = domain_xml.build_domain(instance, self.host, self._settings_for(conn),
                                            root_disk=root, console_log=console,
-                                           devices=devices)
+                                           devices=devices, boot_volume=boot_volume)
         existing = self._find(conn, instance.uuid)
         if existing is not None and existing.isActive():
             self._force_off(existing)
@@ -886,11 +999,12 @@ class LibvirtDriver(HypervisorDriver):
         block_device_info: Sequence[Mapping[str, Any]], power_on: bool,
     ) -> None:
         """Put the instance directory back from the backup (if there is one), define the
-        domain with the old flavor, ports and volumes, start it if asked."""
+        domain with the old flavor, ports and volumes, start it if asked. A volume-backed
+        instance (never migrated: migrate_disk_and_power_off refuses it) keeps booting from
+        its volume: from the boot volume in ``block_device_info``, or - when that has none -
+        from the definition it has."""
         vifs = [vif.parse(v) for v in network_info]
-        volumes = [volume.parse(bdm.get("connection_info") or {}, instance.uuid,
-                                str(bdm.get("mount_device") or ""))
-                   for bdm in block_device_info]
+        boot, volumes = block_devices(instance.uuid, block_device_info)
         directory = self._instance_dir(instance.uuid)
         backup = self._resize_dir(instance.uuid)
         if not os.path.isdir(backup):
@@ -909,15 +1023,24 @@ class LibvirtDriver(HypervisorDriver):
             os.replace(backup, directory)
         with self._translated("finish_revert_migration", instance):
             conn = self._conn()
-            if self.is_test_driver:
-                root = domain_xml.file_disk(instance.image.path, instance.image.disk_format
-                                            or "raw", "vda", "virtio")
-                console = None
+            root: ET.Element | BootVolume
+            if boot is not None:
+                root = boot
             else:
-                root = domain_xml.file_disk(os.path.join(directory, ROOT_DISK), "qcow2",
-                                            "vda", "virtio")
-                console = os.path.join(directory, CONSOLE_LOG)
-            self._define_and_start(conn, instance, root, console, volumes, vifs, power_on)
+                existing = self._find(conn, instance.uuid)
+                if existing is not None and self._boot_volume_of(existing) is not None:
+                    # no connection_info to define its root disk with: keep the definition
+                    if power_on and not existing.isActive():
+                        existing.create()
+                    return
+                if self.is_test_driver:
+                    root = domain_xml.file_disk(instance.image.path, instance.image.disk_format
+                                                or "raw", "vda", "virtio")
+                else:
+                    root = domain_xml.file_disk(os.path.join(directory, ROOT_DISK), "qcow2",
+                                                "vda", "virtio")
+            self._define_and_start(conn, instance, root, self._console_log(instance.uuid),
+                                   volumes, vifs, power_on)
 
     # --- volumes ---------------------------------------------------------------------------
 
@@ -974,10 +1097,18 @@ class LibvirtDriver(HypervisorDriver):
         re-reads the grown volume (iSCSI READ CAPACITY, the NFS file's or RBD image's size)
         and the guest gets a capacity-change event. Every volume here is a network disk QEMU
         opens itself, so there is no host device to rescan first. A stopped domain needs
-        nothing: QEMU reads the size when it opens the disk at start."""
+        nothing: QEMU reads the size when it opens the disk at start. ``/dev/vda`` is a
+        volume only on a volume-backed instance (its boot volume); else Invalid."""
         import libvirt
-        target_dev, _ = volume.target_from_mountpoint(mountpoint)
+        if mountpoint == volume.ROOT_MOUNTPOINT:
+            target_dev = "vda"  # a boot volume's, checked against the definition below
+        else:
+            target_dev, _ = volume.target_from_mountpoint(mountpoint)
         with self._with_domain("extend_volume", instance) as dom:
+            if target_dev == "vda" and self._boot_volume_of(dom) is None:
+                raise exception.Invalid(
+                    "mountpoint", f"{mountpoint} is instance {instance.uuid}'s own root disk, "
+                    "not a volume", mountpoint)
             active = bool(dom.isActive())
             doc = domain_xml.parse(dom.XMLDesc(0 if active else
                                                libvirt.VIR_DOMAIN_XML_INACTIVE))

@@ -17,8 +17,9 @@ Supported ``driver_volume_type`` values and the ``data`` keys read:
     host, as Nova expects) or ``auth_key`` (the cephx key; the driver keeps it in a libvirt
     secret it owns). Becomes a network disk ``protocol='rbd'``.
 
-Every problem raises :class:`~stackcore.exception.Invalid` naming the field, before anything is
-made. Secret values never appear in reprs, messages or logs.
+A boot volume (the root disk of a volume-backed instance: :func:`parse_root`) is always ``vda``
+on virtio; data volumes never are. Every problem raises :class:`~stackcore.exception.Invalid`
+naming the field, before anything is made. Secret values never appear in reprs, messages or logs.
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ import posixpath
 import re
 import uuid as uuid_lib
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from stackcore import exception
 from stackcore_drivers.libvirt.domain_xml import sub
 
 SUPPORTED_TYPES = ("iscsi", "nfs", "rbd")
+#: where a boot volume (the root disk) sits: the domain's first virtio disk
+ROOT_MOUNTPOINT = "/dev/vda"
 _FORMATS = ("raw", "qcow2")
 _TARGET_DEV = re.compile(r"^(vd|sd)[a-z]{1,2}$")
 _SERIAL = re.compile(r"^[A-Za-z0-9_.+-]{1,36}$")
@@ -174,6 +177,30 @@ def parse(
     connection_info: Mapping[str, Any], instance_uuid: str, mountpoint: str
 ) -> VolumeDisk:
     """Validate ``connection_info`` for ``mountpoint``; raise Invalid naming the culprit."""
+    return _parse(connection_info, instance_uuid, mountpoint, target_from_mountpoint)
+
+
+def parse_root(connection_info: Mapping[str, Any], instance_uuid: str,
+               mountpoint: str = ROOT_MOUNTPOINT) -> VolumeDisk:
+    """Validate the ``connection_info`` of a boot volume: the instance's root disk, always
+    ``vda`` on virtio (the disk the domain boots from). ``mountpoint`` is where the block
+    device mapping puts it; anything but :data:`ROOT_MOUNTPOINT` raises Invalid naming
+    ``block_device_info.mount_device``."""
+    _root_target(mountpoint)  # the place first: it is what makes this the root disk
+    return _parse(connection_info, instance_uuid, mountpoint, _root_target)
+
+
+def _root_target(mountpoint: str) -> tuple[str, str]:
+    if mountpoint != ROOT_MOUNTPOINT:
+        raise exception.Invalid(
+            "block_device_info.mount_device",
+            f"the boot volume (boot_index 0) is the root disk and must be at "
+            f"{ROOT_MOUNTPOINT}, not {mountpoint!r}", mountpoint)
+    return "vda", "virtio"
+
+
+def _parse(connection_info: Mapping[str, Any], instance_uuid: str, mountpoint: str,
+           target: Callable[[str], tuple[str, str]]) -> VolumeDisk:
     if not isinstance(connection_info, Mapping):
         raise exception.Invalid("connection_info", "must be a mapping")
     kind = connection_info.get("driver_volume_type")
@@ -187,7 +214,7 @@ def parse(
     data = connection_info.get("data")
     if not isinstance(data, Mapping):
         raise exception.Invalid("connection_info.data", "must be a mapping")
-    target_dev, bus = target_from_mountpoint(mountpoint)
+    target_dev, bus = target(mountpoint)
     multiattach = connection_info.get("multiattach", False)
     if not isinstance(multiattach, bool):
         raise exception.Invalid("connection_info.multiattach", "must be true or false",

@@ -34,7 +34,7 @@ def test_compute_conformance_suite_passes_on_the_test_driver(tmp_path: Any) -> N
     assert report["driver"] == "libvirt"
     outcomes = {name: feature["result"] for name, feature in report["features"].items()}
     expected = {"lifecycle", "stats", "attach_volume", "console_output", "pause", "plug_vifs",
-                "snapshot", "suspend", "resize"}
+                "snapshot", "suspend", "resize", "boot_from_volume"}
     assert expected <= set(outcomes)
     # libvirt's test driver has no device hot-plug: the driver says so
     # (unavailable_features) and the kit skips exactly those capabilities, with the reason.

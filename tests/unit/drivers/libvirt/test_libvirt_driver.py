@@ -310,3 +310,207 @@ def test_a_lookup_error_without_its_cause_is_settled_by_the_domain_list(
     driver.destroy(instance, [], [], True)
     assert driver.list_instances() == []
     driver.destroy(instance, [], [], True)  # idempotent, through the lost-error lookup too
+
+
+# --- boot from volume -------------------------------------------------------------------------
+
+VOLUME_BYTES = b"stackcore boot volume\n" * 200
+
+
+@pytest.fixture
+def bfv_image() -> Image:
+    """What the manager passes for a volume-backed server: no file, raw."""
+    return Image(id="img-the-volume-was-made-from", name="base", path="", disk_format="raw")
+
+
+@pytest.fixture
+def file_volume(tmp_path: Any) -> dict[str, Any]:
+    """connection_info of an NFS-style volume on a mounted share (``device_path``)."""
+    path = tmp_path / "share" / "volume-v1"
+    path.parent.mkdir()
+    path.write_bytes(VOLUME_BYTES)
+    return {"driver_volume_type": "nfs",
+            "data": {"device_path": str(path), "format": "raw", "volume_id": "v1"}}
+
+
+def boot_bdm(connection_info: dict[str, Any], volume_id: str = "v1",
+             **extra: Any) -> dict[str, Any]:
+    return {"mount_device": "/dev/vda", "volume_id": volume_id, "boot_index": 0,
+            "connection_info": connection_info, **extra}
+
+
+RBD_VOLUME = {"driver_volume_type": "rbd",
+              "data": {"name": "volumes/volume-v2", "hosts": ["192.0.2.1"], "ports": ["6789"],
+                       "auth_enabled": False, "volume_id": "v2"}}
+
+
+def _vda(driver: LibvirtDriver, instance: Instance) -> ET.Element:
+    disk = domain_xml.find_disk(domain_document(driver, instance), "vda")
+    assert disk is not None
+    return disk
+
+
+def _vda_file(driver: LibvirtDriver, instance: Instance) -> str | None:
+    return domain_xml.root_disk_source(domain_document(driver, instance))
+
+
+def test_volume_backed_spawn_boots_from_the_volume_and_destroy_keeps_it(
+    driver: LibvirtDriver, bfv_image: Image, file_volume: dict[str, Any], tmp_path: Any
+) -> None:
+    instance = instance_of(bfv_image)
+    data_volume = {"mount_device": "/dev/vdb", "volume_id": "v2", "connection_info": RBD_VOLUME}
+    driver.spawn(instance, bfv_image, [], [boot_bdm(file_volume), data_volume])
+    document = domain_document(driver, instance)
+    vda = _vda(driver, instance)
+    source = vda.find("source")
+    assert vda.get("type") == "file" and source is not None
+    assert source.get("file") == file_volume["data"]["device_path"]
+    assert vda.findtext("serial") == "v1"
+    assert domain_xml.boot_volume(document) == "v1"
+    # the data volume is there as before; no other disk (nothing made from the image)
+    assert [t.get("dev") for t in document.findall("devices/disk/target")] == ["vda", "vdb"]
+    instance_dir = tmp_path / "instances" / instance.uuid
+    assert not (instance_dir / "disk").exists()
+    assert driver.get_info(instance).power_state == PowerState.RUNNING
+    # power cycles restart the stored definition: the volume stays the root disk
+    driver.power_off(instance)
+    driver.power_on(instance)
+    driver.reboot(instance, RebootType.HARD)
+    driver.suspend(instance)
+    driver.resume(instance)
+    assert _vda_file(driver, instance) == file_volume["data"]["device_path"]
+
+    driver.destroy(instance, [], [{"mount_device": "/dev/vda", "volume_id": "v1",
+                                   "boot_index": 0}], True)
+    assert instance.uuid not in driver.list_instances()
+    assert not instance_dir.exists()
+    with open(file_volume["data"]["device_path"], "rb") as handle:
+        assert handle.read() == VOLUME_BYTES  # the volume service's: untouched
+
+
+def test_rbd_boot_volume_is_a_network_root_disk_never_removed(
+    driver: LibvirtDriver, bfv_image: Image, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance = instance_of(bfv_image)
+    # no mount_device: the boot volume goes to /dev/vda
+    bdm = boot_bdm(RBD_VOLUME, "v2")
+    del bdm["mount_device"]
+    driver.spawn(instance, bfv_image, [], [bdm])
+    vda = _vda(driver, instance)
+    source = vda.find("source")
+    assert vda.get("type") == "network" and source is not None
+    assert (source.get("protocol"), source.get("name")) == ("rbd", "volumes/volume-v2")
+    assert [(h.get("name"), h.get("port")) for h in source.findall("host")] == \
+        [("192.0.2.1", "6789")]
+
+    # destroy with [libvirt] images_type = rbd: only the instance's own <uuid>_disk is
+    # removed, never the domain's vda (the volume), in whatever pool it is
+    removed: list[tuple[str, str | None]] = []
+
+    class Disks:
+        pool = "volumes"
+
+        def remove(self, instance_uuid: str, pool: str | None = None) -> bool:
+            removed.append((instance_uuid, pool))
+            return False
+
+    monkeypatch.setattr(driver, "rbd_disks", Disks())
+    monkeypatch.setattr(LibvirtDriver, "is_test_driver", property(lambda self: False))
+    monkeypatch.setattr(driver, "_remove_secrets", lambda conn, prefix: None)  # no secret driver
+    caplog.set_level("WARNING", logger="stackcore_drivers.libvirt.driver")
+    driver.destroy(instance, [], [], True)
+    assert removed == [(instance.uuid, None)]  # <uuid>_disk of the configured pool only
+    assert "left in Ceph" not in caplog.text
+    assert instance.uuid not in driver.list_instances()
+
+
+@pytest.mark.parametrize(
+    ("entries", "field"),
+    [
+        ("two-roots", "block_device_info.boot_index"),
+        ("root-at-vdb", "block_device_info.mount_device"),
+        ("string-index", "block_device_info.boot_index"),
+        ("data-at-vda", "mountpoint"),
+        ("bad-root-type", "driver_volume_type"),
+    ],
+)
+def test_bad_boot_volume_mappings_are_refused_before_anything_is_made(
+    driver: LibvirtDriver, bfv_image: Image, file_volume: dict[str, Any], tmp_path: Any,
+    entries: str, field: str
+) -> None:
+    bdms = {
+        "two-roots": [boot_bdm(file_volume), boot_bdm(RBD_VOLUME, "v2")],
+        "root-at-vdb": [boot_bdm(file_volume, mount_device="/dev/vdb")],
+        "string-index": [boot_bdm(file_volume, boot_index="0")],
+        "data-at-vda": [{"mount_device": "/dev/vda", "connection_info": file_volume}],
+        "bad-root-type": [boot_bdm({"driver_volume_type": "fc", "data": {}})],
+    }[entries]
+    instance = instance_of(bfv_image)
+    with pytest.raises(exception.Invalid) as caught:
+        driver.spawn(instance, bfv_image, [], bdms)
+    assert caught.value.kwargs["field"] == field, caught.value
+    assert instance.uuid not in driver.list_instances()
+    assert not (tmp_path / "instances" / instance.uuid).exists()
+
+
+def test_snapshot_rescue_and_resize_of_a_volume_backed_instance_are_refused(
+    driver: LibvirtDriver, bfv_image: Image, image: Image, file_volume: dict[str, Any],
+    tmp_path: Any
+) -> None:
+    instance = instance_of(bfv_image)
+    bdms = [boot_bdm(file_volume)]
+    driver.spawn(instance, bfv_image, [], bdms)
+    target = tmp_path / "snap.img"
+    driver.power_off(instance)
+    with pytest.raises(exception.Invalid, match="boots from volume v1: snapshot is not"):
+        driver.snapshot(instance, str(target))
+    assert not target.exists()
+    driver.power_on(instance)
+
+    with pytest.raises(exception.Invalid, match="boots from volume v1: rescue is not"):
+        driver.rescue(instance, image)
+    assert driver.get_info(instance).rescued is False
+
+    bigger = Flavor("bigger", vcpus=2, ram_mb=128, disk_gb=2)
+    # refused from the definition (the source's bdms carry no boot_index here) ...
+    with pytest.raises(exception.Invalid, match="resize or cold migration is not"):
+        driver.migrate_disk_and_power_off(instance, "h1", bigger, [], [])
+    # ... and from the bdms, before anything is looked at
+    with pytest.raises(exception.Invalid, match="boots from volume v1: resize"):
+        driver.migrate_disk_and_power_off(instance, "h1", bigger, [],
+                                          [{"mount_device": "/dev/vda", "volume_id": "v1",
+                                            "boot_index": 0}])
+    assert driver.get_info(instance).power_state == PowerState.RUNNING  # not powered off
+    assert not (tmp_path / "instances" / f"{instance.uuid}_resize").exists()
+    with pytest.raises(exception.Invalid, match="resize or cold migration is not"):
+        driver.finish_migration(instance, {"source_host": "h1", "token": "t"}, [], bdms,
+                                True, True)
+
+    # the manager's rollback of the refused migration: the instance keeps its volume root,
+    # with the boot volume given (redefined from it) or not (its definition is kept)
+    driver.revert_migration(instance, [], bdms)
+    driver.finish_revert_migration(instance, [], bdms, True)
+    assert driver.get_info(instance).power_state == PowerState.RUNNING
+    assert _vda_file(driver, instance) == file_volume["data"]["device_path"]
+    assert domain_xml.boot_volume(domain_document(driver, instance)) == "v1"
+    driver.revert_migration(instance, [], [])
+    driver.finish_revert_migration(instance, [], [], True)
+    assert driver.get_info(instance).power_state == PowerState.RUNNING
+    assert domain_xml.boot_volume(domain_document(driver, instance)) == "v1"
+
+
+def test_extend_of_the_boot_volume_and_not_of_an_own_root_disk(
+    driver: LibvirtDriver, bfv_image: Image, image: Image, file_volume: dict[str, Any]
+) -> None:
+    volume_backed, image_backed = instance_of(bfv_image), instance_of(image)
+    driver.spawn(volume_backed, bfv_image, [], [boot_bdm(file_volume)])
+    driver.spawn(image_backed, image, [], [])
+    driver.power_off(volume_backed)  # the test driver cannot resize a running disk
+    driver.extend_volume(volume_backed, "/dev/vda", 2 * 1024 ** 3)
+    with pytest.raises(exception.Invalid, match="own root disk"):
+        driver.extend_volume(image_backed, "/dev/vda", 2 * 1024 ** 3)
+
+
+def test_capability_is_declared() -> None:
+    assert LibvirtDriver.capabilities["boot_from_volume"] is True

@@ -257,3 +257,24 @@ def test_bad_vif_names_the_culprit(port: dict, field: str) -> None:
     with pytest.raises(exception.Invalid) as caught:
         vif.parse(port)
     assert caught.value.kwargs["field"] == field
+
+
+def test_a_boot_volume_is_vda_and_recorded_in_the_metadata() -> None:
+    info = {"driver_volume_type": "rbd", "data": {"name": "volumes/volume-1",
+                                                  "hosts": ["192.0.2.1"], "volume_id": "1"}}
+    disk = volume.parse_root(info, str(uuid.uuid4()))
+    assert (disk.target_dev, disk.bus) == ("vda", "virtio")
+    with pytest.raises(exception.Invalid) as caught:
+        volume.parse_root(info, str(uuid.uuid4()), "/dev/vdb")
+    assert caught.value.kwargs["field"] == "block_device_info.mount_device"
+    with pytest.raises(exception.Invalid) as caught:
+        volume.parse(info, str(uuid.uuid4()), "/dev/vda")  # never a data volume's place
+    assert caught.value.kwargs["field"] == "mountpoint"
+
+    instance = _instance()
+    element = domain_xml.build_domain(instance, "h1", _kvm(), root_disk=disk.element(),
+                                      console_log="/i/console.log", devices=[],
+                                      boot_volume="1")
+    parsed = ET.fromstring(domain_xml.to_string(element))
+    assert domain_xml.boot_volume(parsed) == "1"
+    assert domain_xml.boot_volume(ET.fromstring(_build(instance))) is None

@@ -1344,7 +1344,6 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         was rolled back) with ``wait``. NoValidHost (state kept, fault recorded) when no host
         fits; CapabilityNotSupported when the host's driver cannot resize."""
         validate.uuid_like("server_id", server_id)
-        self._refuse_volume_backed(server_id, "resize")
         new = self.get_flavor(flavor)
         return self._migrate(server_id, new, "resize", wait, timeout)
 
@@ -1356,7 +1355,6 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         that must change hosts, confirmed or reverted the same way. Admin only, as in
         Nova."""
         validate.uuid_like("server_id", server_id)
-        self._refuse_volume_backed(server_id, "cold migration")
         return self._migrate(server_id, self.get_server(server_id).flavor, "migration", wait,
                              timeout)
 
@@ -1375,12 +1373,15 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                     + (f" ({row.task_state})" if row.task_state else "")
                     + " (only active or stopped servers)", state=row.vm_state)
             old = dict(row.flavor)
+            # a volume-backed server's root is its volume: the flavor's disk is not used
+            volume_backed = block_devices.root_volume(
+                block_devices.rows(session, server_id)) is not None
             if kind == "resize":
                 if new.id == row.flavor_id:
                     raise exception.Invalid("flavor", f"server {server_id} already has flavor "
                                             f"{new.name!r}; a resize needs another one",
                                             new.name)
-                if new.disk_gb < int(old["disk_gb"]):
+                if new.disk_gb < int(old["disk_gb"]) and not volume_backed:
                     raise exception.Invalid(
                         "flavor", f"flavor {new.name!r} has a {new.disk_gb} GiB disk, server "
                         f"{server_id} has {old['disk_gb']} GiB: disks never shrink", new.name)
@@ -1405,7 +1406,8 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             zone = row.availability_zone
         same_host = kind == "resize" and self.conf.compute.allow_resize_to_same_host
         request = placement_request.build(
-            new_record, dict(image.properties) if image else {}, availability_zone=zone,
+            {**new_record, "disk_gb": 0} if volume_backed else new_record,
+            dict(image.properties) if image else {}, availability_zone=zone,
             server_group=group, exclude_hosts=() if same_host else (source,))
         try:
             chosen = self.scheduler_rpc.select_migration_destination(server_id, migration_id,

@@ -345,7 +345,8 @@ class FakeHypervisorDriver(HypervisorDriver):
         with self.backend.lock:
             self._maybe_fail("migrate_disk_and_power_off")
             domain = self._domain(instance)
-            if int(domain.flavor.get("disk_gb", 0)) > new_flavor.disk_gb:
+            volume_backed = any(b.get("boot_index") == 0 for b in block_device_info)
+            if int(domain.flavor.get("disk_gb", 0)) > new_flavor.disk_gb and not volume_backed:
                 raise exception.Invalid(
                     "flavor", f"the root disk of {instance.uuid} is "
                     f"{domain.flavor.get('disk_gb')} GiB; flavor {new_flavor.name!r} has "

@@ -135,6 +135,10 @@ class HostMigrations(moves.HostMoves):
             network_info: list[dict[str, Any]] = []
             step = "migrate_ports"
             try:
+                if block_devices.root_volume(bdms) is not None:
+                    step = "boot_from_volume"
+                    m._capable("boot_from_volume")  # before anything is moved here
+                    step = "migrate_ports"
                 with m.db.transaction() as session:  # recorded before any is replaced
                     if not migration.source_attachments:
                         session.execute(

@@ -13,8 +13,9 @@ read it back with qemu-img, rescue adds its local rescue disk next to it.
 Boot from volume (``block_device_info`` entry with ``boot_index`` 0): the root disk ``vda`` is
 that volume's ``<disk>`` (as any attached volume's) and the domain's metadata records the volume
 (``<stackcore:boot-volume>``). Nothing is made from the image and destroy never touches the
-volume. Snapshot, rescue, resize and cold migration of such an instance are refused (Invalid):
-each would work on a disk the driver owns, and this one belongs to the volume service.
+volume. Snapshot and rescue of such an instance are refused (Invalid): each would work on a
+disk the driver owns, and this one belongs to the volume service. Resize and cold migration
+define it again booting from the volume exported to the destination.
 
 ``test:///default`` (libvirt's in-process test driver) is supported for the lifecycle: there the
 domain's disk points at the image file itself (the test driver never opens disks, so no overlay
@@ -853,27 +854,26 @@ class LibvirtDriver(HypervisorDriver):
         network_info: Sequence[Mapping[str, Any]],
         block_device_info: Sequence[Mapping[str, Any]],
     ) -> Mapping[str, Any]:
-        """Refuse a volume-backed instance (Invalid) and a smaller disk; shut the guest down
-        ([libvirt] shutdown_timeout, then hard); keep the instance directory as it is in
-        ``<uuid>_resize``."""
+        """Refuse a smaller disk (unless the instance boots from a volume: its root is the
+        volume, the flavor's disk is not used); shut the guest down ([libvirt]
+        shutdown_timeout, then hard); keep the instance directory as it is in
+        ``<uuid>_resize`` (for a volume-backed instance only its console log: the volume
+        goes with the instance, exported to the destination by the manager)."""
         import libvirt
         # the source's entries may carry no connection_info: only boot_index is read here
-        for bdm in block_device_info:
-            if is_boot_entry(bdm):
-                self._refuse_boot_volume(instance, str(bdm.get("volume_id") or ""),
-                                         "resize or cold migration")
-        with self._translated("migrate_disk_and_power_off", instance):
-            dom = self._find(self._conn(), instance.uuid)
-            if dom is not None:  # the definition has the last word (bdms may lack boot_index)
-                self._refuse_boot_volume(instance, self._boot_volume_of(dom),
-                                         "resize or cold migration")
-        if new_flavor.disk_gb < instance.flavor.disk_gb:
+        volume_backed = any(is_boot_entry(bdm) for bdm in block_device_info)
+        if not volume_backed:
+            with self._translated("migrate_disk_and_power_off", instance):
+                dom = self._find(self._conn(), instance.uuid)
+                # the definition has the last word (bdms may lack boot_index)
+                volume_backed = dom is not None and self._boot_volume_of(dom) is not None
+        if new_flavor.disk_gb < instance.flavor.disk_gb and not volume_backed:
             raise exception.Invalid(
                 "flavor", f"instance {instance.uuid} has a {instance.flavor.disk_gb} GiB root "
                 f"disk; flavor {new_flavor.name!r} has {new_flavor.disk_gb} GiB (disks never "
                 "shrink)", new_flavor.name)
         missing = self.unavailable_features().get("resize")
-        if missing:
+        if missing and not volume_backed:  # what is missing is about root disks of our own
             raise exception.CapabilityNotSupported(type(self).__name__, "resize")
         with self._with_domain("migrate_disk_and_power_off", instance) as dom:
             if dom.isActive() and not self._clean_shutdown(dom, self.opts.shutdown_timeout):
@@ -909,11 +909,10 @@ class LibvirtDriver(HypervisorDriver):
     ) -> None:
         """Grow the overlay to the new flavor (pointed at this host's copy of the image),
         define the domain with the new flavor, ports and volumes, start it if asked. A
-        volume-backed instance is refused (Invalid), as migrate_disk_and_power_off does."""
+        volume-backed instance is defined booting from its volume (in ``block_device_info``,
+        exported here), nothing grown."""
         vifs = [vif.parse(v) for v in network_info]
         boot, volumes = block_devices(instance.uuid, block_device_info)
-        self._refuse_boot_volume(instance, boot.volume_id if boot else None,
-                                 "resize or cold migration")
         if not self._shares_storage_with(instance.uuid, disk_info):
             raise exception.DriverError(
                 f"instance {instance.uuid}: {disk_info.get('source_host')} and {self.host} do "
@@ -922,6 +921,11 @@ class LibvirtDriver(HypervisorDriver):
                 "hosts is not implemented yet)", instance=instance.uuid)
         with self._translated("finish_migration", instance):
             conn = self._conn()
+            if boot is not None:
+                self._define_and_start(conn, instance, boot,
+                                       self._console_log(instance.uuid), volumes, vifs,
+                                       power_on)
+                return
             if self.is_test_driver:
                 root = domain_xml.file_disk(instance.image.path, instance.image.disk_format
                                             or "raw", "vda", "virtio")

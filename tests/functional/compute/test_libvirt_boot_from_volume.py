@@ -246,3 +246,55 @@ def test_the_guest_runs_from_the_volume_and_destroy_keeps_it(
     assert driver.secrets_of(instance) == []
     # the volume service's volume is still there, with its data
     assert boot_volume.read(512) == sector
+
+
+@pytest.mark.parametrize("boot_volume", ["rbd", "device_path"], indirect=True)
+def test_a_volume_backed_guest_resizes_on_its_host_and_boots_its_volume_again(
+    boot_volume: BootVolume, bfv_driver: LibvirtDriver
+) -> None:
+    """Resize (same host, shared instances_path) of a volume-backed guest: powered off, defined
+    again with the new flavor booting from the same volume, running its code again; with
+    ``images_type = rbd`` too, whose own RBD root disks cannot be resized yet (the volume is
+    not one of them). Confirm, destroy: the volume as it was."""
+    driver = bfv_driver
+    sector = boot_volume.read(512)
+    image = Image(id=str(uuid.uuid4()), name="the volume's image", path="", disk_format="raw",
+                  properties={"architecture": "x86_64"})
+    instance = Instance(uuid=str(uuid.uuid4()), name=f"resized from {boot_volume.kind}",
+                        host=HOST, flavor=Flavor("bfv", vcpus=1, ram_mb=64, disk_gb=1),
+                        image=image)
+    volume_id = boot_volume.connection_info["data"]["volume_id"]
+    bdms = [{"mount_device": "/dev/vda", "volume_id": volume_id, "boot_index": 0,
+             "connection_info": boot_volume.connection_info}]
+    source_bdms = [{k: v for k, v in bdms[0].items() if k != "connection_info"}]
+    bigger = Flavor("bfv-bigger", vcpus=2, ram_mb=96, disk_gb=0)  # disk: not the root's
+    resized = dataclasses.replace(instance, flavor=bigger)
+    lines = lines_of(boot_volume.kind)
+    try:
+        driver.spawn(instance, image, [], bdms)
+        wait_until(lambda: lines[-1] in driver.get_console_output(instance), 60,
+                   f"{lines[-1]!r} in the console log before the resize")
+        disk_info = driver.migrate_disk_and_power_off(instance, HOST, bigger, [], source_bdms)
+        assert driver.get_info(instance).power_state == PowerState.SHUTDOWN
+        # emptied while no QEMU writes it: whatever shows up next is the new boot's
+        with open(os.path.join(driver.instances_path, instance.uuid, "console.log"), "w"):
+            pass
+
+        driver.finish_migration(resized, disk_info, [], bdms, True, True)
+
+        assert driver.get_info(resized).power_state == PowerState.RUNNING
+        dom = domain_of(driver, resized)
+        doc = domain_xml.parse(dom.XMLDesc(0))
+        assert (doc.findtext("vcpu"), domain_xml.boot_volume(doc)) == ("2", volume_id)
+        vda = domain_xml.find_disk(doc, "vda")
+        assert vda is not None and boot_volume.is_source(vda), domain_xml.to_string(doc)
+        assert opened_by_qemu(dom, boot_volume), qemu_protocol_nodes(dom)
+        # booted again from the volume: its lines once more after the resize
+        wait_until(lambda: lines[-1] in driver.get_console_output(resized), 60,
+                   f"{lines[-1]!r} in the console log after the resize")
+        driver.confirm_migration(resized, [])
+        assert not os.path.exists(os.path.join(driver.instances_path,
+                                               f"{instance.uuid}_resize"))
+    finally:
+        driver.destroy(resized, [], source_bdms, True)
+    assert boot_volume.read(512) == sector

@@ -1,8 +1,9 @@
 """Boot from volume through the core API, on the fake hypervisor and the fake volume driver
 (SQLite and PostgreSQL): the root disk is a volume (an existing one, or one made from the
 image at boot), the host claims no local disk for it, it is deleted with the server when
-asked, and every action that needs a local root disk is refused naming the server
-(evacuation keeps the root volume: tests/unit/test_compute_evacuation.py).
+asked, resize and cold migration move it with its root volume, and every action that needs
+a local root disk is refused naming the server (evacuation keeps the root volume:
+tests/unit/test_compute_evacuation.py).
 
 What is checked is what the fake backends hold (the fake hypervisor's domain, the fake volume
 driver's volumes and exports) and the rows, not only the server's status."""
@@ -188,8 +189,7 @@ def test_bad_boot_volume_requests_are_refused_and_nothing_is_made(
 
 def test_actions_that_need_a_local_root_disk_are_refused_naming_the_server(
         make_cloud: Callable[..., stackcore.Cloud], boot_image: str) -> None:
-    cloud = _cloud(make_cloud, boot_image, hosts=2)
-    cloud.compute.create_flavor("large", 2, 1024, 1)
+    cloud = _cloud(make_cloud, boot_image)
     server = cloud.compute.create_server("bfv", "small", "img", boot_volume={})
     assert server.status == "ACTIVE", server.fault
 
@@ -197,8 +197,6 @@ def test_actions_that_need_a_local_root_disk_are_refused_naming_the_server(
         "a snapshot": lambda: cloud.compute.create_image(server.id, "snap"),
         "rescue": lambda: cloud.compute.rescue_server(server.id, "img"),
         "rebuild": lambda: cloud.compute.rebuild_server(server.id, "img"),
-        "resize": lambda: cloud.compute.resize_server(server.id, "large"),
-        "cold migration": lambda: cloud.compute.migrate_server(server.id),
     }
     for action, call in actions.items():
         with pytest.raises(exception.Invalid) as refused:
@@ -207,6 +205,48 @@ def test_actions_that_need_a_local_root_disk_are_refused_naming_the_server(
             and action in str(refused.value), (action, refused.value)
     after = cloud.compute.get_server(server.id)
     assert (after.status, after.task_state, after.fault) == ("ACTIVE", None, None), after
+
+
+def _attachment_hosts(cloud: stackcore.Cloud, volume_id: str) -> list[str]:
+    return sorted(a.host for a in cloud.volume.get(volume_id).attachments)
+
+
+def test_resize_and_cold_migration_move_the_server_with_its_root_volume(
+        make_cloud: Callable[..., stackcore.Cloud], boot_image: str) -> None:
+    cloud = _cloud(make_cloud, boot_image, hosts=2)
+    # the flavor's disk is not the root of a volume-backed server: a smaller one is fine
+    cloud.compute.create_flavor("large-no-disk", 2, 1024, 0)
+    server = cloud.compute.create_server("bfv", "small", "img", boot_volume={})
+    assert server.status == "ACTIVE", server.fault
+    [root] = cloud.compute.list_server_volumes(server.id)
+    source = server.host
+
+    resized = cloud.compute.resize_server(server.id, "large-no-disk")
+
+    assert (resized.status, resized.fault) == ("RESIZED", None), resized.fault
+    target = resized.host
+    assert target != source
+    domain = _domain(cloud, target, server.id)
+    assert sorted(domain.volumes) == ["/dev/vda"], domain.volumes
+    assert domain.volumes["/dev/vda"]["data"]["volume_id"] == root.volume_id
+    assert domain.flavor["vcpus"] == 2, domain.flavor
+    assert _attachment_hosts(cloud, root.volume_id) == sorted([source, target])
+    assert _claimed_disk(cloud, server.id) == [0]
+    reverted = cloud.compute.revert_resize(server.id)
+    assert (reverted.status, reverted.host, reverted.flavor.name) == \
+        ("ACTIVE", source, "small"), reverted.fault
+    assert _attachment_hosts(cloud, root.volume_id) == [source]
+    assert _domain(cloud, target, server.id) is None
+
+    migrated = cloud.compute.migrate_server(server.id)
+    assert (migrated.status, migrated.host) == ("RESIZED", target), migrated.fault
+    confirmed = cloud.compute.confirm_resize(server.id)
+    assert (confirmed.status, confirmed.host) == ("ACTIVE", target), confirmed.fault
+    assert _attachment_hosts(cloud, root.volume_id) == [target]
+    assert _domain(cloud, source, server.id) is None
+    assert _domain(cloud, target, server.id).volumes["/dev/vda"]["data"]["volume_id"] == \
+        root.volume_id
+    assert _volume_bytes(cloud, root.volume_id, len(IMAGE_BYTES)) == IMAGE_BYTES
 
 
 def test_a_root_volume_that_fails_to_be_made_fails_the_build_and_goes_with_the_delete(

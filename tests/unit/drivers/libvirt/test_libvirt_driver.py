@@ -7,6 +7,7 @@ must never list or touch.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -454,7 +455,7 @@ def test_bad_boot_volume_mappings_are_refused_before_anything_is_made(
     assert not (tmp_path / "instances" / instance.uuid).exists()
 
 
-def test_snapshot_rescue_and_resize_of_a_volume_backed_instance_are_refused(
+def test_snapshot_and_rescue_of_a_volume_backed_instance_are_refused(
     driver: LibvirtDriver, bfv_image: Image, image: Image, file_volume: dict[str, Any],
     tmp_path: Any
 ) -> None:
@@ -472,32 +473,44 @@ def test_snapshot_rescue_and_resize_of_a_volume_backed_instance_are_refused(
         driver.rescue(instance, image)
     assert driver.get_info(instance).rescued is False
 
-    bigger = Flavor("bigger", vcpus=2, ram_mb=128, disk_gb=2)
-    # refused from the definition (the source's bdms carry no boot_index here) ...
-    with pytest.raises(exception.Invalid, match="resize or cold migration is not"):
-        driver.migrate_disk_and_power_off(instance, "h1", bigger, [], [])
-    # ... and from the bdms, before anything is looked at
-    with pytest.raises(exception.Invalid, match="boots from volume v1: resize"):
-        driver.migrate_disk_and_power_off(instance, "h1", bigger, [],
-                                          [{"mount_device": "/dev/vda", "volume_id": "v1",
-                                            "boot_index": 0}])
-    assert driver.get_info(instance).power_state == PowerState.RUNNING  # not powered off
-    assert not (tmp_path / "instances" / f"{instance.uuid}_resize").exists()
-    with pytest.raises(exception.Invalid, match="resize or cold migration is not"):
-        driver.finish_migration(instance, {"source_host": "h1", "token": "t"}, [], bdms,
-                                True, True)
 
-    # the manager's rollback of the refused migration: the instance keeps its volume root,
-    # with the boot volume given (redefined from it) or not (its definition is kept)
-    driver.revert_migration(instance, [], bdms)
+def _vcpus(driver: LibvirtDriver, instance: Instance) -> int:
+    return int(domain_document(driver, instance).findtext("vcpu") or 0)
+
+
+@pytest.mark.parametrize("source_bdms", ["with boot_index", "without"])
+def test_a_volume_backed_instance_resizes_and_reverts_booting_from_its_volume(
+    driver: LibvirtDriver, bfv_image: Image, file_volume: dict[str, Any], source_bdms: str
+) -> None:
+    """The flavor's disk is not the root: a smaller one is allowed; the instance is defined
+    again from the volume in the destination's block_device_info, and a revert puts the old
+    flavor back with the same volume root. The source finds out it is volume-backed from the
+    bdms, or - when they carry no boot_index - from the definition."""
+    instance = instance_of(bfv_image)
+    bdms = [boot_bdm(file_volume)]
+    driver.spawn(instance, bfv_image, [], bdms)
+    smaller = Flavor("smaller-disk", vcpus=2, ram_mb=128, disk_gb=0)
+    given = [{"mount_device": "/dev/vda", "volume_id": "v1", "boot_index": 0}] \
+        if source_bdms == "with boot_index" else []
+
+    disk_info = driver.migrate_disk_and_power_off(instance, driver.host, smaller, [], given)
+    assert driver.get_info(instance).power_state == PowerState.SHUTDOWN
+    resized = dataclasses.replace(instance, flavor=smaller)
+    driver.finish_migration(resized, disk_info, [], bdms, True, True)
+
+    assert driver.get_info(resized).power_state == PowerState.RUNNING
+    assert (_vcpus(driver, resized), _vda_file(driver, resized)) == \
+        (2, file_volume["data"]["device_path"])
+    assert domain_xml.boot_volume(domain_document(driver, resized)) == "v1"
+
+    driver.revert_migration(resized, [], bdms)
     driver.finish_revert_migration(instance, [], bdms, True)
     assert driver.get_info(instance).power_state == PowerState.RUNNING
-    assert _vda_file(driver, instance) == file_volume["data"]["device_path"]
+    assert (_vcpus(driver, instance), _vda_file(driver, instance)) == \
+        (instance.flavor.vcpus, file_volume["data"]["device_path"])
     assert domain_xml.boot_volume(domain_document(driver, instance)) == "v1"
-    driver.revert_migration(instance, [], [])
-    driver.finish_revert_migration(instance, [], [], True)
-    assert driver.get_info(instance).power_state == PowerState.RUNNING
-    assert domain_xml.boot_volume(domain_document(driver, instance)) == "v1"
+    with open(file_volume["data"]["device_path"], "rb") as handle:
+        assert handle.read() == VOLUME_BYTES, "the volume's data changed"
 
 
 def test_extend_of_the_boot_volume_and_not_of_an_own_root_disk(

@@ -169,10 +169,45 @@ class _Heartbeat:
                 raise
             self._next = time.monotonic() + self._interval
         data: bytes = self._stream.read(size)
-        self.bytes += len(data)
-        if self._reporter is not None:
-            self._reporter.advance(len(data))
+        self._count(len(data))
         return data
+
+    def _count(self, count: int) -> None:
+        self.bytes += count
+        if self._reporter is not None:
+            self._reporter.advance(count)
+
+    # A stream that is a plain local file is handed to the store as what it is (its
+    # descriptor, position and seek), so the file store copies it inside the kernel and keeps
+    # its holes (a raw snapshot is mostly holes); the store then reports the bytes it copied
+    # through advance() instead of calling read().
+
+    def fileno(self) -> int:
+        fileno: int = self._stream.fileno()  # AttributeError/OSError: no kernel copy
+        return fileno
+
+    def tell(self) -> int:
+        position: int = self._stream.tell()
+        return position
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        position: int = self._stream.seek(offset, whence)
+        return position
+
+    def seekable(self) -> bool:
+        return bool(getattr(self._stream, "seekable", lambda: False)())
+
+    def advance(self, count: int) -> None:
+        """``count`` bytes of the stream were copied without read(): beat and report as a
+        read of them would."""
+        if time.monotonic() >= self._next:
+            try:
+                self._beat()
+            except exception.InvalidState as err:
+                self.stopped = err
+                raise
+            self._next = time.monotonic() + self._interval
+        self._count(count)
 
 
 def _mib(size: int) -> int:

@@ -280,15 +280,31 @@ class Digesting:
     def _copy_in_kernel(self, source: int, out: int,
                         on_written: Callable[[int], object] | None) -> bool:
         """:meth:`copy_into`'s kernel copy; False when the kernel refused the first copy
-        (nothing copied: the caller goes through Python)."""
+        (no data copied - holes may have been skipped, positions and hash past them: the
+        caller goes on through Python)."""
         start = os.lseek(out, 0, os.SEEK_CUR)
+        # past the end of ``out`` a skipped range reads as zeros: holes of the source stay
+        # holes there (a raw snapshot of a 1 GiB disk holding a few MiB is not written out)
+        beyond_out = os.fstat(out).st_size <= start
+        copied = False
         while True:
+            want = self._want(WRITE_CHUNK_SIZE)
+            if beyond_out:
+                hole, extent = _extent(source)
+                if hole:
+                    self._skip_hole(source, out, start, min(extent, want), on_written)
+                    continue
+                if extent:  # copy up to the next hole only: the kernel would write its zeros
+                    want = min(want, extent)
             try:
-                count = os.copy_file_range(source, out, self._want(WRITE_CHUNK_SIZE))
+                count = os.copy_file_range(source, out, want)
             except OSError as err:
-                if self.size or err.errno not in NO_IN_KERNEL_COPY:
+                if copied or err.errno not in NO_IN_KERNEL_COPY:
                     raise
+                # nothing but holes so far (both positions past them, hashed): the caller
+                # goes on from here through Python
                 return False
+            copied = True
             if not count:
                 if not self.size:  # or a pseudo-file (/proc) the kernel copies as empty:
                     return False   # read() tells
@@ -298,11 +314,39 @@ class Digesting:
             if self._hash.update_from(out, at, at + count) < at + count:
                 raise exception.DriverError(f"the {count} bytes copied at offset {at} are "
                                             "not in the file")
+            self._advanced(count)
             if on_written is not None:
                 on_written(count)
         self._check_end()
         self._hash.stop()
         return True
+
+    def _advanced(self, count: int) -> None:
+        """Tell the stream that ``count`` of its bytes were taken without ``read()`` (a
+        stream may have ``advance(count)``: the image API's beats and reports progress)."""
+        advance = getattr(self.stream, "advance", None)
+        if advance is not None:
+            advance(count)
+
+    def _skip_hole(self, source: int, out: int, start: int, count: int,
+                   on_written: Callable[[int], object] | None) -> None:
+        """Leave the next ``count`` bytes (a hole of the source) as a hole in ``out`` too:
+        both positions moved past them, ``out`` extended (``ftruncate``: what it adds reads
+        as zeros) and zeros hashed for them. Not read back: reading a hole makes the kernel
+        zero-fill pages, 1.7 s per GiB here against 0.7 s for hashing them."""
+        at = start + self.size
+        self._count(count)
+        os.ftruncate(out, at + count)
+        os.lseek(source, count, os.SEEK_CUR)
+        os.lseek(out, at + count, os.SEEK_SET)
+        left = count
+        while left:
+            piece = min(left, len(_ZEROS))
+            self._hash.update(_ZEROS if piece == len(_ZEROS) else bytes(piece))
+            left -= piece
+        self._advanced(count)
+        if on_written is not None:
+            on_written(count)
 
     def result(self, location: str) -> StoredImage:
         return StoredImage(location, self.size, self._hash.hexdigest())
@@ -482,6 +526,32 @@ class ChunkReader:
 #: bytes go through user space.
 NO_IN_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL,
                                errno.EBADF})
+
+
+#: hashed for the holes of a sparse upload (one immutable buffer: never copied)
+_ZEROS = bytes(WRITE_CHUNK_SIZE)
+
+
+def _extent(fd: int) -> tuple[bool, int]:
+    """(in a hole?, bytes until the extent ends) at the position of ``fd``, from
+    ``SEEK_DATA``/``SEEK_HOLE``; (False, 0) at the end of the file, or where the file system
+    cannot tell (then it is all data, up to wherever)."""
+    position = os.lseek(fd, 0, os.SEEK_CUR)
+    size = os.fstat(fd).st_size
+    if position >= size:
+        return False, 0
+    try:
+        try:
+            data = os.lseek(fd, position, os.SEEK_DATA)
+        except OSError as err:
+            if err.errno != errno.ENXIO:
+                return False, 0
+            return True, size - position  # ENXIO: no data after position, a trailing hole
+        if data > position:
+            return True, data - position
+        return False, min(os.lseek(fd, position, os.SEEK_HOLE), size) - position
+    finally:
+        os.lseek(fd, position, os.SEEK_SET)
 
 
 def _kernel_copy_source(stream: Readable) -> int | None:

@@ -235,6 +235,59 @@ def test_an_upload_declared_interrupted_keeps_nothing(
         assert store.list_backend_objects() == [], f"{stage}: the zombie's bytes stayed"
 
 
+def test_a_local_file_upload_is_copied_in_the_kernel_with_its_holes_beats_and_stops(
+        make_cloud: Callable[..., stackcore.Cloud], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain local file (a server's raw snapshot) reaches the file store as a file: copied
+    inside the kernel, its holes kept, progress reported as it goes; a zombie upload of one
+    stops at its next progress report, as one read through Python does."""
+    import hashlib
+
+    cloud = make_cloud(overrides=_overrides(tmp_path, None))
+    store = cloud.image.stores["file"]
+    size = 64 * 1024 * 1024
+    source = tmp_path / "sparse.raw"
+    head = os.urandom(1024 * 1024)
+    with open(source, "wb") as handle:
+        handle.write(head)
+        handle.truncate(size)
+    wanted = hashlib.sha256(head + bytes(size - len(head))).hexdigest()
+    copied: list[int] = []
+    real_copy = os.copy_file_range
+
+    def spy(*args: Any) -> int:
+        count = real_copy(*args)
+        copied.append(count)
+        return count
+
+    monkeypatch.setattr(os, "copy_file_range", spy)
+    image = cloud.image.create("sparse", disk_format="raw")
+    with open(source, "rb") as data:
+        done = cloud.image.upload(image.id, data, size=size)
+    assert (done.status, done.size_bytes, done.sha256) == ("active", size, wanted), done
+    stored = _datadir(tmp_path) / image.id
+    assert sum(copied) == len(head), f"the kernel copied {copied}: holes were copied"
+    assert stored.stat().st_blocks * 512 <= 2 * len(head) + 4 * 1024 * 1024, \
+        f"{stored.stat().st_blocks * 512} bytes allocated for {len(head)} bytes of data"
+
+    zombie = cloud.image.create("zombie", disk_format="raw")
+    monkeypatch.setattr(image_api, "HEARTBEATS_PER_TIMEOUT", 10**9)  # every report beats
+
+    def declared_dead_after_the_first_copy(*args: Any) -> int:
+        with cloud.db.transaction() as session:
+            session.execute(sa.update(models.Image).where(models.Image.id == zombie.id)
+                            .values(status="killed", upload_owner=None))
+        return real_copy(*args)
+
+    monkeypatch.setattr(os, "copy_file_range", declared_dead_after_the_first_copy)
+    with open(source, "rb") as data, \
+            pytest.raises(exception.InvalidState, match="declared interrupted"):
+        cloud.image.upload(zombie.id, data, size=size)
+    assert cloud.image.get(zombie.id).status == "killed"
+    assert [o for o in store.list_backend_objects() if zombie.id in o] == [], \
+        store.list_backend_objects()
+
+
 def test_a_cloud_resets_them_periodically(make_cloud: Callable[..., stackcore.Cloud],
                                           tmp_path: Path) -> None:
     """Not only at start-up: another host's upload that stops reporting progress after this

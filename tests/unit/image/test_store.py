@@ -319,6 +319,71 @@ def test_file_store_add_falls_back_where_the_kernel_cannot_copy(
     assert (stored.size, stored.sha256) == (len(data), hashlib.sha256(data).hexdigest()), stored
 
 
+def _sparse_source(tmp_path: Any, size: int, pieces: dict[int, bytes]) -> Any:
+    """A file of ``size`` bytes holding ``pieces`` (offset -> bytes), holes elsewhere."""
+    path = tmp_path / f"sparse-{size}-{len(pieces)}"
+    with open(path, "wb") as handle:
+        for offset, piece in pieces.items():
+            handle.seek(offset)
+            handle.write(piece)
+        handle.truncate(size)
+    return path
+
+
+def _expected(size: int, pieces: dict[int, bytes]) -> bytes:
+    data = bytearray(size)
+    for offset, piece in pieces.items():
+        data[offset:offset + len(piece)] = piece
+    return bytes(data)
+
+
+@pytest.mark.parametrize("layout", ["data, hole, data, trailing hole", "hole first",
+                                    "all hole"])
+def test_file_store_add_of_a_sparse_file_keeps_its_holes(
+        file_store: FileStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        layout: str) -> None:
+    """A raw disk (a server's snapshot) is mostly holes: they stay holes in the store - not
+    written, yet counted and hashed as the zeros they read as."""
+    size = 256 * 1024 * 1024
+    pieces = {"data, hole, data, trailing hole": {0: os.urandom(1024 * 1024),
+                                                  100 * 1024 * 1024: os.urandom(65536)},
+              "hole first": {200 * 1024 * 1024: os.urandom(4096)},
+              "all hole": {}}[layout]
+    source = _sparse_source(tmp_path, size, pieces)
+    asked: list[int] = []
+    _spy_copy_file_range(monkeypatch, asked=asked)
+    with open(source, "rb") as stream:
+        stored = file_store.add("img-sparse", stream, size)
+        assert stream.tell() == size, f"the stream is at {stream.tell()} after the add"
+    wanted = _expected(size, pieces)
+    assert (stored.size, stored.sha256) == (size, hashlib.sha256(wanted).hexdigest()), stored
+    path = file_store.local_path(stored.location)
+    with open(path, "rb") as handle:
+        assert handle.read() == wanted, "the stored image differs from the source"
+    allocated = os.stat(path).st_blocks * 512
+    data_bytes = sum(len(p) for p in pieces.values())
+    assert allocated <= data_bytes + 4 * 1024 * 1024, \
+        f"{allocated} bytes allocated for {data_bytes} bytes of data: holes were written"
+    assert sum(asked) <= data_bytes + 2 * WRITE_CHUNK_SIZE, \
+        f"asked the kernel to copy {sum(asked)} bytes of a file holding {data_bytes}"
+
+
+def test_file_store_add_of_a_sparse_file_falls_back_after_its_leading_hole(
+        file_store: FileStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel refusing its first copy after a skipped hole: the add goes on through
+    Python from there (nothing twice, nothing skipped)."""
+    size = 32 * 1024 * 1024
+    pieces = {20 * 1024 * 1024: os.urandom(WRITE_CHUNK_SIZE + 5)}
+    calls = _spy_copy_file_range(monkeypatch, fail_call=0)
+    with open(_sparse_source(tmp_path, size, pieces), "rb") as stream:
+        stored = file_store.add("img-sparse-exdev", stream, size)
+    assert calls == [-1], f"copy_file_range after EXDEV: {calls}"
+    wanted = _expected(size, pieces)
+    assert (stored.size, stored.sha256) == (size, hashlib.sha256(wanted).hexdigest()), stored
+    with open(file_store.local_path(stored.location), "rb") as handle:
+        assert handle.read() == wanted
+
+
 def test_file_store_add_of_a_pseudo_file_reads_it(file_store: FileStore) -> None:
     """/proc files are regular files of size 0 whose bytes only read() produces (some kernels
     copy them as empty): nothing copied is confirmed by reading."""

@@ -214,14 +214,7 @@ class RebuildServer(_OneServer):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--image", help="image name or id (the root disk's source)")
-        root = parser.add_mutually_exclusive_group()
-        root.add_argument("--boot-volume", metavar="VOLUME_ID",
-                          help="boot from this existing volume (no --image; it is kept "
-                               "when the server is deleted)")
-        root.add_argument("--boot-from-volume", type=int, metavar="SIZE_GB",
-                          help="with --image: make a root volume of SIZE_GB from the image "
-                               "and boot from it (deleted with the server)")
+        parser.add_argument("--image", required=True, help="image name or id")
         add_wait(parser)
         return parser
 

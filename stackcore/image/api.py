@@ -161,6 +161,12 @@ class _Heartbeat:
         self.bytes = 0
 
     def read(self, size: int = -1, /) -> bytes:
+        self._beat_when_due()
+        data: bytes = self._stream.read(size)
+        self._count(len(data))
+        return data
+
+    def _beat_when_due(self) -> None:
         if time.monotonic() >= self._next:
             try:
                 self._beat()
@@ -168,9 +174,6 @@ class _Heartbeat:
                 self.stopped = err
                 raise
             self._next = time.monotonic() + self._interval
-        data: bytes = self._stream.read(size)
-        self._count(len(data))
-        return data
 
     def _count(self, count: int) -> None:
         self.bytes += count
@@ -200,13 +203,7 @@ class _Heartbeat:
     def advance(self, count: int) -> None:
         """``count`` bytes of the stream were copied without read(): beat and report as a
         read of them would."""
-        if time.monotonic() >= self._next:
-            try:
-                self._beat()
-            except exception.InvalidState as err:
-                self.stopped = err
-                raise
-            self._next = time.monotonic() + self._interval
+        self._beat_when_due()
         self._count(count)
 
 

@@ -1,4 +1,5 @@
-"""``volume create/list/show/delete/extend`` and ``volume snapshot create/list/show/delete``."""
+"""``volume create/list/show/delete/extend/manage/unmanage`` and ``volume snapshot
+create/list/show/delete``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from stackcore.client.base import CloudCommand, CloudLister, CloudShowOne, add_w
 COLUMNS = ("id", "name", "status", "size", "volume_type", "host", "attachments")
 SNAPSHOT_COLUMNS = ("id", "name", "status", "size", "volume_id")
 #: a volume no longer being worked on (the volume API's own wait waits for these too)
-_SETTLED = ("available", "in-use", "error", "error_deleting", "error_extending", "deleted")
+_SETTLED = ("available", "in-use", "error", "error_deleting", "error_extending",
+            "error_managing", "deleted")
 _SNAPSHOT_SETTLED = ("available", "error")
 
 
@@ -84,6 +86,47 @@ class ExtendVolume(CloudShowOne):
 
     def take_action(self, args: argparse.Namespace) -> Any:
         return fmt.show(self.cloud.volume.extend(args.volume, args.size))
+
+
+class ManageVolume(CloudShowOne):
+    """Adopt an object of a backend (an LV, a file of the share, an RBD image) as a volume."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("host", metavar="HOST",
+                            help="the pool, <host>@<backend>#<pool> (volume host / pool list)")
+        parser.add_argument("source_name", metavar="SOURCE_NAME",
+                            help="the backend's name of the object")
+        parser.add_argument("--name")
+        parser.add_argument("--type", dest="volume_type")
+        parser.add_argument("--availability-zone")
+        add_wait(parser)
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        api = self.cloud.volume
+        volume = api.manage(args.host, {"source-name": args.source_name}, name=args.name,
+                            volume_type=args.volume_type,
+                            availability_zone=args.availability_zone, wait=False)
+        if args.wait:
+            volume = self.wait_for(
+                f"volume {volume.id}", lambda: api.get(volume.id, include_deleted=True),
+                lambda v: v.status, lambda v: v.status in _SETTLED,
+                args.timeout or self.cloud.conf.volume.operation_timeout)
+        return fmt.show(volume)
+
+
+class UnmanageVolume(CloudCommand):
+    """Give volumes up, keeping their objects and data on the backend."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("volume", nargs="+", help="volume id")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> None:
+        for volume in args.volume:
+            self.cloud.volume.unmanage(volume)
 
 
 class DeleteVolume(CloudCommand):

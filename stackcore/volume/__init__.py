@@ -4,6 +4,8 @@ The public surface for volume driver authors is what this package re-exports (a 
 from ``stackcore.volume`` and :mod:`stackcore.exception`, nothing deeper):
 
 * the contract - :class:`VolumeDriver`, :data:`ModelUpdate`, ``CONTRACT``, ``NAMESPACE``;
+  for capability ``manage_existing``, :data:`SOURCE_NAME` and :func:`source_name` (the one
+  form of an ``existing_ref``, checked);
 * the objects a driver is handed - :class:`Volume`, :class:`Snapshot`, :class:`ImageFile`,
   :class:`StoreImage`, :data:`GiB`;
 * the stats schema (:data:`STATS_SCHEMA`, :data:`STORAGE_PROTOCOLS`) and the connection_info
@@ -19,7 +21,14 @@ formula, claims, pool filters and weighers), :mod:`~stackcore.volume.fake`,
 
 from stackcore.volume.connection_info import DATA_SCHEMAS as CONNECTION_INFO_SCHEMAS
 from stackcore.volume.connection_info import validate as validate_connection_info
-from stackcore.volume.driver import CONTRACT, NAMESPACE, ModelUpdate, VolumeDriver
+from stackcore.volume.driver import (
+    CONTRACT,
+    NAMESPACE,
+    SOURCE_NAME,
+    ModelUpdate,
+    VolumeDriver,
+    source_name,
+)
 from stackcore.volume.objects import GiB, ImageFile, Snapshot, StoreImage, Volume
 from stackcore.volume.stats import SCHEMA as STATS_SCHEMA
 from stackcore.volume.stats import STORAGE_PROTOCOLS
@@ -28,6 +37,7 @@ __all__ = [
     "CONNECTION_INFO_SCHEMAS",
     "CONTRACT",
     "NAMESPACE",
+    "SOURCE_NAME",
     "STATS_SCHEMA",
     "STORAGE_PROTOCOLS",
     "GiB",
@@ -37,5 +47,6 @@ __all__ = [
     "StoreImage",
     "Volume",
     "VolumeDriver",
+    "source_name",
     "validate_connection_info",
 ]

@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 MAX_SIZE_GB = 64 * 1024
 IMAGE_FORMATS = ("raw", "qcow2")
 _QCOW2_MAGIC = b"QFI\xfb"
-_FINAL = ("available", "in-use", "error", "error_deleting", "error_extending", "deleted")
+_FINAL = ("available", "in-use", "error", "error_deleting", "error_extending",
+          "error_managing", "deleted")
 #: the statuses during which a volume may run a copy that reports its progress
 _COPYING = ("creating", "downloading", "uploading")
 
@@ -558,6 +559,11 @@ class VolumeAPI(BackupAPI, ScopedAPI):
                 raise exception.NotFound("volume", volume_id)
             if row.status == VolumeStatus.DELETED:
                 return
+            if row.status == VolumeStatus.ERROR_MANAGING:
+                # never adopted: the object is not the volume's, nothing on the backend to
+                # delete (Cinder's rule) and no claim held
+                row.status, row.deleted_at = VolumeStatus.DELETED, core_models.utcnow()
+                return
             deleting = row.status == VolumeStatus.DELETING
             if not deleting:
                 allowed = (VolumeStatus.AVAILABLE, VolumeStatus.ERROR,
@@ -584,6 +590,125 @@ class VolumeAPI(BackupAPI, ScopedAPI):
             return
         assert host is not None
         self.rpc.delete_volume(host, volume_id)
+
+    # --- manage / unmanage ------------------------------------------------------------------
+
+    def _managing_pool(self, session: Any, host: str) -> tuple[str, str, str, str | None]:
+        """``(backend host, pool, availability zone, volume_backend_name)`` of ``host``
+        (``<host>@<backend>#<pool>``, as volumes report it); NotFound naming it unless it is
+        a present pool of a volume backend."""
+        backend, _, pool = host.partition("#")
+        for pool_row, backend_row, svc in pool_rows(session):
+            if pool_row.host == backend and pool_row.pool_name == pool:
+                return backend, pool, svc.availability_zone, backend_row.volume_backend_name
+        raise exception.NotFound("volume backend pool", host,
+                                 f"no volume backend reports a pool {host!r} "
+                                 "(<host>@<backend>#<pool>, as cloud.volume.list_pools names "
+                                 "them)")
+
+    @schemas.accepts(host=vs.VOLUME_HOST, existing_ref=vs.EXISTING_REF, name=s.OPTIONAL_NAME,
+                     volume_type=s.optional(vs.TYPE_NAME_OR_ID),
+                     availability_zone=s.optional(s.ZONE), metadata=s.optional(s.STRING_MAP),
+                     wait=s.BOOLEAN, timeout=s.TIMEOUT)
+    @policy.authorize("volume:manage")
+    def manage(self, host: str, existing_ref: Mapping[str, Any], name: str | None = None,
+               volume_type: str | None = None, availability_zone: str | None = None,
+               metadata: Mapping[str, str] | None = None, wait: bool = True,
+               timeout: float | None = None) -> Volume:
+        """Adopt an object already on a backend as a volume of the caller's project (Cinder's
+        manage existing; the backend's driver must declare ``manage_existing``).
+
+        ``host`` is the pool, ``<host>@<backend>#<pool>`` as volumes report it;
+        ``existing_ref`` is ``{"source-name": "<the backend's name of the object>"}`` (an LV,
+        a file on the NFS share, an RBD image: see ``list_manageable``). The object is
+        measured first (GiB rounded up) and the quota checked with that size; a pool nobody
+        reports, a malformed reference, one naming nothing (NotFound) or a volume managed
+        already is refused with nothing written. The volume is ``managing`` while the driver
+        renames the object to the volume's name, then ``available`` - or ``error_managing``
+        with a fault, the object left as it was (such a volume can only be deleted, which
+        touches nothing on the backend). Returns once settled (``wait``)."""
+        if name is not None:
+            validate.name("name", name)
+        meta = validate.string_map("metadata", metadata)
+        ref = {"source-name": existing_ref["source-name"]}
+        type_name = volume_type or self.conf.volume.default_volume_type
+        volume_id = str(uuid.uuid4())
+        with self.db.transaction() as session:
+            backend, pool, zone, backend_name = self._managing_pool(session, host)
+            vtype = self._type_row(session, type_name) if type_name else None
+        specs = dict(vtype.extra_specs) if vtype else {}
+        wanted = specs.get("volume_backend_name")
+        if wanted is not None and wanted != backend_name:
+            raise exception.Invalid("volume_type", f"type {vtype.name if vtype else ''!r} "
+                                    f"asks for backend {wanted!r}; {host} is "
+                                    f"{backend_name!r}", volume_type)
+        if availability_zone is not None and availability_zone != zone:
+            raise exception.Invalid("availability_zone", f"{host} is in zone {zone!r}",
+                                    availability_zone)
+        # measured before anything is written: the quota counts the size, and a reference
+        # naming nothing (or something the driver refuses) leaves no trace
+        size = self.rpc.manage_existing_get_size(backend, volume_id, pool, ref)
+        if size < 1:
+            raise exception.Invalid("existing_ref", f"{ref['source-name']} on {host} is "
+                                    "empty (0 GiB)", ref)
+        with self.db.transaction() as session:
+            deltas = {"volumes": 1, "gigabytes": size}
+            if vtype is not None:
+                deltas[f"gigabytes_{vtype.name}"] = size
+            self.quotas.check(session, self.project_id, deltas)
+            session.add(models.Volume(
+                project_id=self.project_id, user_id=self.user_id, id=volume_id,
+                display_name=name, size=size, status=VolumeStatus.MANAGING,
+                volume_type_id=vtype.id if vtype else None, availability_zone=zone,
+                metadata_=meta, host=backend, pool=pool,
+                multiattach=specs.get("multiattach", "").lower() == "<is> true"))
+        try:
+            self.rpc.manage_existing(backend, volume_id, ref)
+        except exception.StackcoreError as err:  # never reached the volume service
+            with self.db.transaction() as session:
+                session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                                .values(status=VolumeStatus.ERROR_MANAGING))
+                session.add(faults.new(models.VolumeFault, err, step="manage_existing",
+                                       resource="volume", resource_id=volume_id, host=None))
+            raise
+        if not wait:
+            return self.get(volume_id)
+        return self.wait(volume_id, (VolumeStatus.AVAILABLE, VolumeStatus.ERROR_MANAGING),
+                         timeout)
+
+    @schemas.accepts(volume_id=s.UUID)
+    @policy.authorize("volume:unmanage")
+    def unmanage(self, volume_id: str) -> None:
+        """Give a volume up without deleting its data (Cinder's unmanage): its object stays
+        on the backend under its name (``volume-<id>``), and can be managed again; the volume
+        ends ``deleted`` and its quota is given back. Only an ``available`` or ``error``
+        volume without snapshots or attachments; InvalidState naming its status otherwise."""
+        validate.uuid_like("volume_id", volume_id)
+        with self.db.transaction() as session:
+            row = self._backend_of(volume_id, session)
+            if row.status not in (VolumeStatus.AVAILABLE, VolumeStatus.ERROR):
+                raise exception.InvalidState(
+                    f"cannot unmanage volume {volume_id} while it is {row.status} (only "
+                    "available or error)", state=row.status)
+            from stackcore.volume.manager import VolumeManager
+
+            VolumeManager._refuse_if_busy(session, row)  # noqa: SLF001
+            host = row.host
+            if host is None:  # never reached a backend: nothing there to keep
+                row.status, row.deleted_at = VolumeStatus.DELETED, core_models.utcnow()
+                return
+        self.rpc.unmanage_volume(host, volume_id)
+
+    @schemas.accepts(host=vs.VOLUME_HOST)
+    @policy.authorize("volume:list_manageable")
+    def list_manageable(self, host: str) -> list[dict[str, Any]]:
+        """The objects of the backend of ``host`` (``<host>@<backend>#<pool>``) that could be
+        managed: ``{"reference": {"source-name": ...}, "size": GiB, "safe_to_manage": bool,
+        "reason_not_safe": str | None, "extra_info": {...}}`` (objects in use, the driver's
+        own snapshots and the objects of volumes managed already are not safe)."""
+        with self.db.transaction() as session:
+            backend, _, _, _ = self._managing_pool(session, host)
+        return self.rpc.list_manageable_volumes(backend)
 
     @schemas.accepts(volume_id=s.UUID, new_size=vs.SIZE)
     @policy.authorize("volume:extend")

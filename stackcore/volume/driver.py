@@ -23,7 +23,11 @@ extend volume                 :meth:`extend_volume`
 Optional capabilities add methods whose base default raises
 :class:`~stackcore.exception.CapabilityNotSupported` (declared in ``capabilities``, see
 :data:`CAPABILITIES`): ``clone_image`` - :meth:`VolumeDriver.clone_image`, a copy-on-write
-volume from an image of an image store on the same backend (Cinder's ``clone_image``).
+volume from an image of an image store on the same backend (Cinder's ``clone_image``);
+``manage_existing`` - :meth:`VolumeDriver.manage_existing_get_size`,
+:meth:`VolumeDriver.manage_existing`, :meth:`VolumeDriver.unmanage`,
+:meth:`VolumeDriver.list_manageable_volumes`: bring an object already on the backend under
+management as a volume, and give a volume up keeping its data (Cinder's "manage existing").
 
 General rules, for every method:
 
@@ -77,7 +81,33 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     # a volume from a store image as a copy-on-write clone of the stored image (rbd volumes
     # from the rbd image store); the two kit hooks stand in for that image store
     "clone_image": ("clone_image", "store_clone_source", "delete_clone_source"),
+    # adopt an object already on the backend as a volume (renamed to the volume's name), and
+    # give a volume up keeping its object and data (Cinder's manage / unmanage)
+    "manage_existing": ("manage_existing", "manage_existing_get_size", "unmanage",
+                        "list_manageable_volumes"),
 }
+
+#: The only form of ``existing_ref`` (Cinder's): the backend's own name of the object.
+SOURCE_NAME = "source-name"
+
+#: Keys of one entry of :meth:`VolumeDriver.list_manageable_volumes` (``extra_info``, a
+#: JSON mapping, is optional: e.g. the pool the object is in).
+MANAGEABLE_KEYS = frozenset({"reference", "size", "safe_to_manage", "reason_not_safe"})
+
+
+def source_name(existing_ref: Any) -> str:
+    """The backend name ``existing_ref`` gives (``{"source-name": "<name>"}``, Cinder's form),
+    or :class:`~stackcore.exception.Invalid` naming ``existing_ref``. Drivers call it first
+    in :meth:`VolumeDriver.manage_existing_get_size` and :meth:`VolumeDriver.manage_existing`
+    and add their own rules for what a name may be."""
+    if not isinstance(existing_ref, Mapping) or set(existing_ref) != {SOURCE_NAME}:
+        raise exception.Invalid("existing_ref", f"must be {{{SOURCE_NAME!r}: <name of the "
+                                "object on the backend>}", existing_ref)
+    name = existing_ref[SOURCE_NAME]
+    if not isinstance(name, str) or not name or len(name) > 255 or not name.isprintable():
+        raise exception.Invalid("existing_ref", f"{SOURCE_NAME!r} must be a printable name "
+                                "of 1 to 255 characters", existing_ref)
+    return name
 
 ModelUpdate = dict[str, Any] | None
 """What create/export calls may return: ``provider_location``, ``provider_auth``,
@@ -348,6 +378,66 @@ class VolumeDriver(abc.ABC):
         (or the driver flattens them first); deleting the volume removes the dependency."""
         raise exception.CapabilityNotSupported(type(self).__name__, "clone_image")
 
+    # --- manage / unmanage (capability manage_existing) ------------------------------------
+
+    def manage_existing_get_size(self, volume: Volume, existing_ref: Mapping[str, Any]) -> int:
+        """Capability ``manage_existing``: the size in GiB, rounded up, of the backend object
+        ``existing_ref`` names (``{"source-name": "<the backend's name of it>"}``, Cinder's
+        form; any other shape raises :class:`~stackcore.exception.Invalid` naming
+        ``existing_ref`` - :func:`source_name` does that check).
+
+        Called by the manager, outside any transaction and changing nothing, when an admin asks
+        to manage the object (``cloud.volume.manage``) - before any volume row exists, so that
+        quota can count the size - and again just before :meth:`manage_existing` (an object
+        whose size changed in between is not adopted). ``volume`` is the volume it would
+        become (its ``id``, and its ``pool``: the pool of the host the admin named; its
+        ``size`` is 0). Raises :class:`~stackcore.exception.NotFound` (kind ``backend
+        volume``) when the backend has no such object; raising refuses the manage with
+        nothing recorded."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "manage_existing")
+
+    def manage_existing(self, volume: Volume, existing_ref: Mapping[str, Any]) -> ModelUpdate:
+        """Capability ``manage_existing``: adopt the object ``existing_ref`` names as
+        ``volume`` - rename it to the volume's own backend name (:attr:`Volume.name`, as
+        Cinder's LVM, RBD and NFS drivers do), so that every other method finds it as it finds
+        the volumes it made - and return a model update like :meth:`create_volume`. After it
+        the volume behaves like any other: attach, snapshot, extend, delete.
+
+        Called with the volume in ``managing`` and ``volume.size`` the size
+        :meth:`manage_existing_get_size` gave, outside any transaction. An object smaller than
+        ``volume.size`` (a size rounded up) may be grown to it.
+
+        Refuse with :class:`~stackcore.exception.Invalid` an object the driver can tell is not
+        free to adopt: one of its own snapshots or temporary objects, one in use (open,
+        exported, with watchers). The driver cannot know which ``volume-<id>`` objects the
+        database still has (an unmanaged volume's object keeps that name and is adoptable):
+        the manager refuses those before calling. NotFound when there is no such object.
+
+        Raising means the volume was not adopted: the manager records a fault and moves it to
+        ``error_managing``, and calls nothing else (never :meth:`delete_volume`: the object
+        is not the volume's). So a driver that raises must leave the object as it found it,
+        under its old name (undo its own rename)."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "manage_existing")
+
+    def unmanage(self, volume: Volume) -> None:
+        """Capability ``manage_existing``: forget the volume without deleting anything: its
+        object stays on the backend with its data and its name (Cinder keeps it too), and can
+        be managed again. Called for an ``available`` or ``error`` volume without snapshots or
+        attachments, after the manager removed its export (:meth:`remove_export`), outside any
+        transaction; the manager then marks the volume deleted. Raising keeps the volume
+        managed (the caller gets the error)."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "manage_existing")
+
+    def list_manageable_volumes(self) -> list[dict[str, Any]]:
+        """Capability ``manage_existing``: the objects of the backend that could become
+        volumes, sorted by name: ``{"reference": {"source-name": <name>}, "size": <GiB
+        rounded up>, "safe_to_manage": bool, "reason_not_safe": str | None}`` (plus an
+        optional ``extra_info`` mapping). Not safe: what the driver can tell is in use, its
+        own snapshots and temporary objects. Objects named ``volume-<id>`` are listed safe:
+        the manager marks those the database still has as already managed. Called by the
+        manager outside any transaction; changes nothing."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "manage_existing")
+
     @abc.abstractmethod
     def copy_image_to_volume(self, volume: Volume, image: ImageFile) -> None:
         """Write the image's data (converted to raw) onto an existing volume that is at least
@@ -416,7 +506,7 @@ REQUIRED = (
 )
 
 #: Capability methods a driver may declare FAULT_POINTS for.
-OPTIONAL = ("clone_image",)
+OPTIONAL = ("clone_image", "manage_existing")
 
 CONTRACT = Contract(
     family="volume",
@@ -424,5 +514,5 @@ CONTRACT = Contract(
     required=REQUIRED,
     capabilities=CAPABILITIES,
     extra_checks=(_init_signature, _declared_data),
-    version="1.1",  # 1.1: capability clone_image
+    version="1.2",  # 1.1: capability clone_image; 1.2: capability manage_existing
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception, lazy
-from stackcore.volume.driver import ModelUpdate, VolumeDriver
+from stackcore.volume.driver import SOURCE_NAME, ModelUpdate, VolumeDriver, source_name
 from stackcore.volume.objects import GiB, ImageFile, Snapshot, Volume
 
 if TYPE_CHECKING:
@@ -93,7 +94,8 @@ def _qemu_img(args: list[str]) -> None:
 
 
 class FakeVolumeDriver(VolumeDriver):
-    """Sparse files as volumes; every minimum feature and optional capability implemented."""
+    """Sparse files as volumes; every minimum feature and the optional capabilities it
+    declares implemented (manage: a file of the backend's directory, renamed)."""
 
     VERSION = "1.0.0"
     VENDOR_NAME = "stackcore"
@@ -104,7 +106,10 @@ class FakeVolumeDriver(VolumeDriver):
         "multiattach": True,
         "online_extend": True,
         "zero_on_delete": False,
+        "manage_existing": True,
     }
+    #: prefixes of the driver's own objects that are not volumes (never adopted)
+    _NOT_VOLUMES = ("snapshot-", "clone-snap-", "hung-", "exports.json")
     FAULT_POINTS: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "create_cloned_volume": ("clone:after_temp_snapshot", "clone:after_copy"),
         "create_volume_from_snapshot": ("from_snapshot:after_create",),
@@ -288,6 +293,70 @@ class FakeVolumeDriver(VolumeDriver):
         if os.path.getsize(path) > new_size * GiB:
             raise exception.Invalid("new_size", "cannot shrink a volume", new_size)
         os.truncate(path, new_size * GiB)
+
+    # --- manage / unmanage ----------------------------------------------------------------
+
+    def _manageable(self, existing_ref: Mapping[str, Any]) -> str:
+        """The file ``existing_ref`` names (a file of the backend's directory: no path, no
+        hidden file, none of the driver's own snapshots or temporary files)."""
+        name = source_name(existing_ref)
+        if "/" in name or name.startswith(".") or name.startswith(self._NOT_VOLUMES):
+            raise exception.Invalid("existing_ref", f"{name!r} is not a volume file of the "
+                                    "fake backend (a path, a hidden file or one of its own "
+                                    "snapshots or temporary files)", existing_ref)
+        path = self._path(name)
+        if not os.path.isfile(path) or os.path.islink(path):
+            raise exception.NotFound("backend volume", name, f"fake backend has no {name}")
+        return name
+
+    def _in_use(self, name: str) -> str | None:
+        """Why the file ``name`` is not free to adopt (exported), or None."""
+        owner = name.removeprefix("volume-")
+        if name.startswith("volume-") and owner in self._exports():
+            return f"exported (volume {owner} is attached)"
+        return None
+
+    def manage_existing_get_size(self, volume: Volume, existing_ref: Mapping[str, Any]) -> int:
+        self._maybe_fail("manage_existing_get_size")
+        return math.ceil(os.path.getsize(self._path(self._manageable(existing_ref))) / GiB)
+
+    def manage_existing(self, volume: Volume, existing_ref: Mapping[str, Any]) -> ModelUpdate:
+        # checked before anything changes: a refusal or an injected failure leaves the file
+        self._maybe_fail("manage_existing")
+        name = self._manageable(existing_ref)
+        busy = self._in_use(name)
+        if busy is not None:
+            raise exception.Invalid("existing_ref", f"{name} is {busy}", existing_ref)
+        if name == volume.name:
+            return {"provider_location": self._path(name)}
+        if os.path.exists(self._path(volume.name)):
+            raise exception.Conflict(f"{volume.name} already exists on the fake backend")
+        os.rename(self._path(name), self._path(volume.name))
+        try:
+            if os.path.getsize(self._path(volume.name)) < volume.size * GiB:
+                os.truncate(self._path(volume.name), volume.size * GiB)  # rounded up
+        except BaseException:
+            os.rename(self._path(volume.name), self._path(name))  # left as it was found
+            raise
+        return {"provider_location": self._path(volume.name)}
+
+    def unmanage(self, volume: Volume) -> None:
+        self._maybe_fail("unmanage")  # the file stays, under its name
+
+    def list_manageable_volumes(self) -> list[dict[str, Any]]:
+        found = []
+        for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if not entry.is_file(follow_symlinks=False) or entry.name.startswith(".") \
+                    or entry.name.startswith("exports.json"):  # its own bookkeeping
+                continue
+            if entry.name.startswith(self._NOT_VOLUMES):
+                reason: str | None = "one of the fake backend's own snapshots or files"
+            else:
+                reason = self._in_use(entry.name)
+            found.append({"reference": {SOURCE_NAME: entry.name},
+                          "size": math.ceil(entry.stat().st_size / GiB),
+                          "safe_to_manage": reason is None, "reason_not_safe": reason})
+        return found
 
     # --- snapshots ------------------------------------------------------------------------
 

@@ -35,7 +35,13 @@ from stackcore.image import models as image_models
 from stackcore.rpc import Target, Transport, instance_events
 from stackcore.volume import connection_info, models, objects, stats
 from stackcore.volume import opts as volume_opts
-from stackcore.volume.driver import MODEL_UPDATE_KEYS, VolumeDriver
+from stackcore.volume.driver import (
+    MANAGEABLE_KEYS,
+    MODEL_UPDATE_KEYS,
+    SOURCE_NAME,
+    VolumeDriver,
+    source_name,
+)
 from stackcore.volume.family import VOLUME_BINARY as BINARY
 from stackcore.volume.placement import capacity, claims
 from stackcore.volume.states import TRANSIENT as VOLUME_TRANSIENT
@@ -118,10 +124,11 @@ class VolumeManager:
     :mod:`stackcore.volume.backup.manager`). 1.1: ``copy_volume_to_image`` uploads into an
     image the caller created (``image_id``, ``store``); a 1.0 caller's form (``image_name``,
     ``disk_format``) is still served for one release: the image is then created here, in the
-    volume's project.
+    volume's project. 1.2: ``manage_existing_get_size``, ``manage_existing``,
+    ``unmanage_volume``, ``list_manageable_volumes`` (driver capability ``manage_existing``).
     """
 
-    target = Target(TOPIC, version="1.1")
+    target = Target(TOPIC, version="1.2")
     #: where lifecycle events and stats samples go (the Cloud sets its own)
     notifier: notifications.Notifier = notifications.NULL
     #: where instance events go (the compute hosts of attached servers); the family sets it
@@ -279,6 +286,8 @@ class VolumeManager:
 
         * volumes left ``creating``/``downloading`` -> ``error`` (fault: interrupted), claim
           given back, half-made backend volume deleted;
+        * ``managing`` -> ``error_managing`` (fault: interrupted); nothing is deleted (the
+          object was never the volume's);
         * ``deleting`` -> the delete is finished; ``extending`` -> ``error_extending``;
           ``uploading`` -> available, the image it was filling (never active) deleted;
         * attachments left ``attaching`` -> removed (export removed when unused), ``detaching``
@@ -329,6 +338,9 @@ class VolumeManager:
             f"{status} interrupted by {cause or f'a restart of {BINARY} on {self.host}'}")
         if status in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
             self._fail_create(volume_id, "create_volume", interrupted)
+            return
+        if status == VolumeStatus.MANAGING:
+            self._fail_manage(volume_id, "manage_existing", interrupted)
             return
         if status == VolumeStatus.DELETING:
             with contextlib.suppress(exception.StackcoreError):
@@ -879,6 +891,168 @@ class VolumeManager:
             if host:
                 instance_events.send(self.transport, host, instance_uuid,
                                      instance_events.VOLUME_EXTENDED, volume_id)
+
+    # --- manage / unmanage (1.2, capability manage_existing) -------------------------------
+
+    def _refuse_managed(self, existing_ref: Any) -> str:
+        """The object's name (Invalid for a malformed ``existing_ref``); Invalid too when it
+        is the object of a volume of this backend the database still has - what a driver
+        cannot know (an unmanaged volume's ``volume-<id>`` object is free to adopt)."""
+        name = source_name(existing_ref)
+        owner = self._managed_names().get(name)
+        if owner is not None:
+            raise exception.Invalid("existing_ref", f"{name} is the object of volume {owner} "
+                                    f"of {self.host}, managed already", existing_ref)
+        return name
+
+    def _managed_names(self) -> dict[str, str]:
+        """Backend name -> id of every volume of this backend not deleted."""
+        with self.db.read() as session:
+            ids = session.execute(sa.select(models.Volume.id).where(
+                models.Volume.host == self.host,
+                models.Volume.status != VolumeStatus.DELETED)).scalars().all()
+        return {objects.VOLUME_NAME_TEMPLATE % i: i for i in ids}
+
+    def _get_size(self, volume: objects.Volume, existing_ref: Any) -> int:
+        step = "manage_existing_get_size"
+        size = self._driver_call(step, self.driver.manage_existing_get_size, volume,
+                                 dict(existing_ref))
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise exception.DriverContractError(
+                f"{step} returned {size!r}, not a size in GiB (an int, rounded up)")
+        return size
+
+    def manage_existing_get_size(self, volume_id: str, pool: str,
+                                 existing_ref: dict[str, Any]) -> int:
+        """The size in GiB of the object ``existing_ref`` names, for the volume ``volume_id``
+        would become in ``pool`` (asked by the API before it writes anything, so that quota
+        counts the size). NotFound / Invalid from the driver reach the caller."""
+        self._refuse_managed(existing_ref)
+        return self._get_size(objects.Volume(id=volume_id, size=0, pool=pool), existing_ref)
+
+    def manage_existing(self, volume_id: str, existing_ref: dict[str, Any]) -> None:
+        """Adopt the object as volume ``volume_id`` (status ``managing``, its size the one the
+        API counted): measured again (an object whose size changed is not adopted), then
+        :meth:`VolumeDriver.manage_existing`; ``available`` with its capacity counted on its
+        pool. On failure ``error_managing`` with a fault, and nothing else is called: the
+        object is not the volume's (the driver left it under its old name)."""
+        with self.db.read() as session:
+            row = session.get(models.Volume, volume_id)
+            if row is None or row.status != VolumeStatus.MANAGING:
+                return  # deleted while queued, or already handled
+        name = existing_ref.get(SOURCE_NAME) if isinstance(existing_ref, Mapping) else None
+        # two manages of one object are serialised: the second finds it renamed
+        with self._locked(volume_id, f"manage:{name}"), self._stats_gate.shared():
+            row, volume = self._load(volume_id)
+            if row.status != VolumeStatus.MANAGING:
+                return
+            self._notify("volume.manage_existing.start", volume_id)
+            step = "manage_existing_get_size"
+            try:
+                self._refuse_managed(existing_ref)
+                size = self._get_size(volume, existing_ref)
+                if size != row.size:
+                    raise exception.Conflict(
+                        f"{name} is {size} GiB now, {row.size} GiB when its manage was asked "
+                        "(counted in quota); not adopted", volume_id=volume_id)
+                step = "manage_existing"
+                update = self._driver_call(step, self.driver.manage_existing, volume,
+                                           dict(existing_ref))
+                values = self._model_update(update, step)
+                step = "finish_manage"
+                with self.db.transaction() as session:
+                    claims.add_existing(session, volume_id, row.size)
+                    session.execute(sa.update(models.Volume)
+                                    .where(models.Volume.id == volume_id)
+                                    .values(status=VolumeStatus.AVAILABLE, **values))
+            except Exception as err:  # noqa: BLE001 - a database outage too: never left managing
+                self._fail_manage(volume_id, step, err)
+                self._notify("volume.manage_existing.error", volume_id, err, step)
+                return
+            LOG.info("volume %s: adopted %s on %s (%d GiB)", volume_id, name, self.host,
+                     row.size)
+            self._notify("volume.manage_existing.end", volume_id)
+
+    def _fail_manage(self, volume_id: str, step: str, err: BaseException) -> None:
+        """Fault and ``error_managing`` in one transaction. No driver call: the object was
+        not adopted and is not the volume's to delete."""
+        LOG.warning("volume %s: %s failed on %s: %s", volume_id, step, self.host, err)
+        with self.db.transaction() as session:
+            self._fault("volume", volume_id, step, err, session)
+            claims.release(session, volume_id)
+            session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                            .values(status=VolumeStatus.ERROR_MANAGING))
+
+    def unmanage_volume(self, volume_id: str) -> None:
+        """Give the volume up: its export removed, :meth:`VolumeDriver.unmanage` (the object
+        and its data stay on the backend), then its claim given back and the volume
+        ``deleted`` (quota given back) in one transaction. Only an ``available`` or ``error``
+        volume without snapshots or attachments (InvalidState naming its status otherwise,
+        checked again here under the volume's lock). A driver error is raised, recorded as a
+        fault, and the volume stays managed with its status."""
+        with self._locked(volume_id), self._stats_gate.shared():
+            with self.db.transaction() as session:
+                row = self._row(session, volume_id)
+                if row.status not in (VolumeStatus.AVAILABLE, VolumeStatus.ERROR):
+                    raise exception.InvalidState(
+                        f"cannot unmanage volume {volume_id} while it is {row.status}",
+                        state=row.status)
+                self._refuse_if_busy(session, row)
+                volume = self._volume(row, session)
+            self._notify("volume.unmanage.start", volume_id)
+            step = "remove_export"
+            try:
+                self._driver_call(step, self.driver.remove_export, volume)
+                step = "unmanage"
+                self._driver_call(step, self.driver.unmanage, volume)
+            except Exception as err:
+                self._fault("volume", volume_id, step, err)
+                self._notify("volume.unmanage.error", volume_id, err, step)
+                raise
+            with self.db.transaction() as session:
+                claims.release(session, volume_id)
+                session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                                .values(status=VolumeStatus.DELETED,
+                                        deleted_at=core_models.utcnow()))
+            LOG.info("volume %s: unmanaged on %s; its object %s stays on the backend",
+                     volume_id, self.host, volume.name)
+            self._notify("volume.unmanage.end", volume_id)
+
+    def list_manageable_volumes(self) -> list[dict[str, Any]]:
+        """The driver's :meth:`VolumeDriver.list_manageable_volumes`, checked, with the
+        objects of volumes the database has on this backend marked not safe."""
+        step = "list_manageable_volumes"
+        found = self._driver_call(step, self.driver.list_manageable_volumes)
+        if not isinstance(found, list):
+            raise exception.DriverContractError(f"{step} returned {type(found).__name__}, "
+                                                "not a list")
+        managed = self._managed_names()
+        return [self._manageable(entry, managed) for entry in found]
+
+    @staticmethod
+    def _manageable(entry: Any, managed: Mapping[str, str]) -> dict[str, Any]:
+        step = "list_manageable_volumes"
+        if not isinstance(entry, Mapping) or not MANAGEABLE_KEYS <= set(entry) \
+                or set(entry) - MANAGEABLE_KEYS - {"extra_info"}:
+            raise exception.DriverContractError(
+                f"{step} returned an entry {entry!r}; each has exactly "
+                f"{', '.join(sorted(MANAGEABLE_KEYS))} (and optionally extra_info)")
+        size, safe, reason = entry["size"], entry["safe_to_manage"], entry["reason_not_safe"]
+        try:
+            name = source_name(entry["reference"])
+        except exception.Invalid as err:
+            raise exception.DriverContractError(f"{step}: {err}") from None
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0 \
+                or not isinstance(safe, bool) or not (reason is None or isinstance(reason, str)):
+            raise exception.DriverContractError(
+                f"{step} returned {entry!r}: size is GiB (int), safe_to_manage a bool, "
+                "reason_not_safe a string or None")
+        result = {"reference": {SOURCE_NAME: name}, "size": size, "safe_to_manage": safe,
+                  "reason_not_safe": reason, "extra_info": dict(entry.get("extra_info") or {})}
+        if name in managed:
+            result.update(safe_to_manage=False,
+                          reason_not_safe=f"already managed (volume {managed[name]})")
+        return result
 
     # --- backups (stackcore.volume.backup.manager) ------------------------------------------
 

@@ -45,6 +45,12 @@ _RULES = [
     ("volume:type:delete", p.ADMIN_ONLY, "Delete a volume type.", "delete_type"),
     ("volume:type:access", p.ADMIN_ONLY, "Share a private volume type with a project.",
      "add_type_access"),
+    ("volume:manage", p.ADMIN_ONLY, "Adopt an object of a backend as a volume (Cinder's "
+     "manage existing).", "manage"),
+    ("volume:unmanage", p.ADMIN_ONLY, "Give a volume up, keeping its object and data on the "
+     "backend.", "unmanage"),
+    ("volume:list_manageable", p.ADMIN_ONLY, "List the objects of a backend that could be "
+     "managed (names backend objects).", "list_manageable"),
     ("volume:pool:list", p.ADMIN_ONLY, "List backend pools with their stats.", "list_pools"),
     ("volume:explain_placement", p.ADMIN_ONLY, "Explain where a volume would be placed "
      "(names backends).", "explain_placement"),

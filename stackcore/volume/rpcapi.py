@@ -8,7 +8,9 @@ from stackcore.rpc import Target, Transport
 
 
 class VolumeRPCAPI:
-    """Calls into the volume service of one backend (``<host>@<backend>``). Speaks 1.0.
+    """Calls into the volume service of one backend (``<host>@<backend>``). Speaks 1.0;
+    ``copy_volume_to_image`` asks for 1.1, manage/unmanage for 1.2 (an older service refuses
+    them by version instead of failing on an unknown method).
 
     Long operations that end in a state the caller polls (create volume, create snapshot) are
     casts; everything whose result or error the caller needs at once is a call.
@@ -54,6 +56,28 @@ class VolumeRPCAPI:
         result: dict[str, Any] = self._client.prepare(server=host, version="1.1").call(
             "copy_volume_to_image", volume_id=volume_id, image_id=image_id, store=store)
         return result
+
+    # --- manage / unmanage (1.2) -------------------------------------------------------
+
+    def _on_1_2(self, host: str) -> Any:
+        return self._client.prepare(server=host, version="1.2")
+
+    def manage_existing_get_size(self, host: str, volume_id: str, pool: str,
+                                 existing_ref: dict[str, Any]) -> int:
+        size: int = self._on_1_2(host).call("manage_existing_get_size", volume_id=volume_id,
+                                            pool=pool, existing_ref=existing_ref)
+        return size
+
+    def manage_existing(self, host: str, volume_id: str, existing_ref: dict[str, Any]) -> None:
+        self._on_1_2(host).cast("manage_existing", volume_id=volume_id,
+                                existing_ref=existing_ref)
+
+    def unmanage_volume(self, host: str, volume_id: str) -> None:
+        self._on_1_2(host).call("unmanage_volume", volume_id=volume_id)
+
+    def list_manageable_volumes(self, host: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._on_1_2(host).call("list_manageable_volumes")
+        return found
 
     # --- backups (served by volume services with a [backup] backup_driver) --------------
 

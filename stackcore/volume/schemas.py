@@ -30,3 +30,10 @@ CONNECTOR: dict[str, Any] = {
 }
 SORT_KEYS = ("created_at", "name", "id", "size")
 NAME_SORT_KEYS = ("name", "id")
+#: ``existing_ref`` of ``cloud.volume.manage``: Cinder's ``{"source-name": <backend name>}``
+EXISTING_REF: dict[str, Any] = {
+    "type": "object", "required": ["source-name"], "additionalProperties": False,
+    "properties": {"source-name": s.string(255)},
+}
+#: where a volume lives, as volumes report it: ``<host>@<backend>#<pool>``
+VOLUME_HOST = s.string(255)

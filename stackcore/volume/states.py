@@ -26,6 +26,10 @@ class VolumeStatus(enum.StrEnum):
     BACKING_UP = "backing-up"
     #: a backup is being written into the volume
     RESTORING_BACKUP = "restoring-backup"
+    #: an object already on the backend is being adopted (``cloud.volume.manage``)
+    MANAGING = "managing"
+    #: adopting it failed (the object is left as it was); only delete is allowed
+    ERROR_MANAGING = "error_managing"
 
 
 class SnapshotStatus(enum.StrEnum):
@@ -64,4 +68,5 @@ TRANSIENT = frozenset({
     VolumeStatus.CREATING, VolumeStatus.DOWNLOADING, VolumeStatus.ATTACHING,
     VolumeStatus.DETACHING, VolumeStatus.EXTENDING, VolumeStatus.UPLOADING,
     VolumeStatus.DELETING, VolumeStatus.BACKING_UP, VolumeStatus.RESTORING_BACKUP,
+    VolumeStatus.MANAGING,
 })

@@ -422,6 +422,60 @@ class CloneImageIgnoresSize(CloneImageMixin):
         os.truncate(path, 64 * MiB)
 
 
+class UnmanageDeletes(FakeVolumeDriver):
+    """unmanage removes the object (and its data) instead of keeping it."""
+
+    def unmanage(self, volume: Volume) -> None:
+        self.delete_volume(volume)
+
+
+class ManageKeepsName(FakeVolumeDriver):
+    """manage_existing adopts the object without renaming it to the volume's name."""
+
+    def manage_existing(self, volume: Volume, existing_ref: Mapping[str, Any]) -> ModelUpdate:
+        self._manageable(existing_ref)
+        return None
+
+
+class ManageStartsEmpty(FakeVolumeDriver):
+    """manage_existing makes a new, empty volume and drops the object's data."""
+
+    def manage_existing(self, volume: Volume, existing_ref: Mapping[str, Any]) -> ModelUpdate:
+        self._remove(self._path(self._manageable(existing_ref)))
+        return self.create_volume(volume)
+
+
+class SizeInBytes(FakeVolumeDriver):
+    def manage_existing_get_size(self, volume: Volume, existing_ref: Mapping[str, Any]) -> int:
+        return os.path.getsize(self._path(self._manageable(existing_ref)))
+
+
+class ManageOfNothingCreates(FakeVolumeDriver):
+    """A reference to nothing gives a new empty volume instead of NotFound."""
+
+    def manage_existing_get_size(self, volume: Volume, existing_ref: Mapping[str, Any]) -> int:
+        try:
+            return super().manage_existing_get_size(volume, existing_ref)
+        except exception.NotFound:
+            return 1
+
+    def manage_existing(self, volume: Volume, existing_ref: Mapping[str, Any]) -> ModelUpdate:
+        try:
+            return super().manage_existing(volume, existing_ref)
+        except exception.NotFound:
+            return self.create_volume(volume)
+
+
+class LenientReference(FakeVolumeDriver):
+    """Takes any mapping's first value as the object's name (Cinder's source-id too)."""
+
+    def _manageable(self, existing_ref: Mapping[str, Any]) -> str:
+        if isinstance(existing_ref, Mapping) and existing_ref:
+            first = next(iter(existing_ref.values()))
+            existing_ref = {"source-name": first if isinstance(first, str) else str(first)}
+        return super()._manageable(existing_ref)
+
+
 def _declared(base: type[FakeVolumeDriver], name: str, **caps: bool) -> type:
     return type(name, (base,), {"capabilities": {**FakeVolumeDriver.capabilities, **caps},
                                 "__module__": M})
@@ -434,6 +488,7 @@ LiarMultiattach = _declared(HonestStats, "LiarMultiattach", multiattach=False)
 LiarOnlineExtend = _declared(HonestStats, "LiarOnlineExtend", online_extend=False)
 LiarZeroOnDelete = _declared(ZeroOnDeleteWiping, "LiarZeroOnDelete", zero_on_delete=False)
 LiarCloneImage = _declared(CloneImageMixin, "LiarCloneImage", clone_image=False)
+LiarManageExisting = _declared(FakeVolumeDriver, "LiarManageExisting", manage_existing=False)
 
 
 def _b(name: str, cls: type, kills: Sequence[str], expect: str, defect: str,
@@ -448,7 +503,10 @@ CAP = {"thin_provisioning": C + "test_thin_volume_takes_space_only_when_written"
        "multiattach": C + "test_two_hosts_attached_at_once",
        "online_extend": C + "test_extend_while_attached_and_open",
        "zero_on_delete": C + "test_deleted_data_is_overwritten_in_the_backend",
-       "clone_image": C + "test_volume_cloned_from_a_store_image"}
+       "clone_image": C + "test_volume_cloned_from_a_store_image",
+       "manage_existing": C + "test_unmanaged_volume_managed_again_keeps_its_data"}
+MANAGE_NOTHING = C + "test_manage_of_nothing_is_not_found"
+MANAGE_MALFORMED = C + "test_manage_of_a_malformed_reference_is_invalid"
 NEW = "then the manager's cleanup: new backend objects: expected nothing, got ['tmp-"
 
 ZOO = [
@@ -576,10 +634,30 @@ ZOO = [
        "a 1 GiB volume cloned from a 64 MiB image: expected 1 GiB (1073741824 bytes) seen by "
        "a reader, got 67108864 bytes", "declares clone_image, the clone keeps the image's "
        "size", capability="clone_image"),
+    _b("unmanage-deletes", UnmanageDeletes, [CAP["manage_existing"]],
+       "list_backend_objects() after unmanage(): expected to list volume-",
+       "unmanage deletes the object and its data", capability="manage_existing"),
+    _b("manage-keeps-name", ManageKeepsName, [CAP["manage_existing"]],
+       "list_backend_objects() after manage_existing(): expected to list volume-",
+       "manage_existing does not rename the object", capability="manage_existing"),
+    _b("manage-starts-empty", ManageStartsEmpty, [CAP["manage_existing"]],
+       "first MiB of the managed volume (written before its unmanage): expected 1048576 "
+       "bytes of 0x4d at offset 0, got 00 00", "manage_existing drops the object's data",
+       capability="manage_existing"),
+    _b("size-in-bytes", SizeInBytes, [CAP["manage_existing"]],
+       "volume (GiB): expected 1, got 1073741824", "manage_existing_get_size in bytes",
+       capability="manage_existing"),
+    _b("manage-of-nothing-creates", ManageOfNothingCreates, [MANAGE_NOTHING],
+       "manage_existing_get_size() of a reference to nothing ('volume-",
+       "a reference to nothing is managed as a new volume", capability="manage_existing"),
+    _b("lenient-reference", LenientReference, [MANAGE_MALFORMED],
+       "manage_existing_get_size({'source-id': 'volume-",
+       "references other than source-name are taken", capability="manage_existing"),
     *[_b(f"liar-{cap}", cls, [CAP[cap]], f"capability {cap!r} is declared unsupported",
          f"{cap} works but is declared unsupported", "unexpected-success", cap)
       for cap, cls in (("thin_provisioning", LiarThin), ("thick_provisioning", LiarThick),
                        ("multiattach", LiarMultiattach), ("online_extend", LiarOnlineExtend),
                        ("zero_on_delete", LiarZeroOnDelete),
-                       ("clone_image", LiarCloneImage))],
+                       ("clone_image", LiarCloneImage),
+                       ("manage_existing", LiarManageExisting))],
 ]

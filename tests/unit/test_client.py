@@ -287,3 +287,15 @@ def test_server_create_boot_volume_options_reach_the_api(config, tmp_path) -> No
             "--boot-volume", volume_id, "--boot-from-volume", "1")
     for listing in (("server", "list"), ("volume", "list")):
         assert run("--config-file", config, *listing, "-f", "value") == (0, "", ""), listing
+
+
+def test_volume_manage_and_unmanage_reach_the_api(config) -> None:
+    """The client is no deployment: no backend reports the pool, so the manage is refused
+    naming it, and nothing is left; unmanage of an unknown volume names it."""
+    status, out, err = run("--config-file", config, "volume", "manage", "nowhere@lvm#lvm",
+                           "legacy-disk", "--name", "legacy")
+    assert status == 1 and "NotFound" in err and "nowhere@lvm#lvm" in err, (status, out, err)
+    missing = "6b0c2d8e-3f1a-4c5e-9d7b-2a4e6f8c0b1d"
+    status, out, err = run("--config-file", config, "volume", "unmanage", missing)
+    assert status == 1 and "NotFound" in err and missing in err, (status, out, err)
+    assert run("--config-file", config, "volume", "list", "-f", "value") == (0, "", "")

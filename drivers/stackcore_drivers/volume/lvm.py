@@ -38,13 +38,22 @@ obscurely.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception, lazy
-from stackcore.volume import ImageFile, ModelUpdate, Snapshot, Volume, VolumeDriver
+from stackcore.volume import (
+    SOURCE_NAME,
+    ImageFile,
+    ModelUpdate,
+    Snapshot,
+    Volume,
+    VolumeDriver,
+    source_name,
+)
 from stackcore_drivers.volume.processes import execute
 from stackcore_drivers.volume.tgt import TgtTarget
 
@@ -110,7 +119,11 @@ class LvmDriver(VolumeDriver):
         "multiattach": True,
         "online_extend": True,
         "zero_on_delete": True,
+        # an LV of the volume group, not open and without snapshots, renamed volume-<id>
+        "manage_existing": True,
     }
+    #: prefixes of this driver's own LVs that are no volume (snapshots, clone temporaries)
+    _OWN_LVS = ("_snapshot-", "clone-snap-")
     # Every path of an operation passes each of its points (thin and thick alike), so the
     # conformance kit can fail it at each one whatever the volume type.
     FAULT_POINTS: ClassVar[Mapping[str, tuple[str, ...]]] = {
@@ -460,6 +473,91 @@ class LvmDriver(VolumeDriver):
                                          f"{volume.name} is not in {self.vg}") from err
             raise
         self.target.update(volume.name)
+
+    # --- manage / unmanage -----------------------------------------------------------------
+
+    def _managed_name(self, existing_ref: Mapping[str, Any]) -> str:
+        """The LV ``existing_ref`` names, if its name is one LVM accepts (checked here, so
+        that no other string reaches a command line - they are argument lists anyway) and
+        not the thin pool or one of this driver's own snapshots and temporaries."""
+        name = source_name(existing_ref)
+        if not _LV_NAME.fullmatch(name) or name.startswith("-") or name in (".", ".."):
+            raise exception.Invalid("existing_ref", f"{name!r} is not an LV name (letters, "
+                                    "digits and +_.- only, not starting with '-')",
+                                    existing_ref)
+        if name == self.pool or name.startswith(self._OWN_LVS):
+            raise exception.Invalid("existing_ref", f"{name} is the thin pool or one of this "
+                                    "driver's own snapshots or temporary LVs", existing_ref)
+        return name
+
+    def _lv_bytes_attr(self, name: str) -> tuple[int, str]:
+        """(size in bytes, attributes) of LV ``name``; NotFound when the VG has none (lvs
+        exits 5 for a missing LV)."""
+        out, _ = execute("lvs", "--noheadings", "--units", "b", "--nosuffix", "--separator",
+                         ":", "-o", "lv_size,lv_attr", f"{self.vg}/{name}",
+                         check_exit_code=[0, 5], env={"LC_ALL": "C"})
+        parts = out.strip().split(":")
+        if len(parts) != 2:
+            raise exception.NotFound("backend volume", name, f"{self.vg} has no LV {name}")
+        return int(parts[0]), parts[1]
+
+    @staticmethod
+    def _why_not_manageable(attr: str) -> str | None:
+        """Why an LV of these attributes may not be adopted: the pool, snapshots and
+        origins of snapshots (their names are not this driver's, and its delete would wipe
+        them), an LV open now (a target, a mount or a hypervisor holds it)."""
+        kind = attr[:1]
+        if kind in ("o", "O"):
+            return "has snapshots"
+        if kind not in ("-", "V"):
+            return f"is not a plain or thin LV (attributes {attr})"
+        if attr[5:6] == "o":
+            return "in use (its device is open)"
+        return None
+
+    def manage_existing_get_size(self, volume: Volume, existing_ref: Mapping[str, Any]) -> int:
+        size, _ = self._lv_bytes_attr(self._managed_name(existing_ref))
+        return math.ceil(size / (1024 ** 3))
+
+    def manage_existing(self, volume: Volume, existing_ref: Mapping[str, Any]) -> ModelUpdate:
+        """``lvrename`` to ``volume-<id>`` in the VG, then ``lvextend`` to the volume's
+        rounded-up size; a failed extend renames it back."""
+        name = self._managed_name(existing_ref)
+        size, attr = self._lv_bytes_attr(name)
+        reason = self._why_not_manageable(attr)
+        if reason is not None:
+            raise exception.Invalid("existing_ref", f"LV {name} {reason}", existing_ref)
+        self._lvm("lvrename", self.vg, name, volume.name)
+        try:
+            if size < volume.size * 1024 ** 3:
+                self._lvm("lvextend", "-L", f"{volume.size}g", f"{self.vg}/{volume.name}")
+        except BaseException:
+            self._lvm("lvrename", self.vg, volume.name, name)  # left as it was found
+            raise
+        return None
+
+    def unmanage(self, volume: Volume) -> None:
+        return None  # the LV stays, with its name and data; its target was removed already
+
+    def list_manageable_volumes(self) -> list[dict[str, Any]]:
+        out = self._lvm("lvs", "--noheadings", "--units", "b", "--nosuffix", "--separator",
+                        ":", "-o", "lv_name,lv_size,lv_attr", self.vg)
+        found = []
+        for line in sorted(out.splitlines()):
+            parts = line.strip().split(":")
+            if len(parts) != 3 or parts[0] == self.pool:
+                continue
+            name, size, attr = parts
+            reason: str | None
+            try:
+                self._managed_name({SOURCE_NAME: name})
+                reason = self._why_not_manageable(attr)
+            except exception.Invalid as err:
+                reason = str(err)
+            found.append({"reference": {SOURCE_NAME: name},
+                          "size": math.ceil(int(size) / 1024 ** 3),
+                          "safe_to_manage": reason is None, "reason_not_safe": reason})
+        return found
 
     # --- snapshots -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import re
 import threading
@@ -33,7 +34,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from stackcore import exception, lazy
-from stackcore.volume import GiB, ImageFile, ModelUpdate, Snapshot, Volume, VolumeDriver
+from stackcore.volume import (
+    SOURCE_NAME,
+    GiB,
+    ImageFile,
+    ModelUpdate,
+    Snapshot,
+    Volume,
+    VolumeDriver,
+    source_name,
+)
 from stackcore_drivers.volume.processes import execute
 
 if TYPE_CHECKING:
@@ -70,6 +80,12 @@ OPTS = lazy.options(lambda cfg: [
 ])
 
 _SHARE = re.compile(r"^(?P<host>[^:\s]+):(?P<path>/\S*)$")
+#: Names of files that may be managed: no path, no hidden file, nothing qemu's nfs:// URL
+#: parsing or a reader would take for syntax (a file named otherwise is renamed on the share
+#: by its owner first)
+_MANAGEABLE_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,254}")
+#: The driver's own files that are no volume: snapshot overlays, chain files, temporaries
+_OWN_FILE = re.compile(r"volume-[0-9a-f-]{36}\..+|.*\.(info|tmp)|tmp-.*")
 
 
 def _kernel_has_nfs() -> bool:
@@ -92,6 +108,7 @@ class ShareAccess(Protocol):
     def write_text(self, name: str, text: str) -> None: ...
     def capacity(self) -> tuple[int, int]: ...
     def sizes(self, name: str) -> tuple[int, int]: ...
+    def rename(self, old: str, new: str) -> None: ...
 
 
 class QemuShare:
@@ -135,6 +152,9 @@ class QemuShare:
 
     def sizes(self, name: str) -> tuple[int, int]:
         return self.client.stat(name)
+
+    def rename(self, old: str, new: str) -> None:
+        self.client.rename(old, new)
 
 
 class MountedShare:
@@ -192,6 +212,9 @@ class MountedShare:
         st = os.stat(self._p(name))
         return st.st_size, st.st_blocks * 512
 
+    def rename(self, old: str, new: str) -> None:
+        os.rename(self._p(old), self._p(new))
+
 
 def _brick_execute(*cmd: str, **kwargs: Any) -> tuple[str, str]:
     return execute(*cmd)
@@ -217,6 +240,8 @@ class NfsDriver(VolumeDriver):
         # exactly that, with a qemu process holding the volume open.
         "online_extend": True,
         "zero_on_delete": False,  # sparse files: a new file reads zeros, nothing to wipe
+        # a raw or qcow2 file of the share without backing file, renamed volume-<id>
+        "manage_existing": True,
     }
     FAULT_POINTS: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "create_volume": ("create:after_file",),
@@ -486,6 +511,108 @@ class NfsDriver(VolumeDriver):
         if info["virtual-size"] != new_size * GiB:
             raise exception.DriverError(f"{active} is {info['virtual-size']} bytes after "
                                         f"resize, expected {new_size * GiB}")
+
+    # --- manage / unmanage -----------------------------------------------------------------
+
+    def _managed_name(self, existing_ref: Mapping[str, Any]) -> str:
+        """The file ``existing_ref`` names, if it is a name this driver may adopt."""
+        name = source_name(existing_ref)
+        if not _MANAGEABLE_NAME.fullmatch(name) or _OWN_FILE.fullmatch(name):
+            raise exception.Invalid(
+                "existing_ref", f"{name!r} cannot be managed: a file directly on the share "
+                "named with letters, digits and _.+- only (no '/', not starting with '.'), "
+                "and none of this driver's snapshot overlays, .info or temporary files",
+                existing_ref)
+        return name
+
+    def _foreign_info(self, share: ShareAccess, name: str) -> dict[str, Any]:
+        """``qemu-img info`` of a file to adopt: raw or qcow2, standing alone (a backing file
+        or an external data file would make the volume read other files: refused, the
+        CVE-2024-32498 lesson); NotFound when the share has no such file."""
+        if not share.exists(name):
+            raise exception.NotFound("backend volume", name, f"the share has no file {name}")
+        info: dict[str, Any] = json.loads(self._qemu_img(
+            "info", "--output=json", "--force-share", share.url(name)))
+        ref = {SOURCE_NAME: name}
+        if info.get("format") not in ("raw", "qcow2"):
+            raise exception.Invalid("existing_ref", f"{name} is {info.get('format')!r}, not "
+                                    "raw or qcow2", ref)
+        specific = info.get("format-specific", {}).get("data", {})
+        if info.get("backing-filename") or specific.get("data-file"):
+            raise exception.Invalid("existing_ref", f"{name} depends on another file (backing "
+                                    "or data file); only a file standing alone is managed",
+                                    ref)
+        if share.exists(f"{name}.info"):
+            raise exception.Invalid("existing_ref", f"{name} has snapshots ({name}.info)", ref)
+        return info
+
+    def manage_existing_get_size(self, volume: Volume, existing_ref: Mapping[str, Any]) -> int:
+        name = self._managed_name(existing_ref)
+        info = self._foreign_info(self._share(self._share_name(volume)), name)
+        return math.ceil(int(info["virtual-size"]) / GiB)
+
+    def manage_existing(self, volume: Volume, existing_ref: Mapping[str, Any]) -> ModelUpdate:
+        """Rename the file to ``volume-<id>`` on the share of the volume's pool, then grow it
+        to the volume's (rounded-up) size; a failed grow renames it back."""
+        name = self._managed_name(existing_ref)
+        share_name = self._share_name(volume)
+        share = self._share(share_name)
+        info = self._foreign_info(share, name)
+        if share.exists(volume.name):
+            raise exception.Conflict(f"{volume.name} already exists on {share_name}")
+        share.rename(name, volume.name)
+        try:
+            if int(info["virtual-size"]) < volume.size_bytes:
+                self._qemu_img("resize", "-f", info["format"], share.url(volume.name),
+                               f"{volume.size}G")
+        except BaseException:
+            share.rename(volume.name, name)  # left as it was found
+            raise
+        return {"provider_location": share_name, "driver_data": {"format": info["format"]}}
+
+    def unmanage(self, volume: Volume) -> None:
+        """The volume's data stays in one file named ``volume-<id>``: a volume whose
+        snapshots were deleted may still have its data in an overlay (``volume-<id>.<snapshot
+        id>``, standing alone after the deletes' rebases), which is renamed back and the
+        chain file removed, so that the file is manageable as it is."""
+        share = self._share_of(volume)
+        chain = self._chain(share, volume)
+        if set(chain) != {"active"}:
+            raise exception.InvalidState(f"volume {volume.id} has snapshots on the share")
+        active = chain["active"]
+        if active == volume.name:
+            return
+        if self._backing_of(share, volume, active) is not None:
+            raise exception.DriverError(f"{active} still has a backing file; not unmanaged")
+        share.rename(active, volume.name)
+        share.unlink(self._info_name(volume))
+
+    def list_manageable_volumes(self) -> list[dict[str, Any]]:
+        found = []
+        for share_name in sorted(self._options):
+            share = self._share(share_name)
+            for name in share.listdir():
+                if name.startswith(".") or _OWN_FILE.fullmatch(name):
+                    continue  # hidden, or the driver's own files of a volume
+                found.append(self._manageable_entry(share, share_name, name))
+        return sorted(found, key=lambda e: (e["reference"][SOURCE_NAME],
+                                            e["extra_info"]["share"]))
+
+    def _manageable_entry(self, share: ShareAccess, share_name: str,
+                          name: str) -> dict[str, Any]:
+        reason: str | None = None
+        size = 0
+        try:
+            self._managed_name({SOURCE_NAME: name})
+            info = self._foreign_info(share, name)
+            size = math.ceil(int(info["virtual-size"]) / GiB)
+        except (exception.Invalid, exception.DriverError) as err:
+            reason = str(err)
+        except exception.NotFound:
+            reason = "gone while listed"
+        return {"reference": {SOURCE_NAME: name}, "size": size,
+                "safe_to_manage": reason is None, "reason_not_safe": reason,
+                "extra_info": {"share": share_name}}
 
     # --- snapshots -------------------------------------------------------------------------
 

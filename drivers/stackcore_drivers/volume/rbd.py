@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import threading
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from stackcore import exception, lazy
 from stackcore.volume import (
+    SOURCE_NAME,
     GiB,
     ImageFile,
     ModelUpdate,
@@ -42,6 +44,7 @@ from stackcore.volume import (
     StoreImage,
     Volume,
     VolumeDriver,
+    source_name,
 )
 from stackcore_drivers import ceph
 from stackcore_drivers.volume.processes import execute
@@ -116,6 +119,8 @@ class RbdDriver(VolumeDriver):
         "online_extend": True,
         "zero_on_delete": False,  # RADOS objects of a new image read as zeros
         "clone_image": True,
+        # an image of the pool without snapshots and not open anywhere, renamed volume-<id>
+        "manage_existing": True,
     }
     FAULT_POINTS: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "create_cloned_volume": ("clone:after_snapshot", "clone:after_clone"),
@@ -419,6 +424,91 @@ class RbdDriver(VolumeDriver):
     def extend_volume(self, volume: Volume, new_size: int) -> None:
         with self._ioctx() as ioctx, self._image(ioctx, volume.name) as image:
             image.resize(new_size * GiB)
+
+    # --- manage / unmanage -----------------------------------------------------------------
+
+    @staticmethod
+    def _managed_name(existing_ref: Mapping[str, Any]) -> str:
+        """The image ``existing_ref`` names: a name of an image of this pool (RBD's own rule:
+        no ``/`` nor ``@``, which image specs use as separators). Any other character is
+        data handed to librbd, never to a shell."""
+        name = source_name(existing_ref)
+        if "/" in name or "@" in name:
+            raise exception.Invalid("existing_ref", f"{name!r} is not an RBD image name (no "
+                                    "'/' or '@'): images of this driver's pool only",
+                                    existing_ref)
+        return name
+
+    def _why_not_manageable(self, ioctx: Any, name: str) -> tuple[int, str | None]:
+        """(size in bytes, why the image may not be adopted or None). Not adoptable: an
+        image with snapshots (their names are not this driver's, and deleting the volume
+        would remove them and flatten their clones - Cinder allows it, this driver does not:
+        remove or flatten them first) or one a client has open (watchers: in use).
+        Opened read-only, which registers no watcher of its own."""
+        _, rbd = _bindings()
+        try:
+            image = rbd.Image(ioctx, name, read_only=True)
+        except rbd.ImageNotFound as err:
+            raise exception.NotFound("backend volume", name,
+                                     f"pool {self.configuration.rbd_pool} has no image "
+                                     f"{name}") from err
+        with contextlib.closing(image):
+            size = int(image.size())
+            snaps = [s["name"] for s in image.list_snaps()]
+            watchers = list(image.watchers_list())
+        if snaps:
+            return size, f"has {len(snaps)} snapshot(s) ({', '.join(sorted(snaps)[:3])})"
+        if watchers:
+            return size, f"in use: open by {len(watchers)} client(s)"
+        return size, None
+
+    def manage_existing_get_size(self, volume: Volume, existing_ref: Mapping[str, Any]) -> int:
+        name = self._managed_name(existing_ref)
+        with self._ioctx() as ioctx:
+            size, _ = self._why_not_manageable(ioctx, name)
+        return math.ceil(size / GiB)
+
+    def manage_existing(self, volume: Volume, existing_ref: Mapping[str, Any]) -> ModelUpdate:
+        """``RBD.rename`` to ``volume-<id>`` (in the pool), then grown to the volume's
+        rounded-up size; a failed grow renames it back."""
+        _, rbd = _bindings()
+        name = self._managed_name(existing_ref)
+        with self._ioctx() as ioctx:
+            size, reason = self._why_not_manageable(ioctx, name)
+            if reason is not None:
+                raise exception.Invalid("existing_ref", f"image {name} {reason}",
+                                        existing_ref)
+            try:
+                rbd.RBD().rename(ioctx, name, volume.name)
+            except rbd.ImageExists as err:
+                raise exception.Conflict(f"{volume.name} already exists") from err
+            try:
+                if size < volume.size_bytes:
+                    self._resize_to(ioctx, volume, volume.size)
+            except BaseException:
+                rbd.RBD().rename(ioctx, volume.name, name)  # left as it was found
+                raise
+        return None
+
+    def unmanage(self, volume: Volume) -> None:
+        return None  # the image stays, with its name and data (Cinder's unmanage)
+
+    def list_manageable_volumes(self) -> list[dict[str, Any]]:
+        _, rbd = _bindings()
+        found = []
+        with self._ioctx() as ioctx:
+            for name in sorted(rbd.RBD().list(ioctx)):
+                try:
+                    self._managed_name({SOURCE_NAME: name})
+                    size, reason = self._why_not_manageable(ioctx, name)
+                except exception.NotFound:
+                    continue  # removed while listed
+                except exception.Invalid as err:
+                    size, reason = 0, str(err)
+                found.append({"reference": {SOURCE_NAME: name},
+                              "size": math.ceil(size / GiB),
+                              "safe_to_manage": reason is None, "reason_not_safe": reason})
+        return found
 
     # --- snapshots -------------------------------------------------------------------------
 

@@ -28,8 +28,8 @@ What is checked, by feature:
   (``FAULT_POINTS``; clone and from-snapshot *must* declare theirs) and on failures the kit
   provokes itself (missing sources, corrupt images, unwritable targets);
 * every capability (``thin_provisioning``, ``thick_provisioning``, ``multiattach``,
-  ``online_extend``, ``zero_on_delete``, ``clone_image``) by behaviour, whatever is declared (see
-  :mod:`stackcore.testing.plugin` for the gating).
+  ``online_extend``, ``zero_on_delete``, ``clone_image``, ``manage_existing``) by
+  behaviour, whatever is declared (see :mod:`stackcore.testing.plugin` for the gating).
 
 Features the driver reports unavailable on this host
 (:meth:`~stackcore.volume.driver.VolumeDriver.unavailable_features`, a missing kernel feature)
@@ -55,7 +55,13 @@ from stackcore.testing.datapath import MiB
 from stackcore.testing.harness import DriverUnderTest
 from stackcore.testing.plugin import verify_after
 from stackcore.volume import connection_info, stats
-from stackcore.volume.driver import CONFORMANCE_SECTION, FEATURES, InjectedFault, VolumeDriver
+from stackcore.volume.driver import (
+    CONFORMANCE_SECTION,
+    FEATURES,
+    SOURCE_NAME,
+    InjectedFault,
+    VolumeDriver,
+)
 from stackcore.volume.objects import GiB, ImageFile, Snapshot, StoreImage, Volume
 
 __all__ = [
@@ -1064,3 +1070,107 @@ class TestVolumeCapabilities:
         left = volumes.ours(volume_driver.list_backend_objects())
         check.empty([n for n in left if image.id in n],
                     "backend objects of the image after delete_clone_source()")
+
+    # --- manage_existing --------------------------------------------------------------------
+
+    @pytest.mark.capability("manage_existing")
+    def test_unmanaged_volume_managed_again_keeps_its_data(self, volume_driver: VolumeDriver,
+                                                           volumes: Volumes) -> None:
+        """A volume given up (``unmanage``) keeps its object, name and data on the backend,
+        listed by ``list_manageable_volumes`` as safe; managed again as a new volume
+        (``manage_existing_get_size`` = its size, ``manage_existing``) the object is renamed
+        to the new volume's name and the data is read through the new volume's connection;
+        deleting the new volume leaves nothing."""
+        needs(volume_driver, "attach", "data")
+        old, info = volumes.attach(volumes.create(1))
+        datapath.write_pattern(info, 0, 0x4D)
+        datapath.write_pattern(info, GiB - MiB, 0x4E)
+        volumes.detach(old)  # the manager removes the export before unmanage
+        check.step("unmanage()", lambda: volume_driver.unmanage(old))
+        names = check.step("list_backend_objects()", volume_driver.list_backend_objects)
+        check.that(old.name in names, "list_backend_objects() after unmanage()",
+                   f"to list {old.name} (the object stays, with its name)", names)
+        listed = check.step("list_manageable_volumes()", volume_driver.list_manageable_volumes)
+        check.instance(listed, list, "list_manageable_volumes()")
+        entry = next((e for e in listed if isinstance(e, Mapping)
+                      and e.get("reference") == {SOURCE_NAME: old.name}), None)
+        check.that(entry is not None, "list_manageable_volumes() after unmanage()",
+                   f"an entry with reference {{'source-name': {old.name!r}}}", listed)
+        assert entry is not None
+        check.equal({k: entry.get(k) for k in ("size", "safe_to_manage", "reason_not_safe")},
+                    {"size": 1, "safe_to_manage": True, "reason_not_safe": None},
+                    f"list_manageable_volumes() entry of the unmanaged {old.name}")
+        ref = dict(entry["reference"])
+
+        new = volumes.new(0)
+        size = check.step("manage_existing_get_size()",
+                          lambda: volume_driver.manage_existing_get_size(new, ref))
+        check.equal(size, 1, f"manage_existing_get_size() of {old.name}, the object of an "
+                    "unmanaged 1 GiB volume (GiB)")
+        new = dataclasses.replace(new, size=1)
+        volumes.made.append(new)  # the old one stays tracked until the object is the new one's
+        update = check.step("manage_existing()",
+                            lambda: volume_driver.manage_existing(new, ref))
+        new = volumes.track(apply(new, update, "manage_existing"))
+        names = check.step("list_backend_objects()", volume_driver.list_backend_objects)
+        check.that(new.name in names and old.name not in names,
+                   "list_backend_objects() after manage_existing()",
+                   f"to list {new.name} (the object renamed to the volume's name) and no "
+                   f"longer {old.name}", volumes.ours(names))
+        volumes.forget(old)
+        new, after = volumes.attach(new)
+        datapath.expect_size(after, 1, "size of the managed volume seen by a reader")
+        datapath.expect_pattern(after, 0, 0x4D, "first MiB of the managed volume (written "
+                                "before its unmanage)")
+        datapath.expect_pattern(after, GiB - MiB, 0x4E, "last MiB of the managed volume")
+        volumes.detach(new)
+        check.step("delete_volume() of the managed volume",
+                   lambda: volume_driver.delete_volume(new))
+        volumes.forget(new)
+        left = volumes.ours(volume_driver.list_backend_objects())
+        check.empty(left, "backend objects after the managed volume's delete_volume()")
+
+    @pytest.mark.capability("manage_existing")
+    def test_manage_of_nothing_is_not_found(self, volume_driver: VolumeDriver,
+                                            volumes: Volumes) -> None:
+        """A reference naming no object - one named like a volume that was never made, one
+        whose name holds shell metacharacters (data, never a command) - is NotFound (the
+        odd name may be refused as Invalid) for ``manage_existing_get_size`` and
+        ``manage_existing``, and nothing is made or lost."""
+        volume = volumes.new(1)
+        volumes.made.append(volume)  # removed at teardown should a driver make it anyway
+        before = _state(volumes)
+        for name, allowed in ((f"volume-{volumes.new_id()}", (exception.NotFound,)),
+                              ("legacy <disk> & 'x' \"y\" $HOME;`id`",
+                               (exception.NotFound, exception.Invalid))):
+            ref = {SOURCE_NAME: name}
+            check.raises(allowed, functools.partial(volume_driver.manage_existing_get_size,
+                                                    volume, ref),
+                         f"manage_existing_get_size() of a reference to nothing ({name!r})")
+            check.raises(allowed, functools.partial(volume_driver.manage_existing, volume, ref),
+                         f"manage_existing() of a reference to nothing ({name!r})")
+        _expect_same(volumes, before, _state(volumes), "manage_existing() of nothing")
+
+    @pytest.mark.capability("manage_existing")
+    def test_manage_of_a_malformed_reference_is_invalid(self, volume_driver: VolumeDriver,
+                                                        volumes: Volumes) -> None:
+        """Only ``{"source-name": "<name>"}`` is a reference: any other shape is Invalid
+        naming ``existing_ref``, even when it would name an existing object; nothing is
+        adopted or changed."""
+        existing = volumes.create(1)
+        volume = volumes.new(1)
+        volumes.made.append(volume)
+        before = _state(volumes)
+        refs: tuple[Any, ...] = (
+            {"source-id": existing.name}, {SOURCE_NAME: existing.name, "pool": "x"},
+            {SOURCE_NAME: [existing.name]}, {SOURCE_NAME: ""}, {}, existing.name)
+        for ref in refs:
+            for what, call in (
+                    ("manage_existing_get_size", volume_driver.manage_existing_get_size),
+                    ("manage_existing", volume_driver.manage_existing)):
+                err = check.raises(exception.Invalid, functools.partial(call, volume, ref),
+                                   f"{what}({ref!r})")
+                check.that("existing_ref" in str(err), f"{what}({ref!r}) error",
+                           "one naming existing_ref", str(err))
+        _expect_same(volumes, before, _state(volumes), "manage_existing() of malformed "
+                     "references")

@@ -92,3 +92,23 @@ def claim_more(session: Session, volume_id: str, delta: int, thin: bool) -> bool
     if row is None or row.host is None or row.pool is None:
         return False
     return claim(session, row.host, row.pool, volume_id, delta, thin)
+
+
+def add_existing(session: Session, volume_id: str, size: int) -> None:
+    """Count ``size`` GiB of a managed volume on the pool it already lives in (its row's
+    host and pool), without the headroom check of :func:`claim`: the space is taken on the
+    backend already - refusing would not give it back - and from now on the volume holds it
+    like any other (a later release gives it back)."""
+    v, p = models.Volume, models.VolumePool
+    row = session.execute(sa.select(v.host, v.pool).where(v.id == volume_id)).first()
+    if row is None or row.host is None or row.pool is None:
+        raise exception.NotFound("volume", volume_id)
+    session.execute(
+        sa.update(p).where(p.host == row.host, p.pool_name == row.pool)
+        .values(allocated_capacity_gb=p.allocated_capacity_gb + size)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        sa.update(v).where(v.id == volume_id).values(allocated_gb=v.allocated_gb + size)
+        .execution_options(synchronize_session=False)
+    )

@@ -110,8 +110,8 @@ def _diff(native_doc: dict[str, Any], xunit_doc: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize(("spec", "suite", "config", "expected"), [
-    ("compute:fake", "compute", None, {"pass": 30}),
-    ("volume:fake", "volume", "volume-fake.conf", {"pass": 35, "unsupported": 3}),
+    ("compute:fake", "compute", None, {"pass": 31}),
+    ("volume:fake", "volume", "volume-fake.conf", {"pass": 38, "unsupported": 3}),
     ("scheduler.compute_filters:RamFilter", "scheduler", None, {"pass": 4}),
     ("compute:honest", "compute", None, None),
 ])

@@ -565,13 +565,16 @@ class ComputeManager:
             # driver error does (the fault names the database), never leaves it BUILDING.
             try:
                 self._update(instance_uuid, task_state=TaskState.SPAWNING)
-                if self._root_volume(instance_uuid) is not None:
+                with self.db.read() as session:  # one read: the build's hot path
+                    boot_bdms = [b for b in block_devices.rows(session, instance_uuid)
+                                 if b.boot]
+                if block_devices.root_volume(boot_bdms) is not None:
                     step = "boot_from_volume"
                     self._capable("boot_from_volume")  # before anything is made here
                     step = "allocate_network"
                 network_info = self._allocate_network(instance_uuid, requests, row.project_id)
                 step = "block_device_mapping"
-                device_info = self._connect_boot_volumes(instance_uuid)
+                device_info = self._connect_boot_volumes(instance_uuid, boot_bdms)
                 step = "fetch_image"
                 with self._cached_image(self._source_to_fetch(source, instance.image)):
                     step = "spawn"
@@ -650,15 +653,11 @@ class ComputeManager:
         self._set_bdm(bdm_id, attachment_id=info.pop("attachment_id", None))
         return info
 
-    def _root_volume(self, instance_uuid: str) -> BlockDeviceMapping | None:
-        with self.db.read() as session:
-            return block_devices.root_volume(block_devices.rows(session, instance_uuid))
-
-    def _connect_boot_volumes(self, instance_uuid: str) -> list[dict[str, Any]]:
-        """Export the volumes a build attaches to this host; a root volume still being made
-        from its image (create_server made it a moment ago) is awaited first."""
-        with self.db.read() as session:
-            bdms = [b for b in block_devices.rows(session, instance_uuid) if b.boot]
+    def _connect_boot_volumes(self, instance_uuid: str,
+                              bdms: list[BlockDeviceMapping]) -> list[dict[str, Any]]:
+        """Export the volumes a build attaches to this host (``bdms``: the server's mappings
+        with ``boot``); a root volume still being made from its image (create_server made it
+        a moment ago) is awaited first."""
         root = block_devices.root_volume(bdms)
         if root is not None:
             block_devices.await_volume(self._require(self.volume_api, "volumes"),

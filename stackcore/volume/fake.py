@@ -444,6 +444,7 @@ class FakeVolumeDriver(VolumeDriver):
         if is_qcow2 != (image.disk_format == "qcow2"):
             raise exception.Invalid("image", f"image {image.id} is not {image.disk_format}")
         self.checkpoint("image_to_volume:after_open")
+        self._maybe_hang("copy_image_to_volume")  # the volume made, its data not yet written
         if is_qcow2:
             # -n: write into the existing volume file (keeps its size), sparse by default.
             _qemu_img(["convert", "-n", "-f", "qcow2", "-O", "raw", image.path, dst])

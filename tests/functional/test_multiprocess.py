@@ -20,7 +20,8 @@ from tests.conftest import wait_until
 pytestmark = [pytest.mark.real, pytest.mark.postgres, pytest.mark.rabbit]
 
 
-def _write_config(path: Path, pg_url: str, rabbit_url: str, hosts: str, state: Path) -> str:
+def _write_config(path: Path, pg_url: str, rabbit_url: str, hosts: str, state: Path,
+                  hang_on: str = "") -> str:
     path.write_text(
         "[DEFAULT]\n"
         f"transport_url = {rabbit_url}\n"
@@ -31,6 +32,8 @@ def _write_config(path: Path, pg_url: str, rabbit_url: str, hosts: str, state: P
         f"connection = {pg_url}\n"
         "[compute]\n"
         f"hosts = {hosts}\n"
+        "[fake]\n"
+        f"fake_hang_on = {hang_on}\n"
     )
     return str(path)
 
@@ -124,51 +127,60 @@ def _fake_volume_files(state: Path) -> set[str]:
 
 def test_killed_volume_service_is_reconciled_on_restart(split_cloud, tmp_path) -> None:
     """A volume service killed -9 while it copies images into new volumes: after the restart
-    nothing is left creating/downloading, every volume is available or in error, the pool's
-    claim is exactly what the available ones hold, and the backend holds exactly their files
-    (the half-written ones were removed)."""
+    nothing is left creating/downloading, the copies that were under way are in error with a
+    fault saying so, the volumes made before are untouched, the pool's claim is exactly what
+    the available ones hold, and the backend holds exactly their files (the half-made ones
+    were removed).
+
+    Why the copies are held (``fake_hang_on``) rather than raced: polling for a moment when
+    one copy is running and another done lost that race on a fast machine (every copy ended
+    between two polls), so the kill lands at a known point instead - inside the driver's
+    copy, after the volume was made and before its data was written."""
     from stackcore.volume import models as volume_models
 
     api, procs, _, log = split_cloud
     rabbit = api.conf.transport_url
     pg_url = api.conf.database.connection
     state = tmp_path / "v"
-    config = _write_config(tmp_path / "vol.conf", pg_url, rabbit, "", state)
-    procs["volume"] = _start("volume", config, log)
+    normal = _write_config(tmp_path / "vol.conf", pg_url, rabbit, "", state)
+    hanging = _write_config(tmp_path / "hang.conf", pg_url, rabbit, "", state,
+                            hang_on="copy_image_to_volume")
     image = tmp_path / "data.raw"
-    with open(image, "wb") as handle:  # real data, so each copy takes a moment
-        for _ in range(48):
-            handle.write(os.urandom(1024 * 1024))
+    with open(image, "wb") as handle:  # real data, so a copy writes something
+        handle.write(os.urandom(4 * 1024 * 1024))
     img = api.compute.register_image("data", str(image), "raw")
-    ids = [api.volume.create(1, name=f"mp-{i}", image_id=img.id, wait=False).id
-           for i in range(12)]
-    transient = ("creating", "downloading")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        statuses = [api.volume.get(i).status for i in ids]
-        if "available" in statuses and "downloading" in statuses:
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail(f"never saw a copy in progress: {statuses}")
+
+    procs["volume"] = _start("volume", normal, log)
+    before = {api.volume.create(1, name=f"mp-before-{i}", image_id=img.id, wait=True).id
+              for i in range(2)}
+    procs["volume"].send_signal(signal.SIGTERM)
+    procs["volume"].wait(30)
+
+    procs["volume"] = _start("volume", hanging, log)
+    during = [api.volume.create(1, name=f"mp-{i}", image_id=img.id, wait=False).id
+              for i in range(3)]
+    marker = state / "fake-volumes" / "fake" / "hung-copy_image_to_volume"
+    wait_until(marker.exists, 60, f"a copy to stop inside the driver ({marker})")
     procs["volume"].send_signal(signal.SIGKILL)
     procs["volume"].wait(10)
-    assert any(api.volume.get(i).status in transient for i in ids)
+    ids = sorted(before) + during
+    transient = ("creating", "downloading")
+    interrupted = {i for i in during if api.volume.get(i).status == "downloading"}
+    assert interrupted, [api.volume.get(i).status for i in during]
 
-    procs["volume"] = _start("volume", config, log)  # init_host reconciles before serving
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        volumes = [api.volume.get(i) for i in ids]
-        if not any(v.status in transient for v in volumes):
-            break
-        time.sleep(0.2)
-    statuses = sorted(v.status for v in volumes)
-    assert set(statuses) <= {"available", "error"}, statuses
-    assert "error" in statuses  # the interrupted copies
-    for volume in volumes:
-        if volume.status == "error":
-            assert "interrupted by a restart" in volume.fault.message
-    available = {v.id for v in volumes if v.status == "available"}
+    procs["volume"] = _start("volume", normal, log)  # init_host reconciles before serving
+    wait_until(lambda: not any(api.volume.get(i).status in transient for i in ids), 60,
+               "no volume left creating/downloading after the restart")
+    volumes = {i: api.volume.get(i) for i in ids}
+    statuses = {i: v.status for i, v in volumes.items()}
+    assert set(statuses.values()) <= {"available", "error"}, statuses
+    assert all(statuses[i] == "available" for i in before), statuses
+    for volume_id in interrupted:
+        volume = volumes[volume_id]
+        assert volume.status == "error", statuses
+        assert volume.fault is not None and "interrupted by a restart" in volume.fault.message, (
+            volume_id, volume.fault)
+    available = {i for i, status in statuses.items() if status == "available"}
     assert _fake_volume_files(state) == {f"volume-{i}" for i in available}
     with api.db.transaction() as session:
         claimed = session.execute(sa.select(sa.func.sum(

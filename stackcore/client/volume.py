@@ -1,4 +1,4 @@
-"""``volume create/list/show/delete/extend/manage/unmanage`` and ``volume snapshot
+"""``volume create/list/show/delete/extend/manage/unmanage/migrate/retype`` and ``volume snapshot
 create/list/show/delete``."""
 
 from __future__ import annotations
@@ -114,6 +114,52 @@ class ManageVolume(CloudShowOne):
                 lambda v: v.status, lambda v: v.status in _SETTLED,
                 args.timeout or self.cloud.conf.volume.operation_timeout)
         return fmt.show(volume)
+
+
+class MigrateVolume(CloudShowOne):
+    """Move a detached volume to another backend of its volume host, keeping its id."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("volume", help="volume id")
+        parser.add_argument("--host", metavar="HOST",
+                            help="the pool, <host>@<backend>#<pool> (default: the scheduler "
+                            "picks one)")
+        add_wait(parser)
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        api = self.cloud.volume
+        volume = api.migrate(args.volume, args.host, wait=False)
+        return fmt.show(self._settled(api, volume.id, args))
+
+    def _settled(self, api: Any, volume_id: str, args: argparse.Namespace) -> Any:
+        if not args.wait:
+            return api.get(volume_id)
+        return self.wait_for(
+            f"volume {volume_id}", lambda: api.get(volume_id, include_deleted=True),
+            lambda v: v.status, lambda v: v.status in _SETTLED,
+            args.timeout or self.cloud.conf.volume.operation_timeout)
+
+
+class RetypeVolume(MigrateVolume):
+    """Change a volume's type; --migration-policy on-demand lets it move when its backend
+    cannot serve the new type."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super(MigrateVolume, self).get_parser(prog_name)
+        parser.add_argument("volume", help="volume id")
+        parser.add_argument("volume_type", metavar="TYPE", help="the new type (name or id)")
+        parser.add_argument("--migration-policy", choices=("never", "on-demand"),
+                            default="never")
+        add_wait(parser)
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        api = self.cloud.volume
+        volume = api.retype(args.volume, args.volume_type,
+                            migration_policy=args.migration_policy, wait=False)
+        return fmt.show(self._settled(api, volume.id, args))
 
 
 class UnmanageVolume(CloudCommand):

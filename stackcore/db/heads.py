@@ -15,7 +15,7 @@ from __future__ import annotations
 
 #: :func:`stackcore.db.schema.expected_heads` of the migrations in this tree
 HEADS: frozenset[str] = frozenset({
-    "base_0002", "compute_0006", "image_0004", "network_0006", "volume_0004",
+    "base_0002", "compute_0006", "image_0004", "network_0006", "volume_0005",
 })
 
 

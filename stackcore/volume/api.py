@@ -96,6 +96,8 @@ class Volume:
     #: the copy running now (an image fetched and written into the volume): step, bytes done
     #: and total (:mod:`stackcore.progress`); None when no copy runs
     progress: copy_progress.Progress | None = None
+    #: the last migration's outcome (``migrating``, ``success``, ``error``; Cinder's field)
+    migration_status: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -494,6 +496,7 @@ class VolumeAPI(BackupAPI, ScopedAPI):
             fault=self._fault(session, row.id) if row.status.startswith("error") else None,
             progress=copy_progress.read(session, "volume", [row.id]).get(row.id)
             if row.status in _COPYING else None,
+            migration_status=row.migration_status,
         )
 
     @schemas.accepts(volume_id=s.UUID, include_deleted=s.BOOLEAN)
@@ -503,7 +506,7 @@ class VolumeAPI(BackupAPI, ScopedAPI):
         with self.db.transaction() as session:
             row = session.get(models.Volume, volume_id)
             if row is None or (row.status == VolumeStatus.DELETED and not include_deleted) or \
-                    not self._visible(row.project_id):
+                    row.status == VolumeStatus.RESERVED or not self._visible(row.project_id):
                 raise exception.NotFound("volume", volume_id)
             return self._view(session, row)
 
@@ -519,6 +522,8 @@ class VolumeAPI(BackupAPI, ScopedAPI):
         matching the filters, ``limit`` at a time after the volume ``marker``."""
         query = self._scope_list(sa.select(models.Volume), models.Volume.project_id,
                                 all_projects, "volume:list")
+        # a migration's second copy (RESERVED) is never listed
+        query = query.where(models.Volume.status != VolumeStatus.RESERVED)
         if status is not None:
             query = query.where(models.Volume.status == status)
         elif not include_deleted:
@@ -536,7 +541,7 @@ class VolumeAPI(BackupAPI, ScopedAPI):
     def _backend_of(self, volume_id: str, session: Any) -> models.Volume:
         validate.uuid_like("volume_id", volume_id)
         row = session.get(models.Volume, volume_id)
-        if row is None or row.status == VolumeStatus.DELETED or \
+        if row is None or row.status in (VolumeStatus.DELETED, VolumeStatus.RESERVED) or \
                 not self._visible(row.project_id):
             raise exception.NotFound("volume", volume_id)
         return row  # type: ignore[no-any-return]
@@ -765,6 +770,166 @@ class VolumeAPI(BackupAPI, ScopedAPI):
         except exception.StackcoreError:
             pass  # recorded as error_extending + fault by the manager
         return self.get(volume_id)
+
+    # --- migration and retype --------------------------------------------------------------
+
+    @schemas.accepts(volume_id=s.UUID, host=s.optional(vs.VOLUME_HOST), wait=s.BOOLEAN,
+                     timeout=s.TIMEOUT)
+    @policy.authorize("volume:migrate")
+    def migrate(self, volume_id: str, host: str | None = None, wait: bool = True,
+                timeout: float | None = None) -> Volume:
+        """Move an ``available`` volume to another backend of its volume host, keeping its
+        id (Cinder's generic migration): ``host`` is the pool (``<host>@<backend>#<pool>``),
+        else the scheduler picks one of that volume host's other backends for the volume's
+        type. The volume is ``migrating`` while its data is copied and checked (sha256 of
+        what the new backend reads back); then ``available`` on the new backend with
+        ``migration_status`` ``success`` and the old copy deleted - or, on any failure,
+        ``available`` on the old backend with ``migration_status`` ``error`` and a fault,
+        the new copy deleted and its claim given back.
+
+        Refused (InvalidState, nothing written): an attached volume (stackcore does not swap
+        a volume under a running guest: detach first), one with snapshots (they cannot
+        follow), one not ``available``. NoValidHost, with the reasons, when no other backend
+        of the volume host passes the filters (or ``host`` does not).
+
+        Why one volume host only: the copy goes through a file of that host (the old
+        driver's ``copy_volume_to_image``, the new one's ``copy_image_to_volume``), which
+        every driver implements; between hosts there is no such common medium."""
+        return self._migrate(volume_id, None, host, VolumeStatus.MIGRATING, wait, timeout)
+
+    @schemas.accepts(volume_id=s.UUID, new_type=vs.TYPE_NAME_OR_ID,
+                     migration_policy=s.enum("never", "on-demand"), wait=s.BOOLEAN,
+                     timeout=s.TIMEOUT)
+    @policy.authorize("volume:retype")
+    def retype(self, volume_id: str, new_type: str, migration_policy: str = "never",
+               wait: bool = True, timeout: float | None = None) -> Volume:
+        """Give the volume the type ``new_type`` (name or id). When its backend pool passes
+        the scheduler's filters for the new type's extra specs, only the type changes (the
+        volume may be attached; nothing on the backend changes - a thin volume stays thin).
+        Otherwise the volume must move: with ``migration_policy="on-demand"`` it is migrated
+        (as :meth:`migrate`, status ``retyping``) to a pool of its volume host that serves
+        the new type, the type changing with the move; with ``"never"`` (the default, as in
+        Cinder) the retype is refused, naming the pool and the type. The project's
+        ``gigabytes_<new type>`` quota is checked first."""
+        validate.choice("migration_policy", migration_policy, ("never", "on-demand"))
+        with self.db.transaction() as session:
+            row = self._backend_of(volume_id, session)
+            vtype = self._type_row(session, new_type)
+            if row.volume_type_id == vtype.id:
+                raise exception.Invalid("new_type", f"volume {volume_id} is of type "
+                                        f"{vtype.name!r} already", new_type)
+            if row.status not in (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE):
+                raise exception.InvalidState(
+                    f"cannot retype volume {volume_id} while it is {row.status}",
+                    state=row.status)
+            multiattach = vtype.extra_specs.get("multiattach", "").lower() == "<is> true"
+            if row.status == VolumeStatus.IN_USE and multiattach != row.multiattach:
+                raise exception.InvalidState(
+                    f"volume {volume_id} is attached: its type cannot turn multiattach "
+                    f"{'on' if multiattach else 'off'}", state=row.status)
+            current, status, old_type = f"{row.host}#{row.pool}", row.status, row.volume_type_id
+            placed = row.host is not None
+            self.quotas.check(session, row.project_id, {f"gigabytes_{vtype.name}": row.size})
+            type_id, specs = vtype.id, dict(vtype.extra_specs)
+        if placed and self.scheduler.passes(current, VolumeRequest(0, specs)):
+            with self.db.transaction() as session:
+                self.quotas.check(session, row.project_id,
+                                  {f"gigabytes_{vtype.name}": row.size})
+                changed = session.execute(
+                    sa.update(models.Volume).where(models.Volume.id == volume_id,
+                                                   models.Volume.status == status,
+                                                   models.Volume.volume_type_id == old_type)
+                    .values(volume_type_id=type_id, multiattach=multiattach)
+                    .execution_options(synchronize_session=False))
+                if changed.rowcount != 1:  # type: ignore[attr-defined]
+                    raise exception.Conflict(f"volume {volume_id} changed during its retype; "
+                                             "ask again", volume_id=volume_id)
+            return self.get(volume_id)
+        if migration_policy == "never":
+            raise exception.Invalid(
+                "migration_policy", f"pool {current} cannot serve volume type {vtype.name!r}: "
+                "the retype needs a migration, which migration_policy='never' forbids (pass "
+                "'on-demand')", migration_policy)
+        return self._migrate(volume_id, type_id, None, VolumeStatus.RETYPING, wait, timeout)
+
+    def _migrate(self, volume_id: str, type_id: str | None, pool: str | None,
+                 status: VolumeStatus, wait: bool, timeout: float | None) -> Volume:
+        """Start a migration (or a retype's): the volume ``migrating``/``retyping`` and a
+        hidden RESERVED row holding the claim on the destination, then the work handed to the
+        volume's own backend (its manager copies, checks and switches)."""
+        target_id = str(uuid.uuid4())
+        with self.db.transaction() as session:
+            row = self._backend_of(volume_id, session)
+            if row.status != VolumeStatus.AVAILABLE:
+                raise exception.InvalidState(
+                    f"cannot migrate volume {volume_id} while it is {row.status}: only an "
+                    "available (detached) volume moves (detach it first)", state=row.status)
+            from stackcore.volume.manager import VolumeManager
+
+            VolumeManager._refuse_if_busy(session, row)  # noqa: SLF001
+            if row.host is None or row.pool is None:
+                raise exception.InvalidState(f"volume {volume_id} is on no backend",
+                                             state=row.status)
+            if pool is not None:
+                self._managing_pool(session, pool)  # NotFound unless a present pool
+            type_id = type_id if type_id is not None else row.volume_type_id
+            vtype = session.get(models.VolumeType, type_id) if type_id else None
+            if vtype is not None and type_id != row.volume_type_id:
+                self.quotas.check(session, row.project_id,
+                                  {f"gigabytes_{vtype.name}": row.size})
+            started = session.execute(
+                sa.update(models.Volume).where(models.Volume.id == volume_id,
+                                               models.Volume.status == VolumeStatus.AVAILABLE)
+                .values(status=status, previous_status=VolumeStatus.AVAILABLE,
+                        migration_status="migrating")
+                .execution_options(synchronize_session=False))
+            if started.rowcount != 1:  # type: ignore[attr-defined]
+                raise exception.InvalidState(f"volume {volume_id} changed while its migration "
+                                             "was asked", state="changed")
+            session.add(models.Volume(
+                id=target_id, project_id=row.project_id, user_id=row.user_id, size=row.size,
+                status=VolumeStatus.RESERVED, volume_type_id=type_id, metadata_={},
+                migration_status=f"target:{volume_id}", multiattach=row.multiattach))
+            source, size = row.host, row.size
+            specs = dict(vtype.extra_specs) if vtype else {}
+        volume_host = source.partition("@")[0]
+
+        def accept(candidate: str) -> str | None:
+            backend = candidate.partition("#")[0]
+            if backend == source:
+                return "the volume's own backend"
+            if backend.partition("@")[0] != volume_host:
+                return f"not a backend of the volume's host {volume_host!r}"
+            if pool is not None and candidate != pool:
+                return "not the pool asked for"
+            return None
+
+        try:
+            self.scheduler.place(target_id, VolumeRequest(size, specs, None), accept)
+        except exception.StackcoreError:
+            with self.db.transaction() as session:
+                session.execute(sa.delete(models.Volume).where(models.Volume.id == target_id))
+                session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                                .values(status=VolumeStatus.AVAILABLE, previous_status=None,
+                                        migration_status=None))
+            raise
+        try:
+            self.rpc.migrate_volume(source, volume_id, target_id)
+        except exception.StackcoreError as err:  # never reached the volume service
+            with self.db.transaction() as session:
+                claims.release(session, target_id)
+                session.execute(sa.update(models.Volume).where(models.Volume.id == target_id)
+                                .values(status=VolumeStatus.DELETED,
+                                        deleted_at=core_models.utcnow()))
+                session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                                .values(status=VolumeStatus.AVAILABLE, previous_status=None,
+                                        migration_status="error"))
+                session.add(faults.new(models.VolumeFault, err, step="migrate_volume",
+                                       resource="volume", resource_id=volume_id, host=None))
+            raise
+        if not wait:
+            return self.get(volume_id)
+        return self.wait(volume_id, (VolumeStatus.AVAILABLE,), timeout)
 
     def _dispatch_failed(self, resource: str, resource_id: str, step: str,
                          err: BaseException) -> None:

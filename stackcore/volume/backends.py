@@ -109,4 +109,7 @@ def build_managers(
         manager = VolumeManager(conf, db, host, backend.name, driver, backend.plugin.name,
                                 image_stores, backup_driver, image_api)
         built.append((manager, host, zone))
+    siblings = {host: manager for manager, host, _ in built}
+    for manager, _, _ in built:
+        manager.siblings = siblings  # a migration writes into another backend of this process
     return built

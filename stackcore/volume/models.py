@@ -81,6 +81,10 @@ class Volume(Base):
     provider_auth: Mapped[str | None] = mapped_column(Text, nullable=True)
     driver_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     previous_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: Cinder's field: ``migrating`` / ``success`` / ``error`` for the volume's last
+    #: migration; ``target:<volume id>`` marks the hidden :attr:`VolumeStatus.RESERVED` row
+    #: holding the claim of that volume's other copy
+    migration_status: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow,
                                                           onupdate=utcnow)

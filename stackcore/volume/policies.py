@@ -49,6 +49,10 @@ _RULES = [
      "manage existing).", "manage"),
     ("volume:unmanage", p.ADMIN_ONLY, "Give a volume up, keeping its object and data on the "
      "backend.", "unmanage"),
+    ("volume:migrate", p.ADMIN_ONLY, "Move a volume to another backend of its volume host "
+     "(its id kept; names backends).", "migrate"),
+    ("volume:retype", p.ADMIN_OR_OWNER, "Change a volume's type (migrating it when allowed and "
+     "its backend cannot serve the new type).", "retype"),
     ("volume:list_manageable", p.ADMIN_ONLY, "List the objects of a backend that could be "
      "managed (names backend objects).", "list_manageable"),
     ("volume:pool:list", p.ADMIN_ONLY, "List backend pools with their stats.", "list_pools"),

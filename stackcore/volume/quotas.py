@@ -44,7 +44,9 @@ def count(project_id: str | BindParameter[str], resource: str) -> ColumnElement[
         return sa.select(what).select_from(backup).where(
             backup.project_id == project_id, backup.status != BackupStatus.DELETED
         ).scalar_subquery()
-    live_volumes = [volume.project_id == project_id, volume.status != VolumeStatus.DELETED]
+    # a migration's hidden second copy (RESERVED) is the framework's, not the project's
+    live_volumes = [volume.project_id == project_id,
+                    volume.status.not_in([VolumeStatus.DELETED, VolumeStatus.RESERVED])]
     live_snapshots = [snapshot.project_id == project_id,
                       snapshot.status != SnapshotStatus.DELETED]
     if resource == "volumes":

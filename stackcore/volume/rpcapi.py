@@ -9,8 +9,8 @@ from stackcore.rpc import Target, Transport
 
 class VolumeRPCAPI:
     """Calls into the volume service of one backend (``<host>@<backend>``). Speaks 1.0;
-    ``copy_volume_to_image`` asks for 1.1, manage/unmanage for 1.2 (an older service refuses
-    them by version instead of failing on an unknown method).
+    ``copy_volume_to_image`` asks for 1.1, manage/unmanage for 1.2, ``migrate_volume`` for 1.3
+    (an older service refuses them by version instead of failing on an unknown method).
 
     Long operations that end in a state the caller polls (create volume, create snapshot) are
     casts; everything whose result or error the caller needs at once is a call.
@@ -78,6 +78,13 @@ class VolumeRPCAPI:
     def list_manageable_volumes(self, host: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._on_1_2(host).call("list_manageable_volumes")
         return found
+
+    # --- migration (1.3) -----------------------------------------------------------------
+
+    def migrate_volume(self, host: str, volume_id: str, target_id: str) -> None:
+        # 1.3: cast to the volume's own backend, which copies to the target's and switches
+        self._client.prepare(server=host, version="1.3").cast(
+            "migrate_volume", volume_id=volume_id, target_id=target_id)
 
     # --- backups (served by volume services with a [backup] backup_driver) --------------
 

@@ -30,6 +30,15 @@ class VolumeStatus(enum.StrEnum):
     MANAGING = "managing"
     #: adopting it failed (the object is left as it was); only delete is allowed
     ERROR_MANAGING = "error_managing"
+    #: its data is being copied to another backend (``cloud.volume.migrate``); back to
+    #: ``available`` on the new backend, or on the old one with a fault if it failed
+    MIGRATING = "migrating"
+    #: its type is changing with a migration (``cloud.volume.retype``, on-demand)
+    RETYPING = "retyping"
+    #: a migration's second copy (never seen by users, not counted in quotas): the row that
+    #: holds the capacity claim of the copy the volume is not on - the destination while the
+    #: data is copied, the source once the volume has moved (until that copy is deleted)
+    RESERVED = "reserved"
 
 
 class SnapshotStatus(enum.StrEnum):
@@ -68,5 +77,5 @@ TRANSIENT = frozenset({
     VolumeStatus.CREATING, VolumeStatus.DOWNLOADING, VolumeStatus.ATTACHING,
     VolumeStatus.DETACHING, VolumeStatus.EXTENDING, VolumeStatus.UPLOADING,
     VolumeStatus.DELETING, VolumeStatus.BACKING_UP, VolumeStatus.RESTORING_BACKUP,
-    VolumeStatus.MANAGING,
+    VolumeStatus.MANAGING, VolumeStatus.MIGRATING, VolumeStatus.RETYPING,
 })

@@ -299,3 +299,19 @@ def test_volume_manage_and_unmanage_reach_the_api(config) -> None:
     status, out, err = run("--config-file", config, "volume", "unmanage", missing)
     assert status == 1 and "NotFound" in err and missing in err, (status, out, err)
     assert run("--config-file", config, "volume", "list", "-f", "value") == (0, "", "")
+
+
+def test_volume_migrate_and_retype_reach_the_api(config) -> None:
+    """Both name an unknown volume in their error (the client's cloud has none), and a bad
+    migration policy is refused by the parser before any call."""
+    missing = "6b0c2d8e-3f1a-4c5e-9d7b-2a4e6f8c0b1d"
+    status, out, err = run("--config-file", config, "volume", "migrate", missing, "--host",
+                           "vm@slow#slow")
+    assert status == 1 and "NotFound" in err and missing in err, (status, out, err)
+    status, out, err = run("--config-file", config, "volume", "retype", missing, "gold",
+                           "--migration-policy", "on-demand")
+    assert status == 1 and "NotFound" in err and missing in err, (status, out, err)
+    with pytest.raises(SystemExit) as parsed:
+        run("--config-file", config, "volume", "retype", missing, "gold",
+            "--migration-policy", "sometimes")
+    assert parsed.value.code == 2, parsed.value.code

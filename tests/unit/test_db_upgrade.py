@@ -165,7 +165,7 @@ def test_fresh_database_gets_one_head_per_family(tmp_path: Path) -> None:
     try:
         db.upgrade()
         assert _versions(db) == expected_heads(db)
-        assert {"base_0002", "image_0004", "compute_0006", "volume_0004", "network_0006"} == \
+        assert {"base_0002", "image_0004", "compute_0006", "volume_0005", "network_0006"} == \
             _versions(db)
     finally:
         db.dispose()

@@ -7,6 +7,7 @@ shared state and it is a single conditional UPDATE, see :mod:`stackcore.volume.p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,10 +81,20 @@ class VolumeScheduler:
         req = VolumeRequest.from_dict(request)
         return self.handler.run(self.pool_states(), req).to_dict(limit)
 
-    def place(self, volume_id: str, request: VolumeRequest) -> str:
+    def passes(self, pool_name: str, request: VolumeRequest) -> bool:
+        """Whether the filters accept the pool ``pool_name`` (``host@backend#pool``) for
+        ``request`` (a retype asks with size 0: the volume is there already)."""
+        pools = self.pool_states()
+        decision = self.handler.run(pools, request)
+        return any(pools.state(int(i)).name == pool_name for i in decision.order)
+
+    def place(self, volume_id: str, request: VolumeRequest,
+              accept: Callable[[str], str | None] | None = None) -> str:
         """Choose a pool for ``volume_id``, claim ``request.size`` on it atomically and record
         the pool's zone on the volume; returns the backend host (``host@backend``). Raises
-        NoValidHost explaining each filter's rejections."""
+        NoValidHost explaining each filter's rejections. ``accept`` (a migration's) is asked
+        of each pool the filters passed, in weighed order: None takes it, a string is why
+        not (it joins the reasons)."""
         pools = self.pool_states()
         if not len(pools):
             raise exception.NoValidHost("no volume backend has reported",
@@ -92,6 +103,10 @@ class VolumeScheduler:
         reasons = decision.reasons()
         for i in decision.order:
             pool = pools.state(int(i))
+            refused = accept(pool.name) if accept is not None else None
+            if refused is not None:
+                reasons.append(f"{pool.name}: {refused}")
+                continue
             host, _, pool_name = pool.name.partition("#")
             with self.db.transaction() as session:
                 if claims.claim(session, host, pool_name, volume_id, request.size,

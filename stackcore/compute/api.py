@@ -7,6 +7,7 @@ RPC. Returns plain frozen dataclasses, never database rows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -77,6 +78,9 @@ class Image:
 
 
 _GiB = 1024 ** 3
+#: the image property naming the volume snapshot a volume-backed server's snapshot image
+#: stands for (the image holds no bytes; booting it makes a volume from the snapshot)
+SNAPSHOT_PROPERTY = "root_snapshot_id"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +93,8 @@ class _RootVolume:
     volume_type: str | None = None
     size_given: bool = False
     made_here: bool = False
+    #: made from this volume snapshot (the image is a volume-backed server's snapshot)
+    snapshot_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -463,9 +469,11 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
 
         A volume-backed server claims no local disk on its host (the flavor's ``disk_gb`` is
         not placed, as Nova), and :meth:`get_server` shows ``image_id`` ``""`` (the root
-        volume is in :meth:`list_server_volumes`). Snapshots, rebuild, rescue, resize, cold
-        migration and evacuation of a volume-backed server are refused (``NotSupported``
-        naming the action): snapshot the root volume with ``cloud.volume`` instead.
+        volume is in :meth:`list_server_volumes`). Resize, cold migration and evacuation
+        keep the root volume. :meth:`create_image` of a volume-backed server snapshots its
+        root volume into an image of no bytes; booting that image makes a new root volume
+        from the snapshot (``boot_volume`` may size it). Rebuild and rescue of a
+        volume-backed server are refused (``Invalid`` naming the action).
         """
         validate.name("name", name)
         key_data = self._server_key(key_name) if key_name is not None else None
@@ -477,6 +485,8 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         flavor_view = self.get_flavor(flavor)
         root = self._check_boot_volume(boot_volume, image, flavor_view)
         image_view = self.get_image(image) if image is not None else None
+        if image_view is not None and SNAPSHOT_PROPERTY in image_view.properties:
+            root = self._root_from_snapshot_image(root, image_view, flavor_view)
         if server_group is not None:
             self.get_server_group(server_group)  # the caller's (NotFound otherwise)
         network_requests = self._check_networks(networks)
@@ -684,6 +694,69 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             result.append((volume_id, device))
         return result
 
+    def _root_volume_id(self, server_id: str) -> str | None:
+        with self.db.read() as session:
+            root = session.execute(sa.select(BlockDeviceMapping.volume_id).where(
+                BlockDeviceMapping.instance_uuid == server_id,
+                BlockDeviceMapping.boot_index == 0)).scalar_one_or_none()
+        return None if root is None else str(root)
+
+    def _snapshot_volume_backed(self, server_id: str, volume_id: str, name: str,
+                                meta: dict[str, str]) -> StoredImage:
+        """:meth:`create_image` of a volume-backed server, as Nova does it: a snapshot of the
+        root volume (``force``: it is attached; crash-consistent, like a power cut - no
+        guest agent quiesces the file systems) and an image of no bytes that names it
+        (property ``root_snapshot_id``; ``bdm_v2``, ``root_device_name``). Booting that image
+        boots from a new volume made from the snapshot. The image is ``active`` when this
+        returns; the server's task is ``image_snapshot`` meanwhile. On failure neither the
+        image nor the snapshot is kept and the server is as it was. Deleting the image
+        later leaves the snapshot (the project's, in ``cloud.volume``), as Nova does."""
+        assert self.image is not None and self.volume is not None
+        server = self.get_server(server_id)
+        with self.db.read() as session:
+            row = session.get(models.Instance, server_id)
+            base_id = row.image_id if row is not None else ""
+        with self.db.transaction() as session:
+            taken = session.execute(
+                sa.update(models.Instance)
+                .where(models.Instance.uuid == server_id,
+                       models.Instance.vm_state.in_(self._SNAPSHOT_FROM),
+                       models.Instance.task_state.is_(None))
+                .values(task_state=TaskState.IMAGE_SNAPSHOT)).rowcount  # type: ignore[attr-defined]
+        if taken != 1:
+            raise exception.InvalidState(
+                f"cannot snapshot server {server_id} while it is {server.status.lower()}"
+                + (f" ({server.task_state})" if server.task_state else "")
+                + " (only active or stopped servers)", state=server.status.lower())
+        snapshot_id = image_id = None
+        try:
+            snapshot = self.volume.create_snapshot(volume_id, name=f"snapshot for {name}",
+                                                   force=True, metadata={"image_name": name})
+            snapshot_id = snapshot.id
+            if snapshot.status != "available":
+                faults = self.volume.faults(snapshot.id)
+                raise exception.DriverError(
+                    f"the snapshot of root volume {volume_id} ended {snapshot.status}"
+                    + (f": {faults[0].message}" if faults else ""))
+            image = self.image.create(name, disk_format="raw", properties={
+                **meta, "image_type": "snapshot", "instance_uuid": server_id,
+                "base_image_ref": base_id or "", SNAPSHOT_PROPERTY: snapshot.id,
+                "root_volume_size_gb": str(snapshot.size), "bdm_v2": "true",
+                "root_device_name": block_devices.ROOT_DEVICE})
+            image_id = image.id
+            image = self.image.upload(image.id, b"")  # no bytes: the snapshot holds them
+        except BaseException:
+            if image_id is not None:
+                with contextlib.suppress(exception.StackcoreError):
+                    self.image.delete(image_id)
+            if snapshot_id is not None:
+                with contextlib.suppress(exception.StackcoreError):
+                    self.volume.delete_snapshot(snapshot_id)
+            raise
+        finally:
+            self._update_task(server_id, TaskState.IMAGE_SNAPSHOT, None)
+        return image
+
     def _refuse_volume_backed(self, server_id: str, action: str) -> None:
         """Invalid when the server boots from a volume: ``action`` works on a local root disk
         (made from an image, copied between hosts) that such a server does not have."""
@@ -738,6 +811,33 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                            size_gb=size or max(flavor.disk_gb, 1), volume_type=volume_type,
                            size_given=size is not None)
 
+    def _root_from_snapshot_image(self, root: _RootVolume | None, image: Image,
+                                  flavor: Flavor) -> _RootVolume:
+        """A volume-backed server's snapshot image (:meth:`create_image`) holds no bytes:
+        booting it boots from a new volume made from its volume snapshot (Nova's rule), with
+        ``boot_volume``'s size/type/delete_on_termination when given (deleted with the
+        server by default)."""
+        if self.volume is None:
+            raise exception.ConfigError(f"image {image.id} is a volume-backed server's snapshot "
+                                        "and this cloud has no volume API")
+        snapshot_id = str(image.properties[SNAPSHOT_PROPERTY])
+        try:
+            snapshot = self.volume.get_snapshot(snapshot_id)
+        except exception.NotFound as err:
+            raise exception.InvalidState(
+                f"image {image.id} is the snapshot of a volume-backed server; its volume "
+                f"snapshot {snapshot_id} is gone, so it cannot be booted", state="missing"
+            ) from err
+        if snapshot.status != "available":
+            raise exception.InvalidState(
+                f"image {image.id}: its volume snapshot {snapshot_id} is {snapshot.status}",
+                state=snapshot.status)
+        if root is None:
+            root = _RootVolume(None, True, size_gb=max(flavor.disk_gb, 1))
+        if not root.size_given:
+            root = dataclasses.replace(root, size_gb=max(root.size_gb, snapshot.size))
+        return dataclasses.replace(root, snapshot_id=snapshot_id)
+
     def _make_root_volume(self, server_id: str, root: _RootVolume, image: Image,
                           flavor: Flavor) -> _RootVolume:
         """Ask the volume service for the root volume of a server booting ``image`` on a new
@@ -746,18 +846,19 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         (a size the caller gave is never changed: too small is refused)."""
         assert self.volume is not None
         size = root.size_gb
-        if not root.size_given:
+        if not root.size_given and root.snapshot_id is None:
             with self.db.read() as session:
                 row = session.get(image_models.Image, image.id)
                 virtual = (row.virtual_size or row.size_bytes) if row is not None else 0
             size = max(size, -(-virtual // _GiB))
         try:
-            volume = self.volume.create(size, name=f"root of server {server_id}",
-                                        volume_type=root.volume_type, image_id=image.id,
-                                        metadata={"server_id": server_id}, wait=False)
+            volume = self.volume.create(
+                size, name=f"root of server {server_id}", volume_type=root.volume_type,
+                image_id=None if root.snapshot_id else image.id, snapshot_id=root.snapshot_id,
+                metadata={"server_id": server_id}, wait=False)
         except exception.Invalid as err:
             # named as the caller wrote it, not as the volume API calls it
-            field = {"size": "boot_volume.size_gb", "image_id": "image",
+            field = {"size": "boot_volume.size_gb", "image_id": "image", "snapshot_id": "image",
                      "volume_type": "boot_volume.volume_type"}.get(getattr(err, "field", ""))
             if field is None:
                 raise
@@ -1217,14 +1318,20 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         and ``base_image_ref``. Live where the host's driver declares ``live_snapshot``;
         otherwise a running server is suspended (or stopped) for the copy and restored
         before the upload. On failure the image is deleted and the server keeps (or gets
-        back) its state with a fault saying why - as Nova does. Capability ``snapshot``."""
+        back) its state with a fault saying why - as Nova does. Capability ``snapshot``.
+
+        A volume-backed server is snapshotted by its root volume instead (no hypervisor
+        capability needed; see :meth:`_snapshot_volume_backed`): the image is returned
+        ``active``, of no bytes, naming the volume snapshot."""
         validate.uuid_like("server_id", server_id)
-        self._refuse_volume_backed(server_id, "a snapshot")
         validate.name("name", name)
         meta = validate.string_map("metadata", metadata)
         if self.image is None:
             raise exception.ConfigError("this cloud has no image API (cloud.image): snapshots "
                                         "are uploaded there")
+        root_volume = self._root_volume_id(server_id)
+        if root_volume is not None:
+            return self._snapshot_volume_backed(server_id, root_volume, name, meta)
         host = self._host_of(server_id, "snapshot")
         with self.db.read() as session:
             row = session.get(models.Instance, server_id)

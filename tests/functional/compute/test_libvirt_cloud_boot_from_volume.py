@@ -130,3 +130,41 @@ def _gone(cloud: stackcore.Cloud, volume_id: str) -> bool:
     except exception.NotFound:
         return True
     return False
+
+
+def test_a_snapshot_of_a_volume_backed_server_boots_a_second_server_on_kvm(
+        cloud: stackcore.Cloud) -> None:
+    """create_image of the volume-backed server is an RBD snapshot of its root volume behind
+    an image of no bytes; booting that image boots a second KVM guest from a new volume made
+    from the snapshot, which runs the same code (console)."""
+    pool = backend_env("STACKCORE_TEST_CEPH_POOL", "ceph")
+    cloud.compute.create_flavor("kvm.tiny", vcpus=1, ram_mb=64, disk_gb=1)
+    sector = _boot_sector(LINES)
+    image = cloud.image.create("bfv-snap-sector", disk_format="raw")
+    image = cloud.image.upload(image.id, sector + bytes(1024 * 1024 - len(sector)))
+    first = cloud.compute.create_server("first", "kvm.tiny", image.id, boot_volume={})
+    assert first.status == "ACTIVE", first.fault
+    [root] = cloud.compute.list_server_volumes(first.id)
+
+    snap_image = cloud.compute.create_image(first.id, "first <snap>")
+
+    assert (snap_image.status, snap_image.properties["image_type"]) == \
+        ("active", "snapshot"), snap_image
+    snapshot = cloud.volume.get_snapshot(snap_image.properties["root_snapshot_id"])
+    assert (snapshot.volume_id, snapshot.status) == (root.volume_id, "available"), snapshot
+    second = cloud.compute.create_server("second", "kvm.tiny", snap_image.id)
+    assert second.status == "ACTIVE", second.fault
+    [second_root] = cloud.compute.list_server_volumes(second.id)
+    assert second_root.volume_id != root.volume_id
+    assert _vda_source(second.id) == ("rbd", f"{pool}/volume-{second_root.volume_id}")
+    wait_until(lambda: LINES[-1] in cloud.compute.get_console_output(second.id), 60,
+               "the second guest's last console line")
+
+    cloud.compute.delete_server(second.id)
+    wait_until(lambda: _gone(cloud, second_root.volume_id), 60,
+               f"volume {second_root.volume_id} deleted")
+    cloud.volume.delete_snapshot(snapshot.id)
+    cloud.compute.delete_server(first.id)
+    wait_until(lambda: _gone(cloud, root.volume_id), 60, f"volume {root.volume_id} deleted")
+    assert {f"volume-{root.volume_id}", f"volume-{second_root.volume_id}"} & \
+        _rbd_images(pool) == set()

@@ -1,8 +1,9 @@
 """Boot from volume through the core API, on the fake hypervisor and the fake volume driver
 (SQLite and PostgreSQL): the root disk is a volume (an existing one, or one made from the
 image at boot), the host claims no local disk for it, it is deleted with the server when
-asked, resize and cold migration move it with its root volume, and every action that needs
-a local root disk is refused naming the server (evacuation keeps the root volume:
+asked, resize and cold migration move it with its root volume, a snapshot of it is a volume
+snapshot behind an image of no bytes that boots a new server from that data, and every action
+that needs a local root disk is refused naming the server (evacuation keeps the root volume:
 tests/unit/test_compute_evacuation.py).
 
 What is checked is what the fake backends hold (the fake hypervisor's domain, the fake volume
@@ -194,7 +195,6 @@ def test_actions_that_need_a_local_root_disk_are_refused_naming_the_server(
     assert server.status == "ACTIVE", server.fault
 
     actions: dict[str, Callable[[], Any]] = {
-        "a snapshot": lambda: cloud.compute.create_image(server.id, "snap"),
         "rescue": lambda: cloud.compute.rescue_server(server.id, "img"),
         "rebuild": lambda: cloud.compute.rebuild_server(server.id, "img"),
     }
@@ -205,6 +205,86 @@ def test_actions_that_need_a_local_root_disk_are_refused_naming_the_server(
             and action in str(refused.value), (action, refused.value)
     after = cloud.compute.get_server(server.id)
     assert (after.status, after.task_state, after.fault) == ("ACTIVE", None, None), after
+
+
+def _write_root(cloud: stackcore.Cloud, volume_id: str, data: bytes) -> None:
+    """What the guest wrote on its root disk (the fake volume's own file)."""
+    with open(_volume_driver(cloud)._path(f"volume-{volume_id}"), "r+b") as handle:
+        handle.seek(4096)
+        handle.write(data)
+
+
+def _read_root(cloud: stackcore.Cloud, volume_id: str, length: int) -> bytes:
+    with open(_volume_driver(cloud)._path(f"volume-{volume_id}"), "rb") as handle:
+        handle.seek(4096)
+        return handle.read(length)
+
+
+def test_a_snapshot_of_a_volume_backed_server_boots_a_new_server_from_its_data(
+        make_cloud: Callable[..., stackcore.Cloud], boot_image: str) -> None:
+    cloud = _cloud(make_cloud, boot_image)
+    server = cloud.compute.create_server("bfv", "small", "img", boot_volume={"size_gb": 2})
+    assert server.status == "ACTIVE", server.fault
+    [root] = cloud.compute.list_server_volumes(server.id)
+    _write_root(cloud, root.volume_id, b"written by the guest")
+
+    image = cloud.compute.create_image(server.id, "bfv-snap <&>", {"purpose": "golden"})
+
+    assert (image.status, image.name) == ("active", "bfv-snap <&>"), image
+    props = dict(image.properties)
+    [snapshot] = cloud.volume.list_snapshots(volume_id=root.volume_id)
+    assert (snapshot.status, snapshot.size) == ("available", 2), snapshot
+    assert {k: props.get(k) for k in ("root_snapshot_id", "image_type", "instance_uuid",
+                                      "purpose", "root_device_name", "root_volume_size_gb")} \
+        == {"root_snapshot_id": snapshot.id, "image_type": "snapshot",
+            "instance_uuid": server.id, "purpose": "golden", "root_device_name": "/dev/vda",
+            "root_volume_size_gb": "2"}, props
+    after = cloud.compute.get_server(server.id)
+    assert (after.status, after.task_state) == ("ACTIVE", None), after
+    _write_root(cloud, root.volume_id, b"changed after the snap")
+
+    clone = cloud.compute.create_server("from-snap", "small", image.id)
+
+    assert clone.status == "ACTIVE", clone.fault
+    [clone_root] = cloud.compute.list_server_volumes(clone.id)
+    assert (clone_root.root, clone_root.delete_on_termination) == (True, True), clone_root
+    made = cloud.volume.get(clone_root.volume_id)
+    assert made.size == 2 and made.id != root.volume_id, made
+    assert _read_root(cloud, made.id, 20) == b"written by the guest", \
+        "the new server's root does not hold the snapshot's data"
+    cloud.compute.delete_server(clone.id)
+    with pytest.raises(exception.NotFound):
+        cloud.volume.get(made.id)
+    # deleting the image leaves the volume snapshot (the project's, as in Nova)
+    cloud.image.delete(image.id)
+    assert cloud.volume.get_snapshot(snapshot.id).status == "available"
+
+
+def test_a_failed_snapshot_of_a_volume_backed_server_keeps_nothing(
+        make_cloud: Callable[..., stackcore.Cloud], boot_image: str) -> None:
+    cloud = _cloud(make_cloud, boot_image, fake={"fake_fail_on": ["create_snapshot"]})
+    server = cloud.compute.create_server("bfv", "small", "img", boot_volume={})
+    assert server.status == "ACTIVE", server.fault
+    with pytest.raises(exception.DriverError, match="injected failure"):
+        cloud.compute.create_image(server.id, "snap")
+    names = [i.name for i in cloud.image.list_images()]
+    assert "snap" not in names, names
+    assert [s.status for s in cloud.volume.list_snapshots()] == [], \
+        cloud.volume.list_snapshots()
+    after = cloud.compute.get_server(server.id)
+    assert (after.status, after.task_state) == ("ACTIVE", None), after
+
+
+def test_a_snapshot_image_whose_volume_snapshot_is_gone_is_refused(
+        make_cloud: Callable[..., stackcore.Cloud], boot_image: str) -> None:
+    cloud = _cloud(make_cloud, boot_image)
+    server = cloud.compute.create_server("bfv", "small", "img", boot_volume={})
+    image = cloud.compute.create_image(server.id, "snap")
+    cloud.volume.delete_snapshot(image.properties["root_snapshot_id"])
+    before = _counts(cloud)
+    with pytest.raises(exception.InvalidState, match="is gone"):
+        cloud.compute.create_server("late", "small", image.id)
+    assert _counts(cloud) == before
 
 
 def _attachment_hosts(cloud: stackcore.Cloud, volume_id: str) -> list[str]:

@@ -13,7 +13,6 @@ claim when nothing usable was made, and asks the driver to remove what it half m
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import tempfile
@@ -44,6 +43,7 @@ from stackcore.volume.driver import (
     source_name,
 )
 from stackcore.volume.family import VOLUME_BINARY as BINARY
+from stackcore.volume.migration import COPY_MADE, VolumeMigrations
 from stackcore.volume.placement import capacity, claims
 from stackcore.volume.states import TRANSIENT as VOLUME_TRANSIENT
 from stackcore.volume.states import AttachStatus, SnapshotStatus, VolumeStatus
@@ -56,16 +56,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 TOPIC = "volume"
-#: a migration's RESERVED row records in ``previous_status`` how far its copy got: being made
-#: (it may exist, half made), then made (it is on the backend: not in-flight capacity)
-_COPY_MAKING = "creating"
-_COPY_MADE = "available"
 T = TypeVar("T")
-
-
-def _owner_of(copy: models.Volume) -> str:
-    """The volume a migration's RESERVED row is the other copy of."""
-    return (copy.migration_status or "").removeprefix("target:")
 
 
 class _StatsGate:
@@ -179,6 +170,7 @@ class VolumeManager:
         self._locks = managers.KeyedLocks()
         self._orphans = managers.Orphans()
         self._stats_gate = _StatsGate()
+        self.migrations = VolumeMigrations(self)
         self.backups: BackupManager | None = None
         if backup_driver is not None:
             from stackcore.volume.backup.manager import BackupManager
@@ -309,6 +301,8 @@ class VolumeManager:
           -> the detach is finished;
         * volumes with attachments -> ``ensure_export`` (a restarted target lost them);
         * snapshots ``creating`` -> ``error`` and removed; ``deleting`` -> deleted;
+        * ``migrating``/``retyping`` -> back where it was (new copy deleted, ``error``) before
+          the switch, finished after it; a migration's leftover ``reserved`` copy deleted;
         * backend objects nobody knows -> :attr:`unknown_objects` (logged, never destroyed).
         """
         self._driver_call("do_setup", self.driver.do_setup)
@@ -351,22 +345,8 @@ class VolumeManager:
     def _reconcile_volume(self, volume_id: str, status: str, cause: str = "") -> None:
         interrupted = exception.DriverError(
             f"{status} interrupted by {cause or f'a restart of {BINARY} on {self.host}'}")
-        if status == VolumeStatus.RESERVED:
-            self._settle_migration_copy(volume_id)
-            return
-        if status in (VolumeStatus.MIGRATING, VolumeStatus.RETYPING):
-            with self.db.read() as session:
-                target = session.execute(sa.select(models.Volume.id).where(
-                    models.Volume.migration_status == f"target:{volume_id}",
-                    models.Volume.status == VolumeStatus.RESERVED)).scalar_one_or_none()
-                switched = self._row(session, volume_id).migration_status == "success"
-            if switched:  # cut off after the switch: only the old copy is left to delete
-                self._finish_migration(volume_id, target)
-            else:
-                self._fail_migration(volume_id, target, "migrate_volume", interrupted)
-            return
-        if status in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
-            self._fail_create(volume_id, "create_volume", interrupted)
+        if status in (VolumeStatus.RESERVED, VolumeStatus.MIGRATING, VolumeStatus.RETYPING):
+            self.migrations.reconcile(volume_id, status, interrupted)
             return
         if status == VolumeStatus.MANAGING:
             self._fail_manage(volume_id, "manage_existing", interrupted)
@@ -642,7 +622,7 @@ class VolumeManager:
                      models.Volume.allocated_gb - models.Volume.size),
                     # a migration's destination before its copy is made on the backend
                     (sa.and_(models.Volume.status == VolumeStatus.RESERVED,
-                             models.Volume.previous_status.is_distinct_from(_COPY_MADE)),
+                             models.Volume.previous_status.is_distinct_from(COPY_MADE)),
                      models.Volume.allocated_gb),
                     else_=0)), 0))
                 .where(models.Volume.host == self.host)
@@ -1090,221 +1070,12 @@ class VolumeManager:
     # --- backups (stackcore.volume.backup.manager) ------------------------------------------
 
     # What the backup manager uses: the same per-volume lock, the same driver-call wrapping.
-    # --- migration (1.3) -------------------------------------------------------------------
-
-    def _sibling(self, host: str) -> VolumeManager:
-        manager = self.siblings.get(host)
-        if manager is None:
-            raise exception.ConfigError(
-                f"backend {host} is not served by this volume service (which serves "
-                f"{', '.join(sorted(self.siblings)) or self.host}): a migration copies between "
-                "backends of one service")
-        return manager
-
-    def _copy_object(self, session: Any, copy: models.Volume) -> objects.Volume:
-        """The migrating volume's other copy as a driver sees it: named after the volume
-        (``volume-<volume id>``, on the other backend), described by the RESERVED row."""
-        owner = _owner_of(copy)
-        return dataclasses.replace(self._volume(copy, session), id=owner, attached=False)
+    # --- migration (1.3): see stackcore.volume.migration -----------------------------------
 
     def migrate_volume(self, volume_id: str, target_id: str) -> None:
-        """Move the volume (``migrating``/``retyping``, on this backend) to the backend of
-        the RESERVED row ``target_id`` (which holds the claim there), keeping its id.
-
-        Steps: the destination backend must not hold ``volume-<id>`` already (two backends
-        sharing one namespace would otherwise make the copy *be* the volume, and cleaning
-        it up would destroy it); its driver's ``create_volume`` makes the copy (the target
-        row records it made); this driver's ``copy_volume_to_image`` stages the data in a
-        local file (sha256 taken); the destination's ``copy_image_to_volume`` writes it;
-        the destination's ``copy_volume_to_image`` reads it back and its sha256 must match.
-        Then one transaction switches: the volume takes the copy's backend, pool and model
-        update (and the target's type, for a retype) and becomes ``available`` with
-        ``migration_status`` ``success``; the target row takes the old copy's, which this
-        driver then deletes (:meth:`_settle_migration_copy`).
-
-        Any failure before the switch: the copy deleted, its claim given back, the volume
-        ``available`` where it was with ``migration_status`` ``error`` and a fault naming
-        the step. A restart in the middle does the same (:meth:`init_host`)."""
-        with self._locked(volume_id):
-            with self.db.read() as session:
-                row = session.get(models.Volume, volume_id)
-                target = session.get(models.Volume, target_id)
-                if row is None or target is None or row.host != self.host or \
-                        row.status not in (VolumeStatus.MIGRATING, VolumeStatus.RETYPING) or \
-                        target.status != VolumeStatus.RESERVED or \
-                        target.migration_status != f"target:{volume_id}":
-                    return  # settled meanwhile (reconciled), or asked twice
-                source = self._volume(row, session)
-                copy = self._copy_object(session, target)
-                destination = str(target.host)
-            self._notify("volume.migrate.start", volume_id)
-            staged = os.path.join(self._scratch(), f"migrate-{volume_id}.raw")
-            readback = os.path.join(self._scratch(), f"migrate-{volume_id}.check.raw")
-            step = "migrate_volume"
-            try:
-                dest = self._sibling(destination)
-                step = "list_backend_objects"
-                if copy.name in dest.driver_call(step, dest.driver.list_backend_objects):
-                    raise exception.Conflict(
-                        f"backend {destination} holds an object named {copy.name} already (does "
-                        f"it share its storage with {self.host}?); not overwritten",
-                        volume_id=volume_id)
-                step = "create_volume"
-                with dest.provisioning():
-                    self._update(target_id, previous_status=_COPY_MAKING)
-                    update = dest.driver_call(step, dest.driver.create_volume, copy)
-                    values = self._model_update(update, step)
-                    self._update(target_id, previous_status=_COPY_MADE, **values)
-                copy = dataclasses.replace(copy, **values)
-                for path in (staged, readback):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)  # a previous run's, killed
-                step = "copy_volume_to_image"
-                self._driver_call(step, self.driver.copy_volume_to_image, source,
-                                  objects.ImageFile(volume_id, staged, "raw"))
-                if os.path.getsize(staged) != source.size_bytes:
-                    raise exception.DriverError(
-                        f"volume {volume_id} staged as {os.path.getsize(staged)} bytes, "
-                        f"expected {source.size_bytes}")
-                step = "checksum"
-                from stackcore.volume.backup.manager import sha256_of
-
-                checksum = sha256_of(staged)
-                step = "copy_image_to_volume"
-                dest.driver_call(step, dest.driver.copy_image_to_volume, copy,
-                                  objects.ImageFile(volume_id, staged, "raw"))
-                os.unlink(staged)
-                step = "verify"
-                dest.driver_call(step, dest.driver.copy_volume_to_image, copy,
-                                  objects.ImageFile(volume_id, readback, "raw"))
-                copied = sha256_of(readback)
-                if copied != checksum:
-                    raise exception.DriverError(
-                        f"the copy on {destination} reads back {copied}; the volume on "
-                        f"{self.host} is {checksum}")
-                step = "switch"
-                self._switch(volume_id, target_id)
-            except Exception as err:  # noqa: BLE001 - a database outage too: never left migrating
-                self._fail_migration(volume_id, target_id, step, err)
-                self._notify("volume.migrate.error", volume_id, err, step)
-                return
-            finally:
-                for path in (staged, readback):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-            LOG.info("volume %s: migrated from %s to %s (%s)", volume_id, self.host,
-                     destination, checksum)
-            self._finish_migration(volume_id, target_id)
-        self._notify("volume.migrate.end", volume_id)
-
-    def _finish_migration(self, volume_id: str, target_id: str | None) -> None:
-        """After the switch: the old copy deleted (a failure is logged and left to the next
-        start), then the volume ``available``."""
-        if target_id is not None:
-            try:
-                self._settle_migration_copy(target_id, switched=True)
-            except Exception as err:  # noqa: BLE001 - the volume has moved; only a leftover
-                LOG.warning("volume %s: its old copy (row %s) was not deleted (%s); the next "
-                            "start of its service tries again", volume_id, target_id, err)
-        with self.db.transaction() as session:
-            session.execute(sa.update(models.Volume).where(
-                models.Volume.id == volume_id,
-                models.Volume.status.in_([VolumeStatus.MIGRATING, VolumeStatus.RETYPING]))
-                .values(status=VolumeStatus.AVAILABLE, previous_status=None))
-
-    def _switch(self, volume_id: str, target_id: str) -> None:
-        """The volume takes its new copy's place, the target row its old copy's, at once."""
-        keys = ("host", "pool", "allocated_gb", "provider_location", "provider_auth",
-                "driver_data", "availability_zone")
-        with self.db.transaction() as session:
-            row = session.get(models.Volume, volume_id, with_for_update=True)
-            target = session.get(models.Volume, target_id, with_for_update=True)
-            if row is None or target is None or \
-                    row.status not in (VolumeStatus.MIGRATING, VolumeStatus.RETYPING):
-                raise exception.Conflict(f"volume {volume_id} left its migration",
-                                         volume_id=volume_id)
-            old = {k: getattr(row, k) for k in keys}
-            for key in keys:
-                setattr(row, key, getattr(target, key))
-                setattr(target, key, old[key])
-            row.volume_type_id, target.volume_type_id = target.volume_type_id, row.volume_type_id
-            # still migrating until its old copy is deleted (a caller waiting for available
-            # finds the move finished); "success" tells a restart the switch was made
-            row.migration_status = "success"
-            row.image_clone = False  # a full copy now: its image is no longer its parent
-
-    def _fail_migration(self, volume_id: str, target_id: str | None, step: str,
-                        err: BaseException) -> None:
-        """Undo a migration that did not switch: the copy deleted (when it was begun), its
-        claim given back and its row deleted, the volume back to ``available`` where it was
-        with ``migration_status`` ``error`` and the fault. A copy the destination's driver
-        could not delete keeps its row (and claim), which the next start settles."""
-        LOG.warning("volume %s: migration failed at %s on %s: %s", volume_id, step, self.host,
-                    err)
-        cleaned = True
-        if target_id is not None:
-            try:
-                self._delete_copy(target_id)
-            except Exception as cleanup:  # noqa: BLE001 - recorded; the volume is unharmed
-                cleaned = False
-                LOG.error("volume %s: the migration's copy (row %s) was not deleted: %s",
-                          volume_id, target_id, cleanup)
-        with self.db.transaction() as session:
-            self._fault("volume", volume_id, step, err, session)
-            if target_id is not None and cleaned:
-                claims.release(session, target_id)
-                session.execute(sa.update(models.Volume).where(models.Volume.id == target_id)
-                                .values(status=VolumeStatus.DELETED,
-                                        deleted_at=core_models.utcnow()))
-            session.execute(sa.update(models.Volume).where(
-                models.Volume.id == volume_id,
-                models.Volume.status.in_([VolumeStatus.MIGRATING, VolumeStatus.RETYPING]))
-                .values(status=VolumeStatus.AVAILABLE, previous_status=None,
-                        migration_status="error"))
-
-    def _delete_copy(self, target_id: str) -> None:
-        """Delete the object of a migration's other copy (described by the RESERVED row
-        ``target_id``) with the driver of its backend - never the volume's live copy, and
-        nothing when the copy was never begun."""
-        with self.db.read() as session:
-            target = session.get(models.Volume, target_id)
-            if target is None or target.status != VolumeStatus.RESERVED or \
-                    target.previous_status not in (_COPY_MAKING, _COPY_MADE):
-                return
-            owner = session.get(models.Volume, _owner_of(target))
-            if owner is not None and owner.host == target.host and \
-                    owner.status != VolumeStatus.DELETED:
-                raise exception.Conflict(
-                    f"migration copy {target_id} and volume {owner.id} are both on "
-                    f"{target.host}; not deleting what may be the volume", volume_id=owner.id)
-            copy = self._copy_object(session, target)
-            host = str(target.host)
-        manager = self._sibling(host) if host != self.host else self
-        with manager.provisioning():
-            manager.driver_call("delete_volume", manager.driver.delete_volume, copy)
-            with self.db.transaction() as session:  # not made any more: not counted
-                session.execute(sa.update(models.Volume).where(models.Volume.id == target_id)
-                                .values(previous_status=None))
-
-    def _settle_migration_copy(self, target_id: str, switched: bool = False) -> None:
-        """A RESERVED row whose volume is not migrating any more (it moved, or its migration
-        was cut off), or whose volume has switched to its new copy (``switched``): its copy
-        deleted, its claim given back, the row deleted. A row whose volume still migrates is
-        that migration's (its backend's manager settles it)."""
-        with self.db.read() as session:
-            target = session.get(models.Volume, target_id)
-            if target is None or target.status != VolumeStatus.RESERVED:
-                return
-            owner = session.get(models.Volume, _owner_of(target))
-            if not switched and owner is not None and owner.status in (
-                    VolumeStatus.MIGRATING, VolumeStatus.RETYPING):
-                return
-        self._delete_copy(target_id)
-        with self.db.transaction() as session:
-            claims.release(session, target_id)
-            session.execute(sa.update(models.Volume).where(models.Volume.id == target_id)
-                            .values(status=VolumeStatus.DELETED,
-                                    deleted_at=core_models.utcnow()))
+        """Move the volume to the backend of its reserved row ``target_id`` (cast by
+        ``cloud.volume.migrate``/``retype``; :meth:`VolumeMigrations.migrate_volume`)."""
+        self.migrations.migrate_volume(volume_id, target_id)
 
     def provisioning(self) -> contextlib.AbstractContextManager[None]:
         """Held while a driver call changes this backend's provisioned space and the database
@@ -1313,6 +1084,28 @@ class VolumeManager:
 
     def locked(self, *ids: str | None) -> contextlib.AbstractContextManager[None]:
         return self._locked(*ids)
+
+    def driver_view(self, row: models.Volume, session: Any) -> objects.Volume:
+        """The driver's view of a volume row read in ``session``."""
+        return self._volume(row, session)
+
+    def update(self, volume_id: str, **values: Any) -> None:
+        self._update(volume_id, **values)
+
+    def model_update(self, update: Any, step: str) -> dict[str, Any]:
+        """A driver's model update, checked (DriverContractError unless its keys are)."""
+        return self._model_update(update, step)
+
+    def fault(self, resource: str, resource_id: str, step: str, err: BaseException,
+              session: Any | None = None) -> None:
+        self._fault(resource, resource_id, step, err, session)
+
+    def notify(self, event_type: str, resource_id: str, err: BaseException | None = None,
+               step: str = "") -> None:
+        self._notify(event_type, resource_id, err, step)
+
+    def scratch(self) -> str:
+        return self._scratch()
 
     def volume_object(self, volume_id: str) -> objects.Volume:
         """The driver's view of volume ``volume_id`` (NotFound when deleted)."""

@@ -275,7 +275,7 @@ def test_a_service_killed_after_the_switch_deletes_the_old_copy_at_start(two,
     vol = _on(cloud, "fast")
     _write(cloud, "fast", vol.id)
     fast = manager_of(cloud, "fast")
-    monkeypatch.setattr(fast, "_settle_migration_copy", lambda *a, **k: None)  # killed
+    monkeypatch.setattr(fast.migrations, "settle_copy", lambda *a, **k: None)  # killed
     moved = cloud.volume.migrate(vol.id, _pool(cloud, "slow"))
     assert (moved.status, moved.host) == ("available", _pool(cloud, "slow")), moved
     assert f"volume-{vol.id}" in _objects(cloud, "fast"), "the old copy is still there"

@@ -472,8 +472,8 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         volume is in :meth:`list_server_volumes`). Resize, cold migration and evacuation
         keep the root volume. :meth:`create_image` of a volume-backed server snapshots its
         root volume into an image of no bytes; booting that image makes a new root volume
-        from the snapshot (``boot_volume`` may size it). Rebuild and rescue of a
-        volume-backed server are refused (``Invalid`` naming the action).
+        from the snapshot (``boot_volume`` may size it). Rebuild writes the new image over
+        the root volume. Rescue of a volume-backed server is refused (``Invalid``).
         """
         validate.name("name", name)
         key_data = self._server_key(key_name) if key_name is not None else None
@@ -1400,9 +1400,12 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         its root disk is made afresh from the new image; its ports (addresses kept) and
         volumes stay. A STOPPED server is STOPPED again afterwards. Returns once done
         (``wait``; ACTIVE, STOPPED or ERROR), else while rebuilding. A failure leaves it ERROR
-        with a fault naming the step; rebuilding again is the way out."""
+        with a fault naming the step; rebuilding again is the way out.
+
+        A volume-backed server is rebuilt as Nova does since Zed: its root volume, detached,
+        gets the image written over its data (``cloud.volume.reimage``, step ``reimage``),
+        then the server boots from it again; the image must fit in the volume."""
         validate.uuid_like("server_id", server_id)
-        self._refuse_volume_backed(server_id, "rebuild")
         image_view = self.get_image(image)
         host = self._host_of(server_id)
         with self.db.transaction() as session:

@@ -26,6 +26,7 @@ Wiring to the other families, on the host the scheduler chose:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -1228,9 +1229,18 @@ class ComputeManager:
                 self._driver_call("destroy", self.driver.destroy, instance, network_info,
                                   block_devices.block_device_info(bdms), True)
                 step = "block_device_mapping"
-                infos = {}
                 for bdm in bdms:
                     self._disconnect_volume(instance_uuid, bdm)
+                root = block_devices.root_volume(bdms)
+                if root is not None:  # volume-backed: the image is written over the root
+                    step = "reimage"
+                    self._reimage_root(root.volume_id, row.image_id)
+                    instance = dataclasses.replace(instance, image=dataclasses.replace(
+                        instance.image, id="", name="", path="", location=""))
+                    source = None
+                    step = "block_device_mapping"
+                infos = {}
+                for bdm in bdms:
                     infos[bdm.volume_id] = self._connect_volume(instance_uuid, bdm.id,
                                                                 bdm.volume_id, bdm.device_name)
                     self._set_bdm(bdm.id, status=BdmStatus.ATTACHED)
@@ -1247,10 +1257,26 @@ class ComputeManager:
             except Exception as err:  # noqa: BLE001 - every failure is recorded as a fault
                 self._fail(instance_uuid, step, err, release=False)
                 return
+            # a volume-backed server shows no image (its root volume holds the new one)
             self._update(instance_uuid, task_state=None, power_state=int(power),
                          vm_state=_POWER_TO_VM.get(power, VmState.ERROR),
-                         launched_at=db_models.utcnow())
+                         launched_at=db_models.utcnow(),
+                         **({"image_id": ""} if root is not None else {}))
         self.update_available_resource()
+
+    def _reimage_root(self, volume_id: str, image_id: str) -> None:
+        """Rebuild of a volume-backed server (Nova's, since Zed): the root volume, detached,
+        gets the new image written over its data by its volume service
+        (``cloud.volume.reimage``); InvalidState quoting the volume's fault otherwise."""
+        volume_api = self._require(self.volume_api, "volumes")
+        block_devices.await_volume(volume_api, volume_id, "root volume")
+        done = volume_api.reimage(volume_id, image_id)
+        if done.status != "available":
+            fault = getattr(done, "fault", None)
+            raise exception.InvalidState(
+                f"root volume {volume_id} ended {done.status} while the image was written "
+                "over it" + (f": {fault.message}" if fault is not None else ""),
+                state=done.status)
 
     # --- rescue (API 1.2) ----------------------------------------------------------------------
 

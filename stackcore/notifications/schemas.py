@@ -235,7 +235,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     **_lifecycle("instance", INSTANCE_FIELDS, ("create", "delete", "resize", "resize_confirm",
                                                "resize_revert", "evacuate")),
     **_lifecycle("volume", VOLUME_FIELDS, ("create", "delete", "resize", "manage_existing",
-                                           "unmanage", "migrate")),
+                                           "unmanage", "migrate", "reimage")),
     **_lifecycle("volume", VOLUME_FIELDS, ("attach", "detach"), {"attachments": _ATTACHMENTS}),
     **_lifecycle("snapshot", SNAPSHOT_FIELDS, ("create", "delete")),
     **_lifecycle("backup", BACKUP_FIELDS, ("create", "delete")),

@@ -374,28 +374,7 @@ class VolumeAPI(BackupAPI, ScopedAPI):
                                             f"volume ({src.size} GiB)", size)
                 placed_with = src.id
             if image_id is not None:
-                image = session.get(image_models.Image, image_id)
-                if image is None or not (self._visible(image.project_id) or
-                                         image.visibility == "public"):
-                    raise exception.NotFound("image", image_id)
-                if image.disk_format not in IMAGE_FORMATS:
-                    raise exception.Invalid("image_id", f"image format {image.disk_format!r} "
-                                            f"cannot be copied to a volume (raw, qcow2)")
-                if image.store is not None:  # uploaded: read from its store by the backend
-                    if image.status != "active":
-                        raise exception.InvalidState(
-                            f"image {image.id} is {image.status}, not active; it cannot be "
-                            "copied", state=image.status)
-                    virtual = image.virtual_size or image.size_bytes
-                elif not os.path.isfile(image.path):
-                    raise exception.InvalidState(
-                        f"image {image.id}'s file {image.path} is gone; the image cannot be "
-                        "copied", state="missing")
-                else:
-                    virtual = qcow2_virtual_size(image.path) or image.size_bytes
-                if virtual > size * GiB:
-                    raise exception.Invalid("size", f"{size} GiB is smaller than the image's "
-                                            f"virtual size ({virtual} bytes)", size)
+                self._check_image(session, image_id, size)
             deltas = {"volumes": 1, "gigabytes": size}
             if vtype is not None:
                 deltas[f"gigabytes_{vtype.name}"] = size
@@ -437,6 +416,32 @@ class VolumeAPI(BackupAPI, ScopedAPI):
         if not wait:
             return self.get(volume_id)
         return self.wait(volume_id, ("available", "error"), timeout)
+
+    def _check_image(self, session: Any, image_id: str, size: int) -> None:
+        """NotFound/Invalid/InvalidState unless the image can be copied into a volume of
+        ``size`` GiB: visible, raw or qcow2, its bytes there, its virtual size within."""
+        image = session.get(image_models.Image, image_id)
+        if image is None or not (self._visible(image.project_id) or
+                                 image.visibility == "public"):
+            raise exception.NotFound("image", image_id)
+        if image.disk_format not in IMAGE_FORMATS:
+            raise exception.Invalid("image_id", f"image format {image.disk_format!r} "
+                                    f"cannot be copied to a volume (raw, qcow2)")
+        if image.store is not None:  # uploaded: read from its store by the backend
+            if image.status != "active":
+                raise exception.InvalidState(
+                    f"image {image.id} is {image.status}, not active; it cannot be "
+                    "copied", state=image.status)
+            virtual = image.virtual_size or image.size_bytes
+        elif not os.path.isfile(image.path):
+            raise exception.InvalidState(
+                f"image {image.id}'s file {image.path} is gone; the image cannot be "
+                "copied", state="missing")
+        else:
+            virtual = qcow2_virtual_size(image.path) or image.size_bytes
+        if virtual > size * GiB:
+            raise exception.Invalid("size", f"{size} GiB is smaller than the image's "
+                                    f"virtual size ({virtual} bytes)", size)
 
     @schemas.accepts(volume_id=s.UUID, statuses=s.array(s.enum(*vs.VOLUME_STATUSES), 16),
                      timeout=s.TIMEOUT)
@@ -770,6 +775,46 @@ class VolumeAPI(BackupAPI, ScopedAPI):
         except exception.StackcoreError:
             pass  # recorded as error_extending + fault by the manager
         return self.get(volume_id)
+
+    @schemas.accepts(volume_id=s.UUID, image_id=s.string(255), wait=s.BOOLEAN,
+                     timeout=s.TIMEOUT)
+    @policy.authorize("volume:reimage")
+    def reimage(self, volume_id: str, image_id: str, wait: bool = True,
+                timeout: float | None = None) -> Volume:
+        """Write image ``image_id`` over the data of an ``available`` volume (Cinder's
+        reimage, what rebuilding a volume-backed server does): ``downloading`` while the
+        image is copied in, then ``available``; a failure leaves it ``error`` with a fault
+        (its data is then neither the old nor the new). The image is checked as for
+        :meth:`create` (visible, raw or qcow2, within the volume's size) before anything
+        changes. The volume keeps its ``image_id`` (the image it was made from, which a
+        copy-on-write clone still depends on)."""
+        with self.db.transaction() as session:
+            row = self._backend_of(volume_id, session)
+            self._check_image(session, image_id, row.size)
+            started = session.execute(
+                sa.update(models.Volume).where(models.Volume.id == volume_id,
+                                               models.Volume.status == VolumeStatus.AVAILABLE)
+                .values(status=VolumeStatus.DOWNLOADING,
+                        previous_status=VolumeStatus.AVAILABLE)
+                .execution_options(synchronize_session=False))
+            if started.rowcount != 1:  # type: ignore[attr-defined]
+                raise exception.InvalidState(
+                    f"cannot reimage volume {volume_id} while it is {row.status} (only "
+                    "available: detach it first)", state=row.status)
+            host = row.host
+        assert host is not None
+        try:
+            self.rpc.reimage_volume(host, volume_id, image_id)
+        except exception.StackcoreError:  # never reached the volume service
+            with self.db.transaction() as session:
+                session.execute(sa.update(models.Volume).where(
+                    models.Volume.id == volume_id,
+                    models.Volume.status == VolumeStatus.DOWNLOADING)
+                    .values(status=VolumeStatus.AVAILABLE, previous_status=None))
+            raise
+        if not wait:
+            return self.get(volume_id)
+        return self.wait(volume_id, (VolumeStatus.AVAILABLE, VolumeStatus.ERROR), timeout)
 
     # --- migration and retype --------------------------------------------------------------
 

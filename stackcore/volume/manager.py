@@ -127,7 +127,8 @@ class VolumeManager:
     ``disk_format``) is still served for one release: the image is then created here, in the
     volume's project. 1.2: ``manage_existing_get_size``, ``manage_existing``,
     ``unmanage_volume``, ``list_manageable_volumes`` (driver capability ``manage_existing``).
-    1.3: ``migrate_volume`` (to another backend of this service, see :meth:`migrate_volume`).
+    1.3: ``migrate_volume`` (to another backend of this service, see :meth:`migrate_volume`),
+    ``reimage_volume``.
     """
 
     target = Target(TOPIC, version="1.3")
@@ -348,6 +349,12 @@ class VolumeManager:
         if status in (VolumeStatus.RESERVED, VolumeStatus.MIGRATING, VolumeStatus.RETYPING):
             self.migrations.reconcile(volume_id, status, interrupted)
             return
+        if status == VolumeStatus.DOWNLOADING and self._reimaging(volume_id):
+            self._fail_reimage(volume_id, "reimage_volume", interrupted)  # never deleted
+            return
+        if status in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
+            self._fail_create(volume_id, "create_volume", interrupted)
+            return
         if status == VolumeStatus.MANAGING:
             self._fail_manage(volume_id, "manage_existing", interrupted)
             return
@@ -401,6 +408,12 @@ class VolumeManager:
                 self._update(volume_id, status=VolumeStatus.AVAILABLE, previous_status=None)
         if status == VolumeStatus.UPLOADING:
             self._discard_unfinished_uploads(volume_id)
+
+    def _reimaging(self, volume_id: str) -> bool:
+        """A ``downloading`` volume that existed before (a reimage: ``previous_status`` set),
+        not one being created."""
+        with self.db.read() as session:
+            return self._row(session, volume_id).previous_status is not None
 
     def _find_unknown_objects(self) -> None:
         try:
@@ -725,6 +738,41 @@ class VolumeManager:
                 self._notify("volume.create.error", volume_id, err, step)
                 return
             self._notify("volume.create.end", volume_id)
+
+    def reimage_volume(self, volume_id: str, image_id: str) -> None:
+        """Write the image over the volume's data (status ``downloading``, set by the API
+        with ``previous_status`` ``available``): the image fetched into this host's cache,
+        then the driver's ``copy_image_to_volume``; ``available`` again, or ``error`` with a
+        fault (nothing is deleted: the volume is the user's)."""
+        with self._locked(volume_id):
+            row, volume = self._load(volume_id)
+            if row.status != VolumeStatus.DOWNLOADING or row.previous_status is None:
+                return  # settled meanwhile, or a create's download (not ours)
+            self._notify("volume.reimage.start", volume_id)
+            step = "fetch_image"
+            try:
+                image, cached = self._image_file(image_id)
+                with copy_progress.Reporter(
+                        self.db, "volume", volume_id, step,
+                        cached.size if cached is not None else None) as reporter, \
+                        self._cached_image(image, cached, reporter.advance):
+                    step = "copy_image_to_volume"
+                    reporter.phase(step)
+                    self._driver_call(step, self.driver.copy_image_to_volume, volume, image)
+                self._update(volume_id, status=VolumeStatus.AVAILABLE, previous_status=None)
+            except Exception as err:  # noqa: BLE001 - a database outage too: never left so
+                self._fail_reimage(volume_id, step, err)
+                self._notify("volume.reimage.error", volume_id, err, step)
+                return
+            self._notify("volume.reimage.end", volume_id)
+
+    def _fail_reimage(self, volume_id: str, step: str, err: BaseException) -> None:
+        LOG.warning("volume %s: reimage failed at %s on %s: %s", volume_id, step, self.host,
+                    err)
+        with self.db.transaction() as session:
+            self._fault("volume", volume_id, step, err, session)
+            session.execute(sa.update(models.Volume).where(models.Volume.id == volume_id)
+                            .values(status=VolumeStatus.ERROR, previous_status=None))
 
     def _clone_image(self, volume: objects.Volume, image_id: str | None
                      ) -> tuple[bool, Any]:

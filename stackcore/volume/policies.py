@@ -49,6 +49,8 @@ _RULES = [
      "manage existing).", "manage"),
     ("volume:unmanage", p.ADMIN_ONLY, "Give a volume up, keeping its object and data on the "
      "backend.", "unmanage"),
+    ("volume:reimage", p.ADMIN_OR_OWNER, "Write an image over a volume's data (rebuild of a "
+     "volume-backed server).", "reimage"),
     ("volume:migrate", p.ADMIN_ONLY, "Move a volume to another backend of its volume host "
      "(its id kept; names backends).", "migrate"),
     ("volume:retype", p.ADMIN_OR_OWNER, "Change a volume's type (migrating it when allowed and "

@@ -9,7 +9,8 @@ from stackcore.rpc import Target, Transport
 
 class VolumeRPCAPI:
     """Calls into the volume service of one backend (``<host>@<backend>``). Speaks 1.0;
-    ``copy_volume_to_image`` asks for 1.1, manage/unmanage for 1.2, ``migrate_volume`` for 1.3
+    ``copy_volume_to_image`` asks for 1.1, manage/unmanage for 1.2, ``migrate_volume`` and
+    ``reimage_volume`` for 1.3
     (an older service refuses them by version instead of failing on an unknown method).
 
     Long operations that end in a state the caller polls (create volume, create snapshot) are
@@ -85,6 +86,11 @@ class VolumeRPCAPI:
         # 1.3: cast to the volume's own backend, which copies to the target's and switches
         self._client.prepare(server=host, version="1.3").cast(
             "migrate_volume", volume_id=volume_id, target_id=target_id)
+
+    def reimage_volume(self, host: str, volume_id: str, image_id: str) -> None:
+        # 1.3 too (added with migrate_volume, in the same release)
+        self._client.prepare(server=host, version="1.3").cast(
+            "reimage_volume", volume_id=volume_id, image_id=image_id)
 
     # --- backups (served by volume services with a [backup] backup_driver) --------------
 

@@ -31,6 +31,7 @@ except ImportError as err:  # the Ceph service installs them: a broken environme
 pytestmark = pytest.mark.real
 
 LINES = [f"booted from an rbd root volume, line {i}" for i in range(1, 4)]
+NEW_LINES = [f"rebuilt onto the same volume, line {i}" for i in range(1, 4)]
 
 
 @pytest.fixture
@@ -168,3 +169,31 @@ def test_a_snapshot_of_a_volume_backed_server_boots_a_second_server_on_kvm(
     wait_until(lambda: _gone(cloud, root.volume_id), 60, f"volume {root.volume_id} deleted")
     assert {f"volume-{root.volume_id}", f"volume-{second_root.volume_id}"} & \
         _rbd_images(pool) == set()
+
+
+def test_a_volume_backed_server_rebuilt_on_kvm_runs_the_new_image(
+        cloud: stackcore.Cloud) -> None:
+    """rebuild_server of a volume-backed server writes the new image over its RBD root volume
+    (same volume) and the guest then runs the new image's code (console)."""
+    pool = backend_env("STACKCORE_TEST_CEPH_POOL", "ceph")
+    cloud.compute.create_flavor("kvm.tiny", vcpus=1, ram_mb=64, disk_gb=1)
+    images = {}
+    for name, lines in (("old", LINES), ("new", NEW_LINES)):
+        sector = _boot_sector(lines)
+        made = cloud.image.create(f"bfv-{name}", disk_format="raw")
+        images[name] = cloud.image.upload(made.id, sector + bytes(1024 * 1024 - len(sector)))
+    server = cloud.compute.create_server("rebuilt", "kvm.tiny", images["old"].id,
+                                         boot_volume={})
+    assert server.status == "ACTIVE", server.fault
+    [root] = cloud.compute.list_server_volumes(server.id)
+    wait_until(lambda: LINES[-1] in cloud.compute.get_console_output(server.id), 60,
+               "the old image's last console line")
+
+    rebuilt = cloud.compute.rebuild_server(server.id, images["new"].id)
+
+    assert (rebuilt.status, rebuilt.image_id) == ("ACTIVE", ""), rebuilt.fault
+    [after] = cloud.compute.list_server_volumes(server.id)
+    assert after.volume_id == root.volume_id, "the root volume is kept"
+    assert _vda_source(server.id) == ("rbd", f"{pool}/volume-{root.volume_id}")
+    wait_until(lambda: NEW_LINES[-1] in cloud.compute.get_console_output(server.id), 60,
+               "the new image's last console line")

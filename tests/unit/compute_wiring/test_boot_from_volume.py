@@ -196,7 +196,6 @@ def test_actions_that_need_a_local_root_disk_are_refused_naming_the_server(
 
     actions: dict[str, Callable[[], Any]] = {
         "rescue": lambda: cloud.compute.rescue_server(server.id, "img"),
-        "rebuild": lambda: cloud.compute.rebuild_server(server.id, "img"),
     }
     for action, call in actions.items():
         with pytest.raises(exception.Invalid) as refused:
@@ -218,6 +217,48 @@ def _read_root(cloud: stackcore.Cloud, volume_id: str, length: int) -> bytes:
     with open(_volume_driver(cloud)._path(f"volume-{volume_id}"), "rb") as handle:
         handle.seek(4096)
         return handle.read(length)
+
+
+def test_rebuild_of_a_volume_backed_server_writes_the_image_over_its_root_volume(
+        make_cloud: Callable[..., stackcore.Cloud], boot_image: str, tmp_path: Any) -> None:
+    cloud = _cloud(make_cloud, boot_image)
+    other = tmp_path / "other.raw"
+    other.write_bytes(b"\xeb\x3c\x90the other image" + bytes(8192))
+    cloud.compute.register_image("other", str(other), "raw")
+    server = cloud.compute.create_server("bfv", "small", "img", boot_volume={})
+    assert server.status == "ACTIVE", server.fault
+    [root] = cloud.compute.list_server_volumes(server.id)
+    _write_root(cloud, root.volume_id, b"the guest's old data")
+
+    rebuilt = cloud.compute.rebuild_server(server.id, "other")
+
+    assert (rebuilt.status, rebuilt.task_state, rebuilt.image_id) == ("ACTIVE", None, ""), \
+        (rebuilt, rebuilt.fault)
+    [after] = cloud.compute.list_server_volumes(server.id)
+    assert (after.volume_id, after.root, after.status) == (root.volume_id, True, "attached")
+    assert _volume_bytes(cloud, root.volume_id, 18) == b"\xeb\x3c\x90the other image"
+    assert _read_root(cloud, root.volume_id, 20) == bytes(20), "the old data is overwritten"
+    volume = cloud.volume.get(root.volume_id)
+    assert (volume.status, [a.instance_uuid for a in volume.attachments]) == \
+        ("in-use", [server.id]), volume
+    domain = _domain(cloud, rebuilt.host, server.id)
+    assert domain.volumes["/dev/vda"]["data"]["volume_id"] == root.volume_id
+
+
+def test_a_failed_reimage_fails_the_rebuild_with_the_volumes_reason(
+        make_cloud: Callable[..., stackcore.Cloud], boot_image: str) -> None:
+    cloud = _cloud(make_cloud, boot_image)
+    server = cloud.compute.create_server("bfv", "small", "img", boot_volume={})
+    [root] = cloud.compute.list_server_volumes(server.id)
+    cloud.conf.set_override("fake_fail_on", ["copy_image_to_volume"], group="fake")
+
+    failed = cloud.compute.rebuild_server(server.id, "img")
+
+    assert failed.status == "ERROR", failed
+    assert failed.fault.step == "reimage" and "injected failure" in failed.fault.message, \
+        failed.fault
+    volume = cloud.volume.get(root.volume_id)
+    assert volume.status == "error" and volume.fault.step == "copy_image_to_volume", volume
 
 
 def test_a_snapshot_of_a_volume_backed_server_boots_a_new_server_from_its_data(

@@ -701,6 +701,18 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                 BlockDeviceMapping.boot_index == 0)).scalar_one_or_none()
         return None if root is None else str(root)
 
+    def _take_snapshot_task(self, server_id: str) -> bool:
+        """Task ``image_snapshot`` taken atomically (an ACTIVE or STOPPED server with no
+        task): False when another action has the server, which then wins."""
+        with self.db.transaction() as session:
+            taken = session.execute(
+                sa.update(models.Instance)
+                .where(models.Instance.uuid == server_id,
+                       models.Instance.vm_state.in_(self._SNAPSHOT_FROM),
+                       models.Instance.task_state.is_(None))
+                .values(task_state=TaskState.IMAGE_SNAPSHOT)).rowcount  # type: ignore[attr-defined]
+        return bool(taken == 1)
+
     def _snapshot_volume_backed(self, server_id: str, volume_id: str, name: str,
                                 meta: dict[str, str]) -> StoredImage:
         """:meth:`create_image` of a volume-backed server, as Nova does it: a snapshot of the
@@ -716,14 +728,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         with self.db.read() as session:
             row = session.get(models.Instance, server_id)
             base_id = row.image_id if row is not None else ""
-        with self.db.transaction() as session:
-            taken = session.execute(
-                sa.update(models.Instance)
-                .where(models.Instance.uuid == server_id,
-                       models.Instance.vm_state.in_(self._SNAPSHOT_FROM),
-                       models.Instance.task_state.is_(None))
-                .values(task_state=TaskState.IMAGE_SNAPSHOT)).rowcount  # type: ignore[attr-defined]
-        if taken != 1:
+        if not self._take_snapshot_task(server_id):
             raise exception.InvalidState(
                 f"cannot snapshot server {server_id} while it is {server.status.lower()}"
                 + (f" ({server.task_state})" if server.task_state else "")
@@ -1348,14 +1353,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             properties={**meta, "image_type": "snapshot", "instance_uuid": server_id,
                         "base_image_ref": base_id})
         # The task is taken atomically: a concurrent action wins, this one undoes its image.
-        with self.db.transaction() as session:
-            taken = session.execute(
-                sa.update(models.Instance)
-                .where(models.Instance.uuid == server_id,
-                       models.Instance.vm_state.in_(self._SNAPSHOT_FROM),
-                       models.Instance.task_state.is_(None))
-                .values(task_state=TaskState.IMAGE_SNAPSHOT)).rowcount  # type: ignore[attr-defined]
-        if taken != 1:
+        if not self._take_snapshot_task(server_id):
             self.image.delete(image.id)
             raise exception.InvalidState(f"server {server_id} changed state while its "
                                          "snapshot was being set up; nothing was kept")

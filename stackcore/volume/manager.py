@@ -422,17 +422,14 @@ class VolumeManager:
         except exception.StackcoreError as err:
             LOG.warning("cannot list objects of %s: %s", self.host, err)
             return
+        known = set(self._managed_names())  # volumes here, and migrations' copies here
         with self.db.transaction() as session:
-            vols = session.execute(sa.select(models.Volume.id).where(
-                models.Volume.host == self.host, models.Volume.status != VolumeStatus.DELETED
-            )).scalars().all()
             snaps = session.execute(
                 sa.select(models.Snapshot.id)
                 .join(models.Volume, models.Volume.id == models.Snapshot.volume_id)
                 .where(models.Volume.host == self.host,
                        models.Snapshot.status != SnapshotStatus.DELETED)
             ).scalars().all()
-        known = {objects.VOLUME_NAME_TEMPLATE % v for v in vols}
         known |= {objects.SNAPSHOT_NAME_TEMPLATE % s for s in snaps}
         self.unknown_objects = sorted(
             name for name in on_backend
@@ -958,21 +955,38 @@ class VolumeManager:
     def _refuse_managed(self, existing_ref: Any) -> str:
         """The object's name (Invalid for a malformed ``existing_ref``); Invalid too when it
         is the object of a volume of this backend the database still has - what a driver
-        cannot know (an unmanaged volume's ``volume-<id>`` object is free to adopt)."""
+        cannot know (an unmanaged volume's ``volume-<id>`` object is free to adopt) - or a
+        migration's copy of a volume here (named after that volume)."""
         name = source_name(existing_ref)
-        owner = self._managed_names().get(name)
-        if owner is not None:
-            raise exception.Invalid("existing_ref", f"{name} is the object of volume {owner} "
-                                    f"of {self.host}, managed already", existing_ref)
+        owner = name.removeprefix("volume-") if name.startswith("volume-") else None
+        if owner:
+            v = models.Volume
+            with self.db.read() as session:  # the one name asked about, not every volume
+                taken = session.execute(sa.select(v.id).where(
+                    v.host == self.host, v.status != VolumeStatus.DELETED,
+                    sa.or_(v.id == owner, sa.and_(v.status == VolumeStatus.RESERVED,
+                                                  v.migration_status == f"target:{owner}")))
+                    .limit(1)).scalar_one_or_none()
+            if taken is not None:
+                raise exception.Invalid("existing_ref", f"{name} is the object of volume "
+                                        f"{owner} of {self.host}, managed already",
+                                        existing_ref)
         return name
 
     def _managed_names(self) -> dict[str, str]:
-        """Backend name -> id of every volume of this backend not deleted."""
+        """Backend name -> id of every volume of this backend not deleted (a migration's
+        reserved copy here is named after its volume)."""
         with self.db.read() as session:
-            ids = session.execute(sa.select(models.Volume.id).where(
+            rows = session.execute(sa.select(
+                models.Volume.id, models.Volume.status, models.Volume.migration_status).where(
                 models.Volume.host == self.host,
-                models.Volume.status != VolumeStatus.DELETED)).scalars().all()
-        return {objects.VOLUME_NAME_TEMPLATE % i: i for i in ids}
+                models.Volume.status != VolumeStatus.DELETED)).all()
+        names = {}
+        for volume_id, status, migration in rows:
+            if status == VolumeStatus.RESERVED:
+                volume_id = (migration or "").removeprefix("target:")
+            names[objects.VOLUME_NAME_TEMPLATE % volume_id] = volume_id
+        return names
 
     def _get_size(self, volume: objects.Volume, existing_ref: Any) -> int:
         step = "manage_existing_get_size"

@@ -258,6 +258,14 @@ def test_a_service_killed_before_the_switch_is_settled_at_start(two, monkeypatch
         fast.migrate_volume(vol.id, target)
     assert f"volume-{vol.id}" in _objects(cloud, "slow"), "the copy was made"
     assert cloud.volume.get(vol.id).status == "migrating"
+    # the copy is known for what it is: not an unknown object, not free to manage
+    slow._find_unknown_objects()
+    assert slow.unknown_objects == [], slow.unknown_objects
+    listed = [e for e in cloud.volume.list_manageable(_pool(cloud, "slow"))
+              if e["reference"] == {"source-name": f"volume-{vol.id}"}]
+    assert [e["safe_to_manage"] for e in listed] == [False], listed
+    with pytest.raises(exception.Invalid, match="managed already"):
+        cloud.volume.manage(_pool(cloud, "slow"), {"source-name": f"volume-{vol.id}"})
 
     fast.init_host()
     after = cloud.volume.get(vol.id)

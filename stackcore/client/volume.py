@@ -1,5 +1,5 @@
-"""``volume create/list/show/delete/extend/manage/unmanage/migrate/retype`` and ``volume snapshot
-create/list/show/delete``."""
+"""``volume create/list/show/delete/extend/manage/unmanage/migrate/retype/reimage`` and
+``volume snapshot create/list/show/delete``."""
 
 from __future__ import annotations
 
@@ -159,6 +159,22 @@ class RetypeVolume(MigrateVolume):
         api = self.cloud.volume
         volume = api.retype(args.volume, args.volume_type,
                             migration_policy=args.migration_policy, wait=False)
+        return fmt.show(self._settled(api, volume.id, args))
+
+
+class ReimageVolume(MigrateVolume):
+    """Write an image over a detached volume's data."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super(MigrateVolume, self).get_parser(prog_name)
+        parser.add_argument("volume", help="volume id")
+        parser.add_argument("image", metavar="IMAGE_ID")
+        add_wait(parser)
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        api = self.cloud.volume
+        volume = api.reimage(args.volume, args.image, wait=False)
         return fmt.show(self._settled(api, volume.id, args))
 
 

@@ -311,6 +311,8 @@ def test_volume_migrate_and_retype_reach_the_api(config) -> None:
     status, out, err = run("--config-file", config, "volume", "retype", missing, "gold",
                            "--migration-policy", "on-demand")
     assert status == 1 and "NotFound" in err and missing in err, (status, out, err)
+    status, out, err = run("--config-file", config, "volume", "reimage", missing, "img")
+    assert status == 1 and "NotFound" in err and missing in err, (status, out, err)
     with pytest.raises(SystemExit) as parsed:
         run("--config-file", config, "volume", "retype", missing, "gold",
             "--migration-policy", "sometimes")

@@ -76,7 +76,6 @@ class VolumeMigrations:
         else:
             self.fail(volume_id, target, "migrate_volume", interrupted)
 
-
     def _sibling(self, host: str) -> VolumeManager:
         manager = self.volumes.siblings.get(host)
         if manager is None:
@@ -102,14 +101,14 @@ class VolumeMigrations:
         row records it made); this driver's ``copy_volume_to_image`` stages the data in a
         local file (sha256 taken); the destination's ``copy_image_to_volume`` writes it;
         the destination's ``copy_volume_to_image`` reads it back and its sha256 must match.
-        Then one transaction switches: the volume takes the copy's backend, pool and model
-        update (and the target's type, for a retype) and becomes ``available`` with
-        ``migration_status`` ``success``; the target row takes the old copy's, which this
-        driver then deletes (:meth:`_settle_migration_copy`).
+        Then one transaction switches: the volume takes the copy's backend, pool, zone, claim
+        and model update (and the target's type, for a retype) with ``migration_status``
+        ``success``; the target row takes the old copy's, which this driver then deletes
+        (:meth:`settle_copy`) before the volume is ``available`` (:meth:`finish`).
 
         Any failure before the switch: the copy deleted, its claim given back, the volume
         ``available`` where it was with ``migration_status`` ``error`` and a fault naming
-        the step. A restart in the middle does the same (:meth:`init_host`)."""
+        the step. A restart in the middle does the same (:meth:`reconcile`)."""
         with self.volumes.locked(volume_id):
             with self.volumes.db.read() as session:
                 row = session.get(models.Volume, volume_id)
@@ -145,8 +144,8 @@ class VolumeMigrations:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)  # a previous run's, killed
                 step = "copy_volume_to_image"
-                self.volumes.driver_call(step, self.volumes.driver.copy_volume_to_image, source,
-                                  objects.ImageFile(volume_id, staged, "raw"))
+                self.volumes.driver_call(step, self.volumes.driver.copy_volume_to_image,
+                                         source, objects.ImageFile(volume_id, staged, "raw"))
                 if os.path.getsize(staged) != source.size_bytes:
                     raise exception.DriverError(
                         f"volume {volume_id} staged as {os.path.getsize(staged)} bytes, "
@@ -157,11 +156,11 @@ class VolumeMigrations:
                 checksum = sha256_of(staged)
                 step = "copy_image_to_volume"
                 dest.driver_call(step, dest.driver.copy_image_to_volume, copy,
-                                  objects.ImageFile(volume_id, staged, "raw"))
+                                 objects.ImageFile(volume_id, staged, "raw"))
                 os.unlink(staged)
                 step = "verify"
                 dest.driver_call(step, dest.driver.copy_volume_to_image, copy,
-                                  objects.ImageFile(volume_id, readback, "raw"))
+                                 objects.ImageFile(volume_id, readback, "raw"))
                 copied = sha256_of(readback)
                 if copied != checksum:
                     raise exception.DriverError(

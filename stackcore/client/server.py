@@ -8,6 +8,7 @@ import argparse
 import base64
 from typing import Any
 
+from stackcore import exception
 from stackcore.client import format as fmt
 from stackcore.client.base import CloudCommand, CloudLister, CloudShowOne, add_wait
 from stackcore.client.keypair import read_file
@@ -253,6 +254,60 @@ class EvacuateServer(_OneServer):
                 lambda s: s.status in (*_SETTLED, "STOPPED") and s.task_state is None,
                 args.timeout or self.cloud.conf.compute.build_timeout)
         return fmt.show(server)
+
+
+class MigrateServer(_OneServer):
+    """Move a server to another host (admin; as ``openstack server migrate``): cold (it is
+    powered off and ends ``RESIZED``: confirm or revert it) or, with --live-migration,
+    while it runs (ACTIVE or PAUSED servers; it stays so). With --host, to that host if it
+    passes the scheduler's filters."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--live-migration", action="store_true",
+                            help="move it while it runs")
+        parser.add_argument("--host", help="the compute host to move it to (live only; "
+                            "still filtered by the scheduler; default: the scheduler picks)")
+        disks = parser.add_mutually_exclusive_group()
+        disks.add_argument("--block-migration", dest="block_migration", action="store_true",
+                           default=None, help="copy its local disks (live only)")
+        disks.add_argument("--shared-migration", dest="block_migration",
+                           action="store_false", help="its disks are on storage both hosts "
+                           "share (live only; default: the drivers decide)")
+        add_wait(parser)
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        compute = self.cloud.compute
+        if not args.live_migration and (args.host or args.block_migration is not None):
+            raise exception.Invalid(
+                "--host", "--host, --block-migration and --shared-migration need "
+                "--live-migration (a cold migration goes where the scheduler picks)",
+                args.host or "")
+        if args.live_migration:
+            server = compute.live_migrate_server(args.server, host=args.host,
+                                                 block_migration=args.block_migration,
+                                                 wait=False)
+            settled: tuple[str, ...] = (*_SETTLED, "PAUSED")
+        else:
+            server = compute.migrate_server(args.server, wait=False)
+            settled = (*_SETTLED, "STOPPED", "RESIZED")
+        if args.wait:
+            server = self.wait_for(
+                f"server {server.id}", lambda: compute.get_server(server.id),
+                lambda s: s.status + (f" ({s.task_state})" if s.task_state else ""),
+                lambda s: s.status in settled and s.task_state is None,
+                args.timeout or self.cloud.conf.compute.build_timeout)
+        return fmt.show(server)
+
+
+class AbortServerMigration(_OneServer):
+    """Abort a server's live migration in progress (admin; as ``openstack server migration
+    abort``): it stays on its host, running."""
+
+    def take_action(self, args: argparse.Namespace) -> Any:
+        self.cloud.compute.abort_live_migration(args.server)
+        return fmt.show(self.cloud.compute.get_server(args.server))
 
 
 class CreateServerImage(_OneServer):

@@ -21,7 +21,7 @@ from oslo_config import cfg
 
 from stackcore import exception, faults, schemas, service, validate, wait
 from stackcore import schemas as s
-from stackcore.compute import block_devices, evacuation, keypairs, models
+from stackcore.compute import block_devices, evacuation, keypairs, live_migration, models
 from stackcore.compute import schemas as cs
 from stackcore.compute.driver import snapshot_format
 from stackcore.compute.family import COMPUTE_BINARY
@@ -1082,9 +1082,9 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         retried.
 
         A RESIZED server is confirmed first (its old host removes its copy), as Nova does; a
-        server in the middle of a resize, migration or evacuation is refused (InvalidState)
-        until that ends: its steps run on two hosts, and the migration's repair, not a
-        delete, finishes an interrupted one."""
+        server in the middle of a resize, migration (cold or live) or evacuation is refused
+        (InvalidState) until that ends: its steps run on two hosts, and the migration's
+        repair, not a delete, finishes an interrupted one."""
         validate.uuid_like("server_id", server_id)
         if self.get_server(server_id, include_deleted=True).status == "RESIZED":
             self.confirm_resize(server_id)
@@ -1095,7 +1095,8 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             if row.vm_state == VmState.DELETED:
                 return
             if row.task_state in RESIZE_TASKS or row.vm_state == VmState.RESIZED \
-                    or row.task_state in evacuation.TASKS:
+                    or row.task_state in evacuation.TASKS \
+                    or row.task_state in live_migration.TASKS:
                 doing = row.task_state or row.vm_state
                 raise exception.InvalidState(
                     f"server {server_id} is being resized, migrated or evacuated ({doing}): "
@@ -1583,7 +1584,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         validate.uuid_like("server_id", server_id)
         source = self._host_of(server_id)
         if host is not None:
-            self._check_evacuation_host(server_id, source, host)
+            self._check_move_host(server_id, source, host, "evacuate")
         if self._service_up(source):
             raise exception.Conflict(
                 f"cannot evacuate server {server_id}: the compute service of its host "
@@ -1649,20 +1650,21 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             return self.get_server(server_id)
         return self.wait_for_server(server_id, ("ACTIVE", "STOPPED", "ERROR"), timeout)
 
-    def _check_evacuation_host(self, server_id: str, source: str, host: str) -> None:
-        """The named host of an evacuation is a compute host other than the server's."""
+    def _check_move_host(self, server_id: str, source: str, host: str, verb: str) -> None:
+        """The named host of an evacuation or live migration (``verb``: "evacuate",
+        "live-migrate") is a compute host other than the server's."""
         validate.name("host", host)
         if host == source:
             raise exception.Invalid(
-                "host", f"{host} is the host of server {server_id}, the one it is evacuated "
-                "from: name another host", host)
+                "host", f"{host} is the host of server {server_id}, the one it would "
+                f"{verb} from: name another host", host)
         with self.db.read() as session:
             known = session.execute(sa.select(db_models.Service.id).where(
                 db_models.Service.host == host, db_models.Service.binary == COMPUTE_BINARY)
             ).first()
         if known is None:
             raise exception.NotFound("compute host", host,
-                                     f"cannot evacuate server {server_id} to {host}: no "
+                                     f"cannot {verb} server {server_id} to {host}: no "
                                      f"compute host {host!r}")
 
     def _forget_evacuation(self, server_id: str, migration_id: str) -> None:
@@ -1678,6 +1680,114 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             session.execute(sa.update(models.Instance).where(
                 models.Instance.uuid == server_id,
                 models.Instance.task_state == TaskState.EVACUATING).values(task_state=None))
+
+    # --- live migration (stackcore.compute.live_migration) ------------------------------
+
+    @schemas.accepts(server_id=s.UUID, wait=s.BOOLEAN, timeout=s.TIMEOUT,
+                     host=s.optional(s.HOST), block_migration=s.optional(s.BOOLEAN))
+    @policy.authorize("compute:server:live_migrate")
+    def live_migrate_server(self, server_id: str, host: str | None = None,
+                            block_migration: bool | None = None, wait: bool = True,
+                            timeout: float | None = None) -> Server:
+        """Move an ACTIVE or PAUSED server to another host while it runs (task
+        ``migrating``): the scheduler picks the host (or runs its filters on ``host``, the
+        one named: Nova's live migration to a host, not forced) and claims there; the
+        destination attaches the volumes and prepares, the guest's memory (and, with
+        ``block_migration``, its local disks) is copied while it runs, and the source
+        removes what is left once it runs on the destination. ``block_migration`` None lets
+        the drivers decide (local disks are copied unless both hosts see them on shared
+        storage, as a volume-backed server's root is). Both hosts' drivers must declare
+        ``live_migration``. Admin only, as in Nova.
+
+        Refused with nothing recorded: InvalidState unless ACTIVE or PAUSED with no task;
+        Conflict when the server's host's compute service is down (evacuate it instead);
+        for a named ``host``, NotFound if it is no compute host, Invalid if it is the
+        server's own, Conflict if its compute service is down. NoValidHost (state kept,
+        fault ``live_migration``) when no host fits. A failed or aborted move leaves the
+        server running on its host with the fault (the migration ``error``). Returns once
+        done with ``wait`` (ACTIVE or PAUSED again, on whichever host it runs; ERROR only
+        when the guest was lost or the destination failed to take it over)."""
+        validate.uuid_like("server_id", server_id)
+        source = self._host_of(server_id, "live_migration")
+        if host is not None:
+            self._check_move_host(server_id, source, host, "live-migrate")
+        if not self._service_up(source):
+            raise exception.Conflict(
+                f"cannot live-migrate server {server_id}: the compute service of its host "
+                f"{source} is down (no heartbeat within [DEFAULT] service_down_time = "
+                f"{self.conf.service_down_time} s); evacuate it instead")
+        if host is not None and not self._service_up(host):
+            raise exception.Conflict(
+                f"cannot live-migrate server {server_id} to {host}: the compute service of "
+                f"{host} is down (no heartbeat within [DEFAULT] service_down_time = "
+                f"{self.conf.service_down_time} s)")
+        migration_id = str(uuid.uuid4())
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, server_id, with_for_update=True)
+            assert row is not None  # _host_of found it
+            if row.host != source or row.vm_state not in live_migration.FROM_STATES \
+                    or row.task_state is not None:
+                raise exception.InvalidState(
+                    f"cannot live-migrate server {server_id} while it is {row.vm_state}"
+                    + (f" ({row.task_state})" if row.task_state else "")
+                    + " (only active or paused servers)", state=row.vm_state)
+            flavor = dict(row.flavor)
+            row.task_state = TaskState.MIGRATING
+            session.add(models.Migration(
+                id=migration_id, instance_uuid=server_id,
+                migration_type=models.LIVE_MIGRATION,
+                status=models.MigrationStatus.PRE_MIGRATING, source_host=source,
+                old_flavor_id=row.flavor_id, old_flavor=flavor, new_flavor_id=row.flavor_id,
+                new_flavor=flavor, old_vm_state=row.vm_state,
+                disk_info={"block_migration": block_migration}, source_attachments={}))
+            image = session.get(image_models.Image, row.image_id)
+            group = session.execute(
+                sa.select(sched_models.ServerGroupMember.group_id)
+                .where(sched_models.ServerGroupMember.instance_uuid == server_id)
+            ).scalar_one_or_none()
+            zone = row.availability_zone
+            volume_backed = block_devices.root_volume(
+                block_devices.rows(session, server_id)) is not None
+        request = placement_request.build(
+            {**flavor, "disk_gb": 0} if volume_backed else flavor,
+            dict(image.properties) if image else {}, availability_zone=zone,
+            server_group=group, exclude_hosts=(source,), requested_host=host)
+        try:
+            chosen = self.scheduler_rpc.select_migration_destination(
+                server_id, migration_id, request, live=True)
+            self.compute_rpc.live_migrate_instance(source, server_id, migration_id)
+        except exception.StackcoreError as err:
+            self._abort_migration(server_id, migration_id, err, "live_migration")
+            raise
+        LOG.info("server %s: live migration from %s to %s", server_id, source, chosen["host"])
+        if not wait:
+            return self.get_server(server_id)
+        return self.wait_for_server(server_id, ("ACTIVE", "PAUSED", "ERROR"), timeout)
+
+    @schemas.accepts(server_id=s.UUID)
+    @policy.authorize("compute:server:live_migrate_abort")
+    def abort_live_migration(self, server_id: str) -> None:
+        """Ask the source host to abort the server's live migration in progress: the server
+        stays on its host, running, and the migration ends ``error`` ("aborted"). Returns
+        once asked (the server's task clears when the rollback is done: wait for it with
+        :meth:`wait_for_server`). A guest already switching over cannot be stopped any more:
+        the migration then completes. InvalidState when no live migration of the server is
+        in progress."""
+        self.get_server(server_id)  # the caller's (NotFound otherwise)
+        with self.db.read() as session:
+            migration = session.execute(
+                sa.select(models.Migration).where(
+                    models.Migration.instance_uuid == server_id,
+                    models.Migration.migration_type == models.LIVE_MIGRATION,
+                    models.Migration.status.in_((models.MigrationStatus.PRE_MIGRATING,
+                                                 models.MigrationStatus.MIGRATING)))
+            ).scalar_one_or_none()
+            if migration is None:
+                raise exception.InvalidState(
+                    f"server {server_id} has no live migration that can still be aborted",
+                    state="not-migrating")
+            source, migration_id = migration.source_host, migration.id
+        self.compute_rpc.abort_live_migration(source, server_id, migration_id)
 
     def _finished_migration(self, server_id: str, status: str) -> models.Migration:
         """The server's migration waiting for confirm or revert, now moved to ``status``

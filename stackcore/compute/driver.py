@@ -53,6 +53,11 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {
     # resize and cold migrate, with confirm and revert (stackcore.compute.migration)
     "resize": ("migrate_disk_and_power_off", "finish_migration", "confirm_migration",
                "revert_migration", "finish_revert_migration"),
+    # live migration of a running (or paused) instance between two hosts of this driver
+    # (stackcore.compute.live_migration)
+    "live_migration": ("pre_live_migration", "live_migration", "live_migration_abort",
+                       "post_live_migration_at_destination", "post_live_migration",
+                       "rollback_live_migration_at_destination"),
 }
 
 
@@ -359,6 +364,101 @@ class HypervisorDriver(abc.ABC):
         Also the rollback of a failed migration, so it must cope with an instance that was
         never powered off. Capability: ``resize``."""
         raise exception.CapabilityNotSupported(type(self).__name__, "resize")
+
+    # --- live migration (capability ``live_migration``) -----------------------------------
+    # The manager calls these in this order, each in no transaction: on the destination
+    # pre_live_migration; on the source live_migration (the guest moves while it runs); then
+    # post_live_migration_at_destination on the destination and post_live_migration on the
+    # source. A failure of pre_live_migration or live_migration is rolled back with
+    # rollback_live_migration_at_destination on the destination; the instance keeps running
+    # on the source, untouched. Every call but live_migration_abort holds the instance's lock
+    # on its host; live_migration_abort is the one call that arrives while another
+    # (live_migration) runs for the same instance. Source and destination are always two
+    # hosts. After a restart the manager calls the step it was in again (post steps,
+    # rollback), so each must be idempotent.
+    #
+    # ``migrate_data`` is what pre_live_migration returns: JSON-serialisable, stored with the
+    # migration, so it must hold no secret (a connection_info's auth key never goes in it).
+
+    def pre_live_migration(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], block_migration: bool | None,
+    ) -> Mapping[str, Any]:
+        """Destination host: check this host can take the running ``instance`` (CPU,
+        hypervisor type; raise :class:`~stackcore.exception.Invalid` naming what differs
+        before making anything) and prepare everything it needs to arrive: instance
+        directory, empty local disks of the right sizes when its disks are copied (block
+        migration), its VIFs plugged (``network_info``: the ports as bound to the source
+        now), its volumes connected here (``block_device_info`` with this host's
+        ``connection_info``). ``block_migration`` True copies the local disks, False means
+        they are on storage both hosts share, None lets the driver decide (copy unless it
+        sees shared storage). Returns ``migrate_data`` for :meth:`live_migration` (where to
+        send the guest, the disk paths here, the decided ``block_migration``). An instance
+        this host already has raises :class:`~stackcore.exception.Invalid` and changes
+        nothing. Raising: the manager calls :meth:`rollback_live_migration_at_destination`.
+        Capability: ``live_migration``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "live_migration")
+
+    def live_migration(
+        self, instance: Instance, dest_host: str, migrate_data: Mapping[str, Any],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> Mapping[str, Any]:
+        """Source host: move the running (or paused) instance to ``dest_host`` as
+        :meth:`pre_live_migration` there prepared it (``migrate_data``), copying its memory
+        (and, with a block migration, its local disks) while it runs; return once it runs
+        there and no longer here (its definition and disks here may stay until
+        :meth:`post_live_migration`). ``block_device_info`` is the instance's volumes as
+        attached here (no ``connection_info``). Returns figures of the migration
+        (JSON-serialisable; ``total_ms`` and ``downtime_ms`` when the backend reports
+        them), recorded with the migration. Raising means the instance did NOT move: it
+        must still run here, as before the call (the backend's own rollback; a driver that
+        cannot promise that must not declare the capability). :meth:`live_migration_abort`
+        from another thread makes a running call raise that way. Capability:
+        ``live_migration``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "live_migration")
+
+    def live_migration_abort(self, instance: Instance) -> None:
+        """Source host, from another thread while :meth:`live_migration` runs for
+        ``instance``: cancel it, so that call raises with the instance still running here.
+        Raise :class:`~stackcore.exception.InvalidState` when no migration of the instance
+        is in progress (not started yet, or already switched over: too late to abort).
+        Capability: ``live_migration``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "live_migration")
+
+    def post_live_migration_at_destination(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Destination host, after :meth:`live_migration` succeeded: the instance runs here;
+        make it this host's for good (its definition kept across restarts, its ports now
+        bound here: ``network_info``). Idempotent. Raising puts the server in ERROR here
+        (it runs here, but is not fully this host's). Capability: ``live_migration``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "live_migration")
+
+    def post_live_migration(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], migrate_data: Mapping[str, Any],
+    ) -> None:
+        """Source host, after the instance moved: remove what is left of it here (its
+        definition; its local disks, unless ``migrate_data`` says they are shared with the
+        destination; its volume connections here; its VIFs here, ``network_info`` as bound
+        before the move). The instance on the destination is untouched. Idempotent; the
+        manager ends this host's volume exports afterwards. Raising records a fault on the
+        server, which runs on the destination either way. Capability: ``live_migration``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "live_migration")
+
+    def rollback_live_migration_at_destination(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], migrate_data: Mapping[str, Any],
+    ) -> None:
+        """Destination host, after a failed or aborted :meth:`pre_live_migration` or
+        :meth:`live_migration`: remove everything :meth:`pre_live_migration` made here (and
+        any half-arrived copy of the instance), but never what is shared with the source
+        (disks on shared storage: the instance still runs from them there).
+        ``migrate_data`` is what pre_live_migration returned, or ``{}`` when it failed.
+        Succeeds when nothing was made. The manager ends this host's volume exports
+        afterwards. Capability: ``live_migration``."""
+        raise exception.CapabilityNotSupported(type(self).__name__, "live_migration")
 
 
 #: disk formats a snapshot is written in as is; any other base image gives a qcow2 snapshot

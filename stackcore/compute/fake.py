@@ -49,6 +49,14 @@ def list_opts() -> list[tuple[str, Sequence[cfg.Opt]]]:
             help="Driver methods that raise DriverError (failure injection for tests), e.g. "
             "'spawn' or 'spawn:host-2' to fail only on one host.",
         ),
+        cfg.ListOpt(
+            "hold_on",
+            default=[],
+            help="Driver methods that wait, once their work is done but before they "
+            "return, until released or aborted (for tests of what happens meanwhile); only "
+            "'live_migration' (released by live_migration_abort, which makes it fail, or by "
+            "the test helper release()).",
+        ),
     ])]
 
 
@@ -61,8 +69,11 @@ class _FakeDomain:
     rescue_image: str | None = None
     #: the flavor it runs with (``name``, ``vcpus``, ``ram_mb``, ``disk_gb``)
     flavor: dict[str, Any] = dataclasses.field(default_factory=dict)
-    #: the host it was migrated to: this is the old copy, kept for a revert
+    #: the host it was migrated to: this is the old copy, kept for a revert (a resize) or
+    #: until post_live_migration removes it (a live migration)
     migrated_to: str | None = None
+    #: made by pre_live_migration: waiting for the guest to arrive from another host
+    incoming: bool = False
 
 
 class _FakeBackend:
@@ -77,6 +88,16 @@ class _FakeBackend:
         #: to unplug and detach (a real driver's cleanup depends on it; tests read it here).
         #: Bounded: the fake is also the embedded cloud's long-running default.
         self.destroyed: collections.deque[DestroyCall] = collections.deque(maxlen=256)
+        #: live migrations held by ``hold_on`` (instance uuid -> its hold)
+        self.holds: dict[str, _Hold] = {}
+
+
+@dataclasses.dataclass
+class _Hold:
+    """A held live migration: ``done`` is set to release it, ``aborted`` says how."""
+
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    aborted: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +139,7 @@ class FakeHypervisorDriver(HypervisorDriver):
         "extend_volume": True,
         "resize": True,
         "boot_from_volume": True,
+        "live_migration": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -411,7 +433,132 @@ class FakeHypervisorDriver(HypervisorDriver):
                               for b in block_device_info}
             domain.power_state = PowerState.RUNNING if power_on else PowerState.SHUTDOWN
 
+    # --- live migration -------------------------------------------------------------------
+    # The fake moves a guest between the nodes of one process (backend_for): the embedded
+    # cloud and the unit tests. Hosts in separate processes have no shared memory for the
+    # "guest" to travel through; live_migration then fails (the guest stays here) saying so.
+
+    def pre_live_migration(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], block_migration: bool | None,
+    ) -> Mapping[str, Any]:
+        with self.backend.lock:
+            self._maybe_fail("pre_live_migration")
+            present = self.backend.domains.get(instance.uuid)
+            if present is not None and not present.incoming:
+                raise exception.Invalid(
+                    "host", f"instance {instance.uuid} already exists on {self.host}",
+                    self.host)
+            domain = _FakeDomain(PowerState.PAUSED, flavor=_flavor(instance.flavor),
+                                 incoming=True)
+            domain.vifs = list(network_info)
+            for bdm in block_device_info:
+                domain.volumes[str(bdm.get("mount_device", ""))] = bdm["connection_info"]
+            self.backend.domains[instance.uuid] = domain
+        shared = any(b.get("boot_index") == 0 for b in block_device_info)
+        return {"host": self.host,
+                "block_migration": (not shared) if block_migration is None
+                else block_migration}
+
+    def live_migration(
+        self, instance: Instance, dest_host: str, migrate_data: Mapping[str, Any],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> Mapping[str, Any]:
+        with self.backend.lock:
+            self._maybe_fail("live_migration")
+            domain = self._domain(instance)
+            if domain.power_state not in (PowerState.RUNNING, PowerState.PAUSED):
+                raise exception.InvalidState(
+                    f"instance {instance.uuid} is {domain.power_state.name.lower()} on "
+                    f"{self.host}: only a running or paused instance migrates live",
+                    state=domain.power_state.name.lower())
+            hold = (_Hold() if "live_migration" in self.opts.hold_on else None)
+            if hold is not None:
+                self.backend.holds[instance.uuid] = hold
+        if hold is not None:
+            hold.done.wait()
+            with self.backend.lock:
+                self.backend.holds.pop(instance.uuid, None)
+            if hold.aborted:
+                raise exception.DriverError(
+                    f"live migration of {instance.uuid} to {dest_host} aborted; it still "
+                    f"runs on {self.host}")
+        dest = backend_for(self.conf.state_path, dest_host)
+        with self.backend.lock, dest.lock:
+            arriving = dest.domains.get(instance.uuid)
+            if arriving is None or not arriving.incoming:
+                raise exception.DriverError(
+                    f"{dest_host} is not waiting for instance {instance.uuid} (no "
+                    "pre_live_migration there, or it runs in another process: the fake "
+                    f"moves guests only between hosts of one process); it still runs on "
+                    f"{self.host}")
+            arriving.incoming = False
+            arriving.power_state = domain.power_state
+            arriving.console = [*domain.console,
+                                f"fake console: {instance.name} live-migrated to {dest_host}"]
+            domain.power_state = PowerState.SHUTDOWN
+            domain.migrated_to = dest_host
+        return {"total_ms": 0, "downtime_ms": 0}
+
+    def live_migration_abort(self, instance: Instance) -> None:
+        with self.backend.lock:
+            self._maybe_fail("live_migration_abort")
+            hold = self.backend.holds.get(instance.uuid)
+            if hold is None:
+                raise exception.InvalidState(
+                    f"no live migration of instance {instance.uuid} in progress on "
+                    f"{self.host}", state="not-migrating")
+            hold.aborted = True
+            hold.done.set()
+
+    def post_live_migration_at_destination(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> None:
+        with self.backend.lock:
+            self._maybe_fail("post_live_migration_at_destination")
+            domain = self._domain(instance)
+            if domain.incoming:
+                raise exception.InvalidState(
+                    f"instance {instance.uuid} has not arrived on {self.host}",
+                    state="incoming")
+            domain.vifs = list(network_info)
+
+    def post_live_migration(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], migrate_data: Mapping[str, Any],
+    ) -> None:
+        with self.backend.lock:
+            self._maybe_fail("post_live_migration")
+            domain = self.backend.domains.get(instance.uuid)
+            if domain is not None and domain.migrated_to is not None:
+                del self.backend.domains[instance.uuid]
+
+    def rollback_live_migration_at_destination(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], migrate_data: Mapping[str, Any],
+    ) -> None:
+        with self.backend.lock:
+            self._maybe_fail("rollback_live_migration_at_destination")
+            domain = self.backend.domains.get(instance.uuid)
+            if domain is not None and domain.incoming:
+                del self.backend.domains[instance.uuid]
+
     # --- test helpers (not part of the contract) ------------------------------------------
+
+    def release(self, instance: Instance) -> bool:
+        """Let a live migration held by ``hold_on`` go on (False: none is held)."""
+        with self.backend.lock:
+            hold = self.backend.holds.get(instance.uuid)
+        if hold is None:
+            return False
+        hold.done.set()
+        return True
+
+    def held(self, instance: Instance) -> bool:
+        """Whether a live migration of ``instance`` is held here now."""
+        with self.backend.lock:
+            return instance.uuid in self.backend.holds
 
     def attached_volumes(self, instance: Instance) -> dict[str, Mapping[str, Any]]:
         with self.backend.lock:

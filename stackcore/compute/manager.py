@@ -38,7 +38,15 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from stackcore import exception, faults, managers, notifications
-from stackcore.compute import block_devices, evacuation, migration, models, objects, stats
+from stackcore.compute import (
+    block_devices,
+    evacuation,
+    live_migration,
+    migration,
+    models,
+    objects,
+    stats,
+)
 from stackcore.compute.driver import HypervisorDriver, effective_capabilities
 from stackcore.compute.family import COMPUTE_BINARY as BINARY
 from stackcore.compute.models import BdmStatus, BlockDeviceMapping, NetworkRequest
@@ -69,9 +77,9 @@ _SAMPLED_STATS = ("hypervisor_hostname", "hypervisor_type", "vcpus", "vcpus_used
 _COLD_SNAPSHOT_SHUTDOWN = 60
 
 #: the compute API this manager serves (instance_events speaks 1.3 of it)
-API_VERSION = "1.5"
+API_VERSION = "1.6"
 #: task states the generic reconciliation leaves to their own repair (a move's owner)
-_MOVE_TASKS = migration.RESIZE_TASKS | evacuation.TASKS
+_MOVE_TASKS = migration.RESIZE_TASKS | evacuation.TASKS | live_migration.TASKS
 
 _POWER_TO_VM = {
     objects.PowerState.RUNNING: VmState.ACTIVE,
@@ -89,7 +97,10 @@ class ComputeManager:
     rebuild_instance, rescue/unrescue; 1.3 external_instance_event; 1.4 resize and cold
     migration (resize_instance, finish_resize, confirm_resize, revert_resize,
     finish_revert_resize: :mod:`stackcore.compute.migration`); 1.5 evacuate_instance
-    (:mod:`stackcore.compute.evacuation`).
+    (:mod:`stackcore.compute.evacuation`); 1.6 live migration (live_migrate_instance,
+    pre_live_migration, rollback_live_migration_at_destination,
+    post_live_migration_at_destination, complete_live_migration, abort_live_migration,
+    live_migration_arrived: :mod:`stackcore.compute.live_migration`).
 
     ``network_api`` and ``volume_api`` are the cloud's family APIs (``cloud.network``,
     ``cloud.volume``); without them, servers asking for ports or volumes fail to build.
@@ -133,6 +144,7 @@ class ComputeManager:
         self._orphans = managers.Orphans()
         self.migrations = migration.HostMigrations(self)
         self.evacuations = evacuation.HostEvacuations(self)
+        self.live_migrations = live_migration.HostLiveMigrations(self)
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -307,7 +319,7 @@ class ComputeManager:
                 )
             ).scalars().all()
             known = ({row.uuid for row in rows} | self.migrations.migrating_here()
-                     | self.evacuations.here())
+                     | self.evacuations.here() | self.live_migrations.here())
         cause = f"a restart of {BINARY} on {self.host}"
         for row in rows:
             if row.task_state in _MOVE_TASKS:
@@ -324,6 +336,10 @@ class ComputeManager:
             self.evacuations.reconcile_at_start()
         except Exception as err:  # noqa: BLE001 - the periodic repair tries again
             LOG.warning("repairing the evacuations to %s failed: %s", self.host, err)
+        try:
+            self.live_migrations.reconcile_at_start()
+        except Exception as err:  # noqa: BLE001 - the periodic repair tries again
+            LOG.warning("repairing the live migrations of %s failed: %s", self.host, err)
         self.unknown_instances = sorted(on_backend - known)
         if self.unknown_instances:
             LOG.warning(
@@ -415,7 +431,8 @@ class ComputeManager:
                 LOG.warning("reconciling orphaned server %s on %s failed: %s", uuid, self.host,
                             err)
         self._destroy_failed_build_leftovers()
-        return due + self.migrations.reconcile_orphans() + self.evacuations.reconcile_orphans()
+        return (due + self.migrations.reconcile_orphans() + self.evacuations.reconcile_orphans()
+                + self.live_migrations.reconcile_orphans())
 
     def _destroy_failed_build_leftovers(self) -> None:
         """A build that failed while the hypervisor could not be reached (its daemon
@@ -1343,3 +1360,31 @@ class ComputeManager:
 
     def evacuate_instance(self, instance_uuid: str, migration_id: str) -> None:
         self.evacuations.evacuate_instance(instance_uuid, migration_id)
+
+    # --- live migration (API 1.6; stackcore.compute.live_migration) ------------------------
+
+    def live_migrate_instance(self, instance_uuid: str, migration_id: str) -> None:
+        self.live_migrations.live_migrate_instance(instance_uuid, migration_id)
+
+    def pre_live_migration(self, instance_uuid: str, migration_id: str,
+                           block_migration: bool | None) -> dict[str, Any]:
+        return self.live_migrations.pre_live_migration(instance_uuid, migration_id,
+                                                       block_migration)
+
+    def rollback_live_migration_at_destination(self, instance_uuid: str,
+                                               migration_id: str) -> None:
+        self.live_migrations.rollback_live_migration_at_destination(instance_uuid,
+                                                                    migration_id)
+
+    def post_live_migration_at_destination(self, instance_uuid: str,
+                                           migration_id: str) -> None:
+        self.live_migrations.post_live_migration_at_destination(instance_uuid, migration_id)
+
+    def complete_live_migration(self, instance_uuid: str, migration_id: str) -> None:
+        self.live_migrations.complete_live_migration(instance_uuid, migration_id)
+
+    def abort_live_migration(self, instance_uuid: str, migration_id: str) -> None:
+        self.live_migrations.abort(instance_uuid, migration_id)
+
+    def live_migration_arrived(self, instance_uuid: str, migration_id: str) -> bool:
+        return self.live_migrations.arrived(instance_uuid, migration_id)

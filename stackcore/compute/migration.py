@@ -370,7 +370,8 @@ class HostMigrations(moves.HostMoves):
                   if not (pending_only and s == MigrationStatus.PRE_MIGRATING)]
         with self.m.db.read() as session:
             rows = session.execute(sa.select(mig.instance_uuid, mig.id, mig.status).where(
-                mig.migration_type != models.EVACUATION,  # stackcore.compute.evacuation's
+                # stackcore.compute.evacuation's and stackcore.compute.live_migration's
+                mig.migration_type.not_in((models.EVACUATION, models.LIVE_MIGRATION)),
                 sa.or_(sa.and_(mig.source_host == self.m.host, mig.status.in_(source)),
                        sa.and_(mig.dest_host == self.m.host, mig.status.in_(DEST_OWNED))))
                 .order_by(mig.created_at)).all()
@@ -383,7 +384,7 @@ class HostMigrations(moves.HostMoves):
         mig = models.Migration
         with self.m.db.read() as session:
             return set(session.execute(sa.select(mig.instance_uuid).where(
-                mig.migration_type != models.EVACUATION,
+                mig.migration_type.not_in((models.EVACUATION, models.LIVE_MIGRATION)),
                 sa.or_(mig.source_host == self.m.host, mig.dest_host == self.m.host),
                 mig.status.in_(IN_PROGRESS))).scalars())
 

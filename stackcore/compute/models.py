@@ -194,17 +194,23 @@ class MigrationStatus(enum.StrEnum):
     #: an evacuation: the new host rebuilt the server; the dead source host still has to
     #: destroy its old instance and give back the migration's claim when it comes back
     DONE = "done"
-    #: an evacuation the source host cleaned up after (old instance destroyed, claim released)
+    #: an evacuation the source host cleaned up after (old instance destroyed, claim
+    #: released); a live migration whose source cleaned up after it
     COMPLETED = "completed"
+    #: a live migration: the guest runs on the destination; the source host removes what
+    #: is left of it and gives back the migration's claim
+    COMPLETING = "completing"
 
 
 #: ``Migration.migration_type`` of an evacuation (stackcore.compute.evacuation)
 EVACUATION = "evacuation"
+#: ``Migration.migration_type`` of a live migration (stackcore.compute.live_migration)
+LIVE_MIGRATION = "live-migration"
 
 
 class Migration(Base):
-    """One resize, cold migration or evacuation of a server, from its ``source_host`` to
-    ``dest_host``.
+    """One resize, cold migration, evacuation or live migration of a server, from its
+    ``source_host`` to ``dest_host``.
 
     While it is in progress (``pre-migrating`` to ``finished``) the server's claim on the
     source host is held by the migration (``allocations.instance_uuid`` = this ``id``, as
@@ -218,8 +224,8 @@ class Migration(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid"), index=True)
-    #: ``resize`` (a new flavor), ``migration`` (cold migrate: same flavor, another host) or
-    #: ``evacuation`` (rebuilt on another host, its own is down)
+    #: ``resize`` (a new flavor), ``migration`` (cold migrate: same flavor, another host),
+    #: ``evacuation`` (rebuilt on another host, its own is down) or ``live-migration``
     migration_type: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
     source_host: Mapped[str] = mapped_column(String(255))
@@ -231,7 +237,9 @@ class Migration(Base):
     #: the server's vm_state before (``active`` or ``stopped``; an evacuation also from
     #: ``error``): what it is again afterwards (an evacuated ERROR server ends ACTIVE)
     old_vm_state: Mapped[str] = mapped_column(String(32))
-    #: what the source host's driver handed to the destination's (driver-defined, JSON)
+    #: what the source host's driver handed to the destination's (driver-defined, JSON); a
+    #: live migration: ``block_migration`` asked for, the destination's ``migrate_data``
+    #: and the ``figures`` the source's driver reported
     disk_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: ``{volume_id: attachment_id}`` of the source host, ended at confirm or revert
     source_attachments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -21,7 +21,14 @@ class ComputeRPCAPI:
     ``finish_revert_resize`` on the source), all casts: the server's state says when each
     is done (:mod:`stackcore.compute.migration`). API 1.5: ``evacuate_instance`` on the
     host the scheduler chose for a server of a dead host (a cast:
-    :mod:`stackcore.compute.evacuation`)."""
+    :mod:`stackcore.compute.evacuation`). API 1.6: live migration
+    (:mod:`stackcore.compute.live_migration`): ``live_migrate_instance`` on the source (a
+    cast), which calls ``pre_live_migration`` and, after a failure,
+    ``rollback_live_migration_at_destination`` on the destination; then
+    ``post_live_migration_at_destination`` (cast) on the destination and
+    ``complete_live_migration`` (cast) on the source; ``abort_live_migration`` (a call) on
+    the source; ``live_migration_arrived`` (a call) on the destination, for a source
+    repairing an interrupted move."""
 
     VERSION = "1.0"
 
@@ -118,6 +125,45 @@ class ComputeRPCAPI:
     def evacuate_instance(self, host: str, instance_uuid: str, migration_id: str) -> None:
         self._client.prepare(server=host, version="1.5").cast(
             "evacuate_instance", instance_uuid=instance_uuid, migration_id=migration_id)
+
+    def _v16(self, host: str) -> Any:
+        return self._client.prepare(server=host, version="1.6")
+
+    def live_migrate_instance(self, host: str, instance_uuid: str, migration_id: str) -> None:
+        self._v16(host).cast("live_migrate_instance", instance_uuid=instance_uuid,
+                             migration_id=migration_id)
+
+    def pre_live_migration(self, host: str, instance_uuid: str, migration_id: str,
+                           block_migration: bool | None) -> dict[str, Any]:
+        data: dict[str, Any] = self._v16(host).call(
+            "pre_live_migration", instance_uuid=instance_uuid, migration_id=migration_id,
+            block_migration=block_migration)
+        return data
+
+    def rollback_live_migration_at_destination(self, host: str, instance_uuid: str,
+                                               migration_id: str) -> None:
+        self._v16(host).call("rollback_live_migration_at_destination",
+                             instance_uuid=instance_uuid, migration_id=migration_id)
+
+    def post_live_migration_at_destination(self, host: str, instance_uuid: str,
+                                           migration_id: str) -> None:
+        self._v16(host).cast("post_live_migration_at_destination",
+                             instance_uuid=instance_uuid, migration_id=migration_id)
+
+    def complete_live_migration(self, host: str, instance_uuid: str,
+                                migration_id: str) -> None:
+        self._v16(host).cast("complete_live_migration", instance_uuid=instance_uuid,
+                             migration_id=migration_id)
+
+    def abort_live_migration(self, host: str, instance_uuid: str, migration_id: str) -> None:
+        self._v16(host).call("abort_live_migration", instance_uuid=instance_uuid,
+                             migration_id=migration_id)
+
+    def live_migration_arrived(self, host: str, instance_uuid: str,
+                               migration_id: str) -> bool:
+        return bool(self._v16(host).call("live_migration_arrived",
+                                         instance_uuid=instance_uuid,
+                                         migration_id=migration_id))
 
 
 __getattr__ = _compat.moved_names_getattr(__name__)  # names moved in 0.2 (deprecated)

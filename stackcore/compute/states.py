@@ -50,3 +50,6 @@ class TaskState(enum.StrEnum):
     #: evacuation from a dead host (see stackcore.compute.evacuation): a host is being
     #: chosen, then the new host rebuilds the server there
     EVACUATING = "evacuating"
+    #: live migration (see stackcore.compute.live_migration): a host is being chosen,
+    #: then the guest moves while it runs and the source cleans up
+    MIGRATING = "migrating"

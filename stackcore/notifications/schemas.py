@@ -233,7 +233,8 @@ def _network_lifecycle(resource: str, fields: dict[str, Any],
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     **_lifecycle("instance", INSTANCE_FIELDS, ("create", "delete", "resize", "resize_confirm",
-                                               "resize_revert", "evacuate")),
+                                               "resize_revert", "evacuate",
+                                               "live_migration", "live_migration_abort")),
     **_lifecycle("volume", VOLUME_FIELDS, ("create", "delete", "resize", "manage_existing",
                                            "unmanage", "migrate", "reimage")),
     **_lifecycle("volume", VOLUME_FIELDS, ("attach", "detach"), {"attachments": _ATTACHMENTS}),

@@ -318,6 +318,28 @@ class SpawnWipesRootVolume(FakeHypervisorDriver):
                 handle.write(bytes(64 * 1024))
 
 
+class RollbackLeavesArrival(FakeHypervisorDriver):
+    """rollback_live_migration_at_destination that removes nothing."""
+
+    def rollback_live_migration_at_destination(
+            self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+            block_device_info: Sequence[Mapping[str, Any]],
+            migrate_data: Mapping[str, Any]) -> None:
+        return None
+
+
+class PreReplacesRunning(FakeHypervisorDriver):
+    """pre_live_migration that replaces an instance this host already runs."""
+
+    def pre_live_migration(self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+                           block_device_info: Sequence[Mapping[str, Any]],
+                           block_migration: bool | None) -> Mapping[str, Any]:
+        with self.backend.lock:
+            self.backend.domains.pop(instance.uuid, None)
+        return super().pre_live_migration(instance, network_info, block_device_info,
+                                          block_migration)
+
+
 def _liar(capability: str) -> type[FakeHypervisorDriver]:
     """Implements ``capability`` (inherited) but declares it unsupported."""
     caps = {**FakeHypervisorDriver.capabilities, capability: False}
@@ -328,7 +350,7 @@ def _liar(capability: str) -> type[FakeHypervisorDriver]:
 LIARS = {cap: _liar(cap) for cap in ("pause", "suspend", "console_output", "snapshot",
                                      "live_snapshot", "rescue", "attach_volume",
                                      "extend_volume", "plug_vifs", "resize",
-                                     "boot_from_volume")}
+                                     "boot_from_volume", "live_migration")}
 for _cap, _cls in LIARS.items():
     globals()[_cls.__name__] = _cls
 
@@ -362,6 +384,7 @@ CAP_TESTS = {
     "resize": [C + "test_same_host_resize_confirm_and_revert",
                C + "test_resize_rollbacks_keep_the_instance"],
     "boot_from_volume": [C + "test_boot_from_volume"],
+    "live_migration": [C + "test_live_migration_preparation_and_rollback_leave_nothing"],
 }
 
 ZOO = [
@@ -477,6 +500,14 @@ ZOO = [
     _b("spawn-wipes-root-volume", SpawnWipesRootVolume, CAP_TESTS["boot_from_volume"],
        "the root volume's first 64 KiB after destroy(): expected 0x5a throughout",
        "spawn overwrites the root volume", capability="boot_from_volume"),
+    _b("rollback-leaves-arrival", RollbackLeavesArrival, CAP_TESTS["live_migration"],
+       "after rollback_live_migration_at_destination(): expected not listed",
+       "the destination keeps what it prepared after a failed live migration",
+       capability="live_migration"),
+    _b("pre-replaces-running", PreReplacesRunning, CAP_TESTS["live_migration"],
+       "pre_live_migration() of an instance this host already runs: expected Invalid, got "
+       "no error", "an arriving instance replaces one that runs here",
+       capability="live_migration"),
     *[_b(f"liar-{cap}", LIARS[cap], CAP_TESTS[cap],
          f"capability {cap!r} is declared unsupported", f"{cap} works but is declared "
          "unsupported", "unexpected-success", cap) for cap in LIARS],

@@ -317,3 +317,22 @@ def test_volume_migrate_and_retype_reach_the_api(config) -> None:
         run("--config-file", config, "volume", "retype", missing, "gold",
             "--migration-policy", "sometimes")
     assert parsed.value.code == 2, parsed.value.code
+
+
+def test_server_migrate_and_migration_abort_reach_the_api(config) -> None:
+    """Live and cold migration name an unknown server in their error; the live-only options
+    without --live-migration are refused naming them, before any call."""
+    missing = "6b0c2d8e-3f1a-4c5e-9d7b-2a4e6f8c0b1d"
+    for extra in ((), ("--live-migration",), ("--live-migration", "--host", "kvm-2",
+                                              "--block-migration")):
+        status, out, err = run("--config-file", config, "server", "migrate", missing, *extra)
+        assert status == 1 and "NotFound" in err and missing in err, (extra, status, out, err)
+    status, out, err = run("--config-file", config, "server", "migrate", missing, "--host",
+                           "kvm-2")
+    assert status == 1 and "--live-migration" in err, (status, out, err)
+    status, out, err = run("--config-file", config, "server", "migration", "abort", missing)
+    assert status == 1 and "NotFound" in err and missing in err, (status, out, err)
+    with pytest.raises(SystemExit) as parsed:
+        run("--config-file", config, "server", "migrate", missing, "--live-migration",
+            "--block-migration", "--shared-migration")
+    assert parsed.value.code == 2, parsed.value.code

@@ -48,6 +48,11 @@ from stackcore.rpc import Target
 from stackcore.scheduler import handler
 
 LOG = logging.getLogger(__name__)
+
+#: the task a server waiting for its migration's destination has, by migration type (a
+#: resize or cold migration otherwise)
+_PLACING_TASK = {models.EVACUATION: TaskState.EVACUATING,
+                 models.LIVE_MIGRATION: TaskState.MIGRATING}
 TOPIC = "scheduler"
 
 #: task states that keep a host's disk or hypervisor busy: a server in one counts in its
@@ -58,13 +63,14 @@ TOPIC = "scheduler"
 #: disks), with the deletes, reboots and power changes this scheduler counted before (they
 #: work the hypervisor too). The host is the server's: a resize counts on its source until
 #: the destination takes the server, an evacuation on its new host once taken (before, on the
-#: dead host, which takes no placement anyway).
+#: dead host, which takes no placement anyway), a live migration (``migrating``: memory and
+#: disks copied) on its source until the guest switched over, then on the destination.
 IO_TASKS = frozenset({
     TaskState.SCHEDULING, TaskState.SPAWNING, TaskState.DELETING, TaskState.REBOOTING,
     TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON,
     TaskState.REBUILDING, TaskState.EVACUATING, TaskState.IMAGE_SNAPSHOT, TaskState.RESCUING,
     TaskState.RESIZE_PREP, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_FINISH,
-    TaskState.RESIZE_CONFIRMING, TaskState.RESIZE_REVERTING,
+    TaskState.RESIZE_CONFIRMING, TaskState.RESIZE_REVERTING, TaskState.MIGRATING,
 })
 
 
@@ -82,10 +88,11 @@ class SchedulerManager:
     API versions: 1.0 select_destinations; 1.1 explain, reschedule; 1.2
     select_migration_destination (resize, cold migration); 1.3 the same for an evacuation
     (a 1.2 scheduler would refuse its task state: the caller asks for 1.3); 1.4 its request's
-    ``requested_host`` (an evacuation to a named host) honoured.
+    ``requested_host`` (an evacuation to a named host) honoured; 1.5 the same for a live
+    migration (its server's task is ``migrating``).
     """
 
-    target = Target(TOPIC, version="1.4")
+    target = Target(TOPIC, version="1.5")
 
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database) -> None:
         self.conf = conf
@@ -473,9 +480,8 @@ class SchedulerManager:
             with self.db.transaction() as session:
                 row = session.get(models.Instance, instance_uuid, with_for_update=True)
                 migration = session.get(models.Migration, migration_id)
-                task = (TaskState.EVACUATING if migration is not None
-                        and migration.migration_type == models.EVACUATION
-                        else TaskState.RESIZE_PREP)
+                task = _PLACING_TASK.get(migration.migration_type if migration else "",
+                                         TaskState.RESIZE_PREP)
                 if row is None or row.task_state != task or migration is None \
                         or migration.status != models.MigrationStatus.PRE_MIGRATING:
                     raise exception.InvalidState(

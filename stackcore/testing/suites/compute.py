@@ -21,7 +21,7 @@ What is checked, by feature:
   cleanup) ran;
 * every capability (``pause``, ``suspend``, ``console_output``, ``snapshot``,
   ``live_snapshot``, ``rescue``, ``attach_volume``, ``extend_volume``, ``plug_vifs``,
-  ``resize``, ``boot_from_volume``) by behaviour, whatever is
+  ``resize``, ``boot_from_volume``, ``live_migration``) by behaviour, whatever is
   declared (``rescue``: ``get_info`` says ``rescued`` and running, unrescue undoes it,
   twice is fine, a rescued instance is destroyed with all it made):
   pause/suspend must reach the state ``get_info`` reports and come back (a ``pause`` that
@@ -29,8 +29,10 @@ What is checked, by feature:
   in the format the contract names (``snapshot`` of a stopped instance; ``live_snapshot`` of
   a running one, which must still run); ``resize`` on one host: power states through
   migrate/finish/revert/confirm, listed once throughout, the rollbacks the manager runs
-  keep the instance, a smaller disk refused; ``boot_from_volume``: a root volume holding the
-  image boots with no image file, ``destroy`` leaves the volume's data alone, two root
+  keep the instance, a smaller disk refused; ``live_migration`` on one host: the
+  destination's preparation and its rollback leave nothing, an instance already here is
+  refused, an abort with nothing in progress is InvalidState; ``boot_from_volume``: a root
+  volume holding the image boots with no image file, ``destroy`` leaves the volume's data alone, two root
   volumes or one off ``/dev/vda`` refused.
 
 Everything a test creates is destroyed right after it, and that check is part of the test: an
@@ -611,6 +613,50 @@ class TestComputeCapabilities:
             check.step(attempt, lambda: compute_driver.confirm_migration(old, []))
             expect_state(compute_driver, new, PowerState.RUNNING, f"after {attempt}")
             _listed_once(compute_driver, new, f"after {attempt}")
+
+    @pytest.mark.capability("live_migration")
+    def test_live_migration_preparation_and_rollback_leave_nothing(
+        self, compute_driver: HypervisorDriver, make_instance: Any
+    ) -> None:
+        """The destination's side of a live migration that fails, on one host: for an
+        instance this host does not have, pre_live_migration returns JSON-able
+        migrate_data, and rollback_live_migration_at_destination (twice, and with the
+        ``{}`` the manager passes when pre_live_migration failed) leaves nothing listed;
+        pre_live_migration of an instance this host already runs is refused (Invalid) and
+        leaves it running; live_migration_abort with no migration in progress is
+        InvalidState; post_live_migration of an instance that is not here succeeds. (The
+        move itself needs two backends: the manager's tests drive it on the fake, the
+        driver's functional tests on two real hypervisors.)"""
+        needs(compute_driver, "live_migration")
+        running = _spawned(compute_driver, make_instance)
+        arriving = make_instance()
+        data = check.step("pre_live_migration() of an instance from another host",
+                          lambda: compute_driver.pre_live_migration(arriving, [], [], None))
+        _json_round_trip(data, "pre_live_migration()'s migrate_data")
+        carried = json.loads(json.dumps(data))  # as the migration row keeps it
+        for attempt, given in (("rollback_live_migration_at_destination()", carried),
+                               ("a second rollback_live_migration_at_destination()", carried),
+                               ("rollback_live_migration_at_destination() with {}", {})):
+            check.step(attempt, functools.partial(
+                compute_driver.rollback_live_migration_at_destination, arriving, [], [],
+                given))
+            listed = check.step(f"list_instances() after {attempt}",
+                                compute_driver.list_instances)
+            check.that(arriving.uuid not in listed, f"instance {arriving.uuid} after "
+                       f"{attempt}", "not listed", listed)
+        check.raises(exception.Invalid,
+                     lambda: compute_driver.pre_live_migration(running, [], [], None),
+                     "pre_live_migration() of an instance this host already runs")
+        expect_state(compute_driver, running, PowerState.RUNNING,
+                     "after the refused pre_live_migration()")
+        _listed_once(compute_driver, running, "after the refused pre_live_migration()")
+        check.raises(exception.InvalidState,
+                     lambda: compute_driver.live_migration_abort(running),
+                     "live_migration_abort() with no live migration in progress")
+        expect_state(compute_driver, running, PowerState.RUNNING,
+                     "after the refused live_migration_abort()")
+        check.step("post_live_migration() of an instance that is not here",
+                   lambda: compute_driver.post_live_migration(arriving, [], [], {}))
 
     @pytest.mark.capability("resize")
     def test_resize_rollbacks_keep_the_instance(

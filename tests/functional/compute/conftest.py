@@ -346,3 +346,25 @@ def private_libvirtd(tmp_path: Any) -> Iterator[PrivateLibvirtd]:
         for pid in leftover:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+# --- two libvirtds as two compute hosts, for live migration --------------------------------
+
+from .libvirt_pair import LabError, LabLibvirtd, lab_pair  # noqa: E402
+
+
+@pytest.fixture
+def libvirtd_pair(tmp_path: Any) -> Iterator[tuple[LabLibvirtd, LabLibvirtd]]:
+    """Hosts "a" and "b": two started libvirtds, each in its own mount and network namespace
+    on the lab bridge with its own address and host UUID (tests/functional/compute/
+    libvirt_pair.py). Everything - domains, QEMUs, daemons, namespaces, veths - is removed at
+    teardown, also when the test failed; a set-up or teardown problem fails the test with
+    the reason and the daemon's log."""
+    backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt")  # the packages come with that service
+    bridge = backend_env("STACKCORE_TEST_LAB_BRIDGE", "postgres")
+    cidr = backend_env("STACKCORE_TEST_LAB_CIDR", "postgres")
+    try:
+        with lab_pair(tmp_path / "pair", bridge, cidr) as pair:
+            yield pair
+    except LabError as err:
+        pytest.fail(str(err), pytrace=False)

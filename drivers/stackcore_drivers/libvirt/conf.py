@@ -128,6 +128,46 @@ OPTS: list[cfg.Opt] = [
         help="Seconds to reach the Ceph cluster (and per monitor/OSD operation) for root "
         "disks; 0: librados's defaults (which wait indefinitely).",
     ),
+    cfg.StrOpt(
+        "live_migration_inbound_addr",
+        help="Address other compute hosts send a live-migrating guest's memory and disks to "
+        "(QEMU's migration stream and the NBD server of a block migration listen on it). "
+        "Unset: [compute] my_ip.",
+    ),
+    cfg.StrOpt(
+        "live_migration_connection_uri",
+        help="libvirt URI another host's compute service opens to reach this host's libvirtd "
+        "for a live migration (the migration is driven by the source's compute service, "
+        "talking to both daemons), e.g. qemu+tcp://kvm-2/system or qemu+ssh://kvm-2/system. "
+        "Unset: connection_uri (right when the compute services share this machine).",
+    ),
+    cfg.IntOpt(
+        "live_migration_downtime",
+        default=500,
+        min=100,
+        help="Longest pause (ms) of the guest QEMU may take to switch a live migration over "
+        "(it copies the last dirty memory while the guest is paused). Nova's default.",
+    ),
+    cfg.IntOpt(
+        "live_migration_bandwidth",
+        default=0,
+        min=0,
+        help="Most MiB/s a live migration may use; 0: as much as the link gives.",
+    ),
+    cfg.IntOpt(
+        "live_migration_completion_timeout",
+        default=800,
+        min=0,
+        help="Seconds per GiB of guest memory (and of a block migration's local disks) a "
+        "live migration may take before it is aborted (the guest keeps running on the "
+        "source); 0: no limit. Nova's default.",
+    ),
+    cfg.BoolOpt(
+        "live_migration_permit_auto_converge",
+        default=False,
+        help="Let QEMU slow a guest's vCPUs down when its memory changes faster than it is "
+        "copied, so that the migration can end.",
+    ),
     cfg.IntOpt(
         "console_log_max_bytes",
         default=100 * 1024,

@@ -189,6 +189,16 @@ def ownership(domain: ET.Element) -> Ownership | None:
     return Ownership(uuid=uuid, host=record.findtext(_q("host")) or "")
 
 
+def set_owner_host(domain: ET.Element, host: str) -> bool:
+    """Record ``host`` as the compute host a parsed domain belongs to (a live migration's
+    destination); False if the domain has no stackcore ownership record."""
+    record = domain.find(f"metadata/{_q('instance')}/{_q('host')}")
+    if record is None:
+        return False
+    record.text = xml_text(host)
+    return True
+
+
 def boot_volume(domain: ET.Element) -> str | None:
     """The id of the volume a parsed domain boots from (``""`` if it was not given), or None
     when its root disk is the driver's own (made from an image)."""

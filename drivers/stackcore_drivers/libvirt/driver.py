@@ -50,7 +50,15 @@ from stackcore.compute import (
     RebootType,
     snapshot_format,
 )
-from stackcore_drivers.libvirt import domain_xml, host, images, rbd_disk, vif, volume
+from stackcore_drivers.libvirt import (
+    domain_xml,
+    host,
+    images,
+    live_migration,
+    rbd_disk,
+    vif,
+    volume,
+)
 from stackcore_drivers.libvirt.connection import Connection
 
 if TYPE_CHECKING:
@@ -176,6 +184,7 @@ class LibvirtDriver(HypervisorDriver):
         "extend_volume": True,
         "resize": True,
         "boot_from_volume": True,
+        "live_migration": True,
     }
 
     def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
@@ -204,6 +213,9 @@ class LibvirtDriver(HypervisorDriver):
                 self.opts.rbd_secret_uuid, self.opts.rbd_connect_timeout)
         self._settings: domain_xml.DomainSettings | None = None
         self._settings_lock = threading.Lock()
+        #: live migrations running from this host, by instance uuid (for an abort)
+        self._migrations: dict[str, live_migration.Job] = {}
+        self._migrations_lock = threading.Lock()
 
     @classmethod
     def list_opts(cls) -> list[tuple[str, Sequence[cfg.Opt]]]:
@@ -331,7 +343,9 @@ class LibvirtDriver(HypervisorDriver):
         if not self.is_test_driver:
             return missing
         reason = "libvirt's test driver (test:///default) has no device hot-plug"
-        return {**missing, "attach_volume": reason, "plug_vifs": reason}
+        return {**missing, "attach_volume": reason, "plug_vifs": reason,
+                "live_migration": "libvirt's test driver (test:///default) cannot migrate "
+                                  "a domain to another host"}
 
     def init_host(self, host: str) -> None:
         os.makedirs(self.instances_path, exist_ok=True)
@@ -1045,6 +1059,198 @@ class LibvirtDriver(HypervisorDriver):
                                                 "vda", "virtio")
             self._define_and_start(conn, instance, root, self._console_log(instance.uuid),
                                    volumes, vifs, power_on)
+
+    # --- live migration (stackcore_drivers.libvirt.live_migration) -----------------------
+    # Each host has its own instances_path: the destination makes the directory, an empty
+    # overlay on its own cached copy of the image (a block migration) and its own
+    # connection of each volume; the source's domain XML is rewritten to those
+    # (live_migration.dest_document). Root disks in Ceph (images_type = rbd) and boot
+    # volumes are shared storage: nothing of them is copied. A local root disk on storage
+    # both hosts share (an NFS instances_path) is not supported: block_migration False for
+    # one is refused before anything is made.
+
+    def _host_uuid(self, conn: Any) -> str:
+        return str(domain_xml.parse(conn.getCapabilities()).findtext("host/uuid") or "")
+
+    def _inbound_addr(self) -> str:
+        addr = self.opts.live_migration_inbound_addr
+        if not addr:
+            try:
+                addr = self.conf.compute.my_ip
+            except (AttributeError, KeyError):  # a driver built outside a cloud (the kit)
+                addr = None
+        if not addr:
+            raise exception.ConfigError(
+                "[libvirt] live_migration_inbound_addr is unset and so is [compute] my_ip: "
+                "no address for other hosts to send a live-migrating guest to")
+        return str(addr)
+
+    def pre_live_migration(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], block_migration: bool | None,
+    ) -> Mapping[str, Any]:
+        boot, volumes = block_devices(instance.uuid, block_device_info)
+        for item in network_info:
+            vif.parse(item)  # a VIF this host cannot wire is refused before anything is made
+        shared_root = boot is not None or self.rbd_disks is not None or self.is_test_driver
+        if block_migration is False and not shared_root:
+            raise exception.Invalid(
+                "block_migration", f"instance {instance.uuid} has a local root disk: a live "
+                "migration between hosts of the libvirt driver copies it (shared "
+                "instances_path is not supported)", block_migration)
+        with self._translated("pre_live_migration", instance):
+            conn = self._conn()
+            if self._find(conn, instance.uuid) is not None \
+                    or self._lookup(conn, uuid=instance.uuid) is not None:
+                raise exception.Invalid(
+                    "instance", f"libvirt on {self.host} already has a domain for instance "
+                    f"{instance.uuid}", instance.uuid)
+            settings = self._settings_for(conn)
+            directory = self._instance_dir(instance.uuid)
+            root_disk = None
+            secrets: list[Any] = []
+            try:
+                os.makedirs(directory, exist_ok=True)
+                if not shared_root:
+                    root_disk = os.path.join(directory, ROOT_DISK)
+                    images.create_overlay(instance.image.path, instance.image.disk_format,
+                                          root_disk, instance.flavor.disk_gb * host.GiB)
+                disks = {spec.target_dev: domain_xml.to_string(
+                    spec.element(self._define_secret(conn, spec, secrets)))
+                    for spec in volumes}
+                if boot is not None:
+                    disks[boot.disk.target_dev] = domain_xml.to_string(
+                        boot.disk.element(self._define_secret(conn, boot.disk, secrets)))
+                host_uuid = "" if self.is_test_driver else self._host_uuid(conn)
+            except BaseException:
+                self._remove_secrets(conn, volume.secret_usage_prefix(instance.uuid))
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+        return {
+            "host": self.host,
+            "uri": self.opts.live_migration_connection_uri or self.opts.connection_uri,
+            "address": "" if self.is_test_driver else self._inbound_addr(),
+            "host_uuid": host_uuid,
+            "virt_type": settings.domain_type,
+            "instance_dir": directory,
+            "root_disk": root_disk,
+            "block_migration": root_disk is not None,
+            "volumes": disks,
+        }
+
+    def live_migration(
+        self, instance: Instance, dest_host: str, migrate_data: Mapping[str, Any],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> Mapping[str, Any]:
+        import libvirt
+        if self.is_test_driver:
+            raise exception.CapabilityNotSupported(type(self).__name__, "live_migration")
+        job = live_migration.Job(instance.uuid)
+        with self._with_domain("live_migration", instance) as dom:
+            conn = self._conn()
+            if self._state(dom) not in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED):
+                raise exception.InvalidState(
+                    f"instance {instance.uuid} does not run on {self.host}: only a running "
+                    "or paused instance migrates live", state=str(self._state(dom)))
+            if migrate_data.get("host_uuid") == self._host_uuid(conn):
+                raise exception.Invalid(
+                    "host", f"{dest_host} is the same libvirt host as {self.host} (host "
+                    f"uuid {migrate_data.get('host_uuid')})", dest_host)
+            if migrate_data.get("virt_type") != self._settings_for(conn).domain_type:
+                raise exception.Invalid(
+                    "host", f"{dest_host} runs {migrate_data.get('virt_type')} guests, "
+                    f"{self.host} {self._settings_for(conn).domain_type}", dest_host)
+            block = bool(migrate_data.get("block_migration"))
+            document = live_migration.dest_document(
+                dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE),
+                source_dir=self._instance_dir(instance.uuid),
+                dest_dir=str(migrate_data["instance_dir"]), dest_host=dest_host,
+                volumes=dict(migrate_data.get("volumes") or {}))
+            address = str(migrate_data["address"])
+            params: dict[str, Any] = {
+                libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{address}",
+                libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: address,
+                libvirt.VIR_MIGRATE_PARAM_DEST_XML: document,
+                libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: document,
+            }
+            flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST
+                     | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+            if block:
+                # only the overlay: the destination's own cache holds the same base image
+                flags |= libvirt.VIR_MIGRATE_NON_SHARED_INC
+                params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = ["vda"]
+            if self.opts.live_migration_bandwidth:
+                params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = \
+                    self.opts.live_migration_bandwidth
+            if self.opts.live_migration_permit_auto_converge:
+                flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
+            gib = max(1.0, (instance.flavor.ram_mb / 1024)
+                      + (instance.flavor.disk_gb if block else 0))
+            timeout = self.opts.live_migration_completion_timeout * gib
+            with self._migrations_lock:
+                self._migrations[instance.uuid] = job
+            try:
+                dconn = libvirt.open(str(migrate_data["uri"]))
+                try:
+                    _, figures = live_migration.run(
+                        dom, dconn, params, flags, job,
+                        downtime_ms=self.opts.live_migration_downtime, timeout_s=timeout)
+                finally:
+                    dconn.close()
+            finally:
+                with self._migrations_lock:
+                    self._migrations.pop(instance.uuid, None)
+        return figures
+
+    def live_migration_abort(self, instance: Instance) -> None:
+        with self._migrations_lock:
+            job = self._migrations.get(instance.uuid)
+        if job is None:
+            raise exception.InvalidState(
+                f"no live migration of instance {instance.uuid} runs from {self.host}",
+                state="not-migrating")
+        job.abort.set()
+
+    def post_live_migration_at_destination(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """The domain arrived persistent (VIR_MIGRATE_PERSIST_DEST) and owned by this host
+        (the source rewrote its record): checked; defined again if it is not persistent."""
+        with self._with_domain("post_live_migration_at_destination", instance) as dom:
+            if not dom.isPersistent():
+                self._conn().defineXML(dom.XMLDesc(0))
+
+    def post_live_migration(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], migrate_data: Mapping[str, Any],
+    ) -> None:
+        """The domain left (undefined here by VIR_MIGRATE_UNDEFINE_SOURCE); its directory
+        (the overlay a block migration copied, the console log) and secrets go. An RBD root
+        disk or a boot volume is the destination's now: never touched."""
+        with self._translated("post_live_migration", instance):
+            conn = self._conn()
+            dom = self._find(conn, instance.uuid)
+            if dom is not None:
+                if dom.isActive():
+                    raise exception.DriverError(
+                        f"instance {instance.uuid} still runs on {self.host} after its live "
+                        "migration: left alone", instance=instance.uuid)
+                self._undefine(dom)
+            self._remove_secrets(conn, volume.secret_usage_prefix(instance.uuid))
+        shutil.rmtree(self._instance_dir(instance.uuid), ignore_errors=True)
+
+    def rollback_live_migration_at_destination(
+        self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
+        block_device_info: Sequence[Mapping[str, Any]], migrate_data: Mapping[str, Any],
+    ) -> None:
+        """What pre_live_migration made: a half-arrived domain (libvirt removes it itself
+        when the migration fails; after a crash it may stay), the secrets, the directory
+        (this host's own: never shared with the source)."""
+        with self._translated("rollback_live_migration_at_destination", instance):
+            conn = self._conn()
+            self._remove(conn, instance.uuid, destroy_disks=False)
+        shutil.rmtree(self._instance_dir(instance.uuid), ignore_errors=True)
 
     # --- volumes ---------------------------------------------------------------------------
 

@@ -39,6 +39,9 @@ def test_compute_conformance_suite_passes_on_the_test_driver(tmp_path: Any) -> N
     # libvirt's test driver has no device hot-plug: the driver says so
     # (unavailable_features) and the kit skips exactly those capabilities, with the reason.
     hotplug = {"attach_volume", "plug_vifs"}
+    # nor can it migrate a domain to another host (live_migration: skipped with the reason)
+    assert outcomes.pop("live_migration") == "skip", outcomes
+    assert "cannot migrate" in report["features"]["live_migration"]["reasons"][0], report
     # snapshots are cold (the manager suspends a running guest): live_snapshot is not
     # declared, and its test fails as expected
     assert outcomes.pop("live_snapshot") == "unsupported", outcomes

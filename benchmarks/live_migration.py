@@ -15,15 +15,18 @@ and the median of each figure is reported:
   (``virsh migrate`` alone reported too); downtime: ``Total downtime`` of
   ``virsh domjobinfo --completed`` on the destination (the pause between the last memory
   pass on the source and the resume on the destination, as QEMU measured it);
-* **framework** (to come: :func:`framework_migrate`): ``cloud.compute.live_migrate_server``
-  on an embedded cloud whose two compute hosts' libvirt drivers use the two daemons; the
-  same guest, total and downtime measured the same way, judged against the raw figures of
-  the same run.
-
-Until the framework side exists, ``--raw-only`` runs and prints the raw figures alone.
+* **framework** (:class:`FrameworkSide`): ``cloud.compute.live_migrate_server`` (it
+  returns once the server is ACTIVE on the destination with no task: the source cleaned
+  up, the claims moved) on a deployment of the core whose two compute hosts' libvirt
+  drivers use the two daemons (tests/functional/compute/pair_cloud.py: API and compute
+  services in one process each, over RabbitMQ); the same idle guest, its root disk the
+  qcow2 overlay a compute host makes on a ``--disk-mib`` MiB image (the overlay is
+  copied). Downtime as libvirt reports it for the completed job on the destination (the
+  driver records it with the migration). Judged against the raw figures of the same run,
+  the two sides alternating round by round.
 
     . /var/lib/stackcore-backends/env.sh
-    .venv/bin/python benchmarks/live_migration.py --raw-only [--rounds 6] [--memory-mib 256]
+    .venv/bin/python benchmarks/live_migration.py [--rounds 6] [--memory-mib 256] [--raw-only]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +51,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import libvirt  # noqa: E402
 
+from stackcore.compute import models  # noqa: E402
 from tests.functional.compute import libvirt_pair as lab  # noqa: E402
+from tests.functional.compute.pair_cloud import HOSTS, PairDeployment  # noqa: E402
 
 
 def env(name: str) -> str:
@@ -112,24 +118,59 @@ def raw_migrate(source: lab.LabLibvirtd, dest: lab.LabLibvirtd, name: str,
     return end - start, end - migrate_start, _ms(job["Total downtime"])
 
 
-def framework_migrate(cloud: Any, server_id: str, host: str,
-                      block_migration: bool = True) -> tuple[float, float]:
-    """THE HOOK OF THE FRAMEWORK SIDE (not implemented yet: raises NotImplementedError).
+class FrameworkSide:
+    """The framework's side: a :class:`PairDeployment` (API + one compute process per lab
+    host, over a RabbitMQ virtual host of its own and an SQLite database) on the same two
+    daemons, with the same idle guest (``--memory-mib``; its root disk a qcow2 overlay on a
+    ``--disk-mib`` MiB image, what a compute host makes), moved with
+    ``cloud.compute.live_migrate_server`` (block migration: the overlay is copied)."""
 
-    To move ``server_id`` live to the compute host ``host`` through the framework:
-    ``cloud.compute.live_migrate_server(server_id, host=host, block_migration=...)`` (it
-    waits until the server is ACTIVE again), timed from the call to its return, on an
-    embedded ``cloud`` whose two compute hosts are the pair of this benchmark - each host's
-    libvirt driver with ``connection_uri`` = its daemon's :attr:`LabLibvirtd.uri`,
-    ``instances_path`` = its :attr:`LabLibvirtd.instances_path`, ``virt_type`` =
-    ``STACKCORE_TEST_VIRT_TYPE``, and the address the migration stream and the NBD copy go
-    to = its :attr:`LabLibvirtd.address` - booted with the same idle guest (memory, disk) as
-    the raw side. Returns (total seconds, downtime ms), the downtime read as the raw side's:
-    the completed job of the domain on the destination daemon (``virsh domjobinfo
-    --completed``, or ``dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED)["downtime"]``).
-    """
-    raise NotImplementedError(
-        "the framework side of live migration is not written yet: run with --raw-only")
+    def __init__(self, work: Path, pair: tuple[lab.LabLibvirtd, lab.LabLibvirtd],
+                 memory_mib: int, disk_mib: int, virt_type: str) -> None:
+        base = env("STACKCORE_TEST_RABBIT_URL")
+        self.vhost = f"stackcore-bench-{uuid.uuid4().hex[:12]}"
+        user = urllib.parse.urlsplit(base).username or "guest"
+        for command in (["add_vhost", self.vhost],
+                        ["set_permissions", "-p", self.vhost, user, ".*", ".*", ".*"]):
+            subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True,
+                           timeout=120)
+        self.deployment = PairDeployment(
+            work / "framework", pair, base.rstrip("/") + "/" + self.vhost,
+            f"sqlite:///{work / 'framework.sqlite'}", virt_type)
+        api = self.deployment.api.compute
+        image = work / "framework-image.qcow2"
+        lab.create_disk(image, disk_mib)
+        api.create_flavor("bench", vcpus=1, ram_mb=memory_mib, disk_gb=1)
+        api.register_image("bench", str(image), disk_format="qcow2",
+                           properties={"architecture": "x86_64"}, visibility="public")
+        server = api.create_server("lm-bench", "bench", "bench")
+        if server.status != "ACTIVE":
+            raise RuntimeError(f"the framework's guest did not boot: {server.fault}")
+        self.server_id = server.id
+
+    def migrate(self) -> tuple[float, float, str, str]:
+        """Move the guest to the other host: (total s, downtime ms, from, to)."""
+        api = self.deployment.api.compute
+        source = api.get_server(self.server_id).host
+        dest = next(h for h in HOSTS if h != source)
+        start = time.perf_counter()
+        moved = api.live_migrate_server(self.server_id, host=dest, block_migration=True)
+        total = time.perf_counter() - start
+        if (moved.status, moved.host) != ("ACTIVE", dest):
+            raise RuntimeError(f"framework move to {dest} ended {moved.status} on "
+                               f"{moved.host}: {moved.fault}")
+        latest = api.list_server_migrations(self.server_id)[-1]
+        with self.deployment.api.db.read() as session:
+            figures = dict(session.get(models.Migration, latest.id).disk_info["figures"])
+        return total, float(figures["downtime_ms"]), source, dest
+
+    def close(self) -> None:
+        try:
+            self.deployment.api.compute.delete_server(self.server_id)
+        finally:
+            self.deployment.close()
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost],
+                           capture_output=True, timeout=120, check=False)
 
 
 def boot(host: lab.LabLibvirtd, memory_mib: int, disk_mib: int, virt_type: str) -> str:
@@ -166,58 +207,78 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--warm-up", type=int, default=1, help="untimed moves first")
     parser.add_argument("--memory-mib", type=int, default=256)
     parser.add_argument("--disk-mib", type=int, default=64)
-    parser.add_argument("--raw-only", action="store_true",
-                        help="the raw side alone (the framework side is not written yet)")
+    parser.add_argument("--raw-only", action="store_true", help="the raw side alone")
     parser.add_argument("--smoke", action="store_true", help="2 rounds, no warm-up")
     args = parser.parse_args(argv)
     if args.smoke:
         args.rounds, args.warm_up = 2, 0
-    if not args.raw_only:
-        parser.error("the framework side (framework_migrate) is not written yet: run with "
-                     "--raw-only")
     virt_type = env("STACKCORE_TEST_VIRT_TYPE")
     bridge, cidr = env("STACKCORE_TEST_LAB_BRIDGE"), env("STACKCORE_TEST_LAB_CIDR")
     work = Path(tempfile.mkdtemp(prefix="live-migration-bench-", dir=os.environ.get("TMPDIR")))
-    raw = Figures()
+    raw, framework = Figures(), Figures()
     try:
         with lab.lab_pair(work / "pair", bridge, cidr) as (a, b):
             name = boot(a, args.memory_mib, args.disk_mib, virt_type)
-            where = [a, b]
-            for round_ in range(args.warm_up + args.rounds):
-                source, dest = where
-                total, migrate, downtime = raw_migrate(source, dest, name, work)
-                running_on(dest, name)
-                where.reverse()
-                if round_ < args.warm_up:
-                    continue
-                raw.total_s.append(total)
-                raw.migrate_s.append(migrate)
-                raw.downtime_ms.append(downtime)
-                print(f"  raw {source.name} -> {dest.name}: total {total * 1000:.0f} ms "
-                      f"(virsh migrate {migrate * 1000:.0f} ms), downtime {downtime:.0f} ms",
-                      flush=True)
+            side = None if args.raw_only else FrameworkSide(
+                work, (a, b), args.memory_mib, args.disk_mib, virt_type)
+            try:
+                where = [a, b]
+                # the two sides alternate, round by round: a busy moment hits both
+                for round_ in range(args.warm_up + args.rounds):
+                    source, dest = where
+                    total, migrate, downtime = raw_migrate(source, dest, name, work)
+                    running_on(dest, name)
+                    where.reverse()
+                    timed = round_ >= args.warm_up
+                    if timed:
+                        raw.total_s.append(total)
+                        raw.migrate_s.append(migrate)
+                        raw.downtime_ms.append(downtime)
+                        print(f"  raw {source.name} -> {dest.name}: total {total * 1000:.0f} "
+                              f"ms (virsh migrate {migrate * 1000:.0f} ms), downtime "
+                              f"{downtime:.0f} ms", flush=True)
+                    if side is None:
+                        continue
+                    f_total, f_downtime, f_from, f_to = side.migrate()
+                    if timed:
+                        framework.total_s.append(f_total)
+                        framework.downtime_ms.append(f_downtime)
+                        print(f"  framework {f_from} -> {f_to}: total "
+                              f"{f_total * 1000:.0f} ms, downtime {f_downtime:.0f} ms",
+                              flush=True)
+            finally:
+                if side is not None:
+                    side.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     medians = raw.medians()
     what = (f"idle {args.memory_mib} MiB guest, {args.disk_mib} MiB local qcow2 copied, "
             f"median of {args.rounds}")
-    print(f"live migration ({what}): raw qemu-img create + virsh migrate "
-          f"{medians['total_ms']:.0f} ms (virsh migrate alone {medians['migrate_ms']:.0f} ms), "
-          f"downtime {medians['downtime_ms']:.0f} ms; framework: not measured (--raw-only)",
-          flush=True)
-    return {
+    result: dict[str, Any] = {
         "memory_mib": args.memory_mib, "disk_mib": args.disk_mib, "rounds": args.rounds,
         "raw": medians,
         "rounds_ms": {"raw_total": [round(x * 1000) for x in raw.total_s],
                       "raw_migrate": [round(x * 1000) for x in raw.migrate_s],
-                      "raw_downtime": raw.downtime_ms},
-        "summary": {
-            "text": f"raw virsh live block migration {medians['total_ms']:.0f} ms, downtime "
-                    f"{medians['downtime_ms']:.0f} ms ({what}); framework not measured",
-            "goal": "framework against raw: not judged until the framework side exists",
-            "met": None,
-        },
-    }
+                      "raw_downtime": raw.downtime_ms}}
+    goal = "framework total < 1.10 x raw total (< 10 % overhead), same run"
+    if args.raw_only:
+        text = (f"raw virsh live block migration {medians['total_ms']:.0f} ms, downtime "
+                f"{medians['downtime_ms']:.0f} ms ({what}); framework not measured "
+                "(--raw-only)")
+        result["summary"] = {"text": text, "goal": goal, "met": None}
+    else:
+        fw = framework.medians()
+        ratio = fw["total_ms"] / medians["total_ms"]
+        result["framework"] = fw
+        result["rounds_ms"].update(
+            framework_total=[round(x * 1000) for x in framework.total_s],
+            framework_downtime=framework.downtime_ms)
+        text = (f"framework {fw['total_ms']:.0f} ms (downtime {fw['downtime_ms']:.0f} ms) / "
+                f"raw {medians['total_ms']:.0f} ms (downtime {medians['downtime_ms']:.0f} ms) "
+                f"= {ratio:.2f}x ({what})")
+        result["summary"] = {"text": text, "goal": goal, "met": ratio < 1.10}
+    print(f"live migration: {result['summary']['text']}", flush=True)
+    return result
 
 
 if __name__ == "__main__":

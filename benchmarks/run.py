@@ -31,7 +31,8 @@ from typing import Any
 #: ones: ml2_vxlan runs the former inside Neutron's own virtualenv, lvm_guest the latter.)
 BENCHMARKS = ["rpc_dispatch", "import_time", "authz_quota", "boot_delete", "ml2_vxlan",
               "scheduler_vs_nova", "scheduler_claims", "image_store", "volume_overhead",
-              "server_snapshot", "dhcp_agent", "security_groups", "lvm_guest"]
+              "server_snapshot", "live_migration", "dhcp_agent", "security_groups",
+              "lvm_guest"]
 
 #: The tiny size of each benchmark for the CI smoke test (the whole set in < 60 s).
 SMOKE: dict[str, list[str]] = {
@@ -46,6 +47,7 @@ SMOKE: dict[str, list[str]] = {
     "volume_overhead": ["--runs", "1", "--warm-up", "0"],
     "image_store": ["--smoke"],
     "server_snapshot": ["--smoke"],
+    "live_migration": ["--rounds", "1", "--warm-up", "0"],
     "dhcp_agent": ["--ports", "20", "--updates", "3"],
     "security_groups": ["--ports", "20", "--groups", "2", "--rules", "2"],
     "lvm_guest": ["--setup-only"],

@@ -1,9 +1,9 @@
 """Live migration through the core API between two real libvirtd hosts (tests/functional/
 compute/libvirt_pair.py: two daemons with their own host UUIDs, instance directories and
-network namespaces on the lab bridge). A deployment as in production: the API process
-(scheduler, volume, network) and one compute process per host, each its own ``stackcore.Cloud``
-with its own ``[libvirt]`` settings, talking over RabbitMQ (a virtual host of the test's own)
-and sharing a PostgreSQL database of the test's own.
+network namespaces on the lab bridge). A deployment as in production
+(tests/functional/compute/pair_cloud.py): the API process and one compute process per host,
+each its own ``stackcore.Cloud`` with its own ``[libvirt]`` settings, over RabbitMQ (a virtual
+host of the test's own) and a PostgreSQL database of the test's own.
 
 A running KVM guest with a local root disk moves with its disk copied (a block migration of
 the qcow2 overlay; both hosts back it onto the same image file): what its overlay held on
@@ -17,96 +17,28 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-import stackcore
 from stackcore.compute import models
 from tests.conftest import wait_until
 
 from .conftest import backend_env, libvirt, run
 from .libvirt_pair import LabLibvirtd
+from .pair_cloud import HOSTS, PairDeployment
 
 pytestmark = pytest.mark.real
 
-HOSTS = ("kvm-a", "kvm-b")
 #: a byte pattern written into the guest's disk through QEMU while it runs on the source
 PATTERN = 0xAB
 
 
-class Deployment:
-    """The API process and the compute process of each lab host."""
-
-    def __init__(self, root: Path, pair: tuple[LabLibvirtd, LabLibvirtd], rabbit_url: str,
-                 pg_url: str) -> None:
-        self.pair = dict(zip(HOSTS, pair, strict=True))
-        self.base: dict[str, dict[str, Any]] = {
-            "DEFAULT": {"transport_url": rabbit_url, "report_interval": 1,
-                        "periodic_interval": 3600},
-            "database": {"connection": pg_url}}
-        self.clouds: list[stackcore.Cloud] = []
-        self.api = self._cloud(root / "api", services=("scheduler", "volume", "network"),
-                               fake_hosts=0)
-        for name, daemon in self.pair.items():
-            self._cloud(root / name, services=("compute",), extra={
-                "compute": {"driver": "libvirt", "hosts": [name]},
-                "libvirt": {"connection_uri": daemon.uri,
-                            "instances_path": str(daemon.instances_path),
-                            "virt_type": backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
-                            "live_migration_inbound_addr": daemon.address,
-                            "soft_reboot_timeout": 2, "shutdown_timeout": 2}})
-        wait_until(lambda: {h.host for h in self.api.compute.list_hosts() if h.up}
-                   >= set(HOSTS), 60, f"compute hosts {HOSTS} up")
-
-    def _cloud(self, state: Path, services: tuple[str, ...], fake_hosts: int | None = None,
-               extra: dict[str, dict[str, Any]] | None = None) -> stackcore.Cloud:
-        overrides = {**self.base, "DEFAULT": {**self.base["DEFAULT"],
-                                              "state_path": str(state)}, **(extra or {})}
-        kwargs: dict[str, Any] = {"overrides": overrides, "services": services}
-        if fake_hosts is not None:
-            kwargs["fake_hosts"] = fake_hosts
-        cloud = stackcore.Cloud(**kwargs)
-        self.clouds.append(cloud)
-        return cloud
-
-    def domains(self, host: str) -> dict[str, Any]:
-        """{name: (state, persistent, disk sources, owner host)} of the host's daemon."""
-        conn = libvirt.open(self.pair[host].uri)
-        try:
-            found = {}
-            for dom in conn.listAllDomains(0):
-                doc = dom.XMLDesc(0)
-                found[dom.name()] = (dom.state()[0], bool(dom.isPersistent()),
-                                     _disk_sources(doc), _owner_host(doc))
-            return found
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        for cloud in reversed(self.clouds):
-            cloud.close()
-
-
-def _disk_sources(document: str) -> list[str]:
-    from stackcore_drivers.libvirt import domain_xml
-
-    doc = domain_xml.parse(document)
-    return [s.get("file", "") for s in doc.findall("devices/disk/source") if s.get("file")]
-
-
-def _owner_host(document: str) -> str:
-    from stackcore_drivers.libvirt import domain_xml
-
-    owner = domain_xml.ownership(domain_xml.parse(document))
-    return owner.host if owner else ""
-
-
 @pytest.fixture
 def deployment(tmp_path: Path, libvirtd_pair: tuple[LabLibvirtd, LabLibvirtd],
-               rabbit_url: str, pg_url: str) -> Iterator[Deployment]:
-    found = Deployment(tmp_path, libvirtd_pair, rabbit_url, pg_url)
+               rabbit_url: str, pg_url: str) -> Iterator[PairDeployment]:
+    found = PairDeployment(tmp_path, libvirtd_pair, rabbit_url, pg_url,
+                           backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"))
     try:
         image = tmp_path / "blank.qcow2"
         run("qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M")
@@ -119,13 +51,13 @@ def deployment(tmp_path: Path, libvirtd_pair: tuple[LabLibvirtd, LabLibvirtd],
         found.close()
 
 
-def _allocations(deployment: Deployment) -> dict[str, str]:
+def _allocations(deployment: PairDeployment) -> dict[str, str]:
     with deployment.api.db.read() as session:
         return {a.instance_uuid: a.host for a in session.execute(
             sa.select(models.Allocation)).scalars()}
 
 
-def test_a_running_guest_moves_with_its_disk(deployment: Deployment) -> None:
+def test_a_running_guest_moves_with_its_disk(deployment: PairDeployment) -> None:
     api = deployment.api.compute
     server = api.create_server("live <vm> & 'moved'", "kvm.small", "blank")
     assert server.status == "ACTIVE", server.fault
@@ -172,7 +104,7 @@ def test_a_running_guest_moves_with_its_disk(deployment: Deployment) -> None:
     assert deployment.domains(source) == {} and _allocations(deployment) == {}
 
 
-def test_an_abort_leaves_the_guest_where_it_runs(deployment: Deployment) -> None:
+def test_an_abort_leaves_the_guest_where_it_runs(deployment: PairDeployment) -> None:
     """The move is slowed to 1 MiB/s so that it is still copying when the abort arrives
     (the guest has 256 MiB of memory): aborted, it keeps running on its host."""
     api = deployment.api.compute

@@ -1,0 +1,85 @@
+"""A deployment of the core on the two-libvirtd lab (:mod:`libvirt_pair`): the API process
+(scheduler, volume, network) and one compute process per lab host, each its own
+``stackcore.Cloud`` with its own ``[libvirt]`` settings (the host's daemon, instances
+directory and lab address), talking over a RabbitMQ virtual host and sharing one database -
+as in production, where each compute host runs its own service with its own configuration.
+
+Used by the live-migration functional tests and ``benchmarks/live_migration.py``; nothing
+here depends on pytest.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+import stackcore
+
+from .libvirt_pair import LabLibvirtd
+
+HOSTS = ("kvm-a", "kvm-b")
+
+
+class PairDeployment:
+    """The API process and the compute process of each lab host."""
+
+    def __init__(self, root: Path, pair: tuple[LabLibvirtd, LabLibvirtd], rabbit_url: str,
+                 database_url: str, virt_type: str) -> None:
+        self.pair = dict(zip(HOSTS, pair, strict=True))
+        self.base: dict[str, dict[str, Any]] = {
+            "DEFAULT": {"transport_url": rabbit_url, "report_interval": 1,
+                        "periodic_interval": 3600},
+            "database": {"connection": database_url}}
+        self.clouds: list[stackcore.Cloud] = []
+        self.api = self._cloud(root / "api", services=("scheduler", "volume", "network"),
+                               fake_hosts=0)
+        for name, daemon in self.pair.items():
+            self._cloud(root / name, services=("compute",), extra={
+                "compute": {"driver": "libvirt", "hosts": [name]},
+                "libvirt": {"connection_uri": daemon.uri,
+                            "instances_path": str(daemon.instances_path),
+                            "virt_type": virt_type,
+                            "live_migration_inbound_addr": daemon.address,
+                            "soft_reboot_timeout": 2, "shutdown_timeout": 2}})
+        deadline = time.monotonic() + 60
+        while {h.host for h in self.api.compute.list_hosts() if h.up} < set(HOSTS):
+            if time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"compute hosts {HOSTS} not reported up within 60 s")
+            time.sleep(0.2)
+
+    def _cloud(self, state: Path, services: tuple[str, ...], fake_hosts: int | None = None,
+               extra: dict[str, dict[str, Any]] | None = None) -> stackcore.Cloud:
+        overrides = {**self.base, "DEFAULT": {**self.base["DEFAULT"],
+                                              "state_path": str(state)}, **(extra or {})}
+        kwargs: dict[str, Any] = {"overrides": overrides, "services": services}
+        if fake_hosts is not None:
+            kwargs["fake_hosts"] = fake_hosts
+        cloud = stackcore.Cloud(**kwargs)
+        self.clouds.append(cloud)
+        return cloud
+
+    def domains(self, host: str) -> dict[str, Any]:
+        """{name: (state, persistent, disk sources, owner host)} of the host's daemon."""
+        from stackcore_drivers.libvirt import domain_xml
+
+        conn = libvirt.open(self.pair[host].uri)
+        try:
+            found = {}
+            for dom in conn.listAllDomains(0):
+                doc = domain_xml.parse(dom.XMLDesc(0))
+                owner = domain_xml.ownership(doc)
+                found[dom.name()] = (
+                    dom.state()[0], bool(dom.isPersistent()),
+                    [s.get("file", "") for s in doc.findall("devices/disk/source")
+                     if s.get("file")], owner.host if owner else "")
+            return found
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        for cloud in reversed(self.clouds):
+            cloud.close()

@@ -27,7 +27,10 @@ class PairDeployment:
     """The API process and the compute process of each lab host."""
 
     def __init__(self, root: Path, pair: tuple[LabLibvirtd, LabLibvirtd], rabbit_url: str,
-                 database_url: str, virt_type: str) -> None:
+                 database_url: str, virt_type: str,
+                 api_sections: dict[str, dict[str, Any]] | None = None) -> None:
+        """``api_sections``: more option groups of the API process (volume backends, image
+        stores)."""
         self.pair = dict(zip(HOSTS, pair, strict=True))
         self.base: dict[str, dict[str, Any]] = {
             "DEFAULT": {"transport_url": rabbit_url, "report_interval": 1,
@@ -35,7 +38,7 @@ class PairDeployment:
             "database": {"connection": database_url}}
         self.clouds: list[stackcore.Cloud] = []
         self.api = self._cloud(root / "api", services=("scheduler", "volume", "network"),
-                               fake_hosts=0)
+                               fake_hosts=0, extra=api_sections)
         for name, daemon in self.pair.items():
             self._cloud(root / name, services=("compute",), extra={
                 "compute": {"driver": "libvirt", "hosts": [name]},

@@ -28,30 +28,59 @@ class PairDeployment:
 
     def __init__(self, root: Path, pair: tuple[LabLibvirtd, LabLibvirtd], rabbit_url: str,
                  database_url: str, virt_type: str,
-                 api_sections: dict[str, dict[str, Any]] | None = None) -> None:
+                 api_sections: dict[str, dict[str, Any]] | None = None,
+                 service_down_time: int = 60) -> None:
         """``api_sections``: more option groups of the API process (volume backends, image
-        stores)."""
+        stores). Heartbeats go every second; a host is down ``service_down_time`` seconds
+        after its last (an evacuation test need not wait the default minute)."""
         self.pair = dict(zip(HOSTS, pair, strict=True))
         self.base: dict[str, dict[str, Any]] = {
             "DEFAULT": {"transport_url": rabbit_url, "report_interval": 1,
-                        "periodic_interval": 3600},
+                        "service_down_time": service_down_time, "periodic_interval": 3600},
             "database": {"connection": database_url}}
+        self.root, self.virt_type = root, virt_type
         self.clouds: list[stackcore.Cloud] = []
-        self.api = self._cloud(root / "api", services=("scheduler", "volume", "network"),
-                               fake_hosts=0, extra=api_sections)
-        for name, daemon in self.pair.items():
-            self._cloud(root / name, services=("compute",), extra={
-                "compute": {"driver": "libvirt", "hosts": [name]},
-                "libvirt": {"connection_uri": daemon.uri,
-                            "instances_path": str(daemon.instances_path),
-                            "virt_type": virt_type,
-                            "live_migration_inbound_addr": daemon.address,
-                            "soft_reboot_timeout": 2, "shutdown_timeout": 2}})
-        deadline = time.monotonic() + 60
-        while {h.host for h in self.api.compute.list_hosts() if h.up} < set(HOSTS):
+        #: the compute process of each host that runs now
+        self.compute: dict[str, stackcore.Cloud] = {}
+        try:
+            self.api = self._cloud(root / "api", services=("scheduler", "volume", "network"),
+                                   fake_hosts=0, extra=api_sections)
+            for name in HOSTS:
+                self.start(name)
+            self.await_hosts(set(HOSTS), up=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self, host: str) -> stackcore.Cloud:
+        """Start the compute process of ``host`` (its start-up reconciliation included)."""
+        daemon = self.pair[host]
+        self.compute[host] = self._cloud(self.root / host, services=("compute",), extra={
+            "compute": {"driver": "libvirt", "hosts": [host]},
+            "libvirt": {"connection_uri": daemon.uri,
+                        "instances_path": str(daemon.instances_path),
+                        "virt_type": self.virt_type,
+                        "live_migration_inbound_addr": daemon.address,
+                        "soft_reboot_timeout": 2, "shutdown_timeout": 2}})
+        return self.compute[host]
+
+    def stop(self, host: str) -> None:
+        """Stop the compute process of ``host`` (its daemon and guests keep running, as when
+        a compute service dies) and wait until the API sees the host down."""
+        cloud = self.compute.pop(host)
+        cloud.close()
+        self.clouds.remove(cloud)
+        self.await_hosts({host}, up=False)
+
+    def await_hosts(self, hosts: set[str], up: bool, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = {h.host: h.up for h in self.api.compute.list_hosts()}
+            if all(state.get(h, False) == up for h in hosts):
+                return
             if time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError(f"compute hosts {HOSTS} not reported up within 60 s")
+                raise RuntimeError(f"compute hosts {sorted(hosts)} not reported "
+                                   f"{'up' if up else 'down'} within {timeout} s: {state}")
             time.sleep(0.2)
 
     def _cloud(self, state: Path, services: tuple[str, ...], fake_hosts: int | None = None,

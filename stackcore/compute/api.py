@@ -762,19 +762,6 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             self._update_task(server_id, TaskState.IMAGE_SNAPSHOT, None)
         return image
 
-    def _refuse_volume_backed(self, server_id: str, action: str) -> None:
-        """Invalid when the server boots from a volume: ``action`` works on a local root disk
-        (made from an image, copied between hosts) that such a server does not have."""
-        with self.db.read() as session:
-            root = session.execute(sa.select(BlockDeviceMapping.volume_id).where(
-                BlockDeviceMapping.instance_uuid == server_id,
-                BlockDeviceMapping.boot_index == 0)).scalar_one_or_none()
-        if root is not None:
-            raise exception.Invalid(
-                "server_id", f"server {server_id} boots from volume {root}: {action} of a "
-                "volume-backed server is not supported (its root disk is the volume; use "
-                "cloud.volume for snapshots and backups of it)", server_id)
-
     def _check_boot_volume(self, boot_volume: Any, image: str | None,
                            flavor: Flavor) -> _RootVolume | None:
         """Validate ``create_server(boot_volume=..., image=...)``: which root volume, and
@@ -1371,14 +1358,33 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
     def rescue_server(self, server_id: str, image: str | None = None) -> Server:
         """ACTIVE or STOPPED -> RESCUED (task ``rescuing``): booted from ``image`` (default:
         the server's own image), its own root disk attached as the second disk for repair.
-        Capability ``rescue``."""
+        A volume-backed server keeps its root volume attached (the rescue disk boots
+        first); its default rescue image is the one its root volume was made from (Invalid
+        naming ``image`` when there is none). Capability ``rescue``."""
         validate.uuid_like("server_id", server_id)
-        self._refuse_volume_backed(server_id, "rescue")
         server = self.get_server(server_id)
         image_id = self.get_image(image).id if image is not None else server.image_id
+        if not image_id:
+            image_id = self._root_volume_image(server_id)
         self.compute_rpc.rescue_instance(self._host_of(server_id, "rescue"), server_id,
                                          image_id)
         return self.get_server(server_id)
+
+    def _root_volume_image(self, server_id: str) -> str:
+        """The image a volume-backed server's root volume was made from (its default rescue
+        image); Invalid naming ``image`` when it was made from none."""
+        with self.db.read() as session:
+            root = session.execute(sa.select(BlockDeviceMapping.volume_id).where(
+                BlockDeviceMapping.instance_uuid == server_id,
+                BlockDeviceMapping.boot_index == 0)).scalar_one_or_none()
+        made_from = None
+        if root is not None and self.volume is not None:
+            made_from = self.volume.get(root).image_id
+        if not made_from:
+            raise exception.Invalid(
+                "image", f"server {server_id} has no image to rescue it with (its root "
+                f"volume {root} was made from none): name a rescue image", None)
+        return str(made_from)
 
     @schemas.accepts(server_id=s.UUID)
     @policy.authorize("compute:server:unrescue")

@@ -720,11 +720,9 @@ class LibvirtDriver(HypervisorDriver):
         ``<serial>`` ``stackcore-rescue``) booted first (per-device boot order) and every other
         disk as it was; the original definition is kept in ``unrescue.xml`` for
         :meth:`unrescue`. A failure restores the original definition. A volume-backed
-        instance is refused (Invalid): its root disk is not the driver's to boot around."""
+        instance keeps its root volume as ``vda`` (its disk element, secret and all, is part
+        of the definition): the rescue disk, next free ``vdX``, boots before it."""
         import libvirt
-        with self._with_domain("rescue", instance) as dom:
-            # before the image checks: nothing about the image makes this possible
-            self._refuse_boot_volume(instance, self._boot_volume_of(dom), "rescue")
         if not self.is_test_driver:
             images.check_format(rescue_image.disk_format)
         if not os.path.isfile(rescue_image.path):

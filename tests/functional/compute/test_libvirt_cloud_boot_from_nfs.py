@@ -4,7 +4,9 @@ no NFS client): the volume service makes the root volume from the image as a fil
 share, the compute host exports it and the libvirt driver boots the domain from it. Checked
 where it happens: the domain's ``vda`` is the NFS file of that volume, the guest ran the
 image's code (console); a rebuild writes another image over the same file and the guest runs
-that; the server's delete removes the file from the share (``delete_on_termination``).
+that; a rescue boots a rescue image with the volume still attached as ``vda`` and an
+unrescue boots the volume again; the server's delete removes the file from the share
+(``delete_on_termination``).
 
 The Ceph counterpart is :mod:`.test_libvirt_cloud_boot_from_volume`."""
 
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.real
 
 LINES = [f"booted from an nfs root volume, line {i}" for i in range(1, 4)]
 NEW_LINES = [f"rebuilt on the nfs root volume, line {i}" for i in range(1, 4)]
+RESCUE_LINES = [f"rescue system next to the nfs root volume, line {i}" for i in range(1, 4)]
 
 
 @pytest.fixture
@@ -83,6 +86,17 @@ def _vda(server_id: str) -> tuple[str | None, str | None, str | None]:
     return disk.get("type"), source.get("protocol"), source.get("name")
 
 
+def _disk_targets(server_id: str) -> list[str]:
+    from stackcore_drivers.libvirt import domain_xml
+
+    conn = libvirt.open(backend_env("STACKCORE_TEST_LIBVIRT_URI", "libvirt"))
+    try:
+        doc = domain_xml.parse(conn.lookupByName(f"instance-{server_id}").XMLDesc(0))
+    finally:
+        conn.close()
+    return sorted(str(t.get("dev")) for t in doc.findall("devices/disk/target"))
+
+
 def _image(cloud: stackcore.Cloud, tmp_path: Any, name: str, lines: list[str]) -> str:
     sector = _boot_sector(lines)
     path = tmp_path / f"{name}.raw"
@@ -115,6 +129,23 @@ def test_a_server_boots_from_an_nfs_root_volume_and_is_rebuilt_on_it(
         [root.volume_id], "the root volume is kept"
     wait_until(lambda: NEW_LINES[-1] in cloud.compute.get_console_output(server.id), 60,
                "the rebuilt guest's last console line")
+
+    # stable rescue: the rescue image's code runs, the root volume still attached as vda
+    rescue = _image(cloud, tmp_path, "nfs-rescue", RESCUE_LINES)
+    rescued = cloud.compute.rescue_server(server.id, rescue)
+    rescued = cloud.compute.wait_for_server(server.id, ("RESCUED", "ERROR"), 60)
+    assert rescued.status == "RESCUED", rescued.fault
+    # (the API shows no console of a rescued server: the log file itself)
+    log = tmp_path / "state" / "instances" / server.id / "console.log"
+    wait_until(lambda: RESCUE_LINES[-1] in log.read_text(errors="replace"), 60,
+               "the rescue image's last console line")
+    kind, protocol, name = _vda(server.id)
+    assert (kind, protocol) == ("network", "nfs") and name is not None \
+        and name.endswith(f"volume-{root.volume_id}"), (kind, protocol, name)
+    unrescued = cloud.compute.unrescue_server(server.id)
+    unrescued = cloud.compute.wait_for_server(server.id, ("ACTIVE", "ERROR"), 60)
+    assert unrescued.status == "ACTIVE", unrescued.fault
+    assert _disk_targets(server.id) == ["vda"], _disk_targets(server.id)
 
     held = [f for f in os.listdir(directory) if root.volume_id in f]
     assert held == [f"volume-{root.volume_id}"], f"the share holds {held}"

@@ -188,22 +188,35 @@ def test_bad_boot_volume_requests_are_refused_and_nothing_is_made(
     assert _counts(cloud) == before, f"refused requests made rows: {before} -> {_counts(cloud)}"
 
 
-def test_actions_that_need_a_local_root_disk_are_refused_naming_the_server(
+def test_rescue_keeps_the_root_volume_and_defaults_to_its_image(
         make_cloud: Callable[..., stackcore.Cloud], boot_image: str) -> None:
+    """Nova's stable rescue of a volume-backed server: the root volume stays attached; the
+    default rescue image is the one the volume was made from, and a root volume made from
+    no image needs one named (refused naming ``image``, nothing changed)."""
     cloud = _cloud(make_cloud, boot_image)
     server = cloud.compute.create_server("bfv", "small", "img", boot_volume={})
     assert server.status == "ACTIVE", server.fault
+    [root] = cloud.compute.list_server_volumes(server.id)
 
-    actions: dict[str, Callable[[], Any]] = {
-        "rescue": lambda: cloud.compute.rescue_server(server.id, "img"),
-    }
-    for action, call in actions.items():
-        with pytest.raises(exception.Invalid) as refused:
-            call()
-        assert refused.value.field == "server_id" and server.id in str(refused.value) \
-            and action in str(refused.value), (action, refused.value)
-    after = cloud.compute.get_server(server.id)
+    rescued = cloud.compute.rescue_server(server.id)
+
+    assert (rescued.status, rescued.task_state, rescued.fault) == ("RESCUED", None, None)
+    domain = _domain(cloud, rescued.host, server.id)
+    assert domain.rescue_image == cloud.compute.get_image("img").id, domain
+    assert [v.volume_id for v in cloud.compute.list_server_volumes(server.id)] == \
+        [root.volume_id]
+    assert cloud.volume.get(root.volume_id).status == "in-use"
+    assert cloud.compute.unrescue_server(server.id).status == "ACTIVE"
+
+    blank = cloud.volume.create(1)
+    plain = cloud.compute.create_server("bfv-blank", "small", boot_volume=blank.id)
+    assert plain.status == "ACTIVE", plain.fault
+    with pytest.raises(exception.Invalid) as refused:
+        cloud.compute.rescue_server(plain.id)
+    assert refused.value.field == "image" and plain.id in str(refused.value), refused.value
+    after = cloud.compute.get_server(plain.id)
     assert (after.status, after.task_state, after.fault) == ("ACTIVE", None, None), after
+    assert cloud.compute.rescue_server(plain.id, "img").status == "RESCUED"
 
 
 def _write_root(cloud: stackcore.Cloud, volume_id: str, data: bytes) -> None:

@@ -455,7 +455,7 @@ def test_bad_boot_volume_mappings_are_refused_before_anything_is_made(
     assert not (tmp_path / "instances" / instance.uuid).exists()
 
 
-def test_snapshot_and_rescue_of_a_volume_backed_instance_are_refused(
+def test_snapshot_of_a_volume_backed_instance_is_refused_and_rescue_keeps_the_volume(
     driver: LibvirtDriver, bfv_image: Image, image: Image, file_volume: dict[str, Any],
     tmp_path: Any
 ) -> None:
@@ -469,9 +469,22 @@ def test_snapshot_and_rescue_of_a_volume_backed_instance_are_refused(
     assert not target.exists()
     driver.power_on(instance)
 
-    with pytest.raises(exception.Invalid, match="boots from volume v1: rescue is not"):
-        driver.rescue(instance, image)
+    root = domain_document(driver, instance).find("devices/disk/target[@dev='vda']/..")
+    assert root is not None
+    driver.rescue(instance, image)
+    assert driver.get_info(instance).rescued is True
+    rescued = domain_document(driver, instance)
+    disks = {d.find("target").get("dev"): d for d in rescued.findall("devices/disk")}
+    assert sorted(disks) == ["vda", "vdb"], sorted(disks)
+    def shape(disk: ET.Element) -> list[tuple[str, dict[str, str]]]:
+        return [(e.tag, dict(e.attrib)) for e in disk.iter()]
+
+    assert shape(disks["vda"]) == shape(root), "the root volume stays as it was"
+    assert disks["vdb"].find("boot").get("order") == "1", ET.tostring(disks["vdb"])
+    driver.unrescue(instance)
     assert driver.get_info(instance).rescued is False
+    assert [d.find("target").get("dev") for d in
+            domain_document(driver, instance).findall("devices/disk")] == ["vda"]
 
 
 def _vcpus(driver: LibvirtDriver, instance: Instance) -> int:

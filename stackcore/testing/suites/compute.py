@@ -32,8 +32,8 @@ What is checked, by feature:
   keep the instance, a smaller disk refused; ``live_migration`` on one host: the
   destination's preparation and its rollback leave nothing, an instance already here is
   refused, an abort with nothing in progress is InvalidState; ``boot_from_volume``: a root
-  volume holding the image boots with no image file, ``destroy`` leaves the volume's data alone, two root
-  volumes or one off ``/dev/vda`` refused.
+  volume holding the image boots with no image file, ``destroy`` leaves the volume's data
+  alone, two root volumes or one off ``/dev/vda`` refused.
 
 Everything a test creates is destroyed right after it, and that check is part of the test: an
 instance ``destroy`` left behind fails the test that made it.

@@ -1597,43 +1597,10 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                 f"{source} is up (heartbeat within [DEFAULT] service_down_time = "
                 f"{self.conf.service_down_time} s) and the server would run twice; fence "
                 f"{source} (stop its compute service) and evacuate once it is reported down")
-        if host is not None and not self._service_up(host):
-            raise exception.Conflict(
-                f"cannot evacuate server {server_id} to {host}: the compute service of "
-                f"{host} is down (no heartbeat within [DEFAULT] service_down_time = "
-                f"{self.conf.service_down_time} s)")
-        migration_id = str(uuid.uuid4())
-        with self.db.transaction() as session:
-            row = session.get(models.Instance, server_id, with_for_update=True)
-            assert row is not None  # _host_of found it
-            if row.host != source or row.vm_state not in evacuation.FROM_STATES \
-                    or row.task_state is not None:
-                raise exception.InvalidState(
-                    f"cannot evacuate server {server_id} while it is {row.vm_state}"
-                    + (f" ({row.task_state})" if row.task_state else "")
-                    + (f" on {row.host}" if row.host != source else "")
-                    + " (only active, stopped or error servers)", state=row.vm_state)
-            flavor = dict(row.flavor)
-            row.task_state = TaskState.EVACUATING
-            session.add(models.Migration(
-                id=migration_id, instance_uuid=server_id,
-                migration_type=models.EVACUATION,
-                status=models.MigrationStatus.PRE_MIGRATING, source_host=source,
-                old_flavor_id=row.flavor_id, old_flavor=flavor, new_flavor_id=row.flavor_id,
-                new_flavor=flavor, old_vm_state=row.vm_state, disk_info={},
-                source_attachments={}))
-            image = session.get(image_models.Image, row.image_id)
-            group = session.execute(
-                sa.select(sched_models.ServerGroupMember.group_id)
-                .where(sched_models.ServerGroupMember.instance_uuid == server_id)
-            ).scalar_one_or_none()
-            zone = row.availability_zone
-            volume_backed = block_devices.root_volume(
-                block_devices.rows(session, server_id)) is not None
-        request = placement_request.build(
-            {**flavor, "disk_gb": 0} if volume_backed else flavor,
-            dict(image.properties) if image else {}, availability_zone=zone,
-            server_group=group, exclude_hosts=(source,), requested_host=host)
+        self._check_target_up(server_id, host, "evacuate")
+        migration_id, request = self._begin_move(
+            server_id, source, host, models.EVACUATION, TaskState.EVACUATING,
+            evacuation.FROM_STATES, "evacuate", "only active, stopped or error servers", {})
         try:
             chosen = self.scheduler_rpc.select_migration_destination(
                 server_id, migration_id, request, evacuation=True)
@@ -1641,7 +1608,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             if host is None:
                 self._abort_migration(server_id, migration_id, err, "evacuate")
             else:  # the named host refused: as if never asked
-                self._forget_evacuation(server_id, migration_id)
+                self._forget_move(server_id, migration_id, TaskState.EVACUATING)
             raise
         except exception.StackcoreError as err:
             self._abort_migration(server_id, migration_id, err, "evacuate")
@@ -1655,6 +1622,56 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         if not wait:
             return self.get_server(server_id)
         return self.wait_for_server(server_id, ("ACTIVE", "STOPPED", "ERROR"), timeout)
+
+    def _check_target_up(self, server_id: str, host: str | None, verb: str) -> None:
+        """Conflict when the named host of an evacuation or live migration is down."""
+        if host is not None and not self._service_up(host):
+            raise exception.Conflict(
+                f"cannot {verb} server {server_id} to {host}: the compute service of "
+                f"{host} is down (no heartbeat within [DEFAULT] service_down_time = "
+                f"{self.conf.service_down_time} s)")
+
+    def _begin_move(self, server_id: str, source: str, host: str | None, kind: str,
+                    task: TaskState, from_states: tuple[str, ...], verb: str, allowed: str,
+                    disk_info: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """An evacuation or live migration (``kind``) of the server on ``source`` starts:
+        in one transaction, its state checked (``from_states``, no task; InvalidState
+        saying ``allowed`` otherwise), its task set and its ``pre-migrating`` migration
+        recorded with the same flavor. Returns the migration's id and the placement request
+        (no local disk for a volume-backed server; the source excluded; ``host``, if named,
+        the only candidate)."""
+        migration_id = str(uuid.uuid4())
+        with self.db.transaction() as session:
+            row = session.get(models.Instance, server_id, with_for_update=True)
+            assert row is not None  # _host_of found it
+            if row.host != source or row.vm_state not in from_states \
+                    or row.task_state is not None:
+                raise exception.InvalidState(
+                    f"cannot {verb} server {server_id} while it is {row.vm_state}"
+                    + (f" ({row.task_state})" if row.task_state else "")
+                    + (f" on {row.host}" if row.host != source else "")
+                    + f" ({allowed})", state=row.vm_state)
+            flavor = dict(row.flavor)
+            row.task_state = task
+            session.add(models.Migration(
+                id=migration_id, instance_uuid=server_id, migration_type=kind,
+                status=models.MigrationStatus.PRE_MIGRATING, source_host=source,
+                old_flavor_id=row.flavor_id, old_flavor=flavor, new_flavor_id=row.flavor_id,
+                new_flavor=flavor, old_vm_state=row.vm_state, disk_info=disk_info,
+                source_attachments={}))
+            image = session.get(image_models.Image, row.image_id)
+            group = session.execute(
+                sa.select(sched_models.ServerGroupMember.group_id)
+                .where(sched_models.ServerGroupMember.instance_uuid == server_id)
+            ).scalar_one_or_none()
+            zone = row.availability_zone
+            volume_backed = block_devices.root_volume(
+                block_devices.rows(session, server_id)) is not None
+        request = placement_request.build(
+            {**flavor, "disk_gb": 0} if volume_backed else flavor,
+            dict(image.properties) if image else {}, availability_zone=zone,
+            server_group=group, exclude_hosts=(source,), requested_host=host)
+        return migration_id, request
 
     def _check_move_host(self, server_id: str, source: str, host: str, verb: str) -> None:
         """The named host of an evacuation or live migration (``verb``: "evacuate",
@@ -1673,10 +1690,10 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                                      f"cannot {verb} server {server_id} to {host}: no "
                                      f"compute host {host!r}")
 
-    def _forget_evacuation(self, server_id: str, migration_id: str) -> None:
-        """The evacuation's named host refused it before anything was claimed or moved:
-        its migration goes and the server's task is cleared, with no fault - a refused
-        request leaves nothing behind."""
+    def _forget_move(self, server_id: str, migration_id: str, task: TaskState) -> None:
+        """The named host of an evacuation or live migration refused it before anything was
+        claimed or moved: its migration goes and the server's task (``task``) is cleared,
+        with no fault - a refused request leaves nothing behind."""
         with self.db.transaction() as session:
             migration = session.get(models.Migration, migration_id, with_for_update=True)
             if migration is None \
@@ -1685,7 +1702,7 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
             session.delete(migration)
             session.execute(sa.update(models.Instance).where(
                 models.Instance.uuid == server_id,
-                models.Instance.task_state == TaskState.EVACUATING).values(task_state=None))
+                models.Instance.task_state == task).values(task_state=None))
 
     # --- live migration (stackcore.compute.live_migration) ------------------------------
 
@@ -1708,8 +1725,9 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
         Refused with nothing recorded: InvalidState unless ACTIVE or PAUSED with no task;
         Conflict when the server's host's compute service is down (evacuate it instead);
         for a named ``host``, NotFound if it is no compute host, Invalid if it is the
-        server's own, Conflict if its compute service is down. NoValidHost (state kept,
-        fault ``live_migration``) when no host fits. A failed or aborted move leaves the
+        server's own, Conflict if its compute service is down, NoValidHost with the filters'
+        reasons if it fails them. NoValidHost (state kept, fault ``live_migration``) when
+        the scheduler finds no host. A failed or aborted move leaves the
         server running on its host with the fault (the migration ``error``). Returns once
         done with ``wait`` (ACTIVE or PAUSED again, on whichever host it runs; ERROR only
         when the guest was lost or the destination failed to take it over)."""
@@ -1722,45 +1740,24 @@ class ComputeAPI(keypairs.KeyPairsAPI, PlacementAPI):
                 f"cannot live-migrate server {server_id}: the compute service of its host "
                 f"{source} is down (no heartbeat within [DEFAULT] service_down_time = "
                 f"{self.conf.service_down_time} s); evacuate it instead")
-        if host is not None and not self._service_up(host):
-            raise exception.Conflict(
-                f"cannot live-migrate server {server_id} to {host}: the compute service of "
-                f"{host} is down (no heartbeat within [DEFAULT] service_down_time = "
-                f"{self.conf.service_down_time} s)")
-        migration_id = str(uuid.uuid4())
-        with self.db.transaction() as session:
-            row = session.get(models.Instance, server_id, with_for_update=True)
-            assert row is not None  # _host_of found it
-            if row.host != source or row.vm_state not in live_migration.FROM_STATES \
-                    or row.task_state is not None:
-                raise exception.InvalidState(
-                    f"cannot live-migrate server {server_id} while it is {row.vm_state}"
-                    + (f" ({row.task_state})" if row.task_state else "")
-                    + " (only active or paused servers)", state=row.vm_state)
-            flavor = dict(row.flavor)
-            row.task_state = TaskState.MIGRATING
-            session.add(models.Migration(
-                id=migration_id, instance_uuid=server_id,
-                migration_type=models.LIVE_MIGRATION,
-                status=models.MigrationStatus.PRE_MIGRATING, source_host=source,
-                old_flavor_id=row.flavor_id, old_flavor=flavor, new_flavor_id=row.flavor_id,
-                new_flavor=flavor, old_vm_state=row.vm_state,
-                disk_info={"block_migration": block_migration}, source_attachments={}))
-            image = session.get(image_models.Image, row.image_id)
-            group = session.execute(
-                sa.select(sched_models.ServerGroupMember.group_id)
-                .where(sched_models.ServerGroupMember.instance_uuid == server_id)
-            ).scalar_one_or_none()
-            zone = row.availability_zone
-            volume_backed = block_devices.root_volume(
-                block_devices.rows(session, server_id)) is not None
-        request = placement_request.build(
-            {**flavor, "disk_gb": 0} if volume_backed else flavor,
-            dict(image.properties) if image else {}, availability_zone=zone,
-            server_group=group, exclude_hosts=(source,), requested_host=host)
+        self._check_target_up(server_id, host, "live-migrate")
+        migration_id, request = self._begin_move(
+            server_id, source, host, models.LIVE_MIGRATION, TaskState.MIGRATING,
+            live_migration.FROM_STATES, "live-migrate", "only active or paused servers",
+            {"block_migration": block_migration})
         try:
             chosen = self.scheduler_rpc.select_migration_destination(
                 server_id, migration_id, request, live=True)
+        except exception.NoValidHost as err:
+            if host is None:
+                self._abort_migration(server_id, migration_id, err, "live_migration")
+            else:  # the named host refused: as if never asked
+                self._forget_move(server_id, migration_id, TaskState.MIGRATING)
+            raise
+        except exception.StackcoreError as err:
+            self._abort_migration(server_id, migration_id, err, "live_migration")
+            raise
+        try:
             self.compute_rpc.live_migrate_instance(source, server_id, migration_id)
         except exception.StackcoreError as err:
             self._abort_migration(server_id, migration_id, err, "live_migration")

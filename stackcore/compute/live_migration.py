@@ -49,7 +49,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -464,20 +463,8 @@ class HostLiveMigrations(moves.HostMoves):
         except Exception as err:  # noqa: BLE001 - the next pass tries again
             LOG.warning("removing what %s prepared for failed live migrations failed: %s",
                         self.m.host, err)
-        owned = self.owned()
-        states = {migration_id: status for _, migration_id, status in owned}
-        uuids = {migration_id: uuid for uuid, migration_id, _ in owned}
-        due = self._orphans.due(states, lambda key: self.m._locks.busy(uuids[key]),
-                                self.m.conf.rpc_call_timeout, time.monotonic())
-        for migration_id in due:
-            try:
-                self._repair(uuids[migration_id], migration_id, states[migration_id],
-                             f"an interruption ({states[migration_id]} with no work in "
-                             f"progress on {self.m.host} for {self.m.conf.rpc_call_timeout} s)")
-            except Exception as err:  # noqa: BLE001 - the next pass tries again
-                LOG.warning("repairing live migration %s of server %s failed: %s",
-                            migration_id, uuids[migration_id], err)
-        return [uuids[d] for d in due]
+        return self.repair_orphans(self._orphans, self.owned(), self._repair,
+                                   "live migration")
 
     def _repair(self, uuid: str, migration_id: str, status: str, cause: str,
                 start: bool = False) -> None:

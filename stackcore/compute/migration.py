@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -398,20 +397,8 @@ class HostMigrations(moves.HostMoves):
         """Periodic: repair the migrations of this host left in the same status, with no
         work on them, for ``rpc_call_timeout`` seconds (a cast lost with a broker restart,
         an API that died waiting for the scheduler)."""
-        owned = self.owned(pending_only=False)
-        states = {migration_id: status for _, migration_id, status in owned}
-        uuids = {migration_id: uuid for uuid, migration_id, _ in owned}
-        due = self._orphans.due(states, lambda key: self.m._locks.busy(uuids[key]),
-                                self.m.conf.rpc_call_timeout, time.monotonic())
-        for migration_id in due:
-            try:
-                self._repair(uuids[migration_id], migration_id, states[migration_id],
-                             f"an interruption ({states[migration_id]} with no work in "
-                             f"progress on {self.m.host} for {self.m.conf.rpc_call_timeout} s)")
-            except Exception as err:  # noqa: BLE001 - the next pass tries again
-                LOG.warning("repairing migration %s of server %s failed: %s", migration_id,
-                            uuids[migration_id], err)
-        return [uuids[d] for d in due]
+        return self.repair_orphans(self._orphans, self.owned(pending_only=False),
+                                   self._repair, "migration")
 
     def _repair(self, uuid: str, migration_id: str, status: str, cause: str) -> None:
         LOG.warning("server %s: migration %s is %s after %s; repairing", uuid, migration_id,

@@ -12,11 +12,14 @@ than reached into across modules.
 # ruff: noqa: SLF001
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from stackcore import exception
+from stackcore import exception, managers
 from stackcore.compute import block_devices, models, objects
 from stackcore.compute.models import BlockDeviceMapping, MigrationStatus
 from stackcore.compute.states import TaskState
@@ -24,12 +27,36 @@ from stackcore.compute.states import TaskState
 if TYPE_CHECKING:
     from stackcore.compute.manager import ComputeManager
 
+LOG = logging.getLogger(__name__)
+
 
 class HostMoves:
     """The shared steps of one compute host's moves (``m``: its :class:`ComputeManager`)."""
 
     def __init__(self, manager: ComputeManager) -> None:
         self.m = manager
+
+    def repair_orphans(self, orphans: managers.Orphans, owned: list[tuple[str, str, str]],
+                       repair: Callable[[str, str, str, str], None], what: str) -> list[str]:
+        """The periodic repair of a host's moves: of ``owned`` (``(instance_uuid,
+        migration_id, status)``), those left in one status with no work of this host on
+        them for ``rpc_call_timeout`` seconds are handed to ``repair(uuid, migration_id,
+        status, cause)``; a failing repair is logged and tried again by the next pass.
+        Returns the servers repaired."""
+        m = self.m
+        states = {migration_id: status for _, migration_id, status in owned}
+        uuids = {migration_id: uuid for uuid, migration_id, _ in owned}
+        due = orphans.due(states, lambda key: m._locks.busy(uuids[key]),
+                          m.conf.rpc_call_timeout, time.monotonic())
+        for migration_id in due:
+            try:
+                repair(uuids[migration_id], migration_id, states[migration_id],
+                       f"an interruption ({states[migration_id]} with no work in progress "
+                       f"on {m.host} for {m.conf.rpc_call_timeout} s)")
+            except Exception as err:  # noqa: BLE001 - the next pass tries again
+                LOG.warning("repairing %s %s of server %s failed: %s", what, migration_id,
+                            uuids[migration_id], err)
+        return [uuids[d] for d in due]
 
     def rpc(self) -> Any:
         from stackcore.compute.rpcapi import ComputeRPCAPI

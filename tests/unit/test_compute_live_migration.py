@@ -306,3 +306,18 @@ def test_a_move_cut_off_after_the_guest_arrived_is_completed(restartable) -> Non
     assert _allocations(again) == {server.id: (dest, 1, 512)}
     assert _migration_row(again, server.id).status == "completed"
     assert server.id not in _domains(again, source)
+
+
+def test_a_named_host_that_fails_the_filters_records_nothing(make_cloud, image_file) -> None:
+    cloud = _cloud(make_cloud, image_file)
+    server = cloud.compute.create_server("s", "small", "img")
+    other = _other(server.host)
+    cloud.compute.set_host_enabled(other, False, "maintenance")
+    with pytest.raises(exception.NoValidHost) as refused:
+        cloud.compute.live_migrate_server(server.id, host=other)
+    assert other in str(refused.value), refused.value
+    after = cloud.compute.get_server(server.id)
+    assert (after.status, after.task_state, after.fault, after.host) == \
+        ("ACTIVE", None, None, server.host), after
+    assert cloud.compute.list_server_migrations(server.id) == []
+    assert _allocations(cloud) == {server.id: (server.host, 1, 512)}

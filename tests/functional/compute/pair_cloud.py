@@ -10,6 +10,7 @@ here depends on pytest.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,16 @@ class PairDeployment:
             return found
         finally:
             conn.close()
+
+    def add_blank_image(self, path: Path, ram_mb: int) -> None:
+        """Flavor ``kvm.small`` (1 vCPU, ``ram_mb``, 1 GiB) and the public image ``blank`` (an
+        empty 64 MiB qcow2 at ``path``: the guest idles in its firmware)."""
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"],
+                       check=True, capture_output=True)
+        self.api.compute.create_flavor("kvm.small", vcpus=1, ram_mb=ram_mb, disk_gb=1)
+        self.api.compute.register_image("blank", str(path), disk_format="qcow2",
+                                        properties={"architecture": "x86_64"},
+                                        visibility="public")
 
     def close(self) -> None:
         for cloud in reversed(self.clouds):

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from stackcore.compute import models
 
-from .conftest import backend_env, libvirt, run
+from .conftest import backend_env, libvirt
 from .libvirt_pair import LabLibvirtd
 from .pair_cloud import HOSTS, PairDeployment
 
@@ -29,12 +29,7 @@ def deployment(tmp_path: Path, libvirtd_pair: tuple[LabLibvirtd, LabLibvirtd],
                            backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"),
                            service_down_time=3)
     try:
-        image = tmp_path / "blank.qcow2"
-        run("qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M")
-        found.api.compute.create_flavor("kvm.small", vcpus=1, ram_mb=128, disk_gb=1)
-        found.api.compute.register_image("blank", str(image), disk_format="qcow2",
-                                         properties={"architecture": "x86_64"},
-                                         visibility="public")
+        found.add_blank_image(tmp_path / "blank.qcow2", ram_mb=128)
         yield found
     finally:
         found.close()

@@ -45,12 +45,7 @@ def deployment(tmp_path: Path, libvirtd_pair: tuple[LabLibvirtd, LabLibvirtd],
     found = PairDeployment(tmp_path, libvirtd_pair, rabbit_url, pg_url,
                            backend_env("STACKCORE_TEST_VIRT_TYPE", "libvirt"))
     try:
-        image = tmp_path / "blank.qcow2"
-        run("qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M")
-        found.api.compute.create_flavor("kvm.small", vcpus=1, ram_mb=256, disk_gb=1)
-        found.api.compute.register_image("blank", str(image), disk_format="qcow2",
-                                         properties={"architecture": "x86_64"},
-                                         visibility="public")
+        found.add_blank_image(tmp_path / "blank.qcow2", ram_mb=256)
         yield found
     finally:
         found.close()

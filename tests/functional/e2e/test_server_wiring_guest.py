@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stackcore_drivers.libvirt import domain_xml
 
 import stackcore
 from stackcore.cloud import ALL_SERVICES
@@ -217,3 +218,42 @@ def test_server_with_vxlan_and_vlan_ports_and_a_volume(
         cloud, backends, ovs_agent, networks,
         VolumeView(backend, "iscsi", exists, attached, detached))
 
+
+
+def test_a_server_boots_from_an_lvm_volume_over_iscsi(
+    cloud: stackcore.Cloud, backends: Backends, lvm_ready: GuestLvm,
+) -> None:
+    """Boot from volume with the root on iSCSI through the cloud: an lvm volume of the guest's
+    volume service is the server's ``vda``, opened by the host's QEMU over iSCSI (a session
+    from the host in the guest's tgtd); deleting the server keeps the volume (it was given,
+    not made: ``delete_on_termination`` False) and ends the export; deleting the volume
+    removes its LV."""
+    lvm = lvm_ready
+    volume = cloud.volume.create(1, name="e2e-bfv-root")
+    assert volume.status == "available", volume.fault
+    server = cloud.compute.create_server("e2e-bfv <iscsi>", "e2e", boot_volume=volume.id)
+    assert server.status == "ACTIVE", server.fault
+    [root] = cloud.compute.list_server_volumes(server.id)
+    assert (root.volume_id, root.device, root.root) == (volume.id, "/dev/vda", True), root
+    dom = backends.domain(server.id)
+    assert dom is not None
+    [node] = [n for n in qemu_protocol_nodes(dom)
+              if n.get("driver") == "iscsi" and volume.id in str(n.get("target", ""))]
+    assert node.get("portal") == f"127.0.0.1:{lvm.port}", node
+    doc = domain_xml.parse(dom.XMLDesc(0))
+    vda = domain_xml.find_disk(doc, "vda")
+    source = vda.find("source") if vda is not None else None
+    assert source is not None and source.get("protocol") == "iscsi" \
+        and volume.id in str(source.get("name")), domain_xml.to_string(doc)
+    target = lvm.target_of(volume.id)
+    assert target is not None and f"IP Address: {HOST_FROM_GUEST}" in target[1], target
+
+    cloud.compute.delete_server(server.id)
+
+    assert backends.domain(server.id) is None
+    kept = cloud.volume.get(volume.id)
+    assert (kept.status, kept.attachments) == ("available", ()), kept
+    assert lvm.target_of(volume.id) is None, "the guest's tgtd still exports the root volume"
+    cloud.volume.delete(volume.id)
+    wait_until(lambda: f"volume-{volume.id}" not in lvm.lvs(), 120,
+               f"LV volume-{volume.id} removed")

@@ -110,7 +110,7 @@ def _diff(native_doc: dict[str, Any], xunit_doc: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize(("spec", "suite", "config", "expected"), [
-    ("compute:fake", "compute", None, {"pass": 31}),
+    ("compute:fake", "compute", None, {"pass": 32}),
     ("volume:fake", "volume", "volume-fake.conf", {"pass": 38, "unsupported": 3}),
     ("scheduler.compute_filters:RamFilter", "scheduler", None, {"pass": 4}),
     ("compute:honest", "compute", None, None),

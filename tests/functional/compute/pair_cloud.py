@@ -30,9 +30,11 @@ class PairDeployment:
     def __init__(self, root: Path, pair: tuple[LabLibvirtd, LabLibvirtd], rabbit_url: str,
                  database_url: str, virt_type: str,
                  api_sections: dict[str, dict[str, Any]] | None = None,
-                 service_down_time: int = 60) -> None:
+                 service_down_time: int = 60,
+                 libvirt_options: dict[str, Any] | None = None) -> None:
         """``api_sections``: more option groups of the API process (volume backends, image
-        stores). Heartbeats go every second; a host is down ``service_down_time`` seconds
+        stores); ``libvirt_options``: more ``[libvirt]`` options of every compute host.
+        Heartbeats go every second; a host is down ``service_down_time`` seconds
         after its last (an evacuation test need not wait the default minute)."""
         self.pair = dict(zip(HOSTS, pair, strict=True))
         self.base: dict[str, dict[str, Any]] = {
@@ -40,6 +42,7 @@ class PairDeployment:
                         "service_down_time": service_down_time, "periodic_interval": 3600},
             "database": {"connection": database_url}}
         self.root, self.virt_type = root, virt_type
+        self.libvirt_options = dict(libvirt_options or {})
         self.clouds: list[stackcore.Cloud] = []
         #: the compute process of each host that runs now
         self.compute: dict[str, stackcore.Cloud] = {}
@@ -62,7 +65,8 @@ class PairDeployment:
                         "instances_path": str(daemon.instances_path),
                         "virt_type": self.virt_type,
                         "live_migration_inbound_addr": daemon.address,
-                        "soft_reboot_timeout": 2, "shutdown_timeout": 2}})
+                        "soft_reboot_timeout": 2, "shutdown_timeout": 2,
+                        **self.libvirt_options}})
         return self.compute[host]
 
     def stop(self, host: str) -> None:

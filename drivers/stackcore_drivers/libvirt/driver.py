@@ -109,6 +109,9 @@ RESCUE_SERIAL = "stackcore-rescue"
 #: a resize keeps the instance directory as it was in ``<uuid>_resize`` until confirm or
 #: revert; ``migration.json`` there says where the instance went
 RESIZE_SUFFIX = "_resize"
+#: written by pre_live_migration into the directory it made (removed once the guest arrived):
+#: what a rollback may remove
+ARRIVING = "arriving.json"
 RESIZE_META = "migration.json"
 _POLL = 0.2
 
@@ -1105,10 +1108,19 @@ class LibvirtDriver(HypervisorDriver):
                     f"{instance.uuid}", instance.uuid)
             settings = self._settings_for(conn)
             directory = self._instance_dir(instance.uuid)
+            if os.path.lexists(directory):
+                # the source's own directory (an instances_path both hosts share) or what a
+                # failed try left: never written over, never removed by the rollback
+                raise exception.Invalid(
+                    "instance", f"{directory} exists on {self.host}: its instances_path is "
+                    f"shared with the source or holds a leftover of instance "
+                    f"{instance.uuid}; not touched", instance.uuid)
             root_disk = None
             secrets: list[Any] = []
             try:
-                os.makedirs(directory, exist_ok=True)
+                os.makedirs(directory)
+                with open(os.path.join(directory, ARRIVING), "w", encoding="utf-8") as handle:
+                    json.dump({"host": self.host}, handle)
                 if not shared_root:
                     root_disk = os.path.join(directory, ROOT_DISK)
                     images.create_overlay(instance.image.path, instance.image.disk_format,
@@ -1218,6 +1230,8 @@ class LibvirtDriver(HypervisorDriver):
         with self._with_domain("post_live_migration_at_destination", instance) as dom:
             if not dom.isPersistent():
                 self._conn().defineXML(dom.XMLDesc(0))
+        with contextlib.suppress(FileNotFoundError):  # the instance is this host's now
+            os.remove(os.path.join(self._instance_dir(instance.uuid), ARRIVING))
 
     def post_live_migration(
         self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
@@ -1242,13 +1256,24 @@ class LibvirtDriver(HypervisorDriver):
         self, instance: Instance, network_info: Sequence[Mapping[str, Any]],
         block_device_info: Sequence[Mapping[str, Any]], migrate_data: Mapping[str, Any],
     ) -> None:
-        """What pre_live_migration made: a half-arrived domain (libvirt removes it itself
-        when the migration fails; after a crash it may stay), the secrets, the directory
-        (this host's own: never shared with the source)."""
+        """What pre_live_migration made, and only that: a half-arrived domain owned by this
+        host (libvirt removes it itself when the migration fails; after a crash it may
+        stay), the secrets and the directory it made (marked by its ``arriving.json``). A
+        domain another host owns (a daemon shared with the source: its guest runs) and a
+        directory pre_live_migration did not make (shared with the source) are left alone."""
+        directory = self._instance_dir(instance.uuid)
+        made_here = os.path.isfile(os.path.join(directory, ARRIVING))
         with self._translated("rollback_live_migration_at_destination", instance):
             conn = self._conn()
-            self._remove(conn, instance.uuid, destroy_disks=False)
-        shutil.rmtree(self._instance_dir(instance.uuid), ignore_errors=True)
+            dom = self._find(conn, instance.uuid)
+            owner = None if dom is None else domain_xml.ownership(
+                domain_xml.parse(dom.XMLDesc(0)))
+            if owner is not None and owner.host != self.host:
+                return  # not an arrival: another host's guest
+            if dom is not None or made_here:
+                self._remove(conn, instance.uuid, destroy_disks=False)
+        if made_here:
+            shutil.rmtree(directory, ignore_errors=True)
 
     # --- volumes ---------------------------------------------------------------------------
 

@@ -540,3 +540,53 @@ def test_extend_of_the_boot_volume_and_not_of_an_own_root_disk(
 
 def test_capability_is_declared() -> None:
     assert LibvirtDriver.capabilities["boot_from_volume"] is True
+
+
+def test_a_destination_sharing_the_daemon_and_directory_never_touches_the_source(
+    tmp_path: Any, driver: LibvirtDriver, image: Image
+) -> None:
+    """Two compute hosts on one libvirtd and one instances_path (a misconfiguration): the
+    destination's preparation is refused (the daemon has the domain) and the rollback the
+    manager runs after any failed preparation leaves the source's guest running, its
+    secrets-free definition and its directory as they were."""
+    dest = make_driver(tmp_path, host="h2")
+    instance = instance_of(image)
+    driver.spawn(instance, image, [], [])
+    kept = tmp_path / "instances" / instance.uuid / "keep"
+    kept.write_text("the source's data")
+    with pytest.raises(exception.Invalid, match="already has a domain"):
+        dest.pre_live_migration(instance, [], [], None)
+    dest.rollback_live_migration_at_destination(instance, [], [], {})
+    assert driver.get_info(instance).power_state == PowerState.RUNNING
+    assert driver.list_instances() == [instance.uuid]
+    assert kept.read_text() == "the source's data"
+
+
+def test_a_directory_the_destination_did_not_make_is_refused_and_left_alone(
+    tmp_path: Any, image: Image
+) -> None:
+    """The instance's directory exists on the destination (an instances_path shared with the
+    source on another daemon, or a leftover): never written over, never removed."""
+    dest = make_driver(tmp_path, host="h2")
+    instance = instance_of(image)
+    disk = tmp_path / "instances" / instance.uuid / "disk"
+    disk.parent.mkdir(parents=True)
+    disk.write_text("the source's live disk")
+    with pytest.raises(exception.Invalid, match="shared with the source"):
+        dest.pre_live_migration(instance, [], [], None)
+    dest.rollback_live_migration_at_destination(instance, [], [], {})
+    assert disk.read_text() == "the source's live disk"
+
+
+def test_a_prepared_arrival_is_removed_by_the_rollback_and_kept_once_arrived(
+    tmp_path: Any, image: Image
+) -> None:
+    """What pre_live_migration made (its directory, marked) goes with the rollback."""
+    dest = make_driver(tmp_path, host="h2")
+    instance = instance_of(image)
+    data = dest.pre_live_migration(instance, [], [], None)
+    directory = tmp_path / "instances" / instance.uuid
+    assert data["instance_dir"] == str(directory) and (directory / "arriving.json").is_file()
+    dest.rollback_live_migration_at_destination(instance, [], [], dict(data))
+    assert not directory.exists()
+    dest.rollback_live_migration_at_destination(instance, [], [], dict(data))  # idempotent

@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -72,6 +73,8 @@ SOURCE_OWNED = (MigrationStatus.PRE_MIGRATING, MigrationStatus.MIGRATING,
                 MigrationStatus.COMPLETING)
 DEST_OWNED = (MigrationStatus.POST_MIGRATING,)
 IN_PROGRESS = (*SOURCE_OWNED, *DEST_OWNED)
+#: seconds between two asks of an abort the driver cannot take yet
+_ABORT_POLL = 0.05
 #: power states of a guest that runs (paused counts: its memory is live)
 _RUNS = (objects.PowerState.RUNNING, objects.PowerState.PAUSED)
 
@@ -218,13 +221,28 @@ class HostLiveMigrations(moves.HostMoves):
             running = uuid in self._running
         m._notify("instance.live_migration_abort.start", uuid)
         if running:  # else not started here yet: the step sees the flag before it moves
-            _, instance = m._load(uuid)
+            self._abort_job(uuid)
+        m._notify("instance.live_migration_abort.end", uuid)
+
+    def _abort_job(self, uuid: str) -> None:
+        """Ask the driver to abort the move of ``uuid``. The driver knows no move before its
+        ``live_migration`` started one (InvalidState): asked again until it does, or until the
+        step ended (the flag stopped it before the move, or the guest had switched over: too
+        late), at most ``rpc_call_timeout`` seconds."""
+        m = self.m
+        _, instance = m._load(uuid)
+        deadline = time.monotonic() + m.conf.rpc_call_timeout
+        while True:
             try:
                 m._driver_call("live_migration_abort", m.driver.live_migration_abort,
                                instance)
+                return
             except exception.InvalidState:
-                pass  # still preparing (the flag stops it) or switching over (too late)
-        m._notify("instance.live_migration_abort.end", uuid)
+                with self._guard:
+                    running = uuid in self._running
+                if not running or time.monotonic() > deadline:
+                    return
+            time.sleep(_ABORT_POLL)
 
     # --- destination: prepare, roll back, take over ------------------------------------------
 

@@ -11,7 +11,6 @@ here depends on pytest.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import libvirt
 
 import stackcore
 
-from .libvirt_pair import LabLibvirtd
+from .libvirt_pair import LabLibvirtd, wait_for
 
 HOSTS = ("kvm-a", "kvm-b")
 
@@ -78,15 +77,14 @@ class PairDeployment:
         self.await_hosts({host}, up=False)
 
     def await_hosts(self, hosts: set[str], up: bool, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            state = {h.host: h.up for h in self.api.compute.list_hosts()}
-            if all(state.get(h, False) == up for h in hosts):
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"compute hosts {sorted(hosts)} not reported "
-                                   f"{'up' if up else 'down'} within {timeout} s: {state}")
-            time.sleep(0.2)
+        """Until the API sees every one of ``hosts`` up (or down); LabError after
+        ``timeout`` s naming them and the last state seen."""
+        def state() -> dict[str, bool]:
+            return {h.host: h.up for h in self.api.compute.list_hosts()}
+
+        wait_for(lambda: all(state().get(h, False) == up for h in hosts), timeout,
+                 f"compute hosts {sorted(hosts)} reported {'up' if up else 'down'}",
+                 lambda: f"last state: {state()}")
 
     def _cloud(self, state: Path, services: tuple[str, ...], fake_hosts: int | None = None,
                extra: dict[str, dict[str, Any]] | None = None) -> stackcore.Cloud:
